@@ -1,0 +1,173 @@
+/*
+ * journal.h - the append-only journal of membank (internal).
+ *
+ * The journal is the durable truth of a bank: every mutation is a record
+ * appended here before it is acknowledged.  This part knows nothing of LMDB
+ * or of what a payload means: it frames, stores, checks and reads records.
+ *
+ * A journal is a directory of segment files named by the sequence number of
+ * their first record ("%020llu.jnl"); the byte format is documented at the
+ * top of segment.c.  Sequence numbers start at 1 and have no gaps.
+ *
+ * POSITIONS.  An mbj_pos names the end of a record: the segment it lies in
+ * (the segment's first seq), the offset just past it, and its seq.  The zero
+ * position {0,0,0} is the end of an empty journal.  The store keeps the end
+ * of the last record it applied (its "committed end") and hands it back to
+ * mbj_next_at() and mbj_append().
+ *
+ * LOCKING.  mbj_next_at(), mbj_cut_at() and mbj_append() must be called with
+ * the caller's writer lock held (the store uses LMDB's writer lock), so that
+ * one process appends at a time and journal order is seq order.  mbj_sync()
+ * is called without it: that is what makes group commit possible.  Readers
+ * (mbj_iter_*, mbj_verify) need no lock; they stop at the first record that
+ * is not whole.
+ *
+ * ERRORS are negative MBJ_E* codes; mbj_errmsg() gives the message of the
+ * last failure on a log (which file, which offset, which syscall).
+ */
+#ifndef MEMBANK_JOURNAL_H
+#define MEMBANK_JOURNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define MBJ_OK        0
+#define MBJ_EIO      -1   /* read/write/open failed (errno in the message) */
+#define MBJ_ECORRUPT -2   /* a bad record followed by valid ones, bad header */
+#define MBJ_EVERSION -3   /* a segment of a newer format version */
+#define MBJ_ENOMEM   -4
+#define MBJ_EINVAL   -5   /* bad argument: payload too large, bad position */
+#define MBJ_ENOSPC   -6   /* write or allocation hit a full disk */
+#define MBJ_EFATAL   -7   /* an fdatasync failed: nothing after it is durable */
+
+#define MBJ_MAX_PAYLOAD (32u << 20)              /* bytes of one payload */
+#define MBJ_DEFAULT_SEGMENT_BYTES (64ull << 20)
+#define MBJ_MIN_SEGMENT_BYTES (64ull << 10)
+
+/* The system calls the journal writes through: tests replace them to inject
+ * ENOSPC, EIO and short writes at each call site.  NULL members mean the
+ * real call.  */
+typedef struct mbj_io {
+	ssize_t (*pwrite)(int fd, const void *buf, size_t n, off_t off);
+	int (*fdatasync)(int fd);
+	int (*ftruncate)(int fd, off_t len);
+} mbj_io;
+
+typedef struct mbj_options {
+	uint64_t segment_bytes;  /* roll size, 0: MBJ_DEFAULT_SEGMENT_BYTES */
+	int file_mode;           /* 0: 0600 */
+	int dir_mode;            /* 0: 0700 */
+	const mbj_io *io;        /* NULL: the real calls */
+} mbj_options;
+
+typedef struct mbj_pos {
+	uint64_t segment;  /* first seq of the segment (its name); 0: none yet */
+	uint64_t offset;   /* byte offset just past the record */
+	uint64_t seq;      /* seq of the record; 0: empty journal */
+} mbj_pos;
+
+/* One record as read.  payload points into memory owned by the log or the
+ * iterator, valid until its next call. */
+typedef struct mbj_record {
+	uint64_t seq;
+	uint8_t type;        /* 1..255; 0 is never a record (end of data) */
+	int64_t ts_us;       /* microseconds since the epoch, from the writer */
+	const uint8_t *payload;
+	uint32_t len;
+	mbj_pos end;         /* the position just past this record */
+} mbj_record;
+
+typedef struct mbj_log mbj_log;
+
+/* Open the journal in @dir, creating the directory (dir_mode, no symlink
+ * followed) when missing.  Also opens or creates the group-commit state
+ * file "sync.shm" in @dir.  */
+int mbj_open(const char *dir, const mbj_options *opts, mbj_log **out);
+void mbj_close(mbj_log *log);
+const char *mbj_errmsg(const mbj_log *log);
+
+/* --- writer side: the caller holds its writer lock --- */
+
+/* Look past the committed end @end.  Returns 1 when a whole, valid record
+ * with seq end->seq + 1 starts there (in the same segment, or at the start of
+ * the segment named end->seq + 1): *rec is filled and the caller applies it,
+ * then calls again with rec->end (a writer died between append and commit).
+ * Returns 0 when nothing follows @end.  Bytes that are not a whole record
+ * (a torn append) are cut first, so that 0 always means: @end is the end.
+ * Returns MBJ_ECORRUPT when valid records follow damage: that is never cut. */
+int mbj_next_at(mbj_log *log, const mbj_pos *end, mbj_record *rec);
+
+/* Append a record with seq end->seq + 1 at @end, rolling to a new segment
+ * (named by that seq) when it does not fit; the segment rolled from is
+ * fdatasync'ed first.  On success *new_end is the record's end.  On failure
+ * nothing was appended that mbj_next_at() would accept, and the handle is
+ * still usable unless MBJ_EFATAL. */
+int mbj_append(mbj_log *log, const mbj_pos *end, uint8_t type, int64_t ts_us,
+               const void *payload, uint32_t len, mbj_pos *new_end);
+
+/* --- durability: called WITHOUT the writer lock --- */
+
+/* Return once every record up to and including @seq is on stable storage.
+ * Group commit: processes share a "durable up to" seq in sync.shm; one of
+ * them (the leader) fdatasyncs the newest segment for everyone whose record
+ * was appended by then, the others sleep on a process-shared condition
+ * variable.  A dead leader does not strand them.  MBJ_EFATAL when an
+ * fdatasync failed: the log refuses everything after that. */
+int mbj_sync(mbj_log *log, uint64_t seq);
+
+/* Durable up to which seq, as far as this machine's boot knows. */
+uint64_t mbj_durable_seq(mbj_log *log);
+
+/* --- readers: no lock needed --- */
+
+typedef struct mbj_iter mbj_iter;
+
+/* Iterate records with seq >= @from_seq in order.  MBJ_EINVAL when the
+ * oldest segment kept starts after @from_seq (those records were removed). */
+int mbj_iter_open(const char *dir, uint64_t from_seq, mbj_iter **out);
+/* 1: *rec filled; 0: end of data (a torn tail at the very end is end of
+ * data); <0: MBJ_ECORRUPT (damage followed by valid records) or MBJ_EIO. */
+int mbj_iter_next(mbj_iter *it, mbj_record *rec);
+const char *mbj_iter_errmsg(const mbj_iter *it);
+void mbj_iter_close(mbj_iter *it);
+
+/* What mbj_verify() found, or what mbj_repair() did. */
+typedef struct mbj_report {
+	uint64_t segments;      /* segment files read */
+	uint64_t records;       /* whole, valid records */
+	uint64_t first_seq;     /* oldest record kept (0: none) */
+	uint64_t last_seq;      /* newest whole record (0: none) */
+	bool torn_tail;         /* the newest segment ends in a torn record */
+	bool damaged;           /* damage before valid records, or a bad header */
+	char damage_segment[64];/* file name of the damaged segment */
+	uint64_t damage_offset;
+	uint64_t damage_seq;    /* seq expected at the damage */
+	char reason[160];       /* "crc mismatch", "bad magic", "seq gap", ... */
+	char action[160];       /* repair: "cut 37 bytes at ...", "moved ... aside" */
+} mbj_report;
+
+/* Check every record.  0 when clean (torn_tail may be set), MBJ_ECORRUPT
+ * when damaged, MBJ_EVERSION for a newer segment, MBJ_EIO. */
+int mbj_verify(const char *dir, mbj_report *report);
+
+/* Cut a torn tail; move a damaged segment aside as "<name>.damaged" (never
+ * deleted) together with the segments after it, so that the journal ends
+ * with the last record before the damage.  0 on success. */
+int mbj_repair(const char *dir, mbj_report *report);
+
+/* Delete segments all of whose records have seq < @seq, never the newest
+ * segment.  *removed (may be NULL) receives their number. */
+int mbj_remove_before(const char *dir, uint64_t seq, uint64_t *removed);
+
+/* Disk use of the journal: segment count, bytes, oldest and newest seq. */
+typedef struct mbj_usage {
+	uint64_t segments, bytes, first_seq;
+} mbj_usage;
+int mbj_usage_of(const char *dir, mbj_usage *usage);
+
+/* CRC-32C (Castagnoli) of @n bytes, continuing from @crc (start with 0). */
+uint32_t mbj_crc32c(uint32_t crc, const void *buf, size_t n);
+
+#endif /* MEMBANK_JOURNAL_H */

@@ -1,0 +1,325 @@
+/*
+ * membank.h - a memory bank that many processes on one machine share.
+ *
+ * membank keeps the state of the "Memory Bank" of the original Push Notion
+ * integration (pages, sync status, errors, configuration) for any number of
+ * concurrent processes.  Every change is appended to a journal (the durable
+ * truth) and applied to an LMDB environment of msgpack records that every
+ * process maps (the shared-memory cache).  A snapshot writes the original
+ * design's four JSON files atomically; it is also the checkpoint recovery
+ * starts from.
+ *
+ * CONVENTIONS
+ *
+ *  - Every function that can fail returns an int: 0 on success or a negative
+ *    MB_E* code.  mb_strerror() names a code; mb_last_error() gives the
+ *    message of the calling thread's last failure on a handle, which names the
+ *    field, key or byte that was wrong.
+ *  - Strings passed in are UTF-8.  JSON passed in is object text of at most
+ *    the handle's max_json_bytes, nested at most MB_MAX_DEPTH deep.
+ *  - Memory returned through a char ** belongs to the caller, who frees it
+ *    with mb_free().  mb_free(NULL) and mb_close(NULL) are no-ops.
+ *  - Bad input never changes the bank: a call that fails has written nothing.
+ *  - Threads: a handle may be used by several threads at once.  Writes are
+ *    serialised by the bank-wide writer lock (shared by all processes);
+ *    reads run in parallel with each other and with writes.
+ *  - fork(): a handle belongs to the process that opened it.  Used in a
+ *    child it fails with MB_EFORKED and touches nothing; the child opens the
+ *    bank afresh.  Only mb_close() is allowed on such a handle (it releases
+ *    the child's memory without touching the parent's files).
+ *
+ * TIMESTAMPS are RFC 3339 in UTC with microseconds
+ * ("2026-11-26T00:29:55.123456Z"); a time never set reads as JSON null.
+ *
+ * This header includes nothing but <stddef.h>, <stdint.h> and <stdbool.h>.
+ */
+#ifndef MEMBANK_H
+#define MEMBANK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(MB_BUILDING_LIBRARY)
+#define MB_API __attribute__((visibility("default")))
+#else
+#define MB_API
+#endif
+
+/** @defgroup errors Error codes
+ * One table, in libshm/errors.c, names and describes them.
+ * @{ */
+#define MB_OK          0   /**< success */
+#define MB_EINVAL     -1   /**< invalid input: the message names the field */
+#define MB_ENOTFOUND  -2   /**< no such page (or it has expired) */
+#define MB_ENOMEM     -3   /**< out of memory */
+#define MB_EIO        -4   /**< an I/O error from the operating system */
+#define MB_ECORRUPT   -5   /**< damaged journal, store or snapshot file */
+#define MB_EVERSION   -6   /**< written by a newer format version */
+#define MB_ENOTBANK   -7   /**< the directory is not a membank bank */
+#define MB_EFORKED    -8   /**< handle used in a child after fork() */
+#define MB_EPERM      -9   /**< permission denied, or a read-only bank */
+#define MB_ENOSPC     -10  /**< no space left on the device */
+#define MB_EFATAL     -11  /**< the handle failed durably (fsync); reopen */
+#define MB_EEXIST     -12  /**< restore target is a non-empty bank */
+#define MB_EUNSAFE    -13  /**< refused: symlink, or a network filesystem */
+#define MB_EINTERNAL  -14  /**< an unexpected error from the storage engine */
+/** @} */
+
+/** @defgroup limits Bounds on everything that comes from outside
+ * @{ */
+#define MB_MAX_ID_BYTES       255u       /**< page id, bytes */
+#define MB_MAX_DEPTH          64u        /**< JSON nesting (objects and arrays) */
+#define MB_DEFAULT_JSON_BYTES (1u << 20) /**< default max_json_bytes */
+#define MB_MAX_JSON_BYTES     (16u << 20)/**< ceiling of max_json_bytes */
+#define MB_MAX_STATUS_BYTES   64u        /**< sync status */
+#define MB_MAX_TYPE_BYTES     128u       /**< error type */
+#define MB_MAX_TEXT_BYTES     4096u      /**< error message, resolution steps */
+#define MB_DEFAULT_HISTORY    100u       /**< sync_history and errors kept */
+#define MB_MAX_HISTORY        100000u    /**< ceiling of history_limit */
+/** @} */
+
+/** Durability of an acknowledged write. */
+typedef enum mb_durability {
+	/** Survives power loss: the journal is fdatasync'ed up to the record
+	 * before the call returns.  Another process may observe the write a
+	 * fraction of a millisecond before it is durable. */
+	MB_DURABILITY_FULL = 0,
+	/** Survives the death of any process (kill -9), not of the machine:
+	 * no sync on the write path. */
+	MB_DURABILITY_FAST = 1
+} mb_durability;
+
+/** Options of mb_open().  Initialise with mb_options_init(). */
+typedef struct mb_options {
+	mb_durability durability;  /**< default MB_DURABILITY_FULL */
+	bool group_shared;         /**< files 0660, dirs 0770 (default 0600/0700) */
+	bool create;               /**< create the bank if missing (default true) */
+	bool allow_network_fs;     /**< open on NFS/CIFS/FUSE anyway (default false) */
+	size_t map_size;           /**< initial LMDB map, bytes (0: 64 MiB); grows */
+	size_t max_json_bytes;     /**< largest JSON input (0: 1 MiB) */
+	uint32_t history_limit;    /**< sync_history and errors kept; used when the
+	                                bank is created, then stored (0: 100) */
+	uint64_t segment_bytes;    /**< journal segment size (0: 64 MiB) */
+} mb_options;
+
+/** Opaque handle of an open bank. */
+typedef struct mb_bank mb_bank;
+
+/** Fill @p opts with the defaults. */
+MB_API void mb_options_init(mb_options *opts);
+
+/** Open (and, unless opts->create is false, create) the bank at @p path.
+ *
+ * @param path  the bank directory; NULL means $MEMBANK_DIR, else
+ *              "./memory-bank".
+ * @param opts  NULL for the defaults.
+ * @param out   receives the handle on success, NULL on failure.
+ *
+ * On open, stale reader slots of dead processes are cleared, and work a
+ * crashed writer left (a journal record appended but not applied, a torn
+ * journal tail) is finished.  After a machine crash the cache is rebuilt from
+ * the checkpoint and the journal before anyone reads.
+ *
+ * @return 0, or MB_EINVAL (bad option), MB_ENOTBANK (a non-empty directory
+ * that is not a bank, or a missing bank with create false), MB_EVERSION,
+ * MB_EUNSAFE (path is a symlink, or on a network filesystem), MB_EPERM,
+ * MB_ECORRUPT (journal damage that needs mb_journal_repair()), MB_ENOSPC,
+ * MB_EIO, MB_ENOMEM, MB_EINTERNAL.  mb_last_error(NULL) says why.
+ */
+MB_API int mb_open(const char *path, const mb_options *opts, mb_bank **out);
+
+/** Close @p bank.  Other handles on the same path in this process stay
+ * valid.  @return 0, or MB_EIO when a final sync failed. */
+MB_API int mb_close(mb_bank *bank);
+
+/** The bank's directory, as opened.  Valid until mb_close(). */
+MB_API const char *mb_path(const mb_bank *bank);
+
+/** A short English description of an MB_E* code (never NULL). */
+MB_API const char *mb_strerror(int code);
+
+/** The symbolic name of an MB_E* code, e.g. "MB_EINVAL" (never NULL). */
+MB_API const char *mb_errname(int code);
+
+/** The message of the calling thread's last failed call on @p bank, or on
+ * no handle (mb_open, mb_restore, mb_journal_*) when @p bank is NULL; ""
+ * when there is none.  Valid until the thread's next call into membank. */
+MB_API const char *mb_last_error(const mb_bank *bank);
+
+/** Free memory returned by membank. */
+MB_API void mb_free(void *p);
+
+/* ------------------------------------------------------------------ pages */
+
+/** Replace the properties of page @p id with the JSON object @p json of
+ * @p len bytes (len may be (size_t)-1 for a NUL-terminated string).  Sets the
+ * page's last_updated and the bank's last_updated.  A new page may evict the
+ * least recently updated one when cache_settings.max_entries is reached.
+ * @return 0, MB_EINVAL (bad id or JSON: the message names the byte or key),
+ * MB_EFORKED, MB_EFATAL, MB_ENOSPC, MB_EIO, MB_ENOMEM, MB_EPERM. */
+MB_API int mb_page_put(mb_bank *bank, const char *id, const char *json, size_t len);
+
+/** Shallow-merge the JSON object @p json into page @p id's properties:
+ * each top-level key replaces the one stored; a key whose value is null is
+ * removed.  Creates the page when absent.  One atomic read-modify-write, so
+ * two processes merging different keys both win.  Errors as mb_page_put(). */
+MB_API int mb_page_merge(mb_bank *bank, const char *id, const char *json, size_t len);
+
+/** Read page @p id as {"properties":{...},"last_updated":"..."}.
+ * @param json_out receives NUL-terminated JSON text (free with mb_free()).
+ * @param len_out  receives its length; may be NULL.
+ * @return 0, MB_ENOTFOUND (absent or expired by ttl_seconds), MB_EINVAL,
+ * MB_ECORRUPT, MB_EFORKED, MB_ENOMEM. */
+MB_API int mb_page_get(mb_bank *bank, const char *id, char **json_out, size_t *len_out);
+
+/** Delete page @p id.  @return 0, MB_ENOTFOUND, or as mb_page_put(). */
+MB_API int mb_page_delete(mb_bank *bank, const char *id);
+
+/** The number of pages stored (expired pages not yet purged included, as in
+ * metadata.total_pages).  @return 0, MB_EFORKED, MB_EINTERNAL. */
+MB_API int mb_page_count(mb_bank *bank, uint64_t *count);
+
+/** Called by mb_page_iterate() for each page in id order.  @p page_json is
+ * the page as mb_page_get() gives it, or NULL with MB_ITER_IDS.  Both are
+ * valid only during the call.  Return 0 to go on; anything else stops the
+ * walk and is returned by mb_page_iterate(). */
+typedef int (*mb_page_fn)(void *ctx, const char *id, const char *page_json);
+
+#define MB_ITER_IDS 1u  /**< pass ids only (faster) */
+
+/** Walk the live pages in id order, starting after @p after (NULL: from the
+ * first), in one consistent read snapshot.  Keep the callback short: a long
+ * walk pins old pages and makes the file grow.
+ * @return 0, the callback's non-zero value, or an MB_E* code. */
+MB_API int mb_page_iterate(mb_bank *bank, const char *after, unsigned flags,
+                           mb_page_fn fn, void *ctx);
+
+/* ------------------------------------------------------------ sync status */
+
+/** Record a sync: @p status (1..MB_MAX_STATUS_BYTES bytes) becomes
+ * current_status; a non-NULL @p error (may be "") counts a failure
+ * (error_count); status "success" without an error counts a success
+ * (success_count, last_successful_sync); any other status counts neither.
+ * Every call adds {timestamp, status, error} to sync_history, which keeps
+ * the newest history_limit entries.  Errors as mb_page_put(). */
+MB_API int mb_sync_record(mb_bank *bank, const char *status, const char *error);
+
+/** The sync_status.json document (see the spec).  Free with mb_free(). */
+MB_API int mb_sync_status(mb_bank *bank, char **json_out);
+
+/* ----------------------------------------------------------------- errors */
+
+/** Log an error of @p type (1..MB_MAX_TYPE_BYTES) with @p message
+ * (0..MB_MAX_TEXT_BYTES): adds it to the history, counts it in
+ * patterns[type] and total_errors, and makes it last_error.  It stays
+ * unresolved until mb_error_resolve() of its type. */
+MB_API int mb_error_log(mb_bank *bank, const char *type, const char *message);
+
+/** Record resolution @p steps for error @p type and mark every unresolved
+ * error of that type resolved (resolved_errors grows by their number).
+ * Errors of the type logged later are unresolved again. */
+MB_API int mb_error_resolve(mb_bank *bank, const char *type, const char *steps);
+
+/** {"total_errors":N,"resolved_errors":N,"patterns":{...},"last_error":{...}} */
+MB_API int mb_error_stats(mb_bank *bank, char **json_out);
+
+/* ----------------------------------------------------------------- config */
+
+/** Deep-merge the JSON object @p json into the configuration.  Only the
+ * spec's keys are accepted, with their types and ranges:
+ *   notion_settings.api_version      string, 1..64 bytes   ("2022-06-28")
+ *   notion_settings.retry_attempts   integer 0..100        (3)
+ *   notion_settings.timeout_seconds  number, > 0, <= 3600  (30)
+ *   logging_settings.log_level       DEBUG|INFO|WARNING|ERROR|CRITICAL ("INFO")
+ *   logging_settings.structured_logging  boolean           (true)
+ *   cache_settings.ttl_seconds       integer >= 0, 0 = no expiry   (3600)
+ *   cache_settings.max_entries       integer >= 0, 0 = no bound    (1000)
+ * Sets last_config_update.  Any unknown key or wrong type fails the whole
+ * update with MB_EINVAL naming the dotted key; nothing is changed. */
+MB_API int mb_config_update(mb_bank *bank, const char *json, size_t len);
+
+/** The config_cache.json document.  Free with mb_free(). */
+MB_API int mb_config_get(mb_bank *bank, char **json_out);
+
+/* -------------------------------------------------------------- maintenance */
+
+/** Counters and sizes of the bank as a JSON object (pages, events, file
+ * sizes, map use, readers and their lag, journal segments).  */
+MB_API int mb_stats(mb_bank *bank, char **json_out);
+
+/** Rebuild the whole cache from the checkpoint and the journal, under the
+ * writer lock.  Readers see the old state until the rebuilt one commits. */
+MB_API int mb_rebuild(mb_bank *bank);
+
+
+/* ------------------------------------------------- snapshot and restore */
+
+/** What mb_snapshot() did. */
+typedef struct mb_snapshot_info {
+	uint64_t seq;              /**< last journal seq the snapshot covers */
+	uint64_t pages;            /**< pages written */
+	uint64_t bytes;            /**< bytes of the four files */
+	uint64_t purged;           /**< expired pages purged */
+	uint64_t segments_removed; /**< journal segments deleted */
+	double seconds;            /**< wall time */
+} mb_snapshot_info;
+
+/** Write notion_pages.json, sync_status.json, error_log.json and
+ * config_cache.json into @p dir (NULL: the bank directory) from one read
+ * snapshot of the bank, each replaced atomically (temp file, fsync, rename,
+ * fsync of the directory), then the checkpoint record of the journal seq
+ * they cover.  When @p dir is the bank directory the snapshot is the
+ * checkpoint: expired pages are purged and journal segments it covers are
+ * removed.  @p info may be NULL.
+ * @return 0, MB_EUNSAFE (a target is a symlink), MB_ENOSPC, MB_EIO, MB_EPERM,
+ * MB_EFORKED, MB_ENOMEM. */
+MB_API int mb_snapshot(mb_bank *bank, const char *dir, mb_snapshot_info *info);
+
+#define MB_RESTORE_FORCE 1u  /**< replace a non-empty bank */
+
+/** Build the bank at @p bank_path (NULL: the default) from the four JSON
+ * files in @p from_dir.  The bank is built aside and moved into place only
+ * when complete.  A non-empty bank is replaced only with MB_RESTORE_FORCE,
+ * and only while no other process has it open.
+ * @return 0, MB_EEXIST, MB_EINVAL or MB_ECORRUPT (a bad file: the message
+ * names the file and the byte offset or key), MB_EPERM (a process has the
+ * bank open), MB_EIO,
+ * MB_ENOSPC, MB_ENOMEM.  mb_last_error(NULL) says why. */
+MB_API int mb_restore(const char *from_dir, const char *bank_path,
+                      const mb_options *opts, unsigned flags);
+
+/* ---------------------------------------------------------------- journal */
+
+/** Called by mb_journal_read() with each record as one JSON object:
+ * {"seq":N,"timestamp":"...","op":"page.put",...}.  Valid only during the
+ * call.  Return 0 to go on; anything else stops the read and is returned. */
+typedef int (*mb_event_fn)(void *ctx, uint64_t seq, const char *event_json);
+
+/** Read the journal from sequence number @p from_seq (1 = the oldest kept). */
+MB_API int mb_journal_read(mb_bank *bank, uint64_t from_seq, mb_event_fn fn, void *ctx);
+
+/** The sequence number of the newest committed record (0: none). */
+MB_API int mb_journal_last_seq(mb_bank *bank, uint64_t *seq);
+
+/** Check every journal record of the bank at @p bank_path without opening
+ * it.  @p report_json (may be NULL) receives {"clean":bool,"segments":N,
+ * "records":N,"last_seq":N,"torn_tail":bool,"damage":{"segment":"...",
+ * "offset":N,"seq":N,"reason":"..."}|null}.
+ * @return 0 when clean (a torn tail at the very end is clean: it is cut on
+ * the next open), MB_ECORRUPT when damaged, or another MB_E* code. */
+MB_API int mb_journal_verify(const char *bank_path, char **report_json);
+
+/** Cut a torn tail and move a segment damaged in the middle aside (renamed
+ * *.damaged, never deleted), keeping every record before the damage.
+ * @p report_json as mb_journal_verify(), describing what was done. */
+MB_API int mb_journal_repair(const char *bank_path, char **report_json);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MEMBANK_H */
