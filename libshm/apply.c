@@ -1,0 +1,406 @@
+/*
+ * apply.c - apply(): the one way a record changes the store.
+ *
+ * Every mutation goes through apply_record(), whether it was just journaled
+ * by a writer, rolled forward after a writer died, or replayed by a rebuild.
+ * It is deterministic: it reads only the record (its time included) and the
+ * store, never the clock or the caller, so the same records in the same order
+ * give the same store.  Records reach it checked (rec_decode), and the only
+ * failures left are the store's own (full map, I/O, damaged values).
+ */
+#include <msgpack.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "apply.h"
+#include "config.h"
+
+static int ptime_key(uint8_t *key, int64_t ts, const char *id, size_t len)
+{
+	st_be64(key, (uint64_t)(ts < 0 ? 0 : ts));
+	memcpy(key + 8, id, len);
+	return (int)(8 + len);
+}
+
+/* Remove page @id and its time-index entry; *existed tells if it was. */
+static int page_remove(kv_txn *t, const char *id, size_t len, bool *existed)
+{
+	uint8_t key[8 + MB_MAX_ID_BYTES];
+	const uint8_t *props;
+	int64_t updated;
+	size_t plen;
+	kv_val v;
+	int rc = kv_get(t, KV_PAGES, (kv_val){ id, len }, &v);
+
+	*existed = rc == 0;
+	if (rc == MB_ENOTFOUND)
+		return 0;
+	if (rc || (rc = st_page_split(v, &updated, &props, &plen)))
+		return rc;
+	rc = kv_del(t, KV_PTIME, (kv_val){ key, (size_t)ptime_key(key, updated, id, len) });
+	if (rc && rc != MB_ENOTFOUND)
+		return rc;
+	return kv_del(t, KV_PAGES, (kv_val){ id, len });
+}
+
+/* Drop the least recently updated pages until at most @max remain. */
+static int evict(kv_txn *t, int64_t max)
+{
+	uint64_t n;
+	kv_cursor *c;
+	kv_val k, v;
+	bool existed;
+	char id[MB_MAX_ID_BYTES];
+	size_t len;
+	int rc;
+
+	if (max <= 0 || (rc = kv_count(t, KV_PAGES, &n)) || n <= (uint64_t)max)
+		return 0;
+	while (n-- > (uint64_t)max) {
+		if ((rc = kv_cursor_open(t, KV_PTIME, &c)))
+			return rc;
+		rc = kv_cursor_seek(c, NULL, &k, &v);
+		if (!rc && (k.len <= 8 || k.len > 8 + MB_MAX_ID_BYTES))
+			rc = MB_ECORRUPT;
+		if (!rc) {
+			len = k.len - 8;
+			memcpy(id, (const uint8_t *)k.data + 8, len);
+		}
+		kv_cursor_close(c);
+		if (rc || (rc = page_remove(t, id, len, &existed)))
+			return rc;
+	}
+	return 0;
+}
+
+static int page_store(kv_txn *t, const mb_rec *r, const uint8_t *props, size_t plen,
+                      bool is_new, const mb_config *cfg)
+{
+	uint8_t key[8 + MB_MAX_ID_BYTES];
+	mb_buf v = { 0 };
+	int rc;
+
+	buf_reserve(&v, 8 + plen);
+	if (v.failed)
+		return MB_ENOMEM;
+	st_be64((uint8_t *)v.data, (uint64_t)r->ts);
+	v.len = 8;
+	buf_add(&v, props, plen);
+	rc = kv_put(t, KV_PAGES, (kv_val){ r->a, r->alen }, (kv_val){ v.data, v.len });
+	buf_free(&v);
+	if (!rc)
+		rc = kv_put(t, KV_PTIME, (kv_val){ key, (size_t)ptime_key(key, r->ts, r->a, r->alen) },
+		            (kv_val){ "", 0 });
+	if (!rc)
+		rc = st_pages_store(t, r->ts);
+	if (!rc && is_new)
+		rc = evict(t, cfg->max_entries);
+	return rc;
+}
+
+typedef struct span {
+	const char *key;
+	uint32_t klen;
+	const uint8_t *val;
+	size_t vlen;
+	bool used;
+} span;
+
+static int cmp_span(const void *a, const void *b)
+{
+	const span *x = a, *y = b;
+	int c = memcmp(x->key, y->key, x->klen < y->klen ? x->klen : y->klen);
+
+	return c ? c : (x->klen > y->klen) - (x->klen < y->klen);
+}
+
+/* Split a msgpack map into key/value spans. */
+static int spans_of(const uint8_t *p, size_t len, span **out, uint32_t *n)
+{
+	mp_reader r = { p, p + len };
+	span *s;
+
+	*out = NULL;
+	if (mp_read_map(&r, n))
+		return MB_ECORRUPT;
+	if (!*n)
+		return 0;
+	if (!(s = calloc(*n, sizeof *s)))
+		return MB_ENOMEM;
+	for (uint32_t i = 0; i < *n; i++) {
+		if (mp_read_str(&r, &s[i].key, &s[i].klen)) {
+			free(s);
+			return MB_ECORRUPT;
+		}
+		s[i].val = r.p;
+		if (mp_skip(&r, 1)) {
+			free(s);
+			return MB_ECORRUPT;
+		}
+		s[i].vlen = (size_t)(r.p - s[i].val);
+	}
+	*out = s;
+	return 0;
+}
+
+static void pack_pair(msgpack_packer *pk, mb_buf *b, const span *s, const span *val)
+{
+	msgpack_pack_str_with_body(pk, s->key, s->klen);
+	buf_add(b, val->val, val->vlen);
+}
+
+static bool is_nil(const span *s)
+{
+	return s->vlen == 1 && *s->val == 0xc0;
+}
+
+static span *sorted_copy(const span *s, uint32_t n)
+{
+	span *c = malloc((n ? n : 1) * sizeof *c);
+
+	if (c && n) {
+		memcpy(c, s, n * sizeof *c);
+		qsort(c, n, sizeof *c, cmp_span);
+	}
+	return c;
+}
+
+static const span *find(const span *sorted, uint32_t n, const span *key)
+{
+	return n ? bsearch(key, sorted, n, sizeof *sorted, cmp_span) : NULL;
+}
+
+/* Shallow merge: keys of @old keep their order and take a patched value
+ * (nil removes the key); new keys follow in the patch's order. */
+static int merge_maps(const uint8_t *old, size_t olen, const uint8_t *patch, size_t plen,
+                      mb_buf *out)
+{
+	span *o = NULL, *p = NULL, *os = NULL, *ps = NULL;
+	uint32_t no = 0, np = 0, total = 0;
+	const span *hit;
+	msgpack_packer pk;
+	int rc;
+
+	if ((rc = spans_of(old, olen, &o, &no)) || (rc = spans_of(patch, plen, &p, &np)))
+		goto out;
+	if (!(os = sorted_copy(o, no)) || !(ps = sorted_copy(p, np))) {
+		rc = MB_ENOMEM;
+		goto out;
+	}
+	for (uint32_t i = 0; i < no; i++)
+		total += !(hit = find(ps, np, &o[i])) || !is_nil(hit);
+	for (uint32_t j = 0; j < np; j++)
+		total += !is_nil(&p[j]) && !find(os, no, &p[j]);
+	mp_packer_init(&pk, out);
+	msgpack_pack_map(&pk, total);
+	for (uint32_t i = 0; i < no; i++)
+		if (!(hit = find(ps, np, &o[i])))
+			pack_pair(&pk, out, &o[i], &o[i]);
+		else if (!is_nil(hit))
+			pack_pair(&pk, out, &o[i], hit);
+	for (uint32_t j = 0; j < np; j++)
+		if (!is_nil(&p[j]) && !find(os, no, &p[j]))
+			pack_pair(&pk, out, &p[j], &p[j]);
+	rc = out->failed ? MB_ENOMEM : 0;
+out:
+	free(o);
+	free(p);
+	free(os);
+	free(ps);
+	return rc;
+}
+
+static bool expired(int64_t updated, int64_t now, const mb_config *cfg)
+{
+	return cfg->ttl_seconds > 0 && now - updated >= cfg->ttl_seconds * 1000000;
+}
+
+/* Put or merge: a merge starts from the live properties, if any. */
+static int apply_page_write(kv_txn *t, const mb_rec *r)
+{
+	static const uint8_t empty_map = 0x80;
+	const uint8_t *old = &empty_map, *props = r->map;
+	size_t olen = 1, plen = r->maplen;
+	mb_buf merged = { 0 };
+	mb_config cfg;
+	int64_t updated;
+	bool existed;
+	kv_val v;
+	int rc;
+
+	if ((rc = st_config_load(t, &cfg)))
+		return rc;
+	rc = kv_get(t, KV_PAGES, (kv_val){ r->a, r->alen }, &v);
+	if (rc && rc != MB_ENOTFOUND)
+		return rc;
+	if (!rc && r->type == REC_PAGE_MERGE) {
+		if ((rc = st_page_split(v, &updated, &old, &olen)))
+			return rc;
+		if (expired(updated, r->ts, &cfg)) {
+			old = &empty_map;
+			olen = 1;
+		}
+	}
+	if (r->type == REC_PAGE_MERGE) {
+		if ((rc = merge_maps(old, olen, r->map, r->maplen, &merged)))
+			return rc;
+		props = (const uint8_t *)merged.data;
+		plen = merged.len;
+	}
+	/* page_remove invalidates @old, which merged no longer needs */
+	if (!(rc = page_remove(t, r->a, r->alen, &existed)))
+		rc = page_store(t, r, props, plen, !existed, &cfg);
+	buf_free(&merged);
+	return rc;
+}
+
+static int apply_page_delete(kv_txn *t, const mb_rec *r)
+{
+	bool existed;
+	int rc = page_remove(t, r->a, r->alen, &existed);
+
+	return rc ? rc : st_pages_store(t, r->ts);
+}
+
+/* Drop every page updated before the cutoff (ttl purge). */
+static int apply_purge(kv_txn *t, const mb_rec *r)
+{
+	char id[MB_MAX_ID_BYTES];
+	kv_cursor *c;
+	kv_val k, v;
+	bool existed;
+	size_t len;
+	int rc;
+
+	for (;;) {
+		if ((rc = kv_cursor_open(t, KV_PTIME, &c)))
+			return rc;
+		rc = kv_cursor_seek(c, NULL, &k, &v);
+		if (!rc && (k.len <= 8 || k.len > 8 + MB_MAX_ID_BYTES))
+			rc = MB_ECORRUPT;
+		if (!rc && (int64_t)st_get_be64(k.data) >= r->num)
+			rc = MB_ENOTFOUND;
+		if (!rc) {
+			len = k.len - 8;
+			memcpy(id, (const uint8_t *)k.data + 8, len);
+		}
+		kv_cursor_close(c);
+		if (rc)
+			return rc == MB_ENOTFOUND ? 0 : rc;
+		if ((rc = page_remove(t, id, len, &existed)))
+			return rc;
+	}
+}
+
+static int hist_entry(mb_buf *b, int64_t ts, const char *a, uint32_t alen,
+                      const char *c, uint32_t clen)
+{
+	msgpack_packer pk;
+
+	mp_packer_init(&pk, b);
+	msgpack_pack_array(&pk, 3);
+	msgpack_pack_int64(&pk, ts);
+	msgpack_pack_str_with_body(&pk, a, alen);
+	if (c)
+		msgpack_pack_str_with_body(&pk, c, clen);
+	else
+		msgpack_pack_nil(&pk);
+	return b->failed ? MB_ENOMEM : 0;
+}
+
+static int apply_sync(kv_txn *t, const mb_rec *r, uint32_t limit)
+{
+	mb_buf e = { 0 };
+	st_sync s;
+	int rc;
+
+	if ((rc = st_sync_load(t, &s)))
+		return rc;
+	s.has_status = true;
+	memcpy(s.status, r->a, r->alen);
+	s.status[r->alen] = '\0';
+	s.last_sync = r->ts;
+	if (r->b)
+		s.errors++;
+	else if (r->alen == 7 && !memcmp(r->a, "success", 7)) {
+		s.successes++;
+		s.last_success = r->ts;
+	}
+	if (!(rc = hist_entry(&e, r->ts, r->a, r->alen, r->b, r->blen)))
+		rc = st_hist_add(t, KV_SYNCHIST, &s.hist_next, &e, limit);
+	buf_free(&e);
+	return rc ? rc : st_sync_store(t, &s);
+}
+
+static int apply_error_log(kv_txn *t, const mb_rec *r, uint32_t limit)
+{
+	mb_buf e = { 0 };
+	st_errtype et;
+	st_errors s;
+	int rc;
+
+	if ((rc = st_errors_load(t, &s)) || (rc = st_errtype_load(t, r->a, r->alen, &et)))
+		return rc;
+	et.count++;
+	s.total++;
+	s.last_ts = r->ts;
+	memcpy(s.last_type, r->a, r->alen);
+	s.last_type[r->alen] = '\0';
+	memcpy(s.last_msg, r->b, r->blen);
+	s.last_msg[r->blen] = '\0';
+	if (!(rc = hist_entry(&e, r->ts, r->a, r->alen, r->b, r->blen)))
+		rc = st_hist_add(t, KV_ERRHIST, &s.hist_next, &e, limit);
+	buf_free(&e);
+	if (!rc)
+		rc = st_errtype_store(t, r->a, r->alen, &et);
+	return rc ? rc : st_errors_store(t, &s);
+}
+
+static int apply_error_resolve(kv_txn *t, const mb_rec *r)
+{
+	st_errtype et;
+	st_errors s;
+	int rc;
+
+	if ((rc = st_errors_load(t, &s)) || (rc = st_errtype_load(t, r->a, r->alen, &et)))
+		return rc;
+	s.resolved += et.count - et.resolved;
+	et.resolved = et.count;
+	et.resolved_at = r->ts;
+	memcpy(et.steps, r->b, r->blen);
+	et.steps[r->blen] = '\0';
+	if ((rc = st_errtype_store(t, r->a, r->alen, &et)))
+		return rc;
+	return st_errors_store(t, &s);
+}
+
+static int apply_config(kv_txn *t, const mb_rec *r)
+{
+	mb_config c;
+	int rc;
+
+	if ((rc = st_config_load(t, &c)) || (rc = config_apply_patch(&c, r->map, r->maplen)))
+		return rc;
+	c.last_update = r->ts;
+	return st_config_store(t, &c);
+}
+
+int apply_record(kv_txn *t, uint32_t history_limit, const mb_rec *r)
+{
+	switch (r->type) {
+	case REC_PAGE_PUT:
+	case REC_PAGE_MERGE: return apply_page_write(t, r);
+	case REC_PAGE_DELETE: return apply_page_delete(t, r);
+	case REC_SYNC: return apply_sync(t, r, history_limit);
+	case REC_ERROR_LOG: return apply_error_log(t, r, history_limit);
+	case REC_ERROR_RESOLVE: return apply_error_resolve(t, r);
+	case REC_CONFIG: return apply_config(t, r);
+	case REC_PURGE: return apply_purge(t, r);
+	}
+	return MB_ECORRUPT;
+}
+
+bool apply_expired(int64_t updated, int64_t now, const mb_config *cfg)
+{
+	return expired(updated, now, cfg);
+}

@@ -1,0 +1,16 @@
+/*
+ * apply.h - apply(): the seam of the whole design (see apply.c).
+ */
+#ifndef MEMBANK_APPLY_H
+#define MEMBANK_APPLY_H
+
+#include "record.h"
+#include "state.h"
+
+/* Apply one checked record inside write transaction @t. */
+int apply_record(kv_txn *t, uint32_t history_limit, const mb_rec *r);
+
+/* A page last updated at @updated reads as absent at @now. */
+bool apply_expired(int64_t updated, int64_t now, const mb_config *cfg);
+
+#endif /* MEMBANK_APPLY_H */

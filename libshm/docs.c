@@ -1,0 +1,231 @@
+/*
+ * docs.c - the spec's JSON documents (see docs.h).
+ */
+#include <string.h>
+
+#include "config.h"
+#include "docs.h"
+
+void doc_time(mb_buf *b, int64_t t)
+{
+	char ts[MB_TIME_LEN];
+
+	if (t == MB_NEVER) {
+		buf_adds(b, "null");
+		return;
+	}
+	mb_format_time(t, ts);
+	buf_addc(b, '"');
+	buf_adds(b, ts);
+	buf_addc(b, '"');
+}
+
+static int done(mb_buf *b, int rc)
+{
+	return rc ? rc : (b->failed ? MB_ENOMEM : 0);
+}
+
+int doc_page(kv_val v, mb_buf *b)
+{
+	const uint8_t *props;
+	int64_t updated;
+	size_t len;
+	mp_reader r;
+	int rc;
+
+	if ((rc = st_page_split(v, &updated, &props, &len)))
+		return rc;
+	r = (mp_reader){ props, props + len };
+	buf_adds(b, "{\"properties\":");
+	if ((rc = mp_to_json(&r, b, 0)) || r.p != r.end)
+		return rc ? rc : MB_ECORRUPT;
+	buf_adds(b, ",\"last_updated\":");
+	doc_time(b, updated);
+	return done(b, buf_addc(b, '}'));
+}
+
+/* One history entry [ts, a, c|nil] as {"timestamp":..,<ka>:..,<kc>:..}. */
+static int doc_hist_entry(kv_val v, const char *ka, const char *kc, mb_buf *b)
+{
+	mp_reader r = { v.data, (const uint8_t *)v.data + v.len };
+	const char *a, *c = NULL;
+	uint32_t n, alen, clen = 0;
+	int64_t ts;
+
+	if (mp_read_array(&r, &n) || n != 3 || mp_read_int(&r, &ts) ||
+	    mp_read_str(&r, &a, &alen) || (!mp_read_nil(&r) && mp_read_str(&r, &c, &clen)))
+		return MB_ECORRUPT;
+	buf_adds(b, "{\"timestamp\":");
+	doc_time(b, ts);
+	buf_adds(b, ",\"");
+	buf_adds(b, ka);
+	buf_adds(b, "\":");
+	if (json_add_str(b, a, alen))
+		return MB_ECORRUPT;
+	buf_adds(b, ",\"");
+	buf_adds(b, kc);
+	buf_adds(b, "\":");
+	if (!c)
+		buf_adds(b, "null");
+	else if (json_add_str(b, c, clen))
+		return MB_ECORRUPT;
+	return done(b, buf_addc(b, '}'));
+}
+
+static int doc_history(kv_txn *t, int db, const char *ka, const char *kc, mb_buf *b)
+{
+	kv_cursor *c;
+	kv_val k, v;
+	bool first = true;
+	int rc;
+
+	if ((rc = kv_cursor_open(t, db, &c)))
+		return rc;
+	buf_addc(b, '[');
+	for (rc = kv_cursor_seek(c, NULL, &k, &v); !rc; rc = kv_cursor_next(c, &k, &v)) {
+		if (!first)
+			buf_addc(b, ',');
+		first = false;
+		if ((rc = doc_hist_entry(v, ka, kc, b)))
+			break;
+	}
+	kv_cursor_close(c);
+	if (rc && rc != MB_ENOTFOUND)
+		return rc;
+	return done(b, buf_addc(b, ']'));
+}
+
+int doc_sync_status(kv_txn *t, mb_buf *b)
+{
+	st_sync s;
+	int rc;
+
+	if ((rc = st_sync_load(t, &s)))
+		return rc;
+	buf_adds(b, "{\"last_successful_sync\":");
+	doc_time(b, s.last_success);
+	buf_adds(b, ",\"sync_history\":");
+	if ((rc = doc_history(t, KV_SYNCHIST, "status", "error", b)))
+		return rc;
+	buf_adds(b, ",\"current_status\":");
+	if (s.has_status)
+		json_add_str(b, s.status, strlen(s.status));
+	else
+		buf_adds(b, "null");
+	buf_adds(b, ",\"error_count\":");
+	json_add_int(b, (int64_t)s.errors);
+	buf_adds(b, ",\"success_count\":");
+	json_add_int(b, (int64_t)s.successes);
+	return done(b, buf_addc(b, '}'));
+}
+
+int doc_last_error(const st_errors *s, mb_buf *b)
+{
+	if (s->last_ts == MB_NEVER)
+		return done(b, buf_adds(b, "{}"));
+	buf_adds(b, "{\"timestamp\":");
+	doc_time(b, s->last_ts);
+	buf_adds(b, ",\"error_type\":");
+	json_add_str(b, s->last_type, strlen(s->last_type));
+	buf_adds(b, ",\"message\":");
+	json_add_str(b, s->last_msg, strlen(s->last_msg));
+	return done(b, buf_addc(b, '}'));
+}
+
+/* {"type":count,...} or, with @resolutions, {"type":{"steps":..,
+ * "timestamp":..,"resolved":N},...} for the types that have steps. */
+static int doc_errtypes(kv_txn *t, bool resolutions, mb_buf *b)
+{
+	kv_cursor *c;
+	kv_val k, v;
+	st_errtype et;
+	bool first = true;
+	int rc;
+
+	if ((rc = kv_cursor_open(t, KV_ERRTYPES, &c)))
+		return rc;
+	buf_addc(b, '{');
+	for (rc = kv_cursor_seek(c, NULL, &k, &v); !rc; rc = kv_cursor_next(c, &k, &v)) {
+		if ((rc = st_errtype_decode(v, &et)))
+			break;
+		if (resolutions && et.resolved_at == MB_NEVER)
+			continue;
+		if (!first)
+			buf_addc(b, ',');
+		first = false;
+		if ((rc = json_add_str(b, k.data, k.len)))
+			break;
+		buf_addc(b, ':');
+		if (!resolutions) {
+			json_add_int(b, (int64_t)et.count);
+			continue;
+		}
+		buf_adds(b, "{\"steps\":");
+		json_add_str(b, et.steps, strlen(et.steps));
+		buf_adds(b, ",\"timestamp\":");
+		doc_time(b, et.resolved_at);
+		buf_adds(b, ",\"resolved\":");
+		json_add_int(b, (int64_t)et.resolved);
+		buf_addc(b, '}');
+	}
+	kv_cursor_close(c);
+	if (rc && rc != MB_ENOTFOUND)
+		return rc;
+	return done(b, buf_addc(b, '}'));
+}
+
+int doc_error_stats(kv_txn *t, mb_buf *b)
+{
+	st_errors s;
+	int rc;
+
+	if ((rc = st_errors_load(t, &s)))
+		return rc;
+	buf_adds(b, "{\"total_errors\":");
+	json_add_int(b, (int64_t)s.total);
+	buf_adds(b, ",\"resolved_errors\":");
+	json_add_int(b, (int64_t)s.resolved);
+	buf_adds(b, ",\"patterns\":");
+	if ((rc = doc_errtypes(t, false, b)))
+		return rc;
+	buf_adds(b, ",\"last_error\":");
+	if ((rc = doc_last_error(&s, b)))
+		return rc;
+	return done(b, buf_addc(b, '}'));
+}
+
+int doc_error_log(kv_txn *t, mb_buf *b)
+{
+	st_errors s;
+	int rc;
+
+	if ((rc = st_errors_load(t, &s)))
+		return rc;
+	buf_adds(b, "{\"errors\":");
+	if ((rc = doc_history(t, KV_ERRHIST, "error_type", "message", b)))
+		return rc;
+	buf_adds(b, ",\"patterns\":");
+	if ((rc = doc_errtypes(t, false, b)))
+		return rc;
+	buf_adds(b, ",\"resolutions\":");
+	if ((rc = doc_errtypes(t, true, b)))
+		return rc;
+	buf_adds(b, ",\"last_error\":");
+	if ((rc = doc_last_error(&s, b)))
+		return rc;
+	buf_adds(b, ",\"error_stats\":{\"total_errors\":");
+	json_add_int(b, (int64_t)s.total);
+	buf_adds(b, ",\"resolved_errors\":");
+	json_add_int(b, (int64_t)s.resolved);
+	return done(b, buf_adds(b, "}}"));
+}
+
+int doc_config(kv_txn *t, mb_buf *b)
+{
+	mb_config c;
+	int rc;
+
+	if ((rc = st_config_load(t, &c)))
+		return rc;
+	return done(b, config_to_json(&c, b));
+}

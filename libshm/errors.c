@@ -1,0 +1,92 @@
+/*
+ * errors.c - the one table of MB_E* codes, and each thread's last message.
+ *
+ * The last-error message lives in thread-local storage, tagged with the
+ * handle it belongs to, so two threads failing on one handle at once never
+ * see each other's message, and a handle-less call (mb_open, mb_restore)
+ * reports under the NULL tag.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define MB_ERRNO_MAP(XX)                                                     \
+	XX(MB_OK, "success")                                                 \
+	XX(MB_EINVAL, "invalid input")                                       \
+	XX(MB_ENOTFOUND, "not found")                                        \
+	XX(MB_ENOMEM, "out of memory")                                       \
+	XX(MB_EIO, "input/output error")                                     \
+	XX(MB_ECORRUPT, "damaged data")                                      \
+	XX(MB_EVERSION, "written by a newer format version")                 \
+	XX(MB_ENOTBANK, "not a membank bank")                                \
+	XX(MB_EFORKED, "handle used in a child process after fork()")        \
+	XX(MB_EPERM, "permission denied")                                    \
+	XX(MB_ENOSPC, "no space left on device")                             \
+	XX(MB_EFATAL, "a sync failed: the handle is unusable, reopen the bank") \
+	XX(MB_EEXIST, "the bank exists and is not empty")                    \
+	XX(MB_EUNSAFE, "refused: symlink or network filesystem")             \
+	XX(MB_EINTERNAL, "unexpected storage engine error")
+
+const char *mb_strerror(int code)
+{
+	switch (code) {
+#define XX(name, msg) case name: return msg;
+	MB_ERRNO_MAP(XX)
+#undef XX
+	default: return "unknown error";
+	}
+}
+
+const char *mb_errname(int code)
+{
+	switch (code) {
+#define XX(name, msg) case name: return #name;
+	MB_ERRNO_MAP(XX)
+#undef XX
+	default: return "MB_E?";
+	}
+}
+
+static __thread struct {
+	const void *tag;
+	char msg[512];
+} last_error;
+
+int mb_fail(const void *tag, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	last_error.tag = tag;
+	va_start(ap, fmt);
+	vsnprintf(last_error.msg, sizeof last_error.msg, fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+void mb_clear_error(const void *tag)
+{
+	if (last_error.tag == tag)
+		last_error.msg[0] = '\0';
+}
+
+const char *mb_last_error(const mb_bank *bank)
+{
+	if (last_error.tag != (const void *)bank)
+		return "";
+	return last_error.msg;
+}
+
+int mb_errno_code(int err)
+{
+	switch (err) {
+	case 0: return MB_OK;
+	case ENOMEM: return MB_ENOMEM;
+	case ENOSPC: case EDQUOT: case EFBIG: return MB_ENOSPC;
+	case EACCES: case EPERM: case EROFS: return MB_EPERM;
+	case ELOOP: return MB_EUNSAFE;
+	case ENOENT: case ENOTDIR: return MB_ENOTBANK;
+	default: return MB_EIO;
+	}
+}

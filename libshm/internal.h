@@ -1,0 +1,99 @@
+/*
+ * internal.h - what the parts of libshm share.  Nothing here is public.
+ */
+#ifndef MEMBANK_INTERNAL_H
+#define MEMBANK_INTERNAL_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "membank.h"
+
+/* ------------------------------------------------------------ errors.c */
+
+/* Record the calling thread's message for handle @tag (NULL: no handle)
+ * and return @code, so that failures read "return mb_fail(...)". */
+int mb_fail(const void *tag, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void mb_clear_error(const void *tag);
+/* An errno value as an MB_E* code. */
+int mb_errno_code(int err);
+
+/* --------------------------------------------------------------- buf.c */
+
+/* A growable byte buffer; zero-initialise.  After an allocation failure
+ * every later add fails too and `failed` stays set, so a sequence of adds
+ * can be checked once at its end. */
+typedef struct mb_buf {
+	char *data;
+	size_t len, cap;
+	bool failed;
+} mb_buf;
+
+int buf_reserve(mb_buf *b, size_t more);
+int buf_add(mb_buf *b, const void *p, size_t n);
+int buf_addc(mb_buf *b, char c);
+int buf_adds(mb_buf *b, const char *s);
+void buf_free(mb_buf *b);
+/* Hand the NUL-terminated contents to the caller (free()), reset @b. */
+char *buf_take(mb_buf *b, size_t *len);
+
+/* ----------------------------------------------------------- timefmt.c */
+
+#define MB_TIME_LEN 28 /* "2026-11-26T00:29:55.123456Z" and its NUL */
+int64_t mb_now_us(void);
+void mb_format_time(int64_t us, char out[MB_TIME_LEN]);
+int mb_parse_time(const char *s, size_t len, int64_t *us);
+
+/* ---------------------------------------------------------------- mp.c */
+
+typedef struct mp_reader {
+	const uint8_t *p, *end;
+} mp_reader;
+
+typedef enum mp_kind {
+	MP_NIL, MP_BOOL, MP_INT, MP_FLOAT, MP_STR, MP_ARRAY, MP_MAP
+} mp_kind;
+
+/* Each returns 0 or MB_ECORRUPT (wrong type, or a length or count that the
+ * bytes left cannot hold); a failed read may have consumed bytes. */
+int mp_peek(const mp_reader *r, mp_kind *kind);
+int mp_read_array(mp_reader *r, uint32_t *n);
+int mp_read_map(mp_reader *r, uint32_t *n);
+int mp_read_str(mp_reader *r, const char **s, uint32_t *len);
+bool mp_read_nil(mp_reader *r);
+int mp_read_bool(mp_reader *r, bool *v);
+int mp_read_int(mp_reader *r, int64_t *v);
+int mp_read_double(mp_reader *r, double *v);  /* int or float, finite */
+/* Skip one whole value, checking it; depth counts containers. */
+int mp_skip(mp_reader *r, unsigned depth);
+/* The buffer holds exactly one valid value. */
+int mp_check(const void *data, size_t len);
+/* Append one value as JSON text; strings must be valid UTF-8. */
+int mp_to_json(mp_reader *r, mb_buf *b, unsigned depth);
+
+int json_add_str(mb_buf *b, const char *s, size_t len);
+int json_add_int(mb_buf *b, int64_t v);
+int json_add_double(mb_buf *b, double d);
+
+/* -------------------------------------------------------------- json.c */
+
+struct cJSON;
+struct msgpack_packer;
+
+size_t mb_utf8_bad_at(const char *s, size_t len); /* (size_t)-1: valid */
+bool mb_utf8_valid(const char *s, size_t len);
+/* Parse JSON text of @len bytes ((size_t)-1: NUL-terminated) after checking
+ * size against @max, UTF-8 and depth; @what names it in messages. */
+int json_parse(const char *s, size_t len, size_t max, const char *what,
+               const void *tag, struct cJSON **out);
+void mp_packer_init(struct msgpack_packer *pk, mb_buf *b);
+int json_pack(struct msgpack_packer *pk, const struct cJSON *j, const char *what,
+              const void *tag);
+/* JSON object text -> msgpack map appended to @out. */
+int json_object_to_mp(const char *s, size_t len, size_t max, const char *what,
+                      const void *tag, mb_buf *out);
+
+#endif /* MEMBANK_INTERNAL_H */

@@ -1,0 +1,216 @@
+/*
+ * json.c - JSON text in: checked against our bounds, parsed by cJSON, and
+ * packed as msgpack by msgpack-c.
+ *
+ * cJSON's own nesting limit (1000) is compiled into Debian's library and it
+ * does not check UTF-8, so the text is scanned first: size, UTF-8, depth,
+ * and "\u0000" (which cJSON would silently cut a string at).  Only then does
+ * cJSON see it, through cJSON_ParseWithLengthOpts (never a NUL-terminated
+ * read past the buffer).  cJSON_Utils is never used on outside input.
+ *
+ * Numbers: cJSON keeps a double.  An integral value of magnitude below 2^53
+ * is stored as a msgpack integer, anything else as float64, so integers
+ * read back as integers; larger integers keep a double's precision.
+ */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <msgpack.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, <= U+10FFFF. */
+size_t mb_utf8_bad_at(const char *str, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t i = 0;
+
+	while (i < len) {
+		unsigned char c = s[i];
+		unsigned n, lo = 0x80, hi = 0xbf;
+		if (c < 0x80) { i++; continue; }
+		if (c >= 0xc2 && c <= 0xdf) n = 1;
+		else if (c >= 0xe0 && c <= 0xef) {
+			n = 2;
+			if (c == 0xe0) lo = 0xa0;
+			if (c == 0xed) hi = 0x9f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			n = 3;
+			if (c == 0xf0) lo = 0x90;
+			if (c == 0xf4) hi = 0x8f;
+		} else
+			return i;
+		if (len - i <= n)
+			return i;
+		if (s[i + 1] < lo || s[i + 1] > hi)
+			return i;
+		for (unsigned k = 2; k <= n; k++)
+			if ((s[i + k] & 0xc0) != 0x80)
+				return i;
+		i += n + 1;
+	}
+	return (size_t)-1;
+}
+
+bool mb_utf8_valid(const char *s, size_t len)
+{
+	return mb_utf8_bad_at(s, len) == (size_t)-1;
+}
+
+/* Depth of brackets outside strings, and \u0000 inside them. */
+static int scan_text(const char *s, size_t len, const char *what, const void *tag)
+{
+	unsigned depth = 0;
+	bool in_str = false;
+
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+		if (in_str) {
+			if (c == '\\' && i + 1 < len) {
+				if (s[i + 1] == 'u' && len - i >= 6 && !memcmp(s + i + 2, "0000", 4))
+					return mb_fail(tag, MB_EINVAL,
+					    "%s: \\u0000 at byte %zu is not supported", what, i);
+				i++;
+			} else if (c == '"')
+				in_str = false;
+		} else if (c == '"')
+			in_str = true;
+		else if (c == '{' || c == '[') {
+			if (++depth > MB_MAX_DEPTH)
+				return mb_fail(tag, MB_EINVAL,
+				    "%s: nested deeper than %u at byte %zu", what, MB_MAX_DEPTH, i);
+		} else if ((c == '}' || c == ']') && depth)
+			depth--;
+	}
+	return 0;
+}
+
+int json_parse(const char *s, size_t len, size_t max, const char *what,
+               const void *tag, cJSON **out)
+{
+	const char *end = NULL;
+	size_t bad;
+	cJSON *j;
+	int rc;
+
+	*out = NULL;
+	if (!s)
+		return mb_fail(tag, MB_EINVAL, "%s: missing", what);
+	if (len == (size_t)-1)
+		len = strnlen(s, max + 1);
+	if (len > max)
+		return mb_fail(tag, MB_EINVAL, "%s: larger than the limit of %zu bytes", what, max);
+	if ((bad = mb_utf8_bad_at(s, len)) != (size_t)-1)
+		return mb_fail(tag, MB_EINVAL, "%s: invalid UTF-8 at byte %zu", what, bad);
+	if ((rc = scan_text(s, len, what, tag)))
+		return rc;
+	j = cJSON_ParseWithLengthOpts(s, len, &end, false);
+	if (!j) {
+		if (!end || end < s || end > s + len)
+			return mb_fail(tag, MB_ENOMEM, "%s: out of memory parsing", what);
+		return mb_fail(tag, MB_EINVAL, "%s: invalid JSON at byte %zu", what,
+		               (size_t)(end - s));
+	}
+	while (end < s + len && strchr(" \t\r\n", *end) && *end)
+		end++;
+	if (end != s + len) {
+		cJSON_Delete(j);
+		return mb_fail(tag, MB_EINVAL, "%s: unexpected text after the JSON value at byte %zu",
+		               what, (size_t)(end - s));
+	}
+	*out = j;
+	return 0;
+}
+
+static int buf_write(void *data, const char *p, size_t n)
+{
+	return buf_add(data, p, n) ? -1 : 0;
+}
+
+void mp_packer_init(msgpack_packer *pk, mb_buf *b)
+{
+	msgpack_packer_init(pk, b, buf_write);
+}
+
+static int cmp_keys(const void *a, const void *b)
+{
+	return strcmp((*(cJSON *const *)a)->string, (*(cJSON *const *)b)->string);
+}
+
+/* Duplicate keys would make "the value of a key" ambiguous for a merge. */
+static int check_dup_keys(const cJSON *obj, int n, const char *what, const void *tag)
+{
+	cJSON **v, *c;
+	int i = 0, rc = 0;
+
+	if (n < 2)
+		return 0;
+	if (!(v = malloc(sizeof *v * (size_t)n)))
+		return mb_fail(tag, MB_ENOMEM, "%s: out of memory", what);
+	for (c = obj->child; c; c = c->next)
+		v[i++] = c;
+	qsort(v, (size_t)n, sizeof *v, cmp_keys);
+	for (i = 1; i < n && !rc; i++)
+		if (!strcmp(v[i - 1]->string, v[i]->string))
+			rc = mb_fail(tag, MB_EINVAL, "%s: duplicate key \"%.64s\"", what, v[i]->string);
+	free(v);
+	return rc;
+}
+
+int json_pack(msgpack_packer *pk, const cJSON *j, const char *what, const void *tag)
+{
+	const cJSON *c;
+	int n = 0, rc = 0;
+
+	if (cJSON_IsObject(j) || cJSON_IsArray(j)) {
+		for (c = j->child; c; c = c->next)
+			n++;
+		if (cJSON_IsObject(j)) {
+			if ((rc = check_dup_keys(j, n, what, tag)))
+				return rc;
+			msgpack_pack_map(pk, (size_t)n);
+		} else
+			msgpack_pack_array(pk, (size_t)n);
+		for (c = j->child; c && !rc; c = c->next) {
+			if (cJSON_IsObject(j))
+				msgpack_pack_str_with_body(pk, c->string, strlen(c->string));
+			rc = json_pack(pk, c, what, tag);
+		}
+		return rc;
+	}
+	if (cJSON_IsString(j))
+		return msgpack_pack_str_with_body(pk, j->valuestring, strlen(j->valuestring)), 0;
+	if (cJSON_IsNumber(j)) {
+		double d = j->valuedouble;
+		if (!isfinite(d))
+			return mb_fail(tag, MB_EINVAL, "%s: number out of range", what);
+		if (d == floor(d) && fabs(d) < 9007199254740992.0)
+			return msgpack_pack_int64(pk, (int64_t)d), 0;
+		return msgpack_pack_double(pk, d), 0;
+	}
+	if (cJSON_IsBool(j))
+		return (cJSON_IsTrue(j) ? msgpack_pack_true(pk) : msgpack_pack_false(pk)), 0;
+	return msgpack_pack_nil(pk), 0;
+}
+
+int json_object_to_mp(const char *s, size_t len, size_t max, const char *what,
+                      const void *tag, mb_buf *out)
+{
+	msgpack_packer pk;
+	cJSON *j;
+	int rc;
+
+	if ((rc = json_parse(s, len, max, what, tag, &j)))
+		return rc;
+	if (!cJSON_IsObject(j)) {
+		cJSON_Delete(j);
+		return mb_fail(tag, MB_EINVAL, "%s: not a JSON object", what);
+	}
+	mp_packer_init(&pk, out);
+	rc = json_pack(&pk, j, what, tag);
+	cJSON_Delete(j);
+	if (!rc && out->failed)
+		rc = mb_fail(tag, MB_ENOMEM, "%s: out of memory", what);
+	return rc;
+}

@@ -1,0 +1,77 @@
+/*
+ * kv.h - the store's view of its key-value engine.
+ *
+ * Only kv_lmdb.c includes <lmdb.h>; every MDB_* code is translated there, in
+ * one function.  Values handed out point into the map and stay valid until
+ * the transaction ends.
+ */
+#ifndef MEMBANK_KV_H
+#define MEMBANK_KV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The named databases of a bank (see the layout in apply.c). */
+enum kv_db {
+	KV_PAGES,     /* id -> be64 updated_us, msgpack properties */
+	KV_PTIME,     /* be64 updated_us, id -> "" : the time index */
+	KV_META,      /* short name -> msgpack state record */
+	KV_ERRTYPES,  /* error type -> msgpack [count, resolved, steps, ts] */
+	KV_SYNCHIST,  /* be64 n -> msgpack [ts, status, error] */
+	KV_ERRHIST,   /* be64 n -> msgpack [ts, type, message] */
+	KV_NDB
+};
+
+/* Returned by kv_put() and kv_commit() when the map is full: the caller
+ * aborts, calls kv_grow() and runs the transaction again. */
+#define KV_EMAPFULL (-1000)
+
+typedef struct kv_env kv_env;
+typedef struct kv_txn kv_txn;
+typedef struct kv_cursor kv_cursor;
+
+typedef struct kv_val {
+	const void *data;
+	size_t len;
+} kv_val;
+
+typedef struct kv_info {
+	uint64_t map_size, map_used, last_txn;
+	uint64_t oldest_reader;  /* txn id the oldest live reader sees; 0: none */
+	unsigned readers, max_readers;
+	uint64_t entries[KV_NDB];
+} kv_info;
+
+/* Open the environment in directory @dir, or share the one this process has
+ * open there already (LMDB forbids two in one process).  @err receives a
+ * message on failure. */
+int kv_open(const char *dir, unsigned mode, size_t map_size, kv_env **out,
+            char *err, size_t errlen);
+void kv_close(kv_env *e);
+/* Clear reader slots of dead processes; *cleared may be NULL. */
+int kv_reader_check(kv_env *e, int *cleared);
+int kv_grow(kv_env *e);
+int kv_info_get(kv_env *e, kv_info *info);
+
+int kv_begin(kv_env *e, bool write, kv_txn **out);
+int kv_commit(kv_txn *t);
+void kv_abort(kv_txn *t);
+
+int kv_get(kv_txn *t, int db, kv_val key, kv_val *val); /* MB_ENOTFOUND */
+int kv_put(kv_txn *t, int db, kv_val key, kv_val val);
+int kv_del(kv_txn *t, int db, kv_val key);               /* MB_ENOTFOUND */
+int kv_count(kv_txn *t, int db, uint64_t *n);
+int kv_drop(kv_txn *t, int db);                          /* empty it */
+
+int kv_cursor_open(kv_txn *t, int db, kv_cursor **out);
+/* Position at the first key >= @key (NULL: the first key).  MB_ENOTFOUND
+ * past the end. */
+int kv_cursor_seek(kv_cursor *c, const kv_val *key, kv_val *k, kv_val *v);
+int kv_cursor_next(kv_cursor *c, kv_val *k, kv_val *v);
+int kv_cursor_last(kv_cursor *c, kv_val *k, kv_val *v);
+int kv_cursor_prev(kv_cursor *c, kv_val *k, kv_val *v);
+int kv_cursor_del(kv_cursor *c);
+void kv_cursor_close(kv_cursor *c);
+
+#endif /* MEMBANK_KV_H */

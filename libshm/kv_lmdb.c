@@ -1,0 +1,416 @@
+/*
+ * kv_lmdb.c - the LMDB engine behind kv.h.
+ *
+ * Flags: MDB_NOSYNC because LMDB is a cache (the journal is the truth; the
+ * journal part makes writes durable); MDB_NOTLS so that read transactions
+ * are not tied to threads; never MDB_WRITEMAP (a full disk would become
+ * SIGBUS) nor MDB_NOMEMINIT.  Every process of a bank uses these flags.
+ *
+ * PROCESS-WIDE REGISTRY.  LMDB forbids opening one environment twice in a
+ * process, so environments are shared by (device, inode, pid) and counted.
+ * This list and its mutex are the library's only global mutable state.  The
+ * pid keeps a child after fork() from reusing its parent's environment.
+ *
+ * MAP GROWTH.  mdb_env_set_mapsize() may only run while this process has no
+ * transaction open, so every transaction holds `resize` shared and growth
+ * takes it exclusive.  Growth by another process shows up as
+ * MDB_MAP_RESIZED at mdb_txn_begin() and is adopted the same way.
+ */
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "kv.h"
+
+#define KV_MAX_READERS 1022
+#define KV_MAX_MAP ((uint64_t)1 << 40)
+
+static const char *const db_names[KV_NDB] = {
+	"pages", "ptime", "meta", "errtypes", "synchist", "errhist"
+};
+
+struct kv_env {
+	MDB_env *env;
+	MDB_dbi dbi[KV_NDB];
+	pthread_rwlock_t resize;
+	dev_t dev;
+	ino_t ino;
+	pid_t pid;
+	int refs;
+	struct kv_env *next;
+};
+
+struct kv_txn {
+	kv_env *e;
+	MDB_txn *txn;
+};
+
+struct kv_cursor {
+	MDB_cursor *cur;
+};
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static kv_env *registry;
+
+/* The one place MDB_* codes become MB_E* codes. */
+static int kv_code(int rc)
+{
+	switch (rc) {
+	case MDB_SUCCESS: return 0;
+	case MDB_NOTFOUND: return MB_ENOTFOUND;
+	case MDB_MAP_FULL: return KV_EMAPFULL;
+	case MDB_CORRUPTED: case MDB_PAGE_NOTFOUND: case MDB_INVALID:
+	case MDB_BAD_TXN: return MB_ECORRUPT;
+	case MDB_VERSION_MISMATCH: return MB_EVERSION;
+	case MDB_PANIC: return MB_EFATAL;
+	case ENOMEM: return MB_ENOMEM;
+	case ENOSPC: return MB_ENOSPC;
+	case EACCES: case EPERM: case EROFS: return MB_EPERM;
+	case EIO: return MB_EIO;
+	default: return MB_EINTERNAL;
+	}
+}
+
+static MDB_val to_mdb(kv_val v)
+{
+	return (MDB_val){ .mv_size = v.len, .mv_data = (void *)v.data };
+}
+
+static kv_val from_mdb(MDB_val v)
+{
+	return (kv_val){ .data = v.mv_data, .len = v.mv_size };
+}
+
+static int open_dbis(kv_env *e)
+{
+	MDB_txn *txn;
+	int rc;
+
+	if ((rc = mdb_txn_begin(e->env, NULL, 0, &txn)))
+		return rc;
+	for (int i = 0; i < KV_NDB && !rc; i++)
+		rc = mdb_dbi_open(txn, db_names[i], MDB_CREATE, &e->dbi[i]);
+	if (rc) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	return mdb_txn_commit(txn);
+}
+
+static int env_create(const char *dir, unsigned mode, size_t map_size, kv_env *e,
+                      char *err, size_t errlen)
+{
+	pthread_rwlockattr_t ra;
+	int rc;
+
+	if ((rc = mdb_env_create(&e->env)))
+		goto fail;
+	mdb_env_set_maxdbs(e->env, KV_NDB);
+	mdb_env_set_maxreaders(e->env, KV_MAX_READERS);
+	mdb_env_set_mapsize(e->env, map_size);
+	rc = mdb_env_open(e->env, dir, MDB_NOSYNC | MDB_NOTLS | MDB_NORDAHEAD, mode);
+	if (rc)
+		goto fail;
+	mdb_reader_check(e->env, NULL);
+	if ((rc = open_dbis(e)))
+		goto fail;
+	pthread_rwlockattr_init(&ra);
+	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&e->resize, &ra);
+	pthread_rwlockattr_destroy(&ra);
+	return 0;
+fail:
+	snprintf(err, errlen, "store %s: %s", dir, mdb_strerror(rc));
+	if (e->env)
+		mdb_env_close(e->env);
+	e->env = NULL;
+	return rc == MDB_INVALID ? MB_ENOTBANK : kv_code(rc);
+}
+
+int kv_open(const char *dir, unsigned mode, size_t map_size, kv_env **out,
+            char *err, size_t errlen)
+{
+	struct stat st;
+	kv_env *e;
+	int rc = 0;
+
+	*out = NULL;
+	if (stat(dir, &st)) {
+		snprintf(err, errlen, "store %s: %s", dir, strerror(errno));
+		return mb_errno_code(errno);
+	}
+	pthread_mutex_lock(&registry_lock);
+	for (e = registry; e; e = e->next)
+		if (e->dev == st.st_dev && e->ino == st.st_ino && e->pid == getpid())
+			break;
+	if (e) {
+		e->refs++;
+	} else if (!(e = calloc(1, sizeof *e))) {
+		rc = MB_ENOMEM;
+	} else if ((rc = env_create(dir, mode, map_size, e, err, errlen))) {
+		free(e);
+		e = NULL;
+	} else {
+		e->dev = st.st_dev;
+		e->ino = st.st_ino;
+		e->pid = getpid();
+		e->refs = 1;
+		e->next = registry;
+		registry = e;
+	}
+	pthread_mutex_unlock(&registry_lock);
+	*out = e;
+	return rc;
+}
+
+void kv_close(kv_env *e)
+{
+	kv_env **pp;
+
+	if (!e)
+		return;
+	pthread_mutex_lock(&registry_lock);
+	if (--e->refs == 0) {
+		for (pp = &registry; *pp && *pp != e; pp = &(*pp)->next)
+			;
+		if (*pp)
+			*pp = e->next;
+		/* a child after fork() must not touch its parent's environment:
+		 * it only forgets it */
+		if (e->pid == getpid()) {
+			mdb_env_close(e->env);
+			pthread_rwlock_destroy(&e->resize);
+		}
+		free(e);
+	}
+	pthread_mutex_unlock(&registry_lock);
+}
+
+int kv_reader_check(kv_env *e, int *cleared)
+{
+	int dead = 0, rc = mdb_reader_check(e->env, &dead);
+
+	if (cleared)
+		*cleared = dead;
+	return kv_code(rc);
+}
+
+int kv_grow(kv_env *e)
+{
+	MDB_envinfo info;
+	uint64_t size;
+	int rc;
+
+	pthread_rwlock_wrlock(&e->resize);
+	mdb_env_info(e->env, &info);
+	size = (uint64_t)info.me_mapsize * 2;
+	rc = size > KV_MAX_MAP ? MB_ENOSPC : kv_code(mdb_env_set_mapsize(e->env, size));
+	pthread_rwlock_unlock(&e->resize);
+	return rc;
+}
+
+/* Another process grew the map: adopt its size. */
+static void adopt_map(kv_env *e)
+{
+	pthread_rwlock_wrlock(&e->resize);
+	mdb_env_set_mapsize(e->env, 0);
+	pthread_rwlock_unlock(&e->resize);
+}
+
+int kv_begin(kv_env *e, bool write, kv_txn **out)
+{
+	kv_txn *t = malloc(sizeof *t);
+	int rc;
+
+	*out = NULL;
+	if (!t)
+		return MB_ENOMEM;
+	for (int tries = 0;; tries++) {
+		pthread_rwlock_rdlock(&e->resize);
+		rc = mdb_txn_begin(e->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
+		if (!rc)
+			break;
+		pthread_rwlock_unlock(&e->resize);
+		if (rc == MDB_MAP_RESIZED && tries < 8)
+			adopt_map(e);
+		else if (rc == MDB_READERS_FULL && tries < 8)
+			mdb_reader_check(e->env, NULL);
+		else {
+			free(t);
+			return kv_code(rc);
+		}
+	}
+	t->e = e;
+	*out = t;
+	return 0;
+}
+
+int kv_commit(kv_txn *t)
+{
+	int rc = mdb_txn_commit(t->txn);
+
+	pthread_rwlock_unlock(&t->e->resize);
+	free(t);
+	return kv_code(rc);
+}
+
+void kv_abort(kv_txn *t)
+{
+	if (!t)
+		return;
+	mdb_txn_abort(t->txn);
+	pthread_rwlock_unlock(&t->e->resize);
+	free(t);
+}
+
+int kv_get(kv_txn *t, int db, kv_val key, kv_val *val)
+{
+	MDB_val k = to_mdb(key), v;
+	int rc = mdb_get(t->txn, t->e->dbi[db], &k, &v);
+
+	if (!rc)
+		*val = from_mdb(v);
+	return kv_code(rc);
+}
+
+int kv_put(kv_txn *t, int db, kv_val key, kv_val val)
+{
+	MDB_val k = to_mdb(key), v = to_mdb(val);
+
+	return kv_code(mdb_put(t->txn, t->e->dbi[db], &k, &v, 0));
+}
+
+int kv_del(kv_txn *t, int db, kv_val key)
+{
+	MDB_val k = to_mdb(key);
+
+	return kv_code(mdb_del(t->txn, t->e->dbi[db], &k, NULL));
+}
+
+int kv_count(kv_txn *t, int db, uint64_t *n)
+{
+	MDB_stat st;
+	int rc = mdb_stat(t->txn, t->e->dbi[db], &st);
+
+	*n = rc ? 0 : st.ms_entries;
+	return kv_code(rc);
+}
+
+int kv_drop(kv_txn *t, int db)
+{
+	return kv_code(mdb_drop(t->txn, t->e->dbi[db], 0));
+}
+
+/* mdb_reader_list() only prints: "    pid     thread     txnid" lines. */
+static int oldest_reader(const char *msg, void *ctx)
+{
+	unsigned long long pid, txn;
+	char thread[32];
+	uint64_t *oldest = ctx;
+
+	if (sscanf(msg, "%llu %31s %llu", &pid, thread, &txn) == 3 && txn &&
+	    (!*oldest || txn < *oldest))
+		*oldest = txn;
+	return 0;
+}
+
+int kv_info_get(kv_env *e, kv_info *info)
+{
+	MDB_envinfo ei;
+	MDB_stat st;
+	kv_txn *t;
+	int rc;
+
+	memset(info, 0, sizeof *info);
+	if ((rc = kv_begin(e, false, &t)))
+		return rc;
+	mdb_env_info(e->env, &ei);
+	mdb_env_stat(e->env, &st);
+	info->map_size = ei.me_mapsize;
+	info->map_used = (uint64_t)(ei.me_last_pgno + 1) * st.ms_psize;
+	info->last_txn = ei.me_last_txnid;
+	info->readers = ei.me_numreaders;
+	info->max_readers = ei.me_maxreaders;
+	mdb_reader_list(e->env, oldest_reader, &info->oldest_reader);
+	for (int i = 0; i < KV_NDB; i++)
+		kv_count(t, i, &info->entries[i]);
+	kv_abort(t);
+	return 0;
+}
+
+int kv_cursor_open(kv_txn *t, int db, kv_cursor **out)
+{
+	kv_cursor *c = malloc(sizeof *c);
+	int rc;
+
+	*out = NULL;
+	if (!c)
+		return MB_ENOMEM;
+	if ((rc = mdb_cursor_open(t->txn, t->e->dbi[db], &c->cur))) {
+		free(c);
+		return kv_code(rc);
+	}
+	*out = c;
+	return 0;
+}
+
+static int cursor_get(kv_cursor *c, MDB_val *k, kv_val *ko, kv_val *vo, MDB_cursor_op op)
+{
+	MDB_val v;
+	int rc = mdb_cursor_get(c->cur, k, &v, op);
+
+	if (!rc) {
+		*ko = from_mdb(*k);
+		*vo = from_mdb(v);
+	}
+	return kv_code(rc);
+}
+
+int kv_cursor_seek(kv_cursor *c, const kv_val *key, kv_val *k, kv_val *v)
+{
+	MDB_val mk = { 0, NULL };
+
+	if (!key)
+		return cursor_get(c, &mk, k, v, MDB_FIRST);
+	mk = to_mdb(*key);
+	return cursor_get(c, &mk, k, v, MDB_SET_RANGE);
+}
+
+int kv_cursor_next(kv_cursor *c, kv_val *k, kv_val *v)
+{
+	MDB_val mk;
+
+	return cursor_get(c, &mk, k, v, MDB_NEXT);
+}
+
+int kv_cursor_last(kv_cursor *c, kv_val *k, kv_val *v)
+{
+	MDB_val mk;
+
+	return cursor_get(c, &mk, k, v, MDB_LAST);
+}
+
+int kv_cursor_prev(kv_cursor *c, kv_val *k, kv_val *v)
+{
+	MDB_val mk;
+
+	return cursor_get(c, &mk, k, v, MDB_PREV);
+}
+
+int kv_cursor_del(kv_cursor *c)
+{
+	return kv_code(mdb_cursor_del(c->cur, 0));
+}
+
+void kv_cursor_close(kv_cursor *c)
+{
+	if (!c)
+		return;
+	mdb_cursor_close(c->cur);
+	free(c);
+}

@@ -1,0 +1,367 @@
+/*
+ * mp.c - a bounded msgpack reader, and msgpack -> JSON text.
+ *
+ * Every msgpack buffer read from disk (an LMDB value, a journal payload)
+ * passes through here, never through msgpack-c's unpacker, which has no
+ * limits: a 5-byte input can make it reserve gigabytes, and a depth over 32
+ * reads as out-of-memory.  This reader checks every count and length against
+ * the bytes present and caps the depth, and it decodes in the same pass, so
+ * validation costs nothing extra.  msgpack-c is used for writing.
+ *
+ * Accepted: nil, bool, int (fix/8/16/32/64, signed and unsigned), float
+ * 32/64, str (fix/8/16/32), array and map (fix/16/32) with string keys.
+ * bin and ext are never written by membank and are rejected.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+static uint64_t be(const uint8_t *p, unsigned n)
+{
+	uint64_t v = 0;
+
+	for (unsigned i = 0; i < n; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* Take @n bytes; MB_ECORRUPT when fewer remain. */
+static int take(mp_reader *r, size_t n, const uint8_t **out)
+{
+	if ((size_t)(r->end - r->p) < n)
+		return MB_ECORRUPT;
+	*out = r->p;
+	r->p += n;
+	return 0;
+}
+
+int mp_peek(const mp_reader *r, mp_kind *kind)
+{
+	uint8_t c;
+
+	if (r->p >= r->end)
+		return MB_ECORRUPT;
+	c = *r->p;
+	if (c <= 0x7f || c >= 0xe0 || (c >= 0xcc && c <= 0xd3))
+		*kind = MP_INT;
+	else if (c <= 0x8f || c == 0xde || c == 0xdf)
+		*kind = MP_MAP;
+	else if (c <= 0x9f || c == 0xdc || c == 0xdd)
+		*kind = MP_ARRAY;
+	else if (c <= 0xbf || (c >= 0xd9 && c <= 0xdb))
+		*kind = MP_STR;
+	else if (c == 0xc0)
+		*kind = MP_NIL;
+	else if (c == 0xc2 || c == 0xc3)
+		*kind = MP_BOOL;
+	else if (c == 0xca || c == 0xcb)
+		*kind = MP_FLOAT;
+	else
+		return MB_ECORRUPT;
+	return 0;
+}
+
+static int read_count(mp_reader *r, uint8_t fix_lo, uint8_t fix_hi,
+                      uint8_t c16, uint8_t c32, uint32_t *n, unsigned per_item)
+{
+	const uint8_t *p;
+	uint8_t c;
+	int rc;
+
+	if ((rc = take(r, 1, &p)))
+		return rc;
+	c = *p;
+	if (c >= fix_lo && c <= fix_hi)
+		*n = c - fix_lo;
+	else if (c == c16 && !(rc = take(r, 2, &p)))
+		*n = (uint32_t)be(p, 2);
+	else if (c == c32 && !(rc = take(r, 4, &p)))
+		*n = (uint32_t)be(p, 4);
+	else
+		return MB_ECORRUPT;
+	/* each item takes at least one byte: a count larger than the bytes
+	 * left is a lie, whatever it claims */
+	if ((uint64_t)*n * per_item > (uint64_t)(r->end - r->p))
+		return MB_ECORRUPT;
+	return 0;
+}
+
+int mp_read_array(mp_reader *r, uint32_t *n)
+{
+	return read_count(r, 0x90, 0x9f, 0xdc, 0xdd, n, 1);
+}
+
+int mp_read_map(mp_reader *r, uint32_t *n)
+{
+	return read_count(r, 0x80, 0x8f, 0xde, 0xdf, n, 2);
+}
+
+int mp_read_str(mp_reader *r, const char **s, uint32_t *len)
+{
+	const uint8_t *p;
+	uint8_t c;
+	int rc;
+
+	if ((rc = take(r, 1, &p)))
+		return rc;
+	c = *p;
+	if (c >= 0xa0 && c <= 0xbf)
+		*len = c - 0xa0;
+	else if (c == 0xd9 && !(rc = take(r, 1, &p)))
+		*len = p[0];
+	else if (c == 0xda && !(rc = take(r, 2, &p)))
+		*len = (uint32_t)be(p, 2);
+	else if (c == 0xdb && !(rc = take(r, 4, &p)))
+		*len = (uint32_t)be(p, 4);
+	else
+		return MB_ECORRUPT;
+	if ((rc = take(r, *len, &p)))
+		return rc;
+	*s = (const char *)p;
+	return 0;
+}
+
+bool mp_read_nil(mp_reader *r)
+{
+	if (r->p < r->end && *r->p == 0xc0) {
+		r->p++;
+		return true;
+	}
+	return false;
+}
+
+int mp_read_bool(mp_reader *r, bool *v)
+{
+	if (r->p >= r->end || (*r->p != 0xc2 && *r->p != 0xc3))
+		return MB_ECORRUPT;
+	*v = *r->p++ == 0xc3;
+	return 0;
+}
+
+int mp_read_int(mp_reader *r, int64_t *v)
+{
+	const uint8_t *p;
+	unsigned n;
+	uint8_t c;
+	int rc;
+
+	if ((rc = take(r, 1, &p)))
+		return rc;
+	c = *p;
+	if (c <= 0x7f || c >= 0xe0) {
+		*v = (int8_t)c;
+		return 0;
+	}
+	if (c < 0xcc || c > 0xd3)
+		return MB_ECORRUPT;
+	n = 1u << ((c - 0xcc) & 3);
+	if ((rc = take(r, n, &p)))
+		return rc;
+	if (c <= 0xcf) {
+		uint64_t u = be(p, n);
+		if (u > INT64_MAX)
+			return MB_ECORRUPT;
+		*v = (int64_t)u;
+	} else {
+		uint64_t u = be(p, n);
+		unsigned shift = 64 - 8 * n;
+		*v = shift ? (int64_t)(u << shift) >> shift : (int64_t)u;
+	}
+	return 0;
+}
+
+int mp_read_double(mp_reader *r, double *v)
+{
+	const uint8_t *p;
+	mp_kind k;
+	int rc;
+
+	if ((rc = mp_peek(r, &k)))
+		return rc;
+	if (k == MP_INT) {
+		int64_t i;
+		if ((rc = mp_read_int(r, &i)))
+			return rc;
+		*v = (double)i;
+		return 0;
+	}
+	if (k != MP_FLOAT || (rc = take(r, 1, &p)))
+		return MB_ECORRUPT;
+	if (*p == 0xca) {
+		float f;
+		uint32_t u;
+		if ((rc = take(r, 4, &p)))
+			return rc;
+		u = (uint32_t)be(p, 4);
+		memcpy(&f, &u, 4);
+		*v = f;
+	} else {
+		uint64_t u;
+		if ((rc = take(r, 8, &p)))
+			return rc;
+		u = be(p, 8);
+		memcpy(v, &u, 8);
+	}
+	return isfinite(*v) ? 0 : MB_ECORRUPT;
+}
+
+int mp_skip(mp_reader *r, unsigned depth)
+{
+	uint32_t n, len;
+	const char *s;
+	int64_t i;
+	double d;
+	bool b;
+	mp_kind k;
+	int rc;
+
+	if ((rc = mp_peek(r, &k)))
+		return rc;
+	switch (k) {
+	case MP_NIL: r->p++; return 0;
+	case MP_BOOL: return mp_read_bool(r, &b);
+	case MP_INT: return mp_read_int(r, &i);
+	case MP_FLOAT: return mp_read_double(r, &d);
+	case MP_STR: return mp_read_str(r, &s, &len);
+	case MP_ARRAY:
+	case MP_MAP:
+		if (depth >= MB_MAX_DEPTH)
+			return MB_ECORRUPT;
+		rc = k == MP_MAP ? mp_read_map(r, &n) : mp_read_array(r, &n);
+		for (uint32_t j = 0; !rc && j < n; j++) {
+			if (k == MP_MAP && (rc = mp_read_str(r, &s, &len)))
+				break;
+			rc = mp_skip(r, depth + 1);
+		}
+		return rc;
+	}
+	return MB_ECORRUPT;
+}
+
+int mp_check(const void *data, size_t len)
+{
+	mp_reader r = { data, (const uint8_t *)data + len };
+	int rc = mp_skip(&r, 0);
+
+	return rc ? rc : (r.p == r.end ? 0 : MB_ECORRUPT);
+}
+
+/* ----------------------------------------------------------- to JSON */
+
+int json_add_str(mb_buf *b, const char *s, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i, run = 0;
+
+	if (!mb_utf8_valid(s, len))
+		return MB_ECORRUPT;
+	buf_addc(b, '"');
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		char esc[7] = "\\u00";
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		buf_add(b, s + run, i - run);
+		run = i + 1;
+		switch (c) {
+		case '"': buf_adds(b, "\\\""); break;
+		case '\\': buf_adds(b, "\\\\"); break;
+		case '\n': buf_adds(b, "\\n"); break;
+		case '\r': buf_adds(b, "\\r"); break;
+		case '\t': buf_adds(b, "\\t"); break;
+		case '\b': buf_adds(b, "\\b"); break;
+		case '\f': buf_adds(b, "\\f"); break;
+		default:
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 15];
+			buf_add(b, esc, 6);
+		}
+	}
+	buf_add(b, s + run, len - run);
+	return buf_addc(b, '"');
+}
+
+/* The shortest text that reads back as the same double. */
+int json_add_double(mb_buf *b, double d)
+{
+	char tmp[40];
+
+	snprintf(tmp, sizeof tmp, "%.15g", d);
+	if (strtod(tmp, NULL) != d)
+		snprintf(tmp, sizeof tmp, "%.17g", d);
+	if (!strpbrk(tmp, ".eE"))
+		strcat(tmp, ".0");
+	return buf_adds(b, tmp);
+}
+
+int json_add_int(mb_buf *b, int64_t v)
+{
+	char tmp[24];
+
+	snprintf(tmp, sizeof tmp, "%lld", (long long)v);
+	return buf_adds(b, tmp);
+}
+
+static int container_to_json(mp_reader *r, mb_buf *b, unsigned depth, bool map)
+{
+	uint32_t n, len;
+	const char *s;
+	int rc;
+
+	if (depth >= MB_MAX_DEPTH)
+		return MB_ECORRUPT;
+	rc = map ? mp_read_map(r, &n) : mp_read_array(r, &n);
+	buf_addc(b, map ? '{' : '[');
+	for (uint32_t j = 0; !rc && j < n; j++) {
+		if (j)
+			buf_addc(b, ',');
+		if (map && !(rc = mp_read_str(r, &s, &len))) {
+			rc = json_add_str(b, s, len);
+			buf_addc(b, ':');
+		}
+		if (!rc)
+			rc = mp_to_json(r, b, depth + 1);
+	}
+	if (!rc)
+		buf_addc(b, map ? '}' : ']');
+	return rc;
+}
+
+int mp_to_json(mp_reader *r, mb_buf *b, unsigned depth)
+{
+	uint32_t len;
+	const char *s;
+	int64_t i;
+	double d;
+	bool v;
+	mp_kind k;
+	int rc;
+
+	if ((rc = mp_peek(r, &k)))
+		return rc;
+	switch (k) {
+	case MP_NIL: r->p++; rc = buf_adds(b, "null"); break;
+	case MP_BOOL:
+		if (!(rc = mp_read_bool(r, &v)))
+			rc = buf_adds(b, v ? "true" : "false");
+		break;
+	case MP_INT:
+		if (!(rc = mp_read_int(r, &i)))
+			rc = json_add_int(b, i);
+		break;
+	case MP_FLOAT:
+		if (!(rc = mp_read_double(r, &d)))
+			rc = json_add_double(b, d);
+		break;
+	case MP_STR:
+		if (!(rc = mp_read_str(r, &s, &len)))
+			rc = json_add_str(b, s, len);
+		break;
+	case MP_ARRAY: return container_to_json(r, b, depth, false);
+	case MP_MAP: return container_to_json(r, b, depth, true);
+	}
+	return rc ? rc : (b->failed ? MB_ENOMEM : 0);
+}

@@ -1,0 +1,188 @@
+/*
+ * record.c - encoding and checking of mutation records (see record.h).
+ */
+#include <msgpack.h>
+#include <string.h>
+
+#include "record.h"
+
+static int packed(mb_buf *out)
+{
+	return out->failed ? MB_ENOMEM : 0;
+}
+
+int rec_encode_page(mb_buf *out, const char *id, size_t idlen, const mb_buf *props)
+{
+	msgpack_packer pk;
+
+	mp_packer_init(&pk, out);
+	msgpack_pack_array(&pk, 2);
+	msgpack_pack_str_with_body(&pk, id, idlen);
+	buf_add(out, props->data, props->len);
+	return packed(out);
+}
+
+int rec_encode_id(mb_buf *out, const char *id, size_t idlen)
+{
+	msgpack_packer pk;
+
+	mp_packer_init(&pk, out);
+	msgpack_pack_array(&pk, 1);
+	msgpack_pack_str_with_body(&pk, id, idlen);
+	return packed(out);
+}
+
+int rec_encode_strs(mb_buf *out, const char *a, const char *b)
+{
+	msgpack_packer pk;
+
+	mp_packer_init(&pk, out);
+	msgpack_pack_array(&pk, 2);
+	msgpack_pack_str_with_body(&pk, a, strlen(a));
+	if (b)
+		msgpack_pack_str_with_body(&pk, b, strlen(b));
+	else
+		msgpack_pack_nil(&pk);
+	return packed(out);
+}
+
+int rec_encode_map(mb_buf *out, const mb_buf *map)
+{
+	msgpack_packer pk;
+
+	mp_packer_init(&pk, out);
+	msgpack_pack_array(&pk, 1);
+	buf_add(out, map->data, map->len);
+	return packed(out);
+}
+
+int rec_encode_int(mb_buf *out, int64_t v)
+{
+	msgpack_packer pk;
+
+	mp_packer_init(&pk, out);
+	msgpack_pack_array(&pk, 1);
+	msgpack_pack_int64(&pk, v);
+	return packed(out);
+}
+
+/* A string field: valid UTF-8 and within its bound. */
+static int read_text(mp_reader *r, const char **s, uint32_t *len, uint32_t min, uint32_t max)
+{
+	if (mp_read_str(r, s, len) || *len < min || *len > max || !mb_utf8_valid(*s, *len))
+		return MB_ECORRUPT;
+	return 0;
+}
+
+static int read_map(mp_reader *r, mb_rec *o)
+{
+	mp_kind k;
+
+	o->map = r->p;
+	if (mp_peek(r, &k) || k != MP_MAP || mp_skip(r, 0))
+		return MB_ECORRUPT;
+	o->maplen = (size_t)(r->p - o->map);
+	return 0;
+}
+
+static const struct {
+	uint32_t n, amin, amax, bmax;  /* array length, bounds of a and b */
+	bool b_nil_ok, has_map;
+} shapes[REC_MAX + 1] = {
+	[REC_PAGE_PUT] = { 2, 1, MB_MAX_ID_BYTES, 0, false, true },
+	[REC_PAGE_MERGE] = { 2, 1, MB_MAX_ID_BYTES, 0, false, true },
+	[REC_PAGE_DELETE] = { 1, 1, MB_MAX_ID_BYTES, 0, false, false },
+	[REC_SYNC] = { 2, 1, MB_MAX_STATUS_BYTES, MB_MAX_TEXT_BYTES, true, false },
+	[REC_ERROR_LOG] = { 2, 1, MB_MAX_TYPE_BYTES, MB_MAX_TEXT_BYTES, false, false },
+	[REC_ERROR_RESOLVE] = { 2, 1, MB_MAX_TYPE_BYTES, MB_MAX_TEXT_BYTES, false, false },
+	[REC_CONFIG] = { 1, 0, 0, 0, false, true },
+	[REC_PURGE] = { 1, 0, 0, 0, false, false },
+};
+
+int rec_decode(uint8_t type, int64_t ts, const void *payload, size_t len, mb_rec *o)
+{
+	mp_reader r = { payload, (const uint8_t *)payload + len };
+	uint32_t n;
+
+	memset(o, 0, sizeof *o);
+	o->type = type;
+	o->ts = ts;
+	if (type < 1 || type > REC_MAX || mp_read_array(&r, &n) || n != shapes[type].n)
+		return MB_ECORRUPT;
+	if (type == REC_CONFIG) {
+		if (read_map(&r, o))
+			return MB_ECORRUPT;
+	} else if (type == REC_PURGE) {
+		if (mp_read_int(&r, &o->num))
+			return MB_ECORRUPT;
+	} else {
+		if (read_text(&r, &o->a, &o->alen, shapes[type].amin, shapes[type].amax))
+			return MB_ECORRUPT;
+		if (shapes[type].has_map && read_map(&r, o))
+			return MB_ECORRUPT;
+		if (n == 2 && !shapes[type].has_map && !(shapes[type].b_nil_ok && mp_read_nil(&r)) &&
+		    read_text(&r, &o->b, &o->blen, 0, shapes[type].bmax))
+			return MB_ECORRUPT;
+	}
+	return r.p == r.end ? 0 : MB_ECORRUPT;
+}
+
+static const char *const op_names[REC_MAX + 1] = {
+	[REC_PAGE_PUT] = "page.put", [REC_PAGE_MERGE] = "page.merge",
+	[REC_PAGE_DELETE] = "page.delete", [REC_SYNC] = "sync.record",
+	[REC_ERROR_LOG] = "error.log", [REC_ERROR_RESOLVE] = "error.resolve",
+	[REC_CONFIG] = "config.update", [REC_PURGE] = "pages.purge",
+};
+
+static const char *const field_a[REC_MAX + 1] = {
+	[REC_PAGE_PUT] = "id", [REC_PAGE_MERGE] = "id", [REC_PAGE_DELETE] = "id",
+	[REC_SYNC] = "status", [REC_ERROR_LOG] = "error_type",
+	[REC_ERROR_RESOLVE] = "error_type",
+};
+
+static const char *const field_b[REC_MAX + 1] = {
+	[REC_SYNC] = "error", [REC_ERROR_LOG] = "message", [REC_ERROR_RESOLVE] = "steps",
+};
+
+int rec_event_json(uint64_t seq, const mb_rec *r, mb_buf *out)
+{
+	char ts[MB_TIME_LEN];
+	int rc = 0;
+
+	mb_format_time(r->ts, ts);
+	buf_adds(out, "{\"seq\":");
+	json_add_int(out, (int64_t)seq);
+	buf_adds(out, ",\"timestamp\":\"");
+	buf_adds(out, ts);
+	buf_adds(out, "\",\"op\":\"");
+	buf_adds(out, op_names[r->type]);
+	buf_addc(out, '"');
+	if (field_a[r->type]) {
+		buf_adds(out, ",\"");
+		buf_adds(out, field_a[r->type]);
+		buf_adds(out, "\":");
+		json_add_str(out, r->a, r->alen);
+	}
+	if (field_b[r->type]) {
+		buf_adds(out, ",\"");
+		buf_adds(out, field_b[r->type]);
+		buf_adds(out, "\":");
+		if (r->b)
+			json_add_str(out, r->b, r->blen);
+		else
+			buf_adds(out, "null");
+	}
+	if (r->map) {
+		mp_reader m = { r->map, r->map + r->maplen };
+		buf_adds(out, r->type == REC_CONFIG ? ",\"config\":" : ",\"properties\":");
+		rc = mp_to_json(&m, out, 0);
+	}
+	if (r->type == REC_PURGE) {
+		mb_format_time(r->num, ts);
+		buf_adds(out, ",\"before\":\"");
+		buf_adds(out, ts);
+		buf_addc(out, '"');
+	}
+	buf_addc(out, '}');
+	return rc ? rc : (out->failed ? MB_ENOMEM : 0);
+}

@@ -1,0 +1,63 @@
+/*
+ * record.h - mutation records: the one shape every change takes.
+ *
+ * A mutation is turned into a record before anything is written: a type, a
+ * timestamp (given when it is journaled, under the writer lock) and a
+ * msgpack payload.  The journal stores it; apply() applies it to the store.
+ * Replaying the same records in the same order gives the same store, so a
+ * record carries everything apply() needs (its time included).
+ *
+ * Payloads (msgpack arrays):
+ *   REC_PAGE_PUT      [id: str, properties: map]
+ *   REC_PAGE_MERGE    [id: str, properties: map]  (nil value: remove key)
+ *   REC_PAGE_DELETE   [id: str]
+ *   REC_SYNC          [status: str, error: str | nil]
+ *   REC_ERROR_LOG     [type: str, message: str]
+ *   REC_ERROR_RESOLVE [type: str, steps: str]
+ *   REC_CONFIG        [patch: map]   (already validated, see config.c)
+ *   REC_PURGE         [cutoff_us: int]  (drop pages updated before it)
+ */
+#ifndef MEMBANK_RECORD_H
+#define MEMBANK_RECORD_H
+
+#include "internal.h"
+
+enum rec_type {
+	REC_PAGE_PUT = 1,
+	REC_PAGE_MERGE = 2,
+	REC_PAGE_DELETE = 3,
+	REC_SYNC = 4,
+	REC_ERROR_LOG = 5,
+	REC_ERROR_RESOLVE = 6,
+	REC_CONFIG = 7,
+	REC_PURGE = 8,
+	REC_MAX = 8
+};
+
+typedef struct mb_rec {
+	uint8_t type;
+	int64_t ts;
+	const char *a;        /* id, status or error type */
+	uint32_t alen;
+	const char *b;        /* error, message or steps; NULL when nil */
+	uint32_t blen;
+	const uint8_t *map;   /* properties or config patch */
+	size_t maplen;
+	int64_t num;          /* purge cutoff */
+} mb_rec;
+
+/* Encoders append the payload to @out. */
+int rec_encode_page(mb_buf *out, const char *id, size_t idlen, const mb_buf *props);
+int rec_encode_id(mb_buf *out, const char *id, size_t idlen);
+int rec_encode_strs(mb_buf *out, const char *a, const char *b /* NULL: nil */);
+int rec_encode_map(mb_buf *out, const mb_buf *map);
+int rec_encode_int(mb_buf *out, int64_t v);
+
+/* Check and split a payload read back (never trusted: it may come from a
+ * damaged or hostile file).  MB_ECORRUPT when it is not of its type's shape. */
+int rec_decode(uint8_t type, int64_t ts, const void *payload, size_t len, mb_rec *out);
+
+/* One journal event as a JSON object, for `membank journal tail`. */
+int rec_event_json(uint64_t seq, const mb_rec *r, mb_buf *out);
+
+#endif /* MEMBANK_RECORD_H */

@@ -1,0 +1,316 @@
+/*
+ * state.c - loading and storing the state records of state.h.
+ */
+#include <msgpack.h>
+#include <string.h>
+
+#include "state.h"
+
+void st_be64(uint8_t out[8], uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		out[i] = (uint8_t)v;
+}
+
+uint64_t st_get_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+void st_pack_time(msgpack_packer *pk, int64_t t)
+{
+	if (t == MB_NEVER)
+		msgpack_pack_nil(pk);
+	else
+		msgpack_pack_int64(pk, t);
+}
+
+int st_read_time(mp_reader *r, int64_t *t)
+{
+	if (mp_read_nil(r)) {
+		*t = MB_NEVER;
+		return 0;
+	}
+	return mp_read_int(r, t);
+}
+
+static int read_u64(mp_reader *r, uint64_t *v)
+{
+	int64_t i;
+
+	if (mp_read_int(r, &i) || i < 0)
+		return MB_ECORRUPT;
+	*v = (uint64_t)i;
+	return 0;
+}
+
+/* Copy a string or nil into a fixed field; nil gives "" and *present false. */
+static int read_field(mp_reader *r, char *out, size_t cap, bool *present)
+{
+	const char *s;
+	uint32_t len;
+
+	if (mp_read_nil(r)) {
+		out[0] = '\0';
+		if (present)
+			*present = false;
+		return 0;
+	}
+	if (mp_read_str(r, &s, &len) || len >= cap)
+		return MB_ECORRUPT;
+	memcpy(out, s, len);
+	out[len] = '\0';
+	if (present)
+		*present = true;
+	return 0;
+}
+
+static int meta_get(kv_txn *t, const char *name, mp_reader *r, uint32_t fields)
+{
+	kv_val v;
+	uint32_t n;
+	int rc = kv_get(t, KV_META, (kv_val){ name, strlen(name) }, &v);
+
+	if (rc)
+		return rc;
+	r->p = v.data;
+	r->end = r->p + v.len;
+	if (mp_read_array(r, &n) || n != fields)
+		return MB_ECORRUPT;
+	return 0;
+}
+
+static int meta_put(kv_txn *t, const char *name, mb_buf *b)
+{
+	int rc = b->failed ? MB_ENOMEM : kv_put(t, KV_META, (kv_val){ name, strlen(name) },
+	                                        (kv_val){ b->data, b->len });
+	buf_free(b);
+	return rc;
+}
+
+int st_sync_load(kv_txn *t, st_sync *s)
+{
+	mp_reader r;
+	int rc = meta_get(t, "sync", &r, 6);
+
+	memset(s, 0, sizeof *s);
+	s->last_success = s->last_sync = MB_NEVER;
+	if (rc == MB_ENOTFOUND)
+		return 0;
+	if (rc || read_field(&r, s->status, sizeof s->status, &s->has_status) ||
+	    st_read_time(&r, &s->last_success) || st_read_time(&r, &s->last_sync) ||
+	    read_u64(&r, &s->errors) || read_u64(&r, &s->successes) ||
+	    read_u64(&r, &s->hist_next))
+		return rc ? rc : MB_ECORRUPT;
+	return 0;
+}
+
+int st_sync_store(kv_txn *t, const st_sync *s)
+{
+	mb_buf b = { 0 };
+	msgpack_packer pk;
+
+	mp_packer_init(&pk, &b);
+	msgpack_pack_array(&pk, 6);
+	if (s->has_status)
+		msgpack_pack_str_with_body(&pk, s->status, strlen(s->status));
+	else
+		msgpack_pack_nil(&pk);
+	st_pack_time(&pk, s->last_success);
+	st_pack_time(&pk, s->last_sync);
+	msgpack_pack_uint64(&pk, s->errors);
+	msgpack_pack_uint64(&pk, s->successes);
+	msgpack_pack_uint64(&pk, s->hist_next);
+	return meta_put(t, "sync", &b);
+}
+
+int st_errors_load(kv_txn *t, st_errors *s)
+{
+	mp_reader r;
+	int rc = meta_get(t, "errors", &r, 6);
+
+	memset(s, 0, sizeof *s);
+	s->last_ts = MB_NEVER;
+	if (rc == MB_ENOTFOUND)
+		return 0;
+	if (rc || read_u64(&r, &s->total) || read_u64(&r, &s->resolved) ||
+	    read_u64(&r, &s->hist_next) || st_read_time(&r, &s->last_ts) ||
+	    read_field(&r, s->last_type, sizeof s->last_type, NULL) ||
+	    read_field(&r, s->last_msg, sizeof s->last_msg, NULL))
+		return rc ? rc : MB_ECORRUPT;
+	return 0;
+}
+
+int st_errors_store(kv_txn *t, const st_errors *s)
+{
+	mb_buf b = { 0 };
+	msgpack_packer pk;
+
+	mp_packer_init(&pk, &b);
+	msgpack_pack_array(&pk, 6);
+	msgpack_pack_uint64(&pk, s->total);
+	msgpack_pack_uint64(&pk, s->resolved);
+	msgpack_pack_uint64(&pk, s->hist_next);
+	st_pack_time(&pk, s->last_ts);
+	msgpack_pack_str_with_body(&pk, s->last_type, strlen(s->last_type));
+	msgpack_pack_str_with_body(&pk, s->last_msg, strlen(s->last_msg));
+	return meta_put(t, "errors", &b);
+}
+
+int st_pages_load(kv_txn *t, int64_t *last_updated)
+{
+	mp_reader r;
+	int rc = meta_get(t, "pages", &r, 1);
+
+	*last_updated = MB_NEVER;
+	if (rc == MB_ENOTFOUND)
+		return 0;
+	return rc ? rc : st_read_time(&r, last_updated);
+}
+
+int st_pages_store(kv_txn *t, int64_t last_updated)
+{
+	mb_buf b = { 0 };
+	msgpack_packer pk;
+
+	mp_packer_init(&pk, &b);
+	msgpack_pack_array(&pk, 1);
+	st_pack_time(&pk, last_updated);
+	return meta_put(t, "pages", &b);
+}
+
+int st_errtype_decode(kv_val v, st_errtype *s)
+{
+	mp_reader r = { v.data, (const uint8_t *)v.data + v.len };
+	uint32_t n;
+
+	if (mp_read_array(&r, &n) || n != 4 || read_u64(&r, &s->count) ||
+	    read_u64(&r, &s->resolved) || read_field(&r, s->steps, sizeof s->steps, NULL) ||
+	    st_read_time(&r, &s->resolved_at) || s->resolved > s->count)
+		return MB_ECORRUPT;
+	return 0;
+}
+
+int st_errtype_load(kv_txn *t, const char *type, size_t len, st_errtype *s)
+{
+	kv_val v;
+	int rc = kv_get(t, KV_ERRTYPES, (kv_val){ type, len }, &v);
+
+	memset(s, 0, sizeof *s);
+	s->resolved_at = MB_NEVER;
+	if (rc == MB_ENOTFOUND)
+		return 0;
+	return rc ? rc : st_errtype_decode(v, s);
+}
+
+int st_errtype_store(kv_txn *t, const char *type, size_t len, const st_errtype *s)
+{
+	mb_buf b = { 0 };
+	msgpack_packer pk;
+	int rc;
+
+	mp_packer_init(&pk, &b);
+	msgpack_pack_array(&pk, 4);
+	msgpack_pack_uint64(&pk, s->count);
+	msgpack_pack_uint64(&pk, s->resolved);
+	if (s->resolved_at == MB_NEVER)
+		msgpack_pack_nil(&pk);
+	else
+		msgpack_pack_str_with_body(&pk, s->steps, strlen(s->steps));
+	st_pack_time(&pk, s->resolved_at);
+	rc = b.failed ? MB_ENOMEM : kv_put(t, KV_ERRTYPES, (kv_val){ type, len },
+	                                    (kv_val){ b.data, b.len });
+	buf_free(&b);
+	return rc;
+}
+
+void st_config_defaults(mb_config *c)
+{
+	memset(c, 0, sizeof *c);
+	strcpy(c->api_version, "2022-06-28");
+	c->retry_attempts = 3;
+	c->timeout_seconds = 30;
+	strcpy(c->log_level, "INFO");
+	c->structured_logging = true;
+	c->ttl_seconds = 3600;
+	c->max_entries = 1000;
+	c->last_update = MB_NEVER;
+}
+
+int st_config_load(kv_txn *t, mb_config *c)
+{
+	mp_reader r;
+	int rc = meta_get(t, "config", &r, 8);
+
+	st_config_defaults(c);
+	if (rc == MB_ENOTFOUND)
+		return 0;
+	if (rc || read_field(&r, c->api_version, sizeof c->api_version, NULL) ||
+	    mp_read_int(&r, &c->retry_attempts) || mp_read_double(&r, &c->timeout_seconds) ||
+	    read_field(&r, c->log_level, sizeof c->log_level, NULL) ||
+	    mp_read_bool(&r, &c->structured_logging) || mp_read_int(&r, &c->ttl_seconds) ||
+	    mp_read_int(&r, &c->max_entries) || st_read_time(&r, &c->last_update))
+		return rc ? rc : MB_ECORRUPT;
+	return 0;
+}
+
+int st_config_store(kv_txn *t, const mb_config *c)
+{
+	mb_buf b = { 0 };
+	msgpack_packer pk;
+
+	mp_packer_init(&pk, &b);
+	msgpack_pack_array(&pk, 8);
+	msgpack_pack_str_with_body(&pk, c->api_version, strlen(c->api_version));
+	msgpack_pack_int64(&pk, c->retry_attempts);
+	msgpack_pack_double(&pk, c->timeout_seconds);
+	msgpack_pack_str_with_body(&pk, c->log_level, strlen(c->log_level));
+	if (c->structured_logging)
+		msgpack_pack_true(&pk);
+	else
+		msgpack_pack_false(&pk);
+	msgpack_pack_int64(&pk, c->ttl_seconds);
+	msgpack_pack_int64(&pk, c->max_entries);
+	st_pack_time(&pk, c->last_update);
+	return meta_put(t, "config", &b);
+}
+
+int st_hist_add(kv_txn *t, int db, uint64_t *next, const mb_buf *entry, uint32_t limit)
+{
+	uint8_t key[8];
+	kv_cursor *c;
+	kv_val k, v;
+	uint64_t n;
+	int rc;
+
+	if (entry->failed)
+		return MB_ENOMEM;
+	st_be64(key, (*next)++);
+	if ((rc = kv_put(t, db, (kv_val){ key, 8 }, (kv_val){ entry->data, entry->len })))
+		return rc;
+	if ((rc = kv_count(t, db, &n)) || n <= limit)
+		return rc;
+	if ((rc = kv_cursor_open(t, db, &c)))
+		return rc;
+	for (rc = kv_cursor_seek(c, NULL, &k, &v); !rc && n > limit; n--) {
+		if ((rc = kv_cursor_del(c)))
+			break;
+		rc = kv_cursor_seek(c, NULL, &k, &v);
+	}
+	kv_cursor_close(c);
+	return rc == MB_ENOTFOUND ? 0 : rc;
+}
+
+int st_page_split(kv_val v, int64_t *updated, const uint8_t **props, size_t *len)
+{
+	if (v.len < 9)
+		return MB_ECORRUPT;
+	*updated = (int64_t)st_get_be64(v.data);
+	*props = (const uint8_t *)v.data + 8;
+	*len = v.len - 8;
+	return 0;
+}

@@ -1,0 +1,89 @@
+/*
+ * state.h - the bank's state records and how they are kept in the store.
+ *
+ * The store's layout (named databases of kv.h):
+ *   pages     id -> be64 last_updated_us ++ msgpack map of properties
+ *   ptime     be64 last_updated_us ++ id -> ""   (oldest first: eviction, ttl)
+ *   meta      "sync"   -> [status|nil, last_success|nil, last_sync|nil,
+ *                          error_count, success_count, history_next]
+ *             "errors" -> [total, resolved, history_next,
+ *                          last_ts|nil, last_type|nil, last_message|nil]
+ *             "pages"  -> [last_updated|nil]
+ *             "config" -> see config.c
+ *             "jend"   -> 24 bytes: the committed journal end (le64 segment,
+ *                          le64 offset, le64 seq)
+ *   errtypes  type -> [count, resolved, steps|nil, resolved_at|nil]
+ *   synchist  be64 n -> [ts, status, error|nil]   (newest history_limit)
+ *   errhist   be64 n -> [ts, type, message]       (newest history_limit)
+ * Times are int64 microseconds since the epoch; nil is "never".
+ * total_pages is not stored: it is the entry count of `pages`.
+ */
+#ifndef MEMBANK_STATE_H
+#define MEMBANK_STATE_H
+
+#include "internal.h"
+#include "kv.h"
+
+#define MB_NEVER INT64_MIN
+
+typedef struct st_sync {
+	bool has_status;
+	char status[MB_MAX_STATUS_BYTES + 1];
+	int64_t last_success, last_sync;
+	uint64_t errors, successes, hist_next;
+} st_sync;
+
+typedef struct st_errors {
+	uint64_t total, resolved, hist_next;
+	int64_t last_ts;   /* MB_NEVER: no last error */
+	char last_type[MB_MAX_TYPE_BYTES + 1];
+	char last_msg[MB_MAX_TEXT_BYTES + 1];
+} st_errors;
+
+typedef struct st_errtype {
+	uint64_t count, resolved;
+	int64_t resolved_at;  /* MB_NEVER: no steps recorded */
+	char steps[MB_MAX_TEXT_BYTES + 1];
+} st_errtype;
+
+typedef struct mb_config {
+	char api_version[65];
+	int64_t retry_attempts;
+	double timeout_seconds;
+	char log_level[16];
+	bool structured_logging;
+	int64_t ttl_seconds;
+	int64_t max_entries;
+	int64_t last_update;
+} mb_config;
+
+/* Each load gives the initial state when the record is absent, and
+ * MB_ECORRUPT when it is damaged. */
+int st_sync_load(kv_txn *t, st_sync *s);
+int st_sync_store(kv_txn *t, const st_sync *s);
+int st_errors_load(kv_txn *t, st_errors *s);
+int st_errors_store(kv_txn *t, const st_errors *s);
+int st_pages_load(kv_txn *t, int64_t *last_updated);
+int st_pages_store(kv_txn *t, int64_t last_updated);
+int st_errtype_decode(kv_val v, st_errtype *s);
+int st_errtype_load(kv_txn *t, const char *type, size_t len, st_errtype *s);
+int st_errtype_store(kv_txn *t, const char *type, size_t len, const st_errtype *s);
+int st_config_load(kv_txn *t, mb_config *c);
+int st_config_store(kv_txn *t, const mb_config *c);
+void st_config_defaults(mb_config *c);
+
+/* Append to a bounded history (synchist or errhist) at *next, dropping the
+ * oldest entries beyond @limit. */
+int st_hist_add(kv_txn *t, int db, uint64_t *next, const mb_buf *entry, uint32_t limit);
+
+/* Page values: be64 time ++ msgpack map. */
+int st_page_split(kv_val v, int64_t *updated, const uint8_t **props, size_t *len);
+void st_be64(uint8_t out[8], uint64_t v);
+uint64_t st_get_be64(const uint8_t *p);
+
+/* Timestamps in msgpack: int, or nil for MB_NEVER. */
+struct msgpack_packer;
+void st_pack_time(struct msgpack_packer *pk, int64_t t);
+int st_read_time(mp_reader *r, int64_t *t);
+
+#endif /* MEMBANK_STATE_H */

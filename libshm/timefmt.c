@@ -1,0 +1,112 @@
+/*
+ * timefmt.c - timestamps: int64 microseconds since the epoch inside,
+ * RFC 3339 UTC with microseconds outside ("2026-11-26T00:29:55.123456Z").
+ */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+int64_t mb_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Days from 1970-01-01 of a civil date (Howard Hinnant's algorithm), so
+ * that formatting and parsing never depend on the TZ environment. */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+	int64_t era;
+	unsigned yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = (unsigned)(y - era * 400);
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (int64_t)doe - 719468;
+}
+
+static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
+{
+	int64_t era;
+	unsigned doe, yoe, doy, mp;
+
+	z += 719468;
+	era = (z >= 0 ? z : z - 146096) / 146097;
+	doe = (unsigned)(z - era * 146097);
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;
+	*d = doy - (153 * mp + 2) / 5 + 1;
+	*m = mp < 10 ? mp + 3 : mp - 9;
+	*y = (int64_t)yoe + era * 400 + (*m <= 2);
+}
+
+/* Years 0000-9999 only: the text has four digits for the year. */
+#define MAX_US INT64_C(253402300799999999)
+
+void mb_format_time(int64_t us, char out[MB_TIME_LEN])
+{
+	int64_t secs, frac, days, y, rem;
+	unsigned m, d;
+	char tmp[64];
+
+	us = us < 0 ? 0 : us > MAX_US ? MAX_US : us;
+	secs = us / 1000000;
+	frac = us % 1000000;
+
+	if (frac < 0) {
+		frac += 1000000;
+		secs -= 1;
+	}
+	days = secs / 86400;
+	rem = secs % 86400;
+	if (rem < 0) {
+		rem += 86400;
+		days -= 1;
+	}
+	civil_from_days(days, &y, &m, &d);
+	snprintf(tmp, sizeof tmp, "%04lld-%02u-%02uT%02d:%02d:%02d.%06lldZ",
+	         (long long)y, m, d, (int)(rem / 3600), (int)(rem / 60 % 60),
+	         (int)(rem % 60), (long long)frac);
+	memcpy(out, tmp, MB_TIME_LEN - 1);
+	out[MB_TIME_LEN - 1] = '\0';
+}
+
+static bool digits(const char *s, int n, int *out)
+{
+	int v = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		v = v * 10 + (s[i] - '0');
+	}
+	*out = v;
+	return true;
+}
+
+/* Accepts exactly the form mb_format_time() writes, so that a restored
+ * bank snapshots to the same bytes. */
+int mb_parse_time(const char *s, size_t len, int64_t *us)
+{
+	int y, mo, d, h, mi, se, fr;
+
+	if (len != MB_TIME_LEN - 1 || s[4] != '-' || s[7] != '-' || s[10] != 'T' ||
+	    s[13] != ':' || s[16] != ':' || s[19] != '.' || s[26] != 'Z')
+		return MB_EINVAL;
+	if (!digits(s, 4, &y) || !digits(s + 5, 2, &mo) || !digits(s + 8, 2, &d) ||
+	    !digits(s + 11, 2, &h) || !digits(s + 14, 2, &mi) ||
+	    !digits(s + 17, 2, &se) || !digits(s + 20, 6, &fr))
+		return MB_EINVAL;
+	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 59)
+		return MB_EINVAL;
+	*us = (days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 +
+	       mi * 60 + se) * 1000000 + fr;
+	return 0;
+}

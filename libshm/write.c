@@ -1,0 +1,333 @@
+/*
+ * write.c - the write path, and every mutation of the API.
+ *
+ * One write, under LMDB's writer lock (shared by every process):
+ *   1. load the committed journal end from the store;
+ *   2. roll forward whole records past it (a writer died between its append
+ *      and its commit) and cut a torn tail: nobody has to remember a
+ *      recovery step, the next writer does it;
+ *   3. append the record (seq = end + 1, time taken now, under the lock);
+ *   4. apply it and store the new end in the same transaction; commit
+ *      without a sync (LMDB is a cache).
+ * Then, outside the lock, in full durability: wait until the journal is
+ * durable up to the record (group commit: one fdatasync serves everyone
+ * whose record it covers).
+ *
+ * A full map aborts the transaction; after growing it the write runs again.
+ * If the record was already appended, step 2 applies it, so it is applied
+ * exactly once and never appended twice.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "apply.h"
+#include "bank.h"
+#include "config.h"
+
+int bank_check(mb_bank *b)
+{
+	if (!b)
+		return mb_fail(NULL, MB_EINVAL, "the bank handle is NULL");
+	if (b->pid != getpid())
+		return mb_fail(b, MB_EFORKED, "this handle was opened by process %ld and is used "
+		               "in process %ld after fork(); open the bank again in the child",
+		               (long)b->pid, (long)getpid());
+	if (atomic_load(&b->fatal))
+		return mb_fail(b, MB_EFATAL, "a journal sync failed earlier on this handle: "
+		               "nothing after it is known to be durable; close and reopen the bank");
+	return 0;
+}
+
+static void le64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static uint64_t get_le64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+int bank_jend_load(kv_txn *t, mbj_pos *pos)
+{
+	kv_val v;
+	int rc = kv_get(t, KV_META, (kv_val){ "jend", 4 }, &v);
+
+	memset(pos, 0, sizeof *pos);
+	if (rc == MB_ENOTFOUND)
+		return 0;
+	if (rc)
+		return rc;
+	if (v.len != 24)
+		return MB_ECORRUPT;
+	pos->segment = get_le64(v.data);
+	pos->offset = get_le64((const uint8_t *)v.data + 8);
+	pos->seq = get_le64((const uint8_t *)v.data + 16);
+	return 0;
+}
+
+int bank_jend_store(kv_txn *t, const mbj_pos *pos)
+{
+	uint8_t v[24];
+
+	le64(v, pos->segment);
+	le64(v + 8, pos->offset);
+	le64(v + 16, pos->seq);
+	return kv_put(t, KV_META, (kv_val){ "jend", 4 }, (kv_val){ v, 24 });
+}
+
+int bank_journal_fail(mb_bank *b, int jrc, const char *what)
+{
+	static const int codes[] = { 0, MB_EIO, MB_ECORRUPT, MB_EVERSION, MB_ENOMEM,
+	                             MB_EINVAL, MB_ENOSPC, MB_EFATAL };
+	int code = jrc < 0 && -jrc < (int)(sizeof codes / sizeof codes[0]) ? codes[-jrc] : MB_EIO;
+	const char *msg = b->jn ? mbj_errmsg(b->jn) : "";
+
+	if (code == MB_EFATAL)
+		atomic_store(&b->fatal, true);
+	return mb_fail(b->tag, code, "%s: %s%s%s", what, mb_strerror(code), *msg ? ": " : "", msg);
+}
+
+static int apply_journaled(mb_bank *b, kv_txn *t, const mbj_record *rec)
+{
+	mb_rec r;
+	int rc = rec_decode(rec->type, rec->ts_us, rec->payload, rec->len, &r);
+
+	if (rc)
+		return mb_fail(b->tag, MB_ECORRUPT, "journal record %llu (type %u) has a payload "
+		               "that is not of its type's shape", (unsigned long long)rec->seq, rec->type);
+	rc = apply_record(t, b->history_limit, &r);
+	if (rc && rc != KV_EMAPFULL)
+		mb_fail(b->tag, rc, "applying journal record %llu: %s",
+		        (unsigned long long)rec->seq, mb_strerror(rc));
+	return rc;
+}
+
+int bank_roll_forward(mb_bank *b, kv_txn *t, mbj_pos *end)
+{
+	mbj_record rec;
+	int rc;
+
+	while ((rc = mbj_next_at(b->jn, end, &rec)) == 1) {
+		if ((rc = apply_journaled(b, t, &rec)))
+			return rc;
+		*end = rec.end;
+	}
+	return rc ? bank_journal_fail(b, rc, "journal") : 0;
+}
+
+static int append_and_apply(mb_bank *b, kv_txn *t, uint8_t type, const mb_buf *payload,
+                            mbj_pos *end)
+{
+	mbj_record rec = { .type = type, .ts_us = mb_now_us(),
+	                   .payload = (const uint8_t *)payload->data, .len = (uint32_t)payload->len };
+	mbj_pos new_end;
+	int rc = mbj_append(b->jn, end, type, rec.ts_us, payload->data, (uint32_t)payload->len,
+	                    &new_end);
+
+	if (rc)
+		return bank_journal_fail(b, rc, "journal append");
+	rec.seq = new_end.seq;
+	rec.end = new_end;
+	if ((rc = apply_journaled(b, t, &rec)))
+		return rc;
+	*end = new_end;
+	return 0;
+}
+
+/* One attempt under the writer lock; *seq is set once our record is in
+ * the journal, and a later attempt then only rolls forward. */
+static int write_once(mb_bank *b, uint8_t type, const mb_buf *payload,
+                      bank_precheck_fn precheck, void *ctx, uint64_t *seq)
+{
+	mbj_pos end;
+	kv_txn *t;
+	int rc = kv_begin(b->kv, true, &t);
+
+	if (rc)
+		return mb_fail(b, rc, "cannot begin a write: %s", mb_strerror(rc));
+	if (!(rc = bank_jend_load(t, &end)) && !(rc = bank_roll_forward(b, t, &end)) && !*seq) {
+		if (!precheck || !(rc = precheck(t, ctx))) {
+			if (!(rc = append_and_apply(b, t, type, payload, &end)))
+				*seq = end.seq;
+		}
+	}
+	if (!rc)
+		rc = bank_jend_store(t, &end);
+	if (rc) {
+		kv_abort(t);
+		return rc;
+	}
+	return kv_commit(t);
+}
+
+int bank_write(mb_bank *b, uint8_t type, const mb_buf *payload,
+               bank_precheck_fn precheck, void *ctx)
+{
+	uint64_t seq = 0;
+	int rc, jrc;
+
+	if ((rc = bank_check(b)))
+		return rc;
+	mb_clear_error(b);
+	if (payload->failed)
+		return mb_fail(b, MB_ENOMEM, "out of memory");
+	for (int tries = 0; (rc = write_once(b, type, payload, precheck, ctx, &seq)) == KV_EMAPFULL;) {
+		if (++tries > 40 || (rc = kv_grow(b->kv)))
+			return mb_fail(b, MB_ENOSPC, "the store's map cannot grow further");
+	}
+	if (rc == MB_ENOTFOUND)
+		return rc;
+	if (rc)
+		return *mb_last_error(b) ? rc : mb_fail(b, rc, "write: %s", mb_strerror(rc));
+	if (b->opts.durability == MB_DURABILITY_FULL && (jrc = mbj_sync(b->jn, seq)))
+		return bank_journal_fail(b, jrc, "journal sync");
+	mb_clear_error(b);
+	return 0;
+}
+
+/* ------------------------------------------------------- the mutations */
+
+static int check_text(mb_bank *b, const char *what, const char *s, size_t min, size_t max)
+{
+	size_t len, bad;
+
+	if (!s)
+		return mb_fail(b, MB_EINVAL, "%s: missing", what);
+	len = strnlen(s, max + 1);
+	if (len < min)
+		return mb_fail(b, MB_EINVAL, "%s: empty", what);
+	if (len > max)
+		return mb_fail(b, MB_EINVAL, "%s: longer than %zu bytes", what, max);
+	if ((bad = mb_utf8_bad_at(s, len)) != (size_t)-1)
+		return mb_fail(b, MB_EINVAL, "%s: invalid UTF-8 at byte %zu", what, bad);
+	return 0;
+}
+
+int bank_check_id(mb_bank *b, const char *id)
+{
+	return check_text(b, "page id", id, 1, MB_MAX_ID_BYTES);
+}
+
+static size_t max_json(const mb_bank *b)
+{
+	return b->opts.max_json_bytes ? b->opts.max_json_bytes : MB_DEFAULT_JSON_BYTES;
+}
+
+static int page_write(mb_bank *b, uint8_t type, const char *id, const char *json, size_t len)
+{
+	mb_buf props = { 0 }, rec = { 0 };
+	int rc;
+
+	if ((rc = bank_check(b)) || (rc = bank_check_id(b, id)) ||
+	    (rc = json_object_to_mp(json, len, max_json(b), "properties", b, &props)))
+		goto out;
+	if ((rc = rec_encode_page(&rec, id, strlen(id), &props)))
+		rc = mb_fail(b, rc, "out of memory");
+	else
+		rc = bank_write(b, type, &rec, NULL, NULL);
+out:
+	buf_free(&props);
+	buf_free(&rec);
+	return rc;
+}
+
+int mb_page_put(mb_bank *b, const char *id, const char *json, size_t len)
+{
+	return page_write(b, REC_PAGE_PUT, id, json, len);
+}
+
+int mb_page_merge(mb_bank *b, const char *id, const char *json, size_t len)
+{
+	return page_write(b, REC_PAGE_MERGE, id, json, len);
+}
+
+static int page_exists(kv_txn *t, void *ctx)
+{
+	const char *id = ctx;
+	kv_val v;
+
+	return kv_get(t, KV_PAGES, (kv_val){ id, strlen(id) }, &v);
+}
+
+int mb_page_delete(mb_bank *b, const char *id)
+{
+	mb_buf rec = { 0 };
+	int rc;
+
+	if ((rc = bank_check(b)) || (rc = bank_check_id(b, id)))
+		return rc;
+	if (!(rc = rec_encode_id(&rec, id, strlen(id))))
+		rc = bank_write(b, REC_PAGE_DELETE, &rec, page_exists, (void *)id);
+	if (rc == MB_ENOTFOUND)
+		rc = mb_fail(b, rc, "page \"%.64s\": not found", id);
+	buf_free(&rec);
+	return rc;
+}
+
+static int write_strs(mb_bank *b, uint8_t type, const char *x, const char *y)
+{
+	mb_buf rec = { 0 };
+	int rc = rec_encode_strs(&rec, x, y);
+
+	if (!rc)
+		rc = bank_write(b, type, &rec, NULL, NULL);
+	buf_free(&rec);
+	return rc;
+}
+
+int mb_sync_record(mb_bank *b, const char *status, const char *error)
+{
+	int rc;
+
+	if ((rc = bank_check(b)) ||
+	    (rc = check_text(b, "status", status, 1, MB_MAX_STATUS_BYTES)) ||
+	    (error && (rc = check_text(b, "error", error, 0, MB_MAX_TEXT_BYTES))))
+		return rc;
+	return write_strs(b, REC_SYNC, status, error);
+}
+
+int mb_error_log(mb_bank *b, const char *type, const char *message)
+{
+	int rc;
+
+	if ((rc = bank_check(b)) ||
+	    (rc = check_text(b, "error type", type, 1, MB_MAX_TYPE_BYTES)) ||
+	    (rc = check_text(b, "message", message, 0, MB_MAX_TEXT_BYTES)))
+		return rc;
+	return write_strs(b, REC_ERROR_LOG, type, message);
+}
+
+int mb_error_resolve(mb_bank *b, const char *type, const char *steps)
+{
+	int rc;
+
+	if ((rc = bank_check(b)) ||
+	    (rc = check_text(b, "error type", type, 1, MB_MAX_TYPE_BYTES)) ||
+	    (rc = check_text(b, "steps", steps, 0, MB_MAX_TEXT_BYTES)))
+		return rc;
+	return write_strs(b, REC_ERROR_RESOLVE, type, steps);
+}
+
+int mb_config_update(mb_bank *b, const char *json, size_t len)
+{
+	mb_buf patch = { 0 }, rec = { 0 };
+	int rc;
+
+	if (!(rc = bank_check(b)) &&
+	    !(rc = config_patch_from_json(json, len, max_json(b), b, &patch))) {
+		if ((rc = rec_encode_map(&rec, &patch)))
+			rc = mb_fail(b, rc, "out of memory");
+		else
+			rc = bank_write(b, REC_CONFIG, &rec, NULL, NULL);
+	}
+	buf_free(&patch);
+	buf_free(&rec);
+	return rc;
+}
