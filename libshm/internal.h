@@ -18,6 +18,9 @@
 int mb_fail(const void *tag, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void mb_clear_error(const void *tag);
+/* snprintf for paths: -1 (and an empty string) when it does not fit. */
+int mb_pathf(char *out, size_t cap, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 /* An errno value as an MB_E* code. */
 int mb_errno_code(int err);
 

@@ -29,7 +29,7 @@ static uint64_t file_size(const char *dir, const char *name)
 	char path[4096];
 	struct stat st;
 
-	snprintf(path, sizeof path, "%s/%s", dir, name);
+	mb_pathf(path, sizeof path, "%s/%s", dir, name);
 	return stat(path, &st) ? 0 : (uint64_t)st.st_size;
 }
 
@@ -254,7 +254,7 @@ static int journal_check(const char *bank_path, char **out, bool repair)
 		*out = NULL;
 	if (!path || !*path)
 		path = "./memory-bank";
-	snprintf(dir, sizeof dir, "%s/journal", path);
+	mb_pathf(dir, sizeof dir, "%s/journal", path);
 	memset(&r, 0, sizeof r);
 	rc = repair ? mbj_repair(dir, &r) : mbj_verify(dir, &r);
 	rc = rc < 0 && -rc < (int)(sizeof codes / sizeof codes[0]) ? codes[-rc] : (rc ? MB_EIO : 0);

@@ -1,0 +1,683 @@
+/*
+ * load.c - the four JSON files back into a store (see load.h).
+ *
+ * notion_pages.json is mapped and walked by a small scanner that finds the
+ * extent of each page's value; cJSON then parses that page alone, so memory
+ * stays flat however many pages there are.  The other files are bounded
+ * and parsed whole.
+ */
+#include <cjson/cJSON.h>
+#include <fcntl.h>
+#include <math.h>
+#include <msgpack.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "load.h"
+
+typedef struct ld {
+	const char *file;
+	const void *tag;
+} ld;
+
+static int bad(const ld *l, const char *fmt, const char *a, const char *b)
+{
+	return mb_fail(l->tag, MB_EINVAL, "%s: %s%s%s", l->file, a, fmt, b ? b : "");
+}
+
+static const cJSON *get(const ld *l, const cJSON *obj, const char *key, int *rc)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+	if (!v && !*rc)
+		*rc = bad(l, ": missing", key, NULL);
+	return v;
+}
+
+static int only_keys(const ld *l, const cJSON *obj, const char *where, const char *const *keys)
+{
+	for (const cJSON *c = obj->child; c; c = c->next) {
+		const char *const *k = keys;
+		while (*k && strcmp(*k, c->string))
+			k++;
+		if (!*k)
+			return mb_fail(l->tag, MB_EINVAL, "%s: %s: unknown key \"%.64s\"", l->file,
+			               where, c->string);
+	}
+	return 0;
+}
+
+static int get_count(const ld *l, const cJSON *obj, const char *key, uint64_t *v)
+{
+	int rc = 0;
+	const cJSON *j = get(l, obj, key, &rc);
+
+	if (rc)
+		return rc;
+	if (!cJSON_IsNumber(j) || j->valuedouble < 0 || j->valuedouble != floor(j->valuedouble) ||
+	    j->valuedouble > 9007199254740992.0)
+		return bad(l, ": must be a whole number >= 0", key, NULL);
+	*v = (uint64_t)j->valuedouble;
+	return 0;
+}
+
+/* A string of min..max bytes, or null when @nullable (*s = NULL). */
+static int get_text(const ld *l, const cJSON *obj, const char *key, size_t min, size_t max,
+                    bool nullable, const char **s)
+{
+	int rc = 0;
+	const cJSON *j = get(l, obj, key, &rc);
+	size_t n;
+
+	if (rc)
+		return rc;
+	*s = NULL;
+	if (nullable && cJSON_IsNull(j))
+		return 0;
+	if (!cJSON_IsString(j) || (n = strlen(j->valuestring)) < min || n > max)
+		return bad(l, nullable ? ": must be null or a string within bounds"
+		                       : ": must be a string within bounds", key, NULL);
+	*s = j->valuestring;
+	return 0;
+}
+
+static int parse_time(const ld *l, const cJSON *j, const char *key, bool nullable, int64_t *t)
+{
+	if (nullable && cJSON_IsNull(j)) {
+		*t = MB_NEVER;
+		return 0;
+	}
+	if (!cJSON_IsString(j) || mb_parse_time(j->valuestring, strlen(j->valuestring), t))
+		return bad(l, ": must be a timestamp like 2026-01-31T12:00:00.000000Z", key,
+		           nullable ? " or null" : NULL);
+	return 0;
+}
+
+static int get_time(const ld *l, const cJSON *obj, const char *key, bool nullable, int64_t *t)
+{
+	int rc = 0;
+	const cJSON *j = get(l, obj, key, &rc);
+
+	return rc ? rc : parse_time(l, j, key, nullable, t);
+}
+
+/* --------------------------------------------------------- small files */
+
+static int read_whole(const char *dir, const char *name, const void *tag, char **data, size_t *len)
+{
+	char path[4096];
+	struct stat st;
+	ssize_t n;
+	int fd;
+
+	mb_pathf(path, sizeof path, "%s/%s", dir, name);
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return mb_fail(tag, errno == ENOENT ? MB_EINVAL : mb_errno_code(errno), "%s: %s",
+		               path, strerror(errno));
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > MB_MAX_DOC_FILE) {
+		close(fd);
+		return mb_fail(tag, MB_EINVAL, "%s: not a regular file of at most %zu bytes", path,
+		               MB_MAX_DOC_FILE);
+	}
+	*len = (size_t)st.st_size;
+	if (!(*data = malloc(*len + 1))) {
+		close(fd);
+		return mb_fail(tag, MB_ENOMEM, "%s: out of memory", path);
+	}
+	n = read(fd, *data, *len);
+	close(fd);
+	if (n != (ssize_t)*len) {
+		free(*data);
+		return mb_fail(tag, MB_EIO, "%s: short read", path);
+	}
+	return 0;
+}
+
+static int parse_doc(const char *dir, const char *name, const void *tag, cJSON **out)
+{
+	char *text;
+	size_t len;
+	int rc = read_whole(dir, name, tag, &text, &len);
+
+	if (rc)
+		return rc;
+	rc = json_parse(text, len, MB_MAX_DOC_FILE, name, tag, out);
+	free(text);
+	if (!rc && !cJSON_IsObject(*out)) {
+		cJSON_Delete(*out);
+		*out = NULL;
+		rc = mb_fail(tag, MB_EINVAL, "%s: the top level is not an object", name);
+	}
+	return rc;
+}
+
+static int check_array(const ld *l, const cJSON *obj, const char *key, size_t *n)
+{
+	int rc = 0;
+	const cJSON *a = get(l, obj, key, &rc);
+
+	if (rc)
+		return rc;
+	if (!cJSON_IsArray(a))
+		return bad(l, ": must be an array", key, NULL);
+	*n = (size_t)cJSON_GetArraySize(a);
+	return 0;
+}
+
+int load_docs_read(const char *dir, const void *tag, load_docs *d)
+{
+	static const char *const sync_keys[] = { "last_successful_sync", "sync_history",
+	        "current_status", "error_count", "success_count", NULL };
+	static const char *const err_keys[] = { "errors", "patterns", "resolutions",
+	        "last_error", "error_stats", NULL };
+	ld ls = { "sync_status.json", tag }, le = { "error_log.json", tag };
+	int rc;
+
+	memset(d, 0, sizeof *d);
+	if ((rc = parse_doc(dir, "sync_status.json", tag, &d->sync)) ||
+	    (rc = parse_doc(dir, "error_log.json", tag, &d->errors)) ||
+	    (rc = parse_doc(dir, "config_cache.json", tag, &d->config)) ||
+	    (rc = only_keys(&ls, d->sync, "top level", sync_keys)) ||
+	    (rc = only_keys(&le, d->errors, "top level", err_keys)) ||
+	    (rc = check_array(&ls, d->sync, "sync_history", &d->sync_history)) ||
+	    (rc = check_array(&le, d->errors, "errors", &d->error_history)))
+		load_docs_free(d);
+	return rc;
+}
+
+void load_docs_free(load_docs *d)
+{
+	cJSON_Delete(d->sync);
+	cJSON_Delete(d->errors);
+	cJSON_Delete(d->config);
+	memset(d, 0, sizeof *d);
+}
+
+/* -------------------------------------------------------------- history */
+
+static int put_hist(kv_txn *t, int db, uint64_t n, int64_t ts, const char *a, const char *c)
+{
+	mb_buf b = { 0 };
+	msgpack_packer pk;
+	uint8_t key[8];
+	int rc;
+
+	mp_packer_init(&pk, &b);
+	msgpack_pack_array(&pk, 3);
+	msgpack_pack_int64(&pk, ts);
+	msgpack_pack_str_with_body(&pk, a, strlen(a));
+	if (c)
+		msgpack_pack_str_with_body(&pk, c, strlen(c));
+	else
+		msgpack_pack_nil(&pk);
+	st_be64(key, n);
+	rc = b.failed ? MB_ENOMEM : kv_put(t, db, (kv_val){ key, 8 }, (kv_val){ b.data, b.len });
+	buf_free(&b);
+	return rc;
+}
+
+/* Entries {timestamp, ka, kc}; the newest @limit are kept as 0..n-1. */
+static int load_history(const ld *l, kv_txn *t, int db, const cJSON *arr, const char *ka,
+                        size_t amax, const char *kc, bool c_nullable, uint32_t limit,
+                        uint64_t *next)
+{
+	const char *const keys[] = { "timestamp", ka, kc, NULL };
+	size_t total = (size_t)cJSON_GetArraySize(arr), i = 0;
+	const char *a, *c;
+	int64_t ts;
+	int rc = 0;
+
+	*next = 0;
+	for (const cJSON *e = arr->child; e && !rc; e = e->next, i++) {
+		if (!cJSON_IsObject(e))
+			return bad(l, ": an entry is not an object", ka, NULL);
+		if ((rc = only_keys(l, e, "history entry", keys)) ||
+		    (rc = get_time(l, e, "timestamp", false, &ts)) ||
+		    (rc = get_text(l, e, ka, 1, amax, false, &a)) ||
+		    (rc = get_text(l, e, kc, 0, MB_MAX_TEXT_BYTES, c_nullable, &c)))
+			return rc;
+		if (total - i <= limit)
+			rc = put_hist(t, db, (*next)++, ts, a, c);
+	}
+	return rc;
+}
+
+/* ---------------------------------------------------------------- sync */
+
+static int load_sync(kv_txn *t, const cJSON *j, int64_t last_sync, uint32_t limit, const void *tag)
+{
+	ld l = { "sync_status.json", tag };
+	const char *status;
+	st_sync s;
+	int rc;
+
+	memset(&s, 0, sizeof s);
+	s.last_sync = last_sync;
+	if ((rc = get_time(&l, j, "last_successful_sync", true, &s.last_success)) ||
+	    (rc = get_text(&l, j, "current_status", 1, MB_MAX_STATUS_BYTES, true, &status)) ||
+	    (rc = get_count(&l, j, "error_count", &s.errors)) ||
+	    (rc = get_count(&l, j, "success_count", &s.successes)) ||
+	    (rc = load_history(&l, t, KV_SYNCHIST, cJSON_GetObjectItemCaseSensitive(j, "sync_history"),
+	                       "status", MB_MAX_STATUS_BYTES, "error", true, limit, &s.hist_next)))
+		return rc;
+	s.has_status = status != NULL;
+	if (status)
+		strcpy(s.status, status);
+	return st_sync_store(t, &s);
+}
+
+/* -------------------------------------------------------------- errors */
+
+static int load_last_error(const ld *l, const cJSON *j, st_errors *s)
+{
+	int rc = 0;
+	const cJSON *le = get(l, j, "last_error", &rc);
+	const char *type, *msg;
+
+	if (rc)
+		return rc;
+	if (!cJSON_IsObject(le))
+		return bad(l, ": must be an object", "last_error", NULL);
+	if (!le->child)
+		return 0;
+	if ((rc = get_time(l, le, "timestamp", false, &s->last_ts)) ||
+	    (rc = get_text(l, le, "error_type", 1, MB_MAX_TYPE_BYTES, false, &type)) ||
+	    (rc = get_text(l, le, "message", 0, MB_MAX_TEXT_BYTES, false, &msg)))
+		return rc;
+	strcpy(s->last_type, type);
+	strcpy(s->last_msg, msg);
+	return 0;
+}
+
+/* One pattern with its resolution, if any. */
+static int load_errtype(const ld *l, kv_txn *t, const cJSON *p, const cJSON *res, uint64_t *resolved)
+{
+	const cJSON *r = cJSON_GetObjectItemCaseSensitive(res, p->string);
+	static const char *const rkeys[] = { "steps", "timestamp", "resolved", NULL };
+	size_t len = strlen(p->string);
+	const char *steps = "";
+	st_errtype et;
+	int rc = 0;
+
+	memset(&et, 0, sizeof et);
+	et.resolved_at = MB_NEVER;
+	if (!len || len > MB_MAX_TYPE_BYTES || !cJSON_IsNumber(p) || p->valuedouble < 0 ||
+	    p->valuedouble != floor(p->valuedouble))
+		return bad(l, "\" must be a non-empty type with a whole count", "patterns.\"", NULL);
+	et.count = (uint64_t)p->valuedouble;
+	if (r) {
+		if (!cJSON_IsObject(r))
+			return bad(l, "\" must be an object", "resolutions.\"", NULL);
+		if ((rc = only_keys(l, r, "resolutions entry", rkeys)) ||
+		    (rc = get_text(l, r, "steps", 0, MB_MAX_TEXT_BYTES, false, &steps)) ||
+		    (rc = get_time(l, r, "timestamp", false, &et.resolved_at)) ||
+		    (rc = get_count(l, r, "resolved", &et.resolved)))
+			return rc;
+		if (et.resolved > et.count)
+			return bad(l, " resolved more errors than its pattern counts",
+			           "resolutions: a type", NULL);
+		strcpy(et.steps, steps);
+	}
+	*resolved += et.resolved;
+	return st_errtype_store(t, p->string, len, &et);
+}
+
+static int load_patterns(const ld *l, kv_txn *t, const cJSON *j, uint64_t *sum, uint64_t *resolved)
+{
+	const cJSON *pat = cJSON_GetObjectItemCaseSensitive(j, "patterns");
+	const cJSON *res = cJSON_GetObjectItemCaseSensitive(j, "resolutions");
+	int rc = 0;
+
+	if (!cJSON_IsObject(pat) || !cJSON_IsObject(res))
+		return bad(l, " must be objects", "patterns and resolutions", NULL);
+	for (const cJSON *r = res->child; r; r = r->next)
+		if (!cJSON_GetObjectItemCaseSensitive(pat, r->string))
+			return mb_fail(l->tag, MB_EINVAL, "%s: resolutions.\"%.64s\": no such pattern",
+			               l->file, r->string);
+	for (const cJSON *p = pat->child; p && !rc; p = p->next) {
+		*sum += p->valuedouble > 0 ? (uint64_t)p->valuedouble : 0;
+		rc = load_errtype(l, t, p, res, resolved);
+	}
+	return rc;
+}
+
+static int load_errors(kv_txn *t, const cJSON *j, uint32_t limit, const void *tag)
+{
+	static const char *const stat_keys[] = { "total_errors", "resolved_errors", NULL };
+	ld l = { "error_log.json", tag };
+	const cJSON *stats = cJSON_GetObjectItemCaseSensitive(j, "error_stats");
+	uint64_t sum = 0, resolved = 0;
+	st_errors s;
+	int rc = 0;
+
+	memset(&s, 0, sizeof s);
+	s.last_ts = MB_NEVER;
+	if (!cJSON_IsObject(stats))
+		return bad(&l, ": must be an object", "error_stats", NULL);
+	if ((rc = only_keys(&l, stats, "error_stats", stat_keys)) ||
+	    (rc = get_count(&l, stats, "total_errors", &s.total)) ||
+	    (rc = get_count(&l, stats, "resolved_errors", &s.resolved)) ||
+	    (rc = load_last_error(&l, j, &s)) || (rc = load_patterns(&l, t, j, &sum, &resolved)) ||
+	    (rc = load_history(&l, t, KV_ERRHIST, cJSON_GetObjectItemCaseSensitive(j, "errors"),
+	                       "error_type", MB_MAX_TYPE_BYTES, "message", false, limit, &s.hist_next)))
+		return rc;
+	if (sum != s.total || resolved != s.resolved)
+		return mb_fail(tag, MB_EINVAL, "error_log.json: error_stats (%llu total, %llu resolved) "
+		               "disagree with patterns and resolutions (%llu, %llu)",
+		               (unsigned long long)s.total, (unsigned long long)s.resolved,
+		               (unsigned long long)sum, (unsigned long long)resolved);
+	return st_errors_store(t, &s);
+}
+
+/* -------------------------------------------------------------- config */
+
+static int load_config(kv_txn *t, const cJSON *j, const void *tag)
+{
+	ld l = { "config_cache.json", tag };
+	const cJSON *stamp = cJSON_GetObjectItemCaseSensitive(j, "last_config_update");
+	mb_buf patch = { 0 };
+	mb_config c;
+	int rc;
+
+	st_config_defaults(&c);
+	if (!(rc = config_patch_from_cjson(j, true, tag, &patch)) &&
+	    !(rc = config_apply_patch(&c, (const uint8_t *)patch.data, patch.len)))
+		rc = stamp ? parse_time(&l, stamp, "last_config_update", true, &c.last_update) : 0;
+	buf_free(&patch);
+	if (rc == MB_ECORRUPT)
+		rc = mb_fail(tag, MB_EINVAL, "config_cache.json: bad configuration");
+	else if (rc && !*mb_last_error(tag))
+		rc = mb_fail(tag, rc, "config_cache.json: %s", mb_strerror(rc));
+	return rc ? rc : st_config_store(t, &c);
+}
+
+/* --------------------------------------------------------------- pages */
+
+typedef struct scan {
+	const char *base, *p, *end;
+	const void *tag;
+} scan;
+
+static int scan_fail(const scan *s, const char *what)
+{
+	return mb_fail(s->tag, MB_EINVAL, "notion_pages.json: byte %zu: %s",
+	               (size_t)(s->p - s->base), what);
+}
+
+static void ws(scan *s)
+{
+	while (s->p < s->end && (*s->p == ' ' || *s->p == '\n' || *s->p == '\t' || *s->p == '\r'))
+		s->p++;
+}
+
+static bool eat(scan *s, char c)
+{
+	ws(s);
+	if (s->p < s->end && *s->p == c) {
+		s->p++;
+		return true;
+	}
+	return false;
+}
+
+/* The extent of one JSON value starting at s->p (not checked here: cJSON
+ * checks it); depth is bounded so a hostile file cannot run us deep. */
+static int value_extent(scan *s, const char **start, size_t *len)
+{
+	unsigned depth = 0;
+	bool str = false;
+
+	ws(s);
+	*start = s->p;
+	for (; s->p < s->end; s->p++) {
+		char c = *s->p;
+		if (str) {
+			if (c == '\\')
+				s->p++;
+			else if (c == '"' && (str = false, depth == 0)) {
+				s->p++;
+				break;
+			}
+		} else if (c == '"')
+			str = true;
+		else if (c == '{' || c == '[') {
+			if (++depth > MB_MAX_DEPTH + 2)
+				return scan_fail(s, "nested too deep");
+		} else if (c == '}' || c == ']') {
+			if (depth == 0)
+				break;
+			if (--depth == 0) {
+				s->p++;
+				break;
+			}
+		} else if (depth == 0 && (c == ',' || c == ' ' || c == '\n' || c == '\r' || c == '\t'))
+			break;
+	}
+	if (s->p > s->end || s->p == *start || str || depth)
+		return scan_fail(s, "truncated or malformed value");
+	*len = (size_t)(s->p - *start);
+	return 0;
+}
+
+static int parse_at(scan *s, size_t max, const char *what, cJSON **out)
+{
+	const char *start = NULL;
+	size_t len = 0;
+	int rc = value_extent(s, &start, &len);
+
+	if (rc)
+		return rc;
+	if (len > max)
+		return mb_fail(s->tag, MB_EINVAL, "notion_pages.json: byte %zu: %s larger than %zu bytes",
+		               (size_t)(start - s->base), what, max);
+	rc = json_parse(start, len, max, what, s->tag, out);
+	if (rc)
+		mb_fail(s->tag, rc, "notion_pages.json: byte %zu: %s", (size_t)(start - s->base),
+		        mb_last_error(s->tag));
+	return rc;
+}
+
+static int read_key(scan *s, char *key, size_t cap)
+{
+	cJSON *k;
+	int rc;
+
+	ws(s);
+	if (s->p >= s->end || *s->p != '"')
+		return scan_fail(s, "expected a key");
+	if ((rc = parse_at(s, cap * 6 + 2, "key", &k)))
+		return rc;
+	if (!cJSON_IsString(k) || strlen(k->valuestring) >= cap) {
+		cJSON_Delete(k);
+		return scan_fail(s, "key too long");
+	}
+	strcpy(key, k->valuestring);
+	cJSON_Delete(k);
+	return eat(s, ':') ? 0 : scan_fail(s, "expected ':'");
+}
+
+static int store_page(kv_txn *t, const char *id, int64_t ts, const mb_buf *props)
+{
+	uint8_t tkey[8 + MB_MAX_ID_BYTES];
+	size_t len = strlen(id);
+	mb_buf v = { 0 };
+	kv_val old;
+	int rc;
+
+	if (!kv_get(t, KV_PAGES, (kv_val){ id, len }, &old))
+		return MB_EEXIST;
+	if (buf_reserve(&v, 8 + props->len))
+		return MB_ENOMEM;
+	st_be64((uint8_t *)v.data, (uint64_t)ts);
+	v.len = 8;
+	buf_add(&v, props->data, props->len);
+	rc = kv_put(t, KV_PAGES, (kv_val){ id, len }, (kv_val){ v.data, v.len });
+	buf_free(&v);
+	st_be64(tkey, (uint64_t)ts);
+	memcpy(tkey + 8, id, len);
+	return rc ? rc : kv_put(t, KV_PTIME, (kv_val){ tkey, 8 + len }, (kv_val){ "", 0 });
+}
+
+static int load_page(scan *s, kv_txn *t, const char *id, size_t max_json)
+{
+	static const char *const keys[] = { "properties", "last_updated", NULL };
+	ld l = { "notion_pages.json", s->tag };
+	const cJSON *props;
+	mb_buf mp = { 0 };
+	msgpack_packer pk;
+	int64_t ts;
+	cJSON *j;
+	int rc;
+
+	if (!*id || mb_utf8_bad_at(id, strlen(id)) != (size_t)-1)
+		return scan_fail(s, "a page id is empty or not UTF-8");
+	if ((rc = parse_at(s, max_json + 256, "page", &j)))
+		return rc;
+	props = cJSON_GetObjectItemCaseSensitive(j, "properties");
+	if (!cJSON_IsObject(j) || !cJSON_IsObject(props) ||
+	    (rc = only_keys(&l, j, "page", keys)) || (rc = get_time(&l, j, "last_updated", false, &ts))) {
+		cJSON_Delete(j);
+		return rc ? mb_fail(s->tag, rc, "notion_pages.json: pages.\"%.64s\": %s", id,
+		                    mb_last_error(s->tag))
+		          : mb_fail(s->tag, MB_EINVAL, "notion_pages.json: pages.\"%.64s\": must be "
+		                    "{\"properties\":{...},\"last_updated\":\"...\"}", id);
+	}
+	mp_packer_init(&pk, &mp);
+	if (!(rc = json_pack(&pk, props, "properties", s->tag)))
+		rc = mp.failed ? MB_ENOMEM : store_page(t, id, ts, &mp);
+	if (rc == MB_EEXIST)
+		rc = mb_fail(s->tag, MB_EINVAL, "notion_pages.json: pages.\"%.64s\": duplicate id", id);
+	cJSON_Delete(j);
+	buf_free(&mp);
+	return rc;
+}
+
+static int load_page_map(scan *s, kv_txn *t, size_t max_json, uint64_t *n)
+{
+	char id[MB_MAX_ID_BYTES + 1];
+	int rc;
+
+	if (!eat(s, '{'))
+		return scan_fail(s, "pages: expected '{'");
+	if (eat(s, '}'))
+		return 0;
+	do {
+		if ((rc = read_key(s, id, sizeof id)) || (rc = load_page(s, t, id, max_json)))
+			return rc;
+		++*n;
+	} while (eat(s, ','));
+	return eat(s, '}') ? 0 : scan_fail(s, "pages: expected ',' or '}'");
+}
+
+static int load_meta(scan *s, uint64_t n, int64_t *last_sync)
+{
+	static const char *const keys[] = { "total_pages", "last_sync", NULL };
+	ld l = { "notion_pages.json", s->tag };
+	uint64_t total;
+	cJSON *j;
+	int rc = parse_at(s, 4096, "metadata", &j);
+
+	if (rc)
+		return rc;
+	if (!cJSON_IsObject(j))
+		rc = bad(&l, ": must be an object", "metadata", NULL);
+	if (!rc && !(rc = only_keys(&l, j, "metadata", keys)) &&
+	    !(rc = get_count(&l, j, "total_pages", &total)) &&
+	    !(rc = get_time(&l, j, "last_sync", true, last_sync)) && total != n)
+		rc = mb_fail(s->tag, MB_EINVAL, "notion_pages.json: metadata.total_pages is %llu "
+		             "but the file holds %llu pages", (unsigned long long)total,
+		             (unsigned long long)n);
+	cJSON_Delete(j);
+	return rc;
+}
+
+static int walk_pages(scan *s, kv_txn *t, size_t max_json, int64_t *last_sync)
+{
+	char key[32];
+	bool seen[3] = { false, false, false };
+	uint64_t n = 0;
+	int64_t last_updated = MB_NEVER;
+	cJSON *j;
+	int rc;
+
+	if (!eat(s, '{'))
+		return scan_fail(s, "expected '{'");
+	do {
+		if ((rc = read_key(s, key, sizeof key)))
+			return rc;
+		if (!strcmp(key, "pages") && !seen[0]) {
+			seen[0] = true;
+			rc = load_page_map(s, t, max_json, &n);
+		} else if (!strcmp(key, "last_updated") && !seen[1]) {
+			ld l = { "notion_pages.json", s->tag };
+			seen[1] = true;
+			if (!(rc = parse_at(s, 64, "last_updated", &j)))
+				rc = parse_time(&l, j, "last_updated", true, &last_updated);
+			cJSON_Delete(j);
+		} else if (!strcmp(key, "metadata") && !seen[2] && seen[0]) {
+			seen[2] = true;
+			rc = load_meta(s, n, last_sync);
+		} else
+			return scan_fail(s, "unknown or repeated key (pages must come before metadata)");
+		if (rc)
+			return rc;
+	} while (eat(s, ','));
+	if (!eat(s, '}'))
+		return scan_fail(s, "expected ',' or '}'");
+	ws(s);
+	if (s->p != s->end)
+		return scan_fail(s, "text after the document");
+	if (!seen[0] || !seen[1] || !seen[2])
+		return scan_fail(s, "missing pages, last_updated or metadata");
+	return st_pages_store(t, last_updated);
+}
+
+static int load_pages(kv_txn *t, const char *dir, size_t max_json, int64_t *last_sync,
+                      const void *tag)
+{
+	char path[4096];
+	struct stat st;
+	void *map;
+	scan s;
+	int fd, rc;
+
+	mb_pathf(path, sizeof path, "%s/notion_pages.json", dir);
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return mb_fail(tag, errno == ENOENT ? MB_EINVAL : mb_errno_code(errno), "%s: %s",
+		               path, strerror(errno));
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > MB_MAX_PAGES_FILE ||
+	    st.st_size == 0) {
+		close(fd);
+		return mb_fail(tag, MB_EINVAL, "%s: not a regular, non-empty file of at most %llu bytes",
+		               path, (unsigned long long)MB_MAX_PAGES_FILE);
+	}
+	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (map == MAP_FAILED)
+		return mb_fail(tag, mb_errno_code(errno), "%s: mmap: %s", path, strerror(errno));
+	madvise(map, (size_t)st.st_size, MADV_SEQUENTIAL);
+	s = (scan){ map, map, (const char *)map + st.st_size, tag };
+	rc = walk_pages(&s, t, max_json, last_sync);
+	munmap(map, (size_t)st.st_size);
+	return rc;
+}
+
+int load_all(kv_txn *t, const char *dir, const load_docs *d, uint32_t limit,
+             size_t max_json, const void *tag)
+{
+	int64_t last_sync = MB_NEVER;
+	int rc;
+
+	if ((rc = load_pages(t, dir, max_json, &last_sync, tag)) ||
+	    (rc = load_sync(t, d->sync, last_sync, limit, tag)) ||
+	    (rc = load_errors(t, d->errors, limit, tag)))
+		return rc;
+	return load_config(t, d->config, tag);
+}

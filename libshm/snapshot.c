@@ -1,0 +1,354 @@
+/*
+ * snapshot.c - the four JSON files of the spec, from one read transaction.
+ *
+ * notion_pages.json is streamed one page at a time, so memory stays flat
+ * however many pages there are; the other three are small and bounded by
+ * the history limit.  Each file is replaced atomically (file.h).
+ *
+ * THE CHECKPOINT.  A snapshot into the bank directory is also the point
+ * recovery starts from.  Its files are first written into
+ * checkpoint/.tmp-<pid>/, with checkpoint.json naming the journal position
+ * they cover ({"format":1,"seq":N,"segment":S,"offset":O}); the directory is
+ * then renamed to checkpoint/<N>, which is atomic: a crash leaves either the
+ * old checkpoint or the new one, never a mix of files from two instants.
+ * The spec's files in the bank directory are hard links to the new ones,
+ * each swapped in by rename(), for people and tools that read them there.
+ * Only then are older checkpoints and the journal segments they covered
+ * removed.
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "apply.h"
+#include "checkpoint.h"
+#include "docs.h"
+#include "file.h"
+
+static const char *const doc_files[4] = {
+	"notion_pages.json", "sync_status.json", "error_log.json", "config_cache.json"
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Stream {"pages":{...},"last_updated":..,"metadata":{...}} into @f. */
+static int write_pages(kv_txn *t, afile *f, int64_t now, mb_snapshot_info *info)
+{
+	const uint8_t *props;
+	int64_t updated, last_updated;
+	st_sync sync;
+	mb_config cfg;
+	mb_buf b = { 0 };
+	kv_cursor *c;
+	kv_val k, v;
+	uint64_t n = 0;
+	size_t plen;
+	int rc;
+
+	if ((rc = st_config_load(t, &cfg)) || (rc = st_sync_load(t, &sync)) ||
+	    (rc = st_pages_load(t, &last_updated)) || (rc = kv_cursor_open(t, KV_PAGES, &c)))
+		return rc;
+	afile_write(f, "{\"pages\":{", 10);
+	for (rc = kv_cursor_seek(c, NULL, &k, &v); !rc; rc = kv_cursor_next(c, &k, &v)) {
+		if ((rc = st_page_split(v, &updated, &props, &plen)))
+			break;
+		if (apply_expired(updated, now, &cfg))
+			continue;
+		b.len = 0;
+		buf_adds(&b, n ? ",\n" : "\n");
+		if ((rc = json_add_str(&b, k.data, k.len)) || (rc = buf_addc(&b, ':')) ||
+		    (rc = doc_page(v, &b)) || (rc = afile_write(f, b.data, b.len)))
+			break;
+		n++;
+	}
+	kv_cursor_close(c);
+	if (rc != MB_ENOTFOUND)
+		goto out;
+	b.len = 0;
+	buf_adds(&b, "},\"last_updated\":");
+	doc_time(&b, last_updated);
+	buf_adds(&b, ",\"metadata\":{\"total_pages\":");
+	json_add_int(&b, (int64_t)n);
+	buf_adds(&b, ",\"last_sync\":");
+	doc_time(&b, sync.last_sync);
+	buf_adds(&b, "}}\n");
+	rc = b.failed ? MB_ENOMEM : afile_write(f, b.data, b.len);
+	info->pages = n;
+out:
+	buf_free(&b);
+	return rc;
+}
+
+static int write_small(kv_txn *t, afile *f, int i)
+{
+	static int (*const build[4])(kv_txn *, mb_buf *) = {
+		NULL, doc_sync_status, doc_error_log, doc_config
+	};
+	mb_buf b = { 0 };
+	int rc = build[i](t, &b);
+
+	if (!rc)
+		rc = buf_addc(&b, '\n');
+	if (!rc)
+		rc = afile_write(f, b.data, b.len);
+	buf_free(&b);
+	return rc;
+}
+
+static int write_checkpoint_file(mb_bank *b, const char *dir, const mbj_pos *end)
+{
+	char text[160];
+
+	snprintf(text, sizeof text, "{\"format\":%d,\"seq\":%llu,\"segment\":%llu,\"offset\":%llu}\n",
+	         MB_FORMAT_VERSION, (unsigned long long)end->seq,
+	         (unsigned long long)end->segment, (unsigned long long)end->offset);
+	return mb_write_file_atomic(dir, MB_CHECKPOINT_FILE, text, strlen(text), b->file_mode, b);
+}
+
+static int write_one(mb_bank *b, kv_txn *t, const char *dir, int i, mb_snapshot_info *info)
+{
+	afile *f = malloc(sizeof *f);
+	struct stat st;
+	char path[4096];
+	int rc;
+
+	if (!f)
+		return mb_fail(b, MB_ENOMEM, "snapshot: out of memory");
+	if (!(rc = afile_open(f, dir, doc_files[i], b->file_mode, b))) {
+		rc = i == 0 ? write_pages(t, f, mb_now_us(), info) : write_small(t, f, i);
+		if (rc) {
+			afile_abort(f);
+			if (!*mb_last_error(b))
+				mb_fail(b, rc, "snapshot: %s: %s", doc_files[i], mb_strerror(rc));
+		} else
+			rc = afile_commit(f);
+	}
+	free(f);
+	mb_pathf(path, sizeof path, "%s/%s", dir, doc_files[i]);
+	if (!rc && !stat(path, &st))
+		info->bytes += (uint64_t)st.st_size;
+	return rc;
+}
+
+/* The four files and checkpoint.json into @dir, from one read txn. */
+static int write_all(mb_bank *b, const char *dir, mbj_pos *end, mb_snapshot_info *info)
+{
+	kv_txn *t;
+	int rc;
+
+	if ((rc = bank_read_begin(b, &t)))
+		return rc;
+	mb_clear_error(b);
+	rc = bank_jend_load(t, end);
+	for (int i = 0; i < 4 && !rc; i++)
+		rc = write_one(b, t, dir, i, info);
+	kv_abort(t);
+	if (!rc)
+		rc = write_checkpoint_file(b, dir, end);
+	info->seq = end->seq;
+	return rc;
+}
+
+/* Expired pages go through the journal like any change, so a replay drops
+ * them at the same point. */
+static int purge_expired(mb_bank *b, mb_snapshot_info *info)
+{
+	mb_config cfg;
+	mb_buf rec = { 0 };
+	uint64_t before, after;
+	kv_cursor *c;
+	kv_val k, v;
+	kv_txn *t;
+	int64_t cutoff;
+	int rc;
+
+	if ((rc = bank_read_begin(b, &t)))
+		return rc;
+	rc = st_config_load(t, &cfg);
+	cutoff = mb_now_us() - cfg.ttl_seconds * 1000000;
+	if (!rc && cfg.ttl_seconds > 0 && !(rc = kv_cursor_open(t, KV_PTIME, &c))) {
+		rc = kv_cursor_seek(c, NULL, &k, &v);
+		if (!rc && (k.len <= 8 || (int64_t)st_get_be64(k.data) >= cutoff))
+			rc = MB_ENOTFOUND;
+		kv_cursor_close(c);
+	} else if (!rc)
+		rc = MB_ENOTFOUND;
+	kv_count(t, KV_PAGES, &before);
+	kv_abort(t);
+	if (rc)
+		return rc == MB_ENOTFOUND ? 0 : mb_fail(b, rc, "snapshot: %s", mb_strerror(rc));
+	if ((rc = rec_encode_int(&rec, cutoff)) || (rc = bank_write(b, REC_PURGE, &rec, NULL, NULL))) {
+		buf_free(&rec);
+		return rc;
+	}
+	buf_free(&rec);
+	if (!mb_page_count(b, &after) && after < before)
+		info->purged = before - after;
+	return 0;
+}
+
+static int rm_tree(const char *path)
+{
+	struct dirent *e;
+	char sub[4096];
+	DIR *d = opendir(path);
+
+	if (!d)
+		return errno == ENOENT ? 0 : -1;
+	while ((e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		mb_pathf(sub, sizeof sub, "%s/%s", path, e->d_name);
+		if (e->d_type == DT_DIR)
+			rm_tree(sub);
+		else
+			unlink(sub);
+	}
+	closedir(d);
+	return rmdir(path);
+}
+
+/* Swap the bank directory's view of the files to checkpoint/<name>. */
+static int link_view(mb_bank *b, const char *ckdir)
+{
+	char src[4096], tmp[4096], dst[4096];
+
+	for (int i = 0; i < 5; i++) {
+		const char *name = i < 4 ? doc_files[i] : MB_CHECKPOINT_FILE;
+		mb_pathf(src, sizeof src, "%s/%s", ckdir, name);
+		mb_pathf(tmp, sizeof tmp, "%s/.%s.link.%ld", b->path, name, (long)getpid());
+		mb_pathf(dst, sizeof dst, "%s/%s", b->path, name);
+		unlink(tmp);
+		if (link(src, tmp) || rename(tmp, dst)) {
+			int err = errno;
+			unlink(tmp);
+			return mb_fail(b, mb_errno_code(err), "snapshot: %s: %s", dst, strerror(err));
+		}
+	}
+	return fsync_dir(b->path) ? mb_fail(b, MB_EIO, "snapshot: fsync %s: %s", b->path,
+	                                    strerror(errno)) : 0;
+}
+
+/* Remove checkpoint directories older than @keep, and leftovers. */
+static void prune_checkpoints(const char *root, const char *keep)
+{
+	struct dirent *e;
+	char sub[4096];
+	DIR *d = opendir(root);
+
+	if (!d)
+		return;
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.' ? strcmp(e->d_name, keep) < 0
+		                        : !strncmp(e->d_name, ".tmp-", 5)) {
+			mb_pathf(sub, sizeof sub, "%s/%s", root, e->d_name);
+			rm_tree(sub);
+		}
+	closedir(d);
+}
+
+static int checkpoint_commit(mb_bank *b, const char *root, const char *tmp,
+                             const mbj_pos *end, mb_snapshot_info *info)
+{
+	char name[32], final[4096];
+	int rc;
+
+	snprintf(name, sizeof name, "%020llu", (unsigned long long)end->seq);
+	mb_pathf(final, sizeof final, "%s/%s", root, name);
+	rm_tree(final);  /* the same seq again: same content */
+	if (rename(tmp, final) || fsync_dir(root))
+		return mb_fail(b, mb_errno_code(errno), "snapshot: %s: %s", final, strerror(errno));
+	if ((rc = link_view(b, final)))
+		return rc;
+	prune_checkpoints(root, name);
+	if (mbj_remove_before(b->journal_dir, end->seq + 1, &info->segments_removed))
+		info->segments_removed = 0;  /* retried by the next snapshot */
+	return 0;
+}
+
+static int lock_compactor(mb_bank *b, int *fd)
+{
+	char path[4096];
+
+	mb_pathf(path, sizeof path, "%s/compactor.lock", b->path);
+	*fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, b->file_mode);
+	if (*fd < 0)
+		return mb_fail(b, mb_errno_code(errno), "snapshot: %s: %s", path, strerror(errno));
+	while (flock(*fd, LOCK_EX) && errno == EINTR)
+		;
+	return 0;
+}
+
+static int snapshot_checkpoint(mb_bank *b, mb_snapshot_info *info)
+{
+	char root[4096], tmp[4096];
+	mbj_pos end;
+	int rc, lock;
+
+	if ((rc = lock_compactor(b, &lock)))
+		return rc;
+	mb_pathf(root, sizeof root, "%s/checkpoint", b->path);
+	mb_pathf(tmp, sizeof tmp, "%s/.tmp-%ld", root, (long)getpid());
+	if (mkdir(root, b->dir_mode) && errno != EEXIST) {
+		rc = mb_fail(b, mb_errno_code(errno), "snapshot: %s: %s", root, strerror(errno));
+		goto out;
+	}
+	rm_tree(tmp);
+	if (mkdir(tmp, b->dir_mode)) {
+		rc = mb_fail(b, mb_errno_code(errno), "snapshot: %s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	if (!(rc = purge_expired(b, info)) && !(rc = write_all(b, tmp, &end, info)))
+		rc = checkpoint_commit(b, root, tmp, &end, info);
+	rm_tree(tmp);
+out:
+	close(lock);
+	return rc;
+}
+
+static bool same_dir(const char *a, const char *b)
+{
+	struct stat sa, sb;
+
+	return !stat(a, &sa) && !stat(b, &sb) && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+int mb_snapshot(mb_bank *b, const char *dir, mb_snapshot_info *info)
+{
+	mb_snapshot_info local;
+	struct stat st;
+	mbj_pos end;
+	double t0 = now_s();
+	int rc;
+
+	if (!info)
+		info = &local;
+	memset(info, 0, sizeof *info);
+	if ((rc = bank_check(b)))
+		return rc;
+	if (!dir || same_dir(dir, b->path))
+		rc = snapshot_checkpoint(b, info);
+	else if (lstat(dir, &st))
+		rc = mb_fail(b, errno == ENOENT ? MB_EINVAL : mb_errno_code(errno),
+		             "snapshot: %s: %s", dir, strerror(errno));
+	else if (S_ISLNK(st.st_mode))
+		rc = mb_fail(b, MB_EUNSAFE, "snapshot: %s: is a symlink", dir);
+	else if (!S_ISDIR(st.st_mode))
+		rc = mb_fail(b, MB_EINVAL, "snapshot: %s: not a directory", dir);
+	else
+		rc = write_all(b, dir, &end, info);
+	info->seconds = now_s() - t0;
+	return rc;
+}
