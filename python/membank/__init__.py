@@ -1,0 +1,23 @@
+"""membank: the Memory Bank of the Push Notion integration, shared safely by
+many processes and threads, over libmembank (ctypes, standard library only).
+
+    from membank import MemoryBank
+    memory_bank = MemoryBank()             # $MEMBANK_DIR, else ./memory-bank
+    memory_bank.update_page("page-1", {"title": "Hello"})
+    memory_bank.get_page("page-1")         # {"properties": {...}, "last_updated": "..."}
+
+See python/README.md for how libmembank.so is found and for fork/spawn.
+"""
+
+from ._bank import BankError, Error, InvalidInput, MemoryBank, NotFound
+from ._lib import LibraryNotFound
+
+
+def library_path():
+    """The path of the libmembank loaded (loading it if needed)."""
+    from . import _lib
+    return _lib.load().path
+
+
+__all__ = ["MemoryBank", "Error", "InvalidInput", "NotFound", "BankError",
+           "LibraryNotFound", "library_path"]

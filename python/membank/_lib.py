@@ -1,0 +1,205 @@
+"""Loading libmembank and declaring the C API (membank.h) for ctypes.
+
+Search order for the shared library (the first that loads wins):
+
+1. the ``MEMBANK_LIBRARY`` environment variable, when set: only that path is
+   tried, so a typo never silently loads another build;
+2. the project's build tree: ``<project>/build*/libshm/libmembank.so``
+   (``<project>`` is the parent of the ``python/`` folder holding this
+   package), newest file first;
+3. the system loader: ``ctypes.util.find_library('membank')``, then
+   ``libmembank.so.0``.
+
+The library is loaded on first use, not at import, so ``import membank`` and
+its exception classes work even where the library is missing.
+"""
+
+import ctypes
+import ctypes.util
+import glob
+import os
+import threading
+
+ENV_VAR = "MEMBANK_LIBRARY"
+
+# Error codes and limits of membank.h.
+MB_OK = 0
+MB_EINVAL = -1
+MB_ENOTFOUND = -2
+MB_EFORKED = -8
+MB_EPERM = -9
+MB_EEXIST = -12
+
+MB_MAX_ID_BYTES = 255
+MB_MAX_TYPE_BYTES = 128
+MB_MAX_TEXT_BYTES = 4096
+MB_MAX_JSON_BYTES = 16 << 20
+MB_MAX_HISTORY = 100000
+
+MB_DURABILITY_FULL = 0
+MB_DURABILITY_FAST = 1
+MB_ITER_IDS = 1
+MB_RESTORE_FORCE = 1
+
+
+class LibraryNotFound(OSError):
+    """libmembank.so could not be loaded; .tried lists (path, reason) pairs."""
+
+    def __init__(self, tried):
+        self.tried = list(tried)
+        lines = ["cannot load libmembank; tried, in order:"]
+        lines += ["  %s: %s" % (p, why) for p, why in self.tried]
+        lines.append("set %s to the path of libmembank.so (e.g. build/libshm/"
+                     "libmembank.so after `meson setup build && ninja -C build`)"
+                     % ENV_VAR)
+        super().__init__("\n".join(lines))
+
+
+class Options(ctypes.Structure):
+    """struct mb_options (membank.h); filled by mb_options_init()."""
+    _fields_ = [
+        ("durability", ctypes.c_int),      # enum mb_durability
+        ("group_shared", ctypes.c_bool),
+        ("create", ctypes.c_bool),
+        ("allow_network_fs", ctypes.c_bool),
+        ("map_size", ctypes.c_size_t),
+        ("max_json_bytes", ctypes.c_size_t),
+        ("history_limit", ctypes.c_uint32),
+        ("segment_bytes", ctypes.c_uint64),
+    ]
+
+
+class SnapshotInfo(ctypes.Structure):
+    """struct mb_snapshot_info (membank.h)."""
+    _fields_ = [
+        ("seq", ctypes.c_uint64),
+        ("pages", ctypes.c_uint64),
+        ("bytes", ctypes.c_uint64),
+        ("purged", ctypes.c_uint64),
+        ("segments_removed", ctypes.c_uint64),
+        ("seconds", ctypes.c_double),
+    ]
+
+
+# typedef int (*mb_page_fn)(void *ctx, const char *id, const char *page_json);
+PAGE_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p,
+                           ctypes.c_char_p)
+
+_bank_p = ctypes.c_void_p          # mb_bank * (opaque)
+_out_str = ctypes.POINTER(ctypes.POINTER(ctypes.c_char))  # char ** (freed by mb_free)
+_int = ctypes.c_int
+_str = ctypes.c_char_p
+_size = ctypes.c_size_t
+
+# name: (restype, argtypes).  Every function the binding calls is here.
+_SIGNATURES = {
+    "mb_options_init": (None, [ctypes.POINTER(Options)]),
+    "mb_open": (_int, [_str, ctypes.POINTER(Options), ctypes.POINTER(_bank_p)]),
+    "mb_close": (_int, [_bank_p]),
+    "mb_path": (_str, [_bank_p]),
+    "mb_strerror": (_str, [_int]),
+    "mb_errname": (_str, [_int]),
+    "mb_last_error": (_str, [_bank_p]),
+    "mb_free": (None, [ctypes.c_void_p]),
+    "mb_page_put": (_int, [_bank_p, _str, _str, _size]),
+    "mb_page_merge": (_int, [_bank_p, _str, _str, _size]),
+    "mb_page_get": (_int, [_bank_p, _str, _out_str, ctypes.POINTER(_size)]),
+    "mb_page_delete": (_int, [_bank_p, _str]),
+    "mb_page_count": (_int, [_bank_p, ctypes.POINTER(ctypes.c_uint64)]),
+    "mb_page_iterate": (_int, [_bank_p, _str, ctypes.c_uint, PAGE_FN, ctypes.c_void_p]),
+    "mb_sync_record": (_int, [_bank_p, _str, _str]),
+    "mb_sync_status": (_int, [_bank_p, _out_str]),
+    "mb_error_log": (_int, [_bank_p, _str, _str]),
+    "mb_error_resolve": (_int, [_bank_p, _str, _str]),
+    "mb_error_stats": (_int, [_bank_p, _out_str]),
+    "mb_config_update": (_int, [_bank_p, _str, _size]),
+    "mb_config_get": (_int, [_bank_p, _out_str]),
+    "mb_stats": (_int, [_bank_p, _out_str]),
+}
+
+# Bound on first call (see lazy()): they may be missing from an older build.
+_LAZY_SIGNATURES = {
+    "mb_snapshot": (_int, [_bank_p, _str, ctypes.POINTER(SnapshotInfo)]),
+    "mb_restore": (_int, [_str, _str, ctypes.POINTER(Options), ctypes.c_uint]),
+}
+
+
+def package_root():
+    """The project root: the parent of the python/ folder holding membank/."""
+    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def candidates(environ=None, root=None):
+    """The library paths to try, in order; see the module docstring."""
+    environ = os.environ if environ is None else environ
+    explicit = environ.get(ENV_VAR)
+    if explicit:
+        return [explicit]
+    root = package_root() if root is None else root
+    found = glob.glob(os.path.join(root, "build*", "libshm", "libmembank.so"))
+    found.sort(key=lambda p: os.stat(p).st_mtime, reverse=True)
+    out = found
+    system = ctypes.util.find_library("membank")
+    if system:
+        out.append(system)
+    out.append("libmembank.so.0")
+    return out
+
+
+def _declare(lib, table):
+    for name, (restype, argtypes) in table.items():
+        fn = getattr(lib, name)
+        fn.restype = restype
+        fn.argtypes = argtypes
+
+
+class _Lib:
+    """The loaded library: its functions as attributes, plus lazy ones."""
+
+    def __init__(self, cdll, path):
+        self.cdll = cdll
+        self.path = path
+        self._lazy = {}
+        self._lazy_lock = threading.Lock()
+        _declare(cdll, _SIGNATURES)
+        for name in _SIGNATURES:
+            setattr(self, name, getattr(cdll, name))
+
+    def lazy(self, name):
+        """A function bound on first use; None when the library lacks it."""
+        with self._lazy_lock:
+            if name not in self._lazy:
+                try:
+                    fn = getattr(self.cdll, name)
+                except AttributeError:
+                    fn = None
+                else:
+                    restype, argtypes = _LAZY_SIGNATURES[name]
+                    fn.restype = restype
+                    fn.argtypes = argtypes
+                self._lazy[name] = fn
+            return self._lazy[name]
+
+
+_loaded = None
+_load_lock = threading.Lock()
+
+
+def load():
+    """The library, loaded once per process (LibraryNotFound on failure)."""
+    global _loaded
+    if _loaded is not None:
+        return _loaded
+    with _load_lock:
+        if _loaded is None:
+            tried = []
+            for path in candidates():
+                try:
+                    cdll = ctypes.CDLL(path)
+                    _loaded = _Lib(cdll, path)
+                    break
+                except (OSError, AttributeError) as exc:
+                    tried.append((path, str(exc) or type(exc).__name__))
+            else:
+                raise LibraryNotFound(tried)
+    return _loaded
