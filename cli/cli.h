@@ -1,0 +1,106 @@
+/*
+ * cli.h - what the membank command's files share.
+ *
+ * Exit codes are a contract with scripts:
+ *   0 success, 1 not found (MB_ENOTFOUND), 2 usage error,
+ *   3 invalid input (MB_EINVAL), 4 bank error (every other MB_E* code).
+ * stdout carries data only (JSON documents, ids, paths); stderr carries
+ * messages, each "membank: <command>: <what>: <why>".
+ */
+#ifndef MEMBANK_CLI_H
+#define MEMBANK_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <signal.h>
+
+#include "membank.h"
+
+enum {
+	EX_OK = 0,
+	EX_NOTFOUND = 1,
+	EX_USAGE = 2,
+	EX_INVALID = 3,
+	EX_BANK = 4,
+};
+
+/* The largest JSON document read from stdin or an argument. */
+#define CLI_MAX_INPUT (16u << 20)
+
+/* One invocation: the global options and the command being run. */
+typedef struct cli {
+	const char *bank_dir;  /* -b DIR, else NULL (the library's default) */
+	bool bank_given;       /* -b was on the command line */
+	mb_options opts;
+	bool tty;              /* stdout is a terminal: indent documents */
+	const char *cmd;       /* "page get": names the command in messages */
+	const char *usage;     /* its usage text (help and usage errors) */
+	char cmdbuf[64];       /* storage of cmd for two-word commands */
+} cli;
+
+/* A command: argv[0] is its last name word ("get" of "page get"). */
+typedef int (*cli_fn)(cli *c, int argc, char **argv);
+
+/* Messages and exit codes. */
+int cli_exit_code(int mb_code);
+void cli_msg(const cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int cli_fail(const cli *c, const mb_bank *b, int code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+int cli_usage_error(const cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Option parsing shared by every command: getopt_long over argv with
+ * -h/--help added; prints help (returns -1 with *exit_code 0) or a usage
+ * error (returns -1 with *exit_code 2).  Otherwise returns the option
+ * character as getopt_long does, 0 at the end (optind then points at the
+ * first positional argument). */
+struct option;
+int cli_getopt(const cli *c, int argc, char **argv, const char *shortopts,
+               const struct option *longopts, int *exit_code);
+/* A command without options: @p min..@p max positional arguments, from
+ * argv[optind].  0, or -1 with *ex the exit code (help or usage error). */
+int cli_positional(cli *c, int argc, char **argv, int min, int max, int *ex);
+int cli_parse_u64(const char *s, uint64_t max, uint64_t *out);
+
+/* The bank, opened with the global options. */
+int cli_open(const cli *c, mb_bank **out);
+
+/* Print a JSON document: one line when stdout is not a terminal, indented
+ * when it is.  Returns an exit code. */
+int cli_print_json(const cli *c, const char *json);
+
+/* The JSON text of an argument, or of stdin when it is "-" (at most
+ * CLI_MAX_INPUT bytes).  *buf is malloc'ed (free it) or NULL when the
+ * argument itself is used.  Returns an exit code. */
+int cli_input(const cli *c, const char *arg, char **buf, const char **text, size_t *len);
+
+/* SIGINT and SIGTERM are blocked while a loop runs and taken only by
+ * cli_wait_signal(), so a signal can never fall between a check and a sleep. */
+void cli_block_signals(sigset_t *set);
+/* Sleep up to @p ms milliseconds; true when SIGINT or SIGTERM arrived. */
+bool cli_wait_signal(const sigset_t *set, long ms);
+
+/* Command groups, in their own files. */
+int cmd_page(cli *c, int argc, char **argv);
+int cmd_sync(cli *c, int argc, char **argv);
+int cmd_error(cli *c, int argc, char **argv);
+int cmd_config(cli *c, int argc, char **argv);
+int cmd_journal(cli *c, int argc, char **argv);
+int cmd_init(cli *c, int argc, char **argv);
+int cmd_snapshot(cli *c, int argc, char **argv);
+int cmd_restore(cli *c, int argc, char **argv);
+int cmd_compactor(cli *c, int argc, char **argv);
+int cmd_stats(cli *c, int argc, char **argv);
+int cmd_demo(cli *c, int argc, char **argv);
+
+/* A group's subcommands: name, usage text, function. */
+typedef struct cli_sub {
+	const char *name;
+	const char *usage;
+	cli_fn fn;
+} cli_sub;
+
+/* Run argv[1] of group argv[0] from @p subs (NULL-terminated). */
+int cli_dispatch(cli *c, const char *group, const cli_sub *subs, int argc, char **argv);
+
+#endif /* MEMBANK_CLI_H */

@@ -1,0 +1,193 @@
+/*
+ * cmd_page.c - membank page put|merge|get|rm|list|count.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+typedef int (*write_fn)(mb_bank *, const char *, const char *, size_t);
+
+static int page_write(cli *c, int argc, char **argv, write_fn fn)
+{
+	const char *id, *text;
+	char *buf = NULL;
+	mb_bank *b = NULL;
+	size_t len;
+	int ex, rc;
+
+	if (cli_positional(c, argc, argv, 2, 2, &ex))
+		return ex;
+	id = argv[optind];
+	if ((ex = cli_input(c, argv[optind + 1], &buf, &text, &len)))
+		return ex;
+	if ((ex = cli_open(c, &b)))
+		goto cleanup;
+	if ((rc = fn(b, id, text, len)))
+		ex = cli_fail(c, b, rc, "page \"%s\"", id);
+cleanup:
+	mb_close(b);
+	free(buf);
+	return ex;
+}
+
+static int page_put(cli *c, int argc, char **argv)
+{
+	return page_write(c, argc, argv, mb_page_put);
+}
+
+static int page_merge(cli *c, int argc, char **argv)
+{
+	return page_write(c, argc, argv, mb_page_merge);
+}
+
+static int page_get(cli *c, int argc, char **argv)
+{
+	mb_bank *b = NULL;
+	char *json = NULL;
+	int ex, rc;
+
+	if (cli_positional(c, argc, argv, 1, 1, &ex))
+		return ex;
+	if ((ex = cli_open(c, &b)))
+		return ex;
+	if ((rc = mb_page_get(b, argv[optind], &json, NULL)))
+		ex = cli_fail(c, b, rc, "page \"%s\"", argv[optind]);
+	else
+		ex = cli_print_json(c, json);
+	mb_free(json);
+	mb_close(b);
+	return ex;
+}
+
+static int page_rm(cli *c, int argc, char **argv)
+{
+	mb_bank *b = NULL;
+	int ex, rc;
+
+	if (cli_positional(c, argc, argv, 1, 1, &ex))
+		return ex;
+	if ((ex = cli_open(c, &b)))
+		return ex;
+	if ((rc = mb_page_delete(b, argv[optind])))
+		ex = cli_fail(c, b, rc, "page \"%s\"", argv[optind]);
+	mb_close(b);
+	return ex;
+}
+
+/* page list walks in batches: the ids of one batch are copied out of the
+ * read snapshot and printed after it ends, so a slow reader of our stdout
+ * never pins old pages of the bank. */
+#define LIST_BATCH 1024u
+
+typedef struct id_batch {
+	char ids[LIST_BATCH][MB_MAX_ID_BYTES + 1];
+	unsigned n, max;
+} id_batch;
+
+static int collect_id(void *ctx, const char *id, const char *page_json)
+{
+	id_batch *ib = ctx;
+
+	(void)page_json;
+	snprintf(ib->ids[ib->n++], sizeof ib->ids[0], "%s", id);
+	return ib->n >= ib->max ? 1 : 0;
+}
+
+static int list_pages(cli *c, mb_bank *b, uint64_t limit)
+{
+	char after[MB_MAX_ID_BYTES + 1] = "";
+	id_batch *ib = malloc(sizeof *ib);
+	uint64_t printed = 0;
+	int rc = 0;
+
+	if (!ib)
+		return cli_fail(c, b, MB_ENOMEM, "page list");
+	do {
+		ib->n = 0;
+		ib->max = (limit && limit - printed < LIST_BATCH) ? (unsigned)(limit - printed)
+		                                                  : LIST_BATCH;
+		rc = mb_page_iterate(b, *after ? after : NULL, MB_ITER_IDS, collect_id, ib);
+		if (rc < 0)
+			break;
+		for (unsigned i = 0; i < ib->n; i++)
+			puts(ib->ids[i]);
+		printed += ib->n;
+		if (ib->n)
+			memcpy(after, ib->ids[ib->n - 1], sizeof after);
+	} while (rc == 1 && (!limit || printed < limit));
+	free(ib);
+	if (rc < 0)
+		return cli_fail(c, b, rc, "cannot list the pages");
+	return fflush(stdout) == EOF ? EX_BANK : EX_OK;
+}
+
+static int page_list(cli *c, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "limit", required_argument, NULL, 'n' },
+		{ NULL, 0, NULL, 0 },
+	};
+	uint64_t limit = 0;
+	mb_bank *b = NULL;
+	int ch, ex = 0;
+
+	while ((ch = cli_getopt(c, argc, argv, "n:", lo, &ex)) > 0) {
+		if (ch == 'n' && (cli_parse_u64(optarg, UINT64_MAX, &limit) || !limit))
+			return cli_usage_error(c, "--limit needs a positive integer, not '%s'", optarg);
+	}
+	if (ch < 0)
+		return ex;
+	if (optind != argc)
+		return cli_usage_error(c, "too many arguments");
+	if ((ex = cli_open(c, &b)))
+		return ex;
+	ex = list_pages(c, b, limit);
+	mb_close(b);
+	return ex;
+}
+
+static int page_count(cli *c, int argc, char **argv)
+{
+	mb_bank *b = NULL;
+	uint64_t n = 0;
+	int ex, rc;
+
+	if (cli_positional(c, argc, argv, 0, 0, &ex))
+		return ex;
+	if ((ex = cli_open(c, &b)))
+		return ex;
+	if ((rc = mb_page_count(b, &n)))
+		ex = cli_fail(c, b, rc, "cannot count the pages");
+	else
+		printf("%" PRIu64 "\n", n);
+	mb_close(b);
+	return ex;
+}
+
+static const cli_sub page_subs[] = {
+	{ "put", "membank page put <id> <json|->\n\n"
+	         "Replace the properties of page <id> with the JSON object; '-' reads it\n"
+	         "from stdin (at most 16 MiB).  Creates the page when absent.\n", page_put },
+	{ "merge", "membank page merge <id> <json|->\n\n"
+	           "Merge the JSON object's top-level keys into page <id>'s properties\n"
+	           "(a null value removes the key); '-' reads stdin.  Creates the page.\n",
+	  page_merge },
+	{ "get", "membank page get <id>\n\n"
+	         "Print {\"properties\":{...},\"last_updated\":\"...\"}; exit 1 when absent.\n",
+	  page_get },
+	{ "rm", "membank page rm <id>\n\nDelete page <id>; exit 1 when absent.\n", page_rm },
+	{ "list", "membank page list [--limit N]\n\n"
+	          "Print the page ids in id order, one a line.\n\n"
+	          "  -n, --limit N   at most N ids\n", page_list },
+	{ "count", "membank page count\n\nPrint the number of pages.\n", page_count },
+	{ NULL, NULL, NULL },
+};
+
+int cmd_page(cli *c, int argc, char **argv)
+{
+	return cli_dispatch(c, "page", page_subs, argc, argv);
+}

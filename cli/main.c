@@ -1,0 +1,126 @@
+/*
+ * main.c - the membank command: global options, then git-style commands.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+#ifndef MEMBANK_VERSION
+#define MEMBANK_VERSION "unknown"
+#endif
+
+static const char main_usage[] =
+	"membank [-b DIR | --bank DIR] [--durability full|fast] <command> ...\n"
+	"\n"
+	"A memory bank that many processes on one machine share.\n"
+	"DIR defaults to $MEMBANK_DIR, else ./memory-bank.\n"
+	"\n"
+	"commands:\n"
+	"  init                               create the bank if missing; print its path\n"
+	"  page put <id> <json|->             replace a page's properties ('-' reads stdin)\n"
+	"  page merge <id> <json|->           merge top-level properties\n"
+	"  page get <id>                      print {\"properties\":{...},\"last_updated\":\"...\"}\n"
+	"  page rm <id>                       delete a page\n"
+	"  page list [--limit N]              one id a line\n"
+	"  page count                         the number of pages\n"
+	"  sync record <status> [--error MSG] record a sync\n"
+	"  sync status                        print the sync_status.json document\n"
+	"  error log <type> <message>         log an error\n"
+	"  error resolve <type> <steps>       resolve the errors of a type\n"
+	"  error stats                        print the error statistics\n"
+	"  config get [dotted.key]            the config_cache.json document, or one value\n"
+	"  config set <json|->                deep-merge into the config\n"
+	"  snapshot [--out DIR]               write the four JSON files\n"
+	"  restore <DIR> [--force]            build this bank from the four files in DIR\n"
+	"  compactor [--every S] [--out DIR]  snapshot every S seconds until SIGTERM/SIGINT\n"
+	"  journal tail [-n N] [--follow]     newest events, one JSON object a line\n"
+	"  journal verify                     exit 0 when clean, else report the damage\n"
+	"  journal repair                     cut a torn tail, move damage aside\n"
+	"  stats                              pages, events, sizes, map use, readers, segments\n"
+	"  demo [--workers N] [--seconds S]   many processes sharing one bank\n"
+	"\n"
+	"options:\n"
+	"  -b, --bank DIR          the bank directory\n"
+	"      --durability MODE   full (default: survives power loss) or fast\n"
+	"                          (survives any process crash, not the machine's)\n"
+	"  -h, --help              this help; 'membank <command> --help' for each command\n"
+	"      --version           print the version\n"
+	"\n"
+	"exit codes: 0 success, 1 not found, 2 usage error, 3 invalid input, 4 bank error\n";
+
+typedef struct top_cmd {
+	const char *name;
+	cli_fn fn;
+} top_cmd;
+
+static const top_cmd top_cmds[] = {
+	{ "init", cmd_init },         { "page", cmd_page },
+	{ "sync", cmd_sync },         { "error", cmd_error },
+	{ "config", cmd_config },     { "snapshot", cmd_snapshot },
+	{ "restore", cmd_restore },   { "compactor", cmd_compactor },
+	{ "journal", cmd_journal },   { "stats", cmd_stats },
+	{ "demo", cmd_demo },         { NULL, NULL },
+};
+
+/* Parse the global options; returns -1 to go on, else an exit code. */
+static int global_options(cli *c, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "bank", required_argument, NULL, 'b' },
+		{ "durability", required_argument, NULL, 'd' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch, ex = 0;
+
+	/* '+': stop at the command, whose options are its own. */
+	while ((ch = cli_getopt(c, argc, argv, "+b:", lo, &ex)) > 0) {
+		if (ch == 'b') {
+			if (!*optarg)
+				return cli_usage_error(c, "--bank needs a directory");
+			c->bank_dir = optarg;
+			c->bank_given = true;
+		} else if (ch == 'd') {
+			if (!strcmp(optarg, "full"))
+				c->opts.durability = MB_DURABILITY_FULL;
+			else if (!strcmp(optarg, "fast"))
+				c->opts.durability = MB_DURABILITY_FAST;
+			else
+				return cli_usage_error(c, "--durability is full or fast, not '%s'", optarg);
+		} else if (ch == 'V') {
+			printf("membank %s\n", MEMBANK_VERSION);
+			return EX_OK;
+		}
+	}
+	return ch < 0 ? ex : -1;
+}
+
+int main(int argc, char **argv)
+{
+	cli c = { 0 };
+	int ex;
+
+	mb_options_init(&c.opts);
+	/* The command's own bound on input (16 MiB) is the library's ceiling, so
+	 * stdin and the library refuse the same documents. */
+	c.opts.max_json_bytes = MB_MAX_JSON_BYTES;
+	c.tty = isatty(STDOUT_FILENO);
+	c.usage = main_usage;
+	if ((ex = global_options(&c, argc, argv)) >= 0)
+		return ex;
+	if (optind >= argc)
+		return cli_usage_error(&c, "missing command");
+	for (const top_cmd *t = top_cmds; t->name; t++) {
+		if (strcmp(argv[optind], t->name) != 0)
+			continue;
+		c.cmd = t->name;
+		argv += optind;
+		argc -= optind;
+		optind = 0;
+		return t->fn(&c, argc, argv);
+	}
+	return cli_usage_error(&c, "unknown command '%s'", argv[optind]);
+}
