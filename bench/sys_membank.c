@@ -1,0 +1,110 @@
+/*
+ * sys_membank.c - membank through its public API (libmembank.so).
+ *
+ * The bank lives in DIR/bank.  Prefill sets cache_settings max_entries 0 and
+ * ttl_seconds 0 so that eviction and expiry neither flatter nor hurt the
+ * figures, then puts every page once (fast durability: prefill is not
+ * measured).  Each worker opens its own handle with the cell's durability.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "bench.h"
+#include "membank.h"
+
+static const char no_eviction[] =
+	"{\"cache_settings\":{\"max_entries\":0,\"ttl_seconds\":0}}";
+
+static int open_bank(const bench_cfg *cfg, bool full, mb_bank **out)
+{
+	char path[4096];
+	mb_options o;
+	int rc;
+
+	mb_options_init(&o);
+	o.durability = full ? MB_DURABILITY_FULL : MB_DURABILITY_FAST;
+	o.map_size = (size_t)1 << 30;
+	snprintf(path, sizeof path, "%s/bank", cfg->dir);
+	rc = mb_open(path, &o, out);
+	if (rc != 0)
+		fprintf(stderr, "membank: mb_open: %s: %s\n", mb_errname(rc),
+		        mb_last_error(NULL));
+	return rc;
+}
+
+static int fail(mb_bank *b, const char *what, int rc)
+{
+	fprintf(stderr, "membank: %s: %s: %s\n", what, mb_errname(rc), mb_last_error(b));
+	return rc;
+}
+
+static int mbs_prefill(const bench_cfg *cfg)
+{
+	mb_bank *b;
+	char key[BENCH_KEY_MAX];
+	int rc = open_bank(cfg, false, &b);
+
+	if (rc != 0)
+		return rc;
+	rc = mb_config_update(b, no_eviction, sizeof no_eviction - 1);
+	if (rc != 0)
+		fail(b, "mb_config_update", rc);
+	for (uint32_t k = 0; rc == 0 && k < cfg->keys; k++) {
+		const bench_value *v = bench_value_get(k);
+
+		bench_key(key, k);
+		rc = mb_page_put(b, key, v->json, v->json_len);
+		if (rc != 0)
+			fail(b, "mb_page_put", rc);
+	}
+	mb_close(b);
+	return rc;
+}
+
+static int mbs_open(const bench_cfg *cfg, void **h)
+{
+	return open_bank(cfg, cfg->full, (mb_bank **)h);
+}
+
+static int mbs_op(void *h, const bench_cfg *cfg, bench_op op, uint32_t key, uint64_t n)
+{
+	mb_bank *b = h;
+	char id[BENCH_KEY_MAX];
+	const bench_value *v;
+	char *json = NULL;
+	int rc;
+
+	(void)cfg;
+	bench_key(id, key);
+	switch (op) {
+	case OP_UPSERT:
+		v = bench_value_get(n);
+		rc = mb_page_put(b, id, v->json, v->json_len);
+		return rc ? fail(b, "mb_page_put", rc) : 0;
+	case OP_GET:
+		rc = mb_page_get(b, id, &json, NULL);
+		mb_free(json);
+		return rc ? fail(b, "mb_page_get", rc) : 0;
+	case OP_EVENT:
+		if (n % 2 == 0)
+			rc = mb_sync_record(b, "success", NULL);
+		else
+			rc = mb_error_log(b, bench_error_type(), bench_error_message());
+		return rc ? fail(b, "event", rc) : 0;
+	default:
+		return -1;
+	}
+}
+
+static void mbs_close(void *h)
+{
+	mb_close(h);
+}
+
+const bench_sys bench_system = {
+	.name = "membank",
+	.prefill = mbs_prefill,
+	.open = mbs_open,
+	.op = mbs_op,
+	.close = mbs_close,
+};
