@@ -80,6 +80,7 @@ typedef struct demo {
 	unsigned workers;
 	double seconds;
 	uint64_t seed;
+	uint64_t base_seq;       /* journal seq once the bank is prepared */
 	int wfd;                 /* children: the pipe's write end */
 } demo;
 
@@ -377,6 +378,7 @@ typedef struct facts {
 	double pattern[ERR_N];
 	int pattern_keys;
 	double total_pages, pages_listed;   /* metadata.total_pages, keys of "pages" */
+	double seq;                         /* the journal's last seq */
 } facts;
 
 static double num(const cJSON *o, const char *key)
@@ -509,7 +511,15 @@ static bool check(const char *what, double bank, double expect)
 	return ok;
 }
 
-static bool check_all(const facts *f, const sums *s, double bank_pages)
+/* Every acknowledged write is one journal record: a failed sync is two
+ * (sync record, error log). */
+static uint64_t writes(const sums *s)
+{
+	return s->ops[OP_PUT] + s->ops[OP_MERGE] + s->ops[OP_SYNC_OK] +
+	       2 * s->ops[OP_SYNC_FAIL] + s->ops[OP_RESOLVE];
+}
+
+static bool check_all(const demo *d, const facts *f, const sums *s, double bank_pages)
 {
 	uint64_t records = s->ops[OP_SYNC_OK] + s->ops[OP_SYNC_FAIL];
 	double history = (double)(records < MB_DEFAULT_HISTORY ? records : MB_DEFAULT_HISTORY);
@@ -529,10 +539,11 @@ static bool check_all(const facts *f, const sums *s, double bank_pages)
 	}
 	ok &= check("error types in patterns", f->pattern_keys, (double)types);
 	ok &= check("total_errors", f->total_errors, (double)errors);
-	ok &= check("resolved_errors <= total_errors", f->resolved <= f->total_errors, 1);
+	ok &= check("resolved_errors <= total_errors: 1", f->resolved <= f->total_errors, 1);
 	ok &= check("metadata.total_pages", f->total_pages, (double)s->distinct_pages);
 	ok &= check("pages in notion_pages.json", f->pages_listed, (double)s->distinct_pages);
 	ok &= check("page count of the bank", bank_pages, (double)s->distinct_pages);
+	ok &= check("journal records written", f->seq - (double)d->base_seq, (double)writes(s));
 	return ok;
 }
 
@@ -586,6 +597,9 @@ static int final_check(const demo *d, const sums *s)
 
 	if ((rc = mb_open(d->bank, &d->c->opts, &b)) || (rc = mb_page_count(b, &pages)))
 		goto fail;
+	uint64_t seq = 0;
+	if ((rc = mb_journal_last_seq(b, &seq)))
+		goto fail;
 #if CLI_HAVE_SNAPSHOT
 	mb_snapshot_info info;
 	if ((rc = mb_snapshot(b, NULL, &info)))
@@ -600,8 +614,9 @@ static int final_check(const demo *d, const sums *s)
 #endif
 	if (rc)
 		goto fail;
+	f.seq = (double)seq;
 	mb_close(b);
-	return check_all(&f, s, (double)pages) ? EX_OK : EX_BANK;
+	return check_all(d, &f, s, (double)pages) ? EX_OK : EX_BANK;
 fail:
 	cli_fail(d->c, b, rc, "final check");
 	mb_close(b);
@@ -611,7 +626,7 @@ fail:
 /* ------------------------------------------------------------- the setup */
 
 /* A fresh bank: the checks compare its counts with the workers' alone. */
-static int prepare_bank(const demo *d)
+static int prepare_bank(demo *d)
 {
 	char conf[128];
 	facts f = { 0 };
@@ -629,7 +644,8 @@ static int prepare_bank(const demo *d)
 	 * evicted beyond it); the workspace must fit for total_pages to be
 	 * checkable. */
 	snprintf(conf, sizeof conf, "{\"cache_settings\":{\"max_entries\":%u}}", DEMO_MAX_ENTRIES);
-	if ((rc = mb_config_update(b, conf, (size_t)-1)))
+	if ((rc = mb_config_update(b, conf, (size_t)-1)) ||
+	    (rc = mb_journal_last_seq(b, &d->base_seq)))
 		goto fail;
 	mb_close(b);
 	return ex;
