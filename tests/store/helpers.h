@@ -1,0 +1,180 @@
+/*
+ * helpers.h - what the store tests share: a fresh bank in a temp directory,
+ * documents read back as cJSON, and forking with a timeout.
+ */
+#ifndef MEMBANK_TEST_HELPERS_H
+#define MEMBANK_TEST_HELPERS_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <cjson/cJSON.h>
+
+#include "membank.h"
+
+/* A fresh directory under $TMPDIR (or /tmp) for one test. */
+static inline char *tmp_dir(void)
+{
+	const char *base = getenv("TMPDIR");
+	char *p;
+
+	if (asprintf(&p, "%s/membank-test-XXXXXX", base && *base ? base : "/tmp") < 0)
+		return NULL;
+	return mkdtemp(p);
+}
+
+static inline void rm_rf(const char *path)
+{
+	char *cmd;
+
+	if (asprintf(&cmd, "rm -rf '%s'", path) >= 0) {
+		if (system(cmd) != 0)
+			fprintf(stderr, "cannot remove %s\n", path);
+		free(cmd);
+	}
+}
+
+/* A bank at <dir>/bank with the given durability and an unbounded page
+ * count (the spec's default of 1000 would evict in larger tests). */
+static inline mb_bank *open_bank(const char *dir, mb_durability d)
+{
+	char path[4096];
+	mb_options o;
+	mb_bank *b = NULL;
+
+	mb_options_init(&o);
+	o.durability = d;
+	snprintf(path, sizeof path, "%s/bank", dir);
+	if (mb_open(path, &o, &b)) {
+		fprintf(stderr, "open %s: %s\n", path, mb_last_error(NULL));
+		return NULL;
+	}
+	return b;
+}
+
+static inline cJSON *doc_of(int rc, char *text)
+{
+	cJSON *j;
+
+	if (rc)
+		return NULL;
+	j = cJSON_Parse(text);
+	mb_free(text);
+	return j;
+}
+
+static inline cJSON *get_page(mb_bank *b, const char *id)
+{
+	char *s = NULL;
+	int rc = mb_page_get(b, id, &s, NULL);
+	return doc_of(rc, s);
+}
+
+static inline cJSON *sync_doc(mb_bank *b)
+{
+	char *s = NULL;
+	int rc = mb_sync_status(b, &s);
+	return doc_of(rc, s);
+}
+
+static inline cJSON *error_doc(mb_bank *b)
+{
+	char *s = NULL;
+	int rc = mb_error_stats(b, &s);
+	return doc_of(rc, s);
+}
+
+static inline cJSON *config_doc(mb_bank *b)
+{
+	char *s = NULL;
+	int rc = mb_config_get(b, &s);
+	return doc_of(rc, s);
+}
+
+static inline double num_at(const cJSON *j, const char *a, const char *b)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, a);
+
+	if (b)
+		v = cJSON_GetObjectItemCaseSensitive(v, b);
+	return cJSON_IsNumber(v) ? v->valuedouble : -1;
+}
+
+static inline const char *str_at(const cJSON *j, const char *a, const char *b)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, a);
+
+	if (b)
+		v = cJSON_GetObjectItemCaseSensitive(v, b);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+typedef struct strbuf {
+	char *p;
+	size_t len, cap;
+} strbuf;
+
+static inline void sb_add(strbuf *s, const char *a)
+{
+	size_t n = strlen(a);
+
+	if (s->len + n + 1 > s->cap) {
+		s->cap = (s->len + n + 1) * 2;
+		s->p = realloc(s->p, s->cap);
+	}
+	memcpy(s->p + s->len, a, n + 1);
+	s->len += n;
+}
+
+static inline int sb_add_page(void *ctx, const char *id, const char *page)
+{
+	sb_add(ctx, id);
+	sb_add(ctx, "=");
+	sb_add(ctx, page ? page : "");
+	sb_add(ctx, "\n");
+	return 0;
+}
+
+/* Every document of the bank as one string, to compare whole states:
+ * sync status, error stats, config and every page. */
+static inline char *state_of(mb_bank *b)
+{
+	char *part = NULL;
+	strbuf s = { NULL, 0, 0 };
+	int (*const get[3])(mb_bank *, char **) = { mb_sync_status, mb_error_stats, mb_config_get };
+
+	for (int i = 0; i < 3; i++) {
+		sb_add(&s, get[i](b, &part) ? "?" : part);
+		sb_add(&s, "\n");
+		mb_free(part);
+		part = NULL;
+	}
+	mb_page_iterate(b, NULL, 0, sb_add_page, &s);
+	return s.p;
+}
+
+/* Wait for @pid at most @seconds; kill it and fail the test past that. */
+static inline int wait_child(pid_t pid, int seconds)
+{
+	int status;
+
+	for (int i = 0; i < seconds * 100; i++) {
+		pid_t r = waitpid(pid, &status, WNOHANG);
+		if (r == pid)
+			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+		usleep(10000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	return -1;
+}
+
+#endif

@@ -1,0 +1,437 @@
+/*
+ * test_ops.c - every Memory Bank operation, asserting the values it gives.
+ */
+#include "helpers.h"
+
+typedef struct fx {
+	char *dir;
+	mb_bank *b;
+} fx;
+
+static int setup(void **state)
+{
+	fx *f = calloc(1, sizeof *f);
+
+	f->dir = tmp_dir();
+	f->b = open_bank(f->dir, MB_DURABILITY_FAST);
+	*state = f;
+	return f->b ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	fx *f = *state;
+
+	mb_close(f->b);
+	rm_rf(f->dir);
+	free(f->dir);
+	free(f);
+	return 0;
+}
+
+static void test_page_put_get(void **state)
+{
+	fx *f = *state;
+	cJSON *p;
+
+	assert_int_equal(mb_page_put(f->b, "abc", "{\"title\":\"T\",\"n\":2,\"x\":{\"y\":[1,true,null]}}",
+	                             (size_t)-1), 0);
+	p = get_page(f->b, "abc");
+	assert_non_null(p);
+	assert_string_equal(str_at(p, "properties", "title"), "T");
+	assert_int_equal((int)num_at(p, "properties", "n"), 2);
+	assert_non_null(str_at(p, "last_updated", NULL));
+	assert_int_equal(strlen(str_at(p, "last_updated", NULL)), 27);
+	cJSON_Delete(p);
+	/* put replaces */
+	assert_int_equal(mb_page_put(f->b, "abc", "{\"other\":1}", (size_t)-1), 0);
+	p = get_page(f->b, "abc");
+	assert_null(cJSON_GetObjectItem(cJSON_GetObjectItem(p, "properties"), "title"));
+	assert_int_equal((int)num_at(p, "properties", "other"), 1);
+	cJSON_Delete(p);
+}
+
+static void test_page_exact_text(void **state)
+{
+	fx *f = *state;
+	char *s;
+	size_t len;
+
+	assert_int_equal(mb_page_put(f->b, "t", "{ \"a\" : \"x\\\"y\\n\\u00e9\" , \"b\":[1.5,-2,1e300] }",
+	                             (size_t)-1), 0);
+	assert_int_equal(mb_page_get(f->b, "t", &s, &len), 0);
+	assert_true(len > 0 && strlen(s) == len);
+	assert_memory_equal(s, "{\"properties\":{\"a\":\"x\\\"y\\n\xc3\xa9\",\"b\":[1.5,-2,1e+300]},",
+	                    strlen("{\"properties\":{\"a\":\"x\\\"y\\n\xc3\xa9\",\"b\":[1.5,-2,1e+300]},"));
+	mb_free(s);
+}
+
+static void test_page_merge(void **state)
+{
+	fx *f = *state;
+	cJSON *p;
+
+	assert_int_equal(mb_page_merge(f->b, "m", "{\"a\":1,\"b\":2}", (size_t)-1), 0);
+	assert_int_equal(mb_page_merge(f->b, "m", "{\"b\":3,\"c\":4,\"a\":null}", (size_t)-1), 0);
+	p = get_page(f->b, "m");
+	assert_null(cJSON_GetObjectItem(cJSON_GetObjectItem(p, "properties"), "a"));
+	assert_int_equal((int)num_at(p, "properties", "b"), 3);
+	assert_int_equal((int)num_at(p, "properties", "c"), 4);
+	cJSON_Delete(p);
+}
+
+static void test_page_delete_count(void **state)
+{
+	fx *f = *state;
+	uint64_t n = 99;
+	char *s = (char *)1;
+
+	assert_int_equal(mb_page_count(f->b, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(mb_page_put(f->b, "a", "{}", 2), 0);
+	assert_int_equal(mb_page_put(f->b, "b", "{}", 2), 0);
+	assert_int_equal(mb_page_count(f->b, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(mb_page_delete(f->b, "a"), 0);
+	assert_int_equal(mb_page_delete(f->b, "a"), MB_ENOTFOUND);
+	assert_non_null(strstr(mb_last_error(f->b), "not found"));
+	assert_int_equal(mb_page_get(f->b, "a", &s, NULL), MB_ENOTFOUND);
+	assert_null(s);
+	assert_int_equal(mb_page_count(f->b, &n), 0);
+	assert_int_equal(n, 1);
+}
+
+static int collect(void *ctx, const char *id, const char *page)
+{
+	strbuf *s = ctx;
+
+	sb_add(s, id);
+	sb_add(s, page ? "+" : "-");
+	return strcmp(id, "stop") ? 0 : 42;
+}
+
+static void test_page_iterate(void **state)
+{
+	fx *f = *state;
+	strbuf s = { NULL, 0, 0 };
+
+	mb_page_put(f->b, "b", "{}", 2);
+	mb_page_put(f->b, "a", "{}", 2);
+	mb_page_put(f->b, "c", "{}", 2);
+	assert_int_equal(mb_page_iterate(f->b, NULL, 0, collect, &s), 0);
+	assert_string_equal(s.p, "a+b+c+");
+	s.len = 0;
+	assert_int_equal(mb_page_iterate(f->b, "a", MB_ITER_IDS, collect, &s), 0);
+	assert_string_equal(s.p, "b-c-");
+	mb_page_put(f->b, "stop", "{}", 2);
+	s.len = 0;
+	assert_int_equal(mb_page_iterate(f->b, NULL, MB_ITER_IDS, collect, &s), 42);
+	assert_string_equal(s.p, "a-b-c-stop-");
+	free(s.p);
+}
+
+static void test_sync_semantics(void **state)
+{
+	fx *f = *state;
+	cJSON *d;
+
+	d = sync_doc(f->b);
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(d, "current_status")));
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(d, "last_successful_sync")));
+	cJSON_Delete(d);
+	assert_int_equal(mb_sync_record(f->b, "success", NULL), 0);
+	assert_int_equal(mb_sync_record(f->b, "in_progress", NULL), 0);
+	assert_int_equal(mb_sync_record(f->b, "failed", "HTTP 500"), 0);
+	assert_int_equal(mb_sync_record(f->b, "success", ""), 0);  /* an error: a failure */
+	d = sync_doc(f->b);
+	assert_int_equal((int)num_at(d, "success_count", NULL), 1);
+	assert_int_equal((int)num_at(d, "error_count", NULL), 2);
+	assert_string_equal(str_at(d, "current_status", NULL), "success");
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(d, "sync_history")), 4);
+	{
+		cJSON *h = cJSON_GetArrayItem(cJSON_GetObjectItem(d, "sync_history"), 2);
+		assert_string_equal(str_at(h, "status", NULL), "failed");
+		assert_string_equal(str_at(h, "error", NULL), "HTTP 500");
+		h = cJSON_GetArrayItem(cJSON_GetObjectItem(d, "sync_history"), 0);
+		assert_true(cJSON_IsNull(cJSON_GetObjectItem(h, "error")));
+		assert_string_equal(str_at(d, "last_successful_sync", NULL), str_at(h, "timestamp", NULL));
+	}
+	cJSON_Delete(d);
+}
+
+static void test_sync_history_bounded(void **state)
+{
+	fx *f = *state;
+	char status[16];
+	cJSON *d, *h;
+
+	for (int i = 0; i < 130; i++) {
+		snprintf(status, sizeof status, "s%d", i);
+		assert_int_equal(mb_sync_record(f->b, status, NULL), 0);
+	}
+	d = sync_doc(f->b);
+	h = cJSON_GetObjectItem(d, "sync_history");
+	assert_int_equal(cJSON_GetArraySize(h), MB_DEFAULT_HISTORY);
+	assert_string_equal(str_at(cJSON_GetArrayItem(h, 0), "status", NULL), "s30");
+	assert_string_equal(str_at(cJSON_GetArrayItem(h, 99), "status", NULL), "s129");
+	cJSON_Delete(d);
+}
+
+static void test_error_resolve(void **state)
+{
+	fx *f = *state;
+	cJSON *d;
+
+	assert_int_equal(mb_error_log(f->b, "RateLimited", "429 a"), 0);
+	assert_int_equal(mb_error_log(f->b, "RateLimited", "429 b"), 0);
+	assert_int_equal(mb_error_log(f->b, "Timeout", "t"), 0);
+	assert_int_equal(mb_error_resolve(f->b, "RateLimited", "back off"), 0);
+	d = error_doc(f->b);
+	assert_int_equal((int)num_at(d, "total_errors", NULL), 3);
+	assert_int_equal((int)num_at(d, "resolved_errors", NULL), 2);
+	assert_int_equal((int)num_at(d, "patterns", "RateLimited"), 2);
+	assert_int_equal((int)num_at(d, "patterns", "Timeout"), 1);
+	assert_string_equal(str_at(d, "last_error", "error_type"), "Timeout");
+	assert_string_equal(str_at(d, "last_error", "message"), "t");
+	cJSON_Delete(d);
+	/* resolving again resolves nothing new; a later error is unresolved */
+	assert_int_equal(mb_error_resolve(f->b, "RateLimited", "back off"), 0);
+	assert_int_equal(mb_error_log(f->b, "RateLimited", "429 c"), 0);
+	d = error_doc(f->b);
+	assert_int_equal((int)num_at(d, "resolved_errors", NULL), 2);
+	cJSON_Delete(d);
+	assert_int_equal(mb_error_resolve(f->b, "RateLimited", "longer back off"), 0);
+	d = error_doc(f->b);
+	assert_int_equal((int)num_at(d, "total_errors", NULL), 4);
+	assert_int_equal((int)num_at(d, "resolved_errors", NULL), 3);
+	cJSON_Delete(d);
+}
+
+static void test_error_stats_empty(void **state)
+{
+	fx *f = *state;
+	char *s;
+
+	assert_int_equal(mb_error_stats(f->b, &s), 0);
+	assert_string_equal(s, "{\"total_errors\":0,\"resolved_errors\":0,\"patterns\":{},\"last_error\":{}}");
+	mb_free(s);
+}
+
+static void test_config_defaults_and_merge(void **state)
+{
+	fx *f = *state;
+	cJSON *d;
+
+	d = config_doc(f->b);
+	assert_int_equal((int)num_at(d, "notion_settings", "retry_attempts"), 3);
+	assert_int_equal((int)num_at(d, "notion_settings", "timeout_seconds"), 30);
+	assert_int_equal((int)num_at(d, "cache_settings", "ttl_seconds"), 3600);
+	assert_int_equal((int)num_at(d, "cache_settings", "max_entries"), 1000);
+	assert_string_equal(str_at(d, "logging_settings", "log_level"), "INFO");
+	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(d, "logging_settings"),
+	                                             "structured_logging")));
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(d, "last_config_update")));
+	cJSON_Delete(d);
+	assert_int_equal(mb_config_update(f->b, "{\"notion_settings\":{\"retry_attempts\":5},"
+	                                  "\"logging_settings\":{\"log_level\":\"DEBUG\"}}", (size_t)-1), 0);
+	d = config_doc(f->b);
+	assert_int_equal((int)num_at(d, "notion_settings", "retry_attempts"), 5);
+	assert_int_equal((int)num_at(d, "notion_settings", "timeout_seconds"), 30);
+	assert_string_equal(str_at(d, "notion_settings", "api_version"), "2022-06-28");
+	assert_string_equal(str_at(d, "logging_settings", "log_level"), "DEBUG");
+	assert_non_null(str_at(d, "last_config_update", NULL));
+	cJSON_Delete(d);
+}
+
+static void test_config_rejects(void **state)
+{
+	static const struct { const char *json, *needle; } bad[] = {
+		{ "{\"notion_settings\":{\"retry_attempts\":\"3\"}}", "notion_settings.retry_attempts" },
+		{ "{\"notion_settings\":{\"retry_attempts\":1.5}}", "notion_settings.retry_attempts" },
+		{ "{\"notion_settings\":{\"retry_attempts\":101}}", "notion_settings.retry_attempts" },
+		{ "{\"notion_settings\":{\"timeout_seconds\":0}}", "notion_settings.timeout_seconds" },
+		{ "{\"notion_settings\":{\"api_version\":\"\"}}", "notion_settings.api_version" },
+		{ "{\"logging_settings\":{\"log_level\":\"LOUD\"}}", "logging_settings.log_level" },
+		{ "{\"logging_settings\":{\"structured_logging\":1}}", "logging_settings.structured_logging" },
+		{ "{\"cache_settings\":{\"max_entries\":-1}}", "cache_settings.max_entries" },
+		{ "{\"cache_settings\":{\"ttl\":5}}", "unknown key cache_settings.ttl" },
+		{ "{\"cache\":{}}", "unknown key cache" },
+		{ "{\"cache_settings\":5}", "cache_settings must be an object" },
+		{ "{\"last_config_update\":\"x\"}", "set by the bank" },
+		{ "[1]", "not a JSON object" },
+		{ "{\"notion_settings\":{\"retry_attempts\":4},\"cache_settings\":{\"max_entries\":true}}",
+		  "cache_settings.max_entries" },
+	};
+	fx *f = *state;
+	char *before, *after;
+
+	mb_config_get(f->b, &before);
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		assert_int_equal(mb_config_update(f->b, bad[i].json, (size_t)-1), MB_EINVAL);
+		if (!strstr(mb_last_error(f->b), bad[i].needle))
+			fail_msg("%s: message \"%s\" lacks \"%s\"", bad[i].json, mb_last_error(f->b),
+			         bad[i].needle);
+	}
+	mb_config_get(f->b, &after);
+	assert_string_equal(before, after);
+	mb_free(before);
+	mb_free(after);
+}
+
+/* Bad input: MB_EINVAL and a message that names what was wrong. */
+static void expect_einval(mb_bank *b, int rc, const char *needle)
+{
+	if (rc != MB_EINVAL || !strstr(mb_last_error(b), needle))
+		fail_msg("want MB_EINVAL naming \"%s\", got %d \"%s\"", needle, rc, mb_last_error(b));
+}
+
+static char *nested(int depth)
+{
+	char *s = malloc((size_t)depth * 6 + 8), *p = s;
+
+	for (int i = 0; i < depth; i++)
+		p += sprintf(p, "{\"a\":");
+	p += sprintf(p, "1");
+	for (int i = 0; i < depth; i++)
+		*p++ = '}';
+	*p = '\0';
+	return s;
+}
+
+static void test_bad_input_changes_nothing(void **state)
+{
+	fx *f = *state;
+	char longid[MB_MAX_ID_BYTES + 2], *before, *after, *deep = nested(65), *ok = nested(64);
+	char *big = malloc(MB_DEFAULT_JSON_BYTES + 64);
+
+	memset(longid, 'x', sizeof longid - 1);
+	longid[sizeof longid - 1] = '\0';
+	snprintf(big, 16, "{\"a\":\"");
+	memset(big + 6, 'y', MB_DEFAULT_JSON_BYTES);
+	strcpy(big + 6 + MB_DEFAULT_JSON_BYTES, "\"}");
+	mb_page_put(f->b, "keep", "{\"v\":1}", (size_t)-1);
+	before = state_of(f->b);
+	expect_einval(f->b, mb_page_put(f->b, "", "{}", 2), "empty");
+	expect_einval(f->b, mb_page_put(f->b, longid, "{}", 2), "longer than 255");
+	expect_einval(f->b, mb_page_put(f->b, "bad\xff", "{}", 2), "UTF-8 at byte 3");
+	expect_einval(f->b, mb_page_put(f->b, "keep", "{\"v\":", (size_t)-1), "invalid JSON at byte 4");
+	expect_einval(f->b, mb_page_put(f->b, "keep", "[1,2]", (size_t)-1), "not a JSON object");
+	expect_einval(f->b, mb_page_put(f->b, "keep", deep, (size_t)-1), "nested deeper than 64");
+	expect_einval(f->b, mb_page_put(f->b, "keep", big, (size_t)-1), "larger than the limit");
+	expect_einval(f->b, mb_page_put(f->b, "keep", "{\"s\":\"\xc0\x80\"}", (size_t)-1),
+	              "invalid UTF-8 at byte 6");
+	expect_einval(f->b, mb_page_put(f->b, "keep", "{\"s\":\"a\\u0000b\"}", (size_t)-1), "\\u0000");
+	expect_einval(f->b, mb_page_put(f->b, "keep", "{\"a\":1,\"a\":2}", (size_t)-1), "duplicate key");
+	expect_einval(f->b, mb_page_merge(f->b, "keep", "{} x", (size_t)-1), "after the JSON value");
+	expect_einval(f->b, mb_page_put(f->b, "keep", NULL, 0), "missing");
+	expect_einval(f->b, mb_sync_record(f->b, "", NULL), "status: empty");
+	expect_einval(f->b, mb_sync_record(f->b, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	                                   NULL), "longer than 64");
+	expect_einval(f->b, mb_error_log(f->b, "", "m"), "error type: empty");
+	expect_einval(f->b, mb_error_log(f->b, "T", NULL), "message: missing");
+	expect_einval(f->b, mb_error_resolve(f->b, "T\xed\xa0\x80", "s"), "invalid UTF-8");
+	after = state_of(f->b);
+	assert_string_equal(before, after);
+	/* depth 64 is allowed */
+	assert_int_equal(mb_page_put(f->b, "deep", ok, (size_t)-1), 0);
+	free(before);
+	free(after);
+	free(deep);
+	free(ok);
+	free(big);
+}
+
+static void test_eviction(void **state)
+{
+	fx *f = *state;
+	char id[8];
+	uint64_t n;
+	char *s;
+
+	assert_int_equal(mb_config_update(f->b, "{\"cache_settings\":{\"max_entries\":5}}", (size_t)-1), 0);
+	for (int i = 0; i < 8; i++) {
+		snprintf(id, sizeof id, "p%d", i);
+		assert_int_equal(mb_page_put(f->b, id, "{}", 2), 0);
+	}
+	mb_page_put(f->b, "p3", "{\"touched\":true}", (size_t)-1);  /* p3 is now the newest */
+	mb_page_put(f->b, "p8", "{}", 2);
+	assert_int_equal(mb_page_count(f->b, &n), 0);
+	assert_int_equal(n, 5);
+	assert_int_equal(mb_page_get(f->b, "p0", &s, NULL), MB_ENOTFOUND);
+	assert_int_equal(mb_page_get(f->b, "p4", &s, NULL), MB_ENOTFOUND);
+	assert_int_equal(mb_page_get(f->b, "p3", &s, NULL), 0);
+	mb_free(s);
+	assert_int_equal(mb_page_get(f->b, "p5", &s, NULL), 0);
+	mb_free(s);
+}
+
+static void test_ttl(void **state)
+{
+	fx *f = *state;
+	char *s;
+
+	assert_int_equal(mb_config_update(f->b, "{\"cache_settings\":{\"ttl_seconds\":1}}", (size_t)-1), 0);
+	assert_int_equal(mb_page_put(f->b, "old", "{}", 2), 0);
+	usleep(1100 * 1000);
+	assert_int_equal(mb_page_put(f->b, "new", "{}", 2), 0);
+	assert_int_equal(mb_page_get(f->b, "old", &s, NULL), MB_ENOTFOUND);
+	assert_int_equal(mb_page_get(f->b, "new", &s, NULL), 0);
+	mb_free(s);
+	/* a merge into an expired page starts from nothing */
+	assert_int_equal(mb_page_merge(f->b, "old", "{\"b\":1}", (size_t)-1), 0);
+	assert_int_equal(mb_page_get(f->b, "old", &s, NULL), 0);
+	assert_non_null(strstr(s, "{\"properties\":{\"b\":1}"));
+	mb_free(s);
+}
+
+static void test_persistence(void **state)
+{
+	fx *f = *state;
+	char *before, *after;
+
+	mb_page_put(f->b, "p", "{\"a\":[1,2]}", (size_t)-1);
+	mb_sync_record(f->b, "success", NULL);
+	mb_error_log(f->b, "E", "m");
+	mb_config_update(f->b, "{\"cache_settings\":{\"max_entries\":0}}", (size_t)-1);
+	before = state_of(f->b);
+	mb_close(f->b);
+	f->b = open_bank(f->dir, MB_DURABILITY_FULL);
+	assert_non_null(f->b);
+	after = state_of(f->b);
+	assert_string_equal(before, after);
+	free(before);
+	free(after);
+}
+
+static void test_errors_table(void **state)
+{
+	(void)state;
+	assert_string_equal(mb_errname(MB_EINVAL), "MB_EINVAL");
+	assert_string_equal(mb_strerror(MB_ENOTFOUND), "not found");
+	assert_string_equal(mb_strerror(12345), "unknown error");
+	assert_int_equal(mb_close(NULL), 0);
+	mb_free(NULL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_page_put_get, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_page_exact_text, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_page_merge, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_page_delete_count, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_page_iterate, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sync_semantics, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sync_history_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_error_resolve, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_error_stats_empty, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_config_defaults_and_merge, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_config_rejects, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_input_changes_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_eviction, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ttl, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_persistence, setup, teardown),
+		cmocka_unit_test(test_errors_table),
+	};
+	return cmocka_run_group_tests_name("store-ops", tests, NULL, NULL);
+}
