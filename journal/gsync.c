@@ -1,0 +1,432 @@
+/*
+ * gsync.c - group commit: one fdatasync serves every writer behind it.
+ *
+ * STATE.  "sync.shm" in the journal directory, mmap'ed MAP_SHARED by every
+ * process of the journal (struct mbj_shm below, host byte order: it never
+ * leaves the machine).  Fields are read and written under its robust,
+ * process-shared mutex, except `wake` (a futex word) and the atomic reads
+ * of `failed` and `durable_seq`.
+ *
+ *   written_seq/segment  newest record appended (mbj_append, mbj_next_at)
+ *                        and the segment holding it.  Segments before it
+ *                        were fdatasync'ed when the journal rolled past them.
+ *   durable_seq          every record <= it is on stable storage.
+ *   leader_active/pid    someone is in fdatasync for the others.  While
+ *                        leading, the leader also holds an OFD write lock on
+ *                        byte 0 of sync.shm: the kernel drops it when the
+ *                        leader dies (even as a zombie, unlike kill(pid,0)),
+ *                        which is how waiters tell a dead leader.
+ *   failed               an fdatasync failed (see FAILURE).
+ *   clean_segment        the segment whose tail was scanned this boot
+ *                        (writer.c, TAIL HYGIENE).
+ *   boot_id              the boot the state belongs to.
+ *
+ * PROTOCOL of mbj_sync(seq): lock; done if durable_seq >= seq; if a leader
+ * is active, sleep on the futex for at most 2 ms and look again (taking
+ * over if the leader's lock is gone); else lead: take target = written_seq
+ * and its segment, unlock, fdatasync that segment, lock, durable_seq =
+ * max(durable_seq, target), clear the leader, bump `wake`, unlock, wake
+ * every sleeper.  Waiters sleep in the kernel: on 2 cores a spinning waiter
+ * steals the leader's CPU.
+ *
+ * WHY A FUTEX AND NOT A CONDVAR.  glibc 2.36's process-shared condvar keeps
+ * per-group waiter references; a waiter SIGKILLed while blocked leaves one
+ * behind and a later pthread_cond_broadcast can block forever waiting for
+ * it.  A futex word holds no per-waiter state, so a dead waiter costs
+ * nothing.
+ *
+ * REBOOT.  durable_seq must never claim more than is durable.  After a
+ * reboot the file's content is stale (and its mutex may look owned by a
+ * thread id that is reused), so the header keeps the boot id
+ * (/proc/sys/kernel/random/boot_id) and the state is reinitialised, under an
+ * flock on the file, when it differs, when the file is new or short, or
+ * when it was never finished (`ready` is set last).
+ *
+ * FAILURE.  A failed fdatasync sets `failed`: that caller and every waiter
+ * get MBJ_EFATAL, and so does every later mbj_sync and mbj_append on any log
+ * of the journal, because Linux may drop the dirty pages and report the
+ * error once.  mbj_open() clears it only after rewriting and fdatasyncing
+ * every segment from the one holding durable_seq + 1 to the newest (the
+ * rewrite re-dirties whatever the page cache still holds, so it is written
+ * again), then the directory.  Handles that saw the failure stay failed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "journal_int.h"
+
+#define SHM_MAGIC "MBJSYNC"
+#define SHM_VERSION 1u
+#define WAIT_NS (2 * 1000 * 1000)
+
+struct mbj_shm {
+	char magic[8];
+	uint32_t version;
+	uint32_t size;
+	char boot_id[48];
+	pthread_mutex_t mu;
+	uint32_t wake;
+	uint32_t leader_active;
+	int32_t leader_pid;
+	uint32_t failed;
+	uint64_t written_seq;
+	uint64_t written_segment;
+	uint64_t durable_seq;
+	uint64_t clean_segment;
+	uint64_t syncs;
+	uint32_t ready;
+};
+
+static void read_boot_id(char out[48])
+{
+	memset(out, 0, 48);
+	int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	ssize_t n = read(fd, out, 47);
+	close(fd);
+	if (n > 0 && out[n - 1] == '\n')
+		out[n - 1] = 0;
+}
+
+static int init_state(struct mbj_shm *sh, const char boot[48])
+{
+	pthread_mutexattr_t a;
+	int r;
+
+	memset(sh, 0, sizeof(*sh));
+	pthread_mutexattr_init(&a);
+	pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+	pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+	r = pthread_mutex_init(&sh->mu, &a);
+	pthread_mutexattr_destroy(&a);
+	if (r)
+		return MBJ_EIO;
+	memcpy(sh->magic, SHM_MAGIC, 8);
+	sh->version = SHM_VERSION;
+	sh->size = sizeof(*sh);
+	memcpy(sh->boot_id, boot, 48);
+	__atomic_store_n(&sh->ready, 1, __ATOMIC_RELEASE);
+	return 0;
+}
+
+/* Called under the flock: map, and (re)initialise when stale. */
+static int map_state(mbj_log *log, int fd)
+{
+	struct stat st;
+	char boot[48];
+
+	if (fstat(fd, &st) < 0)
+		return MBJ_EIO;
+	bool fresh = (size_t)st.st_size < sizeof(struct mbj_shm);
+	if (fresh && ftruncate(fd, sizeof(struct mbj_shm)) < 0)
+		return mbj_errno_code(errno);
+	void *p = mmap(NULL, sizeof(struct mbj_shm), PROT_READ | PROT_WRITE,
+	               MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		return mbj_errno_code(errno);
+	struct mbj_shm *sh = p;
+	log->shm = sh;
+	read_boot_id(boot);
+	if (!fresh && sh->ready && !memcmp(sh->boot_id, boot, 48)) {
+		if (memcmp(sh->magic, SHM_MAGIC, 8) || sh->version != SHM_VERSION ||
+		    sh->size != sizeof(*sh)) {
+			mbj_set_err(log, "sync.shm: unknown magic or version %u",
+			            sh->version);
+			return MBJ_EVERSION;
+		}
+		return 0;
+	}
+	return init_state(sh, boot);
+}
+
+int mbj_shm_open(mbj_log *log, int file_mode)
+{
+	int fd = openat(log->dirfd, "sync.shm",
+	                O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+	                (mode_t)file_mode);
+	int r;
+
+	if (fd < 0) {
+		mbj_set_err(log, "open sync.shm: %s", strerror(errno));
+		return mbj_errno_code(errno);
+	}
+	log->shmfd = fd;
+	while ((r = flock(fd, LOCK_EX)) < 0 && errno == EINTR)
+		;
+	if (r < 0) {
+		mbj_set_err(log, "flock sync.shm: %s", strerror(errno));
+		return MBJ_EIO;
+	}
+	r = map_state(log, fd);
+	flock(fd, LOCK_UN);
+	if (r < 0 && !log->err[0])
+		mbj_set_err(log, "sync.shm: cannot map or initialise it");
+	return r;
+}
+
+void mbj_shm_close(mbj_log *log)
+{
+	if (log->shm)
+		munmap(log->shm, sizeof(struct mbj_shm));
+	log->shm = NULL;
+	if (log->shmfd >= 0)
+		close(log->shmfd);
+	log->shmfd = -1;
+}
+
+/* A holder that died with the mutex leaves the state as it was between
+ * two plain stores; every field stays meaningful, so mark it consistent. */
+static void shm_lock(struct mbj_shm *sh)
+{
+	if (pthread_mutex_lock(&sh->mu) == EOWNERDEAD)
+		pthread_mutex_consistent(&sh->mu);
+}
+
+static void shm_unlock(struct mbj_shm *sh)
+{
+	pthread_mutex_unlock(&sh->mu);
+}
+
+void mbj_shm_publish(mbj_log *log, uint64_t seq, uint64_t segment)
+{
+	struct mbj_shm *sh = log->shm;
+
+	shm_lock(sh);
+	if (seq > sh->written_seq) {
+		sh->written_seq = seq;
+		sh->written_segment = segment;
+	}
+	shm_unlock(sh);
+}
+
+bool mbj_shm_failed(mbj_log *log)
+{
+	return __atomic_load_n(&log->shm->failed, __ATOMIC_ACQUIRE) != 0;
+}
+
+void mbj_shm_set_failed(mbj_log *log)
+{
+	if (log->shm)
+		__atomic_store_n(&log->shm->failed, 1, __ATOMIC_RELEASE);
+}
+
+uint64_t mbj_shm_clean_segment(mbj_log *log)
+{
+	return __atomic_load_n(&log->shm->clean_segment, __ATOMIC_ACQUIRE);
+}
+
+void mbj_shm_set_clean_segment(mbj_log *log, uint64_t segment)
+{
+	__atomic_store_n(&log->shm->clean_segment, segment, __ATOMIC_RELEASE);
+}
+
+uint64_t mbj_durable_seq(mbj_log *log)
+{
+	return __atomic_load_n(&log->shm->durable_seq, __ATOMIC_ACQUIRE);
+}
+
+static void futex_wait(uint32_t *word, uint32_t seen)
+{
+	struct timespec ts = { 0, WAIT_NS };
+	syscall(SYS_futex, word, FUTEX_WAIT, seen, &ts, NULL, 0);
+}
+
+static void futex_wake_all(uint32_t *word)
+{
+	syscall(SYS_futex, word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+/* OFD lock on byte 0 of sync.shm: held exactly while leading. */
+static int leader_lock(mbj_log *log, short type, int cmd)
+{
+	struct flock fl = { .l_type = type, .l_whence = SEEK_SET,
+	                    .l_start = 0, .l_len = 1 };
+	if (fcntl(log->shmfd, cmd, &fl) < 0)
+		return -1;
+	return fl.l_type;
+}
+
+/* Under the mutex: is the active leader gone? */
+static bool leader_dead(mbj_log *log)
+{
+	struct mbj_shm *sh = log->shm;
+
+	if (sh->leader_pid == getpid())
+		return false;
+	return leader_lock(log, F_WRLCK, F_OFD_GETLK) == F_UNLCK;
+}
+
+/* fdatasync segment @seg through a cached fd (only the leader is here). */
+static int sync_segment(mbj_log *log, uint64_t seg)
+{
+	char name[MBJ_SEG_NAME_LEN + 1];
+	int r;
+
+	mbj_seg_name(name, seg);
+	pthread_mutex_lock(&log->mu);
+	if (log->sfd < 0 || log->sseg != seg) {
+		if (log->sfd >= 0)
+			close(log->sfd);
+		log->sfd = openat(log->dirfd, name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+		log->sseg = seg;
+	}
+	if (log->sfd < 0) {
+		mbj_set_err(log, "open %s for fdatasync: %s", name, strerror(errno));
+		r = MBJ_EIO;
+	} else {
+		r = mbj_sync_file(log, log->sfd, name);
+	}
+	pthread_mutex_unlock(&log->mu);
+	return r;
+}
+
+/* Under the mutex, as the new leader: sync for everyone, then step down. */
+static int lead(mbj_log *log)
+{
+	struct mbj_shm *sh = log->shm;
+	uint64_t target = sh->written_seq, seg = sh->written_segment;
+
+	sh->leader_active = 1;
+	sh->leader_pid = getpid();
+	leader_lock(log, F_WRLCK, F_OFD_SETLK);
+	shm_unlock(sh);
+	int r = seg ? sync_segment(log, seg) : 0;
+	shm_lock(sh);
+	if (r == MBJ_EFATAL)
+		sh->failed = 1;
+	else if (r == 0 && target > sh->durable_seq)
+		sh->durable_seq = target;
+	sh->syncs++;
+	sh->leader_active = 0;
+	leader_lock(log, F_UNLCK, F_OFD_SETLK);
+	__atomic_add_fetch(&sh->wake, 1, __ATOMIC_RELEASE);
+	return r;
+}
+
+int mbj_sync(mbj_log *log, uint64_t seq)
+{
+	struct mbj_shm *sh = log->shm;
+	int r = 0;
+
+	if (__atomic_load_n(&log->fatal, __ATOMIC_SEQ_CST))
+		return MBJ_EFATAL;
+	shm_lock(sh);
+	for (;;) {
+		if (sh->failed) {
+			r = MBJ_EFATAL;
+			break;
+		}
+		if (sh->durable_seq >= seq)
+			break;
+		if (seq > sh->written_seq) {
+			mbj_set_err(log, "mbj_sync(%llu): no such record was "
+			            "appended", (unsigned long long)seq);
+			r = MBJ_EINVAL;
+			break;
+		}
+		if (!sh->leader_active) {
+			r = lead(log);
+			shm_unlock(sh);
+			futex_wake_all(&sh->wake);
+			shm_lock(sh);
+			if (r < 0)
+				break;
+			continue;
+		}
+		uint32_t seen = __atomic_load_n(&sh->wake, __ATOMIC_ACQUIRE);
+		shm_unlock(sh);
+		futex_wait(&sh->wake, seen);
+		shm_lock(sh);
+		if (sh->leader_active &&
+		    __atomic_load_n(&sh->wake, __ATOMIC_ACQUIRE) == seen &&
+		    leader_dead(log))
+			sh->leader_active = 0;
+	}
+	shm_unlock(sh);
+	if (r == MBJ_EFATAL) {
+		__atomic_store_n(&log->fatal, 1, __ATOMIC_SEQ_CST);
+		if (!log->err[0] || !strstr(log->err, "fdatasync"))
+			mbj_set_err(log, "an fdatasync of the journal failed");
+	}
+	return r;
+}
+
+/* Rewrite [0, size) of @fd onto itself, then fdatasync it. */
+static int rewrite_file(mbj_log *log, int fd, const char *name)
+{
+	uint8_t *buf = malloc(MBJ_WINDOW);
+	uint64_t off = 0;
+	ssize_t got;
+	int r = 0;
+
+	if (!buf)
+		return MBJ_ENOMEM;
+	while (r == 0 && (got = mbj_pread_full(fd, buf, MBJ_WINDOW, off)) > 0) {
+		if (log->io.pwrite(fd, buf, (size_t)got, (off_t)off) != got) {
+			mbj_set_err(log, "rewrite of %s: %s", name, strerror(errno));
+			r = MBJ_EIO;
+		}
+		off += (uint64_t)got;
+	}
+	free(buf);
+	if (r == 0 && got < 0)
+		r = MBJ_EIO;
+	return r ? r : mbj_sync_file(log, fd, name);
+}
+
+static int resync_from(mbj_log *log, uint64_t durable)
+{
+	uint64_t *segs;
+	size_t count, i;
+	int r = mbj_list_segments(log->dirfd, &segs, &count);
+
+	if (r < 0)
+		return r;
+	for (i = count; i > 1 && segs[i - 1] > durable + 1; i--)
+		;
+	for (i = i ? i - 1 : 0; r == 0 && i < count; i++) {
+		char name[MBJ_SEG_NAME_LEN + 1];
+		mbj_seg_name(name, segs[i]);
+		int fd = openat(log->dirfd, name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0) {
+			mbj_set_err(log, "open %s: %s", name, strerror(errno));
+			r = MBJ_EIO;
+			break;
+		}
+		r = rewrite_file(log, fd, name);
+		close(fd);
+	}
+	free(segs);
+	return r ? r : mbj_dir_sync(log);
+}
+
+/* mbj_open: clear a failure left by another handle (see FAILURE). */
+int mbj_shm_recover(mbj_log *log)
+{
+	struct mbj_shm *sh = log->shm;
+
+	if (!mbj_shm_failed(log))
+		return 0;
+	int r = resync_from(log, mbj_durable_seq(log));
+	if (r < 0) {
+		__atomic_store_n(&log->fatal, 0, __ATOMIC_SEQ_CST);
+		return r == MBJ_EFATAL ? r : MBJ_EFATAL;
+	}
+	shm_lock(sh);
+	sh->failed = 0;
+	sh->durable_seq = sh->written_seq;
+	shm_unlock(sh);
+	return 0;
+}
