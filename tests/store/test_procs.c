@@ -1,0 +1,440 @@
+/*
+ * test_procs.c - LMDB done right, and many processes and threads at once.
+ */
+#include <pthread.h>
+#include <signal.h>
+
+#include "helpers.h"
+
+typedef struct fx {
+	char *dir, path[4096];
+} fx;
+
+static int setup(void **state)
+{
+	fx *f = calloc(1, sizeof *f);
+
+	f->dir = tmp_dir();
+	snprintf(f->path, sizeof f->path, "%s/bank", f->dir);
+	*state = f;
+	return f->dir ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	fx *f = *state;
+
+	rm_rf(f->dir);
+	free(f->dir);
+	free(f);
+	return 0;
+}
+
+static mb_bank *open_fast(const char *path, size_t map)
+{
+	mb_options o;
+	mb_bank *b = NULL;
+
+	mb_options_init(&o);
+	o.durability = MB_DURABILITY_FAST;
+	o.map_size = map;
+	if (mb_open(path, &o, &b))
+		fprintf(stderr, "open: %s\n", mb_last_error(NULL));
+	return b;
+}
+
+static void test_same_path_twice(void **state)
+{
+	fx *f = *state;
+	mb_bank *a = open_fast(f->path, 0), *b = open_fast(f->path, 0);
+	char *s;
+
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_int_equal(mb_page_put(a, "x", "{\"v\":1}", (size_t)-1), 0);
+	assert_int_equal(mb_close(a), 0);
+	/* the other handle still works on the shared environment */
+	assert_int_equal(mb_page_get(b, "x", &s, NULL), 0);
+	mb_free(s);
+	assert_int_equal(mb_page_put(b, "y", "{}", 2), 0);
+	a = open_fast(f->path, 0);
+	assert_int_equal(mb_page_get(a, "y", &s, NULL), 0);
+	mb_free(s);
+	mb_close(a);
+	mb_close(b);
+}
+
+static void test_fork_detected(void **state)
+{
+	fx *f = *state;
+	mb_bank *b = open_fast(f->path, 0);
+	pid_t pid;
+
+	assert_int_equal(mb_page_put(b, "p", "{}", 2), 0);
+	pid = fork();
+	if (pid == 0) {
+		char *s = NULL;
+		mb_bank *fresh;
+		int ok = mb_page_put(b, "q", "{}", 2) == MB_EFORKED &&
+		         strstr(mb_last_error(b), "fork") &&
+		         mb_page_get(b, "p", &s, NULL) == MB_EFORKED;
+		mb_close(b);  /* frees only the child's memory */
+		fresh = open_fast(f->path, 0);
+		ok = ok && fresh && mb_page_put(fresh, "from-child", "{}", 2) == 0;
+		mb_close(fresh);
+		_exit(ok ? 0 : 1);
+	}
+	assert_int_equal(wait_child(pid, 20), 0);
+	/* the parent's handle is untouched and sees the child's write */
+	assert_int_equal(mb_page_put(b, "r", "{}", 2), 0);
+	{
+		char *s;
+		assert_int_equal(mb_page_get(b, "from-child", &s, NULL), 0);
+		mb_free(s);
+	}
+	mb_close(b);
+}
+
+static int pin(void *ctx, const char *id, const char *page)
+{
+	(void)id;
+	(void)page;
+	if (write(*(int *)ctx, "x", 1) != 1)
+		return 1;
+	pause();  /* hold the read transaction until killed */
+	return 0;
+}
+
+static double reader_lag(mb_bank *b)
+{
+	char *s;
+	cJSON *j;
+	double lag;
+
+	assert_int_equal(mb_stats(b, &s), 0);
+	j = cJSON_Parse(s);
+	mb_free(s);
+	lag = num_at(cJSON_GetObjectItem(j, "store"), "reader_lag_txns", NULL);
+	cJSON_Delete(j);
+	return lag;
+}
+
+static void test_stale_readers_cleared(void **state)
+{
+	fx *f = *state;
+	mb_bank *b = open_fast(f->path, 0), *again;
+	int pipefd[2];
+	char c;
+
+	assert_int_equal(mb_page_put(b, "p", "{}", 2), 0);
+	for (int round = 0; round < 3; round++) {
+		assert_int_equal(pipe(pipefd), 0);
+		pid_t pid = fork();
+		if (pid == 0) {
+			mb_bank *cb = open_fast(f->path, 0);
+			mb_page_iterate(cb, NULL, MB_ITER_IDS, pin, &pipefd[1]);
+			_exit(0);
+		}
+		assert_int_equal(read(pipefd[0], &c, 1), 1);
+		for (int i = 0; i < 5; i++)
+			mb_page_put(b, "p", "{}", 2);
+		assert_true(reader_lag(b) >= 5);  /* the pinned reader shows as lag */
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		close(pipefd[0]);
+		close(pipefd[1]);
+		again = open_fast(f->path, 0);  /* open clears dead readers' slots */
+		assert_non_null(again);
+		assert_int_equal(reader_lag(again), 0);
+		mb_close(again);
+	}
+	mb_close(b);
+}
+
+static void test_map_grows(void **state)
+{
+	fx *f = *state;
+	mb_bank *b = open_fast(f->path, 1 << 20);
+	char *props = malloc(600 * 1024), id[16], *s;
+	uint64_t n;
+
+	assert_non_null(b);
+	assert_int_equal(mb_config_update(b, "{\"cache_settings\":{\"max_entries\":0}}", (size_t)-1), 0);
+	memset(props, 'z', 600 * 1024);
+	memcpy(props, "{\"blob\":\"", 9);
+	strcpy(props + 600 * 1024 - 3, "\"}");
+	for (int i = 0; i < 170; i++) {  /* about 100 MB through a 1 MiB map */
+		snprintf(id, sizeof id, "big%d", i);
+		if (mb_page_put(b, id, props, (size_t)-1))
+			fail_msg("put %d: %s", i, mb_last_error(b));
+	}
+	assert_int_equal(mb_page_count(b, &n), 0);
+	assert_int_equal(n, 170);
+	assert_int_equal(mb_page_get(b, "big0", &s, NULL), 0);
+	assert_true(strlen(s) > 600 * 1024 - 100);
+	mb_free(s);
+	mb_close(b);
+	free(props);
+}
+
+static void test_map_growth_adopted(void **state)
+{
+	fx *f = *state;
+	mb_bank *b = open_fast(f->path, 1 << 20);
+	uint64_t n;
+	pid_t pid;
+
+	assert_int_equal(mb_config_update(b, "{\"cache_settings\":{\"max_entries\":0}}", (size_t)-1), 0);
+	pid = fork();
+	if (pid == 0) {  /* another process grows the map far beyond ours */
+		mb_bank *cb = open_fast(f->path, 1 << 20);
+		char *props = malloc(300 * 1024), id[16];
+		int ok = cb != NULL;
+		memset(props, 'q', 300 * 1024);
+		memcpy(props, "{\"b\":\"", 6);
+		strcpy(props + 300 * 1024 - 3, "\"}");
+		for (int i = 0; ok && i < 40; i++) {
+			snprintf(id, sizeof id, "c%d", i);
+			ok = mb_page_put(cb, id, props, (size_t)-1) == 0;
+		}
+		mb_close(cb);
+		_exit(ok ? 0 : 1);
+	}
+	assert_int_equal(wait_child(pid, 60), 0);
+	assert_int_equal(mb_page_put(b, "mine", "{}", 2), 0);
+	assert_int_equal(mb_page_count(b, &n), 0);
+	assert_int_equal(n, 41);
+	mb_close(b);
+}
+
+typedef struct worker {
+	mb_bank *b;
+	int id, ok;
+} worker;
+
+static void *thread_main(void *arg)
+{
+	worker *w = arg;
+	char id[32], props[64];
+
+	w->ok = 1;
+	for (int i = 0; i < 300 && w->ok; i++) {
+		snprintf(id, sizeof id, "t%d-%d", w->id, i % 20);
+		snprintf(props, sizeof props, "{\"k%d\":%d}", w->id, i);
+		w->ok = !mb_page_merge(w->b, "shared", props, (size_t)-1) &&
+		        !mb_page_put(w->b, id, props, (size_t)-1) &&
+		        !mb_sync_record(w->b, i % 3 ? "success" : "failed", i % 3 ? NULL : "e");
+		if (w->ok) {
+			char *s = NULL;
+			w->ok = !mb_page_get(w->b, id, &s, NULL);
+			mb_free(s);
+		}
+	}
+	return NULL;
+}
+
+static void test_threads_share_a_handle(void **state)
+{
+	fx *f = *state;
+	mb_bank *b = open_fast(f->path, 0);
+	pthread_t th[6];
+	worker w[6];
+	cJSON *d, *p;
+
+	mb_config_update(b, "{\"cache_settings\":{\"max_entries\":0}}", (size_t)-1);
+	for (int i = 0; i < 6; i++) {
+		w[i] = (worker){ b, i, 0 };
+		pthread_create(&th[i], NULL, thread_main, &w[i]);
+	}
+	for (int i = 0; i < 6; i++) {
+		pthread_join(th[i], NULL);
+		assert_true(w[i].ok);
+	}
+	d = sync_doc(b);
+	assert_int_equal((int)num_at(d, "success_count", NULL), 6 * 200);
+	assert_int_equal((int)num_at(d, "error_count", NULL), 6 * 100);
+	cJSON_Delete(d);
+	p = get_page(b, "shared");
+	for (int i = 0; i < 6; i++) {
+		char k[8];
+		snprintf(k, sizeof k, "k%d", i);
+		assert_int_equal((int)num_at(p, "properties", k), 299);
+	}
+	cJSON_Delete(p);
+	mb_close(b);
+}
+
+/* Each of 8 processes: puts, merges of its own key into shared pages, sync
+ * records, error logs, resolves and config updates, counted exactly. */
+#define PROCS 8
+#define OPS 1500
+
+static int proc_main(const char *path, int me)
+{
+	mb_bank *b = open_fast(path, 0);
+	char id[32], props[64], type[16];
+	int rc = 0;
+
+	if (!b)
+		return 1;
+	for (int i = 0; i < OPS && !rc; i++) {
+		switch (i % 6) {
+		case 0:
+			snprintf(id, sizeof id, "own-%d-%d", me, i);
+			rc = mb_page_put(b, id, "{\"x\":1}", (size_t)-1);
+			break;
+		case 1:
+			snprintf(id, sizeof id, "shared-%d", i / 6 % 10);
+			snprintf(props, sizeof props, "{\"w%d\":%d}", me, i);
+			rc = mb_page_merge(b, id, props, (size_t)-1);
+			break;
+		case 2: rc = mb_sync_record(b, "success", NULL); break;
+		case 3: rc = mb_sync_record(b, "failed", "HTTP 429"); break;
+		case 4:
+			snprintf(type, sizeof type, "type%d", i % 4);
+			rc = mb_error_log(b, type, "boom");
+			break;
+		case 5:
+			if (i % 60 == 5)
+				rc = mb_config_update(b, "{\"notion_settings\":{\"retry_attempts\":4}}", (size_t)-1);
+			else
+				rc = mb_error_resolve(b, "type0", "retry");
+			break;
+		}
+	}
+	mb_close(b);
+	return rc ? 2 : 0;
+}
+
+static void test_eight_processes_exact(void **state)
+{
+	fx *f = *state;
+	mb_bank *b = open_fast(f->path, 0);
+	pid_t pids[PROCS];
+	cJSON *d, *pat;
+	uint64_t n, sum = 0;
+
+	mb_config_update(b, "{\"cache_settings\":{\"max_entries\":0}}", (size_t)-1);
+	for (int p = 0; p < PROCS; p++)
+		if ((pids[p] = fork()) == 0)
+			_exit(proc_main(f->path, p));
+	for (int p = 0; p < PROCS; p++)
+		assert_int_equal(wait_child(pids[p], 120), 0);
+	d = sync_doc(b);
+	assert_int_equal((int)num_at(d, "success_count", NULL), PROCS * OPS / 6);
+	assert_int_equal((int)num_at(d, "error_count", NULL), PROCS * OPS / 6);
+	cJSON_Delete(d);
+	d = error_doc(b);
+	assert_int_equal((int)num_at(d, "total_errors", NULL), PROCS * OPS / 6);
+	pat = cJSON_GetObjectItem(d, "patterns");
+	for (cJSON *c = pat->child; c; c = c->next)
+		sum += (uint64_t)c->valuedouble;
+	assert_int_equal(sum, PROCS * OPS / 6);
+	cJSON_Delete(d);
+	for (int s = 0; s < 10; s++) {
+		char id[16];
+		snprintf(id, sizeof id, "shared-%d", s);
+		cJSON *pg = get_page(b, id);
+		for (int p = 0; p < PROCS; p++) {
+			char k[8];
+			snprintf(k, sizeof k, "w%d", p);
+			assert_non_null(cJSON_GetObjectItem(cJSON_GetObjectItem(pg, "properties"), k));
+		}
+		cJSON_Delete(pg);
+	}
+	assert_int_equal(mb_page_count(b, &n), 0);
+	assert_int_equal(n, PROCS * OPS / 6 + 10);
+	d = config_doc(b);
+	assert_int_equal((int)num_at(d, "notion_settings", "retry_attempts"), 4);
+	cJSON_Delete(d);
+	mb_close(b);
+}
+
+static void test_open_checks(void **state)
+{
+	fx *f = *state;
+	char other[4096], link[4096], file[4096];
+	mb_options o;
+	mb_bank *b;
+	FILE *fp;
+
+	mb_options_init(&o);
+	o.create = false;
+	assert_int_equal(mb_open(f->path, &o, &b), MB_ENOTBANK);
+	assert_null(b);
+	/* a non-empty directory that is not a bank */
+	snprintf(other, sizeof other, "%s/other", f->dir);
+	mkdir(other, 0700);
+	snprintf(file, sizeof file, "%s/notes.txt", other);
+	fp = fopen(file, "w");
+	fputs("hello", fp);
+	fclose(fp);
+	assert_int_equal(mb_open(other, NULL, &b), MB_ENOTBANK);
+	assert_non_null(strstr(mb_last_error(NULL), "not a membank bank"));
+	/* a symlink to a bank */
+	b = open_fast(f->path, 0);
+	mb_close(b);
+	snprintf(link, sizeof link, "%s/link", f->dir);
+	assert_int_equal(symlink(f->path, link), 0);
+	assert_int_equal(mb_open(link, NULL, &b), MB_EUNSAFE);
+	/* a newer format */
+	snprintf(file, sizeof file, "%s/membank.json", f->path);
+	fp = fopen(file, "w");
+	fputs("{\"format\":99,\"history_limit\":100}", fp);
+	fclose(fp);
+	assert_int_equal(mb_open(f->path, NULL, &b), MB_EVERSION);
+	assert_non_null(strstr(mb_last_error(NULL), "format 99"));
+	/* bad options */
+	mb_options_init(&o);
+	o.durability = 7;
+	assert_int_equal(mb_open(f->path, &o, &b), MB_EINVAL);
+}
+
+static void test_modes(void **state)
+{
+	fx *f = *state;
+	char p[4096];
+	struct stat st;
+	mb_options o;
+	mb_bank *b;
+	mode_t old = umask(0);
+
+	b = open_fast(f->path, 0);
+	umask(old);
+	assert_non_null(b);
+	mb_close(b);
+	assert_int_equal(stat(f->path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0700);
+	snprintf(p, sizeof p, "%s/store/data.mdb", f->path);
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	snprintf(p, sizeof p, "%s/journal", f->path);
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0700);
+	/* group-shared, even under a strict umask */
+	snprintf(p, sizeof p, "%s/shared", f->dir);
+	mb_options_init(&o);
+	o.group_shared = true;
+	old = umask(077);
+	assert_int_equal(mb_open(p, &o, &b), 0);
+	umask(old);
+	mb_close(b);
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0770);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_same_path_twice, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fork_detected, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stale_readers_cleared, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_map_grows, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_map_growth_adopted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_threads_share_a_handle, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_eight_processes_exact, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_open_checks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_modes, setup, teardown),
+	};
+	return cmocka_run_group_tests_name("store-procs", tests, NULL, NULL);
+}
