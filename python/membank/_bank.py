@@ -4,6 +4,7 @@ import ctypes
 import json
 import os
 import threading
+import time
 import weakref
 
 from . import _lib
@@ -147,6 +148,8 @@ def _default_path():
     return os.environ.get("MEMBANK_DIR") or "./memory-bank"
 
 
+_getpid = os.getpid
+
 # Every open MemoryBank of this process, so that a forked child can reset
 # their locks (a thread may have held one at fork time) and restore() can
 # refuse a bank this process holds open.
@@ -155,7 +158,7 @@ _instances = weakref.WeakSet()
 
 def _after_fork_in_child():
     for bank in list(_instances):
-        bank._cond = threading.Condition(threading.Lock())
+        bank._lock = threading.Lock()
         bank._busy = 0
 
 
@@ -202,8 +205,8 @@ class MemoryBank:
         self._path = os.path.abspath(path)
         self._handle = None
         self._pid = None
-        self._busy = 0
-        self._cond = threading.Condition(threading.Lock())
+        self._busy = 0                  # calls in flight, under _lock
+        self._lock = threading.Lock()
         self._lib = _lib.load()
         self._open()
         _instances.add(self)
@@ -221,38 +224,40 @@ class MemoryBank:
         self._handle = handle.value
         self._pid = os.getpid()
 
-    def _enter(self):
-        """The handle for one call; the caller must _leave()."""
-        with self._cond:
-            if self._pid != os.getpid() and self._handle is not None:
-                # A forked child: the inherited handle may only be closed
-                # (that frees its memory without touching the parent's files).
-                self._lib.mb_close(self._handle)
-                self._handle = None
-                self._open()
-            if self._handle is None:
-                raise BankError(None, None, "the bank is closed")
-            self._busy += 1
-            return self._handle
-
-    def _leave(self):
-        with self._cond:
-            self._busy -= 1
-            if self._busy == 0:
-                self._cond.notify_all()
+    def _reopen_or_fail(self):
+        """Under _lock: the slow path of _call (a forked child, or closed)."""
+        if self._pid != os.getpid() and self._handle is not None:
+            # A forked child: the inherited handle may only be closed (that
+            # frees its memory without touching the parent's files).
+            self._lib.mb_close(self._handle)
+            self._handle = None
+            self._open()
+        if self._handle is None:
+            raise BankError(None, None, "the bank is closed")
+        return self._handle
 
     def _call(self, fn, *args):
-        """fn(handle, *args); an MB_E* code becomes an exception."""
-        handle = self._enter()
+        """fn(handle, *args); an MB_E* code becomes an exception.
+
+        _busy counts the calls in flight so that close() never frees the
+        handle under one; a plain lock (not a Condition) keeps this cheap.
+        """
+        lock = self._lock
+        with lock:
+            handle = self._handle
+            if handle is None or self._pid != _getpid():
+                handle = self._reopen_or_fail()
+            self._busy += 1
         try:
             rc = fn(handle, *args)
             if rc < 0:
-                # thread-local in C: read it on this thread, before _leave
+                # thread-local in C: read it on this thread, before leaving
                 msg = self._lib.mb_last_error(handle)
                 raise _exception_for(rc, msg.decode("utf-8", "replace"))
             return rc
         finally:
-            self._leave()
+            with lock:
+                self._busy -= 1
 
     def _call_json(self, fn, *args):
         """fn(handle, *args, &out) returning a JSON document, as a dict."""
@@ -266,13 +271,16 @@ class MemoryBank:
     def close(self):
         """Close the bank; waits for calls other threads have in flight.
         Closing twice is allowed.  BankError when the final sync failed."""
-        with self._cond:
-            while self._busy and self._pid == os.getpid():
-                self._cond.wait()
-            handle, self._handle = self._handle, None
-            if handle is None:
-                return
-            rc = self._lib.mb_close(handle)
+        while True:
+            with self._lock:
+                # calls in flight end within microseconds (or a sync): poll
+                if not self._busy or self._pid != os.getpid():
+                    handle, self._handle = self._handle, None
+                    break
+            time.sleep(0.001)
+        if handle is None:
+            return
+        rc = self._lib.mb_close(handle)
         _instances.discard(self)
         if rc:
             raise _exception_for(rc, "")

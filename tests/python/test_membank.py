@@ -432,6 +432,13 @@ class TestLifecycle(BankTest):
         self.assertEqual(st["durability"], "fast")
         self.assertEqual(os.path.realpath(st["path"]), os.path.realpath(self.path))
 
+    def test_file_modes(self):
+        self.assertEqual(os.stat(self.path).st_mode & 0o777, 0o700)
+        shared = os.path.join(self.tmp, "shared")
+        with MemoryBank(shared, durability="fast", group_shared=True):
+            pass
+        self.assertEqual(os.stat(shared).st_mode & 0o777, 0o770)
+
     def test_options_and_repr(self):
         self.assertEqual(self.bank.options["durability"], "fast")
         self.assertIn("open", repr(self.bank))
@@ -486,6 +493,26 @@ class TestSnapshotRestore(BankTest):
         with self.assertRaises(BankError) as cm:
             MemoryBank.restore(out, self.path, force=True)
         self.assertEqual(cm.exception.name, "MB_EPERM")
+
+    def test_restore_refuses_a_bank_open_in_another_process(self):
+        out = os.path.join(self.tmp, "snap")
+        os.mkdir(out, 0o700)
+        self.bank.update_page("p", {"v": 1})
+        self.bank.snapshot(out)
+        self.bank.close()
+        holder = subprocess.Popen(
+            [sys.executable, "-c", "import membank, sys\n"
+             "b = membank.MemoryBank(sys.argv[1])\nprint('open', flush=True)\n"
+             "sys.stdin.read()\n", self.path],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            self.assertEqual(holder.stdout.readline(), "open\n")
+            with self.assertRaises(BankError) as cm:
+                MemoryBank.restore(out, self.path, force=True)
+            self.assertEqual(cm.exception.name, "MB_EPERM")
+            self.assertIn("open in another process", cm.exception.message)
+        finally:
+            holder.communicate("", timeout=30)
 
     def test_restore_refuses_non_empty_bank_without_force(self):
         self.bank.update_page("p", {"v": 1})
