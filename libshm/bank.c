@@ -302,6 +302,7 @@ static int open_parts(mb_bank *b, const char *boot)
 		return rc;
 	if ((rc = kv_open(b->store_dir, b->file_mode, map, &b->kv, err, sizeof err)))
 		return mb_fail(NULL, rc, "%s", err);
+	kv_reader_check(b->kv, NULL);  /* slots of processes killed mid-read */
 	if ((rc = mbj_open(b->journal_dir, &jo, &b->jn)))
 		return bank_journal_fail(b, rc, "journal");
 	if (stale && (rc = bank_rebuild_store(b)))

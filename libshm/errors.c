@@ -54,14 +54,18 @@ static __thread struct {
 	char msg[512];
 } last_error;
 
+/* The message is built aside first: an argument may be the previous
+ * message itself (wrapping it with more context). */
 int mb_fail(const void *tag, int code, const char *fmt, ...)
 {
+	char msg[sizeof last_error.msg];
 	va_list ap;
 
-	last_error.tag = tag;
 	va_start(ap, fmt);
-	vsnprintf(last_error.msg, sizeof last_error.msg, fmt, ap);
+	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
+	last_error.tag = tag;
+	memcpy(last_error.msg, msg, sizeof msg);
 	return code;
 }
 

@@ -392,8 +392,9 @@ static int load_config(kv_txn *t, const cJSON *j, const void *tag)
 	buf_free(&patch);
 	if (rc == MB_ECORRUPT)
 		rc = mb_fail(tag, MB_EINVAL, "config_cache.json: bad configuration");
-	else if (rc && !*mb_last_error(tag))
-		rc = mb_fail(tag, rc, "config_cache.json: %s", mb_strerror(rc));
+	else if (rc)
+		rc = mb_fail(tag, rc, "config_cache.json: %s",
+		             *mb_last_error(tag) ? mb_last_error(tag) : mb_strerror(rc));
 	return rc ? rc : st_config_store(t, &c);
 }
 
