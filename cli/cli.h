@@ -37,6 +37,7 @@ typedef struct cli {
 	const char *cmd;       /* "page get": names the command in messages */
 	const char *usage;     /* its usage text (help and usage errors) */
 	char cmdbuf[64];       /* storage of cmd for two-word commands */
+	char usagebuf[96];     /* storage of a group's synopsis */
 } cli;
 
 /* A command: argv[0] is its last name word ("get" of "page get"). */

@@ -288,7 +288,8 @@ int cli_dispatch(cli *c, const char *group, const cli_sub *subs, int argc, char 
 		return s->fn(c, argc - 1, argv + 1);
 	}
 	c->cmd = group;
-	c->usage = NULL;
+	snprintf(c->usagebuf, sizeof c->usagebuf, "membank %s <command> ...", group);
+	c->usage = c->usagebuf;
 	if (!sub)
 		return cli_usage_error(c, "missing command; 'membank %s --help' lists them", group);
 	return cli_usage_error(c, "unknown command '%s'; 'membank %s --help' lists them", sub, group);

@@ -1,0 +1,836 @@
+#!/usr/bin/env python3
+"""Tests of the membank command: the real binary ($MEMBANK) driven through
+subprocess.  Every test gets a fresh bank in its own temporary directory.
+
+Exit codes under test: 0 success, 1 not found, 2 usage error, 3 invalid input,
+4 bank error.
+"""
+import concurrent.futures
+import datetime
+import json
+import os
+import pty
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+MEMBANK = os.environ.get("MEMBANK", "membank")
+if os.sep in MEMBANK:
+    MEMBANK = os.path.abspath(MEMBANK)
+FOUR = ("notion_pages.json", "sync_status.json", "error_log.json", "config_cache.json")
+
+# Every command, as its words, for the --help checks.
+COMMANDS = [
+    ["init"], ["page", "put"], ["page", "merge"], ["page", "get"], ["page", "rm"],
+    ["page", "list"], ["page", "count"], ["sync", "record"], ["sync", "status"],
+    ["error", "log"], ["error", "resolve"], ["error", "stats"], ["config", "get"],
+    ["config", "set"], ["snapshot"], ["restore"], ["compactor"], ["journal", "tail"],
+    ["journal", "verify"], ["journal", "repair"], ["stats"], ["demo"],
+]
+GROUPS = ["page", "sync", "error", "config", "journal"]
+
+
+def now_rfc3339():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class CliTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="membank-cli-test-")
+        self.bank = os.path.join(self.tmp, "bank")
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def mb(self, *args, bank=True, input=None, env=None, cwd=None, timeout=60):
+        """Run membank [-b bank] args; return the CompletedProcess (bytes)."""
+        argv = [MEMBANK] + (["-b", self.bank] if bank else []) + list(args)
+        if isinstance(input, str):
+            input = input.encode()
+        return subprocess.run(argv, input=input, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, env=env, cwd=cwd, timeout=timeout)
+
+    def ok(self, *args, **kw):
+        """Run and require exit 0; return stdout as text."""
+        p = self.mb(*args, **kw)
+        self.assertEqual(p.returncode, 0, "membank %s: %s" % (args, p.stderr.decode()))
+        return p.stdout.decode()
+
+    def doc(self, *args, **kw):
+        """Run a command that prints one JSON document on one line."""
+        out = self.ok(*args, **kw)
+        self.assertEqual(out.count("\n"), 1, "one line when stdout is a pipe: %r" % out)
+        return json.loads(out)
+
+    def fails(self, code, *args, **kw):
+        """Run and require exit @code, nothing on stdout, a message on stderr."""
+        p = self.mb(*args, **kw)
+        self.assertEqual(p.returncode, code,
+                         "membank %s: exit %d, stderr %s" % (args, p.returncode, p.stderr))
+        self.assertEqual(p.stdout, b"")
+        self.assertTrue(p.stderr.startswith(b"membank: "), p.stderr)
+        return p.stderr.decode(errors="replace")
+
+    def state(self):
+        """Everything a script can read of the bank, for before/after checks."""
+        pages = self.ok("page", "list").split()
+        return {
+            "pages": {p: self.doc("page", "get", p) for p in pages},
+            "sync": self.doc("sync", "status"),
+            "errors": self.doc("error", "stats"),
+            "config": self.doc("config", "get"),
+            "last_seq": self.doc("stats")["journal"]["last_seq"],
+        }
+
+    def seed(self):
+        """A bank with some of everything."""
+        self.ok("page", "put", "p1", '{"title":"One","n":1}')
+        self.ok("page", "put", "p2", '{"title":"Two","tags":["a","b"]}')
+        self.ok("sync", "record", "success")
+        self.ok("sync", "record", "failed", "--error", "HTTP 429 rate_limited")
+        self.ok("error", "log", "rate_limited", "HTTP 429")
+        self.ok("config", "set", '{"notion_settings":{"retry_attempts":5}}')
+
+
+class Help(CliTest):
+    def check_help(self, args):
+        p = self.mb(*args, bank=False)
+        self.assertEqual(p.returncode, 0, args)
+        self.assertEqual(p.stderr, b"")
+        self.assertTrue(p.stdout.startswith(b"usage: membank"), (args, p.stdout[:80]))
+        return p.stdout.decode()
+
+    def test_top_level_help(self):
+        for flag in ("--help", "-h"):
+            out = self.check_help([flag])
+            for words in COMMANDS:
+                self.assertIn(" ".join(words), out)
+            self.assertIn("exit codes", out)
+
+    def test_group_help(self):
+        for g in GROUPS:
+            for flag in ("--help", "-h"):
+                out = self.check_help([g, flag])
+                subs = [w[1] for w in COMMANDS if w[0] == g]
+                for s in subs:
+                    self.assertIn("%s %s" % (g, s), out)
+
+    def test_every_command_help(self):
+        for words in COMMANDS:
+            for flag in ("--help", "-h"):
+                out = self.check_help(words + [flag])
+                self.assertTrue(out.startswith("usage: membank " + " ".join(words)), out)
+
+    def test_help_does_not_touch_the_bank(self):
+        self.mb("page", "put", "--help")
+        self.assertFalse(os.path.exists(self.bank))
+
+    def test_version(self):
+        p = self.mb("--version", bank=False)
+        self.assertEqual(p.returncode, 0)
+        self.assertRegex(p.stdout.decode(), r"^membank \d+\.\d+\.\d+\n$")
+
+
+class Usage(CliTest):
+    CASES = [
+        [],
+        ["frobnicate"],
+        ["page"],
+        ["page", "frob"],
+        ["page", "put"],
+        ["page", "put", "id"],
+        ["page", "put", "id", "{}", "extra"],
+        ["page", "get"],
+        ["page", "rm"],
+        ["page", "list", "--limit"],
+        ["page", "list", "--limit", "0"],
+        ["page", "list", "--limit", "x"],
+        ["page", "list", "--limit", "-3"],
+        ["page", "count", "extra"],
+        ["page", "get", "--bogus", "x"],
+        ["sync", "record"],
+        ["sync", "record", "a", "b"],
+        ["sync", "record", "failed", "--error"],
+        ["error", "log", "type"],
+        ["error", "resolve", "type"],
+        ["error", "stats", "x"],
+        ["config", "get", "a", "b"],
+        ["config", "set"],
+        ["snapshot", "extra"],
+        ["restore"],
+        ["compactor", "--every", "0"],
+        ["compactor", "--every", "abc"],
+        ["journal", "tail", "-n", "x"],
+        ["journal"],
+        ["stats", "x"],
+        ["demo", "--workers", "0"],
+        ["demo", "--seconds", "0"],
+        ["--durability", "slow", "init"],
+        ["--bank"],
+        ["-x", "init"],
+    ]
+
+    def test_usage_errors_exit_2(self):
+        for args in self.CASES:
+            err = self.fails(2, *args, bank=args[:1] != ["--bank"])
+            self.assertIn("usage:", err, args)
+
+    def test_usage_errors_create_nothing(self):
+        self.mb("page", "put", "id")
+        self.assertFalse(os.path.exists(self.bank))
+
+
+class Init(CliTest):
+    def test_init_creates_and_prints_path(self):
+        out = self.ok("init")
+        self.assertEqual(out, self.bank + "\n")
+        self.assertTrue(os.path.isdir(os.path.join(self.bank, "store")))
+        self.assertEqual(os.stat(self.bank).st_mode & 0o777, 0o700)
+        self.assertEqual(self.ok("init"), self.bank + "\n")  # again: still fine
+
+    def test_bank_long_option(self):
+        p = subprocess.run([MEMBANK, "--bank", self.bank, "init"], capture_output=True)
+        self.assertEqual(p.stdout.decode(), self.bank + "\n")
+        p = subprocess.run([MEMBANK, "--bank=" + self.bank, "page", "count"], capture_output=True)
+        self.assertEqual(p.stdout, b"0\n")
+
+    def test_membank_dir_env(self):
+        env = dict(os.environ, MEMBANK_DIR=self.bank)
+        self.assertEqual(self.ok("init", bank=False, env=env), self.bank + "\n")
+        self.ok("page", "put", "x", "{}", bank=False, env=env)
+        self.assertEqual(self.ok("page", "count"), "1\n")
+
+    def test_default_is_memory_bank_in_cwd(self):
+        env = {k: v for k, v in os.environ.items() if k != "MEMBANK_DIR"}
+        self.assertEqual(self.ok("init", bank=False, env=env, cwd=self.tmp), "./memory-bank\n")
+        self.assertTrue(os.path.isdir(os.path.join(self.tmp, "memory-bank", "store")))
+
+    def test_not_a_bank_exits_4(self):
+        os.makedirs(self.bank)
+        with open(os.path.join(self.bank, "unrelated.txt"), "w") as f:
+            f.write("mine")
+        self.fails(4, "page", "count")
+        # Nothing of a bank is made there (the library leaves an empty
+        # open.lock behind: reported), and the file is untouched.
+        left = set(os.listdir(self.bank)) - {"open.lock"}
+        self.assertEqual(left, {"unrelated.txt"})
+        with open(os.path.join(self.bank, "unrelated.txt")) as f:
+            self.assertEqual(f.read(), "mine")
+
+    def test_bank_is_a_file_exits_4(self):
+        with open(self.bank, "w") as f:
+            f.write("x")
+        self.fails(4, "init")
+
+    def test_newer_format_exits_4(self):
+        self.ok("init")
+        path = os.path.join(self.bank, "membank.json")
+        with open(path) as f:
+            meta = json.load(f)
+        meta["format"] = 999
+        with open(path, "w") as f:
+            json.dump(meta, f)
+        err = self.fails(4, "page", "count")
+        self.assertIn("format 999", err)
+
+    def test_symlink_bank_refused(self):
+        self.ok("init")
+        link = os.path.join(self.tmp, "link")
+        os.symlink(self.bank, link)
+        p = subprocess.run([MEMBANK, "-b", link, "page", "count"], capture_output=True)
+        self.assertEqual(p.returncode, 4, p.stderr)
+
+
+class Pages(CliTest):
+    def test_put_get_roundtrip(self):
+        self.ok("page", "put", "abc", '{"title":"Roadmap","n":3,"tags":["x"],"d":{"k":null}}')
+        d = self.doc("page", "get", "abc")
+        self.assertEqual(d["properties"], {"title": "Roadmap", "n": 3, "tags": ["x"], "d": {"k": None}})
+        self.assertRegex(d["last_updated"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+
+    def test_put_replaces(self):
+        self.ok("page", "put", "abc", '{"a":1,"b":2}')
+        self.ok("page", "put", "abc", '{"c":3}')
+        self.assertEqual(self.doc("page", "get", "abc")["properties"], {"c": 3})
+
+    def test_merge_top_level(self):
+        self.ok("page", "put", "abc", '{"a":1,"b":{"x":1},"c":3}')
+        self.ok("page", "merge", "abc", '{"b":{"y":2},"c":null,"d":"new"}')
+        self.assertEqual(self.doc("page", "get", "abc")["properties"],
+                         {"a": 1, "b": {"y": 2}, "d": "new"})
+
+    def test_merge_creates(self):
+        self.ok("page", "merge", "fresh", '{"a":1}')
+        self.assertEqual(self.doc("page", "get", "fresh")["properties"], {"a": 1})
+
+    def test_put_from_stdin(self):
+        self.ok("page", "put", "s", "-", input='{"from":"stdin","n":[1,2,3]}')
+        self.assertEqual(self.doc("page", "get", "s")["properties"], {"from": "stdin", "n": [1, 2, 3]})
+        self.ok("page", "merge", "s", "-", input='{"m":true}')
+        self.assertEqual(self.doc("page", "get", "s")["properties"]["m"], True)
+
+    def test_get_missing_exits_1(self):
+        self.ok("init")
+        err = self.fails(1, "page", "get", "nope")
+        self.assertIn('page "nope"', err)
+        self.assertIn("not found", err)
+
+    def test_rm(self):
+        self.ok("page", "put", "a", "{}")
+        self.ok("page", "rm", "a")
+        self.fails(1, "page", "get", "a")
+        self.fails(1, "page", "rm", "a")
+        self.assertEqual(self.ok("page", "count"), "0\n")
+
+    def test_list_count_limit(self):
+        ids = ["p%02d" % i for i in range(12)]
+        for i in reversed(ids):
+            self.ok("page", "put", i, '{"i":"%s"}' % i)
+        self.assertEqual(self.ok("page", "list").split("\n")[:-1], ids)
+        self.assertEqual(self.ok("page", "list", "--limit", "5").split(), ids[:5])
+        self.assertEqual(self.ok("page", "list", "-n", "1").split(), ids[:1])
+        self.assertEqual(self.ok("page", "list", "--limit", "100").split(), ids)
+        self.assertEqual(self.ok("page", "count"), "12\n")
+
+    def test_list_empty(self):
+        self.ok("init")
+        self.assertEqual(self.ok("page", "list"), "")
+        self.assertEqual(self.ok("page", "count"), "0\n")
+
+    def test_max_id_255_bytes(self):
+        pid = "x" * 255
+        self.ok("page", "put", pid, '{"long":true}')
+        self.assertEqual(self.doc("page", "get", pid)["properties"], {"long": True})
+
+    def test_utf8_id(self):
+        pid = "página-日本"
+        self.ok("page", "put", pid, '{"ü":"ß"}')
+        self.assertEqual(self.doc("page", "get", pid)["properties"], {"ü": "ß"})
+        self.assertEqual(self.ok("page", "list"), pid + "\n")
+
+    def test_pretty_on_a_terminal(self):
+        self.ok("page", "put", "t", '{"a":1,"b":[1,2]}')
+        master, slave = pty.openpty()
+        p = subprocess.run([MEMBANK, "-b", self.bank, "page", "get", "t"], stdout=slave,
+                           stderr=subprocess.PIPE, timeout=30)
+        os.close(slave)
+        out = b""
+        try:
+            while True:
+                chunk = os.read(master, 65536)
+                if not chunk:
+                    break
+                out += chunk
+        except OSError:
+            pass
+        os.close(master)
+        self.assertEqual(p.returncode, 0)
+        text = out.decode().replace("\r\n", "\n")
+        self.assertGreater(text.count("\n"), 3, "indented on a terminal: %r" % text)
+        self.assertEqual(json.loads(text)["properties"], {"a": 1, "b": [1, 2]})
+
+
+class BadInput(CliTest):
+    """Invalid input exits 3 with a message naming what was wrong, and
+    changes nothing a script can see."""
+
+    def assert_refused(self, *args, input=None, code=3, says=None):
+        before = self.state()
+        err = self.fails(code, *args, input=input)
+        self.assertEqual(self.state(), before, args)
+        if says:
+            self.assertIn(says, err)
+        return err
+
+    def test_invalid_json(self):
+        self.seed()
+        for bad in ['{"a":', "{a:1}", "", "{\"a\":1}x", "{'a':1}", "nul"]:
+            self.assert_refused("page", "put", "p1", bad)
+            self.assert_refused("page", "merge", "p1", bad)
+            self.assert_refused("config", "set", bad)
+
+    def test_not_an_object(self):
+        self.seed()
+        for bad in ["[1,2]", '"text"', "42", "null", "true"]:
+            self.assert_refused("page", "put", "p1", bad)
+            self.assert_refused("page", "merge", "p2", bad)
+            self.assert_refused("config", "set", bad)
+
+    def test_too_deep(self):
+        self.seed()
+        deep65 = '{"a":' * 65 + "1" + "}" * 65
+        self.assert_refused("page", "put", "p1", deep65)
+        self.assert_refused("page", "put", "p1", "-", input=deep65)
+        arrays = '{"a":' + "[" * 64 + "]" * 64 + "}"
+        self.assert_refused("page", "merge", "p1", arrays)
+        deep64 = '{"a":' * 63 + "1" + "}" * 63 + ""
+        self.ok("page", "put", "deep", deep64)
+
+    def test_too_large_stdin(self):
+        self.seed()
+        big = b'{"a":"' + b"x" * (16 << 20) + b'"}'
+        err = self.assert_refused("page", "put", "p1", "-", input=big)
+        self.assertIn("16 MiB", err)
+        self.assert_refused("config", "set", "-", input=big)
+
+    def test_large_but_allowed(self):
+        doc = json.dumps({"blob": "y" * (3 << 20)})
+        self.ok("page", "put", "big", "-", input=doc)
+        self.assertEqual(len(self.doc("page", "get", "big")["properties"]["blob"]), 3 << 20)
+
+    def test_wrong_config_types(self):
+        self.seed()
+        for bad in ['{"notion_settings":{"retry_attempts":"3"}}',
+                    '{"notion_settings":{"retry_attempts":1.5}}',
+                    '{"notion_settings":{"retry_attempts":-1}}',
+                    '{"notion_settings":{"timeout_seconds":0}}',
+                    '{"logging_settings":{"log_level":"LOUD"}}',
+                    '{"logging_settings":{"structured_logging":"yes"}}',
+                    '{"cache_settings":{"max_entries":"1000"}}',
+                    '{"cache_settings":"x"}']:
+            self.assert_refused("config", "set", bad)
+
+    def test_unknown_config_key(self):
+        self.seed()
+        err = self.assert_refused("config", "set", '{"notion_settings":{"retry":3}}')
+        self.assertIn("notion_settings.retry", err)
+        self.assert_refused("config", "set", '{"bogus":1}', says="bogus")
+        # One bad key spoils the whole update, the good one included.
+        self.assert_refused("config", "set",
+                            '{"cache_settings":{"max_entries":7},"x":{"y":1}}')
+
+    def test_empty_id(self):
+        self.seed()
+        self.assert_refused("page", "put", "", "{}")
+        self.assert_refused("page", "merge", "", "{}")
+        self.assert_refused("page", "get", "")
+        self.assert_refused("page", "rm", "")
+
+    def test_id_256_bytes(self):
+        self.seed()
+        self.assert_refused("page", "put", "x" * 256, "{}")
+        self.assert_refused("page", "merge", "é" * 128, "{}")   # 256 bytes of UTF-8
+
+    def test_invalid_utf8_arguments(self):
+        self.seed()
+        bad = b"bad\xff\xfeid"
+        self.assert_refused("page", "put", bad, "{}")
+        self.assert_refused("page", "put", "p1", b'{"a":"\xc3("}')
+        self.assert_refused("sync", "record", b"ok\xff")
+        self.assert_refused("sync", "record", "failed", "--error", b"\xed\xa0\x80")
+        self.assert_refused("error", "log", b"t\xff", "message")
+        self.assert_refused("error", "log", "type", b"msg\xc0\xaf")
+        self.assert_refused("error", "resolve", "type", b"steps\xff")
+
+    def test_empty_status_and_type(self):
+        self.seed()
+        self.assert_refused("sync", "record", "")
+        self.assert_refused("sync", "record", "", "--error", "boom")
+        self.assert_refused("error", "log", "", "message")
+        self.assert_refused("error", "resolve", "", "steps")
+
+    def test_too_long_fields(self):
+        self.seed()
+        self.assert_refused("sync", "record", "s" * 65)
+        self.assert_refused("error", "log", "t" * 129, "m")
+        self.assert_refused("error", "log", "t", "m" * 4097)
+
+
+class SyncErrors(CliTest):
+    def test_sync_counts_and_history(self):
+        self.ok("sync", "record", "success")
+        self.ok("sync", "record", "failed", "--error", "HTTP 409 conflict_error")
+        self.ok("sync", "record", "running")
+        self.ok("sync", "record", "success", "-e", "partial")
+        s = self.doc("sync", "status")
+        self.assertEqual(s["success_count"], 1)
+        self.assertEqual(s["error_count"], 2)
+        self.assertEqual(s["current_status"], "success")
+        self.assertEqual([(h["status"], h["error"]) for h in s["sync_history"]],
+                         [("success", None), ("failed", "HTTP 409 conflict_error"),
+                          ("running", None), ("success", "partial")])
+        self.assertEqual(s["last_successful_sync"], s["sync_history"][0]["timestamp"])
+
+    def test_fresh_status(self):
+        self.ok("init")
+        s = self.doc("sync", "status")
+        self.assertEqual((s["success_count"], s["error_count"], s["sync_history"]), (0, 0, []))
+        self.assertIsNone(s["last_successful_sync"])
+
+    def test_error_log_resolve_stats(self):
+        self.ok("error", "log", "rate_limited", "HTTP 429: slow down")
+        self.ok("error", "log", "rate_limited", "HTTP 429 again")
+        self.ok("error", "log", "timeout", "ReadTimeout after 30 s")
+        e = self.doc("error", "stats")
+        self.assertEqual(e["total_errors"], 3)
+        self.assertEqual(e["resolved_errors"], 0)
+        self.assertEqual(e["patterns"], {"rate_limited": 2, "timeout": 1})
+        self.assertEqual(e["last_error"]["error_type"], "timeout")
+        self.assertEqual(e["last_error"]["message"], "ReadTimeout after 30 s")
+        self.ok("error", "resolve", "rate_limited", "back off")
+        self.assertEqual(self.doc("error", "stats")["resolved_errors"], 2)
+        self.ok("error", "resolve", "rate_limited", "back off again")
+        self.assertEqual(self.doc("error", "stats")["resolved_errors"], 2)
+
+    def test_empty_message_allowed(self):
+        self.ok("error", "log", "t", "")
+        self.assertEqual(self.doc("error", "stats")["last_error"]["message"], "")
+
+    def test_concurrent_processes_exact_totals(self):
+        """8 concurrent workers, each running 200 `membank sync record`."""
+        self.ok("init")
+
+        def worker(w):
+            for i in range(200):
+                args = ["sync", "record", "success"] if (w + i) % 2 == 0 else \
+                       ["sync", "record", "failed", "--error", "w%d-%d" % (w, i)]
+                p = self.mb(*args)
+                if p.returncode != 0:
+                    return p.stderr.decode()
+            return None
+
+        with concurrent.futures.ThreadPoolExecutor(8) as ex:
+            results = list(ex.map(worker, range(8)))
+        self.assertEqual(results, [None] * 8)
+        s = self.doc("sync", "status")
+        self.assertEqual(s["success_count"], 800)
+        self.assertEqual(s["error_count"], 800)
+        self.assertEqual(s["success_count"] + s["error_count"], 1600)
+        self.assertEqual(len(s["sync_history"]), 100)
+        self.assertEqual(self.doc("stats")["journal"]["last_seq"], 1600)
+        self.assertEqual(self.ok("journal", "verify").count('"clean":true'), 1)
+
+
+class Config(CliTest):
+    def test_defaults(self):
+        self.ok("init")
+        c = self.doc("config", "get")
+        self.assertEqual(c["notion_settings"]["retry_attempts"], 3)
+        self.assertEqual(c["cache_settings"], {"ttl_seconds": 3600, "max_entries": 1000})
+        self.assertEqual(c["logging_settings"]["log_level"], "INFO")
+
+    def test_get_key(self):
+        self.ok("init")
+        self.assertEqual(self.ok("config", "get", "cache_settings.max_entries"), "1000\n")
+        self.assertEqual(self.ok("config", "get", "logging_settings.structured_logging"), "true\n")
+        self.assertEqual(json.loads(self.ok("config", "get", "cache_settings")),
+                         {"ttl_seconds": 3600, "max_entries": 1000})
+
+    def test_unknown_key_exits_1(self):
+        self.ok("init")
+        for key in ("nope", "cache_settings.nope", "cache_settings.max_entries.x", "", "."):
+            err = self.fails(1, "config", "get", key)
+            self.assertIn("not found", err)
+
+    def test_set_deep_merges(self):
+        self.ok("config", "set", '{"cache_settings":{"max_entries":0}}')
+        self.ok("config", "set", "-", input='{"logging_settings":{"log_level":"DEBUG"}}')
+        c = self.doc("config", "get")
+        self.assertEqual(c["cache_settings"], {"ttl_seconds": 3600, "max_entries": 0})
+        self.assertEqual(c["logging_settings"]["log_level"], "DEBUG")
+        self.assertIsNotNone(c["last_config_update"])
+
+
+class Journal(CliTest):
+    def test_tail(self):
+        self.seed()
+        lines = self.ok("journal", "tail", "-n", "3").splitlines()
+        events = [json.loads(x) for x in lines]
+        self.assertEqual([e["seq"] for e in events], [4, 5, 6])
+        self.assertEqual([e["op"] for e in events], ["sync.record", "error.log", "config.update"])
+        self.assertEqual(events[1]["error_type"], "rate_limited")
+        every = self.ok("journal", "tail", "--lines", "100").splitlines()
+        self.assertEqual([json.loads(x)["seq"] for x in every], [1, 2, 3, 4, 5, 6])
+        self.assertEqual(json.loads(every[0])["op"], "page.put")
+        self.assertEqual(self.ok("journal", "tail", "-n", "0"), "")
+        self.assertEqual(len(self.ok("journal", "tail").splitlines()), 6)
+
+    def test_tail_empty(self):
+        self.ok("init")
+        self.assertEqual(self.ok("journal", "tail"), "")
+
+    def test_tail_follow(self):
+        self.seed()
+        p = subprocess.Popen([MEMBANK, "-b", self.bank, "journal", "tail", "-n", "1", "-f"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            first = json.loads(p.stdout.readline())
+            self.assertEqual(first["seq"], 6)
+            self.ok("page", "put", "followed", '{"x":1}')
+            self.ok("sync", "record", "success")
+            second = json.loads(p.stdout.readline())
+            third = json.loads(p.stdout.readline())
+            self.assertEqual((second["seq"], second["op"]), (7, "page.put"))
+            self.assertEqual((third["seq"], third["op"]), (8, "sync.record"))
+            p.send_signal(signal.SIGTERM)
+            self.assertEqual(p.wait(timeout=10), 0)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            p.stdout.close()
+            p.stderr.close()
+
+    def test_verify_clean(self):
+        self.seed()
+        r = self.doc("journal", "verify")
+        self.assertEqual((r["clean"], r["records"], r["last_seq"], r["damage"]), (True, 6, 6, None))
+
+    def corrupt_first_record(self):
+        self.ok("page", "put", "corruptme-page", '{"a":1}')
+        for i in range(5):
+            self.ok("sync", "record", "success")
+        jdir = os.path.join(self.bank, "journal")
+        seg = os.path.join(jdir, sorted(f for f in os.listdir(jdir) if f.endswith(".jnl"))[0])
+        with open(seg, "r+b") as f:
+            data = f.read()
+            at = data.index(b"corruptme-page")
+            f.seek(at)
+            f.write(b"X")
+        return seg
+
+    def test_verify_damaged_then_repair(self):
+        seg = self.corrupt_first_record()
+        p = self.mb("journal", "verify")
+        self.assertEqual(p.returncode, 4, p.stderr)
+        r = json.loads(p.stdout)
+        self.assertFalse(r["clean"])
+        self.assertEqual(r["damage"]["seq"], 1)
+        self.assertIn(os.path.basename(seg), r["damage"]["segment"])
+        self.assertIn(b"damaged", p.stderr)
+        p = self.mb("journal", "repair")
+        self.assertIn(p.returncode, (0, 4), p.stderr)
+        json.loads(p.stdout)
+        self.assertTrue(any(f.endswith(".damaged") for f in os.listdir(os.path.dirname(seg))))
+        self.assertTrue(self.doc("journal", "verify")["clean"])
+        self.ok("sync", "record", "success")
+        self.assertTrue(self.doc("journal", "verify")["clean"])
+
+
+class SnapshotRestore(CliTest):
+    def test_snapshot_into_bank(self):
+        self.seed()
+        info = self.doc("snapshot")
+        self.assertEqual((info["pages"], info["seq"]), (2, 6))
+        for name in FOUR:
+            with open(os.path.join(self.bank, name)) as f:
+                json.load(f)
+        with open(os.path.join(self.bank, "notion_pages.json")) as f:
+            pages = json.load(f)
+        self.assertEqual(pages["metadata"]["total_pages"], 2)
+        self.assertEqual(pages["pages"]["p1"]["properties"], {"title": "One", "n": 1})
+        self.assertEqual(info["bytes"], sum(os.path.getsize(os.path.join(self.bank, n)) for n in FOUR))
+
+    def test_snapshot_out(self):
+        self.seed()
+        out = os.path.join(self.tmp, "out")
+        os.mkdir(out, 0o700)
+        info = self.doc("snapshot", "--out", out)
+        self.assertEqual(info["dir"], out)
+        with open(os.path.join(out, "sync_status.json")) as f:
+            s = json.load(f)
+        self.assertEqual((s["success_count"], s["error_count"]), (1, 1))
+        with open(os.path.join(out, "error_log.json")) as f:
+            e = json.load(f)
+        self.assertEqual(e["error_stats"]["total_errors"], 1)
+        self.assertEqual(e["patterns"], {"rate_limited": 1})
+        with open(os.path.join(out, "config_cache.json")) as f:
+            self.assertEqual(json.load(f)["notion_settings"]["retry_attempts"], 5)
+
+    def test_restore_roundtrip(self):
+        self.seed()
+        before = self.state()
+        out = os.path.join(self.tmp, "out")
+        os.mkdir(out, 0o700)
+        self.ok("snapshot", "--out", out)
+        self.bank = os.path.join(self.tmp, "restored")
+        self.assertEqual(self.ok("restore", out), self.bank + "\n")
+        after = self.state()
+        for k in ("pages", "sync", "errors", "config"):
+            self.assertEqual(after[k], before[k], k)
+
+    def test_restore_refuses_nonempty_then_force(self):
+        self.seed()
+        out = os.path.join(self.tmp, "out")
+        os.mkdir(out, 0o700)
+        self.ok("snapshot", "--out", out)
+        self.ok("page", "put", "later", "{}")
+        before = self.state()
+        self.fails(4, "restore", out)
+        self.assertEqual(self.state(), before)
+        self.ok("restore", out, "--force")
+        self.fails(1, "page", "get", "later")
+        self.assertEqual(self.doc("page", "get", "p1")["properties"], {"title": "One", "n": 1})
+
+    def write_four(self, d, npages):
+        ts = now_rfc3339()
+        os.makedirs(d, 0o700, exist_ok=True)
+        pages = {"%032x" % (i * 7919): {"properties": {"i": i}, "last_updated": ts}
+                 for i in range(npages)}
+        docs = {
+            "notion_pages.json": {"pages": pages, "last_updated": ts,
+                                  "metadata": {"total_pages": npages, "last_sync": None}},
+            "sync_status.json": {"last_successful_sync": None, "sync_history": [],
+                                 "current_status": None, "error_count": 0, "success_count": 0},
+            "error_log.json": {"errors": [], "patterns": {}, "resolutions": {}, "last_error": {},
+                               "error_stats": {"total_errors": 0, "resolved_errors": 0}},
+            "config_cache.json": {"notion_settings": {"api_version": "2022-06-28",
+                                                      "retry_attempts": 3, "timeout_seconds": 30},
+                                  "logging_settings": {"log_level": "INFO",
+                                                       "structured_logging": True},
+                                  "cache_settings": {"ttl_seconds": 3600, "max_entries": 0},
+                                  "last_config_update": ts},
+        }
+        for name, doc in docs.items():
+            with open(os.path.join(d, name), "w") as f:
+                json.dump(doc, f)
+        return sorted(pages)
+
+    def test_restore_generated_and_list_in_batches(self):
+        src = os.path.join(self.tmp, "gen")
+        ids = self.write_four(src, 2500)
+        self.ok("restore", src)
+        self.assertEqual(self.ok("page", "count"), "2500\n")
+        self.assertEqual(self.ok("page", "list").split(), ids)
+        self.assertEqual(self.ok("page", "list", "--limit", "1500").split(), ids[:1500])
+        self.assertEqual(self.doc("page", "get", ids[-1])["properties"]["i"],
+                         int(ids[-1], 16) // 7919)
+
+    def test_restore_bad_file_changes_nothing(self):
+        self.seed()
+        before = self.state()
+        src = os.path.join(self.tmp, "gen")
+        self.write_four(src, 3)
+        with open(os.path.join(src, "sync_status.json"), "w") as f:
+            f.write('{"success_count": "many"')
+        p = self.mb("restore", src, "--force")
+        self.assertIn(p.returncode, (3, 4), p.stderr)
+        self.assertIn(b"sync_status.json", p.stderr)
+        self.assertEqual(self.state(), before)
+
+    def test_restore_missing_dir(self):
+        p = self.mb("restore", os.path.join(self.tmp, "nowhere"))
+        self.assertIn(p.returncode, (1, 3, 4))
+        self.assertNotEqual(p.returncode, 0)
+
+
+class Compactor(CliTest):
+    def run_compactor(self, sig):
+        self.seed()
+        p = subprocess.Popen([MEMBANK, "-b", self.bank, "compactor", "--every", "1"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            deadline = time.time() + 20
+            lines = []
+            while len(lines) < 2 and time.time() < deadline:
+                line = p.stderr.readline()
+                if not line:
+                    break
+                lines.append(line.decode())
+                self.ok("page", "put", "during-%d" % len(lines), "{}")
+            p.send_signal(sig)
+            rc = p.wait(timeout=10)
+            rest = p.stderr.read().decode()
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            p.stdout.close()
+            p.stderr.close()
+        self.assertEqual(rc, 0, rest)
+        self.assertEqual(len(lines), 2)
+        m = re.search(r"snapshot in ([\d.]+) s: (\d+) pages, (\d+) bytes, seq (\d+)", lines[0])
+        self.assertIsNotNone(m, lines[0])
+        self.assertEqual((int(m.group(2)), int(m.group(4))), (2, 6))
+        self.assertIn("stopping on signal", rest)
+        # No temp file is left, in the bank directory or below it.
+        for root, _dirs, files in os.walk(self.bank):
+            for f in files:
+                self.assertNotRegex(f, r"(?i)(tmp|temp|~$|^\.)", os.path.join(root, f))
+        for name in FOUR:
+            with open(os.path.join(self.bank, name)) as f:
+                json.load(f)
+
+    def test_sigterm_exits_0(self):
+        self.run_compactor(signal.SIGTERM)
+
+    def test_sigint_exits_0(self):
+        self.run_compactor(signal.SIGINT)
+
+    def test_out_dir(self):
+        self.seed()
+        out = os.path.join(self.tmp, "out")
+        os.mkdir(out, 0o700)
+        p = subprocess.Popen([MEMBANK, "-b", self.bank, "compactor", "-e", "5", "--out", out],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        p.stderr.readline()
+        p.terminate()
+        self.assertEqual(p.wait(timeout=10), 0)
+        p.stdout.close()
+        p.stderr.close()
+        self.assertTrue(set(FOUR) <= set(os.listdir(out)))
+
+
+class Stats(CliTest):
+    def test_stats(self):
+        self.seed()
+        s = self.doc("stats")
+        self.assertEqual(s["pages"], 2)
+        self.assertEqual(s["journal"]["last_seq"], 6)
+        self.assertEqual(s["journal"]["segments"], 1)
+        self.assertEqual(s["durability"], "full")
+        self.assertGreater(s["store"]["map_used"], 0)
+
+    def test_durability_fast(self):
+        p = self.mb("--durability", "fast", "page", "put", "f", '{"fast":true}')
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(self.doc("page", "get", "f")["properties"], {"fast": True})
+        self.assertEqual(self.doc("--durability", "fast", "stats")["durability"], "fast")
+
+
+class Demo(CliTest):
+    def test_demo_short(self):
+        p = self.mb("demo", "--seconds", "2", "--workers", "2", bank=False, timeout=120,
+                    env=dict(os.environ, TMPDIR=self.tmp))
+        out = p.stdout.decode()
+        self.assertEqual(p.returncode, 0, out + p.stderr.decode())
+        self.assertIn("result: all checks passed", out)
+        self.assertNotIn("DIFFERENT", out)
+        paths = re.findall(r"^  (/\S+\.json)$", out, re.M)
+        self.assertEqual([os.path.basename(x) for x in paths], list(FOUR))
+        with open(paths[0]) as f:
+            pages = json.load(f)
+        self.assertGreater(pages["metadata"]["total_pages"], 0)
+        self.assertEqual(pages["metadata"]["total_pages"], len(pages["pages"]))
+        self.assertTrue(all(re.fullmatch(r"[0-9a-f]{32}", k) for k in pages["pages"]))
+        m = re.search(r"^total\s+(\d+)\s+(\d+)", out, re.M)
+        self.assertGreater(int(m.group(1)), 0)
+
+    def test_demo_refuses_nonempty_bank(self):
+        self.ok("page", "put", "x", "{}")
+        self.fails(2, "demo", "--seconds", "1", "--workers", "1")
+
+    def test_demo_given_bank(self):
+        p = self.mb("demo", "--seconds", "1", "--workers", "1", timeout=60)
+        self.assertEqual(p.returncode, 0, p.stdout.decode() + p.stderr.decode())
+        self.assertEqual(self.ok("config", "get", "cache_settings.max_entries"), "5000\n")
+        self.assertGreater(int(self.ok("page", "count")), 0)
+
+
+def main():
+    suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules[__name__])
+    runner = unittest.TextTestRunner(verbosity=2, stream=sys.stdout)
+    res = runner.run(suite)
+    failed = len(res.failures) + len(res.errors)
+    passed = res.testsRun - failed - len(res.skipped)
+    print("%d passed, %d failed" % (passed, failed))
+    sys.exit(0 if res.wasSuccessful() else 1)
+
+
+if __name__ == "__main__":
+    main()
