@@ -3,6 +3,7 @@
  *
  * usage: bench-<system> --dir DIR [--sock SOCK] [--keys N] [--seconds S]
  *                       [--no-prefill] [--own-files] CELL... [-- ARGV...]
+ *        bench-<system> --values   (print the value variants, one a line)
  *   CELL is WORKLOAD/DURABILITY/P, e.g. W1/fast/4:
  *     W1 upsert, W2 get, W3 sync-or-error event, W4 90% get + 10% upsert,
  *     W5 one spawned process per put (ARGV after -- is the command;
@@ -448,12 +449,18 @@ int main(int argc, char **argv)
 	int bad = 0;
 
 	umask(077);   /* bench files 0600, dirs 0700, whatever the peer library does */
-	if (parse_args(argc, argv, &o) != 0)
-		return 2;
 	if (bench_values_init() != 0) {
 		fprintf(stderr, "bench-%s: cannot build the values\n", bench_system.name);
 		return 1;
 	}
+	if (argc == 2 && strcmp(argv[1], "--values") == 0) {
+		/* The variants, one JSON object a line, for bench/jsonfile.py. */
+		for (unsigned i = 0; i < BENCH_VARIANTS; i++)
+			printf("%s\n", bench_value_get(i)->json);
+		return 0;
+	}
+	if (parse_args(argc, argv, &o) != 0)
+		return 2;
 	if (o.prefill && bench_system.prefill(&o.cfg) != 0) {
 		fprintf(stderr, "bench-%s: prefill failed\n", bench_system.name);
 		return 1;
