@@ -35,6 +35,7 @@ typedef struct bench_cfg {
 	bool shared_file;       /* fsync limit: one O_APPEND file for all workers */
 	char **spawn_argv;      /* W5 template: {key} and {json} are replaced */
 	int worker;             /* index of this worker, 0 .. P-1 */
+	long max_entries;       /* membank cache_settings.max_entries (0: no bound) */
 } bench_cfg;
 
 typedef struct bench_sys {

@@ -2,7 +2,8 @@
  * driver.c - runs cells of one system and prints one JSON line per cell.
  *
  * usage: bench-<system> --dir DIR [--sock SOCK] [--keys N] [--seconds S]
- *                       [--no-prefill] [--own-files] CELL... [-- ARGV...]
+ *                       [--no-prefill] [--own-files] [--max-entries N]
+ *                       CELL... [-- ARGV...]
  *        bench-<system> --values   (print the value variants, one a line)
  *   CELL is WORKLOAD/DURABILITY/P, e.g. W1/fast/4:
  *     W1 upsert, W2 get, W3 sync-or-error event, W4 90% get + 10% upsert,
@@ -426,6 +427,8 @@ static int parse_args(int argc, char **argv, opts *o)
 			o->seconds = strtod(argv[++i], NULL);
 		} else if (strcmp(a, "--no-prefill") == 0) {
 			o->prefill = false;
+		} else if (strcmp(a, "--max-entries") == 0 && has) {
+			o->cfg.max_entries = strtol(argv[++i], NULL, 10);
 		} else if (strcmp(a, "--own-files") == 0) {
 			o->cfg.shared_file = false;
 		} else if (o->ncells < 256 && parse_cell(a, &o->cells[o->ncells]) == 0) {
@@ -435,7 +438,7 @@ static int parse_args(int argc, char **argv, opts *o)
 			return -1;
 		}
 	}
-	if (!o->cfg.dir || o->cfg.keys == 0 || o->seconds <= 0) {
+	if (!o->cfg.dir || o->cfg.keys == 0 || o->seconds <= 0 || o->cfg.max_entries < 0) {
 		fprintf(stderr, "bench-%s: need --dir, --keys > 0, --seconds > 0\n",
 		        bench_system.name);
 		return -1;
