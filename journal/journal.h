@@ -11,9 +11,11 @@
  *
  * POSITIONS.  An mbj_pos names the end of a record: the segment it lies in
  * (the segment's first seq), the offset just past it, and its seq.  The zero
- * position {0,0,0} is the end of an empty journal.  The store keeps the end
- * of the last record it applied (its "committed end") and hands it back to
- * mbj_next_at() and mbj_append().
+ * position {0,0,0} is the end of an empty journal; {0,0,N} (no segment
+ * yet) is the end of a journal whose records up to N live elsewhere (a
+ * restored snapshot): the next append creates segment N+1.  The store keeps
+ * the end of the last record it applied (its "committed end") and hands it
+ * back to mbj_next_at() and mbj_append().
  *
  * LOCKING.  mbj_next_at(), mbj_cut_at() and mbj_append() must be called with
  * the caller's writer lock held (the store uses LMDB's writer lock), so that
@@ -22,8 +24,27 @@
  * (mbj_iter_*, mbj_verify) need no lock; they stop at the first record that
  * is not whole.
  *
+ * THREADS.  One mbj_log may be used by several threads at once: mbj_sync()
+ * and mbj_durable_seq() from any number of threads; mbj_next_at() and
+ * mbj_append() by one thread at a time (the writer lock sees to it, and its
+ * acquire/release orders the writer fields).  The leader's cached fd is
+ * guarded by a mutex in the handle.  mbj_errmsg() is best effort when
+ * threads fail concurrently.  An mbj_iter belongs to one thread.  After
+ * fork() the child opens its own mbj_log.
+ *
  * ERRORS are negative MBJ_E* codes; mbj_errmsg() gives the message of the
  * last failure on a log (which file, which offset, which syscall).
+ *
+ * MBJ_EFATAL.  A failed fdatasync (in mbj_sync, or in mbj_append when it
+ * rolls or zero-fills) is fatal for the whole journal, in every process:
+ * that handle and every other handle get MBJ_EFATAL from mbj_append,
+ * mbj_next_at and mbj_sync from then on, because Linux may have dropped the
+ * dirty pages and reports the error only once.  Close the handle.  The next
+ * mbj_open() rewrites and fdatasyncs every segment from the one holding
+ * mbj_durable_seq() + 1 onward, then clears the state (it returns
+ * MBJ_EFATAL if that fails again); records after the durable point are
+ * whatever the disk holds afterwards, so the store should re-read the tail
+ * (mbj_next_at from its committed end) as after a crash.
  */
 #ifndef MEMBANK_JOURNAL_H
 #define MEMBANK_JOURNAL_H
@@ -83,7 +104,8 @@ typedef struct mbj_log mbj_log;
 
 /* Open the journal in @dir, creating the directory (dir_mode, no symlink
  * followed) when missing.  Also opens or creates the group-commit state
- * file "sync.shm" in @dir.  */
+ * file "sync.shm" in @dir (MBJ_EVERSION if another layout of it is in use
+ * this boot).  Cheap: reads no segment, unless clearing MBJ_EFATAL.  */
 int mbj_open(const char *dir, const mbj_options *opts, mbj_log **out);
 void mbj_close(mbj_log *log);
 const char *mbj_errmsg(const mbj_log *log);
@@ -96,14 +118,23 @@ const char *mbj_errmsg(const mbj_log *log);
  * then calls again with rec->end (a writer died between append and commit).
  * Returns 0 when nothing follows @end.  Bytes that are not a whole record
  * (a torn append) are cut first, so that 0 always means: @end is the end.
- * Returns MBJ_ECORRUPT when valid records follow damage: that is never cut. */
+ * Returns MBJ_ECORRUPT when valid records follow damage: that is never cut.
+ * A segment named end->seq + 1 that holds no whole record (a roll that
+ * crashed) is deleted.  The common case costs one pread and one openat;
+ * the first call of a boot in a segment also scans (and zeroes) the bytes
+ * after @end, up to MBJ_MAX_PAYLOAD + 25 or the end of the file.  *rec is
+ * valid until the next call on @log. */
 int mbj_next_at(mbj_log *log, const mbj_pos *end, mbj_record *rec);
 
 /* Append a record with seq end->seq + 1 at @end, rolling to a new segment
  * (named by that seq) when it does not fit; the segment rolled from is
  * fdatasync'ed first.  On success *new_end is the record's end.  On failure
  * nothing was appended that mbj_next_at() would accept, and the handle is
- * still usable unless MBJ_EFATAL. */
+ * still usable unless MBJ_EFATAL.  Call mbj_next_at() first, in the same
+ * hold of the writer lock: append does not look at what lies at @end (it
+ * refuses with MBJ_EINVAL only when the segment it would create exists).
+ * MBJ_EINVAL: type 0, len > MBJ_MAX_PAYLOAD, bad position; MBJ_ENOSPC
+ * (also for a short write), MBJ_EIO, MBJ_EFATAL. */
 int mbj_append(mbj_log *log, const mbj_pos *end, uint8_t type, int64_t ts_us,
                const void *payload, uint32_t len, mbj_pos *new_end);
 
@@ -112,9 +143,11 @@ int mbj_append(mbj_log *log, const mbj_pos *end, uint8_t type, int64_t ts_us,
 /* Return once every record up to and including @seq is on stable storage.
  * Group commit: processes share a "durable up to" seq in sync.shm; one of
  * them (the leader) fdatasyncs the newest segment for everyone whose record
- * was appended by then, the others sleep on a process-shared condition
- * variable.  A dead leader does not strand them.  MBJ_EFATAL when an
- * fdatasync failed: the log refuses everything after that. */
+ * was appended by then, the others sleep (on a futex word in sync.shm, not
+ * a condvar: see gsync.c).  A dead leader does not strand them.  MBJ_EFATAL when an
+ * fdatasync failed: the log refuses everything after that.  MBJ_EINVAL when
+ * @seq was never appended (nor seen by mbj_next_at) this boot.  @seq 0
+ * returns 0 at once. */
 int mbj_sync(mbj_log *log, uint64_t seq);
 
 /* Durable up to which seq, as far as this machine's boot knows. */
@@ -124,8 +157,10 @@ uint64_t mbj_durable_seq(mbj_log *log);
 
 typedef struct mbj_iter mbj_iter;
 
-/* Iterate records with seq >= @from_seq in order.  MBJ_EINVAL when the
- * oldest segment kept starts after @from_seq (those records were removed). */
+/* Iterate records with seq >= @from_seq in order; @from_seq 0: from the
+ * oldest record kept.  MBJ_EINVAL when the oldest segment kept starts after
+ * @from_seq (those records were removed).  A missing directory: MBJ_EIO;
+ * an empty one iterates nothing. */
 int mbj_iter_open(const char *dir, uint64_t from_seq, mbj_iter **out);
 /* 1: *rec filled; 0: end of data (a torn tail at the very end is end of
  * data); <0: MBJ_ECORRUPT (damage followed by valid records) or MBJ_EIO. */
@@ -154,7 +189,10 @@ int mbj_verify(const char *dir, mbj_report *report);
 
 /* Cut a torn tail; move a damaged segment aside as "<name>.damaged" (never
  * deleted) together with the segments after it, so that the journal ends
- * with the last record before the damage.  0 on success. */
+ * with the last record before the damage (the damaged segment's records
+ * before the damage are kept: copied back under its name).  0 on success.
+ * Run it with no process attached: it also deletes "sync.shm", whose
+ * durable_seq may name records that are gone. */
 int mbj_repair(const char *dir, mbj_report *report);
 
 /* Delete segments all of whose records have seq < @seq, never the newest

@@ -141,7 +141,7 @@ static void test_group_commit_four_processes(void **state)
 	pid_t pids[P];
 	mbj_log *log;
 
-	jt_mkdir(base, jdir);
+	jt_mkdir_on("/tmp", base, jdir);
 	assert_int_equal(mbj_open(jdir, NULL, &log), 0);   /* creates the dir */
 	for (int i = 0; i < P; i++) {
 		pids[i] = fork();
@@ -176,7 +176,7 @@ static void test_killed_leader_strands_nobody(void **state)
 	mbj_log *log;
 
 	kill_flag = sh;
-	jt_mkdir(base, jdir);
+	jt_mkdir_on("/tmp", base, jdir);
 	assert_int_equal(mbj_open(jdir, NULL, &log), 0);
 	pid_t leader = fork();
 	assert_true(leader >= 0);
@@ -246,7 +246,7 @@ static void test_threads_share_one_log(void **state)
 	struct thread_arg args[4];
 	pthread_t th[4];
 
-	jt_mkdir(base, jdir);
+	jt_mkdir_on("/tmp", base, jdir);
 	assert_int_equal(mbj_open(jdir, &o, &log), 0);
 	for (int i = 0; i < 4; i++) {
 		args[i] = (struct thread_arg){ log, &writer, &end, 500, 0 };
@@ -273,7 +273,7 @@ static void test_sync_of_unwritten_seq_is_refused(void **state)
 	mbj_log *log;
 	mbj_pos end = { 0, 0, 0 };
 
-	jt_mkdir(base, jdir);
+	jt_mkdir_on("/tmp", base, jdir);
 	assert_int_equal(mbj_open(jdir, NULL, &log), 0);
 	assert_int_equal(mbj_sync(log, 0), 0);
 	assert_int_equal(jt_append(log, &end), 0);

@@ -599,6 +599,48 @@ static void test_stale_bytes_after_end_are_zeroed(void **state)
 	jt_rm_rf(base);
 }
 
+/* The fuzz seeds are written by tests/fuzz/gen_corpus.py, a second
+ * implementation of the documented format: the reader must agree with it. */
+static int verify_seed(const char *name, mbj_report *rep)
+{
+	char src[512], base[64], jdir[80], path[128];
+	size_t n;
+
+	snprintf(src, sizeof(src), "%s/%s", getenv("MBJ_CORPUS"), name);
+	uint8_t *img = jt_read_file(src, &n);
+	jt_mkdir(base, jdir);
+	assert_int_equal(mkdir(jdir, 0700), 0);
+	jt_path(path, jdir, 1);
+	jt_write_file(path, img + 1, n - 1);
+	free(img);
+	int r = mbj_verify(jdir, rep);
+	jt_rm_rf(base);
+	return r;
+}
+
+static void test_documented_format_seeds(void **state)
+{
+	(void)state;
+	mbj_report rep;
+
+	if (!getenv("MBJ_CORPUS"))
+		skip();
+	assert_int_equal(verify_seed("valid-6", &rep), 0);
+	assert_int_equal(rep.records, 6);
+	assert_false(rep.torn_tail);
+	assert_int_equal(verify_seed("valid-1-empty-payload", &rep), 0);
+	assert_int_equal(rep.records, 1);
+	assert_int_equal(verify_seed("torn-tail", &rep), 0);
+	assert_int_equal(rep.records, 5);
+	assert_true(rep.torn_tail);
+	assert_int_equal(verify_seed("crc-flip-middle", &rep), MBJ_ECORRUPT);
+	assert_int_equal(verify_seed("zeroed-middle", &rep), MBJ_ECORRUPT);
+	assert_int_equal(verify_seed("seq-gap", &rep), MBJ_ECORRUPT);
+	assert_string_equal(rep.reason, "seq gap");
+	assert_int_equal(verify_seed("bad-magic", &rep), MBJ_ECORRUPT);
+	assert_int_equal(verify_seed("newer-version", &rep), MBJ_EVERSION);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -618,6 +660,7 @@ int main(void)
 		cmocka_unit_test(test_remove_before_and_usage),
 		cmocka_unit_test(test_crashed_roll_is_dropped),
 		cmocka_unit_test(test_stale_bytes_after_end_are_zeroed),
+		cmocka_unit_test(test_documented_format_seeds),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
