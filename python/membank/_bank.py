@@ -104,6 +104,13 @@ def _json_object(value, what):
         raise _invalid("%s: not encodable as UTF-8 (%s)" % (what, exc.reason)) from None
 
 
+def _exception_text(exc, limit):
+    """UTF-8 bytes of str(exc) that the library accepts whatever the
+    exception holds: NUL and lone surrogates escaped, cut at limit bytes."""
+    text = str(exc).replace("\0", "\\x00")
+    return _truncate_utf8(text.encode("utf-8", "backslashreplace"), limit)
+
+
 def _truncate_utf8(data, limit):
     """At most limit bytes of data, cut at a character boundary."""
     if len(data) <= limit:
@@ -156,14 +163,33 @@ _getpid = os.getpid
 _instances = weakref.WeakSet()
 
 
+# libmembank holds a process-wide mutex (its registry of LMDB environments)
+# while a bank opens or closes.  A fork() during that leaves the child's copy
+# locked forever, so every open, close and restore of this module runs under
+# _fork_guard, and fork() waits for it (os.register_at_fork).  Reentrant: a
+# garbage-collected MemoryBank may close inside another's open.
+_fork_guard = threading.RLock()
+
+
+def _before_fork():
+    _fork_guard.acquire()
+
+
+def _after_fork_in_parent():
+    _fork_guard.release()
+
+
 def _after_fork_in_child():
+    global _fork_guard
+    _fork_guard = threading.RLock()
     for bank in list(_instances):
         bank._lock = threading.Lock()
         bank._busy = 0
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                        after_in_child=_after_fork_in_child)
 
 
 # --------------------------------------------------------------- the class
@@ -217,10 +243,12 @@ class MemoryBank:
         lib = self._lib
         opts = _options(lib, self._opts)
         handle = ctypes.c_void_p()
-        rc = lib.mb_open(_text(self._path, "path"), ctypes.byref(opts),
-                         ctypes.byref(handle))
+        path = _text(self._path, "path")
+        with _fork_guard:
+            rc = lib.mb_open(path, ctypes.byref(opts), ctypes.byref(handle))
+            msg = lib.mb_last_error(None) if rc else b""
         if rc:
-            raise _exception_for(rc, lib.mb_last_error(None).decode("utf-8", "replace"))
+            raise _exception_for(rc, msg.decode("utf-8", "replace"))
         self._handle = handle.value
         self._pid = os.getpid()
 
@@ -229,7 +257,8 @@ class MemoryBank:
         if self._pid != os.getpid() and self._handle is not None:
             # A forked child: the inherited handle may only be closed (that
             # frees its memory without touching the parent's files).
-            self._lib.mb_close(self._handle)
+            with _fork_guard:
+                self._lib.mb_close(self._handle)
             self._handle = None
             self._open()
         if self._handle is None:
@@ -280,7 +309,8 @@ class MemoryBank:
             time.sleep(0.001)
         if handle is None:
             return
-        rc = self._lib.mb_close(handle)
+        with _fork_guard:
+            rc = self._lib.mb_close(handle)
         _instances.discard(self)
         if rc:
             raise _exception_for(rc, "")
@@ -310,7 +340,8 @@ class MemoryBank:
             handle = self.__dict__.get("_handle")
             if handle is not None:
                 self._handle = None
-                self._lib.mb_close(handle)
+                with _fork_guard:
+                    self._lib.mb_close(handle)
         except Exception:  # interpreter shutdown: the library may be gone
             pass
 
@@ -401,12 +432,12 @@ class MemoryBank:
     def update_sync_status(self, status, error=None):
         """Record a sync: status becomes current_status; an error (str or
         exception; "" counts too) counts a failure, status "success" without
-        an error a success.  Appends to sync_history."""
+        an error a success.  Appends to sync_history.  An exception is
+        recorded as str(exception), made acceptable as log_error() does."""
         if isinstance(error, BaseException):
-            error = str(error)
-        err = _text(error, "error", allow_none=True)
-        if err is not None:
-            err = _truncate_utf8(err, MB_MAX_TEXT_BYTES)
+            err = _exception_text(error, MB_MAX_TEXT_BYTES)
+        else:
+            err = _text(error, "error", allow_none=True)
         self._call(self._lib.mb_sync_record, _text(status, "status"), err)
 
     def get_sync_status(self):
@@ -417,15 +448,16 @@ class MemoryBank:
 
     def log_error(self, error, message=None):
         """Log an error: log_error(exception) records type(exception).__name__
-        and str(exception) (cut at 4096 bytes, so an error handler never
-        fails on a verbose message); log_error(error_type, message="")
-        records the strings as given."""
+        and str(exception), cut at 4096 bytes with NUL and lone surrogates
+        escaped, so an error handler never fails on what an exception holds;
+        log_error(error_type, message="") records the strings as given (and
+        raises InvalidInput for what the library refuses)."""
         if isinstance(error, BaseException):
             if message is not None:
                 raise TypeError("log_error(exception) takes no message")
             etype = _truncate_utf8(_text(type(error).__name__, "error_type"),
                                    MB_MAX_TYPE_BYTES)
-            msg = _truncate_utf8(_text(str(error), "message"), MB_MAX_TEXT_BYTES)
+            msg = _exception_text(error, MB_MAX_TEXT_BYTES)
         else:
             etype = _text(error, "error_type")
             msg = _text("" if message is None else message, "message")
@@ -500,9 +532,12 @@ class MemoryBank:
                               "history_limit": None, "max_json_bytes": None,
                               "create": True})
         flags = _lib.MB_RESTORE_FORCE if force else 0
-        rc = fn(src, _text(dest, "bank_path"), ctypes.byref(opts), flags)
+        dest_b = _text(dest, "bank_path")
+        with _fork_guard:
+            rc = fn(src, dest_b, ctypes.byref(opts), flags)
+            msg = lib.mb_last_error(None) if rc else b""
         if rc:
-            raise _exception_for(rc, lib.mb_last_error(None).decode("utf-8", "replace"))
+            raise _exception_for(rc, msg.decode("utf-8", "replace"))
 
 
 MemoryBank.__module__ = "membank"

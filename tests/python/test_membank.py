@@ -309,6 +309,17 @@ class TestErrors(BankTest):
         msg = self.bank.get_error_stats()["last_error"]["message"]
         self.assertEqual(msg, "é" * 2048)
 
+    def test_exception_with_nul_and_surrogate_is_escaped(self):
+        self.bank.log_error(ValueError("a\0b\udc80c"))
+        self.bank.update_sync_status("failed", OSError("x\0y"))
+        self.assertEqual(self.bank.get_error_stats()["last_error"]["message"],
+                         "a\\x00b\\udc80c")
+        self.assertEqual(self.bank.get_sync_status()["sync_history"][-1]["error"], "x\\x00y")
+
+    def test_nul_in_string_message_is_invalid(self):
+        with self.assertRaisesRegex(InvalidInput, "NUL"):
+            self.bank.log_error("T", "a\0b")
+
     def test_long_string_message_is_invalid(self):
         with self.assertRaisesRegex(InvalidInput, "message"):
             self.bank.log_error("T", "x" * 5000)
@@ -674,6 +685,32 @@ class TestFork(BankTest):
         self.assertEqual(sorted(self.bank.page_ids()), ["child-sp0", "child-sp1"])
 
 
+def _opener_loop(path, stop):
+    while not stop.is_set():
+        MemoryBank(path, durability="fast").close()
+
+
+class TestForkWhileOpening(BankTest):
+    def test_fork_while_threads_open_and_close(self):
+        """fork() waits for opens/closes in flight, so a child never inherits
+        the library's registry mutex locked."""
+        stop = threading.Event()
+        threads = [threading.Thread(target=_opener_loop, args=(self.path, stop))
+                   for _ in range(3)]
+        for t in threads:
+            t.start()
+        ctx = multiprocessing.get_context("fork")
+        try:
+            for i in range(10):
+                codes = _run_procs(ctx, _child_write, [(self.bank, "f%d" % i)], timeout=60)
+                self.assertEqual(codes, [0])
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(30)
+        self.assertEqual(self.bank.page_count(), 10)
+
+
 class TestHammer(BankTest):
     durability = "full"
 
@@ -734,7 +771,12 @@ class TestCloseWithThreads(BankTest):
 # ------------------------------------------------------------------ runner
 
 def main():
-    suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules[__name__])
+    module = sys.modules[__name__]
+    loader = unittest.defaultTestLoader
+    if len(sys.argv) > 1:  # e.g. TestFork or TestFork.test_multiprocessing_fork
+        suite = loader.loadTestsFromNames(sys.argv[1:], module)
+    else:
+        suite = loader.loadTestsFromModule(module)
     result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout).run(suite)
     failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
     skipped = len(result.skipped)
