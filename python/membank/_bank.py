@@ -230,6 +230,7 @@ class MemoryBank:
         }
         self._path = os.path.abspath(path)
         self._handle = None
+        self._closed = False            # close() was called
         self._pid = None
         self._busy = 0                  # calls in flight, under _lock
         self._lock = threading.Lock()
@@ -253,16 +254,17 @@ class MemoryBank:
         self._pid = os.getpid()
 
     def _reopen_or_fail(self):
-        """Under _lock: the slow path of _call (a forked child, or closed)."""
-        if self._pid != os.getpid() and self._handle is not None:
-            # A forked child: the inherited handle may only be closed (that
-            # frees its memory without touching the parent's files).
-            with _fork_guard:
-                self._lib.mb_close(self._handle)
-            self._handle = None
-            self._open()
-        if self._handle is None:
+        """Under _lock: the slow path of _call (closed, or a forked child)."""
+        if self._closed:
             raise BankError(None, None, "the bank is closed")
+        if self._pid != os.getpid():
+            if self._handle is not None:
+                # A forked child: the inherited handle may only be closed
+                # (that frees its memory without touching the parent's files).
+                with _fork_guard:
+                    self._lib.mb_close(self._handle)
+                self._handle = None
+            self._open()  # on failure the next call tries again
         return self._handle
 
     def _call(self, fn, *args):
@@ -305,6 +307,7 @@ class MemoryBank:
                 # calls in flight end within microseconds (or a sync): poll
                 if not self._busy or self._pid != os.getpid():
                     handle, self._handle = self._handle, None
+                    self._closed = True
                     break
             time.sleep(0.001)
         if handle is None:
@@ -317,7 +320,7 @@ class MemoryBank:
 
     @property
     def closed(self):
-        return self._handle is None
+        return self._closed
 
     @property
     def path(self):
@@ -351,7 +354,7 @@ class MemoryBank:
         return (_reopen, (self._path, opts))
 
     def __repr__(self):
-        state = "closed" if self._handle is None else "open"
+        state = "closed" if self._closed else "open"
         return "<membank.MemoryBank %r %s>" % (self._path, state)
 
     # -------------------------------------------------------------- pages

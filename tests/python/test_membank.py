@@ -672,6 +672,39 @@ class TestFork(BankTest):
         self.assertEqual(self.bank.get_error_stats()["patterns"], {"ChildError": 1})
         self.bank.update_page("parent-again", {})  # the parent's handle is intact
 
+    def test_closed_bank_stays_closed_in_a_child(self):
+        self.bank.close()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                self.bank.get_page("p")
+            except BankError as exc:
+                code = 0 if exc.code is None else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        self.assertEqual(os.waitstatus_to_exitcode(status), 0)
+
+    def test_child_retries_a_failed_reopen(self):
+        moved = self.path + ".away"
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                os.rename(self.path, moved)
+                open(self.path, "w").close()
+                try:
+                    self.bank.get_page("p")  # not a directory: reopen fails
+                except BankError:
+                    os.unlink(self.path)
+                    os.rename(moved, self.path)
+                    code = 0 if self.bank.get_page("p") is None else 3
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        self.assertEqual(os.waitstatus_to_exitcode(status), 0)
+
     def test_multiprocessing_fork(self):
         ctx = multiprocessing.get_context("fork")
         codes = _run_procs(ctx, _child_write, [(self.bank, "mp%d" % i) for i in range(3)])
