@@ -334,11 +334,13 @@ static bool all_final(const tally *t, const pid_t *pids)
 	return true;
 }
 
-/* Watch the workers until each has sent its last report or died. */
-static void watch(const demo *d, tally *t, int rfd, pid_t *pids, int *status, double t0)
+/* Watch the workers until each has sent its last report or died.
+ * Returns true when a signal cut the run short. */
+static bool watch(const demo *d, tally *t, int rfd, pid_t *pids, int *status, double t0)
 {
 	struct pollfd pfd = { .fd = rfd, .events = POLLIN };
 	double next_line = t0 + (d->c->tty ? 0.25 : 1.0);
+	bool stopped = false;
 	sigset_t stop;
 
 	sigemptyset(&stop);
@@ -350,10 +352,12 @@ static void watch(const demo *d, tally *t, int rfd, pid_t *pids, int *status, do
 			drain(t, rfd);
 		/* The terminal sends SIGINT to every child too; a SIGTERM to the
 		 * parent alone is passed on, and workers stop at their next check. */
-		if (sigtimedwait(&stop, NULL, &zero) >= 0)
+		if (sigtimedwait(&stop, NULL, &zero) >= 0) {
+			stopped = true;
 			for (unsigned k = 0; k < t->workers; k++)
 				if (pids[k] > 0)
 					kill(pids[k], SIGTERM);
+		}
 		for (unsigned k = 0; k < t->workers; k++)
 			if (pids[k] > 0 && waitpid(pids[k], &status[k], WNOHANG) == pids[k]) {
 				drain(t, rfd);
@@ -367,6 +371,7 @@ static void watch(const demo *d, tally *t, int rfd, pid_t *pids, int *status, do
 	for (unsigned k = 0; k < t->workers; k++)
 		if (pids[k] > 0)
 			waitpid(pids[k], &status[k], 0);
+	return stopped;
 }
 
 /* ------------------------------------------------------------- the check */
@@ -712,9 +717,11 @@ static int run(demo *d)
 	for (unsigned k = 0; k < d->workers; k++)
 		pids[k] = spawn(d, fds[0], (int)k, t0 + d->seconds, &set);
 	close(fds[1]);
-	watch(d, t, fds[0], pids, status, t0);
+	bool stopped = watch(d, t, fds[0], pids, status, t0);
 	elapsed = now_s() - t0;
 	progress(d, t, elapsed, true);
+	if (stopped)
+		printf("stopped early by a signal after %.1f s\n", elapsed);
 	ex = stop_compactor(t, fds[0], comp) ? EX_BANK : EX_OK;
 	close(fds[0]);
 	sum_up(t, &s);

@@ -49,6 +49,9 @@ static const char main_usage[] =
 	"  -h, --help              this help; 'membank <command> --help' for each command\n"
 	"      --version           print the version\n"
 	"\n"
+	"Options may follow the command's words; '--' ends them, for an argument that\n"
+	"starts with '-' (a lone '-' is stdin).\n"
+	"\n"
 	"exit codes: 0 success, 1 not found, 2 usage error, 3 invalid input, 4 bank error\n";
 
 typedef struct top_cmd {
