@@ -56,6 +56,9 @@ int bank_roll_forward(mb_bank *b, kv_txn *t, mbj_pos *end);
  * one write transaction. */
 int bank_rebuild_store(mb_bank *b);
 
+/* The MB_E* code of an MBJ_E* code. */
+int bank_journal_code(int jrc);
+
 /* An MB_E* code for a journal code, with the journal's message. */
 int bank_journal_fail(mb_bank *b, int jrc, const char *what);
 

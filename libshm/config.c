@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "docs.h"
 
 enum kind { K_STR, K_INT, K_NUM, K_BOOL, K_LEVEL };
 
@@ -239,20 +240,6 @@ int config_apply_patch(mb_config *c, const uint8_t *p, size_t len)
 	return r.p == r.end ? 0 : MB_ECORRUPT;
 }
 
-static void add_time(mb_buf *b, int64_t t)
-{
-	char ts[MB_TIME_LEN];
-
-	if (t == MB_NEVER) {
-		buf_adds(b, "null");
-		return;
-	}
-	mb_format_time(t, ts);
-	buf_addc(b, '"');
-	buf_adds(b, ts);
-	buf_addc(b, '"');
-}
-
 int config_to_json(const mb_config *c, mb_buf *b)
 {
 	buf_adds(b, "{\"notion_settings\":{\"api_version\":");
@@ -273,6 +260,6 @@ int config_to_json(const mb_config *c, mb_buf *b)
 	buf_adds(b, ",\"max_entries\":");
 	json_add_int(b, c->max_entries);
 	buf_adds(b, "},\"last_config_update\":");
-	add_time(b, c->last_update);
+	doc_time(b, c->last_update);
 	return buf_addc(b, '}');
 }

@@ -1,6 +1,7 @@
 /*
  * file.c - atomic file replacement (see file.h).
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -155,4 +156,27 @@ int mb_write_file_atomic(const char *dir, const char *name, const void *data,
 	}
 	free(f);
 	return rc;
+}
+
+int mb_rm_tree(const char *path)
+{
+	struct dirent *e;
+	char sub[4096];
+	struct stat st;
+	DIR *d = opendir(path);
+
+	if (!d)
+		return errno == ENOENT ? 0 : -1;
+	while ((e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		if (mb_pathf(sub, sizeof sub, "%s/%s", path, e->d_name))
+			continue;
+		if (!lstat(sub, &st) && S_ISDIR(st.st_mode))
+			mb_rm_tree(sub);
+		else
+			unlink(sub);
+	}
+	closedir(d);
+	return rmdir(path);
 }

@@ -25,6 +25,9 @@ int afile_write(afile *f, const void *p, size_t n);
 int afile_commit(afile *f);
 void afile_abort(afile *f);
 
+/* Remove a directory and everything in it (no symlink is followed). */
+int mb_rm_tree(const char *path);
+
 /* fsync a directory by path. */
 int fsync_dir(const char *dir);
 

@@ -242,8 +242,6 @@ static void report_json(const mbj_report *r, bool repaired, mb_buf *b)
 
 static int journal_check(const char *bank_path, char **out, bool repair)
 {
-	static const int codes[] = { 0, MB_EIO, MB_ECORRUPT, MB_EVERSION, MB_ENOMEM,
-	                             MB_EINVAL, MB_ENOSPC, MB_EFATAL };
 	const char *path = bank_path && *bank_path ? bank_path : getenv("MEMBANK_DIR");
 	char dir[4096];
 	mbj_report r;
@@ -257,7 +255,7 @@ static int journal_check(const char *bank_path, char **out, bool repair)
 	mb_pathf(dir, sizeof dir, "%s/journal", path);
 	memset(&r, 0, sizeof r);
 	rc = repair ? mbj_repair(dir, &r) : mbj_verify(dir, &r);
-	rc = rc < 0 && -rc < (int)(sizeof codes / sizeof codes[0]) ? codes[-rc] : (rc ? MB_EIO : 0);
+	rc = bank_journal_code(rc);
 	if (repair && !rc && (r.damaged || r.torn_tail))
 		checkpoint_mark_stale(path);
 	report_json(&r, repair && !rc, &doc);

@@ -24,28 +24,6 @@
 #include "file.h"
 #include "load.h"
 
-static int rm_tree(const char *path)
-{
-	struct dirent *e;
-	char sub[4096];
-	struct stat st;
-	DIR *d = opendir(path);
-
-	if (!d)
-		return errno == ENOENT ? 0 : -1;
-	while ((e = readdir(d))) {
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-			continue;
-		mb_pathf(sub, sizeof sub, "%s/%s", path, e->d_name);
-		if (!lstat(sub, &st) && S_ISDIR(st.st_mode))
-			rm_tree(sub);
-		else
-			unlink(sub);
-	}
-	closedir(d);
-	return rmdir(path);
-}
-
 /* Is anything but our lock file in @path?  Missing counts as empty. */
 static bool has_content(const char *path)
 {
@@ -159,7 +137,7 @@ static int move_into_place(const char *aside, const char *path)
 		rename(old, path);
 		return rc;
 	}
-	rm_tree(old);
+	mb_rm_tree(old);
 	if ((parent = parent_of(path))) {
 		fsync_dir(parent);
 		free(parent);
@@ -193,10 +171,10 @@ int mb_restore(const char *from, const char *bank_path, const mb_options *opts, 
 			return rc;
 	}
 	mb_pathf(aside, sizeof aside, "%s.restore-%ld", bank_path, (long)getpid());
-	rm_tree(aside);
+	mb_rm_tree(aside);
 	if (!(rc = build_aside(from, aside, opts)))
 		rc = move_into_place(aside, bank_path);
-	rm_tree(aside);
+	mb_rm_tree(aside);
 	if (!rc)
 		mb_clear_error(NULL);
 	return rc;

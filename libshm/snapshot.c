@@ -199,27 +199,6 @@ static int purge_expired(mb_bank *b, mb_snapshot_info *info)
 	return 0;
 }
 
-static int rm_tree(const char *path)
-{
-	struct dirent *e;
-	char sub[4096];
-	DIR *d = opendir(path);
-
-	if (!d)
-		return errno == ENOENT ? 0 : -1;
-	while ((e = readdir(d))) {
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-			continue;
-		mb_pathf(sub, sizeof sub, "%s/%s", path, e->d_name);
-		if (e->d_type == DT_DIR)
-			rm_tree(sub);
-		else
-			unlink(sub);
-	}
-	closedir(d);
-	return rmdir(path);
-}
-
 /* Swap the bank directory's view of the files to checkpoint/<name>. */
 static int link_view(mb_bank *b, const char *ckdir)
 {
@@ -254,7 +233,7 @@ static void prune_checkpoints(const char *root, const char *keep)
 		if (e->d_name[0] != '.' ? strcmp(e->d_name, keep) < 0
 		                        : !strncmp(e->d_name, ".tmp-", 5)) {
 			mb_pathf(sub, sizeof sub, "%s/%s", root, e->d_name);
-			rm_tree(sub);
+			mb_rm_tree(sub);
 		}
 	closedir(d);
 }
@@ -267,7 +246,7 @@ static int checkpoint_commit(mb_bank *b, const char *root, const char *tmp,
 
 	snprintf(name, sizeof name, "%020llu", (unsigned long long)end->seq);
 	mb_pathf(final, sizeof final, "%s/%s", root, name);
-	rm_tree(final);  /* the same seq again: same content */
+	mb_rm_tree(final);  /* the same seq again: same content */
 	if (rename(tmp, final) || fsync_dir(root))
 		return mb_fail(b, mb_errno_code(errno), "snapshot: %s: %s", final, strerror(errno));
 	if ((rc = link_view(b, final)))
@@ -305,14 +284,14 @@ static int snapshot_checkpoint(mb_bank *b, mb_snapshot_info *info)
 		rc = mb_fail(b, mb_errno_code(errno), "snapshot: %s: %s", root, strerror(errno));
 		goto out;
 	}
-	rm_tree(tmp);
+	mb_rm_tree(tmp);
 	if (mkdir(tmp, b->dir_mode)) {
 		rc = mb_fail(b, mb_errno_code(errno), "snapshot: %s: %s", tmp, strerror(errno));
 		goto out;
 	}
 	if (!(rc = purge_expired(b, info)) && !(rc = write_all(b, tmp, &end, info)))
 		rc = checkpoint_commit(b, root, tmp, &end, info);
-	rm_tree(tmp);
+	mb_rm_tree(tmp);
 out:
 	close(lock);
 	return rc;

@@ -82,11 +82,19 @@ int bank_jend_store(kv_txn *t, const mbj_pos *pos)
 	return kv_put(t, KV_META, (kv_val){ "jend", 4 }, (kv_val){ v, 24 });
 }
 
-int bank_journal_fail(mb_bank *b, int jrc, const char *what)
+int bank_journal_code(int jrc)
 {
 	static const int codes[] = { 0, MB_EIO, MB_ECORRUPT, MB_EVERSION, MB_ENOMEM,
 	                             MB_EINVAL, MB_ENOSPC, MB_EFATAL };
-	int code = jrc < 0 && -jrc < (int)(sizeof codes / sizeof codes[0]) ? codes[-jrc] : MB_EIO;
+
+	if (jrc >= 0)
+		return 0;
+	return -jrc < (int)(sizeof codes / sizeof codes[0]) ? codes[-jrc] : MB_EIO;
+}
+
+int bank_journal_fail(mb_bank *b, int jrc, const char *what)
+{
+	int code = bank_journal_code(jrc);
 	const char *msg = b->jn ? mbj_errmsg(b->jn) : "";
 
 	if (code == MB_EFATAL)
