@@ -193,6 +193,20 @@ class Init(CliTest):
         self.assertEqual(os.stat(self.bank).st_mode & 0o777, 0o700)
         self.assertEqual(self.ok("init"), self.bank + "\n")  # again: still fine
 
+    def test_files_are_private(self):
+        self.seed()
+        self.ok("snapshot")
+        for root, dirs, files in os.walk(self.bank):
+            for d in dirs:
+                self.assertEqual(os.stat(os.path.join(root, d)).st_mode & 0o777, 0o700, d)
+            for f in files:
+                self.assertEqual(os.stat(os.path.join(root, f)).st_mode & 0o777, 0o600, f)
+
+    def test_empty_bank_argument(self):
+        p = subprocess.run([MEMBANK, "-b", "", "init"], capture_output=True)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn(b"usage:", p.stderr)
+
     def test_bank_long_option(self):
         p = subprocess.run([MEMBANK, "--bank", self.bank, "init"], capture_output=True)
         self.assertEqual(p.stdout.decode(), self.bank + "\n")
@@ -455,6 +469,16 @@ class SyncErrors(CliTest):
                          [("success", None), ("failed", "HTTP 409 conflict_error"),
                           ("running", None), ("success", "partial")])
         self.assertEqual(s["last_successful_sync"], s["sync_history"][0]["timestamp"])
+
+    def test_empty_error_counts_a_failure(self):
+        self.ok("sync", "record", "failed", "--error=")
+        s = self.doc("sync", "status")
+        self.assertEqual((s["error_count"], s["success_count"]), (1, 0))
+        self.assertEqual(s["sync_history"][0]["error"], "")
+
+    def test_argument_starting_with_dash(self):
+        self.ok("error", "log", "timeout", "--", "-5 retries left")
+        self.assertEqual(self.doc("error", "stats")["last_error"]["message"], "-5 retries left")
 
     def test_fresh_status(self):
         self.ok("init")
@@ -810,6 +834,17 @@ class Demo(CliTest):
         self.assertTrue(all(re.fullmatch(r"[0-9a-f]{32}", k) for k in pages["pages"]))
         m = re.search(r"^total\s+(\d+)\s+(\d+)", out, re.M)
         self.assertGreater(int(m.group(1)), 0)
+
+    def test_demo_stops_on_sigterm(self):
+        p = subprocess.Popen([MEMBANK, "demo", "--seconds", "60", "--workers", "2"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env=dict(os.environ, TMPDIR=self.tmp))
+        time.sleep(1.5)
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 0, out.decode() + err.decode())
+        self.assertIn(b"stopped early by a signal", out)
+        self.assertIn(b"result: all checks passed", out)
 
     def test_demo_refuses_nonempty_bank(self):
         self.ok("page", "put", "x", "{}")
