@@ -358,6 +358,9 @@ int mbj_seg_read(mbj_seg *s, uint64_t off, uint64_t expect, mbj_record *rec,
 	size_t hn = s->size - off < MBJ_REC_HDR ? (size_t)(s->size - off)
 	                                        : MBJ_REC_HDR;
 	r = seg_fetch(s, off, hn, &h);
+	/* the file was cut (a failed append's ftruncate) after it was sized */
+	if (r == 0 && refresh_size(s) == 0 && off >= s->size)
+		return MBJ_AT_END;
 	if (r <= 0)
 		return r < 0 ? r : MBJ_EIO;
 	if (all_zero(h, hn))
