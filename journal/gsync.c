@@ -35,7 +35,9 @@
  * it.  A futex word holds no per-waiter state, so a dead waiter costs
  * nothing.
  *
- * REBOOT.  durable_seq must never claim more than is durable.  After a
+ * REBOOT.  durable_seq must never claim more than is durable.  (Without a
+ * readable boot id the state is never reset: a reboot must then delete
+ * sync.shm, which is what mbj_repair does too.)  After a
  * reboot the file's content is stale (and its mutex may look owned by a
  * thread id that is reused), so the header keeps the boot id
  * (/proc/sys/kernel/random/boot_id) and the state is reinitialised, under an
@@ -420,10 +422,8 @@ int mbj_shm_recover(mbj_log *log)
 	if (!mbj_shm_failed(log))
 		return 0;
 	int r = resync_from(log, mbj_durable_seq(log));
-	if (r < 0) {
-		__atomic_store_n(&log->fatal, 0, __ATOMIC_SEQ_CST);
-		return r == MBJ_EFATAL ? r : MBJ_EFATAL;
-	}
+	if (r < 0)
+		return MBJ_EFATAL;
 	shm_lock(sh);
 	sh->failed = 0;
 	sh->durable_seq = sh->written_seq;

@@ -163,7 +163,10 @@ typedef struct mbj_iter mbj_iter;
  * an empty one iterates nothing. */
 int mbj_iter_open(const char *dir, uint64_t from_seq, mbj_iter **out);
 /* 1: *rec filled; 0: end of data (a torn tail at the very end is end of
- * data); <0: MBJ_ECORRUPT (damage followed by valid records) or MBJ_EIO. */
+ * data); <0: MBJ_ECORRUPT (damage followed by valid records) or MBJ_EIO.
+ * Records appended but not yet committed by the store (and not yet
+ * durable) are returned too: a replay stops at the store's committed end.
+ * After 0, a later call sees records appended since. */
 int mbj_iter_next(mbj_iter *it, mbj_record *rec);
 const char *mbj_iter_errmsg(const mbj_iter *it);
 void mbj_iter_close(mbj_iter *it);

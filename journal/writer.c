@@ -390,6 +390,14 @@ int mbj_next_at(mbj_log *log, const mbj_pos *end, mbj_record *rec)
 		return r;
 	/* Fast path: a zero header in a segment already scanned this boot. */
 	r = mbj_seg_read(&log->rseg, end->offset, end->seq + 1, rec, &why);
+	if (r == MBJ_AT_END && end->offset > log->rseg.size) {
+		mbj_set_err(log, "the committed end %llu lies past the end of "
+		            "segment %llu (%llu bytes)",
+		            (unsigned long long)end->offset,
+		            (unsigned long long)end->segment,
+		            (unsigned long long)log->rseg.size);
+		return MBJ_ECORRUPT;
+	}
 	if (r == MBJ_AT_BAD ||
 	    (r == MBJ_AT_END && mbj_shm_clean_segment(log) != end->segment))
 		r = settle_tail(log, end, rec);
@@ -483,6 +491,8 @@ static int create_segment(mbj_log *log, uint64_t first, uint64_t need)
 		r = make_room(log, need);
 	if (r == 0)
 		r = mbj_dir_sync(log);
+	if (r == 0)   /* zero-filled by us: no stale bytes to scan for */
+		mbj_shm_set_clean_segment(log, first);
 	if (r < 0 && r != MBJ_EFATAL) {
 		/* Nothing of ours is in it: leave no torn roll behind. */
 		unlinkat(log->dirfd, name, 0);

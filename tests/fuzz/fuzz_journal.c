@@ -1,9 +1,11 @@
 /*
  * fuzz_journal.c - libFuzzer target: hostile bytes as journal segments.
  *
- * Input: byte 0 selects the layout.  Even: bytes 1.. are segment 1.  Odd:
- * byte 1 names a second segment (first seq 2 + byte 1) and the rest is
- * split in half between segment 1 and it.  Then verify, iterate, settle the
+ * Input: byte 0 selects the layout.  Bit 0 clear: bytes 1.. are segment 1.
+ * Bit 0 set: byte 1 names a second segment (first seq 2 + byte 1) and the
+ * rest is split in half between segment 1 and it.  Bit 1 set: the header
+ * and record CRCs are recomputed before writing, so that mutations of
+ * lengths, seqs and types get past the CRC and reach the later checks.  Then verify, iterate, settle the
  * tail with mbj_next_at, append, and repair run on it, and these must hold
  * (abort otherwise):
  *  - the iterator yields exactly what verify counted, in seq order;
@@ -42,9 +44,46 @@ static void empty_dir(void)
 	closedir(d);
 }
 
-static void put_segment(uint64_t first, const uint8_t *p, size_t n)
+static uint32_t le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[3] << 24;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* Make every frame that fits carry a correct CRC (format: segment.c). */
+static void fix_crcs(uint8_t *p, size_t n)
+{
+	if (n < MBJ_SEG_HDR)
+		return;
+	put32(p + 28, mbj_crc32c(0, p, 28));
+	for (size_t off = MBJ_SEG_HDR; n - off >= MBJ_REC_HDR;) {
+		uint32_t len = le32(p + off);
+		if (len > n - off - MBJ_REC_HDR)
+			break;
+		uint32_t c = mbj_crc32c(0, p + off, 4);
+		put32(p + off + 4, mbj_crc32c(c, p + off + 8, 17 + (size_t)len));
+		off += MBJ_REC_HDR + len;
+	}
+}
+
+static void put_segment(uint64_t first, const uint8_t *data, size_t n,
+                        bool fix)
 {
 	char path[200], name[MBJ_SEG_NAME_LEN + 1];
+	uint8_t *p = malloc(n ? n : 1);
+
+	if (!p)
+		abort();
+	if (n)
+		memcpy(p, data, n);
+	if (fix)
+		fix_crcs(p, n);
 
 	mbj_seg_name(name, first);
 	snprintf(path, sizeof(path), "%s/%s", jdir, name);
@@ -54,6 +93,7 @@ static void put_segment(uint64_t first, const uint8_t *p, size_t n)
 	if (n && write(fd, p, n) != (ssize_t)n)
 		abort();
 	close(fd);
+	free(p);
 }
 
 /* Iterate everything; returns the count, *end the last record's end. */
@@ -118,12 +158,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 2)
 		return 0;
 	empty_dir();
+	bool fix = data[0] & 2;
 	if (data[0] & 1) {
 		size_t half = (size - 2) / 2;
-		put_segment(1, data + 2, half);
-		put_segment(2 + data[1], data + 2 + half, size - 2 - half);
+		put_segment(1, data + 2, half, fix);
+		put_segment(2 + data[1], data + 2 + half, size - 2 - half, fix);
 	} else {
-		put_segment(1, data + 1, size - 1);
+		put_segment(1, data + 1, size - 1, fix);
 	}
 	int vr = mbj_verify(jdir, &rep);
 	uint64_t n = iterate(&rc, &end);

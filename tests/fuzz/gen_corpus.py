@@ -4,9 +4,10 @@ top of journal/segment.c (an independent implementation of it, so a seed
 that the C reader rejects shows a mismatch between the doc and the code).
 
 Usage: tests/fuzz/gen_corpus.py [OUTDIR]   (default tests/fuzz/corpus/journal)
-Input layout of the target: byte 0 even -> bytes 1.. are segment 1;
-byte 0 odd -> byte 1 names a second segment (first seq 2 + byte 1) and the
-rest is split in half between the two segments.
+Input layout of the target: byte 0 bit 0 clear -> bytes 1.. are segment 1;
+set -> byte 1 names a second segment (first seq 2 + byte 1) and the rest is
+split in half between the two segments.  Bit 1 set: the target recomputes
+the CRCs (the "fixcrc-" seeds).
 """
 import os
 import struct
@@ -60,6 +61,8 @@ def main():
     a, b = a + bytes(n - len(a)), b + bytes(n - len(b))
     seeds["two-segments"] = b"\x01\x03" + a + b
     seeds["two-segments-gap"] = b"\x01\x04" + a + b
+    seeds["fixcrc-seq-gap"] = b"\x02" + header(1) + record(1, b"a") + record(5, b"b") + bytes(30)
+    seeds["fixcrc-two-segments"] = b"\x03\x03" + a + b
     for name, data in seeds.items():
         with open(os.path.join(outdir, name), "wb") as f:
             f.write(data)

@@ -266,6 +266,50 @@ static void test_threads_share_one_log(void **state)
 	jt_rm_rf(base);
 }
 
+/* Readers take no lock: one that races a writer (appends and rolls) must
+ * never see damage, only a shorter journal. */
+static void test_reader_races_writer(void **state)
+{
+	(void)state;
+	char base[64], jdir[80];
+	struct shared *sh = shared_page();
+
+	jt_mkdir(base, jdir);
+	assert_int_equal(mkdir(jdir, 0700), 0);
+	pid_t w = fork();
+	assert_true(w >= 0);
+	if (w == 0) {
+		mbj_options o = { .segment_bytes = JT_SMALL_SEG };
+		mbj_log *log;
+		mbj_pos end = { 0, 0, 0 };
+		if (mbj_open(jdir, &o, &log) != 0)
+			_exit(2);
+		for (int i = 0; i < 3000; i++)
+			if (jt_append(log, &end) != 0)
+				_exit(3);
+		sh->leader_in_sync = 1;   /* done */
+		mbj_close(log);
+		_exit(0);
+	}
+	uint64_t prev = 0, rounds = 0;
+	while (!sh->leader_in_sync || rounds < 2) {
+		mbj_report rep;
+		int r = mbj_verify(jdir, &rep);
+		if (r != 0)
+			print_message("verify: %d %s at %s:%llu\n", r, rep.reason,
+			              rep.damage_segment,
+			              (unsigned long long)rep.damage_offset);
+		assert_int_equal(r, 0);
+		assert_true(rep.records >= prev);
+		prev = rep.records;
+		rounds++;
+	}
+	assert_int_equal(wait_bounded(w, 30000), 0);
+	assert_int_equal(prev, 3000);
+	munmap(sh, sizeof(*sh));
+	jt_rm_rf(base);
+}
+
 static void test_sync_of_unwritten_seq_is_refused(void **state)
 {
 	(void)state;
@@ -290,6 +334,7 @@ int main(void)
 		cmocka_unit_test(test_group_commit_four_processes),
 		cmocka_unit_test(test_killed_leader_strands_nobody),
 		cmocka_unit_test(test_threads_share_one_log),
+		cmocka_unit_test(test_reader_races_writer),
 		cmocka_unit_test(test_sync_of_unwritten_seq_is_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -170,6 +170,59 @@ static void test_append_bad_arguments(void **state)
 	jt_rm_rf(base);
 }
 
+static void test_large_records(void **state)
+{
+	(void)state;
+	char base[64], jdir[80];
+	mbj_options o = { .segment_bytes = JT_SMALL_SEG };
+	mbj_log *log;
+	mbj_pos end = { 0, 0, 0 };
+	mbj_record rec;
+	const uint32_t sizes[] = { 1u << 20, MBJ_MAX_PAYLOAD, 10 };
+	uint8_t *big = malloc(MBJ_MAX_PAYLOAD);
+
+	assert_non_null(big);
+	for (uint32_t i = 0; i < MBJ_MAX_PAYLOAD; i++)
+		big[i] = (uint8_t)(i * 31 + (i >> 16));
+	jt_mkdir(base, jdir);
+	assert_int_equal(mbj_open(jdir, &o, &log), 0);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(mbj_next_at(log, &end, &rec), 0);
+		assert_int_equal(mbj_append(log, &end, 2, 0, big, sizes[i], &end), 0);
+		assert_int_equal(end.segment, end.seq);   /* each rolled */
+	}
+	mbj_close(log);
+	mbj_iter *it;
+	assert_int_equal(mbj_iter_open(jdir, 0, &it), 0);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(mbj_iter_next(it, &rec), 1);
+		assert_int_equal(rec.len, sizes[i]);
+		assert_memory_equal(rec.payload, big, sizes[i]);
+	}
+	assert_int_equal(mbj_iter_next(it, &rec), 0);
+	mbj_iter_close(it);
+	free(big);
+	jt_rm_rf(base);
+}
+
+static void test_end_past_file_is_corrupt(void **state)
+{
+	(void)state;
+	char base[64], jdir[80];
+	mbj_pos ends[3];
+	mbj_log *log;
+	mbj_record rec;
+
+	jt_mkdir(base, jdir);
+	jt_build(jdir, JT_SMALL_SEG, 3, ends);
+	mbj_pos far = { 1, JT_SMALL_SEG + 100, 3 };
+	assert_int_equal(mbj_open(jdir, NULL, &log), 0);
+	assert_int_equal(mbj_next_at(log, &far, &rec), MBJ_ECORRUPT);
+	assert_non_null(strstr(mbj_errmsg(log), "past the end"));
+	mbj_close(log);
+	jt_rm_rf(base);
+}
+
 /* Damage modes for the torn-tail test. */
 enum { CUT_TRUNCATE, CUT_ZEROS, CUT_GARBAGE };
 
@@ -650,6 +703,8 @@ int main(void)
 		cmocka_unit_test(test_next_at_pending_record),
 		cmocka_unit_test(test_next_at_across_roll),
 		cmocka_unit_test(test_append_bad_arguments),
+		cmocka_unit_test(test_large_records),
+		cmocka_unit_test(test_end_past_file_is_corrupt),
 		cmocka_unit_test(test_torn_tail_every_offset),
 		cmocka_unit_test(test_bitflip_every_bit),
 		cmocka_unit_test(test_random_bitflips),
