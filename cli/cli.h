@@ -63,8 +63,11 @@ int cli_getopt(const cli *c, int argc, char **argv, const char *shortopts,
 int cli_positional(cli *c, int argc, char **argv, int min, int max, int *ex);
 int cli_parse_u64(const char *s, uint64_t max, uint64_t *out);
 
-/* The bank, opened with the global options. */
+/* The bank, opened with the global options: created when missing by the
+ * commands that write, never by those that only read (a typo in -b must not
+ * leave a new bank behind). */
 int cli_open(const cli *c, mb_bank **out);
+int cli_open_existing(const cli *c, mb_bank **out);
 
 /* Print a JSON document: one line when stdout is not a terminal, indented
  * when it is.  Returns an exit code. */

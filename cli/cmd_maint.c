@@ -40,7 +40,7 @@ int cmd_stats(cli *c, int argc, char **argv)
 	           "map use, readers and their lag, journal segments.\n";
 	if (cli_positional(c, argc, argv, 0, 0, &ex))
 		return ex;
-	if ((ex = cli_open(c, &b)))
+	if ((ex = cli_open_existing(c, &b)))
 		return ex;
 	if ((rc = mb_stats(b, &json)))
 		ex = cli_fail(c, b, rc, "cannot read the statistics");
@@ -105,7 +105,7 @@ int cmd_snapshot(cli *c, int argc, char **argv)
 	mb_bank *b = NULL;
 	int rc;
 
-	if ((ex = cli_open(c, &b)))
+	if ((ex = cli_open_existing(c, &b)))
 		return ex;
 	if ((rc = mb_snapshot(b, out, &info))) {
 		ex = cli_fail(c, b, rc, "snapshot failed");
@@ -147,7 +147,7 @@ int cmd_restore(cli *c, int argc, char **argv)
 	if (rc)
 		return cli_fail(c, NULL, rc, "cannot restore from %s", argv[optind]);
 	mb_bank *b = NULL;
-	if ((ex = cli_open(c, &b)))
+	if ((ex = cli_open_existing(c, &b)))
 		return ex;
 	puts(mb_path(b));
 	mb_close(b);
@@ -184,7 +184,7 @@ static int compact_loop(cli *c, const char *out, uint64_t every)
 	/* Blocked before the bank opens: a SIGTERM that arrives at any moment
 	 * stays pending until the next wait, so a snapshot always completes. */
 	cli_block_signals(&set);
-	if ((ex = cli_open(c, &b)))
+	if ((ex = cli_open_existing(c, &b)))
 		return ex;
 	for (;;) {
 		if ((rc = mb_snapshot(b, out, &info))) {
@@ -321,7 +321,7 @@ static int journal_tail(cli *c, int argc, char **argv)
 		return ex;
 	if (optind != argc)
 		return cli_usage_error(c, "too many arguments");
-	if ((ex = cli_open(c, &b)))
+	if ((ex = cli_open_existing(c, &b)))
 		return ex;
 	if ((rc = mb_journal_last_seq(b, &last))) {
 		ex = cli_fail(c, b, rc, "cannot read the journal");
@@ -347,10 +347,10 @@ static int journal_check(cli *c, int argc, char **argv, check_fn fn, const char 
 	if (cli_positional(c, argc, argv, 0, 0, &ex))
 		return ex;
 	rc = fn(c->bank_dir, &report);
-	if (report)
+	if (report && (!rc || rc == MB_ECORRUPT))
 		cli_print_json(c, report);
 	if (rc)
-		cli_fail(c, NULL, rc, "%s", what);
+		cli_fail(c, NULL, rc, "%s", rc == MB_ECORRUPT ? what : "cannot check the journal");
 	mb_free(report);
 	/* A damaged journal is a bank error, whatever the code's class. */
 	return rc ? EX_BANK : EX_OK;

@@ -52,7 +52,7 @@ static int page_get(cli *c, int argc, char **argv)
 
 	if (cli_positional(c, argc, argv, 1, 1, &ex))
 		return ex;
-	if ((ex = cli_open(c, &b)))
+	if ((ex = cli_open_existing(c, &b)))
 		return ex;
 	if ((rc = mb_page_get(b, argv[optind], &json, NULL)))
 		ex = cli_fail(c, b, rc, "page \"%s\"", argv[optind]);
@@ -70,7 +70,7 @@ static int page_rm(cli *c, int argc, char **argv)
 
 	if (cli_positional(c, argc, argv, 1, 1, &ex))
 		return ex;
-	if ((ex = cli_open(c, &b)))
+	if ((ex = cli_open_existing(c, &b)))
 		return ex;
 	if ((rc = mb_page_delete(b, argv[optind])))
 		ex = cli_fail(c, b, rc, "page \"%s\"", argv[optind]);
@@ -143,7 +143,7 @@ static int page_list(cli *c, int argc, char **argv)
 		return ex;
 	if (optind != argc)
 		return cli_usage_error(c, "too many arguments");
-	if ((ex = cli_open(c, &b)))
+	if ((ex = cli_open_existing(c, &b)))
 		return ex;
 	ex = list_pages(c, b, limit);
 	mb_close(b);
@@ -158,7 +158,7 @@ static int page_count(cli *c, int argc, char **argv)
 
 	if (cli_positional(c, argc, argv, 0, 0, &ex))
 		return ex;
-	if ((ex = cli_open(c, &b)))
+	if ((ex = cli_open_existing(c, &b)))
 		return ex;
 	if ((rc = mb_page_count(b, &n)))
 		ex = cli_fail(c, b, rc, "cannot count the pages");

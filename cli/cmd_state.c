@@ -21,7 +21,7 @@ static int print_doc(cli *c, int argc, char **argv, doc_fn fn, const char *what)
 
 	if (cli_positional(c, argc, argv, 0, 0, &ex))
 		return ex;
-	if ((ex = cli_open(c, &b)))
+	if ((ex = cli_open_existing(c, &b)))
 		return ex;
 	if ((rc = fn(b, &json)))
 		ex = cli_fail(c, b, rc, "cannot read %s", what);
@@ -168,7 +168,7 @@ static int config_get(cli *c, int argc, char **argv)
 
 	if (cli_positional(c, argc, argv, 0, 1, &ex))
 		return ex;
-	if ((ex = cli_open(c, &b)))
+	if ((ex = cli_open_existing(c, &b)))
 		return ex;
 	if ((rc = mb_config_get(b, &json)))
 		ex = cli_fail(c, b, rc, "cannot read the config");

@@ -137,14 +137,26 @@ int cli_parse_u64(const char *s, uint64_t max, uint64_t *out)
 	return 0;
 }
 
-int cli_open(const cli *c, mb_bank **out)
+static int open_bank(const cli *c, bool create, mb_bank **out)
 {
-	int rc = mb_open(c->bank_dir, &c->opts, out);
+	mb_options opts = c->opts;
+	int rc;
 
-	if (rc)
+	opts.create = create;
+	if ((rc = mb_open(c->bank_dir, &opts, out)))
 		return cli_fail(c, NULL, rc, "cannot open the bank %s",
 		                c->bank_dir ? c->bank_dir : "(default)");
 	return EX_OK;
+}
+
+int cli_open(const cli *c, mb_bank **out)
+{
+	return open_bank(c, true, out);
+}
+
+int cli_open_existing(const cli *c, mb_bank **out)
+{
+	return open_bank(c, false, out);
 }
 
 int cli_print_json(const cli *c, const char *json)

@@ -224,6 +224,18 @@ class Init(CliTest):
         self.assertEqual(self.ok("init", bank=False, env=env, cwd=self.tmp), "./memory-bank\n")
         self.assertTrue(os.path.isdir(os.path.join(self.tmp, "memory-bank", "store")))
 
+    def test_reads_do_not_create(self):
+        for args in (["page", "get", "x"], ["page", "list"], ["page", "count"], ["page", "rm", "x"],
+                     ["sync", "status"], ["error", "stats"], ["config", "get"], ["stats"],
+                     ["snapshot"], ["journal", "tail"], ["journal", "verify"]):
+            err = self.fails(4, *args)
+            self.assertIn(self.bank, err)
+            self.assertFalse(os.path.exists(self.bank), args)
+
+    def test_writes_create(self):
+        self.ok("sync", "record", "success")
+        self.assertEqual(self.doc("sync", "status")["success_count"], 1)
+
     def test_not_a_bank_exits_4(self):
         os.makedirs(self.bank)
         with open(os.path.join(self.bank, "unrelated.txt"), "w") as f:
