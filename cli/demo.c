@@ -683,8 +683,10 @@ static int stop_compactor(tally *t, int rfd, pid_t comp)
 	struct pollfd pfd = { .fd = rfd, .events = POLLIN };
 	int status = 0;
 
-	if (comp <= 0)
-		return 0;
+	if (comp == 0)
+		return 0;   /* a build without snapshots has no compactor */
+	if (comp < 0)
+		return -1;  /* fork failed */
 	kill(comp, SIGTERM);
 	while (poll(&pfd, 1, 1000) >= 0 && drain(t, rfd))
 		;
