@@ -235,6 +235,19 @@ class TestBadInput(BankTest):
                 small.update_page("p", {"x": "y" * 100})
             self.assertIsNone(small.get_page("p"))
 
+    def test_too_deep_json_changes_nothing(self):
+        self.bank.update_page("p", {"v": 1})
+        deep = {}
+        node = deep
+        for _ in range(100):
+            node["x"] = {}
+            node = node["x"]
+        with self.assertRaises(InvalidInput) as cm:
+            self.bank.update_page("p", deep)
+        self.assertEqual(cm.exception.code, -1)
+        self.assertTrue(cm.exception.message)
+        self.assertEqual(self.bank.get_page("p")["properties"], {"v": 1})
+
     def test_bad_options(self):
         with self.assertRaisesRegex(InvalidInput, "durability"):
             MemoryBank(self.path, durability="sometimes")
@@ -366,6 +379,12 @@ class TestConfig(BankTest):
         with self.assertRaises(InvalidInput) as cm:
             self.bank.update_config({"notion_settings": {"retry_attempts": 4, "colour": "red"}})
         self.assertIn("notion_settings.colour", str(cm.exception))
+        self.assertEqual(self.bank.get_config(), before)
+
+    def test_section_of_wrong_type(self):
+        before = self.bank.get_config()
+        with self.assertRaisesRegex(InvalidInput, "notion_settings"):
+            self.bank.update_config({"notion_settings": 5})
         self.assertEqual(self.bank.get_config(), before)
 
     def test_wrong_type_leaves_config_unchanged(self):
