@@ -144,13 +144,8 @@ const char *mbj_iter_errmsg(const mbj_iter *it)
  * 0 end of data, <0 error. */
 static int advance(mbj_iter *it)
 {
-	if (it->i + 1 >= it->count) {
-		int r = relist(it);
-		if (r < 0)
-			return iter_fail(it, r, it->off, "listing the directory failed");
-		if (it->i + 1 >= it->count)
-			return 0;
-	}
+	if (it->i + 1 >= it->count)
+		return 0;
 	mbj_seg_close(&it->seg);
 	it->i++;
 	return open_current(it);
@@ -169,8 +164,11 @@ static int step(mbj_iter *it, mbj_record *rec)
 			return r;
 	}
 	r = mbj_seg_next(&it->seg, it->off, it->expect, last, rec, &why);
-	if (r == MBJ_AT_BAD && relist(it) == 0 && it->i + 1 < it->count) {
-		mbj_seg_forget(&it->seg);   /* rolled meanwhile: look again */
+	/* At the end of what was the newest segment: if a writer rolled since,
+	 * it completed this segment first, so look again before moving on. */
+	if ((r == MBJ_AT_BAD || r == MBJ_AT_END) && last && relist(it) == 0 &&
+	    it->i + 1 < it->count) {
+		mbj_seg_forget(&it->seg);
 		r = mbj_seg_next(&it->seg, it->off, it->expect, false, rec, &why);
 	}
 	if (r == MBJ_AT_REC) {

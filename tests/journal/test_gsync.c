@@ -142,7 +142,7 @@ static void test_group_commit_four_processes(void **state)
 	mbj_log *log;
 
 	jt_mkdir_on("/tmp", base, jdir);
-	assert_int_equal(mbj_open(jdir, NULL, &log), 0);   /* creates the dir */
+	/* the children race to create the directory and sync.shm */
 	for (int i = 0; i < P; i++) {
 		pids[i] = fork();
 		assert_true(pids[i] >= 0);
@@ -154,6 +154,7 @@ static void test_group_commit_four_processes(void **state)
 	uint64_t syncs = 0;
 	for (int i = 0; i < P; i++)
 		syncs += sh->syncs[i];
+	assert_int_equal(mbj_open(jdir, NULL, &log), 0);
 	mbj_report rep;
 	assert_int_equal(mbj_verify(jdir, &rep), 0);
 	assert_int_equal(rep.records, P * EACH);
@@ -291,8 +292,9 @@ static void test_reader_races_writer(void **state)
 		mbj_close(log);
 		_exit(0);
 	}
-	uint64_t prev = 0, rounds = 0;
-	while (!sh->leader_in_sync || rounds < 2) {
+	uint64_t prev = 0, rounds = 0, after = 0;
+	while (after < 2) {
+		after += sh->leader_in_sync;   /* one full round after the end */
 		mbj_report rep;
 		int r = mbj_verify(jdir, &rep);
 		if (r != 0)
@@ -307,6 +309,38 @@ static void test_reader_races_writer(void **state)
 	assert_int_equal(wait_bounded(w, 30000), 0);
 	assert_int_equal(prev, 3000);
 	munmap(sh, sizeof(*sh));
+	jt_rm_rf(base);
+}
+
+/* After a reboot sync.shm is stale: it must not claim durability. */
+static void test_other_boot_resets_sync_state(void **state)
+{
+	(void)state;
+	char base[64], jdir[80], shm[128];
+	mbj_log *log;
+	mbj_pos end = { 0, 0, 0 };
+
+	jt_mkdir(base, jdir);
+	assert_int_equal(mbj_open(jdir, NULL, &log), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(jt_append(log, &end), 0);
+	assert_int_equal(mbj_sync(log, 3), 0);
+	assert_int_equal(mbj_durable_seq(log), 3);
+	mbj_close(log);
+	/* the boot id lives at bytes 16..63 of the header */
+	snprintf(shm, sizeof(shm), "%s/sync.shm", jdir);
+	int fd = open(shm, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, "an-older-boot", 13, 16), 13);
+	close(fd);
+	assert_int_equal(mbj_open(jdir, NULL, &log), 0);
+	assert_int_equal(mbj_durable_seq(log), 0);
+	mbj_record rec;
+	assert_int_equal(mbj_next_at(log, &end, &rec), 0);
+	assert_int_equal(jt_append(log, &end), 0);
+	assert_int_equal(mbj_sync(log, 4), 0);
+	assert_int_equal(mbj_durable_seq(log), 4);
+	mbj_close(log);
 	jt_rm_rf(base);
 }
 
@@ -335,6 +369,7 @@ int main(void)
 		cmocka_unit_test(test_killed_leader_strands_nobody),
 		cmocka_unit_test(test_threads_share_one_log),
 		cmocka_unit_test(test_reader_races_writer),
+		cmocka_unit_test(test_other_boot_resets_sync_state),
 		cmocka_unit_test(test_sync_of_unwritten_seq_is_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
