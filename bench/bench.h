@@ -48,6 +48,9 @@ typedef struct bench_sys {
 	/* One operation: @key is a page index, @n this worker's op counter. */
 	int (*op)(void *h, const bench_cfg *cfg, bench_op op, uint32_t key, uint64_t n);
 	void (*close)(void *h);
+	/* Parent, after each cell (may be NULL): drop what the cell left that
+	 * would distort the next one (e.g. a log grown by a fast cell). */
+	void (*reset)(const bench_cfg *cfg);
 } bench_sys;
 
 /* Defined by each system file; the executable links exactly one. */

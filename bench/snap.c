@@ -9,10 +9,16 @@
  *   bench-snap restore FROMDIR NEWBANK  mb_restore(FROMDIR, NEWBANK)
  *
  * Each step prints one JSON line ({"seconds":..,...}); a missing function
- * prints {"skipped":"not available"} and exits 3.  The functions are looked
+ * prints {"skipped":"not available"} and exits 3.  Snapshot and restore also
+ * report "anon_peak_kib": the largest RssAnon of /proc/self/status, sampled
+ * every 5 ms by a thread (the heap, without the pages of the LMDB map, which
+ * count in the peak RSS of any reader of a large environment, mdb_dump's
+ * too), and "hwm_kib": VmHWM, the peak RSS since exec.  The functions are looked
  * up with dlsym so that this builds before they exist.
  */
 #include <dlfcn.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +36,61 @@ static double now_s(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+typedef struct sampler {
+	pthread_t thread;
+	atomic_bool stop;
+	long anon_peak_kib;      /* written by the thread, read after join */
+} sampler;
+
+/* The value in KiB of @field ("RssAnon:") in /proc/self/status, or -1. */
+static long status_kib(const char *field)
+{
+	char line[256];
+	size_t n = strlen(field);
+	long v = -1;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof line, f))
+		if (strncmp(line, field, n) == 0) {
+			v = strtol(line + n, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return v;
+}
+
+static void *sample(void *arg)
+{
+	sampler *s = arg;
+	const struct timespec tick = {0, 5000000};
+
+	while (!atomic_load(&s->stop)) {
+		long v = status_kib("RssAnon:");
+
+		if (v > s->anon_peak_kib)
+			s->anon_peak_kib = v;
+		nanosleep(&tick, NULL);
+	}
+	return NULL;
+}
+
+static int sampler_start(sampler *s)
+{
+	atomic_init(&s->stop, false);
+	s->anon_peak_kib = status_kib("RssAnon:");
+	return pthread_create(&s->thread, NULL, sample, s);
+}
+
+/* Stop the thread; print the memory fields (no leading comma). */
+static void sampler_stop(sampler *s)
+{
+	atomic_store(&s->stop, true);
+	pthread_join(s->thread, NULL);
+	printf("\"anon_peak_kib\":%ld,\"hwm_kib\":%ld", s->anon_peak_kib, status_kib("VmHWM:"));
 }
 
 static void *lookup(const char *name)
@@ -88,6 +149,7 @@ static int snapshot(const char *path, const char *out)
 {
 	snapshot_fn fn = (snapshot_fn)lookup("mb_snapshot");
 	mb_snapshot_info info = {0};
+	sampler sm;
 	mb_bank *b;
 	double t0;
 	int rc;
@@ -96,6 +158,8 @@ static int snapshot(const char *path, const char *out)
 		return 3;
 	if ((rc = open_fast(path, &b)) != 0)
 		return fail(NULL, "mb_open", rc);
+	if (sampler_start(&sm) != 0)
+		return 1;
 	t0 = now_s();
 	rc = fn(b, out, &info);
 	t0 = now_s() - t0;
@@ -105,14 +169,17 @@ static int snapshot(const char *path, const char *out)
 		return 1;
 	}
 	mb_close(b);
-	printf("{\"seconds\":%.4f,\"pages\":%llu,\"bytes\":%llu}\n", t0,
+	printf("{\"seconds\":%.4f,\"pages\":%llu,\"bytes\":%llu,", t0,
 	       (unsigned long long)info.pages, (unsigned long long)info.bytes);
+	sampler_stop(&sm);
+	printf("}\n");
 	return 0;
 }
 
 static int restore(const char *from, const char *path)
 {
 	restore_fn fn = (restore_fn)lookup("mb_restore");
+	sampler sm;
 	mb_options o;
 	double t0;
 	int rc;
@@ -122,12 +189,16 @@ static int restore(const char *from, const char *path)
 	mb_options_init(&o);
 	o.durability = MB_DURABILITY_FAST;
 	o.map_size = (size_t)4 << 30;
+	if (sampler_start(&sm) != 0)
+		return 1;
 	t0 = now_s();
 	rc = fn(from, path, &o, 0);
 	t0 = now_s() - t0;
 	if (rc != 0)
 		return fail(NULL, "mb_restore", rc);
-	printf("{\"seconds\":%.4f}\n", t0);
+	printf("{\"seconds\":%.4f,", t0);
+	sampler_stop(&sm);
+	printf("}\n");
 	return 0;
 }
 
