@@ -25,11 +25,12 @@
  * is not whole.
  *
  * THREADS.  One mbj_log may be used by several threads at once: mbj_sync()
- * and mbj_durable_seq() from any number of threads; mbj_next_at() and
- * mbj_append() by one thread at a time (the writer lock sees to it, and its
- * acquire/release orders the writer fields).  The leader's cached fd is
- * guarded by a mutex in the handle.  mbj_errmsg() is best effort when
- * threads fail concurrently.  An mbj_iter belongs to one thread.  After
+ * and mbj_durable_seq() from any number of threads, while other threads
+ * call mbj_next_at() and mbj_append() under the writer lock.  The handle's
+ * cached fds are guarded by two mutexes of its own (the writer's, and the
+ * group-commit leader's, kept apart so an append never waits for this
+ * process's fdatasync).  mbj_errmsg() is best effort when threads fail at
+ * the same time.  An mbj_iter belongs to one thread.  After
  * fork() the child opens its own mbj_log.
  *
  * ERRORS are negative MBJ_E* codes; mbj_errmsg() gives the message of the

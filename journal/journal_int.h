@@ -80,15 +80,18 @@ uint64_t mbj_shm_clean_segment(mbj_log *log);
 void mbj_shm_set_clean_segment(mbj_log *log, uint64_t segment);
 int mbj_shm_recover(mbj_log *log);
 
-/* The log handle.  Writer fields are used only under the caller's writer
- * lock; sync fields only by the group-commit leader (one at a time across
- * every process, see gsync.c) under mu. */
+/* The log handle.  Writer fields are used under the caller's writer lock
+ * and, in case a caller shares the handle between threads carelessly, wmu;
+ * sync fields only by the group-commit leader (one at a time across every
+ * process, see gsync.c) under mu.  Two mutexes, so that an append never
+ * waits for this process's leader to finish its fdatasync. */
 struct mbj_log {
 	int dirfd;
 	uint64_t seg_bytes;
 	int file_mode;
 	mbj_io io;                /* every member set */
 	/* writer side */
+	pthread_mutex_t wmu;
 	int wfd;                  /* current segment, -1 none */
 	uint64_t wseg;
 	uint64_t wsize;           /* lower bound of its file size */

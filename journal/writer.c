@@ -112,6 +112,7 @@ int mbj_open(const char *dir, const mbj_options *opts, mbj_log **out)
 	log->dirfd = log->wfd = log->sfd = log->shmfd = -1;
 	mbj_seg_init(&log->rseg);
 	pthread_mutex_init(&log->mu, NULL);
+	pthread_mutex_init(&log->wmu, NULL);
 	log->seg_bytes = o.segment_bytes ? o.segment_bytes
 	                                 : MBJ_DEFAULT_SEGMENT_BYTES;
 	log->file_mode = o.file_mode ? o.file_mode : 0600;
@@ -157,6 +158,7 @@ void mbj_close(mbj_log *log)
 		close(log->dirfd);
 	mbj_seg_close(&log->rseg);
 	pthread_mutex_destroy(&log->mu);
+	pthread_mutex_destroy(&log->wmu);
 	free(log->wbuf);
 	free(log);
 }
@@ -378,7 +380,7 @@ static int settle_tail(mbj_log *log, const mbj_pos *end, mbj_record *rec)
 	return cut_after(log, end);
 }
 
-int mbj_next_at(mbj_log *log, const mbj_pos *end, mbj_record *rec)
+static int next_at_locked(mbj_log *log, const mbj_pos *end, mbj_record *rec)
 {
 	const char *why = "";
 	int r = check_pos(log, end);
@@ -539,8 +541,9 @@ static int write_frame(mbj_log *log, uint64_t off, size_t n)
 	return mbj_errno_code(e);
 }
 
-int mbj_append(mbj_log *log, const mbj_pos *end, uint8_t type, int64_t ts_us,
-               const void *payload, uint32_t len, mbj_pos *new_end)
+static int append_locked(mbj_log *log, const mbj_pos *end, uint8_t type,
+                         int64_t ts_us, const void *payload, uint32_t len,
+                         mbj_pos *new_end)
 {
 	int r = check_pos(log, end);
 
@@ -577,4 +580,21 @@ int mbj_append(mbj_log *log, const mbj_pos *end, uint8_t type, int64_t ts_us,
 	mbj_shm_publish(log, seq, seg);
 	*new_end = (mbj_pos){ seg, off + n, seq };
 	return 0;
+}
+
+int mbj_next_at(mbj_log *log, const mbj_pos *end, mbj_record *rec)
+{
+	pthread_mutex_lock(&log->wmu);
+	int r = next_at_locked(log, end, rec);
+	pthread_mutex_unlock(&log->wmu);
+	return r;
+}
+
+int mbj_append(mbj_log *log, const mbj_pos *end, uint8_t type, int64_t ts_us,
+               const void *payload, uint32_t len, mbj_pos *new_end)
+{
+	pthread_mutex_lock(&log->wmu);
+	int r = append_locked(log, end, type, ts_us, payload, len, new_end);
+	pthread_mutex_unlock(&log->wmu);
+	return r;
 }
