@@ -201,6 +201,11 @@ static void shm_unlock(struct mbj_shm *sh)
 	pthread_mutex_unlock(&sh->mu);
 }
 
+void mbj_shm_lock(mbj_log *log)
+{
+	shm_lock(log->shm);
+}
+
 void mbj_shm_publish(mbj_log *log, uint64_t seq, uint64_t segment)
 {
 	struct mbj_shm *sh = log->shm;

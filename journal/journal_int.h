@@ -79,6 +79,7 @@ void mbj_shm_set_failed(mbj_log *log);
 uint64_t mbj_shm_clean_segment(mbj_log *log);
 void mbj_shm_set_clean_segment(mbj_log *log, uint64_t segment);
 int mbj_shm_recover(mbj_log *log);
+void mbj_shm_lock(mbj_log *log);   /* tests: die holding it */
 
 /* The log handle.  Writer fields are used under the caller's writer lock
  * and, in case a caller shares the handle between threads carelessly, wmu;

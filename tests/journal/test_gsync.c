@@ -312,6 +312,33 @@ static void test_reader_races_writer(void **state)
 	jt_rm_rf(base);
 }
 
+/* A process that dies holding the sync.shm mutex blocks nobody. */
+static void test_owner_dead_mutex_recovered(void **state)
+{
+	(void)state;
+	char base[64], jdir[80];
+	mbj_log *log;
+	mbj_pos end = { 0, 0, 0 };
+
+	jt_mkdir(base, jdir);
+	assert_int_equal(mbj_open(jdir, NULL, &log), 0);
+	pid_t c = fork();
+	assert_true(c >= 0);
+	if (c == 0) {
+		mbj_log *mine;
+		if (mbj_open(jdir, NULL, &mine) != 0)
+			_exit(2);
+		mbj_shm_lock(mine);
+		raise(SIGKILL);
+	}
+	assert_int_equal(wait_bounded(c, 5000), 100);
+	assert_int_equal(jt_append(log, &end), 0);
+	assert_int_equal(mbj_sync(log, end.seq), 0);
+	assert_int_equal(mbj_durable_seq(log), 1);
+	mbj_close(log);
+	jt_rm_rf(base);
+}
+
 /* After a reboot sync.shm is stale: it must not claim durability. */
 static void test_other_boot_resets_sync_state(void **state)
 {
@@ -369,6 +396,7 @@ int main(void)
 		cmocka_unit_test(test_killed_leader_strands_nobody),
 		cmocka_unit_test(test_threads_share_one_log),
 		cmocka_unit_test(test_reader_races_writer),
+		cmocka_unit_test(test_owner_dead_mutex_recovered),
 		cmocka_unit_test(test_other_boot_resets_sync_state),
 		cmocka_unit_test(test_sync_of_unwritten_seq_is_refused),
 	};
