@@ -160,8 +160,10 @@ static void run_ops(void *h, const bench_cfg *cfg, const cell *c, double seconds
 			break;
 		}
 		hdr->ops++;
-		if (lat_push(lat, end - t0) != 0)
+		if (lat_push(lat, end - t0) != 0) {
+			hdr->errors++;   /* out of memory: no figure rather than a partial one */
 			break;
+		}
 	}
 	hdr->elapsed_ns = end - start;
 }
