@@ -4,7 +4,7 @@
  * The bank directory:
  *   membank.json     identity: {"format":1,"history_limit":N}; its absence
  *                    in a non-empty directory means "not a bank"
- *   open.lock        flock'ed exclusively while a process opens the bank, so
+ *   open.lock        locked exclusively while a process opens the bank, so
  *                    that exactly one of them repairs or rebuilds
  *   store/           the LMDB cache (data.mdb, lock.mdb) and boot_id, the
  *                    marker of the boot whose unsynced writes it may hold
@@ -21,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <unistd.h>
@@ -30,6 +29,7 @@
 
 #include "bank.h"
 #include "file.h"
+#include "lockfile.h"
 
 #define DEFAULT_MAP_SIZE ((size_t)64 << 20)
 #define BOOT_ID_LEN 36
@@ -152,6 +152,22 @@ static int dir_is_empty(const char *path, bool *empty)
 			*empty = false;
 	closedir(d);
 	return 0;
+}
+
+/* A non-empty directory without an identity is not ours: say so before
+ * creating anything in it (not even the lock file). */
+static int refuse_foreign(mb_bank *b)
+{
+	char path[4096];
+	struct stat st;
+	bool empty = false;
+
+	if (mb_pathf(path, sizeof path, "%s/%s", b->path, MB_IDENTITY_FILE))
+		return mb_fail(NULL, MB_EINVAL, "%s: path too long", b->path);
+	if (!lstat(path, &st) || errno != ENOENT || dir_is_empty(b->path, &empty) || empty)
+		return 0;
+	return mb_fail(NULL, MB_ENOTBANK, "%s: not empty and has no %s: not a membank bank",
+	               b->path, MB_IDENTITY_FILE);
 }
 
 static int create_identity(mb_bank *b)
@@ -315,22 +331,6 @@ static int open_parts(mb_bank *b, const char *boot)
 	return 0;
 }
 
-static int lock_bank(mb_bank *b, int *fd)
-{
-	char *path = join(b->path, MB_LOCK_FILE);
-
-	if (!path)
-		return mb_fail(NULL, MB_ENOMEM, "out of memory");
-	*fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, b->file_mode);
-	free(path);
-	if (*fd < 0)
-		return mb_fail(NULL, mb_errno_code(errno), "%s/%s: %s", b->path, MB_LOCK_FILE,
-		               strerror(errno));
-	while (flock(*fd, LOCK_EX) && errno == EINTR)
-		;
-	return 0;
-}
-
 static int bank_init(mb_bank *b, const char *path, const mb_options *o)
 {
 	if (!path || !*path)
@@ -353,8 +353,9 @@ int mb_open(const char *path, const mb_options *opts, mb_bank **out)
 {
 	char boot[BOOT_ID_LEN + 1];
 	mb_options defaults;
+	lockfile lock = { -1, LOCK_OPEN };
 	mb_bank *b;
-	int rc, lock = -1;
+	int rc;
 
 	if (!out)
 		return mb_fail(NULL, MB_EINVAL, "mb_open: out is NULL");
@@ -368,7 +369,8 @@ int mb_open(const char *path, const mb_options *opts, mb_bank **out)
 		return mb_fail(NULL, MB_ENOMEM, "out of memory");
 	if ((rc = bank_init(b, path, opts)) ||
 	    (rc = ensure_dir(b->path, opts->create, b->dir_mode, NULL)) ||
-	    (rc = check_fs(b->path, opts->allow_network_fs)) || (rc = lock_bank(b, &lock)))
+	    (rc = check_fs(b->path, opts->allow_network_fs)) || (rc = refuse_foreign(b)) ||
+	    (rc = lockfile_acquire(&lock, LOCK_OPEN, b->path, MB_LOCK_FILE, b->file_mode, NULL)))
 		goto fail;
 	if (boot_id(boot)) {
 		rc = mb_fail(NULL, MB_EIO, "cannot read this boot's id");
@@ -376,14 +378,13 @@ int mb_open(const char *path, const mb_options *opts, mb_bank **out)
 	}
 	if ((rc = read_identity(b)) || (rc = open_parts(b, boot)))
 		goto fail;
-	close(lock);
+	lockfile_release(&lock);
 	b->tag = b;
 	*out = b;
 	mb_clear_error(NULL);
 	return 0;
 fail:
-	if (lock >= 0)
-		close(lock);
+	lockfile_release(&lock);
 	mb_close(b);
 	return rc;
 }

@@ -49,6 +49,8 @@ typedef struct kv_info {
 int kv_open(const char *dir, unsigned mode, size_t map_size, kv_env **out,
             char *err, size_t errlen);
 void kv_close(kv_env *e);
+/* Has this process the environment in @dir open? */
+bool kv_open_here(const char *dir);
 /* Clear reader slots of dead processes; *cleared may be NULL. */
 int kv_reader_check(kv_env *e, int *cleared);
 int kv_grow(kv_env *e);

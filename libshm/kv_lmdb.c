@@ -55,7 +55,31 @@ struct kv_cursor {
 };
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t registry_once = PTHREAD_ONCE_INIT;
 static kv_env *registry;
+
+/* A fork() while another thread holds registry_lock would leave the child
+ * a locked mutex and no thread to unlock it: hold it across fork(). */
+static void fork_prepare(void)
+{
+	pthread_mutex_lock(&registry_lock);
+}
+
+static void fork_release(void)
+{
+	pthread_mutex_unlock(&registry_lock);
+}
+
+static void registry_init(void)
+{
+	pthread_atfork(fork_prepare, fork_release, fork_release);
+}
+
+static void registry_enter(void)
+{
+	pthread_once(&registry_once, registry_init);
+	pthread_mutex_lock(&registry_lock);
+}
 
 /* The one place MDB_* codes become MB_E* codes. */
 static int kv_code(int rc)
@@ -144,7 +168,7 @@ int kv_open(const char *dir, unsigned mode, size_t map_size, kv_env **out,
 		snprintf(err, errlen, "store %s: %s", dir, strerror(errno));
 		return mb_errno_code(errno);
 	}
-	pthread_mutex_lock(&registry_lock);
+	registry_enter();
 	for (e = registry; e; e = e->next)
 		if (e->dev == st.st_dev && e->ino == st.st_ino && e->pid == getpid())
 			break;
@@ -174,7 +198,7 @@ void kv_close(kv_env *e)
 
 	if (!e)
 		return;
-	pthread_mutex_lock(&registry_lock);
+	registry_enter();
 	if (--e->refs == 0) {
 		for (pp = &registry; *pp && *pp != e; pp = &(*pp)->next)
 			;
@@ -189,6 +213,21 @@ void kv_close(kv_env *e)
 		free(e);
 	}
 	pthread_mutex_unlock(&registry_lock);
+}
+
+bool kv_open_here(const char *dir)
+{
+	struct stat st;
+	kv_env *e;
+
+	if (stat(dir, &st))
+		return false;
+	registry_enter();
+	for (e = registry; e; e = e->next)
+		if (e->dev == st.st_dev && e->ino == st.st_ino && e->pid == getpid())
+			break;
+	pthread_mutex_unlock(&registry_lock);
+	return e != NULL;
 }
 
 int kv_reader_check(kv_env *e, int *cleared)

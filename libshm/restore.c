@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "bank.h"
+#include "kv.h"
 #include "file.h"
 #include "load.h"
 

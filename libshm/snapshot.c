@@ -21,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,6 +29,7 @@
 #include "checkpoint.h"
 #include "docs.h"
 #include "file.h"
+#include "lockfile.h"
 
 static const char *const doc_files[4] = {
 	"notion_pages.json", "sync_status.json", "error_log.json", "config_cache.json"
@@ -257,26 +257,14 @@ static int checkpoint_commit(mb_bank *b, const char *root, const char *tmp,
 	return 0;
 }
 
-static int lock_compactor(mb_bank *b, int *fd)
-{
-	char path[4096];
-
-	mb_pathf(path, sizeof path, "%s/compactor.lock", b->path);
-	*fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, b->file_mode);
-	if (*fd < 0)
-		return mb_fail(b, mb_errno_code(errno), "snapshot: %s: %s", path, strerror(errno));
-	while (flock(*fd, LOCK_EX) && errno == EINTR)
-		;
-	return 0;
-}
-
 static int snapshot_checkpoint(mb_bank *b, mb_snapshot_info *info)
 {
 	char root[4096], tmp[4096];
+	lockfile lock;
 	mbj_pos end;
-	int rc, lock;
+	int rc;
 
-	if ((rc = lock_compactor(b, &lock)))
+	if ((rc = lockfile_acquire(&lock, LOCK_COMPACTOR, b->path, "compactor.lock", b->file_mode, b)))
 		return rc;
 	mb_pathf(root, sizeof root, "%s/checkpoint", b->path);
 	mb_pathf(tmp, sizeof tmp, "%s/.tmp-%ld", root, (long)getpid());
@@ -293,7 +281,7 @@ static int snapshot_checkpoint(mb_bank *b, mb_snapshot_info *info)
 		rc = checkpoint_commit(b, root, tmp, &end, info);
 	mb_rm_tree(tmp);
 out:
-	close(lock);
+	lockfile_release(&lock);
 	return rc;
 }
 

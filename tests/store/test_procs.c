@@ -207,6 +207,46 @@ static void test_map_growth_adopted(void **state)
 	mb_close(b);
 }
 
+typedef struct churn {
+	const char *path;
+	volatile int stop;
+} churn;
+
+static void *open_close_loop(void *arg)
+{
+	churn *c = arg;
+
+	while (!c->stop) {
+		mb_bank *b = open_fast(c->path, 0);
+		mb_close(b);
+	}
+	return NULL;
+}
+
+/* fork() while another thread is inside mb_open/mb_close: the child must
+ * not inherit a locked registry. */
+static void test_fork_while_opening(void **state)
+{
+	fx *f = *state;
+	churn c = { f->path, 0 };
+	pthread_t th;
+
+	mb_close(open_fast(f->path, 0));
+	pthread_create(&th, NULL, open_close_loop, &c);
+	for (int i = 0; i < 30; i++) {
+		pid_t pid = fork();
+		if (pid == 0) {
+			mb_bank *b = open_fast(f->path, 0);
+			int ok = b && mb_page_put(b, "child", "{}", 2) == 0;
+			mb_close(b);
+			_exit(ok ? 0 : 1);
+		}
+		assert_int_equal(wait_child(pid, 20), 0);
+	}
+	c.stop = 1;
+	pthread_join(th, NULL);
+}
+
 typedef struct worker {
 	mb_bank *b;
 	int id, ok;
@@ -371,6 +411,8 @@ static void test_open_checks(void **state)
 	fclose(fp);
 	assert_int_equal(mb_open(other, NULL, &b), MB_ENOTBANK);
 	assert_non_null(strstr(mb_last_error(NULL), "not a membank bank"));
+	snprintf(file, sizeof file, "%s/open.lock", other);
+	assert_int_equal(access(file, F_OK), -1);  /* nothing was created in it */
 	/* a symlink to a bank */
 	b = open_fast(f->path, 0);
 	mb_close(b);
@@ -432,6 +474,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_map_grows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_map_growth_adopted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_threads_share_a_handle, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fork_while_opening, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_eight_processes_exact, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_checks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_modes, setup, teardown),
