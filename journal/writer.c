@@ -228,27 +228,30 @@ static int write_fd_on(mbj_log *log, uint64_t first)
 /* Zero the non-zero bytes in [from, to) of the current write segment. */
 static int zero_range(mbj_log *log, uint64_t from, uint64_t to)
 {
-	uint8_t buf[sizeof(zeros)];
+	uint8_t *buf = malloc(sizeof(zeros));   /* not on a thread's stack */
+	int r = buf ? 0 : MBJ_ENOMEM;
 
-	while (from < to) {
-		size_t n = to - from > sizeof(buf) ? sizeof(buf) : (size_t)(to - from);
+	while (r == 0 && from < to) {
+		size_t n = to - from > sizeof(zeros) ? sizeof(zeros)
+		                                     : (size_t)(to - from);
 		ssize_t got = mbj_pread_full(log->wfd, buf, n, from);
-		if (got < 0) {
-			mbj_set_err(log, "read at %llu: %s",
-			            (unsigned long long)from, strerror(errno));
-			return MBJ_EIO;
-		}
-		if (got == 0)
+		if (got <= 0) {
+			if (got < 0)
+				mbj_set_err(log, "read at %llu: %s",
+				            (unsigned long long)from, strerror(errno));
+			r = got < 0 ? MBJ_EIO : 0;
 			break;
+		}
 		if (memcmp(buf, zeros, (size_t)got) &&
 		    log->io.pwrite(log->wfd, zeros, (size_t)got, (off_t)from) != got) {
 			mbj_set_err(log, "zeroing at %llu: %s",
 			            (unsigned long long)from, strerror(errno));
-			return mbj_errno_code(errno);
+			r = mbj_errno_code(errno);
 		}
 		from += (uint64_t)got;
 	}
-	return 0;
+	free(buf);
+	return r;
 }
 
 /* Cut what lies after the end @end in its segment (see TAIL HYGIENE). */
