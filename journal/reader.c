@@ -94,6 +94,20 @@ static int open_current(mbj_iter *it)
 	return 1;
 }
 
+/* Start at the segment holding @from (0: the oldest).  MBJ_EINVAL when
+ * the oldest kept starts after it. */
+static int start_at(mbj_iter *it, uint64_t from)
+{
+	if (it->count && from && it->segs[0] > from)
+		return MBJ_EINVAL;
+	it->from = from;
+	for (it->i = 0; it->i + 1 < it->count && it->segs[it->i + 1] <= from;
+	     it->i++)
+		;
+	it->expect = it->count ? it->segs[it->i] : 0;
+	return 0;
+}
+
 int mbj_iter_open(const char *dir, uint64_t from_seq, mbj_iter **out)
 {
 	mbj_iter *it = calloc(1, sizeof(*it));
@@ -106,17 +120,10 @@ int mbj_iter_open(const char *dir, uint64_t from_seq, mbj_iter **out)
 	it->dirfd = open_dirfd(dir);
 	r = it->dirfd < 0 ? MBJ_EIO
 	                  : mbj_list_segments(it->dirfd, &it->segs, &it->count);
+	if (r == 0)
+		r = start_at(it, from_seq);
 	if (r < 0)
 		goto fail;
-	if (it->count && from_seq && it->segs[0] > from_seq) {
-		r = MBJ_EINVAL;
-		goto fail;
-	}
-	it->from = from_seq;
-	for (it->i = 0; it->i + 1 < it->count && it->segs[it->i + 1] <= from_seq;
-	     it->i++)
-		;
-	it->expect = it->count ? it->segs[it->i] : 0;
 	*out = it;
 	return 0;
 fail:
@@ -194,8 +201,17 @@ int mbj_iter_next(mbj_iter *it, mbj_record *rec)
 
 	if (it->status)
 		return it->status;
-	if (!it->count)
-		return 0;
+	if (!it->count) {   /* empty so far: has the first segment appeared? */
+		free(it->segs);
+		it->segs = NULL;
+		r = mbj_list_segments(it->dirfd, &it->segs, &it->count);
+		if (r == 0 && it->count)
+			r = start_at(it, it->from);
+		if (r < 0 || !it->count) {
+			it->count = 0;
+			return r;
+		}
+	}
 	it->torn = false;
 	do {
 		r = step(it, rec);

@@ -89,6 +89,32 @@ static void test_iter_from_seq(void **state)
 	jt_rm_rf(base);
 }
 
+static void test_iter_sees_later_appends(void **state)
+{
+	(void)state;
+	char base[64], jdir[80];
+	mbj_log *log;
+	mbj_iter *it;
+	mbj_record rec;
+	mbj_pos end = { 0, 0, 0 };
+
+	jt_mkdir(base, jdir);
+	assert_int_equal(mbj_open(jdir, NULL, &log), 0);
+	assert_int_equal(mbj_iter_open(jdir, 0, &it), 0);
+	assert_int_equal(mbj_iter_next(it, &rec), 0);   /* empty */
+	assert_int_equal(jt_append(log, &end), 0);
+	assert_int_equal(mbj_iter_next(it, &rec), 1);
+	assert_int_equal(rec.seq, 1);
+	assert_int_equal(mbj_iter_next(it, &rec), 0);
+	assert_int_equal(jt_append(log, &end), 0);
+	assert_int_equal(mbj_iter_next(it, &rec), 1);
+	assert_int_equal(rec.seq, 2);
+	assert_true(jt_record_ok(&rec));
+	mbj_iter_close(it);
+	mbj_close(log);
+	jt_rm_rf(base);
+}
+
 static void test_next_at_pending_record(void **state)
 {
 	(void)state;
@@ -700,6 +726,7 @@ int main(void)
 		cmocka_unit_test(test_crc32c_vectors),
 		cmocka_unit_test(test_roundtrip_across_rolls),
 		cmocka_unit_test(test_iter_from_seq),
+		cmocka_unit_test(test_iter_sees_later_appends),
 		cmocka_unit_test(test_next_at_pending_record),
 		cmocka_unit_test(test_next_at_across_roll),
 		cmocka_unit_test(test_append_bad_arguments),
