@@ -258,6 +258,51 @@ static void test_ftruncate_used_when_zeroing_fails(void **state)
 	jt_rm_rf(base);
 }
 
+/* The cut of a torn tail in mbj_next_at writes zeros: a failure there is
+ * reported and cuts nothing; the next try does. */
+static void test_cut_failure_in_next_at(void **state)
+{
+	(void)state;
+	char base[64], jdir[80], path[128];
+	mbj_pos ends[4];
+	mbj_record rec;
+
+	jt_mkdir(base, jdir);
+	jt_build(jdir, JT_SMALL_SEG, 4, ends);
+	jt_path(path, jdir, 1);
+	int fd = open(path, O_RDWR);
+	assert_int_equal(pwrite(fd, "\x30torn", 5, (off_t)ends[3].offset), 5);
+	close(fd);
+	for (int mode = F_ENOSPC; mode <= F_EIO; mode++) {
+		memset(&F, 0, sizeof(F));
+		F.mode = mode;
+		F.pw_fail_at = 1;
+		mbj_options o = { .io = &fault_io };
+		mbj_log *log;
+		mbj_pos end = ends[3];
+		assert_int_equal(mbj_open(jdir, &o, &log), 0);
+		assert_int_equal(mbj_next_at(log, &end, &rec),
+		                 mode == F_ENOSPC ? MBJ_ENOSPC : MBJ_EIO);
+		assert_non_null(strstr(mbj_errmsg(log), "zeroing"));
+		mbj_close(log);
+		mbj_report rep;
+		assert_int_equal(mbj_verify(jdir, &rep), 0);
+		assert_true(rep.torn_tail);
+	}
+	memset(&F, 0, sizeof(F));
+	mbj_log *log;
+	mbj_pos end = ends[3];
+	assert_int_equal(mbj_open(jdir, NULL, &log), 0);
+	assert_int_equal(mbj_next_at(log, &end, &rec), 0);
+	assert_int_equal(jt_append(log, &end), 0);
+	mbj_close(log);
+	mbj_report rep;
+	assert_int_equal(mbj_verify(jdir, &rep), 0);
+	assert_false(rep.torn_tail);
+	assert_int_equal(rep.records, 5);
+	jt_rm_rf(base);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -267,6 +312,7 @@ int main(void)
 		cmocka_unit_test(test_short_write_zero_back_fails),
 		cmocka_unit_test(test_fdatasync_eio_each_site),
 		cmocka_unit_test(test_ftruncate_used_when_zeroing_fails),
+		cmocka_unit_test(test_cut_failure_in_next_at),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
