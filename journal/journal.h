@@ -202,6 +202,9 @@ int mbj_repair(const char *dir, mbj_report *report);
 /* Delete segments all of whose records have seq < @seq, never the newest
  * segment.  *removed (may be NULL) receives their number. */
 int mbj_remove_before(const char *dir, uint64_t seq, uint64_t *removed);
+/* The same, keeping segments modified less than @min_age_s seconds ago
+ * (retention), and every segment after the first one kept. */
+int mbj_remove_covered(const char *dir, uint64_t seq, uint32_t min_age_s, uint64_t *removed);
 
 /* Disk use of the journal: segment count, bytes, oldest and newest seq. */
 typedef struct mbj_usage {

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "journal_int.h"
@@ -387,6 +388,14 @@ int mbj_repair(const char *dir, mbj_report *rep)
 
 int mbj_remove_before(const char *dir, uint64_t seq, uint64_t *removed)
 {
+	return mbj_remove_covered(dir, seq, 0, removed);
+}
+
+/* Oldest first, stopping at the first segment still too young: a segment
+ * is written before the ones after it, so none of those is older. */
+int mbj_remove_covered(const char *dir, uint64_t seq, uint32_t min_age_s, uint64_t *removed)
+{
+	time_t cutoff = time(NULL) - (time_t)min_age_s;
 	uint64_t *segs;
 	size_t count, n = 0;
 	int dirfd = open_dirfd(dir), r;
@@ -401,7 +410,11 @@ int mbj_remove_before(const char *dir, uint64_t seq, uint64_t *removed)
 	/* Segment i holds seqs < segs[i + 1]: all below @seq when that is. */
 	for (; r == 0 && n + 1 < count && segs[n + 1] <= seq; n++) {
 		char name[MBJ_SEG_NAME_LEN + 1];
+		struct stat st;
 		mbj_seg_name(name, segs[n]);
+		if (min_age_s && !fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) &&
+		    st.st_mtime > cutoff)
+			break;
 		if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
 			r = MBJ_EIO;
 	}

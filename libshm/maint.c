@@ -191,7 +191,7 @@ int mb_journal_read(mb_bank *b, uint64_t from_seq, mb_event_fn fn, void *ctx)
 		return rc;
 	if (from_seq > last)
 		return 0;
-	if ((rc = mbj_iter_open(b->journal_dir, from_seq ? from_seq : 1, &it)))
+	if ((rc = mbj_iter_open(b->journal_dir, from_seq, &it)))
 		return mb_fail(b, rc == MBJ_EINVAL ? MB_ENOTFOUND : MB_EIO,
 		               "journal: records from seq %llu are no longer kept",
 		               (unsigned long long)from_seq);

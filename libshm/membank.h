@@ -105,6 +105,9 @@ typedef struct mb_options {
 	uint32_t history_limit;    /**< sync_history and errors kept; used when the
 	                                bank is created, then stored (0: 100) */
 	uint64_t segment_bytes;    /**< journal segment size (0: 64 MiB) */
+	uint32_t journal_retention_s; /**< a snapshot into the bank directory
+	                                removes the journal segments it covers
+	                                once they are this old (0: at once) */
 } mb_options;
 
 /** Opaque handle of an open bank. */
@@ -300,7 +303,9 @@ MB_API int mb_restore(const char *from_dir, const char *bank_path,
  * call.  Return 0 to go on; anything else stops the read and is returned. */
 typedef int (*mb_event_fn)(void *ctx, uint64_t seq, const char *event_json);
 
-/** Read the journal from sequence number @p from_seq (1 = the oldest kept). */
+/** Read the journal from sequence number @p from_seq (0: the oldest kept).
+ * @return 0, the callback's value, MB_ENOTFOUND when records from @p from_seq
+ * are no longer kept (a snapshot removed their segment), or an MB_E* code. */
 MB_API int mb_journal_read(mb_bank *bank, uint64_t from_seq, mb_event_fn fn, void *ctx);
 
 /** The sequence number of the newest committed record (0: none). */

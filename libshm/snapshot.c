@@ -252,7 +252,8 @@ static int checkpoint_commit(mb_bank *b, const char *root, const char *tmp,
 	if ((rc = link_view(b, final)))
 		return rc;
 	prune_checkpoints(root, name);
-	if (mbj_remove_before(b->journal_dir, end->seq + 1, &info->segments_removed))
+	if (mbj_remove_covered(b->journal_dir, end->seq + 1, b->opts.journal_retention_s,
+	                       &info->segments_removed))
 		info->segments_removed = 0;  /* retried by the next snapshot */
 	return 0;
 }

@@ -66,6 +66,7 @@ class Options(ctypes.Structure):
         ("max_json_bytes", ctypes.c_size_t),
         ("history_limit", ctypes.c_uint32),
         ("segment_bytes", ctypes.c_uint64),
+        ("journal_retention_s", ctypes.c_uint32),
     ]
 
 

@@ -556,6 +556,30 @@ static void test_ttl_purged_by_snapshot(void **state)
 	mb_close(b);
 }
 
+static void test_journal_retention(void **state)
+{
+	fx *f = *state;
+	mb_snapshot_info si;
+	mb_options o;
+	mb_bank *b;
+
+	mb_options_init(&o);
+	o.durability = MB_DURABILITY_FAST;
+	o.segment_bytes = 64 << 10;
+	o.journal_retention_s = 3600;
+	assert_int_equal(mb_open(f->path, &o, &b), 0);
+	workload(b, 11, 1500);
+	assert_int_equal(mb_snapshot(b, NULL, &si), 0);
+	assert_int_equal(si.segments_removed, 0);  /* covered, but younger than an hour */
+	mb_close(b);
+	o.journal_retention_s = 0;
+	assert_int_equal(mb_open(f->path, &o, &b), 0);
+	assert_int_equal(mb_snapshot(b, NULL, &si), 0);
+	if (si.segments_removed < 1)
+		fail_msg("removed %llu, seq %llu: %s", (unsigned long long)si.segments_removed, (unsigned long long)si.seq, mb_last_error(b));
+	mb_close(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -570,6 +594,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_journal_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_killed_anywhere, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ttl_purged_by_snapshot, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_journal_retention, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("store-recovery", tests, NULL, NULL);
 }
