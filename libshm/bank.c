@@ -339,6 +339,7 @@ static int bank_init(mb_bank *b, const char *path, const mb_options *o)
 		path = "./memory-bank";
 	b->opts = *o;
 	b->pid = getpid();
+	b->fork_gen = mb_fork_generation();
 	b->file_mode = o->group_shared ? 0660 : 0600;
 	b->dir_mode = o->group_shared ? 0770 : 0700;
 	b->path = strdup(path);
@@ -395,7 +396,7 @@ int mb_close(mb_bank *b)
 		return 0;
 	/* a child after fork() only frees its memory: the journal's fds and
 	 * the environment belong to the parent */
-	if (b->pid == getpid())
+	if (b->fork_gen == mb_fork_generation())
 		mbj_close(b->jn);
 	kv_close(b->kv);
 	free(b->path);

@@ -23,7 +23,8 @@ struct mb_bank {
 	unsigned file_mode, dir_mode;
 	kv_env *kv;
 	mbj_log *jn;
-	pid_t pid;                /* the opener: a child after fork() differs */
+	pid_t pid;                /* the opener */
+	unsigned fork_gen;        /* mb_fork_generation() at open: a child differs */
 	atomic_bool fatal;        /* a sync failed: refuse everything */
 	const void *tag;          /* where messages go: NULL until opened */
 };

@@ -6,6 +6,7 @@
  * see each other's message, and a handle-less call (mb_open, mb_restore)
  * reports under the NULL tag.
  */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -108,4 +109,25 @@ int mb_pathf(char *out, size_t cap, const char *fmt, ...)
 		return -1;
 	}
 	return 0;
+}
+
+/* Process-wide, like the environment registry: a fork concerns the whole
+ * process.  Only ever incremented, in the child. */
+static unsigned fork_generation;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void count_fork(void)
+{
+	__atomic_add_fetch(&fork_generation, 1, __ATOMIC_RELAXED);
+}
+
+static void watch_forks(void)
+{
+	pthread_atfork(NULL, NULL, count_fork);
+}
+
+unsigned mb_fork_generation(void)
+{
+	pthread_once(&fork_once, watch_forks);
+	return __atomic_load_n(&fork_generation, __ATOMIC_RELAXED);
 }

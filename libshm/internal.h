@@ -21,6 +21,10 @@ void mb_clear_error(const void *tag);
 /* snprintf for paths: -1 (and an empty string) when it does not fit. */
 int mb_pathf(char *out, size_t cap, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* A number that changes in every child after fork() (a pthread_atfork
+ * handler counts forks), so a handle can tell it crossed one without a
+ * getpid() system call on every operation. */
+unsigned mb_fork_generation(void);
 /* An errno value as an MB_E* code. */
 int mb_errno_code(int err);
 

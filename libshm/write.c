@@ -29,7 +29,7 @@ int bank_check(mb_bank *b)
 {
 	if (!b)
 		return mb_fail(NULL, MB_EINVAL, "the bank handle is NULL");
-	if (b->pid != getpid())
+	if (b->fork_gen != mb_fork_generation())
 		return mb_fail(b, MB_EFORKED, "this handle was opened by process %ld and is used "
 		               "in process %ld after fork(); open the bank again in the child",
 		               (long)b->pid, (long)getpid());
