@@ -246,8 +246,11 @@ static int checkpoint_commit(mb_bank *b, const char *root, const char *tmp,
 
 	snprintf(name, sizeof name, "%020llu", (unsigned long long)end->seq);
 	mb_pathf(final, sizeof final, "%s/%s", root, name);
-	mb_rm_tree(final);  /* the same seq again: same content */
-	if (rename(tmp, final) || fsync_dir(root))
+	/* The same seq again is the same content: keep the one in place, for
+	 * removing it first would leave a moment with no checkpoint at all. */
+	if (access(final, F_OK) == 0)
+		mb_rm_tree(tmp);
+	else if (rename(tmp, final) || fsync_dir(root))
 		return mb_fail(b, mb_errno_code(errno), "snapshot: %s: %s", final, strerror(errno));
 	if ((rc = link_view(b, final)))
 		return rc;

@@ -490,6 +490,8 @@ static void test_snapshot_killed_anywhere(void **state)
 	b = open_at(f->path, MB_DURABILITY_FAST, 64 << 10);
 	mb_config_update(b, "{\"cache_settings\":{\"max_entries\":0}}", (size_t)-1);
 	workload(b, 9, 1500);
+	assert_int_equal(mb_snapshot(b, NULL, NULL), 0);
+	workload(b, 8, 300);
 	srand(7);
 	for (int round = 0; round < 60; round++) {
 		pid_t pid = fork();
