@@ -41,6 +41,7 @@ static const char main_usage[] =
 	"  journal verify                     exit 0 when clean, else report the damage\n"
 	"  journal repair                     cut a torn tail, move damage aside\n"
 	"  stats                              pages, events, sizes, map use, readers, segments\n"
+	"  doctor                             check the bank without changing it\n"
 	"  demo [--workers N] [--seconds S]   many processes sharing one bank\n"
 	"\n"
 	"options:\n"
@@ -66,7 +67,8 @@ static const top_cmd top_cmds[] = {
 	{ "config", cmd_config },     { "snapshot", cmd_snapshot },
 	{ "restore", cmd_restore },   { "compactor", cmd_compactor },
 	{ "journal", cmd_journal },   { "stats", cmd_stats },
-	{ "demo", cmd_demo },         { NULL, NULL },
+	{ "demo", cmd_demo },         { "doctor", cmd_doctor },
+	{ NULL, NULL },
 };
 
 /* Parse the global options; returns -1 to go on, else an exit code. */

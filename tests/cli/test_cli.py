@@ -30,7 +30,7 @@ COMMANDS = [
     ["page", "list"], ["page", "count"], ["sync", "record"], ["sync", "status"],
     ["error", "log"], ["error", "resolve"], ["error", "stats"], ["config", "get"],
     ["config", "set"], ["snapshot"], ["restore"], ["compactor"], ["journal", "tail"],
-    ["journal", "verify"], ["journal", "repair"], ["stats"], ["demo"],
+    ["journal", "verify"], ["journal", "repair"], ["stats"], ["demo"], ["doctor"],
 ]
 GROUPS = ["page", "sync", "error", "config", "journal"]
 
@@ -827,6 +827,46 @@ class Stats(CliTest):
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual(self.doc("page", "get", "f")["properties"], {"fast": True})
         self.assertEqual(self.doc("--durability", "fast", "stats")["durability"], "fast")
+
+
+class Doctor(CliTest):
+    def checks(self, report):
+        return {c["check"]: c["result"] for c in report["checks"]}
+
+    def test_healthy(self):
+        self.seed()
+        self.ok("snapshot")
+        r = self.doc("doctor")
+        self.assertTrue(r["healthy"])
+        self.assertEqual(self.checks(r), {"open": "ok", "journal": "ok", "permissions": "ok",
+                                          "store": "ok", "readers": "ok", "checkpoint": "ok"})
+
+    def test_changes_nothing(self):
+        self.seed()
+        before = self.state()
+        self.doc("doctor")
+        self.assertEqual(before, self.state())
+
+    def test_world_readable_file(self):
+        self.seed()
+        os.chmod(os.path.join(self.bank, "membank.json"), 0o644)
+        p = self.mb("doctor")
+        self.assertEqual(p.returncode, 4)
+        r = json.loads(p.stdout)
+        self.assertFalse(r["healthy"])
+        self.assertEqual(self.checks(r)["permissions"], "failed")
+
+    def test_damaged_journal(self):
+        Journal.corrupt_first_record(self)
+        p = self.mb("doctor")
+        self.assertEqual(p.returncode, 4)
+        self.assertEqual(self.checks(json.loads(p.stdout))["journal"], "failed")
+
+    def test_missing_bank(self):
+        p = self.mb("doctor")
+        self.assertEqual(p.returncode, 4)
+        self.assertEqual(self.checks(json.loads(p.stdout))["open"], "failed")
+        self.assertFalse(os.path.exists(self.bank))
 
 
 class Demo(CliTest):
