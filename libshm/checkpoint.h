@@ -14,6 +14,10 @@
  * seq it covers and *end its journal position (0 and {0} without one). */
 int checkpoint_load(mb_bank *b, kv_txn *t, uint64_t *seq, mbj_pos *end);
 
+/* The first checkpoint of a bank just restored from the four files in @dir:
+ * a copy of them, covering no journal record. */
+int checkpoint_from_files(mb_bank *b, const char *dir);
+
 /* Make the next open rebuild the store (after a journal repair). */
 void checkpoint_mark_stale(const char *bank_path);
 

@@ -22,6 +22,7 @@
 
 #include "bank.h"
 #include "kv.h"
+#include "checkpoint.h"
 #include "file.h"
 #include "load.h"
 
@@ -99,7 +100,7 @@ static int build_aside(const char *from, const char *aside, const mb_options *op
 		b->tag = NULL;
 		if (!(rc = load_into(b, from, &d))) {
 			b->tag = b;
-			if ((rc = mb_snapshot(b, NULL, NULL)))
+			if ((rc = checkpoint_from_files(b, from)))
 				rc = mb_fail(NULL, rc, "restore: first checkpoint: %s", mb_last_error(b));
 		}
 		mb_close(b);

@@ -261,11 +261,47 @@ static int checkpoint_commit(mb_bank *b, const char *root, const char *tmp,
 	return 0;
 }
 
-static int snapshot_checkpoint(mb_bank *b, mb_snapshot_info *info)
+/* Copy the four files of @from into @dir, each atomically. */
+static int copy_files(mb_bank *b, const char *from, const char *dir, mb_snapshot_info *info)
+{
+	char path[4096], chunk[64 * 1024];
+	afile *f = malloc(sizeof *f);
+	int rc = f ? 0 : mb_fail(b, MB_ENOMEM, "out of memory");
+
+	for (int i = 0; i < 4 && !rc; i++) {
+		int fd;
+		ssize_t n;
+		mb_pathf(path, sizeof path, "%s/%s", from, doc_files[i]);
+		if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+			rc = mb_fail(b, mb_errno_code(errno), "%s: %s", path, strerror(errno));
+			break;
+		}
+		if (!(rc = afile_open(f, dir, doc_files[i], b->file_mode, b))) {
+			while (!rc && (n = read(fd, chunk, sizeof chunk)) > 0) {
+				rc = afile_write(f, chunk, (size_t)n);
+				info->bytes += (uint64_t)n;
+			}
+			if (!rc && n < 0)
+				rc = mb_fail(b, MB_EIO, "%s: %s", path, strerror(errno));
+			if (rc)
+				afile_abort(f);
+			else
+				rc = afile_commit(f);
+		}
+		close(fd);
+	}
+	free(f);
+	return rc;
+}
+
+/* A new checkpoint: from the store (@copy_from NULL), or the files a bank
+ * was just restored from, which hold exactly what was loaded (position
+ * {0,0,0}: no journal record yet). */
+static int checkpoint(mb_bank *b, mb_snapshot_info *info, const char *copy_from)
 {
 	char root[4096], tmp[4096];
+	mbj_pos end = { 0, 0, 0 };
 	lockfile lock;
-	mbj_pos end;
 	int rc;
 
 	if ((rc = lockfile_acquire(&lock, LOCK_COMPACTOR, b->path, "compactor.lock", b->file_mode, b)))
@@ -281,12 +317,25 @@ static int snapshot_checkpoint(mb_bank *b, mb_snapshot_info *info)
 		rc = mb_fail(b, mb_errno_code(errno), "snapshot: %s: %s", tmp, strerror(errno));
 		goto out;
 	}
-	if (!(rc = purge_expired(b, info)) && !(rc = write_all(b, tmp, &end, info)))
+	if (copy_from) {
+		if (!(rc = copy_files(b, copy_from, tmp, info)))
+			rc = write_checkpoint_file(b, tmp, &end);
+	} else if (!(rc = purge_expired(b, info)))
+		rc = write_all(b, tmp, &end, info);
+	if (!rc)
 		rc = checkpoint_commit(b, root, tmp, &end, info);
 	mb_rm_tree(tmp);
 out:
 	lockfile_release(&lock);
 	return rc;
+}
+
+int checkpoint_from_files(mb_bank *b, const char *dir)
+{
+	mb_snapshot_info info;
+
+	memset(&info, 0, sizeof info);
+	return checkpoint(b, &info, dir);
 }
 
 static bool same_dir(const char *a, const char *b)
@@ -310,7 +359,7 @@ int mb_snapshot(mb_bank *b, const char *dir, mb_snapshot_info *info)
 	if ((rc = bank_check(b)))
 		return rc;
 	if (!dir || same_dir(dir, b->path))
-		rc = snapshot_checkpoint(b, info);
+		rc = checkpoint(b, info, NULL);
 	else if (lstat(dir, &st))
 		rc = mb_fail(b, errno == ENOENT ? MB_EINVAL : mb_errno_code(errno),
 		             "snapshot: %s: %s", dir, strerror(errno));
