@@ -7,6 +7,11 @@
  * store, never the clock or the caller, so the same records in the same order
  * give the same store.  Records reach it checked (rec_decode), and the only
  * failures left are the store's own (full map, I/O, damaged values).
+ *
+ * THE TIME INDEX (ptime) exists only while eviction or expiry is on
+ * (max_entries > 0 or ttl_seconds > 0): it costs every page write a second
+ * B-tree.  A config update that turns them on builds it from the pages in
+ * the same transaction; one that turns both off drops it.
  */
 #include <msgpack.h>
 #include <stdlib.h>
@@ -22,8 +27,13 @@ static int ptime_key(uint8_t *key, int64_t ts, const char *id, size_t len)
 	return (int)(8 + len);
 }
 
+bool apply_index_on(const mb_config *c)
+{
+	return c->ttl_seconds > 0 || c->max_entries > 0;
+}
+
 /* Remove page @id and its time-index entry; *existed tells if it was. */
-static int page_remove(kv_txn *t, const char *id, size_t len, bool *existed)
+static int page_remove(kv_txn *t, const char *id, size_t len, bool index, bool *existed)
 {
 	uint8_t key[8 + MB_MAX_ID_BYTES];
 	const uint8_t *props;
@@ -37,9 +47,11 @@ static int page_remove(kv_txn *t, const char *id, size_t len, bool *existed)
 		return 0;
 	if (rc || (rc = st_page_split(v, &updated, &props, &plen)))
 		return rc;
-	rc = kv_del(t, KV_PTIME, (kv_val){ key, (size_t)ptime_key(key, updated, id, len) });
-	if (rc && rc != MB_ENOTFOUND)
-		return rc;
+	if (index) {
+		rc = kv_del(t, KV_PTIME, (kv_val){ key, (size_t)ptime_key(key, updated, id, len) });
+		if (rc && rc != MB_ENOTFOUND)
+			return rc;
+	}
 	return kv_del(t, KV_PAGES, (kv_val){ id, len });
 }
 
@@ -67,7 +79,7 @@ static int evict(kv_txn *t, int64_t max)
 			memcpy(id, (const uint8_t *)k.data + 8, len);
 		}
 		kv_cursor_close(c);
-		if (rc || (rc = page_remove(t, id, len, &existed)))
+		if (rc || (rc = page_remove(t, id, len, true, &existed)))
 			return rc;
 	}
 	return 0;
@@ -88,7 +100,7 @@ static int page_store(kv_txn *t, const mb_rec *r, const uint8_t *props, size_t p
 	buf_add(&v, props, plen);
 	rc = kv_put(t, KV_PAGES, (kv_val){ r->a, r->alen }, (kv_val){ v.data, v.len });
 	buf_free(&v);
-	if (!rc)
+	if (!rc && apply_index_on(cfg))
 		rc = kv_put(t, KV_PTIME, (kv_val){ key, (size_t)ptime_key(key, r->ts, r->a, r->alen) },
 		            (kv_val){ "", 0 });
 	if (!rc)
@@ -248,7 +260,7 @@ static int apply_page_write(kv_txn *t, const mb_rec *r)
 		plen = merged.len;
 	}
 	/* page_remove invalidates @old, which merged no longer needs */
-	if (!(rc = page_remove(t, r->a, r->alen, &existed)))
+	if (!(rc = page_remove(t, r->a, r->alen, apply_index_on(&cfg), &existed)))
 		rc = page_store(t, r, props, plen, !existed, &cfg);
 	buf_free(&merged);
 	return rc;
@@ -256,15 +268,19 @@ static int apply_page_write(kv_txn *t, const mb_rec *r)
 
 static int apply_page_delete(kv_txn *t, const mb_rec *r)
 {
+	mb_config cfg;
 	bool existed;
-	int rc = page_remove(t, r->a, r->alen, &existed);
+	int rc = st_config_load(t, &cfg);
 
+	if (!rc)
+		rc = page_remove(t, r->a, r->alen, apply_index_on(&cfg), &existed);
 	return rc ? rc : st_pages_store(t, r->ts);
 }
 
 /* Drop every page updated before the cutoff (ttl purge). */
 static int apply_purge(kv_txn *t, const mb_rec *r)
 {
+	mb_config cfg;
 	char id[MB_MAX_ID_BYTES];
 	kv_cursor *c;
 	kv_val k, v;
@@ -272,6 +288,8 @@ static int apply_purge(kv_txn *t, const mb_rec *r)
 	size_t len;
 	int rc;
 
+	if ((rc = st_config_load(t, &cfg)) || cfg.ttl_seconds <= 0)
+		return rc;  /* expiry was turned off since the purge was decided */
 	for (;;) {
 		if ((rc = kv_cursor_open(t, KV_PTIME, &c)))
 			return rc;
@@ -287,7 +305,7 @@ static int apply_purge(kv_txn *t, const mb_rec *r)
 		kv_cursor_close(c);
 		if (rc)
 			return rc == MB_ENOTFOUND ? 0 : rc;
-		if ((rc = page_remove(t, id, len, &existed)))
+		if ((rc = page_remove(t, id, len, true, &existed)))
 			return rc;
 	}
 }
@@ -374,15 +392,50 @@ static int apply_error_resolve(kv_txn *t, const mb_rec *r)
 	return st_errors_store(t, &s);
 }
 
+/* The time index of every page, built when eviction or expiry turns on. */
+static int build_index(kv_txn *t)
+{
+	uint8_t key[8 + MB_MAX_ID_BYTES];
+	const uint8_t *props;
+	int64_t updated;
+	size_t plen;
+	kv_cursor *c;
+	kv_val k, v;
+	int rc = kv_cursor_open(t, KV_PAGES, &c);
+
+	for (rc = rc ? rc : kv_cursor_seek(c, NULL, &k, &v); !rc; rc = kv_cursor_next(c, &k, &v)) {
+		if (k.len > MB_MAX_ID_BYTES) {
+			rc = MB_ECORRUPT;
+			break;
+		}
+		if ((rc = st_page_split(v, &updated, &props, &plen)) ||
+		    (rc = kv_put(t, KV_PTIME,
+		                 (kv_val){ key, (size_t)ptime_key(key, updated, k.data, k.len) },
+		                 (kv_val){ "", 0 })))
+			break;
+	}
+	kv_cursor_close(c);
+	return rc == MB_ENOTFOUND ? 0 : rc;
+}
+
 static int apply_config(kv_txn *t, const mb_rec *r)
 {
 	mb_config c;
+	bool was_on;
 	int rc;
 
-	if ((rc = st_config_load(t, &c)) || (rc = config_apply_patch(&c, r->map, r->maplen)))
+	if ((rc = st_config_load(t, &c)))
+		return rc;
+	was_on = apply_index_on(&c);
+	if ((rc = config_apply_patch(&c, r->map, r->maplen)))
 		return rc;
 	c.last_update = r->ts;
-	return st_config_store(t, &c);
+	if (was_on && !apply_index_on(&c))
+		rc = kv_drop(t, KV_PTIME);
+	else if (!was_on && apply_index_on(&c))
+		rc = build_index(t);
+	/* a lower bound applies now, not at the next new page */
+	return rc ? rc : (rc = st_config_store(t, &c)) ? rc : evict(t, c.max_entries);
 }
 
 int apply_record(kv_txn *t, uint32_t history_limit, const mb_rec *r)

@@ -10,6 +10,9 @@
 /* Apply one checked record inside write transaction @t. */
 int apply_record(kv_txn *t, uint32_t history_limit, const mb_rec *r);
 
+/* Is the time index kept (eviction or expiry on)? */
+bool apply_index_on(const mb_config *cfg);
+
 /* A page last updated at @updated reads as absent at @now. */
 bool apply_expired(int64_t updated, int64_t now, const mb_config *cfg);
 

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "apply.h"
 #include "config.h"
 #include "load.h"
 
@@ -470,9 +471,10 @@ static int parse_at(scan *s, size_t max, const char *what, cJSON **out)
 {
 	const char *start = NULL;
 	size_t len = 0;
-	int rc = value_extent(s, &start, &len);
+	int rc;
 
-	if (rc)
+	*out = NULL;  /* callers free it whether or not the value was parsed */
+	if ((rc = value_extent(s, &start, &len)))
 		return rc;
 	if (len > max)
 		return mb_fail(s->tag, MB_EINVAL, "notion_pages.json: byte %zu: %s larger than %zu bytes",
@@ -676,9 +678,13 @@ int load_all(kv_txn *t, const char *dir, const load_docs *d, uint32_t limit,
 	int64_t last_sync = MB_NEVER;
 	int rc;
 
+	mb_config cfg;
+
 	if ((rc = load_pages(t, dir, max_json, &last_sync, tag)) ||
 	    (rc = load_sync(t, d->sync, last_sync, limit, tag)) ||
-	    (rc = load_errors(t, d->errors, limit, tag)))
+	    (rc = load_errors(t, d->errors, limit, tag)) || (rc = load_config(t, d->config, tag)) ||
+	    (rc = st_config_load(t, &cfg)))
 		return rc;
-	return load_config(t, d->config, tag);
+	/* the pages were indexed by time; the index is kept only when used */
+	return apply_index_on(&cfg) ? 0 : kv_drop(t, KV_PTIME);
 }

@@ -365,6 +365,47 @@ static void test_eviction(void **state)
 	mb_free(s);
 }
 
+/* The time index is kept only while eviction or expiry is on: turning
+ * them on later builds it from the pages, and a lower bound applies at once. */
+static void test_index_toggles(void **state)
+{
+	fx *f = *state;
+	char id[8], *s, *before, *after;
+	uint64_t n;
+
+	assert_int_equal(mb_config_update(f->b, "{\"cache_settings\":{\"max_entries\":0,"
+	                                  "\"ttl_seconds\":0}}", (size_t)-1), 0);
+	for (int i = 0; i < 6; i++) {
+		snprintf(id, sizeof id, "q%d", i);
+		assert_int_equal(mb_page_put(f->b, id, "{}", 2), 0);
+	}
+	mb_page_merge(f->b, "q0", "{\"t\":1}", (size_t)-1);  /* q0 is now the newest */
+	assert_int_equal(mb_config_update(f->b, "{\"cache_settings\":{\"max_entries\":3}}",
+	                                  (size_t)-1), 0);
+	assert_int_equal(mb_page_count(f->b, &n), 0);
+	assert_int_equal(n, 3);  /* evicted at once, oldest first */
+	assert_int_equal(mb_page_get(f->b, "q0", &s, NULL), 0);
+	mb_free(s);
+	assert_int_equal(mb_page_get(f->b, "q1", &s, NULL), MB_ENOTFOUND);
+	assert_int_equal(mb_page_get(f->b, "q5", &s, NULL), 0);
+	mb_free(s);
+	/* off and on again: the index is dropped and rebuilt */
+	assert_int_equal(mb_config_update(f->b, "{\"cache_settings\":{\"max_entries\":0}}",
+	                                  (size_t)-1), 0);
+	mb_page_put(f->b, "q6", "{}", 2);
+	assert_int_equal(mb_config_update(f->b, "{\"cache_settings\":{\"max_entries\":2}}",
+	                                  (size_t)-1), 0);
+	assert_int_equal(mb_page_get(f->b, "q4", &s, NULL), MB_ENOTFOUND);
+	assert_int_equal(mb_page_get(f->b, "q6", &s, NULL), 0);
+	mb_free(s);
+	before = state_of(f->b);
+	assert_int_equal(mb_rebuild(f->b), 0);
+	after = state_of(f->b);
+	assert_string_equal(before, after);
+	free(before);
+	free(after);
+}
+
 static void test_ttl(void **state)
 {
 	fx *f = *state;
@@ -429,6 +470,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_config_rejects, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_input_changes_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_eviction, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_index_toggles, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ttl, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_persistence, setup, teardown),
 		cmocka_unit_test(test_errors_table),
