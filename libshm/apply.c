@@ -242,18 +242,16 @@ static int apply_page_write(kv_txn *t, const mb_rec *r)
 
 	if ((rc = st_config_load(t, &cfg)))
 		return rc;
-	rc = kv_get(t, KV_PAGES, (kv_val){ r->a, r->alen }, &v);
-	if (rc && rc != MB_ENOTFOUND)
-		return rc;
-	if (!rc && r->type == REC_PAGE_MERGE) {
-		if ((rc = st_page_split(v, &updated, &old, &olen)))
+	if (r->type == REC_PAGE_MERGE) {
+		rc = kv_get(t, KV_PAGES, (kv_val){ r->a, r->alen }, &v);
+		if (rc && rc != MB_ENOTFOUND)
 			return rc;
-		if (expired(updated, r->ts, &cfg)) {
+		if (!rc && (rc = st_page_split(v, &updated, &old, &olen)))
+			return rc;
+		if (!rc && expired(updated, r->ts, &cfg)) {
 			old = &empty_map;
 			olen = 1;
 		}
-	}
-	if (r->type == REC_PAGE_MERGE) {
 		if ((rc = merge_maps(old, olen, r->map, r->maplen, &merged)))
 			return rc;
 		props = (const uint8_t *)merged.data;
