@@ -301,6 +301,7 @@ static int checkpoint(mb_bank *b, mb_snapshot_info *info, const char *copy_from)
 {
 	char root[4096], tmp[4096];
 	mbj_pos end = { 0, 0, 0 };
+	struct stat st;
 	lockfile lock;
 	int rc;
 
@@ -310,6 +311,12 @@ static int checkpoint(mb_bank *b, mb_snapshot_info *info, const char *copy_from)
 	mb_pathf(tmp, sizeof tmp, "%s/.tmp-%ld", root, (long)getpid());
 	if (mkdir(root, b->dir_mode) && errno != EEXIST) {
 		rc = mb_fail(b, mb_errno_code(errno), "snapshot: %s: %s", root, strerror(errno));
+		goto out;
+	}
+	/* a planted symlink would take the checkpoint (and the journal
+	 * segments deleted after it) somewhere else */
+	if (lstat(root, &st) || !S_ISDIR(st.st_mode)) {
+		rc = mb_fail(b, MB_EUNSAFE, "snapshot: %s: not a directory (a symlink?)", root);
 		goto out;
 	}
 	mb_rm_tree(tmp);
