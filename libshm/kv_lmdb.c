@@ -126,6 +126,29 @@ static int open_dbis(kv_env *e)
 	return mdb_txn_commit(txn);
 }
 
+/* LMDB maps data.mdb and trusts its meta page: a file cut shorter than the
+ * pages the meta page says are in use (an interrupted copy, a damaged disk)
+ * would be SIGBUS at the first read past its end.  Refuse it before any
+ * page beyond the two meta pages (read with pread) is touched. */
+static int check_file_size(MDB_env *env, const char *dir, char *err, size_t errlen)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+	struct stat fs;
+	mdb_filehandle_t fd;
+	uint64_t need;
+
+	if (mdb_env_info(env, &info) || mdb_env_stat(env, &st) || mdb_env_get_fd(env, &fd) ||
+	    fstat(fd, &fs))
+		return 0;
+	need = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+	if ((uint64_t)fs.st_size >= need)
+		return 0;
+	snprintf(err, errlen, "store %s/data.mdb: %lld bytes, but its meta page has %llu in use: "
+	         "the file was cut short", dir, (long long)fs.st_size, (unsigned long long)need);
+	return MB_ECORRUPT;
+}
+
 static int env_create(const char *dir, unsigned mode, size_t map_size, kv_env *e,
                       char *err, size_t errlen)
 {
@@ -140,6 +163,11 @@ static int env_create(const char *dir, unsigned mode, size_t map_size, kv_env *e
 	rc = mdb_env_open(e->env, dir, MDB_NOSYNC | MDB_NOTLS | MDB_NORDAHEAD, mode);
 	if (rc)
 		goto fail;
+	if ((rc = check_file_size(e->env, dir, err, errlen))) {
+		mdb_env_close(e->env);
+		e->env = NULL;
+		return rc;
+	}
 	mdb_reader_check(e->env, NULL);
 	if ((rc = open_dbis(e)))
 		goto fail;
