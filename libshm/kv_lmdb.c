@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -317,13 +318,28 @@ int kv_begin(kv_env *e, bool write, kv_txn **out)
 	return 0;
 }
 
+/* LMDB 0.9.24 reports a short pwrite() as EIO (mdb_page_flush: "TODO: Use
+ * which error code?"), and a short write is what a full disk gives when
+ * part of a commit's pages fit.  EIO with less than 1 MiB left on the
+ * store's filesystem is taken for what it almost surely is. */
+static int commit_code(MDB_env *env, int rc)
+{
+	mdb_filehandle_t fd;
+	struct statvfs fs;
+
+	if (rc == EIO && !mdb_env_get_fd(env, &fd) && !fstatvfs(fd, &fs) &&
+	    (uint64_t)fs.f_bavail * fs.f_frsize < ((uint64_t)1 << 20))
+		rc = ENOSPC;
+	return kv_code(rc);
+}
+
 int kv_commit(kv_txn *t)
 {
-	int rc = mdb_txn_commit(t->txn);
+	int rc = commit_code(t->e->env, mdb_txn_commit(t->txn));
 
 	pthread_rwlock_unlock(&t->e->resize);
 	free(t);
-	return kv_code(rc);
+	return rc;
 }
 
 void kv_abort(kv_txn *t)
