@@ -213,9 +213,13 @@ int mb_journal_read(mb_bank *b, uint64_t from_seq, mb_event_fn fn, void *ctx)
 	return rc == 1 ? 0 : rc;
 }
 
-static void report_json(const mbj_report *r, bool repaired, mb_buf *b)
+/* Clean only when the check succeeded: a newer segment (MB_EVERSION) or an
+ * I/O error leaves r->damaged unset but is not clean. */
+static void report_json(const mbj_report *r, int rc, bool repaired, mb_buf *b)
 {
-	buf_adds(b, r->damaged && !repaired ? "{\"clean\":false" : "{\"clean\":true");
+	bool clean = rc == 0 && (!r->damaged || repaired);
+
+	buf_adds(b, clean ? "{\"clean\":true" : "{\"clean\":false");
 	add_kv(b, "segments", r->segments, true);
 	add_kv(b, "records", r->records, true);
 	add_kv(b, "first_seq", r->first_seq, true);
@@ -258,7 +262,7 @@ static int journal_check(const char *bank_path, char **out, bool repair)
 	rc = bank_journal_code(rc);
 	if (repair && !rc && (r.damaged || r.torn_tail))
 		checkpoint_mark_stale(path);
-	report_json(&r, repair && !rc, &doc);
+	report_json(&r, rc, repair && !rc, &doc);
 	if (out && !(*out = buf_take(&doc, NULL)))
 		return mb_fail(NULL, MB_ENOMEM, "out of memory");
 	buf_free(&doc);
