@@ -1,0 +1,520 @@
+/*
+ * test_hostile.c - hostile files and directories: each gives a clear error
+ * and changes nothing.
+ *
+ * Already covered in tests/store/test_procs.c (test_open_checks) and not
+ * repeated: a bank directory that is a symlink, a non-empty directory that
+ * is not a bank, a bank of a newer format version.
+ */
+#include <sys/statvfs.h>
+
+#include "hard.h"
+#include "journal.h"
+
+#define SEG1 "journal/00000000000000000001.jnl"
+
+static void path_in(char *out, size_t cap, const char *dir, const char *name)
+{
+	snprintf(out, cap, "%s/%s", dir, name);
+}
+
+/* A bank with three pages, closed. */
+static void make_bank(const fx *f)
+{
+	mb_bank *b = open_opts(f->path, MB_DURABILITY_FULL, 0, 0);
+
+	assert_non_null(b);
+	assert_int_equal(mb_page_put(b, "a", "{\"v\":1}", (size_t)-1), 0);
+	assert_int_equal(mb_page_put(b, "b", "{\"v\":2}", (size_t)-1), 0);
+	assert_int_equal(mb_page_put(b, "c", "{\"v\":3}", (size_t)-1), 0);
+	assert_int_equal(mb_close(b), 0);
+}
+
+static int page_v(mb_bank *b, const char *id)
+{
+	cJSON *j = get_page(b, id);
+	int v = j ? (int)num_at(cJSON_GetObjectItem(j, "properties"), "v", NULL) : -1;
+
+	cJSON_Delete(j);
+	return v;
+}
+
+static const char *const snap_files[4] = {
+	"notion_pages.json", "sync_status.json", "error_log.json", "config_cache.json",
+};
+
+/* Each of the four targets a symlink to a file outside: the symlink is
+ * replaced (rename() replaces the link, never writes through it) and the
+ * file it pointed to is untouched. */
+static void test_snapshot_symlink_targets(void **state)
+{
+	fx *f = *state;
+	char out[4096], victim[4096], link[4096], *text;
+	struct stat st;
+	mb_bank *b;
+
+	make_bank(f);
+	path_in(out, sizeof out, f->dir, "out");
+	assert_int_equal(mkdir(out, 0700), 0);
+	for (int i = 0; i < 4; i++) {
+		snprintf(victim, sizeof victim, "%s/victim-%d", f->dir, i);
+		assert_int_equal(spit(victim, "precious\n", 9), 0);
+		path_in(link, sizeof link, out, snap_files[i]);
+		assert_int_equal(symlink(victim, link), 0);
+	}
+	b = open_opts(f->path, MB_DURABILITY_FULL, 0, 0);
+	assert_int_equal(mb_snapshot(b, out, NULL), 0);
+	mb_close(b);
+	for (int i = 0; i < 4; i++) {
+		snprintf(victim, sizeof victim, "%s/victim-%d", f->dir, i);
+		text = slurp(victim, NULL);
+		assert_string_equal(text, "precious\n");
+		free(text);
+		path_in(link, sizeof link, out, snap_files[i]);
+		assert_int_equal(lstat(link, &st), 0);
+		assert_true(S_ISREG(st.st_mode));
+		assert_int_equal(st.st_mode & 0777, 0600);
+	}
+	text = slurp(link, NULL);
+	assert_non_null(strstr(text, "\"max_entries\""));
+	free(text);
+}
+
+/* The snapshot directory itself a symlink: refused, nothing written. */
+static void test_snapshot_dir_symlink(void **state)
+{
+	fx *f = *state;
+	char real[4096], link[4096], p[4096];
+	mb_bank *b;
+
+	make_bank(f);
+	path_in(real, sizeof real, f->dir, "real");
+	path_in(link, sizeof link, f->dir, "link");
+	assert_int_equal(mkdir(real, 0700), 0);
+	assert_int_equal(symlink(real, link), 0);
+	b = open_opts(f->path, MB_DURABILITY_FULL, 0, 0);
+	assert_int_equal(mb_snapshot(b, link, NULL), MB_EUNSAFE);
+	assert_non_null(strstr(mb_last_error(b), "symlink"));
+	mb_close(b);
+	path_in(p, sizeof p, real, "notion_pages.json");
+	assert_int_equal(access(p, F_OK), -1);
+}
+
+/* The bank's own checkpoint directory a symlink to somewhere else. */
+static void test_checkpoint_dir_symlink(void **state)
+{
+	fx *f = *state;
+	char real[4096], link[4096], p[4096];
+	mb_bank *b;
+	int rc;
+
+	make_bank(f);
+	path_in(real, sizeof real, f->dir, "elsewhere");
+	path_in(link, sizeof link, f->path, "checkpoint");
+	assert_int_equal(mkdir(real, 0700), 0);
+	assert_int_equal(symlink(real, link), 0);
+	b = open_opts(f->path, MB_DURABILITY_FULL, 0, 0);
+	rc = mb_snapshot(b, NULL, NULL);
+	printf("snapshot with checkpoint/ a symlink: %s: %s\n", mb_errname(rc), mb_last_error(b));
+	assert_int_not_equal(rc, 0);
+	/* nothing was written through the link */
+	assert_int_equal(rmdir(real), 0);
+	(void)p;
+	mb_close(b);
+}
+
+/* A foreign file where data.mdb should be: a clear error, the file as it
+ * was. */
+static void test_foreign_data_mdb(void **state)
+{
+	fx *f = *state;
+	char p[4096], junk[8192], *after;
+	size_t len = 0;
+	mb_bank *b = NULL;
+	int rc;
+
+	make_bank(f);
+	path_in(p, sizeof p, f->path, "store/data.mdb");
+	for (size_t i = 0; i < sizeof junk; i++)
+		junk[i] = (char)("not an lmdb file\n"[i % 17]);
+	assert_int_equal(spit(p, junk, sizeof junk), 0);
+	rc = mb_open(f->path, NULL, &b);
+	printf("open with a foreign data.mdb: %s: %s\n", mb_errname(rc), mb_last_error(NULL));
+	assert_int_equal(rc, MB_ENOTBANK);
+	assert_null(b);
+	assert_non_null(strstr(mb_last_error(NULL), "store"));
+	after = slurp(p, &len);
+	assert_int_equal(len, sizeof junk);
+	assert_memory_equal(after, junk, sizeof junk);
+	free(after);
+}
+
+/* data.mdb cut short (a copy interrupted, a disk error): open must not
+ * crash (LMDB maps the file; pages past its end would be SIGBUS), and
+ * must give a clear error or a correct bank. */
+static void test_truncated_data_mdb(void **state)
+{
+	fx *f = *state;
+	char p[4096];
+	struct stat st;
+	mb_bank *b = NULL;
+	int rc;
+
+	make_bank(f);
+	path_in(p, sizeof p, f->path, "store/data.mdb");
+	assert_int_equal(stat(p, &st), 0);
+	assert_true(st.st_size > 3 * 4096);
+	assert_int_equal(truncate(p, 3 * 4096), 0);
+	rc = mb_open(f->path, NULL, &b);
+	printf("open with data.mdb cut to 3 pages of %lld bytes: %s: %s\n", (long long)st.st_size,
+	       mb_errname(rc), mb_last_error(NULL));
+	if (rc == 0) {
+		/* accepted only if it reads back right */
+		assert_int_equal(page_v(b, "a"), 1);
+		assert_int_equal(page_v(b, "c"), 3);
+		mb_close(b);
+	} else {
+		assert_int_equal(rc, MB_ECORRUPT);
+		assert_non_null(strstr(mb_last_error(NULL), "data.mdb"));
+		assert_int_equal(stat(p, &st), 0);
+		assert_int_equal(st.st_size, 3 * 4096);
+	}
+}
+
+static void patch_segment(const fx *f, size_t off, const void *bytes, size_t n, bool fix_crc)
+{
+	char p[4096];
+	uint8_t hdr[32];
+	int fd;
+
+	path_in(p, sizeof p, f->path, SEG1);
+	fd = open(p, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, hdr, 32, 0), 32);
+	memcpy(hdr + off, bytes, n);
+	if (fix_crc) {
+		uint32_t crc = mbj_crc32c(0, hdr, 28);
+		for (int i = 0; i < 4; i++)
+			hdr[28 + i] = (uint8_t)(crc >> (8 * i));
+	}
+	assert_int_equal(pwrite(fd, hdr, 32, 0), 32);
+	close(fd);
+}
+
+/* Open a bank whose segment was damaged; the error must be @want and the
+ * segment unchanged.  The store is removed first in @rebuild mode, so that
+ * the journal must be read whole (as after a machine crash). */
+static void expect_journal_refused(const fx *f, int want, const char *words, bool rebuild)
+{
+	char p[4096], *before, *after, *report = NULL;
+	size_t n1 = 0, n2 = 0;
+	mb_bank *b = NULL;
+	int rc;
+
+	if (rebuild) {
+		path_in(p, sizeof p, f->path, "store/data.mdb");
+		assert_int_equal(unlink(p), 0);
+	}
+	path_in(p, sizeof p, f->path, SEG1);
+	before = slurp(p, &n1);
+	rc = mb_open(f->path, NULL, &b);
+	if (rc == 0) {  /* the damage may only show at the next write */
+		rc = mb_page_put(b, "d", "{\"v\":4}", (size_t)-1);
+		printf("write after damage: %s: %s\n", mb_errname(rc), mb_last_error(b));
+		mb_close(b);
+	} else {
+		printf("open after damage: %s: %s\n", mb_errname(rc), mb_last_error(NULL));
+	}
+	assert_int_equal(rc, want);
+	after = slurp(p, &n2);
+	assert_int_equal(n1, n2);
+	assert_memory_equal(before, after, n1);
+	assert_int_equal(mb_journal_verify(f->path, &report), want);
+	/* a newer segment is refused before a report is made */
+	printf("verify: %s / %s\n", report ? report : "(no report)", mb_last_error(NULL));
+	assert_non_null(strstr(report ? report : mb_last_error(NULL), words));
+	mb_free(report);
+	free(before);
+	free(after);
+}
+
+static void test_journal_bad_magic(void **state)
+{
+	make_bank(*state);
+	patch_segment(*state, 0, "XBJRNL\r\n", 8, false);
+	expect_journal_refused(*state, MB_ECORRUPT, "magic", false);
+}
+
+static void test_journal_bad_magic_rebuild(void **state)
+{
+	make_bank(*state);
+	patch_segment(*state, 0, "XBJRNL\r\n", 8, false);
+	expect_journal_refused(*state, MB_ECORRUPT, "magic", true);
+}
+
+static void test_journal_newer_version(void **state)
+{
+	static const uint8_t v2[4] = { 2, 0, 0, 0 };
+
+	make_bank(*state);
+	patch_segment(*state, 8, v2, 4, true);
+	expect_journal_refused(*state, MB_EVERSION, "\"clean\":false", false);
+}
+
+static void test_journal_newer_version_rebuild(void **state)
+{
+	static const uint8_t v2[4] = { 2, 0, 0, 0 };
+
+	make_bank(*state);
+	patch_segment(*state, 8, v2, 4, true);
+	expect_journal_refused(*state, MB_EVERSION, "\"clean\":false", true);
+}
+
+/* ------------------------------------------------ read-only and full disks */
+
+/* A read-only bind mount of the bank.  LMDB must write its lock file and
+ * the bank its open.lock, so opening is refused with MB_EPERM; what a
+ * reader can do without opening (verify, restore from it) still works. */
+static int read_only_body(void *arg)
+{
+	const fx *f = arg;
+	char p[4096], other[4096], *report = NULL;
+	mb_bank *b = NULL;
+	int rc;
+
+	if (private_mounts())
+		return CHILD_SKIP;
+	if (mount(f->path, f->path, NULL, MS_BIND, NULL) ||
+	    mount(NULL, f->path, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL)) {
+		printf("SKIP reason: read-only bind mount: %s\n", strerror(errno));
+		return CHILD_SKIP;
+	}
+	path_in(p, sizeof p, f->path, "probe");
+	NEED(open(p, O_WRONLY | O_CREAT, 0600) < 0 && errno == EROFS);
+	rc = mb_open(f->path, NULL, &b);
+	printf("open on a read-only mount: %s: %s\n", mb_errname(rc), mb_last_error(NULL));
+	NEED(rc == MB_EPERM);
+	NEED(strstr(mb_last_error(NULL), f->path) != NULL);
+	NEED(mb_journal_verify(f->path, &report) == 0);
+	NEED(strstr(report, "\"records\":3") != NULL);
+	mb_free(report);
+	/* a snapshot of a writable bank into the read-only directory */
+	path_in(other, sizeof other, f->dir, "rw");
+	NEED((b = open_opts(other, MB_DURABILITY_FAST, 0, 0)) != NULL);
+	rc = mb_snapshot(b, f->path, NULL);
+	printf("snapshot into a read-only directory: %s: %s\n", mb_errname(rc), mb_last_error(b));
+	NEED(rc == MB_EPERM);
+	NEED(mb_page_put(b, "still", "{}", 2) == 0);
+	mb_close(b);
+	return 0;
+}
+
+static void test_read_only_bank(void **state)
+{
+	fx *f = *state;
+
+	make_bank(f);
+	run_child(read_only_body, f, 60);
+}
+
+/* A tmpfs of @size at @dir; -1 (reason printed) when mounting is not
+ * allowed here. */
+static int small_fs(const char *dir, const char *size)
+{
+	char opt[64];
+
+	snprintf(opt, sizeof opt, "size=%s,mode=0700", size);
+	if (private_mounts())
+		return -1;
+	if (mount("tmpfs", dir, "tmpfs", 0, opt)) {
+		printf("SKIP reason: mount tmpfs: %s\n", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Fill the filesystem of @dir with a ballast file until a write fails. */
+static void fill(const char *dir, const char *name)
+{
+	static char block[4096];
+	char p[4096];
+	int fd;
+
+	path_in(p, sizeof p, dir, name);
+	fd = open(p, O_WRONLY | O_CREAT | O_APPEND, 0600);
+	while (fd >= 0 && write(fd, block, sizeof block) == (ssize_t)sizeof block)
+		;
+	if (fd >= 0) {
+		while (write(fd, block, 1) == 1)
+			;
+		close(fd);
+	}
+}
+
+/* Reserve @kib KiB in a ballast file, freed later to make room. */
+static void ballast(const char *dir, int kib)
+{
+	static char block[1024];
+	char p[4096];
+	int fd;
+
+	path_in(p, sizeof p, dir, "ballast");
+	fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	for (int i = 0; fd >= 0 && i < kib; i++)
+		if (write(fd, block, sizeof block) != (ssize_t)sizeof block)
+			break;
+	if (fd >= 0)
+		close(fd);
+}
+
+/* Every page p0000..p<n-1> reads back whole. */
+static void need_pages(mb_bank *b, int n)
+{
+	char id[32], *s = NULL;
+
+	for (int i = 0; i < n; i++) {
+		snprintf(id, sizeof id, "p%04d", i);
+		NEED(mb_page_get(b, id, &s, NULL) == 0);
+		NEED(strstr(s, "yyyyyyyyyyyyyyyy") != NULL);
+		mb_free(s);
+	}
+}
+
+/* Pages written until the disk fills: the failing put says MB_ENOSPC,
+ * every acknowledged page reads back, and after space is freed the bank
+ * writes again and reopens (also as after a machine crash) whole. */
+static int full_put_body(void *arg)
+{
+	const fx *f = arg;
+	char mnt[4096], bank[4096], id[32], *props = malloc(24 * 1024), p[4096];
+	uint64_t count = 0;
+	mb_bank *b;
+	int rc = 0, acked = 0;
+
+	path_in(mnt, sizeof mnt, f->dir, "small");
+	NEED(mkdir(mnt, 0700) == 0);
+	if (small_fs(mnt, "2m"))
+		return CHILD_SKIP;
+	ballast(mnt, 400);
+	path_in(bank, sizeof bank, mnt, "bank");
+	NEED((b = open_opts(bank, MB_DURABILITY_FULL, 256 << 10, 64 << 10)) != NULL);
+	snprintf(props, 16, "{\"x\":\"");
+	memset(props + 6, 'y', 20 * 1024);
+	strcpy(props + 6 + 20 * 1024, "\"}");
+	for (int i = 0; i < 400 && !rc; i++) {
+		snprintf(id, sizeof id, "p%04d", i);
+		if (!(rc = mb_page_put(b, id, props, (size_t)-1)))
+			acked++;
+	}
+	printf("page put on a full disk after %d pages: %s: %s\n", acked, mb_errname(rc),
+	       mb_last_error(b));
+	NEED(rc == MB_ENOSPC);
+	NEED(acked > 5);
+	NEED(mb_page_count(b, &count) == 0);
+	printf("pages readable after the failure: %llu\n", (unsigned long long)count);
+	NEED(count == (uint64_t)acked);
+	need_pages(b, acked);
+	/* room again: the next write succeeds on the same handle */
+	path_in(p, sizeof p, mnt, "ballast");
+	NEED(unlink(p) == 0);
+	snprintf(id, sizeof id, "p%04d", acked);
+	NEED(mb_page_put(b, id, props, (size_t)-1) == 0);
+	acked++;
+	NEED(mb_page_count(b, &count) == 0 && count == (uint64_t)acked);
+	mb_close(b);
+	/* and a rebuild from the journal alone (a machine crash) has them all */
+	setenv("MEMBANK_TEST_BOOT_ID", "00000000-full-disk-other-boot-000000", 1);
+	NEED((b = open_opts(bank, MB_DURABILITY_FULL, 0, 64 << 10)) != NULL);
+	NEED(mb_page_count(b, &count) == 0);
+	printf("after a rebuild from the journal: %llu pages (acknowledged %d)\n",
+	       (unsigned long long)count, acked);
+	NEED(count == (uint64_t)acked);
+	need_pages(b, acked);
+	mb_close(b);
+	free(props);
+	return 0;
+}
+
+static void test_disk_full_page_put(void **state)
+{
+	run_child(full_put_body, *state, 120);
+}
+
+/* A snapshot into a full filesystem: MB_ENOSPC, the previous snapshot
+ * files unchanged, no temp file left; after space is freed it succeeds. */
+static int full_snapshot_body(void *arg)
+{
+	const fx *f = arg;
+	char mnt[4096], out[4096], p[4096], *before, *after, props[4096];
+	struct dirent *e;
+	mb_bank *b;
+	DIR *d;
+	int rc;
+
+	path_in(mnt, sizeof mnt, f->dir, "small");
+	NEED(mkdir(mnt, 0700) == 0);
+	if (small_fs(mnt, "1m"))
+		return CHILD_SKIP;
+	path_in(out, sizeof out, mnt, "out");
+	NEED(mkdir(out, 0700) == 0);
+	NEED((b = open_opts(f->path, MB_DURABILITY_FAST, 0, 0)) != NULL);
+	NEED(mb_page_put(b, "first", "{\"v\":1}", (size_t)-1) == 0);
+	NEED(mb_snapshot(b, out, NULL) == 0);
+	path_in(p, sizeof p, out, "notion_pages.json");
+	NEED((before = slurp(p, NULL)) != NULL);
+	memset(props, 0, sizeof props);
+	snprintf(props, 16, "{\"x\":\"");
+	memset(props + 6, 'z', 3000);
+	strcpy(props + 6 + 3000, "\"}");
+	for (int i = 0; i < 200; i++) {
+		char id[16];
+		snprintf(id, sizeof id, "q%03d", i);
+		NEED(mb_page_put(b, id, props, (size_t)-1) == 0);
+	}
+	fill(mnt, "ballast");
+	rc = mb_snapshot(b, out, NULL);
+	printf("snapshot on a full disk: %s: %s\n", mb_errname(rc), mb_last_error(b));
+	NEED(rc == MB_ENOSPC);
+	NEED((after = slurp(p, NULL)) != NULL);
+	NEED(strcmp(before, after) == 0);
+	free(after);
+	NEED((d = opendir(out)) != NULL);
+	while ((e = readdir(d)))
+		NEED(!strstr(e->d_name, ".tmp"));
+	closedir(d);
+	path_in(p, sizeof p, mnt, "ballast");
+	NEED(unlink(p) == 0);
+	NEED(mb_snapshot(b, out, NULL) == 0);
+	path_in(p, sizeof p, out, "notion_pages.json");
+	NEED((after = slurp(p, NULL)) != NULL);
+	NEED(strstr(after, "\"q199\"") != NULL);
+	free(after);
+	free(before);
+	mb_close(b);
+	return 0;
+}
+
+static void test_disk_full_snapshot(void **state)
+{
+	run_child(full_snapshot_body, *state, 120);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_snapshot_symlink_targets, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot_dir_symlink, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_checkpoint_dir_symlink, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_foreign_data_mdb, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_truncated_data_mdb, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_journal_bad_magic, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_journal_bad_magic_rebuild, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_journal_newer_version, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_journal_newer_version_rebuild, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_read_only_bank, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_disk_full_page_put, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_disk_full_snapshot, fx_setup, fx_teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
