@@ -207,7 +207,9 @@ static int read_identity(mb_bank *b)
 	}
 	if (n < 0)
 		rc = mb_fail(NULL, mb_errno_code(errno), "%s: %s", path, strerror(errno));
-	else if (!(j = cJSON_ParseWithLength(text, (size_t)n)) ||
+	else if (!(errno = 0) && !(j = cJSON_ParseWithLength(text, (size_t)n)) && errno == ENOMEM)
+		rc = mb_fail(NULL, MB_ENOMEM, "%s: out of memory", path);
+	else if (!j ||
 	         !cJSON_IsNumber(f = cJSON_GetObjectItemCaseSensitive(j, "format")) ||
 	         !cJSON_IsNumber(h = cJSON_GetObjectItemCaseSensitive(j, "history_limit")) ||
 	         h->valuedouble < 1 || h->valuedouble > MB_MAX_HISTORY)

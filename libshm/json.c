@@ -105,9 +105,13 @@ int json_parse(const char *s, size_t len, size_t max, const char *what,
 		return mb_fail(tag, MB_EINVAL, "%s: invalid UTF-8 at byte %zu", what, bad);
 	if ((rc = scan_text(s, len, what, tag)))
 		return rc;
+	/* cJSON says nothing of why it failed, and points at byte 0 when its
+	 * first allocation fails; malloc() sets errno, nothing else it calls
+	 * sets ENOMEM */
+	errno = 0;
 	j = cJSON_ParseWithLengthOpts(s, len, &end, false);
 	if (!j) {
-		if (!end || end < s || end > s + len)
+		if (errno == ENOMEM || !end || end < s || end > s + len)
 			return mb_fail(tag, MB_ENOMEM, "%s: out of memory parsing", what);
 		return mb_fail(tag, MB_EINVAL, "%s: invalid JSON at byte %zu", what,
 		               (size_t)(end - s));
