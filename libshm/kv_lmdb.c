@@ -150,6 +150,20 @@ static int check_file_size(MDB_env *env, const char *dir, char *err, size_t errl
 	return MB_ECORRUPT;
 }
 
+/* LMDB creates data.mdb and lock.mdb with @mode less the umask: give them
+ * @mode itself, or a group-shared bank would not be shared.  Fails
+ * harmlessly on files another user created. */
+static void keep_mode(MDB_env *env, const char *dir, unsigned mode)
+{
+	char lock[4096];
+	mdb_filehandle_t fd;
+
+	if (!mdb_env_get_fd(env, &fd))
+		fchmod(fd, mode);
+	if (!mb_pathf(lock, sizeof lock, "%s/lock.mdb", dir))
+		chmod(lock, mode);
+}
+
 static int env_create(const char *dir, unsigned mode, size_t map_size, kv_env *e,
                       char *err, size_t errlen)
 {
@@ -169,6 +183,7 @@ static int env_create(const char *dir, unsigned mode, size_t map_size, kv_env *e
 		e->env = NULL;
 		return rc;
 	}
+	keep_mode(e->env, dir, mode);
 	mdb_reader_check(e->env, NULL);
 	if ((rc = open_dbis(e)))
 		goto fail;

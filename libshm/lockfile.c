@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -44,6 +45,7 @@ int lockfile_acquire(lockfile *l, enum lock_kind kind, const char *dir, const ch
 		pthread_mutex_unlock(&kind_lock[kind]);
 		return rc;
 	}
+	fchmod(l->fd, mode);  /* group-shared: the umask must not narrow it */
 	while (fcntl(l->fd, F_SETLKW, &fl)) {
 		if (errno == EINTR)
 			continue;

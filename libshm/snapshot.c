@@ -313,6 +313,7 @@ static int checkpoint(mb_bank *b, mb_snapshot_info *info, const char *copy_from)
 		rc = mb_fail(b, mb_errno_code(errno), "snapshot: %s: %s", root, strerror(errno));
 		goto out;
 	}
+	chmod(root, b->dir_mode);  /* group-shared: the umask must not narrow it */
 	/* a planted symlink would take the checkpoint (and the journal
 	 * segments deleted after it) somewhere else */
 	if (lstat(root, &st) || !S_ISDIR(st.st_mode)) {
@@ -324,6 +325,7 @@ static int checkpoint(mb_bank *b, mb_snapshot_info *info, const char *copy_from)
 		rc = mb_fail(b, mb_errno_code(errno), "snapshot: %s: %s", tmp, strerror(errno));
 		goto out;
 	}
+	chmod(tmp, b->dir_mode);
 	if (copy_from) {
 		if (!(rc = copy_files(b, copy_from, tmp, info)))
 			rc = write_checkpoint_file(b, tmp, &end);
