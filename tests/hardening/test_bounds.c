@@ -1,0 +1,373 @@
+/*
+ * test_bounds.c - network filesystems refused at open, the modes of every
+ * file and directory the bank creates, and the bounds of README's Limits
+ * table that tests/store/test_ops.c does not check already.
+ *
+ * Network filesystems cannot be mounted here, so statfs() is wrapped at
+ * link time (-Wl,--wrap=statfs64: the library's call lands in
+ * __wrap_statfs64 below), which reports the filesystem type a test chose
+ * for paths under a prefix.  That exercises the real decision in bank.c
+ * (network_fs() and the allow_network_fs override) on the real open path.
+ */
+#include <ftw.h>
+#include <sys/vfs.h>
+
+#include "hard.h"
+
+/* The wrapper's setting: a test's only process-wide state, because the
+ * wrapped call has no context. */
+static char fake_prefix[4096];
+static long fake_type;
+
+int __real_statfs64(const char *path, struct statfs64 *buf);
+int __wrap_statfs64(const char *path, struct statfs64 *buf);
+
+int __wrap_statfs64(const char *path, struct statfs64 *buf)
+{
+	int rc = __real_statfs64(path, buf);
+
+	if (rc == 0 && fake_type && fake_prefix[0] &&
+	    !strncmp(path, fake_prefix, strlen(fake_prefix)))
+		buf->f_type = fake_type;
+	return rc;
+}
+
+static const struct { long type; const char *name; } remote[] = {
+	{ 0x6969, "NFS" }, { 0x517b, "SMB" }, { (long)0xff534d42, "CIFS" },
+	{ (long)0xfe534d42, "SMB2" }, { 0x65735546, "FUSE" }, { 0x00c36400, "Ceph" },
+	{ 0x01021997, "9P" }, { 0x47504653, "GPFS" },
+};
+
+static void test_network_fs_refused(void **state)
+{
+	fx *f = *state;
+	char p[4096];
+	mb_options o;
+	mb_bank *b = NULL;
+
+	snprintf(fake_prefix, sizeof fake_prefix, "%s", f->dir);
+	for (size_t i = 0; i < sizeof remote / sizeof remote[0]; i++) {
+		fake_type = remote[i].type;
+		assert_int_equal(mb_open(f->path, NULL, &b), MB_EUNSAFE);
+		assert_null(b);
+		assert_non_null(strstr(mb_last_error(NULL), "network filesystem"));
+		assert_non_null(strstr(mb_last_error(NULL), "allow_network_fs"));
+		/* refused before anything of a bank was written */
+		snprintf(p, sizeof p, "%s/membank.json", f->path);
+		assert_int_equal(access(p, F_OK), -1);
+		printf("%s (0x%lx): refused\n", remote[i].name, remote[i].type);
+	}
+	/* the override opens it, and the bank works */
+	mb_options_init(&o);
+	o.allow_network_fs = true;
+	assert_int_equal(mb_open(f->path, &o, &b), 0);
+	assert_int_equal(mb_page_put(b, "n", "{}", 2), 0);
+	mb_close(b);
+	/* and local filesystems are never refused */
+	fake_type = 0xEF53;  /* ext4 */
+	assert_int_equal(mb_open(f->path, NULL, &b), 0);
+	mb_close(b);
+	fake_type = 0;
+}
+
+/* ------------------------------------------------------------- modes */
+
+typedef struct walk {
+	unsigned file_mode, dir_mode;
+	int files, dirs, wrong;
+	char seen[8192];
+} walk;
+
+static walk *cur_walk;  /* nftw has no context argument */
+
+static int visit(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	walk *w = cur_walk;
+	unsigned want = S_ISDIR(st->st_mode) ? w->dir_mode : w->file_mode;
+
+	(void)flag;
+	if (S_ISDIR(st->st_mode))
+		w->dirs++;
+	else
+		w->files++;
+	if (ftw->level > 0 && strlen(w->seen) + strlen(path) + 2 < sizeof w->seen) {
+		strcat(w->seen, path + ftw->base);
+		strcat(w->seen, " ");
+	}
+	if ((st->st_mode & 0777) == want)
+		return 0;
+	/* the journal creates its files with the umask applied (journal/ is
+	 * not ours to fix: see the report); MEMBANK_HARD_STRICT=1 counts them */
+	if (want == 0660 && strstr(path, "/journal/") && !getenv("MEMBANK_HARD_STRICT")) {
+		printf("KNOWN (journal part): mode %o, want %o: %s\n", st->st_mode & 0777, want, path);
+		return 0;
+	}
+	printf("wrong mode %o (want %o): %s\n", st->st_mode & 0777, want, path);
+	w->wrong++;
+	return 0;
+}
+
+/* Everything a bank creates over its life: the store, the journal and its
+ * sync state, the identity, the locks, a checkpoint and its view files. */
+static void exercise(const char *path, const mb_options *o)
+{
+	mb_bank *b = NULL;
+
+	assert_int_equal(mb_open(path, o, &b), 0);
+	assert_int_equal(mb_page_put(b, "a", "{\"v\":1}", (size_t)-1), 0);
+	assert_int_equal(mb_sync_record(b, "success", NULL), 0);
+	assert_int_equal(mb_error_log(b, "T", "m"), 0);
+	assert_int_equal(mb_config_update(b, "{\"cache_settings\":{\"ttl_seconds\":0}}", (size_t)-1), 0);
+	assert_int_equal(mb_snapshot(b, NULL, NULL), 0);
+	assert_int_equal(mb_page_put(b, "b", "{\"v\":2}", (size_t)-1), 0);
+	assert_int_equal(mb_snapshot(b, NULL, NULL), 0);
+	assert_int_equal(mb_close(b), 0);
+}
+
+static void check_modes(const char *path, unsigned fmode, unsigned dmode)
+{
+	static const char *const expect[] = {
+		"membank.json", "open.lock", "compactor.lock", "boot_id", "data.mdb", "lock.mdb",
+		"sync.shm", ".jnl", "checkpoint.json", "notion_pages.json", "sync_status.json",
+		"error_log.json", "config_cache.json", "store", "journal", "checkpoint",
+	};
+	walk w = { fmode, dmode, 0, 0, 0, "" };
+
+	cur_walk = &w;
+	assert_int_equal(nftw(path, visit, 16, FTW_PHYS), 0);
+	cur_walk = NULL;
+	printf("%d files and %d directories, all %o/%o: %s\n", w.files, w.dirs, fmode, dmode, w.seen);
+	for (size_t i = 0; i < sizeof expect / sizeof expect[0]; i++)
+		if (!strstr(w.seen, expect[i]))
+			fail_msg("the bank has no %s: the walk checked less than it should", expect[i]);
+	assert_int_equal(w.wrong, 0);
+}
+
+static void test_modes_every_file(void **state)
+{
+	fx *f = *state;
+	mode_t old = umask(0);  /* the umask cannot widen them */
+
+	exercise(f->path, NULL);
+	umask(old);
+	check_modes(f->path, 0600, 0700);
+}
+
+static void test_modes_group_shared(void **state)
+{
+	fx *f = *state;
+	mb_options o;
+	mode_t old = umask(077);  /* nor narrow a group-shared bank */
+
+	mb_options_init(&o);
+	o.group_shared = true;
+	exercise(f->path, &o);
+	umask(old);
+	check_modes(f->path, 0660, 0770);
+}
+
+/* ------------------------------------------------------------- bounds */
+
+static void expect_rc(int rc, int want, const mb_bank *b, const char *needle)
+{
+	if (rc != want || (needle && !strstr(mb_last_error(b), needle)))
+		fail_msg("want %s naming \"%s\", got %s \"%s\"", mb_errname(want), needle ? needle : "",
+		         mb_errname(rc), mb_last_error(b));
+}
+
+static void test_option_bounds(void **state)
+{
+	fx *f = *state;
+	mb_options o;
+	mb_bank *b = NULL;
+
+	mb_options_init(&o);
+	o.history_limit = MB_MAX_HISTORY + 1;
+	expect_rc(mb_open(f->path, &o, &b), MB_EINVAL, NULL, "history_limit");
+	mb_options_init(&o);
+	o.max_json_bytes = MB_MAX_JSON_BYTES + 1;
+	expect_rc(mb_open(f->path, &o, &b), MB_EINVAL, NULL, "max_json_bytes");
+	mb_options_init(&o);
+	o.segment_bytes = (64 << 10) - 1;
+	expect_rc(mb_open(f->path, &o, &b), MB_EINVAL, NULL, "segment_bytes");
+	mb_options_init(&o);
+	o.map_size = (256 << 10) - 1;
+	expect_rc(mb_open(f->path, &o, &b), MB_EINVAL, NULL, "map_size");
+	assert_null(b);
+	assert_int_equal(access(f->path, F_OK), -1);  /* nothing created */
+	/* the ceilings themselves are accepted */
+	mb_options_init(&o);
+	o.history_limit = MB_MAX_HISTORY;
+	o.max_json_bytes = MB_MAX_JSON_BYTES;
+	assert_int_equal(mb_open(f->path, &o, &b), 0);
+	mb_close(b);
+}
+
+static char *json_of(size_t bytes, char fill)
+{
+	char *s = malloc(bytes + 1);
+
+	memcpy(s, "{\"a\":\"", 6);
+	memset(s + 6, fill, bytes - 8);
+	memcpy(s + bytes - 2, "\"}", 3);
+	return s;
+}
+
+/* max_json_bytes is the handle's bound, whatever it is set to. */
+static void test_max_json_bytes_option(void **state)
+{
+	fx *f = *state;
+	char *small = json_of(101, 'x'), *big = json_of(2 << 20, 'y');
+	mb_options o;
+	mb_bank *b = NULL;
+
+	mb_options_init(&o);
+	o.max_json_bytes = 100;
+	assert_int_equal(mb_open(f->path, &o, &b), 0);
+	expect_rc(mb_page_put(b, "s", small, (size_t)-1), MB_EINVAL, b, "larger than the limit of 100");
+	expect_rc(mb_config_update(b, small, (size_t)-1), MB_EINVAL, b, "larger than the limit");
+	small[100] = '\0';  /* 100 bytes, but no longer JSON: the size passed */
+	expect_rc(mb_page_put(b, "s", small, 100), MB_EINVAL, b, "invalid JSON");
+	mb_close(b);
+	mb_options_init(&o);
+	o.max_json_bytes = MB_MAX_JSON_BYTES;
+	assert_int_equal(mb_open(f->path, &o, &b), 0);
+	assert_int_equal(mb_page_put(b, "big", big, (size_t)-1), 0);  /* 2 MiB: over the default */
+	mb_close(b);
+	assert_int_equal(mb_open(f->path, NULL, &b), 0);
+	expect_rc(mb_page_put(b, "big2", big, (size_t)-1), MB_EINVAL, b, "larger than the limit");
+	mb_close(b);
+	free(small);
+	free(big);
+}
+
+static char *text_of(size_t n, char c)
+{
+	char *s = malloc(n + 1);
+
+	memset(s, c, n);
+	s[n] = '\0';
+	return s;
+}
+
+/* Text fields at their bound pass, one byte over fails, nothing changes. */
+static void test_text_bounds(void **state)
+{
+	fx *f = *state;
+	char *t4096 = text_of(MB_MAX_TEXT_BYTES, 'm'), *t4097 = text_of(MB_MAX_TEXT_BYTES + 1, 'm');
+	char *ty128 = text_of(MB_MAX_TYPE_BYTES, 'T'), *ty129 = text_of(MB_MAX_TYPE_BYTES + 1, 'T');
+	char *api65 = malloc(128), *v65 = text_of(65, 'v'), *before, *after;
+	mb_bank *b = open_opts(f->path, MB_DURABILITY_FAST, 0, 0);
+
+	assert_int_equal(mb_error_log(b, ty128, t4096), 0);
+	assert_int_equal(mb_error_resolve(b, ty128, t4096), 0);
+	assert_int_equal(mb_sync_record(b, "failed", t4096), 0);
+	before = state_of(b);
+	expect_rc(mb_error_log(b, ty129, "m"), MB_EINVAL, b, "longer than 128");
+	expect_rc(mb_error_log(b, "T", t4097), MB_EINVAL, b, "longer than 4096");
+	expect_rc(mb_error_resolve(b, "T", t4097), MB_EINVAL, b, "longer than 4096");
+	expect_rc(mb_error_resolve(b, ty129, "s"), MB_EINVAL, b, "longer than 128");
+	expect_rc(mb_sync_record(b, "failed", t4097), MB_EINVAL, b, "longer than 4096");
+	snprintf(api65, 128, "{\"notion_settings\":{\"api_version\":\"%s\"}}", v65);
+	expect_rc(mb_config_update(b, api65, (size_t)-1), MB_EINVAL, b, "api_version");
+	expect_rc(mb_config_update(b, "{\"notion_settings\":{\"timeout_seconds\":3600.5}}",
+	                           (size_t)-1), MB_EINVAL, b, "timeout_seconds");
+	after = state_of(b);
+	assert_string_equal(before, after);
+	mb_close(b);
+	free(before);
+	free(after);
+	free(t4096);
+	free(t4097);
+	free(ty128);
+	free(ty129);
+	free(api65);
+	free(v65);
+}
+
+/* history_limit keeps exactly that many entries of each history. */
+static void test_history_limit_enforced(void **state)
+{
+	fx *f = *state;
+	mb_options o;
+	mb_bank *b = NULL;
+	cJSON *j;
+
+	mb_options_init(&o);
+	o.history_limit = 7;
+	o.durability = MB_DURABILITY_FAST;
+	assert_int_equal(mb_open(f->path, &o, &b), 0);
+	for (int i = 0; i < 20; i++) {
+		assert_int_equal(mb_sync_record(b, "success", NULL), 0);
+		assert_int_equal(mb_error_log(b, "T", "m"), 0);
+	}
+	j = sync_doc(b);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "sync_history")), 7);
+	assert_int_equal(num_at(j, "success_count", NULL), 20);
+	cJSON_Delete(j);
+	mb_close(b);
+	/* fixed when the bank was created: a later open's option does not change it */
+	o.history_limit = 50;
+	assert_int_equal(mb_open(f->path, &o, &b), 0);
+	assert_int_equal(mb_sync_record(b, "success", NULL), 0);
+	j = sync_doc(b);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "sync_history")), 7);
+	cJSON_Delete(j);
+	mb_close(b);
+}
+
+/* The journal's record bound (32 MiB) is above anything the JSON bound
+ * lets in?  Not for floats: "0.5," is 4 bytes of JSON and 9 of msgpack, so
+ * 16 MiB of JSON packs to 36 MiB.  Such a put must fail cleanly and change
+ * nothing.  Costs about 250 MB of cJSON nodes: MEMBANK_HARD_BIG=1 only. */
+static void test_journal_record_bound(void **state)
+{
+	fx *f = *state;
+	size_t n = MB_MAX_JSON_BYTES - 16, i = 0;
+	char *s, *before, *after;
+	mb_options o;
+	mb_bank *b = NULL;
+	int rc;
+
+	if (!getenv("MEMBANK_HARD_BIG")) {
+		printf("SKIP reason: needs about 250 MB; set MEMBANK_HARD_BIG=1\n");
+		skip();
+	}
+	s = malloc(n + 16);
+	i += (size_t)sprintf(s, "{\"a\":[0.5");
+	while (i + 8 < n)
+		i += (size_t)sprintf(s + i, ",0.5");
+	strcpy(s + i, "]}");
+	mb_options_init(&o);
+	o.max_json_bytes = MB_MAX_JSON_BYTES;
+	o.durability = MB_DURABILITY_FAST;
+	assert_int_equal(mb_open(f->path, &o, &b), 0);
+	before = state_of(b);
+	rc = mb_page_put(b, "floats", s, (size_t)-1);
+	printf("%zu bytes of floats: %s: %s\n", strlen(s), mb_errname(rc), mb_last_error(b));
+	assert_int_not_equal(rc, 0);
+	assert_int_equal(rc, MB_EINVAL);
+	after = state_of(b);
+	assert_string_equal(before, after);
+	assert_int_equal(mb_page_put(b, "small", "{}", 2), 0);
+	mb_close(b);
+	free(before);
+	free(after);
+	free(s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_network_fs_refused, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_modes_every_file, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_modes_group_shared, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_option_bounds, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_max_json_bytes_option, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_text_bounds, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_history_limit_enforced, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_journal_record_bound, fx_setup, fx_teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
