@@ -189,7 +189,7 @@ static void check_checkpoint(report *r, const char *path, mb_bank *b)
 
 int cmd_doctor(cli *c, int argc, char **argv)
 {
-	report r = { cJSON_CreateArray(), true };
+	report r = { NULL, true };
 	mb_bank *b = NULL;
 	cJSON *out;
 	char *text;
@@ -201,6 +201,7 @@ int cmd_doctor(cli *c, int argc, char **argv)
 	           "exit 0 when healthy, 4 when a check failed.\n";
 	if (cli_positional(c, argc, argv, 0, 0, &ex))
 		return ex;
+	r.checks = cJSON_CreateArray();
 	c->opts.create = false;
 	if ((rc = mb_open(c->bank_dir, &c->opts, &b)))
 		add(&r, "open", FAIL, mb_last_error(NULL));

@@ -99,6 +99,7 @@ static void write_fault(fx *f, int err, const char *needle, int want)
 	mb_close(f->b);
 	assert_int_equal(mb_open(f->path, NULL, &f->b), 0);
 	assert_acked(f->b, 5);
+	free(before);
 	assert_int_equal(mb_page_get(f->b, "doomed", &before, NULL), MB_ENOTFOUND);
 	free(after);
 	after = state_of(f->b);
