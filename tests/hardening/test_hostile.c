@@ -499,6 +499,42 @@ static void test_disk_full_snapshot(void **state)
 	run_child(full_snapshot_body, *state, 120);
 }
 
+/* Regression (fuzz-restore, crash-3b62d7e1): a notion_pages.json whose
+ * last_updated value is longer than its 64-byte bound freed an
+ * uninitialised cJSON pointer (load.c parse_at).  Also the fuzzer's own
+ * input, and a truncated value: MB_EINVAL, no target left. */
+static void test_restore_fuzz_regressions(void **state)
+{
+	static const char *const docs[][2] = {  /* before and after a long value */
+		{ "{\"pages\":{},\"last_updated\":\"",
+		  "\",\"metadata\":{\"total_pages\":0,\"last_sync\":null}}" },
+		{ "{\"pages\":{},\"last_updated\":n", "\x8f:{\"total_pages\":0,\"last_sync\":null}}" },
+		{ "{\"pages\":{},\"last_updated\":\"", "" },
+	};
+	fx *f = *state;
+	char from[4096], target[4096], p[4096], text[1024], eee[200];
+	struct stat st;
+	mb_bank *b;
+
+	make_bank(f);
+	path_in(from, sizeof from, f->dir, "from");
+	path_in(target, sizeof target, f->dir, "target");
+	assert_int_equal(mkdir(from, 0700), 0);
+	b = open_opts(f->path, MB_DURABILITY_FULL, 0, 0);
+	assert_int_equal(mb_snapshot(b, from, NULL), 0);
+	mb_close(b);
+	memset(eee, 'e', sizeof eee - 1);
+	eee[sizeof eee - 1] = '\0';
+	for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
+		snprintf(text, sizeof text, "%s%s%s", docs[i][0], eee, docs[i][1]);
+		path_in(p, sizeof p, from, "notion_pages.json");
+		assert_int_equal(spit(p, text, strlen(text)), 0);
+		assert_int_equal(mb_restore(from, target, NULL, 0), MB_EINVAL);
+		assert_non_null(strstr(mb_last_error(NULL), "notion_pages.json"));
+		assert_int_equal(lstat(target, &st), -1);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -514,6 +550,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_read_only_bank, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_disk_full_page_put, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_disk_full_snapshot, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_restore_fuzz_regressions, fx_setup, fx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
