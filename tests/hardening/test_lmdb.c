@@ -71,6 +71,7 @@ static void test_killed_readers_exceed_slots(void **state)
 	long kills = env_long("MEMBANK_HARD_KILLS", 1100), done = 0;
 	mb_bank *b = open_opts(f->path, MB_DURABILITY_FAST, 0, 0);
 	pid_t pids[BATCH];
+	cJSON *page;
 	int p[2];
 	char c;
 
@@ -104,7 +105,9 @@ static void test_killed_readers_exceed_slots(void **state)
 	mb_close(b);
 	b = open_opts(f->path, MB_DURABILITY_FAST, 0, 0);
 	assert_non_null(b);
-	assert_true(get_page(b, "p") != NULL);
+	page = get_page(b, "p");
+	assert_non_null(page);
+	cJSON_Delete(page);
 	printf("readers killed mid-read: %ld; readers now %g, max %g\n", done,
 	       store_num(b, "readers"), store_num(b, "max_readers"));
 	assert_true(store_num(b, "readers") <= 2);
