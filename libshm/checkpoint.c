@@ -47,7 +47,7 @@ static int read_position(mb_bank *b, const char *dir, mbj_pos *end)
 	int fd, rc = 0;
 
 	mb_pathf(path, sizeof path, "%s/%s", dir, MB_CHECKPOINT_FILE);
-	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) >= 0) {
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) >= 0) {
 		n = read(fd, text, sizeof text - 1);
 		close(fd);
 	}

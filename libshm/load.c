@@ -109,6 +109,8 @@ static int get_time(const ld *l, const cJSON *obj, const char *key, bool nullabl
 
 /* --------------------------------------------------------- small files */
 
+/* Files from outside are opened O_NONBLOCK: a FIFO planted in their place
+ * would block open() itself, before fstat() could refuse it. */
 static int read_whole(const char *dir, const char *name, const void *tag, char **data, size_t *len)
 {
 	char path[4096];
@@ -117,7 +119,7 @@ static int read_whole(const char *dir, const char *name, const void *tag, char *
 	int fd;
 
 	mb_pathf(path, sizeof path, "%s/%s", dir, name);
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
 		return mb_fail(tag, errno == ENOENT ? MB_EINVAL : mb_errno_code(errno), "%s: %s",
 		               path, strerror(errno));
@@ -651,7 +653,7 @@ static int load_pages(kv_txn *t, const char *dir, size_t max_json, int64_t *last
 	int fd, rc;
 
 	mb_pathf(path, sizeof path, "%s/notion_pages.json", dir);
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
 		return mb_fail(tag, errno == ENOENT ? MB_EINVAL : mb_errno_code(errno), "%s: %s",
 		               path, strerror(errno));
