@@ -356,6 +356,61 @@ static void test_journal_record_bound(void **state)
 	free(s);
 }
 
+/* The restore reader's file bounds: a file over its bound (sparse, so
+ * the test costs nothing), a FIFO, a symlink: each refused before a byte
+ * is read, naming the file, and no target is made. */
+static void test_restore_file_bounds(void **state)
+{
+	static const struct { const char *name; long long size; } over[] = {
+		{ "sync_status.json", (256ll << 20) + 1 },
+		{ "error_log.json", (256ll << 20) + 1 },
+		{ "config_cache.json", (256ll << 20) + 1 },
+		{ "notion_pages.json", (16ll << 30) + 1 },
+	};
+	fx *f = *state;
+	char from[4096], target[4096], p[4096], keep[4096], *saved;
+	size_t len = 0;
+	struct stat st;
+	mb_bank *b = open_opts(f->path, MB_DURABILITY_FAST, 0, 0);
+	int rc;
+
+	snprintf(from, sizeof from, "%s/from", f->dir);
+	snprintf(target, sizeof target, "%s/target", f->dir);
+	assert_int_equal(mkdir(from, 0700), 0);
+	assert_int_equal(mb_page_put(b, "a", "{}", 2), 0);
+	assert_int_equal(mb_snapshot(b, from, NULL), 0);
+	mb_close(b);
+	for (size_t i = 0; i < sizeof over / sizeof over[0]; i++) {
+		snprintf(p, sizeof p, "%s/%s", from, over[i].name);
+		saved = slurp(p, &len);
+		assert_int_equal(truncate(p, over[i].size), 0);
+		rc = mb_restore(from, target, NULL, 0);
+		printf("%s of %lld bytes: %s: %s\n", over[i].name, over[i].size, mb_errname(rc),
+		       mb_last_error(NULL));
+		assert_int_equal(rc, MB_EINVAL);
+		assert_non_null(strstr(mb_last_error(NULL), over[i].name));
+		assert_int_equal(lstat(target, &st), -1);
+		/* a FIFO would block a reader that does not check: refused */
+		assert_int_equal(unlink(p), 0);
+		assert_int_equal(mkfifo(p, 0600), 0);
+		assert_int_equal(mb_restore(from, target, NULL, 0), MB_EINVAL);
+		assert_int_equal(lstat(target, &st), -1);
+		/* a symlink to the real content is not followed */
+		assert_int_equal(unlink(p), 0);
+		snprintf(keep, sizeof keep, "%s/real-%zu", f->dir, i);
+		assert_int_equal(spit(keep, saved, len), 0);
+		assert_int_equal(symlink(keep, p), 0);
+		rc = mb_restore(from, target, NULL, 0);
+		assert_int_not_equal(rc, 0);
+		printf("%s a symlink: %s: %s\n", over[i].name, mb_errname(rc), mb_last_error(NULL));
+		assert_int_equal(lstat(target, &st), -1);
+		assert_int_equal(unlink(p), 0);
+		assert_int_equal(spit(p, saved, len), 0);
+		free(saved);
+	}
+	assert_int_equal(mb_restore(from, target, NULL, 0), 0);  /* and whole again, it restores */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -366,6 +421,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_max_json_bytes_option, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_text_bounds, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_history_limit_enforced, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_restore_file_bounds, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_journal_record_bound, fx_setup, fx_teardown),
 	};
 

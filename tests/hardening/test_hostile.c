@@ -535,6 +535,31 @@ static void test_restore_fuzz_regressions(void **state)
 	}
 }
 
+/* A FIFO planted where the bank reads a small file (membank.json,
+ * checkpoint.json): open() of a FIFO blocks until a writer comes, so a
+ * reader that does not ask for O_NONBLOCK would hang forever.  In a child
+ * with a timeout, so that a regression fails instead of hanging. */
+static int fifo_body(void *arg)
+{
+	const fx *f = arg;
+	char p[4096];
+	mb_bank *b = NULL;
+	int rc;
+
+	path_in(p, sizeof p, f->path, "membank.json");
+	NEED(unlink(p) == 0 && mkfifo(p, 0600) == 0);
+	rc = mb_open(f->path, NULL, &b);
+	printf("open with membank.json a FIFO: %s: %s\n", mb_errname(rc), mb_last_error(NULL));
+	NEED(rc == MB_ENOTBANK && b == NULL);
+	return 0;
+}
+
+static void test_fifo_in_bank(void **state)
+{
+	make_bank(*state);
+	run_child(fifo_body, *state, 20);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -551,6 +576,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_disk_full_page_put, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_disk_full_snapshot, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_restore_fuzz_regressions, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_fifo_in_bank, fx_setup, fx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
