@@ -28,10 +28,22 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static kv_env *env;
+static char dir[96];
+
+static void cleanup(void)
+{
+	char p[160];
+
+	kv_close(env);
+	snprintf(p, sizeof p, "%s/data.mdb", dir);
+	unlink(p);
+	snprintf(p, sizeof p, "%s/lock.mdb", dir);
+	unlink(p);
+	rmdir(dir);
+}
 
 static void open_scratch(void)
 {
-	static char dir[96];
 	char err[256];
 
 	snprintf(dir, sizeof dir, "%s/fuzz-record-XXXXXX",
@@ -40,6 +52,7 @@ static void open_scratch(void)
 		fprintf(stderr, "fuzz_record: scratch store: %s\n", err);
 		abort();
 	}
+	atexit(cleanup);
 }
 
 /* Text produced for JSON output must be JSON. */

@@ -63,12 +63,18 @@ static void make_good(void)
 	mb_rm_tree(bank);
 }
 
+static void cleanup(void)
+{
+	mb_rm_tree(root);
+}
+
 static void init(void)
 {
 	snprintf(root, sizeof root, "%s/fuzz-restore-XXXXXX",
 	         access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
 	if (!mkdtemp(root))
 		abort();
+	atexit(cleanup);
 	snprintf(good, sizeof good, "%s/good", root);
 	snprintf(in, sizeof in, "%s/in", root);
 	snprintf(target, sizeof target, "%s/target", root);
