@@ -303,12 +303,23 @@ static int settle(mb_bank *b)
 	return mb_fail(NULL, MB_ENOSPC, "%s: the map cannot grow enough", b->path);
 }
 
+/* No data.mdb yet: the store is created by this open. */
+static bool store_is_new(const mb_bank *b)
+{
+	struct stat st;
+	char *p = join(b->store_dir, "data.mdb");
+	bool none = p && lstat(p, &st) && errno == ENOENT;
+
+	free(p);
+	return none;
+}
+
 static int open_parts(mb_bank *b, const char *boot)
 {
 	mbj_options jo = { .segment_bytes = b->opts.segment_bytes, .file_mode = (int)b->file_mode,
 	                   .dir_mode = (int)b->dir_mode };
 	size_t map = b->opts.map_size ? b->opts.map_size : DEFAULT_MAP_SIZE;
-	bool stale = false, missing = false;
+	bool stale = false, missing = false, build;
 	char err[256];
 	int rc;
 
@@ -318,12 +329,17 @@ static int open_parts(mb_bank *b, const char *boot)
 		return rc;
 	if (stale && (rc = discard_store(b)))
 		return rc;
+	/* A store created now (a new bank, or one deleted: it is only a
+	 * cache) is built from the checkpoint and the journal like a stale
+	 * one: rolling forward from empty would miss what the checkpoint
+	 * covers once its segments are removed. */
+	build = stale || store_is_new(b);
 	if ((rc = kv_open(b->store_dir, b->file_mode, map, &b->kv, err, sizeof err)))
 		return mb_fail(NULL, rc, "%s", err);
 	kv_reader_check(b->kv, NULL);  /* slots of processes killed mid-read */
 	if ((rc = mbj_open(b->journal_dir, &jo, &b->jn)))
 		return bank_journal_fail(b, rc, "journal");
-	if (stale && (rc = bank_rebuild_store(b)))
+	if (build && (rc = bank_rebuild_store(b)))
 		return rc;
 	if ((rc = settle(b)))
 		return rc;
