@@ -87,14 +87,16 @@ static int replay(mb_bank *b, kv_txn *t, uint64_t from_seq, mbj_pos *end)
 	mbj_record rec;
 	mbj_iter *it;
 	mb_rec r;
-	int rc = mbj_iter_open(b->journal_dir, from_seq, &it);
+	int jrc, rc = mbj_iter_open(b->journal_dir, from_seq, &it);
 
 	if (rc)
 		return mb_fail(b->tag, rc == MBJ_EINVAL ? MB_ECORRUPT : MB_EIO,
 		               "journal: cannot read from seq %llu: the records before the "
 		               "oldest segment are gone and no checkpoint covers them",
 		               (unsigned long long)from_seq);
-	while ((rc = mbj_iter_next(it, &rec)) == 1) {
+	/* jrc holds the journal's MBJ_* codes, rc our MB_* codes: the two
+	 * ranges overlap (MBJ_EVERSION == MB_ENOMEM) */
+	while ((jrc = mbj_iter_next(it, &rec)) == 1) {
 		if (rec.seq != end->seq + 1 && end->seq) {
 			rc = mb_fail(b->tag, MB_ECORRUPT, "journal: seq %llu follows %llu",
 			             (unsigned long long)rec.seq, (unsigned long long)end->seq);
@@ -109,10 +111,10 @@ static int replay(mb_bank *b, kv_txn *t, uint64_t from_seq, mbj_pos *end)
 			break;
 		*end = rec.end;
 	}
-	if (rc < 0 && rc > -100 && rc != MB_ECORRUPT)  /* a journal code */
-		rc = mb_fail(b->tag, MB_ECORRUPT, "journal: %s", mbj_iter_errmsg(it));
+	if (!rc && jrc < 0)
+		rc = mb_fail(b->tag, bank_journal_code(jrc), "journal: %s", mbj_iter_errmsg(it));
 	mbj_iter_close(it);
-	return rc < 0 ? rc : 0;
+	return rc;
 }
 
 static int rebuild_once(mb_bank *b)
