@@ -569,6 +569,64 @@ static void test_fifo_in_bank(void **state)
 	run_child(fifo_body, *state, 20);
 }
 
+/* The store is a cache: deleting it (the whole store/, or data.mdb alone
+ * with boot_id kept) must give back the whole bank from the checkpoint
+ * and the journal, also after the checkpoint removed the segments it
+ * covers. */
+static void store_deleted(const fx *f, bool whole_dir)
+{
+	char p[4096], id[32], *before, *after;
+	uint64_t count = 0;
+	mb_bank *b = open_opts(f->path, MB_DURABILITY_FAST, 0, 64 << 10);
+	mb_snapshot_info info;
+
+	assert_non_null(b);
+	assert_int_equal(mb_config_update(b, "{\"cache_settings\":{\"max_entries\":0}}", (size_t)-1), 0);
+	for (int i = 0; i < 300; i++) {
+		snprintf(id, sizeof id, "page-%03d", i);
+		assert_int_equal(mb_page_put(b, id, "{\"pad\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}", (size_t)-1), 0);
+	}
+	assert_int_equal(mb_snapshot(b, NULL, &info), 0);
+	for (int i = 300; i < 310; i++) {  /* a tail after the checkpoint */
+		snprintf(id, sizeof id, "page-%03d", i);
+		assert_int_equal(mb_page_put(b, id, "{}", 2), 0);
+	}
+	before = state_of(b);
+	mb_close(b);
+	printf("checkpoint at seq %llu removed %llu journal segments\n",
+	       (unsigned long long)info.seq, (unsigned long long)info.segments_removed);
+	if (whole_dir) {
+		path_in(p, sizeof p, f->path, "store");
+		rm_rf(p);
+	} else {
+		path_in(p, sizeof p, f->path, "store/data.mdb");
+		assert_int_equal(unlink(p), 0);
+		path_in(p, sizeof p, f->path, "store/lock.mdb");
+		assert_int_equal(unlink(p), 0);
+	}
+	b = open_opts(f->path, MB_DURABILITY_FAST, 0, 64 << 10);
+	assert_non_null(b);
+	assert_int_equal(mb_page_count(b, &count), 0);
+	after = state_of(b);
+	printf("store %s deleted: %llu pages after reopening (310 before)\n",
+	       whole_dir ? "directory" : "files", (unsigned long long)count);
+	assert_int_equal(count, 310);
+	assert_string_equal(before, after);
+	mb_close(b);
+	free(before);
+	free(after);
+}
+
+static void test_store_dir_deleted(void **state)
+{
+	store_deleted(*state, true);
+}
+
+static void test_store_files_deleted(void **state)
+{
+	store_deleted(*state, false);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -586,6 +644,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_disk_full_snapshot, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_restore_fuzz_regressions, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_fifo_in_bank, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_store_dir_deleted, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_store_files_deleted, fx_setup, fx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
