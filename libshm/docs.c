@@ -51,6 +51,7 @@ static int doc_hist_entry(kv_val v, const char *ka, const char *kc, mb_buf *b)
 	const char *a, *c = NULL;
 	uint32_t n, alen, clen = 0;
 	int64_t ts;
+	int rc;
 
 	if (mp_read_array(&r, &n) || n != 3 || mp_read_int(&r, &ts) ||
 	    mp_read_str(&r, &a, &alen) || (!mp_read_nil(&r) && mp_read_str(&r, &c, &clen)))
@@ -60,15 +61,16 @@ static int doc_hist_entry(kv_val v, const char *ka, const char *kc, mb_buf *b)
 	buf_adds(b, ",\"");
 	buf_adds(b, ka);
 	buf_adds(b, "\":");
-	if (json_add_str(b, a, alen))
-		return MB_ECORRUPT;
+	/* MB_ECORRUPT for invalid UTF-8, MB_ENOMEM when the buffer cannot grow */
+	if ((rc = json_add_str(b, a, alen)))
+		return rc;
 	buf_adds(b, ",\"");
 	buf_adds(b, kc);
 	buf_adds(b, "\":");
 	if (!c)
 		buf_adds(b, "null");
-	else if (json_add_str(b, c, clen))
-		return MB_ECORRUPT;
+	else if ((rc = json_add_str(b, c, clen)))
+		return rc;
 	return done(b, buf_addc(b, '}'));
 }
 
