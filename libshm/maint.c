@@ -89,11 +89,14 @@ static int replay(mb_bank *b, kv_txn *t, uint64_t from_seq, mbj_pos *end)
 	mb_rec r;
 	int jrc, rc = mbj_iter_open(b->journal_dir, from_seq, &it);
 
-	if (rc)
-		return mb_fail(b->tag, rc == MBJ_EINVAL ? MB_ECORRUPT : MB_EIO,
+	if (rc == MBJ_EINVAL)
+		return mb_fail(b->tag, MB_ECORRUPT,
 		               "journal: cannot read from seq %llu: the records before the "
 		               "oldest segment are gone and no checkpoint covers them",
 		               (unsigned long long)from_seq);
+	if (rc)
+		return mb_fail(b->tag, bank_journal_code(rc), "journal: cannot read from seq %llu: %s",
+		               (unsigned long long)from_seq, mb_strerror(bank_journal_code(rc)));
 	/* jrc holds the journal's MBJ_* codes, rc our MB_* codes: the two
 	 * ranges overlap (MBJ_EVERSION == MB_ENOMEM) */
 	while ((jrc = mbj_iter_next(it, &rec)) == 1) {
@@ -193,10 +196,12 @@ int mb_journal_read(mb_bank *b, uint64_t from_seq, mb_event_fn fn, void *ctx)
 		return rc;
 	if (from_seq > last)
 		return 0;
-	if ((rc = mbj_iter_open(b->journal_dir, from_seq, &it)))
-		return mb_fail(b, rc == MBJ_EINVAL ? MB_ENOTFOUND : MB_EIO,
-		               "journal: records from seq %llu are no longer kept",
+	if ((rc = mbj_iter_open(b->journal_dir, from_seq, &it)) == MBJ_EINVAL)
+		return mb_fail(b, MB_ENOTFOUND, "journal: records from seq %llu are no longer kept",
 		               (unsigned long long)from_seq);
+	if (rc)
+		return mb_fail(b, bank_journal_code(rc), "journal: cannot read from seq %llu: %s",
+		               (unsigned long long)from_seq, mb_strerror(bank_journal_code(rc)));
 	while ((rc = mbj_iter_next(it, &rec)) == 1 && rec.seq <= last) {
 		ev.len = 0;
 		if (rec_decode(rec.type, rec.ts_us, rec.payload, rec.len, &r) ||
