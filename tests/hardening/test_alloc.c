@@ -196,6 +196,42 @@ static int op_open(mb_bank *b, const fx *f, char **out)
 	return rc;
 }
 
+static int count_cb(void *ctx, const char *id, const char *json)
+{
+	(void)id, (void)json;
+	++*(int *)ctx;
+	return 0;
+}
+
+static int event_cb(void *ctx, uint64_t seq, const char *json)
+{
+	(void)seq, (void)json;
+	++*(int *)ctx;
+	return 0;
+}
+
+static int op_iterate(mb_bank *b, const fx *f, char **out)
+{
+	int n = 0;
+
+	(void)f, (void)out;
+	return mb_page_iterate(b, NULL, 0, count_cb, &n);
+}
+
+static int op_journal_read(mb_bank *b, const fx *f, char **out)
+{
+	int n = 0;
+
+	(void)f, (void)out;
+	return mb_journal_read(b, 1, event_cb, &n);
+}
+
+static int op_error_log(mb_bank *b, const fx *f, char **out)
+{
+	(void)f, (void)out;
+	return mb_error_log(b, "Alloc", "an allocation failed somewhere");
+}
+
 static const int clean_codes[] = { MB_ENOMEM, MB_EIO, MB_ECORRUPT, MB_EINTERNAL, MB_ENOSPC };
 
 static bool clean_code(int rc)
@@ -297,7 +333,7 @@ static void run_op(const fx *f, op_fn op, const char *name, bool restore, bool w
 			if (!write)
 				assert_int_equal(atomic_load(&live), live0);
 		} else {
-			if (!clean_code(rc))
+			if (!clean_code(rc) || rc != MB_ENOMEM)
 				printf("%s: allocation %ld failed: %s: %s\n", name, n, mb_errname(rc),
 				       mb_last_error(restore || op == op_open ? NULL : b));
 			if (rc == MB_ENOMEM)
@@ -411,6 +447,27 @@ static void test_alloc_restore(void **state)
 	run_op(*state, op_restore, "mb_restore", true, false);
 }
 
+static void test_alloc_iterate(void **state)
+{
+	if (no_interposer())
+		skip();
+	run_op(*state, op_iterate, "mb_page_iterate", false, false);
+}
+
+static void test_alloc_journal_read(void **state)
+{
+	if (no_interposer())
+		skip();
+	run_op(*state, op_journal_read, "mb_journal_read", false, false);
+}
+
+static void test_alloc_error_log(void **state)
+{
+	if (no_interposer())
+		skip();
+	run_op(*state, op_error_log, "mb_error_log", false, false);
+}
+
 static void test_alloc_open(void **state)
 {
 	if (no_interposer())
@@ -431,6 +488,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_alloc_checkpoint, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_alloc_stats, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_alloc_restore, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_alloc_iterate, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_alloc_journal_read, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_alloc_error_log, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_alloc_open, fx_setup, fx_teardown),
 	};
 
