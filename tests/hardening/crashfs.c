@@ -7,6 +7,9 @@
  *   CRASHFS_PREFIX  absolute directory whose files are recorded (the
  *                   bank's journal directory)
  *   CRASHFS_LOG     the log file (appended; must be outside the prefix)
+ *   CRASHFS_MARK    optional directory: a rename() into it is logged as a
+ *                   CFS_MARK entry named by the new name's last component
+ *                   (the bank's checkpoint/: a checkpoint committed)
  *
  * LOG FORMAT: entries back to back, each a header of four host-endian
  * fields { u32 op, u32 namelen, u64 off, u64 len }, then namelen bytes of
@@ -16,6 +19,7 @@
  *   CFS_TRUNCATE  the file cut or extended to off bytes
  *   CFS_UNLINK    the file removed
  *   CFS_CREATE    the file created (open with O_CREAT of a missing file)
+ *   CFS_MARK      a rename into CRASHFS_MARK completed
  * Entries are written with one write() each under a mutex, so the log's
  * order is the order the calls returned in, across threads, and its size
  * at any moment covers every call that returned before.
@@ -42,7 +46,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-enum { CFS_WRITE = 1, CFS_SYNC, CFS_TRUNCATE, CFS_UNLINK, CFS_CREATE };
+enum { CFS_WRITE = 1, CFS_SYNC, CFS_TRUNCATE, CFS_UNLINK, CFS_CREATE, CFS_MARK };
 #define MAX_FD 4096
 
 struct cfs_hdr {
@@ -54,8 +58,8 @@ struct cfs_hdr {
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static char *names[MAX_FD];
 static int log_fd = -2;
-static char prefix[4096];
-static size_t prefix_len;
+static char prefix[4096], mark[4096];
+static size_t prefix_len, mark_len;
 
 static ssize_t (*real_pwrite)(int, const void *, size_t, off_t);
 static ssize_t (*real_write)(int, const void *, size_t);
@@ -65,6 +69,7 @@ static int (*real_fsync)(int), (*real_fdatasync)(int), (*real_close)(int);
 static int (*real_ftruncate)(int, off_t);
 static int (*real_unlink)(const char *);
 static int (*real_unlinkat)(int, const char *, int);
+static int (*real_rename)(const char *, const char *);
 
 static void init(void)
 {
@@ -80,6 +85,11 @@ static void init(void)
 	real_ftruncate = (int (*)(int, off_t))dlsym(RTLD_NEXT, "ftruncate64");
 	real_unlink = (int (*)(const char *))dlsym(RTLD_NEXT, "unlink");
 	real_unlinkat = (int (*)(int, const char *, int))dlsym(RTLD_NEXT, "unlinkat");
+	real_rename = (int (*)(const char *, const char *))dlsym(RTLD_NEXT, "rename");
+	if (getenv("CRASHFS_MARK") && *getenv("CRASHFS_MARK") == '/') {
+		snprintf(mark, sizeof mark, "%s/", getenv("CRASHFS_MARK"));
+		mark_len = strlen(mark);
+	}
 	if (p && l && *p == '/') {
 		snprintf(prefix, sizeof prefix, "%s/", p);
 		prefix_len = strlen(prefix);
@@ -357,4 +367,21 @@ int close(int fd)
 		pthread_mutex_unlock(&lock);
 	}
 	return real_close(fd);
+}
+
+/* A checkpoint directory renamed into place (snapshot.c uses absolute
+ * paths with rename()). */
+int rename(const char *from, const char *to)
+{
+	int rc;
+
+	ensure_init();
+	rc = real_rename(from, to);
+	if (rc == 0 && log_fd >= 0 && mark_len && !strncmp(to, mark, mark_len) &&
+	    !strchr(to + mark_len, '/')) {
+		pthread_mutex_lock(&lock);
+		emit(CFS_MARK, to + mark_len, 0, NULL, 0);
+		pthread_mutex_unlock(&lock);
+	}
+	return rc;
 }

@@ -37,7 +37,7 @@
 #define SANITIZED 0
 #endif
 
-enum { CFS_WRITE = 1, CFS_SYNC, CFS_TRUNCATE, CFS_UNLINK, CFS_CREATE };
+enum { CFS_WRITE = 1, CFS_SYNC, CFS_TRUNCATE, CFS_UNLINK, CFS_CREATE, CFS_MARK };
 
 struct cfs_hdr {
 	uint32_t op, namelen;
@@ -52,6 +52,7 @@ struct cfs_hdr {
 typedef struct workload {
 	mb_bank *b;
 	int log_fd, id;
+	bool checkpoint;   /* thread 0 takes a checkpoint 3/4 way */
 	FILE *acks;
 	pthread_mutex_t *lock;
 } workload;
@@ -77,6 +78,10 @@ static void *put_loop(void *arg)
 			fprintf(stderr, "workload put %s: %s\n", id, mb_last_error(w->b));
 			exit(3);
 		}
+		if (w->checkpoint && w->id == 0 && i == PUTS * 3 / 4 && mb_snapshot(w->b, NULL, NULL)) {
+			fprintf(stderr, "workload checkpoint: %s\n", mb_last_error(w->b));
+			exit(4);
+		}
 		pthread_mutex_lock(w->lock);
 		fstat(w->log_fd, &st);  /* every log entry so far happened before the ack */
 		fprintf(w->acks, "%d %d %lld\n", w->id, i, (long long)st.st_size);
@@ -85,7 +90,7 @@ static void *put_loop(void *arg)
 	return NULL;
 }
 
-static int run_workload(const char *bank, const char *acks_path, int threads)
+static int run_workload(const char *bank, const char *acks_path, int threads, bool ckpt)
 {
 	pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 	workload w[2];
@@ -97,7 +102,7 @@ static int run_workload(const char *bank, const char *acks_path, int threads)
 	if (!acks || log_fd < 0 || !b)
 		return 2;
 	for (int t = 0; t < threads; t++) {
-		w[t] = (workload){ b, log_fd, t, acks, &lock };
+		w[t] = (workload){ b, log_fd, t, ckpt, acks, &lock };
 		pthread_create(&th[t], NULL, put_loop, &w[t]);
 	}
 	for (int t = 0; t < threads; t++)
@@ -250,14 +255,21 @@ static int apply_pending(mb_buf *img, const entry *e)
 	return 2;
 }
 
-/* The journal files as the disk holds them after a crash at entry @k. */
-static int build_image(const run *r, size_t k, file *fs, int *torn)
+/* The journal files as the disk holds them after a crash at entry @k;
+ * *ckpt receives the checkpoint committed before it ("" when none). */
+static int build_image(const run *r, size_t k, file *fs, int *torn, char ckpt[64])
 {
 	int nf = 0;
 
+	ckpt[0] = '\0';
 	for (size_t i = 0; i < k; i++) {
 		const entry *e = &r->e[i];
-		file *f = file_of(fs, &nf, e->name);
+		file *f;
+		if (e->h.op == CFS_MARK) {  /* renamed and its directory synced: durable */
+			snprintf(ckpt, 64, "%s", e->name);
+			continue;
+		}
+		f = file_of(fs, &nf, e->name);
 		switch (e->h.op) {
 		case CFS_CREATE: f->exists = true; f->now.len = 0; f->first_pending = i; break;
 		case CFS_WRITE: f->exists = true; put_bytes(&f->now, e->h.off, e->data, e->h.len); break;
@@ -296,8 +308,33 @@ static int build_image(const run *r, size_t k, file *fs, int *torn)
 }
 
 typedef struct tally {
-	long states, acked_checked, torn, refused, repaired;
+	long states, acked_checked, torn, refused, repaired, with_ckpt;
 } tally;
+
+/* The checkpoint @name of the real bank into the image (the workload
+ * takes one, so the real bank still holds it). */
+static void copy_checkpoint(const run *r, const char *img, const char *name, tally *t)
+{
+	static const char *const files[] = {
+		"notion_pages.json", "sync_status.json", "error_log.json", "config_cache.json",
+		"checkpoint.json",
+	};
+	char from[4096], to[4096], p[4096], *text;
+	size_t len = 0;
+
+	snprintf(to, sizeof to, "%s/checkpoint", img);
+	assert_int_equal(mkdir(to, 0700), 0);
+	snprintf(to, sizeof to, "%s/checkpoint/%s", img, name);
+	assert_int_equal(mkdir(to, 0700), 0);
+	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+		snprintf(from, sizeof from, "%s/checkpoint/%s/%s", r->bank, name, files[i]);
+		assert_non_null(text = slurp(from, &len));
+		snprintf(p, sizeof p, "%s/%s", to, files[i]);
+		assert_int_equal(spit(p, text, len), 0);
+		free(text);
+	}
+	t->with_ckpt++;
+}
 
 /* Open the crash image of entry @k and check every acknowledged put. */
 static void check_state(const run *r, size_t k, tally *t)
@@ -306,11 +343,11 @@ static void check_state(const run *r, size_t k, tally *t)
 	file fs[MAX_FILES];
 	int nf, rc, torn = 0;
 	mb_bank *b = NULL;
-	char *ident;
+	char *ident, ckpt[64];
 	size_t ilen = 0;
 
 	memset(fs, 0, sizeof fs);
-	nf = build_image(r, k, fs, &torn);
+	nf = build_image(r, k, fs, &torn, ckpt);
 	t->torn += torn;
 	snprintf(img, sizeof img, "%s/img", r->dir);
 	snprintf(jdir, sizeof jdir, "%s/journal", img);
@@ -322,6 +359,8 @@ static void check_state(const run *r, size_t k, tally *t)
 	snprintf(p, sizeof p, "%s/membank.json", img);
 	assert_int_equal(spit(p, ident, ilen), 0);
 	free(ident);
+	if (ckpt[0])
+		copy_checkpoint(r, img, ckpt, t);
 	for (int j = 0; j < nf; j++) {
 		if (fs[j].exists && strcmp(fs[j].name, "sync.shm")) {
 			snprintf(p, sizeof p, "%s/%s", jdir, fs[j].name);
@@ -362,8 +401,11 @@ static void check_state(const run *r, size_t k, tally *t)
 	mb_close(b);
 }
 
+/* @threads 1 or 2; 3: two threads and a checkpoint 3/4 way (which also
+ * removes the journal segments it covers). */
 static void power_loss(fx *f, int threads)
 {
+	int mode = threads;
 	const char *so = getenv("CRASHFS_SO"), *seed = getenv("MEMBANK_CRASH_SEED");
 	const char *nstates = getenv("MEMBANK_CRASH_STATES");
 	long want = nstates ? atol(nstates) : 400;
@@ -378,6 +420,7 @@ static void power_loss(fx *f, int threads)
 	snprintf(r.log, sizeof r.log, "%s/crash.log", f->dir);
 	snprintf(r.acks, sizeof r.acks, "%s/acks", f->dir);
 	snprintf(prefix, sizeof prefix, "%s/journal", f->path);
+	threads = mode >= 2 ? 2 : 1;
 	assert_true((n = readlink("/proc/self/exe", self, sizeof self - 1)) > 0);
 	self[n] = '\0';
 	fflush(NULL);
@@ -385,7 +428,10 @@ static void power_loss(fx *f, int threads)
 		setenv("LD_PRELOAD", so, 1);
 		setenv("CRASHFS_PREFIX", prefix, 1);
 		setenv("CRASHFS_LOG", r.log, 1);
-		execl(self, self, "--workload", r.bank, r.acks, threads == 2 ? "2" : "1", (char *)NULL);
+		snprintf(prefix, sizeof prefix, "%s/checkpoint", f->path);
+		setenv("CRASHFS_MARK", prefix, 1);
+		execl(self, self, "--workload", r.bank, r.acks, mode == 3 ? "3" : mode == 2 ? "2" : "1",
+		      (char *)NULL);
 		_exit(127);
 	}
 	assert_int_equal(wait_child(pid, 60), 0);
@@ -399,11 +445,13 @@ static void power_loss(fx *f, int threads)
 		size_t k = s % 10 == 9 ? r.n : 1 + (size_t)(rnd() % r.n);
 		check_state(&r, k, &t);
 	}
-	printf("power loss, %d writer thread(s): %zu log entries (%zu bytes), %zu acknowledged "
-	       "puts; %ld crash states tried (%ld torn writes in them), %ld acknowledged puts "
-	       "checked, none lost; %ld refused to open (MB_ECORRUPT), all whole after "
-	       "mb_journal_repair\n", threads, r.n, r.rawlen, r.na, t.states, t.torn,
-	       t.acked_checked, t.refused);
+	printf("power loss, %d writer thread(s)%s: %zu log entries (%zu bytes), %zu acknowledged "
+	       "puts; %ld crash states tried (%ld torn writes in them, %ld after the checkpoint), "
+	       "%ld acknowledged puts checked, none lost; %ld refused to open (MB_ECORRUPT), all "
+	       "whole after mb_journal_repair\n", threads, mode == 3 ? " and a checkpoint" : "",
+	       r.n, r.rawlen, r.na, t.states, t.torn, t.with_ckpt, t.acked_checked, t.refused);
+	if (mode == 3)
+		assert_true(t.with_ckpt > 0);
 	assert_int_equal(t.states, want);
 	assert_true(t.acked_checked > want);
 	assert_int_equal(t.repaired, t.refused);
@@ -444,14 +492,21 @@ static void test_power_loss_two_writers(void **state)
 	power_loss(*state, 2);
 }
 
+static void test_power_loss_checkpoint(void **state)
+{
+	skip_if_unable();
+	power_loss(*state, 3);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_power_loss_checkpoint, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_power_loss_one_writer, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_power_loss_two_writers, fx_setup, fx_teardown),
 	};
 
 	if (argc == 5 && !strcmp(argv[1], "--workload"))
-		return run_workload(argv[2], argv[3], atoi(argv[4]) == 2 ? 2 : 1);
+		return run_workload(argv[2], argv[3], atoi(argv[4]) >= 2 ? 2 : 1, atoi(argv[4]) == 3);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
