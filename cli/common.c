@@ -25,6 +25,8 @@ int cli_exit_code(int mb_code)
 	}
 }
 
+static void vmsg(const cli *c, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
 static void vmsg(const cli *c, const char *fmt, va_list ap)
 {
 	fprintf(stderr, "membank: ");

@@ -139,6 +139,12 @@ int mbj_next_at(mbj_log *log, const mbj_pos *end, mbj_record *rec);
 int mbj_append(mbj_log *log, const mbj_pos *end, uint8_t type, int64_t ts_us,
                const void *payload, uint32_t len, mbj_pos *new_end);
 
+/* Rewrite the type of the newest record, which ends at @rec_end and holds
+ * @len payload bytes, and fdatasync it (the payload stays; the store turns
+ * a record whose commit failed into one that applies as nothing).  Under
+ * the writer lock, before anything is appended after it. */
+int mbj_retype(mbj_log *log, const mbj_pos *rec_end, uint32_t len, uint8_t type);
+
 /* --- durability: called WITHOUT the writer lock --- */
 
 /* Return once every record up to and including @seq is on stable storage.

@@ -601,3 +601,59 @@ int mbj_append(mbj_log *log, const mbj_pos *end, uint8_t type, int64_t ts_us,
 	pthread_mutex_unlock(&log->wmu);
 	return r;
 }
+
+/* Rewrite the type of the record that ends at @rec_end (a whole record of
+ * @len payload bytes, the newest one) and make the change durable.  The
+ * store uses it to turn a record whose commit failed into one that applies
+ * as nothing: the seq stays (no gap, and group commit's durable_seq keeps
+ * meaning what it says), only what it does changes.  A crash mid-rewrite
+ * leaves a header that fails its CRC: a torn tail, cut, which is the same. */
+static int retype_locked(mbj_log *log, const mbj_pos *rec_end, uint32_t len, uint8_t type)
+{
+	uint8_t *rec = NULL;
+	size_t n = MBJ_REC_HDR + (size_t)len;
+	uint64_t start;
+	int r;
+
+	if (type == 0 || len > MBJ_MAX_PAYLOAD || rec_end->offset < MBJ_SEG_HDR + n) {
+		mbj_set_err(log, "retype: bad record position");
+		return MBJ_EINVAL;
+	}
+	start = rec_end->offset - n;
+	if ((r = write_fd_on(log, rec_end->segment)) < 0)
+		return r;
+	if (!(rec = malloc(n)))
+		return MBJ_ENOMEM;
+	if (mbj_pread_full(log->wfd, rec, n, start) != (ssize_t)n) {
+		mbj_set_err(log, "retype: read at %llu failed", (unsigned long long)start);
+		r = MBJ_EIO;
+	} else {
+		uint64_t seq = 0;
+		int64_t ts = 0;
+		memcpy(&seq, rec + 8, 8);   /* little-endian host: see meson.build */
+		memcpy(&ts, rec + 17, 8);
+		if (seq != rec_end->seq) {
+			mbj_set_err(log, "retype: seq %llu found, %llu expected",
+			            (unsigned long long)seq, (unsigned long long)rec_end->seq);
+			r = MBJ_EINVAL;
+		} else {
+			mbj_frame(rec, seq, type, ts, rec + MBJ_REC_HDR, len);
+			if (log->io.pwrite(log->wfd, rec, MBJ_REC_HDR, (off_t)start) != MBJ_REC_HDR) {
+				mbj_set_err(log, "retype: write at %llu: %s",
+				            (unsigned long long)start, strerror(errno));
+				r = mbj_errno_code(errno);
+			} else
+				r = mbj_sync_file(log, log->wfd, "a retyped record");
+		}
+	}
+	free(rec);
+	return r;
+}
+
+int mbj_retype(mbj_log *log, const mbj_pos *rec_end, uint32_t len, uint8_t type)
+{
+	pthread_mutex_lock(&log->wmu);
+	int r = retype_locked(log, rec_end, len, type);
+	pthread_mutex_unlock(&log->wmu);
+	return r;
+}

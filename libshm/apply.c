@@ -447,6 +447,7 @@ int apply_record(kv_txn *t, uint32_t history_limit, const mb_rec *r)
 	case REC_ERROR_RESOLVE: return apply_error_resolve(t, r);
 	case REC_CONFIG: return apply_config(t, r);
 	case REC_PURGE: return apply_purge(t, r);
+	case REC_CANCELLED: return 0;
 	}
 	return MB_ECORRUPT;
 }

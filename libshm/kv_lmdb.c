@@ -116,7 +116,12 @@ static int open_dbis(kv_env *e)
 	MDB_txn *txn;
 	int rc;
 
-	if ((rc = mdb_txn_begin(e->env, NULL, 0, &txn)))
+	/* another process may grow the map between mdb_env_open() and here:
+	 * adopt its size (nobody else uses this environment yet) */
+	for (int tries = 0; (rc = mdb_txn_begin(e->env, NULL, 0, &txn)) == MDB_MAP_RESIZED &&
+	                    tries < 8; tries++)
+		mdb_env_set_mapsize(e->env, 0);
+	if (rc)
 		return rc;
 	for (int i = 0; i < KV_NDB && !rc; i++)
 		rc = mdb_dbi_open(txn, db_names[i], MDB_CREATE, &e->dbi[i]);

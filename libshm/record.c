@@ -107,6 +107,8 @@ int rec_decode(uint8_t type, int64_t ts, const void *payload, size_t len, mb_rec
 	memset(o, 0, sizeof *o);
 	o->type = type;
 	o->ts = ts;
+	if (type == REC_CANCELLED)
+		return mp_check(payload, len);
 	if (type < 1 || type > REC_MAX || mp_read_array(&r, &n) || n != shapes[type].n)
 		return MB_ECORRUPT;
 	if (type == REC_CONFIG) {
@@ -132,6 +134,7 @@ static const char *const op_names[REC_MAX + 1] = {
 	[REC_PAGE_DELETE] = "page.delete", [REC_SYNC] = "sync.record",
 	[REC_ERROR_LOG] = "error.log", [REC_ERROR_RESOLVE] = "error.resolve",
 	[REC_CONFIG] = "config.update", [REC_PURGE] = "pages.purge",
+	[REC_CANCELLED] = "cancelled",
 };
 
 static const char *const field_a[REC_MAX + 1] = {

@@ -16,6 +16,9 @@
  *   REC_ERROR_RESOLVE [type: str, steps: str]
  *   REC_CONFIG        [patch: map]   (already validated, see config.c)
  *   REC_PURGE         [cutoff_us: int]  (drop pages updated before it)
+ *   REC_CANCELLED     the payload of the record it was (any array): its
+ *                     commit failed, the call reported the failure, and
+ *                     it applies as nothing (see write.c)
  */
 #ifndef MEMBANK_RECORD_H
 #define MEMBANK_RECORD_H
@@ -31,7 +34,8 @@ enum rec_type {
 	REC_ERROR_RESOLVE = 6,
 	REC_CONFIG = 7,
 	REC_PURGE = 8,
-	REC_MAX = 8
+	REC_CANCELLED = 9,  /* a record whose commit failed: applies as nothing */
+	REC_MAX = 9
 };
 
 typedef struct mb_rec {

@@ -130,8 +130,14 @@ int bank_roll_forward(mb_bank *b, kv_txn *t, mbj_pos *end)
 	return rc ? bank_journal_fail(b, rc, "journal") : 0;
 }
 
+/* Our record, once it is in the journal (end.seq 0: not yet). */
+typedef struct appended {
+	mbj_pos end;
+	uint32_t len;
+} appended;
+
 static int append_and_apply(mb_bank *b, kv_txn *t, uint8_t type, const mb_buf *payload,
-                            mbj_pos *end)
+                            mbj_pos *end, appended *a)
 {
 	mbj_record rec = { .type = type, .ts_us = mb_now_us(),
 	                   .payload = (const uint8_t *)payload->data, .len = (uint32_t)payload->len };
@@ -141,6 +147,8 @@ static int append_and_apply(mb_bank *b, kv_txn *t, uint8_t type, const mb_buf *p
 
 	if (rc)
 		return bank_journal_fail(b, rc, "journal append");
+	a->end = new_end;
+	a->len = (uint32_t)payload->len;
 	rec.seq = new_end.seq;
 	rec.end = new_end;
 	if ((rc = apply_journaled(b, t, &rec)))
@@ -149,10 +157,10 @@ static int append_and_apply(mb_bank *b, kv_txn *t, uint8_t type, const mb_buf *p
 	return 0;
 }
 
-/* One attempt under the writer lock; *seq is set once our record is in
- * the journal, and a later attempt then only rolls forward. */
+/* One attempt under the writer lock.  Once our record is in the journal
+ * (a->end.seq set), a later attempt only rolls forward, which applies it. */
 static int write_once(mb_bank *b, uint8_t type, const mb_buf *payload,
-                      bank_precheck_fn precheck, void *ctx, uint64_t *seq)
+                      bank_precheck_fn precheck, void *ctx, appended *a)
 {
 	mbj_pos end;
 	kv_txn *t;
@@ -160,12 +168,9 @@ static int write_once(mb_bank *b, uint8_t type, const mb_buf *payload,
 
 	if (rc)
 		return mb_fail(b, rc, "cannot begin a write: %s", mb_strerror(rc));
-	if (!(rc = bank_jend_load(t, &end)) && !(rc = bank_roll_forward(b, t, &end)) && !*seq) {
-		if (!precheck || !(rc = precheck(t, ctx))) {
-			if (!(rc = append_and_apply(b, t, type, payload, &end)))
-				*seq = end.seq;
-		}
-	}
+	if (!(rc = bank_jend_load(t, &end)) && !(rc = bank_roll_forward(b, t, &end)) &&
+	    !a->end.seq && (!precheck || !(rc = precheck(t, ctx))))
+		rc = append_and_apply(b, t, type, payload, &end, a);
 	if (!rc)
 		rc = bank_jend_store(t, &end);
 	if (rc) {
@@ -175,26 +180,69 @@ static int write_once(mb_bank *b, uint8_t type, const mb_buf *payload,
 	return kv_commit(t);
 }
 
+/* Our record reached the journal but the store could not take it (a full
+ * disk at commit, an I/O error): unless another writer has applied it
+ * since, it is turned into a record that applies as nothing, so a failed
+ * call changes nothing.  1: it was applied after all (the call succeeds). */
+static int withdraw(mb_bank *b, const appended *a)
+{
+	mbj_pos end;
+	kv_txn *t;
+	int rc = kv_begin(b->kv, true, &t);
+
+	if (rc)
+		return rc;
+	if (!(rc = bank_jend_load(t, &end))) {
+		if (end.seq >= a->end.seq)
+			rc = 1;
+		else if (end.seq + 1 != a->end.seq)
+			rc = MB_ECORRUPT;
+		else
+			rc = bank_journal_code(mbj_retype(b->jn, &a->end, a->len, REC_CANCELLED));
+	}
+	kv_abort(t);
+	return rc;
+}
+
+static int write_failed(mb_bank *b, int rc, const appended *a)
+{
+	char why[400];
+	int wrc;
+
+	if (!*mb_last_error(b))
+		mb_fail(b, rc, "write: %s", mb_strerror(rc));
+	if (!a->end.seq)
+		return rc;
+	snprintf(why, sizeof why, "%s", mb_last_error(b));
+	if ((wrc = withdraw(b, a)) == 1)
+		return 0;
+	if (wrc)
+		return mb_fail(b, rc, "%s; and its journal record could not be withdrawn (%s): "
+		               "it may still take effect", why, mb_strerror(wrc));
+	return mb_fail(b, rc, "%s", why);
+}
+
 int bank_write(mb_bank *b, uint8_t type, const mb_buf *payload,
                bank_precheck_fn precheck, void *ctx)
 {
-	uint64_t seq = 0;
-	int rc, jrc;
+	appended a = { { 0, 0, 0 }, 0 };
+	int rc, jrc, tries = 0;
 
 	if ((rc = bank_check(b)))
 		return rc;
 	mb_clear_error(b);
 	if (payload->failed)
 		return mb_fail(b, MB_ENOMEM, "out of memory");
-	for (int tries = 0; (rc = write_once(b, type, payload, precheck, ctx, &seq)) == KV_EMAPFULL;) {
-		if (++tries > 40 || (rc = kv_grow(b->kv)))
-			return mb_fail(b, MB_ENOSPC, "the store's map cannot grow further");
-	}
-	if (rc == MB_ENOTFOUND)
+	while ((rc = write_once(b, type, payload, precheck, ctx, &a)) == KV_EMAPFULL)
+		if (++tries > 40 || kv_grow(b->kv)) {
+			rc = mb_fail(b, MB_ENOSPC, "the store's map cannot grow further");
+			break;
+		}
+	if (rc == MB_ENOTFOUND && !a.end.seq)
+		return rc;  /* a precheck's answer */
+	if (rc && (rc = write_failed(b, rc, &a)))
 		return rc;
-	if (rc)
-		return *mb_last_error(b) ? rc : mb_fail(b, rc, "write: %s", mb_strerror(rc));
-	if (b->opts.durability == MB_DURABILITY_FULL && (jrc = mbj_sync(b->jn, seq)))
+	if (b->opts.durability == MB_DURABILITY_FULL && (jrc = mbj_sync(b->jn, a.end.seq)))
 		return bank_journal_fail(b, jrc, "journal sync");
 	mb_clear_error(b);
 	return 0;

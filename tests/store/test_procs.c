@@ -209,7 +209,7 @@ static void test_map_growth_adopted(void **state)
 
 typedef struct churn {
 	const char *path;
-	volatile int stop;
+	_Atomic int stop;
 } churn;
 
 static void *open_close_loop(void *arg)
