@@ -165,6 +165,7 @@ int mbj_shm_open(mbj_log *log, int file_mode)
 		return mbj_errno_code(errno);
 	}
 	log->shmfd = fd;
+	fchmod(fd, (mode_t)file_mode);  /* fails harmlessly on another user's file */
 	while ((r = flock(fd, LOCK_EX)) < 0 && errno == EINTR)
 		;
 	if (r < 0) {

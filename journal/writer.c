@@ -479,6 +479,7 @@ static int create_segment(mbj_log *log, uint64_t first, uint64_t need)
 		            errno == EEXIST ? " (call mbj_next_at first)" : "");
 		return errno == EEXIST ? MBJ_EINVAL : mbj_errno_code(errno);
 	}
+	fchmod(fd, (mode_t)log->file_mode);  /* a group-shared mode, whatever the umask */
 	if (log->wfd >= 0)
 		close(log->wfd);
 	log->wfd = fd;

@@ -225,7 +225,11 @@ int mp_skip(mp_reader *r, unsigned depth)
 	case MP_BOOL: return mp_read_bool(r, &b);
 	case MP_INT: return mp_read_int(r, &i);
 	case MP_FLOAT: return mp_read_double(r, &d);
-	case MP_STR: return mp_read_str(r, &s, &len);
+	case MP_STR:
+		/* text read from disk is checked like text from the API */
+		if ((rc = mp_read_str(r, &s, &len)))
+			return rc;
+		return mb_utf8_valid(s, len) ? 0 : MB_ECORRUPT;
 	case MP_ARRAY:
 	case MP_MAP:
 		if (depth >= MB_MAX_DEPTH)
@@ -234,6 +238,10 @@ int mp_skip(mp_reader *r, unsigned depth)
 		for (uint32_t j = 0; !rc && j < n; j++) {
 			if (k == MP_MAP && (rc = mp_read_str(r, &s, &len)))
 				break;
+			if (k == MP_MAP && !mb_utf8_valid(s, len)) {
+				rc = MB_ECORRUPT;
+				break;
+			}
 			rc = mp_skip(r, depth + 1);
 		}
 		return rc;

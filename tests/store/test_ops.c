@@ -2,6 +2,7 @@
  * test_ops.c - every Memory Bank operation, asserting the values it gives.
  */
 #include "helpers.h"
+#include "internal.h"
 
 typedef struct fx {
 	char *dir;
@@ -444,6 +445,27 @@ static void test_persistence(void **state)
 	free(after);
 }
 
+/* msgpack from disk is checked like text from the API: UTF-8 in keys and
+ * values, counts against the bytes present, depth. */
+static void test_disk_msgpack_checked(void **state)
+{
+	static const uint8_t good[] = { 0x81, 0xa1, 'k', 0xa2, 0xc3, 0xa9 };
+	static const uint8_t bad_value[] = { 0x81, 0xa1, 'k', 0xa2, 0xc3, 0x28 };
+	static const uint8_t bad_key[] = { 0x81, 0xa1, 0xff, 0xc0 };
+	static const uint8_t lying_count[] = { 0xdf, 0x7f, 0xff, 0xff, 0xff, 0xc0 };
+	uint8_t deep[MB_MAX_DEPTH + 2];
+
+	(void)state;
+	memset(deep, 0x91, sizeof deep);
+	deep[sizeof deep - 1] = 0xc0;
+	assert_int_equal(mp_check(good, sizeof good), 0);
+	assert_int_equal(mp_check(bad_value, sizeof bad_value), MB_ECORRUPT);
+	assert_int_equal(mp_check(bad_key, sizeof bad_key), MB_ECORRUPT);
+	assert_int_equal(mp_check(lying_count, sizeof lying_count), MB_ECORRUPT);
+	assert_int_equal(mp_check(deep, sizeof deep), MB_ECORRUPT);
+	assert_int_equal(mp_check(deep + 2, sizeof deep - 2), 0);
+}
+
 static void test_errors_table(void **state)
 {
 	(void)state;
@@ -474,6 +496,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ttl, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_persistence, setup, teardown),
 		cmocka_unit_test(test_errors_table),
+		cmocka_unit_test(test_disk_msgpack_checked),
 	};
 	return cmocka_run_group_tests_name("store-ops", tests, NULL, NULL);
 }
