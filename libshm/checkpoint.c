@@ -86,7 +86,7 @@ int checkpoint_load(mb_bank *b, kv_txn *t, uint64_t *seq, mbj_pos *end)
 		return rc;
 	if ((rc = load_docs_read(dir, b->tag, &docs)))
 		return rc;
-	rc = load_all(t, dir, &docs, b->history_limit, MB_MAX_JSON_BYTES, b->tag);
+	rc = load_all(&t, NULL, dir, &docs, b->history_limit, MB_MAX_JSON_BYTES, b->tag);
 	load_docs_free(&docs);
 	if (rc && rc != KV_EMAPFULL)
 		rc = mb_fail(b->tag, MB_ECORRUPT, "checkpoint %s: %s", dir, mb_last_error(b->tag));

@@ -406,7 +406,13 @@ static int load_config(kv_txn *t, const cJSON *j, const void *tag)
 typedef struct scan {
 	const char *base, *p, *end;
 	const void *tag;
+	kv_txn **t;        /* the transaction pages go into */
+	kv_env *batch;     /* non-NULL: commit every LOAD_BATCH pages (a bank
+	                      built aside, which nobody sees before it is whole) */
+	uint64_t in_batch;
 } scan;
+
+#define LOAD_BATCH 20000
 
 static int scan_fail(const scan *s, const char *what)
 {
@@ -529,7 +535,7 @@ static int store_page(kv_txn *t, const char *id, int64_t ts, const mb_buf *props
 	return rc ? rc : kv_put(t, KV_PTIME, (kv_val){ tkey, 8 + len }, (kv_val){ "", 0 });
 }
 
-static int load_page(scan *s, kv_txn *t, const char *id, size_t max_json)
+static int load_page(scan *s, const char *id, size_t max_json)
 {
 	static const char *const keys[] = { "properties", "last_updated", NULL };
 	ld l = { "notion_pages.json", s->tag };
@@ -555,7 +561,7 @@ static int load_page(scan *s, kv_txn *t, const char *id, size_t max_json)
 	}
 	mp_packer_init(&pk, &mp);
 	if (!(rc = json_pack(&pk, props, "properties", s->tag)))
-		rc = mp.failed ? MB_ENOMEM : store_page(t, id, ts, &mp);
+		rc = mp.failed ? MB_ENOMEM : store_page(*s->t, id, ts, &mp);
 	if (rc == MB_EEXIST)
 		rc = mb_fail(s->tag, MB_EINVAL, "notion_pages.json: pages.\"%.64s\": duplicate id", id);
 	cJSON_Delete(j);
@@ -563,7 +569,22 @@ static int load_page(scan *s, kv_txn *t, const char *id, size_t max_json)
 	return rc;
 }
 
-static int load_page_map(scan *s, kv_txn *t, size_t max_json, uint64_t *n)
+/* A bank built aside is committed every LOAD_BATCH pages: LMDB keeps a
+ * transaction's dirty pages in memory, so one transaction would hold the
+ * whole bank. */
+static int next_batch(scan *s)
+{
+	int rc;
+
+	if (!s->batch || ++s->in_batch < LOAD_BATCH)
+		return 0;
+	s->in_batch = 0;
+	rc = kv_commit(*s->t);
+	*s->t = NULL;
+	return rc ? rc : kv_begin(s->batch, true, s->t);
+}
+
+static int load_page_map(scan *s, size_t max_json, uint64_t *n)
 {
 	char id[MB_MAX_ID_BYTES + 1];
 	int rc;
@@ -573,7 +594,8 @@ static int load_page_map(scan *s, kv_txn *t, size_t max_json, uint64_t *n)
 	if (eat(s, '}'))
 		return 0;
 	do {
-		if ((rc = read_key(s, id, sizeof id)) || (rc = load_page(s, t, id, max_json)))
+		if ((rc = read_key(s, id, sizeof id)) || (rc = load_page(s, id, max_json)) ||
+		    (rc = next_batch(s)))
 			return rc;
 		++*n;
 	} while (eat(s, ','));
@@ -602,7 +624,7 @@ static int load_meta(scan *s, uint64_t n, int64_t *last_sync)
 	return rc;
 }
 
-static int walk_pages(scan *s, kv_txn *t, size_t max_json, int64_t *last_sync)
+static int walk_pages(scan *s, size_t max_json, int64_t *last_sync)
 {
 	char key[32];
 	bool seen[3] = { false, false, false };
@@ -618,7 +640,7 @@ static int walk_pages(scan *s, kv_txn *t, size_t max_json, int64_t *last_sync)
 			return rc;
 		if (!strcmp(key, "pages") && !seen[0]) {
 			seen[0] = true;
-			rc = load_page_map(s, t, max_json, &n);
+			rc = load_page_map(s, max_json, &n);
 		} else if (!strcmp(key, "last_updated") && !seen[1]) {
 			ld l = { "notion_pages.json", s->tag };
 			seen[1] = true;
@@ -640,11 +662,11 @@ static int walk_pages(scan *s, kv_txn *t, size_t max_json, int64_t *last_sync)
 		return scan_fail(s, "text after the document");
 	if (!seen[0] || !seen[1] || !seen[2])
 		return scan_fail(s, "missing pages, last_updated or metadata");
-	return st_pages_store(t, last_updated);
+	return st_pages_store(*s->t, last_updated);
 }
 
-static int load_pages(kv_txn *t, const char *dir, size_t max_json, int64_t *last_sync,
-                      const void *tag)
+static int load_pages(kv_txn **t, kv_env *batch, const char *dir, size_t max_json,
+                      int64_t *last_sync, const void *tag)
 {
 	char path[4096];
 	struct stat st;
@@ -668,22 +690,25 @@ static int load_pages(kv_txn *t, const char *dir, size_t max_json, int64_t *last
 	if (map == MAP_FAILED)
 		return mb_fail(tag, mb_errno_code(errno), "%s: mmap: %s", path, strerror(errno));
 	madvise(map, (size_t)st.st_size, MADV_SEQUENTIAL);
-	s = (scan){ map, map, (const char *)map + st.st_size, tag };
-	rc = walk_pages(&s, t, max_json, last_sync);
+	s = (scan){ map, map, (const char *)map + st.st_size, tag, t, batch, 0 };
+	rc = walk_pages(&s, max_json, last_sync);
 	munmap(map, (size_t)st.st_size);
 	return rc;
 }
 
-int load_all(kv_txn *t, const char *dir, const load_docs *d, uint32_t limit,
+int load_all(kv_txn **tp, kv_env *batch, const char *dir, const load_docs *d, uint32_t limit,
              size_t max_json, const void *tag)
 {
+	kv_txn *t;
 	int64_t last_sync = MB_NEVER;
 	int rc;
 
 	mb_config cfg;
 
-	if ((rc = load_pages(t, dir, max_json, &last_sync, tag)) ||
-	    (rc = load_sync(t, d->sync, last_sync, limit, tag)) ||
+	if ((rc = load_pages(tp, batch, dir, max_json, &last_sync, tag)))
+		return rc;
+	t = *tp;
+	if ((rc = load_sync(t, d->sync, last_sync, limit, tag)) ||
 	    (rc = load_errors(t, d->errors, limit, tag)) || (rc = load_config(t, d->config, tag)) ||
 	    (rc = st_config_load(t, &cfg)))
 		return rc;

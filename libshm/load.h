@@ -25,9 +25,11 @@ typedef struct load_docs {
 int load_docs_read(const char *dir, const void *tag, load_docs *d);
 void load_docs_free(load_docs *d);
 
-/* Load everything in @dir into the empty store of @t.  Keeps the newest
- * @history_limit entries of each history. */
-int load_all(kv_txn *t, const char *dir, const load_docs *d, uint32_t history_limit,
-             size_t max_json, const void *tag);
+/* Load everything in @dir into the empty store of *@t.  Keeps the newest
+ * @history_limit entries of each history.  With @batch (the environment of
+ * a bank built aside) pages are committed in batches and *@t changes; it is
+ * NULL after a failed intermediate commit. */
+int load_all(kv_txn **t, kv_env *batch, const char *dir, const load_docs *d,
+             uint32_t history_limit, size_t max_json, const void *tag);
 
 #endif /* MEMBANK_LOAD_H */

@@ -58,6 +58,8 @@ static int check_unused(const char *path)
 	return rc;
 }
 
+/* The aside bank, loaded in batches; after a full map it starts over,
+ * emptied, with a larger map (the batches already committed are dropped). */
 static int load_into(mb_bank *b, const char *from, const load_docs *d)
 {
 	kv_txn *t;
@@ -66,10 +68,13 @@ static int load_into(mb_bank *b, const char *from, const load_docs *d)
 	for (int tries = 0; tries < 40; tries++) {
 		if ((rc = kv_begin(b->kv, true, &t)))
 			return mb_fail(NULL, rc, "restore: cannot begin a write: %s", mb_strerror(rc));
-		rc = load_all(t, from, d, b->history_limit, MB_MAX_JSON_BYTES, NULL);
-		if (rc) {
+		for (int db = 0; tries && db < KV_NDB && !rc; db++)
+			rc = kv_drop(t, db);
+		if (!rc)
+			rc = load_all(&t, b->kv, from, d, b->history_limit, MB_MAX_JSON_BYTES, NULL);
+		if (rc)
 			kv_abort(t);
-		} else
+		else
 			rc = kv_commit(t);
 		if (rc != KV_EMAPFULL)
 			return rc && !*mb_last_error(NULL) ?
@@ -84,6 +89,8 @@ static int load_into(mb_bank *b, const char *from, const load_docs *d)
 static int build_aside(const char *from, const char *aside, const mb_options *opts)
 {
 	mb_options o = *opts;
+	char pages[4096];
+	struct stat st;
 	load_docs d;
 	mb_bank *b;
 	size_t most;
@@ -96,6 +103,11 @@ static int build_aside(const char *from, const char *aside, const mb_options *op
 		o.history_limit = most > MB_DEFAULT_HISTORY ?
 		        (most > MB_MAX_HISTORY ? MB_MAX_HISTORY : (uint32_t)most) : MB_DEFAULT_HISTORY;
 	o.create = true;
+	/* room for the pages up front: a full map makes the load start over */
+	if (mb_pathf(pages, sizeof pages, "%s/notion_pages.json", from) == 0 && !stat(pages, &st) &&
+	    (uint64_t)st.st_size * 3 > (o.map_size > (64u << 20) ? o.map_size : (64u << 20)) &&
+	    (uint64_t)st.st_size < ((uint64_t)1 << 40) / 3)
+		o.map_size = (size_t)st.st_size * 3;
 	if (!(rc = mb_open(aside, &o, &b))) {
 		b->tag = NULL;
 		if (!(rc = load_into(b, from, &d))) {
