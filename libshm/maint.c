@@ -188,7 +188,7 @@ int mb_journal_read(mb_bank *b, uint64_t from_seq, mb_event_fn fn, void *ctx)
 	mb_buf ev = { 0 };
 	mbj_iter *it;
 	mb_rec r;
-	int rc;
+	int rc, jrc;
 
 	if (!fn)
 		return mb_fail(b, MB_EINVAL, "journal: callback is NULL");
@@ -202,22 +202,27 @@ int mb_journal_read(mb_bank *b, uint64_t from_seq, mb_event_fn fn, void *ctx)
 	if (rc)
 		return mb_fail(b, bank_journal_code(rc), "journal: cannot read from seq %llu: %s",
 		               (unsigned long long)from_seq, mb_strerror(bank_journal_code(rc)));
-	while ((rc = mbj_iter_next(it, &rec)) == 1 && rec.seq <= last) {
+	/* jrc holds the journal's MBJ_* codes; rc ours or the callback's */
+	while ((jrc = mbj_iter_next(it, &rec)) == 1 && rec.seq <= last) {
 		ev.len = 0;
-		if (rec_decode(rec.type, rec.ts_us, rec.payload, rec.len, &r) ||
-		    rec_event_json(rec.seq, &r, &ev)) {
+		if (rec_decode(rec.type, rec.ts_us, rec.payload, rec.len, &r)) {
 			rc = mb_fail(b, MB_ECORRUPT, "journal record %llu: bad payload",
 			             (unsigned long long)rec.seq);
+			break;
+		}
+		if ((rc = rec_event_json(rec.seq, &r, &ev))) {
+			rc = mb_fail(b, rc, "journal record %llu: %s", (unsigned long long)rec.seq,
+			             mb_strerror(rc));
 			break;
 		}
 		if ((rc = fn(ctx, rec.seq, ev.data)))
 			break;
 	}
-	if (rc < 0 && rc > -100 && rc != MB_ECORRUPT && !*mb_last_error(b))
-		rc = mb_fail(b, MB_ECORRUPT, "journal: %s", mbj_iter_errmsg(it));
+	if (!rc && jrc < 0)
+		rc = mb_fail(b, bank_journal_code(jrc), "journal: %s", mbj_iter_errmsg(it));
 	mbj_iter_close(it);
 	buf_free(&ev);
-	return rc == 1 ? 0 : rc;
+	return rc;
 }
 
 /* Clean only when the check succeeded: a newer segment (MB_EVERSION) or an

@@ -233,6 +233,9 @@ int bank_write(mb_bank *b, uint8_t type, const mb_buf *payload,
 	mb_clear_error(b);
 	if (payload->failed)
 		return mb_fail(b, MB_ENOMEM, "out of memory");
+	if (payload->len > MBJ_MAX_PAYLOAD)  /* numbers pack larger than their text */
+		return mb_fail(b, MB_EINVAL, "the change packs to %zu bytes, above the journal's "
+		               "record limit of %u bytes", payload->len, MBJ_MAX_PAYLOAD);
 	while ((rc = write_once(b, type, payload, precheck, ctx, &a)) == KV_EMAPFULL)
 		if (++tries > 40 || kv_grow(b->kv)) {
 			rc = mb_fail(b, MB_ENOSPC, "the store's map cannot grow further");

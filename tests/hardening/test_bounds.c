@@ -341,6 +341,7 @@ static void test_journal_record_bound(void **state)
 	printf("%zu bytes of floats: %s: %s\n", strlen(s), mb_errname(rc), mb_last_error(b));
 	assert_int_not_equal(rc, 0);
 	assert_int_equal(rc, MB_EINVAL);
+	assert_non_null(strstr(mb_last_error(b), "record limit"));
 	after = state_of(b);
 	assert_string_equal(before, after);
 	assert_int_equal(mb_page_put(b, "small", "{}", 2), 0);
