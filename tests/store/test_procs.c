@@ -235,6 +235,14 @@ static void test_fork_while_opening(void **state)
 	churn c = { f->path, 0 };
 	pthread_t th;
 
+#ifdef __SANITIZE_ADDRESS__
+	/* Debian 12's libasan is not fork-safe while another thread is in
+	 * malloc (its stack depot lock is inherited taken, and the child's
+	 * first allocation waits forever: seen in CI, never in the plain or
+	 * ThreadSanitizer builds, which run this test). */
+	printf("SKIP reason: AddressSanitizer's runtime cannot fork beside a thread in malloc\n");
+	skip();
+#endif
 	mb_close(open_fast(f->path, 0));
 	pthread_create(&th, NULL, open_close_loop, &c);
 	for (int i = 0; i < 30; i++) {
