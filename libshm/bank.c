@@ -291,10 +291,7 @@ static int settle(mb_bank *b)
 			return mb_fail(NULL, rc, "%s: cannot begin a write: %s", b->path, mb_strerror(rc));
 		if (!(rc = bank_jend_load(t, &end)) && !(rc = bank_roll_forward(b, t, &end)))
 			rc = bank_jend_store(t, &end);
-		if (rc)
-			kv_abort(t);
-		else
-			rc = kv_commit(t);
+		rc = kv_end(t, rc);
 		if (rc != KV_EMAPFULL)
 			return rc;
 		if ((rc = kv_grow(b->kv)))

@@ -59,6 +59,8 @@ int kv_info_get(kv_env *e, kv_info *info);
 int kv_begin(kv_env *e, bool write, kv_txn **out);
 int kv_commit(kv_txn *t);
 void kv_abort(kv_txn *t);
+/* End a write: commit when @rc is 0, else abort and return @rc. */
+int kv_end(kv_txn *t, int rc);
 
 int kv_get(kv_txn *t, int db, kv_val key, kv_val *val); /* MB_ENOTFOUND */
 int kv_put(kv_txn *t, int db, kv_val key, kv_val val);

@@ -371,6 +371,14 @@ void kv_abort(kv_txn *t)
 	free(t);
 }
 
+int kv_end(kv_txn *t, int rc)
+{
+	if (!rc)
+		return kv_commit(t);
+	kv_abort(t);
+	return rc;
+}
+
 int kv_get(kv_txn *t, int db, kv_val key, kv_val *val)
 {
 	MDB_val k = to_mdb(key), v;

@@ -137,11 +137,7 @@ static int rebuild_once(mb_bank *b)
 		rc = replay(b, t, seq + 1, &end);
 	if (!rc)
 		rc = bank_jend_store(t, &end);
-	if (rc) {
-		kv_abort(t);
-		return rc;
-	}
-	return kv_commit(t);
+	return kv_end(t, rc);
 }
 
 int bank_rebuild_store(mb_bank *b)

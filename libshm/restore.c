@@ -72,10 +72,7 @@ static int load_into(mb_bank *b, const char *from, const load_docs *d)
 			rc = kv_drop(t, db);
 		if (!rc)
 			rc = load_all(&t, b->kv, from, d, b->history_limit, MB_MAX_JSON_BYTES, NULL);
-		if (rc)
-			kv_abort(t);
-		else
-			rc = kv_commit(t);
+		rc = t ? kv_end(t, rc) : rc;  /* NULL after a failed batch commit */
 		if (rc != KV_EMAPFULL)
 			return rc && !*mb_last_error(NULL) ?
 			       mb_fail(NULL, rc, "restore: %s", mb_strerror(rc)) : rc;

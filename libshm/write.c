@@ -173,11 +173,7 @@ static int write_once(mb_bank *b, uint8_t type, const mb_buf *payload,
 		rc = append_and_apply(b, t, type, payload, &end, a);
 	if (!rc)
 		rc = bank_jend_store(t, &end);
-	if (rc) {
-		kv_abort(t);
-		return rc;
-	}
-	return kv_commit(t);
+	return kv_end(t, rc);
 }
 
 /* Our record reached the journal but the store could not take it (a full

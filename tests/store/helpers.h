@@ -161,6 +161,19 @@ static inline char *state_of(mb_bank *b)
 	return s.p;
 }
 
+/* The store equals a replay of the journal (and the checkpoint): the whole
+ * state is the same before and after mb_rebuild(). */
+static inline void assert_rebuild_same(mb_bank *b)
+{
+	char *before = state_of(b), *after;
+
+	assert_int_equal(mb_rebuild(b), 0);
+	after = state_of(b);
+	assert_string_equal(before, after);
+	free(before);
+	free(after);
+}
+
 /* Wait for @pid at most @seconds; kill it and fail the test past that. */
 static inline int wait_child(pid_t pid, int seconds)
 {

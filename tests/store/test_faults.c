@@ -102,12 +102,7 @@ static void write_fault(fx *f, int err, const char *needle, int want)
 	free(before);
 	assert_int_equal(mb_page_get(f->b, "doomed", &before, NULL), MB_ENOTFOUND);
 	free(after);
-	after = state_of(f->b);
-	assert_int_equal(mb_rebuild(f->b), 0);
-	before = state_of(f->b);
-	assert_string_equal(before, after);
-	free(before);
-	free(after);
+	assert_rebuild_same(f->b);
 }
 
 static void test_disk_full(void **state)
