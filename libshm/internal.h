@@ -28,6 +28,10 @@ unsigned mb_fork_generation(void);
 /* An errno value as an MB_E* code. */
 int mb_errno_code(int err);
 
+/* open(), but never onto descriptor 0, 1 or 2 (journal/fd.c says why):
+ * every file the library opens goes through it.  -1 with errno. */
+int mb_open_fd(const char *path, int flags, unsigned mode);
+
 /* --------------------------------------------------------------- buf.c */
 
 /* A growable byte buffer; zero-initialise.  After an allocation failure
