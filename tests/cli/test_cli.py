@@ -3,8 +3,9 @@
 subprocess.  Every test gets a fresh bank in its own temporary directory.
 
 Exit codes under test: 0 success, 1 not found, 2 usage error, 3 invalid input,
-4 bank error.
+4 bank error, 5 output error.
 """
+import hashlib
 import concurrent.futures
 import datetime
 import json
@@ -867,6 +868,176 @@ class Doctor(CliTest):
         self.assertEqual(p.returncode, 4)
         self.assertEqual(self.checks(json.loads(p.stdout))["open"], "failed")
         self.assertFalse(os.path.exists(self.bank))
+
+
+def bank_files(bank):
+    """{relative path: (size, mtime_ns, sha256)} of every file in the bank."""
+    out = {}
+    for root, dirs, files in os.walk(bank):
+        for name in files:
+            path = os.path.join(root, name)
+            st = os.lstat(path)
+            with open(path, "rb") as f:
+                digest = hashlib.sha256(f.read()).hexdigest()
+            out[os.path.relpath(path, bank)] = (st.st_size, st.st_mtime_ns, digest)
+    return out
+
+
+# Runnable commands (after seed()), their exit code, and whether they print
+# to stdout.  "{tmp}" is the test's directory.
+RUNS = [
+    (["init"], 0, True),
+    (["page", "put", "p3", '{"t":3}'], 0, False),
+    (["page", "merge", "p3", '{"u":4}'], 0, False),
+    (["page", "get", "p1"], 0, True),
+    (["page", "get", "absent"], 1, False),
+    (["page", "rm", "p2"], 0, False),
+    (["page", "list"], 0, True),
+    (["page", "list", "--limit", "1"], 0, True),
+    (["page", "count"], 0, True),
+    (["sync", "record", "success"], 0, False),
+    (["sync", "status"], 0, True),
+    (["error", "log", "timeout", "slow"], 0, False),
+    (["error", "resolve", "timeout", "retry"], 0, False),
+    (["error", "stats"], 0, True),
+    (["config", "get"], 0, True),
+    (["config", "get", "cache_settings.max_entries"], 0, True),
+    (["config", "get", "no.such.key"], 1, False),
+    (["config", "set", '{"cache_settings":{"ttl_seconds":0}}'], 0, False),
+    (["snapshot"], 0, True),
+    (["snapshot", "--out", "{tmp}/out"], 0, True),
+    (["journal", "tail"], 0, True),
+    (["journal", "tail", "-n", "2"], 0, True),
+    (["journal", "verify"], 0, True),
+    (["journal", "repair"], 0, True),
+    (["stats"], 0, True),
+    (["doctor"], 0, True),
+    (["page", "get"], 2, False),   # a usage error: its message goes to stderr
+    (["--version"], 0, True),
+]
+
+class ClosedStdio(CliTest):
+    """Run from cron or with `<&- >&- 2>&-`: the bank's files were opened on
+    0..2 and the command's output and messages were written into them."""
+
+    # what the commands print, never in a bank file (the JSON documents
+    # printed are only looked for in the files that are not JSON)
+    JUNK = (b"membank: ", b"usage: ")
+    JSON_JUNK = (b'"healthy"', b'"clean"', b'{"dir"', b'{"path"', b'{"properties"')
+
+    def closed(self, *args):
+        argv = ["sh", "-c", 'exec "$@" <&- >&- 2>&-', "sh", MEMBANK, "-b", self.bank]
+        return subprocess.run(argv + list(args), stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              timeout=120).returncode
+
+    def assert_clean(self, what):
+        self.assertFalse([n for n in os.listdir(self.bank) if n.startswith("store.invalid")],
+                         "%s: the store was damaged and rebuilt" % what)
+        for rel in bank_files(self.bank):
+            with open(os.path.join(self.bank, rel), "rb") as f:
+                data = f.read()
+            junks = self.JUNK + (() if rel.endswith(".json") else
+                                 self.JSON_JUNK + ((self.bank + "\n").encode(),))
+            for junk in junks:
+                self.assertNotIn(junk, data, "%s: output found in %s" % (what, rel))
+
+    def test_every_command_with_stdio_closed(self):
+        self.seed()
+        os.mkdir(os.path.join(self.tmp, "out"), 0o700)
+        for args, code, _ in RUNS:
+            args = [a.replace("{tmp}", self.tmp) for a in args]
+            self.assertEqual(self.closed(*args), code, args)
+            self.assert_clean(args)
+            self.ok("page", "count")   # the bank still opens
+        self.assertEqual(self.doc("page", "get", "p3")["properties"], {"t": 3, "u": 4})
+        self.fails(1, "page", "get", "p2")
+        s = self.doc("sync", "status")
+        self.assertEqual((s["success_count"], s["error_count"]), (2, 1))
+        self.assertEqual(self.doc("error", "stats")["resolved_errors"], 1)
+        self.assertEqual(self.ok("config", "get", "cache_settings.ttl_seconds"), "0\n")
+        self.assertTrue(self.doc("doctor")["healthy"])
+        self.assertTrue(self.doc("journal", "verify")["clean"])
+
+    def test_fresh_bank_and_restore_with_stdio_closed(self):
+        self.assertEqual(self.closed("page", "put", "a", '{"v":1}'), 0)
+        self.assert_clean("page put on a new bank")
+        out = os.path.join(self.tmp, "out")
+        os.mkdir(out, 0o700)
+        self.ok("snapshot", "--out", out)
+        bank = self.bank
+        self.bank = os.path.join(self.tmp, "restored")
+        self.assertEqual(self.closed("restore", out), 0)
+        self.assert_clean("restore")
+        self.assertEqual(self.doc("page", "get", "a")["properties"], {"v": 1})
+        self.bank = bank
+        self.assertEqual(self.doc("page", "get", "a")["properties"], {"v": 1})
+
+
+class OutputErrors(CliTest):
+    """stdout on /dev/full, or a pipe whose reader went away: the command
+    says so and exits 5 instead of 0."""
+
+    def full(self, *args, bank=True):
+        argv = [MEMBANK] + (["-b", self.bank] if bank else []) + list(args)
+        with open("/dev/full", "wb") as full:
+            return subprocess.run(argv, stdout=full, stderr=subprocess.PIPE, timeout=120)
+
+    def test_every_help_on_dev_full(self):
+        cases = [["--help"], ["-h"]] + [[g, "--help"] for g in GROUPS] + \
+                [w + ["--help"] for w in COMMANDS]
+        for args in cases:
+            p = self.full(*args, bank=False)
+            self.assertEqual(p.returncode, 5, (args, p.stderr))
+            self.assertIn(b"write error: No space left on device", p.stderr, args)
+
+    def test_every_command_on_dev_full(self):
+        self.seed()
+        os.mkdir(os.path.join(self.tmp, "out"), 0o700)
+        for args, code, prints in RUNS:
+            args = [a.replace("{tmp}", self.tmp) for a in args]
+            p = self.full(*args)
+            if prints:
+                self.assertEqual(p.returncode, 5, (args, p.stderr))
+                self.assertTrue(p.stderr.startswith(b"membank: "), (args, p.stderr))
+                self.assertIn(b"write error: No space left on device", p.stderr, args)
+            else:   # nothing printed, nothing lost: its own exit code
+                self.assertEqual(p.returncode, code, (args, p.stderr))
+                self.assertNotIn(b"write error", p.stderr, args)
+        # what the commands did to the bank stands
+        self.assertEqual(self.doc("page", "get", "p3")["properties"], {"t": 3, "u": 4})
+
+    def test_large_output_on_dev_full(self):
+        """Output larger than stdio's buffer fails while the command runs."""
+        pad = "x" * 5000
+        for i in range(20):
+            self.ok("page", "put", "page-%02d" % i, '{"pad":"%s"}' % pad)
+        for args in (["page", "list"], ["journal", "tail", "-n", "100"]):
+            p = self.full(*args)
+            self.assertEqual(p.returncode, 5, (args, p.stderr))
+            self.assertIn(b"write error: No space left on device", p.stderr, args)
+
+    def closed_pipe(self, *args):
+        """Run with SIGPIPE ignored; read one byte of stdout, then close it."""
+        argv = ["sh", "-c", "trap '' PIPE; exec \"$@\"", "sh", MEMBANK, "-b", self.bank]
+        p = subprocess.Popen(argv + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        first = p.stdout.read(1)
+        p.stdout.close()
+        err = p.stderr.read()
+        p.stderr.close()
+        return p.wait(timeout=120), first, err
+
+    def test_reader_went_away(self):
+        """`journal tail -n 100000 | head -1` with SIGPIPE ignored: EPIPE is
+        exit 5, without a message (the reader chose to stop)."""
+        pad = "y" * 100000
+        for i in range(30):   # 3 MB of events: far more than a pipe holds
+            self.ok("page", "put", "big-%02d" % i, '{"pad":"%s"}' % pad)
+        for args in (["journal", "tail", "-n", "100000"], ["journal", "tail", "-f"]):
+            code, first, err = self.closed_pipe(*args)
+            self.assertEqual(first, b"{", args)
+            self.assertEqual(code, 5, (args, err))
+            self.assertEqual(err, b"", args)
 
 
 class Demo(CliTest):
