@@ -5,7 +5,10 @@
  * a check that fails makes the bank unhealthy (exit 4), a warning does not.
  * Opening the bank finishes what a crashed writer left (rolls a whole
  * record forward, cuts a torn tail), exactly as any process opening it
- * would: that is recovery, not a change of the bank's data.
+ * would: that is recovery, not a change of the bank's data.  Otherwise the
+ * doctor writes nothing: like every command that only reads, it leaves
+ * data.mdb, the journal and the JSON files as they were; only
+ * store/lock.mdb, LMDB's reader table, changes (a reader takes a slot).
  */
 #include <dirent.h>
 #include <stdio.h>
@@ -91,7 +94,7 @@ static void check_readers(report *r, mb_bank *b)
 {
 	char *json = NULL, detail[160];
 	cJSON *j, *store;
-	double lag;
+	double lag, readers;
 
 	if (mb_stats(b, &json) || !(j = cJSON_Parse(json))) {
 		add(r, "readers", FAIL, mb_last_error(b));
@@ -100,8 +103,9 @@ static void check_readers(report *r, mb_bank *b)
 	}
 	store = cJSON_GetObjectItemCaseSensitive(j, "store");
 	lag = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(store, "reader_lag_txns"));
-	snprintf(detail, sizeof detail, "stale slots cleared; the oldest live reader is %.0f "
-	         "transactions behind", lag);
+	readers = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(store, "readers"));
+	snprintf(detail, sizeof detail, "%.0f reader slots in use; the oldest live reader is %.0f "
+	         "transactions behind", readers, lag);
 	add(r, "readers", lag > 10000 ? WARN : PASS, detail);
 	cJSON_Delete(j);
 	mb_free(json);

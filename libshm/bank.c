@@ -282,15 +282,20 @@ static int discard_store(mb_bank *b)
  * torn tail.  Runs under the writer lock like any write. */
 static int settle(mb_bank *b)
 {
-	mbj_pos end;
+	mbj_pos end, was;
 	kv_txn *t;
 	int rc;
 
 	for (int tries = 0; tries < 32; tries++) {
 		if ((rc = kv_begin(b->kv, true, &t)))
 			return mb_fail(NULL, rc, "%s: cannot begin a write: %s", b->path, mb_strerror(rc));
-		if (!(rc = bank_jend_load(t, &end)) && !(rc = bank_roll_forward(b, t, &end)))
-			rc = bank_jend_store(t, &end);
+		/* Nothing to roll forward (the usual case) writes nothing: an
+		 * open by a command that only reads leaves data.mdb as it was. */
+		if (!(rc = bank_jend_load(t, &end))) {
+			was = end;
+			if (!(rc = bank_roll_forward(b, t, &end)) && memcmp(&was, &end, sizeof end))
+				rc = bank_jend_store(t, &end);
+		}
 		rc = kv_end(t, rc);
 		if (rc != KV_EMAPFULL)
 			return rc;

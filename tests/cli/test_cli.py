@@ -916,6 +916,15 @@ RUNS = [
     (["--version"], 0, True),
 ]
 
+# The commands that only read (README: what they may touch).
+READ_ONLY = [
+    ["page", "get", "p1"], ["page", "get", "absent"], ["page", "list"], ["page", "count"],
+    ["sync", "status"], ["error", "stats"], ["config", "get"],
+    ["config", "get", "cache_settings.max_entries"], ["stats"], ["journal", "verify"],
+    ["journal", "tail"], ["doctor"],
+]
+
+
 class ClosedStdio(CliTest):
     """Run from cron or with `<&- >&- 2>&-`: the bank's files were opened on
     0..2 and the command's output and messages were written into them."""
@@ -1038,6 +1047,33 @@ class OutputErrors(CliTest):
             self.assertEqual(first, b"{", args)
             self.assertEqual(code, 5, (args, err))
             self.assertEqual(err, b"", args)
+
+
+class ReadOnly(CliTest):
+    """Commands that only read change no file of the bank but store/lock.mdb
+    (LMDB's reader table: a reader takes a slot)."""
+
+    def test_read_only_commands_change_nothing(self):
+        self.seed()
+        self.ok("snapshot")
+        self.ok("page", "put", "after", '{"tail":true}')   # a journal tail too
+        self.ok("page", "get", "p1")    # a first open since the last write
+        for args in READ_ONLY:
+            before = bank_files(self.bank)
+            p = self.mb(*args)
+            self.assertIn(p.returncode, (0, 1), (args, p.stderr))
+            after = bank_files(self.bank)
+            self.assertEqual(sorted(before), sorted(after), args)
+            for rel in before:
+                if rel == os.path.join("store", "lock.mdb"):
+                    continue
+                self.assertEqual(before[rel], after[rel], "%s changed %s" % (args, rel))
+
+    def test_doctor_claims_no_change(self):
+        self.seed()
+        r = self.doc("doctor")
+        for c in r["checks"]:
+            self.assertNotIn("cleared", c["detail"], c)
 
 
 class Demo(CliTest):
