@@ -126,12 +126,18 @@ MB_API void mb_options_init(mb_options *opts);
  * On open, stale reader slots of dead processes are cleared, and work a
  * crashed writer left (a journal record appended but not applied, a torn
  * journal tail) is finished.  After a machine crash the cache is rebuilt from
- * the checkpoint and the journal before anyone reads.
+ * the checkpoint and the journal before anyone reads; so is a store LMDB
+ * refuses as invalid (moved aside to store.invalid-<time>, never deleted),
+ * unless another process has it open (MB_ECORRUPT).  An open with nothing
+ * to finish writes nothing to the store.  The library never keeps one of
+ * its files on descriptor 0, 1 or 2, and fills a closed one with /dev/null
+ * before LMDB opens its files.
  *
  * @return 0, or MB_EINVAL (bad option), MB_ENOTBANK (a non-empty directory
  * that is not a bank, or a missing bank with create false), MB_EVERSION,
  * MB_EUNSAFE (path is a symlink, or on a network filesystem), MB_EPERM,
- * MB_ECORRUPT (journal damage that needs mb_journal_repair()), MB_ENOSPC,
+ * MB_ECORRUPT (journal damage that needs mb_journal_repair(), or an invalid
+ * store another process has open), MB_ENOSPC,
  * MB_EIO, MB_ENOMEM, MB_EINTERNAL.  mb_last_error(NULL) says why.
  */
 MB_API int mb_open(const char *path, const mb_options *opts, mb_bank **out);
