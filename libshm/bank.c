@@ -349,7 +349,8 @@ static int open_parts(mb_bank *b, const char *boot)
 	}
 	if (rc)
 		return mb_fail(NULL, rc == KV_EINVALID ? MB_ECORRUPT : rc, "%s", err);
-	kv_reader_check(b->kv, NULL);  /* slots of processes killed mid-read */
+	if (!b->opts.keep_reader_slots)
+		kv_reader_check(b->kv, NULL);  /* slots of processes killed mid-read */
 	if ((rc = mbj_open(b->journal_dir, &jo, &b->jn)))
 		return bank_journal_fail(b, rc, "journal");
 	if (build && (rc = bank_rebuild_store(b)))

@@ -47,6 +47,7 @@ typedef struct kv_info {
 	uint64_t map_size, map_used, last_txn;
 	uint64_t oldest_reader;  /* txn id the oldest live reader sees; 0: none */
 	unsigned readers, max_readers;
+	unsigned stale_readers;  /* slots of processes that are gone */
 	uint64_t entries[KV_NDB];
 } kv_info;
 

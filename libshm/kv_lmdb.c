@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <lmdb.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,7 +198,6 @@ static int env_create(const char *dir, unsigned mode, size_t map_size, kv_env *e
 		return rc;
 	}
 	keep_mode(e->env, dir, mode);
-	mdb_reader_check(e->env, NULL);
 	if ((rc = open_dbis(e)))
 		goto fail;
 	pthread_rwlockattr_init(&ra);
@@ -474,15 +474,24 @@ int kv_drop(kv_txn *t, int db)
 }
 
 /* mdb_reader_list() only prints: "    pid     thread     txnid" lines. */
-static int oldest_reader(const char *msg, void *ctx)
+/* One line of mdb_reader_list(): "pid thread txnid" ("-": between
+ * transactions).  A slot whose process is gone is stale: it is counted,
+ * and its transaction is not the oldest live reader's. */
+static int scan_reader(const char *msg, void *ctx)
 {
 	unsigned long long pid, txn;
 	char thread[32];
-	uint64_t *oldest = ctx;
+	kv_info *info = ctx;
+	int n = sscanf(msg, "%llu %31s %llu", &pid, thread, &txn);
 
-	if (sscanf(msg, "%llu %31s %llu", &pid, thread, &txn) == 3 && txn &&
-	    (!*oldest || txn < *oldest))
-		*oldest = txn;
+	if (n < 2)
+		return 0;   /* the header line */
+	if (kill((pid_t)pid, 0) && errno == ESRCH) {
+		info->stale_readers++;
+		return 0;
+	}
+	if (n == 3 && txn && (!info->oldest_reader || txn < info->oldest_reader))
+		info->oldest_reader = txn;
 	return 0;
 }
 
@@ -503,7 +512,7 @@ int kv_info_get(kv_env *e, kv_info *info)
 	info->last_txn = ei.me_last_txnid;
 	info->readers = ei.me_numreaders;
 	info->max_readers = ei.me_maxreaders;
-	mdb_reader_list(e->env, oldest_reader, &info->oldest_reader);
+	mdb_reader_list(e->env, scan_reader, info);
 	for (int i = 0; i < KV_NDB; i++)
 		kv_count(t, i, &info->entries[i]);
 	kv_abort(t);

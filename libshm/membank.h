@@ -108,6 +108,10 @@ typedef struct mb_options {
 	uint32_t journal_retention_s; /**< a snapshot into the bank directory
 	                                removes the journal segments it covers
 	                                once they are this old (0: at once) */
+	bool keep_reader_slots;    /**< leave the reader slots of dead processes
+	                                as found (mb_stats counts them as
+	                                stale_readers; membank doctor reports
+	                                them); default false: cleared at open */
 } mb_options;
 
 /** Opaque handle of an open bank. */
@@ -123,7 +127,9 @@ MB_API void mb_options_init(mb_options *opts);
  * @param opts  NULL for the defaults.
  * @param out   receives the handle on success, NULL on failure.
  *
- * On open, stale reader slots of dead processes are cleared, and work a
+ * On open, stale reader slots of dead processes are cleared (unless
+ * keep_reader_slots; LMDB itself resets the reader table when no process has
+ * the bank open), and work a
  * crashed writer left (a journal record appended but not applied, a torn
  * journal tail) is finished.  After a machine crash the cache is rebuilt from
  * the checkpoint and the journal before anyone reads; so is a store LMDB
