@@ -1015,6 +1015,12 @@ class OutputErrors(CliTest):
                 self.assertNotIn(b"write error", p.stderr, args)
         # what the commands did to the bank stands
         self.assertEqual(self.doc("page", "get", "p3")["properties"], {"t": 3, "u": 4})
+        # restore prints the bank's path; the bank it built stands too
+        self.bank = os.path.join(self.tmp, "restored")
+        p = self.full("restore", os.path.join(self.tmp, "out"))
+        self.assertEqual(p.returncode, 5, p.stderr)
+        self.assertIn(b"write error: No space left on device", p.stderr)
+        self.assertEqual(self.doc("page", "get", "p3")["properties"], {"t": 3, "u": 4})
 
     def test_large_output_on_dev_full(self):
         """Output larger than stdio's buffer fails while the command runs."""
