@@ -136,16 +136,33 @@ typedef struct appended {
 	uint32_t len;
 } appended;
 
+/* The record's time: now, but always after the newest record applied, so
+ * that record times strictly increase along the journal whatever the wall
+ * clock does (a clock stepped back must not make a new page the "oldest"
+ * that eviction drops first, nor expire it at once). */
+static int record_time(kv_txn *t, int64_t *ts)
+{
+	int64_t last;
+	int rc = st_clock_load(t, &last);
+
+	*ts = mb_now_us();
+	if (!rc && last != MB_NEVER && *ts <= last)
+		*ts = last + 1;
+	return rc;
+}
+
 static int append_and_apply(mb_bank *b, kv_txn *t, uint8_t type, const mb_buf *payload,
                             mbj_pos *end, appended *a)
 {
-	mbj_record rec = { .type = type, .ts_us = mb_now_us(),
-	                   .payload = (const uint8_t *)payload->data, .len = (uint32_t)payload->len };
+	mbj_record rec = { .type = type, .payload = (const uint8_t *)payload->data,
+	                   .len = (uint32_t)payload->len };
 	mbj_pos new_end;
-	int rc = mbj_append(b->jn, end, type, rec.ts_us, payload->data, (uint32_t)payload->len,
-	                    &new_end);
+	int rc = record_time(t, &rec.ts_us);
 
 	if (rc)
+		return mb_fail(b->tag, rc, "reading the store's clock: %s", mb_strerror(rc));
+	if ((rc = mbj_append(b->jn, end, type, rec.ts_us, payload->data, (uint32_t)payload->len,
+	                     &new_end)))
 		return bank_journal_fail(b, rc, "journal append");
 	a->end = new_end;
 	a->len = (uint32_t)payload->len;
@@ -303,12 +320,14 @@ int mb_page_merge(mb_bank *b, const char *id, const char *json, size_t len)
 	return page_write(b, REC_PAGE_MERGE, id, json, len);
 }
 
+/* A delete of a page that has expired fails as a delete of a missing page
+ * would: every operation sees the same set of pages. */
 static int page_exists(kv_txn *t, void *ctx)
 {
 	const char *id = ctx;
 	kv_val v;
 
-	return kv_get(t, KV_PAGES, (kv_val){ id, strlen(id) }, &v);
+	return apply_live_page(t, id, strlen(id), mb_now_us(), &v);
 }
 
 int mb_page_delete(mb_bank *b, const char *id)
