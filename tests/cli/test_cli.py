@@ -891,9 +891,15 @@ class Demo(CliTest):
         p = subprocess.Popen([MEMBANK, "demo", "--seconds", "60", "--workers", "2"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              env=dict(os.environ, TMPDIR=self.tmp))
-        time.sleep(1.5)
+        # A progress line is printed (and flushed) once the workers run with
+        # the signals handled: wait for it rather than for a time.
+        first = b""
+        while b" ops " not in first:
+            first = p.stdout.readline()
+            self.assertNotEqual(first, b"", "demo ended before its first progress line")
         p.send_signal(signal.SIGTERM)
         out, err = p.communicate(timeout=60)
+        out = first + out
         self.assertEqual(p.returncode, 0, out.decode() + err.decode())
         self.assertIn(b"stopped early by a signal", out)
         self.assertIn(b"result: all checks passed", out)
