@@ -50,6 +50,19 @@ extern "C" {
 #define MB_API
 #endif
 
+/** @defgroup version Version
+ * The header's version; mb_version() gives the library's, which a program
+ * (or a binding) compares with the header it was built against: the same
+ * MB_VERSION_MAJOR is the same ABI (0.x: the same minor too).
+ * @{ */
+#define MB_VERSION_MAJOR 0
+#define MB_VERSION_MINOR 2
+#define MB_VERSION_PATCH 0
+#define MB_VERSION "0.2.0"
+/** MAJOR * 10000 + MINOR * 100 + PATCH, for #if comparisons. */
+#define MB_VERSION_NUMBER (MB_VERSION_MAJOR * 10000 + MB_VERSION_MINOR * 100 + MB_VERSION_PATCH)
+/** @} */
+
 /** @defgroup errors Error codes
  * One table, in libshm/errors.c, names and describes them.
  * @{ */
@@ -148,6 +161,11 @@ MB_API const char *mb_strerror(int code);
 
 /** The symbolic name of an MB_E* code, e.g. "MB_EINVAL" (never NULL). */
 MB_API const char *mb_errname(int code);
+
+/** The library's version, "MAJOR.MINOR.PATCH" (MB_VERSION of the header it
+ * was built from; never NULL).  @p number, if not NULL, receives its
+ * MB_VERSION_NUMBER. */
+MB_API const char *mb_version(int *number);
 
 /** The message of the calling thread's last failed call on @p bank, or on
  * no handle (mb_open, mb_restore, mb_journal_*) when @p bank is NULL; ""
