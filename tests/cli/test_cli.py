@@ -870,10 +870,17 @@ class Doctor(CliTest):
 
 
 class Demo(CliTest):
-    def test_demo_short(self):
-        p = self.mb("demo", "--seconds", "2", "--workers", "2", bank=False, timeout=120,
+    def test_demo_removes_its_bank(self):
+        p = self.mb("demo", "--seconds", "1", "--workers", "1", bank=False, timeout=120,
                     env=dict(os.environ, TMPDIR=self.tmp))
+        self.assertEqual(p.returncode, 0, p.stdout.decode() + p.stderr.decode())
+        self.assertEqual([x for x in os.listdir(self.tmp) if x.startswith("membank-demo-")], [])
+
+    def test_demo_short(self):
+        p = self.mb("demo", "--seconds", "2", "--workers", "2", "--keep", bank=False,
+                    timeout=120, env=dict(os.environ, TMPDIR=self.tmp))
         out = p.stdout.decode()
+        self.assertIn("the bank is kept in " + self.tmp, out)
         self.assertEqual(p.returncode, 0, out + p.stderr.decode())
         self.assertIn("result: all checks passed", out)
         self.assertNotIn("DIFFERENT", out)
