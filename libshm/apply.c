@@ -436,6 +436,8 @@ static int apply_config(kv_txn *t, const mb_rec *r)
 	return rc ? rc : (rc = st_config_store(t, &c)) ? rc : evict(t, c.max_entries);
 }
 
+static int apply_batch(kv_txn *t, uint32_t history_limit, const mb_rec *r);
+
 static int apply_type(kv_txn *t, uint32_t history_limit, const mb_rec *r)
 {
 	switch (r->type) {
@@ -448,8 +450,24 @@ static int apply_type(kv_txn *t, uint32_t history_limit, const mb_rec *r)
 	case REC_CONFIG: return apply_config(t, r);
 	case REC_PURGE: return apply_purge(t, r);
 	case REC_CANCELLED: return 0;
+	case REC_BATCH: return apply_batch(t, history_limit, r);
 	}
 	return MB_ECORRUPT;
+}
+
+/* Each operation in order, with the batch's time; the caller's transaction
+ * makes them one. */
+static int apply_batch(kv_txn *t, uint32_t history_limit, const mb_rec *r)
+{
+	mp_reader m = { r->map, r->map + r->maplen };
+	uint32_t n;
+	mb_rec op;
+	int rc = mp_read_array(&m, &n) ? MB_ECORRUPT : 0;
+
+	for (uint32_t i = 0; !rc && i < n; i++)
+		if (!(rc = rec_batch_next(&m, r->ts, &op) ? MB_ECORRUPT : 0))
+			rc = apply_type(t, history_limit, &op);
+	return rc;
 }
 
 int apply_record(kv_txn *t, uint32_t history_limit, const mb_rec *r)
