@@ -43,6 +43,7 @@ static const char main_usage[] =
 	"  journal repair                     cut a torn tail, move damage aside\n"
 	"  stats                              pages, events, sizes, map use, readers, segments\n"
 	"  doctor                             check the bank without changing it\n"
+	"  batch [FILE|-]                     apply JSON-line operations as one write\n"
 	"  demo [--workers N] [--seconds S]   many processes sharing one bank\n"
 	"\n"
 	"options:\n"
@@ -69,6 +70,7 @@ static const top_cmd top_cmds[] = {
 	{ "restore", cmd_restore },   { "compactor", cmd_compactor },
 	{ "journal", cmd_journal },   { "stats", cmd_stats },
 	{ "demo", cmd_demo },         { "doctor", cmd_doctor },
+	{ "batch", cmd_batch },
 	{ NULL, NULL },
 };
 

@@ -30,7 +30,7 @@ COMMANDS = [
     ["page", "list"], ["page", "count"], ["sync", "record"], ["sync", "status"],
     ["error", "log"], ["error", "resolve"], ["error", "stats"], ["config", "get"],
     ["config", "set"], ["snapshot"], ["restore"], ["compactor"], ["journal", "tail"],
-    ["journal", "verify"], ["journal", "repair"], ["stats"], ["demo"], ["doctor"],
+    ["journal", "verify"], ["journal", "repair"], ["stats"], ["demo"], ["doctor"], ["batch"],
 ]
 GROUPS = ["page", "sync", "error", "config", "journal"]
 
@@ -922,8 +922,9 @@ class Demo(CliTest):
         self.assertGreater(int(self.ok("page", "count")), 0)
 
 
-def main():
-    suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules[__name__])
+def main(module=None):
+    """Run the tests of @module (this one by default) and print the count."""
+    suite = unittest.defaultTestLoader.loadTestsFromModule(module or sys.modules[__name__])
     runner = unittest.TextTestRunner(verbosity=2, stream=sys.stdout)
     res = runner.run(suite)
     failed = len(res.failures) + len(res.errors)
