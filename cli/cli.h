@@ -113,6 +113,7 @@ int cmd_compactor(cli *c, int argc, char **argv);
 int cmd_stats(cli *c, int argc, char **argv);
 int cmd_demo(cli *c, int argc, char **argv);
 int cmd_doctor(cli *c, int argc, char **argv);
+int cmd_batch(cli *c, int argc, char **argv);
 
 /* A group's subcommands: name, usage text, function. */
 typedef struct cli_sub {

@@ -29,7 +29,8 @@ static const char main_usage[] =
 	"  page rm <id>                       delete a page\n"
 	"  page list [--limit N]              one id a line\n"
 	"  page count                         the number of pages\n"
-	"  sync record <status> [--error MSG] record a sync\n"
+	"  sync record <status> [--error MSG]\n"
+	"                                     record a sync\n"
 	"  sync status                        print the sync_status.json document\n"
 	"  error log <type> <message>         log an error\n"
 	"  error resolve <type> <steps>       resolve the errors of a type\n"
@@ -44,6 +45,7 @@ static const char main_usage[] =
 	"  journal repair                     cut a torn tail, move damage aside\n"
 	"  stats                              pages, events, sizes, map use, readers, segments\n"
 	"  doctor                             check the bank without changing it\n"
+	"  batch [FILE|-]                     apply JSON-line operations as one write\n"
 	"  demo [--workers N] [--seconds S]   many processes sharing one bank\n"
 	"\n"
 	"options:\n"
@@ -71,6 +73,7 @@ static const top_cmd top_cmds[] = {
 	{ "restore", cmd_restore },   { "compactor", cmd_compactor },
 	{ "journal", cmd_journal },   { "stats", cmd_stats },
 	{ "demo", cmd_demo },         { "doctor", cmd_doctor },
+	{ "batch", cmd_batch },
 	{ NULL, NULL },
 };
 

@@ -31,7 +31,7 @@ COMMANDS = [
     ["page", "list"], ["page", "count"], ["sync", "record"], ["sync", "status"],
     ["error", "log"], ["error", "resolve"], ["error", "stats"], ["config", "get"],
     ["config", "set"], ["snapshot"], ["restore"], ["compactor"], ["journal", "tail"],
-    ["journal", "verify"], ["journal", "repair"], ["stats"], ["demo"], ["doctor"],
+    ["journal", "verify"], ["journal", "repair"], ["stats"], ["demo"], ["doctor"], ["batch"],
 ]
 GROUPS = ["page", "sync", "error", "config", "journal"]
 
@@ -1083,10 +1083,17 @@ class ReadOnly(CliTest):
 
 
 class Demo(CliTest):
-    def test_demo_short(self):
-        p = self.mb("demo", "--seconds", "2", "--workers", "2", bank=False, timeout=120,
+    def test_demo_removes_its_bank(self):
+        p = self.mb("demo", "--seconds", "1", "--workers", "1", bank=False, timeout=120,
                     env=dict(os.environ, TMPDIR=self.tmp))
+        self.assertEqual(p.returncode, 0, p.stdout.decode() + p.stderr.decode())
+        self.assertEqual([x for x in os.listdir(self.tmp) if x.startswith("membank-demo-")], [])
+
+    def test_demo_short(self):
+        p = self.mb("demo", "--seconds", "2", "--workers", "2", "--keep", bank=False,
+                    timeout=120, env=dict(os.environ, TMPDIR=self.tmp))
         out = p.stdout.decode()
+        self.assertIn("the bank is kept in " + self.tmp, out)
         self.assertEqual(p.returncode, 0, out + p.stderr.decode())
         self.assertIn("result: all checks passed", out)
         self.assertNotIn("DIFFERENT", out)
@@ -1104,9 +1111,15 @@ class Demo(CliTest):
         p = subprocess.Popen([MEMBANK, "demo", "--seconds", "60", "--workers", "2"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              env=dict(os.environ, TMPDIR=self.tmp))
-        time.sleep(1.5)
+        # A progress line is printed (and flushed) once the workers run with
+        # the signals handled: wait for it rather than for a time.
+        first = b""
+        while b" ops " not in first:
+            first = p.stdout.readline()
+            self.assertNotEqual(first, b"", "demo ended before its first progress line")
         p.send_signal(signal.SIGTERM)
         out, err = p.communicate(timeout=60)
+        out = first + out
         self.assertEqual(p.returncode, 0, out.decode() + err.decode())
         self.assertIn(b"stopped early by a signal", out)
         self.assertIn(b"result: all checks passed", out)
@@ -1122,8 +1135,9 @@ class Demo(CliTest):
         self.assertGreater(int(self.ok("page", "count")), 0)
 
 
-def main():
-    suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules[__name__])
+def main(module=None):
+    """Run the tests of @module (this one by default) and print the count."""
+    suite = unittest.defaultTestLoader.loadTestsFromModule(module or sys.modules[__name__])
     runner = unittest.TextTestRunner(verbosity=2, stream=sys.stdout)
     res = runner.run(suite)
     failed = len(res.failures) + len(res.errors)
