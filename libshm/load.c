@@ -160,6 +160,23 @@ static int parse_doc(const char *dir, const char *name, const void *tag, cJSON *
 	return rc;
 }
 
+static int parse_config(const char *dir, const void *tag, mb_buf *out)
+{
+	const char *name = "config_cache.json";
+	char *text;
+	size_t len;
+	int rc = read_whole(dir, name, tag, &text, &len);
+
+	if (rc)
+		return rc;
+	rc = json_to_mp(text, len, MB_MAX_DOC_FILE, MB_MAX_DEPTH, name, tag, out);
+	free(text);
+	if (!rc && ((uint8_t)out->data[0] & 0xf0) != 0x80 && (uint8_t)out->data[0] != 0xde &&
+	    (uint8_t)out->data[0] != 0xdf)
+		rc = mb_fail(tag, MB_EINVAL, "%s: the top level is not an object", name);
+	return rc;
+}
+
 static int check_array(const ld *l, const cJSON *obj, const char *key, size_t *n)
 {
 	int rc = 0;
@@ -185,7 +202,7 @@ int load_docs_read(const char *dir, const void *tag, load_docs *d)
 	memset(d, 0, sizeof *d);
 	if ((rc = parse_doc(dir, "sync_status.json", tag, &d->sync)) ||
 	    (rc = parse_doc(dir, "error_log.json", tag, &d->errors)) ||
-	    (rc = parse_doc(dir, "config_cache.json", tag, &d->config)) ||
+	    (rc = parse_config(dir, tag, &d->config)) ||
 	    (rc = only_keys(&ls, d->sync, "top level", sync_keys)) ||
 	    (rc = only_keys(&le, d->errors, "top level", err_keys)) ||
 	    (rc = check_array(&ls, d->sync, "sync_history", &d->sync_history)) ||
@@ -198,7 +215,7 @@ void load_docs_free(load_docs *d)
 {
 	cJSON_Delete(d->sync);
 	cJSON_Delete(d->errors);
-	cJSON_Delete(d->config);
+	buf_free(&d->config);
 	memset(d, 0, sizeof *d);
 }
 
@@ -380,18 +397,17 @@ static int load_errors(kv_txn *t, const cJSON *j, uint32_t limit, const void *ta
 
 /* -------------------------------------------------------------- config */
 
-static int load_config(kv_txn *t, const cJSON *j, const void *tag)
+static int load_config(kv_txn *t, const mb_buf *doc, const void *tag)
 {
-	ld l = { "config_cache.json", tag };
-	const cJSON *stamp = cJSON_GetObjectItemCaseSensitive(j, "last_config_update");
 	mb_buf patch = { 0 };
 	mb_config c;
+	int64_t stamp;
 	int rc;
 
 	st_config_defaults(&c);
-	if (!(rc = config_patch_from_cjson(j, true, tag, &patch)) &&
+	if (!(rc = config_patch_from_mp(doc->data, doc->len, &stamp, tag, &patch)) &&
 	    !(rc = config_apply_patch(&c, (const uint8_t *)patch.data, patch.len)))
-		rc = stamp ? parse_time(&l, stamp, "last_config_update", true, &c.last_update) : 0;
+		c.last_update = stamp;
 	buf_free(&patch);
 	if (rc == MB_ECORRUPT)
 		rc = mb_fail(tag, MB_EINVAL, "config_cache.json: bad configuration");
@@ -739,7 +755,7 @@ int load_all(kv_txn **tp, kv_env *batch, const char *dir, const load_docs *d, ui
 		return rc;
 	t = *tp;
 	if ((rc = load_sync(t, d->sync, last_sync, limit, tag)) ||
-	    (rc = load_errors(t, d->errors, limit, tag)) || (rc = load_config(t, d->config, tag)) ||
+	    (rc = load_errors(t, d->errors, limit, tag)) || (rc = load_config(t, &d->config, tag)) ||
 	    (rc = st_config_load(t, &cfg)))
 		return rc;
 	/* the pages were indexed by time; the index is kept only when used */

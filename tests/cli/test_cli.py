@@ -395,6 +395,14 @@ class Numbers(CliTest):
             self.assertIn(says, err)
         self.assertEqual(self.props_text("n"), '{"a":1}')
 
+    def test_config_timeout_keeps_its_type(self):
+        self.ok("config", "set", '{"notion_settings":{"timeout_seconds":30.0}}')
+        self.assertEqual(self.ok("config", "get", "notion_settings.timeout_seconds"), "30.0\n")
+        self.ok("config", "set", '{"notion_settings":{"timeout_seconds":45}}')
+        self.assertEqual(self.ok("config", "get", "notion_settings.timeout_seconds"), "45\n")
+        err = self.fails(3, "config", "set", '{"cache_settings":{"max_entries":1e3}}')
+        self.assertIn("max_entries must be an integer", err)
+
     def test_journal_tail_exact(self):
         self.ok("page", "put", "n", self.PROPS)
         event = self.ok("journal", "tail", "-n", "1")

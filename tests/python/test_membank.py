@@ -222,6 +222,13 @@ class TestNumbers(BankTest):
             self.assertIn("integer out of range (beyond 64 bits)", str(cm.exception))
         self.assert_same(self.bank.get_page("n")["properties"], {"a": 1})
 
+    def test_config_timeout_keeps_its_type(self):
+        for v in (30.0, 30, 12.5):
+            self.bank.update_config({"notion_settings": {"timeout_seconds": v}})
+            self.assert_same(self.bank.get_config()["notion_settings"]["timeout_seconds"], v)
+        with self.assertRaisesRegex(InvalidInput, "max_entries must be an integer"):
+            self.bank.update_config({"cache_settings": {"max_entries": 5.0}})
+
     def test_snapshot_restore_keeps_value_and_type(self):
         if not has_symbol("mb_snapshot") or not has_symbol("mb_restore"):
             self.skipTest("no mb_snapshot/mb_restore")

@@ -410,6 +410,49 @@ static void test_config_rejects(void **state)
 	mb_free(after);
 }
 
+/* Config numbers keep their value and type: timeout_seconds as written (30
+ * or 30.0), integer fields take integers only, nothing rounds silently. */
+static void test_config_numbers(void **state)
+{
+	static const struct { const char *in, *out; } ok[] = {
+		{ "30.0", "30.0" }, { "30", "30" }, { "12.5", "12.5" }, { "1e3", "1000.0" },
+		{ "0.001", "0.001" }, { "3600", "3600" },
+	};
+	static const char *const bad[] = {
+		"{\"notion_settings\":{\"retry_attempts\":3.0}}",
+		"{\"cache_settings\":{\"max_entries\":1e3}}",
+		"{\"cache_settings\":{\"ttl_seconds\":999999999999.99999999}}",
+		"{\"cache_settings\":{\"max_entries\":18446744073709551615}}",
+		"{\"notion_settings\":{\"timeout_seconds\":3600.5}}",
+		"{\"notion_settings\":{\"timeout_seconds\":-0.0}}",
+	};
+	fx *f = *state;
+	char in[128], want[64], *doc, *before, *after;
+
+	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+		snprintf(in, sizeof in, "{\"notion_settings\":{\"timeout_seconds\":%s}}", ok[i].in);
+		assert_int_equal(mb_config_update(f->b, in, (size_t)-1), 0);
+		assert_int_equal(mb_config_get(f->b, &doc), 0);
+		snprintf(want, sizeof want, "\"timeout_seconds\":%s}", ok[i].out);
+		if (!strstr(doc, want))
+			fail_msg("%s read back as %s", in, doc);
+		mb_free(doc);
+	}
+	assert_int_equal(mb_config_update(f->b, "{\"cache_settings\":{\"max_entries\":999999999999}}",
+	                                  (size_t)-1), 0);
+	mb_config_get(f->b, &before);
+	assert_non_null(strstr(before, "\"max_entries\":999999999999}"));
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		assert_int_equal(mb_config_update(f->b, bad[i], (size_t)-1), MB_EINVAL);
+		if (!strstr(mb_last_error(f->b), "must be"))
+			fail_msg("%s: %s", bad[i], mb_last_error(f->b));
+	}
+	mb_config_get(f->b, &after);
+	assert_string_equal(before, after);
+	mb_free(before);
+	mb_free(after);
+}
+
 /* Bad input: MB_EINVAL and a message that names what was wrong. */
 static void expect_einval(mb_bank *b, int rc, const char *needle)
 {
@@ -618,6 +661,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_error_stats_empty, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_config_defaults_and_merge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_config_rejects, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_config_numbers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_input_changes_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_eviction, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_index_toggles, setup, teardown),

@@ -238,6 +238,8 @@ static void test_round_trip_numbers(void **state)
 	char out[1100], out2[1100], path2[1100], deep[64 * 6 + 16], *p = deep, *got, *t;
 
 	assert_int_equal(mb_page_put(b, "num", props, (size_t)-1), 0);
+	assert_int_equal(mb_config_update(b, "{\"notion_settings\":{\"timeout_seconds\":30.0}}",
+	                                  (size_t)-1), 0);
 	/* properties nested 64 deep (the most a put takes) restore too */
 	for (int i = 0; i < 64; i++)
 		p += sprintf(p, i ? "{\"a\":" : "{\"d\":");
@@ -251,6 +253,9 @@ static void test_round_trip_numbers(void **state)
 	mb_close(b);
 	t = slurp(out, "notion_pages.json");
 	assert_non_null(strstr(t, props));
+	free(t);
+	t = slurp(out, "config_cache.json");
+	assert_non_null(strstr(t, "\"timeout_seconds\":30.0}"));
 	free(t);
 	snprintf(path2, sizeof path2, "%s/restored", f->dir);
 	if (mb_restore(out, path2, NULL, 0))
