@@ -361,11 +361,12 @@ static int cmp_key(const void *a, const void *b)
 /* The keys from @first on belong to one object: refuse a repeated one. */
 static int check_dup_keys(jp *j, size_t first)
 {
-	key_ref *k = j->keys + first;
 	size_t n = j->nkeys - first;
+	key_ref *k;
 
 	if (n < 2)
-		return 0;
+		return 0;  /* j->keys may still be NULL */
+	k = j->keys + first;
 	/* the output does not move while the keys are sorted */
 	for (size_t i = 0; i < n; i++)
 		k[i].ptr = j->out->data + k[i].off;
