@@ -1,7 +1,8 @@
 /*
  * jsonmp.c - JSON text -> msgpack in one bounded pass, numbers kept exact.
  *
- * This is how page properties enter the bank (put, merge, restore).  A
+ * This is how page properties and config updates enter the bank (put,
+ * merge, config update, and their files on restore).  A
  * parser that reads every number as a double (cJSON) cannot keep
  * 9007199254740993, 18446744073709551615 or the difference between 1 and
  * 1.0, so numbers are read here from their text:
@@ -24,7 +25,10 @@
  *
  * Output: a container's header is reserved at its widest (5 bytes) and
  * narrowed when its count is known, so the bytes are msgpack-c's minimal
- * encoding, the same a packer would write from a tree.
+ * encoding, the same a packer would write from a tree.  Each narrowing
+ * moves the container's bytes once, so a byte moves at most once per
+ * container around it (<= 64 times).  Memory: the output, one string's
+ * bytes and the keys of the open objects; no tree.
  */
 #include <locale.h>
 #include <math.h>

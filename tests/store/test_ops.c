@@ -497,6 +497,11 @@ static void test_bad_input_changes_nothing(void **state)
 	              "invalid UTF-8 at byte 6");
 	expect_einval(f->b, mb_page_put(f->b, "keep", "{\"s\":\"a\\u0000b\"}", (size_t)-1), "\\u0000");
 	expect_einval(f->b, mb_page_put(f->b, "keep", "{\"a\":1,\"a\":2}", (size_t)-1), "duplicate key");
+	expect_einval(f->b, mb_page_put(f->b, "keep", "{\"a\":1,\"\\u0061\":2}", (size_t)-1),
+	              "duplicate key \"a\"");
+	/* RFC 8259: control characters in a string must be escaped */
+	expect_einval(f->b, mb_page_put(f->b, "keep", "{\"s\":\"a\tb\"}", (size_t)-1),
+	              "invalid JSON at byte 7");
 	expect_einval(f->b, mb_page_merge(f->b, "keep", "{} x", (size_t)-1), "after the JSON value");
 	expect_einval(f->b, mb_page_put(f->b, "keep", NULL, 0), "missing");
 	expect_einval(f->b, mb_sync_record(f->b, "", NULL), "status: empty");
