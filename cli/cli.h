@@ -86,8 +86,9 @@ bool cli_output_failed(void);
 int cli_flush(void);
 
 /* Print a JSON document: one line when stdout is not a terminal, indented
- * when it is.  Returns an exit code. */
+ * when it is, its tokens as they are (numbers exact).  Returns an exit code. */
 int cli_print_json(const cli *c, const char *json);
+int cli_print_json_n(const cli *c, const char *json, size_t len);
 
 /* The JSON text of an argument, or of stdin when it is "-" (at most
  * CLI_MAX_INPUT bytes).  *buf is malloc'ed (free it) or NULL when the

@@ -6,8 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
 #include "cli.h"
 
 typedef int (*doc_fn)(mb_bank *, char **);
@@ -132,30 +130,73 @@ int cmd_error(cli *c, int argc, char **argv)
 
 /* ---------------------------------------------------------------- config */
 
-/* Print the value at @p key ("a.b.c") of the document @p json. */
+/* The end of the JSON value at @p, in text as the library gives it (valid,
+ * no white space outside strings). */
+static const char *value_end(const char *p)
+{
+	int depth = 0;
+	bool str = false;
+
+	for (; *p; p++) {
+		if (str) {
+			if (*p == '\\' && p[1])
+				p++;
+			else if (*p == '"') {
+				str = false;
+				if (!depth)
+					return p + 1;
+			}
+		} else if (*p == '"')
+			str = true;
+		else if (*p == '{' || *p == '[')
+			depth++;
+		else if (*p == '}' || *p == ']') {
+			if (!depth)
+				return p;
+			if (!--depth)
+				return p + 1;
+		} else if (*p == ',' && !depth)
+			return p;
+	}
+	return p;
+}
+
+/* The value of member @key in the object at @obj, or NULL.  Keys are
+ * compared as written (the config's keys need no escapes). */
+static const char *member_of(const char *obj, const char *key)
+{
+	size_t klen = strlen(key);
+
+	if (*obj != '{')
+		return NULL;
+	for (const char *p = obj + 1; *p == '"';) {
+		const char *k = p + 1, *v = value_end(p) + 1;  /* past the ':' */
+		if ((size_t)(v - 2 - k) == klen && !memcmp(k, key, klen))
+			return v;
+		p = value_end(v);
+		if (*p == ',')
+			p++;
+	}
+	return NULL;
+}
+
+/* Print the value at @p key ("a.b.c") of the document @p json, as its text
+ * (a number prints as stored; parsing it to print it would not). */
 static int print_key(cli *c, const char *json, const char *key)
 {
-	cJSON *doc = cJSON_Parse(json), *v = doc;
-	char *path = strdup(key), *save = NULL, *out = NULL;
-	int ex = EX_OK;
+	char *path = strdup(key), *save = NULL;
+	const char *v = json;
+	int ex;
 
-	if (!doc || !path) {
-		ex = cli_fail(c, NULL, doc ? MB_ENOMEM : MB_ECORRUPT, "config");
-		goto cleanup;
-	}
+	if (!path)
+		return cli_fail(c, NULL, MB_ENOMEM, "config");
 	for (char *k = strtok_r(path, ".", &save); k && v; k = strtok_r(NULL, ".", &save))
-		v = cJSON_IsObject(v) ? cJSON_GetObjectItemCaseSensitive(v, k) : NULL;
-	if (!v || v == doc || !*key || key[strlen(key) - 1] == '.') {
+		v = member_of(v, k);
+	if (!v || v == json || !*key || key[strlen(key) - 1] == '.') {
 		cli_msg(c, "key \"%s\": not found", key);
 		ex = EX_NOTFOUND;
-		goto cleanup;
-	}
-	out = c->tty ? cJSON_Print(v) : cJSON_PrintUnformatted(v);
-	if (out)
-		puts(out);
-cleanup:
-	cJSON_free(out);
-	cJSON_Delete(doc);
+	} else
+		ex = cli_print_json_n(c, v, (size_t)(value_end(v) - v));
 	free(path);
 	return ex;
 }

@@ -11,8 +11,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <cjson/cJSON.h>
-
 #include "cli.h"
 
 int cli_exit_code(int mb_code)
@@ -214,21 +212,64 @@ int cli_close_stdout(const cli *c, int ex)
 	return ex;
 }
 
+static void newline(int depth)
+{
+	putchar('\n');
+	for (int i = 0; i < depth; i++)
+		putchar('\t');
+}
+
+/* JSON text as the library gives it (valid, no white space outside
+ * strings), indented with tabs.  Every token is copied as it is, so a
+ * number prints exactly as stored: parsing it to print it (cJSON) would
+ * turn 18446744073709551615 into 1.8446744073709552e+19 and 1.0 into 1. */
+static void print_pretty(const char *s, size_t len)
+{
+	const char *end = s + len;
+	bool str = false;
+	int depth = 0;
+
+	for (const char *p = s; p < end; p++) {
+		char ch = *p;
+		if (str) {
+			putchar(ch);
+			if (ch == '\\' && p + 1 < end)
+				putchar(*++p);
+			else if (ch == '"')
+				str = false;
+			continue;
+		}
+		if (ch == '}' || ch == ']')
+			newline(--depth);
+		putchar(ch);
+		if (ch == '"')
+			str = true;
+		else if ((ch == '{' || ch == '[') && p + 1 < end && (p[1] == '}' || p[1] == ']'))
+			putchar(*++p);  /* {} and [] stay as they are */
+		else if (ch == '{' || ch == '[')
+			newline(++depth);
+		else if (ch == ',')
+			newline(depth);
+		else if (ch == ':')
+			putchar('\t');
+	}
+	putchar('\n');
+}
+
+int cli_print_json_n(const cli *c, const char *json, size_t len)
+{
+	if (c->tty)
+		print_pretty(json, len);
+	else {
+		fwrite(json, 1, len, stdout);
+		putchar('\n');
+	}
+	return EX_OK;   /* a write error is reported at exit (cli_close_stdout) */
+}
+
 int cli_print_json(const cli *c, const char *json)
 {
-	if (c->tty) {
-		cJSON *doc = cJSON_Parse(json);
-		char *pretty = doc ? cJSON_Print(doc) : NULL;
-
-		cJSON_Delete(doc);
-		if (pretty) {
-			puts(pretty);
-			cJSON_free(pretty);
-			return EX_OK;
-		}
-	}
-	puts(json);
-	return EX_OK;   /* a write error is reported at exit (cli_close_stdout) */
+	return cli_print_json_n(c, json, strlen(json));
 }
 
 /* Read all of stdin, refusing more than CLI_MAX_INPUT bytes. */

@@ -2,13 +2,13 @@
  * config.c - the configuration: its fields, their checks, deep merge.
  *
  * The fields are those of the spec's config_cache.json and nothing else.  A
- * JSON update is checked whole against this table and turned into a
- * normalised msgpack patch ({section: {key: value}} with only known keys,
- * each of its kind), which is what the journal records and apply merges:
- * applying a patch can no longer fail, so a replay always succeeds.
+ * JSON update is read by jsonmp.c (numbers exact), checked whole against
+ * this table and turned into a normalised msgpack patch ({section: {key:
+ * value}} with only known keys, each of its kind), which is what the
+ * journal records and apply merges: applying a patch can no longer fail, so
+ * a replay always succeeds.  timeout_seconds keeps whether it was written
+ * as an integer (30) or a float (30.0).
  */
-#include <cjson/cJSON.h>
-#include <math.h>
 #include <msgpack.h>
 #include <string.h>
 
@@ -42,139 +42,194 @@ static const struct field *find(const char *section, const char *key)
 	return NULL;
 }
 
-static bool is_section(const char *s)
-{
-	return !strcmp(s, "notion_settings") || !strcmp(s, "logging_settings") ||
-	       !strcmp(s, "cache_settings");
-}
-
-static bool valid_level(const char *s)
+static bool valid_level(const char *s, size_t n)
 {
 	for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++)
-		if (!strcmp(s, levels[i]))
+		if (strlen(levels[i]) == n && !memcmp(s, levels[i], n))
 			return true;
 	return false;
 }
 
-static int check_value(const struct field *f, const cJSON *v, const void *tag)
+static int must(const struct field *f, const void *tag)
 {
-	double d = v->valuedouble;
-	size_t n;
-
 	switch (f->kind) {
 	case K_STR:
-		n = cJSON_IsString(v) ? strlen(v->valuestring) : 0;
-		if (!cJSON_IsString(v) || n < f->lo || n > f->hi)
-			return mb_fail(tag, MB_EINVAL, "config: %s.%s must be a string of %g to %g bytes",
-			               f->section, f->key, f->lo, f->hi);
-		return 0;
+		return mb_fail(tag, MB_EINVAL, "config: %s.%s must be a string of %g to %g bytes",
+		               f->section, f->key, f->lo, f->hi);
 	case K_LEVEL:
-		if (!cJSON_IsString(v) || !valid_level(v->valuestring))
-			return mb_fail(tag, MB_EINVAL, "config: %s.%s must be one of DEBUG, INFO, "
-			               "WARNING, ERROR, CRITICAL", f->section, f->key);
+		return mb_fail(tag, MB_EINVAL, "config: %s.%s must be one of DEBUG, INFO, "
+		               "WARNING, ERROR, CRITICAL", f->section, f->key);
+	case K_BOOL:
+		return mb_fail(tag, MB_EINVAL, "config: %s.%s must be true or false",
+		               f->section, f->key);
+	case K_INT:
+		return mb_fail(tag, MB_EINVAL, "config: %s.%s must be an integer from %.0f to %.0f",
+		               f->section, f->key, f->lo, f->hi);
+	case K_NUM:
+		return mb_fail(tag, MB_EINVAL, "config: %s.%s must be a number above %g, at most %g",
+		               f->section, f->key, f->lo, f->hi);
+	}
+	return MB_EINVAL;
+}
+
+/* Check the value at @r against @f and pack it.  An integer field takes an
+ * integer only (5.0 is a float: storing it as 5 would change its type); a
+ * number field keeps whether it was an integer or a float. */
+static int pack_value(msgpack_packer *pk, const struct field *f, mp_reader *r, const void *tag)
+{
+	const char *s;
+	uint32_t n;
+	int64_t i;
+	double d;
+	bool v;
+	mp_kind k;
+
+	if (mp_peek(r, &k))
+		return must(f, tag);
+	switch (f->kind) {
+	case K_STR: case K_LEVEL:
+		if (k != MP_STR || mp_read_str(r, &s, &n) ||
+		    (f->kind == K_STR ? n < f->lo || n > f->hi : !valid_level(s, n)))
+			return must(f, tag);
+		msgpack_pack_str_with_body(pk, s, n);
 		return 0;
 	case K_BOOL:
-		if (!cJSON_IsBool(v))
-			return mb_fail(tag, MB_EINVAL, "config: %s.%s must be true or false",
-			               f->section, f->key);
+		if (mp_read_bool(r, &v))
+			return must(f, tag);
+		(v ? msgpack_pack_true : msgpack_pack_false)(pk);
 		return 0;
 	case K_INT:
-		if (!cJSON_IsNumber(v) || d != floor(d) || d < f->lo || d > f->hi)
-			return mb_fail(tag, MB_EINVAL, "config: %s.%s must be an integer from %.0f to %.0f",
-			               f->section, f->key, f->lo, f->hi);
+		if (k != MP_INT || mp_read_int(r, &i) || i < f->lo || i > f->hi)
+			return must(f, tag);
+		msgpack_pack_int64(pk, i);
 		return 0;
 	case K_NUM:
-		if (!cJSON_IsNumber(v) || !(d > f->lo) || d > f->hi)
-			return mb_fail(tag, MB_EINVAL, "config: %s.%s must be a number above %g, at most %g",
-			               f->section, f->key, f->lo, f->hi);
+		if (k == MP_INT && !mp_read_int(r, &i) && i > f->lo && i <= f->hi)
+			msgpack_pack_int64(pk, i);
+		else if (k == MP_FLOAT && !mp_read_double(r, &d) && d > f->lo && d <= f->hi)
+			msgpack_pack_double(pk, d);
+		else
+			return must(f, tag);
 		return 0;
 	}
 	return MB_EINVAL;
 }
 
-static void pack_value(msgpack_packer *pk, const struct field *f, const cJSON *v)
+static bool key_is(const char *s, uint32_t n, const char *key)
 {
-	switch (f->kind) {
-	case K_STR: case K_LEVEL:
-		msgpack_pack_str_with_body(pk, v->valuestring, strlen(v->valuestring));
-		break;
-	case K_BOOL:
-		if (cJSON_IsTrue(v))
-			msgpack_pack_true(pk);
-		else
-			msgpack_pack_false(pk);
-		break;
-	case K_INT: msgpack_pack_int64(pk, (int64_t)v->valuedouble); break;
-	case K_NUM: msgpack_pack_double(pk, v->valuedouble); break;
-	}
+	return strlen(key) == n && !memcmp(s, key, n);
 }
 
-static int count_children(const cJSON *j)
-{
-	int n = 0;
-
-	for (const cJSON *c = j->child; c; c = c->next)
-		n++;
-	return n;
-}
-
-/* Check one section object and pack it. */
-static int pack_section(msgpack_packer *pk, const cJSON *sec, const void *tag)
+/* Check one section object at @r, named @name, and pack it. */
+static int pack_section(msgpack_packer *pk, const char *name, mp_reader *r, const void *tag)
 {
 	const struct field *f;
-	const cJSON *c;
+	const char *k;
+	uint32_t n, klen;
+	mp_kind kind;
 	int rc;
 
-	if (!cJSON_IsObject(sec))
-		return mb_fail(tag, MB_EINVAL, "config: %s must be an object", sec->string);
-	msgpack_pack_str_with_body(pk, sec->string, strlen(sec->string));
-	msgpack_pack_map(pk, (size_t)count_children(sec));
-	for (c = sec->child; c; c = c->next) {
-		if (!(f = find(sec->string, c->string)))
-			return mb_fail(tag, MB_EINVAL, "config: unknown key %s.%.64s",
-			               sec->string, c->string);
-		if ((rc = check_value(f, c, tag)))
+	if (mp_peek(r, &kind) || kind != MP_MAP || mp_read_map(r, &n))
+		return mb_fail(tag, MB_EINVAL, "config: %s must be an object", name);
+	msgpack_pack_str_with_body(pk, name, strlen(name));
+	msgpack_pack_map(pk, n);
+	for (uint32_t i = 0; i < n; i++) {
+		if (mp_read_str(r, &k, &klen))
+			return MB_ECORRUPT;
+		f = NULL;
+		for (size_t j = 0; j < NFIELDS && !f; j++)
+			if (!strcmp(fields[j].section, name) && key_is(k, klen, fields[j].key))
+				f = &fields[j];
+		if (!f)
+			return mb_fail(tag, MB_EINVAL, "config: unknown key %s.%.*s", name,
+			               (int)(klen < 64 ? klen : 64), k);
+		msgpack_pack_str_with_body(pk, k, klen);
+		if ((rc = pack_value(pk, f, r, tag)))
 			return rc;
-		msgpack_pack_str_with_body(pk, c->string, strlen(c->string));
-		pack_value(pk, f, c);
 	}
 	return 0;
 }
 
-int config_patch_from_cjson(const cJSON *j, bool allow_stamp, const void *tag, mb_buf *out)
+static const char *section_named(const char *s, uint32_t n)
 {
-	msgpack_packer pk;
-	const cJSON *c;
-	int n = 0, rc;
+	static const char *const sections[] = { "notion_settings", "logging_settings",
+	                                        "cache_settings" };
 
-	if (!cJSON_IsObject(j))
+	for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++)
+		if (key_is(s, n, sections[i]))
+			return sections[i];
+	return NULL;
+}
+
+/* last_config_update of a whole document: null or a timestamp. */
+static int read_stamp(mp_reader *r, int64_t *stamp, const void *tag)
+{
+	const char *s;
+	uint32_t n;
+
+	if (mp_read_nil(r)) {
+		*stamp = MB_NEVER;
+		return 0;
+	}
+	if (mp_read_str(r, &s, &n) || mb_parse_time(s, n, stamp))
+		return mb_fail(tag, MB_EINVAL, "config: last_config_update must be a timestamp like "
+		               "2026-01-31T12:00:00.000000Z or null");
+	return 0;
+}
+
+int config_patch_from_mp(const void *data, size_t len, int64_t *stamp, const void *tag,
+                         mb_buf *out)
+{
+	mp_reader r = { data, (const uint8_t *)data + len }, again;
+	msgpack_packer pk;
+	const char *k;
+	uint32_t n, klen, sections = 0;
+	mp_kind kind;
+	int rc;
+
+	if (stamp)
+		*stamp = MB_NEVER;
+	if (mp_peek(&r, &kind) || kind != MP_MAP || mp_read_map(&r, &n))
 		return mb_fail(tag, MB_EINVAL, "config: not a JSON object");
-	for (c = j->child; c; c = c->next) {
-		if (allow_stamp && !strcmp(c->string, "last_config_update"))
+	again = r;
+	for (uint32_t i = 0; i < n; i++) {
+		if (mp_read_str(&r, &k, &klen))
+			return mb_fail(tag, MB_ECORRUPT, "config: damaged");
+		if (stamp && key_is(k, klen, "last_config_update")) {
+			if ((rc = read_stamp(&r, stamp, tag)))
+				return rc;
 			continue;
-		if (!is_section(c->string))
-			return mb_fail(tag, MB_EINVAL, "config: unknown key %.64s%s", c->string,
-			               !strcmp(c->string, "last_config_update") ?
-			               " (it is set by the bank)" : "");
-		n++;
+		}
+		if (!section_named(k, klen))
+			return mb_fail(tag, MB_EINVAL, "config: unknown key %.*s%s",
+			               (int)(klen < 64 ? klen : 64), k,
+			               key_is(k, klen, "last_config_update") ? " (it is set by the bank)" : "");
+		sections++;
+		if (mp_skip(&r, 1))
+			return mb_fail(tag, MB_ECORRUPT, "config: damaged");
 	}
 	mp_packer_init(&pk, out);
-	msgpack_pack_map(&pk, (size_t)n);
-	for (c = j->child; c; c = c->next)
-		if (is_section(c->string) && (rc = pack_section(&pk, c, tag)))
+	msgpack_pack_map(&pk, sections);
+	r = again;
+	for (uint32_t i = 0; i < n; i++) {
+		const char *name;
+		mp_read_str(&r, &k, &klen);
+		if (!(name = section_named(k, klen)))
+			mp_skip(&r, 1);
+		else if ((rc = pack_section(&pk, name, &r, tag)))
 			return rc;
+	}
 	return out->failed ? mb_fail(tag, MB_ENOMEM, "config: out of memory") : 0;
 }
 
 int config_patch_from_json(const char *s, size_t len, size_t max, const void *tag, mb_buf *out)
 {
-	cJSON *j;
+	mb_buf mp = { 0 };
 	int rc;
 
-	if ((rc = json_parse(s, len, max, "config", tag, &j)))
-		return rc;
-	rc = config_patch_from_cjson(j, false, tag, out);
-	cJSON_Delete(j);
+	if (!(rc = json_to_mp(s, len, max, MB_MAX_DEPTH, "config", tag, &mp)))
+		rc = config_patch_from_mp(mp.data, mp.len, NULL, tag, out);
+	buf_free(&mp);
 	return rc;
 }
 
@@ -197,9 +252,11 @@ static int apply_field(mb_config *c, const struct field *f, mp_reader *r)
 	if (f->kind == K_BOOL)
 		return mp_read_bool(r, &c->structured_logging);
 	if (f->kind == K_NUM) {
-		if (mp_read_double(r, &d))
+		mp_kind k;
+		if (mp_peek(r, &k) || mp_read_double(r, &d))
 			return MB_ECORRUPT;
 		c->timeout_seconds = d;
+		c->timeout_is_float = k == MP_FLOAT;
 		return 0;
 	}
 	if (mp_read_int(r, &i) || i < 0)
@@ -247,10 +304,10 @@ int config_to_json(const mb_config *c, mb_buf *b)
 	buf_adds(b, ",\"retry_attempts\":");
 	json_add_int(b, c->retry_attempts);
 	buf_adds(b, ",\"timeout_seconds\":");
-	if (c->timeout_seconds == floor(c->timeout_seconds))
-		json_add_int(b, (int64_t)c->timeout_seconds);
-	else
+	if (c->timeout_is_float)
 		json_add_double(b, c->timeout_seconds);
+	else
+		json_add_int(b, (int64_t)c->timeout_seconds);
 	buf_adds(b, "},\"logging_settings\":{\"log_level\":");
 	json_add_str(b, c->log_level, strlen(c->log_level));
 	buf_adds(b, c->structured_logging ? ",\"structured_logging\":true}"

@@ -6,13 +6,13 @@
 
 #include "state.h"
 
-struct cJSON;
-
 /* JSON text -> normalised msgpack patch; MB_EINVAL names the dotted key. */
 int config_patch_from_json(const char *s, size_t len, size_t max, const void *tag, mb_buf *out);
-/* The same from a parsed object; @allow_stamp lets last_config_update pass
- * (a whole config_cache.json document, on restore). */
-int config_patch_from_cjson(const struct cJSON *j, bool allow_stamp, const void *tag, mb_buf *out);
+/* The same from the msgpack of a JSON object (json_to_mp).  With @stamp, a
+ * whole config_cache.json document (restore): last_config_update is taken
+ * into *@stamp (MB_NEVER when null or absent) instead of refused. */
+int config_patch_from_mp(const void *data, size_t len, int64_t *stamp, const void *tag,
+                         mb_buf *out);
 /* Merge a patch made by the above into @c (never fails on such a patch). */
 int config_apply_patch(mb_config *c, const uint8_t *p, size_t len);
 /* The config_cache.json document. */

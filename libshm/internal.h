@@ -5,6 +5,7 @@
 #define MEMBANK_INTERNAL_H
 
 #include <errno.h>
+#include <locale.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -90,6 +91,8 @@ int mp_to_json(mp_reader *r, mb_buf *b, unsigned depth);
 
 int json_add_str(mb_buf *b, const char *s, size_t len);
 int json_add_int(mb_buf *b, int64_t v);
+/* The shortest text that reads back as the same double, with '.' or an
+ * exponent so that it reads back as a float: 1.0, -0.0, 1e+300. */
 int json_add_double(mb_buf *b, double d);
 
 /* -------------------------------------------------------------- json.c */
@@ -100,14 +103,24 @@ struct msgpack_packer;
 size_t mb_utf8_bad_at(const char *s, size_t len); /* (size_t)-1: valid */
 bool mb_utf8_valid(const char *s, size_t len);
 /* Parse JSON text of @len bytes ((size_t)-1: NUL-terminated) after checking
- * size against @max, UTF-8 and depth; @what names it in messages. */
+ * size against @max, UTF-8 and depth; @what names it in messages.  Numbers
+ * become doubles: for documents of counts and settings only. */
 int json_parse(const char *s, size_t len, size_t max, const char *what,
                const void *tag, struct cJSON **out);
 void mp_packer_init(struct msgpack_packer *pk, mb_buf *b);
-int json_pack(struct msgpack_packer *pk, const struct cJSON *j, const char *what,
-              const void *tag);
-/* JSON object text -> msgpack map appended to @out. */
+
+/* ------------------------------------------------------------ jsonmp.c */
+
+/* JSON text of @len bytes ((size_t)-1: NUL-terminated) -> one msgpack value
+ * appended to @out, numbers exact (see jsonmp.c); checked like json_parse
+ * with containers nested at most @max_depth.  On failure @out is as before. */
+int json_to_mp(const char *s, size_t len, size_t max, unsigned max_depth, const char *what,
+               const void *tag, mb_buf *out);
+/* The same for a JSON object, nested at most MB_MAX_DEPTH. */
 int json_object_to_mp(const char *s, size_t len, size_t max, const char *what,
                       const void *tag, mb_buf *out);
+/* The C locale (NULL if it could not be made): numbers are read and
+ * written with '.' whatever setlocale() the process made. */
+locale_t mb_c_locale(void);
 
 #endif /* MEMBANK_INTERNAL_H */

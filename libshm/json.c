@@ -8,12 +8,12 @@
  * cJSON see it, through cJSON_ParseWithLengthOpts (never a NUL-terminated
  * read past the buffer).  cJSON_Utils is never used on outside input.
  *
- * Numbers: cJSON keeps a double.  An integral value of magnitude below 2^53
- * is stored as a msgpack integer, anything else as float64, so integers
- * read back as integers; larger integers keep a double's precision.
+ * cJSON keeps every number as a double, so it only reads documents whose
+ * numbers are counts and bounded settings (restore's sync, error and
+ * config files).  Page properties, whose numbers must stay exact, go
+ * through jsonmp.c instead.
  */
 #include <cjson/cJSON.h>
-#include <math.h>
 #include <msgpack.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,86 +135,4 @@ static int buf_write(void *data, const char *p, size_t n)
 void mp_packer_init(msgpack_packer *pk, mb_buf *b)
 {
 	msgpack_packer_init(pk, b, buf_write);
-}
-
-static int cmp_keys(const void *a, const void *b)
-{
-	return strcmp((*(cJSON *const *)a)->string, (*(cJSON *const *)b)->string);
-}
-
-/* Duplicate keys would make "the value of a key" ambiguous for a merge. */
-static int check_dup_keys(const cJSON *obj, int n, const char *what, const void *tag)
-{
-	cJSON **v, *c;
-	int i = 0, rc = 0;
-
-	if (n < 2)
-		return 0;
-	if (!(v = malloc(sizeof *v * (size_t)n)))
-		return mb_fail(tag, MB_ENOMEM, "%s: out of memory", what);
-	for (c = obj->child; c; c = c->next)
-		v[i++] = c;
-	qsort(v, (size_t)n, sizeof *v, cmp_keys);
-	for (i = 1; i < n && !rc; i++)
-		if (!strcmp(v[i - 1]->string, v[i]->string))
-			rc = mb_fail(tag, MB_EINVAL, "%s: duplicate key \"%.64s\"", what, v[i]->string);
-	free(v);
-	return rc;
-}
-
-int json_pack(msgpack_packer *pk, const cJSON *j, const char *what, const void *tag)
-{
-	const cJSON *c;
-	int n = 0, rc = 0;
-
-	if (cJSON_IsObject(j) || cJSON_IsArray(j)) {
-		for (c = j->child; c; c = c->next)
-			n++;
-		if (cJSON_IsObject(j)) {
-			if ((rc = check_dup_keys(j, n, what, tag)))
-				return rc;
-			msgpack_pack_map(pk, (size_t)n);
-		} else
-			msgpack_pack_array(pk, (size_t)n);
-		for (c = j->child; c && !rc; c = c->next) {
-			if (cJSON_IsObject(j))
-				msgpack_pack_str_with_body(pk, c->string, strlen(c->string));
-			rc = json_pack(pk, c, what, tag);
-		}
-		return rc;
-	}
-	if (cJSON_IsString(j))
-		return msgpack_pack_str_with_body(pk, j->valuestring, strlen(j->valuestring)), 0;
-	if (cJSON_IsNumber(j)) {
-		double d = j->valuedouble;
-		if (!isfinite(d))
-			return mb_fail(tag, MB_EINVAL, "%s: number out of range", what);
-		if (d == floor(d) && fabs(d) < 9007199254740992.0)
-			return msgpack_pack_int64(pk, (int64_t)d), 0;
-		return msgpack_pack_double(pk, d), 0;
-	}
-	if (cJSON_IsBool(j))
-		return (cJSON_IsTrue(j) ? msgpack_pack_true(pk) : msgpack_pack_false(pk)), 0;
-	return msgpack_pack_nil(pk), 0;
-}
-
-int json_object_to_mp(const char *s, size_t len, size_t max, const char *what,
-                      const void *tag, mb_buf *out)
-{
-	msgpack_packer pk;
-	cJSON *j;
-	int rc;
-
-	if ((rc = json_parse(s, len, max, what, tag, &j)))
-		return rc;
-	if (!cJSON_IsObject(j)) {
-		cJSON_Delete(j);
-		return mb_fail(tag, MB_EINVAL, "%s: not a JSON object", what);
-	}
-	mp_packer_init(&pk, out);
-	rc = json_pack(&pk, j, what, tag);
-	cJSON_Delete(j);
-	if (!rc && out->failed)
-		rc = mb_fail(tag, MB_ENOMEM, "%s: out of memory", what);
-	return rc;
 }

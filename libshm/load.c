@@ -2,9 +2,9 @@
  * load.c - the four JSON files back into a store (see load.h).
  *
  * notion_pages.json is mapped and walked by a small scanner that finds the
- * extent of each page's value; cJSON then parses that page alone, so memory
- * stays flat however many pages there are.  The other files are bounded
- * and parsed whole.
+ * extent of each page's value; that page alone is then parsed (jsonmp.c,
+ * numbers exact), so memory stays flat however many pages there are.  The
+ * other files are bounded and parsed whole by cJSON.
  */
 #include <cjson/cJSON.h>
 #include <fcntl.h>
@@ -160,6 +160,23 @@ static int parse_doc(const char *dir, const char *name, const void *tag, cJSON *
 	return rc;
 }
 
+static int parse_config(const char *dir, const void *tag, mb_buf *out)
+{
+	const char *name = "config_cache.json";
+	char *text;
+	size_t len;
+	int rc = read_whole(dir, name, tag, &text, &len);
+
+	if (rc)
+		return rc;
+	rc = json_to_mp(text, len, MB_MAX_DOC_FILE, MB_MAX_DEPTH, name, tag, out);
+	free(text);
+	if (!rc && ((uint8_t)out->data[0] & 0xf0) != 0x80 && (uint8_t)out->data[0] != 0xde &&
+	    (uint8_t)out->data[0] != 0xdf)
+		rc = mb_fail(tag, MB_EINVAL, "%s: the top level is not an object", name);
+	return rc;
+}
+
 static int check_array(const ld *l, const cJSON *obj, const char *key, size_t *n)
 {
 	int rc = 0;
@@ -185,7 +202,7 @@ int load_docs_read(const char *dir, const void *tag, load_docs *d)
 	memset(d, 0, sizeof *d);
 	if ((rc = parse_doc(dir, "sync_status.json", tag, &d->sync)) ||
 	    (rc = parse_doc(dir, "error_log.json", tag, &d->errors)) ||
-	    (rc = parse_doc(dir, "config_cache.json", tag, &d->config)) ||
+	    (rc = parse_config(dir, tag, &d->config)) ||
 	    (rc = only_keys(&ls, d->sync, "top level", sync_keys)) ||
 	    (rc = only_keys(&le, d->errors, "top level", err_keys)) ||
 	    (rc = check_array(&ls, d->sync, "sync_history", &d->sync_history)) ||
@@ -198,7 +215,7 @@ void load_docs_free(load_docs *d)
 {
 	cJSON_Delete(d->sync);
 	cJSON_Delete(d->errors);
-	cJSON_Delete(d->config);
+	buf_free(&d->config);
 	memset(d, 0, sizeof *d);
 }
 
@@ -380,18 +397,17 @@ static int load_errors(kv_txn *t, const cJSON *j, uint32_t limit, const void *ta
 
 /* -------------------------------------------------------------- config */
 
-static int load_config(kv_txn *t, const cJSON *j, const void *tag)
+static int load_config(kv_txn *t, const mb_buf *doc, const void *tag)
 {
-	ld l = { "config_cache.json", tag };
-	const cJSON *stamp = cJSON_GetObjectItemCaseSensitive(j, "last_config_update");
 	mb_buf patch = { 0 };
 	mb_config c;
+	int64_t stamp;
 	int rc;
 
 	st_config_defaults(&c);
-	if (!(rc = config_patch_from_cjson(j, true, tag, &patch)) &&
+	if (!(rc = config_patch_from_mp(doc->data, doc->len, &stamp, tag, &patch)) &&
 	    !(rc = config_apply_patch(&c, (const uint8_t *)patch.data, patch.len)))
-		rc = stamp ? parse_time(&l, stamp, "last_config_update", true, &c.last_update) : 0;
+		c.last_update = stamp;
 	buf_free(&patch);
 	if (rc == MB_ECORRUPT)
 		rc = mb_fail(tag, MB_EINVAL, "config_cache.json: bad configuration");
@@ -513,7 +529,7 @@ static int read_key(scan *s, char *key, size_t cap)
 	return eat(s, ':') ? 0 : scan_fail(s, "expected ':'");
 }
 
-static int store_page(kv_txn *t, const char *id, int64_t ts, const mb_buf *props)
+static int store_page(kv_txn *t, const char *id, int64_t ts, const uint8_t *props, size_t plen)
 {
 	uint8_t tkey[8 + MB_MAX_ID_BYTES];
 	size_t len = strlen(id);
@@ -523,11 +539,11 @@ static int store_page(kv_txn *t, const char *id, int64_t ts, const mb_buf *props
 
 	if (!kv_get(t, KV_PAGES, (kv_val){ id, len }, &old))
 		return MB_EEXIST;
-	if (buf_reserve(&v, 8 + props->len))
+	if (buf_reserve(&v, 8 + plen))
 		return MB_ENOMEM;
 	st_be64((uint8_t *)v.data, (uint64_t)ts);
 	v.len = 8;
-	buf_add(&v, props->data, props->len);
+	buf_add(&v, props, plen);
 	rc = kv_put(t, KV_PAGES, (kv_val){ id, len }, (kv_val){ v.data, v.len });
 	buf_free(&v);
 	st_be64(tkey, (uint64_t)ts);
@@ -535,36 +551,66 @@ static int store_page(kv_txn *t, const char *id, int64_t ts, const mb_buf *props
 	return rc ? rc : kv_put(t, KV_PTIME, (kv_val){ tkey, 8 + len }, (kv_val){ "", 0 });
 }
 
+/* The page's {"properties":{...},"last_updated":"..."} as msgpack: where
+ * its properties are, and its time.  NULL, or what is wrong. */
+static const char *page_parts(const mb_buf *mp, const uint8_t **props, size_t *plen, int64_t *ts)
+{
+	static const char shape[] = "must be {\"properties\":{...},\"last_updated\":\"...\"}";
+	mp_reader r = { (const uint8_t *)mp->data, (const uint8_t *)mp->data + mp->len };
+	bool have_props = false, have_ts = false;
+	const char *k, *t;
+	uint32_t n, klen, tlen;
+	mp_kind kind;
+
+	if (mp_read_map(&r, &n) || n != 2)
+		return shape;
+	for (uint32_t i = 0; i < n; i++) {
+		if (mp_read_str(&r, &k, &klen))
+			return shape;
+		if (klen == 10 && !memcmp(k, "properties", 10) && !mp_peek(&r, &kind) &&
+		    kind == MP_MAP) {
+			*props = r.p;
+			if (mp_skip(&r, 0))  /* depth as the store sees it: a page's own */
+				return shape;
+			*plen = (size_t)(r.p - *props);
+			have_props = true;
+		} else if (klen == 12 && !memcmp(k, "last_updated", 12) && !mp_read_str(&r, &t, &tlen)) {
+			if (mb_parse_time(t, tlen, ts))
+				return "last_updated: must be a timestamp like 2026-01-31T12:00:00.000000Z";
+			have_ts = true;
+		} else
+			return shape;
+	}
+	return have_props && have_ts ? NULL : shape;
+}
+
+/* A page is read by jsonmp.c, not cJSON, so that its numbers stay exact;
+ * the wrapper object adds one level to the properties' depth. */
 static int load_page(scan *s, const char *id, size_t max_json)
 {
-	static const char *const keys[] = { "properties", "last_updated", NULL };
-	ld l = { "notion_pages.json", s->tag };
-	const cJSON *props;
+	const uint8_t *props = NULL;
+	const char *start = NULL, *wrong;
 	mb_buf mp = { 0 };
-	msgpack_packer pk;
-	int64_t ts;
-	cJSON *j;
+	size_t len = 0, plen = 0;
+	int64_t ts = 0;
 	int rc;
 
 	if (!*id || mb_utf8_bad_at(id, strlen(id)) != (size_t)-1)
 		return scan_fail(s, "a page id is empty or not UTF-8");
-	if ((rc = parse_at(s, max_json + 256, "page", &j)))
+	if ((rc = value_extent(s, &start, &len)))
 		return rc;
-	props = cJSON_GetObjectItemCaseSensitive(j, "properties");
-	if (!cJSON_IsObject(j) || !cJSON_IsObject(props) ||
-	    (rc = only_keys(&l, j, "page", keys)) || (rc = get_time(&l, j, "last_updated", false, &ts))) {
-		cJSON_Delete(j);
-		return rc ? mb_fail(s->tag, rc, "notion_pages.json: pages.\"%.64s\": %s", id,
-		                    mb_last_error(s->tag))
-		          : mb_fail(s->tag, MB_EINVAL, "notion_pages.json: pages.\"%.64s\": must be "
-		                    "{\"properties\":{...},\"last_updated\":\"...\"}", id);
-	}
-	mp_packer_init(&pk, &mp);
-	if (!(rc = json_pack(&pk, props, "properties", s->tag)))
-		rc = mp.failed ? MB_ENOMEM : store_page(*s->t, id, ts, &mp);
+	if (len > max_json + 256)
+		return mb_fail(s->tag, MB_EINVAL, "notion_pages.json: byte %zu: page larger than %zu bytes",
+		               (size_t)(start - s->base), max_json + 256);
+	if ((rc = json_to_mp(start, len, max_json + 256, MB_MAX_DEPTH + 1, "page", s->tag, &mp)))
+		rc = mb_fail(s->tag, rc, "notion_pages.json: byte %zu: %s", (size_t)(start - s->base),
+		             mb_last_error(s->tag));
+	else if ((wrong = page_parts(&mp, &props, &plen, &ts)))
+		rc = mb_fail(s->tag, MB_EINVAL, "notion_pages.json: pages.\"%.64s\": %s", id, wrong);
+	else
+		rc = store_page(*s->t, id, ts, props, plen);
 	if (rc == MB_EEXIST)
 		rc = mb_fail(s->tag, MB_EINVAL, "notion_pages.json: pages.\"%.64s\": duplicate id", id);
-	cJSON_Delete(j);
 	buf_free(&mp);
 	return rc;
 }
@@ -709,7 +755,7 @@ int load_all(kv_txn **tp, kv_env *batch, const char *dir, const load_docs *d, ui
 		return rc;
 	t = *tp;
 	if ((rc = load_sync(t, d->sync, last_sync, limit, tag)) ||
-	    (rc = load_errors(t, d->errors, limit, tag)) || (rc = load_config(t, d->config, tag)) ||
+	    (rc = load_errors(t, d->errors, limit, tag)) || (rc = load_config(t, &d->config, tag)) ||
 	    (rc = st_config_load(t, &cfg)))
 		return rc;
 	/* the pages were indexed by time; the index is kept only when used */

@@ -16,9 +16,11 @@
 
 struct cJSON;
 
-/* The three small documents, parsed and checked for shape. */
+/* The three small documents, parsed and checked for shape.  The config is
+ * msgpack (jsonmp.c), so its numbers keep their type (timeout_seconds). */
 typedef struct load_docs {
-	struct cJSON *sync, *errors, *config;
+	struct cJSON *sync, *errors;
+	mb_buf config;
 	size_t sync_history, error_history;  /* entries in each */
 } load_docs;
 

@@ -17,6 +17,15 @@
  *    field, key or byte that was wrong.
  *  - Strings passed in are UTF-8.  JSON passed in is object text of at most
  *    the handle's max_json_bytes, nested at most MB_MAX_DEPTH deep.
+ *  - NUMBERS are kept exactly and read back as they were written, as Python's
+ *    json module reads and writes them.  An integer (no '.', 'e' or 'E') is
+ *    kept as a 64-bit integer, from -9223372036854775808 to
+ *    18446744073709551615; a larger one is refused (MB_EINVAL, "integer out
+ *    of range (beyond 64 bits) at byte N": store it as a string).  "-0" is
+ *    the integer 0.  Any other number is a double and stays one, with its
+ *    sign: 1.0 reads back as 1.0, -0.0 as -0.0, 0.1 as 0.1 (the shortest
+ *    text that gives the same double); one beyond a double (1e400) is
+ *    refused.  NaN and Infinity are not JSON.
  *  - Memory returned through a char ** belongs to the caller, who frees it
  *    with mb_free().  mb_free(NULL) and mb_close(NULL) are no-ops.
  *  - Bad input never changes the bank: a call that fails has written nothing.
@@ -268,12 +277,13 @@ MB_API int mb_error_stats(mb_bank *bank, char **json_out);
  * spec's keys are accepted, with their types and ranges:
  *   notion_settings.api_version      string, 1..64 bytes   ("2022-06-28")
  *   notion_settings.retry_attempts   integer 0..100        (3)
- *   notion_settings.timeout_seconds  number, > 0, <= 3600  (30)
+ *   notion_settings.timeout_seconds  number, > 0, <= 3600  (30; 30.0 stays 30.0)
  *   logging_settings.log_level       DEBUG|INFO|WARNING|ERROR|CRITICAL ("INFO")
  *   logging_settings.structured_logging  boolean           (true)
  *   cache_settings.ttl_seconds       integer >= 0, 0 = no expiry   (3600)
  *   cache_settings.max_entries       integer >= 0, 0 = no bound    (1000)
- * Sets last_config_update.  Any unknown key or wrong type fails the whole
+ * An integer field takes an integer only (5.0 is a float).  Sets
+ * last_config_update.  Any unknown key or wrong type fails the whole
  * update with MB_EINVAL naming the dotted key; nothing is changed. */
 MB_API int mb_config_update(mb_bank *bank, const char *json, size_t len);
 

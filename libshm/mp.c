@@ -10,7 +10,9 @@
  *
  * Accepted: nil, bool, int (fix/8/16/32/64, signed and unsigned), float
  * 32/64, str (fix/8/16/32), array and map (fix/16/32) with string keys.
- * bin and ext are never written by membank and are rejected.
+ * bin and ext are never written by membank and are rejected.  A uint64
+ * above INT64_MAX (a page property) is read by mp_skip() and mp_to_json()
+ * only; mp_read_int() serves membank's own fields, which are int64.
  */
 #include <math.h>
 #include <stdio.h>
@@ -173,6 +175,17 @@ int mp_read_int(mp_reader *r, int64_t *v)
 	return 0;
 }
 
+/* A uint64 above INT64_MAX at r->p: taken, true.  Anything else: false,
+ * nothing taken. */
+static bool read_big_uint(mp_reader *r, uint64_t *v)
+{
+	if (r->end - r->p < 9 || r->p[0] != 0xcf || !(r->p[1] & 0x80))
+		return false;
+	*v = be(r->p + 1, 8);
+	r->p += 9;
+	return true;
+}
+
 int mp_read_double(mp_reader *r, double *v)
 {
 	const uint8_t *p;
@@ -217,6 +230,7 @@ int mp_skip(mp_reader *r, unsigned depth)
 
 static int skip(mp_reader *r, unsigned depth, unsigned limit)
 {
+	uint64_t u;
 	uint32_t n, len;
 	const char *s;
 	int64_t i;
@@ -230,7 +244,7 @@ static int skip(mp_reader *r, unsigned depth, unsigned limit)
 	switch (k) {
 	case MP_NIL: r->p++; return 0;
 	case MP_BOOL: return mp_read_bool(r, &b);
-	case MP_INT: return mp_read_int(r, &i);
+	case MP_INT: return read_big_uint(r, &u) ? 0 : mp_read_int(r, &i);
 	case MP_FLOAT: return mp_read_double(r, &d);
 	case MP_STR:
 		/* text read from disk is checked like text from the API */
@@ -304,14 +318,25 @@ int json_add_str(mb_buf *b, const char *s, size_t len)
 	return buf_addc(b, '"');
 }
 
-/* The shortest text that reads back as the same double. */
+/* Python's repr() rule: the fewest significant digits that read back as
+ * the very same double (17 always do); then ".0" when the text would read
+ * as an integer (1.0, -0.0).  A normal double is told apart from every
+ * other by 15 digits, so %.15g is already the shortest when it reads back
+ * (it drops trailing zeros); a subnormal has fewer digits of precision and
+ * is tried from one digit up (5e-324).  printf and strtod run in the C
+ * locale so the point is '.', whatever the process's locale. */
 int json_add_double(mb_buf *b, double d)
 {
+	locale_t c = mb_c_locale(), old = c ? uselocale(c) : (locale_t)0;
 	char tmp[40];
 
-	snprintf(tmp, sizeof tmp, "%.15g", d);
-	if (strtod(tmp, NULL) != d)
-		snprintf(tmp, sizeof tmp, "%.17g", d);
+	for (int digits = fpclassify(d) == FP_SUBNORMAL ? 1 : 15; digits <= 17; digits++) {
+		snprintf(tmp, sizeof tmp, "%.*g", digits, d);
+		if (strtod(tmp, NULL) == d)
+			break;
+	}
+	if (c)
+		uselocale(old);
 	if (!strpbrk(tmp, ".eE"))
 		strcat(tmp, ".0");
 	return buf_adds(b, tmp);
@@ -322,6 +347,14 @@ int json_add_int(mb_buf *b, int64_t v)
 	char tmp[24];
 
 	snprintf(tmp, sizeof tmp, "%lld", (long long)v);
+	return buf_adds(b, tmp);
+}
+
+static int json_add_uint(mb_buf *b, uint64_t v)
+{
+	char tmp[24];
+
+	snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)v);
 	return buf_adds(b, tmp);
 }
 
@@ -352,6 +385,7 @@ static int container_to_json(mp_reader *r, mb_buf *b, unsigned depth, bool map)
 
 int mp_to_json(mp_reader *r, mb_buf *b, unsigned depth)
 {
+	uint64_t u;
 	uint32_t len;
 	const char *s;
 	int64_t i;
@@ -369,7 +403,9 @@ int mp_to_json(mp_reader *r, mb_buf *b, unsigned depth)
 			rc = buf_adds(b, v ? "true" : "false");
 		break;
 	case MP_INT:
-		if (!(rc = mp_read_int(r, &i)))
+		if (read_big_uint(r, &u))
+			rc = json_add_uint(b, u);
+		else if (!(rc = mp_read_int(r, &i)))
 			rc = json_add_int(b, i);
 		break;
 	case MP_FLOAT:

@@ -268,6 +268,7 @@ void st_config_defaults(mb_config *c)
 
 int st_config_load(kv_txn *t, mb_config *c)
 {
+	mp_kind timeout_kind = MP_INT;
 	mp_reader r;
 	int rc = meta_get(t, "config", &r, 8);
 
@@ -275,11 +276,13 @@ int st_config_load(kv_txn *t, mb_config *c)
 	if (rc == MB_ENOTFOUND)
 		return 0;
 	if (rc || read_field(&r, c->api_version, sizeof c->api_version, NULL) ||
-	    mp_read_int(&r, &c->retry_attempts) || mp_read_double(&r, &c->timeout_seconds) ||
+	    mp_read_int(&r, &c->retry_attempts) || mp_peek(&r, &timeout_kind) ||
+	    mp_read_double(&r, &c->timeout_seconds) ||
 	    read_field(&r, c->log_level, sizeof c->log_level, NULL) ||
 	    mp_read_bool(&r, &c->structured_logging) || mp_read_int(&r, &c->ttl_seconds) ||
 	    mp_read_int(&r, &c->max_entries) || st_read_time(&r, &c->last_update))
 		return rc ? rc : MB_ECORRUPT;
+	c->timeout_is_float = timeout_kind == MP_FLOAT;
 	return 0;
 }
 
@@ -292,7 +295,11 @@ int st_config_store(kv_txn *t, const mb_config *c)
 	msgpack_pack_array(&pk, 8);
 	msgpack_pack_str_with_body(&pk, c->api_version, strlen(c->api_version));
 	msgpack_pack_int64(&pk, c->retry_attempts);
-	msgpack_pack_double(&pk, c->timeout_seconds);
+	/* an integer when it was written as one (it is then integral) */
+	if (c->timeout_is_float)
+		msgpack_pack_double(&pk, c->timeout_seconds);
+	else
+		msgpack_pack_int64(&pk, (int64_t)c->timeout_seconds);
 	msgpack_pack_str_with_body(&pk, c->log_level, strlen(c->log_level));
 	if (c->structured_logging)
 		msgpack_pack_true(&pk);

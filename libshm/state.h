@@ -53,6 +53,7 @@ typedef struct mb_config {
 	char api_version[65];
 	int64_t retry_attempts;
 	double timeout_seconds;
+	bool timeout_is_float;  /* written as 30.0, not 30: prints so */
 	char log_level[16];
 	bool structured_logging;
 	int64_t ttl_seconds;

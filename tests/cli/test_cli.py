@@ -362,6 +362,87 @@ class Pages(CliTest):
         self.assertEqual(json.loads(text)["properties"], {"a": 1, "b": [1, 2]})
 
 
+class Numbers(CliTest):
+    """Numbers print as they were written: 64-bit integers exactly, floats
+    as floats (1.0, -0.0), on a pipe, on a terminal and after a restore."""
+
+    PROPS = ('{"imax":9223372036854775807,"imin":-9223372036854775808,'
+             '"umax":18446744073709551615,"p53":9007199254740993,"one":1.0,'
+             '"big":12345678.0,"nz":-0.0,"iz":0,"tenth":0.1,"e":1e+300,"tiny":5e-324,'
+             '"dmax":1.7976931348623157e+308,"deep":[1.0,{"x":[-0.0,18446744073709551615]}]}')
+
+    def props_text(self, page):
+        out = self.ok("page", "get", page)
+        self.assertTrue(out.startswith('{"properties":'), out)
+        return out[len('{"properties":'):out.index(',"last_updated":')]
+
+    def test_put_get_exact_text(self):
+        self.ok("page", "put", "n", self.PROPS)
+        self.assertEqual(self.props_text("n"), self.PROPS)
+        self.ok("page", "put", "z", '{"a": -0, "b": 1E2}')
+        self.assertEqual(self.props_text("z"), '{"a":0,"b":100.0}')
+
+    def test_merge_keeps_types(self):
+        self.ok("page", "put", "n", '{"a":1.0}')
+        self.ok("page", "merge", "n", "-", input='{"b":-0.0,"c":18446744073709551615}')
+        self.assertEqual(self.props_text("n"), '{"a":1.0,"b":-0.0,"c":18446744073709551615}')
+
+    def test_refused_with_a_message(self):
+        self.ok("page", "put", "n", '{"a":1}')
+        for bad, says in (('{"a":18446744073709551616}', "integer out of range (beyond 64 bits)"),
+                          ('{"a":-9223372036854775809}', "integer out of range (beyond 64 bits)"),
+                          ('{"a":1e400}', "number out of range")):
+            err = self.fails(3, "page", "put", "n", bad)
+            self.assertIn(says, err)
+        self.assertEqual(self.props_text("n"), '{"a":1}')
+
+    def test_config_timeout_keeps_its_type(self):
+        self.ok("config", "set", '{"notion_settings":{"timeout_seconds":30.0}}')
+        self.assertEqual(self.ok("config", "get", "notion_settings.timeout_seconds"), "30.0\n")
+        self.ok("config", "set", '{"notion_settings":{"timeout_seconds":45}}')
+        self.assertEqual(self.ok("config", "get", "notion_settings.timeout_seconds"), "45\n")
+        err = self.fails(3, "config", "set", '{"cache_settings":{"max_entries":1e3}}')
+        self.assertIn("max_entries must be an integer", err)
+
+    def test_journal_tail_exact(self):
+        self.ok("page", "put", "n", self.PROPS)
+        event = self.ok("journal", "tail", "-n", "1")
+        self.assertIn('"properties":' + self.PROPS, event)
+
+    def test_snapshot_restore_exact(self):
+        self.ok("page", "put", "n", self.PROPS)
+        out = os.path.join(self.tmp, "out")
+        os.mkdir(out, 0o700)
+        self.ok("snapshot", "--out", out)
+        self.bank = os.path.join(self.tmp, "restored")
+        self.ok("restore", out)
+        self.assertEqual(self.props_text("n"), self.PROPS)
+
+    def test_pretty_on_a_terminal_keeps_numbers(self):
+        self.ok("page", "put", "n", self.PROPS)
+        master, slave = pty.openpty()
+        p = subprocess.run([MEMBANK, "-b", self.bank, "page", "get", "n"], stdout=slave,
+                           stderr=subprocess.PIPE, timeout=30)
+        os.close(slave)
+        out = b""
+        try:
+            while True:
+                chunk = os.read(master, 65536)
+                if not chunk:
+                    break
+                out += chunk
+        except OSError:
+            pass
+        os.close(master)
+        self.assertEqual(p.returncode, 0)
+        text = out.decode().replace("\r\n", "\n")
+        self.assertGreater(text.count("\n"), 10, text)
+        for token in ("18446744073709551615", "9007199254740993", "1.0", "12345678.0", "-0.0",
+                      "5e-324"):
+            self.assertIn(token, text)
+        self.assertEqual(repr(json.loads(text)["properties"]), repr(json.loads(self.PROPS)))
+
+
 class BadInput(CliTest):
     """Invalid input exits 3 with a message naming what was wrong, and
     changes nothing a script can see."""

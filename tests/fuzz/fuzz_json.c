@@ -8,11 +8,13 @@
  *  - properties: json_object_to_mp() returns 0 or MB_EINVAL; on 0 the
  *    msgpack passes mp_check(), mp_to_json() turns it into text cJSON
  *    parses, and that text packs again to the very same msgpack bytes
- *    (what a page reads back as is what it was stored as);
+ *    (what a page reads back as is what it was stored as: the same
+ *    numbers, integers still integers and floats still floats);
  *  - config: config_patch_from_json() returns 0 or MB_EINVAL; on 0 the
  *    patch merges into the defaults (config_apply_patch() never fails on a
- *    checked patch) and the resulting config_cache.json document parses
- *    and is accepted back as a whole document (what restore does).
+ *    checked patch) and the resulting config_cache.json document parses,
+ *    is accepted back as a whole document (what restore does) and gives
+ *    the very same document again (numbers keep value and type).
  */
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -55,8 +57,9 @@ done:
 
 static void config(const char *text, size_t len)
 {
-	mb_buf patch = { 0 }, doc = { 0 }, back = { 0 };
-	mb_config c;
+	mb_buf patch = { 0 }, doc = { 0 }, mp = { 0 }, back = { 0 }, doc2 = { 0 };
+	mb_config c, c2;
+	int64_t stamp;
 	cJSON *j;
 	int rc = config_patch_from_json(text, len, MAX_JSON, NULL, &patch);
 
@@ -70,16 +73,28 @@ static void config(const char *text, size_t len)
 	c.last_update = 1700000000123456;
 	if (config_to_json(&c, &doc) || !(j = cJSON_ParseWithLength(doc.data, doc.len)))
 		abort();
-	if (config_patch_from_cjson(j, true, NULL, &back)) {
+	cJSON_Delete(j);
+	/* what restore does with the document: the same config, the same text */
+	if (json_to_mp(doc.data, doc.len, MAX_JSON, MB_MAX_DEPTH, "doc", NULL, &mp) ||
+	    config_patch_from_mp(mp.data, mp.len, &stamp, NULL, &back)) {
 		fprintf(stderr, "config document refused: %s\n%.*s\n", mb_last_error(NULL),
 		        (int)doc.len, doc.data);
 		abort();
 	}
-	cJSON_Delete(j);
+	st_config_defaults(&c2);
+	if (config_apply_patch(&c2, (const uint8_t *)back.data, back.len))
+		abort();
+	c2.last_update = stamp;
+	if (config_to_json(&c2, &doc2) || doc2.len != doc.len || memcmp(doc.data, doc2.data, doc.len)) {
+		fprintf(stderr, "config document changed: %.*s\n", (int)doc.len, doc.data);
+		abort();
+	}
 done:
 	buf_free(&patch);
 	buf_free(&doc);
+	buf_free(&mp);
 	buf_free(&back);
+	buf_free(&doc2);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

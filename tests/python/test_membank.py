@@ -187,6 +187,62 @@ class TestPages(BankTest):
         self.assertEqual(list(self.bank.iter_pages()), [])
 
 
+class TestNumbers(BankTest):
+    """Numbers round-trip exactly, keeping int or float and the sign of
+    -0.0, through put, merge, snapshot and restore."""
+
+    VALUES = [9223372036854775807, -9223372036854775808, 18446744073709551615,
+              9007199254740993, -9007199254740993, 1.0, 12345678.0, -0.0, 0, 0.1, 1e300,
+              5e-324, 1.7976931348623157e308, 0.30000000000000004, 2.0 ** 53 + 2]
+
+    def assert_same(self, got, want):
+        """Equal, with the same types throughout and the same sign of zero."""
+        self.assertEqual(repr(got), repr(want))
+
+    def props(self):
+        return {"v%d" % i: v for i, v in enumerate(self.VALUES)} | \
+            {"nested": [1.0, {"x": [-0.0, 18446744073709551615, -1]}]}
+
+    def test_put_get_keeps_value_and_type(self):
+        props = self.props()
+        self.bank.update_page("n", props)
+        self.assert_same(self.bank.get_page("n")["properties"], props)
+
+    def test_merge_keeps_value_and_type(self):
+        self.bank.update_page("n", {"a": 1.0})
+        self.bank.merge_page("n", {"b": -0.0, "c": 18446744073709551615})
+        self.assert_same(self.bank.get_page("n")["properties"],
+                         {"a": 1.0, "b": -0.0, "c": 18446744073709551615})
+
+    def test_beyond_64_bits_is_refused(self):
+        self.bank.update_page("n", {"a": 1})
+        for big in (2 ** 64, -2 ** 63 - 1, 10 ** 30):
+            with self.assertRaises(InvalidInput) as cm:
+                self.bank.update_page("n", {"a": big})
+            self.assertIn("integer out of range (beyond 64 bits)", str(cm.exception))
+        self.assert_same(self.bank.get_page("n")["properties"], {"a": 1})
+
+    def test_config_timeout_keeps_its_type(self):
+        for v in (30.0, 30, 12.5):
+            self.bank.update_config({"notion_settings": {"timeout_seconds": v}})
+            self.assert_same(self.bank.get_config()["notion_settings"]["timeout_seconds"], v)
+        with self.assertRaisesRegex(InvalidInput, "max_entries must be an integer"):
+            self.bank.update_config({"cache_settings": {"max_entries": 5.0}})
+
+    def test_snapshot_restore_keeps_value_and_type(self):
+        if not has_symbol("mb_snapshot") or not has_symbol("mb_restore"):
+            self.skipTest("no mb_snapshot/mb_restore")
+        props = self.props()
+        self.bank.update_page("n", props)
+        out = os.path.join(self.tmp, "snap")
+        os.mkdir(out, 0o700)
+        self.bank.snapshot(out)
+        dest = os.path.join(self.tmp, "restored")
+        MemoryBank.restore(out, dest)
+        with MemoryBank(dest, durability="fast") as r:
+            self.assert_same(r.get_page("n")["properties"], props)
+
+
 class TestBadInput(BankTest):
     def test_non_str_page_id_is_type_error(self):
         for bad in (1, None, b"bytes"):

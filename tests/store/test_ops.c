@@ -30,6 +30,8 @@ static int teardown(void **state)
 	return 0;
 }
 
+static void expect_einval(mb_bank *b, int rc, const char *needle);
+
 static void test_page_put_get(void **state)
 {
 	fx *f = *state;
@@ -65,6 +67,135 @@ static void test_page_exact_text(void **state)
 	assert_memory_equal(s, "{\"properties\":{\"a\":\"x\\\"y\\n\xc3\xa9\",\"b\":[1.5,-2,1e+300]},",
 	                    strlen("{\"properties\":{\"a\":\"x\\\"y\\n\xc3\xa9\",\"b\":[1.5,-2,1e+300]},"));
 	mb_free(s);
+}
+
+/* Numbers are kept exactly: integers that fit 64 bits as integers, floats
+ * as the same double and still floats (1.0, -0.0); through put, merge,
+ * iterate and the journal.  What cannot be kept exactly is refused. */
+static const struct { const char *in, *out; } exact_numbers[] = {
+	{ "9223372036854775807", "9223372036854775807" },
+	{ "-9223372036854775808", "-9223372036854775808" },
+	{ "18446744073709551615", "18446744073709551615" },
+	{ "9223372036854775808", "9223372036854775808" },
+	{ "9007199254740993", "9007199254740993" },
+	{ "-9007199254740993", "-9007199254740993" },
+	{ "1.0", "1.0" },
+	{ "12345678.0", "12345678.0" },
+	{ "-0.0", "-0.0" },
+	{ "-0", "0" },           /* JSON integers have no negative zero (Python: 0) */
+	{ "0", "0" },
+	{ "0.1", "0.1" },
+	{ "1e300", "1e+300" },
+	{ "1E2", "100.0" },      /* an exponent makes a float, as in Python */
+	{ "5e-324", "5e-324" },
+	{ "1.7976931348623157e308", "1.7976931348623157e+308" },
+	{ "-1.7976931348623157e308", "-1.7976931348623157e+308" },
+	{ "2.2250738585072014e-308", "2.2250738585072014e-308" },
+	{ "1e16", "1e+16" },
+	{ "9007199254740993.0", "9007199254740992.0" },  /* a float is a double */
+	{ "0.30000000000000004", "0.30000000000000004" },
+	{ "1e-400", "0.0" },     /* below the smallest double: 0.0, as Python reads it */
+	{ "[1.0,-0.0,{\"x\":[18446744073709551615,-1]}]", "[1.0,-0.0,{\"x\":[18446744073709551615,-1]}]" },
+};
+
+static char *props_of(mb_bank *b, const char *id)
+{
+	char *s, *start, *end, *out;
+
+	if (mb_page_get(b, id, &s, NULL))
+		return NULL;
+	start = s + strlen("{\"properties\":");
+	end = strstr(s, ",\"last_updated\":");
+	assert_non_null(end);
+	out = strndup(start, (size_t)(end - start));
+	mb_free(s);
+	return out;
+}
+
+static int collect_pages(void *ctx, const char *id, const char *page_json)
+{
+	(void)id;
+	sb_add(ctx, page_json);
+	return 0;
+}
+
+static int collect_events(void *ctx, uint64_t seq, const char *event)
+{
+	(void)seq;
+	sb_add(ctx, event);
+	return 0;
+}
+
+static void test_page_numbers_exact(void **state)
+{
+	fx *f = *state;
+	char in[256], want[256], id[16], *got;
+	strbuf it = { NULL, 0, 0 }, jr = { NULL, 0, 0 };
+
+	for (size_t i = 0; i < sizeof exact_numbers / sizeof exact_numbers[0]; i++) {
+		snprintf(id, sizeof id, "n%02zu", i);
+		snprintf(in, sizeof in, "{\"n\": %s}", exact_numbers[i].in);
+		snprintf(want, sizeof want, "{\"n\":%s}", exact_numbers[i].out);
+		if (mb_page_put(f->b, id, in, (size_t)-1))
+			fail_msg("put %s: %s", in, mb_last_error(f->b));
+		got = props_of(f->b, id);
+		if (!got || strcmp(got, want))
+			fail_msg("put %s read back as %s, want %s", in, got, want);
+		free(got);
+		/* what reads back is stored again unchanged */
+		snprintf(in, sizeof in, "{\"n\":%s}", exact_numbers[i].out);
+		assert_int_equal(mb_page_put(f->b, id, in, (size_t)-1), 0);
+		got = props_of(f->b, id);
+		assert_string_equal(got, want);
+		free(got);
+		/* a merge keeps both its own numbers and the page's */
+		snprintf(in, sizeof in, "{\"m\":%s}", exact_numbers[i].in);
+		assert_int_equal(mb_page_merge(f->b, id, in, (size_t)-1), 0);
+		snprintf(want, sizeof want, "{\"n\":%s,\"m\":%s}", exact_numbers[i].out,
+		         exact_numbers[i].out);
+		got = props_of(f->b, id);
+		assert_string_equal(got, want);
+		free(got);
+	}
+	assert_int_equal(mb_page_iterate(f->b, NULL, 0, collect_pages, &it), 0);
+	assert_non_null(strstr(it.p, "{\"properties\":{\"n\":18446744073709551615,\"m\":18446744073709551615}"));
+	assert_non_null(strstr(it.p, "{\"properties\":{\"n\":-0.0,\"m\":-0.0}"));
+	assert_int_equal(mb_journal_read(f->b, 0, collect_events, &jr), 0);
+	assert_non_null(strstr(jr.p, "\"properties\":{\"n\":9007199254740993}"));
+	assert_non_null(strstr(jr.p, "\"properties\":{\"m\":12345678.0}"));
+	free(it.p);
+	free(jr.p);
+}
+
+static void test_page_numbers_refused(void **state)
+{
+	static const struct { const char *json, *needle; } bad[] = {
+		{ "{\"n\":18446744073709551616}", "integer out of range (beyond 64 bits) at byte 5" },
+		{ "{\"n\":-9223372036854775809}", "integer out of range (beyond 64 bits) at byte 5" },
+		{ "{\"a\":[1,99999999999999999999999]}", "integer out of range (beyond 64 bits) at byte 8" },
+		{ "{\"n\":1e400}", "number out of range (beyond a double) at byte 5" },
+		{ "{\"n\":-1e400}", "number out of range (beyond a double) at byte 5" },
+		{ "{\"n\":01}", "invalid JSON at byte 6" },
+		{ "{\"n\":1.}", "invalid JSON at byte 7" },
+		{ "{\"n\":.5}", "invalid JSON at byte 5" },
+		{ "{\"n\":+1}", "invalid JSON at byte 5" },
+		{ "{\"n\":1e}", "invalid JSON at byte 7" },
+		{ "{\"n\":NaN}", "invalid JSON at byte 5" },
+		{ "{\"n\":Infinity}", "invalid JSON at byte 5" },
+	};
+	fx *f = *state;
+	char *before, *after;
+
+	assert_int_equal(mb_page_put(f->b, "p", "{\"n\":1}", (size_t)-1), 0);
+	before = state_of(f->b);
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		expect_einval(f->b, mb_page_put(f->b, "p", bad[i].json, (size_t)-1), bad[i].needle);
+		expect_einval(f->b, mb_page_merge(f->b, "p", bad[i].json, (size_t)-1), bad[i].needle);
+	}
+	after = state_of(f->b);
+	assert_string_equal(before, after);
+	free(before);
+	free(after);
 }
 
 static void test_page_merge(void **state)
@@ -279,6 +410,49 @@ static void test_config_rejects(void **state)
 	mb_free(after);
 }
 
+/* Config numbers keep their value and type: timeout_seconds as written (30
+ * or 30.0), integer fields take integers only, nothing rounds silently. */
+static void test_config_numbers(void **state)
+{
+	static const struct { const char *in, *out; } ok[] = {
+		{ "30.0", "30.0" }, { "30", "30" }, { "12.5", "12.5" }, { "1e3", "1000.0" },
+		{ "0.001", "0.001" }, { "3600", "3600" },
+	};
+	static const char *const bad[] = {
+		"{\"notion_settings\":{\"retry_attempts\":3.0}}",
+		"{\"cache_settings\":{\"max_entries\":1e3}}",
+		"{\"cache_settings\":{\"ttl_seconds\":999999999999.99999999}}",
+		"{\"cache_settings\":{\"max_entries\":18446744073709551615}}",
+		"{\"notion_settings\":{\"timeout_seconds\":3600.5}}",
+		"{\"notion_settings\":{\"timeout_seconds\":-0.0}}",
+	};
+	fx *f = *state;
+	char in[128], want[64], *doc, *before, *after;
+
+	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+		snprintf(in, sizeof in, "{\"notion_settings\":{\"timeout_seconds\":%s}}", ok[i].in);
+		assert_int_equal(mb_config_update(f->b, in, (size_t)-1), 0);
+		assert_int_equal(mb_config_get(f->b, &doc), 0);
+		snprintf(want, sizeof want, "\"timeout_seconds\":%s}", ok[i].out);
+		if (!strstr(doc, want))
+			fail_msg("%s read back as %s", in, doc);
+		mb_free(doc);
+	}
+	assert_int_equal(mb_config_update(f->b, "{\"cache_settings\":{\"max_entries\":999999999999}}",
+	                                  (size_t)-1), 0);
+	mb_config_get(f->b, &before);
+	assert_non_null(strstr(before, "\"max_entries\":999999999999}"));
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		assert_int_equal(mb_config_update(f->b, bad[i], (size_t)-1), MB_EINVAL);
+		if (!strstr(mb_last_error(f->b), "must be"))
+			fail_msg("%s: %s", bad[i], mb_last_error(f->b));
+	}
+	mb_config_get(f->b, &after);
+	assert_string_equal(before, after);
+	mb_free(before);
+	mb_free(after);
+}
+
 /* Bad input: MB_EINVAL and a message that names what was wrong. */
 static void expect_einval(mb_bank *b, int rc, const char *needle)
 {
@@ -315,7 +489,7 @@ static void test_bad_input_changes_nothing(void **state)
 	expect_einval(f->b, mb_page_put(f->b, "", "{}", 2), "empty");
 	expect_einval(f->b, mb_page_put(f->b, longid, "{}", 2), "longer than 255");
 	expect_einval(f->b, mb_page_put(f->b, "bad\xff", "{}", 2), "UTF-8 at byte 3");
-	expect_einval(f->b, mb_page_put(f->b, "keep", "{\"v\":", (size_t)-1), "invalid JSON at byte 4");
+	expect_einval(f->b, mb_page_put(f->b, "keep", "{\"v\":", (size_t)-1), "invalid JSON at byte 5");
 	expect_einval(f->b, mb_page_put(f->b, "keep", "[1,2]", (size_t)-1), "not a JSON object");
 	expect_einval(f->b, mb_page_put(f->b, "keep", deep, (size_t)-1), "nested deeper than 64");
 	expect_einval(f->b, mb_page_put(f->b, "keep", big, (size_t)-1), "larger than the limit");
@@ -323,6 +497,11 @@ static void test_bad_input_changes_nothing(void **state)
 	              "invalid UTF-8 at byte 6");
 	expect_einval(f->b, mb_page_put(f->b, "keep", "{\"s\":\"a\\u0000b\"}", (size_t)-1), "\\u0000");
 	expect_einval(f->b, mb_page_put(f->b, "keep", "{\"a\":1,\"a\":2}", (size_t)-1), "duplicate key");
+	expect_einval(f->b, mb_page_put(f->b, "keep", "{\"a\":1,\"\\u0061\":2}", (size_t)-1),
+	              "duplicate key \"a\"");
+	/* RFC 8259: control characters in a string must be escaped */
+	expect_einval(f->b, mb_page_put(f->b, "keep", "{\"s\":\"a\tb\"}", (size_t)-1),
+	              "invalid JSON at byte 7");
 	expect_einval(f->b, mb_page_merge(f->b, "keep", "{} x", (size_t)-1), "after the JSON value");
 	expect_einval(f->b, mb_page_put(f->b, "keep", NULL, 0), "missing");
 	expect_einval(f->b, mb_sync_record(f->b, "", NULL), "status: empty");
@@ -476,6 +655,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_page_put_get, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_page_exact_text, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_page_numbers_exact, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_page_numbers_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_page_merge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_page_delete_count, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_page_iterate, setup, teardown),
@@ -485,6 +666,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_error_stats_empty, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_config_defaults_and_merge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_config_rejects, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_config_numbers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_input_changes_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_eviction, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_index_toggles, setup, teardown),

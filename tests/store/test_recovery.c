@@ -223,6 +223,55 @@ static void test_round_trip_bytes(void **state)
 	mb_close(b);
 }
 
+/* Numbers survive snapshot -> restore -> snapshot exactly: 64-bit integers,
+ * floats that stay floats (1.0, -0.0), the shortest text of each double. */
+static void test_round_trip_numbers(void **state)
+{
+	static const char props[] =
+		"{\"imax\":9223372036854775807,\"imin\":-9223372036854775808,"
+		"\"umax\":18446744073709551615,\"p53\":9007199254740993,\"one\":1.0,"
+		"\"big\":12345678.0,\"nz\":-0.0,\"iz\":0,\"tenth\":0.1,\"e\":1e+300,"
+		"\"tiny\":5e-324,\"dmax\":1.7976931348623157e+308,"
+		"\"deep\":[1.0,{\"x\":[-0.0,18446744073709551615,-1]}]}";
+	fx *f = *state;
+	mb_bank *b = open_at(f->path, MB_DURABILITY_FAST, 0);
+	char out[1100], out2[1100], path2[1100], deep[64 * 6 + 16], *p = deep, *got, *t;
+
+	assert_int_equal(mb_page_put(b, "num", props, (size_t)-1), 0);
+	assert_int_equal(mb_config_update(b, "{\"notion_settings\":{\"timeout_seconds\":30.0}}",
+	                                  (size_t)-1), 0);
+	/* properties nested 64 deep (the most a put takes) restore too */
+	for (int i = 0; i < 64; i++)
+		p += sprintf(p, i ? "{\"a\":" : "{\"d\":");
+	p += sprintf(p, "-0.0");
+	memset(p, '}', 64);
+	p[64] = '\0';
+	assert_int_equal(mb_page_put(b, "deep", deep, (size_t)-1), 0);
+	snprintf(out, sizeof out, "%s/snap", f->dir);
+	mkdir(out, 0700);
+	assert_int_equal(mb_snapshot(b, out, NULL), 0);
+	mb_close(b);
+	t = slurp(out, "notion_pages.json");
+	assert_non_null(strstr(t, props));
+	free(t);
+	t = slurp(out, "config_cache.json");
+	assert_non_null(strstr(t, "\"timeout_seconds\":30.0}"));
+	free(t);
+	snprintf(path2, sizeof path2, "%s/restored", f->dir);
+	if (mb_restore(out, path2, NULL, 0))
+		fail_msg("restore: %s", mb_last_error(NULL));
+	b = open_at(path2, MB_DURABILITY_FAST, 0);
+	assert_int_equal(mb_page_get(b, "num", &got, NULL), 0);
+	assert_memory_equal(got, "{\"properties\":", 14);
+	assert_memory_equal(got + 14, props, strlen(props));
+	mb_free(got);
+	snprintf(out2, sizeof out2, "%s/snap2", f->dir);
+	mkdir(out2, 0700);
+	assert_int_equal(mb_snapshot(b, out2, NULL), 0);
+	assert_same_files(out, out2);
+	mb_close(b);
+}
+
 static void test_restore_refuses_existing(void **state)
 {
 	fx *f = *state;
@@ -290,6 +339,12 @@ static void test_restore_bad_files(void **state)
 	static const struct { const char *file, *text, *needle; } bad[] = {
 		{ "notion_pages.json", "{\"pages\":{\"a\":{\"properties\":{}", "byte" },
 		{ "notion_pages.json", "[]", "expected '{'" },
+		{ "notion_pages.json", "{\"pages\":{\"a\":{\"properties\":{\"n\":18446744073709551616},"
+		  "\"last_updated\":\"2026-01-01T00:00:00.000000Z\"}},\"last_updated\":null,\"metadata\":"
+		  "{\"total_pages\":1,\"last_sync\":null}}", "integer out of range (beyond 64 bits)" },
+		{ "notion_pages.json", "{\"pages\":{\"a\":{\"properties\":{\"n\":-1e400},"
+		  "\"last_updated\":\"2026-01-01T00:00:00.000000Z\"}},\"last_updated\":null,\"metadata\":"
+		  "{\"total_pages\":1,\"last_sync\":null}}", "number out of range" },
 		{ "notion_pages.json", "{\"pages\":{},\"last_updated\":null,\"metadata\":{\"total_pages\":1,"
 		  "\"last_sync\":null}}", "total_pages is 1" },
 		{ "notion_pages.json", "{\"pages\":{\"a\":{\"properties\":[],\"last_updated\":"
@@ -593,6 +648,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_machine_crash_rebuilds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_checkpoint_plus_tail, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_round_trip_bytes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_round_trip_numbers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restore_refuses_existing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restore_bad_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_consistent_under_writes, setup, teardown),
