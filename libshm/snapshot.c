@@ -215,9 +215,36 @@ static int link_view(mb_bank *b, const char *ckdir)
 			unlink(tmp);
 			return mb_fail(b, mb_errno_code(err), "snapshot: %s: %s", dst, strerror(err));
 		}
+		/* when dst already was a link to src (the same checkpoint
+		 * again), rename() did nothing and tmp is still there */
+		unlink(tmp);
 	}
 	return fsync_dir(b->path) ? mb_fail(b, MB_EIO, "snapshot: fsync %s: %s", b->path,
 	                                    strerror(errno)) : 0;
+}
+
+/* Temp names that processes killed mid-snapshot leave in @dir: the files'
+ * temp files (of dead writers only), and with @links the .<file>.link.<pid>
+ * links of link_view(), which only the holder of the compactor lock makes. */
+static void clean_leftovers(const char *dir, bool links)
+{
+	struct dirent *e;
+	char prefix[64], path[4096];
+	DIR *d;
+
+	for (int i = 0; i < 5; i++)
+		afile_clean_dead(dir, i < 4 ? doc_files[i] : MB_CHECKPOINT_FILE);
+	if (!links || !(d = opendir(dir)))
+		return;
+	while ((e = readdir(d)))
+		for (int i = 0; i < 5; i++) {
+			snprintf(prefix, sizeof prefix, ".%s.link.", i < 4 ? doc_files[i]
+			                                                  : MB_CHECKPOINT_FILE);
+			if (!strncmp(e->d_name, prefix, strlen(prefix)) &&
+			    !mb_pathf(path, sizeof path, "%s/%s", dir, e->d_name))
+				unlink(path);
+		}
+	closedir(d);
 }
 
 /* Remove checkpoint directories older than @keep, and leftovers. */
@@ -321,6 +348,7 @@ static int checkpoint(mb_bank *b, mb_snapshot_info *info, const char *copy_from)
 		goto out;
 	}
 	mb_rm_tree(tmp);
+	clean_leftovers(b->path, true);
 	if (mkdir(tmp, b->dir_mode)) {
 		rc = mb_fail(b, mb_errno_code(errno), "snapshot: %s: %s", tmp, strerror(errno));
 		goto out;
@@ -376,8 +404,10 @@ int mb_snapshot(mb_bank *b, const char *dir, mb_snapshot_info *info)
 		rc = mb_fail(b, MB_EUNSAFE, "snapshot: %s: is a symlink", dir);
 	else if (!S_ISDIR(st.st_mode))
 		rc = mb_fail(b, MB_EINVAL, "snapshot: %s: not a directory", dir);
-	else
+	else {
+		clean_leftovers(dir, false);
 		rc = write_all(b, dir, &end, info);
+	}
 	info->seconds = now_s() - t0;
 	return rc;
 }

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <time.h>
 
 #include "helpers.h"
@@ -576,6 +577,93 @@ static void test_journal_retention(void **state)
 	mb_close(b);
 }
 
+/* Entries of @dir whose name starts with '.' and contains @part. */
+static int count_hidden(const char *dir, const char *part)
+{
+	struct dirent *e;
+	DIR *d = opendir(dir);
+	int n = 0;
+
+	while (d && (e = readdir(d)))
+		if (e->d_name[0] == '.' && strstr(e->d_name, part))
+			n++;
+	if (d)
+		closedir(d);
+	return n;
+}
+
+/* Issue 9: a snapshot of an unchanged bank renames a link onto a link of
+ * the same inode, which does nothing; the temp link must still go. */
+static void test_snapshot_unchanged_leaves_no_links(void **state)
+{
+	fx *f = *state;
+	mb_bank *b = open_at(f->path, MB_DURABILITY_FAST, 0);
+	char stray[1200];
+	int fd;
+
+	assert_int_equal(mb_page_put(b, "p", "{\"a\":1}", (size_t)-1), 0);
+	assert_int_equal(mb_snapshot(b, NULL, NULL), 0);
+	assert_int_equal(mb_snapshot(b, NULL, NULL), 0);  /* same seq: same inodes */
+	assert_int_equal(count_hidden(f->path, ".link."), 0);
+	/* the links a snapshot killed between link() and rename() left */
+	snprintf(stray, sizeof stray, "%s/.error_log.json.link.999999", f->path);
+	fd = open(stray, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(mb_snapshot(b, NULL, NULL), 0);
+	assert_int_equal(count_hidden(f->path, ".link."), 0);
+	mb_close(b);
+}
+
+/* Issue 10: temp files of a `snapshot --out` killed mid-write are removed
+ * by the next snapshot into the same place; a live writer's are not. */
+static void test_out_dir_temp_files_of_dead_writers(void **state)
+{
+	fx *f = *state;
+	mb_bank *b = open_at(f->path, MB_DURABILITY_FAST, 0);
+	char out[1100], dead[1200], live[1200];
+	int fd, lfd;
+
+	snprintf(out, sizeof out, "%s/out", f->dir);
+	mkdir(out, 0700);
+	for (int i = 0; i < 300; i++) {
+		char id[32];
+		snprintf(id, sizeof id, "page-%04d", i);
+		assert_int_equal(mb_page_put(b, id, "{\"title\":\"some text to write\"}", (size_t)-1), 0);
+	}
+	/* a writer that died: its temp file is there, nobody holds it */
+	snprintf(dead, sizeof dead, "%s/.notion_pages.json.tmp.999999.12345", out);
+	fd = open(dead, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	/* a writer still writing (here: this process, another descriptor) */
+	snprintf(live, sizeof live, "%s/.sync_status.json.tmp.%ld.6789", out, (long)getpid());
+	lfd = open(live, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(lfd >= 0);
+	assert_int_equal(flock(lfd, LOCK_EX), 0);
+	/* real writers killed at assorted points */
+	for (int k = 0; k < 12; k++) {
+		pid_t pid = fork();
+		if (pid == 0) {
+			mb_bank *cb = open_at(f->path, MB_DURABILITY_FAST, 0);
+			for (;;)
+				mb_snapshot(cb, out, NULL);
+		}
+		usleep((useconds_t)(3000 + 1500 * k));
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+	}
+	assert_int_equal(mb_snapshot(b, out, NULL), 0);
+	assert_int_equal(access(dead, F_OK), -1);
+	assert_int_equal(access(live, F_OK), 0);
+	assert_int_equal(count_hidden(out, ".tmp."), 1);  /* the live one only */
+	close(lfd);
+	assert_int_equal(mb_snapshot(b, out, NULL), 0);
+	assert_int_equal(count_hidden(out, ".tmp."), 0);
+	assert_true(parses(out, "notion_pages.json"));
+	mb_close(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -591,6 +679,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_snapshot_killed_anywhere, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ttl_purged_by_snapshot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_retention, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot_unchanged_leaves_no_links, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_out_dir_temp_files_of_dead_writers, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("store-recovery", tests, NULL, NULL);
 }
