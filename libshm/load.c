@@ -111,7 +111,8 @@ static int get_time(const ld *l, const cJSON *obj, const char *key, bool nullabl
 
 /* Files from outside are opened O_NONBLOCK: a FIFO planted in their place
  * would block open() itself, before fstat() could refuse it. */
-static int read_whole(const char *dir, const char *name, const void *tag, char **data, size_t *len)
+static int read_whole(const char *dir, const char *name, size_t max, const void *tag,
+                      char **data, size_t *len)
 {
 	char path[4096];
 	struct stat st;
@@ -123,10 +124,9 @@ static int read_whole(const char *dir, const char *name, const void *tag, char *
 	if (fd < 0)
 		return mb_fail(tag, errno == ENOENT ? MB_EINVAL : mb_errno_code(errno), "%s: %s",
 		               path, strerror(errno));
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > MB_MAX_DOC_FILE) {
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > max) {
 		close(fd);
-		return mb_fail(tag, MB_EINVAL, "%s: not a regular file of at most %zu bytes", path,
-		               MB_MAX_DOC_FILE);
+		return mb_fail(tag, MB_EINVAL, "%s: not a regular file of at most %zu bytes", path, max);
 	}
 	*len = (size_t)st.st_size;
 	if (!(*data = malloc(*len + 1))) {
@@ -142,15 +142,15 @@ static int read_whole(const char *dir, const char *name, const void *tag, char *
 	return 0;
 }
 
-static int parse_doc(const char *dir, const char *name, const void *tag, cJSON **out)
+static int parse_doc(const char *dir, const char *name, size_t max, const void *tag, cJSON **out)
 {
 	char *text;
 	size_t len;
-	int rc = read_whole(dir, name, tag, &text, &len);
+	int rc = read_whole(dir, name, max, tag, &text, &len);
 
 	if (rc)
 		return rc;
-	rc = json_parse(text, len, MB_MAX_DOC_FILE, name, tag, out);
+	rc = json_parse(text, len, max, name, tag, out);
 	free(text);
 	if (!rc && !cJSON_IsObject(*out)) {
 		cJSON_Delete(*out);
@@ -183,9 +183,9 @@ int load_docs_read(const char *dir, const void *tag, load_docs *d)
 	int rc;
 
 	memset(d, 0, sizeof *d);
-	if ((rc = parse_doc(dir, "sync_status.json", tag, &d->sync)) ||
-	    (rc = parse_doc(dir, "error_log.json", tag, &d->errors)) ||
-	    (rc = parse_doc(dir, "config_cache.json", tag, &d->config)) ||
+	if ((rc = parse_doc(dir, "sync_status.json", MB_MAX_SYNC_FILE, tag, &d->sync)) ||
+	    (rc = parse_doc(dir, "error_log.json", MB_MAX_ERROR_FILE, tag, &d->errors)) ||
+	    (rc = parse_doc(dir, "config_cache.json", MB_MAX_CONFIG_FILE, tag, &d->config)) ||
 	    (rc = only_keys(&ls, d->sync, "top level", sync_keys)) ||
 	    (rc = only_keys(&le, d->errors, "top level", err_keys)) ||
 	    (rc = check_array(&ls, d->sync, "sync_history", &d->sync_history)) ||
@@ -220,7 +220,7 @@ static int put_hist(kv_txn *t, int db, uint64_t n, int64_t ts, const char *a, co
 	else
 		msgpack_pack_nil(&pk);
 	st_be64(key, n);
-	rc = b.failed ? MB_ENOMEM : kv_put(t, db, (kv_val){ key, 8 }, (kv_val){ b.data, b.len });
+	rc = b.failed ? MB_ENOMEM : !t ? 0 : kv_put(t, db, (kv_val){ key, 8 }, (kv_val){ b.data, b.len });
 	buf_free(&b);
 	return rc;
 }
@@ -272,7 +272,7 @@ static int load_sync(kv_txn *t, const cJSON *j, int64_t last_sync, uint32_t limi
 	s.has_status = status != NULL;
 	if (status)
 		strcpy(s.status, status);
-	return st_sync_store(t, &s);
+	return t ? st_sync_store(t, &s) : 0;
 }
 
 /* -------------------------------------------------------------- errors */
@@ -328,7 +328,7 @@ static int load_errtype(const ld *l, kv_txn *t, const cJSON *p, const cJSON *res
 		strcpy(et.steps, steps);
 	}
 	*resolved += et.resolved;
-	return st_errtype_store(t, p->string, len, &et);
+	return t ? st_errtype_store(t, p->string, len, &et) : 0;
 }
 
 static int load_patterns(const ld *l, kv_txn *t, const cJSON *j, uint64_t *sum, uint64_t *resolved)
@@ -375,7 +375,7 @@ static int load_errors(kv_txn *t, const cJSON *j, uint32_t limit, const void *ta
 		               "disagree with patterns and resolutions (%llu, %llu)",
 		               (unsigned long long)s.total, (unsigned long long)s.resolved,
 		               (unsigned long long)sum, (unsigned long long)resolved);
-	return st_errors_store(t, &s);
+	return t ? st_errors_store(t, &s) : 0;
 }
 
 /* -------------------------------------------------------------- config */
@@ -398,7 +398,7 @@ static int load_config(kv_txn *t, const cJSON *j, const void *tag)
 	else if (rc)
 		rc = mb_fail(tag, rc, "config_cache.json: %s",
 		             *mb_last_error(tag) ? mb_last_error(tag) : mb_strerror(rc));
-	return rc ? rc : st_config_store(t, &c);
+	return rc || !t ? rc : st_config_store(t, &c);
 }
 
 /* --------------------------------------------------------------- pages */
@@ -521,6 +521,8 @@ static int store_page(kv_txn *t, const char *id, int64_t ts, const mb_buf *props
 	kv_val old;
 	int rc;
 
+	if (!t)
+		return 0;  /* checking only (a duplicate is the loader's to find) */
 	if (!kv_get(t, KV_PAGES, (kv_val){ id, len }, &old))
 		return MB_EEXIST;
 	if (buf_reserve(&v, 8 + props->len))
@@ -535,36 +537,51 @@ static int store_page(kv_txn *t, const char *id, int64_t ts, const mb_buf *props
 	return rc ? rc : kv_put(t, KV_PTIME, (kv_val){ tkey, 8 + len }, (kv_val){ "", 0 });
 }
 
-static int load_page(scan *s, const char *id, size_t max_json)
+/* {"properties":{...},"last_updated":"..."}: the wrapper is walked here
+ * and each value parsed alone, so the properties may nest MB_MAX_DEPTH
+ * deep as put accepts them (parsing the whole page would count the
+ * wrapper as one more level). */
+static int load_page(scan *s, const char *id)
 {
-	static const char *const keys[] = { "properties", "last_updated", NULL };
 	ld l = { "notion_pages.json", s->tag };
-	const cJSON *props;
+	cJSON *props = NULL, *stamp = NULL;
 	mb_buf mp = { 0 };
 	msgpack_packer pk;
+	char key[16];
 	int64_t ts;
-	cJSON *j;
-	int rc;
+	int rc = 0;
 
 	if (!*id || mb_utf8_bad_at(id, strlen(id)) != (size_t)-1)
 		return scan_fail(s, "a page id is empty or not UTF-8");
-	if ((rc = parse_at(s, max_json + 256, "page", &j)))
-		return rc;
-	props = cJSON_GetObjectItemCaseSensitive(j, "properties");
-	if (!cJSON_IsObject(j) || !cJSON_IsObject(props) ||
-	    (rc = only_keys(&l, j, "page", keys)) || (rc = get_time(&l, j, "last_updated", false, &ts))) {
-		cJSON_Delete(j);
-		return rc ? mb_fail(s->tag, rc, "notion_pages.json: pages.\"%.64s\": %s", id,
-		                    mb_last_error(s->tag))
-		          : mb_fail(s->tag, MB_EINVAL, "notion_pages.json: pages.\"%.64s\": must be "
-		                    "{\"properties\":{...},\"last_updated\":\"...\"}", id);
+	if (!eat(s, '{'))
+		rc = scan_fail(s, "a page must be {\"properties\":{...},\"last_updated\":\"...\"}");
+	do {
+		if (rc || (rc = read_key(s, key, sizeof key)))
+			break;
+		if (!strcmp(key, "properties") && !props)
+			rc = parse_at(s, MB_MAX_PAGE_JSON, "properties", &props);
+		else if (!strcmp(key, "last_updated") && !stamp)
+			rc = parse_at(s, 64, "last_updated", &stamp);
+		else
+			rc = scan_fail(s, "a page has an unknown or repeated key");
+	} while (!rc && eat(s, ','));
+	if (!rc && !eat(s, '}'))
+		rc = scan_fail(s, "page: expected ',' or '}'");
+	if (!rc && (!cJSON_IsObject(props) || !stamp))
+		rc = mb_fail(s->tag, MB_EINVAL, "notion_pages.json: pages.\"%.64s\": must be "
+		             "{\"properties\":{...},\"last_updated\":\"...\"}", id);
+	else if (!rc && (rc = parse_time(&l, stamp, "last_updated", false, &ts)))
+		rc = mb_fail(s->tag, rc, "notion_pages.json: pages.\"%.64s\": %s", id,
+		             mb_last_error(s->tag));
+	if (!rc) {
+		mp_packer_init(&pk, &mp);
+		if (!(rc = json_pack(&pk, props, "properties", s->tag)))
+			rc = mp.failed ? MB_ENOMEM : store_page(*s->t, id, ts, &mp);
 	}
-	mp_packer_init(&pk, &mp);
-	if (!(rc = json_pack(&pk, props, "properties", s->tag)))
-		rc = mp.failed ? MB_ENOMEM : store_page(*s->t, id, ts, &mp);
 	if (rc == MB_EEXIST)
 		rc = mb_fail(s->tag, MB_EINVAL, "notion_pages.json: pages.\"%.64s\": duplicate id", id);
-	cJSON_Delete(j);
+	cJSON_Delete(props);
+	cJSON_Delete(stamp);
 	buf_free(&mp);
 	return rc;
 }
@@ -584,7 +601,7 @@ static int next_batch(scan *s)
 	return rc ? rc : kv_begin(s->batch, true, s->t);
 }
 
-static int load_page_map(scan *s, size_t max_json, uint64_t *n)
+static int load_page_map(scan *s, uint64_t *n)
 {
 	char id[MB_MAX_ID_BYTES + 1];
 	int rc;
@@ -594,7 +611,7 @@ static int load_page_map(scan *s, size_t max_json, uint64_t *n)
 	if (eat(s, '}'))
 		return 0;
 	do {
-		if ((rc = read_key(s, id, sizeof id)) || (rc = load_page(s, id, max_json)) ||
+		if ((rc = read_key(s, id, sizeof id)) || (rc = load_page(s, id)) ||
 		    (rc = next_batch(s)))
 			return rc;
 		++*n;
@@ -624,7 +641,7 @@ static int load_meta(scan *s, uint64_t n, int64_t *last_sync)
 	return rc;
 }
 
-static int walk_pages(scan *s, size_t max_json, int64_t *last_sync)
+static int walk_pages(scan *s, int64_t *last_sync)
 {
 	char key[32];
 	bool seen[3] = { false, false, false };
@@ -640,7 +657,7 @@ static int walk_pages(scan *s, size_t max_json, int64_t *last_sync)
 			return rc;
 		if (!strcmp(key, "pages") && !seen[0]) {
 			seen[0] = true;
-			rc = load_page_map(s, max_json, &n);
+			rc = load_page_map(s, &n);
 		} else if (!strcmp(key, "last_updated") && !seen[1]) {
 			ld l = { "notion_pages.json", s->tag };
 			seen[1] = true;
@@ -662,11 +679,11 @@ static int walk_pages(scan *s, size_t max_json, int64_t *last_sync)
 		return scan_fail(s, "text after the document");
 	if (!seen[0] || !seen[1] || !seen[2])
 		return scan_fail(s, "missing pages, last_updated or metadata");
-	return st_pages_store(*s->t, last_updated);
+	return *s->t ? st_pages_store(*s->t, last_updated) : 0;
 }
 
-static int load_pages(kv_txn **t, kv_env *batch, const char *dir, size_t max_json,
-                      int64_t *last_sync, const void *tag)
+static int load_pages(kv_txn **t, kv_env *batch, const char *dir, int64_t *last_sync,
+                      const void *tag)
 {
 	char path[4096];
 	struct stat st;
@@ -691,13 +708,13 @@ static int load_pages(kv_txn **t, kv_env *batch, const char *dir, size_t max_jso
 		return mb_fail(tag, mb_errno_code(errno), "%s: mmap: %s", path, strerror(errno));
 	madvise(map, (size_t)st.st_size, MADV_SEQUENTIAL);
 	s = (scan){ map, map, (const char *)map + st.st_size, tag, t, batch, 0 };
-	rc = walk_pages(&s, max_json, last_sync);
+	rc = walk_pages(&s, last_sync);
 	munmap(map, (size_t)st.st_size);
 	return rc;
 }
 
 int load_all(kv_txn **tp, kv_env *batch, const char *dir, const load_docs *d, uint32_t limit,
-             size_t max_json, const void *tag)
+             const void *tag)
 {
 	kv_txn *t;
 	int64_t last_sync = MB_NEVER;
@@ -705,13 +722,25 @@ int load_all(kv_txn **tp, kv_env *batch, const char *dir, const load_docs *d, ui
 
 	mb_config cfg;
 
-	if ((rc = load_pages(tp, batch, dir, max_json, &last_sync, tag)))
+	if ((rc = load_pages(tp, batch, dir, &last_sync, tag)))
 		return rc;
 	t = *tp;
 	if ((rc = load_sync(t, d->sync, last_sync, limit, tag)) ||
 	    (rc = load_errors(t, d->errors, limit, tag)) || (rc = load_config(t, d->config, tag)) ||
-	    (rc = st_config_load(t, &cfg)))
+	    !t || (rc = st_config_load(t, &cfg)))
 		return rc;
 	/* the pages were indexed by time; the index is kept only when used */
 	return apply_index_on(&cfg) ? 0 : kv_drop(t, KV_PTIME);
+}
+
+int load_check(const char *dir, uint32_t limit, const void *tag)
+{
+	kv_txn *none = NULL;
+	load_docs d;
+	int rc = load_docs_read(dir, tag, &d);
+
+	if (!rc)
+		rc = load_all(&none, NULL, dir, &d, limit, tag);
+	load_docs_free(&d);
+	return rc;
 }

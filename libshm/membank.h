@@ -81,6 +81,9 @@ extern "C" {
 #define MB_MAX_TEXT_BYTES     4096u      /**< error message, resolution steps */
 #define MB_DEFAULT_HISTORY    100u       /**< sync_history and errors kept */
 #define MB_MAX_HISTORY        100000u    /**< ceiling of history_limit */
+#define MB_MAX_ERROR_TYPES    1000u      /**< distinct error types kept (patterns,
+                                              resolutions): the least recently seen
+                                              is dropped and counted */
 /** @} */
 
 /** Durability of an acknowledged write. */

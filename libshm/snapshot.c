@@ -29,6 +29,7 @@
 #include "checkpoint.h"
 #include "docs.h"
 #include "file.h"
+#include "load.h"
 #include "lockfile.h"
 
 static const char *const doc_files[4] = {
@@ -265,10 +266,15 @@ static void prune_checkpoints(const char *root, const char *keep)
 	closedir(d);
 }
 
+/* Install checkpoint/<seq> (already checked by the loader), point the bank
+ * directory's files at it, then keep it and the one before it: older
+ * checkpoints go, and so do the journal segments that the one before it
+ * covers, so that recovery can still fall back on that one (and the longer
+ * journal) if the newest cannot be read. */
 static int checkpoint_commit(mb_bank *b, const char *root, const char *tmp,
                              const mbj_pos *end, mb_snapshot_info *info)
 {
-	char name[32], final[4096];
+	char name[32], prev[32], final[4096];
 	int rc;
 
 	snprintf(name, sizeof name, "%020llu", (unsigned long long)end->seq);
@@ -281,9 +287,11 @@ static int checkpoint_commit(mb_bank *b, const char *root, const char *tmp,
 		return mb_fail(b, mb_errno_code(errno), "snapshot: %s: %s", final, strerror(errno));
 	if ((rc = link_view(b, final)))
 		return rc;
-	prune_checkpoints(root, name);
-	if (mbj_remove_covered(b->journal_dir, end->seq + 1, b->opts.journal_retention_s,
-	                       &info->segments_removed))
+	if (checkpoint_older(root, name, prev) || !*prev)
+		return 0;  /* the first checkpoint: the whole journal is still needed */
+	prune_checkpoints(root, prev);
+	if (mbj_remove_covered(b->journal_dir, strtoull(prev, NULL, 10) + 1,
+	                       b->opts.journal_retention_s, &info->segments_removed))
 		info->segments_removed = 0;  /* retried by the next snapshot */
 	return 0;
 }
@@ -359,6 +367,11 @@ static int checkpoint(mb_bank *b, mb_snapshot_info *info, const char *copy_from)
 			rc = write_checkpoint_file(b, tmp, &end);
 	} else if (!(rc = purge_expired(b, info)))
 		rc = write_all(b, tmp, &end, info);
+	/* read back by the loader before anything relies on it: a checkpoint
+	 * that could not be loaded would strand the bank at its next rebuild */
+	if (!rc && load_check(tmp, b->history_limit, b))
+		rc = mb_fail(b, MB_ECORRUPT, "snapshot: the checkpoint would not load back, so it "
+		             "was not kept: %s", mb_last_error(b));
 	if (!rc)
 		rc = checkpoint_commit(b, root, tmp, &end, info);
 	mb_rm_tree(tmp);

@@ -26,6 +26,11 @@
 
 #define MB_NEVER INT64_MIN
 
+/* A page's properties pack to at most this (the journal's payload limit,
+ * MBJ_MAX_PAYLOAD: a put cannot be larger, and a merge that would make the
+ * page larger is refused), so its JSON in a snapshot is bounded too. */
+#define MB_MAX_PAGE_PACKED ((size_t)32 << 20)
+
 typedef struct st_sync {
 	bool has_status;
 	char status[MB_MAX_STATUS_BYTES + 1];

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "helpers.h"
+#include "load.h"
 
 typedef struct fx {
 	char *dir, path[1024];
@@ -177,7 +178,10 @@ static void test_checkpoint_plus_tail(void **state)
 	workload(b, 3, 2000);
 	assert_int_equal(mb_snapshot(b, NULL, &si), 0);
 	assert_true(si.seq > 0);
-	assert_true(si.segments_removed > 0);  /* covered segments are gone */
+	assert_int_equal(si.segments_removed, 0);  /* the first: nothing to fall back on */
+	workload(b, 5, 300);
+	assert_int_equal(mb_snapshot(b, NULL, &si), 0);
+	assert_true(si.segments_removed > 0);  /* those the checkpoint before it covers */
 	workload(b, 4, 800);
 	before = state_of(b);
 	snprintf(out1, sizeof out1, "%s/out1", f->dir);
@@ -324,7 +328,7 @@ static void test_restore_bad_files(void **state)
 	}
 	/* a file larger than the bound, without writing it (sparse) */
 	snprintf(path, sizeof path, "%s/sync_status.json", snap);
-	assert_int_equal(truncate(path, (off_t)300 << 20), 0);
+	assert_int_equal(truncate(path, (off_t)MB_MAX_SYNC_FILE + 1), 0);
 	assert_int_equal(mb_restore(snap, target, NULL, 0), MB_EINVAL);
 	assert_non_null(strstr(mb_last_error(NULL), "at most"));
 	assert_int_equal(stat(target, &st), -1);
@@ -571,10 +575,180 @@ static void test_journal_retention(void **state)
 	mb_close(b);
 	o.journal_retention_s = 0;
 	assert_int_equal(mb_open(f->path, &o, &b), 0);
+	workload(b, 12, 100);
 	assert_int_equal(mb_snapshot(b, NULL, &si), 0);
 	if (si.segments_removed < 1)
 		fail_msg("removed %llu, seq %llu: %s", (unsigned long long)si.segments_removed, (unsigned long long)si.seq, mb_last_error(b));
 	mb_close(b);
+}
+
+static mb_bank *open_kept(const char *path)
+{
+	mb_options o;
+	mb_bank *b = NULL;
+
+	mb_options_init(&o);
+	o.durability = MB_DURABILITY_FAST;
+	o.segment_bytes = 64 << 10;
+	o.journal_retention_s = 0;  /* covered segments go at once */
+	if (mb_open(path, &o, &b))
+		fprintf(stderr, "open %s: %s\n", path, mb_last_error(NULL));
+	return b;
+}
+
+/* {"a":{"a":...{}}} nested @depth deep. */
+static char *nested(int depth)
+{
+	strbuf s = { NULL, 0, 0 };
+
+	for (int i = 1; i < depth; i++)
+		sb_add(&s, "{\"a\":");
+	sb_add(&s, "{}");
+	for (int i = 1; i < depth; i++)
+		sb_add(&s, "}");
+	return s.p;
+}
+
+/* Issue 1: a page nested as deep as put accepts was refused by the loader
+ * (it counted the {"properties":..} wrapper), so the bank's own checkpoint
+ * could not be loaded: after a new boot the bank never opened again. */
+static void test_deepest_page_survives_checkpoint(void **state)
+{
+	fx *f = *state;
+	char *deep = nested(MB_MAX_DEPTH), *deeper = nested(MB_MAX_DEPTH + 1), *before, *after;
+	char target[1100];
+	mb_bank *b, *r;
+
+	setenv("MEMBANK_TEST_BOOT_ID", "boot-one-aaaaaaaaaaaaaaaaaaaaaaaaaaa", 1);
+	b = open_kept(f->path);
+	assert_int_equal(mb_page_put(b, "deep", deeper, (size_t)-1), MB_EINVAL);
+	assert_int_equal(mb_page_put(b, "deep", deep, (size_t)-1), 0);
+	workload(b, 21, 600);
+	assert_int_equal(mb_snapshot(b, NULL, NULL), 0);
+	workload(b, 22, 600);
+	assert_int_equal(mb_snapshot(b, NULL, NULL), 0);  /* segments covered go */
+	workload(b, 23, 100);
+	before = state_of(b);
+	mb_close(b);
+	/* restore accepts the bank's own snapshot */
+	snprintf(target, sizeof target, "%s/restored", f->dir);
+	if (mb_restore(f->path, target, NULL, 0))
+		fail_msg("restore: %s", mb_last_error(NULL));
+	r = open_kept(target);
+	assert_non_null(r);
+	assert_non_null(get_page(r, "deep"));
+	mb_close(r);
+	/* a new boot rebuilds from the checkpoint */
+	setenv("MEMBANK_TEST_BOOT_ID", "boot-two-bbbbbbbbbbbbbbbbbbbbbbbbbbb", 1);
+	b = open_kept(f->path);
+	assert_non_null(b);
+	after = state_of(b);
+	assert_string_equal(before, after);
+	mb_close(b);
+	free(before);
+	free(after);
+	free(deep);
+	free(deeper);
+}
+
+/* Checkpoint directory names, newest first. */
+static int checkpoints(const char *bank, char names[8][64])
+{
+	char root[1100];
+	struct dirent *e;
+	DIR *d;
+	int n = 0;
+
+	snprintf(root, sizeof root, "%s/checkpoint", bank);
+	d = opendir(root);
+	while (d && (e = readdir(d)))
+		if (e->d_name[0] != '.' && strlen(e->d_name) == 20 && n < 8)
+			snprintf(names[n++], 64, "%s", e->d_name);
+	if (d)
+		closedir(d);
+	for (int i = 0; i < n; i++)
+		for (int j = i + 1; j < n; j++)
+			if (strcmp(names[i], names[j]) < 0) {
+				char t[64];
+				memcpy(t, names[i], 64);
+				memcpy(names[i], names[j], 64);
+				memcpy(names[j], t, 64);
+			}
+	return n;
+}
+
+static void cut_pages_file(const char *bank, const char *ck)
+{
+	char path[1200];
+	struct stat st;
+
+	snprintf(path, sizeof path, "%s/checkpoint/%s/notion_pages.json", bank, ck);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(truncate(path, st.st_size / 2), 0);
+}
+
+/* The newest checkpoint damaged on disk: recovery falls back on the one
+ * before it and the journal after that, which the snapshot kept. */
+static void test_damaged_checkpoint_falls_back(void **state)
+{
+	fx *f = *state;
+	char names[8][64], aside[1300], *before, *after;
+	mb_bank *b;
+
+	setenv("MEMBANK_TEST_BOOT_ID", "boot-one-aaaaaaaaaaaaaaaaaaaaaaaaaaa", 1);
+	b = open_kept(f->path);
+	for (int round = 0; round < 3; round++) {
+		workload(b, 30 + (unsigned)round, 700);
+		assert_int_equal(mb_snapshot(b, NULL, NULL), 0);
+	}
+	workload(b, 39, 200);
+	before = state_of(b);
+	mb_close(b);
+	assert_int_equal(checkpoints(f->path, names), 2);  /* the newest and the one before */
+	cut_pages_file(f->path, names[0]);
+	setenv("MEMBANK_TEST_BOOT_ID", "boot-two-bbbbbbbbbbbbbbbbbbbbbbbbbbb", 1);
+	b = open_kept(f->path);
+	assert_non_null(b);
+	after = state_of(b);
+	assert_string_equal(before, after);
+	snprintf(aside, sizeof aside, "%s/checkpoint/%s.damaged", f->path, names[0]);
+	assert_int_equal(access(aside, F_OK), 0);  /* set aside, not deleted */
+	/* and the bank goes on: the next snapshot is a good checkpoint again */
+	assert_int_equal(mb_snapshot(b, NULL, NULL), 0);
+	mb_close(b);
+	free(before);
+	free(after);
+}
+
+/* No checkpoint can be loaded: the open fails, naming the file, and
+ * changes nothing. */
+static void test_no_loadable_checkpoint_fails_clearly(void **state)
+{
+	fx *f = *state;
+	char names[8][64];
+	mb_bank *b;
+
+	setenv("MEMBANK_TEST_BOOT_ID", "boot-one-aaaaaaaaaaaaaaaaaaaaaaaaaaa", 1);
+	b = open_kept(f->path);
+	for (int round = 0; round < 2; round++) {
+		workload(b, 40 + (unsigned)round, 700);
+		assert_int_equal(mb_snapshot(b, NULL, NULL), 0);
+	}
+	mb_close(b);
+	assert_int_equal(checkpoints(f->path, names), 2);
+	cut_pages_file(f->path, names[0]);
+	cut_pages_file(f->path, names[1]);
+	setenv("MEMBANK_TEST_BOOT_ID", "boot-two-bbbbbbbbbbbbbbbbbbbbbbbbbbb", 1);
+	for (int i = 0; i < 2; i++) {  /* every time, not once */
+		mb_options o;
+		mb_options_init(&o);
+		b = NULL;
+		assert_int_equal(mb_open(f->path, &o, &b), MB_ECORRUPT);
+		assert_null(b);
+		assert_non_null(strstr(mb_last_error(NULL), "notion_pages.json"));
+		assert_non_null(strstr(mb_last_error(NULL), names[0]));
+	}
+	assert_int_equal(checkpoints(f->path, names), 2);  /* nothing set aside or removed */
 }
 
 /* Entries of @dir whose name starts with '.' and contains @part. */
@@ -680,6 +854,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ttl_purged_by_snapshot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_retention, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_unchanged_leaves_no_links, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deepest_page_survives_checkpoint, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_damaged_checkpoint_falls_back, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_loadable_checkpoint_fails_clearly, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_out_dir_temp_files_of_dead_writers, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("store-recovery", tests, NULL, NULL);
