@@ -178,7 +178,7 @@ int load_docs_read(const char *dir, const void *tag, load_docs *d)
 	static const char *const sync_keys[] = { "last_successful_sync", "sync_history",
 	        "current_status", "error_count", "success_count", NULL };
 	static const char *const err_keys[] = { "errors", "patterns", "resolutions",
-	        "last_error", "error_stats", NULL };
+	        "last_error", "last_seen", "error_stats", NULL };
 	ld ls = { "sync_status.json", tag }, le = { "error_log.json", tag };
 	int rc;
 
@@ -298,10 +298,12 @@ static int load_last_error(const ld *l, const cJSON *j, st_errors *s)
 	return 0;
 }
 
-/* One pattern with its resolution, if any. */
-static int load_errtype(const ld *l, kv_txn *t, const cJSON *p, const cJSON *res, uint64_t *resolved)
+/* One pattern with its resolution and the time it was last seen, if any. */
+static int load_errtype(const ld *l, kv_txn *t, const cJSON *p, const cJSON *res,
+                        const cJSON *seen, uint64_t *resolved)
 {
 	const cJSON *r = cJSON_GetObjectItemCaseSensitive(res, p->string);
+	const cJSON *s = cJSON_GetObjectItemCaseSensitive(seen, p->string);
 	static const char *const rkeys[] = { "steps", "timestamp", "resolved", NULL };
 	size_t len = strlen(p->string);
 	const char *steps = "";
@@ -309,11 +311,13 @@ static int load_errtype(const ld *l, kv_txn *t, const cJSON *p, const cJSON *res
 	int rc = 0;
 
 	memset(&et, 0, sizeof et);
-	et.resolved_at = MB_NEVER;
+	et.resolved_at = et.last_seen = MB_NEVER;
 	if (!len || len > MB_MAX_TYPE_BYTES || !cJSON_IsNumber(p) || p->valuedouble < 0 ||
 	    p->valuedouble != floor(p->valuedouble))
 		return bad(l, "\" must be a non-empty type with a whole count", "patterns.\"", NULL);
 	et.count = (uint64_t)p->valuedouble;
+	if (s && (rc = parse_time(l, s, "last_seen", true, &et.last_seen)))
+		return rc;
 	if (r) {
 		if (!cJSON_IsObject(r))
 			return bad(l, "\" must be an object", "resolutions.\"", NULL);
@@ -331,28 +335,46 @@ static int load_errtype(const ld *l, kv_txn *t, const cJSON *p, const cJSON *res
 	return t ? st_errtype_store(t, p->string, len, &et) : 0;
 }
 
+/* Every key of @obj (resolutions, last_seen) names a pattern. */
+static int all_patterns(const ld *l, const cJSON *obj, const char *what, const cJSON *pat)
+{
+	for (const cJSON *r = obj->child; r; r = r->next)
+		if (!cJSON_GetObjectItemCaseSensitive(pat, r->string))
+			return mb_fail(l->tag, MB_EINVAL, "%s: %s.\"%.64s\": no such pattern",
+			               l->file, what, r->string);
+	return 0;
+}
+
+/* last_seen (membank's, optional: the spec's files have none) says which
+ * types a bank at MB_MAX_ERROR_TYPES drops first. */
 static int load_patterns(const ld *l, kv_txn *t, const cJSON *j, uint64_t *sum, uint64_t *resolved)
 {
 	const cJSON *pat = cJSON_GetObjectItemCaseSensitive(j, "patterns");
 	const cJSON *res = cJSON_GetObjectItemCaseSensitive(j, "resolutions");
+	const cJSON *seen = cJSON_GetObjectItemCaseSensitive(j, "last_seen");
 	int rc = 0;
 
 	if (!cJSON_IsObject(pat) || !cJSON_IsObject(res))
 		return bad(l, " must be objects", "patterns and resolutions", NULL);
-	for (const cJSON *r = res->child; r; r = r->next)
-		if (!cJSON_GetObjectItemCaseSensitive(pat, r->string))
-			return mb_fail(l->tag, MB_EINVAL, "%s: resolutions.\"%.64s\": no such pattern",
-			               l->file, r->string);
+	if (seen && !cJSON_IsObject(seen))
+		return bad(l, ": must be an object", "last_seen", NULL);
+	if ((rc = all_patterns(l, res, "resolutions", pat)) ||
+	    (seen && (rc = all_patterns(l, seen, "last_seen", pat))))
+		return rc;
 	for (const cJSON *p = pat->child; p && !rc; p = p->next) {
 		*sum += p->valuedouble > 0 ? (uint64_t)p->valuedouble : 0;
-		rc = load_errtype(l, t, p, res, resolved);
+		rc = load_errtype(l, t, p, res, seen, resolved);
 	}
 	return rc;
 }
 
+/* total_errors and resolved_errors count every error logged and resolved;
+ * patterns and resolutions only those of the types kept, all of them
+ * unless types were dropped (types_dropped, membank's, optional). */
 static int load_errors(kv_txn *t, const cJSON *j, uint32_t limit, const void *tag)
 {
-	static const char *const stat_keys[] = { "total_errors", "resolved_errors", NULL };
+	static const char *const stat_keys[] = { "total_errors", "resolved_errors",
+	                                         "types_dropped", NULL };
 	ld l = { "error_log.json", tag };
 	const cJSON *stats = cJSON_GetObjectItemCaseSensitive(j, "error_stats");
 	uint64_t sum = 0, resolved = 0;
@@ -366,15 +388,21 @@ static int load_errors(kv_txn *t, const cJSON *j, uint32_t limit, const void *ta
 	if ((rc = only_keys(&l, stats, "error_stats", stat_keys)) ||
 	    (rc = get_count(&l, stats, "total_errors", &s.total)) ||
 	    (rc = get_count(&l, stats, "resolved_errors", &s.resolved)) ||
+	    (cJSON_GetObjectItemCaseSensitive(stats, "types_dropped") &&
+	     (rc = get_count(&l, stats, "types_dropped", &s.types_dropped))) ||
 	    (rc = load_last_error(&l, j, &s)) || (rc = load_patterns(&l, t, j, &sum, &resolved)) ||
 	    (rc = load_history(&l, t, KV_ERRHIST, cJSON_GetObjectItemCaseSensitive(j, "errors"),
 	                       "error_type", MB_MAX_TYPE_BYTES, "message", false, limit, &s.hist_next)))
 		return rc;
-	if (sum != s.total || resolved != s.resolved)
+	if (s.types_dropped ? sum > s.total || resolved > s.resolved || s.resolved > s.total
+	                    : sum != s.total || resolved != s.resolved)
 		return mb_fail(tag, MB_EINVAL, "error_log.json: error_stats (%llu total, %llu resolved) "
 		               "disagree with patterns and resolutions (%llu, %llu)",
 		               (unsigned long long)s.total, (unsigned long long)s.resolved,
 		               (unsigned long long)sum, (unsigned long long)resolved);
+	/* a file from before the bound may hold more types than are kept */
+	if (t && (rc = st_errtypes_trim(t, MB_MAX_ERROR_TYPES + 1, &s.types_dropped)))
+		return rc;
 	return t ? st_errors_store(t, &s) : 0;
 }
 

@@ -39,6 +39,7 @@ int mb_stats(mb_bank *b, char **out)
 	mbj_usage ju = { 0 };
 	kv_info ki;
 	mbj_pos end = { 0 };
+	st_errors errs;
 	kv_txn *t;
 	int rc;
 
@@ -47,7 +48,8 @@ int mb_stats(mb_bank *b, char **out)
 	*out = NULL;
 	if ((rc = bank_read_begin(b, &t)))
 		return rc;
-	rc = bank_jend_load(t, &end);
+	if (!(rc = bank_jend_load(t, &end)))
+		rc = st_errors_load(t, &errs);
 	kv_abort(t);
 	if (rc || (rc = kv_info_get(b->kv, &ki)))
 		return mb_fail(b, rc, "stats: %s", mb_strerror(rc));
@@ -60,6 +62,7 @@ int mb_stats(mb_bank *b, char **out)
 	add_kv(&doc, "sync_history", ki.entries[KV_SYNCHIST], true);
 	add_kv(&doc, "errors_kept", ki.entries[KV_ERRHIST], true);
 	add_kv(&doc, "error_types", ki.entries[KV_ERRTYPES], true);
+	add_kv(&doc, "error_types_dropped", errs.types_dropped, true);
 	add_kv(&doc, "history_limit", b->history_limit, true);
 	buf_adds(&doc, ",\"journal\":{");
 	add_kv(&doc, "segments", ju.segments, false);

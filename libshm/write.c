@@ -275,9 +275,47 @@ static size_t max_json(const mb_bank *b)
 	return b->opts.max_json_bytes ? b->opts.max_json_bytes : MB_DEFAULT_JSON_BYTES;
 }
 
+_Static_assert(MB_MAX_PAGE_PACKED == MBJ_MAX_PAYLOAD, "a put's properties fit one record");
+
+typedef struct merge_ck {
+	mb_bank *b;
+	const char *id;
+	const mb_buf *patch;
+} merge_ck;
+
+/* A merge must not make a page larger than a put could (MB_MAX_PAGE_PACKED):
+ * the snapshot, and the loader that reads it back, are bounded by it.  The
+ * merged map is at most the old one plus the patch (and a wider header), so
+ * the merge is computed only near the bound.  An expired page is counted as
+ * it is stored (the merge would start from nothing): refusing is the safe
+ * side. */
+static int merge_fits(kv_txn *t, void *ctx)
+{
+	const merge_ck *m = ctx;
+	const uint8_t *old;
+	int64_t updated;
+	size_t olen, len;
+	kv_val v;
+	int rc = kv_get(t, KV_PAGES, (kv_val){ m->id, strlen(m->id) }, &v);
+
+	if (rc == MB_ENOTFOUND)
+		return 0;
+	if (rc || (rc = st_page_split(v, &updated, &old, &olen)))
+		return mb_fail(m->b, rc, "page \"%.64s\": %s", m->id, mb_strerror(rc));
+	if (olen + m->patch->len + 8 <= MB_MAX_PAGE_PACKED)
+		return 0;
+	if ((rc = apply_merged_len(old, olen, (const uint8_t *)m->patch->data, m->patch->len, &len)))
+		return mb_fail(m->b, rc, "page \"%.64s\": %s", m->id, mb_strerror(rc));
+	if (len > MB_MAX_PAGE_PACKED)
+		return mb_fail(m->b, MB_EINVAL, "page \"%.64s\": the merged properties would pack to "
+		               "%zu bytes, above the limit of %zu", m->id, len, MB_MAX_PAGE_PACKED);
+	return 0;
+}
+
 static int page_write(mb_bank *b, uint8_t type, const char *id, const char *json, size_t len)
 {
 	mb_buf props = { 0 }, rec = { 0 };
+	merge_ck ck = { b, id, &props };
 	int rc;
 
 	if ((rc = bank_check(b)) || (rc = bank_check_id(b, id)) ||
@@ -286,7 +324,7 @@ static int page_write(mb_bank *b, uint8_t type, const char *id, const char *json
 	if ((rc = rec_encode_page(&rec, id, strlen(id), &props)))
 		rc = mb_fail(b, rc, "out of memory");
 	else
-		rc = bank_write(b, type, &rec, NULL, NULL);
+		rc = bank_write(b, type, &rec, type == REC_PAGE_MERGE ? merge_fits : NULL, &ck);
 out:
 	buf_free(&props);
 	buf_free(&rec);

@@ -751,6 +751,224 @@ static void test_no_loadable_checkpoint_fails_clearly(void **state)
 	assert_int_equal(checkpoints(f->path, names), 2);  /* nothing set aside or removed */
 }
 
+static uint64_t stat_of(mb_bank *b, const char *key)
+{
+	char *text = NULL;
+	cJSON *j;
+	uint64_t v;
+
+	assert_int_equal(mb_stats(b, &text), 0);
+	j = cJSON_Parse(text);
+	assert_true(cJSON_IsNumber(cJSON_GetObjectItem(j, key)));
+	v = (uint64_t)cJSON_GetObjectItem(j, key)->valuedouble;
+	cJSON_Delete(j);
+	mb_free(text);
+	return v;
+}
+
+static bool has_pattern(mb_bank *b, const char *type)
+{
+	cJSON *e = error_doc(b);
+	bool found = cJSON_GetObjectItem(cJSON_GetObjectItem(e, "patterns"), type) != NULL;
+
+	cJSON_Delete(e);
+	return found;
+}
+
+/* Issue 1: patterns and resolutions grew by one entry per distinct error
+ * type, past what the loader reads.  At most MB_MAX_ERROR_TYPES are kept:
+ * the least recently seen go, counted; a rebuild from the checkpoint and
+ * the journal drops exactly the same ones. */
+static void test_error_types_bounded(void **state)
+{
+	fx *f = *state;
+	char type[32], out1[1100], out2[1100];
+	uint64_t logged = 0;
+	cJSON *e;
+	mb_bank *b;
+
+	setenv("MEMBANK_TEST_BOOT_ID", "boot-one-aaaaaaaaaaaaaaaaaaaaaaaaaaa", 1);
+	b = open_kept(f->path);
+	for (unsigned i = 0; i < MB_MAX_ERROR_TYPES + 50; i++) {
+		snprintf(type, sizeof type, "t%05u", i);
+		assert_int_equal(i % 3 ? mb_error_log(b, type, "m") : mb_error_resolve(b, type, "s"), 0);
+		logged += i % 3 != 0;
+		if (i % 100 == 0) {  /* t00000 stays recent */
+			assert_int_equal(mb_error_log(b, "t00000", "again"), 0);
+			logged++;
+		}
+		if (i == 600)
+			assert_int_equal(mb_snapshot(b, NULL, NULL), 0);
+	}
+	e = error_doc(b);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(e, "patterns")), MB_MAX_ERROR_TYPES);
+	assert_int_equal((uint64_t)num_at(e, "total_errors", NULL), logged);
+	cJSON_Delete(e);
+	assert_int_equal(stat_of(b, "error_types_dropped"), 50);
+	assert_int_equal(stat_of(b, "error_types"), MB_MAX_ERROR_TYPES);
+	assert_true(has_pattern(b, "t00000"));
+	assert_false(has_pattern(b, "t00001"));   /* the least recently seen */
+	assert_false(has_pattern(b, "t00050"));
+	assert_true(has_pattern(b, "t00051"));
+	assert_true(has_pattern(b, "t01049"));
+	assert_rebuild_same(b);
+	/* the checkpoint carries what picks the next one dropped */
+	assert_int_equal(mb_snapshot(b, NULL, NULL), 0);
+	for (unsigned i = 0; i < 30; i++) {
+		snprintf(type, sizeof type, "u%05u", i);
+		assert_int_equal(mb_error_log(b, type, "m"), 0);
+	}
+	assert_int_equal(stat_of(b, "error_types_dropped"), 80);
+	snprintf(out1, sizeof out1, "%s/out1", f->dir);
+	mkdir(out1, 0700);
+	assert_int_equal(mb_snapshot(b, out1, NULL), 0);
+	mb_close(b);
+	setenv("MEMBANK_TEST_BOOT_ID", "boot-two-bbbbbbbbbbbbbbbbbbbbbbbbbbb", 1);
+	b = open_kept(f->path);
+	assert_non_null(b);
+	assert_int_equal(stat_of(b, "error_types_dropped"), 80);
+	snprintf(out2, sizeof out2, "%s/out2", f->dir);
+	mkdir(out2, 0700);
+	assert_int_equal(mb_snapshot(b, out2, NULL), 0);
+	assert_same_files(out1, out2);
+	mb_close(b);
+}
+
+/* @n bytes of the byte that json_add_str() writes longest (\u0001), then
+ * @tag, NUL-terminated. */
+static char *worst_text(size_t n, unsigned tag)
+{
+	char *s = malloc(n + 1);
+
+	memset(s, 1, n);
+	s[n] = '\0';
+	if (n >= 2) {
+		s[n - 2] = (char)('a' + tag / 26 % 26);
+		s[n - 1] = (char)('a' + tag % 26);
+	}
+	return s;
+}
+
+static uint64_t size_of(const char *dir, const char *name)
+{
+	char path[1200];
+	struct stat st;
+
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	assert_int_equal(stat(path, &st), 0);
+	return (uint64_t)st.st_size;
+}
+
+/* Issue 1, the whole class: for each file, a bank filled with the longest
+ * text every bound allows writes at most what the loader's formula for that
+ * file allows per entry (load.h), and its snapshot loads back. */
+static void test_loader_limits_cover_worst_files(void **state)
+{
+	fx *f = *state;
+	const unsigned hist = 4, types = 6;
+	char out[1100], target[1100], *id, cfg[600], *api;
+	uint64_t n;
+	mb_options o;
+	mb_bank *b;
+
+	setenv("MEMBANK_TEST_BOOT_ID", "boot-one-aaaaaaaaaaaaaaaaaaaaaaaaaaa", 1);
+	mb_options_init(&o);
+	o.durability = MB_DURABILITY_FAST;
+	o.history_limit = hist;
+	o.max_json_bytes = MB_MAX_JSON_BYTES;
+	assert_int_equal(mb_open(f->path, &o, &b), 0);
+	for (unsigned i = 0; i < hist + 2; i++) {
+		char *st = worst_text(MB_MAX_STATUS_BYTES, i), *msg = worst_text(MB_MAX_TEXT_BYTES, i);
+		assert_int_equal(mb_sync_record(b, st, msg), 0);
+		free(st);
+		free(msg);
+	}
+	for (unsigned i = 0; i < types; i++) {
+		char *ty = worst_text(MB_MAX_TYPE_BYTES, i), *msg = worst_text(MB_MAX_TEXT_BYTES, i);
+		assert_int_equal(mb_error_log(b, ty, msg), 0);
+		assert_int_equal(mb_error_resolve(b, ty, msg), 0);
+		free(ty);
+		free(msg);
+	}
+	api = worst_text(64, 0);
+	snprintf(cfg, sizeof cfg, "{\"notion_settings\":{\"api_version\":\"");
+	for (int i = 0; i < 62; i++)
+		strcat(cfg, "\\u0001");
+	strcat(cfg, "zz\",\"timeout_seconds\":0.1234567890123},\"logging_settings\":"
+	       "{\"log_level\":\"CRITICAL\",\"structured_logging\":false}}");
+	assert_int_equal(mb_config_update(b, cfg, (size_t)-1), 0);
+	free(api);
+	/* a page id as long as allowed, and properties that print much larger
+	 * than their input (1e15 prints as 1000000000000000): its JSON is
+	 * larger than max_json_bytes */
+	id = worst_text(MB_MAX_ID_BYTES, 0);
+	{
+		size_t count = (6u << 20) / 5;
+		strbuf p = { NULL, 0, 0 };
+		sb_add(&p, "{\"n\":[1e15");
+		for (size_t i = 1; i < count; i++)
+			sb_add(&p, ",1e15");
+		sb_add(&p, "]}");
+		assert_int_equal(mb_page_put(b, id, p.p, (size_t)-1), 0);
+		free(p.p);
+	}
+	snprintf(out, sizeof out, "%s/out", f->dir);
+	mkdir(out, 0700);
+	assert_int_equal(mb_snapshot(b, out, NULL), 0);
+	n = size_of(out, "sync_status.json");
+	assert_true(n > hist * 6 * MB_MAX_TEXT_BYTES);  /* the worst case was reached */
+	assert_true(n <= MB_DOC_FIXED_MAX + hist * MB_SYNC_ENTRY_MAX);
+	n = size_of(out, "error_log.json");
+	assert_true(n > (hist + types) * 6 * MB_MAX_TEXT_BYTES);
+	assert_true(n <= MB_DOC_FIXED_MAX + (hist + 1) * MB_ERROR_ENTRY_MAX + types * MB_ERRTYPE_MAX);
+	n = size_of(out, "config_cache.json");
+	assert_true(n > 6 * 62 && n <= MB_MAX_CONFIG_FILE);
+	n = size_of(out, "notion_pages.json");
+	assert_true(n > MB_MAX_JSON_BYTES);
+	/* the bank's own snapshot restores, and is its checkpoint */
+	snprintf(target, sizeof target, "%s/target", f->dir);
+	if (mb_restore(out, target, NULL, 0))
+		fail_msg("restore: %s", mb_last_error(NULL));
+	if (mb_snapshot(b, NULL, NULL))
+		fail_msg("snapshot: %s", mb_last_error(b));
+	mb_close(b);
+	setenv("MEMBANK_TEST_BOOT_ID", "boot-two-bbbbbbbbbbbbbbbbbbbbbbbbbbb", 1);
+	assert_int_equal(mb_open(f->path, &o, &b), 0);
+	assert_int_equal(mb_page_count(b, &n), 0);
+	assert_int_equal(n, 1);
+	mb_close(b);
+	free(id);
+}
+
+/* A merge may not grow a page beyond what a put could store (the snapshot
+ * and the loader are bounded by it). */
+static void test_merge_bounded(void **state)
+{
+	fx *f = *state;
+	size_t len = 12u << 20;
+	char *big = malloc(len + 32);
+	mb_options o;
+	mb_bank *b;
+
+	mb_options_init(&o);
+	o.durability = MB_DURABILITY_FAST;
+	o.max_json_bytes = MB_MAX_JSON_BYTES;
+	assert_int_equal(mb_open(f->path, &o, &b), 0);
+	for (int k = 0; k < 3; k++) {
+		int hdr = sprintf(big, "{\"k%d\":\"", k);
+		memset(big + hdr, 'x', len);
+		strcpy(big + hdr + len, "\"}");
+		assert_int_equal(mb_page_merge(b, "p", big, (size_t)-1), k < 2 ? 0 : MB_EINVAL);
+	}
+	assert_non_null(strstr(mb_last_error(b), "above the limit"));
+	/* replacing a key keeps the size: allowed */
+	assert_int_equal(mb_page_merge(b, "p", "{\"k0\":\"small\"}", (size_t)-1), 0);
+	assert_int_equal(mb_snapshot(b, NULL, NULL), 0);
+	assert_rebuild_same(b);
+	mb_close(b);
+	free(big);
+}
+
 /* Entries of @dir whose name starts with '.' and contains @part. */
 static int count_hidden(const char *dir, const char *part)
 {
@@ -857,6 +1075,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_deepest_page_survives_checkpoint, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_checkpoint_falls_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_loadable_checkpoint_fails_clearly, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_error_types_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_loader_limits_cover_worst_files, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_merge_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_out_dir_temp_files_of_dead_writers, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("store-recovery", tests, NULL, NULL);
