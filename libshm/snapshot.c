@@ -248,7 +248,9 @@ static void clean_leftovers(const char *dir, bool links)
 	closedir(d);
 }
 
-/* Remove checkpoint directories older than @keep, and leftovers. */
+/* Remove checkpoint directories older than @keep (NULL: none), and the
+ * .tmp-<pid> directories of snapshots killed mid-write: the caller holds the
+ * compactor lock, so no live process is writing one. */
 static void prune_checkpoints(const char *root, const char *keep)
 {
 	struct dirent *e;
@@ -258,7 +260,7 @@ static void prune_checkpoints(const char *root, const char *keep)
 	if (!d)
 		return;
 	while ((e = readdir(d)))
-		if (e->d_name[0] != '.' ? strcmp(e->d_name, keep) < 0
+		if (e->d_name[0] != '.' ? keep && strcmp(e->d_name, keep) < 0
 		                        : !strncmp(e->d_name, ".tmp-", 5)) {
 			mb_pathf(sub, sizeof sub, "%s/%s", root, e->d_name);
 			mb_rm_tree(sub);
@@ -355,7 +357,7 @@ static int checkpoint(mb_bank *b, mb_snapshot_info *info, const char *copy_from)
 		rc = mb_fail(b, MB_EUNSAFE, "snapshot: %s: not a directory (a symlink?)", root);
 		goto out;
 	}
-	mb_rm_tree(tmp);
+	prune_checkpoints(root, NULL);
 	clean_leftovers(b->path, true);
 	if (mkdir(tmp, b->dir_mode)) {
 		rc = mb_fail(b, mb_errno_code(errno), "snapshot: %s: %s", tmp, strerror(errno));

@@ -1004,6 +1004,16 @@ static void test_snapshot_unchanged_leaves_no_links(void **state)
 	close(fd);
 	assert_int_equal(mb_snapshot(b, NULL, NULL), 0);
 	assert_int_equal(count_hidden(f->path, ".link."), 0);
+	/* the directory a checkpoint killed mid-write left (another pid) */
+	snprintf(stray, sizeof stray, "%s/checkpoint/.tmp-999999", f->path);
+	assert_int_equal(mkdir(stray, 0700), 0);
+	snprintf(stray, sizeof stray, "%s/checkpoint/.tmp-999999/notion_pages.json", f->path);
+	fd = open(stray, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(mb_snapshot(b, NULL, NULL), 0);  /* the first checkpoint is still alone */
+	snprintf(stray, sizeof stray, "%s/checkpoint", f->path);
+	assert_int_equal(count_hidden(stray, ".tmp-"), 0);
 	mb_close(b);
 }
 
