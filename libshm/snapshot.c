@@ -11,10 +11,13 @@
  * they cover ({"format":1,"seq":N,"segment":S,"offset":O}); the directory is
  * then renamed to checkpoint/<N>, which is atomic: a crash leaves either the
  * old checkpoint or the new one, never a mix of files from two instants.
- * The spec's files in the bank directory are hard links to the new ones,
- * each swapped in by rename(), for people and tools that read them there.
- * Only then are older checkpoints and the journal segments they covered
- * removed.
+ * Before that rename the loader reads the directory back (load_check()), so
+ * a checkpoint that could not be loaded is never installed.  The spec's files
+ * in the bank directory are hard links to the new ones, each swapped in by
+ * rename(), for people and tools that read them there.  Only then are the
+ * checkpoints older than the one before it removed, and the journal segments
+ * that the one before it covers: recovery falls back on it (and the longer
+ * journal) when the newest cannot be read.
  */
 #include <dirent.h>
 #include <fcntl.h>

@@ -866,7 +866,7 @@ static void test_loader_limits_cover_worst_files(void **state)
 {
 	fx *f = *state;
 	const unsigned hist = 4, types = 6;
-	char out[1100], target[1100], *id, cfg[600], *api;
+	char out[1100], target[1100], *id, cfg[600];
 	uint64_t n;
 	mb_options o;
 	mb_bank *b;
@@ -890,14 +890,12 @@ static void test_loader_limits_cover_worst_files(void **state)
 		free(ty);
 		free(msg);
 	}
-	api = worst_text(64, 0);
 	snprintf(cfg, sizeof cfg, "{\"notion_settings\":{\"api_version\":\"");
 	for (int i = 0; i < 62; i++)
 		strcat(cfg, "\\u0001");
 	strcat(cfg, "zz\",\"timeout_seconds\":0.1234567890123},\"logging_settings\":"
 	       "{\"log_level\":\"CRITICAL\",\"structured_logging\":false}}");
 	assert_int_equal(mb_config_update(b, cfg, (size_t)-1), 0);
-	free(api);
 	/* a page id as long as allowed, and properties that print much larger
 	 * than their input (1e15 prints as 1000000000000000): its JSON is
 	 * larger than max_json_bytes */
