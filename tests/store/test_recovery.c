@@ -618,6 +618,7 @@ static void test_deepest_page_survives_checkpoint(void **state)
 	char *deep = nested(MB_MAX_DEPTH), *deeper = nested(MB_MAX_DEPTH + 1), *before, *after;
 	char target[1100];
 	mb_bank *b, *r;
+	cJSON *page;
 
 	setenv("MEMBANK_TEST_BOOT_ID", "boot-one-aaaaaaaaaaaaaaaaaaaaaaaaaaa", 1);
 	b = open_kept(f->path);
@@ -636,7 +637,9 @@ static void test_deepest_page_survives_checkpoint(void **state)
 		fail_msg("restore: %s", mb_last_error(NULL));
 	r = open_kept(target);
 	assert_non_null(r);
-	assert_non_null(get_page(r, "deep"));
+	page = get_page(r, "deep");
+	assert_non_null(page);
+	cJSON_Delete(page);
 	mb_close(r);
 	/* a new boot rebuilds from the checkpoint */
 	setenv("MEMBANK_TEST_BOOT_ID", "boot-two-bbbbbbbbbbbbbbbbbbbbbbbbbbb", 1);
@@ -951,11 +954,13 @@ static void test_merge_bounded(void **state)
 	mb_options_init(&o);
 	o.durability = MB_DURABILITY_FAST;
 	o.max_json_bytes = MB_MAX_JSON_BYTES;
+	assert_non_null(big);
 	assert_int_equal(mb_open(f->path, &o, &b), 0);
 	for (int k = 0; k < 3; k++) {
-		int hdr = sprintf(big, "{\"k%d\":\"", k);
-		memset(big + hdr, 'x', len);
-		strcpy(big + hdr + len, "\"}");
+		memcpy(big, "{\"k0\":\"", 7);  /* {"k0":"xxx...x"} */
+		big[3] = (char)('0' + k);
+		memset(big + 7, 'x', len);
+		memcpy(big + 7 + len, "\"}", 3);
 		assert_int_equal(mb_page_merge(b, "p", big, (size_t)-1), k < 2 ? 0 : MB_EINVAL);
 	}
 	assert_non_null(strstr(mb_last_error(b), "above the limit"));
