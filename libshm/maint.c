@@ -141,8 +141,9 @@ static int rebuild_once(mb_bank *b)
 	for (;;) {
 		for (int db = 0; db < KV_NDB && !rc; db++)
 			rc = kv_drop(t, db);
+		/* a checkpoint of a newer format is not damage to pass over */
 		if (rc || !(rc = checkpoint_load(b, t, name, &seq, &end)) ||
-		    rc == KV_EMAPFULL || rc == MB_ENOMEM)
+		    rc == KV_EMAPFULL || rc == MB_ENOMEM || rc == MB_EVERSION)
 			break;
 		if (rc == MB_ENOTFOUND) {  /* none older than the damaged one */
 			rc = mb_fail(b->tag, MB_ECORRUPT, "%s (and no older checkpoint to fall back "
