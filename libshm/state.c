@@ -2,6 +2,7 @@
  * state.c - loading and storing the state records of state.h.
  */
 #include <msgpack.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "state.h"
@@ -223,39 +224,62 @@ static int errtype_last_seen(kv_val v, int64_t *seen)
 	return n == 5 ? st_read_time(&r, seen) : 0;
 }
 
+typedef struct seen_type {
+	int64_t seen;
+	uint32_t len;
+	char type[MB_MAX_TYPE_BYTES];
+} seen_type;
+
+/* Oldest first; ties in key order (memcmp, then length, as LMDB sorts). */
+static int cmp_seen(const void *a, const void *b)
+{
+	const seen_type *x = a, *y = b;
+	uint32_t n = x->len < y->len ? x->len : y->len;
+	int c;
+
+	if (x->seen != y->seen)
+		return x->seen < y->seen ? -1 : 1;
+	c = memcmp(x->type, y->type, n);
+	return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/* One pass however many go (a bank from before the bound may hold many
+ * more than are kept). */
 int st_errtypes_trim(kv_txn *t, uint64_t keep, uint64_t *dropped)
 {
-	char oldest[MB_MAX_TYPE_BYTES + 1];
-	int64_t seen, min;
-	size_t olen;
-	uint64_t n;
+	seen_type *all;
+	uint64_t n, i = 0, excess;
 	kv_cursor *c;
 	kv_val k, v;
 	int rc;
 
-	while (!(rc = kv_count(t, KV_ERRTYPES, &n)) && n >= keep && n) {
-		if ((rc = kv_cursor_open(t, KV_ERRTYPES, &c)))
-			return rc;
-		olen = 0;
-		min = INT64_MAX;
-		for (rc = kv_cursor_seek(c, NULL, &k, &v); !rc; rc = kv_cursor_next(c, &k, &v)) {
-			if (k.len > MB_MAX_TYPE_BYTES || (rc = errtype_last_seen(v, &seen))) {
-				rc = MB_ECORRUPT;
-				break;
-			}
-			if (!olen || seen < min) {  /* keys come in order: ties keep the first */
-				min = seen;
-				olen = k.len;
-				memcpy(oldest, k.data, k.len);
-			}
-		}
-		kv_cursor_close(c);
-		if (rc != MB_ENOTFOUND)
-			return rc;
-		if ((rc = kv_del(t, KV_ERRTYPES, (kv_val){ oldest, olen })))
-			return rc;
-		++*dropped;
+	if ((rc = kv_count(t, KV_ERRTYPES, &n)) || n < keep || !n)
+		return rc;
+	excess = n - keep + 1;
+	if (!(all = malloc(n * sizeof *all)))
+		return MB_ENOMEM;
+	if ((rc = kv_cursor_open(t, KV_ERRTYPES, &c))) {
+		free(all);
+		return rc;
 	}
+	for (rc = kv_cursor_seek(c, NULL, &k, &v); !rc && i < n; rc = kv_cursor_next(c, &k, &v), i++) {
+		if (k.len > MB_MAX_TYPE_BYTES || errtype_last_seen(v, &all[i].seen)) {
+			rc = MB_ECORRUPT;
+			break;
+		}
+		all[i].len = (uint32_t)k.len;
+		memcpy(all[i].type, k.data, k.len);
+	}
+	kv_cursor_close(c);
+	if (rc == MB_ENOTFOUND || (!rc && i == n))
+		rc = 0;
+	if (!rc) {
+		qsort(all, i, sizeof *all, cmp_seen);
+		for (uint64_t j = 0; j < excess && j < i && !rc; j++)
+			if (!(rc = kv_del(t, KV_ERRTYPES, (kv_val){ all[j].type, all[j].len })))
+				++*dropped;
+	}
+	free(all);
 	return rc;
 }
 

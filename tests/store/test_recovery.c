@@ -837,6 +837,50 @@ static void test_error_types_bounded(void **state)
 	mb_close(b);
 }
 
+/* A file from before the bound (or the spec's, without last_seen) with more
+ * types than are kept: restore keeps the most recently seen, ties in key
+ * order, and counts the others. */
+static void test_restore_trims_error_types(void **state)
+{
+	fx *f = *state;
+	char snap[1100], target[1100], k[32];
+	strbuf e = { NULL, 0, 0 };
+	mb_bank *b = open_at(f->path, MB_DURABILITY_FAST, 0);
+	cJSON *doc;
+
+	snprintf(snap, sizeof snap, "%s/snap", f->dir);
+	mkdir(snap, 0700);
+	assert_int_equal(mb_snapshot(b, snap, NULL), 0);
+	mb_close(b);
+	sb_add(&e, "{\"errors\":[],\"patterns\":{");
+	for (unsigned i = 0; i < MB_MAX_ERROR_TYPES + 10; i++) {
+		snprintf(k, sizeof k, "%s\"p%05u\":1", i ? "," : "", i);
+		sb_add(&e, k);
+	}
+	sb_add(&e, "},\"resolutions\":{},\"last_error\":{},\"last_seen\":{\"p00005\":"
+	       "\"2026-01-01T00:00:00.000000Z\"},\"error_stats\":{\"total_errors\":");
+	snprintf(k, sizeof k, "%u", MB_MAX_ERROR_TYPES + 10);
+	sb_add(&e, k);
+	sb_add(&e, ",\"resolved_errors\":0}}");
+	write_file(snap, "error_log.json", e.p);
+	free(e.p);
+	snprintf(target, sizeof target, "%s/target", f->dir);
+	if (mb_restore(snap, target, NULL, 0))
+		fail_msg("restore: %s", mb_last_error(NULL));
+	b = open_at(target, MB_DURABILITY_FAST, 0);
+	assert_int_equal(stat_of(b, "error_types"), MB_MAX_ERROR_TYPES);
+	assert_int_equal(stat_of(b, "error_types_dropped"), 10);
+	assert_false(has_pattern(b, "p00000"));
+	assert_true(has_pattern(b, "p00005"));  /* seen: newer than never */
+	assert_false(has_pattern(b, "p00010"));
+	assert_true(has_pattern(b, "p00011"));
+	doc = error_doc(b);
+	assert_int_equal((uint64_t)num_at(doc, "total_errors", NULL), MB_MAX_ERROR_TYPES + 10);
+	cJSON_Delete(doc);
+	assert_rebuild_same(b);
+	mb_close(b);
+}
+
 /* @n bytes of the byte that json_add_str() writes longest (\u0001), then
  * @tag, NUL-terminated. */
 static char *worst_text(size_t n, unsigned tag)
@@ -1089,6 +1133,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_damaged_checkpoint_falls_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_loadable_checkpoint_fails_clearly, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_error_types_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_restore_trims_error_types, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_loader_limits_cover_worst_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_merge_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_out_dir_temp_files_of_dead_writers, setup, teardown),
