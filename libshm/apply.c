@@ -222,6 +222,17 @@ out:
 	return rc;
 }
 
+int apply_merged_len(const uint8_t *old, size_t olen, const uint8_t *patch, size_t plen,
+                     size_t *len)
+{
+	mb_buf merged = { 0 };
+	int rc = merge_maps(old, olen, patch, plen, &merged);
+
+	*len = merged.len;
+	buf_free(&merged);
+	return rc;
+}
+
 static bool expired(int64_t updated, int64_t now, const mb_config *cfg)
 {
 	return cfg->ttl_seconds > 0 && now - updated >= cfg->ttl_seconds * 1000000;
@@ -348,6 +359,22 @@ static int apply_sync(kv_txn *t, const mb_rec *r, uint32_t limit)
 	return rc ? rc : st_sync_store(t, &s);
 }
 
+/* The error type of @r, now seen.  A type not kept yet (neither logged nor
+ * resolved) first makes room: the least recently seen go beyond
+ * MB_MAX_ERROR_TYPES, counted in s->types_dropped. */
+static int errtype_seen(kv_txn *t, const mb_rec *r, st_errtype *et, st_errors *s)
+{
+	int rc;
+
+	if ((rc = st_errors_load(t, s)) || (rc = st_errtype_load(t, r->a, r->alen, et)))
+		return rc;
+	if (et->count == 0 && et->resolved_at == MB_NEVER &&
+	    (rc = st_errtypes_trim(t, MB_MAX_ERROR_TYPES, &s->types_dropped)))
+		return rc;
+	et->last_seen = r->ts;
+	return 0;
+}
+
 static int apply_error_log(kv_txn *t, const mb_rec *r, uint32_t limit)
 {
 	mb_buf e = { 0 };
@@ -355,7 +382,7 @@ static int apply_error_log(kv_txn *t, const mb_rec *r, uint32_t limit)
 	st_errors s;
 	int rc;
 
-	if ((rc = st_errors_load(t, &s)) || (rc = st_errtype_load(t, r->a, r->alen, &et)))
+	if ((rc = errtype_seen(t, r, &et, &s)))
 		return rc;
 	et.count++;
 	s.total++;
@@ -378,7 +405,7 @@ static int apply_error_resolve(kv_txn *t, const mb_rec *r)
 	st_errors s;
 	int rc;
 
-	if ((rc = st_errors_load(t, &s)) || (rc = st_errtype_load(t, r->a, r->alen, &et)))
+	if ((rc = errtype_seen(t, r, &et, &s)))
 		return rc;
 	s.resolved += et.count - et.resolved;
 	et.resolved = et.count;

@@ -10,6 +10,10 @@
 /* Apply one checked record inside write transaction @t. */
 int apply_record(kv_txn *t, uint32_t history_limit, const mb_rec *r);
 
+/* The length of the properties that merging @patch into @old gives. */
+int apply_merged_len(const uint8_t *old, size_t olen, const uint8_t *patch, size_t plen,
+                     size_t *len);
+
 /* Is the time index kept (eviction or expiry on)? */
 bool apply_index_on(const mb_config *cfg);
 

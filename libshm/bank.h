@@ -52,6 +52,16 @@ int bank_prep_error_log(mb_bank *b, const char *type, const char *message, mb_bu
 int bank_prep_error_resolve(mb_bank *b, const char *type, const char *steps, mb_buf *rec);
 int bank_prep_config(mb_bank *b, const char *json, size_t len, mb_buf *rec);
 
+/* The precheck of a merge: refuses (MB_EINVAL, with the message) a merge
+ * that would make the page pack larger than MB_MAX_PAGE_PACKED. */
+typedef struct merge_ck {
+	mb_bank *b;
+	const char *id;
+	const uint8_t *patch;  /* the merge's map, inside its record */
+	size_t patch_len;
+} merge_ck;
+int bank_merge_fits(kv_txn *t, void *ctx);
+
 /* Begin a read transaction, or fail with a message. */
 int bank_read_begin(mb_bank *b, kv_txn **t);
 

@@ -7,11 +7,12 @@
  * writes the whole as one REC_BATCH record through the ordinary write path:
  * one journal append, one transaction, one fdatasync in full durability.
  *
- * The only operation whose success depends on the state is a delete (of a
- * page that must be live).  Inside a batch "live" means: as the operations
- * before it leave the page.  The precheck answers that for every delete
- * under the writer lock, from an index of the batch's page operations sorted
- * by (id, position) that is built before the lock is taken.
+ * The operations whose success depends on the state are a delete (of a page
+ * that must be live; inside a batch "live" means: as the operations before
+ * it leave the page) and a merge (that must not make a page larger than a
+ * put could).  The precheck answers both under the writer lock, from an
+ * index of the batch's page operations sorted by (id, position) that is
+ * built before the lock is taken.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -30,13 +31,15 @@ typedef struct page_op {
 	const char *id;
 	uint32_t len, pos;
 	uint8_t type;
+	size_t maplen;     /* put and merge: the properties' packed size */
 } page_op;
 
 typedef struct commit_ctx {
 	mb_batch *bt;
 	page_op *ops;
 	uint32_t n;
-	uint32_t failed;   /* position of the delete that found no page */
+	uint32_t failed;   /* position of the operation refused */
+	bool too_big;      /* it was a merge that could pass MB_MAX_PAGE_PACKED */
 } commit_ctx;
 
 int mb_batch_begin(mb_bank *b, mb_batch **out)
@@ -191,16 +194,56 @@ static int index_pages(const mb_buf *payload, commit_ctx *cx)
 			return MB_EINTERNAL;  /* we encoded it: cannot happen */
 		if (op.type == REC_PAGE_PUT || op.type == REC_PAGE_MERGE ||
 		    op.type == REC_PAGE_DELETE)
-			cx->ops[cx->n++] = (page_op){ op.a, op.alen, i, op.type };
+			cx->ops[cx->n++] = (page_op){ op.a, op.alen, i, op.type, op.maplen };
 	}
 	qsort(cx->ops, cx->n, sizeof *cx->ops, cmp_page_op);
 	return 0;
 }
 
-static int deletes_find_pages(kv_txn *t, void *ctx)
+static bool same_page(const page_op *a, const page_op *b)
+{
+	return a->len == b->len && !memcmp(a->id, b->id, a->len);
+}
+
+/* Merges may not make a page larger than a put could store: the page's
+ * stored properties plus every put and merge of it in the batch bound what
+ * the merges can make, so only a batch near the bound is refused (whole,
+ * as a single merge there would be). */
+static int merges_fit(kv_txn *t, commit_ctx *cx, uint32_t first, uint32_t end)
+{
+	const uint8_t *props;
+	size_t total = 0, plen = 0;
+	int64_t updated;
+	uint32_t merge = UINT32_MAX;
+	kv_val v;
+	int rc;
+
+	for (uint32_t i = first; i < end; i++) {
+		total += cx->ops[i].maplen + 8;
+		if (cx->ops[i].type == REC_PAGE_MERGE && merge == UINT32_MAX)
+			merge = i;
+	}
+	if (merge == UINT32_MAX)
+		return 0;
+	rc = kv_get(t, KV_PAGES, (kv_val){ cx->ops[first].id, cx->ops[first].len }, &v);
+	if (!rc && !(rc = st_page_split(v, &updated, &props, &plen)))
+		total += plen;
+	if (rc && rc != MB_ENOTFOUND)
+		return rc;
+	if (total <= MB_MAX_PAGE_PACKED)
+		return 0;
+	cx->failed = cx->ops[merge].pos;
+	cx->too_big = true;
+	return MB_EINVAL;
+}
+
+/* Under the writer lock: every delete finds its page live at its point of
+ * the batch, and no page can grow past the bound. */
+static int batch_precheck(kv_txn *t, void *ctx)
 {
 	commit_ctx *cx = ctx;
 	int64_t now = mb_now_us();
+	uint32_t group = 0;
 	kv_val v;
 	int rc;
 
@@ -208,9 +251,14 @@ static int deletes_find_pages(kv_txn *t, void *ctx)
 		const page_op *d = &cx->ops[i], *prev = i ? &cx->ops[i - 1] : NULL;
 		bool live;
 
+		if (!prev || !same_page(prev, d)) {
+			if (prev && (rc = merges_fit(t, cx, group, i)))
+				return rc;
+			group = i;
+		}
 		if (d->type != REC_PAGE_DELETE)
 			continue;
-		if (prev && prev->len == d->len && !memcmp(prev->id, d->id, d->len)) {
+		if (prev && same_page(prev, d)) {
 			live = prev->type != REC_PAGE_DELETE;
 		} else {
 			rc = apply_live_page(t, d->id, d->len, now, &v);
@@ -223,13 +271,13 @@ static int deletes_find_pages(kv_txn *t, void *ctx)
 			return MB_ENOTFOUND;
 		}
 	}
-	return 0;
+	return cx->n ? merges_fit(t, cx, group, cx->n) : 0;
 }
 
 int mb_batch_commit(mb_batch *bt)
 {
 	mb_buf payload = { 0 };
-	commit_ctx cx = { bt, NULL, 0, 0 };
+	commit_ctx cx = { bt, NULL, 0, 0, false };
 	mb_bank *b;
 	int rc = usable(bt);
 
@@ -248,13 +296,18 @@ int mb_batch_commit(mb_batch *bt)
 		rc = mb_fail(b, rc ? rc : MB_ENOMEM, "batch: out of memory");
 		goto out;
 	}
-	rc = bank_write(b, REC_BATCH, &payload, deletes_find_pages, &cx);
-	if (rc == MB_ENOTFOUND) {
-		for (uint32_t i = 0; i < cx.n; i++)
-			if (cx.ops[i].pos == cx.failed)
-				mb_fail(b, rc, "batch: operation %u (page delete): page \"%.*s\": not found; "
-				        "nothing was applied", cx.failed + 1,
-				        (int)(cx.ops[i].len > 64 ? 64 : cx.ops[i].len), cx.ops[i].id);
+	rc = bank_write(b, REC_BATCH, &payload, batch_precheck, &cx);
+	for (uint32_t i = 0; (rc == MB_ENOTFOUND || cx.too_big) && i < cx.n; i++) {
+		int n = (int)(cx.ops[i].len > 64 ? 64 : cx.ops[i].len);
+		if (cx.ops[i].pos != cx.failed)
+			continue;
+		if (cx.too_big)
+			mb_fail(b, rc, "batch: operation %u (page merge): page \"%.*s\": its puts and "
+			        "merges in this batch could make it pack larger than %zu bytes; nothing "
+			        "was applied", cx.failed + 1, n, cx.ops[i].id, (size_t)MB_MAX_PAGE_PACKED);
+		else
+			mb_fail(b, rc, "batch: operation %u (page delete): page \"%.*s\": not found; "
+			        "nothing was applied", cx.failed + 1, n, cx.ops[i].id);
 	}
 out:
 	free(cx.ops);

@@ -4,6 +4,7 @@
  */
 #include <cjson/cJSON.h>
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,19 +23,20 @@ void checkpoint_mark_stale(const char *bank_path)
 	mb_write_file_atomic(dir, "boot_id", "repaired", 8, 0600, NULL);
 }
 
-/* The newest complete checkpoint directory's name ("" when none). */
-static void newest(const char *root, char name[32])
+int checkpoint_older(const char *root, const char *below, char name[32])
 {
 	struct dirent *e;
 	DIR *d = mb_opendir(root);
 
 	name[0] = '\0';
 	if (!d)
-		return;
+		return errno == ENOENT ? 0 : -1;
 	while ((e = readdir(d)))
-		if (e->d_name[0] != '.' && strlen(e->d_name) == 20 && strcmp(e->d_name, name) > 0)
+		if (e->d_name[0] != '.' && strlen(e->d_name) == 20 && strcmp(e->d_name, name) > 0 &&
+		    (!*below || strcmp(e->d_name, below) < 0))
 			snprintf(name, 32, "%s", e->d_name);
 	closedir(d);
+	return 0;
 }
 
 static int read_position(mb_bank *b, const char *dir, mbj_pos *end)
@@ -69,27 +71,39 @@ static int read_position(mb_bank *b, const char *dir, mbj_pos *end)
 	return rc;
 }
 
-int checkpoint_load(mb_bank *b, kv_txn *t, uint64_t *seq, mbj_pos *end)
+int checkpoint_load(mb_bank *b, kv_txn *t, char name[32], uint64_t *seq, mbj_pos *end)
 {
-	char root[4096], dir[4096], name[32];
+	char root[4096], dir[4096], below[32];
 	load_docs docs;
 	int rc;
 
 	*seq = 0;
 	memset(end, 0, sizeof *end);
+	snprintf(below, sizeof below, "%s", name);
 	mb_pathf(root, sizeof root, "%s/checkpoint", b->path);
-	newest(root, name);
+	if (checkpoint_older(root, below, name))
+		return mb_fail(b->tag, mb_errno_code(errno), "%s: %s", root, strerror(errno));
 	if (!*name)
-		return 0;
+		return *below ? MB_ENOTFOUND : 0;
 	mb_pathf(dir, sizeof dir, "%s/%s", root, name);
 	if ((rc = read_position(b, dir, end)))
 		return rc;
 	if ((rc = load_docs_read(dir, b->tag, &docs)))
-		return rc;
-	rc = load_all(&t, NULL, dir, &docs, b->history_limit, MB_MAX_JSON_BYTES, b->tag);
+		return mb_fail(b->tag, rc == MB_ENOMEM ? rc : MB_ECORRUPT, "checkpoint %s: %s", dir,
+		               mb_last_error(b->tag));
+	rc = load_all(&t, NULL, dir, &docs, b->history_limit, b->tag);
 	load_docs_free(&docs);
-	if (rc && rc != KV_EMAPFULL)
+	if (rc && rc != KV_EMAPFULL && rc != MB_ENOMEM)
 		rc = mb_fail(b->tag, MB_ECORRUPT, "checkpoint %s: %s", dir, mb_last_error(b->tag));
 	*seq = end->seq;
 	return rc;
+}
+
+void checkpoint_set_aside(const char *bank_path, const char *name)
+{
+	char from[4096], to[4096];
+
+	mb_pathf(from, sizeof from, "%s/checkpoint/%s", bank_path, name);
+	mb_pathf(to, sizeof to, "%s/checkpoint/%s.damaged", bank_path, name);
+	rename(from, to);
 }

@@ -10,9 +10,24 @@
 
 #include "bank.h"
 
-/* Load the bank directory's checkpoint into the (empty) store: *seq is the
- * seq it covers and *end its journal position (0 and {0} without one). */
-int checkpoint_load(mb_bank *b, kv_txn *t, uint64_t *seq, mbj_pos *end);
+/* checkpoint/<20-digit seq>/ directories: the newest, and the one before it
+ * that a snapshot keeps (with the journal segments it needs) so recovery
+ * can fall back on it if the newest cannot be loaded. */
+
+/* The name of the newest checkpoint under @root older than @below ("":
+ * no bound), or "" when there is none.  -1 (errno) when @root cannot be read. */
+int checkpoint_older(const char *root, const char *below, char name[32]);
+
+/* Load a checkpoint into the (empty) store: the newest when @name is "",
+ * else the newest older than @name; @name receives the one loaded.  *seq is
+ * the seq it covers and *end its journal position (0 and {0}, and @name "",
+ * when the bank has none).  MB_ENOTFOUND: nothing older than @name;
+ * MB_ECORRUPT (naming the file): it cannot be loaded. */
+int checkpoint_load(mb_bank *b, kv_txn *t, char name[32], uint64_t *seq, mbj_pos *end);
+
+/* Rename checkpoint/<name> to checkpoint/<name>.damaged (kept for
+ * inspection until the snapshots after it prune it). */
+void checkpoint_set_aside(const char *bank_path, const char *name);
 
 /* The first checkpoint of a bank just restored from the four files in @dir:
  * a copy of them, covering no journal record. */

@@ -134,9 +134,12 @@ int doc_last_error(const st_errors *s, mb_buf *b)
 	return done(b, buf_addc(b, '}'));
 }
 
-/* {"type":count,...} or, with @resolutions, {"type":{"steps":..,
- * "timestamp":..,"resolved":N},...} for the types that have steps. */
-static int doc_errtypes(kv_txn *t, bool resolutions, mb_buf *b)
+enum { ET_COUNTS, ET_RESOLUTIONS, ET_SEEN };
+
+/* {"type":count,...}; ET_RESOLUTIONS: {"type":{"steps":..,"timestamp":..,
+ * "resolved":N},...} for the types that have steps; ET_SEEN:
+ * {"type":last_seen,...}. */
+static int doc_errtypes(kv_txn *t, int what, mb_buf *b)
 {
 	kv_cursor *c;
 	kv_val k, v;
@@ -150,7 +153,7 @@ static int doc_errtypes(kv_txn *t, bool resolutions, mb_buf *b)
 	for (rc = kv_cursor_seek(c, NULL, &k, &v); !rc; rc = kv_cursor_next(c, &k, &v)) {
 		if ((rc = st_errtype_decode(v, &et)))
 			break;
-		if (resolutions && et.resolved_at == MB_NEVER)
+		if (what == ET_RESOLUTIONS && et.resolved_at == MB_NEVER)
 			continue;
 		if (!first)
 			buf_addc(b, ',');
@@ -158,8 +161,11 @@ static int doc_errtypes(kv_txn *t, bool resolutions, mb_buf *b)
 		if ((rc = json_add_str(b, k.data, k.len)))
 			break;
 		buf_addc(b, ':');
-		if (!resolutions) {
-			json_add_int(b, (int64_t)et.count);
+		if (what != ET_RESOLUTIONS) {
+			if (what == ET_SEEN)
+				doc_time(b, et.last_seen);
+			else
+				json_add_int(b, (int64_t)et.count);
 			continue;
 		}
 		buf_adds(b, "{\"steps\":");
@@ -188,7 +194,7 @@ int doc_error_stats(kv_txn *t, mb_buf *b)
 	buf_adds(b, ",\"resolved_errors\":");
 	json_add_int(b, (int64_t)s.resolved);
 	buf_adds(b, ",\"patterns\":");
-	if ((rc = doc_errtypes(t, false, b)))
+	if ((rc = doc_errtypes(t, ET_COUNTS, b)))
 		return rc;
 	buf_adds(b, ",\"last_error\":");
 	if ((rc = doc_last_error(&s, b)))
@@ -207,18 +213,25 @@ int doc_error_log(kv_txn *t, mb_buf *b)
 	if ((rc = doc_history(t, KV_ERRHIST, "error_type", "message", b)))
 		return rc;
 	buf_adds(b, ",\"patterns\":");
-	if ((rc = doc_errtypes(t, false, b)))
+	if ((rc = doc_errtypes(t, ET_COUNTS, b)))
 		return rc;
 	buf_adds(b, ",\"resolutions\":");
-	if ((rc = doc_errtypes(t, true, b)))
+	if ((rc = doc_errtypes(t, ET_RESOLUTIONS, b)))
 		return rc;
 	buf_adds(b, ",\"last_error\":");
 	if ((rc = doc_last_error(&s, b)))
+		return rc;
+	/* beyond the spec: which type is dropped next at MB_MAX_ERROR_TYPES,
+	 * and how many were, so a rebuild from this file drops the same */
+	buf_adds(b, ",\"last_seen\":");
+	if ((rc = doc_errtypes(t, ET_SEEN, b)))
 		return rc;
 	buf_adds(b, ",\"error_stats\":{\"total_errors\":");
 	json_add_int(b, (int64_t)s.total);
 	buf_adds(b, ",\"resolved_errors\":");
 	json_add_int(b, (int64_t)s.resolved);
+	buf_adds(b, ",\"types_dropped\":");
+	json_add_int(b, (int64_t)s.types_dropped);
 	return done(b, buf_adds(b, "}}"));
 }
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -70,6 +71,10 @@ int afile_open(afile *f, const char *dir, const char *name, unsigned mode, const
 		               dir, name, strerror(err));
 	}
 	fchmod(f->fd, mode);  /* the umask must not narrow a group-shared mode */
+	/* held until the rename: afile_clean_dead() removes only temp files
+	 * nobody holds (flock, not a record lock, so that another thread of
+	 * this process sees it too) */
+	flock(f->fd, LOCK_EX | LOCK_NB);
 	return 0;
 }
 
@@ -123,8 +128,6 @@ int afile_commit(afile *f)
 		             strerror(errno));
 		goto fail;
 	}
-	close(f->fd);
-	f->fd = -1;
 	if (asprintf(&target, "%s/%s", f->dir, f->name) < 0) {
 		target = NULL;
 		rc = mb_fail(f->tag, MB_ENOMEM, "out of memory");
@@ -136,6 +139,8 @@ int afile_commit(afile *f)
 	}
 	free(f->tmp);
 	f->tmp = NULL;
+	close(f->fd);
+	f->fd = -1;
 	if (fsync_dir(f->dir))
 		rc = mb_fail(f->tag, mb_errno_code(errno), "%s: fsync of the directory: %s",
 		             f->dir, strerror(errno));
@@ -156,6 +161,35 @@ void afile_abort(afile *f)
 	free(f->dir);
 	free(f->name);
 	f->tmp = f->dir = f->name = NULL;
+}
+
+void afile_clean_dead(const char *dir, const char *name)
+{
+	struct dirent *e;
+	char prefix[300], path[4096];
+	struct stat st, now;
+	size_t plen;
+	DIR *d = opendir(dir);
+	int fd;
+
+	if (!d)
+		return;
+	plen = (size_t)snprintf(prefix, sizeof prefix, ".%s.tmp.", name);
+	while ((e = readdir(d))) {
+		if (strncmp(e->d_name, prefix, plen) ||
+		    mb_pathf(path, sizeof path, "%s/%s", dir, e->d_name))
+			continue;
+		fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		/* unlocked: its writer is gone (or finished, and then the name
+		 * was renamed away or is some later file: check it is this one) */
+		if (!fstat(fd, &st) && S_ISREG(st.st_mode) && !flock(fd, LOCK_EX | LOCK_NB) &&
+		    !lstat(path, &now) && now.st_dev == st.st_dev && now.st_ino == st.st_ino)
+			unlink(path);
+		close(fd);
+	}
+	closedir(d);
 }
 
 int mb_write_file_atomic(const char *dir, const char *name, const void *data,

@@ -26,6 +26,12 @@ int afile_write(afile *f, const void *p, size_t n);
 int afile_commit(afile *f);
 void afile_abort(afile *f);
 
+/* Remove the temp files of @name in @dir that writers killed mid-write left
+ * (.<name>.tmp.<pid>.<ns>).  A writer holds flock() on its temp file until
+ * it is renamed, so a live writer's file (of any process, pid namespace or
+ * thread) is never touched; pid reuse does not matter. */
+void afile_clean_dead(const char *dir, const char *name);
+
 /* Remove a directory and everything in it (no symlink is followed). */
 int mb_rm_tree(const char *path);
 

@@ -111,7 +111,8 @@ static int get_time(const ld *l, const cJSON *obj, const char *key, bool nullabl
 
 /* Files from outside are opened O_NONBLOCK: a FIFO planted in their place
  * would block open() itself, before fstat() could refuse it. */
-static int read_whole(const char *dir, const char *name, const void *tag, char **data, size_t *len)
+static int read_whole(const char *dir, const char *name, size_t max, const void *tag,
+                      char **data, size_t *len)
 {
 	char path[4096];
 	struct stat st;
@@ -123,10 +124,9 @@ static int read_whole(const char *dir, const char *name, const void *tag, char *
 	if (fd < 0)
 		return mb_fail(tag, errno == ENOENT ? MB_EINVAL : mb_errno_code(errno), "%s: %s",
 		               path, strerror(errno));
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > MB_MAX_DOC_FILE) {
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > max) {
 		close(fd);
-		return mb_fail(tag, MB_EINVAL, "%s: not a regular file of at most %zu bytes", path,
-		               MB_MAX_DOC_FILE);
+		return mb_fail(tag, MB_EINVAL, "%s: not a regular file of at most %zu bytes", path, max);
 	}
 	*len = (size_t)st.st_size;
 	if (!(*data = malloc(*len + 1))) {
@@ -142,15 +142,15 @@ static int read_whole(const char *dir, const char *name, const void *tag, char *
 	return 0;
 }
 
-static int parse_doc(const char *dir, const char *name, const void *tag, cJSON **out)
+static int parse_doc(const char *dir, const char *name, size_t max, const void *tag, cJSON **out)
 {
 	char *text;
 	size_t len;
-	int rc = read_whole(dir, name, tag, &text, &len);
+	int rc = read_whole(dir, name, max, tag, &text, &len);
 
 	if (rc)
 		return rc;
-	rc = json_parse(text, len, MB_MAX_DOC_FILE, name, tag, out);
+	rc = json_parse(text, len, max, name, tag, out);
 	free(text);
 	if (!rc && !cJSON_IsObject(*out)) {
 		cJSON_Delete(*out);
@@ -165,11 +165,11 @@ static int parse_config(const char *dir, const void *tag, mb_buf *out)
 	const char *name = "config_cache.json";
 	char *text;
 	size_t len;
-	int rc = read_whole(dir, name, tag, &text, &len);
+	int rc = read_whole(dir, name, MB_MAX_CONFIG_FILE, tag, &text, &len);
 
 	if (rc)
 		return rc;
-	rc = json_to_mp(text, len, MB_MAX_DOC_FILE, MB_MAX_DEPTH, name, tag, out);
+	rc = json_to_mp(text, len, MB_MAX_CONFIG_FILE, MB_MAX_DEPTH, name, tag, out);
 	free(text);
 	if (!rc && ((uint8_t)out->data[0] & 0xf0) != 0x80 && (uint8_t)out->data[0] != 0xde &&
 	    (uint8_t)out->data[0] != 0xdf)
@@ -195,13 +195,13 @@ int load_docs_read(const char *dir, const void *tag, load_docs *d)
 	static const char *const sync_keys[] = { "last_successful_sync", "sync_history",
 	        "current_status", "error_count", "success_count", NULL };
 	static const char *const err_keys[] = { "errors", "patterns", "resolutions",
-	        "last_error", "error_stats", NULL };
+	        "last_error", "last_seen", "error_stats", NULL };
 	ld ls = { "sync_status.json", tag }, le = { "error_log.json", tag };
 	int rc;
 
 	memset(d, 0, sizeof *d);
-	if ((rc = parse_doc(dir, "sync_status.json", tag, &d->sync)) ||
-	    (rc = parse_doc(dir, "error_log.json", tag, &d->errors)) ||
+	if ((rc = parse_doc(dir, "sync_status.json", MB_MAX_SYNC_FILE, tag, &d->sync)) ||
+	    (rc = parse_doc(dir, "error_log.json", MB_MAX_ERROR_FILE, tag, &d->errors)) ||
 	    (rc = parse_config(dir, tag, &d->config)) ||
 	    (rc = only_keys(&ls, d->sync, "top level", sync_keys)) ||
 	    (rc = only_keys(&le, d->errors, "top level", err_keys)) ||
@@ -237,7 +237,7 @@ static int put_hist(kv_txn *t, int db, uint64_t n, int64_t ts, const char *a, co
 	else
 		msgpack_pack_nil(&pk);
 	st_be64(key, n);
-	rc = b.failed ? MB_ENOMEM : kv_put(t, db, (kv_val){ key, 8 }, (kv_val){ b.data, b.len });
+	rc = b.failed ? MB_ENOMEM : !t ? 0 : kv_put(t, db, (kv_val){ key, 8 }, (kv_val){ b.data, b.len });
 	buf_free(&b);
 	return rc;
 }
@@ -289,7 +289,7 @@ static int load_sync(kv_txn *t, const cJSON *j, int64_t last_sync, uint32_t limi
 	s.has_status = status != NULL;
 	if (status)
 		strcpy(s.status, status);
-	return st_sync_store(t, &s);
+	return t ? st_sync_store(t, &s) : 0;
 }
 
 /* -------------------------------------------------------------- errors */
@@ -315,10 +315,12 @@ static int load_last_error(const ld *l, const cJSON *j, st_errors *s)
 	return 0;
 }
 
-/* One pattern with its resolution, if any. */
-static int load_errtype(const ld *l, kv_txn *t, const cJSON *p, const cJSON *res, uint64_t *resolved)
+/* One pattern with its resolution and the time it was last seen, if any. */
+static int load_errtype(const ld *l, kv_txn *t, const cJSON *p, const cJSON *res,
+                        const cJSON *seen, uint64_t *resolved)
 {
 	const cJSON *r = cJSON_GetObjectItemCaseSensitive(res, p->string);
+	const cJSON *s = cJSON_GetObjectItemCaseSensitive(seen, p->string);
 	static const char *const rkeys[] = { "steps", "timestamp", "resolved", NULL };
 	size_t len = strlen(p->string);
 	const char *steps = "";
@@ -326,11 +328,13 @@ static int load_errtype(const ld *l, kv_txn *t, const cJSON *p, const cJSON *res
 	int rc = 0;
 
 	memset(&et, 0, sizeof et);
-	et.resolved_at = MB_NEVER;
+	et.resolved_at = et.last_seen = MB_NEVER;
 	if (!len || len > MB_MAX_TYPE_BYTES || !cJSON_IsNumber(p) || p->valuedouble < 0 ||
 	    p->valuedouble != floor(p->valuedouble))
 		return bad(l, "\" must be a non-empty type with a whole count", "patterns.\"", NULL);
 	et.count = (uint64_t)p->valuedouble;
+	if (s && (rc = parse_time(l, s, "last_seen", true, &et.last_seen)))
+		return rc;
 	if (r) {
 		if (!cJSON_IsObject(r))
 			return bad(l, "\" must be an object", "resolutions.\"", NULL);
@@ -345,31 +349,49 @@ static int load_errtype(const ld *l, kv_txn *t, const cJSON *p, const cJSON *res
 		strcpy(et.steps, steps);
 	}
 	*resolved += et.resolved;
-	return st_errtype_store(t, p->string, len, &et);
+	return t ? st_errtype_store(t, p->string, len, &et) : 0;
 }
 
+/* Every key of @obj (resolutions, last_seen) names a pattern. */
+static int all_patterns(const ld *l, const cJSON *obj, const char *what, const cJSON *pat)
+{
+	for (const cJSON *r = obj->child; r; r = r->next)
+		if (!cJSON_GetObjectItemCaseSensitive(pat, r->string))
+			return mb_fail(l->tag, MB_EINVAL, "%s: %s.\"%.64s\": no such pattern",
+			               l->file, what, r->string);
+	return 0;
+}
+
+/* last_seen (membank's, optional: the spec's files have none) says which
+ * types a bank at MB_MAX_ERROR_TYPES drops first. */
 static int load_patterns(const ld *l, kv_txn *t, const cJSON *j, uint64_t *sum, uint64_t *resolved)
 {
 	const cJSON *pat = cJSON_GetObjectItemCaseSensitive(j, "patterns");
 	const cJSON *res = cJSON_GetObjectItemCaseSensitive(j, "resolutions");
+	const cJSON *seen = cJSON_GetObjectItemCaseSensitive(j, "last_seen");
 	int rc = 0;
 
 	if (!cJSON_IsObject(pat) || !cJSON_IsObject(res))
 		return bad(l, " must be objects", "patterns and resolutions", NULL);
-	for (const cJSON *r = res->child; r; r = r->next)
-		if (!cJSON_GetObjectItemCaseSensitive(pat, r->string))
-			return mb_fail(l->tag, MB_EINVAL, "%s: resolutions.\"%.64s\": no such pattern",
-			               l->file, r->string);
+	if (seen && !cJSON_IsObject(seen))
+		return bad(l, ": must be an object", "last_seen", NULL);
+	if ((rc = all_patterns(l, res, "resolutions", pat)) ||
+	    (seen && (rc = all_patterns(l, seen, "last_seen", pat))))
+		return rc;
 	for (const cJSON *p = pat->child; p && !rc; p = p->next) {
 		*sum += p->valuedouble > 0 ? (uint64_t)p->valuedouble : 0;
-		rc = load_errtype(l, t, p, res, resolved);
+		rc = load_errtype(l, t, p, res, seen, resolved);
 	}
 	return rc;
 }
 
+/* total_errors and resolved_errors count every error logged and resolved;
+ * patterns and resolutions only those of the types kept, all of them
+ * unless types were dropped (types_dropped, membank's, optional). */
 static int load_errors(kv_txn *t, const cJSON *j, uint32_t limit, const void *tag)
 {
-	static const char *const stat_keys[] = { "total_errors", "resolved_errors", NULL };
+	static const char *const stat_keys[] = { "total_errors", "resolved_errors",
+	                                         "types_dropped", NULL };
 	ld l = { "error_log.json", tag };
 	const cJSON *stats = cJSON_GetObjectItemCaseSensitive(j, "error_stats");
 	uint64_t sum = 0, resolved = 0;
@@ -383,16 +405,22 @@ static int load_errors(kv_txn *t, const cJSON *j, uint32_t limit, const void *ta
 	if ((rc = only_keys(&l, stats, "error_stats", stat_keys)) ||
 	    (rc = get_count(&l, stats, "total_errors", &s.total)) ||
 	    (rc = get_count(&l, stats, "resolved_errors", &s.resolved)) ||
+	    (cJSON_GetObjectItemCaseSensitive(stats, "types_dropped") &&
+	     (rc = get_count(&l, stats, "types_dropped", &s.types_dropped))) ||
 	    (rc = load_last_error(&l, j, &s)) || (rc = load_patterns(&l, t, j, &sum, &resolved)) ||
 	    (rc = load_history(&l, t, KV_ERRHIST, cJSON_GetObjectItemCaseSensitive(j, "errors"),
 	                       "error_type", MB_MAX_TYPE_BYTES, "message", false, limit, &s.hist_next)))
 		return rc;
-	if (sum != s.total || resolved != s.resolved)
+	if (s.types_dropped ? sum > s.total || resolved > s.resolved || s.resolved > s.total
+	                    : sum != s.total || resolved != s.resolved)
 		return mb_fail(tag, MB_EINVAL, "error_log.json: error_stats (%llu total, %llu resolved) "
 		               "disagree with patterns and resolutions (%llu, %llu)",
 		               (unsigned long long)s.total, (unsigned long long)s.resolved,
 		               (unsigned long long)sum, (unsigned long long)resolved);
-	return st_errors_store(t, &s);
+	/* a file from before the bound may hold more types than are kept */
+	if (t && (rc = st_errtypes_trim(t, MB_MAX_ERROR_TYPES + 1, &s.types_dropped)))
+		return rc;
+	return t ? st_errors_store(t, &s) : 0;
 }
 
 /* -------------------------------------------------------------- config */
@@ -414,7 +442,7 @@ static int load_config(kv_txn *t, const mb_buf *doc, const void *tag)
 	else if (rc)
 		rc = mb_fail(tag, rc, "config_cache.json: %s",
 		             *mb_last_error(tag) ? mb_last_error(tag) : mb_strerror(rc));
-	return rc ? rc : st_config_store(t, &c);
+	return rc || !t ? rc : st_config_store(t, &c);
 }
 
 /* --------------------------------------------------------------- pages */
@@ -537,6 +565,8 @@ static int store_page(kv_txn *t, const char *id, int64_t ts, const uint8_t *prop
 	kv_val old;
 	int rc;
 
+	if (!t)
+		return 0;  /* checking only (a duplicate is the loader's to find) */
 	if (!kv_get(t, KV_PAGES, (kv_val){ id, len }, &old))
 		return MB_EEXIST;
 	if (buf_reserve(&v, 8 + plen))
@@ -586,7 +616,7 @@ static const char *page_parts(const mb_buf *mp, const uint8_t **props, size_t *p
 
 /* A page is read by jsonmp.c, not cJSON, so that its numbers stay exact;
  * the wrapper object adds one level to the properties' depth. */
-static int load_page(scan *s, const char *id, size_t max_json)
+static int load_page(scan *s, const char *id)
 {
 	const uint8_t *props = NULL;
 	const char *start = NULL, *wrong;
@@ -599,10 +629,10 @@ static int load_page(scan *s, const char *id, size_t max_json)
 		return scan_fail(s, "a page id is empty or not UTF-8");
 	if ((rc = value_extent(s, &start, &len)))
 		return rc;
-	if (len > max_json + 256)
+	if (len > MB_MAX_PAGE_JSON)
 		return mb_fail(s->tag, MB_EINVAL, "notion_pages.json: byte %zu: page larger than %zu bytes",
-		               (size_t)(start - s->base), max_json + 256);
-	if ((rc = json_to_mp(start, len, max_json + 256, MB_MAX_DEPTH + 1, "page", s->tag, &mp)))
+		               (size_t)(start - s->base), (size_t)MB_MAX_PAGE_JSON);
+	if ((rc = json_to_mp(start, len, MB_MAX_PAGE_JSON, MB_MAX_DEPTH + 1, "page", s->tag, &mp)))
 		rc = mb_fail(s->tag, rc, "notion_pages.json: byte %zu: %s", (size_t)(start - s->base),
 		             mb_last_error(s->tag));
 	else if ((wrong = page_parts(&mp, &props, &plen, &ts)))
@@ -630,7 +660,7 @@ static int next_batch(scan *s)
 	return rc ? rc : kv_begin(s->batch, true, s->t);
 }
 
-static int load_page_map(scan *s, size_t max_json, uint64_t *n)
+static int load_page_map(scan *s, uint64_t *n)
 {
 	char id[MB_MAX_ID_BYTES + 1];
 	int rc;
@@ -640,7 +670,7 @@ static int load_page_map(scan *s, size_t max_json, uint64_t *n)
 	if (eat(s, '}'))
 		return 0;
 	do {
-		if ((rc = read_key(s, id, sizeof id)) || (rc = load_page(s, id, max_json)) ||
+		if ((rc = read_key(s, id, sizeof id)) || (rc = load_page(s, id)) ||
 		    (rc = next_batch(s)))
 			return rc;
 		++*n;
@@ -670,7 +700,7 @@ static int load_meta(scan *s, uint64_t n, int64_t *last_sync)
 	return rc;
 }
 
-static int walk_pages(scan *s, size_t max_json, int64_t *last_sync)
+static int walk_pages(scan *s, int64_t *last_sync)
 {
 	char key[32];
 	bool seen[3] = { false, false, false };
@@ -686,7 +716,7 @@ static int walk_pages(scan *s, size_t max_json, int64_t *last_sync)
 			return rc;
 		if (!strcmp(key, "pages") && !seen[0]) {
 			seen[0] = true;
-			rc = load_page_map(s, max_json, &n);
+			rc = load_page_map(s, &n);
 		} else if (!strcmp(key, "last_updated") && !seen[1]) {
 			ld l = { "notion_pages.json", s->tag };
 			seen[1] = true;
@@ -708,11 +738,11 @@ static int walk_pages(scan *s, size_t max_json, int64_t *last_sync)
 		return scan_fail(s, "text after the document");
 	if (!seen[0] || !seen[1] || !seen[2])
 		return scan_fail(s, "missing pages, last_updated or metadata");
-	return st_pages_store(*s->t, last_updated);
+	return *s->t ? st_pages_store(*s->t, last_updated) : 0;
 }
 
-static int load_pages(kv_txn **t, kv_env *batch, const char *dir, size_t max_json,
-                      int64_t *last_sync, const void *tag)
+static int load_pages(kv_txn **t, kv_env *batch, const char *dir, int64_t *last_sync,
+                      const void *tag)
 {
 	char path[4096];
 	struct stat st;
@@ -737,13 +767,13 @@ static int load_pages(kv_txn **t, kv_env *batch, const char *dir, size_t max_jso
 		return mb_fail(tag, mb_errno_code(errno), "%s: mmap: %s", path, strerror(errno));
 	madvise(map, (size_t)st.st_size, MADV_SEQUENTIAL);
 	s = (scan){ map, map, (const char *)map + st.st_size, tag, t, batch, 0 };
-	rc = walk_pages(&s, max_json, last_sync);
+	rc = walk_pages(&s, last_sync);
 	munmap(map, (size_t)st.st_size);
 	return rc;
 }
 
 int load_all(kv_txn **tp, kv_env *batch, const char *dir, const load_docs *d, uint32_t limit,
-             size_t max_json, const void *tag)
+             const void *tag)
 {
 	kv_txn *t;
 	int64_t last_sync = MB_NEVER;
@@ -751,13 +781,25 @@ int load_all(kv_txn **tp, kv_env *batch, const char *dir, const load_docs *d, ui
 
 	mb_config cfg;
 
-	if ((rc = load_pages(tp, batch, dir, max_json, &last_sync, tag)))
+	if ((rc = load_pages(tp, batch, dir, &last_sync, tag)))
 		return rc;
 	t = *tp;
 	if ((rc = load_sync(t, d->sync, last_sync, limit, tag)) ||
 	    (rc = load_errors(t, d->errors, limit, tag)) || (rc = load_config(t, &d->config, tag)) ||
-	    (rc = st_config_load(t, &cfg)))
+	    !t || (rc = st_config_load(t, &cfg)))
 		return rc;
 	/* the pages were indexed by time; the index is kept only when used */
 	return apply_index_on(&cfg) ? 0 : kv_drop(t, KV_PTIME);
+}
+
+int load_check(const char *dir, uint32_t limit, const void *tag)
+{
+	kv_txn *none = NULL;
+	load_docs d;
+	int rc = load_docs_read(dir, tag, &d);
+
+	if (!rc)
+		rc = load_all(&none, NULL, dir, &d, limit, tag);
+	load_docs_free(&d);
+	return rc;
 }

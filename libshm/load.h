@@ -11,7 +11,30 @@
 
 #include "state.h"
 
-#define MB_MAX_DOC_FILE ((size_t)256 << 20)    /* the three small files */
+/* THE LOADER'S LIMITS ARE THE WRITER'S WORST CASES, so that whatever the
+ * bank accepted loads back from its own snapshot (tests/store/
+ * test_recovery.c checks each formula against a bank filled to the worst).
+ * json_add_str() writes a byte as at most 6 (\u00XX), and mp_to_json() a
+ * byte of msgpack as at most 6 ("false,"). */
+#define MB_JSON_STR_MAX(n) (6 * (size_t)(n) + 2)
+#define MB_JSON_TIME_MAX 32          /* "2026-01-31T12:00:00.000000Z" or null */
+#define MB_JSON_NUM_MAX 24
+/* {"timestamp":T,"status":S,"error":E} and {"timestamp":T,"error_type":S,"message":E}, "," */
+#define MB_SYNC_ENTRY_MAX (48 + MB_JSON_TIME_MAX + MB_JSON_STR_MAX(MB_MAX_STATUS_BYTES) + \
+                           MB_JSON_STR_MAX(MB_MAX_TEXT_BYTES))
+#define MB_ERROR_ENTRY_MAX (48 + MB_JSON_TIME_MAX + MB_JSON_STR_MAX(MB_MAX_TYPE_BYTES) + \
+                            MB_JSON_STR_MAX(MB_MAX_TEXT_BYTES))
+/* one type in patterns, resolutions ({"steps":..,"timestamp":..,"resolved":N})
+ * and last_seen */
+#define MB_ERRTYPE_MAX (3 * (MB_JSON_STR_MAX(MB_MAX_TYPE_BYTES) + 2) + MB_JSON_NUM_MAX + 48 + \
+                        MB_JSON_STR_MAX(MB_MAX_TEXT_BYTES) + 2 * MB_JSON_TIME_MAX + MB_JSON_NUM_MAX)
+#define MB_DOC_FIXED_MAX ((size_t)64 << 10)  /* everything else of a file */
+#define MB_MAX_SYNC_FILE (MB_DOC_FIXED_MAX + (size_t)MB_MAX_HISTORY * MB_SYNC_ENTRY_MAX)
+#define MB_MAX_ERROR_FILE (MB_DOC_FIXED_MAX + (size_t)(MB_MAX_HISTORY + 1) * MB_ERROR_ENTRY_MAX + \
+                           (size_t)MB_MAX_ERROR_TYPES * MB_ERRTYPE_MAX)
+#define MB_MAX_CONFIG_FILE MB_DOC_FIXED_MAX
+/* one page's properties: msgpack of at most MB_MAX_PAGE_PACKED bytes */
+#define MB_MAX_PAGE_JSON (6 * MB_MAX_PAGE_PACKED + 2)
 #define MB_MAX_PAGES_FILE ((uint64_t)16 << 30) /* notion_pages.json */
 
 struct cJSON;
@@ -32,6 +55,11 @@ void load_docs_free(load_docs *d);
  * a bank built aside) pages are committed in batches and *@t changes; it is
  * NULL after a failed intermediate commit. */
 int load_all(kv_txn **t, kv_env *batch, const char *dir, const load_docs *d,
-             uint32_t history_limit, size_t max_json, const void *tag);
+             uint32_t history_limit, const void *tag);
+
+/* Run the loader over @dir without storing anything (*t NULL all along):
+ * 0 when load_all() would load it.  A snapshot checks its checkpoint so
+ * before anything relies on it. */
+int load_check(const char *dir, uint32_t history_limit, const void *tag);
 
 #endif /* MEMBANK_LOAD_H */

@@ -39,6 +39,7 @@ int mb_stats(mb_bank *b, char **out)
 	mbj_usage ju = { 0 };
 	kv_info ki;
 	mbj_pos end = { 0 };
+	st_errors errs;
 	kv_txn *t;
 	int rc;
 
@@ -47,7 +48,8 @@ int mb_stats(mb_bank *b, char **out)
 	*out = NULL;
 	if ((rc = bank_read_begin(b, &t)))
 		return rc;
-	rc = bank_jend_load(t, &end);
+	if (!(rc = bank_jend_load(t, &end)))
+		rc = st_errors_load(t, &errs);
 	kv_abort(t);
 	if (rc || (rc = kv_info_get(b->kv, &ki)))
 		return mb_fail(b, rc, "stats: %s", mb_strerror(rc));
@@ -60,6 +62,7 @@ int mb_stats(mb_bank *b, char **out)
 	add_kv(&doc, "sync_history", ki.entries[KV_SYNCHIST], true);
 	add_kv(&doc, "errors_kept", ki.entries[KV_ERRHIST], true);
 	add_kv(&doc, "error_types", ki.entries[KV_ERRTYPES], true);
+	add_kv(&doc, "error_types_dropped", errs.types_dropped, true);
 	add_kv(&doc, "history_limit", b->history_limit, true);
 	buf_adds(&doc, ",\"journal\":{");
 	add_kv(&doc, "segments", ju.segments, false);
@@ -121,8 +124,14 @@ static int replay(mb_bank *b, kv_txn *t, uint64_t from_seq, mbj_pos *end)
 	return rc;
 }
 
+/* The newest checkpoint that loads, and the journal after it.  A checkpoint
+ * that cannot be loaded (damaged on disk) is passed over for the one before
+ * it and a longer journal, which snapshots keep for this; only when none can
+ * be used does the rebuild fail, with the newest one's error. */
 static int rebuild_once(mb_bank *b)
 {
+	char name[32] = "", bad[4][32], first[1024] = "";
+	int nbad = 0, first_rc = 0;
 	mbj_pos end = { 0 };
 	uint64_t seq = 0;
 	kv_txn *t;
@@ -130,15 +139,38 @@ static int rebuild_once(mb_bank *b)
 
 	if (rc)
 		return mb_fail(b->tag, rc, "rebuild: cannot begin a write: %s", mb_strerror(rc));
-	for (int db = 0; db < KV_NDB && !rc; db++)
-		rc = kv_drop(t, db);
-	if (!rc)
-		rc = checkpoint_load(b, t, &seq, &end);
+	for (;;) {
+		for (int db = 0; db < KV_NDB && !rc; db++)
+			rc = kv_drop(t, db);
+		/* a checkpoint of a newer format is not damage to pass over */
+		if (rc || !(rc = checkpoint_load(b, t, name, &seq, &end)) ||
+		    rc == KV_EMAPFULL || rc == MB_ENOMEM || rc == MB_EVERSION)
+			break;
+		if (rc == MB_ENOTFOUND) {  /* none older than the damaged one */
+			rc = mb_fail(b->tag, MB_ECORRUPT, "%s (and no older checkpoint to fall back "
+			             "on)", first);
+			first_rc = 0;
+			break;
+		}
+		if (!first_rc) {
+			first_rc = rc;
+			snprintf(first, sizeof first, "%s", mb_last_error(b->tag));
+		}
+		if (nbad < 4)
+			memcpy(bad[nbad++], name, 32);
+		rc = 0;
+	}
 	if (!rc)
 		rc = replay(b, t, seq + 1, &end);
 	if (!rc)
 		rc = bank_jend_store(t, &end);
-	return kv_end(t, rc);
+	if (first_rc && rc && rc != KV_EMAPFULL && rc != MB_ENOMEM)
+		rc = mb_fail(b->tag, MB_ECORRUPT, "%s (falling back on checkpoint %s: %s)", first,
+		             name, mb_last_error(b->tag));
+	if (!(rc = kv_end(t, rc)))
+		for (int i = 0; i < nbad; i++)
+			checkpoint_set_aside(b->path, bad[i]);
+	return rc;
 }
 
 int bank_rebuild_store(mb_bank *b)

@@ -104,6 +104,9 @@ extern "C" {
 #define MB_DEFAULT_HISTORY    100u       /**< sync_history and errors kept */
 #define MB_MAX_HISTORY        100000u    /**< ceiling of history_limit */
 #define MB_MAX_BATCH_OPS      100000u    /**< operations in one batch */
+#define MB_MAX_ERROR_TYPES    1000u      /**< distinct error types kept (patterns,
+                                              resolutions): the least recently seen
+                                              is dropped and counted */
 /** @} */
 
 /** Durability of an acknowledged write. */
@@ -129,8 +132,9 @@ typedef struct mb_options {
 	                                bank is created, then stored (0: 100) */
 	uint64_t segment_bytes;    /**< journal segment size (0: 64 MiB) */
 	uint32_t journal_retention_s; /**< a snapshot into the bank directory
-	                                removes the journal segments it covers
-	                                once they are this old (0: at once) */
+	                                removes the journal segments that the
+	                                checkpoint before it covers once they
+	                                are this old (0: at once) */
 	bool keep_reader_slots;    /**< leave the reader slots of dead processes
 	                                as found (mb_stats counts them as
 	                                stale_readers; membank doctor reports
@@ -161,12 +165,16 @@ MB_API void mb_options_init(mb_options *opts);
  * to finish writes nothing to the store.  The library never keeps one of
  * its files on descriptor 0, 1 or 2, and fills a closed one with /dev/null
  * before LMDB opens its files.
+ * A newest checkpoint that cannot be loaded (damaged on disk) is passed
+ * over for the one before it and the longer journal, which snapshots keep
+ * for this.
  *
  * @return 0, or MB_EINVAL (bad option), MB_ENOTBANK (a non-empty directory
  * that is not a bank, or a missing bank with create false), MB_EVERSION,
  * MB_EUNSAFE (path is a symlink, or on a network filesystem), MB_EPERM,
- * MB_ECORRUPT (journal damage that needs mb_journal_repair(), or an invalid
- * store another process has open), MB_ENOSPC,
+ * MB_ECORRUPT (journal damage that needs mb_journal_repair(), an invalid
+ * store another process has open, or no checkpoint that can be loaded: the
+ * message names the file), MB_ENOSPC,
  * MB_EIO, MB_ENOMEM, MB_EINTERNAL.  mb_last_error(NULL) says why.
  */
 MB_API int mb_open(const char *path, const mb_options *opts, mb_bank **out);
@@ -210,7 +218,9 @@ MB_API int mb_page_put(mb_bank *bank, const char *id, const char *json, size_t l
 /** Shallow-merge the JSON object @p json into page @p id's properties:
  * each top-level key replaces the one stored; a key whose value is null is
  * removed.  Creates the page when absent.  One atomic read-modify-write, so
- * two processes merging different keys both win.  Errors as mb_page_put(). */
+ * two processes merging different keys both win.  Errors as mb_page_put();
+ * MB_EINVAL also when the merged properties would pack larger than a put
+ * can store (32 MiB). */
 MB_API int mb_page_merge(mb_bank *bank, const char *id, const char *json, size_t len);
 
 /** Read page @p id as {"properties":{...},"last_updated":"..."}.
@@ -260,7 +270,11 @@ MB_API int mb_sync_status(mb_bank *bank, char **json_out);
 /** Log an error of @p type (1..MB_MAX_TYPE_BYTES) with @p message
  * (0..MB_MAX_TEXT_BYTES): adds it to the history, counts it in
  * patterns[type] and total_errors, and makes it last_error.  It stays
- * unresolved until mb_error_resolve() of its type. */
+ * unresolved until mb_error_resolve() of its type.  At most
+ * MB_MAX_ERROR_TYPES types are kept: a new one (logged or resolved) drops the
+ * type least recently logged or resolved, with its count and resolution
+ * (total_errors and resolved_errors keep counting it); mb_stats() counts
+ * them as error_types_dropped. */
 MB_API int mb_error_log(mb_bank *bank, const char *type, const char *message);
 
 /** Record resolution @p steps for error @p type and mark every unresolved
@@ -334,8 +348,9 @@ MB_API void mb_batch_abort(mb_batch *batch);
 
 /* -------------------------------------------------------------- maintenance */
 
-/** Counters and sizes of the bank as a JSON object (pages, events, file
- * sizes, map use, readers and their lag, journal segments).  */
+/** Counters and sizes of the bank as a JSON object (pages, events, error
+ * types kept and dropped, file sizes, map use, readers and their lag,
+ * journal segments).  */
 MB_API int mb_stats(mb_bank *bank, char **json_out);
 
 /** Rebuild the whole cache from the checkpoint and the journal, under the
@@ -359,10 +374,14 @@ typedef struct mb_snapshot_info {
  * config_cache.json into @p dir (NULL: the bank directory) from one read
  * snapshot of the bank, each replaced atomically (temp file, fsync, rename,
  * fsync of the directory), then the checkpoint record of the journal seq
- * they cover.  When @p dir is the bank directory the snapshot is the
- * checkpoint: expired pages are purged and journal segments it covers are
- * removed.  @p info may be NULL.
- * @return 0, MB_EUNSAFE (a target is a symlink), MB_ENOSPC, MB_EIO, MB_EPERM,
+ * they cover.  Temp files that snapshots killed mid-write left in @p dir are
+ * removed (never a live writer's).  When @p dir is the bank directory the
+ * snapshot is the checkpoint: expired pages are purged, the files are read
+ * back by the loader before the checkpoint is installed, the checkpoint
+ * before it is kept, and the journal segments that one covers are removed.
+ * @p info may be NULL.
+ * @return 0, MB_EUNSAFE (a target is a symlink), MB_ECORRUPT (the checkpoint
+ * would not load back: it is not kept), MB_ENOSPC, MB_EIO, MB_EPERM,
  * MB_EFORKED, MB_ENOMEM. */
 MB_API int mb_snapshot(mb_bank *bank, const char *dir, mb_snapshot_info *info);
 

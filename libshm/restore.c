@@ -71,7 +71,7 @@ static int load_into(mb_bank *b, const char *from, const load_docs *d)
 		for (int db = 0; tries && db < KV_NDB && !rc; db++)
 			rc = kv_drop(t, db);
 		if (!rc)
-			rc = load_all(&t, b->kv, from, d, b->history_limit, MB_MAX_JSON_BYTES, NULL);
+			rc = load_all(&t, b->kv, from, d, b->history_limit, NULL);
 		rc = t ? kv_end(t, rc) : rc;  /* NULL after a failed batch commit */
 		if (rc != KV_EMAPFULL)
 			return rc && !*mb_last_error(NULL) ?

@@ -11,10 +11,13 @@
  * they cover ({"format":1,"seq":N,"segment":S,"offset":O}); the directory is
  * then renamed to checkpoint/<N>, which is atomic: a crash leaves either the
  * old checkpoint or the new one, never a mix of files from two instants.
- * The spec's files in the bank directory are hard links to the new ones,
- * each swapped in by rename(), for people and tools that read them there.
- * Only then are older checkpoints and the journal segments they covered
- * removed.
+ * Before that rename the loader reads the directory back (load_check()), so
+ * a checkpoint that could not be loaded is never installed.  The spec's files
+ * in the bank directory are hard links to the new ones, each swapped in by
+ * rename(), for people and tools that read them there.  Only then are the
+ * checkpoints older than the one before it removed, and the journal segments
+ * that the one before it covers: recovery falls back on it (and the longer
+ * journal) when the newest cannot be read.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -29,6 +32,7 @@
 #include "checkpoint.h"
 #include "docs.h"
 #include "file.h"
+#include "load.h"
 #include "lockfile.h"
 
 static const char *const doc_files[4] = {
@@ -215,12 +219,41 @@ static int link_view(mb_bank *b, const char *ckdir)
 			unlink(tmp);
 			return mb_fail(b, mb_errno_code(err), "snapshot: %s: %s", dst, strerror(err));
 		}
+		/* when dst already was a link to src (the same checkpoint
+		 * again), rename() did nothing and tmp is still there */
+		unlink(tmp);
 	}
 	return fsync_dir(b->path) ? mb_fail(b, MB_EIO, "snapshot: fsync %s: %s", b->path,
 	                                    strerror(errno)) : 0;
 }
 
-/* Remove checkpoint directories older than @keep, and leftovers. */
+/* Temp names that processes killed mid-snapshot leave in @dir: the files'
+ * temp files (of dead writers only), and with @links the .<file>.link.<pid>
+ * links of link_view(), which only the holder of the compactor lock makes. */
+static void clean_leftovers(const char *dir, bool links)
+{
+	struct dirent *e;
+	char prefix[64], path[4096];
+	DIR *d;
+
+	for (int i = 0; i < 5; i++)
+		afile_clean_dead(dir, i < 4 ? doc_files[i] : MB_CHECKPOINT_FILE);
+	if (!links || !(d = opendir(dir)))
+		return;
+	while ((e = readdir(d)))
+		for (int i = 0; i < 5; i++) {
+			snprintf(prefix, sizeof prefix, ".%s.link.", i < 4 ? doc_files[i]
+			                                                  : MB_CHECKPOINT_FILE);
+			if (!strncmp(e->d_name, prefix, strlen(prefix)) &&
+			    !mb_pathf(path, sizeof path, "%s/%s", dir, e->d_name))
+				unlink(path);
+		}
+	closedir(d);
+}
+
+/* Remove checkpoint directories older than @keep (NULL: none), and the
+ * .tmp-<pid> directories of snapshots killed mid-write: the caller holds the
+ * compactor lock, so no live process is writing one. */
 static void prune_checkpoints(const char *root, const char *keep)
 {
 	struct dirent *e;
@@ -230,7 +263,7 @@ static void prune_checkpoints(const char *root, const char *keep)
 	if (!d)
 		return;
 	while ((e = readdir(d)))
-		if (e->d_name[0] != '.' ? strcmp(e->d_name, keep) < 0
+		if (e->d_name[0] != '.' ? keep && strcmp(e->d_name, keep) < 0
 		                        : !strncmp(e->d_name, ".tmp-", 5)) {
 			mb_pathf(sub, sizeof sub, "%s/%s", root, e->d_name);
 			mb_rm_tree(sub);
@@ -238,10 +271,15 @@ static void prune_checkpoints(const char *root, const char *keep)
 	closedir(d);
 }
 
+/* Install checkpoint/<seq> (already checked by the loader), point the bank
+ * directory's files at it, then keep it and the one before it: older
+ * checkpoints go, and so do the journal segments that the one before it
+ * covers, so that recovery can still fall back on that one (and the longer
+ * journal) if the newest cannot be read. */
 static int checkpoint_commit(mb_bank *b, const char *root, const char *tmp,
                              const mbj_pos *end, mb_snapshot_info *info)
 {
-	char name[32], final[4096];
+	char name[32], prev[32], final[4096];
 	int rc;
 
 	snprintf(name, sizeof name, "%020llu", (unsigned long long)end->seq);
@@ -254,9 +292,11 @@ static int checkpoint_commit(mb_bank *b, const char *root, const char *tmp,
 		return mb_fail(b, mb_errno_code(errno), "snapshot: %s: %s", final, strerror(errno));
 	if ((rc = link_view(b, final)))
 		return rc;
-	prune_checkpoints(root, name);
-	if (mbj_remove_covered(b->journal_dir, end->seq + 1, b->opts.journal_retention_s,
-	                       &info->segments_removed))
+	if (checkpoint_older(root, name, prev) || !*prev)
+		return 0;  /* the first checkpoint: the whole journal is still needed */
+	prune_checkpoints(root, prev);
+	if (mbj_remove_covered(b->journal_dir, strtoull(prev, NULL, 10) + 1,
+	                       b->opts.journal_retention_s, &info->segments_removed))
 		info->segments_removed = 0;  /* retried by the next snapshot */
 	return 0;
 }
@@ -320,7 +360,8 @@ static int checkpoint(mb_bank *b, mb_snapshot_info *info, const char *copy_from)
 		rc = mb_fail(b, MB_EUNSAFE, "snapshot: %s: not a directory (a symlink?)", root);
 		goto out;
 	}
-	mb_rm_tree(tmp);
+	prune_checkpoints(root, NULL);
+	clean_leftovers(b->path, true);
 	if (mkdir(tmp, b->dir_mode)) {
 		rc = mb_fail(b, mb_errno_code(errno), "snapshot: %s: %s", tmp, strerror(errno));
 		goto out;
@@ -331,6 +372,11 @@ static int checkpoint(mb_bank *b, mb_snapshot_info *info, const char *copy_from)
 			rc = write_checkpoint_file(b, tmp, &end);
 	} else if (!(rc = purge_expired(b, info)))
 		rc = write_all(b, tmp, &end, info);
+	/* read back by the loader before anything relies on it: a checkpoint
+	 * that could not be loaded would strand the bank at its next rebuild */
+	if (!rc && load_check(tmp, b->history_limit, b))
+		rc = mb_fail(b, MB_ECORRUPT, "snapshot: the checkpoint would not load back, so it "
+		             "was not kept: %s", mb_last_error(b));
 	if (!rc)
 		rc = checkpoint_commit(b, root, tmp, &end, info);
 	mb_rm_tree(tmp);
@@ -376,8 +422,10 @@ int mb_snapshot(mb_bank *b, const char *dir, mb_snapshot_info *info)
 		rc = mb_fail(b, MB_EUNSAFE, "snapshot: %s: is a symlink", dir);
 	else if (!S_ISDIR(st.st_mode))
 		rc = mb_fail(b, MB_EINVAL, "snapshot: %s: not a directory", dir);
-	else
+	else {
+		clean_leftovers(dir, false);
 		rc = write_all(b, dir, &end, info);
+	}
 	info->seconds = now_s() - t0;
 	return rc;
 }

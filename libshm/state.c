@@ -2,6 +2,7 @@
  * state.c - loading and storing the state records of state.h.
  */
 #include <msgpack.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "state.h"
@@ -69,19 +70,27 @@ static int read_field(mp_reader *r, char *out, size_t cap, bool *present)
 	return 0;
 }
 
-static int meta_get(kv_txn *t, const char *name, mp_reader *r, uint32_t fields)
+/* A meta record of @fields fields (or, with @older, that many fewer). */
+static int meta_get_n(kv_txn *t, const char *name, mp_reader *r, uint32_t fields,
+                      uint32_t older, uint32_t *n)
 {
 	kv_val v;
-	uint32_t n;
 	int rc = kv_get(t, KV_META, (kv_val){ name, strlen(name) }, &v);
 
 	if (rc)
 		return rc;
 	r->p = v.data;
 	r->end = r->p + v.len;
-	if (mp_read_array(r, &n) || n != fields)
+	if (mp_read_array(r, n) || *n > fields || *n < fields - older)
 		return MB_ECORRUPT;
 	return 0;
+}
+
+static int meta_get(kv_txn *t, const char *name, mp_reader *r, uint32_t fields)
+{
+	uint32_t n;
+
+	return meta_get_n(t, name, r, fields, 0, &n);
 }
 
 static int meta_put(kv_txn *t, const char *name, mb_buf *b)
@@ -131,7 +140,8 @@ int st_sync_store(kv_txn *t, const st_sync *s)
 int st_errors_load(kv_txn *t, st_errors *s)
 {
 	mp_reader r;
-	int rc = meta_get(t, "errors", &r, 6);
+	uint32_t n;
+	int rc = meta_get_n(t, "errors", &r, 7, 1, &n);
 
 	memset(s, 0, sizeof *s);
 	s->last_ts = MB_NEVER;
@@ -140,7 +150,8 @@ int st_errors_load(kv_txn *t, st_errors *s)
 	if (rc || read_u64(&r, &s->total) || read_u64(&r, &s->resolved) ||
 	    read_u64(&r, &s->hist_next) || st_read_time(&r, &s->last_ts) ||
 	    read_field(&r, s->last_type, sizeof s->last_type, NULL) ||
-	    read_field(&r, s->last_msg, sizeof s->last_msg, NULL))
+	    read_field(&r, s->last_msg, sizeof s->last_msg, NULL) ||
+	    (n == 7 && read_u64(&r, &s->types_dropped)))
 		return rc ? rc : MB_ECORRUPT;
 	return 0;
 }
@@ -151,13 +162,14 @@ int st_errors_store(kv_txn *t, const st_errors *s)
 	msgpack_packer pk;
 
 	mp_packer_init(&pk, &b);
-	msgpack_pack_array(&pk, 6);
+	msgpack_pack_array(&pk, 7);
 	msgpack_pack_uint64(&pk, s->total);
 	msgpack_pack_uint64(&pk, s->resolved);
 	msgpack_pack_uint64(&pk, s->hist_next);
 	st_pack_time(&pk, s->last_ts);
 	msgpack_pack_str_with_body(&pk, s->last_type, strlen(s->last_type));
 	msgpack_pack_str_with_body(&pk, s->last_msg, strlen(s->last_msg));
+	msgpack_pack_uint64(&pk, s->types_dropped);
 	return meta_put(t, "errors", &b);
 }
 
@@ -213,11 +225,87 @@ int st_errtype_decode(kv_val v, st_errtype *s)
 	mp_reader r = { v.data, (const uint8_t *)v.data + v.len };
 	uint32_t n;
 
-	if (mp_read_array(&r, &n) || n != 4 || read_u64(&r, &s->count) ||
+	s->last_seen = MB_NEVER;
+	if (mp_read_array(&r, &n) || n < 4 || n > 5 || read_u64(&r, &s->count) ||
 	    read_u64(&r, &s->resolved) || read_field(&r, s->steps, sizeof s->steps, NULL) ||
-	    st_read_time(&r, &s->resolved_at) || s->resolved > s->count)
+	    st_read_time(&r, &s->resolved_at) || s->resolved > s->count ||
+	    (n == 5 && st_read_time(&r, &s->last_seen)))
 		return MB_ECORRUPT;
 	return 0;
+}
+
+/* last_seen alone, without copying the steps. */
+static int errtype_last_seen(kv_val v, int64_t *seen)
+{
+	mp_reader r = { v.data, (const uint8_t *)v.data + v.len };
+	uint32_t n;
+
+	*seen = MB_NEVER;
+	if (mp_read_array(&r, &n) || n < 4 || n > 5)
+		return MB_ECORRUPT;
+	for (uint32_t i = 0; i < 4; i++)
+		if (mp_skip(&r, 0))
+			return MB_ECORRUPT;
+	return n == 5 ? st_read_time(&r, seen) : 0;
+}
+
+typedef struct seen_type {
+	int64_t seen;
+	uint32_t len;
+	char type[MB_MAX_TYPE_BYTES];
+} seen_type;
+
+/* Oldest first; ties in key order (memcmp, then length, as LMDB sorts). */
+static int cmp_seen(const void *a, const void *b)
+{
+	const seen_type *x = a, *y = b;
+	uint32_t n = x->len < y->len ? x->len : y->len;
+	int c;
+
+	if (x->seen != y->seen)
+		return x->seen < y->seen ? -1 : 1;
+	c = memcmp(x->type, y->type, n);
+	return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/* One pass however many go (a bank from before the bound may hold many
+ * more than are kept). */
+int st_errtypes_trim(kv_txn *t, uint64_t keep, uint64_t *dropped)
+{
+	seen_type *all;
+	uint64_t n, i = 0, excess;
+	kv_cursor *c;
+	kv_val k, v;
+	int rc;
+
+	if ((rc = kv_count(t, KV_ERRTYPES, &n)) || n < keep || !n)
+		return rc;
+	excess = n - keep + 1;
+	if (!(all = malloc(n * sizeof *all)))
+		return MB_ENOMEM;
+	if ((rc = kv_cursor_open(t, KV_ERRTYPES, &c))) {
+		free(all);
+		return rc;
+	}
+	for (rc = kv_cursor_seek(c, NULL, &k, &v); !rc && i < n; rc = kv_cursor_next(c, &k, &v), i++) {
+		if (k.len > MB_MAX_TYPE_BYTES || errtype_last_seen(v, &all[i].seen)) {
+			rc = MB_ECORRUPT;
+			break;
+		}
+		all[i].len = (uint32_t)k.len;
+		memcpy(all[i].type, k.data, k.len);
+	}
+	kv_cursor_close(c);
+	if (rc == MB_ENOTFOUND || (!rc && i == n))
+		rc = 0;
+	if (!rc) {
+		qsort(all, i, sizeof *all, cmp_seen);
+		for (uint64_t j = 0; j < excess && j < i && !rc; j++)
+			if (!(rc = kv_del(t, KV_ERRTYPES, (kv_val){ all[j].type, all[j].len })))
+				++*dropped;
+	}
+	free(all);
+	return rc;
 }
 
 int st_errtype_load(kv_txn *t, const char *type, size_t len, st_errtype *s)
@@ -226,7 +314,7 @@ int st_errtype_load(kv_txn *t, const char *type, size_t len, st_errtype *s)
 	int rc = kv_get(t, KV_ERRTYPES, (kv_val){ type, len }, &v);
 
 	memset(s, 0, sizeof *s);
-	s->resolved_at = MB_NEVER;
+	s->resolved_at = s->last_seen = MB_NEVER;
 	if (rc == MB_ENOTFOUND)
 		return 0;
 	return rc ? rc : st_errtype_decode(v, s);
@@ -239,7 +327,7 @@ int st_errtype_store(kv_txn *t, const char *type, size_t len, const st_errtype *
 	int rc;
 
 	mp_packer_init(&pk, &b);
-	msgpack_pack_array(&pk, 4);
+	msgpack_pack_array(&pk, 5);
 	msgpack_pack_uint64(&pk, s->count);
 	msgpack_pack_uint64(&pk, s->resolved);
 	if (s->resolved_at == MB_NEVER)
@@ -247,6 +335,7 @@ int st_errtype_store(kv_txn *t, const char *type, size_t len, const st_errtype *
 	else
 		msgpack_pack_str_with_body(&pk, s->steps, strlen(s->steps));
 	st_pack_time(&pk, s->resolved_at);
+	st_pack_time(&pk, s->last_seen);
 	rc = b.failed ? MB_ENOMEM : kv_put(t, KV_ERRTYPES, (kv_val){ type, len },
 	                                    (kv_val){ b.data, b.len });
 	buf_free(&b);

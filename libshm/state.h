@@ -7,7 +7,8 @@
  *   meta      "sync"   -> [status|nil, last_success|nil, last_sync|nil,
  *                          error_count, success_count, history_next]
  *             "errors" -> [total, resolved, history_next,
- *                          last_ts|nil, last_type|nil, last_message|nil]
+ *                          last_ts|nil, last_type|nil, last_message|nil,
+ *                          types_dropped]   (6 fields before types were bounded)
  *             "pages"  -> [last_updated|nil]
  *             "clock"  -> [ts]: the newest record time applied; a writer
  *                          stamps its record after it (record times
@@ -15,7 +16,10 @@
  *             "config" -> see config.c
  *             "jend"   -> 24 bytes: the committed journal end (le64 segment,
  *                          le64 offset, le64 seq)
- *   errtypes  type -> [count, resolved, steps|nil, resolved_at|nil]
+ *   errtypes  type -> [count, resolved, steps|nil, resolved_at|nil, last_seen|nil]
+ *             (at most MB_MAX_ERROR_TYPES; last_seen, the time of the type's
+ *             last log or resolve, picks the one dropped: absent in records
+ *             written before the bound, read as nil, the oldest)
  *   synchist  be64 n -> [ts, status, error|nil]   (newest history_limit)
  *   errhist   be64 n -> [ts, type, message]       (newest history_limit)
  * Times are int64 microseconds since the epoch; nil is "never".
@@ -29,6 +33,11 @@
 
 #define MB_NEVER INT64_MIN
 
+/* A page's properties pack to at most this (the journal's payload limit,
+ * MBJ_MAX_PAYLOAD: a put cannot be larger, and a merge that would make the
+ * page larger is refused), so its JSON in a snapshot is bounded too. */
+#define MB_MAX_PAGE_PACKED ((size_t)32 << 20)
+
 typedef struct st_sync {
 	bool has_status;
 	char status[MB_MAX_STATUS_BYTES + 1];
@@ -38,6 +47,7 @@ typedef struct st_sync {
 
 typedef struct st_errors {
 	uint64_t total, resolved, hist_next;
+	uint64_t types_dropped;  /* error types dropped at MB_MAX_ERROR_TYPES */
 	int64_t last_ts;   /* MB_NEVER: no last error */
 	char last_type[MB_MAX_TYPE_BYTES + 1];
 	char last_msg[MB_MAX_TEXT_BYTES + 1];
@@ -46,6 +56,7 @@ typedef struct st_errors {
 typedef struct st_errtype {
 	uint64_t count, resolved;
 	int64_t resolved_at;  /* MB_NEVER: no steps recorded */
+	int64_t last_seen;    /* last log or resolve; MB_NEVER: unknown */
 	char steps[MB_MAX_TEXT_BYTES + 1];
 } st_errtype;
 
@@ -77,6 +88,9 @@ int st_clock_advance(kv_txn *t, int64_t ts);
 int st_errtype_decode(kv_val v, st_errtype *s);
 int st_errtype_load(kv_txn *t, const char *type, size_t len, st_errtype *s);
 int st_errtype_store(kv_txn *t, const char *type, size_t len, const st_errtype *s);
+/* Drop the least recently seen error types (ties: the smallest type) until
+ * fewer than @keep remain; each one dropped counts in *dropped. */
+int st_errtypes_trim(kv_txn *t, uint64_t keep, uint64_t *dropped);
 int st_config_load(kv_txn *t, mb_config *c);
 int st_config_store(kv_txn *t, const mb_config *c);
 void st_config_defaults(mb_config *c);

@@ -290,6 +290,38 @@ static size_t max_json(const mb_bank *b)
 	return b->opts.max_json_bytes ? b->opts.max_json_bytes : MB_DEFAULT_JSON_BYTES;
 }
 
+_Static_assert(MB_MAX_PAGE_PACKED == MBJ_MAX_PAYLOAD, "a put's properties fit one record");
+
+
+/* A merge must not make a page larger than a put could (MB_MAX_PAGE_PACKED):
+ * the snapshot, and the loader that reads it back, are bounded by it.  The
+ * merged map is at most the old one plus the patch (and a wider header), so
+ * the merge is computed only near the bound.  An expired page is counted as
+ * it is stored (the merge would start from nothing): refusing is the safe
+ * side. */
+int bank_merge_fits(kv_txn *t, void *ctx)
+{
+	const merge_ck *m = ctx;
+	const uint8_t *old;
+	int64_t updated;
+	size_t olen, len;
+	kv_val v;
+	int rc = kv_get(t, KV_PAGES, (kv_val){ m->id, strlen(m->id) }, &v);
+
+	if (rc == MB_ENOTFOUND)
+		return 0;
+	if (rc || (rc = st_page_split(v, &updated, &old, &olen)))
+		return mb_fail(m->b, rc, "page \"%.64s\": %s", m->id, mb_strerror(rc));
+	if (olen + m->patch_len + 8 <= MB_MAX_PAGE_PACKED)
+		return 0;
+	if ((rc = apply_merged_len(old, olen, m->patch, m->patch_len, &len)))
+		return mb_fail(m->b, rc, "page \"%.64s\": %s", m->id, mb_strerror(rc));
+	if (len > MB_MAX_PAGE_PACKED)
+		return mb_fail(m->b, MB_EINVAL, "page \"%.64s\": the merged properties would pack to "
+		               "%zu bytes, above the limit of %zu", m->id, len, MB_MAX_PAGE_PACKED);
+	return 0;
+}
+
 /* ------------------------------------------------------ the mutations
  *
  * Each mutation is prepared (checked and encoded into its record's payload,
@@ -389,11 +421,18 @@ int mb_page_put(mb_bank *b, const char *id, const char *json, size_t len)
 int mb_page_merge(mb_bank *b, const char *id, const char *json, size_t len)
 {
 	mb_buf rec = { 0 };
+	merge_ck ck = { b, id, NULL, 0 };
+	mb_rec r = { 0 };
 	int rc = bank_check(b);
 
-	return rc ? rc : write_prepared(b, REC_PAGE_MERGE,
-	                                bank_prep_page(b, id, json, len, &rec),
-	                                &rec, NULL, NULL);
+	if (rc)
+		return rc;
+	rc = bank_prep_page(b, id, json, len, &rec);
+	if (!rc && rec_decode(REC_PAGE_MERGE, 0, rec.data, rec.len, &r))
+		rc = mb_fail(b, MB_EINTERNAL, "page merge: cannot read back its own record");
+	ck.patch = r.map;
+	ck.patch_len = r.maplen;
+	return write_prepared(b, REC_PAGE_MERGE, rc, &rec, bank_merge_fits, &ck);
 }
 
 /* A delete of a page that has expired fails as a delete of a missing page

@@ -5,9 +5,11 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <time.h>
 
 #include "helpers.h"
+#include "load.h"
 
 typedef struct fx {
 	char *dir, path[1024];
@@ -176,7 +178,10 @@ static void test_checkpoint_plus_tail(void **state)
 	workload(b, 3, 2000);
 	assert_int_equal(mb_snapshot(b, NULL, &si), 0);
 	assert_true(si.seq > 0);
-	assert_true(si.segments_removed > 0);  /* covered segments are gone */
+	assert_int_equal(si.segments_removed, 0);  /* the first: nothing to fall back on */
+	workload(b, 5, 300);
+	assert_int_equal(mb_snapshot(b, NULL, &si), 0);
+	assert_true(si.segments_removed > 0);  /* those the checkpoint before it covers */
 	workload(b, 4, 800);
 	before = state_of(b);
 	snprintf(out1, sizeof out1, "%s/out1", f->dir);
@@ -388,7 +393,7 @@ static void test_restore_bad_files(void **state)
 	}
 	/* a file larger than the bound, without writing it (sparse) */
 	snprintf(path, sizeof path, "%s/sync_status.json", snap);
-	assert_int_equal(truncate(path, (off_t)300 << 20), 0);
+	assert_int_equal(truncate(path, (off_t)MB_MAX_SYNC_FILE + 1), 0);
 	assert_int_equal(mb_restore(snap, target, NULL, 0), MB_EINVAL);
 	assert_non_null(strstr(mb_last_error(NULL), "at most"));
 	assert_int_equal(stat(target, &st), -1);
@@ -635,9 +640,541 @@ static void test_journal_retention(void **state)
 	mb_close(b);
 	o.journal_retention_s = 0;
 	assert_int_equal(mb_open(f->path, &o, &b), 0);
+	workload(b, 12, 100);
 	assert_int_equal(mb_snapshot(b, NULL, &si), 0);
 	if (si.segments_removed < 1)
 		fail_msg("removed %llu, seq %llu: %s", (unsigned long long)si.segments_removed, (unsigned long long)si.seq, mb_last_error(b));
+	mb_close(b);
+}
+
+static mb_bank *open_kept(const char *path)
+{
+	mb_options o;
+	mb_bank *b = NULL;
+
+	mb_options_init(&o);
+	o.durability = MB_DURABILITY_FAST;
+	o.segment_bytes = 64 << 10;
+	o.journal_retention_s = 0;  /* covered segments go at once */
+	if (mb_open(path, &o, &b))
+		fprintf(stderr, "open %s: %s\n", path, mb_last_error(NULL));
+	return b;
+}
+
+/* {"a":{"a":...{}}} nested @depth deep. */
+static char *nested(int depth)
+{
+	strbuf s = { NULL, 0, 0 };
+
+	for (int i = 1; i < depth; i++)
+		sb_add(&s, "{\"a\":");
+	sb_add(&s, "{}");
+	for (int i = 1; i < depth; i++)
+		sb_add(&s, "}");
+	return s.p;
+}
+
+/* Issue 1: a page nested as deep as put accepts was refused by the loader
+ * (it counted the {"properties":..} wrapper), so the bank's own checkpoint
+ * could not be loaded: after a new boot the bank never opened again. */
+static void test_deepest_page_survives_checkpoint(void **state)
+{
+	fx *f = *state;
+	char *deep = nested(MB_MAX_DEPTH), *deeper = nested(MB_MAX_DEPTH + 1), *before, *after;
+	char target[1100];
+	mb_bank *b, *r;
+	cJSON *page;
+
+	setenv("MEMBANK_TEST_BOOT_ID", "boot-one-aaaaaaaaaaaaaaaaaaaaaaaaaaa", 1);
+	b = open_kept(f->path);
+	assert_int_equal(mb_page_put(b, "deep", deeper, (size_t)-1), MB_EINVAL);
+	assert_int_equal(mb_page_put(b, "deep", deep, (size_t)-1), 0);
+	workload(b, 21, 600);
+	assert_int_equal(mb_snapshot(b, NULL, NULL), 0);
+	workload(b, 22, 600);
+	assert_int_equal(mb_snapshot(b, NULL, NULL), 0);  /* segments covered go */
+	workload(b, 23, 100);
+	before = state_of(b);
+	mb_close(b);
+	/* restore accepts the bank's own snapshot */
+	snprintf(target, sizeof target, "%s/restored", f->dir);
+	if (mb_restore(f->path, target, NULL, 0))
+		fail_msg("restore: %s", mb_last_error(NULL));
+	r = open_kept(target);
+	assert_non_null(r);
+	page = get_page(r, "deep");
+	assert_non_null(page);
+	cJSON_Delete(page);
+	mb_close(r);
+	/* a new boot rebuilds from the checkpoint */
+	setenv("MEMBANK_TEST_BOOT_ID", "boot-two-bbbbbbbbbbbbbbbbbbbbbbbbbbb", 1);
+	b = open_kept(f->path);
+	assert_non_null(b);
+	after = state_of(b);
+	assert_string_equal(before, after);
+	mb_close(b);
+	free(before);
+	free(after);
+	free(deep);
+	free(deeper);
+}
+
+/* Checkpoint directory names, newest first. */
+static int checkpoints(const char *bank, char names[8][64])
+{
+	char root[1100];
+	struct dirent *e;
+	DIR *d;
+	int n = 0;
+
+	snprintf(root, sizeof root, "%s/checkpoint", bank);
+	d = opendir(root);
+	while (d && (e = readdir(d)))
+		if (e->d_name[0] != '.' && strlen(e->d_name) == 20 && n < 8)
+			snprintf(names[n++], 64, "%s", e->d_name);
+	if (d)
+		closedir(d);
+	for (int i = 0; i < n; i++)
+		for (int j = i + 1; j < n; j++)
+			if (strcmp(names[i], names[j]) < 0) {
+				char t[64];
+				memcpy(t, names[i], 64);
+				memcpy(names[i], names[j], 64);
+				memcpy(names[j], t, 64);
+			}
+	return n;
+}
+
+static void cut_pages_file(const char *bank, const char *ck)
+{
+	char path[1200];
+	struct stat st;
+
+	snprintf(path, sizeof path, "%s/checkpoint/%s/notion_pages.json", bank, ck);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(truncate(path, st.st_size / 2), 0);
+}
+
+/* The newest checkpoint damaged on disk: recovery falls back on the one
+ * before it and the journal after that, which the snapshot kept. */
+static void test_damaged_checkpoint_falls_back(void **state)
+{
+	fx *f = *state;
+	char names[8][64], aside[1300], *before, *after;
+	mb_bank *b;
+
+	setenv("MEMBANK_TEST_BOOT_ID", "boot-one-aaaaaaaaaaaaaaaaaaaaaaaaaaa", 1);
+	b = open_kept(f->path);
+	for (int round = 0; round < 3; round++) {
+		workload(b, 30 + (unsigned)round, 700);
+		assert_int_equal(mb_snapshot(b, NULL, NULL), 0);
+	}
+	workload(b, 39, 200);
+	before = state_of(b);
+	mb_close(b);
+	assert_int_equal(checkpoints(f->path, names), 2);  /* the newest and the one before */
+	cut_pages_file(f->path, names[0]);
+	setenv("MEMBANK_TEST_BOOT_ID", "boot-two-bbbbbbbbbbbbbbbbbbbbbbbbbbb", 1);
+	b = open_kept(f->path);
+	assert_non_null(b);
+	after = state_of(b);
+	assert_string_equal(before, after);
+	snprintf(aside, sizeof aside, "%s/checkpoint/%s.damaged", f->path, names[0]);
+	assert_int_equal(access(aside, F_OK), 0);  /* set aside, not deleted */
+	/* and the bank goes on: the next snapshot is a good checkpoint again */
+	assert_int_equal(mb_snapshot(b, NULL, NULL), 0);
+	mb_close(b);
+	free(before);
+	free(after);
+}
+
+/* No checkpoint can be loaded: the open fails, naming the file, and
+ * changes nothing. */
+static void test_no_loadable_checkpoint_fails_clearly(void **state)
+{
+	fx *f = *state;
+	char names[8][64];
+	mb_bank *b;
+
+	setenv("MEMBANK_TEST_BOOT_ID", "boot-one-aaaaaaaaaaaaaaaaaaaaaaaaaaa", 1);
+	b = open_kept(f->path);
+	for (int round = 0; round < 2; round++) {
+		workload(b, 40 + (unsigned)round, 700);
+		assert_int_equal(mb_snapshot(b, NULL, NULL), 0);
+	}
+	mb_close(b);
+	assert_int_equal(checkpoints(f->path, names), 2);
+	cut_pages_file(f->path, names[0]);
+	cut_pages_file(f->path, names[1]);
+	setenv("MEMBANK_TEST_BOOT_ID", "boot-two-bbbbbbbbbbbbbbbbbbbbbbbbbbb", 1);
+	for (int i = 0; i < 2; i++) {  /* every time, not once */
+		mb_options o;
+		mb_options_init(&o);
+		b = NULL;
+		assert_int_equal(mb_open(f->path, &o, &b), MB_ECORRUPT);
+		assert_null(b);
+		assert_non_null(strstr(mb_last_error(NULL), "notion_pages.json"));
+		assert_non_null(strstr(mb_last_error(NULL), names[0]));
+	}
+	assert_int_equal(checkpoints(f->path, names), 2);  /* nothing set aside or removed */
+}
+
+static uint64_t stat_of(mb_bank *b, const char *key)
+{
+	char *text = NULL;
+	cJSON *j;
+	uint64_t v;
+
+	assert_int_equal(mb_stats(b, &text), 0);
+	j = cJSON_Parse(text);
+	assert_true(cJSON_IsNumber(cJSON_GetObjectItem(j, key)));
+	v = (uint64_t)cJSON_GetObjectItem(j, key)->valuedouble;
+	cJSON_Delete(j);
+	mb_free(text);
+	return v;
+}
+
+static bool has_pattern(mb_bank *b, const char *type)
+{
+	cJSON *e = error_doc(b);
+	bool found = cJSON_GetObjectItem(cJSON_GetObjectItem(e, "patterns"), type) != NULL;
+
+	cJSON_Delete(e);
+	return found;
+}
+
+/* Issue 1: patterns and resolutions grew by one entry per distinct error
+ * type, past what the loader reads.  At most MB_MAX_ERROR_TYPES are kept:
+ * the least recently seen go, counted; a rebuild from the checkpoint and
+ * the journal drops exactly the same ones. */
+static void test_error_types_bounded(void **state)
+{
+	fx *f = *state;
+	char type[32], out1[1100], out2[1100];
+	uint64_t logged = 0;
+	cJSON *e;
+	mb_bank *b;
+
+	setenv("MEMBANK_TEST_BOOT_ID", "boot-one-aaaaaaaaaaaaaaaaaaaaaaaaaaa", 1);
+	b = open_kept(f->path);
+	for (unsigned i = 0; i < MB_MAX_ERROR_TYPES + 50; i++) {
+		snprintf(type, sizeof type, "t%05u", i);
+		assert_int_equal(i % 3 ? mb_error_log(b, type, "m") : mb_error_resolve(b, type, "s"), 0);
+		logged += i % 3 != 0;
+		if (i % 100 == 0) {  /* t00000 stays recent */
+			assert_int_equal(mb_error_log(b, "t00000", "again"), 0);
+			logged++;
+		}
+		if (i == 600)
+			assert_int_equal(mb_snapshot(b, NULL, NULL), 0);
+	}
+	e = error_doc(b);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(e, "patterns")), MB_MAX_ERROR_TYPES);
+	assert_int_equal((uint64_t)num_at(e, "total_errors", NULL), logged);
+	cJSON_Delete(e);
+	assert_int_equal(stat_of(b, "error_types_dropped"), 50);
+	assert_int_equal(stat_of(b, "error_types"), MB_MAX_ERROR_TYPES);
+	assert_true(has_pattern(b, "t00000"));
+	assert_false(has_pattern(b, "t00001"));   /* the least recently seen */
+	assert_false(has_pattern(b, "t00050"));
+	assert_true(has_pattern(b, "t00051"));
+	assert_true(has_pattern(b, "t01049"));
+	assert_rebuild_same(b);
+	/* the checkpoint carries what picks the next one dropped */
+	assert_int_equal(mb_snapshot(b, NULL, NULL), 0);
+	for (unsigned i = 0; i < 30; i++) {
+		snprintf(type, sizeof type, "u%05u", i);
+		assert_int_equal(mb_error_log(b, type, "m"), 0);
+	}
+	assert_int_equal(stat_of(b, "error_types_dropped"), 80);
+	snprintf(out1, sizeof out1, "%s/out1", f->dir);
+	mkdir(out1, 0700);
+	assert_int_equal(mb_snapshot(b, out1, NULL), 0);
+	mb_close(b);
+	setenv("MEMBANK_TEST_BOOT_ID", "boot-two-bbbbbbbbbbbbbbbbbbbbbbbbbbb", 1);
+	b = open_kept(f->path);
+	assert_non_null(b);
+	assert_int_equal(stat_of(b, "error_types_dropped"), 80);
+	snprintf(out2, sizeof out2, "%s/out2", f->dir);
+	mkdir(out2, 0700);
+	assert_int_equal(mb_snapshot(b, out2, NULL), 0);
+	assert_same_files(out1, out2);
+	mb_close(b);
+}
+
+/* A file from before the bound (or the spec's, without last_seen) with more
+ * types than are kept: restore keeps the most recently seen, ties in key
+ * order, and counts the others. */
+static void test_restore_trims_error_types(void **state)
+{
+	fx *f = *state;
+	char snap[1100], target[1100], k[32];
+	strbuf e = { NULL, 0, 0 };
+	mb_bank *b = open_at(f->path, MB_DURABILITY_FAST, 0);
+	cJSON *doc;
+
+	snprintf(snap, sizeof snap, "%s/snap", f->dir);
+	mkdir(snap, 0700);
+	assert_int_equal(mb_snapshot(b, snap, NULL), 0);
+	mb_close(b);
+	sb_add(&e, "{\"errors\":[],\"patterns\":{");
+	for (unsigned i = 0; i < MB_MAX_ERROR_TYPES + 10; i++) {
+		snprintf(k, sizeof k, "%s\"p%05u\":1", i ? "," : "", i);
+		sb_add(&e, k);
+	}
+	sb_add(&e, "},\"resolutions\":{},\"last_error\":{},\"last_seen\":{\"p00005\":"
+	       "\"2026-01-01T00:00:00.000000Z\"},\"error_stats\":{\"total_errors\":");
+	snprintf(k, sizeof k, "%u", MB_MAX_ERROR_TYPES + 10);
+	sb_add(&e, k);
+	sb_add(&e, ",\"resolved_errors\":0}}");
+	write_file(snap, "error_log.json", e.p);
+	free(e.p);
+	snprintf(target, sizeof target, "%s/target", f->dir);
+	if (mb_restore(snap, target, NULL, 0))
+		fail_msg("restore: %s", mb_last_error(NULL));
+	b = open_at(target, MB_DURABILITY_FAST, 0);
+	assert_int_equal(stat_of(b, "error_types"), MB_MAX_ERROR_TYPES);
+	assert_int_equal(stat_of(b, "error_types_dropped"), 10);
+	assert_false(has_pattern(b, "p00000"));
+	assert_true(has_pattern(b, "p00005"));  /* seen: newer than never */
+	assert_false(has_pattern(b, "p00010"));
+	assert_true(has_pattern(b, "p00011"));
+	doc = error_doc(b);
+	assert_int_equal((uint64_t)num_at(doc, "total_errors", NULL), MB_MAX_ERROR_TYPES + 10);
+	cJSON_Delete(doc);
+	assert_rebuild_same(b);
+	mb_close(b);
+}
+
+/* @n bytes of the byte that json_add_str() writes longest (\u0001), then
+ * @tag, NUL-terminated. */
+static char *worst_text(size_t n, unsigned tag)
+{
+	char *s = malloc(n + 1);
+
+	memset(s, 1, n);
+	s[n] = '\0';
+	if (n >= 2) {
+		s[n - 2] = (char)('a' + tag / 26 % 26);
+		s[n - 1] = (char)('a' + tag % 26);
+	}
+	return s;
+}
+
+static uint64_t size_of(const char *dir, const char *name)
+{
+	char path[1200];
+	struct stat st;
+
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	assert_int_equal(stat(path, &st), 0);
+	return (uint64_t)st.st_size;
+}
+
+/* Issue 1, the whole class: for each file, a bank filled with the longest
+ * text every bound allows writes at most what the loader's formula for that
+ * file allows per entry (load.h), and its snapshot loads back. */
+static void test_loader_limits_cover_worst_files(void **state)
+{
+	fx *f = *state;
+	const unsigned hist = 4, types = 6;
+	char out[1100], target[1100], *id, cfg[600];
+	uint64_t n;
+	mb_options o;
+	mb_bank *b;
+
+	setenv("MEMBANK_TEST_BOOT_ID", "boot-one-aaaaaaaaaaaaaaaaaaaaaaaaaaa", 1);
+	mb_options_init(&o);
+	o.durability = MB_DURABILITY_FAST;
+	o.history_limit = hist;
+	o.max_json_bytes = MB_MAX_JSON_BYTES;
+	assert_int_equal(mb_open(f->path, &o, &b), 0);
+	for (unsigned i = 0; i < hist + 2; i++) {
+		char *st = worst_text(MB_MAX_STATUS_BYTES, i), *msg = worst_text(MB_MAX_TEXT_BYTES, i);
+		assert_int_equal(mb_sync_record(b, st, msg), 0);
+		free(st);
+		free(msg);
+	}
+	for (unsigned i = 0; i < types; i++) {
+		char *ty = worst_text(MB_MAX_TYPE_BYTES, i), *msg = worst_text(MB_MAX_TEXT_BYTES, i);
+		assert_int_equal(mb_error_log(b, ty, msg), 0);
+		assert_int_equal(mb_error_resolve(b, ty, msg), 0);
+		free(ty);
+		free(msg);
+	}
+	snprintf(cfg, sizeof cfg, "{\"notion_settings\":{\"api_version\":\"");
+	for (int i = 0; i < 62; i++)
+		strcat(cfg, "\\u0001");
+	strcat(cfg, "zz\",\"timeout_seconds\":0.1234567890123},\"logging_settings\":"
+	       "{\"log_level\":\"CRITICAL\",\"structured_logging\":false}}");
+	assert_int_equal(mb_config_update(b, cfg, (size_t)-1), 0);
+	/* a page id as long as allowed, and properties that print much larger
+	 * than their input (9E9 prints as 9000000000.0): its JSON is larger
+	 * than max_json_bytes */
+	id = worst_text(MB_MAX_ID_BYTES, 0);
+	{
+		size_t count = (6u << 20) / 4;
+		strbuf p = { NULL, 0, 0 };
+		sb_add(&p, "{\"n\":[9E9");
+		for (size_t i = 1; i < count; i++)
+			sb_add(&p, ",9E9");
+		sb_add(&p, "]}");
+		assert_int_equal(mb_page_put(b, id, p.p, (size_t)-1), 0);
+		free(p.p);
+	}
+	snprintf(out, sizeof out, "%s/out", f->dir);
+	mkdir(out, 0700);
+	assert_int_equal(mb_snapshot(b, out, NULL), 0);
+	n = size_of(out, "sync_status.json");
+	assert_true(n > hist * 6 * MB_MAX_TEXT_BYTES);  /* the worst case was reached */
+	assert_true(n <= MB_DOC_FIXED_MAX + hist * MB_SYNC_ENTRY_MAX);
+	n = size_of(out, "error_log.json");
+	assert_true(n > (hist + types) * 6 * MB_MAX_TEXT_BYTES);
+	assert_true(n <= MB_DOC_FIXED_MAX + (hist + 1) * MB_ERROR_ENTRY_MAX + types * MB_ERRTYPE_MAX);
+	n = size_of(out, "config_cache.json");
+	assert_true(n > 6 * 62 && n <= MB_MAX_CONFIG_FILE);
+	n = size_of(out, "notion_pages.json");
+	assert_true(n > MB_MAX_JSON_BYTES);
+	/* the bank's own snapshot restores, and is its checkpoint */
+	snprintf(target, sizeof target, "%s/target", f->dir);
+	if (mb_restore(out, target, NULL, 0))
+		fail_msg("restore: %s", mb_last_error(NULL));
+	if (mb_snapshot(b, NULL, NULL))
+		fail_msg("snapshot: %s", mb_last_error(b));
+	mb_close(b);
+	setenv("MEMBANK_TEST_BOOT_ID", "boot-two-bbbbbbbbbbbbbbbbbbbbbbbbbbb", 1);
+	assert_int_equal(mb_open(f->path, &o, &b), 0);
+	assert_int_equal(mb_page_count(b, &n), 0);
+	assert_int_equal(n, 1);
+	mb_close(b);
+	free(id);
+}
+
+/* A merge may not grow a page beyond what a put could store (the snapshot
+ * and the loader are bounded by it). */
+static void test_merge_bounded(void **state)
+{
+	fx *f = *state;
+	size_t len = 12u << 20;
+	char *big = malloc(len + 32);
+	mb_options o;
+	mb_bank *b;
+
+	mb_options_init(&o);
+	o.durability = MB_DURABILITY_FAST;
+	o.max_json_bytes = MB_MAX_JSON_BYTES;
+	assert_non_null(big);
+	assert_int_equal(mb_open(f->path, &o, &b), 0);
+	for (int k = 0; k < 3; k++) {
+		memcpy(big, "{\"k0\":\"", 7);  /* {"k0":"xxx...x"} */
+		big[3] = (char)('0' + k);
+		memset(big + 7, 'x', len);
+		memcpy(big + 7 + len, "\"}", 3);
+		assert_int_equal(mb_page_merge(b, "p", big, (size_t)-1), k < 2 ? 0 : MB_EINVAL);
+	}
+	assert_non_null(strstr(mb_last_error(b), "above the limit"));
+	/* replacing a key keeps the size: allowed */
+	assert_int_equal(mb_page_merge(b, "p", "{\"k0\":\"small\"}", (size_t)-1), 0);
+	assert_int_equal(mb_snapshot(b, NULL, NULL), 0);
+	assert_rebuild_same(b);
+	mb_close(b);
+	free(big);
+}
+
+/* Entries of @dir whose name starts with '.' and contains @part. */
+static int count_hidden(const char *dir, const char *part)
+{
+	struct dirent *e;
+	DIR *d = opendir(dir);
+	int n = 0;
+
+	while (d && (e = readdir(d)))
+		if (e->d_name[0] == '.' && strstr(e->d_name, part))
+			n++;
+	if (d)
+		closedir(d);
+	return n;
+}
+
+/* Issue 9: a snapshot of an unchanged bank renames a link onto a link of
+ * the same inode, which does nothing; the temp link must still go. */
+static void test_snapshot_unchanged_leaves_no_links(void **state)
+{
+	fx *f = *state;
+	mb_bank *b = open_at(f->path, MB_DURABILITY_FAST, 0);
+	char stray[1200];
+	int fd;
+
+	assert_int_equal(mb_page_put(b, "p", "{\"a\":1}", (size_t)-1), 0);
+	assert_int_equal(mb_snapshot(b, NULL, NULL), 0);
+	assert_int_equal(mb_snapshot(b, NULL, NULL), 0);  /* same seq: same inodes */
+	assert_int_equal(count_hidden(f->path, ".link."), 0);
+	/* the links a snapshot killed between link() and rename() left */
+	snprintf(stray, sizeof stray, "%s/.error_log.json.link.999999", f->path);
+	fd = open(stray, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(mb_snapshot(b, NULL, NULL), 0);
+	assert_int_equal(count_hidden(f->path, ".link."), 0);
+	/* the directory a checkpoint killed mid-write left (another pid) */
+	snprintf(stray, sizeof stray, "%s/checkpoint/.tmp-999999", f->path);
+	assert_int_equal(mkdir(stray, 0700), 0);
+	snprintf(stray, sizeof stray, "%s/checkpoint/.tmp-999999/notion_pages.json", f->path);
+	fd = open(stray, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(mb_snapshot(b, NULL, NULL), 0);  /* the first checkpoint is still alone */
+	snprintf(stray, sizeof stray, "%s/checkpoint", f->path);
+	assert_int_equal(count_hidden(stray, ".tmp-"), 0);
+	mb_close(b);
+}
+
+/* Issue 10: temp files of a `snapshot --out` killed mid-write are removed
+ * by the next snapshot into the same place; a live writer's are not. */
+static void test_out_dir_temp_files_of_dead_writers(void **state)
+{
+	fx *f = *state;
+	mb_bank *b = open_at(f->path, MB_DURABILITY_FAST, 0);
+	char out[1100], dead[1200], live[1200];
+	int fd, lfd;
+
+	snprintf(out, sizeof out, "%s/out", f->dir);
+	mkdir(out, 0700);
+	for (int i = 0; i < 300; i++) {
+		char id[32];
+		snprintf(id, sizeof id, "page-%04d", i);
+		assert_int_equal(mb_page_put(b, id, "{\"title\":\"some text to write\"}", (size_t)-1), 0);
+	}
+	/* a writer that died: its temp file is there, nobody holds it */
+	snprintf(dead, sizeof dead, "%s/.notion_pages.json.tmp.999999.12345", out);
+	fd = open(dead, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	/* a writer still writing (here: this process, another descriptor) */
+	snprintf(live, sizeof live, "%s/.sync_status.json.tmp.%ld.6789", out, (long)getpid());
+	lfd = open(live, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(lfd >= 0);
+	assert_int_equal(flock(lfd, LOCK_EX), 0);
+	/* real writers killed at assorted points */
+	for (int k = 0; k < 12; k++) {
+		pid_t pid = fork();
+		if (pid == 0) {
+			mb_bank *cb = open_at(f->path, MB_DURABILITY_FAST, 0);
+			for (;;)
+				mb_snapshot(cb, out, NULL);
+		}
+		usleep((useconds_t)(3000 + 1500 * k));
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+	}
+	assert_int_equal(mb_snapshot(b, out, NULL), 0);
+	assert_int_equal(access(dead, F_OK), -1);
+	assert_int_equal(access(live, F_OK), 0);
+	assert_int_equal(count_hidden(out, ".tmp."), 1);  /* the live one only */
+	close(lfd);
+	assert_int_equal(mb_snapshot(b, out, NULL), 0);
+	assert_int_equal(count_hidden(out, ".tmp."), 0);
+	assert_true(parses(out, "notion_pages.json"));
 	mb_close(b);
 }
 
@@ -657,6 +1194,15 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_snapshot_killed_anywhere, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ttl_purged_by_snapshot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_retention, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot_unchanged_leaves_no_links, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deepest_page_survives_checkpoint, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_damaged_checkpoint_falls_back, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_loadable_checkpoint_fails_clearly, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_error_types_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_restore_trims_error_types, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_loader_limits_cover_worst_files, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_merge_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_out_dir_temp_files_of_dead_writers, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("store-recovery", tests, NULL, NULL);
 }
