@@ -137,25 +137,47 @@ static ssize_t read_small(const char *path, char *buf, size_t cap)
 	return n;
 }
 
-/* Is the directory empty but for our lock file? */
-static int dir_is_empty(const char *path, bool *empty)
+/* Entries a bank holds before it has an identity, or while one is being
+ * created or restored: the open lock, the restore marker, and the temp file
+ * membank.json is written to before its rename (a creator holds the open
+ * lock while it exists; one found under the lock is a crashed creator's). */
+static bool creation_entry(const char *name)
+{
+	static const char tmp[] = "." MB_IDENTITY_FILE ".tmp.";
+
+	return !strcmp(name, MB_LOCK_FILE) || !strcmp(name, MB_RESTORE_MARK) ||
+	       !strncmp(name, tmp, sizeof tmp - 1);
+}
+
+/* Is the directory empty but for creation entries?  @purge (under the open
+ * lock) removes a crashed creator's temp files. */
+static int dir_is_empty(const char *path, bool *empty, bool purge)
 {
 	struct dirent *e;
+	char sub[4096];
 	DIR *d = opendir(path);
 
 	if (!d)
 		return mb_errno_code(errno);
 	*empty = true;
-	while ((e = readdir(d)))
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
-		    strcmp(e->d_name, MB_LOCK_FILE))
+	while ((e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		if (!creation_entry(e->d_name))
 			*empty = false;
+		else if (purge && e->d_name[0] == '.' &&
+		         !mb_pathf(sub, sizeof sub, "%s/%s", path, e->d_name))
+			unlink(sub);
+	}
 	closedir(d);
 	return 0;
 }
 
 /* A non-empty directory without an identity is not ours: say so before
- * creating anything in it (not even the lock file). */
+ * creating anything in it (not even the lock file).  Another process may be
+ * creating the bank right now: its entries do not count (the check is
+ * repeated under the open lock, where creation is finished or never
+ * started). */
 static int refuse_foreign(mb_bank *b)
 {
 	char path[4096];
@@ -164,17 +186,21 @@ static int refuse_foreign(mb_bank *b)
 
 	if (mb_pathf(path, sizeof path, "%s/%s", b->path, MB_IDENTITY_FILE))
 		return mb_fail(NULL, MB_EINVAL, "%s: path too long", b->path);
-	if (!lstat(path, &st) || errno != ENOENT || dir_is_empty(b->path, &empty) || empty)
+	/* identity last: a creator renames it in before it adds anything
+	 * else, so content listed without it is not a bank being created */
+	if (dir_is_empty(b->path, &empty, false) || empty || !lstat(path, &st) || errno != ENOENT)
 		return 0;
 	return mb_fail(NULL, MB_ENOTBANK, "%s: not empty and has no %s: not a membank bank",
 	               b->path, MB_IDENTITY_FILE);
 }
 
+/* Under the open lock: the identity is written by exactly one opener, and
+ * the others find it whole (a temp file renamed into place). */
 static int create_identity(mb_bank *b)
 {
 	char text[96];
 	bool empty = false;
-	int rc = dir_is_empty(b->path, &empty);
+	int rc = dir_is_empty(b->path, &empty, true);
 
 	if (rc)
 		return mb_fail(NULL, rc, "%s: cannot list: %s", b->path, strerror(errno));

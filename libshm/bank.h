@@ -15,6 +15,7 @@
 #define MB_IDENTITY_FILE "membank.json"
 #define MB_LOCK_FILE "open.lock"
 #define MB_CHECKPOINT_FILE "checkpoint.json"
+#define MB_RESTORE_MARK "restore.pending"
 
 struct mb_bank {
 	char *path, *store_dir, *journal_dir;
