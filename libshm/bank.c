@@ -5,7 +5,10 @@
  *   membank.json     identity: {"format":1,"history_limit":N}; its absence
  *                    in a non-empty directory means "not a bank"
  *   open.lock        locked exclusively while a process opens the bank, so
- *                    that exactly one of them repairs or rebuilds
+ *                    that exactly one of them creates, repairs or rebuilds,
+ *                    and by a restore for its whole duration; its first
+ *                    word says the bank was swapped out (bank.h)
+ *   restore.pending  only after a restore was killed midway (restore.c)
  *   store/           the LMDB cache (data.mdb, lock.mdb) and boot_id, the
  *                    marker of the boot whose unsynced writes it may hold
  *   journal/         the journal segments and sync.shm
@@ -21,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <unistd.h>
@@ -372,6 +376,25 @@ static int open_parts(mb_bank *b, const char *boot)
 	return 0;
 }
 
+/* Map open.lock's word (see MB_OPEN_LOCK_REPLACED): a handle reads it with
+ * one load before every operation.  The file is grown to hold it (sparse:
+ * no space needed), and the word of a bank at its path is always 0. */
+static int map_replaced(mb_bank *b, int fd)
+{
+	struct stat st;
+	void *p;
+
+	if (fstat(fd, &st) || (st.st_size < (off_t)sizeof(uint32_t) && ftruncate(fd, 8)))
+		return mb_fail(NULL, mb_errno_code(errno), "%s/%s: %s", b->path, MB_LOCK_FILE,
+		               strerror(errno));
+	p = mmap(NULL, sizeof(uint32_t), PROT_READ, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		return mb_fail(NULL, mb_errno_code(errno), "%s/%s: mmap: %s", b->path,
+		               MB_LOCK_FILE, strerror(errno));
+	b->replaced = p;
+	return 0;
+}
+
 static int bank_init(mb_bank *b, const char *path, const mb_options *o)
 {
 	if (!path || !*path)
@@ -418,7 +441,8 @@ int mb_open(const char *path, const mb_options *opts, mb_bank **out)
 		rc = mb_fail(NULL, MB_EIO, "cannot read this boot's id");
 		goto fail;
 	}
-	if ((rc = read_identity(b)) || (rc = open_parts(b, boot)))
+	if ((rc = map_replaced(b, lock.fd)) || (rc = restore_recover(b->path)) ||
+	    (rc = read_identity(b)) || (rc = open_parts(b, boot)))
 		goto fail;
 	lockfile_release(&lock);
 	b->tag = b;
@@ -440,6 +464,8 @@ int mb_close(mb_bank *b)
 	if (b->fork_gen == mb_fork_generation())
 		mbj_close(b->jn);
 	kv_close(b->kv);
+	if (b->replaced)
+		munmap((void *)b->replaced, sizeof(uint32_t));
 	free(b->path);
 	free(b->store_dir);
 	free(b->journal_dir);

@@ -16,6 +16,10 @@
 #define MB_LOCK_FILE "open.lock"
 #define MB_CHECKPOINT_FILE "checkpoint.json"
 #define MB_RESTORE_MARK "restore.pending"
+/* open.lock holds one 32-bit word (host order) at offset 0: 0 while the
+ * bank is at its path, this once a restore swapped it out.  Every handle
+ * maps it; see bank_check(). */
+#define MB_OPEN_LOCK_REPLACED 1u
 
 struct mb_bank {
 	char *path, *store_dir, *journal_dir;
@@ -27,10 +31,12 @@ struct mb_bank {
 	pid_t pid;                /* the opener */
 	unsigned fork_gen;        /* mb_fork_generation() at open: a child differs */
 	atomic_bool fatal;        /* a sync failed: refuse everything */
+	const uint32_t *replaced; /* open.lock's word, mapped (NULL: none) */
 	const void *tag;          /* where messages go: NULL until opened */
 };
 
-/* MB_EFORKED or MB_EFATAL (with the message) when @b may not be used. */
+/* MB_EFORKED, MB_EFATAL or MB_ERESTORED (with the message) when @b may not
+ * be used.  No system call: reads call it on every operation. */
 int bank_check(mb_bank *b);
 
 /* Journal, apply and commit one record; in full durability, wait until it
@@ -63,6 +69,10 @@ int bank_journal_code(int jrc);
 
 /* An MB_E* code for a journal code, with the journal's message. */
 int bank_journal_fail(mb_bank *b, int jrc, const char *what);
+
+/* Under the bank's open lock: finish what a restore killed midway left
+ * (restore.pending names the aside directory, removed with the mark). */
+int restore_recover(const char *path);
 
 /* Files: create/replace @name in directory @dir atomically (temp file with
  * O_EXCL|O_NOFOLLOW, write, fsync, rename, fsync the directory). */

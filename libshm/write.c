@@ -33,6 +33,10 @@ int bank_check(mb_bank *b)
 		return mb_fail(b, MB_EFORKED, "this handle was opened by process %ld and is used "
 		               "in process %ld after fork(); open the bank again in the child",
 		               (long)b->pid, (long)getpid());
+	if (b->replaced && __atomic_load_n(b->replaced, __ATOMIC_ACQUIRE) == MB_OPEN_LOCK_REPLACED)
+		return mb_fail(b, MB_ERESTORED, "%s: the bank was restored (replaced by another) "
+		               "since this handle opened it; close it and open the bank again",
+		               b->path);
 	if (atomic_load(&b->fatal))
 		return mb_fail(b, MB_EFATAL, "a journal sync failed earlier on this handle: "
 		               "nothing after it is known to be durable; close and reopen the bank");
@@ -168,6 +172,8 @@ static int write_once(mb_bank *b, uint8_t type, const mb_buf *payload,
 
 	if (rc)
 		return mb_fail(b, rc, "cannot begin a write: %s", mb_strerror(rc));
+	if ((rc = bank_check(b)))  /* again under the writer lock */
+		return kv_end(t, rc);
 	if (!(rc = bank_jend_load(t, &end)) && !(rc = bank_roll_forward(b, t, &end)) &&
 	    !a->end.seq && (!precheck || !(rc = precheck(t, ctx))))
 		rc = append_and_apply(b, t, type, payload, &end, a);

@@ -94,10 +94,280 @@ static void test_create_race(void **state)
 	assert_int_equal(count, CREATORS);
 }
 
+/* ------------------------------------------------------------- restore */
+
+/* A bank at <dir>/src with pages new0..new2, snapshot into <dir>/snap. */
+static void make_snap(const fx *f, char *snap, size_t cap)
+{
+	char src[4096];
+	mb_bank *b;
+
+	snprintf(src, sizeof src, "%s/src", f->dir);
+	snprintf(snap, cap, "%s/snap", f->dir);
+	if (!access(snap, F_OK))
+		return;
+	assert_int_equal(mkdir(snap, 0700), 0);
+	assert_non_null(b = open_opts(src, MB_DURABILITY_FAST, 0, 0));
+	for (int i = 0; i < 3; i++) {
+		char id[16];
+		snprintf(id, sizeof id, "new%d", i);
+		assert_int_equal(mb_page_put(b, id, "{\"v\":2}", (size_t)-1), 0);
+	}
+	assert_int_equal(mb_snapshot(b, snap, NULL), 0);
+	mb_close(b);
+}
+
+/* The bank at f->path with pages old0..old2 (fresh). */
+static void make_old(const fx *f)
+{
+	mb_bank *b;
+
+	rm_rf(f->path);
+	assert_non_null(b = open_opts(f->path, MB_DURABILITY_FULL, 0, 0));
+	for (int i = 0; i < 3; i++) {
+		char id[16];
+		snprintf(id, sizeof id, "old%d", i);
+		assert_int_equal(mb_page_put(b, id, "{\"v\":1}", (size_t)-1), 0);
+	}
+	mb_close(b);
+}
+
+static bool has_page(mb_bank *b, const char *id)
+{
+	char *s = NULL;
+	int rc = mb_page_get(b, id, &s, NULL);
+
+	mb_free(s);
+	return rc == 0;
+}
+
+/* A child restoring @snap over @path (forced), stopped at @step (0: never).
+ * Returns once the child is stopped there (or running, for step 0). */
+static pid_t start_restore(const char *snap, const char *path, int step)
+{
+	char at[16];
+	int status;
+	pid_t pid;
+
+	fflush(NULL);
+	assert_true((pid = fork()) >= 0);
+	if (pid == 0) {
+		int rc;
+		snprintf(at, sizeof at, "%d", step);
+		setenv("MEMBANK_TEST_RESTORE_STOP", at, 1);
+		rc = mb_restore(snap, path, NULL, MB_RESTORE_FORCE);
+		if (rc)
+			printf("restore: %s: %s\n", mb_errname(rc), mb_last_error(NULL));
+		fflush(NULL);
+		_exit(rc ? 1 : 0);
+	}
+	if (!step)
+		return pid;
+	for (int i = 0; i < 12000; i++) {  /* two minutes */
+		pid_t r = waitpid(pid, &status, WNOHANG | WUNTRACED);
+		if (r == pid && WIFSTOPPED(status))
+			return pid;
+		assert_int_equal(r, 0);  /* exited before the step: a failure */
+		usleep(10000);
+	}
+	fail_msg("the restore never reached step %d", step);
+	return -1;
+}
+
+/* No aside directory beside the bank, no restore mark in it. */
+static void assert_no_leftovers(const fx *f)
+{
+	char mark[4096];
+	struct dirent *e;
+	DIR *d = opendir(f->dir);
+
+	assert_non_null(d);
+	while ((e = readdir(d)))
+		if (strstr(e->d_name, ".restore-") || strstr(e->d_name, ".old-"))
+			fail_msg("left behind: %s/%s", f->dir, e->d_name);
+	closedir(d);
+	snprintf(mark, sizeof mark, "%s/restore.pending", f->path);
+	assert_int_equal(access(mark, F_OK), -1);
+}
+
+/* kill -9 at every step of a restore, over a bank and onto a fresh path:
+ * the next open finds the old bank or the new one whole (the old one up to
+ * the swap, the new one from it), removes what the restore left, and
+ * writes; a restore after a kill completes and leaves nothing either. */
+static void test_restore_killed_at_each_step(void **state)
+{
+	fx *f = *state;
+	char snap[4096];
+
+	make_snap(f, snap, sizeof snap);
+	for (int fresh = 0; fresh < 2; fresh++) {
+		for (int step = 1; step <= 5; step++) {
+			mb_bank *b;
+			pid_t pid;
+			bool swapped = step >= 4;
+
+			if (fresh)
+				rm_rf(f->path);
+			else
+				make_old(f);
+			pid = start_restore(snap, f->path, step);
+			kill(pid, SIGKILL);
+			assert_int_equal(wait_child(pid, 60), 128 + SIGKILL);
+			assert_non_null(b = open_opts(f->path, MB_DURABILITY_FULL, 0, 0));
+			printf("killed at step %d (%s): new pages %s, old pages %s\n", step,
+			       fresh ? "fresh path" : "over a bank",
+			       has_page(b, "new1") ? "present" : "absent",
+			       has_page(b, "old1") ? "present" : "absent");
+			assert_int_equal(has_page(b, "new0") && has_page(b, "new2"), swapped);
+			assert_int_equal(has_page(b, "old0") && has_page(b, "old2"),
+			                 !swapped && !fresh);
+			assert_int_equal(mb_page_put(b, "after", "{}", 2), 0);
+			mb_close(b);
+			assert_no_leftovers(f);
+		}
+	}
+	/* killed before the swap, then restored again: the second restore
+	 * cleans up and completes */
+	make_old(f);
+	pid_t pid = start_restore(snap, f->path, 3);
+	kill(pid, SIGKILL);
+	assert_int_equal(wait_child(pid, 60), 128 + SIGKILL);
+	assert_int_equal(mb_restore(snap, f->path, NULL, MB_RESTORE_FORCE), 0);
+	assert_no_leftovers(f);
+}
+
+#define WAITERS 8
+
+/* Processes that open the bank while a restore runs wait for it, then
+ * write into the new bank: every acknowledged put is there afterwards
+ * (30 of 32 were lost when the restore checked for users only once). */
+static void test_restore_excludes_openers(void **state)
+{
+	fx *f = *state;
+	char snap[4096];
+	pid_t rpid, pids[WAITERS];
+	uint64_t count = 0;
+	mb_bank *b;
+
+	make_snap(f, snap, sizeof snap);
+	make_old(f);
+	rpid = start_restore(snap, f->path, 2);  /* built aside, not swapped */
+	fflush(NULL);
+	for (int i = 0; i < WAITERS; i++) {
+		assert_true((pids[i] = fork()) >= 0);
+		if (pids[i] == 0) {
+			char id[16];
+			mb_bank *w = NULL;
+			int rc;
+
+			snprintf(id, sizeof id, "w%d", i);
+			if ((rc = mb_open(f->path, NULL, &w)) || (rc = mb_page_put(w, id, "{}", 2))) {
+				printf("writer %d: %s: %s\n", i, mb_errname(rc),
+				       w ? mb_last_error(w) : mb_last_error(NULL));
+				fflush(NULL);
+				_exit(1);
+			}
+			mb_close(w);
+			_exit(0);
+		}
+	}
+	/* while the restore is stopped, no writer gets through mb_open */
+	for (int t = 0; t < 100; t++) {
+		for (int i = 0; i < WAITERS; i++) {
+			int status;
+			if (waitpid(pids[i], &status, WNOHANG) == pids[i])
+				fail_msg("writer %d finished while the restore held the bank", i);
+		}
+		usleep(10000);
+	}
+	kill(rpid, SIGCONT);
+	assert_int_equal(wait_child(rpid, 120), 0);
+	for (int i = 0; i < WAITERS; i++)
+		assert_int_equal(wait_child(pids[i], 120), 0);
+	assert_non_null(b = open_opts(f->path, MB_DURABILITY_FULL, 0, 0));
+	for (int i = 0; i < WAITERS; i++) {
+		char id[16];
+		snprintf(id, sizeof id, "w%d", i);
+		if (!has_page(b, id))
+			fail_msg("put %s was acknowledged during the restore and is gone", id);
+	}
+	assert_true(has_page(b, "new1"));
+	assert_false(has_page(b, "old1"));
+	assert_int_equal(mb_page_count(b, &count), 0);
+	assert_int_equal(count, 3 + WAITERS);
+	mb_close(b);
+	assert_no_leftovers(f);
+}
+
+/* A handle whose bank was replaced anyway (here: its process lost LMDB's
+ * lock on lock.mdb by closing another descriptor of that file, so the
+ * restore could not see it) fails every read and write with MB_ERESTORED
+ * instead of reading the deleted bank or writing into the new one. */
+static void test_restored_handle_notices(void **state)
+{
+	fx *f = *state;
+	char snap[4096], lock[4096], *s = NULL;
+	uint64_t n = 0;
+	mb_bank *b, *c;
+	int fd, rc;
+
+	make_snap(f, snap, sizeof snap);
+	make_old(f);
+	assert_non_null(b = open_opts(f->path, MB_DURABILITY_FULL, 0, 0));
+	assert_true(has_page(b, "old0"));
+	snprintf(lock, sizeof lock, "%s/store/lock.mdb", f->path);
+	assert_true((fd = open(lock, O_RDWR)) >= 0);
+	close(fd);  /* drops every record lock this process had on the file */
+	pid_t pid = start_restore(snap, f->path, 0);
+	assert_int_equal(wait_child(pid, 120), 0);
+	rc = mb_page_get(b, "old0", &s, NULL);
+	printf("page get on the replaced bank: %s: %s\n", mb_errname(rc), mb_last_error(b));
+	assert_int_equal(rc, MB_ERESTORED);
+	assert_non_null(strstr(mb_last_error(b), "restored"));
+	assert_int_equal(mb_page_put(b, "lost", "{}", 2), MB_ERESTORED);
+	assert_int_equal(mb_page_count(b, &n), MB_ERESTORED);
+	assert_int_equal(mb_sync_record(b, "success", NULL), MB_ERESTORED);
+	assert_string_equal(mb_errname(MB_ERESTORED), "MB_ERESTORED");
+	mb_close(b);
+	assert_non_null(c = open_opts(f->path, MB_DURABILITY_FULL, 0, 0));
+	assert_true(has_page(c, "new0"));
+	assert_false(has_page(c, "lost"));
+	assert_int_equal(mb_page_put(c, "next", "{}", 2), 0);
+	mb_close(c);
+}
+
+/* This process's own handles are refused (a record lock cannot show them,
+ * and probing would drop LMDB's lock), and keep working. */
+static void test_restore_refuses_own_handles(void **state)
+{
+	fx *f = *state;
+	char snap[4096];
+	mb_bank *b;
+	int rc;
+
+	make_snap(f, snap, sizeof snap);
+	make_old(f);
+	assert_non_null(b = open_opts(f->path, MB_DURABILITY_FULL, 0, 0));
+	rc = mb_restore(snap, f->path, NULL, MB_RESTORE_FORCE);
+	printf("restore over a bank this process has open: %s: %s\n", mb_errname(rc),
+	       mb_last_error(NULL));
+	assert_int_equal(rc, MB_EPERM);
+	assert_non_null(strstr(mb_last_error(NULL), "this process has the bank open"));
+	assert_true(has_page(b, "old0"));
+	assert_int_equal(mb_page_put(b, "more", "{}", 2), 0);
+	mb_close(b);
+	assert_no_leftovers(f);
+	assert_int_equal(mb_restore(snap, f->path, NULL, MB_RESTORE_FORCE), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_create_race, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_restore_killed_at_each_step, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_restore_excludes_openers, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_restored_handle_notices, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_restore_refuses_own_handles, fx_setup, fx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
