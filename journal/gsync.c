@@ -129,15 +129,21 @@ static int map_state(mbj_log *log, int fd)
 	struct stat st;
 	char boot[48];
 
-	if (fstat(fd, &st) < 0)
+	if (fstat(fd, &st) < 0) {
+		mbj_set_err(log, "fstat sync.shm: %s", strerror(errno));
 		return MBJ_EIO;
+	}
 	bool fresh = (size_t)st.st_size < sizeof(struct mbj_shm);
-	if (fresh && ftruncate(fd, sizeof(struct mbj_shm)) < 0)
+	if (fresh && ftruncate(fd, sizeof(struct mbj_shm)) < 0) {
+		mbj_set_err(log, "ftruncate sync.shm: %s", strerror(errno));
 		return mbj_errno_code(errno);
+	}
 	void *p = mmap(NULL, sizeof(struct mbj_shm), PROT_READ | PROT_WRITE,
 	               MAP_SHARED, fd, 0);
-	if (p == MAP_FAILED)
+	if (p == MAP_FAILED) {
+		mbj_set_err(log, "mmap sync.shm: %s", strerror(errno));
 		return mbj_errno_code(errno);
+	}
 	struct mbj_shm *sh = p;
 	log->shm = sh;
 	read_boot_id(boot);

@@ -266,8 +266,13 @@ static int boot_id(char out[BOOT_ID_LEN + 1])
 		snprintf(out, BOOT_ID_LEN + 1, "%s", fake);
 		return 0;
 	}
-	if (read_small("/proc/sys/kernel/random/boot_id", text, sizeof text) < BOOT_ID_LEN)
+	ssize_t n = read_small("/proc/sys/kernel/random/boot_id", text, sizeof text);
+
+	if (n < BOOT_ID_LEN) {
+		if (n >= 0)
+			errno = EIO;  /* short: not an id */
 		return -1;
+	}
 	memcpy(out, text, BOOT_ID_LEN);
 	out[BOOT_ID_LEN] = '\0';
 	return 0;
@@ -438,7 +443,8 @@ int mb_open(const char *path, const mb_options *opts, mb_bank **out)
 	    (rc = lockfile_acquire(&lock, LOCK_OPEN, b->path, MB_LOCK_FILE, b->file_mode, NULL)))
 		goto fail;
 	if (boot_id(boot)) {
-		rc = mb_fail(NULL, MB_EIO, "cannot read this boot's id");
+		rc = mb_fail(NULL, errno == ENOENT ? MB_EIO : mb_errno_code(errno), "cannot read "
+		             "this boot's id (/proc/sys/kernel/random/boot_id): %s", strerror(errno));
 		goto fail;
 	}
 	if ((rc = map_replaced(b, lock.fd)) || (rc = restore_recover(b->path)) ||

@@ -96,7 +96,8 @@ static int replay(mb_bank *b, kv_txn *t, uint64_t from_seq, mbj_pos *end)
 		               (unsigned long long)from_seq);
 	if (rc)
 		return mb_fail(b->tag, bank_journal_code(rc), "journal: cannot read from seq %llu: %s",
-		               (unsigned long long)from_seq, mb_strerror(bank_journal_code(rc)));
+		               (unsigned long long)from_seq, *mbj_iter_open_errmsg() ?
+		               mbj_iter_open_errmsg() : mb_strerror(bank_journal_code(rc)));
 	/* jrc holds the journal's MBJ_* codes, rc our MB_* codes: the two
 	 * ranges overlap (MBJ_EVERSION == MB_ENOMEM) */
 	while ((jrc = mbj_iter_next(it, &rec)) == 1) {
@@ -197,7 +198,8 @@ int mb_journal_read(mb_bank *b, uint64_t from_seq, mb_event_fn fn, void *ctx)
 		               (unsigned long long)from_seq);
 	if (rc)
 		return mb_fail(b, bank_journal_code(rc), "journal: cannot read from seq %llu: %s",
-		               (unsigned long long)from_seq, mb_strerror(bank_journal_code(rc)));
+		               (unsigned long long)from_seq, *mbj_iter_open_errmsg() ?
+		               mbj_iter_open_errmsg() : mb_strerror(bank_journal_code(rc)));
 	/* jrc holds the journal's MBJ_* codes; rc ours or the callback's */
 	while ((jrc = mbj_iter_next(it, &rec)) == 1 && rec.seq <= last) {
 		ev.len = 0;

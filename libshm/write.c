@@ -99,10 +99,14 @@ int bank_journal_code(int jrc)
 int bank_journal_fail(mb_bank *b, int jrc, const char *what)
 {
 	int code = bank_journal_code(jrc);
-	const char *msg = b->jn ? mbj_errmsg(b->jn) : "";
+	const char *msg = b->jn ? mbj_errmsg(b->jn) : mbj_open_errmsg();
 
 	if (code == MB_EFATAL)
 		atomic_store(&b->fatal, true);
+	/* an I/O error's message is the system's cause ("open ...: Too many
+	 * open files"): "input/output error" before it would mislead */
+	if (code == MB_EIO && *msg)
+		return mb_fail(b->tag, code, "%s: %s", what, msg);
 	return mb_fail(b->tag, code, "%s: %s%s%s", what, mb_strerror(code), *msg ? ": " : "", msg);
 }
 

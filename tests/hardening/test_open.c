@@ -9,7 +9,7 @@
  * restore is stopped at a chosen step with MEMBANK_TEST_RESTORE_STOP=N (it
  * raises SIGSTOP there; the test then kills it, or lets it go on).
  */
-#include <poll.h>
+#include <sys/resource.h>
 
 #include "hard.h"
 
@@ -360,6 +360,77 @@ static void test_restore_refuses_own_handles(void **state)
 	assert_int_equal(mb_restore(snap, f->path, NULL, MB_RESTORE_FORCE), 0);
 }
 
+/* ------------------------------------------- out of file descriptors */
+
+static int fds_in_use(void)
+{
+	struct dirent *e;
+	DIR *d = opendir("/proc/self/fd");
+	int n = -1;  /* the directory's own descriptor */
+
+	while (d && (e = readdir(d)))
+		n += e->d_name[0] != '.';
+	if (d)
+		closedir(d);
+	return n;
+}
+
+/* A failure for lack of descriptors is MB_EIO with the system's words
+ * (strerror(EMFILE)), not a bare "input/output error" nor MB_EINTERNAL. */
+static bool says_emfile(int rc, const char *msg, const char *what, int limit)
+{
+	if (!rc)
+		return true;
+	printf("  limit %d: %s: %s: %s\n", limit, what, mb_errname(rc), msg);
+	return strstr(msg, strerror(EMFILE)) != NULL && rc == MB_EIO;
+}
+
+/* Open, read, write, snapshot and restore with 0..24 descriptors to spare:
+ * whatever fails names the cause. */
+static void test_out_of_descriptors(void **state)
+{
+	fx *f = *state;
+	char snap[4096], other[4096];
+	int base = fds_in_use();
+
+	make_snap(f, snap, sizeof snap);
+	make_old(f);
+	snprintf(other, sizeof other, "%s/restored", f->dir);
+	for (int spare = 0; spare <= 24; spare++) {
+		pid_t pid;
+
+		fflush(NULL);
+		assert_true((pid = fork()) >= 0);
+		if (pid == 0) {
+			struct rlimit rl = { (rlim_t)(base + spare), (rlim_t)(base + spare) };
+			mb_bank *b = NULL;
+			char *s = NULL;
+			int rc, lim = base + spare;
+			bool ok = true;
+
+			setrlimit(RLIMIT_NOFILE, &rl);
+			rc = mb_open(f->path, NULL, &b);
+			ok &= says_emfile(rc, mb_last_error(NULL), "open", lim);
+			if (!rc) {
+				rc = mb_page_get(b, "old1", &s, NULL);
+				ok &= says_emfile(rc, mb_last_error(b), "page get", lim);
+				mb_free(s);
+				rc = mb_page_put(b, "x", "{}", 2);
+				ok &= says_emfile(rc, mb_last_error(b), "page put", lim);
+				rc = mb_snapshot(b, NULL, NULL);
+				ok &= says_emfile(rc, mb_last_error(b), "snapshot", lim);
+				mb_close(b);
+			}
+			rc = mb_restore(snap, other, NULL, MB_RESTORE_FORCE);
+			ok &= says_emfile(rc, mb_last_error(NULL), "restore", lim);
+			fflush(NULL);
+			_exit(ok ? 0 : 1);
+		}
+		if (wait_child(pid, 120) != 0)
+			fail_msg("with %d descriptors to spare a failure did not name its cause", spare);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -368,6 +439,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_restore_excludes_openers, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_restored_handle_notices, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_restore_refuses_own_handles, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_out_of_descriptors, fx_setup, fx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
