@@ -322,9 +322,20 @@ static int settle(mb_bank *b)
 	int rc;
 
 	for (int tries = 0; tries < 32; tries++) {
+		mbj_pos was;
+
 		if ((rc = kv_begin(b->kv, true, &t)))
 			return mb_fail(NULL, rc, "%s: cannot begin a write: %s", b->path, mb_strerror(rc));
-		if (!(rc = bank_jend_load(t, &end)) && !(rc = bank_roll_forward(b, t, &end)))
+		if (!(rc = bank_jend_load(t, &end))) {
+			was = end;
+			if (!(rc = bank_roll_forward(b, t, &end)) &&
+			    !memcmp(&was, &end, sizeof end)) {
+				kv_abort(t);  /* nothing to finish: no commit, which a
+				               * full disk could refuse to a reader */
+				return 0;
+			}
+		}
+		if (!rc)
 			rc = bank_jend_store(t, &end);
 		rc = kv_end(t, rc);
 		if (rc != KV_EMAPFULL)
@@ -344,6 +355,67 @@ static bool store_is_new(const mb_bank *b)
 
 	free(p);
 	return none;
+}
+
+/* LMDB maps store/lock.mdb and writes its header and reader slots through
+ * the map: a hole in the file on a full disk is SIGBUS instead of an error.
+ * Allocate its blocks first (created at LMDB's own size, 64 KiB for
+ * KV_MAX_READERS slots; an existing file as it is).  Not while this process
+ * has the environment open: closing any descriptor of the file would drop
+ * LMDB's record locks. */
+#define LOCK_MDB_BYTES ((off_t)64 << 10)
+static int allocate_lock_mdb(mb_bank *b)
+{
+	char path[4096];
+	struct stat st;
+	int fd, err;
+
+	if (kv_open_here(b->store_dir) ||
+	    mb_pathf(path, sizeof path, "%s/lock.mdb", b->store_dir))
+		return 0;
+	if ((fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, b->file_mode)) < 0)
+		return mb_fail(NULL, mb_errno_code(errno), "%s: %s", path, strerror(errno));
+	err = fstat(fd, &st) ? errno :
+	      posix_fallocate(fd, 0, st.st_size ? st.st_size : LOCK_MDB_BYTES);
+	close(fd);
+	if (err && err != EOPNOTSUPP && err != EINVAL)
+		return mb_fail(NULL, mb_errno_code(err), "%s: cannot allocate it: %s", path,
+		               strerror(err));
+	return 0;
+}
+
+/* Write store/boot_id: a new file renamed into place, or, when that finds
+ * no space, the id written over the old one in place (no new block; a torn
+ * id reads as another boot's, which only costs a rebuild). */
+static int record_boot(mb_bank *b, const void *tag)
+{
+	char path[4096];
+	int rc = mb_write_file_atomic(b->store_dir, "boot_id", b->boot, strlen(b->boot),
+	                              b->file_mode, tag);
+	int fd;
+
+	if (!rc || mb_pathf(path, sizeof path, "%s/boot_id", b->store_dir) ||
+	    (fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		return rc;
+	if (pwrite(fd, b->boot, BOOT_ID_LEN, 0) == BOOT_ID_LEN && !fsync(fd)) {
+		mb_clear_error(tag);
+		rc = 0;
+	}
+	close(fd);
+	return rc;
+}
+
+int bank_boot_record(mb_bank *b)
+{
+	int rc;
+
+	if (!atomic_load(&b->boot_pending))
+		return 0;
+	if ((rc = record_boot(b, b)))
+		return mb_fail(b, rc, "cannot record this boot's id in %s/boot_id before the "
+		               "first write: %s", b->store_dir, mb_last_error(b));
+	atomic_store(&b->boot_pending, false);
+	return 0;
 }
 
 static int open_parts(mb_bank *b, const char *boot)
@@ -366,6 +438,8 @@ static int open_parts(mb_bank *b, const char *boot)
 	 * one: rolling forward from empty would miss what the checkpoint
 	 * covers once its segments are removed. */
 	build = stale || store_is_new(b);
+	if ((rc = allocate_lock_mdb(b)))
+		return rc;
 	if ((rc = kv_open(b->store_dir, b->file_mode, map, &b->kv, err, sizeof err)))
 		return mb_fail(NULL, rc, "%s", err);
 	kv_reader_check(b->kv, NULL);  /* slots of processes killed mid-read */
@@ -375,9 +449,17 @@ static int open_parts(mb_bank *b, const char *boot)
 		return rc;
 	if ((rc = settle(b)))
 		return rc;
-	if (stale || missing)
-		return mb_write_file_atomic(b->store_dir, "boot_id", boot, strlen(boot),
-		                            b->file_mode, NULL);
+	/* A missing id a full disk cannot create is left for the first write
+	 * (bank_boot_record): reads need none, and no opener discards a store
+	 * for a missing id.  A stale one must go now, or the next opener
+	 * would discard the store this handle uses. */
+	snprintf(b->boot, sizeof b->boot, "%s", boot);
+	if ((stale || missing) && (rc = record_boot(b, NULL))) {
+		if (stale)
+			return rc;
+		atomic_store(&b->boot_pending, true);
+		mb_clear_error(NULL);
+	}
 	return 0;
 }
 

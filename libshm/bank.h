@@ -32,12 +32,19 @@ struct mb_bank {
 	unsigned fork_gen;        /* mb_fork_generation() at open: a child differs */
 	atomic_bool fatal;        /* a sync failed: refuse everything */
 	const uint32_t *replaced; /* open.lock's word, mapped (NULL: none) */
+	char boot[40];            /* this boot's id */
+	atomic_bool boot_pending; /* store/boot_id not yet written (full disk) */
 	const void *tag;          /* where messages go: NULL until opened */
 };
 
 /* MB_EFORKED, MB_EFATAL or MB_ERESTORED (with the message) when @b may not
  * be used.  No system call: reads call it on every operation. */
 int bank_check(mb_bank *b);
+
+/* Record this boot's id before the first write when the open could not
+ * (a full disk); MB_ENOSPC or MB_EIO with the message when it still
+ * cannot. */
+int bank_boot_record(mb_bank *b);
 
 /* Journal, apply and commit one record; in full durability, wait until it
  * is durable.  @precheck (may be NULL) runs under the writer lock before

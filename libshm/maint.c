@@ -157,6 +157,8 @@ int mb_rebuild(mb_bank *b)
 {
 	int rc = bank_check(b);
 
+	if (!rc)
+		rc = bank_boot_record(b);
 	return rc ? rc : bank_rebuild_store(b);
 }
 

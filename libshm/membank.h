@@ -137,7 +137,11 @@ MB_API void mb_options_init(mb_options *opts);
  * that is not a bank, or a missing bank with create false), MB_EVERSION,
  * MB_EUNSAFE (path is a symlink, or on a network filesystem), MB_EPERM,
  * MB_ECORRUPT (journal damage that needs mb_journal_repair()), MB_ENOSPC,
- * MB_EIO, MB_ENOMEM, MB_EINTERNAL.  mb_last_error(NULL) says why.
+ * MB_EIO, MB_ENOMEM, MB_EINTERNAL.  mb_last_error(NULL) says why, with the
+ * system's words for a system error (e.g. "Too many open files").  An open
+ * writes nothing that needs a new block of disk unless a part is missing or
+ * the cache must be rebuilt, so a bank on a full disk opens and reads.
+ * An open that finds a restore in progress waits for it (see mb_restore()).
  */
 MB_API int mb_open(const char *path, const mb_options *opts, mb_bank **out);
 

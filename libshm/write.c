@@ -234,7 +234,7 @@ int bank_write(mb_bank *b, uint8_t type, const mb_buf *payload,
 	appended a = { { 0, 0, 0 }, 0 };
 	int rc, jrc, tries = 0;
 
-	if ((rc = bank_check(b)))
+	if ((rc = bank_check(b)) || (rc = bank_boot_record(b)))
 		return rc;
 	mb_clear_error(b);
 	if (payload->failed)
