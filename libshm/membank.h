@@ -305,7 +305,9 @@ MB_API int mb_snapshot(mb_bank *bank, const char *dir, mb_snapshot_info *info);
  * then opens the new bank.
  * @return 0, MB_EEXIST, MB_EINVAL or MB_ECORRUPT (a bad file: the message
  * names the file and the byte offset or key), MB_EPERM (a process has the
- * bank open), MB_EUNSAFE (the target is a symlink), MB_EIO (also: the
+ * bank open), MB_ENOTBANK (the target is a non-empty directory that is not
+ * a bank: never replaced, even with force), MB_EUNSAFE (the target is a
+ * symlink), MB_EIO (also: the
  * filesystem cannot exchange directories), MB_ENOSPC, MB_ENOMEM.
  * mb_last_error(NULL) says why. */
 MB_API int mb_restore(const char *from_dir, const char *bank_path,

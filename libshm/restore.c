@@ -81,6 +81,19 @@ static bool has_content(const char *path)
 	return any;
 }
 
+/* Content without membank.json is not a bank: never replaced, even with
+ * force (a typo in the target must not delete a directory). */
+static int check_is_bank(const char *path)
+{
+	char id[4096];
+	struct stat st;
+
+	if (!mb_pathf(id, sizeof id, "%s/%s", path, MB_IDENTITY_FILE) && !lstat(id, &st))
+		return 0;
+	return mb_fail(NULL, MB_ENOTBANK, "restore: %s: not empty and has no %s: not a membank "
+	               "bank; refusing to replace it", path, MB_IDENTITY_FILE);
+}
+
 static int check_unused(const char *path)
 {
 	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1 };
@@ -271,6 +284,8 @@ static int restore_locked(const char *from, const char *path, const mb_options *
 	if ((rc = restore_recover(path)))
 		return rc;
 	if (has_content(path)) {
+		if ((rc = check_is_bank(path)))
+			return rc;
 		if (!(flags & MB_RESTORE_FORCE))
 			return mb_fail(NULL, MB_EEXIST, "restore: %s: a bank is there already; "
 			               "force to replace it", path);
@@ -348,8 +363,9 @@ int mb_restore(const char *from, const char *bank_path, const mb_options *opts, 
 		bank_path = "./memory-bank";
 	if (!from || stat(from, &st) || !S_ISDIR(st.st_mode))
 		return mb_fail(NULL, MB_EINVAL, "restore: %s: not a directory", from ? from : "(null)");
-	if ((rc = target_dir(bank_path, opts, &created)))
-		return rc;
+	if ((rc = target_dir(bank_path, opts, &created)) ||
+	    (has_content(bank_path) && (rc = check_is_bank(bank_path))))
+		return rc;  /* (before the lock file is created in it) */
 	if (!(rc = lockfile_acquire(&lock, LOCK_OPEN, bank_path, MB_LOCK_FILE,
 	                            opts->group_shared ? 0660 : 0600, NULL))) {
 		rc = restore_locked(from, bank_path, opts, flags, lock.fd);

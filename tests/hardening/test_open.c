@@ -360,6 +360,28 @@ static void test_restore_refuses_own_handles(void **state)
 	assert_int_equal(mb_restore(snap, f->path, NULL, MB_RESTORE_FORCE), 0);
 }
 
+/* A forced restore onto a directory that is not a bank refuses it and
+ * leaves it as it was (it used to be deleted). */
+static void test_restore_refuses_foreign_dir(void **state)
+{
+	fx *f = *state;
+	char snap[4096], p[4096];
+	int rc;
+
+	make_snap(f, snap, sizeof snap);
+	assert_int_equal(mkdir(f->path, 0700), 0);
+	snprintf(p, sizeof p, "%s/precious.txt", f->path);
+	assert_int_equal(spit(p, "keep me", 7), 0);
+	rc = mb_restore(snap, f->path, NULL, MB_RESTORE_FORCE);
+	printf("forced restore onto a directory that is not a bank: %s: %s\n", mb_errname(rc),
+	       mb_last_error(NULL));
+	assert_int_equal(rc, MB_ENOTBANK);
+	assert_int_equal(access(p, F_OK), 0);
+	snprintf(p, sizeof p, "%s/open.lock", f->path);
+	assert_int_equal(access(p, F_OK), -1);
+	assert_no_leftovers(f);
+}
+
 /* ------------------------------------------- out of file descriptors */
 
 static int fds_in_use(void)
@@ -439,6 +461,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_restore_excludes_openers, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_restored_handle_notices, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_restore_refuses_own_handles, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_restore_refuses_foreign_dir, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_out_of_descriptors, fx_setup, fx_teardown),
 	};
 
