@@ -141,16 +141,14 @@ static ssize_t read_small(const char *path, char *buf, size_t cap)
 	return n;
 }
 
-/* Entries a bank holds before it has an identity, or while one is being
- * created or restored: the open lock, the restore marker, and the temp file
- * membank.json is written to before its rename (a creator holds the open
- * lock while it exists; one found under the lock is a crashed creator's). */
-static bool creation_entry(const char *name)
+bool bank_creation_entry(const char *name)
 {
-	static const char tmp[] = "." MB_IDENTITY_FILE ".tmp.";
+	static const char id_tmp[] = "." MB_IDENTITY_FILE ".tmp.";
+	static const char mark_tmp[] = "." MB_RESTORE_MARK ".tmp.";
 
 	return !strcmp(name, MB_LOCK_FILE) || !strcmp(name, MB_RESTORE_MARK) ||
-	       !strncmp(name, tmp, sizeof tmp - 1);
+	       !strncmp(name, id_tmp, sizeof id_tmp - 1) ||
+	       !strncmp(name, mark_tmp, sizeof mark_tmp - 1);
 }
 
 /* Is the directory empty but for creation entries?  @purge (under the open
@@ -167,7 +165,7 @@ static int dir_is_empty(const char *path, bool *empty, bool purge)
 	while ((e = readdir(d))) {
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
-		if (!creation_entry(e->d_name))
+		if (!bank_creation_entry(e->d_name))
 			*empty = false;
 		else if (purge && e->d_name[0] == '.' &&
 		         !mb_pathf(sub, sizeof sub, "%s/%s", path, e->d_name))

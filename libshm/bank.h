@@ -77,6 +77,13 @@ int bank_journal_code(int jrc);
 /* An MB_E* code for a journal code, with the journal's message. */
 int bank_journal_fail(mb_bank *b, int jrc, const char *what);
 
+/* Entries a bank directory holds before it has an identity, or while one
+ * is being created or restored: the open lock, the restore mark, and the
+ * temp files membank.json and the mark are written to before their rename
+ * (their writer holds the open lock; found under it, they are a crashed
+ * writer's and are removed). */
+bool bank_creation_entry(const char *name);
+
 /* Under the bank's open lock: finish what a restore killed midway left
  * (restore.pending names the aside directory, removed with the mark). */
 int restore_recover(const char *path);

@@ -64,8 +64,8 @@ static void crash_point(int step)
 		raise(SIGSTOP);
 }
 
-/* Is anything but our lock file and restore mark in @path?  Missing
- * counts as empty. */
+/* Is anything but creation entries (bank_creation_entry) in @path?
+ * Missing counts as empty. */
 static bool has_content(const char *path)
 {
 	struct dirent *e;
@@ -76,7 +76,7 @@ static bool has_content(const char *path)
 		return false;
 	while ((e = readdir(d)) && !any)
 		any = strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
-		      strcmp(e->d_name, MB_LOCK_FILE) && strcmp(e->d_name, MB_RESTORE_MARK);
+		      !bank_creation_entry(e->d_name);
 	closedir(d);
 	return any;
 }

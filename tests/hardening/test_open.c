@@ -382,6 +382,45 @@ static void test_restore_refuses_foreign_dir(void **state)
 	assert_no_leftovers(f);
 }
 
+/* A creator or a restore killed while writing membank.json or
+ * restore.pending leaves its temp file in a directory that is not a bank
+ * yet: the next open still creates the bank (and removes the temp files),
+ * and a restore onto such a directory still works. */
+static void test_crashed_creator_leftovers(void **state)
+{
+	fx *f = *state;
+	static const char *const temps[] = { ".membank.json.tmp.123.456",
+	                                     ".restore.pending.tmp.123.456" };
+	char snap[4096], p[4096];
+	mb_bank *b;
+
+	make_snap(f, snap, sizeof snap);
+	for (int restore = 0; restore < 2; restore++) {
+		rm_rf(f->path);
+		assert_int_equal(mkdir(f->path, 0700), 0);
+		for (int i = 0; i < 2; i++) {
+			snprintf(p, sizeof p, "%s/%s", f->path, temps[i]);
+			assert_int_equal(spit(p, "{", 1), 0);
+		}
+		snprintf(p, sizeof p, "%s/open.lock", f->path);
+		assert_int_equal(spit(p, "", 0), 0);
+		if (restore) {
+			assert_int_equal(mb_restore(snap, f->path, NULL, 0), 0);
+			assert_non_null(b = open_opts(f->path, MB_DURABILITY_FULL, 0, 0));
+			assert_true(has_page(b, "new0"));
+		} else {
+			assert_non_null(b = open_opts(f->path, MB_DURABILITY_FULL, 0, 0));
+			assert_int_equal(mb_page_put(b, "x", "{}", 2), 0);
+			for (int i = 0; i < 2; i++) {
+				snprintf(p, sizeof p, "%s/%s", f->path, temps[i]);
+				assert_int_equal(access(p, F_OK), -1);
+			}
+		}
+		mb_close(b);
+		assert_no_leftovers(f);
+	}
+}
+
 /* ------------------------------------------- out of file descriptors */
 
 static int fds_in_use(void)
@@ -462,6 +501,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_restored_handle_notices, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_restore_refuses_own_handles, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_restore_refuses_foreign_dir, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_crashed_creator_leftovers, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_out_of_descriptors, fx_setup, fx_teardown),
 	};
 
