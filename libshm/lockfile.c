@@ -31,13 +31,13 @@ static void child_reset(void)
 static void mutex_enter(enum lock_kind kind)
 {
 	if (!held[kind]++)
-		mutex_enter(kind);
+		pthread_mutex_lock(&kind_lock[kind]);
 }
 
 static void mutex_leave(enum lock_kind kind)
 {
 	if (!--held[kind])
-		mutex_leave(kind);
+		pthread_mutex_unlock(&kind_lock[kind]);
 }
 
 static void init_once(void)

@@ -9,6 +9,7 @@
  * restore is stopped at a chosen step with MEMBANK_TEST_RESTORE_STOP=N (it
  * raises SIGSTOP there; the test then kills it, or lets it go on).
  */
+#include <pthread.h>
 #include <sys/resource.h>
 
 #include "hard.h"
@@ -92,6 +93,57 @@ static void test_create_race(void **state)
 	assert_int_equal(failed, 0);
 	assert_int_equal(count_pages(f->path, &count), 0);
 	assert_int_equal(count, CREATORS);
+}
+
+#define THREADS 16
+
+typedef struct opener {
+	const char *path;
+	pthread_barrier_t *start;
+	int i, rc;
+	char msg[512];
+} opener;
+
+static void *open_and_put(void *arg)
+{
+	opener *o = arg;
+	char id[16];
+	mb_bank *b = NULL;
+
+	pthread_barrier_wait(o->start);
+	snprintf(id, sizeof id, "t%02d", o->i);
+	if ((o->rc = mb_open(o->path, NULL, &b)) || (o->rc = mb_page_put(b, id, "{}", 2)))
+		snprintf(o->msg, sizeof o->msg, "%s", b ? mb_last_error(b) : mb_last_error(NULL));
+	mb_close(b);
+	return NULL;
+}
+
+/* The same race between threads of one process (record locks do not
+ * exclude them: the open lock's mutex does), five rounds. */
+static void test_create_race_threads(void **state)
+{
+	fx *f = *state;
+	pthread_barrier_t start;
+	pthread_t th[THREADS];
+	opener o[THREADS];
+	uint64_t count = 0;
+
+	for (int round = 0; round < 5; round++) {
+		rm_rf(f->path);
+		pthread_barrier_init(&start, NULL, THREADS);
+		for (int i = 0; i < THREADS; i++) {
+			o[i] = (opener){ .path = f->path, .start = &start, .i = i };
+			assert_int_equal(pthread_create(&th[i], NULL, open_and_put, &o[i]), 0);
+		}
+		for (int i = 0; i < THREADS; i++)
+			pthread_join(th[i], NULL);
+		pthread_barrier_destroy(&start);
+		for (int i = 0; i < THREADS; i++)
+			if (o[i].rc)
+				fail_msg("thread %d: %s: %s", i, mb_errname(o[i].rc), o[i].msg);
+		assert_int_equal(count_pages(f->path, &count), 0);
+		assert_int_equal(count, THREADS);
+	}
 }
 
 /* ------------------------------------------------------------- restore */
@@ -496,6 +548,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_create_race, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_create_race_threads, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_restore_killed_at_each_step, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_restore_excludes_openers, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_restored_handle_notices, fx_setup, fx_teardown),
