@@ -84,6 +84,12 @@ int bank_journal_fail(mb_bank *b, int jrc, const char *what);
  * writer's and are removed). */
 bool bank_creation_entry(const char *name);
 
+/* MB_EPERM (the message starts with @what) when a process, this one
+ * included, has the bank at @path open: LMDB holds a shared record lock on
+ * store/lock.mdb in every process that has it open.  Call under the bank's
+ * open lock, so that nobody opens it after the check. */
+int bank_check_unused(const char *path, const char *what);
+
 /* Under the bank's open lock: finish what a restore killed midway left
  * (restore.pending names the aside directory, removed with the mark). */
 int restore_recover(const char *path);

@@ -338,7 +338,9 @@ MB_API int mb_journal_verify(const char *bank_path, char **report_json);
 
 /** Cut a torn tail and move a segment damaged in the middle aside (renamed
  * *.damaged, never deleted), keeping every record before the damage.
- * @p report_json as mb_journal_verify(), describing what was done. */
+ * @p report_json as mb_journal_verify(), describing what was done.  Runs
+ * under the bank's open lock and only while no process (this one included)
+ * has the bank open: MB_EPERM otherwise, and nothing is changed. */
 MB_API int mb_journal_repair(const char *bank_path, char **report_json);
 
 #ifdef __cplusplus

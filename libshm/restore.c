@@ -94,18 +94,23 @@ static int check_is_bank(const char *path)
 	               "bank; refusing to replace it", path, MB_IDENTITY_FILE);
 }
 
-static int check_unused(const char *path)
+int bank_check_unused(const char *path, const char *what)
 {
 	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1 };
-	char lock[4096];
+	char lock[4096], store[4096];
 	int fd, rc = 0;
 
-	mb_pathf(lock, sizeof lock, "%s/store/lock.mdb", path);
+	if (mb_pathf(lock, sizeof lock, "%s/store/lock.mdb", path) ||
+	    mb_pathf(store, sizeof store, "%s/store", path))
+		return mb_fail(NULL, MB_EINVAL, "%s: %s: path too long", what, path);
+	if (kv_open_here(store))
+		return mb_fail(NULL, MB_EPERM, "%s: %s: this process has the bank open; close its "
+		               "handles first", what, path);
 	if ((fd = open(lock, O_RDWR | O_NOFOLLOW | O_CLOEXEC)) < 0)
 		return 0;
 	if (fcntl(fd, F_SETLK, &fl))
-		rc = mb_fail(NULL, MB_EPERM, "%s: the bank is open in another process; close it "
-		             "before restoring over it", path);
+		rc = mb_fail(NULL, MB_EPERM, "%s: %s: the bank is open in another process; close "
+		             "it first", what, path);
 	close(fd);
 	return rc;
 }
@@ -272,16 +277,12 @@ static int swap_in(const char *aside, const char *path, const char *parent, int 
 static int restore_locked(const char *from, const char *path, const mb_options *opts,
                           unsigned flags, int old_lock)
 {
-	char aside[4096], parent[4096], base[1024], store[4096], mark[1100];
+	char aside[4096], parent[4096], base[1024], mark[1100];
 	int rc, new_lock = -1;
 
 	if (split_path(path, parent, sizeof parent, base, sizeof base) ||
-	    mb_pathf(aside, sizeof aside, "%s/%s.restore-%ld", parent, base, (long)getpid()) ||
-	    mb_pathf(store, sizeof store, "%s/store", path))
+	    mb_pathf(aside, sizeof aside, "%s/%s.restore-%ld", parent, base, (long)getpid()))
 		return mb_fail(NULL, MB_EINVAL, "restore: %s: path too long", path);
-	if (kv_open_here(store))
-		return mb_fail(NULL, MB_EPERM, "restore: %s: this process has the bank open; close "
-		               "its handles before restoring over it", path);
 	if ((rc = restore_recover(path)))
 		return rc;
 	if (has_content(path)) {
@@ -290,7 +291,7 @@ static int restore_locked(const char *from, const char *path, const mb_options *
 		if (!(flags & MB_RESTORE_FORCE))
 			return mb_fail(NULL, MB_EEXIST, "restore: %s: a bank is there already; "
 			               "force to replace it", path);
-		if ((rc = check_unused(path)))
+		if ((rc = bank_check_unused(path, "restore")))
 			return rc;
 	}
 	mb_rm_tree(aside);

@@ -473,6 +473,53 @@ static void test_crashed_creator_leftovers(void **state)
 	}
 }
 
+/* journal repair cuts and moves segments that running writers append to:
+ * it is refused while a process (another, or this one) has the bank open,
+ * and works once they are closed. */
+static void test_repair_refuses_open_bank(void **state)
+{
+	fx *f = *state;
+	int ready[2], rc;
+	char c = 0, *report = NULL;
+	mb_bank *b;
+	pid_t pid;
+	gate g;
+
+	make_old(f);
+	gate_init(&g);
+	assert_int_equal(pipe(ready), 0);
+	fflush(NULL);
+	assert_true((pid = fork()) >= 0);
+	if (pid == 0) {
+		mb_bank *cb = NULL;
+		int ok = !mb_open(f->path, NULL, &cb);
+		close(ready[0]);
+		if (write(ready[1], &c, 1) != 1)
+			_exit(2);
+		gate_wait(&g);
+		mb_close(cb);
+		_exit(ok ? 0 : 1);
+	}
+	close(ready[1]);
+	assert_int_equal(read(ready[0], &c, 1), 1);
+	close(ready[0]);
+	rc = mb_journal_repair(f->path, &report);
+	printf("repair while another process has the bank open: %s: %s\n", mb_errname(rc),
+	       mb_last_error(NULL));
+	assert_int_equal(rc, MB_EPERM);
+	assert_non_null(strstr(mb_last_error(NULL), "another process"));
+	gate_open(&g);
+	assert_int_equal(wait_child(pid, 60), 0);
+	assert_non_null(b = open_opts(f->path, MB_DURABILITY_FULL, 0, 0));
+	assert_int_equal(mb_journal_repair(f->path, &report), MB_EPERM);
+	assert_non_null(strstr(mb_last_error(NULL), "this process has the bank open"));
+	assert_true(has_page(b, "old1"));
+	mb_close(b);
+	assert_int_equal(mb_journal_repair(f->path, &report), 0);
+	assert_non_null(report);
+	mb_free(report);
+}
+
 /* ------------------------------------------- out of file descriptors */
 
 static int fds_in_use(void)
@@ -555,6 +602,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_restore_refuses_own_handles, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_restore_refuses_foreign_dir, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_crashed_creator_leftovers, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_repair_refuses_open_bank, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_out_of_descriptors, fx_setup, fx_teardown),
 	};
 
