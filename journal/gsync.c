@@ -130,15 +130,26 @@ static int map_state(mbj_log *log, int fd)
 	struct stat st;
 	char boot[48];
 
-	if (fstat(fd, &st) < 0)
+	if (fstat(fd, &st) < 0) {
+		mbj_set_err(log, "fstat sync.shm: %s", strerror(errno));
 		return MBJ_EIO;
+	}
 	bool fresh = (size_t)st.st_size < sizeof(struct mbj_shm);
-	if (fresh && ftruncate(fd, sizeof(struct mbj_shm)) < 0)
-		return mbj_errno_code(errno);
+	/* blocks, not a hole: the state is written through the map, where a
+	 * full disk would be SIGBUS instead of an error */
+	int e = fresh ? posix_fallocate(fd, 0, sizeof(struct mbj_shm)) : 0;
+	if (e == EOPNOTSUPP || e == EINVAL)
+		e = ftruncate(fd, sizeof(struct mbj_shm)) < 0 ? errno : 0;
+	if (e) {
+		mbj_set_err(log, "allocating sync.shm: %s", strerror(e));
+		return mbj_errno_code(e);
+	}
 	void *p = mmap(NULL, sizeof(struct mbj_shm), PROT_READ | PROT_WRITE,
 	               MAP_SHARED, fd, 0);
-	if (p == MAP_FAILED)
+	if (p == MAP_FAILED) {
+		mbj_set_err(log, "mmap sync.shm: %s", strerror(errno));
 		return mbj_errno_code(errno);
+	}
 	struct mbj_shm *sh = p;
 	log->shm = sh;
 	read_boot_id(boot);

@@ -108,6 +108,8 @@ typedef struct mbj_log mbj_log;
  * file "sync.shm" in @dir (MBJ_EVERSION if another layout of it is in use
  * this boot).  Cheap: reads no segment, unless clearing MBJ_EFATAL.  */
 int mbj_open(const char *dir, const mbj_options *opts, mbj_log **out);
+/* Why this thread's last mbj_open() failed ("" after a success). */
+const char *mbj_open_errmsg(void);
 void mbj_close(mbj_log *log);
 const char *mbj_errmsg(const mbj_log *log);
 
@@ -169,6 +171,9 @@ typedef struct mbj_iter mbj_iter;
  * @from_seq (those records were removed).  A missing directory: MBJ_EIO;
  * an empty one iterates nothing. */
 int mbj_iter_open(const char *dir, uint64_t from_seq, mbj_iter **out);
+/* Why this thread's last mbj_iter_open() failed ("" when it did not, or
+ * for MBJ_EINVAL). */
+const char *mbj_iter_open_errmsg(void);
 /* 1: *rec filled; 0: end of data (a torn tail at the very end is end of
  * data); <0: MBJ_ECORRUPT (damage followed by valid records) or MBJ_EIO.
  * Records appended but not yet committed by the store (and not yet

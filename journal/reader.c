@@ -110,12 +110,22 @@ static int start_at(mbj_iter *it, uint64_t from)
 	return 0;
 }
 
+/* Why this thread's last mbj_iter_open() failed: the iterator that would
+ * hold the message is gone. */
+static __thread char iter_open_err[256];
+
+const char *mbj_iter_open_errmsg(void)
+{
+	return iter_open_err;
+}
+
 int mbj_iter_open(const char *dir, uint64_t from_seq, mbj_iter **out)
 {
 	mbj_iter *it = calloc(1, sizeof(*it));
 	int r = MBJ_ENOMEM;
 
 	*out = NULL;
+	snprintf(iter_open_err, sizeof iter_open_err, "out of memory");
 	if (!it)
 		return r;
 	mbj_seg_init(&it->seg);
@@ -126,9 +136,14 @@ int mbj_iter_open(const char *dir, uint64_t from_seq, mbj_iter **out)
 		r = start_at(it, from_seq);
 	if (r < 0)
 		goto fail;
+	iter_open_err[0] = '\0';
 	*out = it;
 	return 0;
 fail:
+	if (r == MBJ_EIO)
+		snprintf(iter_open_err, sizeof iter_open_err, "%s: %s", dir, strerror(errno));
+	else if (r != MBJ_ENOMEM)
+		iter_open_err[0] = '\0';
 	mbj_iter_close(it);
 	return r;
 }

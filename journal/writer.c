@@ -101,6 +101,15 @@ static int open_dir(const char *dir, int mode, int *out)
 	return *out < 0 ? -1 : 0;
 }
 
+/* The message of this thread's last failed mbj_open(): the log that held
+ * it is gone by the time the caller asks. */
+static __thread char open_err[256];
+
+const char *mbj_open_errmsg(void)
+{
+	return open_err;
+}
+
 int mbj_open(const char *dir, const mbj_options *opts, mbj_log **out)
 {
 	mbj_options o = opts ? *opts : (mbj_options){ 0 };
@@ -108,8 +117,11 @@ int mbj_open(const char *dir, const mbj_options *opts, mbj_log **out)
 	int r;
 
 	*out = NULL;
-	if (!log)
+	open_err[0] = '\0';
+	if (!log) {
+		snprintf(open_err, sizeof open_err, "out of memory");
 		return MBJ_ENOMEM;
+	}
 	log->dirfd = log->wfd = log->sfd = log->shmfd = -1;
 	mbj_seg_init(&log->rseg);
 	pthread_mutex_init(&log->mu, NULL);
@@ -141,7 +153,7 @@ int mbj_open(const char *dir, const mbj_options *opts, mbj_log **out)
 	*out = log;
 	return 0;
 fail:
-	/* The message dies with the handle: the caller only gets the code. */
+	snprintf(open_err, sizeof open_err, "%s", log->err);
 	mbj_close(log);
 	return r;
 }
@@ -278,7 +290,7 @@ static int drop_segment(mbj_log *log, uint64_t n)
 	int r = mbj_list_segments(log->dirfd, &segs, &count);
 
 	if (r < 0) {
-		mbj_set_err(log, "listing the journal directory failed");
+		mbj_set_err(log, "listing the journal directory: %s", strerror(errno));
 		return r;
 	}
 	bool later = count && segs[count - 1] > n;

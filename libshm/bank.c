@@ -5,7 +5,10 @@
  *   membank.json     identity: {"format":1,"history_limit":N}; its absence
  *                    in a non-empty directory means "not a bank"
  *   open.lock        locked exclusively while a process opens the bank, so
- *                    that exactly one of them repairs or rebuilds
+ *                    that exactly one of them creates, repairs or rebuilds,
+ *                    and by a restore for its whole duration; its first
+ *                    word says the bank was swapped out (bank.h)
+ *   restore.pending  only after a restore was killed midway (restore.c)
  *   store/           the LMDB cache (data.mdb, lock.mdb) and boot_id, the
  *                    marker of the boot whose unsynced writes it may hold
  *   journal/         the journal segments and sync.shm
@@ -21,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <unistd.h>
@@ -137,25 +141,45 @@ static ssize_t read_small(const char *path, char *buf, size_t cap)
 	return n;
 }
 
-/* Is the directory empty but for our lock file? */
-static int dir_is_empty(const char *path, bool *empty)
+bool bank_creation_entry(const char *name)
+{
+	static const char id_tmp[] = "." MB_IDENTITY_FILE ".tmp.";
+	static const char mark_tmp[] = "." MB_RESTORE_MARK ".tmp.";
+
+	return !strcmp(name, MB_LOCK_FILE) || !strcmp(name, MB_RESTORE_MARK) ||
+	       !strncmp(name, id_tmp, sizeof id_tmp - 1) ||
+	       !strncmp(name, mark_tmp, sizeof mark_tmp - 1);
+}
+
+/* Is the directory empty but for creation entries?  @purge (under the open
+ * lock) removes a crashed creator's temp files. */
+static int dir_is_empty(const char *path, bool *empty, bool purge)
 {
 	struct dirent *e;
+	char sub[4096];
 	DIR *d = mb_opendir(path);
 
 	if (!d)
 		return mb_errno_code(errno);
 	*empty = true;
-	while ((e = readdir(d)))
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
-		    strcmp(e->d_name, MB_LOCK_FILE))
+	while ((e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		if (!bank_creation_entry(e->d_name))
 			*empty = false;
+		else if (purge && e->d_name[0] == '.' &&
+		         !mb_pathf(sub, sizeof sub, "%s/%s", path, e->d_name))
+			unlink(sub);
+	}
 	closedir(d);
 	return 0;
 }
 
 /* A non-empty directory without an identity is not ours: say so before
- * creating anything in it (not even the lock file). */
+ * creating anything in it (not even the lock file).  Another process may be
+ * creating the bank right now: its entries do not count (the check is
+ * repeated under the open lock, where creation is finished or never
+ * started). */
 static int refuse_foreign(mb_bank *b)
 {
 	char path[4096];
@@ -164,17 +188,21 @@ static int refuse_foreign(mb_bank *b)
 
 	if (mb_pathf(path, sizeof path, "%s/%s", b->path, MB_IDENTITY_FILE))
 		return mb_fail(NULL, MB_EINVAL, "%s: path too long", b->path);
-	if (!lstat(path, &st) || errno != ENOENT || dir_is_empty(b->path, &empty) || empty)
+	/* identity last: a creator renames it in before it adds anything
+	 * else, so content listed without it is not a bank being created */
+	if (dir_is_empty(b->path, &empty, false) || empty || !lstat(path, &st) || errno != ENOENT)
 		return 0;
 	return mb_fail(NULL, MB_ENOTBANK, "%s: not empty and has no %s: not a membank bank",
 	               b->path, MB_IDENTITY_FILE);
 }
 
+/* Under the open lock: the identity is written by exactly one opener, and
+ * the others find it whole (a temp file renamed into place). */
 static int create_identity(mb_bank *b)
 {
 	char text[96];
 	bool empty = false;
-	int rc = dir_is_empty(b->path, &empty);
+	int rc = dir_is_empty(b->path, &empty, true);
 
 	if (rc)
 		return mb_fail(NULL, rc, "%s: cannot list: %s", b->path, strerror(errno));
@@ -236,8 +264,13 @@ static int boot_id(char out[BOOT_ID_LEN + 1])
 		snprintf(out, BOOT_ID_LEN + 1, "%s", fake);
 		return 0;
 	}
-	if (read_small("/proc/sys/kernel/random/boot_id", text, sizeof text) < BOOT_ID_LEN)
+	ssize_t n = read_small("/proc/sys/kernel/random/boot_id", text, sizeof text);
+
+	if (n < BOOT_ID_LEN) {
+		if (n >= 0)
+			errno = EIO;  /* short: not an id */
 		return -1;
+	}
 	memcpy(out, text, BOOT_ID_LEN);
 	out[BOOT_ID_LEN] = '\0';
 	return 0;
@@ -289,13 +322,17 @@ static int settle(mb_bank *b)
 	for (int tries = 0; tries < 32; tries++) {
 		if ((rc = kv_begin(b->kv, true, &t)))
 			return mb_fail(NULL, rc, "%s: cannot begin a write: %s", b->path, mb_strerror(rc));
-		/* Nothing to roll forward (the usual case) writes nothing: an
-		 * open by a command that only reads leaves data.mdb as it was. */
 		if (!(rc = bank_jend_load(t, &end))) {
 			was = end;
-			if (!(rc = bank_roll_forward(b, t, &end)) && memcmp(&was, &end, sizeof end))
-				rc = bank_jend_store(t, &end);
+			if (!(rc = bank_roll_forward(b, t, &end)) &&
+			    !memcmp(&was, &end, sizeof end)) {
+				kv_abort(t);  /* nothing to finish: no commit, which a
+				               * full disk could refuse to a reader */
+				return 0;
+			}
 		}
+		if (!rc)
+			rc = bank_jend_store(t, &end);
 		rc = kv_end(t, rc);
 		if (rc != KV_EMAPFULL)
 			return rc;
@@ -314,6 +351,67 @@ static bool store_is_new(const mb_bank *b)
 
 	free(p);
 	return none;
+}
+
+/* LMDB maps store/lock.mdb and writes its header and reader slots through
+ * the map: a hole in the file on a full disk is SIGBUS instead of an error.
+ * Allocate its blocks first (created at LMDB's own size, 64 KiB for
+ * KV_MAX_READERS slots; an existing file as it is).  Not while this process
+ * has the environment open: closing any descriptor of the file would drop
+ * LMDB's record locks. */
+#define LOCK_MDB_BYTES ((off_t)64 << 10)
+static int allocate_lock_mdb(mb_bank *b)
+{
+	char path[4096];
+	struct stat st;
+	int fd, err;
+
+	if (kv_open_here(b->store_dir) ||
+	    mb_pathf(path, sizeof path, "%s/lock.mdb", b->store_dir))
+		return 0;
+	if ((fd = mb_open_fd(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, b->file_mode)) < 0)
+		return mb_fail(NULL, mb_errno_code(errno), "%s: %s", path, strerror(errno));
+	err = fstat(fd, &st) ? errno :
+	      posix_fallocate(fd, 0, st.st_size ? st.st_size : LOCK_MDB_BYTES);
+	close(fd);
+	if (err && err != EOPNOTSUPP && err != EINVAL)
+		return mb_fail(NULL, mb_errno_code(err), "%s: cannot allocate it: %s", path,
+		               strerror(err));
+	return 0;
+}
+
+/* Write store/boot_id: a new file renamed into place, or, when that finds
+ * no space, the id written over the old one in place (no new block; a torn
+ * id reads as another boot's, which only costs a rebuild). */
+static int record_boot(mb_bank *b, const void *tag)
+{
+	char path[4096];
+	int rc = mb_write_file_atomic(b->store_dir, "boot_id", b->boot, strlen(b->boot),
+	                              b->file_mode, tag);
+	int fd;
+
+	if (!rc || mb_pathf(path, sizeof path, "%s/boot_id", b->store_dir) ||
+	    (fd = mb_open_fd(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0)) < 0)
+		return rc;
+	if (pwrite(fd, b->boot, BOOT_ID_LEN, 0) == BOOT_ID_LEN && !fsync(fd)) {
+		mb_clear_error(tag);
+		rc = 0;
+	}
+	close(fd);
+	return rc;
+}
+
+int bank_boot_record(mb_bank *b)
+{
+	int rc;
+
+	if (!atomic_load(&b->boot_pending))
+		return 0;
+	if ((rc = record_boot(b, b)))
+		return mb_fail(b, rc, "cannot record this boot's id in %s/boot_id before the "
+		               "first write: %s", b->store_dir, mb_last_error(b));
+	atomic_store(&b->boot_pending, false);
+	return 0;
 }
 
 static int open_parts(mb_bank *b, const char *boot)
@@ -336,6 +434,8 @@ static int open_parts(mb_bank *b, const char *boot)
 	 * one: rolling forward from empty would miss what the checkpoint
 	 * covers once its segments are removed. */
 	build = stale || store_is_new(b);
+	if ((rc = allocate_lock_mdb(b)))
+		return rc;
 	rc = kv_open(b->store_dir, b->file_mode, map, &b->kv, err, sizeof err);
 	if (rc == KV_EINVALID) {
 		/* Not a usable store (its meta pages overwritten, data.mdb cut
@@ -357,9 +457,36 @@ static int open_parts(mb_bank *b, const char *boot)
 		return rc;
 	if ((rc = settle(b)))
 		return rc;
-	if (stale || missing)
-		return mb_write_file_atomic(b->store_dir, "boot_id", boot, strlen(boot),
-		                            b->file_mode, NULL);
+	/* A missing id a full disk cannot create is left for the first write
+	 * (bank_boot_record): reads need none, and no opener discards a store
+	 * for a missing id.  A stale one must go now, or the next opener
+	 * would discard the store this handle uses. */
+	snprintf(b->boot, sizeof b->boot, "%s", boot);
+	if ((stale || missing) && (rc = record_boot(b, NULL))) {
+		if (stale)
+			return rc;
+		atomic_store(&b->boot_pending, true);
+		mb_clear_error(NULL);
+	}
+	return 0;
+}
+
+/* Map open.lock's word (see MB_OPEN_LOCK_REPLACED): a handle reads it with
+ * one load before every operation.  The file is grown to hold it (sparse:
+ * no space needed), and the word of a bank at its path is always 0. */
+static int map_replaced(mb_bank *b, int fd)
+{
+	struct stat st;
+	void *p;
+
+	if (fstat(fd, &st) || (st.st_size < (off_t)sizeof(uint32_t) && ftruncate(fd, 8)))
+		return mb_fail(NULL, mb_errno_code(errno), "%s/%s: %s", b->path, MB_LOCK_FILE,
+		               strerror(errno));
+	p = mmap(NULL, sizeof(uint32_t), PROT_READ, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		return mb_fail(NULL, mb_errno_code(errno), "%s/%s: mmap: %s", b->path,
+		               MB_LOCK_FILE, strerror(errno));
+	b->replaced = p;
 	return 0;
 }
 
@@ -406,10 +533,12 @@ int mb_open(const char *path, const mb_options *opts, mb_bank **out)
 	    (rc = lockfile_acquire(&lock, LOCK_OPEN, b->path, MB_LOCK_FILE, b->file_mode, NULL)))
 		goto fail;
 	if (boot_id(boot)) {
-		rc = mb_fail(NULL, MB_EIO, "cannot read this boot's id");
+		rc = mb_fail(NULL, errno == ENOENT ? MB_EIO : mb_errno_code(errno), "cannot read "
+		             "this boot's id (/proc/sys/kernel/random/boot_id): %s", strerror(errno));
 		goto fail;
 	}
-	if ((rc = read_identity(b)) || (rc = open_parts(b, boot)))
+	if ((rc = map_replaced(b, lock.fd)) || (rc = restore_recover(b->path)) ||
+	    (rc = read_identity(b)) || (rc = open_parts(b, boot)))
 		goto fail;
 	lockfile_release(&lock);
 	b->tag = b;
@@ -431,6 +560,8 @@ int mb_close(mb_bank *b)
 	if (b->fork_gen == mb_fork_generation())
 		mbj_close(b->jn);
 	kv_close(b->kv);
+	if (b->replaced)
+		munmap((void *)b->replaced, sizeof(uint32_t));
 	free(b->path);
 	free(b->store_dir);
 	free(b->journal_dir);

@@ -15,6 +15,11 @@
 #define MB_IDENTITY_FILE "membank.json"
 #define MB_LOCK_FILE "open.lock"
 #define MB_CHECKPOINT_FILE "checkpoint.json"
+#define MB_RESTORE_MARK "restore.pending"
+/* open.lock holds one 32-bit word (host order) at offset 0: 0 while the
+ * bank is at its path, this once a restore swapped it out.  Every handle
+ * maps it; see bank_check(). */
+#define MB_OPEN_LOCK_REPLACED 1u
 
 struct mb_bank {
 	char *path, *store_dir, *journal_dir;
@@ -26,11 +31,20 @@ struct mb_bank {
 	pid_t pid;                /* the opener */
 	unsigned fork_gen;        /* mb_fork_generation() at open: a child differs */
 	atomic_bool fatal;        /* a sync failed: refuse everything */
+	const uint32_t *replaced; /* open.lock's word, mapped (NULL: none) */
+	char boot[40];            /* this boot's id */
+	atomic_bool boot_pending; /* store/boot_id not yet written (full disk) */
 	const void *tag;          /* where messages go: NULL until opened */
 };
 
-/* MB_EFORKED or MB_EFATAL (with the message) when @b may not be used. */
+/* MB_EFORKED, MB_EFATAL or MB_ERESTORED (with the message) when @b may not
+ * be used.  No system call: reads call it on every operation. */
 int bank_check(mb_bank *b);
+
+/* Record this boot's id before the first write when the open could not
+ * (a full disk); MB_ENOSPC or MB_EIO with the message when it still
+ * cannot. */
+int bank_boot_record(mb_bank *b);
 
 /* Journal, apply and commit one record; in full durability, wait until it
  * is durable.  @precheck (may be NULL) runs under the writer lock before
@@ -82,6 +96,23 @@ int bank_journal_code(int jrc);
 
 /* An MB_E* code for a journal code, with the journal's message. */
 int bank_journal_fail(mb_bank *b, int jrc, const char *what);
+
+/* Entries a bank directory holds before it has an identity, or while one
+ * is being created or restored: the open lock, the restore mark, and the
+ * temp files membank.json and the mark are written to before their rename
+ * (their writer holds the open lock; found under it, they are a crashed
+ * writer's and are removed). */
+bool bank_creation_entry(const char *name);
+
+/* MB_EPERM (the message starts with @what) when a process, this one
+ * included, has the bank at @path open: LMDB holds a shared record lock on
+ * store/lock.mdb in every process that has it open.  Call under the bank's
+ * open lock, so that nobody opens it after the check. */
+int bank_check_unused(const char *path, const char *what);
+
+/* Under the bank's open lock: finish what a restore killed midway left
+ * (restore.pending names the aside directory, removed with the mark). */
+int restore_recover(const char *path);
 
 /* Files: create/replace @name in directory @dir atomically (temp file with
  * O_EXCL|O_NOFOLLOW, write, fsync, rename, fsync the directory). */

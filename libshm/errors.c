@@ -28,7 +28,8 @@
 	XX(MB_EFATAL, "a sync failed: the handle is unusable, reopen the bank") \
 	XX(MB_EEXIST, "the bank exists and is not empty")                    \
 	XX(MB_EUNSAFE, "refused: symlink or network filesystem")             \
-	XX(MB_EINTERNAL, "unexpected storage engine error")
+	XX(MB_EINTERNAL, "unexpected storage engine error")                  \
+	XX(MB_ERESTORED, "the bank was restored: reopen it")
 
 const char *mb_strerror(int code)
 {

@@ -169,7 +169,7 @@ void afile_clean_dead(const char *dir, const char *name)
 	char prefix[300], path[4096];
 	struct stat st, now;
 	size_t plen;
-	DIR *d = opendir(dir);
+	DIR *d = mb_opendir(dir);
 	int fd;
 
 	if (!d)
@@ -179,7 +179,7 @@ void afile_clean_dead(const char *dir, const char *name)
 		if (strncmp(e->d_name, prefix, plen) ||
 		    mb_pathf(path, sizeof path, "%s/%s", dir, e->d_name))
 			continue;
-		fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		fd = mb_open_fd(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0);
 		if (fd < 0)
 			continue;
 		/* unlocked: its writer is gone (or finished, and then the name

@@ -100,7 +100,7 @@ static int kv_code(int rc)
 	case ENOMEM: return MB_ENOMEM;
 	case ENOSPC: return MB_ENOSPC;
 	case EACCES: case EPERM: case EROFS: return MB_EPERM;
-	case EIO: return MB_EIO;
+	case EIO: case EMFILE: case ENFILE: return MB_EIO;
 	default: return MB_EINTERNAL;
 	}
 }

@@ -8,7 +8,9 @@
  * process and are not inherited.  They do not exclude threads of one
  * process, so a process-wide mutex per kind of lock does that; a child
  * re-initialises the mutexes it inherits (pthread_atfork), since the thread
- * that held one does not exist in the child.
+ * that held one does not exist in the child.  A thread may hold two locks
+ * of one kind on different files (never the same file: closing either
+ * descriptor would drop both record locks).
  */
 #ifndef MEMBANK_LOCKFILE_H
 #define MEMBANK_LOCKFILE_H
@@ -20,7 +22,9 @@ typedef struct lockfile {
 	enum lock_kind kind;
 } lockfile;
 
-/* Create (mode, never through a symlink) and lock <dir>/<name>. */
+/* Create (mode, never through a symlink) and lock <dir>/<name>.  A lock
+ * file replaced while we waited (its directory swapped by a restore) is
+ * let go and the one now at the path is locked instead. */
 int lockfile_acquire(lockfile *l, enum lock_kind kind, const char *dir, const char *name,
                      unsigned mode, const void *tag);
 void lockfile_release(lockfile *l);

@@ -13,6 +13,7 @@
 #include "bank.h"
 #include "checkpoint.h"
 #include "docs.h"
+#include "lockfile.h"
 
 static void add_kv(mb_buf *b, const char *key, uint64_t v, bool comma)
 {
@@ -100,7 +101,8 @@ static int replay(mb_bank *b, kv_txn *t, uint64_t from_seq, mbj_pos *end)
 		               (unsigned long long)from_seq);
 	if (rc)
 		return mb_fail(b->tag, bank_journal_code(rc), "journal: cannot read from seq %llu: %s",
-		               (unsigned long long)from_seq, mb_strerror(bank_journal_code(rc)));
+		               (unsigned long long)from_seq, *mbj_iter_open_errmsg() ?
+		               mbj_iter_open_errmsg() : mb_strerror(bank_journal_code(rc)));
 	/* jrc holds the journal's MBJ_* codes, rc our MB_* codes: the two
 	 * ranges overlap (MBJ_EVERSION == MB_ENOMEM) */
 	while ((jrc = mbj_iter_next(it, &rec)) == 1) {
@@ -189,6 +191,8 @@ int mb_rebuild(mb_bank *b)
 {
 	int rc = bank_check(b);
 
+	if (!rc)
+		rc = bank_boot_record(b);
 	return rc ? rc : bank_rebuild_store(b);
 }
 
@@ -230,7 +234,8 @@ int mb_journal_read(mb_bank *b, uint64_t from_seq, mb_event_fn fn, void *ctx)
 		               (unsigned long long)from_seq);
 	if (rc)
 		return mb_fail(b, bank_journal_code(rc), "journal: cannot read from seq %llu: %s",
-		               (unsigned long long)from_seq, mb_strerror(bank_journal_code(rc)));
+		               (unsigned long long)from_seq, *mbj_iter_open_errmsg() ?
+		               mbj_iter_open_errmsg() : mb_strerror(bank_journal_code(rc)));
 	/* jrc holds the journal's MBJ_* codes; rc ours or the callback's */
 	while ((jrc = mbj_iter_next(it, &rec)) == 1 && rec.seq <= last) {
 		ev.len = 0;
@@ -285,12 +290,37 @@ static void report_json(const mbj_report *r, int rc, bool repaired, mb_buf *b)
 	buf_addc(b, '}');
 }
 
+/* A repair cuts and moves segments that running writers append to: it
+ * runs under the open lock (no one opens the bank meanwhile) and only while
+ * no process has the bank open. */
+static int repair_unused(const char *path, const char *dir, mbj_report *r, bool *ran)
+{
+	lockfile lock;
+	struct stat st;
+	int rc;
+
+	*ran = true;
+	if (stat(dir, &st) || stat(path, &st))  /* no bank: no lock file created in it */
+		return bank_journal_code(mbj_repair(dir, r));
+	*ran = false;
+	if ((rc = lockfile_acquire(&lock, LOCK_OPEN, path, MB_LOCK_FILE,
+	                           st.st_mode & 0070 ? 0660 : 0600, NULL)))
+		return rc;
+	if (!(rc = bank_check_unused(path, "journal repair"))) {
+		*ran = true;
+		rc = bank_journal_code(mbj_repair(dir, r));
+	}
+	lockfile_release(&lock);
+	return rc;
+}
+
 static int journal_check(const char *bank_path, char **out, bool repair)
 {
 	const char *path = bank_path && *bank_path ? bank_path : getenv("MEMBANK_DIR");
 	char dir[4096];
 	mbj_report r;
 	mb_buf doc = { 0 };
+	bool ran;
 	int rc;
 
 	if (out)
@@ -299,8 +329,10 @@ static int journal_check(const char *bank_path, char **out, bool repair)
 		path = "./memory-bank";
 	mb_pathf(dir, sizeof dir, "%s/journal", path);
 	memset(&r, 0, sizeof r);
-	rc = repair ? mbj_repair(dir, &r) : mbj_verify(dir, &r);
-	rc = bank_journal_code(rc);
+	if (!repair)
+		rc = bank_journal_code(mbj_verify(dir, &r));
+	else if ((rc = repair_unused(path, dir, &r, &ran)) && !ran)
+		return rc;
 	if (repair && !rc && (r.damaged || r.torn_tail))
 		checkpoint_mark_stale(path);
 	report_json(&r, rc, repair && !rc, &doc);

@@ -32,6 +32,9 @@
  *  - Threads: a handle may be used by several threads at once.  Writes are
  *    serialised by the bank-wide writer lock (shared by all processes);
  *    reads run in parallel with each other and with writes.
+ *  - Restore: a handle whose bank was replaced by mb_restore() (which
+ *    refuses while it can see the bank open) fails every call with
+ *    MB_ERESTORED and touches nothing; close it and open the bank again.
  *  - fork(): a handle belongs to the process that opened it.  Used in a
  *    child it fails with MB_EFORKED and touches nothing; the child opens the
  *    bank afresh.  Only mb_close() is allowed on such a handle (it releases
@@ -90,6 +93,8 @@ extern "C" {
 #define MB_EEXIST     -12  /**< restore target is a non-empty bank */
 #define MB_EUNSAFE    -13  /**< refused: symlink, or a network filesystem */
 #define MB_EINTERNAL  -14  /**< an unexpected error from the storage engine */
+#define MB_ERESTORED  -15  /**< the bank was restored since this handle
+                                opened it; close it and open the bank again */
 /** @} */
 
 /** @defgroup limits Bounds on everything that comes from outside
@@ -175,7 +180,11 @@ MB_API void mb_options_init(mb_options *opts);
  * MB_ECORRUPT (journal damage that needs mb_journal_repair(), an invalid
  * store another process has open, or no checkpoint that can be loaded: the
  * message names the file), MB_ENOSPC,
- * MB_EIO, MB_ENOMEM, MB_EINTERNAL.  mb_last_error(NULL) says why.
+ * MB_EIO, MB_ENOMEM, MB_EINTERNAL.  mb_last_error(NULL) says why, with the
+ * system's words for a system error (e.g. "Too many open files").  An open
+ * writes nothing that needs a new block of disk unless a part is missing or
+ * the cache must be rebuilt, so a bank on a full disk opens and reads.
+ * An open that finds a restore in progress waits for it (see mb_restore()).
  */
 MB_API int mb_open(const char *path, const mb_options *opts, mb_bank **out);
 
@@ -388,13 +397,21 @@ MB_API int mb_snapshot(mb_bank *bank, const char *dir, mb_snapshot_info *info);
 #define MB_RESTORE_FORCE 1u  /**< replace a non-empty bank */
 
 /** Build the bank at @p bank_path (NULL: the default) from the four JSON
- * files in @p from_dir.  The bank is built aside and moved into place only
- * when complete.  A non-empty bank is replaced only with MB_RESTORE_FORCE,
- * and only while no other process has it open.
+ * files in @p from_dir.  The bank is built aside and swapped with the
+ * target in one atomic step (renameat2 RENAME_EXCHANGE) only when complete:
+ * a crash at any instant leaves the old bank or the new one, whole, at the
+ * path, and the next open or restore removes what the restore left beside
+ * it.  A non-empty bank is replaced only with MB_RESTORE_FORCE, and only
+ * while no process (this one included) has it open.  The restore holds the
+ * bank's open lock from start to end: mb_open() of the bank waits for it,
+ * then opens the new bank.
  * @return 0, MB_EEXIST, MB_EINVAL or MB_ECORRUPT (a bad file: the message
  * names the file and the byte offset or key), MB_EPERM (a process has the
- * bank open), MB_EIO,
- * MB_ENOSPC, MB_ENOMEM.  mb_last_error(NULL) says why. */
+ * bank open), MB_ENOTBANK (the target is a non-empty directory that is not
+ * a bank: never replaced, even with force), MB_EUNSAFE (the target is a
+ * symlink), MB_EIO (also: the
+ * filesystem cannot exchange directories), MB_ENOSPC, MB_ENOMEM.
+ * mb_last_error(NULL) says why. */
 MB_API int mb_restore(const char *from_dir, const char *bank_path,
                       const mb_options *opts, unsigned flags);
 
@@ -423,7 +440,9 @@ MB_API int mb_journal_verify(const char *bank_path, char **report_json);
 
 /** Cut a torn tail and move a segment damaged in the middle aside (renamed
  * *.damaged, never deleted), keeping every record before the damage.
- * @p report_json as mb_journal_verify(), describing what was done. */
+ * @p report_json as mb_journal_verify(), describing what was done.  Runs
+ * under the bank's open lock and only while no process (this one included)
+ * has the bank open: MB_EPERM otherwise, and nothing is changed. */
 MB_API int mb_journal_repair(const char *bank_path, char **report_json);
 
 #ifdef __cplusplus

@@ -238,7 +238,7 @@ static void clean_leftovers(const char *dir, bool links)
 
 	for (int i = 0; i < 5; i++)
 		afile_clean_dead(dir, i < 4 ? doc_files[i] : MB_CHECKPOINT_FILE);
-	if (!links || !(d = opendir(dir)))
+	if (!links || !(d = mb_opendir(dir)))
 		return;
 	while ((e = readdir(d)))
 		for (int i = 0; i < 5; i++) {

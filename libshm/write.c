@@ -33,6 +33,10 @@ int bank_check(mb_bank *b)
 		return mb_fail(b, MB_EFORKED, "this handle was opened by process %ld and is used "
 		               "in process %ld after fork(); open the bank again in the child",
 		               (long)b->pid, (long)getpid());
+	if (b->replaced && __atomic_load_n(b->replaced, __ATOMIC_ACQUIRE) == MB_OPEN_LOCK_REPLACED)
+		return mb_fail(b, MB_ERESTORED, "%s: the bank was restored (replaced by another) "
+		               "since this handle opened it; close it and open the bank again",
+		               b->path);
 	if (atomic_load(&b->fatal))
 		return mb_fail(b, MB_EFATAL, "a journal sync failed earlier on this handle: "
 		               "nothing after it is known to be durable; close and reopen the bank");
@@ -95,10 +99,14 @@ int bank_journal_code(int jrc)
 int bank_journal_fail(mb_bank *b, int jrc, const char *what)
 {
 	int code = bank_journal_code(jrc);
-	const char *msg = b->jn ? mbj_errmsg(b->jn) : "";
+	const char *msg = b->jn ? mbj_errmsg(b->jn) : mbj_open_errmsg();
 
 	if (code == MB_EFATAL)
 		atomic_store(&b->fatal, true);
+	/* an I/O error's message is the system's cause ("open ...: Too many
+	 * open files"): "input/output error" before it would mislead */
+	if (code == MB_EIO && *msg)
+		return mb_fail(b->tag, code, "%s: %s", what, msg);
 	return mb_fail(b->tag, code, "%s: %s%s%s", what, mb_strerror(code), *msg ? ": " : "", msg);
 }
 
@@ -185,6 +193,8 @@ static int write_once(mb_bank *b, uint8_t type, const mb_buf *payload,
 
 	if (rc)
 		return mb_fail(b, rc, "cannot begin a write: %s", mb_strerror(rc));
+	if ((rc = bank_check(b)))  /* again under the writer lock */
+		return kv_end(t, rc);
 	if (!(rc = bank_jend_load(t, &end)) && !(rc = bank_roll_forward(b, t, &end)) &&
 	    !a->end.seq && (!precheck || !(rc = precheck(t, ctx))))
 		rc = append_and_apply(b, t, type, payload, &end, a);
@@ -241,7 +251,7 @@ int bank_write(mb_bank *b, uint8_t type, const mb_buf *payload,
 	appended a = { { 0, 0, 0 }, 0 };
 	int rc, jrc, tries = 0;
 
-	if ((rc = bank_check(b)))
+	if ((rc = bank_check(b)) || (rc = bank_boot_record(b)))
 		return rc;
 	mb_clear_error(b);
 	if (payload->failed)

@@ -831,6 +831,19 @@ class SnapshotRestore(CliTest):
         self.assertIn(b"sync_status.json", p.stderr)
         self.assertEqual(self.state(), before)
 
+    def test_restore_force_never_replaces_a_non_bank(self):
+        src = os.path.join(self.tmp, "gen")
+        self.write_four(src, 3)
+        self.bank = os.path.join(self.tmp, "documents")
+        os.mkdir(self.bank, 0o700)
+        with open(os.path.join(self.bank, "precious.txt"), "w") as f:
+            f.write("keep me")
+        p = self.mb("restore", src, "--force")
+        self.assertEqual(p.returncode, 4, p.stderr)
+        self.assertIn(b"not a membank bank", p.stderr)
+        self.assertEqual(sorted(os.listdir(self.bank)), ["precious.txt"])
+        self.assertEqual([n for n in os.listdir(self.tmp) if ".restore-" in n], [])
+
     def test_restore_missing_dir(self):
         p = self.mb("restore", os.path.join(self.tmp, "nowhere"))
         self.assertIn(p.returncode, (1, 3, 4))
