@@ -53,6 +53,10 @@ static int read_position(mb_bank *b, const char *dir, mbj_pos *end)
 		n = read(fd, text, sizeof text - 1);
 		close(fd);
 	}
+	/* a file that is there but cannot be read now (out of descriptors,
+	 * an I/O error) is not damage: say why, and do not pass it over */
+	if (n < 0 && errno != ENOENT && errno != ELOOP)
+		return mb_fail(b->tag, mb_errno_code(errno), "%s: %s", path, strerror(errno));
 	if (n > 0)
 		j = cJSON_ParseWithLength(text, (size_t)n);
 	for (int i = 0; i < 4; i++) {
@@ -88,12 +92,14 @@ int checkpoint_load(mb_bank *b, kv_txn *t, char name[32], uint64_t *seq, mbj_pos
 	mb_pathf(dir, sizeof dir, "%s/%s", root, name);
 	if ((rc = read_position(b, dir, end)))
 		return rc;
+	/* what the files say is wrong (MB_EINVAL) is damage; a system error
+	 * keeps its code */
 	if ((rc = load_docs_read(dir, b->tag, &docs)))
-		return mb_fail(b->tag, rc == MB_ENOMEM ? rc : MB_ECORRUPT, "checkpoint %s: %s", dir,
+		return mb_fail(b->tag, rc == MB_EINVAL ? MB_ECORRUPT : rc, "checkpoint %s: %s", dir,
 		               mb_last_error(b->tag));
 	rc = load_all(&t, NULL, dir, &docs, b->history_limit, b->tag);
 	load_docs_free(&docs);
-	if (rc && rc != KV_EMAPFULL && rc != MB_ENOMEM)
+	if (rc == MB_EINVAL || rc == MB_ECORRUPT)
 		rc = mb_fail(b->tag, MB_ECORRUPT, "checkpoint %s: %s", dir, mb_last_error(b->tag));
 	*seq = end->seq;
 	return rc;

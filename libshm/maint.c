@@ -144,9 +144,11 @@ static int rebuild_once(mb_bank *b)
 	for (;;) {
 		for (int db = 0; db < KV_NDB && !rc; db++)
 			rc = kv_drop(t, db);
-		/* a checkpoint of a newer format is not damage to pass over */
+		/* only damage is passed over: a checkpoint of a newer format, or
+		 * one the system could not let us read (out of descriptors, an
+		 * I/O error), is not damaged, and the next one would fail alike */
 		if (rc || !(rc = checkpoint_load(b, t, name, &seq, &end)) ||
-		    rc == KV_EMAPFULL || rc == MB_ENOMEM || rc == MB_EVERSION)
+		    (rc != MB_ECORRUPT && rc != MB_ENOTFOUND))
 			break;
 		if (rc == MB_ENOTFOUND) {  /* none older than the damaged one */
 			rc = mb_fail(b->tag, MB_ECORRUPT, "%s (and no older checkpoint to fall back "

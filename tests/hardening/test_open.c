@@ -589,6 +589,20 @@ static void test_out_of_descriptors(void **state)
 		if (wait_child(pid, 120) != 0)
 			fail_msg("with %d descriptors to spare a failure did not name its cause", spare);
 	}
+	/* a checkpoint that could not be read for want of descriptors is not
+	 * damage: none was passed over and set aside */
+	for (int i = 0; i < 2; i++) {
+		char dir[4200];
+		struct dirent *e;
+		DIR *d;
+		snprintf(dir, sizeof dir, "%s/checkpoint", i ? other : f->path);
+		if (!(d = opendir(dir)))
+			continue;
+		while ((e = readdir(d)))
+			if (strstr(e->d_name, ".damaged"))
+				fail_msg("%s/%s: a readable checkpoint was set aside as damaged", dir, e->d_name);
+		closedir(d);
+	}
 }
 
 int main(void)
