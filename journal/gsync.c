@@ -7,10 +7,13 @@
  * process-shared mutex, except `wake` (a futex word) and the atomic reads
  * of `failed` and `durable_seq`.
  *
- *   written_seq/segment  newest record appended (mbj_append, mbj_next_at)
- *                        and the segment holding it.  Segments before it
- *                        were fdatasync'ed when the journal rolled past them.
- *   durable_seq          every record <= it is on stable storage.
+ *   written_seq/segment/offset  newest record appended (mbj_append,
+ *                        mbj_next_at), the segment holding it and its end.
+ *                        Segments before it were fdatasync'ed when the
+ *                        journal rolled past them.
+ *   durable_seq          every record <= it is on stable storage;
+ *   durable_segment/offset  where that record ends (the writer copies them
+ *                        into the segment header as its durable mark).
  *   leader_active/pid    someone is in fdatasync for the others.  While
  *                        leading, the leader also holds an OFD write lock on
  *                        byte 0 of sync.shm: the kernel drops it when the
@@ -69,7 +72,7 @@
 #include "journal_int.h"
 
 #define SHM_MAGIC "MBJSYNC"
-#define SHM_VERSION 1u
+#define SHM_VERSION 2u
 #define WAIT_NS (2 * 1000 * 1000)
 
 struct mbj_shm {
@@ -84,7 +87,10 @@ struct mbj_shm {
 	uint32_t failed;
 	uint64_t written_seq;
 	uint64_t written_segment;
+	uint64_t written_offset;
 	uint64_t durable_seq;
+	uint64_t durable_segment;   /* where durable_seq's record ends */
+	uint64_t durable_offset;
 	uint64_t clean_segment;
 	uint64_t syncs;
 	uint32_t ready;
@@ -123,7 +129,10 @@ static int init_state(struct mbj_shm *sh, const char boot[48])
 	return 0;
 }
 
-/* Called under the flock: map, and (re)initialise when stale. */
+/* Called under the flock: map, and (re)initialise when stale.  A state
+ * initialised here is a new boot (or a journal whose state was lost): the
+ * newest segment may hold a hole left by a power loss, settled before any
+ * other process of the journal can use it (they wait on the flock). */
 static int map_state(mbj_log *log, int fd)
 {
 	struct stat st;
@@ -150,7 +159,8 @@ static int map_state(mbj_log *log, int fd)
 		}
 		return 0;
 	}
-	return init_state(sh, boot);
+	int r = mbj_boot_settle(log);
+	return r < 0 ? r : init_state(sh, boot);
 }
 
 int mbj_shm_open(mbj_log *log, int file_mode)
@@ -189,6 +199,8 @@ void mbj_shm_close(mbj_log *log)
 	log->shmfd = -1;
 }
 
+static void futex_wake_all(uint32_t *word);
+
 /* A holder that died with the mutex leaves the state as it was between
  * two plain stores; every field stays meaningful, so mark it consistent. */
 static void shm_lock(struct mbj_shm *sh)
@@ -207,16 +219,48 @@ void mbj_shm_lock(mbj_log *log)
 	shm_lock(log->shm);
 }
 
-void mbj_shm_publish(mbj_log *log, uint64_t seq, uint64_t segment)
+void mbj_shm_publish(mbj_log *log, const mbj_pos *end)
 {
 	struct mbj_shm *sh = log->shm;
 
 	shm_lock(sh);
-	if (seq > sh->written_seq) {
-		sh->written_seq = seq;
-		sh->written_segment = segment;
+	if (end->seq > sh->written_seq) {
+		sh->written_seq = end->seq;
+		sh->written_segment = end->segment;
+		sh->written_offset = end->offset;
 	}
 	shm_unlock(sh);
+}
+
+/* Under the mutex. */
+static void set_durable(struct mbj_shm *sh, const mbj_pos *end)
+{
+	if (end->seq > sh->durable_seq) {
+		sh->durable_segment = end->segment;
+		sh->durable_offset = end->offset;
+		__atomic_store_n(&sh->durable_seq, end->seq, __ATOMIC_RELEASE);
+	}
+}
+
+/* A writer fdatasync'ed its segment (zero-fill, roll) with every record up
+ * to @end written: waiters up to it may go. */
+void mbj_shm_set_durable(mbj_log *log, const mbj_pos *end)
+{
+	shm_lock(log->shm);
+	set_durable(log->shm, end);
+	shm_unlock(log->shm);
+	__atomic_add_fetch(&log->shm->wake, 1, __ATOMIC_RELEASE);
+	futex_wake_all(&log->shm->wake);
+}
+
+mbj_pos mbj_shm_durable(mbj_log *log)
+{
+	struct mbj_shm *sh = log->shm;
+
+	shm_lock(sh);
+	mbj_pos p = { sh->durable_segment, sh->durable_offset, sh->durable_seq };
+	shm_unlock(sh);
+	return p;
 }
 
 bool mbj_shm_failed(mbj_log *log)
@@ -304,18 +348,18 @@ static int sync_segment(mbj_log *log, uint64_t seg)
 static int lead(mbj_log *log)
 {
 	struct mbj_shm *sh = log->shm;
-	uint64_t target = sh->written_seq, seg = sh->written_segment;
+	mbj_pos target = { sh->written_segment, sh->written_offset, sh->written_seq };
 
 	sh->leader_active = 1;
 	sh->leader_pid = getpid();
 	leader_lock(log, F_WRLCK, F_OFD_SETLK);
 	shm_unlock(sh);
-	int r = seg ? sync_segment(log, seg) : 0;
+	int r = target.segment ? sync_segment(log, target.segment) : 0;
 	shm_lock(sh);
 	if (r == MBJ_EFATAL)
 		sh->failed = 1;
-	else if (r == 0 && target > sh->durable_seq)
-		sh->durable_seq = target;
+	else if (r == 0)
+		set_durable(sh, &target);
 	sh->syncs++;
 	sh->leader_active = 0;
 	leader_lock(log, F_UNLCK, F_OFD_SETLK);
@@ -432,7 +476,7 @@ int mbj_shm_recover(mbj_log *log)
 		return MBJ_EFATAL;
 	shm_lock(sh);
 	sh->failed = 0;
-	sh->durable_seq = sh->written_seq;
+	set_durable(sh, &(mbj_pos){ sh->written_segment, sh->written_offset, sh->written_seq });
 	shm_unlock(sh);
 	return 0;
 }
