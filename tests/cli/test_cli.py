@@ -648,6 +648,41 @@ class Journal(CliTest):
         self.assertTrue(self.doc("journal", "verify")["clean"])
 
 
+class StoppedPeers(CliTest):
+    """A process that holds a lock and is stopped (SIGSTOP) makes others
+    fail with a message that names it, not wait forever."""
+
+    def test_open_lock_held_by_stopped_process(self):
+        self.ok("page", "put", "a", '{"x":1}')
+        holder = subprocess.Popen(
+            [sys.executable, "-c",
+             "import fcntl, os, signal, sys\n"
+             "f = open(sys.argv[1], 'a')\n"
+             "fcntl.lockf(f, fcntl.LOCK_EX)\n"
+             "print('locked', flush=True)\n"
+             "os.kill(os.getpid(), signal.SIGSTOP)\n",
+             os.path.join(self.bank, "open.lock")],
+            stdout=subprocess.PIPE)
+        try:
+            self.assertEqual(holder.stdout.readline(), b"locked\n")
+            _, status = os.waitpid(holder.pid, os.WUNTRACED)
+            self.assertTrue(os.WIFSTOPPED(status))
+            start = time.monotonic()
+            err = self.fails(4, "page", "get", "a", timeout=120)
+            self.assertLess(time.monotonic() - start, 60)
+            self.assertIn("open.lock: held by process %d, which has been stopped" % holder.pid, err)
+            self.assertIn("kill -CONT %d" % holder.pid, err)
+            # once it continues (and lets go), opens work again
+            holder.send_signal(signal.SIGCONT)
+            holder.wait(timeout=30)
+            self.assertEqual(json.loads(self.ok("page", "get", "a"))["properties"], {"x": 1})
+        finally:
+            if holder.poll() is None:
+                holder.kill()
+                holder.wait()
+            holder.stdout.close()
+
+
 class SnapshotRestore(CliTest):
     def test_snapshot_into_bank(self):
         self.seed()
