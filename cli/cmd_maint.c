@@ -374,11 +374,14 @@ static const cli_sub journal_subs[] = {
 	  journal_tail },
 	{ "verify", "membank journal verify\n\n"
 	            "Check every journal record without opening the bank and print the report\n"
-	            "JSON; exit 0 when clean, 4 when damaged (the report names the first damage).\n",
+	            "JSON; exit 0 when clean, 4 when damaged (the report names the first damage).\n"
+	            "Records the store holds that the journal lacks are damage too.\n",
 	  journal_verify },
 	{ "repair", "membank journal repair\n\n"
 	            "Cut a torn tail and move a segment damaged in the middle aside (*.damaged),\n"
-	            "keeping every record before the damage.  Prints the report JSON.\n",
+	            "keeping every record before the damage.  When the store holds records the\n"
+	            "journal would lose, write a checkpoint of the store first and move every\n"
+	            "segment aside.  Prints the report JSON; \"action\" says what was done.\n",
 	  journal_repair },
 	{ NULL, NULL, NULL },
 };

@@ -205,6 +205,13 @@ int mbj_verify(const char *dir, mbj_report *report);
  * durable_seq may name records that are gone. */
 int mbj_repair(const char *dir, mbj_report *report);
 
+/* Move every segment aside as "<name>.damaged" (never deleted) and forget
+ * sync.shm and durable.mark: the journal is empty afterwards.  For a
+ * repair that first wrote a checkpoint holding everything the journal did
+ * (and more).  *moved: how many segments.  Run it with no process
+ * attached. */
+int mbj_set_aside(const char *dir, uint64_t *moved);
+
 /* Delete segments all of whose records have seq < @seq, never the newest
  * segment.  *removed (may be NULL) receives their number. */
 int mbj_remove_before(const char *dir, uint64_t seq, uint64_t *removed);

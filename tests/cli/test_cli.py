@@ -646,6 +646,60 @@ class Journal(CliTest):
         self.assertTrue(self.doc("journal", "verify")["clean"])
         self.ok("sync", "record", "success")
         self.assertTrue(self.doc("journal", "verify")["clean"])
+        # the store held the damaged record: the repair kept it
+        self.assertEqual(json.loads(self.ok("page", "get", "corruptme-page"))["properties"],
+                         {"a": 1})
+
+    def cut_segment(self, pages, middle):
+        """@pages puts, then the only segment cut after half its records
+        (in the middle of the next one when @middle)."""
+        for i in range(pages):
+            self.ok("page", "put", "p%03d" % i, '{"x":%d}' % i)
+        seg = os.path.join(self.bank, "journal", "%020d.jnl" % 1)
+        with open(seg, "rb") as f:
+            data = f.read()
+        ends, off = [], 32
+        while off + 25 <= len(data) and data[off + 16] != 0:
+            off += 25 + int.from_bytes(data[off:off + 4], "little")
+            ends.append(off)
+        self.assertEqual(len(ends), pages)
+        keep = ends[pages // 2 - 1]
+        os.truncate(seg, keep + 10 if middle else keep)
+        return pages // 2
+
+    def test_verify_reports_records_the_store_holds(self):
+        for middle in (True, False):
+            with self.subTest(middle=middle):
+                shutil.rmtree(self.bank, ignore_errors=True)
+                kept = self.cut_segment(100, middle)
+                self.assertIn("journal: damaged", self.fails(4, "page", "count"))
+                p = self.mb("journal", "verify")
+                self.assertEqual(p.returncode, 4, p.stderr)
+                r = json.loads(p.stdout)
+                self.assertFalse(r["clean"])
+                self.assertEqual((r["last_seq"], r["torn_tail"]), (kept, middle))
+                self.assertEqual(r["damage"]["seq"], kept + 1)
+                self.assertIn("records %d to 100 are missing" % (kept + 1), r["damage"]["reason"])
+                self.assertIn(b"records %d to 100 are missing" % (kept + 1), p.stderr)
+
+    def test_repair_keeps_what_the_store_holds(self):
+        kept = self.cut_segment(100, True)
+        r = self.doc("journal", "repair")
+        self.assertTrue(r["clean"])
+        self.assertEqual(r["action"], "wrote checkpoint/%020d from the store (seq 1 to 100), "
+                         "moved 1 segment(s) aside as .damaged" % 100)
+        self.assertEqual(r["damage"]["seq"], kept + 1)
+        self.assertEqual(self.ok("page", "count"), "100\n")
+        self.ok("page", "put", "after", '{"y":1}')
+        self.assertEqual(json.loads(self.ok("journal", "tail", "-n", "1"))["seq"], 101)
+        v = self.doc("journal", "verify")
+        self.assertEqual((v["clean"], v["first_seq"], v["last_seq"]), (True, 101, 101))
+        # the checkpoint alone gives the bank back (the store is a cache)
+        shutil.rmtree(os.path.join(self.bank, "store"))
+        self.assertEqual(self.ok("page", "count"), "101\n")
+        self.assertEqual(json.loads(self.ok("page", "get", "p099"))["properties"], {"x": 99})
+        jdir = os.path.join(self.bank, "journal")
+        self.assertIn("%020d.jnl.damaged" % 1, os.listdir(jdir))
 
 
 class StoppedPeers(CliTest):
