@@ -612,6 +612,54 @@ class Journal(CliTest):
             p.stdout.close()
             p.stderr.close()
 
+    def test_tail_follow_says_what_a_snapshot_removed(self):
+        """A follower that lags behind a snapshot which removes the segments
+        holding its next events says which it skipped; --journal-retention
+        keeps them."""
+        self.ok("page", "put", "a", '{"x":1}')
+        self.ok("page", "put", "b", '{"x":2}')
+        p = subprocess.Popen([MEMBANK, "-b", self.bank, "journal", "tail", "-n", "1", "-f"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            self.assertEqual(json.loads(p.stdout.readline())["seq"], 2)
+            os.kill(p.pid, signal.SIGSTOP)   # the follower lags from seq 3 on
+            big = '{"blob":"%s"}' % ("z" * (15 << 20))
+            for i in range(5):   # 15 MiB records: the 64 MiB segment rolls at seq 11
+                self.ok("--durability", "fast", "page", "put", "big%d" % i, "-", input=big)
+                if i < 4:
+                    self.ok("--durability", "fast", "page", "rm", "big%d" % i)
+            jdir = os.path.join(self.bank, "journal")
+            segs = sorted(f for f in os.listdir(jdir) if f.endswith(".jnl"))
+            self.assertEqual(segs, ["%020d.jnl" % 1, "%020d.jnl" % 11])
+            self.assertEqual(self.doc("snapshot", "--journal-retention", "3600")["seq"], 11)
+            self.assertEqual(sorted(f for f in os.listdir(jdir) if f.endswith(".jnl")), segs)
+            self.assertEqual(self.doc("snapshot")["seq"], 11)
+            self.assertEqual(sorted(f for f in os.listdir(jdir) if f.endswith(".jnl")), segs[1:])
+            os.kill(p.pid, signal.SIGCONT)
+            ev = json.loads(p.stdout.readline())
+            self.assertEqual((ev["seq"], ev["op"], ev["id"]), (11, "page.put", "big4"))
+            self.ok("page", "put", "c", '{"x":3}')
+            self.assertEqual(json.loads(p.stdout.readline())["seq"], 12)
+            p.send_signal(signal.SIGTERM)
+            self.assertEqual(p.wait(timeout=30), 0)
+            err = p.stderr.read().decode()
+            self.assertIn("membank: journal tail: events 3 to 10 (8) were skipped: a snapshot "
+                          "removed the journal segments", err)
+            self.assertEqual(err.count("skipped"), 1)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            p.stdout.close()
+            p.stderr.close()
+
+    def test_journal_retention_option(self):
+        self.ok("init")
+        for cmd in (["snapshot"], ["compactor"]):
+            err = self.fails(2, *cmd, "--journal-retention", "x")
+            self.assertIn("--journal-retention needs 0..4294967295 seconds, not 'x'", err)
+            self.assertIn("--journal-retention S", self.ok(*cmd, "--help"))
+
     def test_verify_clean(self):
         self.seed()
         r = self.doc("journal", "verify")
