@@ -448,8 +448,7 @@ static void power_loss(fx *f, int threads)
 	}
 	printf("power loss, %d writer thread(s)%s: %zu log entries (%zu bytes), %zu acknowledged "
 	       "puts; %ld crash states tried (%ld torn writes in them, %ld after the checkpoint), "
-	       "%ld acknowledged puts checked, none lost; %ld refused to open (MB_ECORRUPT), all "
-	       "whole after mb_journal_repair\n", threads, mode == 3 ? " and a checkpoint" : "",
+	       "%ld acknowledged puts checked, none lost; %ld refused to open (MB_ECORRUPT)\n", threads, mode == 3 ? " and a checkpoint" : "",
 	       r.n, r.rawlen, r.na, t.states, t.torn, t.with_ckpt, t.acked_checked, t.refused);
 	if (mode == 3)
 		assert_true(t.with_ckpt > 0);
