@@ -13,7 +13,7 @@
  *                        journal rolled past them.
  *   durable_seq          every record <= it is on stable storage;
  *   durable_segment/offset  where that record ends (the writer copies them
- *                        into the segment header as its durable mark).
+ *                        into durable.mark, see writer.c, DURABLE MARK).
  *   leader_active/pid    someone is in fdatasync for the others.  While
  *                        leading, the leader also holds an OFD write lock on
  *                        byte 0 of sync.shm: the kernel drops it when the
@@ -27,7 +27,8 @@
  * PROTOCOL of mbj_sync(seq): lock; done if durable_seq >= seq; if a leader
  * is active, sleep on the futex for at most 2 ms and look again (taking
  * over if the leader's lock is gone, or syncing by itself if the leader
- * has led for more than PATIENCE_NS, see STOPPED LEADER); else lead: take target = written_seq
+ * has led for more than PATIENCE_NS, see STOPPED LEADER); else lead: take
+ * target = written_seq
  * and its segment, unlock, fdatasync that segment, lock, durable_seq =
  * max(durable_seq, target), clear the leader, bump `wake`, unlock, wake
  * every sleeper.  Waiters sleep in the kernel: on 2 cores a spinning waiter
@@ -67,7 +68,9 @@
  * thread id that is reused), so the header keeps the boot id
  * (/proc/sys/kernel/random/boot_id) and the state is reinitialised, under an
  * flock on the file, when it differs, when the file is new or short, or
- * when it was never finished (`ready` is set last).
+ * when it was never finished (`ready` is set last).  Before that, still
+ * under the flock, mbj_boot_settle() (writer.c) cuts a hole a power loss
+ * left in the newest segment past its durable mark (segment.c).
  *
  * FAILURE.  A failed fdatasync sets `failed`: that caller and every waiter
  * get MBJ_EFATAL, and so does every later mbj_sync and mbj_append on any log
