@@ -93,3 +93,21 @@ int checkpoint_load(mb_bank *b, kv_txn *t, uint64_t *seq, mbj_pos *end)
 	*seq = end->seq;
 	return rc;
 }
+
+int checkpoint_newest(const char *bank_path, char *dir, size_t cap, mbj_pos *end, bool *found)
+{
+	char root[4096], name[32];
+	mb_bank quiet;
+	int rc;
+
+	*found = false;
+	memset(&quiet, 0, sizeof quiet);   /* messages go to NULL's slot */
+	mb_pathf(root, sizeof root, "%s/checkpoint", bank_path);
+	newest(root, name);
+	if (!*name)
+		return 0;
+	mb_pathf(dir, cap, "%s/%s", root, name);
+	rc = read_position(&quiet, dir, end);
+	*found = rc == 0;
+	return rc;
+}

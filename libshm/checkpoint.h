@@ -18,6 +18,10 @@ int checkpoint_load(mb_bank *b, kv_txn *t, uint64_t *seq, mbj_pos *end);
  * a copy of them, covering no journal record. */
 int checkpoint_from_files(mb_bank *b, const char *dir);
 
+/* The newest checkpoint's directory (into @dir) and journal position;
+ * *found false when there is none. */
+int checkpoint_newest(const char *bank_path, char *dir, size_t cap, mbj_pos *end, bool *found);
+
 /* Make the next open rebuild the store (after a journal repair). */
 void checkpoint_mark_stale(const char *bank_path);
 

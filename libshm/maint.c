@@ -427,6 +427,35 @@ static int keep_store(const char *path, const char *dir, const mbj_pos *store, m
 	return 0;
 }
 
+/* A repair whose cut would leave the journal ending before the newest
+ * checkpoint (damage before the seq it covers): the checkpoint holds every
+ * record up to it, so the journal is moved aside whole and the checkpoint
+ * says its records live in it ({0,0,seq}), or no open could start after
+ * it.  Records after it are then only in the .damaged segments. */
+static int rebase_on_checkpoint(const char *path, const char *dir, const char *ck,
+                                const mbj_pos *pos, mbj_report *r)
+{
+	char text[160];
+	struct stat st;
+	uint64_t moved = 0;
+	unsigned mode = stat(ck, &st) == 0 && (st.st_mode & 0070) ? 0660 : 0600;
+	int rc;
+
+	snprintf(text, sizeof text, "{\"format\":%d,\"seq\":%llu,\"segment\":0,\"offset\":0}\n",
+	         MB_FORMAT_VERSION, (unsigned long long)pos->seq);
+	if ((rc = mb_write_file_atomic(ck, MB_CHECKPOINT_FILE, text, strlen(text), mode, NULL)) ||
+	    (rc = link_view(path, ck)))
+		return rc;
+	if ((rc = bank_journal_code(mbj_set_aside(dir, &moved))))
+		return mb_fail(NULL, rc, "%s: cannot move the segments aside: %s", dir,
+		               mb_strerror(rc));
+	snprintf(r->action, sizeof r->action,
+	         "checkpoint %020llu holds seq 1 to %llu, past the damage: moved %llu "
+	         "segment(s) aside as .damaged", (unsigned long long)pos->seq,
+	         (unsigned long long)pos->seq, (unsigned long long)moved);
+	return 0;
+}
+
 static int journal_check(const char *bank_path, char **out, bool repair)
 {
 	const char *path = bank_path && *bank_path ? bank_path : getenv("MEMBANK_DIR");
@@ -435,7 +464,7 @@ static int journal_check(const char *bank_path, char **out, bool repair)
 	mbj_pos store = { 0 };
 	mb_buf doc = { 0 };
 	lockfile lock = { .fd = -1 };
-	bool known = false, kept_store = false;
+	bool known = false, kept_store = false;   /* kept_store: a message is set */
 	int rc;
 
 	if (out)
@@ -473,9 +502,18 @@ static int journal_check(const char *bank_path, char **out, bool repair)
 			report_missing(&r, &store);
 			rc = MB_ECORRUPT;
 		}
+	} else if (repair && (rc == 0 || rc == MBJ_ECORRUPT)) {
+		char ck[4096];
+		mbj_pos pos;
+		bool found = false;
+		if (!checkpoint_newest(path, ck, sizeof ck, &pos, &found) && found &&
+		    pos.seq > kept_seq(&r) && (r.damaged || r.torn_tail)) {
+			rc = rebase_on_checkpoint(path, dir, ck, &pos, &r);
+			kept_store = true;   /* its own messages */
+		}
+		else
+			rc = bank_journal_code(mbj_repair(dir, &r));
 	} else {
-		if (repair)
-			rc = mbj_repair(dir, &r);
 		rc = bank_journal_code(rc);
 	}
 	if (repair && !rc && (r.damaged || r.torn_tail))

@@ -329,7 +329,9 @@ MB_API int mb_journal_verify(const char *bank_path, char **report_json);
  * holds records past what the journal keeps, it first writes a checkpoint
  * of the whole store (checkpoint/<seq>/, as a snapshot does), then moves
  * every segment aside; the journal goes on after that seq.  Takes the open
- * lock; run it with no process attached.  @p report_json as
+ * lock; run it with no process attached.  When the damage lies before the
+ * newest checkpoint's seq, that checkpoint (which holds every record up to
+ * it) is kept as the start instead, the same way.  @p report_json as
  * mb_journal_verify(), with "action" saying exactly what was done. */
 MB_API int mb_journal_repair(const char *bank_path, char **report_json);
 

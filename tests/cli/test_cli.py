@@ -660,6 +660,34 @@ class Journal(CliTest):
             self.assertIn("--journal-retention needs 0..4294967295 seconds, not 'x'", err)
             self.assertIn("--journal-retention S", self.ok(*cmd, "--help"))
 
+    def test_repair_keeps_what_the_checkpoint_holds(self):
+        """Damage before the newest checkpoint's seq, with a store that cannot
+        be trusted (another boot's): the repair keeps the checkpoint usable
+        and the bank opens with everything it holds."""
+        for i in range(100):
+            self.ok("page", "put", "p%03d" % i, '{"x":%d}' % i)
+        self.assertEqual(self.doc("snapshot")["seq"], 100)
+        for i in range(10):
+            self.ok("page", "put", "q%03d" % i, '{"y":%d}' % i)
+        seg = os.path.join(self.bank, "journal", "%020d.jnl" % 1)
+        with open(seg, "r+b") as f:
+            data = f.read()
+            f.seek(data.index(b"p049"))
+            f.write(b"X")
+        with open(os.path.join(self.bank, "store", "boot_id"), "w") as f:
+            f.write("an-older-boot")
+        self.assertIn("journal", self.fails(4, "page", "count"))
+        r = self.doc("journal", "repair")
+        self.assertTrue(r["clean"])
+        self.assertEqual(r["damage"]["seq"], 50)
+        self.assertEqual(r["action"], "checkpoint %020d holds seq 1 to 100, past the damage: "
+                         "moved 1 segment(s) aside as .damaged" % 100)
+        self.assertEqual(self.ok("page", "count"), "100\n")
+        self.assertEqual(json.loads(self.ok("page", "get", "p049"))["properties"], {"x": 49})
+        self.ok("page", "put", "after", '{"z":1}')
+        self.assertEqual(json.loads(self.ok("journal", "tail", "-n", "1"))["seq"], 101)
+        self.assertTrue(self.doc("journal", "verify")["clean"])
+
     def test_verify_clean(self):
         self.seed()
         r = self.doc("journal", "verify")
