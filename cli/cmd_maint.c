@@ -78,24 +78,47 @@ static int print_info(cli *c, const char *dir, const mb_snapshot_info *in)
 }
 #endif
 
+#define RETENTION_HELP \
+	"  -r, --journal-retention S\n" \
+	"                  keep journal segments a checkpoint covers for S seconds\n" \
+	"                  (default 0: removed at once), so that a lagging reader\n" \
+	"                  ('journal tail --follow') still finds their events\n"
+
+/* --journal-retention S: 0..4294967295 seconds (journal_retention_s). */
+static int parse_retention(cli *c, const char *arg)
+{
+	uint64_t v;
+
+	if (cli_parse_u64(arg, UINT32_MAX, &v)) {
+		cli_usage_error(c, "--journal-retention needs 0..4294967295 seconds, not '%s'", arg);
+		return -1;
+	}
+	c->opts.journal_retention_s = (uint32_t)v;
+	return 0;
+}
+
 int cmd_snapshot(cli *c, int argc, char **argv)
 {
 	static const struct option lo[] = {
 		{ "out", required_argument, NULL, 'o' },
+		{ "journal-retention", required_argument, NULL, 'r' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *out = NULL;
 	int ch, ex = 0;
 
-	c->usage = "membank snapshot [--out DIR]\n\n"
+	c->usage = "membank snapshot [--out DIR] [--journal-retention S]\n\n"
 	           "Write notion_pages.json, sync_status.json, error_log.json and\n"
 	           "config_cache.json, each replaced atomically, from one instant of the bank.\n"
 	           "Without --out they go to the bank directory and are its checkpoint.\n"
 	           "Prints {\"dir\":...,\"seq\":N,\"pages\":N,\"bytes\":N,...}.\n\n"
-	           "  -o, --out DIR   write the files into DIR instead\n";
-	while ((ch = cli_getopt(c, argc, argv, "o:", lo, &ex)) > 0)
+	           "  -o, --out DIR   write the files into DIR instead\n"
+	           RETENTION_HELP;
+	while ((ch = cli_getopt(c, argc, argv, "o:r:", lo, &ex)) > 0)
 		if (ch == 'o')
 			out = optarg;
+		else if (ch == 'r' && parse_retention(c, optarg))
+			return EX_USAGE;
 	if (ch < 0)
 		return ex;
 	if (optind != argc)
@@ -207,20 +230,24 @@ int cmd_compactor(cli *c, int argc, char **argv)
 	static const struct option lo[] = {
 		{ "every", required_argument, NULL, 'e' },
 		{ "out", required_argument, NULL, 'o' },
+		{ "journal-retention", required_argument, NULL, 'r' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *out = NULL;
 	uint64_t every = 60;
 	int ch, ex = 0;
 
-	c->usage = "membank compactor [--every S] [--out DIR]\n\n"
+	c->usage = "membank compactor [--every S] [--out DIR] [--journal-retention S]\n\n"
 	           "Snapshot the bank every S seconds (default 60) until SIGTERM or SIGINT,\n"
 	           "then exit 0.  One line per run on stderr: duration, pages, bytes, seq.\n\n"
 	           "  -e, --every S   seconds between snapshots (1..86400)\n"
-	           "  -o, --out DIR   write the files into DIR instead of the bank directory\n";
-	while ((ch = cli_getopt(c, argc, argv, "e:o:", lo, &ex)) > 0) {
+	           "  -o, --out DIR   write the files into DIR instead of the bank directory\n"
+	           RETENTION_HELP;
+	while ((ch = cli_getopt(c, argc, argv, "e:o:r:", lo, &ex)) > 0) {
 		if (ch == 'o')
 			out = optarg;
+		else if (ch == 'r' && parse_retention(c, optarg))
+			return EX_USAGE;
 		else if (ch == 'e' && (cli_parse_u64(optarg, 86400, &every) || !every))
 			return cli_usage_error(c, "--every needs 1..86400 seconds, not '%s'", optarg);
 	}
@@ -259,8 +286,9 @@ static int stop_at_first(void *ctx, uint64_t seq, const char *event_json)
 
 /* Print from @p *next to @p last.  When the oldest records asked for are no
  * longer kept (a snapshot removed their segment), start at the oldest kept,
- * found by bisection over what mb_journal_read() accepts. */
-static int print_from(mb_bank *b, uint64_t *next, uint64_t last)
+ * found by bisection over what mb_journal_read() accepts, and say on stderr
+ * which events were skipped: a reader never loses events silently. */
+static int print_from(cli *c, mb_bank *b, uint64_t *next, uint64_t last)
 {
 	uint64_t lo = *next, hi = last;
 	int rc = mb_journal_read(b, *next, print_event, next);
@@ -278,6 +306,10 @@ static int print_from(mb_bank *b, uint64_t *next, uint64_t last)
 		else
 			return rc;
 	}
+	cli_msg(c, "events %" PRIu64 " to %" PRIu64 " (%" PRIu64 ") were skipped: a snapshot "
+	        "removed the journal segments that held them before they were read (keep them "
+	        "longer with --journal-retention on the snapshot or compactor)",
+	        *next, hi - 1, hi - *next);
 	*next = hi;
 	return mb_journal_read(b, hi, print_event, next);
 }
@@ -294,7 +326,7 @@ static int tail_follow(cli *c, mb_bank *b, uint64_t next)
 			return cli_fail(c, b, rc, "cannot read the journal");
 		if (last < next)
 			continue;
-		if ((rc = print_from(b, &next, last)) == OUTPUT_FAILED)
+		if ((rc = print_from(c, b, &next, last)) == OUTPUT_FAILED)
 			return EX_OK;   /* the reader went away: reported at exit */
 		if (rc)
 			return cli_fail(c, b, rc, "cannot read the journal");
@@ -333,7 +365,7 @@ static int journal_tail(cli *c, int argc, char **argv)
 		goto cleanup;
 	}
 	next = last >= n ? last - n + 1 : 1;
-	if (n && last && (rc = print_from(b, &next, last)) && rc != OUTPUT_FAILED)
+	if (n && last && (rc = print_from(c, b, &next, last)) && rc != OUTPUT_FAILED)
 		ex = cli_fail(c, b, rc, "cannot read the journal");
 	else if (follow && !rc && !cli_flush())
 		ex = tail_follow(c, b, last + 1);
@@ -379,11 +411,14 @@ static const cli_sub journal_subs[] = {
 	  journal_tail },
 	{ "verify", "membank journal verify\n\n"
 	            "Check every journal record without opening the bank and print the report\n"
-	            "JSON; exit 0 when clean, 4 when damaged (the report names the first damage).\n",
+	            "JSON; exit 0 when clean, 4 when damaged (the report names the first damage).\n"
+	            "Records the store holds that the journal lacks are damage too.\n",
 	  journal_verify },
 	{ "repair", "membank journal repair\n\n"
 	            "Cut a torn tail and move a segment damaged in the middle aside (*.damaged),\n"
-	            "keeping every record before the damage.  Prints the report JSON.\n",
+	            "keeping every record before the damage.  When the store holds records the\n"
+	            "journal would lose, write a checkpoint of the store first and move every\n"
+	            "segment aside.  Prints the report JSON; \"action\" says what was done.\n",
 	  journal_repair },
 	{ NULL, NULL, NULL },
 };

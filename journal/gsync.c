@@ -7,10 +7,13 @@
  * process-shared mutex, except `wake` (a futex word) and the atomic reads
  * of `failed` and `durable_seq`.
  *
- *   written_seq/segment  newest record appended (mbj_append, mbj_next_at)
- *                        and the segment holding it.  Segments before it
- *                        were fdatasync'ed when the journal rolled past them.
- *   durable_seq          every record <= it is on stable storage.
+ *   written_seq/segment/offset  newest record appended (mbj_append,
+ *                        mbj_next_at), the segment holding it and its end.
+ *                        Segments before it were fdatasync'ed when the
+ *                        journal rolled past them.
+ *   durable_seq          every record <= it is on stable storage;
+ *   durable_segment/offset  where that record ends (the writer copies them
+ *                        into durable.mark, see writer.c, DURABLE MARK).
  *   leader_active/pid    someone is in fdatasync for the others.  While
  *                        leading, the leader also holds an OFD write lock on
  *                        byte 0 of sync.shm: the kernel drops it when the
@@ -23,11 +26,34 @@
  *
  * PROTOCOL of mbj_sync(seq): lock; done if durable_seq >= seq; if a leader
  * is active, sleep on the futex for at most 2 ms and look again (taking
- * over if the leader's lock is gone); else lead: take target = written_seq
+ * over if the leader's lock is gone, or syncing by itself if the leader
+ * has led for more than PATIENCE_NS, see STOPPED LEADER); else lead: take
+ * target = written_seq
  * and its segment, unlock, fdatasync that segment, lock, durable_seq =
  * max(durable_seq, target), clear the leader, bump `wake`, unlock, wake
  * every sleeper.  Waiters sleep in the kernel: on 2 cores a spinning waiter
  * steals the leader's CPU.
+ *
+ * STOPPED LEADER.  A leader that is alive but does not progress (SIGSTOP,
+ * a debugger, descheduled for seconds inside its fdatasync) keeps its OFD
+ * lock, so it does not look dead.  fdatasync can be issued by anyone: a
+ * waiter that finds the same leader active for more than PATIENCE_NS (1 s,
+ * from leader_since_ns, a CLOCK_MONOTONIC time, which is machine-wide)
+ * takes target = written_seq, fdatasyncs that segment itself through its
+ * own descriptor (without the leadership, which the stopped leader still
+ * holds and will clear when it continues), publishes durable_seq =
+ * max(durable_seq, target) and wakes everyone.  Each waiter does so while
+ * the leader stays stopped: group commit degrades to one fdatasync per
+ * writer, nothing waits on the stopped process.  So mbj_sync waits on
+ * another process for at most PATIENCE_NS plus its own fdatasync.
+ *
+ * OTHER WAITS.  The robust mutex is held for a few stores and loads, never
+ * across a system call: a process stopped inside that window blocks the
+ * others until it continues or dies (then EOWNERDEAD recovers it).  The
+ * flock taken by mbj_open on sync.shm (held while the state is checked
+ * and, on the first open of a boot, while the newest segment is settled)
+ * is polled every 2 ms: an open gives up with MBJ_EIO and a message that
+ * says so after 30 s (the holder reads at most the newest segment).
  *
  * WHY A FUTEX AND NOT A CONDVAR.  glibc 2.36's process-shared condvar keeps
  * per-group waiter references; a waiter SIGKILLed while blocked leaves one
@@ -42,7 +68,9 @@
  * thread id that is reused), so the header keeps the boot id
  * (/proc/sys/kernel/random/boot_id) and the state is reinitialised, under an
  * flock on the file, when it differs, when the file is new or short, or
- * when it was never finished (`ready` is set last).
+ * when it was never finished (`ready` is set last).  Before that, still
+ * under the flock, mbj_boot_settle() (writer.c) cuts a hole a power loss
+ * left in the newest segment past its durable mark (segment.c).
  *
  * FAILURE.  A failed fdatasync sets `failed`: that caller and every waiter
  * get MBJ_EFATAL, and so does every later mbj_sync and mbj_append on any log
@@ -69,8 +97,12 @@
 #include "journal_int.h"
 
 #define SHM_MAGIC "MBJSYNC"
-#define SHM_VERSION 1u
+#define SHM_VERSION 2u
 #define WAIT_NS (2 * 1000 * 1000)
+/* How long a waiter trusts an active leader before it syncs by itself. */
+#define PATIENCE_NS (1000ull * 1000 * 1000)
+/* How long mbj_open waits for the flock on sync.shm. */
+#define STATE_LOCK_NS (30ull * 1000 * 1000 * 1000)
 
 struct mbj_shm {
 	char magic[8];
@@ -81,14 +113,26 @@ struct mbj_shm {
 	uint32_t wake;
 	uint32_t leader_active;
 	int32_t leader_pid;
+	uint64_t leader_since_ns;   /* CLOCK_MONOTONIC when it began to lead */
 	uint32_t failed;
 	uint64_t written_seq;
 	uint64_t written_segment;
+	uint64_t written_offset;
 	uint64_t durable_seq;
+	uint64_t durable_segment;   /* where durable_seq's record ends */
+	uint64_t durable_offset;
 	uint64_t clean_segment;
 	uint64_t syncs;
 	uint32_t ready;
 };
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 static void read_boot_id(char out[48])
 {
@@ -124,7 +168,10 @@ static int init_state(struct mbj_shm *sh, const char boot[48])
 	return 0;
 }
 
-/* Called under the flock: map, and (re)initialise when stale. */
+/* Called under the flock: map, and (re)initialise when stale.  A state
+ * initialised here is a new boot (or a journal whose state was lost): the
+ * newest segment may hold a hole left by a power loss, settled before any
+ * other process of the journal can use it (they wait on the flock). */
 static int map_state(mbj_log *log, int fd)
 {
 	struct stat st;
@@ -162,7 +209,31 @@ static int map_state(mbj_log *log, int fd)
 		}
 		return 0;
 	}
-	return init_state(sh, boot);
+	int r = mbj_boot_settle(log);
+	return r < 0 ? r : init_state(sh, boot);
+}
+
+/* The flock on sync.shm, polled so that an open never waits without bound
+ * on a process that holds it and does not progress (see OTHER WAITS). */
+static int lock_state_file(mbj_log *log, int fd)
+{
+	uint64_t start = now_ns();
+
+	for (;;) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			return 0;
+		if (errno != EWOULDBLOCK && errno != EINTR) {
+			mbj_set_err(log, "flock sync.shm: %s", strerror(errno));
+			return MBJ_EIO;
+		}
+		if (now_ns() - start > STATE_LOCK_NS) {
+			mbj_set_err(log, "sync.shm: another process has held its lock for "
+			            "%llu s (stopped, or stuck opening the journal)",
+			            STATE_LOCK_NS / 1000000000ull);
+			return MBJ_EIO;
+		}
+		nanosleep(&(struct timespec){ 0, WAIT_NS }, NULL);
+	}
 }
 
 int mbj_shm_open(mbj_log *log, int file_mode)
@@ -178,12 +249,9 @@ int mbj_shm_open(mbj_log *log, int file_mode)
 	}
 	log->shmfd = fd;
 	fchmod(fd, (mode_t)file_mode);  /* fails harmlessly on another user's file */
-	while ((r = flock(fd, LOCK_EX)) < 0 && errno == EINTR)
-		;
-	if (r < 0) {
-		mbj_set_err(log, "flock sync.shm: %s", strerror(errno));
-		return MBJ_EIO;
-	}
+	r = lock_state_file(log, fd);
+	if (r < 0)
+		return r;
 	r = map_state(log, fd);
 	flock(fd, LOCK_UN);
 	if (r < 0 && !log->err[0])
@@ -200,6 +268,8 @@ void mbj_shm_close(mbj_log *log)
 		close(log->shmfd);
 	log->shmfd = -1;
 }
+
+static void futex_wake_all(uint32_t *word);
 
 /* A holder that died with the mutex leaves the state as it was between
  * two plain stores; every field stays meaningful, so mark it consistent. */
@@ -219,16 +289,48 @@ void mbj_shm_lock(mbj_log *log)
 	shm_lock(log->shm);
 }
 
-void mbj_shm_publish(mbj_log *log, uint64_t seq, uint64_t segment)
+void mbj_shm_publish(mbj_log *log, const mbj_pos *end)
 {
 	struct mbj_shm *sh = log->shm;
 
 	shm_lock(sh);
-	if (seq > sh->written_seq) {
-		sh->written_seq = seq;
-		sh->written_segment = segment;
+	if (end->seq > sh->written_seq) {
+		sh->written_seq = end->seq;
+		sh->written_segment = end->segment;
+		sh->written_offset = end->offset;
 	}
 	shm_unlock(sh);
+}
+
+/* Under the mutex. */
+static void set_durable(struct mbj_shm *sh, const mbj_pos *end)
+{
+	if (end->seq > sh->durable_seq) {
+		sh->durable_segment = end->segment;
+		sh->durable_offset = end->offset;
+		__atomic_store_n(&sh->durable_seq, end->seq, __ATOMIC_RELEASE);
+	}
+}
+
+/* A writer fdatasync'ed its segment (zero-fill, roll) with every record up
+ * to @end written: waiters up to it may go. */
+void mbj_shm_set_durable(mbj_log *log, const mbj_pos *end)
+{
+	shm_lock(log->shm);
+	set_durable(log->shm, end);
+	shm_unlock(log->shm);
+	__atomic_add_fetch(&log->shm->wake, 1, __ATOMIC_RELEASE);
+	futex_wake_all(&log->shm->wake);
+}
+
+mbj_pos mbj_shm_durable(mbj_log *log)
+{
+	struct mbj_shm *sh = log->shm;
+
+	shm_lock(sh);
+	mbj_pos p = { sh->durable_segment, sh->durable_offset, sh->durable_seq };
+	shm_unlock(sh);
+	return p;
 }
 
 bool mbj_shm_failed(mbj_log *log)
@@ -313,22 +415,58 @@ static int sync_segment(mbj_log *log, uint64_t seg)
 	return r;
 }
 
+/* Under the mutex, a waiter whose leader has led too long (STOPPED
+ * LEADER): fdatasync the newest segment through a descriptor of our own,
+ * then publish.  Returns under the mutex. */
+static int sync_alone(mbj_log *log)
+{
+	struct mbj_shm *sh = log->shm;
+	mbj_pos target = { sh->written_segment, sh->written_offset, sh->written_seq };
+	char name[MBJ_SEG_NAME_LEN + 1];
+	int r = 0;
+
+	shm_unlock(sh);
+	if (target.segment) {
+		mbj_seg_name(name, target.segment);
+		int fd = openat(log->dirfd, name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0) {
+			mbj_set_err(log, "open %s for fdatasync: %s", name, strerror(errno));
+			r = MBJ_EIO;
+		} else {
+			r = mbj_sync_file(log, fd, name);
+			close(fd);
+		}
+	}
+	shm_lock(sh);
+	if (r == MBJ_EFATAL)
+		sh->failed = 1;
+	else if (r == 0)
+		set_durable(sh, &target);
+	sh->syncs++;
+	__atomic_add_fetch(&sh->wake, 1, __ATOMIC_RELEASE);
+	shm_unlock(sh);
+	futex_wake_all(&sh->wake);
+	shm_lock(sh);
+	return r;
+}
+
 /* Under the mutex, as the new leader: sync for everyone, then step down. */
 static int lead(mbj_log *log)
 {
 	struct mbj_shm *sh = log->shm;
-	uint64_t target = sh->written_seq, seg = sh->written_segment;
+	mbj_pos target = { sh->written_segment, sh->written_offset, sh->written_seq };
 
 	sh->leader_active = 1;
 	sh->leader_pid = getpid();
+	sh->leader_since_ns = now_ns();
 	leader_lock(log, F_WRLCK, F_OFD_SETLK);
 	shm_unlock(sh);
-	int r = seg ? sync_segment(log, seg) : 0;
+	int r = target.segment ? sync_segment(log, target.segment) : 0;
 	shm_lock(sh);
 	if (r == MBJ_EFATAL)
 		sh->failed = 1;
-	else if (r == 0 && target > sh->durable_seq)
-		sh->durable_seq = target;
+	else if (r == 0)
+		set_durable(sh, &target);
 	sh->syncs++;
 	sh->leader_active = 0;
 	leader_lock(log, F_UNLCK, F_OFD_SETLK);
@@ -362,6 +500,12 @@ int mbj_sync(mbj_log *log, uint64_t seq)
 			shm_unlock(sh);
 			futex_wake_all(&sh->wake);
 			shm_lock(sh);
+			if (r < 0)
+				break;
+			continue;
+		}
+		if (now_ns() - sh->leader_since_ns > PATIENCE_NS) {
+			r = sync_alone(log);
 			if (r < 0)
 				break;
 			continue;
@@ -446,7 +590,7 @@ int mbj_shm_recover(mbj_log *log)
 		return MBJ_EFATAL;
 	shm_lock(sh);
 	sh->failed = 0;
-	sh->durable_seq = sh->written_seq;
+	set_durable(sh, &(mbj_pos){ sh->written_segment, sh->written_offset, sh->written_seq });
 	shm_unlock(sh);
 	return 0;
 }

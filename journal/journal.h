@@ -106,7 +106,11 @@ typedef struct mbj_log mbj_log;
 /* Open the journal in @dir, creating the directory (dir_mode, no symlink
  * followed) when missing.  Also opens or creates the group-commit state
  * file "sync.shm" in @dir (MBJ_EVERSION if another layout of it is in use
- * this boot).  Cheap: reads no segment, unless clearing MBJ_EFATAL.  */
+ * this boot).  Cheap: reads no segment, unless clearing MBJ_EFATAL, or
+ * unless it is the first open of a boot (or sync.shm is new): then it
+ * settles the newest segment after a power loss (segment.c, THE DURABLE
+ * MARK), reading it from the durable mark.  Waits at most 30 s for
+ * another opener (MBJ_EIO then).  */
 int mbj_open(const char *dir, const mbj_options *opts, mbj_log **out);
 /* Why this thread's last mbj_open() failed ("" after a success). */
 const char *mbj_open_errmsg(void);
@@ -153,7 +157,9 @@ int mbj_retype(mbj_log *log, const mbj_pos *rec_end, uint32_t len, uint8_t type)
  * Group commit: processes share a "durable up to" seq in sync.shm; one of
  * them (the leader) fdatasyncs the newest segment for everyone whose record
  * was appended by then, the others sleep (on a futex word in sync.shm, not
- * a condvar: see gsync.c).  A dead leader does not strand them.  MBJ_EFATAL when an
+ * a condvar: see gsync.c).  A dead leader does not strand them, nor does a
+ * stopped one: a waiter that sees a leader lead for over a second
+ * fdatasyncs the segment itself (gsync.c, STOPPED LEADER).  MBJ_EFATAL when an
  * fdatasync failed: the log refuses everything after that.  MBJ_EINVAL when
  * @seq was never appended (nor seen by mbj_next_at) this boot.  @seq 0
  * returns 0 at once. */
@@ -209,6 +215,13 @@ int mbj_verify(const char *dir, mbj_report *report);
  * Run it with no process attached: it also deletes "sync.shm", whose
  * durable_seq may name records that are gone. */
 int mbj_repair(const char *dir, mbj_report *report);
+
+/* Move every segment aside as "<name>.damaged" (never deleted) and forget
+ * sync.shm and durable.mark: the journal is empty afterwards.  For a
+ * repair that first wrote a checkpoint holding everything the journal did
+ * (and more).  *moved: how many segments.  Run it with no process
+ * attached. */
+int mbj_set_aside(const char *dir, uint64_t *moved);
 
 /* Delete segments all of whose records have seq < @seq, never the newest
  * segment.  *removed (may be NULL) receives their number. */

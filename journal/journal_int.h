@@ -17,6 +17,9 @@
 #define MBJ_PREALLOC_CHUNK (1u << 20)  /* zero-fill step, see writer.c */
 #define MBJ_SEG_NAME_LEN 24            /* "%020llu.jnl" */
 #define MBJ_WINDOW (1u << 20)          /* reader's read-ahead */
+#define MBJ_MARK_NAME "durable.mark"   /* see segment.c, THE DURABLE MARK */
+#define MBJ_MARK_MAGIC "MBJMARK"       /* 8 bytes with its NUL */
+#define MBJ_MARK_BYTES 32u
 /* A record found after damage counts as "valid" only when its seq lies in
  * [expected, expected + MBJ_SEQ_SLACK): random bytes almost never do. */
 #define MBJ_SEQ_SLACK (1ull << 32)
@@ -51,6 +54,8 @@ uint32_t mbj_crc32c_sw(uint32_t crc, const void *buf, size_t n);
 
 /* segment.c: format and reading */
 void mbj_seg_header(uint8_t out[MBJ_SEG_HDR], uint64_t first);
+void mbj_mark_encode(uint8_t out[MBJ_MARK_BYTES], const mbj_pos *end);
+bool mbj_mark_decode(const uint8_t in[MBJ_MARK_BYTES], mbj_pos *end);
 size_t mbj_frame(uint8_t *out, uint64_t seq, uint8_t type, int64_t ts_us,
                  const void *payload, uint32_t len);
 void mbj_seg_init(mbj_seg *s);
@@ -73,7 +78,10 @@ ssize_t mbj_pread_full(int fd, void *buf, size_t n, uint64_t off);
 struct mbj_shm;
 int mbj_shm_open(mbj_log *log, int file_mode);
 void mbj_shm_close(mbj_log *log);
-void mbj_shm_publish(mbj_log *log, uint64_t seq, uint64_t segment);
+void mbj_shm_publish(mbj_log *log, const mbj_pos *end);
+void mbj_shm_set_durable(mbj_log *log, const mbj_pos *end);
+mbj_pos mbj_shm_durable(mbj_log *log);
+int mbj_boot_settle(mbj_log *log);   /* writer.c, the first open of a boot */
 bool mbj_shm_failed(mbj_log *log);
 void mbj_shm_set_failed(mbj_log *log);
 uint64_t mbj_shm_clean_segment(mbj_log *log);

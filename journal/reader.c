@@ -381,6 +381,15 @@ static int move_damage(int dirfd, mbj_report *rep)
 	return r;
 }
 
+/* Durable state that names records or offsets of segments now gone. */
+static int forget_state(int dirfd)
+{
+	if ((unlinkat(dirfd, "sync.shm", 0) && errno != ENOENT) ||
+	    (unlinkat(dirfd, MBJ_MARK_NAME, 0) && errno != ENOENT))
+		return MBJ_EIO;
+	return fsync(dirfd) == 0 ? 0 : MBJ_EIO;
+}
+
 int mbj_repair(const char *dir, mbj_report *rep)
 {
 	int r = mbj_verify(dir, rep);
@@ -395,11 +404,36 @@ int mbj_repair(const char *dir, mbj_report *rep)
 	if (dirfd < 0)
 		return MBJ_EIO;
 	r = r == 0 ? cut_torn(dirfd, rep) : move_damage(dirfd, rep);
-	/* durable_seq may now name records that are gone: start afresh. */
-	if (r == 0 && (unlinkat(dirfd, "sync.shm", 0) == 0 || errno == ENOENT))
-		r = fsync(dirfd) == 0 ? 0 : MBJ_EIO;
+	/* durable_seq and the mark may now name records that are gone */
+	if (r == 0)
+		r = forget_state(dirfd);
 	close(dirfd);
 	return r < 0 ? r : 0;
+}
+
+int mbj_set_aside(const char *dir, uint64_t *moved)
+{
+	uint64_t *segs;
+	size_t count;
+	int dirfd = open_dirfd(dir), r;
+
+	*moved = 0;
+	if (dirfd < 0)
+		return MBJ_EIO;
+	r = mbj_list_segments(dirfd, &segs, &count);
+	if (r == 0) {
+		for (size_t i = 0; r == 0 && i < count; i++) {
+			char name[MBJ_SEG_NAME_LEN + 1];
+			mbj_seg_name(name, segs[i]);
+			if ((r = move_aside(dirfd, name)) == 0)
+				(*moved)++;
+		}
+		free(segs);
+	}
+	if (r == 0)
+		r = forget_state(dirfd);
+	close(dirfd);
+	return r;
 }
 
 int mbj_remove_before(const char *dir, uint64_t seq, uint64_t *removed)

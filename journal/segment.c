@@ -53,6 +53,36 @@
  * header followed by a valid frame is corruption too (zeroed sectors).
  * Because a concurrent writer may complete records while we look, a bad or
  * zero record is re-read once after a valid frame is seen beyond it.
+ *
+ * THE DURABLE MARK, "durable.mark" in the journal directory (32 bytes):
+ *
+ *   offset size  field
+ *     0     8    magic "MBJMARK\0"
+ *     8     8    segment, u64: the first seq (name) of the segment it covers
+ *    16     4    offset, u32: a record boundary in that segment up to which a
+ *                COMPLETED fdatasync covered it
+ *    20     4    records, u32: how many records lie in [32, offset)
+ *    24     4    reserved, 0
+ *    28     4    CRC-32C of bytes 0..27
+ *
+ * It lets the first open after a power loss tell a torn write from rot
+ * without asking anyone.  Records are appended in seq order at increasing
+ * offsets (one appender at a time), and an fdatasync writes every page of
+ * the file dirtied before it was called.  So if the record at offset D of
+ * the newest segment is not whole after a power loss, no fdatasync that
+ * started after D was written had completed: no record at or after D was
+ * acknowledged as durable, and the disk may hold any subset of them, torn
+ * or whole, in any order (several writer threads or processes make such a
+ * hole before whole records likely).  Bytes before the mark were durable,
+ * so damage there is rot and is refused as before.  The mark only ever
+ * claims what a completed fdatasync covered (writer.c, DURABLE MARK); a
+ * mark that is missing, torn (bad crc), older, or about another segment
+ * only moves the line back towards the segment's start, which errs on the
+ * side of cutting records that were never acknowledged (and weakens rot
+ * detection in that span, nothing else).  The first open of a boot
+ * (gsync.c, REBOOT) cuts the newest segment at its first bad record at or
+ * after the mark when valid frames follow it, keeping the cut bytes in
+ * "<segment>.torn-at-<offset>".
  */
 #include <dirent.h>
 #include <errno.h>
@@ -108,6 +138,30 @@ void mbj_seg_header(uint8_t out[MBJ_SEG_HDR], uint64_t first)
 	put_u32(out + 8, MBJ_FORMAT_VERSION);
 	put_u64(out + 16, first);
 	put_u32(out + 28, mbj_crc32c(0, out, 28));
+}
+
+/* The durable mark names the end @end (segment, offset, seq). */
+void mbj_mark_encode(uint8_t out[MBJ_MARK_BYTES], const mbj_pos *end)
+{
+	memset(out, 0, MBJ_MARK_BYTES);
+	memcpy(out, MBJ_MARK_MAGIC, 8);
+	put_u64(out + 8, end->segment);
+	put_u32(out + 16, (uint32_t)end->offset);
+	put_u32(out + 20, (uint32_t)(end->seq + 1 - end->segment));
+	put_u32(out + 28, mbj_crc32c(0, out, 28));
+}
+
+/* false when it is not a whole, sensible mark. */
+bool mbj_mark_decode(const uint8_t in[MBJ_MARK_BYTES], mbj_pos *end)
+{
+	uint32_t off = get_u32(in + 16), n = get_u32(in + 20);
+
+	if (memcmp(in, MBJ_MARK_MAGIC, 8) || get_u32(in + 28) != mbj_crc32c(0, in, 28) ||
+	    !get_u64(in + 8) || off < MBJ_SEG_HDR ||
+	    (uint64_t)n * MBJ_REC_HDR > off - MBJ_SEG_HDR)
+		return false;
+	*end = (mbj_pos){ get_u64(in + 8), off, get_u64(in + 8) + n - 1 };
+	return true;
 }
 
 static uint32_t record_crc(const uint8_t *rec, uint32_t len)

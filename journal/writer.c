@@ -23,6 +23,18 @@
  * is reset on reboot) zeroes every non-zero byte after the end, up to a
  * record's maximum size: a later shorter record can never be followed by
  * stale bytes that parse.
+ *
+ * DURABLE MARK (format: segment.c).  "durable.mark" is rewritten (one
+ * 32-byte pwrite) and fdatasync'ed by make_room just before it zero-fills,
+ * with the durable end sync.shm knows for the segment (published only
+ * after a completed fdatasync: the group-commit leader's, or a previous
+ * fill's or roll's).  So the mark never claims what no completed fdatasync
+ * covered, costs a write and an fdatasync per MiB of journal (one per
+ * ~4000 records of 250 bytes; never on a put's path otherwise), and lags
+ * the durable end by at most a MiB (a segment, when segments are smaller).
+ * A failure to write it is ignored: an
+ * older mark is safe.  mbj_boot_settle() uses it on the first open of a
+ * boot.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -341,7 +353,7 @@ static int next_segment(mbj_log *log, uint64_t n, mbj_record *rec)
 	if (r == MBJ_AT_REC) {
 		mbj_seg_close(&log->rseg);
 		log->rseg = s;   /* rec->payload points into it */
-		mbj_shm_publish(log, n, n);
+		mbj_shm_publish(log, &rec->end);
 		return 1;
 	}
 	mbj_seg_close(&s);
@@ -420,7 +432,7 @@ static int next_at_locked(mbj_log *log, const mbj_pos *end, mbj_record *rec)
 	    (r == MBJ_AT_END && mbj_shm_clean_segment(log) != end->segment))
 		r = settle_tail(log, end, rec);
 	if (r == MBJ_AT_REC) {
-		mbj_shm_publish(log, rec->seq, end->segment);
+		mbj_shm_publish(log, &rec->end);
 		return 1;
 	}
 	if (r < 0) {
@@ -450,9 +462,31 @@ static int put_zeros(mbj_log *log, uint64_t from, uint64_t to)
 	return 0;
 }
 
+/* Record that [32, @end->offset) of segment @end->segment is durable (see
+ * DURABLE MARK), best effort.  Marks that do not fit 32 bits are not
+ * recorded (segments are 64 MiB by default). */
+static void write_mark(mbj_log *log, const mbj_pos *end)
+{
+	uint8_t m[MBJ_MARK_BYTES];
+
+	if (!end->segment || end->offset > UINT32_MAX || end->offset <= MBJ_SEG_HDR ||
+	    end->seq + 1 - end->segment > UINT32_MAX)
+		return;
+	int fd = openat(log->dirfd, MBJ_MARK_NAME, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+	                (mode_t)log->file_mode);
+	if (fd < 0)
+		return;
+	fchmod(fd, (mode_t)log->file_mode);
+	mbj_mark_encode(m, end);
+	if (pwrite(fd, m, sizeof(m), 0) == (ssize_t)sizeof(m))
+		fdatasync(fd);
+	close(fd);
+}
+
 /* Make the current write segment at least @need bytes long, zero-filled
- * and synced (see PREALLOCATION). */
-static int make_room(mbj_log *log, uint64_t need)
+ * and synced (see PREALLOCATION).  @end (NULL for a new segment) is the
+ * committed end in it: the fill's fdatasync makes it durable. */
+static int make_room(mbj_log *log, uint64_t need, const mbj_pos *end)
 {
 	struct stat st;
 
@@ -470,11 +504,18 @@ static int make_room(mbj_log *log, uint64_t need)
 	uint64_t target = (need + chunk - 1) / chunk * chunk;
 	if (target > log->seg_bytes)
 		target = need > log->seg_bytes ? need : log->seg_bytes;
+	if (end) {
+		mbj_pos mark = mbj_shm_durable(log);
+		if (mark.segment == log->wseg)
+			write_mark(log, &mark);
+	}
 	int r = put_zeros(log, log->wsize, target);
 	if (r == 0)
 		r = mbj_sync_file(log, log->wfd, "a segment after zero-fill");
 	if (r == 0)
 		log->wsize = target;
+	if (r == 0 && end && end->seq)
+		mbj_shm_set_durable(log, end);
 	return r;
 }
 
@@ -507,7 +548,7 @@ static int create_segment(mbj_log *log, uint64_t first, uint64_t need)
 		r = mbj_errno_code(e);
 	}
 	if (r == 0)
-		r = make_room(log, need);
+		r = make_room(log, need, NULL);
 	if (r == 0)
 		r = mbj_dir_sync(log);
 	if (r == 0)   /* zero-filled by us: no stale bytes to scan for */
@@ -530,6 +571,7 @@ static int roll(mbj_log *log, const mbj_pos *end, uint64_t first, size_t n)
 			r = mbj_sync_file(log, log->wfd, "the segment rolled from");
 		if (r < 0)
 			return r;
+		mbj_shm_set_durable(log, end);
 	}
 	return create_segment(log, first, MBJ_SEG_HDR + (uint64_t)n);
 }
@@ -580,7 +622,7 @@ static int append_locked(mbj_log *log, const mbj_pos *end, uint8_t type,
 		r = write_fd_on(log, seg);
 	}
 	if (r == 0)
-		r = make_room(log, off + n);
+		r = make_room(log, off + n, seg == end->segment ? end : NULL);
 	if (r < 0)
 		return r;
 	if (n > log->wcap) {
@@ -594,8 +636,8 @@ static int append_locked(mbj_log *log, const mbj_pos *end, uint8_t type,
 	r = write_frame(log, off, n);
 	if (r < 0)
 		return r;
-	mbj_shm_publish(log, seq, seg);
 	*new_end = (mbj_pos){ seg, off + n, seq };
+	mbj_shm_publish(log, new_end);
 	return 0;
 }
 
@@ -670,4 +712,136 @@ int mbj_retype(mbj_log *log, const mbj_pos *rec_end, uint32_t len, uint8_t type)
 	int r = retype_locked(log, rec_end, len, type);
 	pthread_mutex_unlock(&log->wmu);
 	return r;
+}
+
+/* Keep bytes [@from, @from + @n) of segment @name in "<name>.torn-at-<from>"
+ * (".N" added when taken), synced: a cut never destroys evidence. */
+static int keep_torn(mbj_log *log, const char *name, uint64_t from,
+                     const uint8_t *p, size_t n)
+{
+	char to[96];
+	int fd = -1;
+
+	for (int i = 0; fd < 0 && i < 100; i++) {
+		if (i)
+			snprintf(to, sizeof(to), "%s.torn-at-%llu.%d", name,
+			         (unsigned long long)from, i);
+		else
+			snprintf(to, sizeof(to), "%s.torn-at-%llu", name,
+			         (unsigned long long)from);
+		fd = openat(log->dirfd, to, O_WRONLY | O_CREAT | O_EXCL |
+		            O_NOFOLLOW | O_CLOEXEC, (mode_t)log->file_mode);
+		if (fd < 0 && errno != EEXIST)
+			break;
+	}
+	if (fd < 0) {
+		mbj_set_err(log, "keeping the torn bytes of %s: %s", name, strerror(errno));
+		return mbj_errno_code(errno);
+	}
+	size_t done = 0;
+	while (done < n) {
+		ssize_t w = write(fd, p + done, n - done);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			break;
+		done += (size_t)w;
+	}
+	int r = done == n ? mbj_sync_file(log, fd, to) : mbj_errno_code(errno);
+	if (done != n)
+		mbj_set_err(log, "write %s: %s", to, strerror(errno));
+	close(fd);
+	return r ? r : mbj_dir_sync(log);
+}
+
+/* Cut segment @first at @from: keep the bytes aside, zero them, sync. */
+static int cut_hole(mbj_log *log, mbj_seg *s, uint64_t from)
+{
+	char name[MBJ_SEG_NAME_LEN + 1];
+	uint64_t size = s->size;
+	size_t n = (size_t)(size - from);
+	uint8_t *buf = malloc(n ? n : 1);
+	int r;
+
+	mbj_seg_name(name, s->first);
+	if (!buf)
+		return MBJ_ENOMEM;
+	if (mbj_pread_full(s->fd, buf, n, from) != (ssize_t)n) {
+		mbj_set_err(log, "read of %s at %llu failed", name, (unsigned long long)from);
+		free(buf);
+		return MBJ_EIO;
+	}
+	while (n && !buf[n - 1])
+		n--;
+	r = keep_torn(log, name, from, buf, n);
+	free(buf);
+	if (r == 0)
+		r = write_fd_on(log, s->first);
+	if (r == 0)
+		r = zero_range(log, from, size);
+	if (r == 0)
+		r = mbj_sync_file(log, log->wfd, name);
+	return r;
+}
+
+/* The first open of a boot (or of a journal whose sync.shm was lost): a
+ * power loss may have left, in the newest segment, records that are not
+ * whole followed by whole ones (several writers append at increasing
+ * offsets, and the disk keeps any subset of what no fdatasync covered).
+ * Everything from the first bad record at or after the durable mark is
+ * cut (see segment.c, THE DURABLE MARK): none of it was acknowledged.
+ * Damage before the mark is left for the readers to report.  Only the
+ * newest segment: the others were fdatasync'ed whole when the journal
+ * rolled past them.  Costs a read of the newest segment from its mark. */
+int mbj_boot_settle(mbj_log *log)
+{
+	uint64_t *segs, at;
+	size_t count;
+	char why[128];
+	const char *w = "";
+	mbj_record rec;
+	mbj_seg s;
+	int r = mbj_list_segments(log->dirfd, &segs, &count);
+
+	if (r < 0) {
+		mbj_set_err(log, "listing the journal directory failed");
+		return r;
+	}
+	uint64_t first = count ? segs[count - 1] : 0;
+	free(segs);
+	if (!first)
+		return 0;
+	r = mbj_seg_open(log->dirfd, first, &s, why, sizeof(why));
+	if (r == MBJ_SEG_EMPTY)
+		mbj_seg_close(&s);
+	if (r == MBJ_SEG_EMPTY || r == MBJ_ECORRUPT || r == MBJ_EVERSION || r == MBJ_EINVAL)
+		return 0;   /* a crashed roll, or damage the readers report */
+	if (r < 0) {
+		mbj_set_err(log, "segment %llu: %s", (unsigned long long)first, why);
+		return r;
+	}
+	uint64_t off = MBJ_SEG_HDR, expect = first;
+	uint8_t m[MBJ_MARK_BYTES];
+	mbj_pos mark;
+	int mfd = openat(log->dirfd, MBJ_MARK_NAME, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (mfd >= 0 && mbj_pread_full(mfd, m, sizeof(m), 0) == (ssize_t)sizeof(m) &&
+	    mbj_mark_decode(m, &mark) && mark.segment == first) {
+		off = mark.offset;
+		expect = mark.seq + 1;
+	}
+	if (mfd >= 0)
+		close(mfd);
+	while (off <= s.size &&
+	       (r = mbj_seg_read(&s, off, expect, &rec, &w)) == MBJ_AT_REC) {
+		off = rec.end.offset;
+		expect++;
+	}
+	if (off <= s.size && r >= 0) {
+		mbj_seg_forget(&s);
+		r = mbj_seg_valid_after(&s, off, expect, &at);
+		if (r == 1)
+			r = cut_hole(log, &s, off);
+	}
+	mbj_seg_close(&s);
+	return r < 0 ? r : 0;
 }

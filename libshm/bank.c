@@ -291,6 +291,15 @@ static int boot_check(mb_bank *b, const char *boot, bool *stale, bool *missing)
 	return 0;
 }
 
+bool bank_store_this_boot(const char *store_dir)
+{
+	char boot[BOOT_ID_LEN + 1], *path = join(store_dir, "boot_id"), text[64];
+	ssize_t n = path ? read_small(path, text, sizeof text) : -1;
+
+	free(path);
+	return n >= BOOT_ID_LEN && !boot_id(boot) && !strncmp(text, boot, BOOT_ID_LEN);
+}
+
 /* Throw away a store a machine crash may have left inconsistent. */
 static int discard_store(mb_bank *b)
 {

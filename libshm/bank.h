@@ -91,6 +91,10 @@ int bank_roll_forward(mb_bank *b, kv_txn *t, mbj_pos *end);
  * one write transaction. */
 int bank_rebuild_store(mb_bank *b);
 
+/* Was the store in @store_dir written by this boot (store/boot_id)?  Only
+ * then is its committed end known to be true (it runs with MDB_NOSYNC). */
+bool bank_store_this_boot(const char *store_dir);
+
 /* The MB_E* code of an MBJ_E* code. */
 int bank_journal_code(int jrc);
 

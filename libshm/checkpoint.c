@@ -113,3 +113,22 @@ void checkpoint_set_aside(const char *bank_path, const char *name)
 	mb_pathf(to, sizeof to, "%s/checkpoint/%s.damaged", bank_path, name);
 	rename(from, to);
 }
+
+int checkpoint_newest(const char *bank_path, char *dir, size_t cap, mbj_pos *end, bool *found)
+{
+	char root[4096], name[32];
+	mb_bank quiet;
+	int rc;
+
+	*found = false;
+	memset(&quiet, 0, sizeof quiet);   /* messages go to NULL's slot */
+	mb_pathf(root, sizeof root, "%s/checkpoint", bank_path);
+	if (checkpoint_older(root, "", name))
+		return mb_errno_code(errno);
+	if (!*name)
+		return 0;
+	mb_pathf(dir, cap, "%s/%s", root, name);
+	rc = read_position(&quiet, dir, end);
+	*found = rc == 0;
+	return rc;
+}

@@ -33,6 +33,10 @@ void checkpoint_set_aside(const char *bank_path, const char *name);
  * a copy of them, covering no journal record. */
 int checkpoint_from_files(mb_bank *b, const char *dir);
 
+/* The newest checkpoint's directory (into @dir) and journal position;
+ * *found false when there is none. */
+int checkpoint_newest(const char *bank_path, char *dir, size_t cap, mbj_pos *end, bool *found);
+
 /* Make the next open rebuild the store (after a journal repair). */
 void checkpoint_mark_stale(const char *bank_path);
 

@@ -1,11 +1,14 @@
 /*
  * lockfile.c - see lockfile.h.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -54,12 +57,71 @@ static bool still_there(int fd, const char *path)
 	return !fstat(fd, &a) && !lstat(path, &b) && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
+/* Is process @pid stopped (SIGSTOP, or a debugger)?  The state letter in
+ * /proc/<pid>/stat follows the command name in parentheses. */
+static bool process_stopped(pid_t pid)
+{
+	char path[64], text[512];
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	if (!(f = fopen(path, "re")))
+		return false;
+	n = fread(text, 1, sizeof text - 1, f);
+	fclose(f);
+	text[n] = '\0';
+	char *p = strrchr(text, ')');
+	return p && p[1] == ' ' && (p[2] == 'T' || p[2] == 't');
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Take the record lock (see lockfile.h, WAITING).  0, or an errno. */
+static int wait_lock(int fd, pid_t *stopped)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0 };
+	uint64_t stopped_since = 0;
+	long nap_us = 500;
+
+	*stopped = 0;
+	for (;;) {
+		if (fcntl(fd, F_SETLK, &fl) == 0)
+			return 0;
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EACCES)
+			return errno;
+		struct flock who = fl;
+		if (fcntl(fd, F_GETLK, &who) == 0 && who.l_type != F_UNLCK &&
+		    who.l_pid > 0 && process_stopped(who.l_pid)) {
+			if (!stopped_since)
+				stopped_since = mono_ms();
+			else if (mono_ms() - stopped_since > LOCK_STOPPED_MS) {
+				*stopped = who.l_pid;
+				return EAGAIN;
+			}
+		} else {
+			stopped_since = 0;
+		}
+		nanosleep(&(struct timespec){ 0, nap_us * 1000 }, NULL);
+		if (nap_us < 20000)
+			nap_us *= 2;
+	}
+}
+
 int lockfile_acquire(lockfile *l, enum lock_kind kind, const char *dir, const char *name,
                      unsigned mode, const void *tag)
 {
-	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0 };
 	char path[4096];
-	int rc;
+	pid_t stopped;
+	int rc, e;
 
 	l->fd = -1;
 	l->kind = kind;
@@ -75,10 +137,14 @@ int lockfile_acquire(lockfile *l, enum lock_kind kind, const char *dir, const ch
 			return rc;
 		}
 		fchmod(l->fd, mode);  /* group-shared: the umask must not narrow it */
-		while (fcntl(l->fd, F_SETLKW, &fl)) {
-			if (errno == EINTR)
-				continue;
-			rc = mb_fail(tag, mb_errno_code(errno), "%s: lock: %s", path, strerror(errno));
+		if ((e = wait_lock(l->fd, &stopped))) {
+			if (stopped)
+				rc = mb_fail(tag, MB_EIO, "%s: held by process %d, which has been stopped "
+				             "(SIGSTOP or a debugger) for %d s: continue it (kill -CONT %d) "
+				             "or end it", path, (int)stopped, LOCK_STOPPED_MS / 1000,
+				             (int)stopped);
+			else
+				rc = mb_fail(tag, mb_errno_code(e), "%s: lock: %s", path, strerror(e));
 			lockfile_release(l);
 			return rc;
 		}

@@ -11,11 +11,21 @@
  * that held one does not exist in the child.  A thread may hold two locks
  * of one kind on different files (never the same file: closing either
  * descriptor would drop both record locks).
+ *
+ * WAITING.  The lock is polled (F_SETLK, naps from 0.5 to 20 ms), not
+ * waited for with F_SETLKW, so that no call waits without bound on a
+ * process that does not progress: a holder that stays stopped (SIGSTOP, a
+ * debugger: state T or t in /proc/<pid>/stat, pid from F_GETLK) for
+ * LOCK_STOPPED_MS makes lockfile_acquire fail with MB_EIO and a message
+ * naming it.  A holder that runs is waited for (an open may rebuild a
+ * large store under the open lock); a dead one releases the lock.
  */
 #ifndef MEMBANK_LOCKFILE_H
 #define MEMBANK_LOCKFILE_H
 
 enum lock_kind { LOCK_OPEN, LOCK_COMPACTOR, LOCK_KINDS };
+
+#define LOCK_STOPPED_MS 10000
 
 typedef struct lockfile {
 	int fd;

@@ -1,6 +1,7 @@
 /*
  * maint.c - stats, rebuild, and the journal as the API shows it.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include "bank.h"
 #include "checkpoint.h"
 #include "docs.h"
+#include "file.h"
 #include "lockfile.h"
 
 static void add_kv(mb_buf *b, const char *key, uint64_t v, bool comma)
@@ -292,37 +294,216 @@ static void report_json(const mbj_report *r, int rc, bool repaired, mb_buf *b)
 	buf_addc(b, '}');
 }
 
-/* A repair cuts and moves segments that running writers append to: it
- * runs under the open lock (no one opens the bank meanwhile) and only while
- * no process has the bank open. */
-static int repair_unused(const char *path, const char *dir, mbj_report *r, bool *ran)
+/* The store's committed end.  *known only when the store is this boot's
+ * (after another boot it may hold writes that never reached the disk, and
+ * the next open rebuilds it anyway) and names a segment (an end {0,0,N}
+ * lies in a checkpoint, not in the journal). */
+static int store_end_of(const char *path, mbj_pos *end, bool *known)
 {
-	lockfile lock;
+	char store[4096], mdb[4096], err[256];
 	struct stat st;
+	kv_env *kv;
+	kv_txn *t;
 	int rc;
 
-	*ran = true;
-	if (stat(dir, &st) || stat(path, &st))  /* no bank: no lock file created in it */
-		return bank_journal_code(mbj_repair(dir, r));
-	*ran = false;
-	if ((rc = lockfile_acquire(&lock, LOCK_OPEN, path, MB_LOCK_FILE,
-	                           st.st_mode & 0070 ? 0660 : 0600, NULL)))
-		return rc;
-	if (!(rc = bank_check_unused(path, "journal repair"))) {
-		*ran = true;
-		rc = bank_journal_code(mbj_repair(dir, r));
+	*known = false;
+	mb_pathf(store, sizeof store, "%s/store", path);
+	mb_pathf(mdb, sizeof mdb, "%s/data.mdb", store);
+	if (lstat(mdb, &st) || !bank_store_this_boot(store))
+		return 0;
+	if ((rc = kv_open(store, 0600, (size_t)64 << 20, &kv, err, sizeof err)))
+		return mb_fail(NULL, rc, "%s", err);
+	if (!(rc = kv_begin(kv, false, &t))) {
+		rc = bank_jend_load(t, end);
+		kv_abort(t);
 	}
-	lockfile_release(&lock);
+	kv_close(kv);
+	if (rc)
+		return mb_fail(NULL, rc, "%s: cannot read the committed end: %s", store,
+		               mb_strerror(rc));
+	*known = end->segment != 0;
+	return 0;
+}
+
+/* The newest seq the journal holds (or keeps, after a repair) in order. */
+static uint64_t kept_seq(const mbj_report *r)
+{
+	return r->damaged ? r->damage_seq - 1 : r->last_seq;
+}
+
+/* Records the store holds past the journal's end are missing: damage. */
+static void report_missing(mbj_report *r, const mbj_pos *store)
+{
+	uint64_t kept = kept_seq(r);
+
+	char add[128];
+
+	if (r->damaged) {   /* keep what the journal found, say what it costs */
+		size_t n = strnlen(r->reason, sizeof r->reason - 1);
+		snprintf(add, sizeof add, "; records %llu to %llu, which the store holds, are "
+		         "not in the journal", (unsigned long long)kept + 1,
+		         (unsigned long long)store->seq);
+		snprintf(r->reason + n, sizeof r->reason - n, "%s", add);
+		return;
+	}
+	r->damaged = true;
+	snprintf(r->damage_segment, sizeof r->damage_segment, "%020llu.jnl",
+	         (unsigned long long)store->segment);
+	r->damage_offset = store->offset;
+	r->damage_seq = kept + 1;
+	snprintf(r->reason, sizeof r->reason,
+	         "records %llu to %llu are missing: the store holds them but the journal "
+	         "ends at seq %llu", (unsigned long long)kept + 1,
+	         (unsigned long long)store->seq, (unsigned long long)kept);
+}
+
+/* The bank directory's view of the files: hard links to checkpoint @ck,
+ * each swapped in by rename() (as a snapshot does). */
+static int link_view(const char *path, const char *ck)
+{
+	static const char *const names[5] = {
+		"notion_pages.json", "sync_status.json", "error_log.json", "config_cache.json",
+		MB_CHECKPOINT_FILE,
+	};
+	char src[4096], tmp[4096], dst[4096];
+
+	for (int i = 0; i < 5; i++) {
+		mb_pathf(src, sizeof src, "%s/%s", ck, names[i]);
+		mb_pathf(tmp, sizeof tmp, "%s/.%s.link.%ld", path, names[i], (long)getpid());
+		mb_pathf(dst, sizeof dst, "%s/%s", path, names[i]);
+		unlink(tmp);
+		if (link(src, tmp) || rename(tmp, dst)) {
+			int err = errno;
+			unlink(tmp);
+			return mb_fail(NULL, mb_errno_code(err), "%s: %s", dst, strerror(err));
+		}
+	}
+	return fsync_dir(path) ? mb_fail(NULL, MB_EIO, "fsync %s: %s", path, strerror(errno)) : 0;
+}
+
+/* A checkpoint of everything the store holds (up to @end), placed as the
+ * newest under checkpoint/ with the position {0,0,seq}: its records live
+ * in it, not in the journal, which restarts after it. */
+static int checkpoint_store(const char *path, const mbj_pos *end)
+{
+	char store[4096], jdir[4096], root[4096], tmp[4096], fin[4096], old[4096], text[160];
+	mb_snapshot_info info;
+	struct stat st;
+	mb_bank b;
+	int rc;
+
+	memset(&b, 0, sizeof b);
+	mb_pathf(store, sizeof store, "%s/store", path);
+	mb_pathf(jdir, sizeof jdir, "%s/journal", path);
+	b.path = (char *)path;
+	b.store_dir = store;
+	b.journal_dir = jdir;
+	b.pid = getpid();
+	b.fork_gen = mb_fork_generation();
+	b.file_mode = stat(store, &st) == 0 && (st.st_mode & 0070) ? 0660 : 0600;
+	b.dir_mode = b.file_mode == 0660 ? 0770 : 0700;
+	b.tag = &b;
+	mb_pathf(root, sizeof root, "%s/checkpoint", path);
+	mb_pathf(tmp, sizeof tmp, "%s/.tmp-repair-%ld", root, (long)getpid());
+	mb_pathf(old, sizeof old, "%s/.old-repair-%ld", root, (long)getpid());
+	mb_pathf(fin, sizeof fin, "%s/%020llu", root, (unsigned long long)end->seq);
+	if (mkdir(root, b.dir_mode) && errno != EEXIST)
+		return mb_fail(NULL, mb_errno_code(errno), "%s: %s", root, strerror(errno));
+	if (lstat(root, &st) || !S_ISDIR(st.st_mode))
+		return mb_fail(NULL, MB_EUNSAFE, "%s: not a directory (a symlink?)", root);
+	mb_rm_tree(tmp);
+	if (mkdir(tmp, b.dir_mode))
+		return mb_fail(NULL, mb_errno_code(errno), "%s: %s", tmp, strerror(errno));
+	if ((rc = kv_open(store, b.file_mode, (size_t)64 << 20, &b.kv, text, sizeof text))) {
+		mb_fail(NULL, rc, "%s: %s", store, text);
+		goto out;
+	}
+	rc = mb_snapshot(&b, tmp, &info);
+	kv_close(b.kv);
+	if (rc) {
+		mb_fail(NULL, rc, "checkpoint of the store: %s", mb_last_error(&b));
+		goto out;
+	}
+	if (info.seq != end->seq) {
+		rc = mb_fail(NULL, MB_EIO, "the store changed while it was copied (seq %llu, then "
+		             "%llu): is a process attached?", (unsigned long long)end->seq,
+		             (unsigned long long)info.seq);
+		goto out;
+	}
+	snprintf(text, sizeof text, "{\"format\":%d,\"seq\":%llu,\"segment\":0,\"offset\":0}\n",
+	         MB_FORMAT_VERSION, (unsigned long long)end->seq);
+	if ((rc = mb_write_file_atomic(tmp, MB_CHECKPOINT_FILE, text, strlen(text), b.file_mode,
+	                               NULL)))
+		goto out;
+	mb_rm_tree(old);
+	if ((!access(fin, F_OK) && rename(fin, old)) || rename(tmp, fin) || fsync_dir(root))
+		rc = mb_fail(NULL, mb_errno_code(errno), "%s: %s", fin, strerror(errno));
+	mb_rm_tree(old);
+	if (!rc)
+		rc = link_view(path, fin);
+out:
+	mb_rm_tree(tmp);
 	return rc;
+}
+
+/* Repair a journal that lacks records the store holds: never cut them
+ * away.  They all go into a checkpoint first; then the journal (every
+ * record of which the checkpoint also holds) is moved aside whole. */
+static int keep_store(const char *path, const char *dir, const mbj_pos *store, mbj_report *r)
+{
+	uint64_t moved = 0;
+	int rc = checkpoint_store(path, store);
+
+	if (rc)
+		return rc;
+	if ((rc = bank_journal_code(mbj_set_aside(dir, &moved))))
+		return mb_fail(NULL, rc, "%s: cannot move the segments aside: %s", dir,
+		               mb_strerror(rc));
+	snprintf(r->action, sizeof r->action,
+	         "wrote checkpoint/%020llu from the store (seq 1 to %llu), moved %llu segment(s) "
+	         "aside as .damaged", (unsigned long long)store->seq,
+	         (unsigned long long)store->seq, (unsigned long long)moved);
+	return 0;
+}
+
+/* A repair whose cut would leave the journal ending before the newest
+ * checkpoint (damage before the seq it covers): the checkpoint holds every
+ * record up to it, so the journal is moved aside whole and the checkpoint
+ * says its records live in it ({0,0,seq}), or no open could start after
+ * it.  Records after it are then only in the .damaged segments. */
+static int rebase_on_checkpoint(const char *path, const char *dir, const char *ck,
+                                const mbj_pos *pos, mbj_report *r)
+{
+	char text[160];
+	struct stat st;
+	uint64_t moved = 0;
+	unsigned mode = stat(ck, &st) == 0 && (st.st_mode & 0070) ? 0660 : 0600;
+	int rc;
+
+	snprintf(text, sizeof text, "{\"format\":%d,\"seq\":%llu,\"segment\":0,\"offset\":0}\n",
+	         MB_FORMAT_VERSION, (unsigned long long)pos->seq);
+	if ((rc = mb_write_file_atomic(ck, MB_CHECKPOINT_FILE, text, strlen(text), mode, NULL)) ||
+	    (rc = link_view(path, ck)))
+		return rc;
+	if ((rc = bank_journal_code(mbj_set_aside(dir, &moved))))
+		return mb_fail(NULL, rc, "%s: cannot move the segments aside: %s", dir,
+		               mb_strerror(rc));
+	snprintf(r->action, sizeof r->action,
+	         "checkpoint %020llu holds seq 1 to %llu, past the damage: moved %llu "
+	         "segment(s) aside as .damaged", (unsigned long long)pos->seq,
+	         (unsigned long long)pos->seq, (unsigned long long)moved);
+	return 0;
 }
 
 static int journal_check(const char *bank_path, char **out, bool repair)
 {
 	const char *path = bank_path && *bank_path ? bank_path : getenv("MEMBANK_DIR");
-	char dir[4096];
+	char dir[4096], ident[4096];
 	mbj_report r;
+	mbj_pos store = { 0 };
 	mb_buf doc = { 0 };
-	bool ran;
+	lockfile lock = { .fd = -1 };
+	bool known = false, kept_store = false;   /* kept_store: a message is set */
 	int rc;
 
 	if (out)
@@ -330,20 +511,71 @@ static int journal_check(const char *bank_path, char **out, bool repair)
 	if (!path || !*path)
 		path = "./memory-bank";
 	mb_pathf(dir, sizeof dir, "%s/journal", path);
+	mb_pathf(ident, sizeof ident, "%s/%s", path, MB_IDENTITY_FILE);
 	memset(&r, 0, sizeof r);
-	if (!repair)
-		rc = bank_journal_code(mbj_verify(dir, &r));
-	else if ((rc = repair_unused(path, dir, &r, &ran)) && !ran)
-		return rc;
+	/* a repair excludes opens while it changes the bank */
+	if (repair && !access(ident, F_OK)) {
+		struct stat st;
+		unsigned mode = !stat(path, &st) && (st.st_mode & 0070) ? 0660 : 0600;
+		if ((rc = lockfile_acquire(&lock, LOCK_OPEN, path, MB_LOCK_FILE, mode, NULL)))
+			return rc;
+		/* running writers append to the segments a repair moves */
+		if ((rc = bank_check_unused(path, "journal repair"))) {
+			lockfile_release(&lock);
+			return rc;
+		}
+	}
+	rc = mbj_verify(dir, &r);
+	if ((rc == 0 || rc == MBJ_ECORRUPT) && !access(ident, F_OK)) {
+		/* verify does without the store if it cannot be read (a
+		 * read-only mount); a repair that cannot tell what the store
+		 * holds could drop it, so it refuses */
+		int src = store_end_of(path, &store, &known);
+		if (src && repair) {
+			lockfile_release(&lock);
+			return mb_fail(NULL, src, "%s: cannot read the store's committed end (%s): "
+			               "not repairing, which could drop records only the store "
+			               "holds", path, mb_last_error(NULL));
+		}
+	}
+	if (known && store.seq > kept_seq(&r)) {
+		if (repair) {
+			memset(&r, 0, sizeof r);
+			mbj_verify(dir, &r);
+			report_missing(&r, &store);
+			rc = keep_store(path, dir, &store, &r);
+			kept_store = true;
+		} else {
+			report_missing(&r, &store);
+			rc = MB_ECORRUPT;
+		}
+	} else if (repair && (rc == 0 || rc == MBJ_ECORRUPT)) {
+		char ck[4096];
+		mbj_pos pos;
+		bool found = false;
+		if (!checkpoint_newest(path, ck, sizeof ck, &pos, &found) && found &&
+		    pos.seq > kept_seq(&r) && (r.damaged || r.torn_tail)) {
+			rc = rebase_on_checkpoint(path, dir, ck, &pos, &r);
+			kept_store = true;   /* its own messages */
+		}
+		else
+			rc = bank_journal_code(mbj_repair(dir, &r));
+	} else {
+		rc = bank_journal_code(rc);
+	}
 	if (repair && !rc && (r.damaged || r.torn_tail))
 		checkpoint_mark_stale(path);
+	lockfile_release(&lock);
 	report_json(&r, rc, repair && !rc, &doc);
 	if (out && !(*out = buf_take(&doc, NULL)))
 		return mb_fail(NULL, MB_ENOMEM, "out of memory");
 	buf_free(&doc);
+	if (rc && kept_store)
+		return rc;   /* the message says what failed */
 	if (rc)
-		return mb_fail(NULL, rc, "%s: %s%s%s", dir, r.damaged ? "damaged at " : mb_strerror(rc),
-		               r.damaged ? r.damage_segment : "", r.damaged ? "" : "");
+		return r.damaged ? mb_fail(NULL, rc, "%s: damaged at %s: %s", dir, r.damage_segment,
+		                           r.reason)
+		                 : mb_fail(NULL, rc, "%s: %s", dir, mb_strerror(rc));
 	return 0;
 }
 

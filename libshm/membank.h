@@ -434,15 +434,25 @@ MB_API int mb_journal_last_seq(mb_bank *bank, uint64_t *seq);
  * it.  @p report_json (may be NULL) receives {"clean":bool,"segments":N,
  * "records":N,"last_seq":N,"torn_tail":bool,"damage":{"segment":"...",
  * "offset":N,"seq":N,"reason":"..."}|null}.
+ * The journal is also compared with the store's committed end (when the
+ * store was written this boot; after another boot the next open rebuilds
+ * it): records the store holds that the journal lacks (a segment cut
+ * short) are damage, reported with the seqs missing.
  * @return 0 when clean (a torn tail at the very end is clean: it is cut on
  * the next open), MB_ECORRUPT when damaged, or another MB_E* code. */
 MB_API int mb_journal_verify(const char *bank_path, char **report_json);
 
 /** Cut a torn tail and move a segment damaged in the middle aside (renamed
  * *.damaged, never deleted), keeping every record before the damage.
- * @p report_json as mb_journal_verify(), describing what was done.  Runs
- * under the bank's open lock and only while no process (this one included)
- * has the bank open: MB_EPERM otherwise, and nothing is changed. */
+ * It never throws away what the store holds: when the store (of this boot)
+ * holds records past what the journal keeps, it first writes a checkpoint
+ * of the whole store (checkpoint/<seq>/, as a snapshot does), then moves
+ * every segment aside; the journal goes on after that seq.  Takes the open
+ * lock and runs only while no process (this one included) has the bank open
+ * (MB_EPERM otherwise, and nothing is changed).  When the damage lies before the
+ * newest checkpoint's seq, that checkpoint (which holds every record up to
+ * it) is kept as the start instead, the same way.  @p report_json as
+ * mb_journal_verify(), with "action" saying exactly what was done. */
 MB_API int mb_journal_repair(const char *bank_path, char **report_json);
 
 #ifdef __cplusplus

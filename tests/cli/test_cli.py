@@ -694,6 +694,82 @@ class Journal(CliTest):
             p.stdout.close()
             p.stderr.close()
 
+    def test_tail_follow_says_what_a_snapshot_removed(self):
+        """A follower that lags behind a snapshot which removes the segments
+        holding its next events says which it skipped; --journal-retention
+        keeps them."""
+        self.ok("page", "put", "a", '{"x":1}')
+        self.ok("page", "put", "b", '{"x":2}')
+        p = subprocess.Popen([MEMBANK, "-b", self.bank, "journal", "tail", "-n", "1", "-f"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            self.assertEqual(json.loads(p.stdout.readline())["seq"], 2)
+            os.kill(p.pid, signal.SIGSTOP)   # the follower lags from seq 3 on
+            big = '{"blob":"%s"}' % ("z" * (15 << 20))
+            for i in range(5):   # 15 MiB records: the 64 MiB segment rolls at seq 11
+                self.ok("--durability", "fast", "page", "put", "big%d" % i, "-", input=big)
+                if i < 4:
+                    self.ok("--durability", "fast", "page", "rm", "big%d" % i)
+            jdir = os.path.join(self.bank, "journal")
+            segs = sorted(f for f in os.listdir(jdir) if f.endswith(".jnl"))
+            self.assertEqual(segs, ["%020d.jnl" % 1, "%020d.jnl" % 11])
+            self.assertEqual(self.doc("snapshot", "--journal-retention", "3600")["seq"], 11)
+            self.assertEqual(sorted(f for f in os.listdir(jdir) if f.endswith(".jnl")), segs)
+            self.assertEqual(self.doc("snapshot")["seq"], 11)
+            self.assertEqual(sorted(f for f in os.listdir(jdir) if f.endswith(".jnl")), segs[1:])
+            os.kill(p.pid, signal.SIGCONT)
+            ev = json.loads(p.stdout.readline())
+            self.assertEqual((ev["seq"], ev["op"], ev["id"]), (11, "page.put", "big4"))
+            self.ok("page", "put", "c", '{"x":3}')
+            self.assertEqual(json.loads(p.stdout.readline())["seq"], 12)
+            p.send_signal(signal.SIGTERM)
+            self.assertEqual(p.wait(timeout=30), 0)
+            err = p.stderr.read().decode()
+            self.assertIn("membank: journal tail: events 3 to 10 (8) were skipped: a snapshot "
+                          "removed the journal segments", err)
+            self.assertEqual(err.count("skipped"), 1)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            p.stdout.close()
+            p.stderr.close()
+
+    def test_journal_retention_option(self):
+        self.ok("init")
+        for cmd in (["snapshot"], ["compactor"]):
+            err = self.fails(2, *cmd, "--journal-retention", "x")
+            self.assertIn("--journal-retention needs 0..4294967295 seconds, not 'x'", err)
+            self.assertIn("--journal-retention S", self.ok(*cmd, "--help"))
+
+    def test_repair_keeps_what_the_checkpoint_holds(self):
+        """Damage before the newest checkpoint's seq, with a store that cannot
+        be trusted (another boot's): the repair keeps the checkpoint usable
+        and the bank opens with everything it holds."""
+        for i in range(100):
+            self.ok("page", "put", "p%03d" % i, '{"x":%d}' % i)
+        self.assertEqual(self.doc("snapshot")["seq"], 100)
+        for i in range(10):
+            self.ok("page", "put", "q%03d" % i, '{"y":%d}' % i)
+        seg = os.path.join(self.bank, "journal", "%020d.jnl" % 1)
+        with open(seg, "r+b") as f:
+            data = f.read()
+            f.seek(data.index(b"p049"))
+            f.write(b"X")
+        with open(os.path.join(self.bank, "store", "boot_id"), "w") as f:
+            f.write("an-older-boot")
+        self.assertIn("journal", self.fails(4, "page", "count"))
+        r = self.doc("journal", "repair")
+        self.assertTrue(r["clean"])
+        self.assertEqual(r["damage"]["seq"], 50)
+        self.assertEqual(r["action"], "checkpoint %020d holds seq 1 to 100, past the damage: "
+                         "moved 1 segment(s) aside as .damaged" % 100)
+        self.assertEqual(self.ok("page", "count"), "100\n")
+        self.assertEqual(json.loads(self.ok("page", "get", "p049"))["properties"], {"x": 49})
+        self.ok("page", "put", "after", '{"z":1}')
+        self.assertEqual(json.loads(self.ok("journal", "tail", "-n", "1"))["seq"], 101)
+        self.assertTrue(self.doc("journal", "verify")["clean"])
+
     def test_verify_clean(self):
         self.seed()
         r = self.doc("journal", "verify")
@@ -728,6 +804,95 @@ class Journal(CliTest):
         self.assertTrue(self.doc("journal", "verify")["clean"])
         self.ok("sync", "record", "success")
         self.assertTrue(self.doc("journal", "verify")["clean"])
+        # the store held the damaged record: the repair kept it
+        self.assertEqual(json.loads(self.ok("page", "get", "corruptme-page"))["properties"],
+                         {"a": 1})
+
+    def cut_segment(self, pages, middle):
+        """@pages puts, then the only segment cut after half its records
+        (in the middle of the next one when @middle)."""
+        for i in range(pages):
+            self.ok("page", "put", "p%03d" % i, '{"x":%d}' % i)
+        seg = os.path.join(self.bank, "journal", "%020d.jnl" % 1)
+        with open(seg, "rb") as f:
+            data = f.read()
+        ends, off = [], 32
+        while off + 25 <= len(data) and data[off + 16] != 0:
+            off += 25 + int.from_bytes(data[off:off + 4], "little")
+            ends.append(off)
+        self.assertEqual(len(ends), pages)
+        keep = ends[pages // 2 - 1]
+        os.truncate(seg, keep + 10 if middle else keep)
+        return pages // 2
+
+    def test_verify_reports_records_the_store_holds(self):
+        for middle in (True, False):
+            with self.subTest(middle=middle):
+                shutil.rmtree(self.bank, ignore_errors=True)
+                kept = self.cut_segment(100, middle)
+                self.assertIn("journal: damaged", self.fails(4, "page", "count"))
+                p = self.mb("journal", "verify")
+                self.assertEqual(p.returncode, 4, p.stderr)
+                r = json.loads(p.stdout)
+                self.assertFalse(r["clean"])
+                self.assertEqual((r["last_seq"], r["torn_tail"]), (kept, middle))
+                self.assertEqual(r["damage"]["seq"], kept + 1)
+                self.assertIn("records %d to 100 are missing" % (kept + 1), r["damage"]["reason"])
+                self.assertIn(b"records %d to 100 are missing" % (kept + 1), p.stderr)
+
+    def test_repair_keeps_what_the_store_holds(self):
+        kept = self.cut_segment(100, True)
+        r = self.doc("journal", "repair")
+        self.assertTrue(r["clean"])
+        self.assertEqual(r["action"], "wrote checkpoint/%020d from the store (seq 1 to 100), "
+                         "moved 1 segment(s) aside as .damaged" % 100)
+        self.assertEqual(r["damage"]["seq"], kept + 1)
+        self.assertEqual(self.ok("page", "count"), "100\n")
+        self.ok("page", "put", "after", '{"y":1}')
+        self.assertEqual(json.loads(self.ok("journal", "tail", "-n", "1"))["seq"], 101)
+        v = self.doc("journal", "verify")
+        self.assertEqual((v["clean"], v["first_seq"], v["last_seq"]), (True, 101, 101))
+        # the checkpoint alone gives the bank back (the store is a cache)
+        shutil.rmtree(os.path.join(self.bank, "store"))
+        self.assertEqual(self.ok("page", "count"), "101\n")
+        self.assertEqual(json.loads(self.ok("page", "get", "p099"))["properties"], {"x": 99})
+        jdir = os.path.join(self.bank, "journal")
+        self.assertIn("%020d.jnl.damaged" % 1, os.listdir(jdir))
+
+
+class StoppedPeers(CliTest):
+    """A process that holds a lock and is stopped (SIGSTOP) makes others
+    fail with a message that names it, not wait forever."""
+
+    def test_open_lock_held_by_stopped_process(self):
+        self.ok("page", "put", "a", '{"x":1}')
+        holder = subprocess.Popen(
+            [sys.executable, "-c",
+             "import fcntl, os, signal, sys\n"
+             "f = open(sys.argv[1], 'a')\n"
+             "fcntl.lockf(f, fcntl.LOCK_EX)\n"
+             "print('locked', flush=True)\n"
+             "os.kill(os.getpid(), signal.SIGSTOP)\n",
+             os.path.join(self.bank, "open.lock")],
+            stdout=subprocess.PIPE)
+        try:
+            self.assertEqual(holder.stdout.readline(), b"locked\n")
+            _, status = os.waitpid(holder.pid, os.WUNTRACED)
+            self.assertTrue(os.WIFSTOPPED(status))
+            start = time.monotonic()
+            err = self.fails(4, "page", "get", "a", timeout=120)
+            self.assertLess(time.monotonic() - start, 60)
+            self.assertIn("open.lock: held by process %d, which has been stopped" % holder.pid, err)
+            self.assertIn("kill -CONT %d" % holder.pid, err)
+            # once it continues (and lets go), opens work again
+            holder.send_signal(signal.SIGCONT)
+            holder.wait(timeout=30)
+            self.assertEqual(json.loads(self.ok("page", "get", "a"))["properties"], {"x": 1})
+        finally:
+            if holder.poll() is None:
+                holder.kill()
+                holder.wait()
+            holder.stdout.close()
 
 
 class SnapshotRestore(CliTest):

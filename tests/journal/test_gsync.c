@@ -43,6 +43,18 @@ static int dying_fdatasync(int fd)
 	return 0;
 }
 
+/* The leader stops itself inside its fdatasync (SIGSTOP: alive, holding
+ * its leader lock, not progressing) until the test sends SIGCONT. */
+static int stopping_fdatasync(int fd)
+{
+	if (!armed)
+		return fdatasync(fd);
+	kill_flag->leader_in_sync = 1;
+	raise(SIGSTOP);
+	return fdatasync(fd);
+}
+
+static const mbj_io stopping_io = { NULL, stopping_fdatasync, NULL };
 static const mbj_io counting_io = { NULL, counting_fdatasync, NULL };
 static const mbj_io dying_io = { NULL, dying_fdatasync, NULL };
 
@@ -100,10 +112,10 @@ static void writer_child(const char *base, const char *jdir,
 }
 
 static void leader_child(const char *base, const char *jdir,
-                         struct shared *sh)
+                         struct shared *sh, const mbj_io *io)
 {
 	char lockpath[128];
-	mbj_options o = { .io = &dying_io };
+	mbj_options o = { .io = io };
 	mbj_log *log;
 
 	snprintf(lockpath, sizeof(lockpath), "%s/writer.lock", base);
@@ -112,8 +124,8 @@ static void leader_child(const char *base, const char *jdir,
 		_exit(2);
 	uint64_t seq = locked_append(log, lockfd, sh);
 	armed = 1;
-	mbj_sync(log, seq);
-	_exit(5);   /* not reached: killed inside the sync */
+	int r = mbj_sync(log, seq);
+	_exit(io == &dying_io ? 5 : r == 0 && mbj_durable_seq(log) >= seq ? 0 : 6);
 }
 
 /* Wait for @pid at most @ms milliseconds; kill it past that. */
@@ -182,7 +194,7 @@ static void test_killed_leader_strands_nobody(void **state)
 	pid_t leader = fork();
 	assert_true(leader >= 0);
 	if (leader == 0)
-		leader_child(base, jdir, sh);
+		leader_child(base, jdir, sh, &dying_io);
 	for (int t = 0; t < 5000 && !sh->leader_in_sync; t++)
 		usleep(1000);
 	assert_int_equal(sh->leader_in_sync, 1);
@@ -202,6 +214,55 @@ static void test_killed_leader_strands_nobody(void **state)
 	mbj_report rep;
 	assert_int_equal(mbj_verify(jdir, &rep), 0);
 	assert_int_equal(rep.records, 61);
+	mbj_close(log);
+	munmap(sh, sizeof(*sh));
+	jt_rm_rf(base);
+}
+
+/* A leader stopped inside its fdatasync (not dead: it keeps its lock)
+ * makes the other full writers wait at most about a second each, not
+ * forever: they sync by themselves.  When it continues it completes. */
+static void test_stopped_leader_strands_nobody(void **state)
+{
+	(void)state;
+	char base[64], jdir[80];
+	struct shared *sh = shared_page();
+	struct timespec t0, t1;
+	mbj_log *log;
+	int status;
+
+	kill_flag = sh;
+	jt_mkdir_on("/tmp", base, jdir);
+	assert_int_equal(mbj_open(jdir, NULL, &log), 0);
+	pid_t leader = fork();
+	assert_true(leader >= 0);
+	if (leader == 0)
+		leader_child(base, jdir, sh, &stopping_io);
+	assert_int_equal(waitpid(leader, &status, WUNTRACED), leader);
+	assert_true(WIFSTOPPED(status));
+	assert_int_equal(sh->leader_in_sync, 1);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	pid_t others[3];
+	for (int i = 0; i < 3; i++) {
+		others[i] = fork();
+		assert_true(others[i] >= 0);
+		if (others[i] == 0)
+			writer_child(base, jdir, sh, i + 1, 20, NULL);
+	}
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(wait_bounded(others[i], 30000), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	print_message("a stopped leader: 60 full writes by 3 processes took %.2f s\n", s);
+	assert_true(s < 20.0);
+	assert_true(mbj_durable_seq(log) >= 61);
+	/* the leader continues, finishes its sync and steps down */
+	assert_int_equal(kill(leader, SIGCONT), 0);
+	assert_int_equal(wait_bounded(leader, 10000), 0);
+	mbj_pos end = sh->end;
+	assert_int_equal(jt_append(log, &end), 0);
+	assert_int_equal(mbj_sync(log, end.seq), 0);
+	assert_int_equal(mbj_durable_seq(log), 62);
 	mbj_close(log);
 	munmap(sh, sizeof(*sh));
 	jt_rm_rf(base);
@@ -399,6 +460,7 @@ int main(void)
 		cmocka_unit_test(test_owner_dead_mutex_recovered),
 		cmocka_unit_test(test_other_boot_resets_sync_state),
 		cmocka_unit_test(test_sync_of_unwritten_seq_is_refused),
+		cmocka_unit_test(test_stopped_leader_strands_nobody),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -678,6 +678,106 @@ static void test_stale_bytes_after_end_are_zeroed(void **state)
 	jt_rm_rf(base);
 }
 
+/* A power loss with several writers leaves, in the newest segment, a
+ * record that is not whole followed by whole ones (none of them covered by
+ * a completed fdatasync).  The first open of the next boot cuts from the
+ * hole when it lies at or after durable.mark (keeping the bytes aside);
+ * damage before the mark is rot and stays for the readers to refuse. */
+#define HOLE_N 9000
+static void hole_journal(const char *jdir, mbj_pos *ends, mbj_pos *mark)
+{
+	mbj_options o = { .segment_bytes = 8u << 20 };
+	mbj_log *log;
+	mbj_pos end = { 0, 0, 0 };
+	char p[128];
+	uint8_t m[MBJ_MARK_BYTES];
+
+	assert_int_equal(mbj_open(jdir, &o, &log), 0);
+	for (uint64_t i = 0; i < HOLE_N; i++) {
+		assert_int_equal(jt_append(log, &end), 0);
+		ends[i] = end;
+		if (i % 500 == 499)
+			assert_int_equal(mbj_sync(log, end.seq), 0);
+	}
+	mbj_close(log);
+	assert_true(end.offset > (1u << 20) + (64u << 10));   /* one fill past the first MiB */
+	snprintf(p, sizeof(p), "%s/" MBJ_MARK_NAME, jdir);
+	int fd = open(p, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, m, sizeof(m), 0), (ssize_t)sizeof(m));
+	close(fd);
+	assert_true(mbj_mark_decode(m, mark));
+	assert_int_equal(mark->segment, 1);
+	assert_true(mark->offset > MBJ_SEG_HDR && mark->offset < end.offset);
+	assert_int_equal(mark->offset, ends[mark->seq - 1].offset);
+	snprintf(p, sizeof(p), "%s/sync.shm", jdir);
+	assert_int_equal(unlink(p), 0);   /* the reboot */
+}
+
+static void test_power_loss_hole_after_mark_is_cut(void **state)
+{
+	(void)state;
+	char base[64], jdir[80], path[128];
+	static mbj_pos ends[HOLE_N];
+	mbj_pos mark;
+	mbj_report rep;
+	mbj_log *log;
+	int rc;
+
+	jt_mkdir(base, jdir);
+	hole_journal(jdir, ends, &mark);
+	/* the record after the mark's + 3 never reached the disk; later ones did */
+	uint64_t hole = mark.seq + 3;   /* index of record seq hole + 1 */
+	uint64_t at = ends[hole - 1].offset;
+	uint8_t z[MBJ_REC_HDR] = { 0 };
+	jt_path(path, jdir, 1);
+	int fd = open(path, O_RDWR);
+	assert_int_equal(pwrite(fd, z, sizeof(z), (off_t)at), (ssize_t)sizeof(z));
+	close(fd);
+	assert_int_equal(mbj_verify(jdir, &rep), MBJ_ECORRUPT);
+	assert_int_equal(mbj_open(jdir, NULL, &log), 0);
+	mbj_close(log);
+	assert_int_equal(jt_read_all(jdir, &rc, NULL), hole);
+	assert_int_equal(rc, 0);
+	assert_int_equal(mbj_verify(jdir, &rep), 0);
+	assert_int_equal(rep.last_seq, hole);
+	char kept[160];
+	snprintf(kept, sizeof(kept), "%s.torn-at-%llu", path, (unsigned long long)at);
+	struct stat st;
+	assert_int_equal(stat(kept, &st), 0);
+	assert_int_equal((uint64_t)st.st_size, ends[HOLE_N - 1].offset - at);
+	jt_rm_rf(base);
+}
+
+static void test_power_loss_rot_before_mark_is_refused(void **state)
+{
+	(void)state;
+	char base[64], jdir[80], path[128];
+	static mbj_pos ends[HOLE_N];
+	mbj_pos mark;
+	mbj_report rep;
+	mbj_log *log;
+	int rc;
+
+	jt_mkdir(base, jdir);
+	hole_journal(jdir, ends, &mark);
+	uint64_t rot = mark.seq - 10;   /* record seq rot + 1, durable */
+	uint8_t b;
+	jt_path(path, jdir, 1);
+	int fd = open(path, O_RDWR);
+	assert_int_equal(pread(fd, &b, 1, (off_t)ends[rot - 1].offset + 30), 1);
+	b ^= 0x20;
+	assert_int_equal(pwrite(fd, &b, 1, (off_t)ends[rot - 1].offset + 30), 1);
+	close(fd);
+	assert_int_equal(mbj_open(jdir, NULL, &log), 0);
+	mbj_close(log);
+	assert_int_equal(jt_read_all(jdir, &rc, NULL), rot);
+	assert_int_equal(rc, MBJ_ECORRUPT);
+	assert_int_equal(mbj_verify(jdir, &rep), MBJ_ECORRUPT);
+	assert_int_equal(rep.damage_seq, rot + 1);
+	jt_rm_rf(base);
+}
+
 /* The fuzz seeds are written by tests/fuzz/gen_corpus.py, a second
  * implementation of the documented format: the reader must agree with it. */
 static int verify_seed(const char *name, mbj_report *rep)
@@ -743,6 +843,8 @@ int main(void)
 		cmocka_unit_test(test_crashed_roll_is_dropped),
 		cmocka_unit_test(test_stale_bytes_after_end_are_zeroed),
 		cmocka_unit_test(test_documented_format_seeds),
+		cmocka_unit_test(test_power_loss_hole_after_mark_is_cut),
+		cmocka_unit_test(test_power_loss_rot_before_mark_is_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
