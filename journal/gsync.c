@@ -557,8 +557,11 @@ static int resync_from(mbj_log *log, uint64_t durable)
 	size_t count, i;
 	int r = mbj_list_segments(log->dirfd, &segs, &count);
 
-	if (r < 0)
+	if (r < 0) {
+		mbj_set_err(log, "listing the journal directory: %s",
+		            r == MBJ_ENOMEM ? "out of memory" : strerror(errno));
 		return r;
+	}
 	for (i = count; i > 1 && segs[i - 1] > durable + 1; i--)
 		;
 	for (i = i ? i - 1 : 0; r == 0 && i < count; i++) {

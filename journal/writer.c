@@ -804,7 +804,8 @@ int mbj_boot_settle(mbj_log *log)
 	int r = mbj_list_segments(log->dirfd, &segs, &count);
 
 	if (r < 0) {
-		mbj_set_err(log, "listing the journal directory failed");
+		mbj_set_err(log, "listing the journal directory: %s",
+		            r == MBJ_ENOMEM ? "out of memory" : strerror(errno));
 		return r;
 	}
 	uint64_t first = count ? segs[count - 1] : 0;
