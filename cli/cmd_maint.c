@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <time.h>
 
 #include <cjson/cJSON.h>
@@ -78,6 +80,26 @@ static int print_info(cli *c, const char *dir, const mb_snapshot_info *in)
 }
 #endif
 
+/* --out DIR is created 0700 when it does not exist, as sqlite3's .backup
+ * creates its file; its parent must exist (a typo in a path must not grow a
+ * tree).  mkdir() never follows a symlink: one in DIR's place is EEXIST,
+ * then refused by mb_snapshot().  *created says whether to remove it again
+ * when the snapshot fails. */
+static int make_out_dir(const cli *c, const char *out, bool *created)
+{
+	*created = false;
+	if (!out)
+		return EX_OK;
+	if (!mkdir(out, 0700)) {
+		*created = true;
+		return EX_OK;
+	}
+	if (errno == EEXIST)
+		return EX_OK;
+	cli_msg(c, "cannot create %s: %s", out, strerror(errno));
+	return errno == ENOENT || errno == ENOTDIR ? EX_INVALID : EX_BANK;
+}
+
 int cmd_snapshot(cli *c, int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -92,7 +114,8 @@ int cmd_snapshot(cli *c, int argc, char **argv)
 	           "config_cache.json, each replaced atomically, from one instant of the bank.\n"
 	           "Without --out they go to the bank directory and are its checkpoint.\n"
 	           "Prints {\"dir\":...,\"seq\":N,\"pages\":N,\"bytes\":N,...}.\n\n"
-	           "  -o, --out DIR   write the files into DIR instead\n";
+	           "  -o, --out DIR   write the files into DIR instead (created 0700 when\n"
+	           "                  missing; its parent must exist; never a symlink)\n";
 	while ((ch = cli_getopt(c, argc, argv, "o:", lo, &ex)) > 0)
 		if (ch == 'o')
 			out = optarg;
@@ -103,15 +126,21 @@ int cmd_snapshot(cli *c, int argc, char **argv)
 #if CLI_HAVE_SNAPSHOT
 	mb_snapshot_info info;
 	mb_bank *b = NULL;
+	bool created;
 	int rc;
 
 	if ((ex = cli_open_existing(c, &b)))
 		return ex;
+	if ((ex = make_out_dir(c, out, &created)))
+		goto cleanup;
 	if ((rc = mb_snapshot(b, out, &info))) {
-		ex = cli_fail(c, b, rc, "snapshot failed");
+		ex = cli_fail(c, b, rc, "cannot write the files");
+		if (created)
+			rmdir(out);   /* only when empty: it was ours */
 	} else {
 		ex = print_info(c, out ? out : mb_path(b), &info);
 	}
+cleanup:
 	mb_close(b);
 	return ex;
 #else
@@ -179,6 +208,7 @@ static int compact_loop(cli *c, const char *out, uint64_t every)
 	mb_snapshot_info info;
 	mb_bank *b = NULL;
 	sigset_t set;
+	bool created;
 	int ex, rc;
 
 	/* Blocked before the bank opens: a SIGTERM that arrives at any moment
@@ -186,11 +216,18 @@ static int compact_loop(cli *c, const char *out, uint64_t every)
 	cli_block_signals(&set);
 	if ((ex = cli_open_existing(c, &b)))
 		return ex;
+	if ((ex = make_out_dir(c, out, &created))) {
+		mb_close(b);
+		return ex;
+	}
 	for (;;) {
 		if ((rc = mb_snapshot(b, out, &info))) {
-			ex = cli_fail(c, b, rc, "snapshot failed");
+			ex = cli_fail(c, b, rc, "cannot write the files");
+			if (created)
+				rmdir(out);   /* only when empty: it was ours */
 			break;
 		}
+		created = false;
 		log_run(c, &info);
 		if (cli_wait_signal(&set, (long)(every * 1000))) {
 			cli_msg(c, "stopping on signal");
@@ -217,7 +254,8 @@ int cmd_compactor(cli *c, int argc, char **argv)
 	           "Snapshot the bank every S seconds (default 60) until SIGTERM or SIGINT,\n"
 	           "then exit 0.  One line per run on stderr: duration, pages, bytes, seq.\n\n"
 	           "  -e, --every S   seconds between snapshots (1..86400)\n"
-	           "  -o, --out DIR   write the files into DIR instead of the bank directory\n";
+	           "  -o, --out DIR   write the files into DIR instead of the bank directory\n"
+	           "                  (created 0700 when missing; its parent must exist)\n";
 	while ((ch = cli_getopt(c, argc, argv, "e:o:", lo, &ex)) > 0) {
 		if (ch == 'o')
 			out = optarg;
@@ -351,6 +389,10 @@ static int journal_check(cli *c, int argc, char **argv, check_fn fn, const char 
 
 	if (cli_positional(c, argc, argv, 0, 0, &ex))
 		return ex;
+	if (cli_bank_missing(c)) {
+		cli_msg(c, "no bank at %s", cli_bank_path(c));
+		return EX_BANK;
+	}
 	rc = fn(c->bank_dir, &report);
 	if (report && (!rc || rc == MB_ECORRUPT))
 		cli_print_json(c, report);

@@ -1122,6 +1122,298 @@ class Demo(CliTest):
         self.assertGreater(int(self.ok("page", "count")), 0)
 
 
+NUMBER = re.compile(rb'(?<![\w."])-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w"])')
+
+
+def json_numbers(text):
+    """The number tokens of JSON text, as written (strings skipped)."""
+    out, i, s = [], 0, text
+    while i < len(s):
+        if s[i:i + 1] == b'"':
+            j = i + 1
+            while s[j:j + 1] != b'"':
+                j += 2 if s[j:j + 1] == b"\\" else 1
+            i = j + 1
+            continue
+        m = NUMBER.match(s, i)
+        if m and (i == 0 or s[i - 1:i] in b":,[ \t\n"):
+            out.append(m.group())
+            i = m.end()
+        else:
+            i += 1
+    return out
+
+
+class Formats(CliTest):
+    """--format json|pretty|text, global or after the command's words."""
+
+    DOCS = [["stats"], ["error", "stats"], ["sync", "status"], ["doctor"],
+            ["page", "get", "p1"], ["config", "get"]]
+
+    def seed_numbers(self):
+        self.seed()
+        self.ok("page", "put", "p1", '{"big":12345678901234567890,"f":1.5e300,"neg":-7,'
+                                     '"x":1.0,"tiny":2.5e-308,"s":"line\\nbreak"}')
+        self.ok("snapshot")
+
+    def test_json_is_one_line_and_pretty_is_indented_when_piped(self):
+        self.seed_numbers()
+        for args in self.DOCS:
+            plain = self.ok(*args)
+            self.assertEqual(self.ok("--format", "json", *args), plain, args)
+            self.assertEqual(self.ok(*args, "--format=json"), plain, args)
+            pretty = self.ok(*args, "--format", "pretty")
+            self.assertGreater(pretty.count("\n"), 2, args)
+            self.assertEqual(json.loads(pretty), json.loads(plain), args)
+            # Every number token copied as written, none re-printed.
+            self.assertEqual(json_numbers(pretty.encode()), json_numbers(plain.encode()), args)
+
+    def test_json_is_one_line_on_a_terminal(self):
+        self.ok("page", "put", "t", '{"a":1,"b":[1,2]}')
+        master, slave = pty.openpty()
+        p = subprocess.run([MEMBANK, "-b", self.bank, "--format", "json", "page", "get", "t"],
+                           stdout=slave, stderr=subprocess.PIPE, timeout=30)
+        os.close(slave)
+        out = b""
+        try:
+            while True:
+                chunk = os.read(master, 65536)
+                if not chunk:
+                    break
+                out += chunk
+        except OSError:
+            pass
+        os.close(master)
+        self.assertEqual(p.returncode, 0)
+        self.assertEqual(out.count(b"\n"), 1, out)
+        self.assertEqual(json.loads(out)["properties"], {"a": 1, "b": [1, 2]})
+
+    def test_text_stats_is_an_aligned_table_with_exact_numbers(self):
+        self.seed_numbers()
+        doc = self.doc("stats")
+        out = self.ok("stats", "--format", "text")
+        rows = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in out.splitlines())
+        self.assertEqual(rows["pages"], str(doc["pages"]))
+        self.assertEqual(rows["journal.last_seq"], str(doc["journal"]["last_seq"]))
+        self.assertEqual(rows["store.map_size"], str(doc["store"]["map_size"]))
+        self.assertEqual(rows["path"], doc["path"])
+        # Aligned: every value starts in the same column.
+        starts = {len(re.match(r"\S+\s+", line).group()) for line in out.splitlines()}
+        self.assertEqual(len(starts), 1, out)
+
+    def test_text_page_keeps_number_tokens_and_escapes_control_characters(self):
+        self.seed_numbers()
+        plain = self.ok("page", "get", "p1").encode()
+        out = self.ok("page", "get", "p1", "--format", "text")
+        rows = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in out.splitlines())
+        nums = json_numbers(plain)
+        for key in ("big", "f", "neg", "x", "tiny"):
+            self.assertIn(rows["properties." + key].encode(), nums, key)
+        self.assertEqual(rows["properties.s"], "line\\nbreak")   # one row, escape kept
+        self.assertEqual(rows["last_updated"], json.loads(plain)["last_updated"])
+
+    def test_text_sync_status_history_is_a_table(self):
+        self.seed()
+        out = self.ok("sync", "status", "--format", "text")
+        head, table = out.split("\nsync_history:\n")
+        self.assertRegex(head, r"current_status\s+failed")
+        self.assertRegex(head, r"error_count\s+1\n")
+        lines = table.splitlines()
+        self.assertEqual(lines[0].split(), ["TIMESTAMP", "STATUS", "ERROR"])
+        self.assertEqual(lines[1].split()[1:], ["success", "null"])
+        self.assertEqual(lines[2].split()[1], "failed")
+        self.assertTrue(lines[2].endswith("HTTP 429 rate_limited"), lines[2])
+        col = lines[0].index("STATUS")
+        self.assertTrue(all(l[col - 2:col] == "  " for l in lines), table)
+
+    def test_text_error_stats(self):
+        self.seed()
+        out = self.ok("error", "stats", "--format", "text")
+        self.assertRegex(out, r"(?m)^total_errors\s+1$")
+        self.assertRegex(out, r"(?m)^patterns\.rate_limited\s+1$")
+        self.assertRegex(out, r"(?m)^last_error\.message\s+HTTP 429$")
+
+    def test_text_doctor_one_row_per_check(self):
+        self.seed()
+        self.ok("snapshot")
+        out = self.ok("doctor", "--format", "text")
+        table = out.split("\nchecks:\n")[1].splitlines()
+        self.assertEqual(table[0].split(), ["CHECK", "RESULT", "DETAIL"])
+        rows = {l.split()[0]: l.split()[1] for l in table[1:]}
+        self.assertEqual(rows, {"open": "ok", "journal": "ok", "permissions": "ok",
+                                "store": "ok", "readers": "ok", "checkpoint": "ok"})
+        self.assertRegex(out, r"store\s+ok\s+.*pages_decoded=2, pages_stored=2")
+
+    def test_page_list_formats(self):
+        self.ok("page", "put", "b", "{}")
+        self.ok("page", "put", 'a"q', "{}")
+        self.ok("page", "put", "ü-long", "{}")
+        self.assertEqual(self.ok("page", "list"), 'a"q\nb\nü-long\n')
+        self.assertEqual(self.ok("page", "list", "--format", "json"), '["a\\"q","b","ü-long"]\n')
+        self.assertEqual(json.loads(self.ok("page", "list", "--format", "pretty")),
+                         ['a"q', "b", "ü-long"])
+        self.assertEqual(self.ok("page", "list", "--format", "json", "--limit", "1"),
+                         '["a\\"q"]\n')
+        out = self.ok("page", "list", "--format", "text").splitlines()
+        self.assertEqual(out[0].split(), ["ID", "LAST_UPDATED"])
+        self.assertEqual([l.split()[0] for l in out[1:]], ['a"q', "b", "ü-long"])
+        got = self.doc("page", "get", "b")["last_updated"]
+        self.assertEqual(out[2].split()[1], got)
+        self.assertEqual({len(l) - len(l.split()[-1]) for l in out[1:]}, {len("ü-long  ")})
+
+    def test_page_list_empty(self):
+        self.ok("init")
+        self.assertEqual(self.ok("page", "list", "--format", "json"), "[]\n")
+        self.assertEqual(self.ok("page", "list", "--format", "pretty"), "[]\n")
+        self.assertEqual(self.ok("page", "list", "--format", "text"), "ID  LAST_UPDATED\n")
+
+    def test_bad_format_is_a_usage_error(self):
+        self.ok("init")
+        err = self.fails(2, "--format", "xml", "stats")
+        self.assertIn("--format is json, pretty, text or prometheus, not 'xml'", err)
+        err = self.fails(2, "page", "get", "p", "--format", "yaml")
+        self.assertIn("not 'yaml'", err)
+        err = self.fails(2, "page", "get", "p", "--format", "prometheus")
+        self.assertIn("--format prometheus is not available here; this command prints "
+                      "json, pretty, text", err)
+        self.fails(2, "stats", "--format")
+
+    def test_format_in_help(self):
+        self.assertIn("--format FORMAT", self.ok("--help", bank=False))
+
+
+class DoctorDetail(CliTest):
+    """doctor: each check's detail is a JSON object, not JSON in a string; a
+    missing bank is said once, as missing."""
+
+    def test_details_are_objects(self):
+        self.seed()
+        self.ok("snapshot")
+        r = self.doc("doctor")
+        for c in r["checks"]:
+            self.assertIsInstance(c["detail"], dict, c)
+        d = {c["check"]: c["detail"] for c in r["checks"]}
+        last = self.doc("stats")["journal"]["last_seq"]
+        self.assertEqual(d["journal"]["clean"], True)
+        self.assertEqual(d["journal"]["last_seq"], last)
+        self.assertEqual(d["store"]["pages_decoded"], 2)
+        self.assertEqual(d["store"]["pages_stored"], 2)
+        self.assertEqual(d["readers"]["stale_readers"], 0)
+        self.assertEqual(d["checkpoint"]["seq"], last)
+        self.assertEqual(d["checkpoint"]["journal_last_seq"], last)
+        self.assertEqual(d["permissions"]["group_accessible"], 0)
+        for c in r["checks"]:
+            self.assertIsInstance(c["detail"].get("message", ""), str)
+
+    def test_damaged_journal_report_is_nested(self):
+        Journal.corrupt_first_record(self)
+        p = self.mb("doctor")
+        self.assertEqual(p.returncode, 4)
+        d = {c["check"]: c["detail"] for c in json.loads(p.stdout)["checks"]}
+        self.assertEqual(d["journal"]["report"]["clean"], False)
+        self.assertIsInstance(d["journal"]["report"]["damage"], dict)
+
+    def test_missing_bank_says_missing(self):
+        p = self.mb("doctor")
+        self.assertEqual(p.returncode, 4)
+        self.assertEqual(p.stderr.decode(), "membank: doctor: no bank at %s\n" % self.bank)
+        r = json.loads(p.stdout)
+        self.assertEqual(r["missing"], True)
+        self.assertEqual(r["healthy"], False)
+        self.assertEqual(len(r["checks"]), 1)
+        self.assertNotIn("input/output", p.stdout.decode())
+        self.assertFalse(os.path.exists(self.bank))
+
+    def test_missing_bank_for_every_reader(self):
+        for args in (["stats"], ["page", "get", "x"], ["journal", "verify"], ["snapshot"],
+                     ["sync", "status"]):
+            err = self.fails(4, *args)
+            self.assertEqual(err, "membank: %s: no bank at %s\n" % (" ".join(args[:2] if
+                             args[0] in GROUPS else args[:1]), self.bank), args)
+        self.assertFalse(os.path.exists(self.bank))
+
+
+class SnapshotOut(CliTest):
+    """snapshot/compactor --out DIR: DIR made 0700 when missing (its parent
+    must exist, never through a symlink); messages say their prefix once."""
+
+    def test_creates_missing_dir_0700(self):
+        self.seed()
+        out = os.path.join(self.tmp, "new")
+        old = os.umask(0)
+        try:
+            r = self.doc("snapshot", "--out", out)
+        finally:
+            os.umask(old)
+        self.assertEqual(r["dir"], out)
+        self.assertEqual(os.stat(out).st_mode & 0o777, 0o700)
+        self.assertEqual(sorted(os.listdir(out)), sorted(FOUR + ("checkpoint.json",)))
+
+    def test_parent_must_exist(self):
+        self.seed()
+        out = os.path.join(self.tmp, "no", "sub")
+        err = self.fails(3, "snapshot", "--out", out)
+        self.assertEqual(err, "membank: snapshot: cannot create %s: No such file or "
+                              "directory\n" % out)
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, "no")))
+
+    def test_symlink_refused_with_one_prefix(self):
+        self.seed()
+        target = os.path.join(self.tmp, "target")
+        os.mkdir(target, 0o700)
+        link = os.path.join(self.tmp, "link")
+        os.symlink(target, link)
+        err = self.fails(4, "snapshot", "--out", link)
+        self.assertEqual(err.count("snapshot:"), 1, err)
+        self.assertIn("symlink", err)
+        self.assertEqual(os.listdir(target), [])
+        dangling = os.path.join(self.tmp, "dangling")
+        os.symlink(os.path.join(self.tmp, "nowhere"), dangling)
+        err = self.fails(4, "snapshot", "--out", dangling)
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, "nowhere")))
+
+    def test_not_a_directory_one_prefix(self):
+        self.seed()
+        f = os.path.join(self.tmp, "file")
+        open(f, "w").close()
+        err = self.fails(3, "snapshot", "--out", f)
+        self.assertEqual(err, "membank: snapshot: cannot write the files: %s: not a "
+                              "directory\n" % f)
+
+    def test_compactor_creates_dir(self):
+        self.seed()
+        out = os.path.join(self.tmp, "cdir")
+        p = subprocess.Popen([MEMBANK, "-b", self.bank, "compactor", "--every", "3600",
+                              "--out", out], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            # The first run's line on stderr says the files are written.
+            line = p.stderr.readline()
+            self.assertIn(b"snapshot in", line)
+        finally:
+            p.send_signal(signal.SIGTERM)
+            p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 0)
+        self.assertEqual(os.stat(out).st_mode & 0o777, 0o700)
+        self.assertIn("notion_pages.json", os.listdir(out))
+        err = self.fails(3, "compactor", "--out", os.path.join(self.tmp, "x", "y"))
+        self.assertEqual(err.count("compactor:"), 1, err)
+
+    def test_no_message_repeats_its_prefix(self):
+        """The class: a library message starting with what the command's
+        message already says (its name, the path it named) says it once."""
+        self.seed()
+        for args, code in ((["page", "put", "", "{}"], 3), (["page", "put", "x", "[1]"], 3),
+                           (["snapshot", "--out", os.path.join(self.tmp, "FOUR")], None)):
+            if code is None:
+                open(os.path.join(self.tmp, "FOUR"), "w").close()
+                code = 3
+            p = self.mb(*args)
+            self.assertEqual(p.returncode, code, args)
+            msg = p.stderr.decode().splitlines()[0]
+            parts = msg.split(": ")
+            self.assertEqual(len(parts), len(set(parts)), msg)
+
+
 def main():
     suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules[__name__])
     runner = unittest.TextTestRunner(verbosity=2, stream=sys.stdout)
