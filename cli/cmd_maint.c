@@ -34,21 +34,31 @@ int cmd_init(cli *c, int argc, char **argv)
 int cmd_stats(cli *c, int argc, char **argv)
 {
 	mb_bank *b = NULL;
-	char *json = NULL;
+	char *text = NULL;
+	bool prom;
 	int ex, rc;
 
-	c->usage = "membank stats\n\n"
+	c->usage = "membank stats [--format json|pretty|text|prometheus]\n\n"
 	           "Print the bank's counters and sizes as JSON: pages, events, file sizes,\n"
-	           "map use, readers and their lag, journal segments.\n";
+	           "map use, readers and their lag, journal segments.  With --format\n"
+	           "prometheus, print them as OpenMetrics text for a Prometheus scrape\n"
+	           "(node_exporter's textfile collector, or any HTTP server), with the\n"
+	           "checkpoint's age and the sync and error counters; README.md lists the\n"
+	           "metrics.\n\n"
+	           "      --format FORMAT   json, pretty, text or prometheus\n";
+	c->formats |= 1u << FMT_PROMETHEUS;
 	if (cli_positional(c, argc, argv, 0, 0, &ex))
 		return ex;
 	if ((ex = cli_open_existing(c, &b)))
 		return ex;
-	if ((rc = mb_stats(b, &json)))
+	prom = c->format == FMT_PROMETHEUS;
+	if ((rc = prom ? mb_metrics(b, &text) : mb_stats(b, &text)))
 		ex = cli_fail(c, b, rc, "cannot read the statistics");
+	else if (prom)
+		fputs(text, stdout);   /* a write error is reported at exit */
 	else
-		ex = cli_print_json(c, json);
-	mb_free(json);
+		ex = cli_print_json(c, text);
+	mb_free(text);
 	mb_close(b);
 	return ex;
 }

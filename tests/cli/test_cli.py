@@ -1414,6 +1414,183 @@ class SnapshotOut(CliTest):
             self.assertEqual(len(parts), len(set(parts)), msg)
 
 
+METRIC_NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+LABEL_VALUE = r'"(?:[^"\\\n]|\\[\\"n])*"'
+LABEL = r"[a-zA-Z_][a-zA-Z0-9_]*=" + LABEL_VALUE
+SAMPLE = re.compile(r"(%s)(?:\{(%s(?:,%s)*)?\})? (-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?"
+                    r"|[-+]Inf|NaN)(?: -?[0-9]+(?:\.[0-9]+)?)?$" % (METRIC_NAME, LABEL, LABEL))
+TYPES = ("counter", "gauge", "stateset", "info", "histogram", "gaugehistogram", "summary",
+         "unknown")
+
+
+def unescape_label(v):
+    return re.sub(r"\\(.)", lambda m: {"n": "\n", "\\": "\\", '"': '"'}[m.group(1)], v)
+
+
+def parse_openmetrics(text):
+    """Check OpenMetrics 1.0 text line by line; return {family: {"type",
+    "help", "unit", "samples": [(name, {label: value}, value)]}}.  Raises
+    AssertionError naming the first line that breaks the grammar."""
+    assert text.endswith("# EOF\n"), "must end with '# EOF\\n': %r" % text[-40:]
+    lines = text[:-len("# EOF\n")].split("\n")
+    assert lines[-1] == "", "the line before # EOF ends with a newline"
+    fams, current, closed = {}, None, set()
+    for n, line in enumerate(lines[:-1], 1):
+        where = "line %d: %r" % (n, line)
+        m = re.match(r"# (HELP|TYPE|UNIT) (%s) (.*)$" % METRIC_NAME, line)
+        if m:
+            kind, name, rest = m.groups()
+            if name != current:
+                assert name not in fams, "family %s split: %s" % (name, where)
+                if current:
+                    closed.add(current)
+                current = name
+                fams[name] = {"samples": []}
+            f = fams[name]
+            assert kind.lower() not in f, "second %s: %s" % (kind, where)
+            assert not f["samples"], "metadata after samples: " + where
+            if kind == "HELP":
+                assert re.fullmatch(r"(?:[^\\\n]|\\[\\n\"])*", rest), where
+            elif kind == "TYPE":
+                assert rest in TYPES, where
+            else:
+                assert re.fullmatch(r"[a-zA-Z0-9_:]+", rest) and name.endswith("_" + rest), \
+                    "a UNIT's family name ends with _unit: " + where
+            f[kind.lower()] = rest
+            continue
+        assert not line.startswith("#"), "unknown comment: " + where
+        m = SAMPLE.match(line)
+        assert m, "not a sample: " + where
+        name, labels, value = m.group(1), m.group(2), m.group(3)
+        assert current, "a sample before any family: " + where
+        f = fams[current]
+        suffixes = {"counter": ("_total", "_created")}.get(f.get("type"), ("",))
+        assert any(name == current + s for s in suffixes), \
+            "sample %s outside its family %s: %s" % (name, current, where)
+        got = {}
+        for lm in re.finditer(r"([a-zA-Z_][a-zA-Z0-9_]*)=(%s)" % LABEL_VALUE, labels or ""):
+            assert lm.group(1) not in got, "label repeated: " + where
+            got[lm.group(1)] = unescape_label(lm.group(2)[1:-1])
+        f["samples"].append((name, got, value))
+    for name, f in fams.items():
+        assert "help" in f and "type" in f, "family %s lacks HELP or TYPE" % name
+        assert name.startswith("membank_"), name
+    return fams
+
+
+class Metrics(CliTest):
+    """stats --format prometheus: OpenMetrics text, every line checked by
+    parse_openmetrics(), every figure against the JSON documents."""
+
+    def metrics(self, *args, **kw):
+        p = self.mb("stats", "--format", "prometheus", *args, **kw)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return parse_openmetrics(p.stdout.decode())
+
+    def value(self, fams, name):
+        (sample,) = fams[name]["samples"]
+        return sample[2]
+
+    def test_figures_match_the_documents(self):
+        self.seed()
+        self.ok("error", "log", "rate_limited", "again")
+        self.ok("error", "log", 'odd "type"\\with\nnewline', "x")
+        self.ok("error", "resolve", "rate_limited", "backoff")
+        snap = self.doc("snapshot")
+        self.ok("page", "put", "p3", "{}")
+        stats, sync, errs = self.doc("stats"), self.doc("sync", "status"), self.doc("error", "stats")
+        f = self.metrics()
+        self.assertEqual(self.value(f, "membank_pages"), "3")
+        self.assertEqual(f["membank_pages"]["type"], "gauge")
+        for name, want in (("membank_store_map_size_bytes", stats["store"]["map_size"]),
+                           ("membank_store_max_readers", stats["store"]["max_readers"]),
+                           ("membank_store_stale_readers", 0),
+                           ("membank_store_reader_lag_transactions", 0),
+                           ("membank_journal_segments", stats["journal"]["segments"]),
+                           ("membank_journal_bytes", stats["journal"]["bytes"]),
+                           ("membank_journal_last_seq", stats["journal"]["last_seq"]),
+                           ("membank_checkpoint_seq", snap["seq"]),
+                           ("membank_sync_successes", sync["success_count"]),
+                           ("membank_sync_errors", sync["error_count"]),
+                           ("membank_errors", errs["total_errors"]),
+                           ("membank_errors_resolved", errs["resolved_errors"]),
+                           ("membank_error_types", len(errs["patterns"])),
+                           ("membank_history_limit", stats["history_limit"])):
+            self.assertEqual(self.value(f, name), str(want), name)
+        self.assertGreater(int(self.value(f, "membank_store_map_used_bytes")), 0)
+        self.assertGreaterEqual(int(self.value(f, "membank_store_readers")), 1)
+        for name in ("membank_sync_successes", "membank_errors", "membank_errors_by_type"):
+            self.assertEqual(f[name]["type"], "counter", name)
+            self.assertTrue(all(s[0] == name + "_total" for s in f[name]["samples"]))
+        for name in ("membank_journal_bytes", "membank_store_map_used_bytes"):
+            self.assertEqual(f[name]["unit"], "bytes")
+        self.assertEqual(f["membank_checkpoint_age_seconds"]["unit"], "seconds")
+        age = float(self.value(f, "membank_checkpoint_age_seconds"))
+        when = float(self.value(f, "membank_checkpoint_timestamp_seconds"))
+        self.assertGreaterEqual(age, 0)
+        mtime = os.stat(os.path.join(self.bank, "checkpoint.json")).st_mtime
+        self.assertAlmostEqual(when, mtime, places=3)
+        last_ok = datetime.datetime.strptime(sync["last_successful_sync"],
+                                             "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+            tzinfo=datetime.timezone.utc).timestamp()
+        self.assertAlmostEqual(float(self.value(f, "membank_sync_last_success_timestamp_seconds")),
+                               last_ok, places=5)
+        by_type = {s[1]["type"]: int(s[2]) for s in f["membank_errors_by_type"]["samples"]}
+        self.assertEqual(by_type, errs["patterns"])
+        for fam in f.values():
+            for s in fam["samples"]:
+                self.assertEqual(s[1], dict(s[1], bank=self.bank))
+
+    def test_no_checkpoint_no_age(self):
+        self.ok("init")
+        f = self.metrics()
+        self.assertEqual(self.value(f, "membank_checkpoint_seq"), "0")
+        self.assertEqual(f["membank_checkpoint_age_seconds"]["samples"], [])
+        self.assertEqual(f["membank_sync_last_success_timestamp_seconds"]["samples"], [])
+        self.assertEqual(f["membank_errors_by_type"]["samples"], [])
+
+    def test_bank_label_escaped(self):
+        odd = os.path.join(self.tmp, 'we"ird\\dir\nname')
+        self.ok("init", bank=False, env=dict(os.environ, MEMBANK_DIR=odd))
+        p = self.mb("stats", "--format", "prometheus", bank=False,
+                    env=dict(os.environ, MEMBANK_DIR=odd))
+        self.assertEqual(p.returncode, 0, p.stderr)
+        text = p.stdout.decode()
+        self.assertIn('bank="%s"' % odd.replace("\\", "\\\\").replace('"', '\\"')
+                      .replace("\n", "\\n"), text)
+        f = parse_openmetrics(text)
+        self.assertEqual(f["membank_pages"]["samples"][0][1]["bank"], odd)
+
+    def test_bank_label_not_utf8(self):
+        odd = os.path.join(self.tmp.encode(), b"bad\xff")
+        self.assertEqual(self.mb("-b", odd, "init", bank=False).returncode, 0)
+        p = subprocess.run([MEMBANK, b"-b", odd, "stats", "--format", "prometheus"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        f = parse_openmetrics(p.stdout.decode("utf-8"))   # valid UTF-8 throughout
+        self.assertTrue(f["membank_pages"]["samples"][0][1]["bank"].endswith("bad\ufffd"))
+
+    def test_parser_catches_broken_text(self):
+        good = ('# HELP membank_x An x.\n# TYPE membank_x counter\n'
+                'membank_x_total{bank="a\\"b"} 1\n# EOF\n')
+        self.assertEqual(parse_openmetrics(good)["membank_x"]["samples"][0][1]["bank"], 'a"b')
+        for bad in (good[:-6],                                            # no # EOF
+                    good.replace("# HELP membank_x An x.\n", ""),         # no HELP
+                    good.replace("membank_x_total", "membank_x"),         # counter w/o _total
+                    good.replace('a\\"b', 'a"b'),                         # unescaped quote
+                    good.replace(" 1\n", " one\n"),
+                    good + "membank_y 1\n"):
+            with self.assertRaises(AssertionError, msg=bad):
+                parse_openmetrics(bad)
+
+    def test_prometheus_only_for_stats(self):
+        self.ok("init")
+        err = self.fails(2, "error", "stats", "--format", "prometheus")
+        self.assertIn("prints json, pretty, text", err)
+        self.assertIn("--format FORMAT   json, pretty, text or prometheus",
+                      self.ok("stats", "--help"))
+
+
 def main():
     suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules[__name__])
     runner = unittest.TextTestRunner(verbosity=2, stream=sys.stdout)
