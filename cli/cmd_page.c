@@ -92,9 +92,14 @@ typedef struct id_batch {
 static int collect_id(void *ctx, const char *id, const char *page_json)
 {
 	id_batch *ib = ctx;
-	/* The page ends with "last_updated":"<time>"} (mb_page_get's layout). */
-	const char *u = page_json ? strstr(page_json, "\"last_updated\":\"") : NULL;
-	const char *t = u ? u + 16 : "";
+	/* The page ends with "last_updated":"<time>"} (mb_page_get's layout):
+	 * the last such key, as a property may have the same name. */
+	const char *u = NULL, *t = "";
+
+	for (const char *p = page_json; p && (p = strstr(p, "\"last_updated\":\"")); p++)
+		u = p;
+	if (u)
+		t = u + 16;
 
 	snprintf(ib->updated[ib->n], sizeof ib->updated[0], "%.*s", (int)strcspn(t, "\""), t);
 	snprintf(ib->ids[ib->n++], sizeof ib->ids[0], "%s", id);

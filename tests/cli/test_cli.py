@@ -1245,7 +1245,7 @@ class Formats(CliTest):
         self.assertRegex(out, r"store\s+ok\s+.*pages_decoded=2, pages_stored=2")
 
     def test_page_list_formats(self):
-        self.ok("page", "put", "b", "{}")
+        self.ok("page", "put", "b", '{"last_updated":"not this one"}')
         self.ok("page", "put", 'a"q', "{}")
         self.ok("page", "put", "ü-long", "{}")
         self.assertEqual(self.ok("page", "list"), 'a"q\nb\nü-long\n')
