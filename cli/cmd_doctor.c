@@ -73,7 +73,7 @@ static void check_journal(report *r, const char *path)
 
 	if (rc == 0 && json)
 		add_detail(r, "journal", PASS, cJSON_CreateRaw(json));
-	else if (json) {
+	else if (json && rc == MB_ECORRUPT) {
 		cJSON *d = cJSON_CreateObject();
 		cJSON_AddStringToObject(d, "message", *mb_last_error(NULL) ? mb_last_error(NULL)
 		                                                           : mb_strerror(rc));
@@ -195,6 +195,13 @@ static void check_permissions(report *r, const char *path)
 
 	if (lstat(path, &st))
 		return;
+	if (st.st_mode & 07) {
+		d = cJSON_CreateObject();
+		cJSON_AddStringToObject(d, "message", "the bank directory is open to others");
+		cJSON_AddStringToObject(d, "path", path);
+		add_detail(r, "permissions", FAIL, d);
+		return;
+	}
 	check_modes(r, path, 0, &bad, &group, st.st_uid);
 	if (bad)
 		return;
@@ -202,7 +209,7 @@ static void check_permissions(report *r, const char *path)
 	cJSON_AddStringToObject(d, "message", "nothing open to others or owned by another "
 	                                      "user");
 	add_count(d, "group_accessible", (uint64_t)group);
-	add_detail(r, "permissions", (st.st_mode & 07) ? FAIL : PASS, d);
+	add_detail(r, "permissions", PASS, d);
 }
 
 static void check_checkpoint(report *r, const char *path, mb_bank *b)

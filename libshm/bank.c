@@ -154,8 +154,9 @@ static int dir_is_empty(const char *path, bool *empty)
 	return 0;
 }
 
-/* A non-empty directory without an identity is not ours: say so before
- * creating anything in it (not even the lock file). */
+/* A non-empty directory without an identity is not ours, and an empty one
+ * is no bank when we may not create one: say so before creating anything in
+ * it (not even the lock file). */
 static int refuse_foreign(mb_bank *b)
 {
 	char path[4096];
@@ -164,10 +165,18 @@ static int refuse_foreign(mb_bank *b)
 
 	if (mb_pathf(path, sizeof path, "%s/%s", b->path, MB_IDENTITY_FILE))
 		return mb_fail(NULL, MB_EINVAL, "%s: path too long", b->path);
-	if (!lstat(path, &st) || errno != ENOENT || dir_is_empty(b->path, &empty) || empty)
+	if (!lstat(path, &st) || errno != ENOENT || dir_is_empty(b->path, &empty))
 		return 0;
-	return mb_fail(NULL, MB_ENOTBANK, "%s: not empty and has no %s: not a membank bank",
-	               b->path, MB_IDENTITY_FILE);
+	if (!empty)
+		return mb_fail(NULL, MB_ENOTBANK, "%s: not empty and has no %s: not a membank "
+		               "bank", b->path, MB_IDENTITY_FILE);
+	/* An empty directory and no bank to be created: leave it empty.  With
+	 * open.lock there, a creator may be writing the identity: wait for it
+	 * under the lock (create_identity() says "no bank here" after). */
+	if (b->opts.create || mb_pathf(path, sizeof path, "%s/%s", b->path, MB_LOCK_FILE) ||
+	    !lstat(path, &st) || errno != ENOENT)
+		return 0;
+	return mb_fail(NULL, MB_ENOTBANK, "%s: no bank here", b->path);
 }
 
 static int create_identity(mb_bank *b)

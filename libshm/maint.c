@@ -1,6 +1,7 @@
 /*
  * maint.c - stats, rebuild, and the journal as the API shows it.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -257,6 +258,7 @@ static int journal_check(const char *bank_path, char **out, bool repair)
 {
 	const char *path = bank_path && *bank_path ? bank_path : getenv("MEMBANK_DIR");
 	char dir[4096];
+	struct stat st;
 	mbj_report r;
 	mb_buf doc = { 0 };
 	int rc;
@@ -267,14 +269,20 @@ static int journal_check(const char *bank_path, char **out, bool repair)
 		path = "./memory-bank";
 	mb_pathf(dir, sizeof dir, "%s/journal", path);
 	memset(&r, 0, sizeof r);
-	rc = repair ? mbj_repair(dir, &r) : mbj_verify(dir, &r);
-	rc = bank_journal_code(rc);
+	/* No journal directory: not a bank (or not one yet), which is not an
+	 * I/O error. */
+	if (lstat(dir, &st) && errno == ENOENT)
+		rc = MB_ENOTBANK;
+	else
+		rc = bank_journal_code(repair ? mbj_repair(dir, &r) : mbj_verify(dir, &r));
 	if (repair && !rc && (r.damaged || r.torn_tail))
 		checkpoint_mark_stale(path);
 	report_json(&r, rc, repair && !rc, &doc);
 	if (out && !(*out = buf_take(&doc, NULL)))
 		return mb_fail(NULL, MB_ENOMEM, "out of memory");
 	buf_free(&doc);
+	if (rc == MB_ENOTBANK)
+		return mb_fail(NULL, rc, "%s: no journal here (not a bank)", dir);
 	if (rc)
 		return mb_fail(NULL, rc, "%s: %s%s%s", dir, r.damaged ? "damaged at " : mb_strerror(rc),
 		               r.damaged ? r.damage_segment : "", r.damaged ? "" : "");

@@ -347,7 +347,8 @@ MB_API int mb_journal_last_seq(mb_bank *bank, uint64_t *seq);
  * "records":N,"last_seq":N,"torn_tail":bool,"damage":{"segment":"...",
  * "offset":N,"seq":N,"reason":"..."}|null}.
  * @return 0 when clean (a torn tail at the very end is clean: it is cut on
- * the next open), MB_ECORRUPT when damaged, or another MB_E* code. */
+ * the next open), MB_ECORRUPT when damaged, MB_ENOTBANK when @p bank_path
+ * has no journal directory (no bank there), or another MB_E* code. */
 MB_API int mb_journal_verify(const char *bank_path, char **report_json);
 
 /** Cut a torn tail and move a segment damaged in the middle aside (renamed

@@ -1324,6 +1324,24 @@ class DoctorDetail(CliTest):
         self.assertNotIn("input/output", p.stdout.decode())
         self.assertFalse(os.path.exists(self.bank))
 
+    def test_not_a_bank_is_no_io_error(self):
+        """A directory that is not a bank: no check says input/output error,
+        and the permissions check names what is open to others."""
+        os.mkdir(self.bank, 0o755)
+        p = self.mb("doctor")
+        self.assertEqual(p.returncode, 4)
+        self.assertNotIn(b"input/output", p.stdout)
+        d = {c["check"]: c for c in json.loads(p.stdout)["checks"]}
+        self.assertEqual(d["journal"]["detail"]["message"],
+                         "%s/journal: no journal here (not a bank)" % self.bank)
+        self.assertEqual(d["permissions"]["result"], "failed")
+        self.assertEqual(d["permissions"]["detail"],
+                         {"message": "the bank directory is open to others", "path": self.bank})
+        err = self.fails(4, "journal", "verify")
+        self.assertNotIn("input/output", err)
+        self.assertIn("no journal here (not a bank)", err)
+        self.assertEqual(os.listdir(self.bank), [])
+
     def test_missing_bank_for_every_reader(self):
         for args in (["stats"], ["page", "get", "x"], ["journal", "verify"], ["snapshot"],
                      ["sync", "status"]):
