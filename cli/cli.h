@@ -31,12 +31,19 @@ enum {
 /* The largest JSON document read from stdin or an argument. */
 #define CLI_MAX_INPUT (16u << 20)
 
+/* --format: how a document prints.  AUTO is json when stdout is not a
+ * terminal, pretty when it is.  Masks of them are 1u << FMT_x. */
+enum cli_format { FMT_AUTO, FMT_JSON, FMT_PRETTY, FMT_TEXT, FMT_PROMETHEUS };
+#define FMT_DOCUMENT ((1u << FMT_JSON) | (1u << FMT_PRETTY) | (1u << FMT_TEXT))
+
 /* One invocation: the global options and the command being run. */
 typedef struct cli {
 	const char *bank_dir;  /* -b DIR, else NULL (the library's default) */
 	bool bank_given;       /* -b was on the command line */
 	mb_options opts;
 	bool tty;              /* stdout is a terminal: indent documents */
+	int format;            /* enum cli_format, from --format */
+	unsigned formats;      /* the formats the command prints (mask) */
 	const char *cmd;       /* "page get": names the command in messages */
 	const char *usage;     /* its usage text (help and usage errors) */
 	char cmdbuf[64];       /* storage of cmd for two-word commands */
@@ -59,7 +66,7 @@ int cli_usage_error(const cli *c, const char *fmt, ...) __attribute__((format(pr
  * character as getopt_long does, 0 at the end (optind then points at the
  * first positional argument). */
 struct option;
-int cli_getopt(const cli *c, int argc, char **argv, const char *shortopts,
+int cli_getopt(cli *c, int argc, char **argv, const char *shortopts,
                const struct option *longopts, int *exit_code);
 /* A command without options: @p min..@p max positional arguments, from
  * argv[optind].  0, or -1 with *ex the exit code (help or usage error). */
@@ -70,6 +77,11 @@ int cli_parse_u64(const char *s, uint64_t max, uint64_t *out);
  * commands that write, never by those that only read (a typo in -b must not
  * leave a new bank behind). */
 int cli_open(const cli *c, mb_bank **out);
+/* The bank's directory: -b, else $MEMBANK_DIR, else ./memory-bank.  A
+ * command that only reads says "no bank at PATH" (exit 4) when it is
+ * missing. */
+const char *cli_bank_path(const cli *c);
+bool cli_bank_missing(const cli *c);
 int cli_open_existing(const cli *c, mb_bank **out);
 
 /* The end of every command, like GNU's close_stdout: flush and close
@@ -85,9 +97,18 @@ bool cli_output_failed(void);
  * when the output failed (now or before). */
 int cli_flush(void);
 
-/* Print a JSON document: one line when stdout is not a terminal, indented
- * when it is, its tokens as they are (numbers exact).  Returns an exit code. */
+/* Print a JSON document as --format says (format.c): one line (json, and
+ * the default when stdout is not a terminal), indented (pretty, the default
+ * on a terminal) or aligned tables (text).  Number tokens are copied as
+ * written in every format.  Returns an exit code. */
 int cli_print_json(const cli *c, const char *json);
+/* Print rows x cols cells (NULL: empty) in columns two spaces apart. */
+void cli_print_table(char **cells, size_t rows, size_t cols);
+/* FMT_x of a --format value, -1 for an unknown name. */
+int cli_parse_format(const char *name);
+/* "json, pretty, text" for a mask, into @p buf. */
+const char *cli_format_names(unsigned mask, char *buf, size_t cap);
+/* The same for @p len bytes of JSON (a value inside a document). */
 int cli_print_json_n(const cli *c, const char *json, size_t len);
 
 /* The JSON text of an argument, or of stdin when it is "-" (at most

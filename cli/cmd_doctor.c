@@ -31,27 +31,55 @@ typedef struct report {
 
 enum level { PASS, WARN, FAIL };
 
-static void add(report *r, const char *name, enum level lv, const char *detail)
+/* A check's entry {"check","result","detail":{...}}: the detail is an
+ * object (its "message" says it in words, other members give the figures),
+ * owned by the report from here on. */
+static void add_detail(report *r, const char *name, enum level lv, cJSON *detail)
 {
 	static const char *const words[] = { "ok", "warning", "failed" };
 	cJSON *o = cJSON_CreateObject();
 
 	cJSON_AddStringToObject(o, "check", name);
 	cJSON_AddStringToObject(o, "result", words[lv]);
-	cJSON_AddStringToObject(o, "detail", detail);
+	cJSON_AddItemToObject(o, "detail", detail ? detail : cJSON_CreateObject());
 	cJSON_AddItemToArray(r->checks, o);
 	if (lv == FAIL)
 		r->healthy = false;
 }
 
+static void add(report *r, const char *name, enum level lv, const char *message)
+{
+	cJSON *d = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(d, "message", message);
+	add_detail(r, name, lv, d);
+}
+
+/* An exact count: cJSON keeps numbers as doubles, exact only to 2^53. */
+static void add_count(cJSON *o, const char *key, uint64_t v)
+{
+	char text[24];
+
+	snprintf(text, sizeof text, "%llu", (unsigned long long)v);
+	cJSON_AddRawToObject(o, key, text);
+}
+
+/* The journal's report, as mb_journal_verify() wrote it (raw: its numbers
+ * are copied, not parsed). */
 static void check_journal(report *r, const char *path)
 {
 	char *json = NULL;
 	int rc = mb_journal_verify(path, &json);
 
-	if (rc == 0)
-		add(r, "journal", PASS, json ? json : "clean");
-	else
+	if (rc == 0 && json)
+		add_detail(r, "journal", PASS, cJSON_CreateRaw(json));
+	else if (json && rc == MB_ECORRUPT) {
+		cJSON *d = cJSON_CreateObject();
+		cJSON_AddStringToObject(d, "message", *mb_last_error(NULL) ? mb_last_error(NULL)
+		                                                           : mb_strerror(rc));
+		cJSON_AddRawToObject(d, "report", json);
+		add_detail(r, "journal", FAIL, d);
+	} else
 		add(r, "journal", FAIL, *mb_last_error(NULL) ? mb_last_error(NULL) : mb_strerror(rc));
 	mb_free(json);
 }
@@ -71,9 +99,10 @@ static int count_page(void *ctx, const char *id, const char *page)
 /* Every record of the store decoded: pages, sync, errors, config. */
 static void check_store(report *r, mb_bank *b)
 {
-	char *doc = NULL, detail[256];
+	char *doc = NULL;
 	walk w = { 0 };
 	uint64_t count = 0;
+	cJSON *d;
 	int rc;
 
 	if ((rc = mb_page_iterate(b, NULL, 0, count_page, &w)) ||
@@ -87,17 +116,19 @@ static void check_store(report *r, mb_bank *b)
 		return;
 	}
 	mb_free(doc);
-	snprintf(detail, sizeof detail, "%llu pages decoded (%llu stored, the rest expired); "
-	         "sync, errors and config decoded", (unsigned long long)w.pages,
-	         (unsigned long long)count);
-	add(r, "store", w.pages <= count ? PASS : FAIL, detail);
+	d = cJSON_CreateObject();
+	cJSON_AddStringToObject(d, "message", "pages, sync, errors and config decoded "
+	                                      "(stored beyond decoded: expired)");
+	add_count(d, "pages_decoded", w.pages);
+	add_count(d, "pages_stored", count);
+	add_detail(r, "store", w.pages <= count ? PASS : FAIL, d);
 }
 
 static void check_readers(report *r, mb_bank *b)
 {
-	char *json = NULL, detail[256];
-	cJSON *j, *store;
-	double lag, readers, stale;
+	char *json = NULL;
+	cJSON *j, *store, *d;
+	double lag, stale;
 
 	if (mb_stats(b, &json) || !(j = cJSON_Parse(json))) {
 		add(r, "readers", FAIL, mb_last_error(b));
@@ -106,12 +137,18 @@ static void check_readers(report *r, mb_bank *b)
 	}
 	store = cJSON_GetObjectItemCaseSensitive(j, "store");
 	lag = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(store, "reader_lag_txns"));
-	readers = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(store, "readers"));
 	stale = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(store, "stale_readers"));
-	snprintf(detail, sizeof detail, "%.0f reader slots in use, %.0f of them stale (of dead "
-	         "processes: left as found, the next open clears them); the oldest live reader "
-	         "is %.0f transactions behind", readers, stale, lag);
-	add(r, "readers", lag > 10000 || stale > 0 ? WARN : PASS, detail);
+	/* The counts move from the stats document as they are. */
+	d = cJSON_CreateObject();
+	cJSON_AddStringToObject(d, "message", "reader slots in use; stale: of dead processes, "
+	                                      "left as found; lag: transactions the oldest "
+	                                      "reader is behind");
+	cJSON_AddItemToObject(d, "readers", cJSON_DetachItemFromObjectCaseSensitive(store, "readers"));
+	cJSON_AddItemToObject(d, "stale_readers",
+	                      cJSON_DetachItemFromObjectCaseSensitive(store, "stale_readers"));
+	cJSON_AddItemToObject(d, "reader_lag_txns",
+	                      cJSON_DetachItemFromObjectCaseSensitive(store, "reader_lag_txns"));
+	add_detail(r, "readers", lag > 10000 || stale > 0 ? WARN : PASS, d);
 	cJSON_Delete(j);
 	mb_free(json);
 }
@@ -133,8 +170,13 @@ static void check_modes(report *r, const char *dir, int depth, int *bad, int *gr
 		if (lstat(sub, &st))
 			continue;
 		if ((st.st_mode & 07) || S_ISLNK(st.st_mode) || st.st_uid != owner) {
-			if (!*bad)
-				add(r, "permissions", FAIL, sub);
+			if (!*bad) {
+				cJSON *dt = cJSON_CreateObject();
+				cJSON_AddStringToObject(dt, "message", "open to others, a symlink or "
+				                                       "owned by another user");
+				cJSON_AddStringToObject(dt, "path", sub);
+				add_detail(r, "permissions", FAIL, dt);
+			}
 			++*bad;
 		}
 		if (st.st_mode & 070)
@@ -149,26 +191,35 @@ static void check_permissions(report *r, const char *path)
 {
 	struct stat st;
 	int bad = 0, group = 0;
-	char detail[160];
+	cJSON *d;
 
 	if (lstat(path, &st))
 		return;
+	if (st.st_mode & 07) {
+		d = cJSON_CreateObject();
+		cJSON_AddStringToObject(d, "message", "the bank directory is open to others");
+		cJSON_AddStringToObject(d, "path", path);
+		add_detail(r, "permissions", FAIL, d);
+		return;
+	}
 	check_modes(r, path, 0, &bad, &group, st.st_uid);
 	if (bad)
 		return;
-	snprintf(detail, sizeof detail, "no file open to others or owned by another user; "
-	         "%d group-accessible (group-shared banks only)", group);
-	add(r, "permissions", (st.st_mode & 07) ? FAIL : PASS, detail);
+	d = cJSON_CreateObject();
+	cJSON_AddStringToObject(d, "message", "nothing open to others or owned by another "
+	                                      "user");
+	add_count(d, "group_accessible", (uint64_t)group);
+	add_detail(r, "permissions", PASS, d);
 }
 
 static void check_checkpoint(report *r, const char *path, mb_bank *b)
 {
 	static const char *const files[] = { "notion_pages.json", "sync_status.json",
 	                                     "error_log.json", "config_cache.json" };
-	char p[4096], detail[256];
+	char p[4096];
 	uint64_t last = 0;
 	double seq;
-	cJSON *j;
+	cJSON *j, *d;
 	FILE *f;
 	char text[256] = "";
 
@@ -187,13 +238,21 @@ static void check_checkpoint(report *r, const char *path, mb_bank *b)
 	for (size_t i = 0; i < 4; i++) {
 		snprintf(p, sizeof p, "%s/%s", path, files[i]);
 		if (access(p, R_OK)) {
-			add(r, "checkpoint", FAIL, p);
+			d = cJSON_CreateObject();
+			cJSON_AddStringToObject(d, "message", "a file of the checkpoint is missing");
+			cJSON_AddStringToObject(d, "path", p);
+			add_detail(r, "checkpoint", FAIL, d);
 			return;
 		}
 	}
-	snprintf(detail, sizeof detail, "the snapshot covers journal seq %.0f of %llu", seq,
-	         (unsigned long long)last);
-	add(r, "checkpoint", seq == seq && seq <= (double)last ? PASS : FAIL, detail);
+	d = cJSON_CreateObject();
+	cJSON_AddStringToObject(d, "message", "the snapshot covers the journal up to seq");
+	if (seq == seq && seq >= 0)
+		add_count(d, "seq", (uint64_t)seq);
+	else
+		cJSON_AddNullToObject(d, "seq");
+	add_count(d, "journal_last_seq", last);
+	add_detail(r, "checkpoint", seq == seq && seq <= (double)last ? PASS : FAIL, d);
 }
 
 int cmd_doctor(cli *c, int argc, char **argv)
@@ -206,11 +265,22 @@ int cmd_doctor(cli *c, int argc, char **argv)
 
 	c->usage = "membank doctor\n\n"
 	           "Check the bank without changing it: format version, journal, every store\n"
-	           "record, readers, permissions and the checkpoint.  Prints a JSON report;\n"
-	           "exit 0 when healthy, 4 when a check failed.\n";
+	           "record, readers, permissions and the checkpoint.  Prints a report\n"
+	           "{\"bank\",\"healthy\",\"checks\":[{\"check\",\"result\",\"detail\":{...}}]},\n"
+	           "each detail an object with a \"message\" and the check's figures;\n"
+	           "exit 0 when healthy, 4 when a check failed or there is no bank.\n";
 	if (cli_positional(c, argc, argv, 0, 0, &ex))
 		return ex;
 	r.checks = cJSON_CreateArray();
+	if (cli_bank_missing(c)) {
+		/* Nothing to check: said once, not as every check's I/O error. */
+		cli_msg(c, "no bank at %s", cli_bank_path(c));
+		add(&r, "open", FAIL, "missing: no bank at this path");
+		out = cJSON_CreateObject();
+		cJSON_AddStringToObject(out, "bank", cli_bank_path(c));
+		cJSON_AddBoolToObject(out, "missing", true);
+		goto print;
+	}
 	c->opts.create = false;
 	c->opts.keep_reader_slots = true;   /* reported, not cleared */
 	if ((rc = mb_open(c->bank_dir, &c->opts, &b)))
@@ -218,9 +288,7 @@ int cmd_doctor(cli *c, int argc, char **argv)
 	else
 		add(&r, "open", PASS, "identity and format version read; no crashed writer's work left");
 	{
-		const char *path = b ? mb_path(b) : (c->bank_dir ? c->bank_dir : getenv("MEMBANK_DIR"));
-		if (!path || !*path)
-			path = "./memory-bank";
+		const char *path = b ? mb_path(b) : cli_bank_path(c);
 		check_journal(&r, path);
 		check_permissions(&r, path);
 		if (b) {
@@ -231,6 +299,7 @@ int cmd_doctor(cli *c, int argc, char **argv)
 		out = cJSON_CreateObject();
 		cJSON_AddStringToObject(out, "bank", path);
 	}
+print:
 	cJSON_AddBoolToObject(out, "healthy", r.healthy);
 	cJSON_AddItemToObject(out, "checks", r.checks);
 	text = cJSON_PrintUnformatted(out);

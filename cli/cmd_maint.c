@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <time.h>
 
 #include <cjson/cJSON.h>
@@ -32,21 +34,31 @@ int cmd_init(cli *c, int argc, char **argv)
 int cmd_stats(cli *c, int argc, char **argv)
 {
 	mb_bank *b = NULL;
-	char *json = NULL;
+	char *text = NULL;
+	bool prom;
 	int ex, rc;
 
-	c->usage = "membank stats\n\n"
+	c->usage = "membank stats [--format json|pretty|text|prometheus]\n\n"
 	           "Print the bank's counters and sizes as JSON: pages, events, file sizes,\n"
-	           "map use, readers and their lag, journal segments.\n";
+	           "map use, readers and their lag, journal segments.  With --format\n"
+	           "prometheus, print them as OpenMetrics text for a Prometheus scrape\n"
+	           "(node_exporter's textfile collector, or any HTTP server), with the\n"
+	           "checkpoint's age and the sync and error counters; README.md lists the\n"
+	           "metrics.\n\n"
+	           "      --format FORMAT   json, pretty, text or prometheus\n";
+	c->formats |= 1u << FMT_PROMETHEUS;
 	if (cli_positional(c, argc, argv, 0, 0, &ex))
 		return ex;
 	if ((ex = cli_open_existing(c, &b)))
 		return ex;
-	if ((rc = mb_stats(b, &json)))
+	prom = c->format == FMT_PROMETHEUS;
+	if ((rc = prom ? mb_metrics(b, &text) : mb_stats(b, &text)))
 		ex = cli_fail(c, b, rc, "cannot read the statistics");
+	else if (prom)
+		fputs(text, stdout);   /* a write error is reported at exit */
 	else
-		ex = cli_print_json(c, json);
-	mb_free(json);
+		ex = cli_print_json(c, text);
+	mb_free(text);
 	mb_close(b);
 	return ex;
 }
@@ -97,6 +109,26 @@ static int parse_retention(cli *c, const char *arg)
 	return 0;
 }
 
+/* --out DIR is created 0700 when it does not exist, as sqlite3's .backup
+ * creates its file; its parent must exist (a typo in a path must not grow a
+ * tree).  mkdir() never follows a symlink: one in DIR's place is EEXIST,
+ * then refused by mb_snapshot().  *created says whether to remove it again
+ * when the snapshot fails. */
+static int make_out_dir(const cli *c, const char *out, bool *created)
+{
+	*created = false;
+	if (!out)
+		return EX_OK;
+	if (!mkdir(out, 0700)) {
+		*created = true;
+		return EX_OK;
+	}
+	if (errno == EEXIST)
+		return EX_OK;
+	cli_msg(c, "cannot create %s: %s", out, strerror(errno));
+	return errno == ENOENT || errno == ENOTDIR ? EX_INVALID : EX_BANK;
+}
+
 int cmd_snapshot(cli *c, int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -112,7 +144,8 @@ int cmd_snapshot(cli *c, int argc, char **argv)
 	           "config_cache.json, each replaced atomically, from one instant of the bank.\n"
 	           "Without --out they go to the bank directory and are its checkpoint.\n"
 	           "Prints {\"dir\":...,\"seq\":N,\"pages\":N,\"bytes\":N,...}.\n\n"
-	           "  -o, --out DIR   write the files into DIR instead\n"
+	           "  -o, --out DIR   write the files into DIR instead (created 0700 when\n"
+	           "                  missing; its parent must exist; never a symlink)\n"
 	           RETENTION_HELP;
 	while ((ch = cli_getopt(c, argc, argv, "o:r:", lo, &ex)) > 0)
 		if (ch == 'o')
@@ -126,15 +159,21 @@ int cmd_snapshot(cli *c, int argc, char **argv)
 #if CLI_HAVE_SNAPSHOT
 	mb_snapshot_info info;
 	mb_bank *b = NULL;
+	bool created;
 	int rc;
 
 	if ((ex = cli_open_existing(c, &b)))
 		return ex;
+	if ((ex = make_out_dir(c, out, &created)))
+		goto cleanup;
 	if ((rc = mb_snapshot(b, out, &info))) {
-		ex = cli_fail(c, b, rc, "snapshot failed");
+		ex = cli_fail(c, b, rc, "cannot write the files");
+		if (created)
+			rmdir(out);   /* only when empty: it was ours */
 	} else {
 		ex = print_info(c, out ? out : mb_path(b), &info);
 	}
+cleanup:
 	mb_close(b);
 	return ex;
 #else
@@ -202,6 +241,7 @@ static int compact_loop(cli *c, const char *out, uint64_t every)
 	mb_snapshot_info info;
 	mb_bank *b = NULL;
 	sigset_t set;
+	bool created;
 	int ex, rc;
 
 	/* Blocked before the bank opens: a SIGTERM that arrives at any moment
@@ -209,11 +249,18 @@ static int compact_loop(cli *c, const char *out, uint64_t every)
 	cli_block_signals(&set);
 	if ((ex = cli_open_existing(c, &b)))
 		return ex;
+	if ((ex = make_out_dir(c, out, &created))) {
+		mb_close(b);
+		return ex;
+	}
 	for (;;) {
 		if ((rc = mb_snapshot(b, out, &info))) {
-			ex = cli_fail(c, b, rc, "snapshot failed");
+			ex = cli_fail(c, b, rc, "cannot write the files");
+			if (created)
+				rmdir(out);   /* only when empty: it was ours */
 			break;
 		}
+		created = false;
 		log_run(c, &info);
 		if (cli_wait_signal(&set, (long)(every * 1000))) {
 			cli_msg(c, "stopping on signal");
@@ -242,6 +289,7 @@ int cmd_compactor(cli *c, int argc, char **argv)
 	           "then exit 0.  One line per run on stderr: duration, pages, bytes, seq.\n\n"
 	           "  -e, --every S   seconds between snapshots (1..86400)\n"
 	           "  -o, --out DIR   write the files into DIR instead of the bank directory\n"
+	           "                  (created 0700 when missing; its parent must exist)\n"
 	           RETENTION_HELP;
 	while ((ch = cli_getopt(c, argc, argv, "e:o:r:", lo, &ex)) > 0) {
 		if (ch == 'o')
@@ -383,6 +431,10 @@ static int journal_check(cli *c, int argc, char **argv, check_fn fn, const char 
 
 	if (cli_positional(c, argc, argv, 0, 0, &ex))
 		return ex;
+	if (cli_bank_missing(c)) {
+		cli_msg(c, "no bank at %s", cli_bank_path(c));
+		return EX_BANK;
+	}
 	rc = fn(c->bank_dir, &report);
 	if (report && (!rc || rc == MB_ECORRUPT))
 		cli_print_json(c, report);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -43,19 +44,46 @@ void cli_msg(const cli *c, const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
+/* True when @p word (of @p n bytes) is one of the command's words
+ * ("snapshot", "journal" of "journal tail") or ends @p what. */
+static bool said(const cli *c, const char *what, const char *word, size_t n)
+{
+	const char *p = c && c->cmd ? c->cmd : "";
+	size_t wl = strlen(what);
+
+	if (wl >= n && !memcmp(what + wl - n, word, n) && (wl == n || what[wl - n - 1] == ' '))
+		return true;
+	while (*p) {
+		size_t l = strcspn(p, " ");
+		if (l == n && !memcmp(p, word, n))
+			return true;
+		p += l;
+		p += *p == ' ';
+	}
+	return false;
+}
+
 /* The library's message names the field or byte; when a call failed
- * without one (not found is not a fault), the code's description stands in. */
+ * without one (not found is not a fault), the code's description stands in.
+ * The library starts its messages with the operation or the path
+ * ("snapshot: DIR: why", "PATH: no such bank"); a prefix the command's
+ * message already says is dropped, so each is said once:
+ * "membank: snapshot: cannot write the files: DIR: why". */
 int cli_fail(const cli *c, const mb_bank *b, int code, const char *fmt, ...)
 {
 	const char *why = mb_last_error(b);
+	char what[1024];
 	va_list ap;
 
 	if (code == MB_ENOTFOUND || !why || !*why)
 		why = mb_strerror(code);
 	va_start(ap, fmt);
-	vmsg(c, fmt, ap);
+	vsnprintf(what, sizeof what, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, ": %s\n", why);
+	for (const char *colon; (colon = strstr(why, ": ")) && said(c, what, why,
+	                                                             (size_t)(colon - why));)
+		why = colon + 2;
+	cli_msg(c, "%s: %s", what, why);
 	return cli_exit_code(code);
 }
 
@@ -80,20 +108,54 @@ int cli_usage_error(const cli *c, const char *fmt, ...)
 	return EX_USAGE;
 }
 
-int cli_getopt(const cli *c, int argc, char **argv, const char *shortopts,
+/* getopt_long's value for --format (no short option). */
+#define OPT_FORMAT 0x100
+
+/* --format NAME, taken by every command and by the global options. */
+static int take_format(cli *c, const char *name, int *exit_code)
+{
+	int f = cli_parse_format(name);
+
+	if (f < 0) {
+		*exit_code = cli_usage_error(c, "--format is json, pretty, text or prometheus, "
+		                                "not '%s'", name);
+		return -1;
+	}
+	c->format = f;
+	return 0;
+}
+
+/* At the end of a command's options: the format asked for is one it prints. */
+static int check_format(cli *c, int *exit_code)
+{
+	char names[64];
+
+	if (c->format == FMT_AUTO || (c->formats & (1u << c->format)))
+		return 0;
+	*exit_code = cli_usage_error(c, "--format %s is not available here; this command "
+	                                "prints %s", c->format == FMT_JSON ? "json"
+	                             : c->format == FMT_PRETTY ? "pretty"
+	                             : c->format == FMT_TEXT ? "text" : "prometheus",
+	                             cli_format_names(c->formats, names, sizeof names));
+	return -1;
+}
+
+int cli_getopt(cli *c, int argc, char **argv, const char *shortopts,
                const struct option *longopts, int *exit_code)
 {
-	/* -h and --help are every command's; the caller's table comes first. */
+	/* -h, --help and --format are every command's; the caller's table
+	 * comes first. */
 	struct option all[16];
 	char shorts[64];
 	size_t n = 0;
 	int ch;
 
-	while (longopts && longopts[n].name && n < 14) {
+	while (longopts && longopts[n].name && n < 13) {
 		all[n] = longopts[n];
 		n++;
 	}
 	all[n++] = (struct option){ "help", no_argument, NULL, 'h' };
+	all[n++] = (struct option){ "format", required_argument, NULL, OPT_FORMAT };
 	all[n] = (struct option){ NULL, 0, NULL, 0 };
 	/* GNU getopt wants a leading '+' (stop at the first operand) before the
 	 * ':' that makes it report a missing value apart from an unknown option. */
@@ -103,9 +165,11 @@ int cli_getopt(const cli *c, int argc, char **argv, const char *shortopts,
 	else
 		snprintf(shorts, sizeof shorts, ":%sh", shortopts);
 
-	ch = getopt_long(argc, argv, shorts, all, NULL);
+	while ((ch = getopt_long(argc, argv, shorts, all, NULL)) == OPT_FORMAT)
+		if (take_format(c, optarg, exit_code))
+			return -1;
 	if (ch == -1)
-		return 0;
+		return check_format(c, exit_code) ? -1 : 0;
 	if (ch == 'h') {
 		fputs("usage: ", stdout);
 		fputs(c->usage, stdout);
@@ -137,15 +201,33 @@ int cli_parse_u64(const char *s, uint64_t max, uint64_t *out)
 	return 0;
 }
 
+const char *cli_bank_path(const cli *c)
+{
+	const char *p = c->bank_dir ? c->bank_dir : getenv("MEMBANK_DIR");
+
+	return p && *p ? p : "./memory-bank";
+}
+
+bool cli_bank_missing(const cli *c)
+{
+	struct stat st;
+
+	return lstat(cli_bank_path(c), &st) && errno == ENOENT;
+}
+
 static int open_bank(const cli *c, bool create, mb_bank **out)
 {
 	mb_options opts = c->opts;
 	int rc;
 
 	opts.create = create;
-	if ((rc = mb_open(c->bank_dir, &opts, out)))
-		return cli_fail(c, NULL, rc, "cannot open the bank %s",
-		                c->bank_dir ? c->bank_dir : "(default)");
+	if ((rc = mb_open(c->bank_dir, &opts, out))) {
+		if (!create && cli_bank_missing(c)) {
+			cli_msg(c, "no bank at %s", cli_bank_path(c));
+			return EX_BANK;
+		}
+		return cli_fail(c, NULL, rc, "cannot open the bank %s", cli_bank_path(c));
+	}
 	return EX_OK;
 }
 
@@ -210,66 +292,6 @@ int cli_close_stdout(const cli *c, int ex)
 	if (failed && ex == EX_OK)
 		ex = EX_OUTPUT;
 	return ex;
-}
-
-static void newline(int depth)
-{
-	putchar('\n');
-	for (int i = 0; i < depth; i++)
-		putchar('\t');
-}
-
-/* JSON text as the library gives it (valid, no white space outside
- * strings), indented with tabs.  Every token is copied as it is, so a
- * number prints exactly as stored: parsing it to print it (cJSON) would
- * turn 18446744073709551615 into 1.8446744073709552e+19 and 1.0 into 1. */
-static void print_pretty(const char *s, size_t len)
-{
-	const char *end = s + len;
-	bool str = false;
-	int depth = 0;
-
-	for (const char *p = s; p < end; p++) {
-		char ch = *p;
-		if (str) {
-			putchar(ch);
-			if (ch == '\\' && p + 1 < end)
-				putchar(*++p);
-			else if (ch == '"')
-				str = false;
-			continue;
-		}
-		if (ch == '}' || ch == ']')
-			newline(--depth);
-		putchar(ch);
-		if (ch == '"')
-			str = true;
-		else if ((ch == '{' || ch == '[') && p + 1 < end && (p[1] == '}' || p[1] == ']'))
-			putchar(*++p);  /* {} and [] stay as they are */
-		else if (ch == '{' || ch == '[')
-			newline(++depth);
-		else if (ch == ',')
-			newline(depth);
-		else if (ch == ':')
-			putchar('\t');
-	}
-	putchar('\n');
-}
-
-int cli_print_json_n(const cli *c, const char *json, size_t len)
-{
-	if (c->tty)
-		print_pretty(json, len);
-	else {
-		fwrite(json, 1, len, stdout);
-		putchar('\n');
-	}
-	return EX_OK;   /* a write error is reported at exit (cli_close_stdout) */
-}
-
-int cli_print_json(const cli *c, const char *json)
-{
-	return cli_print_json_n(c, json, strlen(json));
 }
 
 /* Read all of stdin, refusing more than CLI_MAX_INPUT bytes. */

@@ -246,7 +246,7 @@ static int compactor_main(const demo *d, const sigset_t *set)
 	}
 	while (b) {
 		if ((rc = mb_snapshot(b, NULL, &info))) {
-			cli_fail(d->c, b, rc, "compactor: snapshot failed");
+			cli_fail(d->c, b, rc, "compactor: cannot write the files");
 			r.failed = 1;
 			break;
 		}

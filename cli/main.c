@@ -15,7 +15,7 @@
 #endif
 
 static const char main_usage[] =
-	"membank [-b DIR | --bank DIR] [--durability full|fast] <command> ...\n"
+	"membank [-b DIR] [--durability full|fast] [--format FORMAT] <command> ...\n"
 	"\n"
 	"A memory bank that many processes on one machine share.\n"
 	"DIR defaults to $MEMBANK_DIR, else ./memory-bank.  Commands that write create\n"
@@ -43,7 +43,7 @@ static const char main_usage[] =
 	"  journal tail [-n N] [--follow]     newest events, one JSON object a line\n"
 	"  journal verify                     exit 0 when clean, else report the damage\n"
 	"  journal repair                     cut a torn tail, move damage aside\n"
-	"  stats                              pages, events, sizes, map use, readers, segments\n"
+	"  stats [--format prometheus]        pages, events, sizes, map use, readers, segments\n"
 	"  doctor                             check the bank without changing it\n"
 	"  batch [FILE|-]                     apply JSON-line operations as one write\n"
 	"  demo [--workers N] [--seconds S]   many processes sharing one bank\n"
@@ -52,6 +52,12 @@ static const char main_usage[] =
 	"  -b, --bank DIR          the bank directory\n"
 	"      --durability MODE   full (default: survives power loss) or fast\n"
 	"                          (survives any process crash, not the machine's)\n"
+	"      --format FORMAT     how documents print: json (one line; the default when\n"
+	"                          stdout is not a terminal), pretty (indented; the\n"
+	"                          default on a terminal) or text (aligned tables for\n"
+	"                          people); stats also takes prometheus (OpenMetrics\n"
+	"                          text).  Numbers print exactly as stored in each.\n"
+	"                          'page list' prints ids a line unless asked.\n"
 	"  -h, --help              this help; 'membank <command> --help' for each command\n"
 	"      --version           print the version\n"
 	"\n"
@@ -139,6 +145,7 @@ static int run(cli *c, int argc, char **argv)
 		if (strcmp(argv[optind], t->name) != 0)
 			continue;
 		c->cmd = t->name;
+		c->formats = FMT_DOCUMENT;  /* a command that prints more adds it */
 		argv += optind;
 		argc -= optind;
 		optind = 0;
@@ -158,5 +165,6 @@ int main(int argc, char **argv)
 	c.opts.max_json_bytes = MB_MAX_JSON_BYTES;
 	c.tty = isatty(STDOUT_FILENO);
 	c.usage = main_usage;
+	c.formats = FMT_DOCUMENT | 1u << FMT_PROMETHEUS;  /* checked by the command */
 	return cli_close_stdout(&c, run(&c, argc, argv));
 }

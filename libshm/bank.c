@@ -190,10 +190,18 @@ static int refuse_foreign(mb_bank *b)
 		return mb_fail(NULL, MB_EINVAL, "%s: path too long", b->path);
 	/* identity last: a creator renames it in before it adds anything
 	 * else, so content listed without it is not a bank being created */
-	if (dir_is_empty(b->path, &empty, false) || empty || !lstat(path, &st) || errno != ENOENT)
+	if (dir_is_empty(b->path, &empty, false) || !lstat(path, &st) || errno != ENOENT)
 		return 0;
-	return mb_fail(NULL, MB_ENOTBANK, "%s: not empty and has no %s: not a membank bank",
-	               b->path, MB_IDENTITY_FILE);
+	if (!empty)
+		return mb_fail(NULL, MB_ENOTBANK, "%s: not empty and has no %s: not a membank "
+		               "bank", b->path, MB_IDENTITY_FILE);
+	/* An empty directory and no bank to be created: leave it empty.  With
+	 * open.lock there, a creator may be writing the identity: wait for it
+	 * under the lock (create_identity() says "no bank here" after). */
+	if (b->opts.create || mb_pathf(path, sizeof path, "%s/%s", b->path, MB_LOCK_FILE) ||
+	    !lstat(path, &st) || errno != ENOENT)
+		return 0;
+	return mb_fail(NULL, MB_ENOTBANK, "%s: no bank here", b->path);
 }
 
 /* Under the open lock: the identity is written by exactly one opener, and

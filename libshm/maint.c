@@ -499,6 +499,7 @@ static int journal_check(const char *bank_path, char **out, bool repair)
 {
 	const char *path = bank_path && *bank_path ? bank_path : getenv("MEMBANK_DIR");
 	char dir[4096], ident[4096];
+	struct stat st;
 	mbj_report r;
 	mbj_pos store = { 0 };
 	mb_buf doc = { 0 };
@@ -513,9 +514,14 @@ static int journal_check(const char *bank_path, char **out, bool repair)
 	mb_pathf(dir, sizeof dir, "%s/journal", path);
 	mb_pathf(ident, sizeof ident, "%s/%s", path, MB_IDENTITY_FILE);
 	memset(&r, 0, sizeof r);
+	/* No journal directory: not a bank (or not one yet), which is not an
+	 * I/O error. */
+	if (lstat(dir, &st) && errno == ENOENT) {
+		rc = MB_ENOTBANK;
+		goto report;
+	}
 	/* a repair excludes opens while it changes the bank */
 	if (repair && !access(ident, F_OK)) {
-		struct stat st;
 		unsigned mode = !stat(path, &st) && (st.st_mode & 0070) ? 0660 : 0600;
 		if ((rc = lockfile_acquire(&lock, LOCK_OPEN, path, MB_LOCK_FILE, mode, NULL)))
 			return rc;
@@ -563,6 +569,7 @@ static int journal_check(const char *bank_path, char **out, bool repair)
 	} else {
 		rc = bank_journal_code(rc);
 	}
+report:
 	if (repair && !rc && (r.damaged || r.torn_tail))
 		checkpoint_mark_stale(path);
 	lockfile_release(&lock);
@@ -570,6 +577,8 @@ static int journal_check(const char *bank_path, char **out, bool repair)
 	if (out && !(*out = buf_take(&doc, NULL)))
 		return mb_fail(NULL, MB_ENOMEM, "out of memory");
 	buf_free(&doc);
+	if (rc == MB_ENOTBANK)
+		return mb_fail(NULL, rc, "%s: no journal here (not a bank)", dir);
 	if (rc && kept_store)
 		return rc;   /* the message says what failed */
 	if (rc)

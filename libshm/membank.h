@@ -362,6 +362,25 @@ MB_API void mb_batch_abort(mb_batch *batch);
  * journal segments).  */
 MB_API int mb_stats(mb_bank *bank, char **json_out);
 
+/** The bank's figures as OpenMetrics 1.0 text (which Prometheus scrapes):
+ * "# HELP", "# TYPE" (and "# UNIT" for _bytes and _seconds) of each family,
+ * then its samples, every one labelled bank="<path>" (backslash, quote and
+ * newline escaped as \\ \" \n; a byte that is not UTF-8 as U+FFFD); a
+ * counter's sample ends in _total; the text ends with "# EOF\n".  Families
+ * (all prefixed membank_): pages; store_file_bytes, store_map_size_bytes,
+ * store_map_used_bytes, store_last_txn, store_readers, store_max_readers,
+ * store_stale_readers, store_reader_lag_transactions; journal_segments,
+ * journal_bytes, journal_first_seq, journal_last_seq, journal_durable_seq;
+ * checkpoint_seq, checkpoint_timestamp_seconds, checkpoint_age_seconds (no
+ * sample without a checkpoint); sync_successes, sync_errors (counters),
+ * sync_last_success_timestamp_seconds, sync_history_entries; errors,
+ * errors_resolved (counters), error_types, errors_kept, history_limit;
+ * errors_by_type (a counter, one sample per type="<type>").  Integers print
+ * exactly; times as seconds with microseconds.  README.md has the table.
+ * @p *text is NUL-terminated; free it with mb_free().
+ * @return 0, MB_EINVAL (@p text NULL), MB_ENOMEM, or a read's code. */
+MB_API int mb_metrics(mb_bank *bank, char **text);
+
 /** Rebuild the whole cache from the checkpoint and the journal, under the
  * writer lock.  Readers see the old state until the rebuilt one commits. */
 MB_API int mb_rebuild(mb_bank *bank);
@@ -439,7 +458,8 @@ MB_API int mb_journal_last_seq(mb_bank *bank, uint64_t *seq);
  * it): records the store holds that the journal lacks (a segment cut
  * short) are damage, reported with the seqs missing.
  * @return 0 when clean (a torn tail at the very end is clean: it is cut on
- * the next open), MB_ECORRUPT when damaged, or another MB_E* code. */
+ * the next open), MB_ECORRUPT when damaged, MB_ENOTBANK when @p bank_path
+ * has no journal directory (no bank there), or another MB_E* code. */
 MB_API int mb_journal_verify(const char *bank_path, char **report_json);
 
 /** Cut a torn tail and move a segment damaged in the middle aside (renamed

@@ -1397,6 +1397,493 @@ class Demo(CliTest):
         self.assertGreater(int(self.ok("page", "count")), 0)
 
 
+NUMBER = re.compile(rb'(?<![\w."])-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w"])')
+
+
+def json_numbers(text):
+    """The number tokens of JSON text, as written (strings skipped)."""
+    out, i, s = [], 0, text
+    while i < len(s):
+        if s[i:i + 1] == b'"':
+            j = i + 1
+            while s[j:j + 1] != b'"':
+                j += 2 if s[j:j + 1] == b"\\" else 1
+            i = j + 1
+            continue
+        m = NUMBER.match(s, i)
+        if m and (i == 0 or s[i - 1:i] in b":,[ \t\n"):
+            out.append(m.group())
+            i = m.end()
+        else:
+            i += 1
+    return out
+
+
+class Formats(CliTest):
+    """--format json|pretty|text, global or after the command's words."""
+
+    DOCS = [["stats"], ["error", "stats"], ["sync", "status"], ["doctor"],
+            ["page", "get", "p1"], ["config", "get"]]
+
+    def seed_numbers(self):
+        self.seed()
+        self.ok("page", "put", "p1", '{"big":12345678901234567890,"f":1.5e300,"neg":-7,'
+                                     '"x":1.0,"tiny":2.5e-308,"s":"line\\nbreak"}')
+        self.ok("snapshot")
+
+    def test_json_is_one_line_and_pretty_is_indented_when_piped(self):
+        self.seed_numbers()
+        for args in self.DOCS:
+            plain = self.ok(*args)
+            self.assertEqual(self.ok("--format", "json", *args), plain, args)
+            self.assertEqual(self.ok(*args, "--format=json"), plain, args)
+            pretty = self.ok(*args, "--format", "pretty")
+            self.assertGreater(pretty.count("\n"), 2, args)
+            self.assertEqual(json.loads(pretty), json.loads(plain), args)
+            # Every number token copied as written, none re-printed.
+            self.assertEqual(json_numbers(pretty.encode()), json_numbers(plain.encode()), args)
+
+    def test_json_is_one_line_on_a_terminal(self):
+        self.ok("page", "put", "t", '{"a":1,"b":[1,2]}')
+        master, slave = pty.openpty()
+        p = subprocess.run([MEMBANK, "-b", self.bank, "--format", "json", "page", "get", "t"],
+                           stdout=slave, stderr=subprocess.PIPE, timeout=30)
+        os.close(slave)
+        out = b""
+        try:
+            while True:
+                chunk = os.read(master, 65536)
+                if not chunk:
+                    break
+                out += chunk
+        except OSError:
+            pass
+        os.close(master)
+        self.assertEqual(p.returncode, 0)
+        self.assertEqual(out.count(b"\n"), 1, out)
+        self.assertEqual(json.loads(out)["properties"], {"a": 1, "b": [1, 2]})
+
+    def test_text_stats_is_an_aligned_table_with_exact_numbers(self):
+        self.seed_numbers()
+        doc = self.doc("stats")
+        out = self.ok("stats", "--format", "text")
+        rows = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in out.splitlines())
+        self.assertEqual(rows["pages"], str(doc["pages"]))
+        self.assertEqual(rows["journal.last_seq"], str(doc["journal"]["last_seq"]))
+        self.assertEqual(rows["store.map_size"], str(doc["store"]["map_size"]))
+        self.assertEqual(rows["path"], doc["path"])
+        # Aligned: every value starts in the same column.
+        starts = {len(re.match(r"\S+\s+", line).group()) for line in out.splitlines()}
+        self.assertEqual(len(starts), 1, out)
+
+    def test_text_page_keeps_number_tokens_and_escapes_control_characters(self):
+        self.seed_numbers()
+        plain = self.ok("page", "get", "p1").encode()
+        out = self.ok("page", "get", "p1", "--format", "text")
+        rows = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in out.splitlines())
+        nums = json_numbers(plain)
+        for key in ("big", "f", "neg", "x", "tiny"):
+            self.assertIn(rows["properties." + key].encode(), nums, key)
+        self.assertEqual(rows["properties.s"], "line\\nbreak")   # one row, escape kept
+        self.assertEqual(rows["last_updated"], json.loads(plain)["last_updated"])
+
+    def test_text_sync_status_history_is_a_table(self):
+        self.seed()
+        out = self.ok("sync", "status", "--format", "text")
+        head, table = out.split("\nsync_history:\n")
+        self.assertRegex(head, r"current_status\s+failed")
+        self.assertRegex(head, r"error_count\s+1\n")
+        lines = table.splitlines()
+        self.assertEqual(lines[0].split(), ["TIMESTAMP", "STATUS", "ERROR"])
+        self.assertEqual(lines[1].split()[1:], ["success", "null"])
+        self.assertEqual(lines[2].split()[1], "failed")
+        self.assertTrue(lines[2].endswith("HTTP 429 rate_limited"), lines[2])
+        col = lines[0].index("STATUS")
+        self.assertTrue(all(l[col - 2:col] == "  " for l in lines), table)
+
+    def test_text_error_stats(self):
+        self.seed()
+        out = self.ok("error", "stats", "--format", "text")
+        self.assertRegex(out, r"(?m)^total_errors\s+1$")
+        self.assertRegex(out, r"(?m)^patterns\.rate_limited\s+1$")
+        self.assertRegex(out, r"(?m)^last_error\.message\s+HTTP 429$")
+
+    def test_text_doctor_one_row_per_check(self):
+        self.seed()
+        self.ok("snapshot")
+        out = self.ok("doctor", "--format", "text")
+        table = out.split("\nchecks:\n")[1].splitlines()
+        self.assertEqual(table[0].split(), ["CHECK", "RESULT", "DETAIL"])
+        rows = {l.split()[0]: l.split()[1] for l in table[1:]}
+        self.assertEqual(rows, {"open": "ok", "journal": "ok", "permissions": "ok",
+                                "store": "ok", "readers": "ok", "checkpoint": "ok"})
+        self.assertRegex(out, r"store\s+ok\s+.*pages_decoded=2, pages_stored=2")
+
+    def test_page_list_formats(self):
+        self.ok("page", "put", "b", '{"last_updated":"not this one"}')
+        self.ok("page", "put", 'a"q', "{}")
+        self.ok("page", "put", "ü-long", "{}")
+        self.assertEqual(self.ok("page", "list"), 'a"q\nb\nü-long\n')
+        self.assertEqual(self.ok("page", "list", "--format", "json"), '["a\\"q","b","ü-long"]\n')
+        self.assertEqual(json.loads(self.ok("page", "list", "--format", "pretty")),
+                         ['a"q', "b", "ü-long"])
+        self.assertEqual(self.ok("page", "list", "--format", "json", "--limit", "1"),
+                         '["a\\"q"]\n')
+        out = self.ok("page", "list", "--format", "text").splitlines()
+        self.assertEqual(out[0].split(), ["ID", "LAST_UPDATED"])
+        self.assertEqual([l.split()[0] for l in out[1:]], ['a"q', "b", "ü-long"])
+        got = self.doc("page", "get", "b")["last_updated"]
+        self.assertEqual(out[2].split()[1], got)
+        self.assertEqual({len(l) - len(l.split()[-1]) for l in out[1:]}, {len("ü-long  ")})
+
+    def test_page_list_empty(self):
+        self.ok("init")
+        self.assertEqual(self.ok("page", "list", "--format", "json"), "[]\n")
+        self.assertEqual(self.ok("page", "list", "--format", "pretty"), "[]\n")
+        self.assertEqual(self.ok("page", "list", "--format", "text"), "ID  LAST_UPDATED\n")
+
+    def test_bad_format_is_a_usage_error(self):
+        self.ok("init")
+        err = self.fails(2, "--format", "xml", "stats")
+        self.assertIn("--format is json, pretty, text or prometheus, not 'xml'", err)
+        err = self.fails(2, "page", "get", "p", "--format", "yaml")
+        self.assertIn("not 'yaml'", err)
+        err = self.fails(2, "page", "get", "p", "--format", "prometheus")
+        self.assertIn("--format prometheus is not available here; this command prints "
+                      "json, pretty, text", err)
+        self.fails(2, "stats", "--format")
+
+    def test_format_in_help(self):
+        self.assertIn("--format FORMAT", self.ok("--help", bank=False))
+
+
+class DoctorDetail(CliTest):
+    """doctor: each check's detail is a JSON object, not JSON in a string; a
+    missing bank is said once, as missing."""
+
+    def test_details_are_objects(self):
+        self.seed()
+        self.ok("snapshot")
+        r = self.doc("doctor")
+        for c in r["checks"]:
+            self.assertIsInstance(c["detail"], dict, c)
+        d = {c["check"]: c["detail"] for c in r["checks"]}
+        last = self.doc("stats")["journal"]["last_seq"]
+        self.assertEqual(d["journal"]["clean"], True)
+        self.assertEqual(d["journal"]["last_seq"], last)
+        self.assertEqual(d["store"]["pages_decoded"], 2)
+        self.assertEqual(d["store"]["pages_stored"], 2)
+        self.assertEqual(d["readers"]["stale_readers"], 0)
+        self.assertEqual(d["checkpoint"]["seq"], last)
+        self.assertEqual(d["checkpoint"]["journal_last_seq"], last)
+        self.assertEqual(d["permissions"]["group_accessible"], 0)
+        for c in r["checks"]:
+            self.assertIsInstance(c["detail"].get("message", ""), str)
+
+    def test_damaged_journal_report_is_nested(self):
+        Journal.corrupt_first_record(self)
+        p = self.mb("doctor")
+        self.assertEqual(p.returncode, 4)
+        d = {c["check"]: c["detail"] for c in json.loads(p.stdout)["checks"]}
+        self.assertEqual(d["journal"]["report"]["clean"], False)
+        self.assertIsInstance(d["journal"]["report"]["damage"], dict)
+
+    def test_missing_bank_says_missing(self):
+        p = self.mb("doctor")
+        self.assertEqual(p.returncode, 4)
+        self.assertEqual(p.stderr.decode(), "membank: doctor: no bank at %s\n" % self.bank)
+        r = json.loads(p.stdout)
+        self.assertEqual(r["missing"], True)
+        self.assertEqual(r["healthy"], False)
+        self.assertEqual(len(r["checks"]), 1)
+        self.assertNotIn("input/output", p.stdout.decode())
+        self.assertFalse(os.path.exists(self.bank))
+
+    def test_not_a_bank_is_no_io_error(self):
+        """A directory that is not a bank: no check says input/output error,
+        and the permissions check names what is open to others."""
+        os.mkdir(self.bank, 0o755)
+        p = self.mb("doctor")
+        self.assertEqual(p.returncode, 4)
+        self.assertNotIn(b"input/output", p.stdout)
+        d = {c["check"]: c for c in json.loads(p.stdout)["checks"]}
+        self.assertEqual(d["journal"]["detail"]["message"],
+                         "%s/journal: no journal here (not a bank)" % self.bank)
+        self.assertEqual(d["permissions"]["result"], "failed")
+        self.assertEqual(d["permissions"]["detail"],
+                         {"message": "the bank directory is open to others", "path": self.bank})
+        err = self.fails(4, "journal", "verify")
+        self.assertNotIn("input/output", err)
+        self.assertIn("no journal here (not a bank)", err)
+        self.assertEqual(os.listdir(self.bank), [])
+
+    def test_missing_bank_for_every_reader(self):
+        for args in (["stats"], ["page", "get", "x"], ["journal", "verify"], ["snapshot"],
+                     ["sync", "status"]):
+            err = self.fails(4, *args)
+            self.assertEqual(err, "membank: %s: no bank at %s\n" % (" ".join(args[:2] if
+                             args[0] in GROUPS else args[:1]), self.bank), args)
+        self.assertFalse(os.path.exists(self.bank))
+
+
+class SnapshotOut(CliTest):
+    """snapshot/compactor --out DIR: DIR made 0700 when missing (its parent
+    must exist, never through a symlink); messages say their prefix once."""
+
+    def test_creates_missing_dir_0700(self):
+        self.seed()
+        out = os.path.join(self.tmp, "new")
+        old = os.umask(0)
+        try:
+            r = self.doc("snapshot", "--out", out)
+        finally:
+            os.umask(old)
+        self.assertEqual(r["dir"], out)
+        self.assertEqual(os.stat(out).st_mode & 0o777, 0o700)
+        self.assertEqual(sorted(os.listdir(out)), sorted(FOUR + ("checkpoint.json",)))
+
+    def test_parent_must_exist(self):
+        self.seed()
+        out = os.path.join(self.tmp, "no", "sub")
+        err = self.fails(3, "snapshot", "--out", out)
+        self.assertEqual(err, "membank: snapshot: cannot create %s: No such file or "
+                              "directory\n" % out)
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, "no")))
+
+    def test_symlink_refused_with_one_prefix(self):
+        self.seed()
+        target = os.path.join(self.tmp, "target")
+        os.mkdir(target, 0o700)
+        link = os.path.join(self.tmp, "link")
+        os.symlink(target, link)
+        err = self.fails(4, "snapshot", "--out", link)
+        self.assertEqual(err.count("snapshot:"), 1, err)
+        self.assertIn("symlink", err)
+        self.assertEqual(os.listdir(target), [])
+        dangling = os.path.join(self.tmp, "dangling")
+        os.symlink(os.path.join(self.tmp, "nowhere"), dangling)
+        err = self.fails(4, "snapshot", "--out", dangling)
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, "nowhere")))
+
+    def test_not_a_directory_one_prefix(self):
+        self.seed()
+        f = os.path.join(self.tmp, "file")
+        open(f, "w").close()
+        err = self.fails(3, "snapshot", "--out", f)
+        self.assertEqual(err, "membank: snapshot: cannot write the files: %s: not a "
+                              "directory\n" % f)
+
+    def test_compactor_creates_dir(self):
+        self.seed()
+        out = os.path.join(self.tmp, "cdir")
+        p = subprocess.Popen([MEMBANK, "-b", self.bank, "compactor", "--every", "3600",
+                              "--out", out], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            # The first run's line on stderr says the files are written.
+            line = p.stderr.readline()
+            self.assertIn(b"snapshot in", line)
+        finally:
+            p.send_signal(signal.SIGTERM)
+            p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 0)
+        self.assertEqual(os.stat(out).st_mode & 0o777, 0o700)
+        self.assertIn("notion_pages.json", os.listdir(out))
+        err = self.fails(3, "compactor", "--out", os.path.join(self.tmp, "x", "y"))
+        self.assertEqual(err.count("compactor:"), 1, err)
+
+    def test_no_message_repeats_its_prefix(self):
+        """The class: a library message starting with what the command's
+        message already says (its name, the path it named) says it once."""
+        self.seed()
+        for args, code in ((["page", "put", "", "{}"], 3), (["page", "put", "x", "[1]"], 3),
+                           (["snapshot", "--out", os.path.join(self.tmp, "FOUR")], None)):
+            if code is None:
+                open(os.path.join(self.tmp, "FOUR"), "w").close()
+                code = 3
+            p = self.mb(*args)
+            self.assertEqual(p.returncode, code, args)
+            msg = p.stderr.decode().splitlines()[0]
+            parts = msg.split(": ")
+            self.assertEqual(len(parts), len(set(parts)), msg)
+
+
+METRIC_NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+LABEL_VALUE = r'"(?:[^"\\\n]|\\[\\"n])*"'
+LABEL = r"[a-zA-Z_][a-zA-Z0-9_]*=" + LABEL_VALUE
+SAMPLE = re.compile(r"(%s)(?:\{(%s(?:,%s)*)?\})? (-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?"
+                    r"|[-+]Inf|NaN)(?: -?[0-9]+(?:\.[0-9]+)?)?$" % (METRIC_NAME, LABEL, LABEL))
+TYPES = ("counter", "gauge", "stateset", "info", "histogram", "gaugehistogram", "summary",
+         "unknown")
+
+
+def unescape_label(v):
+    return re.sub(r"\\(.)", lambda m: {"n": "\n", "\\": "\\", '"': '"'}[m.group(1)], v)
+
+
+def parse_openmetrics(text):
+    """Check OpenMetrics 1.0 text line by line; return {family: {"type",
+    "help", "unit", "samples": [(name, {label: value}, value)]}}.  Raises
+    AssertionError naming the first line that breaks the grammar."""
+    assert text.endswith("# EOF\n"), "must end with '# EOF\\n': %r" % text[-40:]
+    lines = text[:-len("# EOF\n")].split("\n")
+    assert lines[-1] == "", "the line before # EOF ends with a newline"
+    fams, current, closed = {}, None, set()
+    for n, line in enumerate(lines[:-1], 1):
+        where = "line %d: %r" % (n, line)
+        m = re.match(r"# (HELP|TYPE|UNIT) (%s) (.*)$" % METRIC_NAME, line)
+        if m:
+            kind, name, rest = m.groups()
+            if name != current:
+                assert name not in fams, "family %s split: %s" % (name, where)
+                if current:
+                    closed.add(current)
+                current = name
+                fams[name] = {"samples": []}
+            f = fams[name]
+            assert kind.lower() not in f, "second %s: %s" % (kind, where)
+            assert not f["samples"], "metadata after samples: " + where
+            if kind == "HELP":
+                assert re.fullmatch(r"(?:[^\\\n]|\\[\\n\"])*", rest), where
+            elif kind == "TYPE":
+                assert rest in TYPES, where
+            else:
+                assert re.fullmatch(r"[a-zA-Z0-9_:]+", rest) and name.endswith("_" + rest), \
+                    "a UNIT's family name ends with _unit: " + where
+            f[kind.lower()] = rest
+            continue
+        assert not line.startswith("#"), "unknown comment: " + where
+        m = SAMPLE.match(line)
+        assert m, "not a sample: " + where
+        name, labels, value = m.group(1), m.group(2), m.group(3)
+        assert current, "a sample before any family: " + where
+        f = fams[current]
+        suffixes = {"counter": ("_total", "_created")}.get(f.get("type"), ("",))
+        assert any(name == current + s for s in suffixes), \
+            "sample %s outside its family %s: %s" % (name, current, where)
+        got = {}
+        for lm in re.finditer(r"([a-zA-Z_][a-zA-Z0-9_]*)=(%s)" % LABEL_VALUE, labels or ""):
+            assert lm.group(1) not in got, "label repeated: " + where
+            got[lm.group(1)] = unescape_label(lm.group(2)[1:-1])
+        f["samples"].append((name, got, value))
+    for name, f in fams.items():
+        assert "help" in f and "type" in f, "family %s lacks HELP or TYPE" % name
+        assert name.startswith("membank_"), name
+    return fams
+
+
+class Metrics(CliTest):
+    """stats --format prometheus: OpenMetrics text, every line checked by
+    parse_openmetrics(), every figure against the JSON documents."""
+
+    def metrics(self, *args, **kw):
+        p = self.mb("stats", "--format", "prometheus", *args, **kw)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return parse_openmetrics(p.stdout.decode())
+
+    def value(self, fams, name):
+        (sample,) = fams[name]["samples"]
+        return sample[2]
+
+    def test_figures_match_the_documents(self):
+        self.seed()
+        self.ok("error", "log", "rate_limited", "again")
+        self.ok("error", "log", 'odd "type"\\with\nnewline', "x")
+        self.ok("error", "resolve", "rate_limited", "backoff")
+        snap = self.doc("snapshot")
+        self.ok("page", "put", "p3", "{}")
+        stats, sync, errs = self.doc("stats"), self.doc("sync", "status"), self.doc("error", "stats")
+        f = self.metrics()
+        self.assertEqual(self.value(f, "membank_pages"), "3")
+        self.assertEqual(f["membank_pages"]["type"], "gauge")
+        for name, want in (("membank_store_map_size_bytes", stats["store"]["map_size"]),
+                           ("membank_store_max_readers", stats["store"]["max_readers"]),
+                           ("membank_store_stale_readers", 0),
+                           ("membank_store_reader_lag_transactions", 0),
+                           ("membank_journal_segments", stats["journal"]["segments"]),
+                           ("membank_journal_bytes", stats["journal"]["bytes"]),
+                           ("membank_journal_last_seq", stats["journal"]["last_seq"]),
+                           ("membank_checkpoint_seq", snap["seq"]),
+                           ("membank_sync_successes", sync["success_count"]),
+                           ("membank_sync_errors", sync["error_count"]),
+                           ("membank_errors", errs["total_errors"]),
+                           ("membank_errors_resolved", errs["resolved_errors"]),
+                           ("membank_error_types", len(errs["patterns"])),
+                           ("membank_history_limit", stats["history_limit"])):
+            self.assertEqual(self.value(f, name), str(want), name)
+        self.assertGreater(int(self.value(f, "membank_store_map_used_bytes")), 0)
+        self.assertGreaterEqual(int(self.value(f, "membank_store_readers")), 1)
+        for name in ("membank_sync_successes", "membank_errors", "membank_errors_by_type"):
+            self.assertEqual(f[name]["type"], "counter", name)
+            self.assertTrue(all(s[0] == name + "_total" for s in f[name]["samples"]))
+        for name in ("membank_journal_bytes", "membank_store_map_used_bytes"):
+            self.assertEqual(f[name]["unit"], "bytes")
+        self.assertEqual(f["membank_checkpoint_age_seconds"]["unit"], "seconds")
+        age = float(self.value(f, "membank_checkpoint_age_seconds"))
+        when = float(self.value(f, "membank_checkpoint_timestamp_seconds"))
+        self.assertGreaterEqual(age, 0)
+        mtime = os.stat(os.path.join(self.bank, "checkpoint.json")).st_mtime
+        self.assertAlmostEqual(when, mtime, places=3)
+        last_ok = datetime.datetime.strptime(sync["last_successful_sync"],
+                                             "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+            tzinfo=datetime.timezone.utc).timestamp()
+        self.assertAlmostEqual(float(self.value(f, "membank_sync_last_success_timestamp_seconds")),
+                               last_ok, places=5)
+        by_type = {s[1]["type"]: int(s[2]) for s in f["membank_errors_by_type"]["samples"]}
+        self.assertEqual(by_type, errs["patterns"])
+        for fam in f.values():
+            for s in fam["samples"]:
+                self.assertEqual(s[1], dict(s[1], bank=self.bank))
+
+    def test_no_checkpoint_no_age(self):
+        self.ok("init")
+        f = self.metrics()
+        self.assertEqual(self.value(f, "membank_checkpoint_seq"), "0")
+        self.assertEqual(f["membank_checkpoint_age_seconds"]["samples"], [])
+        self.assertEqual(f["membank_sync_last_success_timestamp_seconds"]["samples"], [])
+        self.assertEqual(f["membank_errors_by_type"]["samples"], [])
+
+    def test_bank_label_escaped(self):
+        odd = os.path.join(self.tmp, 'we"ird\\dir\nname')
+        self.ok("init", bank=False, env=dict(os.environ, MEMBANK_DIR=odd))
+        p = self.mb("stats", "--format", "prometheus", bank=False,
+                    env=dict(os.environ, MEMBANK_DIR=odd))
+        self.assertEqual(p.returncode, 0, p.stderr)
+        text = p.stdout.decode()
+        self.assertIn('bank="%s"' % odd.replace("\\", "\\\\").replace('"', '\\"')
+                      .replace("\n", "\\n"), text)
+        f = parse_openmetrics(text)
+        self.assertEqual(f["membank_pages"]["samples"][0][1]["bank"], odd)
+
+    def test_bank_label_not_utf8(self):
+        odd = os.path.join(self.tmp.encode(), b"bad\xff")
+        self.assertEqual(self.mb("-b", odd, "init", bank=False).returncode, 0)
+        p = subprocess.run([MEMBANK, b"-b", odd, "stats", "--format", "prometheus"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        f = parse_openmetrics(p.stdout.decode("utf-8"))   # valid UTF-8 throughout
+        self.assertTrue(f["membank_pages"]["samples"][0][1]["bank"].endswith("bad\ufffd"))
+
+    def test_parser_catches_broken_text(self):
+        good = ('# HELP membank_x An x.\n# TYPE membank_x counter\n'
+                'membank_x_total{bank="a\\"b"} 1\n# EOF\n')
+        self.assertEqual(parse_openmetrics(good)["membank_x"]["samples"][0][1]["bank"], 'a"b')
+        for bad in (good[:-6],                                            # no # EOF
+                    good.replace("# HELP membank_x An x.\n", ""),         # no HELP
+                    good.replace("membank_x_total", "membank_x"),         # counter w/o _total
+                    good.replace('a\\"b', 'a"b'),                         # unescaped quote
+                    good.replace(" 1\n", " one\n"),
+                    good + "membank_y 1\n"):
+            with self.assertRaises(AssertionError, msg=bad):
+                parse_openmetrics(bad)
+
+    def test_prometheus_only_for_stats(self):
+        self.ok("init")
+        err = self.fails(2, "error", "stats", "--format", "prometheus")
+        self.assertIn("prints json, pretty, text", err)
+        self.assertIn("--format FORMAT   json, pretty, text or prometheus",
+                      self.ok("stats", "--help"))
+
+
 def main(module=None):
     """Run the tests of @module (this one by default) and print the count."""
     suite = unittest.defaultTestLoader.loadTestsFromModule(module or sys.modules[__name__])

@@ -164,6 +164,12 @@ static int op_stats(mb_bank *b, const fx *f, char **out)
 	return mb_stats(b, out);
 }
 
+static int op_metrics(mb_bank *b, const fx *f, char **out)
+{
+	(void)f;
+	return mb_metrics(b, out);
+}
+
 /* A restore into a fresh target; a failed one must leave no target. */
 static int op_restore(mb_bank *b, const fx *f, char **out)
 {
@@ -439,6 +445,13 @@ static void test_alloc_stats(void **state)
 	run_op(*state, op_stats, "mb_stats", false, false);
 }
 
+static void test_alloc_metrics(void **state)
+{
+	if (no_interposer())
+		skip();
+	run_op(*state, op_metrics, "mb_metrics", false, false);
+}
+
 static void test_alloc_restore(void **state)
 {
 	if (no_interposer())
@@ -486,6 +499,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_alloc_snapshot, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_alloc_checkpoint, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_alloc_stats, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_alloc_metrics, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_alloc_restore, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_alloc_iterate, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_alloc_journal_read, fx_setup, fx_teardown),

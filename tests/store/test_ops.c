@@ -650,6 +650,36 @@ static void test_errors_table(void **state)
 	mb_free(NULL);
 }
 
+/* mb_metrics: exact figures, the bank label, a type's label escaped, the
+ * closing # EOF (the CLI's suite checks every line's grammar). */
+static void test_metrics(void **state)
+{
+	fx *f = *state;
+	char *text = NULL, want[4300];
+
+	assert_int_equal(mb_page_put(f->b, "p1", "{}", 2), 0);
+	assert_int_equal(mb_page_put(f->b, "p2", "{}", 2), 0);
+	assert_int_equal(mb_sync_record(f->b, "success", NULL), 0);
+	assert_int_equal(mb_error_log(f->b, "a\"b\\c\nd", "m"), 0);
+	assert_int_equal(mb_metrics(f->b, &text), 0);
+	snprintf(want, sizeof want, "\nmembank_pages{bank=\"%s\"} 2\n", mb_path(f->b));
+	assert_non_null(strstr(text, want));
+	snprintf(want, sizeof want, "\nmembank_sync_successes_total{bank=\"%s\"} 1\n",
+	         mb_path(f->b));
+	assert_non_null(strstr(text, want));
+	snprintf(want, sizeof want, "\nmembank_errors_by_type_total{bank=\"%s\","
+	         "type=\"a\\\"b\\\\c\\nd\"} 1\n", mb_path(f->b));
+	assert_non_null(strstr(text, want));
+	assert_non_null(strstr(text, "\n# TYPE membank_errors counter\n"));
+	assert_int_equal(strncmp(text, "# HELP membank_", 15), 0);
+	assert_string_equal(text + strlen(text) - 6, "# EOF\n");
+	mb_free(text);
+	text = (char *)"untouched";
+	assert_int_equal(mb_metrics(f->b, NULL), MB_EINVAL);
+	assert_int_not_equal(mb_metrics(NULL, &text), 0);
+	assert_null(text);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -674,6 +704,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_persistence, setup, teardown),
 		cmocka_unit_test(test_errors_table),
 		cmocka_unit_test(test_disk_msgpack_checked),
+		cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("store-ops", tests, NULL, NULL);
 }
