@@ -84,7 +84,7 @@ def _text(value, what, allow_none=False):
     if "\0" in value:
         raise _invalid("%s: contains a NUL character" % what)
     try:
-        return value.encode("utf-8")
+        return str.encode(value, "utf-8")  # a str subclass's encode() is not asked
     except UnicodeEncodeError as exc:
         raise _invalid("%s: not encodable as UTF-8 (%s)" % (what, exc.reason)) from None
 
@@ -97,24 +97,74 @@ _decode = json.JSONDecoder().decode
 
 
 def _json_object(value, what):
-    """Compact UTF-8 JSON text of a dict."""
+    """Compact UTF-8 JSON text of a dict.  Whatever json refuses inside it
+    (a set, a tuple key, NaN, a cycle, nesting deeper than the interpreter's
+    recursion limit) is InvalidInput naming `what` and the reason; the
+    library refuses nesting deeper than MB_MAX_DEPTH (64) the same way."""
     if not isinstance(value, dict):
         raise TypeError("%s must be a dict, not %s" % (what, type(value).__name__))
     try:
         text = _encode(value)
-    except ValueError as exc:
-        raise _invalid("%s: %s" % (what, exc)) from None
+    except RecursionError:
+        raise _invalid("%s: nested too deep (the library takes at most %d levels)"
+                       % (what, _lib.MB_MAX_DEPTH)) from None
+    except MemoryError:
+        raise
+    except Exception as exc:  # TypeError, ValueError, or a subclass's own
+        raise _invalid("%s: %s" % (what, exc)) from exc
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise _invalid("%s: not encodable as UTF-8 (%s)" % (what, exc.reason)) from None
 
 
+def _clean_text(text, limit):
+    """UTF-8 bytes of the str text that the library accepts whatever it
+    holds: NUL and lone surrogates escaped, cut at limit bytes on a
+    character boundary.  str's own methods, so a subclass cannot interfere."""
+    text = str.replace(text, "\0", "\\x00")
+    return _truncate_utf8(str.encode(text, "utf-8", "backslashreplace"), limit)
+
+
+_UNPRINTABLE = "<exception str() failed>"   # as the traceback module says
+
+
 def _exception_text(exc, limit):
-    """UTF-8 bytes of str(exc) that the library accepts whatever the
-    exception holds: NUL and lone surrogates escaped, cut at limit bytes."""
-    text = str(exc).replace("\0", "\\x00")
-    return _truncate_utf8(text.encode("utf-8", "backslashreplace"), limit)
+    """_clean_text of str(exc); _UNPRINTABLE when __str__ raises or returns
+    something else than a str.  An error handler must not fail on it."""
+    try:
+        text = str(exc)
+        text = str.__str__(text)        # a str subclass becomes a plain str
+    except MemoryError:
+        raise
+    except Exception:
+        text = _UNPRINTABLE
+    return _clean_text(text, limit)
+
+
+_type_name = type.__dict__["__name__"].__get__   # not a metaclass's __name__
+_type_mro = type.__dict__["__mro__"].__get__
+
+
+def _exception_type(exc):
+    """The name of exc's class for the library (1..128 bytes): the first
+    non-empty name along its MRO (a class named "" logs as its base)."""
+    for cls in _type_mro(type(exc)):
+        name = _type_name(cls)
+        if name:
+            return _clean_text(name, MB_MAX_TYPE_BYTES)
+    return b"BaseException"
+
+
+def _error_text(value, what, limit):
+    """log_error/update_sync_status text: an exception's str(), or a str
+    escaped and cut as _clean_text (never refused for what it holds)."""
+    if isinstance(value, BaseException):
+        return _exception_text(value, limit)
+    if not isinstance(value, str):
+        raise TypeError("%s must be str or an exception, not %s"
+                        % (what, type(value).__name__))
+    return _clean_text(value, limit)
 
 
 def _truncate_utf8(data, limit):
@@ -441,12 +491,9 @@ class MemoryBank:
     def update_sync_status(self, status, error=None):
         """Record a sync: status becomes current_status; an error (str or
         exception; "" counts too) counts a failure, status "success" without
-        an error a success.  Appends to sync_history.  An exception is
-        recorded as str(exception), made acceptable as log_error() does."""
-        if isinstance(error, BaseException):
-            err = _exception_text(error, MB_MAX_TEXT_BYTES)
-        else:
-            err = _text(error, "error", allow_none=True)
+        an error a success.  Appends to sync_history.  The error is recorded
+        as log_error() records a message: never refused for what it holds."""
+        err = None if error is None else _error_text(error, "error", MB_MAX_TEXT_BYTES)
         self._call(self._lib.mb_sync_record, _text(status, "status"), err)
 
     def get_sync_status(self):
@@ -456,20 +503,26 @@ class MemoryBank:
     # ------------------------------------------------------------- errors
 
     def log_error(self, error, message=None):
-        """Log an error: log_error(exception) records type(exception).__name__
-        and str(exception), cut at 4096 bytes with NUL and lone surrogates
-        escaped, so an error handler never fails on what an exception holds;
-        log_error(error_type, message="") records the strings as given (and
-        raises InvalidInput for what the library refuses)."""
+        """Log an error: log_error(exception) records the name of its class
+        and str(exception); log_error(error_type, message="") the strings.
+        An error handler never fails on what it logs: NUL and lone
+        surrogates are escaped, the type cut at 128 bytes and the message at
+        4096 (on a character boundary), a __str__ that raises or returns a
+        non-str gives "<exception str() failed>", a class named "" logs as
+        its nearest named base.  Only an empty error_type string
+        (InvalidInput) and non-str arguments (TypeError) are refused."""
         if isinstance(error, BaseException):
             if message is not None:
                 raise TypeError("log_error(exception) takes no message")
-            etype = _truncate_utf8(_text(type(error).__name__, "error_type"),
-                                   MB_MAX_TYPE_BYTES)
+            etype = _exception_type(error)
             msg = _exception_text(error, MB_MAX_TEXT_BYTES)
         else:
-            etype = _text(error, "error_type")
-            msg = _text("" if message is None else message, "message")
+            if not isinstance(error, str):
+                raise TypeError("error must be an exception or a str, not %s"
+                                % type(error).__name__)
+            etype = _clean_text(error, MB_MAX_TYPE_BYTES)
+            msg = _error_text("" if message is None else message, "message",
+                              MB_MAX_TEXT_BYTES)
         self._call(self._lib.mb_error_log, etype, msg)
 
     def resolve_error(self, error_type, steps):

@@ -248,6 +248,42 @@ class TestBadInput(BankTest):
         self.assertTrue(cm.exception.message)
         self.assertEqual(self.bank.get_page("p")["properties"], {"v": 1})
 
+    def test_unencodable_data_is_invalid_input_naming_it(self):
+        """Whatever json refuses comes out as InvalidInput naming the
+        argument and the reason, and nothing changes."""
+        self.bank.update_page("p", {"v": 1})
+
+        def nest(depth):
+            deep = node = {}
+            for _ in range(depth):
+                node["x"] = {}
+                node = node["x"]
+            return deep
+
+        loop = {}
+        loop["self"] = loop
+        cases = [(nest(1000), "nested too deep"),
+                 (nest(100000), "nested too deep"),
+                 ({"x": [nest(2000)]}, "nested too deep"),
+                 ({"s": {1, 2}}, "set is not JSON serializable"),
+                 ({"o": object()}, "object is not JSON serializable"),
+                 ({("a", "b"): 1}, "keys must be"),
+                 ({"n": float("inf")}, "Out of range float"),
+                 ({"i": 10 ** 5000}, "data"),
+                 (loop, "Circular reference")]
+        for bad, reason in cases:
+            for call in (lambda: self.bank.update_page("p", bad),
+                         lambda: self.bank.merge_page("p", bad)):
+                with self.assertRaises(InvalidInput) as cm:
+                    call()
+                self.assertEqual(cm.exception.code, -1)
+                self.assertIn("data: ", cm.exception.message)
+                self.assertIn(reason, cm.exception.message)
+        with self.assertRaisesRegex(InvalidInput, "new_config: nested too deep"):
+            self.bank.update_config({"notion_settings": nest(1500)})
+        self.assertEqual(self.bank.get_page("p")["properties"], {"v": 1})
+        self.assertEqual(self.bank.page_count(), 1)
+
     def test_bad_options(self):
         with self.assertRaisesRegex(InvalidInput, "durability"):
             MemoryBank(self.path, durability="sometimes")
@@ -329,14 +365,75 @@ class TestErrors(BankTest):
                          "a\\x00b\\udc80c")
         self.assertEqual(self.bank.get_sync_status()["sync_history"][-1]["error"], "x\\x00y")
 
-    def test_nul_in_string_message_is_invalid(self):
-        with self.assertRaisesRegex(InvalidInput, "NUL"):
-            self.bank.log_error("T", "a\0b")
+    def test_strings_are_escaped_and_cut_not_refused(self):
+        self.bank.log_error("T\0\udc80", "a\0b\udc80")
+        last = self.bank.get_error_stats()["last_error"]
+        self.assertEqual((last["error_type"], last["message"]),
+                         ("T\\x00\\udc80", "a\\x00b\\udc80"))
+        self.bank.log_error("é" * 100, "é" * 5000)
+        last = self.bank.get_error_stats()["last_error"]
+        self.assertEqual((last["error_type"], last["message"]), ("é" * 64, "é" * 2048))
+        self.bank.update_sync_status("failed", "x\udc80" + "é" * 5000)
+        err = self.bank.get_sync_status()["sync_history"][-1]["error"]
+        self.assertEqual(err, "x\\udc80" + "é" * 2044)
+        self.assertEqual(len(err.encode()), 4096 - 1)
+        self.assertEqual(self.bank.get_error_stats()["total_errors"], 2)
 
-    def test_long_string_message_is_invalid(self):
-        with self.assertRaisesRegex(InvalidInput, "message"):
-            self.bank.log_error("T", "x" * 5000)
+    def test_empty_or_non_str_type_is_refused(self):
+        with self.assertRaises(InvalidInput):
+            self.bank.log_error("")
+        with self.assertRaises(TypeError):
+            self.bank.log_error(42)
+        with self.assertRaises(TypeError):
+            self.bank.update_sync_status("failed", 42)
         self.assertEqual(self.bank.get_error_stats()["total_errors"], 0)
+
+    def test_exceptions_that_cannot_be_printed(self):
+        """log_error and update_sync_status never fail on what an exception
+        holds: a failing or non-str __str__, an empty or odd class name."""
+        class StrRaises(Exception):
+            def __str__(self):
+                raise RuntimeError("no str")
+
+        class StrNotStr(Exception):
+            def __str__(self):
+                return 42
+
+        class Sneaky(str):
+            def replace(self, *a):
+                raise RuntimeError("no replace")
+
+            def encode(self, *a):
+                raise RuntimeError("no encode")
+
+        class StrSubclass(Exception):
+            def __str__(self):
+                return Sneaky("sub\0class")
+
+        Nameless = type("", (ValueError,), {})
+
+        class Meta(type):
+            __name__ = property(lambda cls: 42)
+
+        class OddMeta(Exception, metaclass=Meta):
+            pass
+
+        Long = type("E" * 300, (Exception,), {})
+        cases = [(StrRaises(), "StrRaises", "<exception str() failed>"),
+                 (StrNotStr(), "StrNotStr", "<exception str() failed>"),
+                 (StrSubclass(), "StrSubclass", "sub\\x00class"),
+                 (Nameless("m"), "ValueError", "m"),
+                 (OddMeta("m"), "OddMeta", "m"),
+                 (Long("m"), "E" * 128, "m"),
+                 (KeyboardInterrupt(), "KeyboardInterrupt", "")]
+        for exc, etype, message in cases:
+            self.bank.log_error(exc)
+            last = self.bank.get_error_stats()["last_error"]
+            self.assertEqual((last["error_type"], last["message"]), (etype, message))
+            self.bank.update_sync_status("failed", exc)
+            self.assertEqual(self.bank.get_sync_status()["sync_history"][-1]["error"],
+                             message)
+        self.assertEqual(self.bank.get_error_stats()["total_errors"], len(cases))
 
     def test_exception_and_message_together_is_type_error(self):
         with self.assertRaises(TypeError):
