@@ -3,8 +3,8 @@
 import ctypes
 import json
 import os
+import queue
 import threading
-import time
 import weakref
 
 from . import _lib
@@ -212,6 +212,7 @@ def _default_path():
 
 
 _getpid = os.getpid
+_get_ident = threading.get_ident
 
 # Every open MemoryBank of this process, so that a forked child can reset
 # their locks (a thread may have held one at fork time) and restore() can
@@ -239,8 +240,7 @@ def _after_fork_in_child():
     global _fork_guard
     _fork_guard = threading.RLock()
     for bank in list(_instances):
-        bank._lock = threading.Lock()
-        bank._busy = 0
+        bank._new_locks()   # the parent's threads and their calls are not here
 
 
 if hasattr(os, "register_at_fork"):
@@ -286,13 +286,24 @@ class MemoryBank:
         }
         self._path = os.path.abspath(path)
         self._handle = None
-        self._closed = False            # close() was called
+        self._closed = False            # close() was called: no new calls
+        self._close_on_last = False     # close() gave up waiting: see _leave
         self._pid = None
-        self._busy = 0                  # calls in flight, under _lock
-        self._lock = threading.Lock()
+        self._new_locks()
         self._lib = _lib.load()
+        _instances.add(self)            # before the handle exists: see fork
         self._open()
-        _instances.add(self)
+
+    def _new_locks(self):
+        # _inflight maps a token per call in flight to its thread's ident.
+        # A token (not a counter) so that leaving is idempotent: an exception
+        # a signal handler raises at any point of _call, even before the
+        # call was counted, cannot leave it counted (close() would wait for
+        # it).  An RLock so that a signal handler may call close() while its
+        # thread is inside _call.
+        self._lock = threading.RLock()
+        self._idle = threading.Condition(self._lock)   # notified when closing
+        self._inflight = {}
 
     # ---------------------------------------------------------- lifecycle
 
@@ -314,28 +325,37 @@ class MemoryBank:
         if self._closed:
             raise BankError(None, None, "the bank is closed")
         if self._pid != os.getpid():
-            if self._handle is not None:
-                # A forked child: the inherited handle may only be closed
-                # (that frees its memory without touching the parent's files).
-                with _fork_guard:
-                    self._lib.mb_close(self._handle)
-                self._handle = None
+            # A forked child: the inherited handle may only be closed (that
+            # frees its memory without touching the parent's files).
+            self._close_handle()
             self._open()  # on failure the next call tries again
         return self._handle
+
+    def _close_handle(self):
+        """Under _lock: mb_close() the handle, taken out of self first (an
+        exception in between leaks it rather than leaving it dangling)."""
+        handle, self._handle = self._handle, None
+        if handle is None:
+            return 0
+        with _fork_guard:
+            return self._lib.mb_close(handle)
 
     def _call(self, fn, *args):
         """fn(handle, *args); an MB_E* code becomes an exception.
 
-        _busy counts the calls in flight so that close() never frees the
-        handle under one; a plain lock (not a Condition) keeps this cheap.
+        The call is in _inflight while it runs, so close() never frees the
+        handle under it.  Every step that may run a signal handler (a call)
+        comes after the token is stored or inside the try, so whatever a
+        handler raises, the finally removes what was stored.
         """
         lock = self._lock
-        with lock:
-            handle = self._handle
-            if handle is None or self._pid != _getpid():
-                handle = self._reopen_or_fail()
-            self._busy += 1
+        token = object()
         try:
+            with lock:
+                self._inflight[token] = _get_ident()
+                if self._handle is None or self._closed or self._pid != _getpid():
+                    self._reopen_or_fail()
+                handle = self._handle
             rc = fn(handle, *args)
             if rc < 0:
                 # thread-local in C: read it on this thread, before leaving
@@ -344,32 +364,52 @@ class MemoryBank:
             return rc
         finally:
             with lock:
-                self._busy -= 1
+                if self._inflight.pop(token, None) is not None and self._closed:
+                    self._leave()
+
+    def _leave(self):
+        """Under _lock, a call of a closed bank ending: wake close(), or be
+        the last call of a close() that stopped waiting and close the handle
+        (its final-sync error has nobody to go to)."""
+        if self._close_on_last and not self._inflight:
+            self._close_on_last = False
+            self._close_handle()
+            _instances.discard(self)
+        self._idle.notify_all()
 
     def _call_json(self, fn, *args):
         """fn(handle, *args, &out) returning a JSON document, as a dict."""
         out = ctypes.POINTER(ctypes.c_char)()
-        self._call(fn, *args, ctypes.byref(out))
-        try:
+        try:  # out is freed whatever interrupts this (mb_free(NULL) is a no-op)
+            self._call(fn, *args, ctypes.byref(out))
             return _decode(ctypes.string_at(out).decode("utf-8"))
         finally:
             self._lib.mb_free(out)
 
-    def close(self):
-        """Close the bank; waits for calls other threads have in flight.
-        Closing twice is allowed.  BankError when the final sync failed."""
-        while True:
-            with self._lock:
-                # calls in flight end within microseconds (or a sync): poll
-                if not self._busy or self._pid != os.getpid():
-                    handle, self._handle = self._handle, None
-                    self._closed = True
-                    break
-            time.sleep(0.001)
-        if handle is None:
-            return
-        with _fork_guard:
-            rc = self._lib.mb_close(handle)
+    #: close()'s default bound on waiting for calls in flight, seconds.
+    close_timeout = 10.0
+
+    def close(self, timeout=None):
+        """Close the bank.  Closing twice is allowed.  New calls raise
+        BankError at once.  Calls other threads have in flight are waited
+        for, at most timeout seconds (None: close_timeout); if some are still
+        running then, close() returns and the last of them closes the handle
+        as it ends.  BankError when the final sync failed."""
+        if timeout is None:
+            timeout = self.close_timeout
+        me = _get_ident()
+
+        def only_mine():  # a call of this thread cannot end while it waits
+            return all(t == me for t in self._inflight.values())
+
+        with self._lock:
+            self._closed = True
+            if self._pid == os.getpid() and not only_mine():
+                self._idle.wait_for(only_mine, timeout)
+            if self._inflight and self._pid == os.getpid():
+                self._close_on_last = True      # _leave() closes
+                return
+            rc = self._close_handle()
         _instances.discard(self)
         if rc:
             raise _exception_for(rc, "")
@@ -396,11 +436,8 @@ class MemoryBank:
 
     def __del__(self):
         try:
-            handle = self.__dict__.get("_handle")
-            if handle is not None:
-                self._handle = None
-                with _fork_guard:
-                    self._lib.mb_close(handle)
+            if self.__dict__.get("_handle") is not None:
+                self._close_handle()   # no call can be in flight: they hold self
         except Exception:  # interpreter shutdown: the library may be gone
             pass
 
@@ -436,11 +473,12 @@ class MemoryBank:
         pid = _text(page_id, "page_id")
         out = ctypes.POINTER(ctypes.c_char)()
         size = ctypes.c_size_t()
-        try:
-            self._call(self._lib.mb_page_get, pid, ctypes.byref(out), ctypes.byref(size))
-        except NotFound:
-            return None
-        try:
+        try:  # out is freed whatever interrupts this (mb_free(NULL) is a no-op)
+            try:
+                self._call(self._lib.mb_page_get, pid, ctypes.byref(out),
+                           ctypes.byref(size))
+            except NotFound:
+                return None
             return _decode(out[:size.value].decode("utf-8"))
         finally:
             self._lib.mb_free(out)
@@ -457,20 +495,25 @@ class MemoryBank:
 
     def _iterate(self, after, flags, batch):
         """Batches of (id, page JSON or None) in id order.  Each batch is one
-        consistent read snapshot; the walk as a whole is not."""
+        consistent read snapshot; the walk as a whole is not.
+
+        mb_page_iterate() calls back into Python for every page, and an
+        exception that escapes a ctypes callback is only printed: the walk
+        went on, or ended as if complete, with the C function returning
+        garbage.  A signal handler (Ctrl-C, an alarm) runs in the main thread
+        at the callback's first instruction, before any try could catch it.
+        So the main thread's batches run in a helper thread (_Walk), where
+        no signal handler ever runs; the main thread waits for it, and
+        whatever a handler raises there, or the callback caught, is raised
+        here.  Other threads never run signal handlers: they walk inline.
+        """
         after = _text(after, "after", allow_none=True)
         while True:
-            items = []
-
-            def collect(_ctx, pid, page):
-                items.append((pid, page))
-                return 1 if len(items) >= batch else 0
-
-            rc = self._call(self._lib.mb_page_iterate, after, flags,
-                            _lib.PAGE_FN(collect), None)
+            walk = _Walk(self, after, flags, batch)
+            items = walk.run()
             if items:
                 yield items
-            if rc != 1 or not items:
+            if walk.rc != _Walk.FULL or not items:
                 return
             after = items[-1][0]
 
@@ -603,6 +646,96 @@ class MemoryBank:
 
 
 MemoryBank.__module__ = "membank"
+
+
+_main_thread = threading.main_thread
+_helper = None      # (pid, queue) of the helper thread of _Walk.run
+
+
+def _walk_helper():
+    """The queue of the process's helper thread, started on first use.  One
+    long-lived thread: a Thread object per batch would die in the main
+    thread, and its weakref callbacks (threading._dangling) are one more
+    place where a signal handler's exception is only printed."""
+    global _helper
+    helper = _helper
+    if helper is None or helper[0] != _getpid():    # none yet, or forked
+        with _fork_guard:
+            helper = _helper
+            if helper is None or helper[0] != _getpid():
+                jobs = queue.SimpleQueue()
+                threading.Thread(target=_walk_jobs, args=(jobs,), daemon=True,
+                                 name="membank-walk").start()
+                helper = _helper = (_getpid(), jobs)
+    return helper[1]
+
+
+def _walk_jobs(jobs):
+    while True:
+        walk, done = jobs.get()
+        try:
+            walk._body()
+        finally:
+            walk = None
+            done.release()
+
+
+# Tests only: called with the number of pages collected so far, in the
+# callback of every page a walk collects (it may raise, or block).
+_walk_hook = None
+
+
+class _Walk:
+    """One batch of a page walk: mb_page_iterate() in a helper thread."""
+
+    FULL = 1     # the callback's codes: the batch is full ...
+    FAILED = 2   # ... the callback caught an exception (in .error)
+
+    def __init__(self, bank, after, flags, batch):
+        self.bank, self.after, self.flags, self.batch = bank, after, flags, batch
+        self.items = []
+        self.rc = None
+        self.error = None
+
+    def collect(self, _ctx, pid, page):
+        try:
+            self.items.append((pid, page))
+            if _walk_hook is not None:
+                _walk_hook(len(self.items))
+            return self.FULL if len(self.items) >= self.batch else 0
+        except BaseException as exc:  # ends the walk; run() raises it
+            self.error = exc
+            return self.FAILED
+
+    def _body(self):
+        try:
+            self.rc = self.bank._call(self.bank._lib.mb_page_iterate, self.after,
+                                      self.flags, _lib.PAGE_FN(self.collect), None)
+        except BaseException as exc:
+            if self.error is None:
+                self.error = exc
+
+    def run(self):
+        """The batch's items; raises what the walk raised.  A signal handler
+        raising while the main thread waits leaves the helper to finish the
+        batch alone: it holds the bank as any call in flight does."""
+        if _get_ident() == _main_thread().ident:   # (after fork: the forking thread)
+            done = threading.Lock()
+            done.acquire()
+            _walk_helper().put((self, done))
+            done.acquire()      # interruptible: a handler's exception leaves here
+        else:
+            self._body()
+        if self.error is not None:
+            error, self.error = self.error, None
+            try:
+                raise error
+            finally:
+                error = None
+        if self.rc not in (0, self.FULL):
+            raise BankError(None, None, "page walk: mb_page_iterate returned %r"
+                            % (self.rc,))
+        return self.items
 
 
 def _reopen(path, opts):
