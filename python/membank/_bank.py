@@ -286,6 +286,7 @@ class MemoryBank:
         }
         self._path = os.path.abspath(path)
         self._handle = None
+        self._opening = None            # see _open
         self._closed = False            # close() was called: no new calls
         self._close_on_last = False     # close() gave up waiting: see _leave
         self._pid = None
@@ -310,14 +311,18 @@ class MemoryBank:
     def _open(self):
         lib = self._lib
         opts = _options(lib, self._opts)
-        handle = ctypes.c_void_p()
         path = _text(self._path, "path")
+        # mb_open() writes the handle into self._opening, so that it is
+        # reachable from self (and closed by _close_handle) from the instant
+        # it exists, whatever a signal handler raises after.
+        self._opening = box = ctypes.c_void_p()
         with _fork_guard:
-            rc = lib.mb_open(path, ctypes.byref(opts), ctypes.byref(handle))
+            rc = lib.mb_open(path, ctypes.byref(opts), ctypes.byref(box))
             msg = lib.mb_last_error(None) if rc else b""
         if rc:
             raise _exception_for(rc, msg.decode("utf-8", "replace"))
-        self._handle = handle.value
+        self._handle = box.value
+        self._opening = None
         self._pid = os.getpid()
 
     def _reopen_or_fail(self):
@@ -335,6 +340,9 @@ class MemoryBank:
         """Under _lock: mb_close() the handle, taken out of self first (an
         exception in between leaks it rather than leaving it dangling)."""
         handle, self._handle = self._handle, None
+        box, self._opening = self._opening, None
+        if handle is None and box is not None:   # _open interrupted
+            handle = box.value
         if handle is None:
             return 0
         with _fork_guard:
@@ -436,7 +444,7 @@ class MemoryBank:
 
     def __del__(self):
         try:
-            if self.__dict__.get("_handle") is not None:
+            if self.__dict__.get("_handle") or self.__dict__.get("_opening"):
                 self._close_handle()   # no call can be in flight: they hold self
         except Exception:  # interpreter shutdown: the library may be gone
             pass

@@ -1040,6 +1040,35 @@ class TestInterruptedCalls(BankTest):
         self.assertTrue(self.bank.closed)
         self.assertIsNone(self.bank._handle)
 
+    def test_open_interrupted_after_mb_open_leaks_no_handle(self):
+        """A handler raising the instant mb_open() returns (simulated: a
+        wrapper raises after the real call) leaves no handle open: another
+        process can restore over the bank."""
+        import gc
+        out = os.path.join(self.tmp, "snap")
+        os.mkdir(out, 0o700)
+        self.bank.snapshot(out)
+        other = os.path.join(self.tmp, "other")
+        MemoryBank(other, durability="fast").close()
+        lib = _lib.load()
+        real = lib.mb_open
+
+        def interrupted(*args):
+            rc = real(*args)
+            raise KeyboardInterrupt("after mb_open")
+
+        lib.mb_open = interrupted
+        try:
+            self.assertRaises(KeyboardInterrupt, MemoryBank, other, durability="fast")
+        finally:
+            lib.mb_open = real
+        gc.collect()
+        code = ("import membank, sys\n"
+                "membank.MemoryBank.restore(sys.argv[1], sys.argv[2], force=True)\n")
+        r = subprocess.run([sys.executable, "-c", code, out, other], capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual((r.returncode, r.stderr), (0, ""))
+
     def test_close_waits_with_a_bound_then_last_call_closes(self):
         """A call still running in another thread: close(timeout) returns,
         new calls are refused, and the running call closes the handle when
