@@ -661,10 +661,12 @@ _helper = None      # (pid, queue) of the helper thread of _Walk.run
 
 
 def _walk_helper():
-    """The queue of the process's helper thread, started on first use.  One
-    long-lived thread: a Thread object per batch would die in the main
-    thread, and its weakref callbacks (threading._dangling) are one more
-    place where a signal handler's exception is only printed."""
+    """The queue of the process's helper thread, started on first use (again
+    in a forked child, which has no copy of the thread); None when no thread
+    can be started (interpreter shutdown).  One long-lived thread: a Thread
+    object per batch would die in the main thread, and its weakref callbacks
+    (threading._dangling) are one more place where a signal handler's
+    exception is only printed."""
     global _helper
     helper = _helper
     if helper is None or helper[0] != _getpid():    # none yet, or forked
@@ -672,8 +674,11 @@ def _walk_helper():
             helper = _helper
             if helper is None or helper[0] != _getpid():
                 jobs = queue.SimpleQueue()
-                threading.Thread(target=_walk_jobs, args=(jobs,), daemon=True,
-                                 name="membank-walk").start()
+                try:
+                    threading.Thread(target=_walk_jobs, args=(jobs,), daemon=True,
+                                     name="membank-walk").start()
+                except RuntimeError:
+                    return None
                 helper = _helper = (_getpid(), jobs)
     return helper[1]
 
@@ -727,10 +732,13 @@ class _Walk:
         """The batch's items; raises what the walk raised.  A signal handler
         raising while the main thread waits leaves the helper to finish the
         batch alone: it holds the bank as any call in flight does."""
+        jobs = None
         if _get_ident() == _main_thread().ident:   # (after fork: the forking thread)
+            jobs = _walk_helper()
+        if jobs is not None:
             done = threading.Lock()
             done.acquire()
-            _walk_helper().put((self, done))
+            jobs.put((self, done))
             done.acquire()      # interruptible: a handler's exception leaves here
         else:
             self._body()

@@ -788,6 +788,31 @@ class TestFork(BankTest):
         self.assertEqual(self.bank.get_error_stats()["patterns"], {"ChildError": 1})
         self.bank.update_page("parent-again", {})  # the parent's handle is intact
 
+    def test_child_walks_after_parent_walked(self):
+        """The parent's walk helper thread does not exist in a forked child:
+        the child starts its own (it must not wait on the parent's queue)."""
+        for pid in ("a", "b", "c"):
+            self.bank.update_page(pid, {})
+        self.assertEqual(list(self.bank.page_ids()), ["a", "b", "c"])
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                code = 0 if [p for p, _ in self.bank.iter_pages()] == ["a", "b", "c"] else 2
+            finally:
+                os._exit(code)
+        import time
+        for _ in range(1200):  # a bound of 120 s, so that a hang fails the test
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            self.fail("the child's walk hung")
+        self.assertEqual(os.waitstatus_to_exitcode(status), 0)
+
     def test_closed_bank_stays_closed_in_a_child(self):
         self.bank.close()
         pid = os.fork()
