@@ -25,7 +25,10 @@ typedef enum bench_op {
 	OP_GET = 2,      /* W2: a page's properties as JSON text */
 	OP_EVENT = 3,    /* W3: a sync record (even n) or an error log (odd n) */
 	OP_SPAWN = 4,    /* W5: one short-lived process doing one put */
+	OP_BATCH = 5,    /* W7: BENCH_BATCH upserts as one batch (membank only) */
 } bench_op;
+
+#define BENCH_BATCH 100u  /* pages of one W7 operation; ops/s counts pages */
 
 typedef struct bench_cfg {
 	const char *dir;        /* this system's data directory (exists) */

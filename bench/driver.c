@@ -8,7 +8,8 @@
  *   CELL is WORKLOAD/DURABILITY/P, e.g. W1/fast/4:
  *     W1 upsert, W2 get, W3 sync-or-error event, W4 90% get + 10% upsert,
  *     W5 one spawned process per put (ARGV after -- is the command;
- *        {key} and {json} in it are replaced).
+ *        {key} and {json} in it are replaced), W7 BENCH_BATCH upserts as one
+ *        batch (ops count pages; latencies are per batch).
  *
  * A cell forks P workers.  Each opens the system, writes one byte to the
  * ready pipe and blocks reading the go pipe; the parent closes the go pipe
@@ -104,6 +105,7 @@ static bench_op pick_op(const char *wl, uint64_t *rng)
 	case '2': return OP_GET;
 	case '3': return OP_EVENT;
 	case '4': return rng_next(rng) % 10 == 0 ? OP_UPSERT : OP_GET;
+	case '7': return OP_BATCH;
 	default: return OP_SPAWN;
 	}
 }
@@ -159,7 +161,7 @@ static void run_ops(void *h, const bench_cfg *cfg, const cell *c, double seconds
 			hdr->errors++;
 			break;
 		}
-		hdr->ops++;
+		hdr->ops += op == OP_BATCH ? BENCH_BATCH : 1;
 		if (lat_push(lat, end - t0) != 0) {
 			hdr->errors++;   /* out of memory: no figure rather than a partial one */
 			break;
@@ -414,7 +416,7 @@ static int parse_cell(const char *s, cell *c)
 
 	if (sscanf(s, "%3[W0-9]/%7[a-z]/%d", c->wl, dur, &c->procs) != 3)
 		return -1;
-	if (strlen(c->wl) != 2 || c->wl[1] < '1' || c->wl[1] > '5')
+	if (strlen(c->wl) != 2 || c->wl[1] < '1' || (c->wl[1] > '5' && c->wl[1] != '7'))
 		return -1;
 	if (c->procs < 1 || c->procs > MAX_PROCS)
 		return -1;

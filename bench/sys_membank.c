@@ -67,6 +67,26 @@ static int mbs_open(const bench_cfg *cfg, void **h)
 	return open_bank(cfg, cfg->full, (mb_bank **)h);
 }
 
+/* BENCH_BATCH upserts of consecutive pages from @key, as one batch. */
+static int batch_put(mb_bank *b, const bench_cfg *cfg, uint32_t key, uint64_t n)
+{
+	char id[BENCH_KEY_MAX];
+	mb_batch *bt;
+	int rc = mb_batch_begin(b, &bt);
+
+	for (uint32_t i = 0; !rc && i < BENCH_BATCH; i++) {
+		const bench_value *v = bench_value_get(n + i);
+		bench_key(id, (key + i) % cfg->keys);
+		rc = mb_batch_page_put(bt, id, v->json, v->json_len);
+	}
+	if (rc) {
+		mb_batch_abort(bt);
+		return fail(b, "mb_batch_page_put", rc);
+	}
+	rc = mb_batch_commit(bt);
+	return rc ? fail(b, "mb_batch_commit", rc) : 0;
+}
+
 static int mbs_op(void *h, const bench_cfg *cfg, bench_op op, uint32_t key, uint64_t n)
 {
 	mb_bank *b = h;
@@ -92,6 +112,8 @@ static int mbs_op(void *h, const bench_cfg *cfg, bench_op op, uint32_t key, uint
 		else
 			rc = mb_error_log(b, bench_error_type(), bench_error_message());
 		return rc ? fail(b, "event", rc) : 0;
+	case OP_BATCH:
+		return batch_put(b, cfg, key, n);
 	default:
 		return -1;
 	}

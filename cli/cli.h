@@ -3,7 +3,9 @@
  *
  * Exit codes are a contract with scripts:
  *   0 success, 1 not found (MB_ENOTFOUND), 2 usage error,
- *   3 invalid input (MB_EINVAL), 4 bank error (every other MB_E* code).
+ *   3 invalid input (MB_EINVAL), 4 bank error (every other MB_E* code),
+ *   5 output error: stdout could not be written (checked once at exit,
+ *     after the command ran: what the command did to the bank stands).
  * stdout carries data only (JSON documents, ids, paths); stderr carries
  * messages, each "membank: <command>: <what>: <why>".
  */
@@ -23,6 +25,7 @@ enum {
 	EX_USAGE = 2,
 	EX_INVALID = 3,
 	EX_BANK = 4,
+	EX_OUTPUT = 5,
 };
 
 /* The largest JSON document read from stdin or an argument. */
@@ -69,6 +72,19 @@ int cli_parse_u64(const char *s, uint64_t max, uint64_t *out);
 int cli_open(const cli *c, mb_bank **out);
 int cli_open_existing(const cli *c, mb_bank **out);
 
+/* The end of every command, like GNU's close_stdout: flush and close
+ * stdout; when any output was lost, say so on stderr ("membank: write error:
+ * No space left on device") and exit EX_OUTPUT unless the command already
+ * failed with its own code.  A reader that closed the pipe (EPIPE, with
+ * SIGPIPE ignored) gets EX_OUTPUT without a message.  Returns the exit
+ * code. */
+int cli_close_stdout(const cli *c, int ex);
+/* Output already failed: loops that print stop early. */
+bool cli_output_failed(void);
+/* fflush(stdout), remembering why it failed for cli_close_stdout().  -1
+ * when the output failed (now or before). */
+int cli_flush(void);
+
 /* Print a JSON document: one line when stdout is not a terminal, indented
  * when it is.  Returns an exit code. */
 int cli_print_json(const cli *c, const char *json);
@@ -97,6 +113,7 @@ int cmd_compactor(cli *c, int argc, char **argv);
 int cmd_stats(cli *c, int argc, char **argv);
 int cmd_demo(cli *c, int argc, char **argv);
 int cmd_doctor(cli *c, int argc, char **argv);
+int cmd_batch(cli *c, int argc, char **argv);
 
 /* A group's subcommands: name, usage text, function. */
 typedef struct cli_sub {

@@ -239,13 +239,16 @@ int cmd_compactor(cli *c, int argc, char **argv)
 
 /* --------------------------------------------------------------- journal */
 
+/* print_event's stop when stdout failed (reported at exit). */
+#define OUTPUT_FAILED 3
+
 static int print_event(void *ctx, uint64_t seq, const char *event_json)
 {
 	uint64_t *next = ctx;
 
 	puts(event_json);
 	*next = seq + 1;
-	return 0;
+	return cli_output_failed() ? OUTPUT_FAILED : 0;
 }
 
 static int stop_at_first(void *ctx, uint64_t seq, const char *event_json)
@@ -291,10 +294,12 @@ static int tail_follow(cli *c, mb_bank *b, uint64_t next)
 			return cli_fail(c, b, rc, "cannot read the journal");
 		if (last < next)
 			continue;
-		if ((rc = print_from(b, &next, last)))
+		if ((rc = print_from(b, &next, last)) == OUTPUT_FAILED)
+			return EX_OK;   /* the reader went away: reported at exit */
+		if (rc)
 			return cli_fail(c, b, rc, "cannot read the journal");
-		if (fflush(stdout) == EOF)
-			return EX_OK;   /* the reader went away */
+		if (cli_flush())
+			return EX_OK;
 	}
 	return EX_OK;
 }
@@ -328,9 +333,9 @@ static int journal_tail(cli *c, int argc, char **argv)
 		goto cleanup;
 	}
 	next = last >= n ? last - n + 1 : 1;
-	if (n && last && (rc = print_from(b, &next, last)))
+	if (n && last && (rc = print_from(b, &next, last)) && rc != OUTPUT_FAILED)
 		ex = cli_fail(c, b, rc, "cannot read the journal");
-	else if (follow && fflush(stdout) != EOF)
+	else if (follow && !rc && !cli_flush())
 		ex = tail_follow(c, b, last + 1);
 cleanup:
 	mb_close(b);

@@ -115,6 +115,8 @@ static int list_pages(cli *c, mb_bank *b, uint64_t limit)
 			break;
 		for (unsigned i = 0; i < ib->n; i++)
 			puts(ib->ids[i]);
+		if (cli_output_failed())
+			break;   /* reported at exit */
 		printed += ib->n;
 		if (ib->n)
 			memcpy(after, ib->ids[ib->n - 1], sizeof after);
@@ -122,7 +124,7 @@ static int list_pages(cli *c, mb_bank *b, uint64_t limit)
 	free(ib);
 	if (rc < 0)
 		return cli_fail(c, b, rc, "cannot list the pages");
-	return fflush(stdout) == EOF ? EX_BANK : EX_OK;
+	return EX_OK;   /* a write error is reported at exit (cli_close_stdout) */
 }
 
 static int page_list(cli *c, int argc, char **argv)

@@ -161,6 +161,59 @@ int cli_open_existing(const cli *c, mb_bank **out)
 	return open_bank(c, false, out);
 }
 
+/* errno of the first failed flush: a stream that failed keeps only its
+ * error flag, and the final flush may have nothing left to report. */
+static int out_errno;
+
+bool cli_output_failed(void)
+{
+	if (!ferror(stdout))
+		return false;
+	if (!out_errno)
+		out_errno = errno;  /* called right after the failed write */
+	return true;
+}
+
+int cli_flush(void)
+{
+	if (fflush(stdout) == EOF) {
+		if (!out_errno)
+			out_errno = errno;
+		return -1;
+	}
+	return ferror(stdout) ? -1 : 0;
+}
+
+int cli_close_stdout(const cli *c, int ex)
+{
+	bool failed = ferror(stdout) != 0;
+	int err = out_errno;
+
+	/* fflush reports the error of the bytes still buffered (the usual
+	 * case: stdout to a file is flushed at exit); a stream that failed
+	 * earlier keeps its error flag, whose errno is gone. */
+	errno = 0;
+	if (fflush(stdout) == EOF) {
+		failed = true;
+		err = err ? err : errno;
+	}
+	if (fclose(stdout) == EOF && !failed) {
+		failed = true;
+		err = errno;
+	}
+	if (failed && err != EPIPE) {
+		if (err)
+			fprintf(stderr, "membank: %s%swrite error: %s\n", c && c->cmd ? c->cmd : "",
+			        c && c->cmd ? ": " : "", strerror(err));
+		else
+			fprintf(stderr, "membank: %s%swrite error\n", c && c->cmd ? c->cmd : "",
+			        c && c->cmd ? ": " : "");
+	}
+	if (failed && ex == EX_OK)
+		ex = EX_OUTPUT;
+	return ex;
+}
+
 int cli_print_json(const cli *c, const char *json)
 {
 	if (c->tty) {
@@ -175,11 +228,7 @@ int cli_print_json(const cli *c, const char *json)
 		}
 	}
 	puts(json);
-	if (fflush(stdout) == EOF) {
-		cli_msg(c, "cannot write the output: %s", strerror(errno));
-		return EX_BANK;
-	}
-	return EX_OK;
+	return EX_OK;   /* a write error is reported at exit (cli_close_stdout) */
 }
 
 /* Read all of stdin, refusing more than CLI_MAX_INPUT bytes. */

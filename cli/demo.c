@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -739,29 +740,42 @@ static int run(demo *d)
 	return ex;
 }
 
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	return flag == FTW_DP ? rmdir(path) : unlink(path);
+}
+
 int cmd_demo(cli *c, int argc, char **argv)
 {
 	static const struct option lo[] = {
 		{ "workers", required_argument, NULL, 'w' },
 		{ "seconds", required_argument, NULL, 's' },
+		{ "keep", no_argument, NULL, 'k' },
 		{ NULL, 0, NULL, 0 },
 	};
 	demo d = { .c = c, .workers = 4, .seconds = 5 };
-	char tmp[PATH_MAX], bank[PATH_MAX + 16];
+	char tmp[PATH_MAX] = "", bank[PATH_MAX + 16];
+	bool keep = false;
 	uint64_t v;
 	int ch, ex = 0;
 
-	c->usage = "membank demo [--workers N] [--seconds S]\n\n"
+	c->usage = "membank demo [--workers N] [--seconds S] [--keep]\n\n"
 	           "N worker processes (default 4) share one bank for S seconds (default 5),\n"
 	           "putting and merging pages of a 3000-page workspace, recording syncs and\n"
 	           "Notion API errors, while a compactor snapshots every second.  Then a\n"
 	           "summary, and a check that the final snapshot holds exactly what the\n"
 	           "workers reported (exit 4 if not).  Uses a fresh bank in a temporary\n"
-	           "directory unless -b is given (which must then be empty).\n"
+	           "directory, removed at the end unless --keep or a check failed, unless\n"
+	           "-b is given (which must then be empty).\n"
 	           "Sets cache_settings.max_entries to 5000 so no page is evicted.\n\n"
 	           "  -w, --workers N   1..64\n"
-	           "  -s, --seconds S   1..3600\n";
-	while ((ch = cli_getopt(c, argc, argv, "w:s:", lo, &ex)) > 0) {
+	           "  -s, --seconds S   1..3600\n"
+	           "  -k, --keep        keep the temporary bank\n";
+	while ((ch = cli_getopt(c, argc, argv, "w:s:k", lo, &ex)) > 0) {
+		if (ch == 'k')
+			keep = true;
 		if (ch == 'w' && (cli_parse_u64(optarg, DEMO_MAX_WORKERS, &v) || !v))
 			return cli_usage_error(c, "--workers needs 1..%u, not '%s'", DEMO_MAX_WORKERS, optarg);
 		if (ch == 'w')
@@ -796,5 +810,14 @@ int cmd_demo(cli *c, int argc, char **argv)
 	       d.workers, d.seconds, d.bank,
 	       c->opts.durability == MB_DURABILITY_FAST ? "fast" : "full", DEMO_PAGES,
 	       DEMO_MAX_ENTRIES);
-	return run(&d);
+	ex = run(&d);
+	if (!*tmp)
+		return ex;
+	if (keep || ex) {
+		printf("the bank is kept in %s%s\n", d.bank, keep ? "" : " (a check failed)");
+	} else if (nftw(tmp, remove_entry, 16, FTW_DEPTH | FTW_PHYS)) {
+		cli_msg(c, "cannot remove the temporary bank %s: %s", tmp, strerror(errno));
+		ex = EX_BANK;
+	}
+	return ex;
 }

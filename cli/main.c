@@ -1,6 +1,8 @@
 /*
  * main.c - the membank command: global options, then git-style commands.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -27,7 +29,8 @@ static const char main_usage[] =
 	"  page rm <id>                       delete a page\n"
 	"  page list [--limit N]              one id a line\n"
 	"  page count                         the number of pages\n"
-	"  sync record <status> [--error MSG] record a sync\n"
+	"  sync record <status> [--error MSG]\n"
+	"                                     record a sync\n"
 	"  sync status                        print the sync_status.json document\n"
 	"  error log <type> <message>         log an error\n"
 	"  error resolve <type> <steps>       resolve the errors of a type\n"
@@ -42,6 +45,7 @@ static const char main_usage[] =
 	"  journal repair                     cut a torn tail, move damage aside\n"
 	"  stats                              pages, events, sizes, map use, readers, segments\n"
 	"  doctor                             check the bank without changing it\n"
+	"  batch [FILE|-]                     apply JSON-line operations as one write\n"
 	"  demo [--workers N] [--seconds S]   many processes sharing one bank\n"
 	"\n"
 	"options:\n"
@@ -54,7 +58,8 @@ static const char main_usage[] =
 	"Options may follow the command's words; '--' ends them, for an argument that\n"
 	"starts with '-' (a lone '-' is stdin).\n"
 	"\n"
-	"exit codes: 0 success, 1 not found, 2 usage error, 3 invalid input, 4 bank error\n";
+	"exit codes: 0 success, 1 not found, 2 usage error, 3 invalid input, 4 bank error,\n"
+	"5 output error (stdout could not be written: a full disk, a closed pipe)\n";
 
 typedef struct top_cmd {
 	const char *name;
@@ -68,6 +73,7 @@ static const top_cmd top_cmds[] = {
 	{ "restore", cmd_restore },   { "compactor", cmd_compactor },
 	{ "journal", cmd_journal },   { "stats", cmd_stats },
 	{ "demo", cmd_demo },         { "doctor", cmd_doctor },
+	{ "batch", cmd_batch },
 	{ NULL, NULL },
 };
 
@@ -104,29 +110,53 @@ static int global_options(cli *c, int argc, char **argv)
 	return ch < 0 ? ex : -1;
 }
 
+/* Run from cron, a daemon or with `<&- >&- 2>&-`, a standard descriptor may
+ * be closed; the first file opened would take its number and our output
+ * would go into it.  /dev/null takes each closed one first (the library
+ * guards its own files too, see journal/fd.c). */
+static void open_closed_stdio(void)
+{
+	for (int fd = 0; fd <= 2; fd++) {
+		if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+			continue;
+		int nul = open("/dev/null", fd ? O_WRONLY : O_RDONLY);
+		if (nul >= 0 && nul != fd) {
+			dup2(nul, fd);
+			close(nul);
+		}
+	}
+}
+
+static int run(cli *c, int argc, char **argv)
+{
+	int ex;
+
+	if ((ex = global_options(c, argc, argv)) >= 0)
+		return ex;
+	if (optind >= argc)
+		return cli_usage_error(c, "missing command");
+	for (const top_cmd *t = top_cmds; t->name; t++) {
+		if (strcmp(argv[optind], t->name) != 0)
+			continue;
+		c->cmd = t->name;
+		argv += optind;
+		argc -= optind;
+		optind = 0;
+		return t->fn(c, argc, argv);
+	}
+	return cli_usage_error(c, "unknown command '%s'", argv[optind]);
+}
+
 int main(int argc, char **argv)
 {
 	cli c = { 0 };
-	int ex;
 
+	open_closed_stdio();
 	mb_options_init(&c.opts);
 	/* The command's own bound on input (16 MiB) is the library's ceiling, so
 	 * stdin and the library refuse the same documents. */
 	c.opts.max_json_bytes = MB_MAX_JSON_BYTES;
 	c.tty = isatty(STDOUT_FILENO);
 	c.usage = main_usage;
-	if ((ex = global_options(&c, argc, argv)) >= 0)
-		return ex;
-	if (optind >= argc)
-		return cli_usage_error(&c, "missing command");
-	for (const top_cmd *t = top_cmds; t->name; t++) {
-		if (strcmp(argv[optind], t->name) != 0)
-			continue;
-		c.cmd = t->name;
-		argv += optind;
-		argc -= optind;
-		optind = 0;
-		return t->fn(&c, argc, argv);
-	}
-	return cli_usage_error(&c, "unknown command '%s'", argv[optind]);
+	return cli_close_stdout(&c, run(&c, argc, argv));
 }

@@ -93,7 +93,8 @@ struct mbj_shm {
 static void read_boot_id(char out[48])
 {
 	memset(out, 0, 48);
-	int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+	int fd = mbj_fd_above_stdio(open("/proc/sys/kernel/random/boot_id",
+	                                 O_RDONLY | O_CLOEXEC));
 	if (fd < 0)
 		return;
 	ssize_t n = read(fd, out, 47);
@@ -155,9 +156,9 @@ static int map_state(mbj_log *log, int fd)
 
 int mbj_shm_open(mbj_log *log, int file_mode)
 {
-	int fd = openat(log->dirfd, "sync.shm",
-	                O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
-	                (mode_t)file_mode);
+	int fd = mbj_fd_above_stdio(openat(log->dirfd, "sync.shm",
+	                                   O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+	                                   (mode_t)file_mode));
 	int r;
 
 	if (fd < 0) {
@@ -287,7 +288,8 @@ static int sync_segment(mbj_log *log, uint64_t seg)
 	if (log->sfd < 0 || log->sseg != seg) {
 		if (log->sfd >= 0)
 			close(log->sfd);
-		log->sfd = openat(log->dirfd, name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+		log->sfd = mbj_fd_above_stdio(openat(log->dirfd, name,
+		                                     O_RDWR | O_CLOEXEC | O_NOFOLLOW));
 		log->sseg = seg;
 	}
 	if (log->sfd < 0) {
@@ -407,7 +409,8 @@ static int resync_from(mbj_log *log, uint64_t durable)
 	for (i = i ? i - 1 : 0; r == 0 && i < count; i++) {
 		char name[MBJ_SEG_NAME_LEN + 1];
 		mbj_seg_name(name, segs[i]);
-		int fd = openat(log->dirfd, name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+		int fd = mbj_fd_above_stdio(openat(log->dirfd, name,
+		                                   O_RDWR | O_CLOEXEC | O_NOFOLLOW));
 		if (fd < 0) {
 			mbj_set_err(log, "open %s: %s", name, strerror(errno));
 			r = MBJ_EIO;

@@ -218,6 +218,15 @@ typedef struct mbj_usage {
 } mbj_usage;
 int mbj_usage_of(const char *dir, mbj_usage *usage);
 
+/* Descriptors 0..2 are never the library's (fd.c says why).  Every open in
+ * the library is wrapped: fd = mbj_fd_above_stdio(open(...)).  It returns
+ * @fd when it is >= 3 or negative; else a copy >= 3 (FD_CLOEXEC), with
+ * /dev/null left in the low slot, or -1 with errno. */
+int mbj_fd_above_stdio(int fd);
+/* Put /dev/null on each closed descriptor 0..2, before a library we call
+ * opens files itself (LMDB).  Call it under a lock that serialises opens. */
+void mbj_stdio_fill(void);
+
 /* CRC-32C (Castagnoli) of @n bytes, continuing from @crc (start with 0). */
 uint32_t mbj_crc32c(uint32_t crc, const void *buf, size_t n);
 

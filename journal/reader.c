@@ -49,7 +49,8 @@ static int iter_fail(mbj_iter *it, int r, uint64_t off, const char *why)
 
 static int open_dirfd(const char *dir)
 {
-	return open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	return mbj_fd_above_stdio(open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	                                    O_CLOEXEC));
 }
 
 /* Re-list the directory: a writer may have rolled since. */
@@ -289,9 +290,9 @@ static int keep_prefix(int dirfd, const char *name, uint64_t keep)
 	int in = -1, outfd = -1, r = MBJ_EIO;
 
 	snprintf(from, sizeof(from), "%s.damaged", name);
-	in = openat(dirfd, from, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	outfd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-	               O_CLOEXEC, 0600);
+	in = mbj_fd_above_stdio(openat(dirfd, from, O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+	outfd = mbj_fd_above_stdio(openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL |
+	                                  O_NOFOLLOW | O_CLOEXEC, 0600));
 	if (!buf || in < 0 || outfd < 0)
 		goto cleanup;
 	for (uint64_t off = 0; off < keep;) {
@@ -321,7 +322,7 @@ static int cut_torn(int dirfd, mbj_report *rep)
 		         "moved %s (no whole record) aside", name);
 		return move_aside(dirfd, name);
 	}
-	int fd = openat(dirfd, name, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+	int fd = mbj_fd_above_stdio(openat(dirfd, name, O_WRONLY | O_CLOEXEC | O_NOFOLLOW));
 	struct stat st;
 	int r = fd < 0 || fstat(fd, &st) < 0 || ftruncate(fd, (off_t)off) < 0 ||
 	        fsync(fd) < 0 ? MBJ_EIO : 0;

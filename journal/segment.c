@@ -322,7 +322,7 @@ int mbj_seg_open(int dirfd, uint64_t first, mbj_seg *s, char *why, size_t n)
 	char name[MBJ_SEG_NAME_LEN + 1];
 
 	mbj_seg_name(name, first);
-	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	int fd = mbj_fd_above_stdio(openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
 	if (fd < 0) {
 		mbj_seg_init(s);
 		snprintf(why, n, "open: %s", strerror(errno));
@@ -493,7 +493,7 @@ int mbj_list_segments(int dirfd, uint64_t **out, size_t *count)
 	uint64_t *v = NULL;
 	size_t n = 0, cap = 0;
 	int r = MBJ_EIO;
-	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd = mbj_fd_above_stdio(openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
 	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
 	struct dirent *e;
 

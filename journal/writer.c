@@ -96,7 +96,8 @@ static int open_dir(const char *dir, int mode, int *out)
 {
 	if (mkdir(dir, (mode_t)mode) < 0 && errno != EEXIST)
 		return -1;
-	*out = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	*out = mbj_fd_above_stdio(open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	                                    O_CLOEXEC));
 	return *out < 0 ? -1 : 0;
 }
 
@@ -214,7 +215,7 @@ static int write_fd_on(mbj_log *log, uint64_t first)
 		close(log->wfd);
 	log->wfd = -1;
 	mbj_seg_name(name, first);
-	int fd = openat(log->dirfd, name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	int fd = mbj_fd_above_stdio(openat(log->dirfd, name, O_RDWR | O_CLOEXEC | O_NOFOLLOW));
 	if (fd < 0) {
 		mbj_set_err(log, "open %s: %s", name, strerror(errno));
 		return errno == ENOENT ? MBJ_EINVAL : MBJ_EIO;
@@ -308,7 +309,7 @@ static int next_segment(mbj_log *log, uint64_t n, mbj_record *rec)
 	mbj_seg s;
 
 	mbj_seg_name(name, n);
-	int fd = openat(log->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	int fd = mbj_fd_above_stdio(openat(log->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
 	if (fd < 0 && errno == ENOENT)
 		return 0;
 	if (fd < 0) {
@@ -471,9 +472,9 @@ static int create_segment(mbj_log *log, uint64_t first, uint64_t need)
 	uint8_t hdr[MBJ_SEG_HDR];
 
 	mbj_seg_name(name, first);
-	int fd = openat(log->dirfd, name,
-	                O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-	                (mode_t)log->file_mode);
+	int fd = mbj_fd_above_stdio(openat(log->dirfd, name,
+	                                   O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+	                                   (mode_t)log->file_mode));
 	if (fd < 0) {
 		mbj_set_err(log, "create %s: %s%s", name, strerror(errno),
 		            errno == EEXIST ? " (call mbj_next_at first)" : "");

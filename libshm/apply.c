@@ -436,7 +436,9 @@ static int apply_config(kv_txn *t, const mb_rec *r)
 	return rc ? rc : (rc = st_config_store(t, &c)) ? rc : evict(t, c.max_entries);
 }
 
-int apply_record(kv_txn *t, uint32_t history_limit, const mb_rec *r)
+static int apply_batch(kv_txn *t, uint32_t history_limit, const mb_rec *r);
+
+static int apply_type(kv_txn *t, uint32_t history_limit, const mb_rec *r)
 {
 	switch (r->type) {
 	case REC_PAGE_PUT:
@@ -448,11 +450,76 @@ int apply_record(kv_txn *t, uint32_t history_limit, const mb_rec *r)
 	case REC_CONFIG: return apply_config(t, r);
 	case REC_PURGE: return apply_purge(t, r);
 	case REC_CANCELLED: return 0;
+	case REC_BATCH: return apply_batch(t, history_limit, r);
 	}
 	return MB_ECORRUPT;
+}
+
+/* Each operation in order, with the batch's time; the caller's transaction
+ * makes them one. */
+static int apply_batch(kv_txn *t, uint32_t history_limit, const mb_rec *r)
+{
+	mp_reader m = { r->map, r->map + r->maplen };
+	uint32_t n;
+	mb_rec op;
+	int rc = mp_read_array(&m, &n) ? MB_ECORRUPT : 0;
+
+	for (uint32_t i = 0; !rc && i < n; i++)
+		if (!(rc = rec_batch_next(&m, r->ts, &op) ? MB_ECORRUPT : 0))
+			rc = apply_type(t, history_limit, &op);
+	return rc;
+}
+
+int apply_record(kv_txn *t, uint32_t history_limit, const mb_rec *r)
+{
+	int rc = apply_type(t, history_limit, r);
+
+	return rc ? rc : st_clock_advance(t, r->ts);
 }
 
 bool apply_expired(int64_t updated, int64_t now, const mb_config *cfg)
 {
 	return expired(updated, now, cfg);
+}
+
+int apply_live_page(kv_txn *t, const char *id, size_t len, int64_t now, kv_val *v)
+{
+	const uint8_t *props;
+	int64_t updated;
+	size_t plen;
+	mb_config cfg;
+	int rc = kv_get(t, KV_PAGES, (kv_val){ id, len }, v);
+
+	if (rc || (rc = st_page_split(*v, &updated, &props, &plen)))
+		return rc;
+	if ((rc = st_config_load(t, &cfg)))
+		return rc;
+	return expired(updated, now, &cfg) ? MB_ENOTFOUND : 0;
+}
+
+/* Expired pages stay in the store until a snapshot purges them (a read
+ * never writes); they are the head of the time index, so counting them
+ * costs one step per expired page, not one per page. */
+int apply_count_live(kv_txn *t, int64_t now, uint64_t *n)
+{
+	mb_config cfg;
+	kv_cursor *c;
+	kv_val k, v;
+	int rc = kv_count(t, KV_PAGES, n);
+
+	if (rc || (rc = st_config_load(t, &cfg)) || cfg.ttl_seconds <= 0)
+		return rc;
+	if ((rc = kv_cursor_open(t, KV_PTIME, &c)))
+		return rc;
+	for (rc = kv_cursor_seek(c, NULL, &k, &v); !rc && *n; rc = kv_cursor_next(c, &k, &v)) {
+		if (k.len <= 8) {
+			rc = MB_ECORRUPT;
+			break;
+		}
+		if (!expired((int64_t)st_get_be64(k.data), now, &cfg))
+			break;
+		(*n)--;
+	}
+	kv_cursor_close(c);
+	return rc == MB_ENOTFOUND ? 0 : rc;
 }

@@ -16,4 +16,11 @@ bool apply_index_on(const mb_config *cfg);
 /* A page last updated at @updated reads as absent at @now. */
 bool apply_expired(int64_t updated, int64_t now, const mb_config *cfg);
 
+/* Page @id's value if it is live (present and not expired) at @now;
+ * MB_ENOTFOUND otherwise.  Every operation sees pages through this rule. */
+int apply_live_page(kv_txn *t, const char *id, size_t len, int64_t now, kv_val *v);
+
+/* The number of live pages at @now. */
+int apply_count_live(kv_txn *t, int64_t now, uint64_t *n);
+
 #endif /* MEMBANK_APPLY_H */

@@ -125,7 +125,7 @@ static char *join(const char *a, const char *b)
 /* Read a small file whole; -1 with errno on failure. */
 static ssize_t read_small(const char *path, char *buf, size_t cap)
 {
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	int fd = mb_open_fd(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0);
 	ssize_t n;
 
 	if (fd < 0)
@@ -141,7 +141,7 @@ static ssize_t read_small(const char *path, char *buf, size_t cap)
 static int dir_is_empty(const char *path, bool *empty)
 {
 	struct dirent *e;
-	DIR *d = opendir(path);
+	DIR *d = mb_opendir(path);
 
 	if (!d)
 		return mb_errno_code(errno);
@@ -282,15 +282,20 @@ static int discard_store(mb_bank *b)
  * torn tail.  Runs under the writer lock like any write. */
 static int settle(mb_bank *b)
 {
-	mbj_pos end;
+	mbj_pos end, was;
 	kv_txn *t;
 	int rc;
 
 	for (int tries = 0; tries < 32; tries++) {
 		if ((rc = kv_begin(b->kv, true, &t)))
 			return mb_fail(NULL, rc, "%s: cannot begin a write: %s", b->path, mb_strerror(rc));
-		if (!(rc = bank_jend_load(t, &end)) && !(rc = bank_roll_forward(b, t, &end)))
-			rc = bank_jend_store(t, &end);
+		/* Nothing to roll forward (the usual case) writes nothing: an
+		 * open by a command that only reads leaves data.mdb as it was. */
+		if (!(rc = bank_jend_load(t, &end))) {
+			was = end;
+			if (!(rc = bank_roll_forward(b, t, &end)) && memcmp(&was, &end, sizeof end))
+				rc = bank_jend_store(t, &end);
+		}
 		rc = kv_end(t, rc);
 		if (rc != KV_EMAPFULL)
 			return rc;
@@ -331,9 +336,21 @@ static int open_parts(mb_bank *b, const char *boot)
 	 * one: rolling forward from empty would miss what the checkpoint
 	 * covers once its segments are removed. */
 	build = stale || store_is_new(b);
-	if ((rc = kv_open(b->store_dir, b->file_mode, map, &b->kv, err, sizeof err)))
-		return mb_fail(NULL, rc, "%s", err);
-	kv_reader_check(b->kv, NULL);  /* slots of processes killed mid-read */
+	rc = kv_open(b->store_dir, b->file_mode, map, &b->kv, err, sizeof err);
+	if (rc == KV_EINVALID) {
+		/* Not a usable store (its meta pages overwritten, data.mdb cut
+		 * short): a cache like a deleted one, moved aside and rebuilt. */
+		if ((rc = kv_set_aside(b->store_dir, err, sizeof err)))
+			return mb_fail(NULL, rc, "%s", err);
+		if ((rc = ensure_dir(b->store_dir, true, b->dir_mode, NULL)))
+			return rc;
+		build = missing = true;
+		rc = kv_open(b->store_dir, b->file_mode, map, &b->kv, err, sizeof err);
+	}
+	if (rc)
+		return mb_fail(NULL, rc == KV_EINVALID ? MB_ECORRUPT : rc, "%s", err);
+	if (!b->opts.keep_reader_slots)
+		kv_reader_check(b->kv, NULL);  /* slots of processes killed mid-read */
 	if ((rc = mbj_open(b->journal_dir, &jo, &b->jn)))
 		return bank_journal_fail(b, rc, "journal");
 	if (build && (rc = bank_rebuild_store(b)))

@@ -42,6 +42,16 @@ int bank_write(mb_bank *b, uint8_t type, const mb_buf *payload,
 /* A page id: 1..MB_MAX_ID_BYTES bytes of UTF-8, or MB_EINVAL. */
 int bank_check_id(mb_bank *b, const char *id);
 
+/* Prepare a mutation: check its input (MB_EINVAL with the message naming
+ * what was wrong) and append its record's payload to @rec (record.h).
+ * Nothing is locked or written. */
+int bank_prep_page(mb_bank *b, const char *id, const char *json, size_t len, mb_buf *rec);
+int bank_prep_delete(mb_bank *b, const char *id, mb_buf *rec);
+int bank_prep_sync(mb_bank *b, const char *status, const char *error, mb_buf *rec);
+int bank_prep_error_log(mb_bank *b, const char *type, const char *message, mb_buf *rec);
+int bank_prep_error_resolve(mb_bank *b, const char *type, const char *steps, mb_buf *rec);
+int bank_prep_config(mb_bank *b, const char *json, size_t len, mb_buf *rec);
+
 /* Begin a read transaction, or fail with a message. */
 int bank_read_begin(mb_bank *b, kv_txn **t);
 

@@ -26,7 +26,7 @@ void checkpoint_mark_stale(const char *bank_path)
 static void newest(const char *root, char name[32])
 {
 	struct dirent *e;
-	DIR *d = opendir(root);
+	DIR *d = mb_opendir(root);
 
 	name[0] = '\0';
 	if (!d)
@@ -47,7 +47,7 @@ static int read_position(mb_bank *b, const char *dir, mbj_pos *end)
 	int fd, rc = 0;
 
 	mb_pathf(path, sizeof path, "%s/%s", dir, MB_CHECKPOINT_FILE);
-	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) >= 0) {
+	if ((fd = mb_open_fd(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0)) >= 0) {
 		n = read(fd, text, sizeof text - 1);
 		close(fd);
 	}

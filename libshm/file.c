@@ -13,9 +13,27 @@
 #include "bank.h"
 #include "file.h"
 
+int mb_open_fd(const char *path, int flags, unsigned mode)
+{
+	return mbj_fd_above_stdio(open(path, flags, (mode_t)mode));
+}
+
+DIR *mb_opendir(const char *path)
+{
+	int fd = mb_open_fd(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+
+	if (fd >= 0 && !d) {
+		int err = errno;
+		close(fd);
+		errno = err;
+	}
+	return d;
+}
+
 int fsync_dir(const char *dir)
 {
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd = mb_open_fd(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 	int rc = 0;
 
 	if (fd < 0)
@@ -44,7 +62,7 @@ int afile_open(afile *f, const char *dir, const char *name, unsigned mode, const
 		afile_abort(f);
 		return mb_fail(tag, MB_ENOMEM, "out of memory");
 	}
-	f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+	f->fd = mb_open_fd(f->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 	if (f->fd < 0) {
 		int err = errno;
 		afile_abort(f);
@@ -163,7 +181,7 @@ int mb_rm_tree(const char *path)
 	struct dirent *e;
 	char sub[4096];
 	struct stat st;
-	DIR *d = opendir(path);
+	DIR *d = mb_opendir(path);
 
 	if (!d)
 		return errno == ENOENT ? 0 : -1;

@@ -10,6 +10,7 @@
 #ifndef MEMBANK_FILE_H
 #define MEMBANK_FILE_H
 
+#include <dirent.h>
 #include <stddef.h>
 
 typedef struct afile {
@@ -30,5 +31,8 @@ int mb_rm_tree(const char *path);
 
 /* fsync a directory by path. */
 int fsync_dir(const char *dir);
+
+/* opendir(), on a descriptor above 0..2 like mb_open_fd(). */
+DIR *mb_opendir(const char *path);
 
 #endif /* MEMBANK_FILE_H */

@@ -28,6 +28,10 @@ unsigned mb_fork_generation(void);
 /* An errno value as an MB_E* code. */
 int mb_errno_code(int err);
 
+/* open(), but never onto descriptor 0, 1 or 2 (journal/fd.c says why):
+ * every file the library opens goes through it.  -1 with errno. */
+int mb_open_fd(const char *path, int flags, unsigned mode);
+
 /* --------------------------------------------------------------- buf.c */
 
 /* A growable byte buffer; zero-initialise.  After an allocation failure
@@ -78,6 +82,9 @@ int mp_read_double(mp_reader *r, double *v);  /* int or float, finite */
 int mp_skip(mp_reader *r, unsigned depth);
 /* The buffer holds exactly one valid value. */
 int mp_check(const void *data, size_t len);
+/* The same for a value that wraps documents @wrappers containers deep (a
+ * record payload around properties): they may still nest MB_MAX_DEPTH. */
+int mp_check_wrapped(const void *data, size_t len, unsigned wrappers);
 /* Append one value as JSON text; strings must be valid UTF-8. */
 int mp_to_json(mp_reader *r, mb_buf *b, unsigned depth);
 

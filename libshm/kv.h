@@ -27,6 +27,13 @@ enum kv_db {
  * aborts, calls kv_grow() and runs the transaction again. */
 #define KV_EMAPFULL (-1000)
 
+/* Returned by kv_open() when the store's files are not a usable LMDB
+ * environment (meta pages that are not LMDB's, data.mdb cut short).  The
+ * store is a cache: the caller moves it aside with kv_set_aside() and
+ * builds a new one from the checkpoint and the journal.  (A store of a
+ * newer LMDB format is MB_EVERSION: not damage, never moved.) */
+#define KV_EINVALID (-1001)
+
 typedef struct kv_env kv_env;
 typedef struct kv_txn kv_txn;
 typedef struct kv_cursor kv_cursor;
@@ -40,6 +47,7 @@ typedef struct kv_info {
 	uint64_t map_size, map_used, last_txn;
 	uint64_t oldest_reader;  /* txn id the oldest live reader sees; 0: none */
 	unsigned readers, max_readers;
+	unsigned stale_readers;  /* slots of processes that are gone */
 	uint64_t entries[KV_NDB];
 } kv_info;
 
@@ -49,6 +57,11 @@ typedef struct kv_info {
 int kv_open(const char *dir, unsigned mode, size_t map_size, kv_env **out,
             char *err, size_t errlen);
 void kv_close(kv_env *e);
+/* Rename the store directory @dir to "<dir>.invalid-<RFC 3339 time>" (never
+ * deleted: it may be evidence).  MB_ECORRUPT when another process has it
+ * open (it would go on using the renamed one).  The caller holds the
+ * bank's open lock, so no thread of this process opens it meanwhile. */
+int kv_set_aside(const char *dir, char *err, size_t errlen);
 /* Has this process the environment in @dir open? */
 bool kv_open_here(const char *dir);
 /* Clear reader slots of dead processes; *cleared may be NULL. */

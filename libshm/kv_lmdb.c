@@ -16,8 +16,10 @@
  * takes it exclusive.  Growth by another process shows up as
  * MDB_MAP_RESIZED at mdb_txn_begin() and is adopted the same way.
  */
+#include <fcntl.h>
 #include <lmdb.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +27,9 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "file.h"
 #include "internal.h"
+#include "journal.h"
 #include "kv.h"
 
 #define KV_MAX_READERS 1022
@@ -152,7 +156,7 @@ static int check_file_size(MDB_env *env, const char *dir, char *err, size_t errl
 		return 0;
 	snprintf(err, errlen, "store %s/data.mdb: %lld bytes, but its meta page has %llu in use: "
 	         "the file was cut short", dir, (long long)fs.st_size, (unsigned long long)need);
-	return MB_ECORRUPT;
+	return KV_EINVALID;
 }
 
 /* LMDB creates data.mdb and lock.mdb with @mode less the umask: give them
@@ -180,6 +184,11 @@ static int env_create(const char *dir, unsigned mode, size_t map_size, kv_env *e
 	mdb_env_set_maxdbs(e->env, KV_NDB);
 	mdb_env_set_maxreaders(e->env, KV_MAX_READERS);
 	mdb_env_set_mapsize(e->env, map_size);
+	/* LMDB opens data.mdb and lock.mdb itself: with a standard descriptor
+	 * closed, one would land on 1 or 2 and the program's output would be
+	 * written into it (journal/fd.c).  /dev/null fills the gaps first; the
+	 * registry lock (and the bank's open lock) keeps threads from racing. */
+	mbj_stdio_fill();
 	rc = mdb_env_open(e->env, dir, MDB_NOSYNC | MDB_NOTLS | MDB_NORDAHEAD, mode);
 	if (rc)
 		goto fail;
@@ -189,7 +198,6 @@ static int env_create(const char *dir, unsigned mode, size_t map_size, kv_env *e
 		return rc;
 	}
 	keep_mode(e->env, dir, mode);
-	mdb_reader_check(e->env, NULL);
 	if ((rc = open_dbis(e)))
 		goto fail;
 	pthread_rwlockattr_init(&ra);
@@ -202,7 +210,7 @@ fail:
 	if (e->env)
 		mdb_env_close(e->env);
 	e->env = NULL;
-	return rc == MDB_INVALID ? MB_ENOTBANK : kv_code(rc);
+	return rc == MDB_INVALID ? KV_EINVALID : kv_code(rc);
 }
 
 int kv_open(const char *dir, unsigned mode, size_t map_size, kv_env **out,
@@ -239,6 +247,54 @@ int kv_open(const char *dir, unsigned mode, size_t map_size, kv_env **out,
 	pthread_mutex_unlock(&registry_lock);
 	*out = e;
 	return rc;
+}
+
+/* LMDB holds a shared fcntl lock on byte 0 of lock.mdb in every process
+ * that has the environment open, so a write lock on it that succeeds proves
+ * nobody does.  The probe's close() drops this process's record locks on
+ * the file, so it runs only when no environment of @dir is open here. */
+static bool in_use(const char *dir)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1 };
+	char lock[4096];
+	int fd;
+	bool busy;
+
+	if (kv_open_here(dir))
+		return true;
+	if (mb_pathf(lock, sizeof lock, "%s/lock.mdb", dir) ||
+	    (fd = mb_open_fd(lock, O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0)) < 0)
+		return false;  /* no lock file: nobody has it open */
+	busy = fcntl(fd, F_SETLK, &fl) != 0;
+	close(fd);
+	return busy;
+}
+
+int kv_set_aside(const char *dir, char *err, size_t errlen)
+{
+	char when[MB_TIME_LEN], aside[4096], *slash;
+	int rc;
+
+	if (in_use(dir)) {
+		snprintf(err, errlen, "store %s: not a valid LMDB environment, and open in another "
+		         "process: it is moved aside and rebuilt by an open once no process has "
+		         "the bank open", dir);
+		return MB_ECORRUPT;
+	}
+	mb_format_time(mb_now_us(), when);
+	if (mb_pathf(aside, sizeof aside, "%s.invalid-%s", dir, when))
+		return MB_EINVAL;
+	if (rename(dir, aside)) {
+		rc = mb_errno_code(errno);
+		snprintf(err, errlen, "store %s: cannot move it aside to %s: %s", dir, aside,
+		         strerror(errno));
+		return rc;
+	}
+	if ((slash = strrchr(aside, '/'))) {
+		*slash = '\0';
+		fsync_dir(aside);
+	}
+	return 0;
 }
 
 void kv_close(kv_env *e)
@@ -418,15 +474,24 @@ int kv_drop(kv_txn *t, int db)
 }
 
 /* mdb_reader_list() only prints: "    pid     thread     txnid" lines. */
-static int oldest_reader(const char *msg, void *ctx)
+/* One line of mdb_reader_list(): "pid thread txnid" ("-": between
+ * transactions).  A slot whose process is gone is stale: it is counted,
+ * and its transaction is not the oldest live reader's. */
+static int scan_reader(const char *msg, void *ctx)
 {
 	unsigned long long pid, txn;
 	char thread[32];
-	uint64_t *oldest = ctx;
+	kv_info *info = ctx;
+	int n = sscanf(msg, "%llu %31s %llu", &pid, thread, &txn);
 
-	if (sscanf(msg, "%llu %31s %llu", &pid, thread, &txn) == 3 && txn &&
-	    (!*oldest || txn < *oldest))
-		*oldest = txn;
+	if (n < 2)
+		return 0;   /* the header line */
+	if (kill((pid_t)pid, 0) && errno == ESRCH) {
+		info->stale_readers++;
+		return 0;
+	}
+	if (n == 3 && txn && (!info->oldest_reader || txn < info->oldest_reader))
+		info->oldest_reader = txn;
 	return 0;
 }
 
@@ -447,7 +512,7 @@ int kv_info_get(kv_env *e, kv_info *info)
 	info->last_txn = ei.me_last_txnid;
 	info->readers = ei.me_numreaders;
 	info->max_readers = ei.me_maxreaders;
-	mdb_reader_list(e->env, oldest_reader, &info->oldest_reader);
+	mdb_reader_list(e->env, scan_reader, info);
 	for (int i = 0; i < KV_NDB; i++)
 		kv_count(t, i, &info->entries[i]);
 	kv_abort(t);

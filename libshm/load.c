@@ -119,7 +119,7 @@ static int read_whole(const char *dir, const char *name, const void *tag, char *
 	int fd;
 
 	mb_pathf(path, sizeof path, "%s/%s", dir, name);
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	fd = mb_open_fd(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0);
 	if (fd < 0)
 		return mb_fail(tag, errno == ENOENT ? MB_EINVAL : mb_errno_code(errno), "%s: %s",
 		               path, strerror(errno));
@@ -675,7 +675,7 @@ static int load_pages(kv_txn **t, kv_env *batch, const char *dir, size_t max_jso
 	int fd, rc;
 
 	mb_pathf(path, sizeof path, "%s/notion_pages.json", dir);
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	fd = mb_open_fd(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0);
 	if (fd < 0)
 		return mb_fail(tag, errno == ENOENT ? MB_EINVAL : mb_errno_code(errno), "%s: %s",
 		               path, strerror(errno));

@@ -39,7 +39,7 @@ int lockfile_acquire(lockfile *l, enum lock_kind kind, const char *dir, const ch
 		return mb_fail(tag, MB_EINVAL, "%s: path too long", dir);
 	pthread_once(&once, init_once);
 	pthread_mutex_lock(&kind_lock[kind]);
-	l->fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode);
+	l->fd = mb_open_fd(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode);
 	if (l->fd < 0) {
 		rc = mb_fail(tag, mb_errno_code(errno), "%s: %s", path, strerror(errno));
 		pthread_mutex_unlock(&kind_lock[kind]);

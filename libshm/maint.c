@@ -74,6 +74,7 @@ int mb_stats(mb_bank *b, char **out)
 	add_kv(&doc, "last_txn", ki.last_txn, true);
 	add_kv(&doc, "readers", ki.readers, true);
 	add_kv(&doc, "max_readers", ki.max_readers, true);
+	add_kv(&doc, "stale_readers", ki.stale_readers, true);
 	add_kv(&doc, "reader_lag_txns", ki.oldest_reader ? ki.last_txn - ki.oldest_reader : 0, true);
 	buf_adds(&doc, "}}");
 	if (!(*out = buf_take(&doc, NULL)))

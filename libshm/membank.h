@@ -50,6 +50,19 @@ extern "C" {
 #define MB_API
 #endif
 
+/** @defgroup version Version
+ * The header's version; mb_version() gives the library's, which a program
+ * (or a binding) compares with the header it was built against: the same
+ * MB_VERSION_MAJOR is the same ABI (0.x: the same minor too).
+ * @{ */
+#define MB_VERSION_MAJOR 0
+#define MB_VERSION_MINOR 2
+#define MB_VERSION_PATCH 0
+#define MB_VERSION "0.2.0"
+/** MAJOR * 10000 + MINOR * 100 + PATCH, for #if comparisons. */
+#define MB_VERSION_NUMBER (MB_VERSION_MAJOR * 10000 + MB_VERSION_MINOR * 100 + MB_VERSION_PATCH)
+/** @} */
+
 /** @defgroup errors Error codes
  * One table, in libshm/errors.c, names and describes them.
  * @{ */
@@ -81,6 +94,7 @@ extern "C" {
 #define MB_MAX_TEXT_BYTES     4096u      /**< error message, resolution steps */
 #define MB_DEFAULT_HISTORY    100u       /**< sync_history and errors kept */
 #define MB_MAX_HISTORY        100000u    /**< ceiling of history_limit */
+#define MB_MAX_BATCH_OPS      100000u    /**< operations in one batch */
 /** @} */
 
 /** Durability of an acknowledged write. */
@@ -108,6 +122,10 @@ typedef struct mb_options {
 	uint32_t journal_retention_s; /**< a snapshot into the bank directory
 	                                removes the journal segments it covers
 	                                once they are this old (0: at once) */
+	bool keep_reader_slots;    /**< leave the reader slots of dead processes
+	                                as found (mb_stats counts them as
+	                                stale_readers; membank doctor reports
+	                                them); default false: cleared at open */
 } mb_options;
 
 /** Opaque handle of an open bank. */
@@ -123,15 +141,23 @@ MB_API void mb_options_init(mb_options *opts);
  * @param opts  NULL for the defaults.
  * @param out   receives the handle on success, NULL on failure.
  *
- * On open, stale reader slots of dead processes are cleared, and work a
+ * On open, stale reader slots of dead processes are cleared (unless
+ * keep_reader_slots; LMDB itself resets the reader table when no process has
+ * the bank open), and work a
  * crashed writer left (a journal record appended but not applied, a torn
  * journal tail) is finished.  After a machine crash the cache is rebuilt from
- * the checkpoint and the journal before anyone reads.
+ * the checkpoint and the journal before anyone reads; so is a store LMDB
+ * refuses as invalid (moved aside to store.invalid-<time>, never deleted),
+ * unless another process has it open (MB_ECORRUPT).  An open with nothing
+ * to finish writes nothing to the store.  The library never keeps one of
+ * its files on descriptor 0, 1 or 2, and fills a closed one with /dev/null
+ * before LMDB opens its files.
  *
  * @return 0, or MB_EINVAL (bad option), MB_ENOTBANK (a non-empty directory
  * that is not a bank, or a missing bank with create false), MB_EVERSION,
  * MB_EUNSAFE (path is a symlink, or on a network filesystem), MB_EPERM,
- * MB_ECORRUPT (journal damage that needs mb_journal_repair()), MB_ENOSPC,
+ * MB_ECORRUPT (journal damage that needs mb_journal_repair(), or an invalid
+ * store another process has open), MB_ENOSPC,
  * MB_EIO, MB_ENOMEM, MB_EINTERNAL.  mb_last_error(NULL) says why.
  */
 MB_API int mb_open(const char *path, const mb_options *opts, mb_bank **out);
@@ -148,6 +174,11 @@ MB_API const char *mb_strerror(int code);
 
 /** The symbolic name of an MB_E* code, e.g. "MB_EINVAL" (never NULL). */
 MB_API const char *mb_errname(int code);
+
+/** The library's version, "MAJOR.MINOR.PATCH" (MB_VERSION of the header it
+ * was built from; never NULL).  @p number, if not NULL, receives its
+ * MB_VERSION_NUMBER. */
+MB_API const char *mb_version(int *number);
 
 /** The message of the calling thread's last failed call on @p bank, or on
  * no handle (mb_open, mb_restore, mb_journal_*) when @p bank is NULL; ""
@@ -248,6 +279,48 @@ MB_API int mb_config_update(mb_bank *bank, const char *json, size_t len);
 
 /** The config_cache.json document.  Free with mb_free(). */
 MB_API int mb_config_get(mb_bank *bank, char **json_out);
+
+/* ---------------------------------------------------------------- batches */
+
+/** Opaque batch of mutations: see mb_batch_begin(). */
+typedef struct mb_batch mb_batch;
+
+/** Begin a batch of mutations on @p bank.  Each mb_batch_* call checks its
+ * input at once, as the single call of the same name does (bad input fails
+ * that call alone, with the message on the bank, and leaves the batch as it
+ * was); mb_batch_commit() then applies them all, in order, as one journal
+ * record and one transaction: all of them or none, seen by every process at
+ * the same instant, for the cost of one write.  A batch holds no lock until
+ * its commit and is used by one thread at a time.  At most MB_MAX_BATCH_OPS
+ * operations, and together at most the journal's record limit (32 MiB of
+ * packed payload: the add that would pass it fails with MB_EINVAL).
+ * @return 0, MB_EINVAL (NULL arguments), MB_ENOMEM, MB_EFORKED, MB_EFATAL. */
+MB_API int mb_batch_begin(mb_bank *bank, mb_batch **out);
+
+/** mb_page_put(), mb_page_merge(), mb_page_delete(), mb_sync_record(),
+ * mb_error_log(), mb_error_resolve() and mb_config_update() into @p batch.
+ * @return 0, MB_EINVAL (bad input, a full batch), MB_ENOMEM. */
+MB_API int mb_batch_page_put(mb_batch *batch, const char *id, const char *json, size_t len);
+MB_API int mb_batch_page_merge(mb_batch *batch, const char *id, const char *json, size_t len);
+MB_API int mb_batch_page_delete(mb_batch *batch, const char *id);
+MB_API int mb_batch_sync_record(mb_batch *batch, const char *status, const char *error);
+MB_API int mb_batch_error_log(mb_batch *batch, const char *type, const char *message);
+MB_API int mb_batch_error_resolve(mb_batch *batch, const char *type, const char *steps);
+MB_API int mb_batch_config_update(mb_batch *batch, const char *json, size_t len);
+
+/** The number of operations in @p batch (0 for NULL). */
+MB_API size_t mb_batch_count(const mb_batch *batch);
+
+/** Apply the operations of @p batch, and free it whatever the result.  A
+ * delete of a page that is absent at its point of the batch (after the
+ * operations before it) fails the whole batch with MB_ENOTFOUND, the message
+ * naming the operation; nothing is applied then.  An empty batch writes
+ * nothing.  Durability as for one write of the handle's mode.
+ * @return 0, MB_ENOTFOUND, or the errors of mb_page_put(). */
+MB_API int mb_batch_commit(mb_batch *batch);
+
+/** Free @p batch without applying it.  NULL is a no-op. */
+MB_API void mb_batch_abort(mb_batch *batch);
 
 /* -------------------------------------------------------------- maintenance */
 

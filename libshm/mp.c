@@ -208,7 +208,14 @@ int mp_read_double(mp_reader *r, double *v)
 	return isfinite(*v) ? 0 : MB_ECORRUPT;
 }
 
+static int skip(mp_reader *r, unsigned depth, unsigned limit);
+
 int mp_skip(mp_reader *r, unsigned depth)
+{
+	return skip(r, depth, MB_MAX_DEPTH);
+}
+
+static int skip(mp_reader *r, unsigned depth, unsigned limit)
 {
 	uint32_t n, len;
 	const char *s;
@@ -232,7 +239,7 @@ int mp_skip(mp_reader *r, unsigned depth)
 		return mb_utf8_valid(s, len) ? 0 : MB_ECORRUPT;
 	case MP_ARRAY:
 	case MP_MAP:
-		if (depth >= MB_MAX_DEPTH)
+		if (depth >= limit)
 			return MB_ECORRUPT;
 		rc = k == MP_MAP ? mp_read_map(r, &n) : mp_read_array(r, &n);
 		for (uint32_t j = 0; !rc && j < n; j++) {
@@ -242,7 +249,7 @@ int mp_skip(mp_reader *r, unsigned depth)
 				rc = MB_ECORRUPT;
 				break;
 			}
-			rc = mp_skip(r, depth + 1);
+			rc = skip(r, depth + 1, limit);
 		}
 		return rc;
 	}
@@ -251,8 +258,13 @@ int mp_skip(mp_reader *r, unsigned depth)
 
 int mp_check(const void *data, size_t len)
 {
+	return mp_check_wrapped(data, len, 0);
+}
+
+int mp_check_wrapped(const void *data, size_t len, unsigned wrappers)
+{
 	mp_reader r = { data, (const uint8_t *)data + len };
-	int rc = mp_skip(&r, 0);
+	int rc = skip(&r, 0, MB_MAX_DEPTH + wrappers);
 
 	return rc ? rc : (r.p == r.end ? 0 : MB_ECORRUPT);
 }

@@ -63,22 +63,6 @@ int mb_config_get(mb_bank *b, char **out)
 	return get_doc(b, doc_config, out, "config");
 }
 
-/* The page's value if it is live at @now. */
-static int live_page(kv_txn *t, const char *id, size_t len, int64_t now, kv_val *v)
-{
-	const uint8_t *props;
-	int64_t updated;
-	size_t plen;
-	mb_config cfg;
-	int rc = kv_get(t, KV_PAGES, (kv_val){ id, len }, v);
-
-	if (rc || (rc = st_page_split(*v, &updated, &props, &plen)))
-		return rc;
-	if ((rc = st_config_load(t, &cfg)))
-		return rc;
-	return apply_expired(updated, now, &cfg) ? MB_ENOTFOUND : 0;
-}
-
 int mb_page_get(mb_bank *b, const char *id, char **out, size_t *len)
 {
 	mb_buf doc = { 0 };
@@ -91,7 +75,7 @@ int mb_page_get(mb_bank *b, const char *id, char **out, size_t *len)
 	*out = NULL;
 	if ((rc = bank_check_id(b, id)) || (rc = bank_read_begin(b, &t)))
 		return rc;
-	if (!(rc = live_page(t, id, strlen(id), mb_now_us(), &v)))
+	if (!(rc = apply_live_page(t, id, strlen(id), mb_now_us(), &v)))
 		rc = doc_page(v, &doc);
 	kv_abort(t);
 	if (rc == MB_ENOTFOUND)
@@ -108,7 +92,7 @@ int mb_page_count(mb_bank *b, uint64_t *count)
 		return mb_fail(b, MB_EINVAL, "page count: output pointer is NULL");
 	if ((rc = bank_read_begin(b, &t)))
 		return rc;
-	rc = kv_count(t, KV_PAGES, count);
+	rc = apply_count_live(t, mb_now_us(), count);
 	kv_abort(t);
 	return rc ? mb_fail(b, rc, "page count: %s", mb_strerror(rc)) : 0;
 }

@@ -99,34 +99,73 @@ static const struct {
 	[REC_PURGE] = { 1, 0, 0, 0, false, false },
 };
 
+/* Decode one payload array of @type from @r, leaving @r after it. */
+static int decode_body(mp_reader *r, uint8_t type, mb_rec *o)
+{
+	uint32_t n;
+
+	if (type < 1 || type > REC_CONFIG || mp_read_array(r, &n) || n != shapes[type].n)
+		return MB_ECORRUPT;
+	if (type == REC_CONFIG)
+		return read_map(r, o);
+	if (read_text(r, &o->a, &o->alen, shapes[type].amin, shapes[type].amax))
+		return MB_ECORRUPT;
+	if (shapes[type].has_map)
+		return read_map(r, o);
+	if (n == 2 && !(shapes[type].b_nil_ok && mp_read_nil(r)) &&
+	    read_text(r, &o->b, &o->blen, 0, shapes[type].bmax))
+		return MB_ECORRUPT;
+	return 0;
+}
+
+int rec_batch_next(mp_reader *r, int64_t ts, mb_rec *op)
+{
+	uint32_t n;
+	int64_t type;
+
+	memset(op, 0, sizeof *op);
+	op->ts = ts;
+	if (mp_read_array(r, &n) || n != 2 || mp_read_int(r, &type) || type < REC_PAGE_PUT ||
+	    type > REC_CONFIG)
+		return MB_ECORRUPT;
+	op->type = (uint8_t)type;
+	return decode_body(r, op->type, op);
+}
+
+static int decode_batch(mp_reader *r, int64_t ts, mb_rec *o)
+{
+	uint32_t n;
+	mb_rec op;
+
+	o->map = r->p;
+	if (mp_read_array(r, &n) || n < 1 || n > MB_MAX_BATCH_OPS)
+		return MB_ECORRUPT;
+	o->num = n;
+	for (uint32_t i = 0; i < n; i++)
+		if (rec_batch_next(r, ts, &op))
+			return MB_ECORRUPT;
+	o->maplen = (size_t)(r->p - o->map);
+	return 0;
+}
+
 int rec_decode(uint8_t type, int64_t ts, const void *payload, size_t len, mb_rec *o)
 {
 	mp_reader r = { payload, (const uint8_t *)payload + len };
 	uint32_t n;
+	int rc;
 
 	memset(o, 0, sizeof *o);
 	o->type = type;
 	o->ts = ts;
-	if (type == REC_CANCELLED)
-		return mp_check(payload, len);
-	if (type < 1 || type > REC_MAX || mp_read_array(&r, &n) || n != shapes[type].n)
-		return MB_ECORRUPT;
-	if (type == REC_CONFIG) {
-		if (read_map(&r, o))
-			return MB_ECORRUPT;
-	} else if (type == REC_PURGE) {
-		if (mp_read_int(&r, &o->num))
-			return MB_ECORRUPT;
-	} else {
-		if (read_text(&r, &o->a, &o->alen, shapes[type].amin, shapes[type].amax))
-			return MB_ECORRUPT;
-		if (shapes[type].has_map && read_map(&r, o))
-			return MB_ECORRUPT;
-		if (n == 2 && !shapes[type].has_map && !(shapes[type].b_nil_ok && mp_read_nil(&r)) &&
-		    read_text(&r, &o->b, &o->blen, 0, shapes[type].bmax))
-			return MB_ECORRUPT;
-	}
-	return r.p == r.end ? 0 : MB_ECORRUPT;
+	if (type == REC_CANCELLED)  /* whatever it was, properties may nest fully */
+		return mp_check_wrapped(payload, len, REC_WRAPPERS);
+	if (type == REC_BATCH)
+		rc = decode_batch(&r, ts, o);
+	else if (type == REC_PURGE)
+		rc = mp_read_array(&r, &n) || n != 1 || mp_read_int(&r, &o->num) ? MB_ECORRUPT : 0;
+	else
+		rc = decode_body(&r, type, o);
+	return rc ? MB_ECORRUPT : r.p == r.end ? 0 : MB_ECORRUPT;
 }
 
 static const char *const op_names[REC_MAX + 1] = {
@@ -134,7 +173,7 @@ static const char *const op_names[REC_MAX + 1] = {
 	[REC_PAGE_DELETE] = "page.delete", [REC_SYNC] = "sync.record",
 	[REC_ERROR_LOG] = "error.log", [REC_ERROR_RESOLVE] = "error.resolve",
 	[REC_CONFIG] = "config.update", [REC_PURGE] = "pages.purge",
-	[REC_CANCELLED] = "cancelled",
+	[REC_CANCELLED] = "cancelled", [REC_BATCH] = "batch",
 };
 
 static const char *const field_a[REC_MAX + 1] = {
@@ -147,17 +186,13 @@ static const char *const field_b[REC_MAX + 1] = {
 	[REC_SYNC] = "error", [REC_ERROR_LOG] = "message", [REC_ERROR_RESOLVE] = "steps",
 };
 
-int rec_event_json(uint64_t seq, const mb_rec *r, mb_buf *out)
+/* "op":"...", then the record's fields, into @out. */
+static int event_fields(const mb_rec *r, mb_buf *out)
 {
 	char ts[MB_TIME_LEN];
 	int rc = 0;
 
-	mb_format_time(r->ts, ts);
-	buf_adds(out, "{\"seq\":");
-	json_add_int(out, (int64_t)seq);
-	buf_adds(out, ",\"timestamp\":\"");
-	buf_adds(out, ts);
-	buf_adds(out, "\",\"op\":\"");
+	buf_adds(out, "\"op\":\"");
 	buf_adds(out, op_names[r->type]);
 	buf_addc(out, '"');
 	if (field_a[r->type]) {
@@ -175,7 +210,21 @@ int rec_event_json(uint64_t seq, const mb_rec *r, mb_buf *out)
 		else
 			buf_adds(out, "null");
 	}
-	if (r->map) {
+	if (r->type == REC_BATCH) {
+		mp_reader m = { r->map, r->map + r->maplen };
+		uint32_t n = 0;
+		mb_rec op;
+
+		buf_adds(out, ",\"ops\":[");
+		rc = mp_read_array(&m, &n);
+		for (uint32_t i = 0; !rc && i < n; i++) {
+			buf_adds(out, i ? ",{" : "{");
+			if (!(rc = rec_batch_next(&m, r->ts, &op)))
+				rc = event_fields(&op, out);
+			buf_addc(out, '}');
+		}
+		buf_addc(out, ']');
+	} else if (r->map) {
 		mp_reader m = { r->map, r->map + r->maplen };
 		buf_adds(out, r->type == REC_CONFIG ? ",\"config\":" : ",\"properties\":");
 		rc = mp_to_json(&m, out, 0);
@@ -186,6 +235,21 @@ int rec_event_json(uint64_t seq, const mb_rec *r, mb_buf *out)
 		buf_adds(out, ts);
 		buf_addc(out, '"');
 	}
+	return rc;
+}
+
+int rec_event_json(uint64_t seq, const mb_rec *r, mb_buf *out)
+{
+	char ts[MB_TIME_LEN];
+	int rc;
+
+	mb_format_time(r->ts, ts);
+	buf_adds(out, "{\"seq\":");
+	json_add_int(out, (int64_t)seq);
+	buf_adds(out, ",\"timestamp\":\"");
+	buf_adds(out, ts);
+	buf_adds(out, "\",");
+	rc = event_fields(r, out);
 	buf_addc(out, '}');
 	return rc ? rc : (out->failed ? MB_ENOMEM : 0);
 }

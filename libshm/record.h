@@ -19,6 +19,15 @@
  *   REC_CANCELLED     the payload of the record it was (any array): its
  *                     commit failed, the call reported the failure, and
  *                     it applies as nothing (see write.c)
+ *   REC_BATCH         [[type: uint, payload], ...]: 1..MB_MAX_BATCH_OPS
+ *                     operations of the types above (PAGE_PUT to CONFIG),
+ *                     applied in order in one transaction, all or none
+ *                     (see batch.c)
+ *
+ * Properties and config maps nest at most MB_MAX_DEPTH deep themselves; the
+ * containers around them (payload array, batch element, batch array) do not
+ * count against that bound, so BATCH_WRAPPERS extra levels are allowed in
+ * a whole payload.
  */
 #ifndef MEMBANK_RECORD_H
 #define MEMBANK_RECORD_H
@@ -35,8 +44,11 @@ enum rec_type {
 	REC_CONFIG = 7,
 	REC_PURGE = 8,
 	REC_CANCELLED = 9,  /* a record whose commit failed: applies as nothing */
-	REC_MAX = 9
+	REC_BATCH = 10,
+	REC_MAX = 10
 };
+
+#define REC_WRAPPERS 3  /* batch array, element, payload array */
 
 typedef struct mb_rec {
 	uint8_t type;
@@ -47,7 +59,7 @@ typedef struct mb_rec {
 	uint32_t blen;
 	const uint8_t *map;   /* properties or config patch */
 	size_t maplen;
-	int64_t num;          /* purge cutoff */
+	int64_t num;          /* purge cutoff; batch: operation count */
 } mb_rec;
 
 /* Encoders append the payload to @out. */
@@ -60,6 +72,10 @@ int rec_encode_int(mb_buf *out, int64_t v);
 /* Check and split a payload read back (never trusted: it may come from a
  * damaged or hostile file).  MB_ECORRUPT when it is not of its type's shape. */
 int rec_decode(uint8_t type, int64_t ts, const void *payload, size_t len, mb_rec *out);
+
+/* The next operation of a batch, from a reader placed after the batch's
+ * array header (rec_decode of a REC_BATCH checked them all). */
+int rec_batch_next(mp_reader *r, int64_t ts, mb_rec *op);
 
 /* One journal event as a JSON object, for `membank journal tail`. */
 int rec_event_json(uint64_t seq, const mb_rec *r, mb_buf *out);

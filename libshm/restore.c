@@ -31,7 +31,7 @@ static bool has_content(const char *path)
 {
 	struct dirent *e;
 	bool any = false;
-	DIR *d = opendir(path);
+	DIR *d = mb_opendir(path);
 
 	if (!d)
 		return false;
@@ -49,7 +49,7 @@ static int check_unused(const char *path)
 	int fd, rc = 0;
 
 	mb_pathf(lock, sizeof lock, "%s/store/lock.mdb", path);
-	if ((fd = open(lock, O_RDWR | O_NOFOLLOW | O_CLOEXEC)) < 0)
+	if ((fd = mb_open_fd(lock, O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0)) < 0)
 		return 0;
 	if (fcntl(fd, F_SETLK, &fl))
 		rc = mb_fail(NULL, MB_EPERM, "%s: the bank is open in another process; close it "

@@ -225,7 +225,7 @@ static void prune_checkpoints(const char *root, const char *keep)
 {
 	struct dirent *e;
 	char sub[4096];
-	DIR *d = opendir(root);
+	DIR *d = mb_opendir(root);
 
 	if (!d)
 		return;
@@ -272,7 +272,7 @@ static int copy_files(mb_bank *b, const char *from, const char *dir, mb_snapshot
 		int fd;
 		ssize_t n;
 		mb_pathf(path, sizeof path, "%s/%s", from, doc_files[i]);
-		if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) < 0) {
+		if ((fd = mb_open_fd(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0)) < 0) {
 			rc = mb_fail(b, mb_errno_code(errno), "%s: %s", path, strerror(errno));
 			break;
 		}

@@ -183,6 +183,31 @@ int st_pages_store(kv_txn *t, int64_t last_updated)
 	return meta_put(t, "pages", &b);
 }
 
+int st_clock_load(kv_txn *t, int64_t *ts)
+{
+	mp_reader r;
+	int rc = meta_get(t, "clock", &r, 1);
+
+	if (rc == MB_ENOTFOUND)
+		return st_pages_load(t, ts);
+	return rc ? rc : st_read_time(&r, ts);
+}
+
+int st_clock_advance(kv_txn *t, int64_t ts)
+{
+	mb_buf b = { 0 };
+	msgpack_packer pk;
+	int64_t now;
+	int rc = st_clock_load(t, &now);
+
+	if (rc || ts <= now)
+		return rc;
+	mp_packer_init(&pk, &b);
+	msgpack_pack_array(&pk, 1);
+	st_pack_time(&pk, ts);
+	return meta_put(t, "clock", &b);
+}
+
 int st_errtype_decode(kv_val v, st_errtype *s)
 {
 	mp_reader r = { v.data, (const uint8_t *)v.data + v.len };

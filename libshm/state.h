@@ -9,6 +9,9 @@
  *             "errors" -> [total, resolved, history_next,
  *                          last_ts|nil, last_type|nil, last_message|nil]
  *             "pages"  -> [last_updated|nil]
+ *             "clock"  -> [ts]: the newest record time applied; a writer
+ *                          stamps its record after it (record times
+ *                          strictly increase along the journal)
  *             "config" -> see config.c
  *             "jend"   -> 24 bytes: the committed journal end (le64 segment,
  *                          le64 offset, le64 seq)
@@ -65,6 +68,11 @@ int st_errors_load(kv_txn *t, st_errors *s);
 int st_errors_store(kv_txn *t, const st_errors *s);
 int st_pages_load(kv_txn *t, int64_t *last_updated);
 int st_pages_store(kv_txn *t, int64_t last_updated);
+/* The store's clock: the newest record time applied (MB_NEVER: none yet).
+ * A bank restored from files has no clock record: the pages' last_updated
+ * stands in for it. */
+int st_clock_load(kv_txn *t, int64_t *ts);
+int st_clock_advance(kv_txn *t, int64_t ts);
 int st_errtype_decode(kv_val v, st_errtype *s);
 int st_errtype_load(kv_txn *t, const char *type, size_t len, st_errtype *s);
 int st_errtype_store(kv_txn *t, const char *type, size_t len, const st_errtype *s);

@@ -136,16 +136,33 @@ typedef struct appended {
 	uint32_t len;
 } appended;
 
+/* The record's time: now, but always after the newest record applied, so
+ * that record times strictly increase along the journal whatever the wall
+ * clock does (a clock stepped back must not make a new page the "oldest"
+ * that eviction drops first, nor expire it at once). */
+static int record_time(kv_txn *t, int64_t *ts)
+{
+	int64_t last;
+	int rc = st_clock_load(t, &last);
+
+	*ts = mb_now_us();
+	if (!rc && last != MB_NEVER && *ts <= last)
+		*ts = last + 1;
+	return rc;
+}
+
 static int append_and_apply(mb_bank *b, kv_txn *t, uint8_t type, const mb_buf *payload,
                             mbj_pos *end, appended *a)
 {
-	mbj_record rec = { .type = type, .ts_us = mb_now_us(),
-	                   .payload = (const uint8_t *)payload->data, .len = (uint32_t)payload->len };
+	mbj_record rec = { .type = type, .payload = (const uint8_t *)payload->data,
+	                   .len = (uint32_t)payload->len };
 	mbj_pos new_end;
-	int rc = mbj_append(b->jn, end, type, rec.ts_us, payload->data, (uint32_t)payload->len,
-	                    &new_end);
+	int rc = record_time(t, &rec.ts_us);
 
 	if (rc)
+		return mb_fail(b->tag, rc, "reading the store's clock: %s", mb_strerror(rc));
+	if ((rc = mbj_append(b->jn, end, type, rec.ts_us, payload->data, (uint32_t)payload->len,
+	                     &new_end)))
 		return bank_journal_fail(b, rc, "journal append");
 	a->end = new_end;
 	a->len = (uint32_t)payload->len;
@@ -247,8 +264,6 @@ int bank_write(mb_bank *b, uint8_t type, const mb_buf *payload,
 	return 0;
 }
 
-/* ------------------------------------------------------- the mutations */
-
 static int check_text(mb_bank *b, const char *what, const char *s, size_t min, size_t max)
 {
 	size_t len, bad;
@@ -275,114 +290,170 @@ static size_t max_json(const mb_bank *b)
 	return b->opts.max_json_bytes ? b->opts.max_json_bytes : MB_DEFAULT_JSON_BYTES;
 }
 
-static int page_write(mb_bank *b, uint8_t type, const char *id, const char *json, size_t len)
+/* ------------------------------------------------------ the mutations
+ *
+ * Each mutation is prepared (checked and encoded into its record's payload,
+ * outside any lock) by a bank_prep_* function, then written.  A batch
+ * prepares the same way and writes many as one record (batch.c). */
+
+int bank_prep_page(mb_bank *b, const char *id, const char *json, size_t len, mb_buf *rec)
 {
-	mb_buf props = { 0 }, rec = { 0 };
+	mb_buf props = { 0 };
 	int rc;
 
-	if ((rc = bank_check(b)) || (rc = bank_check_id(b, id)) ||
-	    (rc = json_object_to_mp(json, len, max_json(b), "properties", b, &props)))
-		goto out;
-	if ((rc = rec_encode_page(&rec, id, strlen(id), &props)))
+	if (!(rc = bank_check_id(b, id)) &&
+	    !(rc = json_object_to_mp(json, len, max_json(b), "properties", b, &props)) &&
+	    (rc = rec_encode_page(rec, id, strlen(id), &props)))
 		rc = mb_fail(b, rc, "out of memory");
-	else
-		rc = bank_write(b, type, &rec, NULL, NULL);
-out:
 	buf_free(&props);
-	buf_free(&rec);
+	return rc;
+}
+
+int bank_prep_delete(mb_bank *b, const char *id, mb_buf *rec)
+{
+	int rc;
+
+	if (!(rc = bank_check_id(b, id)) && (rc = rec_encode_id(rec, id, strlen(id))))
+		rc = mb_fail(b, rc, "out of memory");
+	return rc;
+}
+
+static int prep_strs(mb_bank *b, const char *x, const char *y, mb_buf *rec)
+{
+	int rc = rec_encode_strs(rec, x, y);
+
+	return rc ? mb_fail(b, rc, "out of memory") : 0;
+}
+
+int bank_prep_sync(mb_bank *b, const char *status, const char *error, mb_buf *rec)
+{
+	int rc;
+
+	if ((rc = check_text(b, "status", status, 1, MB_MAX_STATUS_BYTES)) ||
+	    (error && (rc = check_text(b, "error", error, 0, MB_MAX_TEXT_BYTES))))
+		return rc;
+	return prep_strs(b, status, error, rec);
+}
+
+int bank_prep_error_log(mb_bank *b, const char *type, const char *message, mb_buf *rec)
+{
+	int rc;
+
+	if ((rc = check_text(b, "error type", type, 1, MB_MAX_TYPE_BYTES)) ||
+	    (rc = check_text(b, "message", message, 0, MB_MAX_TEXT_BYTES)))
+		return rc;
+	return prep_strs(b, type, message, rec);
+}
+
+int bank_prep_error_resolve(mb_bank *b, const char *type, const char *steps, mb_buf *rec)
+{
+	int rc;
+
+	if ((rc = check_text(b, "error type", type, 1, MB_MAX_TYPE_BYTES)) ||
+	    (rc = check_text(b, "steps", steps, 0, MB_MAX_TEXT_BYTES)))
+		return rc;
+	return prep_strs(b, type, steps, rec);
+}
+
+int bank_prep_config(mb_bank *b, const char *json, size_t len, mb_buf *rec)
+{
+	mb_buf patch = { 0 };
+	int rc = config_patch_from_json(json, len, max_json(b), b, &patch);
+
+	if (!rc && (rc = rec_encode_map(rec, &patch)))
+		rc = mb_fail(b, rc, "out of memory");
+	buf_free(&patch);
+	return rc;
+}
+
+/* Check the handle, prepare the payload (@prep's verdict), write it. */
+static int write_prepared(mb_bank *b, uint8_t type, int prep, mb_buf *rec,
+                          bank_precheck_fn precheck, void *ctx)
+{
+	int rc = prep ? prep : bank_write(b, type, rec, precheck, ctx);
+
+	buf_free(rec);
 	return rc;
 }
 
 int mb_page_put(mb_bank *b, const char *id, const char *json, size_t len)
 {
-	return page_write(b, REC_PAGE_PUT, id, json, len);
+	mb_buf rec = { 0 };
+	int rc = bank_check(b);
+
+	return rc ? rc : write_prepared(b, REC_PAGE_PUT,
+	                                bank_prep_page(b, id, json, len, &rec),
+	                                &rec, NULL, NULL);
 }
 
 int mb_page_merge(mb_bank *b, const char *id, const char *json, size_t len)
 {
-	return page_write(b, REC_PAGE_MERGE, id, json, len);
+	mb_buf rec = { 0 };
+	int rc = bank_check(b);
+
+	return rc ? rc : write_prepared(b, REC_PAGE_MERGE,
+	                                bank_prep_page(b, id, json, len, &rec),
+	                                &rec, NULL, NULL);
 }
 
+/* A delete of a page that has expired fails as a delete of a missing page
+ * would: every operation sees the same set of pages. */
 static int page_exists(kv_txn *t, void *ctx)
 {
 	const char *id = ctx;
 	kv_val v;
 
-	return kv_get(t, KV_PAGES, (kv_val){ id, strlen(id) }, &v);
+	return apply_live_page(t, id, strlen(id), mb_now_us(), &v);
 }
 
 int mb_page_delete(mb_bank *b, const char *id)
 {
 	mb_buf rec = { 0 };
-	int rc;
+	int rc = bank_check(b);
 
-	if ((rc = bank_check(b)) || (rc = bank_check_id(b, id)))
+	if (rc)
 		return rc;
-	if (!(rc = rec_encode_id(&rec, id, strlen(id))))
-		rc = bank_write(b, REC_PAGE_DELETE, &rec, page_exists, (void *)id);
+	rc = write_prepared(b, REC_PAGE_DELETE, bank_prep_delete(b, id, &rec), &rec,
+	                    page_exists, (void *)id);
 	if (rc == MB_ENOTFOUND)
 		rc = mb_fail(b, rc, "page \"%.64s\": not found", id);
-	buf_free(&rec);
-	return rc;
-}
-
-static int write_strs(mb_bank *b, uint8_t type, const char *x, const char *y)
-{
-	mb_buf rec = { 0 };
-	int rc = rec_encode_strs(&rec, x, y);
-
-	if (!rc)
-		rc = bank_write(b, type, &rec, NULL, NULL);
-	buf_free(&rec);
 	return rc;
 }
 
 int mb_sync_record(mb_bank *b, const char *status, const char *error)
 {
-	int rc;
+	mb_buf rec = { 0 };
+	int rc = bank_check(b);
 
-	if ((rc = bank_check(b)) ||
-	    (rc = check_text(b, "status", status, 1, MB_MAX_STATUS_BYTES)) ||
-	    (error && (rc = check_text(b, "error", error, 0, MB_MAX_TEXT_BYTES))))
-		return rc;
-	return write_strs(b, REC_SYNC, status, error);
+	return rc ? rc : write_prepared(b, REC_SYNC, bank_prep_sync(b, status, error, &rec),
+	                                &rec, NULL, NULL);
 }
 
 int mb_error_log(mb_bank *b, const char *type, const char *message)
 {
-	int rc;
+	mb_buf rec = { 0 };
+	int rc = bank_check(b);
 
-	if ((rc = bank_check(b)) ||
-	    (rc = check_text(b, "error type", type, 1, MB_MAX_TYPE_BYTES)) ||
-	    (rc = check_text(b, "message", message, 0, MB_MAX_TEXT_BYTES)))
-		return rc;
-	return write_strs(b, REC_ERROR_LOG, type, message);
+	return rc ? rc : write_prepared(b, REC_ERROR_LOG,
+	                                bank_prep_error_log(b, type, message, &rec),
+	                                &rec, NULL, NULL);
 }
 
 int mb_error_resolve(mb_bank *b, const char *type, const char *steps)
 {
-	int rc;
+	mb_buf rec = { 0 };
+	int rc = bank_check(b);
 
-	if ((rc = bank_check(b)) ||
-	    (rc = check_text(b, "error type", type, 1, MB_MAX_TYPE_BYTES)) ||
-	    (rc = check_text(b, "steps", steps, 0, MB_MAX_TEXT_BYTES)))
-		return rc;
-	return write_strs(b, REC_ERROR_RESOLVE, type, steps);
+	return rc ? rc : write_prepared(b, REC_ERROR_RESOLVE,
+	                                bank_prep_error_resolve(b, type, steps, &rec),
+	                                &rec, NULL, NULL);
 }
 
 int mb_config_update(mb_bank *b, const char *json, size_t len)
 {
-	mb_buf patch = { 0 }, rec = { 0 };
-	int rc;
+	mb_buf rec = { 0 };
+	int rc = bank_check(b);
 
-	if (!(rc = bank_check(b)) &&
-	    !(rc = config_patch_from_json(json, len, max_json(b), b, &patch))) {
-		if ((rc = rec_encode_map(&rec, &patch)))
-			rc = mb_fail(b, rc, "out of memory");
-		else
-			rc = bank_write(b, REC_CONFIG, &rec, NULL, NULL);
-	}
-	buf_free(&patch);
-	buf_free(&rec);
-	return rc;
+	return rc ? rc : write_prepared(b, REC_CONFIG, bank_prep_config(b, json, len, &rec),
+	                                &rec, NULL, NULL);
 }

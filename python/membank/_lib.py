@@ -68,6 +68,7 @@ class Options(ctypes.Structure):
         ("history_limit", ctypes.c_uint32),
         ("segment_bytes", ctypes.c_uint64),
         ("journal_retention_s", ctypes.c_uint32),
+        ("keep_reader_slots", ctypes.c_bool),
     ]
 
 

@@ -3,8 +3,9 @@
 subprocess.  Every test gets a fresh bank in its own temporary directory.
 
 Exit codes under test: 0 success, 1 not found, 2 usage error, 3 invalid input,
-4 bank error.
+4 bank error, 5 output error.
 """
+import hashlib
 import concurrent.futures
 import datetime
 import json
@@ -30,7 +31,7 @@ COMMANDS = [
     ["page", "list"], ["page", "count"], ["sync", "record"], ["sync", "status"],
     ["error", "log"], ["error", "resolve"], ["error", "stats"], ["config", "get"],
     ["config", "set"], ["snapshot"], ["restore"], ["compactor"], ["journal", "tail"],
-    ["journal", "verify"], ["journal", "repair"], ["stats"], ["demo"], ["doctor"],
+    ["journal", "verify"], ["journal", "repair"], ["stats"], ["demo"], ["doctor"], ["batch"],
 ]
 GROUPS = ["page", "sync", "error", "config", "journal"]
 
@@ -869,11 +870,230 @@ class Doctor(CliTest):
         self.assertFalse(os.path.exists(self.bank))
 
 
+def bank_files(bank):
+    """{relative path: (size, mtime_ns, sha256)} of every file in the bank."""
+    out = {}
+    for root, dirs, files in os.walk(bank):
+        for name in files:
+            path = os.path.join(root, name)
+            st = os.lstat(path)
+            with open(path, "rb") as f:
+                digest = hashlib.sha256(f.read()).hexdigest()
+            out[os.path.relpath(path, bank)] = (st.st_size, st.st_mtime_ns, digest)
+    return out
+
+
+# Runnable commands (after seed()), their exit code, and whether they print
+# to stdout.  "{tmp}" is the test's directory.
+RUNS = [
+    (["init"], 0, True),
+    (["page", "put", "p3", '{"t":3}'], 0, False),
+    (["page", "merge", "p3", '{"u":4}'], 0, False),
+    (["page", "get", "p1"], 0, True),
+    (["page", "get", "absent"], 1, False),
+    (["page", "rm", "p2"], 0, False),
+    (["page", "list"], 0, True),
+    (["page", "list", "--limit", "1"], 0, True),
+    (["page", "count"], 0, True),
+    (["sync", "record", "success"], 0, False),
+    (["sync", "status"], 0, True),
+    (["error", "log", "timeout", "slow"], 0, False),
+    (["error", "resolve", "timeout", "retry"], 0, False),
+    (["error", "stats"], 0, True),
+    (["config", "get"], 0, True),
+    (["config", "get", "cache_settings.max_entries"], 0, True),
+    (["config", "get", "no.such.key"], 1, False),
+    (["config", "set", '{"cache_settings":{"ttl_seconds":0}}'], 0, False),
+    (["snapshot"], 0, True),
+    (["snapshot", "--out", "{tmp}/out"], 0, True),
+    (["journal", "tail"], 0, True),
+    (["journal", "tail", "-n", "2"], 0, True),
+    (["journal", "verify"], 0, True),
+    (["journal", "repair"], 0, True),
+    (["stats"], 0, True),
+    (["doctor"], 0, True),
+    (["page", "get"], 2, False),   # a usage error: its message goes to stderr
+    (["--version"], 0, True),
+]
+
+# The commands that only read (README: what they may touch).
+READ_ONLY = [
+    ["page", "get", "p1"], ["page", "get", "absent"], ["page", "list"], ["page", "count"],
+    ["sync", "status"], ["error", "stats"], ["config", "get"],
+    ["config", "get", "cache_settings.max_entries"], ["stats"], ["journal", "verify"],
+    ["journal", "tail"], ["doctor"],
+]
+
+
+class ClosedStdio(CliTest):
+    """Run from cron or with `<&- >&- 2>&-`: the bank's files were opened on
+    0..2 and the command's output and messages were written into them."""
+
+    # what the commands print, never in a bank file (the JSON documents
+    # printed are only looked for in the files that are not JSON)
+    JUNK = (b"membank: ", b"usage: ")
+    JSON_JUNK = (b'"healthy"', b'"clean"', b'{"dir"', b'{"path"', b'{"properties"')
+
+    def closed(self, *args):
+        argv = ["sh", "-c", 'exec "$@" <&- >&- 2>&-', "sh", MEMBANK, "-b", self.bank]
+        return subprocess.run(argv + list(args), stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              timeout=120).returncode
+
+    def assert_clean(self, what):
+        self.assertFalse([n for n in os.listdir(self.bank) if n.startswith("store.invalid")],
+                         "%s: the store was damaged and rebuilt" % what)
+        for rel in bank_files(self.bank):
+            with open(os.path.join(self.bank, rel), "rb") as f:
+                data = f.read()
+            junks = self.JUNK + (() if rel.endswith(".json") else
+                                 self.JSON_JUNK + ((self.bank + "\n").encode(),))
+            for junk in junks:
+                self.assertNotIn(junk, data, "%s: output found in %s" % (what, rel))
+
+    def test_every_command_with_stdio_closed(self):
+        self.seed()
+        os.mkdir(os.path.join(self.tmp, "out"), 0o700)
+        for args, code, _ in RUNS:
+            args = [a.replace("{tmp}", self.tmp) for a in args]
+            self.assertEqual(self.closed(*args), code, args)
+            self.assert_clean(args)
+            self.ok("page", "count")   # the bank still opens
+        self.assertEqual(self.doc("page", "get", "p3")["properties"], {"t": 3, "u": 4})
+        self.fails(1, "page", "get", "p2")
+        s = self.doc("sync", "status")
+        self.assertEqual((s["success_count"], s["error_count"]), (2, 1))
+        self.assertEqual(self.doc("error", "stats")["resolved_errors"], 1)
+        self.assertEqual(self.ok("config", "get", "cache_settings.ttl_seconds"), "0\n")
+        self.assertTrue(self.doc("doctor")["healthy"])
+        self.assertTrue(self.doc("journal", "verify")["clean"])
+
+    def test_fresh_bank_and_restore_with_stdio_closed(self):
+        self.assertEqual(self.closed("page", "put", "a", '{"v":1}'), 0)
+        self.assert_clean("page put on a new bank")
+        out = os.path.join(self.tmp, "out")
+        os.mkdir(out, 0o700)
+        self.ok("snapshot", "--out", out)
+        bank = self.bank
+        self.bank = os.path.join(self.tmp, "restored")
+        self.assertEqual(self.closed("restore", out), 0)
+        self.assert_clean("restore")
+        self.assertEqual(self.doc("page", "get", "a")["properties"], {"v": 1})
+        self.bank = bank
+        self.assertEqual(self.doc("page", "get", "a")["properties"], {"v": 1})
+
+
+class OutputErrors(CliTest):
+    """stdout on /dev/full, or a pipe whose reader went away: the command
+    says so and exits 5 instead of 0."""
+
+    def full(self, *args, bank=True):
+        argv = [MEMBANK] + (["-b", self.bank] if bank else []) + list(args)
+        with open("/dev/full", "wb") as full:
+            return subprocess.run(argv, stdout=full, stderr=subprocess.PIPE, timeout=120)
+
+    def test_every_help_on_dev_full(self):
+        cases = [["--help"], ["-h"]] + [[g, "--help"] for g in GROUPS] + \
+                [w + ["--help"] for w in COMMANDS]
+        for args in cases:
+            p = self.full(*args, bank=False)
+            self.assertEqual(p.returncode, 5, (args, p.stderr))
+            self.assertIn(b"write error: No space left on device", p.stderr, args)
+
+    def test_every_command_on_dev_full(self):
+        self.seed()
+        os.mkdir(os.path.join(self.tmp, "out"), 0o700)
+        for args, code, prints in RUNS:
+            args = [a.replace("{tmp}", self.tmp) for a in args]
+            p = self.full(*args)
+            if prints:
+                self.assertEqual(p.returncode, 5, (args, p.stderr))
+                self.assertTrue(p.stderr.startswith(b"membank: "), (args, p.stderr))
+                self.assertIn(b"write error: No space left on device", p.stderr, args)
+            else:   # nothing printed, nothing lost: its own exit code
+                self.assertEqual(p.returncode, code, (args, p.stderr))
+                self.assertNotIn(b"write error", p.stderr, args)
+        # what the commands did to the bank stands
+        self.assertEqual(self.doc("page", "get", "p3")["properties"], {"t": 3, "u": 4})
+        # restore prints the bank's path; the bank it built stands too
+        self.bank = os.path.join(self.tmp, "restored")
+        p = self.full("restore", os.path.join(self.tmp, "out"))
+        self.assertEqual(p.returncode, 5, p.stderr)
+        self.assertIn(b"write error: No space left on device", p.stderr)
+        self.assertEqual(self.doc("page", "get", "p3")["properties"], {"t": 3, "u": 4})
+
+    def test_large_output_on_dev_full(self):
+        """Output larger than stdio's buffer fails while the command runs."""
+        pad = "x" * 5000
+        for i in range(20):
+            self.ok("page", "put", "page-%02d" % i, '{"pad":"%s"}' % pad)
+        for args in (["page", "list"], ["journal", "tail", "-n", "100"]):
+            p = self.full(*args)
+            self.assertEqual(p.returncode, 5, (args, p.stderr))
+            self.assertIn(b"write error: No space left on device", p.stderr, args)
+
+    def closed_pipe(self, *args):
+        """Run with SIGPIPE ignored; read one byte of stdout, then close it."""
+        argv = ["sh", "-c", "trap '' PIPE; exec \"$@\"", "sh", MEMBANK, "-b", self.bank]
+        p = subprocess.Popen(argv + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        first = p.stdout.read(1)
+        p.stdout.close()
+        err = p.stderr.read()
+        p.stderr.close()
+        return p.wait(timeout=120), first, err
+
+    def test_reader_went_away(self):
+        """`journal tail -n 100000 | head -1` with SIGPIPE ignored: EPIPE is
+        exit 5, without a message (the reader chose to stop)."""
+        pad = "y" * 100000
+        for i in range(30):   # 3 MB of events: far more than a pipe holds
+            self.ok("page", "put", "big-%02d" % i, '{"pad":"%s"}' % pad)
+        for args in (["journal", "tail", "-n", "100000"], ["journal", "tail", "-f"]):
+            code, first, err = self.closed_pipe(*args)
+            self.assertEqual(first, b"{", args)
+            self.assertEqual(code, 5, (args, err))
+            self.assertEqual(err, b"", args)
+
+
+class ReadOnly(CliTest):
+    """Commands that only read change no file of the bank but store/lock.mdb
+    (LMDB's reader table: a reader takes a slot)."""
+
+    def test_read_only_commands_change_nothing(self):
+        self.seed()
+        self.ok("snapshot")
+        self.ok("page", "put", "after", '{"tail":true}')   # a journal tail too
+        self.ok("page", "get", "p1")    # a first open since the last write
+        for args in READ_ONLY:
+            before = bank_files(self.bank)
+            p = self.mb(*args)
+            self.assertIn(p.returncode, (0, 1), (args, p.stderr))
+            after = bank_files(self.bank)
+            self.assertEqual(sorted(before), sorted(after), args)
+            for rel in before:
+                if rel == os.path.join("store", "lock.mdb"):
+                    continue
+                self.assertEqual(before[rel], after[rel], "%s changed %s" % (args, rel))
+
+    def test_doctor_claims_no_change(self):
+        self.seed()
+        r = self.doc("doctor")
+        for c in r["checks"]:
+            self.assertNotIn("cleared", c["detail"], c)
+
+
 class Demo(CliTest):
-    def test_demo_short(self):
-        p = self.mb("demo", "--seconds", "2", "--workers", "2", bank=False, timeout=120,
+    def test_demo_removes_its_bank(self):
+        p = self.mb("demo", "--seconds", "1", "--workers", "1", bank=False, timeout=120,
                     env=dict(os.environ, TMPDIR=self.tmp))
+        self.assertEqual(p.returncode, 0, p.stdout.decode() + p.stderr.decode())
+        self.assertEqual([x for x in os.listdir(self.tmp) if x.startswith("membank-demo-")], [])
+
+    def test_demo_short(self):
+        p = self.mb("demo", "--seconds", "2", "--workers", "2", "--keep", bank=False,
+                    timeout=120, env=dict(os.environ, TMPDIR=self.tmp))
         out = p.stdout.decode()
+        self.assertIn("the bank is kept in " + self.tmp, out)
         self.assertEqual(p.returncode, 0, out + p.stderr.decode())
         self.assertIn("result: all checks passed", out)
         self.assertNotIn("DIFFERENT", out)
@@ -891,9 +1111,15 @@ class Demo(CliTest):
         p = subprocess.Popen([MEMBANK, "demo", "--seconds", "60", "--workers", "2"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              env=dict(os.environ, TMPDIR=self.tmp))
-        time.sleep(1.5)
+        # A progress line is printed (and flushed) once the workers run with
+        # the signals handled: wait for it rather than for a time.
+        first = b""
+        while b" ops " not in first:
+            first = p.stdout.readline()
+            self.assertNotEqual(first, b"", "demo ended before its first progress line")
         p.send_signal(signal.SIGTERM)
         out, err = p.communicate(timeout=60)
+        out = first + out
         self.assertEqual(p.returncode, 0, out.decode() + err.decode())
         self.assertIn(b"stopped early by a signal", out)
         self.assertIn(b"result: all checks passed", out)
@@ -909,8 +1135,9 @@ class Demo(CliTest):
         self.assertGreater(int(self.ok("page", "count")), 0)
 
 
-def main():
-    suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules[__name__])
+def main(module=None):
+    """Run the tests of @module (this one by default) and print the count."""
+    suite = unittest.defaultTestLoader.loadTestsFromModule(module or sys.modules[__name__])
     runner = unittest.TextTestRunner(verbosity=2, stream=sys.stdout)
     res = runner.run(suite)
     failed = len(res.failures) + len(res.errors)

@@ -123,12 +123,31 @@ static void test_checkpoint_dir_symlink(void **state)
 	mb_close(b);
 }
 
-/* A foreign file where data.mdb should be: a clear error, the file as it
- * was. */
+/* The one store.invalid-* directory a bad store was moved to (its path in
+ * @out); fails when there is none or more than one. */
+static void find_aside(const fx *f, char *out, size_t cap)
+{
+	struct dirent *e;
+	DIR *d = opendir(f->path);
+	int n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)))
+		if (!strncmp(e->d_name, "store.invalid-", 14)) {
+			snprintf(out, cap, "%s/%s", f->path, e->d_name);
+			n++;
+		}
+	closedir(d);
+	assert_int_equal(n, 1);
+}
+
+/* A foreign file where data.mdb should be: the store is a cache, so it is
+ * moved aside (never deleted: the file as it was, in store.invalid-<time>)
+ * and rebuilt from the journal. */
 static void test_foreign_data_mdb(void **state)
 {
 	fx *f = *state;
-	char p[4096], junk[8192], *after;
+	char p[4096], aside[4096], junk[8192], *after;
 	size_t len = 0;
 	mb_bank *b = NULL;
 	int rc;
@@ -140,13 +159,72 @@ static void test_foreign_data_mdb(void **state)
 	assert_int_equal(spit(p, junk, sizeof junk), 0);
 	rc = mb_open(f->path, NULL, &b);
 	printf("open with a foreign data.mdb: %s: %s\n", mb_errname(rc), mb_last_error(NULL));
-	assert_int_equal(rc, MB_ENOTBANK);
-	assert_null(b);
-	assert_non_null(strstr(mb_last_error(NULL), "store"));
+	assert_int_equal(rc, 0);
+	assert_int_equal(page_v(b, "a"), 1);
+	assert_int_equal(page_v(b, "c"), 3);
+	mb_close(b);
+	find_aside(f, aside, sizeof aside);
+	printf("moved aside: %s\n", aside);
+	path_in(p, sizeof p, aside, "data.mdb");
 	after = slurp(p, &len);
 	assert_int_equal(len, sizeof junk);
 	assert_memory_equal(after, junk, sizeof junk);
 	free(after);
+}
+
+/* The same store damaged while another process has the bank open: not
+ * moved (that process would go on with the moved one, and two writer
+ * locks would exist): MB_ECORRUPT naming why, and the files as they were.
+ * Once that process is gone, the next open rebuilds. */
+static void test_invalid_store_in_use(void **state)
+{
+	fx *f = *state;
+	char p[4096], junk[8192], go = 0, *after;
+	int ready[2], done[2];
+	size_t len = 0;
+	mb_bank *b = NULL;
+	pid_t pid;
+	int rc;
+
+	make_bank(f);
+	assert_int_equal(pipe(ready), 0);
+	assert_int_equal(pipe(done), 0);
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		mb_bank *cb = NULL;
+		char c = mb_open(f->path, NULL, &cb) ? 'x' : 'y';
+		if (write(ready[1], &c, 1) != 1 || read(done[0], &c, 1) != 1)
+			_exit(2);
+		mb_close(cb);
+		_exit(0);
+	}
+	assert_int_equal(read(ready[0], &go, 1), 1);
+	assert_int_equal(go, 'y');
+	path_in(p, sizeof p, f->path, "store/data.mdb");
+	memset(junk, 'J', sizeof junk);
+	assert_int_equal(spit(p, junk, sizeof junk), 0);
+	rc = mb_open(f->path, NULL, &b);
+	printf("open with data.mdb damaged while in use: %s: %s\n", mb_errname(rc),
+	       mb_last_error(NULL));
+	assert_int_equal(rc, MB_ECORRUPT);
+	assert_null(b);
+	assert_non_null(strstr(mb_last_error(NULL), "another process"));
+	after = slurp(p, &len);
+	assert_int_equal(len, sizeof junk);
+	assert_memory_equal(after, junk, sizeof junk);
+	free(after);
+	assert_int_equal(write(done[1], "q", 1), 1);
+	assert_int_equal(wait_child(pid, 60), 0);
+	b = open_opts(f->path, MB_DURABILITY_FULL, 0, 0);
+	assert_non_null(b);
+	assert_int_equal(page_v(b, "b"), 2);
+	mb_close(b);
+	close(ready[0]);
+	close(ready[1]);
+	close(done[0]);
+	close(done[1]);
 }
 
 /* data.mdb cut short (a copy interrupted, a disk error): open must not
@@ -155,7 +233,7 @@ static void test_foreign_data_mdb(void **state)
 static void test_truncated_data_mdb(void **state)
 {
 	fx *f = *state;
-	char p[4096];
+	char p[4096], aside[4096];
 	struct stat st;
 	mb_bank *b = NULL;
 	int rc;
@@ -168,17 +246,15 @@ static void test_truncated_data_mdb(void **state)
 	rc = mb_open(f->path, NULL, &b);
 	printf("open with data.mdb cut to 3 pages of %lld bytes: %s: %s\n", (long long)st.st_size,
 	       mb_errname(rc), mb_last_error(NULL));
-	if (rc == 0) {
-		/* accepted only if it reads back right */
-		assert_int_equal(page_v(b, "a"), 1);
-		assert_int_equal(page_v(b, "c"), 3);
-		mb_close(b);
-	} else {
-		assert_int_equal(rc, MB_ECORRUPT);
-		assert_non_null(strstr(mb_last_error(NULL), "data.mdb"));
-		assert_int_equal(stat(p, &st), 0);
-		assert_int_equal(st.st_size, 3 * 4096);
-	}
+	/* a cut store is moved aside as it was and rebuilt */
+	assert_int_equal(rc, 0);
+	assert_int_equal(page_v(b, "a"), 1);
+	assert_int_equal(page_v(b, "c"), 3);
+	mb_close(b);
+	find_aside(f, aside, sizeof aside);
+	path_in(p, sizeof p, aside, "data.mdb");
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_size, 3 * 4096);
 }
 
 static void patch_segment(const fx *f, size_t off, const void *bytes, size_t n, bool fix_crc)
@@ -573,7 +649,9 @@ static void test_fifo_in_bank(void **state)
  * with boot_id kept) must give back the whole bank from the checkpoint
  * and the journal, also after the checkpoint removed the segments it
  * covers. */
-static void store_deleted(const fx *f, bool whole_dir)
+enum store_loss { DIR_DELETED, FILES_DELETED, META_OVERWRITTEN };
+
+static void store_deleted(const fx *f, enum store_loss how)
 {
 	char p[4096], id[32], *before, *after;
 	uint64_t count = 0;
@@ -595,7 +673,19 @@ static void store_deleted(const fx *f, bool whole_dir)
 	mb_close(b);
 	printf("checkpoint at seq %llu removed %llu journal segments\n",
 	       (unsigned long long)info.seq, (unsigned long long)info.segments_removed);
-	if (whole_dir) {
+	if (how == META_OVERWRITTEN) {
+		/* what a program with its stdout on data.mdb wrote there: both
+		 * meta pages (LMDB then refuses the file with MDB_INVALID) */
+		static const char msg[] = "membank: page get: page \"x\": not found\n";
+		char junk[8192];
+		for (size_t i = 0; i < sizeof junk; i++)
+			junk[i] = msg[i % (sizeof msg - 1)];
+		path_in(p, sizeof p, f->path, "store/data.mdb");
+		int fd = open(p, O_WRONLY);
+		assert_true(fd >= 0);
+		assert_int_equal(pwrite(fd, junk, sizeof junk, 0), (ssize_t)sizeof junk);
+		close(fd);
+	} else if (how == DIR_DELETED) {
 		path_in(p, sizeof p, f->path, "store");
 		rm_rf(p);
 	} else {
@@ -608,8 +698,9 @@ static void store_deleted(const fx *f, bool whole_dir)
 	assert_non_null(b);
 	assert_int_equal(mb_page_count(b, &count), 0);
 	after = state_of(b);
-	printf("store %s deleted: %llu pages after reopening (310 before)\n",
-	       whole_dir ? "directory" : "files", (unsigned long long)count);
+	printf("store %s: %llu pages after reopening (310 before)\n",
+	       how == DIR_DELETED ? "directory deleted" : how == FILES_DELETED ?
+	       "files deleted" : "meta pages overwritten", (unsigned long long)count);
 	assert_int_equal(count, 310);
 	assert_string_equal(before, after);
 	mb_close(b);
@@ -619,12 +710,22 @@ static void store_deleted(const fx *f, bool whole_dir)
 
 static void test_store_dir_deleted(void **state)
 {
-	store_deleted(*state, true);
+	store_deleted(*state, DIR_DELETED);
 }
 
 static void test_store_files_deleted(void **state)
 {
-	store_deleted(*state, false);
+	store_deleted(*state, FILES_DELETED);
+}
+
+/* data.mdb's meta pages overwritten (by a program whose stdout was on it):
+ * the store is rebuilt like a deleted one, with every page. */
+static void test_store_meta_overwritten(void **state)
+{
+	char aside[4096];
+
+	store_deleted(*state, META_OVERWRITTEN);
+	find_aside(*state, aside, sizeof aside);
 }
 
 /* Parts of a bank replaced by symlinks to somewhere else: store/,
@@ -678,6 +779,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_snapshot_dir_symlink, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_checkpoint_dir_symlink, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_foreign_data_mdb, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_invalid_store_in_use, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_truncated_data_mdb, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_journal_bad_magic, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_journal_bad_magic_rebuild, fx_setup, fx_teardown),
@@ -690,6 +792,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fifo_in_bank, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_store_dir_deleted, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_store_files_deleted, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_store_meta_overwritten, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_symlinked_parts, fx_setup, fx_teardown),
 	};
 

@@ -266,6 +266,62 @@ static void test_pinned_reader_lag_grows(void **state)
 	mb_close(b);
 }
 
+/* A process that opens with keep_reader_slots (membank doctor) sees the
+ * slot a reader killed mid-read left, counted as stale_readers, and leaves
+ * it; the next ordinary open clears it. */
+static int keep_slots_child(void *arg)
+{
+	const fx *f = arg;
+	mb_options o;
+	mb_bank *b = NULL;
+	cJSON *j;
+	char *s = NULL;
+
+	mb_options_init(&o);
+	o.create = false;
+	o.keep_reader_slots = true;
+	NEED(mb_open(f->path, &o, &b) == 0);
+	NEED(mb_stats(b, &s) == 0);
+	j = cJSON_Parse(s);
+	NEED(num_at(cJSON_GetObjectItem(j, "store"), "stale_readers", NULL) == 1);
+	cJSON_Delete(j);
+	mb_free(s);
+	mb_close(b);
+	return 0;
+}
+
+static void test_stale_slots_kept_when_asked(void **state)
+{
+	fx *f = *state;
+	mb_bank *b = open_opts(f->path, MB_DURABILITY_FAST, 0, 0), *b2;
+	int p[2];
+	pid_t pid;
+	char c;
+
+	assert_non_null(b);   /* alive all along: LMDB keeps the reader table */
+	assert_int_equal(mb_page_put(b, "p", "{}", 2), 0);
+	assert_int_equal(store_num(b, "stale_readers"), 0);
+	assert_int_equal(pipe(p), 0);
+	fflush(NULL);
+	if ((pid = fork()) == 0)
+		reader_child(f->path, p[1]);
+	assert_int_equal(read(p[0], &c, 1), 1);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	close(p[0]);
+	close(p[1]);
+	assert_int_equal(store_num(b, "stale_readers"), 1);
+	run_child(keep_slots_child, f, 60);
+	assert_int_equal(store_num(b, "stale_readers"), 1);   /* left as found */
+	b2 = open_opts(f->path, MB_DURABILITY_FAST, 0, 0);    /* an ordinary open */
+	assert_non_null(b2);
+	assert_int_equal(store_num(b, "stale_readers"), 0);
+	printf("a dead reader's slot: kept by an open with keep_reader_slots, cleared by the "
+	       "next ordinary open\n");
+	mb_close(b2);
+	mb_close(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -273,6 +329,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_open_close_storm, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_map_growth, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_pinned_reader_lag_grows, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_stale_slots_kept_when_asked, fx_setup, fx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

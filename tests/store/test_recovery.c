@@ -244,17 +244,27 @@ static void test_restore_refuses_existing(void **state)
 	mb_free(s);
 	/* open elsewhere: refused even with force (this process counts: a
 	 * child holds it) */
+	int opened[2], release[2];
+	char byte = 0;
+	assert_int_equal(pipe(opened), 0);
+	assert_int_equal(pipe(release), 0);
 	pid_t pid = fork();
-	if (pid == 0) {
+	if (pid == 0) {  /* holds the bank open until told to close it */
 		mb_bank *cb = open_at(f->path, MB_DURABILITY_FAST, 0);
-		sleep(3);
+		if (!cb || write(opened[1], "o", 1) != 1 || read(release[0], &byte, 1) != 1)
+			_exit(1);
 		mb_close(cb);
 		_exit(0);
 	}
 	mb_close(b);
-	usleep(300000);
+	assert_int_equal(read(opened[0], &byte, 1), 1);
 	assert_int_equal(mb_restore(snap, f->path, NULL, MB_RESTORE_FORCE), MB_EPERM);
-	assert_int_equal(wait_child(pid, 10), 0);
+	assert_int_equal(write(release[1], "c", 1), 1);
+	assert_int_equal(wait_child(pid, 60), 0);
+	for (int i = 0; i < 2; i++) {
+		close(opened[i]);
+		close(release[i]);
+	}
 	assert_int_equal(mb_restore(snap, f->path, NULL, MB_RESTORE_FORCE), 0);
 	b = open_at(f->path, MB_DURABILITY_FAST, 0);
 	assert_int_equal(mb_page_get(b, "new", &s, NULL), 0);
