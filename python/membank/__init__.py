@@ -9,7 +9,7 @@ many processes and threads, over libmembank (ctypes, standard library only).
 See python/README.md for how libmembank.so is found and for fork/spawn.
 """
 
-from ._bank import BankError, Error, InvalidInput, MemoryBank, NotFound
+from ._bank import BankError, Batch, Error, InvalidInput, MemoryBank, NotFound
 from ._lib import LibraryNotFound
 
 
@@ -19,5 +19,5 @@ def library_path():
     return _lib.load().path
 
 
-__all__ = ["MemoryBank", "Error", "InvalidInput", "NotFound", "BankError",
+__all__ = ["MemoryBank", "Batch", "Error", "InvalidInput", "NotFound", "BankError",
            "LibraryNotFound", "library_path"]

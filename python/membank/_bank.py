@@ -174,6 +174,41 @@ def _truncate_utf8(data, limit):
     return data[:limit].decode("utf-8", "ignore").encode("utf-8")
 
 
+# The C arguments of each mutation, checked as the library would (one
+# place for the single calls and the batch's).
+
+def _page_args(page_id, data):
+    pid = _text(page_id, "page_id")
+    body = _json_object(data, "data")
+    return pid, body, len(body)
+
+
+def _sync_args(status, error):
+    err = None if error is None else _error_text(error, "error", MB_MAX_TEXT_BYTES)
+    return _text(status, "status"), err
+
+
+def _log_args(error, message):
+    if isinstance(error, BaseException):
+        if message is not None:
+            raise TypeError("log_error(exception) takes no message")
+        return _exception_type(error), _exception_text(error, MB_MAX_TEXT_BYTES)
+    if not isinstance(error, str):
+        raise TypeError("error must be an exception or a str, not %s"
+                        % type(error).__name__)
+    return (_clean_text(error, MB_MAX_TYPE_BYTES),
+            _error_text("" if message is None else message, "message", MB_MAX_TEXT_BYTES))
+
+
+def _resolve_args(error_type, steps):
+    return _text(error_type, "error_type"), _text(steps, "steps")
+
+
+def _config_args(new_config):
+    body = _json_object(new_config, "new_config")
+    return body, len(body)
+
+
 def _durability(value):
     if not isinstance(value, str):
         raise TypeError("durability must be 'full' or 'fast', not %s"
@@ -305,6 +340,10 @@ class MemoryBank:
         self._lock = threading.RLock()
         self._idle = threading.Condition(self._lock)   # notified when closing
         self._inflight = {}
+        # The open Batch objects, aborted when the handle closes (the C batch
+        # points to the handle).  A forked child starts with none: the
+        # parent's are refused there (Batch._enter) and never freed.
+        self._batches = set()
 
     # ---------------------------------------------------------- lifecycle
 
@@ -345,6 +384,9 @@ class MemoryBank:
             handle = box.value
         if handle is None:
             return 0
+        batches, self._batches = self._batches, set()
+        for batch in batches:
+            batch._drop("the bank was closed before its end")
         with _fork_guard:
             return self._lib.mb_close(handle)
 
@@ -458,22 +500,44 @@ class MemoryBank:
         state = "closed" if self._closed else "open"
         return "<membank.MemoryBank %r %s>" % (self._path, state)
 
+    def batch(self):
+        """A batch of mutations, for a with-block:
+
+            with bank.batch() as b:
+                b.update_page("a", {...})
+                b.delete_page("b")
+
+        Its methods are the bank's mutations (update_page, merge_page,
+        delete_page, update_sync_status, log_error, resolve_error,
+        update_config), each checked at once and raising as the bank's own
+        would (the batch is unchanged then).  The end of the block applies
+        them all, in order, as one journal record and one transaction: all
+        or none, seen by every process at the same instant, for the cost of
+        one write.  An exception leaving the block applies none of them
+        (and goes on).  A failed commit raises and applies none: NotFound
+        for a delete of a page that is absent at its point of the batch,
+        the message naming the operation.  See Batch."""
+        return Batch(self)
+
+    def journal_last_seq(self):
+        """The sequence number of the last journal record (one per write,
+        one per batch)."""
+        seq = ctypes.c_uint64()
+        self._call(self._lib.mb_journal_last_seq, ctypes.byref(seq))
+        return seq.value
+
     # -------------------------------------------------------------- pages
 
     def update_page(self, page_id, data):
         """Replace the properties of page_id with the dict data (the page is
         created when absent).  Sets its last_updated."""
-        pid = _text(page_id, "page_id")
-        body = _json_object(data, "data")
-        self._call(self._lib.mb_page_put, pid, body, len(body))
+        self._call(self._lib.mb_page_put, *_page_args(page_id, data))
 
     def merge_page(self, page_id, data):
         """Shallow-merge the dict data into page_id's properties: each key
         replaces the stored one, a None value removes the key.  One atomic
         read-modify-write: processes merging different keys all win."""
-        pid = _text(page_id, "page_id")
-        body = _json_object(data, "data")
-        self._call(self._lib.mb_page_merge, pid, body, len(body))
+        self._call(self._lib.mb_page_merge, *_page_args(page_id, data))
 
     def get_page(self, page_id):
         """{"properties": {...}, "last_updated": "..."}, or None when the
@@ -544,8 +608,7 @@ class MemoryBank:
         exception; "" counts too) counts a failure, status "success" without
         an error a success.  Appends to sync_history.  The error is recorded
         as log_error() records a message: never refused for what it holds."""
-        err = None if error is None else _error_text(error, "error", MB_MAX_TEXT_BYTES)
-        self._call(self._lib.mb_sync_record, _text(status, "status"), err)
+        self._call(self._lib.mb_sync_record, *_sync_args(status, error))
 
     def get_sync_status(self):
         """The sync_status.json document of the spec, as a dict."""
@@ -562,25 +625,12 @@ class MemoryBank:
         non-str gives "<exception str() failed>", a class named "" logs as
         its nearest named base.  Only an empty error_type string
         (InvalidInput) and non-str arguments (TypeError) are refused."""
-        if isinstance(error, BaseException):
-            if message is not None:
-                raise TypeError("log_error(exception) takes no message")
-            etype = _exception_type(error)
-            msg = _exception_text(error, MB_MAX_TEXT_BYTES)
-        else:
-            if not isinstance(error, str):
-                raise TypeError("error must be an exception or a str, not %s"
-                                % type(error).__name__)
-            etype = _clean_text(error, MB_MAX_TYPE_BYTES)
-            msg = _error_text("" if message is None else message, "message",
-                              MB_MAX_TEXT_BYTES)
-        self._call(self._lib.mb_error_log, etype, msg)
+        self._call(self._lib.mb_error_log, *_log_args(error, message))
 
     def resolve_error(self, error_type, steps):
         """Record resolution steps for error_type and mark its unresolved
         errors resolved."""
-        self._call(self._lib.mb_error_resolve, _text(error_type, "error_type"),
-                   _text(steps, "steps"))
+        self._call(self._lib.mb_error_resolve, *_resolve_args(error_type, steps))
 
     def get_error_stats(self):
         """{"total_errors", "resolved_errors", "patterns", "last_error"}."""
@@ -592,8 +642,7 @@ class MemoryBank:
         """Deep-merge the dict new_config into the configuration.  An unknown
         key or a wrong type raises InvalidInput naming the dotted key, and
         nothing changes."""
-        body = _json_object(new_config, "new_config")
-        self._call(self._lib.mb_config_update, body, len(body))
+        self._call(self._lib.mb_config_update, *_config_args(new_config))
 
     def get_config(self):
         """The config_cache.json document, as a dict."""
@@ -654,6 +703,172 @@ class MemoryBank:
 
 
 MemoryBank.__module__ = "membank"
+
+
+class Batch:
+    """The mutations of one with-block of MemoryBank.batch(), applied as one.
+
+    Usable only inside its with-block: before it, after it (committed or
+    aborted), after the bank closed (which drops a batch in progress), and
+    in another process than the one that entered it (a forked child: the C
+    batch belongs to the parent's handle), every call raises BankError.
+    Its calls may come from any thread; they run one at a time.  At most
+    100000 operations and 32 MiB of packed data (InvalidInput past that).
+    len(batch) is the number of operations added so far.
+    """
+
+    def __init__(self, bank):
+        self._bank = bank
+        self._ptr = None        # mb_batch *, while open
+        self._state = "not entered (use it in a with-block)"
+        self._pid = None
+        self._lock = threading.RLock()  # one call at a time on the C batch
+
+    def __repr__(self):
+        return "<membank.Batch of %r, %s>" % (self._bank, "open" if self._ptr
+                                             else self._state)
+
+    def __enter__(self):
+        bank = self._bank
+        with self._lock:
+            if self._state != "not entered (use it in a with-block)":
+                raise BankError(None, None, "batch: %s; begin another" % self._state)
+            box = ctypes.c_void_p()
+            bank._call(bank._lib.mb_batch_begin, ctypes.byref(box))
+            with bank._lock:
+                if box.value is None:
+                    raise BankError(None, None, "batch: mb_batch_begin gave no batch")
+                if bank._closed:    # closed the instant begin returned
+                    bank._lib.mb_batch_abort(box.value)
+                    raise BankError(None, None, "the bank is closed")
+                self._ptr, self._pid = box.value, _getpid()
+                self._state = "open"
+                bank._batches.add(self)
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            self._abort("aborted by %s" % _type_name(exc_type))
+        else:
+            self._commit()
+        return False
+
+    def __len__(self):
+        with self._lock:
+            ptr = self._usable()
+            return self._bank._lib.mb_batch_count(ptr)
+
+    def _drop(self, why):
+        """Under the bank's _lock, the handle closing: abort the C batch."""
+        ptr, self._ptr = self._ptr, None
+        self._state = why
+        if ptr is not None:
+            self._bank._lib.mb_batch_abort(ptr)
+
+    def _usable(self):
+        """The C batch, or BankError saying why there is none (under _lock)."""
+        if self._ptr is None:
+            raise BankError(None, None, "batch: %s; a batch is used inside its "
+                            "with-block only" % self._state)
+        if self._pid != _getpid():
+            raise BankError(None, None, "batch: begun in process %d; a batch "
+                            "belongs to the process that began it" % self._pid)
+        return self._ptr
+
+    def _add(self, fn, *args):
+        """fn(batch, *args) as one call in flight on the bank (so close()
+        waits for it); an MB_E* code becomes the exception the bank's call
+        would raise."""
+        bank = self._bank
+        with self._lock:
+            token = object()
+            try:
+                with bank._lock:
+                    bank._inflight[token] = _get_ident()
+                    ptr = self._usable()
+                    if bank._closed:
+                        raise BankError(None, None, "the bank is closed")
+                    handle = bank._handle
+                rc = fn(ptr, *args)
+                if rc < 0:
+                    msg = bank._lib.mb_last_error(handle)
+                    raise _exception_for(rc, msg.decode("utf-8", "replace"))
+            finally:
+                with bank._lock:
+                    if bank._inflight.pop(token, None) is not None and bank._closed:
+                        bank._leave()
+
+    def _abort(self, state):
+        """Free the C batch unapplied.  It needs no handle, so neither a
+        closing bank nor a raising check gets in the way of the exception
+        that ends the block.  In a forked child the parent's C batch is only
+        forgotten (another thread may have been inside it at fork time)."""
+        bank = self._bank
+        with self._lock, bank._lock:
+            ptr, self._ptr = self._ptr, None
+            if ptr is None:
+                return                  # dropped by close()
+            self._state = state
+            bank._batches.discard(self)
+            if self._pid == _getpid():
+                bank._lib.mb_batch_abort(ptr)
+
+    def _commit(self):
+        """Apply the C batch (mb_batch_commit frees it whatever the result,
+        so it leaves the object first), as one call in flight on the bank."""
+        bank = self._bank
+        with self._lock:
+            token = object()
+            try:
+                with bank._lock:
+                    bank._inflight[token] = _get_ident()
+                    ptr = self._usable()
+                    if bank._closed:
+                        raise BankError(None, None, "the bank is closed")
+                    handle = bank._handle
+                    self._ptr, self._state = None, "committed"
+                    bank._batches.discard(self)
+                rc = bank._lib.mb_batch_commit(ptr)
+                if rc < 0:
+                    self._state = "failed to commit"
+                    msg = bank._lib.mb_last_error(handle)
+                    raise _exception_for(rc, msg.decode("utf-8", "replace"))
+            finally:
+                with bank._lock:
+                    if bank._inflight.pop(token, None) is not None and bank._closed:
+                        bank._leave()
+
+    def update_page(self, page_id, data):
+        """MemoryBank.update_page, in the batch."""
+        self._add(self._bank._lib.mb_batch_page_put, *_page_args(page_id, data))
+
+    def merge_page(self, page_id, data):
+        """MemoryBank.merge_page, in the batch."""
+        self._add(self._bank._lib.mb_batch_page_merge, *_page_args(page_id, data))
+
+    def delete_page(self, page_id):
+        """MemoryBank.delete_page, in the batch: a page absent at this point
+        of the batch fails the commit (NotFound), not this call."""
+        self._add(self._bank._lib.mb_batch_page_delete, _text(page_id, "page_id"))
+
+    def update_sync_status(self, status, error=None):
+        """MemoryBank.update_sync_status, in the batch."""
+        self._add(self._bank._lib.mb_batch_sync_record, *_sync_args(status, error))
+
+    def log_error(self, error, message=None):
+        """MemoryBank.log_error, in the batch."""
+        self._add(self._bank._lib.mb_batch_error_log, *_log_args(error, message))
+
+    def resolve_error(self, error_type, steps):
+        """MemoryBank.resolve_error, in the batch."""
+        self._add(self._bank._lib.mb_batch_error_resolve, *_resolve_args(error_type, steps))
+
+    def update_config(self, new_config):
+        """MemoryBank.update_config, in the batch."""
+        self._add(self._bank._lib.mb_batch_config_update, *_config_args(new_config))
+
+
+Batch.__module__ = "membank"
 
 
 _main_thread = threading.main_thread

@@ -89,6 +89,7 @@ PAGE_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p,
                            ctypes.c_char_p)
 
 _bank_p = ctypes.c_void_p          # mb_bank * (opaque)
+_batch_p = ctypes.c_void_p         # mb_batch * (opaque)
 _out_str = ctypes.POINTER(ctypes.POINTER(ctypes.c_char))  # char ** (freed by mb_free)
 _int = ctypes.c_int
 _str = ctypes.c_char_p
@@ -118,6 +119,18 @@ _SIGNATURES = {
     "mb_config_update": (_int, [_bank_p, _str, _size]),
     "mb_config_get": (_int, [_bank_p, _out_str]),
     "mb_stats": (_int, [_bank_p, _out_str]),
+    "mb_journal_last_seq": (_int, [_bank_p, ctypes.POINTER(ctypes.c_uint64)]),
+    "mb_batch_begin": (_int, [_bank_p, ctypes.POINTER(_batch_p)]),
+    "mb_batch_page_put": (_int, [_batch_p, _str, _str, _size]),
+    "mb_batch_page_merge": (_int, [_batch_p, _str, _str, _size]),
+    "mb_batch_page_delete": (_int, [_batch_p, _str]),
+    "mb_batch_sync_record": (_int, [_batch_p, _str, _str]),
+    "mb_batch_error_log": (_int, [_batch_p, _str, _str]),
+    "mb_batch_error_resolve": (_int, [_batch_p, _str, _str]),
+    "mb_batch_config_update": (_int, [_batch_p, _str, _size]),
+    "mb_batch_count": (_size, [_batch_p]),
+    "mb_batch_commit": (_int, [_batch_p]),
+    "mb_batch_abort": (None, [_batch_p]),
 }
 
 # Bound on first call (see lazy()): they may be missing from an older build.

@@ -330,6 +330,162 @@ class TestSyncStatus(BankTest):
             self.bank.update_sync_status("")
 
 
+# ------------------------------------------------------------------ batches
+
+class TestBatch(BankTest):
+    def test_500_updates_are_one_journal_record(self):
+        before = self.bank.journal_last_seq()
+        with self.bank.batch() as b:
+            for i in range(500):
+                b.update_page("p%03d" % i, {"n": i})
+            self.assertEqual(len(b), 500)
+            self.assertIsNone(self.bank.get_page("p000"))   # nothing before the end
+        self.assertEqual(self.bank.journal_last_seq(), before + 1)
+        self.assertEqual(self.bank.page_count(), 500)
+        self.assertEqual(self.bank.get_page("p499")["properties"], {"n": 499})
+
+    def test_every_operation(self):
+        self.bank.update_page("gone", {"x": 1})
+        self.bank.update_page("m", {"a": 1, "b": 2})
+        before = self.bank.journal_last_seq()
+        with self.bank.batch() as b:
+            b.update_page("new", {"t": "hello"})
+            b.merge_page("m", {"b": None, "c": 3})
+            b.delete_page("gone")
+            b.update_sync_status("success")
+            b.log_error("rate_limited", "slow down")
+            b.resolve_error("rate_limited", "waited")
+            b.update_config({"cache_settings": {"max_entries": 7}})
+            self.assertEqual(len(b), 7)
+        self.assertEqual(self.bank.journal_last_seq(), before + 1)
+        self.assertEqual(self.bank.get_page("new")["properties"], {"t": "hello"})
+        self.assertEqual(self.bank.get_page("m")["properties"], {"a": 1, "c": 3})
+        self.assertIsNone(self.bank.get_page("gone"))
+        s = self.bank.get_sync_status()
+        self.assertEqual((s["current_status"], s["success_count"]), ("success", 1))
+        e = self.bank.get_error_stats()
+        self.assertEqual((e["total_errors"], e["resolved_errors"]), (1, 1))
+        self.assertEqual(e["last_error"]["message"], "slow down")
+        self.assertEqual(self.bank.get_config()["cache_settings"]["max_entries"], 7)
+
+    def test_exception_in_block_applies_nothing(self):
+        before = self.bank.journal_last_seq()
+        with self.assertRaisesRegex(RuntimeError, "stop"):
+            with self.bank.batch() as b:
+                b.update_page("a", {"x": 1})
+                b.update_sync_status("success")
+                raise RuntimeError("stop")
+        self.assertEqual(self.bank.journal_last_seq(), before)
+        self.assertIsNone(self.bank.get_page("a"))
+        self.assertEqual(self.bank.get_sync_status()["success_count"], 0)
+        with self.assertRaisesRegex(BankError, "aborted by RuntimeError"):
+            b.update_page("a", {"x": 1})
+
+    def test_bad_input_raises_and_the_rest_commits(self):
+        with self.bank.batch() as b:
+            b.update_page("a", {"x": 1})
+            with self.assertRaisesRegex(InvalidInput, "page_id"):
+                b.update_page("bad\0id", {"x": 2})
+            with self.assertRaisesRegex(InvalidInput, "data: .*NaN|data: Out of range"):
+                b.update_page("b", {"x": float("nan")})
+            with self.assertRaises(InvalidInput) as cm:
+                b.update_config({"notion_settings": {"colour": 1}})
+            self.assertEqual(cm.exception.name, "MB_EINVAL")
+            self.assertIn("notion_settings.colour", cm.exception.message)
+            with self.assertRaises(InvalidInput):
+                b.update_page("", {})               # the library's check
+            with self.assertRaises(TypeError):
+                b.update_page("c", [1])
+            with self.assertRaises(InvalidInput):
+                b.update_sync_status("")
+            b.update_page("d", {"x": 4})
+            self.assertEqual(len(b), 2)
+        self.assertEqual(sorted(self.bank.page_ids()), ["a", "d"])
+
+    def test_delete_of_absent_page_fails_the_commit(self):
+        before = self.bank.journal_last_seq()
+        with self.assertRaises(NotFound) as cm:
+            with self.bank.batch() as b:
+                b.update_page("a", {"x": 1})
+                b.delete_page("a")
+                b.delete_page("a")              # absent at its point
+        self.assertEqual(cm.exception.message, 'batch: operation 3 (page delete): '
+                         'page "a": not found; nothing was applied')
+        self.assertEqual(self.bank.journal_last_seq(), before)
+        self.assertEqual(self.bank.page_count(), 0)
+        with self.assertRaisesRegex(BankError, "failed to commit"):
+            b.update_page("a", {})
+
+    def test_unusable_outside_its_block(self):
+        b = self.bank.batch()
+        with self.assertRaisesRegex(BankError, "not entered"):
+            b.update_page("a", {})
+        with b:
+            b.update_page("a", {"x": 1})
+        for call in (lambda: b.update_page("a", {}), lambda: b.delete_page("a"),
+                     lambda: len(b), lambda: b.log_error("t", "m")):
+            with self.assertRaisesRegex(BankError, "committed; a batch is used inside"):
+                call()
+        with self.assertRaisesRegex(BankError, "committed; begin another"):
+            with b:
+                pass
+        self.assertEqual(self.bank.get_page("a")["properties"], {"x": 1})
+
+    def test_empty_batch_writes_nothing(self):
+        before = self.bank.journal_last_seq()
+        with self.bank.batch():
+            pass
+        self.assertEqual(self.bank.journal_last_seq(), before)
+
+    def test_close_inside_the_block_drops_the_batch(self):
+        with self.assertRaisesRegex(BankError, "closed before its end"):
+            with self.bank.batch() as b:
+                b.update_page("a", {"x": 1})
+                self.bank.close()
+        with MemoryBank(self.path) as again:
+            self.assertIsNone(again.get_page("a"))
+        with self.assertRaisesRegex(BankError, "the bank is closed"):
+            with self.bank.batch():
+                pass
+
+    def test_forked_child_refuses_the_parents_batch(self):
+        if not hasattr(os, "fork"):
+            self.skipTest("no fork")
+        with self.bank.batch() as b:
+            b.update_page("parent", {"x": 1})
+            r, w = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    try:
+                        b.update_page("child", {"x": 2})
+                    except BankError as exc:
+                        code = 0 if "belongs to the process that began it" in str(exc) else 2
+                    with self.bank.batch() as cb:      # a child's own batch works
+                        cb.update_page("child", {"x": 3})
+                finally:
+                    os.write(w, bytes([code]))
+                    os._exit(0)
+            os.close(w)
+            self.assertEqual(os.read(r, 1), b"\x00")
+            os.close(r)
+            os.waitpid(pid, 0)
+        self.assertEqual(self.bank.get_page("parent")["properties"], {"x": 1})
+        self.assertEqual(self.bank.get_page("child")["properties"], {"x": 3})
+
+    def test_threads_share_a_batch(self):
+        with self.bank.batch() as b:
+            ts = [threading.Thread(target=lambda k=k: [b.update_page("t%d-%d" % (k, i), {"i": i})
+                                                      for i in range(50)])
+                  for k in range(4)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join()
+        self.assertEqual(self.bank.page_count(), 200)
+
+
 # ------------------------------------------------------------------ errors
 
 class TestErrors(BankTest):
