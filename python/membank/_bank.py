@@ -604,10 +604,13 @@ class MemoryBank:
     # -------------------------------------------------------- sync status
 
     def update_sync_status(self, status, error=None):
-        """Record a sync: status becomes current_status; an error (str or
-        exception; "" counts too) counts a failure, status "success" without
-        an error a success.  Appends to sync_history.  The error is recorded
-        as log_error() records a message: never refused for what it holds."""
+        """Record a sync: status becomes current_status.  A failure is
+        counted for an error (str or exception; "" counts too) or a status
+        "failed", "failure" or "error" in any ASCII case (recorded with
+        error ""); a success for status "success" exactly without an error;
+        any other status counts neither (the rule of mb_sync_record in
+        membank.h).  Appends to sync_history.  The error is recorded as
+        log_error() records a message: never refused for what it holds."""
         self._call(self._lib.mb_sync_record, *_sync_args(status, error))
 
     def get_sync_status(self):

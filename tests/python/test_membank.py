@@ -318,6 +318,15 @@ class TestSyncStatus(BankTest):
                           ("failed", "boom")])
         self.assertEqual(s["last_successful_sync"], s["sync_history"][0]["timestamp"])
 
+    def test_failure_status_without_error_counts_a_failure(self):
+        for status in ("failed", "Failure", "ERROR", "failing", "Success"):
+            self.bank.update_sync_status(status)
+        s = self.bank.get_sync_status()
+        self.assertEqual((s["error_count"], s["success_count"]), (3, 0))
+        self.assertEqual([(h["status"], h["error"]) for h in s["sync_history"]],
+                         [("failed", ""), ("Failure", ""), ("ERROR", ""),
+                          ("failing", None), ("Success", None)])
+
     def test_history_limit(self):
         with MemoryBank(os.path.join(self.tmp, "h"), durability="fast", history_limit=3) as b:
             for i in range(5):

@@ -160,6 +160,42 @@ static void test_sync_semantics(void **state)
 	cJSON_Delete(d);
 }
 
+/* A failure status counts a failure without an error message: any ASCII
+ * case of "failed", "failure", "error", recorded with error "".  Near
+ * misses count neither; a batch records the same. */
+static void test_sync_failure_status(void **state)
+{
+	fx *f = *state;
+	static const char *const failures[] = { "failed", "FAILURE", "Error" };
+	static const char *const neither[] = { "fail", "failedx", "errors", "Success", " error" };
+	mb_batch *bt;
+	cJSON *d, *h;
+
+	for (size_t i = 0; i < 3; i++)
+		assert_int_equal(mb_sync_record(f->b, failures[i], NULL), 0);
+	for (size_t i = 0; i < 5; i++)
+		assert_int_equal(mb_sync_record(f->b, neither[i], NULL), 0);
+	assert_int_equal(mb_sync_record(f->b, "failed", "HTTP 429"), 0);
+	assert_int_equal(mb_batch_begin(f->b, &bt), 0);
+	assert_int_equal(mb_batch_sync_record(bt, "error", NULL), 0);
+	assert_int_equal(mb_batch_commit(bt), 0);
+	d = sync_doc(f->b);
+	assert_int_equal((int)num_at(d, "error_count", NULL), 5);
+	assert_int_equal((int)num_at(d, "success_count", NULL), 0);
+	assert_string_equal(str_at(d, "current_status", NULL), "error");
+	h = cJSON_GetObjectItem(d, "sync_history");
+	assert_int_equal(cJSON_GetArraySize(h), 10);
+	for (int i = 0; i < 3; i++) {
+		assert_string_equal(str_at(cJSON_GetArrayItem(h, i), "status", NULL), failures[i]);
+		assert_string_equal(str_at(cJSON_GetArrayItem(h, i), "error", NULL), "");
+	}
+	for (int i = 3; i < 8; i++)
+		assert_true(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetArrayItem(h, i), "error")));
+	assert_string_equal(str_at(cJSON_GetArrayItem(h, 8), "error", NULL), "HTTP 429");
+	assert_string_equal(str_at(cJSON_GetArrayItem(h, 9), "error", NULL), "");
+	cJSON_Delete(d);
+}
+
 static void test_sync_history_bounded(void **state)
 {
 	fx *f = *state;
@@ -480,6 +516,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_page_delete_count, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_page_iterate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_semantics, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sync_failure_status, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_history_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_error_resolve, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_error_stats_empty, setup, teardown),
