@@ -129,19 +129,6 @@ def _clean_text(text, limit):
 _UNPRINTABLE = "<exception str() failed>"   # as the traceback module says
 
 
-def _exception_text(exc, limit):
-    """_clean_text of str(exc); _UNPRINTABLE when __str__ raises or returns
-    something else than a str.  An error handler must not fail on it."""
-    try:
-        text = str(exc)
-        text = str.__str__(text)        # a str subclass becomes a plain str
-    except MemoryError:
-        raise
-    except Exception:
-        text = _UNPRINTABLE
-    return _clean_text(text, limit)
-
-
 _type_name = type.__dict__["__name__"].__get__   # not a metaclass's __name__
 _type_mro = type.__dict__["__mro__"].__get__
 
@@ -156,11 +143,82 @@ def _exception_type(exc):
     return b"BaseException"
 
 
+_GENERIC_TYPE = b"error"     # log_error(message): the type of a plain message
+_CAUSE_DEPTH = 4            # causes described after an exception's own text
+_CAUSE_CHARS = 300          # characters kept of each cause's text
+
+
+def _attr(obj, name):
+    """getattr(obj, name, None) that never raises (a property may)."""
+    try:
+        return getattr(obj, name, None)
+    except Exception:
+        return None
+
+
+def _error_code(exc):
+    """exc.code when it is a non-empty str (a str Enum member gives its
+    value: str.__str__, never the member's own __str__, which for the Notion
+    SDK's APIErrorCode reads "APIErrorCode.RateLimited"); else None."""
+    code = _attr(exc, "code")
+    if isinstance(code, str):
+        code = str.__str__(code)
+        if code:
+            return code
+    return None
+
+
+def _http_status(exc):
+    """exc.status or exc.status_code when it is an int (not a bool)."""
+    for name in ("status", "status_code"):
+        value = _attr(exc, name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return int.__int__(value)
+    return None
+
+
+def _plain_text(exc):
+    """str(exc) as a plain str; _UNPRINTABLE when __str__ fails."""
+    try:
+        return str.__str__(str(exc))
+    except MemoryError:
+        raise
+    except Exception:
+        return _UNPRINTABLE
+
+
+def _exception_message(exc, limit):
+    """The message logged for exc: "HTTP <status>: " when it carries one,
+    str(exc), then its causes, newest first, at most _CAUSE_DEPTH of
+    _CAUSE_CHARS characters each ("; caused by T: text" for __cause__,
+    "; while handling T: text" for an unsuppressed __context__); cleaned
+    and cut at limit bytes as _clean_text."""
+    status = _http_status(exc)
+    parts = ["HTTP %d: " % status if status is not None else "", _plain_text(exc)]
+    seen = {id(exc)}
+    for _ in range(_CAUSE_DEPTH):
+        cause = _attr(exc, "__cause__")
+        how = "caused by"
+        if cause is None and not _attr(exc, "__suppress_context__"):
+            cause, how = _attr(exc, "__context__"), "while handling"
+        if not isinstance(cause, BaseException) or id(cause) in seen:
+            break
+        seen.add(id(cause))
+        text = _plain_text(cause)
+        if len(text) > _CAUSE_CHARS:
+            text = text[:_CAUSE_CHARS] + "..."
+        name = _exception_type(cause).decode("utf-8", "replace")
+        parts.append("; %s %s%s" % (how, name, ": " + text if text else ""))
+        exc = cause
+    return _clean_text("".join(parts), limit)
+
+
 def _error_text(value, what, limit):
-    """log_error/update_sync_status text: an exception's str(), or a str
-    escaped and cut as _clean_text (never refused for what it holds)."""
+    """log_error/update_sync_status text: an exception's message
+    (_exception_message), or a str escaped and cut as _clean_text (never
+    refused for what it holds)."""
     if isinstance(value, BaseException):
-        return _exception_text(value, limit)
+        return _exception_message(value, limit)
     if not isinstance(value, str):
         raise TypeError("%s must be str or an exception, not %s"
                         % (what, type(value).__name__))
@@ -192,12 +250,17 @@ def _log_args(error, message):
     if isinstance(error, BaseException):
         if message is not None:
             raise TypeError("log_error(exception) takes no message")
-        return _exception_type(error), _exception_text(error, MB_MAX_TEXT_BYTES)
+        code = _error_code(error)
+        etype = (_clean_text(code, MB_MAX_TYPE_BYTES) if code is not None
+                 else _exception_type(error))
+        return etype, _exception_message(error, MB_MAX_TEXT_BYTES)
     if not isinstance(error, str):
         raise TypeError("error must be an exception or a str, not %s"
                         % type(error).__name__)
+    if message is None:         # log_error(message): the generic type
+        return _GENERIC_TYPE, _clean_text(error, MB_MAX_TEXT_BYTES)
     return (_clean_text(error, MB_MAX_TYPE_BYTES),
-            _error_text("" if message is None else message, "message", MB_MAX_TEXT_BYTES))
+            _error_text(message, "message", MB_MAX_TEXT_BYTES))
 
 
 def _resolve_args(error_type, steps):
@@ -620,14 +683,24 @@ class MemoryBank:
     # ------------------------------------------------------------- errors
 
     def log_error(self, error, message=None):
-        """Log an error: log_error(exception) records the name of its class
-        and str(exception); log_error(error_type, message="") the strings.
+        """Log an error.
+
+        log_error(exception): the type is exception.code when that is a
+        non-empty str (the Notion SDK's "rate_limited", "object_not_found";
+        a str Enum member gives its value), else the name of its class; the
+        message is "HTTP <n>: " when it has an int status or status_code,
+        then str(exception), then up to 4 causes ("; caused by T: text"
+        for __cause__, "; while handling T: text" for __context__).
+        log_error(message): a plain string is the message, of type "error".
+        log_error(error_type, message): both given.
+
         An error handler never fails on what it logs: NUL and lone
         surrogates are escaped, the type cut at 128 bytes and the message at
         4096 (on a character boundary), a __str__ that raises or returns a
-        non-str gives "<exception str() failed>", a class named "" logs as
-        its nearest named base.  Only an empty error_type string
-        (InvalidInput) and non-str arguments (TypeError) are refused."""
+        non-str gives "<exception str() failed>", an attribute that raises
+        is ignored, a class named "" logs as its nearest named base.  Only
+        an empty error_type with a message (InvalidInput) and non-str
+        arguments (TypeError) are refused."""
         self._call(self._lib.mb_error_log, *_log_args(error, message))
 
     def resolve_error(self, error_type, steps):

@@ -513,10 +513,14 @@ class TestErrors(BankTest):
     def test_log_strings(self):
         self.bank.log_error("RateLimited", "429 from Notion")
         self.bank.log_error("RateLimited", "again")
-        self.bank.log_error("Timeout")
+        self.bank.log_error("Timeout")            # a plain string is the message
+        self.bank.log_error("Timeout again")
         st = self.bank.get_error_stats()
-        self.assertEqual(st["patterns"], {"RateLimited": 2, "Timeout": 1})
-        self.assertEqual(st["last_error"]["message"], "")
+        self.assertEqual(st["patterns"], {"RateLimited": 2, "error": 2})
+        self.assertEqual((st["last_error"]["error_type"], st["last_error"]["message"]),
+                         ("error", "Timeout again"))
+        self.bank.log_error("")
+        self.assertEqual(self.bank.get_error_stats()["last_error"]["message"], "")
 
     def test_long_exception_message_is_cut(self):
         self.bank.log_error(ValueError("é" * 5000))
@@ -546,9 +550,11 @@ class TestErrors(BankTest):
 
     def test_empty_or_non_str_type_is_refused(self):
         with self.assertRaises(InvalidInput):
-            self.bank.log_error("")
+            self.bank.log_error("", "m")
         with self.assertRaises(TypeError):
             self.bank.log_error(42)
+        with self.assertRaises(TypeError):
+            self.bank.log_error("t", 42)
         with self.assertRaises(TypeError):
             self.bank.update_sync_status("failed", 42)
         self.assertEqual(self.bank.get_error_stats()["total_errors"], 0)
@@ -599,6 +605,90 @@ class TestErrors(BankTest):
             self.assertEqual(self.bank.get_sync_status()["sync_history"][-1]["error"],
                              message)
         self.assertEqual(self.bank.get_error_stats()["total_errors"], len(cases))
+
+    def test_notion_sdk_shaped_exception(self):
+        """The Notion SDK's APIResponseError: .code a member of a str Enum,
+        .status the HTTP status; raised from a transport error."""
+        import enum
+
+        class APIErrorCode(str, enum.Enum):
+            RateLimited = "rate_limited"
+            ObjectNotFound = "object_not_found"
+
+        class APIResponseError(Exception):
+            def __init__(self, code, status, message):
+                super().__init__(message)
+                self.code, self.status = code, status
+
+        self.assertEqual(str(APIErrorCode.RateLimited), "APIErrorCode.RateLimited")
+        try:
+            try:
+                raise ConnectionResetError("peer reset")
+            except ConnectionResetError as transport:
+                raise APIResponseError(APIErrorCode.RateLimited, 429,
+                                       "You have been rate limited.") from transport
+        except APIResponseError as exc:
+            self.bank.log_error(exc)
+            self.bank.update_sync_status("failed", exc)
+        last = self.bank.get_error_stats()["last_error"]
+        want = "HTTP 429: You have been rate limited.; caused by ConnectionResetError: peer reset"
+        self.assertEqual((last["error_type"], last["message"]), ("rate_limited", want))
+        self.assertEqual(self.bank.get_sync_status()["sync_history"][-1]["error"], want)
+        self.bank.log_error(APIResponseError(APIErrorCode.ObjectNotFound, 404, "gone"))
+        self.bank.log_error(APIResponseError("validation_error", 400, "bad"))
+        self.assertEqual(self.bank.get_error_stats()["patterns"],
+                         {"rate_limited": 1, "object_not_found": 1, "validation_error": 1})
+
+    def test_exception_attributes(self):
+        """No str code: the class name.  status_code as status.  An implicit
+        context; a bounded chain; attributes that raise are ignored."""
+        class HTTPError(Exception):
+            status_code = 502
+            code = 7                              # not a str: ignored
+
+        class Hostile(Exception):
+            @property
+            def code(self):
+                raise RuntimeError("no code")
+
+            @property
+            def status(self):
+                raise RuntimeError("no status")
+
+        def last():
+            e = self.bank.get_error_stats()["last_error"]
+            return e["error_type"], e["message"]
+
+        try:
+            try:
+                1 / 0
+            except ZeroDivisionError:
+                raise HTTPError("bad gateway")
+        except HTTPError as exc:
+            self.bank.log_error(exc)
+        self.assertEqual(last(), ("HTTPError", "HTTP 502: bad gateway; "
+                                  "while handling ZeroDivisionError: division by zero"))
+        self.bank.log_error(Hostile("h"))
+        self.assertEqual(last(), ("Hostile", "h"))
+        self.bank.log_error(Hostile(HTTPError()))       # empty-code fallbacks
+        exc = ValueError("top")
+        cur = exc
+        for i in range(10):
+            cur.__cause__ = ValueError("c%d" % i + "x" * 400)
+            cur = cur.__cause__
+        cur.__cause__ = exc                               # a cycle
+        self.bank.log_error(exc)
+        typ, msg = last()
+        cut = "x" * 298 + "..."
+        self.assertEqual(msg, "top" + "".join("; caused by ValueError: c%d%s" % (i, cut)
+                                              for i in range(4)))
+        self.bank.log_error(KeyError("k"))
+        self.assertEqual(last(), ("KeyError", "'k'"))
+        e = ValueError("s")
+        e.code = ""                                        # empty: the class name
+        e.status = True                                    # a bool is no status
+        self.bank.log_error(e)
+        self.assertEqual(last(), ("ValueError", "s"))
 
     def test_exception_and_message_together_is_type_error(self):
         with self.assertRaises(TypeError):
