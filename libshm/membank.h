@@ -117,7 +117,10 @@ typedef struct mb_options {
 	size_t map_size;           /**< initial LMDB map, bytes (0: 64 MiB); grows */
 	size_t max_json_bytes;     /**< largest JSON input (0: 1 MiB) */
 	uint32_t history_limit;    /**< sync_history and errors kept; used when the
-	                                bank is created, then stored (0: 100) */
+	                                bank is created, then stored (0: 100).
+	                                Opening an existing bank, 0 takes the
+	                                stored value and another non-zero value
+	                                than it fails with MB_EINVAL */
 	uint64_t segment_bytes;    /**< journal segment size (0: 64 MiB) */
 	uint32_t journal_retention_s; /**< a snapshot into the bank directory
 	                                removes the journal segments it covers

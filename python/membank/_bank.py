@@ -538,7 +538,9 @@ class MemoryBank:
 
     @property
     def options(self):
-        """The keyword options the bank was opened with."""
+        """The keyword options the bank was opened with.  history_limit None
+        means the bank's own (fixed when it was created: another value for
+        an existing bank raises InvalidInput naming both)."""
         return dict(self._opts)
 
     def __enter__(self):

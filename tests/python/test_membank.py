@@ -334,6 +334,20 @@ class TestSyncStatus(BankTest):
             self.assertEqual([h["status"] for h in b.get_sync_status()["sync_history"]],
                              ["s2", "s3", "s4"])
 
+    def test_history_limit_of_existing_bank(self):
+        path = os.path.join(self.tmp, "h")
+        MemoryBank(path, durability="fast", history_limit=3).close()
+        with self.assertRaises(InvalidInput) as cm:
+            MemoryBank(path, history_limit=5)
+        self.assertEqual(cm.exception.message, "options: history_limit 5, but the bank at "
+                         "%s keeps 3 (set when it was created; 0 takes the bank's)" % path)
+        for limit in (None, 3):
+            with MemoryBank(path, durability="fast", history_limit=limit) as b:
+                self.assertEqual(b.options["history_limit"], limit)
+                for i in range(5):
+                    b.update_sync_status("s%d" % i)
+                self.assertEqual(len(b.get_sync_status()["sync_history"]), 3)
+
     def test_empty_status_is_invalid(self):
         with self.assertRaisesRegex(InvalidInput, "status"):
             self.bank.update_sync_status("")

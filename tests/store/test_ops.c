@@ -196,6 +196,44 @@ static void test_sync_failure_status(void **state)
 	cJSON_Delete(d);
 }
 
+/* history_limit is the bank's, fixed at creation: reopening with 0 or the
+ * same value works, with another fails with MB_EINVAL naming both values and
+ * leaves the stored one in use. */
+static void test_history_limit_of_existing_bank(void **state)
+{
+	fx *f = *state;
+	char *dir = tmp_dir(), msg[256];
+	mb_options o;
+	mb_bank *b = NULL;
+	cJSON *d;
+
+	mb_options_init(&o);
+	o.durability = MB_DURABILITY_FAST;
+	o.history_limit = 3;
+	assert_int_equal(mb_open(dir, &o, &b), 0);
+	mb_close(b);
+	o.history_limit = 5;
+	assert_int_equal(mb_open(dir, &o, &b), MB_EINVAL);
+	assert_null(b);
+	snprintf(msg, sizeof msg, "options: history_limit 5, but the bank at %s keeps 3 "
+	         "(set when it was created; 0 takes the bank's)", dir);
+	assert_string_equal(mb_last_error(NULL), msg);
+	o.history_limit = 3;
+	assert_int_equal(mb_open(dir, &o, &b), 0);
+	mb_close(b);
+	o.history_limit = 0;
+	assert_int_equal(mb_open(dir, &o, &b), 0);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(mb_sync_record(b, "running", NULL), 0);
+	d = sync_doc(b);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(d, "sync_history")), 3);
+	cJSON_Delete(d);
+	mb_close(b);
+	rm_rf(dir);
+	free(dir);
+	(void)f;
+}
+
 static void test_sync_history_bounded(void **state)
 {
 	fx *f = *state;
@@ -518,6 +556,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sync_semantics, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_failure_status, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_history_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_history_limit_of_existing_bank, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_error_resolve, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_error_stats_empty, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_config_defaults_and_merge, setup, teardown),
