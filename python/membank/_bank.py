@@ -1,5 +1,7 @@
 """The MemoryBank class of the original spec, over libmembank's C API."""
 
+from __future__ import annotations   # hints are never evaluated: no typing import
+
 import ctypes
 import json
 import os
@@ -8,6 +10,15 @@ import threading
 import weakref
 
 from . import _lib
+
+TYPE_CHECKING = False    # type checkers take it as true; typing costs ~4 ms at import
+if TYPE_CHECKING:
+    from typing import Any, Dict, Iterator, Optional, Tuple, Type, Union
+    from types import TracebackType
+    JSONDict = Dict[str, Any]
+    PathLike = Union[str, "os.PathLike[str]"]
+    ErrorArg = Union[str, BaseException]
+
 from ._lib import (MB_EINVAL, MB_ENOTFOUND, MB_EPERM, MB_MAX_TEXT_BYTES,
                    MB_MAX_TYPE_BYTES)
 
@@ -366,8 +377,9 @@ class MemoryBank:
     and options; unpickling opens the bank in the receiving process.
     """
 
-    def __init__(self, path=None, *, durability="full", group_shared=False,
-                 history_limit=None, max_json_bytes=None, create=True):
+    def __init__(self, path: Optional[PathLike] = None, *, durability: str = "full",
+                 group_shared: bool = False, history_limit: Optional[int] = None,
+                 max_json_bytes: Optional[int] = None, create: bool = True) -> None:
         if path is None:
             path = _default_path()
         path = os.fspath(path)
@@ -500,9 +512,9 @@ class MemoryBank:
             self._lib.mb_free(out)
 
     #: close()'s default bound on waiting for calls in flight, seconds.
-    close_timeout = 10.0
+    close_timeout: float = 10.0
 
-    def close(self, timeout=None):
+    def close(self, timeout: Optional[float] = None) -> None:
         """Close the bank.  Closing twice is allowed.  New calls raise
         BankError at once.  Calls other threads have in flight are waited
         for, at most timeout seconds (None: close_timeout); if some are still
@@ -528,25 +540,25 @@ class MemoryBank:
             raise _exception_for(rc, "")
 
     @property
-    def closed(self):
+    def closed(self) -> bool:
         return self._closed
 
     @property
-    def path(self):
+    def path(self) -> str:
         """The bank directory (absolute)."""
         return self._path
 
     @property
-    def options(self):
+    def options(self) -> Dict[str, Any]:
         """The keyword options the bank was opened with.  history_limit None
         means the bank's own (fixed when it was created: another value for
         an existing bank raises InvalidInput naming both)."""
         return dict(self._opts)
 
-    def __enter__(self):
+    def __enter__(self) -> MemoryBank:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __del__(self):
@@ -565,7 +577,7 @@ class MemoryBank:
         state = "closed" if self._closed else "open"
         return "<membank.MemoryBank %r %s>" % (self._path, state)
 
-    def batch(self):
+    def batch(self) -> Batch:
         """A batch of mutations, for a with-block:
 
             with bank.batch() as b:
@@ -584,7 +596,7 @@ class MemoryBank:
         the message naming the operation.  See Batch."""
         return Batch(self)
 
-    def journal_last_seq(self):
+    def journal_last_seq(self) -> int:
         """The sequence number of the last journal record (one per write,
         one per batch)."""
         seq = ctypes.c_uint64()
@@ -593,18 +605,18 @@ class MemoryBank:
 
     # -------------------------------------------------------------- pages
 
-    def update_page(self, page_id, data):
+    def update_page(self, page_id: str, data: JSONDict) -> None:
         """Replace the properties of page_id with the dict data (the page is
         created when absent).  Sets its last_updated."""
         self._call(self._lib.mb_page_put, *_page_args(page_id, data))
 
-    def merge_page(self, page_id, data):
+    def merge_page(self, page_id: str, data: JSONDict) -> None:
         """Shallow-merge the dict data into page_id's properties: each key
         replaces the stored one, a None value removes the key.  One atomic
         read-modify-write: processes merging different keys all win."""
         self._call(self._lib.mb_page_merge, *_page_args(page_id, data))
 
-    def get_page(self, page_id):
+    def get_page(self, page_id: str) -> Optional[JSONDict]:
         """{"properties": {...}, "last_updated": "..."}, or None when the
         page is absent (or expired by cache_settings.ttl_seconds)."""
         pid = _text(page_id, "page_id")
@@ -620,11 +632,11 @@ class MemoryBank:
         finally:
             self._lib.mb_free(out)
 
-    def delete_page(self, page_id):
+    def delete_page(self, page_id: str) -> None:
         """Delete page_id; NotFound when it is absent."""
         self._call(self._lib.mb_page_delete, _text(page_id, "page_id"))
 
-    def page_count(self):
+    def page_count(self) -> int:
         """The number of pages stored (metadata.total_pages)."""
         n = ctypes.c_uint64()
         self._call(self._lib.mb_page_count, ctypes.byref(n))
@@ -654,13 +666,13 @@ class MemoryBank:
                 return
             after = items[-1][0]
 
-    def page_ids(self, after=None):
+    def page_ids(self, after: Optional[str] = None) -> Iterator[str]:
         """An iterator over the page ids in order, starting after `after`."""
         for items in self._iterate(after, _lib.MB_ITER_IDS, 1024):
             for pid, _ in items:
                 yield pid.decode("utf-8")
 
-    def iter_pages(self, after=None):
+    def iter_pages(self, after: Optional[str] = None) -> Iterator[Tuple[str, JSONDict]]:
         """An iterator of (page_id, page) in id order, page as get_page()."""
         for items in self._iterate(after, 0, 256):
             for pid, page in items:
@@ -668,7 +680,7 @@ class MemoryBank:
 
     # -------------------------------------------------------- sync status
 
-    def update_sync_status(self, status, error=None):
+    def update_sync_status(self, status: str, error: Optional[ErrorArg] = None) -> None:
         """Record a sync: status becomes current_status.  A failure is
         counted for an error (str or exception; "" counts too) or a status
         "failed", "failure" or "error" in any ASCII case (recorded with
@@ -678,13 +690,13 @@ class MemoryBank:
         log_error() records a message: never refused for what it holds."""
         self._call(self._lib.mb_sync_record, *_sync_args(status, error))
 
-    def get_sync_status(self):
+    def get_sync_status(self) -> JSONDict:
         """The sync_status.json document of the spec, as a dict."""
         return self._call_json(self._lib.mb_sync_status)
 
     # ------------------------------------------------------------- errors
 
-    def log_error(self, error, message=None):
+    def log_error(self, error: ErrorArg, message: Optional[str] = None) -> None:
         """Log an error.
 
         log_error(exception): the type is exception.code when that is a
@@ -705,34 +717,34 @@ class MemoryBank:
         arguments (TypeError) are refused."""
         self._call(self._lib.mb_error_log, *_log_args(error, message))
 
-    def resolve_error(self, error_type, steps):
+    def resolve_error(self, error_type: str, steps: str) -> None:
         """Record resolution steps for error_type and mark its unresolved
         errors resolved."""
         self._call(self._lib.mb_error_resolve, *_resolve_args(error_type, steps))
 
-    def get_error_stats(self):
+    def get_error_stats(self) -> JSONDict:
         """{"total_errors", "resolved_errors", "patterns", "last_error"}."""
         return self._call_json(self._lib.mb_error_stats)
 
     # ------------------------------------------------------------- config
 
-    def update_config(self, new_config):
+    def update_config(self, new_config: JSONDict) -> None:
         """Deep-merge the dict new_config into the configuration.  An unknown
         key or a wrong type raises InvalidInput naming the dotted key, and
         nothing changes."""
         self._call(self._lib.mb_config_update, *_config_args(new_config))
 
-    def get_config(self):
+    def get_config(self) -> JSONDict:
         """The config_cache.json document, as a dict."""
         return self._call_json(self._lib.mb_config_get)
 
     # -------------------------------------------------------- maintenance
 
-    def stats(self):
+    def stats(self) -> JSONDict:
         """Counters and sizes of the bank (mb_stats), as a dict."""
         return self._call_json(self._lib.mb_stats)
 
-    def snapshot(self, dir=None):
+    def snapshot(self, dir: Optional[PathLike] = None) -> Dict[str, Union[int, float]]:
         """Write the spec's four JSON files into dir (None: the bank
         directory, which makes it the checkpoint).  Returns a dict: seq,
         pages, bytes, purged, segments_removed, seconds."""
@@ -746,8 +758,8 @@ class MemoryBank:
         return {name: getattr(info, name) for name, _ in info._fields_}
 
     @staticmethod
-    def restore(src_dir, bank_path=None, *, force=False, durability="full",
-                group_shared=False):
+    def restore(src_dir: PathLike, bank_path: Optional[PathLike] = None, *, force: bool = False,
+                durability: str = "full", group_shared: bool = False) -> None:
         """Build the bank at bank_path (None: $MEMBANK_DIR, else
         ./memory-bank) from the four JSON files in src_dir.
 
@@ -795,7 +807,7 @@ class Batch:
     len(batch) is the number of operations added so far.
     """
 
-    def __init__(self, bank):
+    def __init__(self, bank: MemoryBank) -> None:
         self._bank = bank
         self._ptr = None        # mb_batch *, while open
         self._state = "not entered (use it in a with-block)"
@@ -806,7 +818,7 @@ class Batch:
         return "<membank.Batch of %r, %s>" % (self._bank, "open" if self._ptr
                                              else self._state)
 
-    def __enter__(self):
+    def __enter__(self) -> Batch:
         bank = self._bank
         with self._lock:
             if self._state != "not entered (use it in a with-block)":
@@ -824,14 +836,15 @@ class Batch:
                 bank._batches.add(self)
         return self
 
-    def __exit__(self, exc_type, exc, tb):
+    def __exit__(self, exc_type: Optional[Type[BaseException]],
+                 exc: Optional[BaseException], tb: Optional[TracebackType]) -> bool:
         if exc_type is not None:
             self._abort("aborted by %s" % _type_name(exc_type))
         else:
             self._commit()
         return False
 
-    def __len__(self):
+    def __len__(self) -> int:
         with self._lock:
             ptr = self._usable()
             return self._bank._lib.mb_batch_count(ptr)
@@ -916,32 +929,32 @@ class Batch:
                     if bank._inflight.pop(token, None) is not None and bank._closed:
                         bank._leave()
 
-    def update_page(self, page_id, data):
+    def update_page(self, page_id: str, data: JSONDict) -> None:
         """MemoryBank.update_page, in the batch."""
         self._add(self._bank._lib.mb_batch_page_put, *_page_args(page_id, data))
 
-    def merge_page(self, page_id, data):
+    def merge_page(self, page_id: str, data: JSONDict) -> None:
         """MemoryBank.merge_page, in the batch."""
         self._add(self._bank._lib.mb_batch_page_merge, *_page_args(page_id, data))
 
-    def delete_page(self, page_id):
+    def delete_page(self, page_id: str) -> None:
         """MemoryBank.delete_page, in the batch: a page absent at this point
         of the batch fails the commit (NotFound), not this call."""
         self._add(self._bank._lib.mb_batch_page_delete, _text(page_id, "page_id"))
 
-    def update_sync_status(self, status, error=None):
+    def update_sync_status(self, status: str, error: Optional[ErrorArg] = None) -> None:
         """MemoryBank.update_sync_status, in the batch."""
         self._add(self._bank._lib.mb_batch_sync_record, *_sync_args(status, error))
 
-    def log_error(self, error, message=None):
+    def log_error(self, error: ErrorArg, message: Optional[str] = None) -> None:
         """MemoryBank.log_error, in the batch."""
         self._add(self._bank._lib.mb_batch_error_log, *_log_args(error, message))
 
-    def resolve_error(self, error_type, steps):
+    def resolve_error(self, error_type: str, steps: str) -> None:
         """MemoryBank.resolve_error, in the batch."""
         self._add(self._bank._lib.mb_batch_error_resolve, *_resolve_args(error_type, steps))
 
-    def update_config(self, new_config):
+    def update_config(self, new_config: JSONDict) -> None:
         """MemoryBank.update_config, in the batch."""
         self._add(self._bank._lib.mb_batch_config_update, *_config_args(new_config))
 

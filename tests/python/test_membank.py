@@ -939,7 +939,7 @@ class TestLibrarySearch(unittest.TestCase):
         self.assertEqual(_lib.candidates({"MEMBANK_LIBRARY": "/x/libmembank.so"}),
                          ["/x/libmembank.so"])
 
-    def test_build_tree_newest_first_then_system(self):
+    def test_order_soname_installed_then_build_tree_newest_first(self):
         with tempfile.TemporaryDirectory() as root:
             paths = []
             for i, name in enumerate(["build-old", "build-new"]):
@@ -950,8 +950,44 @@ class TestLibrarySearch(unittest.TestCase):
                 os.utime(p, (1000 + i, 1000 + i))
                 paths.append(p)
             got = _lib.candidates({}, root)
-            self.assertEqual(got[:2], [paths[1], paths[0]])
-            self.assertEqual(got[-1], "libmembank.so.0")
+            self.assertEqual(got[0], "libmembank.so.0")
+            self.assertIn("/usr/local/lib/libmembank.so.0", got)
+            self.assertEqual(got[-2:], [paths[1], paths[0]])
+
+    def test_the_normal_path_imports_no_ctypes_util(self):
+        env = dict(os.environ)
+        r = _run_python("import sys\n"
+                        "before = set(sys.modules)\n"
+                        "import membank\n"
+                        "membank.library_path()\n"
+                        "print(sorted(m for m in ('ctypes.util', 'subprocess', 'glob', "
+                        "'typing', 'sysconfig') if m in set(sys.modules) - before))\n", env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, "[]\n")
+
+    def test_library_of_another_abi_is_refused(self):
+        fake = os.environ.get("MEMBANK_TEST_FAKE_LIB")
+        if not fake:
+            self.skipTest("MEMBANK_TEST_FAKE_LIB not set")
+        env = dict(os.environ, MEMBANK_LIBRARY=fake)
+        r = _run_python("import membank\n"
+                        "try:\n    membank.MemoryBank('/tmp/x')\n"
+                        "except membank.LibraryNotFound as e:\n    print(e.tried)\n", env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, "[(%r, 'libmembank 0.3.0, but this membank package "
+                         "(0.2.0) needs 0.2.x')]\n" % fake)
+
+    def test_abi_rule(self):
+        self.assertIsNone(_lib.abi_problem("0.2.7", 207, "0.2.0"))
+        self.assertIsNone(_lib.abi_problem("1.4.0", 10400, "1.0.0"))
+        self.assertEqual(_lib.abi_problem("0.1.0", 100, "0.2.0"),
+                         "libmembank 0.1.0, but this membank package (0.2.0) needs 0.2.x")
+        self.assertEqual(_lib.abi_problem("2.0.0", 20000, "1.3.0"),
+                         "libmembank 2.0.0, but this membank package (1.3.0) needs 1.x")
+
+    def test_version_is_the_librarys(self):
+        self.assertEqual(membank.__version__, _lib.load().cdll.mb_version(None).decode())
+        self.assertEqual(membank.__version__, "0.2.0")
 
     def test_bad_env_var_names_the_path(self):
         env = dict(os.environ, MEMBANK_LIBRARY="/nonexistent/libmembank.so")
