@@ -5,7 +5,6 @@ from __future__ import annotations   # hints are never evaluated: no typing impo
 import ctypes
 import json
 import os
-import queue
 import threading
 import weakref
 
@@ -979,6 +978,7 @@ def _walk_helper():
         with _fork_guard:
             helper = _helper
             if helper is None or helper[0] != _getpid():
+                import queue    # only for walks: kept off the import path
                 jobs = queue.SimpleQueue()
                 try:
                     threading.Thread(target=_walk_jobs, args=(jobs,), daemon=True,

@@ -961,7 +961,7 @@ class TestLibrarySearch(unittest.TestCase):
                         "import membank\n"
                         "membank.library_path()\n"
                         "print(sorted(m for m in ('ctypes.util', 'subprocess', 'glob', "
-                        "'typing', 'sysconfig') if m in set(sys.modules) - before))\n", env)
+                        "'typing', 'sysconfig', 'queue') if m in set(sys.modules) - before))\n", env)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(r.stdout, "[]\n")
 
