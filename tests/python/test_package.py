@@ -85,6 +85,30 @@ class Package(unittest.TestCase):
             self.skipTest(self.skip)
         self.assertEqual(self.pip.returncode, 0, self.pip.stdout + self.pip.stderr)
 
+    def test_meson_install_puts_the_package_beside_the_library(self):
+        meson, build = os.environ.get("MESON"), os.environ.get("MESON_BUILD")
+        if not meson or not build:
+            self.skipTest("MESON/MESON_BUILD not set")
+        dest = os.path.join(self.tmp, "dest")
+        r = run([meson, "install", "-C", build, "--no-rebuild", "--quiet",
+                 "--destdir", dest], plain_env(), self.tmp)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        found = [os.path.join(d, "membank") for d, subdirs, _ in os.walk(dest)
+                 if "membank" in subdirs and os.path.exists(os.path.join(d, "membank", "_bank.py"))]
+        self.assertEqual(len(found), 1, found)
+        pkg = found[0]
+        for name in ("__init__.py", "_bank.py", "_lib.py", "_version.py", "py.typed",
+                     "_install_paths.py"):
+            self.assertTrue(os.path.exists(os.path.join(pkg, name)), name)
+        code = ("import membank, membank._install_paths as p, membank._lib as l\n"
+                "print(p.LIBDIR)\nprint(l.candidates()[1])\n")
+        r = run([sys.executable, "-I", "-c", "import sys; sys.path.insert(0, %r)\n%s"
+                 % (os.path.dirname(pkg), code)], plain_env(), self.tmp)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        libdir, candidate = r.stdout.splitlines()
+        self.assertTrue(os.path.exists(dest + os.path.join(libdir, "libmembank.so.0")), libdir)
+        self.assertEqual(candidate, os.path.join(libdir, "libmembank.so.0"))
+
     def test_versions_agree(self):
         header = open(os.path.join(SOURCE, "libshm", "membank.h")).read()
         self.assertIn('#define MB_VERSION "%s"' % VERSION, header)
