@@ -955,15 +955,22 @@ class TestLibrarySearch(unittest.TestCase):
             self.assertEqual(got[-2:], [paths[1], paths[0]])
 
     def test_the_normal_path_imports_no_ctypes_util(self):
-        env = dict(os.environ)
-        r = _run_python("import sys\n"
-                        "before = set(sys.modules)\n"
-                        "import membank\n"
-                        "membank.library_path()\n"
-                        "print(sorted(m for m in ('ctypes.util', 'subprocess', 'glob', "
-                        "'typing', 'sysconfig', 'queue') if m in set(sys.modules) - before))\n", env)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertEqual(r.stdout, "[]\n")
+        """By MEMBANK_LIBRARY, and by the soname through the loader."""
+        lib = os.environ.get("MEMBANK_LIBRARY")
+        if not lib:
+            self.skipTest("MEMBANK_LIBRARY not set")
+        by_soname = {k: v for k, v in os.environ.items() if k != "MEMBANK_LIBRARY"}
+        by_soname["LD_LIBRARY_PATH"] = os.path.dirname(lib)
+        for env, path in ((dict(os.environ), lib), (by_soname, "libmembank.so.0")):
+            r = _run_python("import sys\n"
+                            "before = set(sys.modules)\n"
+                            "import membank\n"
+                            "print(membank.library_path())\n"
+                            "print(sorted(m for m in ('ctypes.util', 'subprocess', 'glob', "
+                            "'typing', 'sysconfig', 'queue') if m in set(sys.modules) - before))\n",
+                            env)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(r.stdout, "%s\n[]\n" % path)
 
     def test_library_of_another_abi_is_refused(self):
         fake = os.environ.get("MEMBANK_TEST_FAKE_LIB")
