@@ -64,8 +64,11 @@ static int sync_status(cli *c, int argc, char **argv)
 
 static const cli_sub sync_subs[] = {
 	{ "record", "membank sync record <status> [--error MSG]\n\n"
-	            "Record a sync.  <status> becomes current_status; --error counts a\n"
-	            "failure (error_count); status \"success\" without --error counts a success.\n\n"
+	            "Record a sync.  <status> becomes current_status.  --error (even empty),\n"
+	            "or a status of failed, failure or error in any case, counts a failure\n"
+	            "(error_count; such a status without --error is recorded with error \"\");\n"
+	            "status \"success\" (lower case) without --error counts a success; any\n"
+	            "other status counts neither.\n\n"
 	            "  -e, --error MSG   the error message of a failed sync\n", sync_record },
 	{ "status", "membank sync status\n\nPrint the sync_status.json document.\n", sync_status },
 	{ NULL, NULL, NULL },

@@ -254,6 +254,10 @@ static int read_identity(mb_bank *b)
 		rc = mb_fail(NULL, f->valuedouble > MB_FORMAT_VERSION ? MB_EVERSION : MB_ENOTBANK,
 		             "%s: format %g, this library reads format %d", path,
 		             f->valuedouble, MB_FORMAT_VERSION);
+	else if (b->opts.history_limit && b->opts.history_limit != (uint32_t)h->valuedouble)
+		rc = mb_fail(NULL, MB_EINVAL, "options: history_limit %u, but the bank at %s "
+		             "keeps %u (set when it was created; 0 takes the bank's)",
+		             b->opts.history_limit, b->path, (uint32_t)h->valuedouble);
 	else
 		b->history_limit = (uint32_t)h->valuedouble;
 	cJSON_Delete(j);

@@ -134,7 +134,10 @@ typedef struct mb_options {
 	size_t map_size;           /**< initial LMDB map, bytes (0: 64 MiB); grows */
 	size_t max_json_bytes;     /**< largest JSON input (0: 1 MiB) */
 	uint32_t history_limit;    /**< sync_history and errors kept; used when the
-	                                bank is created, then stored (0: 100) */
+	                                bank is created, then stored (0: 100).
+	                                Opening an existing bank, 0 takes the
+	                                stored value and another non-zero value
+	                                than it fails with MB_EINVAL */
 	uint64_t segment_bytes;    /**< journal segment size (0: 64 MiB) */
 	uint32_t journal_retention_s; /**< a snapshot into the bank directory
 	                                removes the journal segments that the
@@ -264,9 +267,13 @@ MB_API int mb_page_iterate(mb_bank *bank, const char *after, unsigned flags,
 /* ------------------------------------------------------------ sync status */
 
 /** Record a sync: @p status (1..MB_MAX_STATUS_BYTES bytes) becomes
- * current_status; a non-NULL @p error (may be "") counts a failure
- * (error_count); status "success" without an error counts a success
- * (success_count, last_successful_sync); any other status counts neither.
+ * current_status.  The one rule that counts it:
+ *  - a failure (error_count): a non-NULL @p error (even ""), or a status of
+ *    "failed", "failure" or "error" in any ASCII case ("Failed", "ERROR");
+ *    such a status without an error is recorded with error "";
+ *  - a success (success_count, last_successful_sync): status "success"
+ *    exactly (lower case) without an error;
+ *  - any other status ("running", "Success") counts neither.
  * Every call adds {timestamp, status, error} to sync_history, which keeps
  * the newest history_limit entries.  Errors as mb_page_put(). */
 MB_API int mb_sync_record(mb_bank *bank, const char *status, const char *error);

@@ -367,6 +367,27 @@ static int prep_strs(mb_bank *b, const char *x, const char *y, mb_buf *rec)
 	return rc ? mb_fail(b, rc, "out of memory") : 0;
 }
 
+/* Whether @status is "failed", "failure" or "error" in any ASCII case (not
+ * strcasecmp: it follows the locale, and the program's locale must not
+ * change what a record means). */
+static bool failure_status(const char *status)
+{
+	static const char *const words[] = { "failed", "failure", "error" };
+
+	for (size_t w = 0; w < sizeof words / sizeof *words; w++) {
+		size_t i = 0;
+
+		while (words[w][i] && (status[i] | 0x20) == words[w][i])
+			i++;
+		if (!words[w][i] && !status[i])
+			return true;
+	}
+	return false;
+}
+
+/* A failure status without an error is recorded with error "": the record
+ * then counts as the failure it names, and apply.c (and the replay of older
+ * records) keeps its one rule, "an error counts a failure". */
 int bank_prep_sync(mb_bank *b, const char *status, const char *error, mb_buf *rec)
 {
 	int rc;
@@ -374,6 +395,8 @@ int bank_prep_sync(mb_bank *b, const char *status, const char *error, mb_buf *re
 	if ((rc = check_text(b, "status", status, 1, MB_MAX_STATUS_BYTES)) ||
 	    (error && (rc = check_text(b, "error", error, 0, MB_MAX_TEXT_BYTES))))
 		return rc;
+	if (!error && failure_status(status))
+		error = "";
 	return prep_strs(b, status, error, rec);
 }
 

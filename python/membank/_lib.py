@@ -1,24 +1,31 @@
 """Loading libmembank and declaring the C API (membank.h) for ctypes.
 
-Search order for the shared library (the first that loads wins):
+Search order for the shared library (the first that loads and has a
+compatible version wins):
 
 1. the ``MEMBANK_LIBRARY`` environment variable, when set: only that path is
    tried, so a typo never silently loads another build;
-2. the project's build tree: ``<project>/build*/libshm/libmembank.so``
+2. its soname ``libmembank.so.0`` through the dynamic loader (ld.so.cache,
+   LD_LIBRARY_PATH, the DT_RUNPATH of the interpreter);
+3. the library directory meson installed it to: the one recorded in
+   ``_install_paths.py`` by ``meson install``, else meson's default
+   (``/usr/local/lib/<multiarch>``, ``/usr/local/lib``);
+4. the project's build tree: ``<project>/build*/libshm/libmembank.so``
    (``<project>`` is the parent of the ``python/`` folder holding this
-   package), newest file first;
-3. the system loader: ``ctypes.util.find_library('membank')``, then
-   ``libmembank.so.0``.
+   package), newest file first.
 
 The library is loaded on first use, not at import, so ``import membank`` and
-its exception classes work even where the library is missing.
+its exception classes work even where the library is missing.  Cold start:
+nothing here imports ``ctypes.util`` (it pulls in subprocess, and
+find_library runs ldconfig); the later steps import what they need only when
+reached.
 """
 
 import ctypes
-import ctypes.util
-import glob
 import os
 import threading
+
+from ._version import ABI_VERSION
 
 ENV_VAR = "MEMBANK_LIBRARY"
 
@@ -32,6 +39,7 @@ MB_EEXIST = -12
 MB_ERESTORED = -15
 
 MB_MAX_ID_BYTES = 255
+MB_MAX_DEPTH = 64
 MB_MAX_TYPE_BYTES = 128
 MB_MAX_TEXT_BYTES = 4096
 MB_MAX_JSON_BYTES = 16 << 20
@@ -44,7 +52,8 @@ MB_RESTORE_FORCE = 1
 
 
 class LibraryNotFound(OSError):
-    """libmembank.so could not be loaded; .tried lists (path, reason) pairs."""
+    """No compatible libmembank.so could be loaded; .tried lists (path,
+    reason) pairs (a reason names the version of a library refused)."""
 
     def __init__(self, tried):
         self.tried = list(tried)
@@ -89,6 +98,7 @@ PAGE_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p,
                            ctypes.c_char_p)
 
 _bank_p = ctypes.c_void_p          # mb_bank * (opaque)
+_batch_p = ctypes.c_void_p         # mb_batch * (opaque)
 _out_str = ctypes.POINTER(ctypes.POINTER(ctypes.c_char))  # char ** (freed by mb_free)
 _int = ctypes.c_int
 _str = ctypes.c_char_p
@@ -96,6 +106,7 @@ _size = ctypes.c_size_t
 
 # name: (restype, argtypes).  Every function the binding calls is here.
 _SIGNATURES = {
+    "mb_version": (_str, [ctypes.POINTER(_int)]),
     "mb_options_init": (None, [ctypes.POINTER(Options)]),
     "mb_open": (_int, [_str, ctypes.POINTER(Options), ctypes.POINTER(_bank_p)]),
     "mb_close": (_int, [_bank_p]),
@@ -118,6 +129,18 @@ _SIGNATURES = {
     "mb_config_update": (_int, [_bank_p, _str, _size]),
     "mb_config_get": (_int, [_bank_p, _out_str]),
     "mb_stats": (_int, [_bank_p, _out_str]),
+    "mb_journal_last_seq": (_int, [_bank_p, ctypes.POINTER(ctypes.c_uint64)]),
+    "mb_batch_begin": (_int, [_bank_p, ctypes.POINTER(_batch_p)]),
+    "mb_batch_page_put": (_int, [_batch_p, _str, _str, _size]),
+    "mb_batch_page_merge": (_int, [_batch_p, _str, _str, _size]),
+    "mb_batch_page_delete": (_int, [_batch_p, _str]),
+    "mb_batch_sync_record": (_int, [_batch_p, _str, _str]),
+    "mb_batch_error_log": (_int, [_batch_p, _str, _str]),
+    "mb_batch_error_resolve": (_int, [_batch_p, _str, _str]),
+    "mb_batch_config_update": (_int, [_batch_p, _str, _size]),
+    "mb_batch_count": (_size, [_batch_p]),
+    "mb_batch_commit": (_int, [_batch_p]),
+    "mb_batch_abort": (None, [_batch_p]),
 }
 
 # Bound on first call (see lazy()): they may be missing from an older build.
@@ -132,21 +155,66 @@ def package_root():
     return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def candidates(environ=None, root=None):
-    """The library paths to try, in order; see the module docstring."""
+SONAME = "libmembank.so.0"
+
+
+def _installed_dirs():
+    """Step 3: the library directory of meson install."""
+    try:
+        from ._install_paths import LIBDIR   # written by meson install
+        return [LIBDIR]
+    except ImportError:
+        import sysconfig
+        multiarch = sysconfig.get_config_var("MULTIARCH")
+        dirs = ["/usr/local/lib"]
+        if multiarch:
+            dirs.insert(0, "/usr/local/lib/" + multiarch)
+        return dirs
+
+
+def _build_tree(root):
+    """Step 4: <root>/build*/libshm/libmembank.so, newest first."""
+    import glob
+    found = glob.glob(os.path.join(root, "build*", "libshm", "libmembank.so"))
+    found.sort(key=lambda p: os.stat(p).st_mtime, reverse=True)
+    return found
+
+
+def iter_candidates(environ=None, root=None):
+    """The library paths to try, in order (see the module docstring),
+    computed step by step: the first that loads ends the search."""
     environ = os.environ if environ is None else environ
     explicit = environ.get(ENV_VAR)
     if explicit:
-        return [explicit]
-    root = package_root() if root is None else root
-    found = glob.glob(os.path.join(root, "build*", "libshm", "libmembank.so"))
-    found.sort(key=lambda p: os.stat(p).st_mtime, reverse=True)
-    out = found
-    system = ctypes.util.find_library("membank")
-    if system:
-        out.append(system)
-    out.append("libmembank.so.0")
-    return out
+        yield explicit
+        return
+    yield SONAME
+    for d in _installed_dirs():
+        yield os.path.join(d, SONAME)
+    yield from _build_tree(package_root() if root is None else root)
+
+
+def candidates(environ=None, root=None):
+    """Every path iter_candidates() gives, as a list."""
+    return list(iter_candidates(environ, root))
+
+
+def abi_problem(version, number, want=ABI_VERSION):
+    """Why a library of this version (mb_version(): "M.m.p" and its
+    MB_VERSION_NUMBER) cannot serve this binding, or None.  Compatible: the
+    same major, and for major 0 the same minor (membank.h's rule)."""
+    major, minor = number // 10000, number // 100 % 100
+    wmajor, wminor = (int(x) for x in want.split(".")[:2])
+    if major != wmajor or (major == 0 and minor != wminor):
+        return ("libmembank %s, but this membank package (%s) needs %s"
+                % (version, want, _needed(want)))
+    return None
+
+
+def _needed(want):
+    """The library versions a binding of version want accepts: "0.2.x"."""
+    major, minor = want.split(".")[:2]
+    return "%s.%s.x" % (major, minor) if major == "0" else "%s.x" % major
 
 
 def _declare(lib, table):
@@ -164,6 +232,17 @@ class _Lib:
         self.path = path
         self._lazy = {}
         self._lazy_lock = threading.Lock()
+        try:
+            fn = cdll.mb_version
+        except AttributeError:
+            raise _Refused("no mb_version(): a libmembank older than 0.2, but this "
+                           "membank package (%s) needs %s" % (ABI_VERSION, _needed(ABI_VERSION))) from None
+        fn.restype, fn.argtypes = _SIGNATURES["mb_version"]
+        number = ctypes.c_int()
+        self.version = fn(ctypes.byref(number)).decode("ascii", "replace")
+        problem = abi_problem(self.version, number.value)
+        if problem:
+            raise _Refused(problem)
         _declare(cdll, _SIGNATURES)
         for name in _SIGNATURES:
             setattr(self, name, getattr(cdll, name))
@@ -184,6 +263,10 @@ class _Lib:
             return self._lazy[name]
 
 
+class _Refused(Exception):
+    """A library that loaded but cannot serve this binding (its version)."""
+
+
 _loaded = None
 _load_lock = threading.Lock()
 
@@ -196,12 +279,12 @@ def load():
     with _load_lock:
         if _loaded is None:
             tried = []
-            for path in candidates():
+            for path in iter_candidates():
                 try:
                     cdll = ctypes.CDLL(path)
                     _loaded = _Lib(cdll, path)
                     break
-                except (OSError, AttributeError) as exc:
+                except (OSError, AttributeError, _Refused) as exc:
                     tried.append((path, str(exc) or type(exc).__name__))
             else:
                 raise LibraryNotFound(tried)

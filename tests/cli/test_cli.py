@@ -570,6 +570,17 @@ class SyncErrors(CliTest):
         self.assertEqual((s["error_count"], s["success_count"]), (1, 0))
         self.assertEqual(s["sync_history"][0]["error"], "")
 
+    def test_failure_status_counts_without_error(self):
+        self.ok("sync", "record", "failed")
+        self.ok("sync", "record", "ERROR")
+        self.ok("sync", "record", "failing")
+        s = self.doc("sync", "status")
+        self.assertEqual((s["error_count"], s["success_count"]), (2, 0))
+        self.assertEqual([(h["status"], h["error"]) for h in s["sync_history"]],
+                         [("failed", ""), ("ERROR", ""), ("failing", None)])
+        out = self.ok("sync", "record", "--help")
+        self.assertIn("failed, failure or error in any case", out)
+
     def test_argument_starting_with_dash(self):
         self.ok("error", "log", "timeout", "--", "-5 retries left")
         self.assertEqual(self.doc("error", "stats")["last_error"]["message"], "-5 retries left")

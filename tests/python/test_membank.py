@@ -304,6 +304,42 @@ class TestBadInput(BankTest):
         self.assertTrue(cm.exception.message)
         self.assertEqual(self.bank.get_page("p")["properties"], {"v": 1})
 
+    def test_unencodable_data_is_invalid_input_naming_it(self):
+        """Whatever json refuses comes out as InvalidInput naming the
+        argument and the reason, and nothing changes."""
+        self.bank.update_page("p", {"v": 1})
+
+        def nest(depth):
+            deep = node = {}
+            for _ in range(depth):
+                node["x"] = {}
+                node = node["x"]
+            return deep
+
+        loop = {}
+        loop["self"] = loop
+        cases = [(nest(1000), "nested too deep"),
+                 (nest(100000), "nested too deep"),
+                 ({"x": [nest(2000)]}, "nested too deep"),
+                 ({"s": {1, 2}}, "set is not JSON serializable"),
+                 ({"o": object()}, "object is not JSON serializable"),
+                 ({("a", "b"): 1}, "keys must be"),
+                 ({"n": float("inf")}, "Out of range float"),
+                 ({"i": 10 ** 5000}, "data"),
+                 (loop, "Circular reference")]
+        for bad, reason in cases:
+            for call in (lambda: self.bank.update_page("p", bad),
+                         lambda: self.bank.merge_page("p", bad)):
+                with self.assertRaises(InvalidInput) as cm:
+                    call()
+                self.assertEqual(cm.exception.code, -1)
+                self.assertIn("data: ", cm.exception.message)
+                self.assertIn(reason, cm.exception.message)
+        with self.assertRaisesRegex(InvalidInput, "new_config: nested too deep"):
+            self.bank.update_config({"notion_settings": nest(1500)})
+        self.assertEqual(self.bank.get_page("p")["properties"], {"v": 1})
+        self.assertEqual(self.bank.page_count(), 1)
+
     def test_bad_options(self):
         with self.assertRaisesRegex(InvalidInput, "durability"):
             MemoryBank(self.path, durability="sometimes")
@@ -338,6 +374,15 @@ class TestSyncStatus(BankTest):
                           ("failed", "boom")])
         self.assertEqual(s["last_successful_sync"], s["sync_history"][0]["timestamp"])
 
+    def test_failure_status_without_error_counts_a_failure(self):
+        for status in ("failed", "Failure", "ERROR", "failing", "Success"):
+            self.bank.update_sync_status(status)
+        s = self.bank.get_sync_status()
+        self.assertEqual((s["error_count"], s["success_count"]), (3, 0))
+        self.assertEqual([(h["status"], h["error"]) for h in s["sync_history"]],
+                         [("failed", ""), ("Failure", ""), ("ERROR", ""),
+                          ("failing", None), ("Success", None)])
+
     def test_history_limit(self):
         with MemoryBank(os.path.join(self.tmp, "h"), durability="fast", history_limit=3) as b:
             for i in range(5):
@@ -345,9 +390,179 @@ class TestSyncStatus(BankTest):
             self.assertEqual([h["status"] for h in b.get_sync_status()["sync_history"]],
                              ["s2", "s3", "s4"])
 
+    def test_history_limit_of_existing_bank(self):
+        path = os.path.join(self.tmp, "h")
+        MemoryBank(path, durability="fast", history_limit=3).close()
+        with self.assertRaises(InvalidInput) as cm:
+            MemoryBank(path, history_limit=5)
+        self.assertEqual(cm.exception.message, "options: history_limit 5, but the bank at "
+                         "%s keeps 3 (set when it was created; 0 takes the bank's)" % path)
+        for limit in (None, 3):
+            with MemoryBank(path, durability="fast", history_limit=limit) as b:
+                self.assertEqual(b.options["history_limit"], limit)
+                for i in range(5):
+                    b.update_sync_status("s%d" % i)
+                self.assertEqual(len(b.get_sync_status()["sync_history"]), 3)
+
     def test_empty_status_is_invalid(self):
         with self.assertRaisesRegex(InvalidInput, "status"):
             self.bank.update_sync_status("")
+
+
+# ------------------------------------------------------------------ batches
+
+class TestBatch(BankTest):
+    def test_500_updates_are_one_journal_record(self):
+        before = self.bank.journal_last_seq()
+        with self.bank.batch() as b:
+            for i in range(500):
+                b.update_page("p%03d" % i, {"n": i})
+            self.assertEqual(len(b), 500)
+            self.assertIsNone(self.bank.get_page("p000"))   # nothing before the end
+        self.assertEqual(self.bank.journal_last_seq(), before + 1)
+        self.assertEqual(self.bank.page_count(), 500)
+        self.assertEqual(self.bank.get_page("p499")["properties"], {"n": 499})
+
+    def test_every_operation(self):
+        self.bank.update_page("gone", {"x": 1})
+        self.bank.update_page("m", {"a": 1, "b": 2})
+        before = self.bank.journal_last_seq()
+        with self.bank.batch() as b:
+            b.update_page("new", {"t": "hello"})
+            b.merge_page("m", {"b": None, "c": 3})
+            b.delete_page("gone")
+            b.update_sync_status("success")
+            b.log_error("rate_limited", "slow down")
+            b.resolve_error("rate_limited", "waited")
+            b.update_config({"cache_settings": {"max_entries": 7}})
+            self.assertEqual(len(b), 7)
+        self.assertEqual(self.bank.journal_last_seq(), before + 1)
+        self.assertEqual(self.bank.get_page("new")["properties"], {"t": "hello"})
+        self.assertEqual(self.bank.get_page("m")["properties"], {"a": 1, "c": 3})
+        self.assertIsNone(self.bank.get_page("gone"))
+        s = self.bank.get_sync_status()
+        self.assertEqual((s["current_status"], s["success_count"]), ("success", 1))
+        e = self.bank.get_error_stats()
+        self.assertEqual((e["total_errors"], e["resolved_errors"]), (1, 1))
+        self.assertEqual(e["last_error"]["message"], "slow down")
+        self.assertEqual(self.bank.get_config()["cache_settings"]["max_entries"], 7)
+
+    def test_exception_in_block_applies_nothing(self):
+        before = self.bank.journal_last_seq()
+        with self.assertRaisesRegex(RuntimeError, "stop"):
+            with self.bank.batch() as b:
+                b.update_page("a", {"x": 1})
+                b.update_sync_status("success")
+                raise RuntimeError("stop")
+        self.assertEqual(self.bank.journal_last_seq(), before)
+        self.assertIsNone(self.bank.get_page("a"))
+        self.assertEqual(self.bank.get_sync_status()["success_count"], 0)
+        with self.assertRaisesRegex(BankError, "aborted by RuntimeError"):
+            b.update_page("a", {"x": 1})
+
+    def test_bad_input_raises_and_the_rest_commits(self):
+        with self.bank.batch() as b:
+            b.update_page("a", {"x": 1})
+            with self.assertRaisesRegex(InvalidInput, "page_id"):
+                b.update_page("bad\0id", {"x": 2})
+            with self.assertRaisesRegex(InvalidInput, "data: .*NaN|data: Out of range"):
+                b.update_page("b", {"x": float("nan")})
+            with self.assertRaises(InvalidInput) as cm:
+                b.update_config({"notion_settings": {"colour": 1}})
+            self.assertEqual(cm.exception.name, "MB_EINVAL")
+            self.assertIn("notion_settings.colour", cm.exception.message)
+            with self.assertRaises(InvalidInput):
+                b.update_page("", {})               # the library's check
+            with self.assertRaises(TypeError):
+                b.update_page("c", [1])
+            with self.assertRaises(InvalidInput):
+                b.update_sync_status("")
+            b.update_page("d", {"x": 4})
+            self.assertEqual(len(b), 2)
+        self.assertEqual(sorted(self.bank.page_ids()), ["a", "d"])
+
+    def test_delete_of_absent_page_fails_the_commit(self):
+        before = self.bank.journal_last_seq()
+        with self.assertRaises(NotFound) as cm:
+            with self.bank.batch() as b:
+                b.update_page("a", {"x": 1})
+                b.delete_page("a")
+                b.delete_page("a")              # absent at its point
+        self.assertEqual(cm.exception.message, 'batch: operation 3 (page delete): '
+                         'page "a": not found; nothing was applied')
+        self.assertEqual(self.bank.journal_last_seq(), before)
+        self.assertEqual(self.bank.page_count(), 0)
+        with self.assertRaisesRegex(BankError, "failed to commit"):
+            b.update_page("a", {})
+
+    def test_unusable_outside_its_block(self):
+        b = self.bank.batch()
+        with self.assertRaisesRegex(BankError, "not entered"):
+            b.update_page("a", {})
+        with b:
+            b.update_page("a", {"x": 1})
+        for call in (lambda: b.update_page("a", {}), lambda: b.delete_page("a"),
+                     lambda: len(b), lambda: b.log_error("t", "m")):
+            with self.assertRaisesRegex(BankError, "committed; a batch is used inside"):
+                call()
+        with self.assertRaisesRegex(BankError, "committed; begin another"):
+            with b:
+                pass
+        self.assertEqual(self.bank.get_page("a")["properties"], {"x": 1})
+
+    def test_empty_batch_writes_nothing(self):
+        before = self.bank.journal_last_seq()
+        with self.bank.batch():
+            pass
+        self.assertEqual(self.bank.journal_last_seq(), before)
+
+    def test_close_inside_the_block_drops_the_batch(self):
+        with self.assertRaisesRegex(BankError, "closed before its end"):
+            with self.bank.batch() as b:
+                b.update_page("a", {"x": 1})
+                self.bank.close()
+        with MemoryBank(self.path) as again:
+            self.assertIsNone(again.get_page("a"))
+        with self.assertRaisesRegex(BankError, "the bank is closed"):
+            with self.bank.batch():
+                pass
+
+    def test_forked_child_refuses_the_parents_batch(self):
+        if not hasattr(os, "fork"):
+            self.skipTest("no fork")
+        with self.bank.batch() as b:
+            b.update_page("parent", {"x": 1})
+            r, w = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    try:
+                        b.update_page("child", {"x": 2})
+                    except BankError as exc:
+                        code = 0 if "belongs to the process that began it" in str(exc) else 2
+                    with self.bank.batch() as cb:      # a child's own batch works
+                        cb.update_page("child", {"x": 3})
+                finally:
+                    os.write(w, bytes([code]))
+                    os._exit(0)
+            os.close(w)
+            self.assertEqual(os.read(r, 1), b"\x00")
+            os.close(r)
+            os.waitpid(pid, 0)
+        self.assertEqual(self.bank.get_page("parent")["properties"], {"x": 1})
+        self.assertEqual(self.bank.get_page("child")["properties"], {"x": 3})
+
+    def test_threads_share_a_batch(self):
+        with self.bank.batch() as b:
+            ts = [threading.Thread(target=lambda k=k: [b.update_page("t%d-%d" % (k, i), {"i": i})
+                                                      for i in range(50)])
+                  for k in range(4)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join()
+        self.assertEqual(self.bank.page_count(), 200)
 
 
 # ------------------------------------------------------------------ errors
@@ -368,10 +583,14 @@ class TestErrors(BankTest):
     def test_log_strings(self):
         self.bank.log_error("RateLimited", "429 from Notion")
         self.bank.log_error("RateLimited", "again")
-        self.bank.log_error("Timeout")
+        self.bank.log_error("Timeout")            # a plain string is the message
+        self.bank.log_error("Timeout again")
         st = self.bank.get_error_stats()
-        self.assertEqual(st["patterns"], {"RateLimited": 2, "Timeout": 1})
-        self.assertEqual(st["last_error"]["message"], "")
+        self.assertEqual(st["patterns"], {"RateLimited": 2, "error": 2})
+        self.assertEqual((st["last_error"]["error_type"], st["last_error"]["message"]),
+                         ("error", "Timeout again"))
+        self.bank.log_error("")
+        self.assertEqual(self.bank.get_error_stats()["last_error"]["message"], "")
 
     def test_long_exception_message_is_cut(self):
         self.bank.log_error(ValueError("é" * 5000))
@@ -385,14 +604,161 @@ class TestErrors(BankTest):
                          "a\\x00b\\udc80c")
         self.assertEqual(self.bank.get_sync_status()["sync_history"][-1]["error"], "x\\x00y")
 
-    def test_nul_in_string_message_is_invalid(self):
-        with self.assertRaisesRegex(InvalidInput, "NUL"):
-            self.bank.log_error("T", "a\0b")
+    def test_strings_are_escaped_and_cut_not_refused(self):
+        self.bank.log_error("T\0\udc80", "a\0b\udc80")
+        last = self.bank.get_error_stats()["last_error"]
+        self.assertEqual((last["error_type"], last["message"]),
+                         ("T\\x00\\udc80", "a\\x00b\\udc80"))
+        self.bank.log_error("é" * 100, "é" * 5000)
+        last = self.bank.get_error_stats()["last_error"]
+        self.assertEqual((last["error_type"], last["message"]), ("é" * 64, "é" * 2048))
+        self.bank.update_sync_status("failed", "x\udc80" + "é" * 5000)
+        err = self.bank.get_sync_status()["sync_history"][-1]["error"]
+        self.assertEqual(err, "x\\udc80" + "é" * 2044)
+        self.assertEqual(len(err.encode()), 4096 - 1)
+        self.assertEqual(self.bank.get_error_stats()["total_errors"], 2)
 
-    def test_long_string_message_is_invalid(self):
-        with self.assertRaisesRegex(InvalidInput, "message"):
-            self.bank.log_error("T", "x" * 5000)
+    def test_empty_or_non_str_type_is_refused(self):
+        with self.assertRaises(InvalidInput):
+            self.bank.log_error("", "m")
+        with self.assertRaises(TypeError):
+            self.bank.log_error(42)
+        with self.assertRaises(TypeError):
+            self.bank.log_error("t", 42)
+        with self.assertRaises(TypeError):
+            self.bank.update_sync_status("failed", 42)
         self.assertEqual(self.bank.get_error_stats()["total_errors"], 0)
+
+    def test_exceptions_that_cannot_be_printed(self):
+        """log_error and update_sync_status never fail on what an exception
+        holds: a failing or non-str __str__, an empty or odd class name."""
+        class StrRaises(Exception):
+            def __str__(self):
+                raise RuntimeError("no str")
+
+        class StrNotStr(Exception):
+            def __str__(self):
+                return 42
+
+        class Sneaky(str):
+            def replace(self, *a):
+                raise RuntimeError("no replace")
+
+            def encode(self, *a):
+                raise RuntimeError("no encode")
+
+        class StrSubclass(Exception):
+            def __str__(self):
+                return Sneaky("sub\0class")
+
+        Nameless = type("", (ValueError,), {})
+
+        class Meta(type):
+            __name__ = property(lambda cls: 42)
+
+        class OddMeta(Exception, metaclass=Meta):
+            pass
+
+        Long = type("E" * 300, (Exception,), {})
+        cases = [(StrRaises(), "StrRaises", "<exception str() failed>"),
+                 (StrNotStr(), "StrNotStr", "<exception str() failed>"),
+                 (StrSubclass(), "StrSubclass", "sub\\x00class"),
+                 (Nameless("m"), "ValueError", "m"),
+                 (OddMeta("m"), "OddMeta", "m"),
+                 (Long("m"), "E" * 128, "m"),
+                 (KeyboardInterrupt(), "KeyboardInterrupt", "")]
+        for exc, etype, message in cases:
+            self.bank.log_error(exc)
+            last = self.bank.get_error_stats()["last_error"]
+            self.assertEqual((last["error_type"], last["message"]), (etype, message))
+            self.bank.update_sync_status("failed", exc)
+            self.assertEqual(self.bank.get_sync_status()["sync_history"][-1]["error"],
+                             message)
+        self.assertEqual(self.bank.get_error_stats()["total_errors"], len(cases))
+
+    def test_notion_sdk_shaped_exception(self):
+        """The Notion SDK's APIResponseError: .code a member of a str Enum,
+        .status the HTTP status; raised from a transport error."""
+        import enum
+
+        class APIErrorCode(str, enum.Enum):
+            RateLimited = "rate_limited"
+            ObjectNotFound = "object_not_found"
+
+        class APIResponseError(Exception):
+            def __init__(self, code, status, message):
+                super().__init__(message)
+                self.code, self.status = code, status
+
+        self.assertEqual(str(APIErrorCode.RateLimited), "APIErrorCode.RateLimited")
+        try:
+            try:
+                raise ConnectionResetError("peer reset")
+            except ConnectionResetError as transport:
+                raise APIResponseError(APIErrorCode.RateLimited, 429,
+                                       "You have been rate limited.") from transport
+        except APIResponseError as exc:
+            self.bank.log_error(exc)
+            self.bank.update_sync_status("failed", exc)
+        last = self.bank.get_error_stats()["last_error"]
+        want = "HTTP 429: You have been rate limited.; caused by ConnectionResetError: peer reset"
+        self.assertEqual((last["error_type"], last["message"]), ("rate_limited", want))
+        self.assertEqual(self.bank.get_sync_status()["sync_history"][-1]["error"], want)
+        self.bank.log_error(APIResponseError(APIErrorCode.ObjectNotFound, 404, "gone"))
+        self.bank.log_error(APIResponseError("validation_error", 400, "bad"))
+        self.assertEqual(self.bank.get_error_stats()["patterns"],
+                         {"rate_limited": 1, "object_not_found": 1, "validation_error": 1})
+
+    def test_exception_attributes(self):
+        """No str code: the class name.  status_code as status.  An implicit
+        context; a bounded chain; attributes that raise are ignored."""
+        class HTTPError(Exception):
+            status_code = 502
+            code = 7                              # not a str: ignored
+
+        class Hostile(Exception):
+            @property
+            def code(self):
+                raise RuntimeError("no code")
+
+            @property
+            def status(self):
+                raise RuntimeError("no status")
+
+        def last():
+            e = self.bank.get_error_stats()["last_error"]
+            return e["error_type"], e["message"]
+
+        try:
+            try:
+                1 / 0
+            except ZeroDivisionError:
+                raise HTTPError("bad gateway")
+        except HTTPError as exc:
+            self.bank.log_error(exc)
+        self.assertEqual(last(), ("HTTPError", "HTTP 502: bad gateway; "
+                                  "while handling ZeroDivisionError: division by zero"))
+        self.bank.log_error(Hostile("h"))
+        self.assertEqual(last(), ("Hostile", "h"))
+        self.bank.log_error(Hostile(HTTPError()))       # empty-code fallbacks
+        exc = ValueError("top")
+        cur = exc
+        for i in range(10):
+            cur.__cause__ = ValueError("c%d" % i + "x" * 400)
+            cur = cur.__cause__
+        cur.__cause__ = exc                               # a cycle
+        self.bank.log_error(exc)
+        typ, msg = last()
+        cut = "x" * 298 + "..."
+        self.assertEqual(msg, "top" + "".join("; caused by ValueError: c%d%s" % (i, cut)
+                                              for i in range(4)))
+        self.bank.log_error(KeyError("k"))
+        self.assertEqual(last(), ("KeyError", "'k'"))
+        e = ValueError("s")
+        e.code = ""                                        # empty: the class name
+        e.status = True                                    # a bool is no status
+        self.bank.log_error(e)
+        self.assertEqual(last(), ("ValueError", "s"))
 
     def test_exception_and_message_together_is_type_error(self):
         with self.assertRaises(TypeError):
@@ -629,7 +995,7 @@ class TestLibrarySearch(unittest.TestCase):
         self.assertEqual(_lib.candidates({"MEMBANK_LIBRARY": "/x/libmembank.so"}),
                          ["/x/libmembank.so"])
 
-    def test_build_tree_newest_first_then_system(self):
+    def test_order_soname_installed_then_build_tree_newest_first(self):
         with tempfile.TemporaryDirectory() as root:
             paths = []
             for i, name in enumerate(["build-old", "build-new"]):
@@ -640,8 +1006,51 @@ class TestLibrarySearch(unittest.TestCase):
                 os.utime(p, (1000 + i, 1000 + i))
                 paths.append(p)
             got = _lib.candidates({}, root)
-            self.assertEqual(got[:2], [paths[1], paths[0]])
-            self.assertEqual(got[-1], "libmembank.so.0")
+            self.assertEqual(got[0], "libmembank.so.0")
+            self.assertIn("/usr/local/lib/libmembank.so.0", got)
+            self.assertEqual(got[-2:], [paths[1], paths[0]])
+
+    def test_the_normal_path_imports_no_ctypes_util(self):
+        """By MEMBANK_LIBRARY, and by the soname through the loader."""
+        lib = os.environ.get("MEMBANK_LIBRARY")
+        if not lib:
+            self.skipTest("MEMBANK_LIBRARY not set")
+        by_soname = {k: v for k, v in os.environ.items() if k != "MEMBANK_LIBRARY"}
+        by_soname["LD_LIBRARY_PATH"] = os.path.dirname(lib)
+        for env, path in ((dict(os.environ), lib), (by_soname, "libmembank.so.0")):
+            r = _run_python("import sys\n"
+                            "before = set(sys.modules)\n"
+                            "import membank\n"
+                            "print(membank.library_path())\n"
+                            "print(sorted(m for m in ('ctypes.util', 'subprocess', 'glob', "
+                            "'typing', 'sysconfig', 'queue') if m in set(sys.modules) - before))\n",
+                            env)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(r.stdout, "%s\n[]\n" % path)
+
+    def test_library_of_another_abi_is_refused(self):
+        fake = os.environ.get("MEMBANK_TEST_FAKE_LIB")
+        if not fake:
+            self.skipTest("MEMBANK_TEST_FAKE_LIB not set")
+        env = dict(os.environ, MEMBANK_LIBRARY=fake)
+        r = _run_python("import membank\n"
+                        "try:\n    membank.MemoryBank('/tmp/x')\n"
+                        "except membank.LibraryNotFound as e:\n    print(e.tried)\n", env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, "[(%r, 'libmembank 0.3.0, but this membank package "
+                         "(0.2.0) needs 0.2.x')]\n" % fake)
+
+    def test_abi_rule(self):
+        self.assertIsNone(_lib.abi_problem("0.2.7", 207, "0.2.0"))
+        self.assertIsNone(_lib.abi_problem("1.4.0", 10400, "1.0.0"))
+        self.assertEqual(_lib.abi_problem("0.1.0", 100, "0.2.0"),
+                         "libmembank 0.1.0, but this membank package (0.2.0) needs 0.2.x")
+        self.assertEqual(_lib.abi_problem("2.0.0", 20000, "1.3.0"),
+                         "libmembank 2.0.0, but this membank package (1.3.0) needs 1.x")
+
+    def test_version_is_the_librarys(self):
+        self.assertEqual(membank.__version__, _lib.load().cdll.mb_version(None).decode())
+        self.assertEqual(membank.__version__, "0.2.0")
 
     def test_bad_env_var_names_the_path(self):
         env = dict(os.environ, MEMBANK_LIBRARY="/nonexistent/libmembank.so")
@@ -746,6 +1155,31 @@ class TestFork(BankTest):
         self.assertEqual(self.bank.get_page("child-fork")["properties"], {"pid": pid})
         self.assertEqual(self.bank.get_error_stats()["patterns"], {"ChildError": 1})
         self.bank.update_page("parent-again", {})  # the parent's handle is intact
+
+    def test_child_walks_after_parent_walked(self):
+        """The parent's walk helper thread does not exist in a forked child:
+        the child starts its own (it must not wait on the parent's queue)."""
+        for pid in ("a", "b", "c"):
+            self.bank.update_page(pid, {})
+        self.assertEqual(list(self.bank.page_ids()), ["a", "b", "c"])
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                code = 0 if [p for p, _ in self.bank.iter_pages()] == ["a", "b", "c"] else 2
+            finally:
+                os._exit(code)
+        import time
+        for _ in range(1200):  # a bound of 120 s, so that a hang fails the test
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            self.fail("the child's walk hung")
+        self.assertEqual(os.waitstatus_to_exitcode(status), 0)
 
     def test_closed_bank_stays_closed_in_a_child(self):
         self.bank.close()
@@ -874,6 +1308,189 @@ class TestCloseWithThreads(BankTest):
         for t in threads:
             t.join(30)
         self.assertEqual(outcomes, [None] * 4)
+
+
+# ------------------------------------------- exceptions in the middle of calls
+
+class _Timeout(Exception):
+    """What the signal handler of the tests below raises."""
+
+
+def _fill(bank, n):
+    bank.update_config({"cache_settings": {"max_entries": 0}})
+    for i in range(n):
+        bank.update_page("p%05d" % i, {"n": i})
+
+
+class TestWalkExceptions(BankTest):
+    """An exception raised while page_ids()/iter_pages() runs (by a signal
+    handler, or inside the per-page collection) stops the walk and reaches
+    the caller: a walk never ends short as if complete."""
+
+    N = 3000
+
+    def setUp(self):
+        super().setUp()
+        _fill(self.bank, self.N)
+        self.addCleanup(setattr, membank._bank, "_walk_hook", None)
+
+    def _raise_at(self, k, exc):
+        seen = [0]
+
+        def hook(_count):   # _count is per batch; k counts the whole walk
+            seen[0] += 1
+            if seen[0] == k:
+                raise exc
+        membank._bank._walk_hook = hook
+
+    def test_exception_at_nth_item_is_raised(self):
+        for k in (1, 700, 1024, 1025, 2999, 3000):
+            for walk in (self.bank.page_ids, self.bank.iter_pages):
+                stop = KeyboardInterrupt("item %d" % k)
+                self._raise_at(k, stop)
+                got = []
+                with self.assertRaises(KeyboardInterrupt) as cm:
+                    for item in walk():
+                        got.append(item)
+                self.assertIs(cm.exception, stop)
+                self.assertLess(len(got), k)   # the batch holding item k is not yielded
+        membank._bank._walk_hook = None
+        self.assertEqual(len(list(self.bank.page_ids())), self.N)
+        self.assertEqual(self.bank._inflight, {})
+
+    def test_interrupted_walks_always_raise(self):
+        """SIGALRM at spread-out points of 200 walks: every walk the handler
+        fired in raised _Timeout; every other walk returned every id."""
+        import signal
+        fired = []
+
+        def handler(signum, frame):
+            fired.append(True)
+            raise _Timeout()
+
+        old = signal.signal(signal.SIGALRM, handler)
+        self.addCleanup(signal.signal, signal.SIGALRM, old)
+        interrupted = complete = 0
+        for i in range(200):
+            fired.clear()
+            ids = None
+            try:
+                try:
+                    signal.setitimer(signal.ITIMER_REAL, 1e-5 * (1 + i % 50))
+                    ids = list(self.bank.page_ids())
+                finally:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+            except _Timeout:
+                interrupted += 1
+                self.assertTrue(fired)
+                continue
+            self.assertFalse(fired, "walk %d: the handler ran, nothing was raised" % i)
+            self.assertEqual(len(ids), self.N, "walk %d ended short" % i)
+            complete += 1
+        self.assertEqual(interrupted + complete, 200)
+        self.assertGreater(interrupted, 0)
+        # an interrupted batch ends in the helper thread; a new walk queues
+        # behind it, so once it is done nothing is in flight
+        self.assertEqual(len(list(self.bank.page_ids())), self.N)
+        self.assertEqual(self.bank._inflight, {})
+
+
+class TestInterruptedCalls(BankTest):
+    def test_interrupted_calls_leave_nothing_in_flight(self):
+        """A handler raising at any point of a call (a 20-60 us timer over
+        3000 calls) never leaves a call counted in flight, and close()
+        returns."""
+        import signal
+
+        def handler(signum, frame):
+            raise _Timeout()
+
+        old = signal.signal(signal.SIGALRM, handler)
+        self.addCleanup(signal.signal, signal.SIGALRM, old)
+        self.bank.update_page("p", {"v": 1})
+        hits = 0
+        for i in range(3000):
+            try:
+                try:
+                    signal.setitimer(signal.ITIMER_REAL, 1e-5 * (2 + i % 5))
+                    if i % 3 == 0:
+                        self.bank.get_page("p")
+                    elif i % 3 == 1:
+                        self.bank.get_sync_status()
+                    else:
+                        self.bank.page_count()
+                finally:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+            except _Timeout:
+                hits += 1
+        self.assertGreater(hits, 0)
+        self.assertEqual(self.bank.get_page("p")["properties"], {"v": 1})
+        self.assertEqual(self.bank._inflight, {})
+        closer = threading.Thread(target=self.bank.close, daemon=True)
+        closer.start()
+        closer.join(60)
+        self.assertFalse(closer.is_alive(), "close() did not return")
+        self.assertTrue(self.bank.closed)
+        self.assertIsNone(self.bank._handle)
+
+    def test_open_interrupted_after_mb_open_leaks_no_handle(self):
+        """A handler raising the instant mb_open() returns (simulated: a
+        wrapper raises after the real call) leaves no handle open: another
+        process can restore over the bank."""
+        import gc
+        out = os.path.join(self.tmp, "snap")
+        os.mkdir(out, 0o700)
+        self.bank.snapshot(out)
+        other = os.path.join(self.tmp, "other")
+        MemoryBank(other, durability="fast").close()
+        lib = _lib.load()
+        real = lib.mb_open
+
+        def interrupted(*args):
+            rc = real(*args)
+            raise KeyboardInterrupt("after mb_open")
+
+        lib.mb_open = interrupted
+        try:
+            self.assertRaises(KeyboardInterrupt, MemoryBank, other, durability="fast")
+        finally:
+            lib.mb_open = real
+        gc.collect()
+        code = ("import membank, sys\n"
+                "membank.MemoryBank.restore(sys.argv[1], sys.argv[2], force=True)\n")
+        r = subprocess.run([sys.executable, "-c", code, out, other], capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual((r.returncode, r.stderr), (0, ""))
+
+    def test_close_waits_with_a_bound_then_last_call_closes(self):
+        """A call still running in another thread: close(timeout) returns,
+        new calls are refused, and the running call closes the handle when
+        it ends."""
+        _fill(self.bank, 10)
+        inside, release = threading.Event(), threading.Event()
+
+        def hook(count):
+            if count == 1:
+                inside.set()
+                release.wait(60)
+
+        membank._bank._walk_hook = hook
+        self.addCleanup(setattr, membank._bank, "_walk_hook", None)
+        got = []
+        walker = threading.Thread(target=lambda: got.extend(self.bank.page_ids()))
+        walker.start()
+        self.assertTrue(inside.wait(60))
+        self.bank.close(timeout=0.05)
+        self.assertTrue(self.bank.closed)
+        self.assertIsNotNone(self.bank._handle)     # still in use by the walk
+        with self.assertRaises(BankError) as cm:
+            self.bank.get_page("p00000")
+        self.assertIsNone(cm.exception.code)
+        release.set()
+        walker.join(60)
+        self.assertEqual(len(got), 10)
+        self.assertIsNone(self.bank._handle)        # closed by the last call
+        self.bank.close()                           # twice is fine
 
 
 # ------------------------------------------------------------------ runner

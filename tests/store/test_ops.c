@@ -291,6 +291,80 @@ static void test_sync_semantics(void **state)
 	cJSON_Delete(d);
 }
 
+/* A failure status counts a failure without an error message: any ASCII
+ * case of "failed", "failure", "error", recorded with error "".  Near
+ * misses count neither; a batch records the same. */
+static void test_sync_failure_status(void **state)
+{
+	fx *f = *state;
+	static const char *const failures[] = { "failed", "FAILURE", "Error" };
+	static const char *const neither[] = { "fail", "failedx", "errors", "Success", " error" };
+	mb_batch *bt;
+	cJSON *d, *h;
+
+	for (size_t i = 0; i < 3; i++)
+		assert_int_equal(mb_sync_record(f->b, failures[i], NULL), 0);
+	for (size_t i = 0; i < 5; i++)
+		assert_int_equal(mb_sync_record(f->b, neither[i], NULL), 0);
+	assert_int_equal(mb_sync_record(f->b, "failed", "HTTP 429"), 0);
+	assert_int_equal(mb_batch_begin(f->b, &bt), 0);
+	assert_int_equal(mb_batch_sync_record(bt, "error", NULL), 0);
+	assert_int_equal(mb_batch_commit(bt), 0);
+	d = sync_doc(f->b);
+	assert_int_equal((int)num_at(d, "error_count", NULL), 5);
+	assert_int_equal((int)num_at(d, "success_count", NULL), 0);
+	assert_string_equal(str_at(d, "current_status", NULL), "error");
+	h = cJSON_GetObjectItem(d, "sync_history");
+	assert_int_equal(cJSON_GetArraySize(h), 10);
+	for (int i = 0; i < 3; i++) {
+		assert_string_equal(str_at(cJSON_GetArrayItem(h, i), "status", NULL), failures[i]);
+		assert_string_equal(str_at(cJSON_GetArrayItem(h, i), "error", NULL), "");
+	}
+	for (int i = 3; i < 8; i++)
+		assert_true(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetArrayItem(h, i), "error")));
+	assert_string_equal(str_at(cJSON_GetArrayItem(h, 8), "error", NULL), "HTTP 429");
+	assert_string_equal(str_at(cJSON_GetArrayItem(h, 9), "error", NULL), "");
+	cJSON_Delete(d);
+}
+
+/* history_limit is the bank's, fixed at creation: reopening with 0 or the
+ * same value works, with another fails with MB_EINVAL naming both values and
+ * leaves the stored one in use. */
+static void test_history_limit_of_existing_bank(void **state)
+{
+	fx *f = *state;
+	char *dir = tmp_dir(), msg[256];
+	mb_options o;
+	mb_bank *b = NULL;
+	cJSON *d;
+
+	mb_options_init(&o);
+	o.durability = MB_DURABILITY_FAST;
+	o.history_limit = 3;
+	assert_int_equal(mb_open(dir, &o, &b), 0);
+	mb_close(b);
+	o.history_limit = 5;
+	assert_int_equal(mb_open(dir, &o, &b), MB_EINVAL);
+	assert_null(b);
+	snprintf(msg, sizeof msg, "options: history_limit 5, but the bank at %s keeps 3 "
+	         "(set when it was created; 0 takes the bank's)", dir);
+	assert_string_equal(mb_last_error(NULL), msg);
+	o.history_limit = 3;
+	assert_int_equal(mb_open(dir, &o, &b), 0);
+	mb_close(b);
+	o.history_limit = 0;
+	assert_int_equal(mb_open(dir, &o, &b), 0);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(mb_sync_record(b, "running", NULL), 0);
+	d = sync_doc(b);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(d, "sync_history")), 3);
+	cJSON_Delete(d);
+	mb_close(b);
+	rm_rf(dir);
+	free(dir);
+	(void)f;
+}
+
 static void test_sync_history_bounded(void **state)
 {
 	fx *f = *state;
@@ -691,7 +765,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_page_delete_count, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_page_iterate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_semantics, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sync_failure_status, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_history_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_history_limit_of_existing_bank, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_error_resolve, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_error_stats_empty, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_config_defaults_and_merge, setup, teardown),
