@@ -300,8 +300,13 @@ static void test_history_limit_enforced(void **state)
 	assert_int_equal(num_at(j, "success_count", NULL), 20);
 	cJSON_Delete(j);
 	mb_close(b);
-	/* fixed when the bank was created: a later open's option does not change it */
+	/* fixed when the bank was created: a later open asking for another
+	 * limit is refused, naming both; 0 (or the same) takes the bank's */
 	o.history_limit = 50;
+	assert_int_equal(mb_open(f->path, &o, &b), MB_EINVAL);
+	assert_non_null(strstr(mb_last_error(NULL), "history_limit 50"));
+	assert_non_null(strstr(mb_last_error(NULL), "keeps 7"));
+	o.history_limit = 0;
 	assert_int_equal(mb_open(f->path, &o, &b), 0);
 	assert_int_equal(mb_sync_record(b, "success", NULL), 0);
 	j = sync_doc(b);
