@@ -290,7 +290,9 @@ typedef struct mb_snapshot_info {
  * config_cache.json into @p dir (NULL: the bank directory) from one read
  * snapshot of the bank, each replaced atomically (temp file, fsync, rename,
  * fsync of the directory), then the checkpoint record of the journal seq
- * they cover.  Temp files that snapshots killed mid-write left in @p dir are
+ * they cover (checkpoint.json, which also holds the error-type state the
+ * spec's files have no key for: the four files keep exactly the spec's
+ * keys).  Temp files that snapshots killed mid-write left in @p dir are
  * removed (never a live writer's).  When @p dir is the bank directory the
  * snapshot is the checkpoint: expired pages are purged, the files are read
  * back by the loader before the checkpoint is installed, the checkpoint
@@ -304,7 +306,9 @@ MB_API int mb_snapshot(mb_bank *bank, const char *dir, mb_snapshot_info *info);
 #define MB_RESTORE_FORCE 1u  /**< replace a non-empty bank */
 
 /** Build the bank at @p bank_path (NULL: the default) from the four JSON
- * files in @p from_dir.  The bank is built aside and moved into place only
+ * files in @p from_dir, and its checkpoint.json if it has one (without it no
+ * error type counts as dropped and none as seen: the first dropped at
+ * MB_MAX_ERROR_TYPES go in key order).  The bank is built aside and moved into place only
  * when complete.  A non-empty bank is replaced only with MB_RESTORE_FORCE,
  * and only while no other process has it open.
  * @return 0, MB_EEXIST, MB_EINVAL or MB_ECORRUPT (a bad file: the message

@@ -111,14 +111,20 @@ static int write_small(kv_txn *t, afile *f, int i)
 	return rc;
 }
 
-static int write_checkpoint_file(mb_bank *b, const char *dir, const mbj_pos *end)
+/* checkpoint.json from the store: its position @end, and the error-type
+ * state (docs.h), from @t, the transaction the four files came from. */
+static int write_checkpoint_file(mb_bank *b, kv_txn *t, const char *dir, const mbj_pos *end)
 {
-	char text[160];
+	mb_buf text = { 0 };
+	int rc = doc_checkpoint(t, end, &text);
 
-	snprintf(text, sizeof text, "{\"format\":%d,\"seq\":%llu,\"segment\":%llu,\"offset\":%llu}\n",
-	         MB_FORMAT_VERSION, (unsigned long long)end->seq,
-	         (unsigned long long)end->segment, (unsigned long long)end->offset);
-	return mb_write_file_atomic(dir, MB_CHECKPOINT_FILE, text, strlen(text), b->file_mode, b);
+	if (rc)
+		rc = mb_fail(b, rc, "snapshot: %s: %s", MB_CHECKPOINT_FILE, mb_strerror(rc));
+	else
+		rc = mb_write_file_atomic(dir, MB_CHECKPOINT_FILE, text.data, text.len,
+		                          b->file_mode, b);
+	buf_free(&text);
+	return rc;
 }
 
 static int write_one(mb_bank *b, kv_txn *t, const char *dir, int i, mb_snapshot_info *info)
@@ -158,9 +164,9 @@ static int write_all(mb_bank *b, const char *dir, mbj_pos *end, mb_snapshot_info
 	rc = bank_jend_load(t, end);
 	for (int i = 0; i < 4 && !rc; i++)
 		rc = write_one(b, t, dir, i, info);
-	kv_abort(t);
 	if (!rc)
-		rc = write_checkpoint_file(b, dir, end);
+		rc = write_checkpoint_file(b, t, dir, end);
+	kv_abort(t);
 	info->seq = end->seq;
 	return rc;
 }
@@ -368,8 +374,12 @@ static int checkpoint(mb_bank *b, mb_snapshot_info *info, const char *copy_from)
 	}
 	chmod(tmp, b->dir_mode);
 	if (copy_from) {
-		if (!(rc = copy_files(b, copy_from, tmp, info)))
-			rc = write_checkpoint_file(b, tmp, &end);
+		kv_txn *t;
+		/* the store holds exactly what was loaded from @copy_from */
+		if (!(rc = copy_files(b, copy_from, tmp, info)) && !(rc = bank_read_begin(b, &t))) {
+			rc = write_checkpoint_file(b, t, tmp, &end);
+			kv_abort(t);
+		}
 	} else if (!(rc = purge_expired(b, info)))
 		rc = write_all(b, tmp, &end, info);
 	/* read back by the loader before anything relies on it: a checkpoint

@@ -857,13 +857,17 @@ static void test_restore_trims_error_types(void **state)
 		snprintf(k, sizeof k, "%s\"p%05u\":1", i ? "," : "", i);
 		sb_add(&e, k);
 	}
-	sb_add(&e, "},\"resolutions\":{},\"last_error\":{},\"last_seen\":{\"p00005\":"
-	       "\"2026-01-01T00:00:00.000000Z\"},\"error_stats\":{\"total_errors\":");
+	sb_add(&e, "},\"resolutions\":{},\"last_error\":{},\"error_stats\":{\"total_errors\":");
 	snprintf(k, sizeof k, "%u", MB_MAX_ERROR_TYPES + 10);
 	sb_add(&e, k);
 	sb_add(&e, ",\"resolved_errors\":0}}");
 	write_file(snap, "error_log.json", e.p);
 	free(e.p);
+	/* membank's checkpoint.json beside them says when p00005 was seen
+	 * (and names a type that is not a pattern: ignored) */
+	write_file(snap, "checkpoint.json", "{\"format\":1,\"seq\":0,\"segment\":0,\"offset\":0,"
+	           "\"error_types\":{\"dropped\":0,\"last_seen\":{\"p00005\":"
+	           "\"2026-01-01T00:00:00.000000Z\",\"gone\":null}}}");
 	snprintf(target, sizeof target, "%s/target", f->dir);
 	if (mb_restore(snap, target, NULL, 0))
 		fail_msg("restore: %s", mb_last_error(NULL));
@@ -877,6 +881,125 @@ static void test_restore_trims_error_types(void **state)
 	doc = error_doc(b);
 	assert_int_equal((uint64_t)num_at(doc, "total_errors", NULL), MB_MAX_ERROR_TYPES + 10);
 	cJSON_Delete(doc);
+	assert_rebuild_same(b);
+	mb_close(b);
+}
+
+/* The keys of @o, in order, are exactly @want ("a,b,c"). */
+static void assert_keys(const cJSON *o, const char *want, const char *where)
+{
+	char got[512] = "";
+
+	if (!cJSON_IsObject(o))
+		fail_msg("%s: not an object", where);
+	for (const cJSON *c = o->child; c; c = c->next)
+		snprintf(got + strlen(got), sizeof got - strlen(got), "%s%s", c == o->child ? "" : ",",
+		         c->string);
+	if (strcmp(got, want))
+		fail_msg("%s: keys \"%s\", the spec's are \"%s\"", where, got, want);
+}
+
+static cJSON *file_json(const char *dir, const char *name)
+{
+	char *t = slurp(dir, name);
+	cJSON *j = t ? cJSON_Parse(t) : NULL;
+
+	free(t);
+	if (!j)
+		fail_msg("%s/%s does not parse", dir, name);
+	return j;
+}
+
+/* The four files have exactly the spec's keys, at every level (membank's
+ * own state goes to checkpoint.json), and the bank restores from them alone,
+ * without checkpoint.json, even after error types were dropped. */
+static void test_files_have_spec_keys(void **state)
+{
+	fx *f = *state;
+	char type[32], alone[1100], target[1100], path[2048];
+	mb_bank *b = open_at(f->path, MB_DURABILITY_FAST, 0);
+	const cJSON *c;
+	cJSON *j;
+
+	assert_int_equal(mb_page_put(b, "p1", "{\"a\":1}", 7), 0);
+	assert_int_equal(mb_page_put(b, "p2", "{\"properties\":{\"b\":2}}", 22), 0);
+	assert_int_equal(mb_sync_record(b, "success", NULL), 0);
+	assert_int_equal(mb_sync_record(b, "error", "boom"), 0);
+	for (unsigned i = 0; i < MB_MAX_ERROR_TYPES + 5; i++) {
+		snprintf(type, sizeof type, "t%05u", i);
+		assert_int_equal(mb_error_log(b, type, "m"), 0);
+	}
+	assert_int_equal(mb_error_resolve(b, "t01000", "restart"), 0);
+	assert_int_equal(mb_config_update(b, "{\"cache_settings\":{\"ttl_seconds\":0}}",
+	                                  strlen("{\"cache_settings\":{\"ttl_seconds\":0}}")), 0);
+	assert_int_equal(mb_snapshot(b, NULL, NULL), 0);
+
+	j = file_json(f->path, "notion_pages.json");
+	assert_keys(j, "pages,last_updated,metadata", "notion_pages.json");
+	for (c = cJSON_GetObjectItem(j, "pages")->child; c; c = c->next)
+		assert_keys(c, "properties,last_updated", "notion_pages.json pages entry");
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "pages")), 2);
+	assert_keys(cJSON_GetObjectItem(j, "metadata"), "total_pages,last_sync", "metadata");
+	cJSON_Delete(j);
+
+	j = file_json(f->path, "sync_status.json");
+	assert_keys(j, "last_successful_sync,sync_history,current_status,error_count,success_count",
+	            "sync_status.json");
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "sync_history")), 2);
+	cJSON_ArrayForEach(c, cJSON_GetObjectItem(j, "sync_history"))
+		assert_keys(c, "timestamp,status,error", "sync_history entry");
+	cJSON_Delete(j);
+
+	j = file_json(f->path, "error_log.json");
+	assert_keys(j, "errors,patterns,resolutions,last_error,error_stats", "error_log.json");
+	assert_true(cJSON_GetArraySize(cJSON_GetObjectItem(j, "errors")) > 0);
+	cJSON_ArrayForEach(c, cJSON_GetObjectItem(j, "errors"))
+		assert_keys(c, "timestamp,error_type,message", "errors entry");
+	cJSON_ArrayForEach(c, cJSON_GetObjectItem(j, "resolutions"))
+		assert_keys(c, "steps,timestamp,resolved", "resolutions entry");
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "resolutions")), 1);
+	assert_keys(cJSON_GetObjectItem(j, "last_error"), "timestamp,error_type,message",
+	            "last_error");
+	assert_keys(cJSON_GetObjectItem(j, "error_stats"), "total_errors,resolved_errors",
+	            "error_stats");
+	cJSON_Delete(j);
+
+	j = file_json(f->path, "config_cache.json");
+	for (c = j->child; c; c = c->next)
+		if (strcmp(c->string, "notion_settings") && strcmp(c->string, "logging_settings") &&
+		    strcmp(c->string, "cache_settings") && strcmp(c->string, "last_config_update"))
+			fail_msg("config_cache.json: key \"%s\"", c->string);
+	cJSON_Delete(j);
+
+	/* membank's own state is in checkpoint.json */
+	j = file_json(f->path, "checkpoint.json");
+	assert_keys(j, "format,seq,segment,offset,error_types", "checkpoint.json");
+	assert_keys(cJSON_GetObjectItem(j, "error_types"), "dropped,last_seen", "error_types");
+	assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "error_types"),
+	                                     "dropped")->valueint, 5);
+	cJSON_Delete(j);
+
+	/* the four files alone restore (0 dropped, every type's last_seen unknown) */
+	snprintf(alone, sizeof alone, "%s/alone", f->dir);
+	mkdir(alone, 0700);
+	for (int i = 0; i < 4; i++) {
+		char *t = slurp(f->path, files[i]);
+		write_file(alone, files[i], t);
+		free(t);
+	}
+	mb_close(b);
+	snprintf(path, sizeof path, "%s/checkpoint.json", alone);
+	assert_int_equal(access(path, F_OK), -1);
+	snprintf(target, sizeof target, "%s/target", f->dir);
+	if (mb_restore(alone, target, NULL, 0))
+		fail_msg("restore of the four files alone: %s", mb_last_error(NULL));
+	b = open_at(target, MB_DURABILITY_FAST, 0);
+	assert_non_null(b);
+	assert_int_equal(stat_of(b, "error_types"), MB_MAX_ERROR_TYPES);
+	assert_int_equal(stat_of(b, "error_types_dropped"), 0);
+	j = error_doc(b);
+	assert_int_equal((uint64_t)num_at(j, "total_errors", NULL), MB_MAX_ERROR_TYPES + 5);
+	cJSON_Delete(j);
 	assert_rebuild_same(b);
 	mb_close(b);
 }
@@ -1134,6 +1257,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_no_loadable_checkpoint_fails_clearly, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_error_types_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restore_trims_error_types, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_files_have_spec_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_loader_limits_cover_worst_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_merge_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_out_dir_temp_files_of_dead_writers, setup, teardown),
