@@ -295,11 +295,13 @@ typedef struct mb_snapshot_info {
  * keys).  Temp files that snapshots killed mid-write left in @p dir are
  * removed (never a live writer's).  When @p dir is the bank directory the
  * snapshot is the checkpoint: expired pages are purged, the files are read
- * back by the loader before the checkpoint is installed, the checkpoint
+ * back by the loader and the journal is made durable up to the seq they
+ * cover (in `fast` durability too) before the checkpoint is installed, the checkpoint
  * before it is kept, and the journal segments that one covers are removed.
  * @p info may be NULL.
  * @return 0, MB_EUNSAFE (a target is a symlink), MB_ECORRUPT (the checkpoint
- * would not load back: it is not kept), MB_ENOSPC, MB_EIO, MB_EPERM,
+ * would not load back: it is not kept), MB_EFATAL (the journal sync
+ * failed), MB_ENOSPC, MB_EIO, MB_EPERM,
  * MB_EFORKED, MB_ENOMEM. */
 MB_API int mb_snapshot(mb_bank *bank, const char *dir, mb_snapshot_info *info);
 

@@ -12,7 +12,9 @@
  * then renamed to checkpoint/<N>, which is atomic: a crash leaves either the
  * old checkpoint or the new one, never a mix of files from two instants.
  * Before that rename the loader reads the directory back (load_check()), so
- * a checkpoint that could not be loaded is never installed.  The spec's files
+ * a checkpoint that could not be loaded is never installed, and the journal
+ * is made durable up to N (journal_durable()), so a checkpoint never covers
+ * a record a machine crash could take back.  The spec's files
  * in the bank directory are hard links to the new ones, each swapped in by
  * rename(), for people and tools that read them there.  Only then are the
  * checkpoints older than the one before it removed, and the journal segments
@@ -307,6 +309,24 @@ static int checkpoint_commit(mb_bank *b, const char *root, const char *tmp,
 	return 0;
 }
 
+/* The journal durable up to @seq, the last record a checkpoint covers,
+ * before the checkpoint is installed and segments are removed: else a
+ * machine crash could leave a journal that ends before the checkpoint (a
+ * `fast` writer's records, or a `full` writer's between its commit and its
+ * sync), and the next write would land behind a hole.  Group commit: one
+ * fdatasync, shared with the writers waiting.  MBJ_EINVAL: @seq was not
+ * appended this boot (the sync state starts afresh each boot), so the store
+ * holds it from a rebuild that read it from the disk: durable already. */
+static int journal_durable(mb_bank *b, uint64_t seq)
+{
+	int jrc;
+
+	if (!seq || mbj_durable_seq(b->jn) >= seq)
+		return 0;
+	jrc = mbj_sync(b->jn, seq);
+	return jrc && jrc != MBJ_EINVAL ? bank_journal_fail(b, jrc, "snapshot: journal sync") : 0;
+}
+
 /* Copy the four files of @from into @dir, each atomically. */
 static int copy_files(mb_bank *b, const char *from, const char *dir, mb_snapshot_info *info)
 {
@@ -387,6 +407,8 @@ static int checkpoint(mb_bank *b, mb_snapshot_info *info, const char *copy_from)
 	if (!rc && load_check(tmp, b->history_limit, b))
 		rc = mb_fail(b, MB_ECORRUPT, "snapshot: the checkpoint would not load back, so it "
 		             "was not kept: %s", mb_last_error(b));
+	if (!rc)
+		rc = journal_durable(b, end.seq);
 	if (!rc)
 		rc = checkpoint_commit(b, root, tmp, &end, info);
 	mb_rm_tree(tmp);
