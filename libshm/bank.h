@@ -27,6 +27,7 @@ struct mb_bank {
 	unsigned fork_gen;        /* mb_fork_generation() at open: a child differs */
 	atomic_bool fatal;        /* a sync failed: refuse everything */
 	const void *tag;          /* where messages go: NULL until opened */
+	struct autockpt *auto_ck; /* the automatic checkpoint's state (autockpt.c) */
 };
 
 /* MB_EFORKED or MB_EFATAL (with the message) when @b may not be used. */
@@ -62,6 +63,16 @@ int bank_journal_code(int jrc);
 
 /* An MB_E* code for a journal code, with the journal's message. */
 int bank_journal_fail(mb_bank *b, int jrc, const char *what);
+
+/* The automatic checkpoint (autockpt.c): called after a write that ended at
+ * @end was acknowledged; checkpoints when due, never fails the write. */
+int bank_auto_init(mb_bank *b);
+void bank_auto_free(mb_bank *b);
+void bank_auto_checkpoint(mb_bank *b, const mbj_pos *end);
+/* {"runs":N,"failures":N,"last_error":".."|null} for mb_stats */
+void bank_auto_stats(mb_bank *b, mb_buf *doc);
+/* snapshot.c: a checkpoint, the caller holding the compactor lock */
+int checkpoint_locked(mb_bank *b, mb_snapshot_info *info);
 
 /* Files: create/replace @name in directory @dir atomically (temp file with
  * O_EXCL|O_NOFOLLOW, write, fsync, rename, fsync the directory). */

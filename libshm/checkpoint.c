@@ -41,7 +41,7 @@ int checkpoint_older(const char *root, const char *below, char name[32])
 
 /* The position checkpoint.json names; its other keys are checked with the
  * files (load_docs_read()).  A newer format is MB_EVERSION, not damage. */
-static int read_position(mb_bank *b, const char *dir, mbj_pos *end)
+int checkpoint_position(mb_bank *b, const char *dir, mbj_pos *end)
 {
 	char path[4096];
 	const cJSON *f[4];
@@ -83,7 +83,7 @@ int checkpoint_load(mb_bank *b, kv_txn *t, char name[32], uint64_t *seq, mbj_pos
 	if (!*name)
 		return *below ? MB_ENOTFOUND : 0;
 	mb_pathf(dir, sizeof dir, "%s/%s", root, name);
-	if ((rc = read_position(b, dir, end)))
+	if ((rc = checkpoint_position(b, dir, end)))
 		return rc;
 	if ((rc = load_docs_read(dir, b->tag, &docs)))
 		return mb_fail(b->tag, rc == MB_ENOMEM ? rc : MB_ECORRUPT, "checkpoint %s: %s", dir,

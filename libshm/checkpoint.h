@@ -41,6 +41,10 @@ void checkpoint_set_aside(const char *bank_path, const char *name);
  * a copy of them, covering no journal record. */
 int checkpoint_from_files(mb_bank *b, const char *dir);
 
+/* The journal position that @dir/checkpoint.json names (MB_ECORRUPT,
+ * MB_EVERSION with the message when it cannot be read). */
+int checkpoint_position(mb_bank *b, const char *dir, mbj_pos *end);
+
 /* Make the next open rebuild the store (after a journal repair). */
 void checkpoint_mark_stale(const char *bank_path);
 

@@ -23,6 +23,10 @@ typedef struct lockfile {
 /* Create (mode, never through a symlink) and lock <dir>/<name>. */
 int lockfile_acquire(lockfile *l, enum lock_kind kind, const char *dir, const char *name,
                      unsigned mode, const void *tag);
+/* The same without waiting: 1 (nothing held) when another process or
+ * thread holds it. */
+int lockfile_try(lockfile *l, enum lock_kind kind, const char *dir, const char *name,
+                 unsigned mode, const void *tag);
 void lockfile_release(lockfile *l);
 
 #endif /* MEMBANK_LOCKFILE_H */

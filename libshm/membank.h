@@ -112,6 +112,18 @@ typedef struct mb_options {
 	                                removes the journal segments that the
 	                                checkpoint before it covers once they
 	                                are this old (0: at once) */
+	/* The automatic checkpoint (README "Automatic checkpoints"): after an
+	 * acknowledged write, the writer checkpoints when the journal since
+	 * the newest checkpoint has grown past max(checkpoint_min_bytes,
+	 * checkpoint_pct % of the checkpoint's four files), or changes are
+	 * pending checkpoint_interval_s after it, unless another process is
+	 * checkpointing.  A bank without a checkpoint gets one at its first
+	 * write.  Its failure never fails the write (counted in mb_stats). */
+	uint64_t checkpoint_min_bytes; /**< 0: 4 MiB */
+	uint32_t checkpoint_pct;       /**< 0: 100 */
+	uint32_t checkpoint_interval_s;/**< 0: 300 */
+	bool no_auto_checkpoint;       /**< leave checkpoints to the compactor
+	                                    and mb_snapshot() (default false) */
 } mb_options;
 
 /** Opaque handle of an open bank. */
@@ -266,7 +278,9 @@ MB_API int mb_config_get(mb_bank *bank, char **json_out);
 
 /** Counters and sizes of the bank as a JSON object (pages, events, error
  * types kept and dropped, file sizes, map use, readers and their lag,
- * journal segments).  */
+ * journal segments, and "checkpoint":{"seq":N (of the bank directory's
+ * files; 0: none),"auto":{"enabled","runs","busy","failures","last_error"}}:
+ * this handle's automatic checkpoints).  */
 MB_API int mb_stats(mb_bank *bank, char **json_out);
 
 /** Rebuild the whole cache from the checkpoint and the journal, under the

@@ -363,16 +363,13 @@ static int copy_files(mb_bank *b, const char *from, const char *dir, mb_snapshot
 /* A new checkpoint: from the store (@copy_from NULL), or the files a bank
  * was just restored from, which hold exactly what was loaded (position
  * {0,0,0}: no journal record yet). */
-static int checkpoint(mb_bank *b, mb_snapshot_info *info, const char *copy_from)
+static int checkpoint_in(mb_bank *b, mb_snapshot_info *info, const char *copy_from)
 {
 	char root[4096], tmp[4096];
 	mbj_pos end = { 0, 0, 0 };
 	struct stat st;
-	lockfile lock;
-	int rc;
+	int rc = 0;
 
-	if ((rc = lockfile_acquire(&lock, LOCK_COMPACTOR, b->path, "compactor.lock", b->file_mode, b)))
-		return rc;
 	mb_pathf(root, sizeof root, "%s/checkpoint", b->path);
 	mb_pathf(tmp, sizeof tmp, "%s/.tmp-%ld", root, (long)getpid());
 	if (mkdir(root, b->dir_mode) && errno != EEXIST) {
@@ -413,7 +410,29 @@ static int checkpoint(mb_bank *b, mb_snapshot_info *info, const char *copy_from)
 		rc = checkpoint_commit(b, root, tmp, &end, info);
 	mb_rm_tree(tmp);
 out:
-	lockfile_release(&lock);
+	return rc;
+}
+
+static int checkpoint(mb_bank *b, mb_snapshot_info *info, const char *copy_from)
+{
+	lockfile lock;
+	int rc = lockfile_acquire(&lock, LOCK_COMPACTOR, b->path, "compactor.lock", b->file_mode, b);
+
+	if (!rc) {
+		rc = checkpoint_in(b, info, copy_from);
+		lockfile_release(&lock);
+	}
+	return rc;
+}
+
+int checkpoint_locked(mb_bank *b, mb_snapshot_info *info)
+{
+	double t0 = now_s();
+	int rc;
+
+	memset(info, 0, sizeof *info);
+	rc = checkpoint_in(b, info, NULL);
+	info->seconds = now_s() - t0;
 	return rc;
 }
 

@@ -67,6 +67,10 @@ class Options(ctypes.Structure):
         ("history_limit", ctypes.c_uint32),
         ("segment_bytes", ctypes.c_uint64),
         ("journal_retention_s", ctypes.c_uint32),
+        ("checkpoint_min_bytes", ctypes.c_uint64),
+        ("checkpoint_pct", ctypes.c_uint32),
+        ("checkpoint_interval_s", ctypes.c_uint32),
+        ("no_auto_checkpoint", ctypes.c_bool),
     ]
 
 

@@ -1004,6 +1004,203 @@ static void test_files_have_spec_keys(void **state)
 	mb_close(b);
 }
 
+/* mb_stats' checkpoint.@key (seq) or checkpoint.auto.@key. */
+static uint64_t ck_stat(mb_bank *b, const char *key)
+{
+	char *text = NULL;
+	cJSON *j, *ck;
+	double v;
+
+	assert_int_equal(mb_stats(b, &text), 0);
+	j = cJSON_Parse(text);
+	ck = cJSON_GetObjectItem(j, "checkpoint");
+	v = strcmp(key, "seq") ? num_at(ck, "auto", key) : num_at(ck, "seq", NULL);
+	assert_true(v >= 0);
+	cJSON_Delete(j);
+	mb_free(text);
+	return (uint64_t)v;
+}
+
+static uint64_t files_bytes(const char *dir)
+{
+	uint64_t n = 0;
+
+	for (int i = 0; i < 4; i++) {
+		char *t = slurp(dir, files[i]);
+		cJSON *j = t ? cJSON_Parse(t) : NULL;
+		if (!j)
+			fail_msg("%s/%s is missing or does not parse", dir, files[i]);
+		n += strlen(t);
+		cJSON_Delete(j);
+		free(t);
+	}
+	return n;
+}
+
+#define AUTO_PAD 200  /* every record of the workload below is larger */
+
+/* @writes puts over @pages pages, no snapshot call. */
+static void auto_workload(mb_bank *b, unsigned pages, unsigned writes)
+{
+	char id[32], props[AUTO_PAD + 64];
+	char pad[AUTO_PAD + 1];
+
+	memset(pad, 'x', AUTO_PAD);
+	pad[AUTO_PAD] = '\0';
+	for (unsigned i = 0; i < writes; i++) {
+		snprintf(id, sizeof id, "page-%05u", i % pages);
+		snprintf(props, sizeof props, "{\"n\":%u,\"pad\":\"%s\"}", i, pad);
+		if (mb_page_put(b, id, props, (size_t)-1))
+			fail_msg("put %u: %s", i, mb_last_error(b));
+	}
+}
+
+/* Issue "the four files are live without a daemon": with the defaults, a
+ * bank of 10,000 pages written 20,000 times has its four files, current to
+ * within the threshold (max(4 MiB, the files' size) of journal), without
+ * any snapshot call; and with small segments the journal stays bounded. */
+static void test_auto_checkpoint_defaults(void **state)
+{
+	fx *f = *state;
+	uint64_t last, ck, limit;
+	char *report = NULL;
+	mb_bank *b = open_at(f->path, MB_DURABILITY_FAST, 0);
+	const char *all = "{\"cache_settings\":{\"max_entries\":0}}";  /* the spec's 1000 */
+
+	assert_int_equal(mb_config_update(b, all, strlen(all)), 0);
+	auto_workload(b, 10000, 20000);
+	assert_int_equal(mb_journal_last_seq(b, &last), 0);
+	assert_int_equal(last, 20001);
+	ck = ck_stat(b, "seq");
+	limit = files_bytes(f->path);
+	if (limit < (4u << 20))
+		limit = 4u << 20;
+	{
+		char *t = slurp(f->path, "notion_pages.json");
+		cJSON *j = cJSON_Parse(t);
+		assert_int_equal(num_at(j, "metadata", "total_pages"), 10000);
+		cJSON_Delete(j);
+		free(t);
+	}
+	printf("auto checkpoint: seq %llu of %llu, %llu runs, files %llu bytes\n",
+	       (unsigned long long)ck, (unsigned long long)last,
+	       (unsigned long long)ck_stat(b, "runs"), (unsigned long long)files_bytes(f->path));
+	assert_true(ck > 1);  /* not only the first write's */
+	assert_true((last - ck) * AUTO_PAD <= limit);
+	assert_true(ck_stat(b, "runs") >= 2);
+	assert_int_equal(ck_stat(b, "failures"), 0);
+	assert_rebuild_same(b);  /* the checkpoint and the journal after it */
+	mb_close(b);
+	assert_int_equal(mb_journal_verify(f->path, &report), 0);
+	mb_free(report);
+}
+
+static void test_auto_checkpoint_bounds_journal(void **state)
+{
+	fx *f = *state;
+	mb_options o;
+	mb_bank *b = NULL;
+	char *text = NULL;
+	cJSON *j;
+	uint64_t jbytes, limit;
+
+	mb_options_init(&o);
+	o.durability = MB_DURABILITY_FAST;
+	o.segment_bytes = 64 << 10;
+	o.checkpoint_min_bytes = 256 << 10;
+	assert_int_equal(mb_open(f->path, &o, &b), 0);
+	auto_workload(b, 2000, 30000);
+	assert_int_equal(mb_stats(b, &text), 0);
+	j = cJSON_Parse(text);
+	jbytes = (uint64_t)num_at(j, "journal", "bytes");
+	cJSON_Delete(j);
+	mb_free(text);
+	limit = files_bytes(f->path);
+	if (limit < o.checkpoint_min_bytes)
+		limit = o.checkpoint_min_bytes;
+	printf("journal %llu bytes after 30,000 writes (%llu auto checkpoints; threshold %llu)\n",
+	       (unsigned long long)jbytes, (unsigned long long)ck_stat(b, "runs"),
+	       (unsigned long long)limit);
+	/* the newest checkpoint's tail, the one before it's, and their segments */
+	assert_true(jbytes <= 2 * limit + 3 * o.segment_bytes);
+	assert_true(ck_stat(b, "runs") >= 5);
+	assert_rebuild_same(b);
+	mb_close(b);
+}
+
+/* no_auto_checkpoint leaves checkpoints to mb_snapshot() and the compactor. */
+static void test_auto_checkpoint_off(void **state)
+{
+	fx *f = *state;
+	char p[2048];
+	mb_options o;
+	mb_bank *b = NULL;
+
+	mb_options_init(&o);
+	o.durability = MB_DURABILITY_FAST;
+	o.no_auto_checkpoint = true;
+	o.checkpoint_min_bytes = 1;
+	assert_int_equal(mb_open(f->path, &o, &b), 0);
+	auto_workload(b, 100, 2000);
+	assert_int_equal(ck_stat(b, "runs"), 0);
+	assert_int_equal(ck_stat(b, "seq"), 0);
+	for (int i = 0; i < 4; i++) {
+		snprintf(p, sizeof p, "%s/%s", f->path, files[i]);
+		assert_int_equal(access(p, F_OK), -1);
+	}
+	snprintf(p, sizeof p, "%s/checkpoint", f->path);
+	assert_int_equal(access(p, F_OK), -1);
+	mb_close(b);
+}
+
+/* Processes writing at once with a tiny threshold: a checkpoint is due at
+ * almost every write, one process at a time writes it (the compactor lock,
+ * tried without waiting: the others count it as busy and go on), none
+ * fails, and the bank rebuilt from the result equals the running one. */
+static void test_auto_checkpoint_concurrent(void **state)
+{
+	fx *f = *state;
+	enum { PROCS = 4, WRITES = 1500 };
+	pid_t pids[PROCS];
+	mb_options o;
+	mb_bank *b = NULL;
+	uint64_t last;
+
+	mb_options_init(&o);
+	o.durability = MB_DURABILITY_FAST;
+	o.checkpoint_min_bytes = 1;
+	o.checkpoint_pct = 1;
+	assert_int_equal(mb_open(f->path, &o, &b), 0);
+	mb_close(b);
+	fflush(NULL);
+	for (int p = 0; p < PROCS; p++)
+		if ((pids[p] = fork()) == 0) {
+			char id[32];
+			mb_bank *c = NULL;
+			if (mb_open(f->path, &o, &c))
+				_exit(2);
+			for (int i = 0; i < WRITES; i++) {
+				snprintf(id, sizeof id, "p%d-%03d", p, i % 300);
+				if (mb_page_put(c, id, "{\"v\":1}", (size_t)-1))
+					_exit(3);
+			}
+			/* a failed checkpoint never failed a write; none failed */
+			char *text = NULL;
+			cJSON *j = mb_stats(c, &text) ? NULL : cJSON_Parse(text);
+			cJSON *a = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "checkpoint"), "auto");
+			_exit(num_at(a, "failures", NULL) != 0 ? 4 : 0);
+		}
+	for (int p = 0; p < PROCS; p++)
+		assert_int_equal(wait_child(pids[p], 240), 0);
+	assert_int_equal(mb_open(f->path, &o, &b), 0);
+	assert_int_equal(mb_journal_last_seq(b, &last), 0);
+	assert_int_equal(last, PROCS * WRITES);
+	assert_true(ck_stat(b, "seq") > 0);
+	files_bytes(f->path);
+	assert_rebuild_same(b);
+	mb_close(b);
+}
+
 /* @n bytes of the byte that json_add_str() writes longest (\u0001), then
  * @tag, NUL-terminated. */
 static char *worst_text(size_t n, unsigned tag)
@@ -1258,6 +1455,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_error_types_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restore_trims_error_types, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_files_have_spec_keys, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_auto_checkpoint_defaults, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_auto_checkpoint_bounds_journal, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_auto_checkpoint_off, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_auto_checkpoint_concurrent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_loader_limits_cover_worst_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_merge_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_out_dir_temp_files_of_dead_writers, setup, teardown),
