@@ -74,7 +74,9 @@ void bank_auto_free(mb_bank *b)
 {
 	if (!b->auto_ck)
 		return;
-	pthread_mutex_destroy(&b->auto_ck->mu);
+	/* a child after fork() may hold a copy locked by a thread it lacks */
+	if (b->fork_gen == mb_fork_generation())
+		pthread_mutex_destroy(&b->auto_ck->mu);
 	free(b->auto_ck);
 	b->auto_ck = NULL;
 }
