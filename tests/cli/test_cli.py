@@ -866,6 +866,16 @@ class Doctor(CliTest):
         self.assertEqual(self.checks(r), {"open": "ok", "journal": "ok", "permissions": "ok",
                                           "store": "ok", "readers": "ok", "checkpoint": "ok"})
 
+    def test_healthy_with_many_error_types(self):
+        """checkpoint.json carries every type's last_seen: read whole."""
+        self.seed()
+        for i in range(40):
+            self.ok("error", "log", "type-%02d" % i, "message")
+        self.ok("snapshot")
+        self.assertGreater(os.path.getsize(os.path.join(self.bank, "checkpoint.json")), 1024)
+        r = self.doc("doctor")
+        self.assertEqual(self.checks(r)["checkpoint"], "ok", r)
+
     def test_changes_nothing(self):
         self.seed()
         before = self.state()
