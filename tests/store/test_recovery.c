@@ -1288,6 +1288,11 @@ static void test_loader_limits_cover_worst_files(void **state)
 	assert_true(n <= MB_DOC_FIXED_MAX + (hist + 1) * MB_ERROR_ENTRY_MAX + types * MB_ERRTYPE_MAX);
 	n = size_of(out, "config_cache.json");
 	assert_true(n > 6 * 62 && n <= MB_MAX_CONFIG_FILE);
+	n = size_of(out, "checkpoint.json");  /* each type's last_seen */
+	assert_true(n > types * 5 * MB_MAX_TYPE_BYTES);
+	assert_true(n <= MB_DOC_FIXED_MAX + types * (MB_JSON_STR_MAX(MB_MAX_TYPE_BYTES) + 2 +
+	                                             MB_JSON_TIME_MAX));
+	assert_true(n <= MB_MAX_CHECKPOINT_FILE);
 	n = size_of(out, "notion_pages.json");
 	assert_true(n > MB_MAX_JSON_BYTES);
 	/* the bank's own snapshot restores, and is its checkpoint */
