@@ -1154,48 +1154,73 @@ static void test_auto_checkpoint_off(void **state)
 }
 
 /* Processes writing at once with a tiny threshold: a checkpoint is due at
- * almost every write, one process at a time writes it (the compactor lock,
- * tried without waiting: the others count it as busy and go on), none
- * fails, and the bank rebuilt from the result equals the running one. */
+ * almost every write.  While another process holds the compactor lock none
+ * of them waits or checkpoints (each counts it busy); then they take turns
+ * (the lock, tried without waiting), none fails, and the bank rebuilt from
+ * the result equals the running one. */
 static void test_auto_checkpoint_concurrent(void **state)
 {
 	fx *f = *state;
 	enum { PROCS = 4, WRITES = 1500 };
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
 	pid_t pids[PROCS];
+	char lockpath[1200];
 	mb_options o;
 	mb_bank *b = NULL;
-	uint64_t last;
+	uint64_t last, before;
+	int fd;
 
 	mb_options_init(&o);
 	o.durability = MB_DURABILITY_FAST;
 	o.checkpoint_min_bytes = 1;
 	o.checkpoint_pct = 1;
 	assert_int_equal(mb_open(f->path, &o, &b), 0);
+	assert_int_equal(mb_page_put(b, "first", "{}", 2), 0);  /* the first checkpoint */
+	before = ck_stat(b, "seq");
+	assert_int_equal(before, 1);
 	mb_close(b);
-	fflush(NULL);
-	for (int p = 0; p < PROCS; p++)
-		if ((pids[p] = fork()) == 0) {
-			char id[32];
-			mb_bank *c = NULL;
-			if (mb_open(f->path, &o, &c))
-				_exit(2);
-			for (int i = 0; i < WRITES; i++) {
-				snprintf(id, sizeof id, "p%d-%03d", p, i % 300);
-				if (mb_page_put(c, id, "{\"v\":1}", (size_t)-1))
-					_exit(3);
+	/* round 0: this process holds the compactor lock, as a compactor
+	 * mid-snapshot would: the writers never wait for it and never
+	 * checkpoint; round 1: they take turns */
+	snprintf(lockpath, sizeof lockpath, "%s/compactor.lock", f->path);
+	assert_true((fd = open(lockpath, O_RDWR)) >= 0);
+	assert_int_equal(fcntl(fd, F_SETLK, &fl), 0);
+	for (int round = 0; round < 2; round++) {
+		fflush(NULL);
+		for (int p = 0; p < PROCS; p++)
+			if ((pids[p] = fork()) == 0) {
+				char id[32], *text = NULL;
+				mb_bank *c = NULL;
+				cJSON *j, *a;
+				if (mb_open(f->path, &o, &c))
+					_exit(2);
+				for (int i = 0; i < WRITES; i++) {
+					snprintf(id, sizeof id, "r%d-p%d-%03d", round, p, i % 300);
+					if (mb_page_put(c, id, "{\"v\":1}", (size_t)-1))
+						_exit(3);
+				}
+				j = mb_stats(c, &text) ? NULL : cJSON_Parse(text);
+				a = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "checkpoint"), "auto");
+				/* a failed checkpoint never failed a write; none failed */
+				if (num_at(a, "failures", NULL) != 0)
+					_exit(4);
+				if (round == 0 && (num_at(a, "runs", NULL) != 0 || num_at(a, "busy", NULL) < 1))
+					_exit(5);
+				_exit(0);
 			}
-			/* a failed checkpoint never failed a write; none failed */
-			char *text = NULL;
-			cJSON *j = mb_stats(c, &text) ? NULL : cJSON_Parse(text);
-			cJSON *a = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "checkpoint"), "auto");
-			_exit(num_at(a, "failures", NULL) != 0 ? 4 : 0);
+		for (int p = 0; p < PROCS; p++)
+			assert_int_equal(wait_child(pids[p], 240), 0);
+		if (round == 0) {
+			assert_int_equal(mb_open(f->path, &o, &b), 0);
+			assert_int_equal(ck_stat(b, "seq"), before);  /* nobody checkpointed */
+			mb_close(b);
+			close(fd);  /* drops the lock */
 		}
-	for (int p = 0; p < PROCS; p++)
-		assert_int_equal(wait_child(pids[p], 240), 0);
+	}
 	assert_int_equal(mb_open(f->path, &o, &b), 0);
 	assert_int_equal(mb_journal_last_seq(b, &last), 0);
-	assert_int_equal(last, PROCS * WRITES);
-	assert_true(ck_stat(b, "seq") > 0);
+	assert_int_equal(last, 1 + 2 * PROCS * WRITES);
+	assert_true(ck_stat(b, "seq") > before);
 	files_bytes(f->path);
 	assert_rebuild_same(b);
 	mb_close(b);
