@@ -216,22 +216,24 @@ static void check_checkpoint(report *r, const char *path, mb_bank *b)
 {
 	static const char *const files[] = { "notion_pages.json", "sync_status.json",
 	                                     "error_log.json", "config_cache.json" };
-	char p[4096];
+	/* checkpoint.json holds error_types.last_seen too: up to ~1,000 types */
+	enum { CKPT_MAX = 4 << 20 };
+	char p[4096], *text;
 	uint64_t last = 0;
 	double seq;
+	size_t n;
 	cJSON *j, *d;
 	FILE *f;
-	char text[256] = "";
 
 	snprintf(p, sizeof p, "%s/checkpoint.json", path);
 	if (!(f = fopen(p, "r"))) {
 		add(r, "checkpoint", PASS, "no snapshot yet: recovery replays the whole journal");
 		return;
 	}
-	if (!fgets(text, sizeof text, f))
-		text[0] = '\0';
+	n = (text = malloc(CKPT_MAX)) ? fread(text, 1, CKPT_MAX - 1, f) : 0;
 	fclose(f);
-	j = cJSON_Parse(text);
+	j = text ? cJSON_ParseWithLength(text, n) : NULL;
+	free(text);
 	seq = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "seq"));
 	cJSON_Delete(j);
 	mb_journal_last_seq(b, &last);

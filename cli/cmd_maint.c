@@ -236,8 +236,26 @@ static void log_run(const cli *c, const mb_snapshot_info *in)
 	        in->segments_removed);
 }
 
+/* The bank directory's checkpoint already covers every record: 1, and
+ * *seq is that record; 0 otherwise (or when the stats cannot tell). */
+static int unchanged(mb_bank *b, uint64_t *seq)
+{
+	char *text = NULL;
+	cJSON *j = mb_stats(b, &text) ? NULL : cJSON_Parse(text);
+	const cJSON *ck = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "checkpoint"), "seq");
+	const cJSON *last = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "journal"), "last_seq");
+	int same = cJSON_IsNumber(ck) && cJSON_IsNumber(last) && ck->valuedouble > 0 &&
+	           ck->valuedouble == last->valuedouble;
+
+	*seq = same ? (uint64_t)ck->valuedouble : 0;
+	cJSON_Delete(j);
+	mb_free(text);
+	return same;
+}
+
 static int compact_loop(cli *c, const char *out, uint64_t every)
 {
+	uint64_t seq;
 	mb_snapshot_info info;
 	mb_bank *b = NULL;
 	sigset_t set;
@@ -254,14 +272,17 @@ static int compact_loop(cli *c, const char *out, uint64_t every)
 		return ex;
 	}
 	for (;;) {
-		if ((rc = mb_snapshot(b, out, &info))) {
+		if (!out && unchanged(b, &seq)) {
+			cli_msg(c, "unchanged since the checkpoint at seq %" PRIu64 ": no snapshot", seq);
+		} else if ((rc = mb_snapshot(b, out, &info))) {
 			ex = cli_fail(c, b, rc, "cannot write the files");
 			if (created)
 				rmdir(out);   /* only when empty: it was ours */
 			break;
+		} else {
+			created = false;
+			log_run(c, &info);
 		}
-		created = false;
-		log_run(c, &info);
 		if (cli_wait_signal(&set, (long)(every * 1000))) {
 			cli_msg(c, "stopping on signal");
 			break;
@@ -286,7 +307,10 @@ int cmd_compactor(cli *c, int argc, char **argv)
 
 	c->usage = "membank compactor [--every S] [--out DIR] [--journal-retention S]\n\n"
 	           "Snapshot the bank every S seconds (default 60) until SIGTERM or SIGINT,\n"
-	           "then exit 0.  One line per run on stderr: duration, pages, bytes, seq.\n\n"
+	           "then exit 0.  One line per run on stderr: duration, pages, bytes, seq, or\n"
+	           "\"unchanged\" when the checkpoint already covers every write (nothing written).\n"
+	           "Writers also checkpoint by themselves (README \"Automatic checkpoints\");\n"
+	           "the compactor takes that work off their path.\n\n"
 	           "  -e, --every S   seconds between snapshots (1..86400)\n"
 	           "  -o, --out DIR   write the files into DIR instead of the bank directory\n"
 	           "                  (created 0700 when missing; its parent must exist)\n"

@@ -548,7 +548,7 @@ int mb_open(const char *path, const mb_options *opts, mb_bank **out)
 		return rc;
 	if (!(b = calloc(1, sizeof *b)))
 		return mb_fail(NULL, MB_ENOMEM, "out of memory");
-	if ((rc = bank_init(b, path, opts)) ||
+	if ((rc = bank_init(b, path, opts)) || (rc = bank_auto_init(b)) ||
 	    (rc = ensure_dir(b->path, opts->create, b->dir_mode, NULL)) ||
 	    (rc = check_fs(b->path, opts->allow_network_fs)) || (rc = refuse_foreign(b)) ||
 	    (rc = lockfile_acquire(&lock, LOCK_OPEN, b->path, MB_LOCK_FILE, b->file_mode, NULL)))
@@ -581,6 +581,7 @@ int mb_close(mb_bank *b)
 	if (b->fork_gen == mb_fork_generation())
 		mbj_close(b->jn);
 	kv_close(b->kv);
+	bank_auto_free(b);
 	if (b->replaced)
 		munmap((void *)b->replaced, sizeof(uint32_t));
 	free(b->path);

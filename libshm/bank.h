@@ -35,6 +35,7 @@ struct mb_bank {
 	char boot[40];            /* this boot's id */
 	atomic_bool boot_pending; /* store/boot_id not yet written (full disk) */
 	const void *tag;          /* where messages go: NULL until opened */
+	struct autockpt *auto_ck; /* the automatic checkpoint's state (autockpt.c) */
 };
 
 /* MB_EFORKED, MB_EFATAL or MB_ERESTORED (with the message) when @b may not
@@ -117,6 +118,16 @@ int bank_check_unused(const char *path, const char *what);
 /* Under the bank's open lock: finish what a restore killed midway left
  * (restore.pending names the aside directory, removed with the mark). */
 int restore_recover(const char *path);
+
+/* The automatic checkpoint (autockpt.c): called after a write that ended at
+ * @end was acknowledged; checkpoints when due, never fails the write. */
+int bank_auto_init(mb_bank *b);
+void bank_auto_free(mb_bank *b);
+void bank_auto_checkpoint(mb_bank *b, const mbj_pos *end);
+/* {"runs":N,"failures":N,"last_error":".."|null} for mb_stats */
+void bank_auto_stats(mb_bank *b, mb_buf *doc);
+/* snapshot.c: a checkpoint, the caller holding the compactor lock */
+int checkpoint_locked(mb_bank *b, mb_snapshot_info *info);
 
 /* Files: create/replace @name in directory @dir atomically (temp file with
  * O_EXCL|O_NOFOLLOW, write, fsync, rename, fsync the directory). */

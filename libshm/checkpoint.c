@@ -39,32 +39,29 @@ int checkpoint_older(const char *root, const char *below, char name[32])
 	return 0;
 }
 
-static int read_position(mb_bank *b, const char *dir, mbj_pos *end)
+/* The position checkpoint.json names; its other keys are checked with the
+ * files (load_docs_read()).  A newer format is MB_EVERSION, not damage. */
+int checkpoint_position(mb_bank *b, const char *dir, mbj_pos *end)
 {
-	char path[4096], text[256];
+	char path[4096];
 	const cJSON *f[4];
 	static const char *const keys[4] = { "format", "seq", "segment", "offset" };
 	cJSON *j = NULL;
-	ssize_t n = -1;
-	int fd, rc = 0;
+	int rc = 0;
 
 	mb_pathf(path, sizeof path, "%s/%s", dir, MB_CHECKPOINT_FILE);
-	if ((fd = mb_open_fd(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0)) >= 0) {
-		n = read(fd, text, sizeof text - 1);
-		close(fd);
-	}
-	/* a file that is there but cannot be read now (out of descriptors,
-	 * an I/O error) is not damage: say why, and do not pass it over */
-	if (n < 0 && errno != ENOENT && errno != ELOOP)
-		return mb_fail(b->tag, mb_errno_code(errno), "%s: %s", path, strerror(errno));
-	if (n > 0)
-		j = cJSON_ParseWithLength(text, (size_t)n);
+	/* what the file says wrong (or its absence) is damage; a system error
+	 * (out of descriptors, an I/O error) keeps its code: it is not passed
+	 * over as damage */
+	if ((rc = load_parse_file(dir, MB_CHECKPOINT_FILE, MB_MAX_CHECKPOINT_FILE, b->tag, &j)))
+		return mb_fail(b->tag, rc == MB_EINVAL || rc == MB_ENOTFOUND ? MB_ECORRUPT : rc,
+		               "%s", mb_last_error(b->tag));
 	for (int i = 0; i < 4; i++) {
 		f[i] = cJSON_GetObjectItemCaseSensitive(j, keys[i]);
-		if (!cJSON_IsNumber(f[i]) || f[i]->valuedouble < 0)
+		if (!rc && (!cJSON_IsNumber(f[i]) || f[i]->valuedouble < 0))
 			rc = mb_fail(b->tag, MB_ECORRUPT, "%s: missing or bad \"%s\"", path, keys[i]);
 	}
-	if (!rc && f[0]->valuedouble != MB_FORMAT_VERSION)
+	if ((!rc || cJSON_IsNumber(f[0])) && f[0]->valuedouble != MB_FORMAT_VERSION)
 		rc = mb_fail(b->tag, MB_EVERSION, "%s: format %g", path, f[0]->valuedouble);
 	if (!rc) {
 		end->seq = (uint64_t)f[1]->valuedouble;
@@ -90,7 +87,7 @@ int checkpoint_load(mb_bank *b, kv_txn *t, char name[32], uint64_t *seq, mbj_pos
 	if (!*name)
 		return *below ? MB_ENOTFOUND : 0;
 	mb_pathf(dir, sizeof dir, "%s/%s", root, name);
-	if ((rc = read_position(b, dir, end)))
+	if ((rc = checkpoint_position(b, dir, end)))
 		return rc;
 	/* what the files say is wrong (MB_EINVAL) is damage; a system error
 	 * keeps its code */
@@ -128,7 +125,7 @@ int checkpoint_newest(const char *bank_path, char *dir, size_t cap, mbj_pos *end
 	if (!*name)
 		return 0;
 	mb_pathf(dir, cap, "%s/%s", root, name);
-	rc = read_position(&quiet, dir, end);
+	rc = checkpoint_position(&quiet, dir, end);
 	*found = rc == 0;
 	return rc;
 }

@@ -1,9 +1,17 @@
 /*
  * checkpoint.h - the snapshot as the point recovery starts from.
  *
- * checkpoint.json in the bank directory names the journal seq that the four
- * JSON files beside it cover: {"format":1,"seq":N}.  It is written after
- * them, atomically, so it never names files that are not all there.
+ * checkpoint.json in the bank directory names the journal position that the
+ * four JSON files beside it cover, and holds the state of the store that the
+ * spec's files have no key for (so that they keep exactly the spec's keys):
+ *   {"format":1,"seq":N,"segment":S,"offset":O,
+ *    "error_types":{"dropped":N,"last_seen":{"type":time|null,...}}}
+ * error_types: how many error types were dropped at MB_MAX_ERROR_TYPES, and
+ * when each kept type was last logged or resolved (which goes next).  It is
+ * optional when read: the four files alone (a restore from the spec's files)
+ * load with 0 dropped and every last_seen unknown, older than any known.
+ * It is written after them, atomically, so it never names files that are
+ * not all there.
  */
 #ifndef MEMBANK_CHECKPOINT_H
 #define MEMBANK_CHECKPOINT_H
@@ -36,6 +44,10 @@ int checkpoint_from_files(mb_bank *b, const char *dir);
 /* The newest checkpoint's directory (into @dir) and journal position;
  * *found false when there is none. */
 int checkpoint_newest(const char *bank_path, char *dir, size_t cap, mbj_pos *end, bool *found);
+
+/* The journal position that @dir/checkpoint.json names (MB_ECORRUPT,
+ * MB_EVERSION with the message when it cannot be read). */
+int checkpoint_position(mb_bank *b, const char *dir, mbj_pos *end);
 
 /* Make the next open rebuild the store (after a journal repair). */
 void checkpoint_mark_stale(const char *bank_path);

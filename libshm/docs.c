@@ -1,6 +1,7 @@
 /*
  * docs.c - the spec's JSON documents (see docs.h).
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "config.h"
@@ -221,18 +222,31 @@ int doc_error_log(kv_txn *t, mb_buf *b)
 	buf_adds(b, ",\"last_error\":");
 	if ((rc = doc_last_error(&s, b)))
 		return rc;
-	/* beyond the spec: which type is dropped next at MB_MAX_ERROR_TYPES,
-	 * and how many were, so a rebuild from this file drops the same */
-	buf_adds(b, ",\"last_seen\":");
-	if ((rc = doc_errtypes(t, ET_SEEN, b)))
-		return rc;
 	buf_adds(b, ",\"error_stats\":{\"total_errors\":");
 	json_add_int(b, (int64_t)s.total);
 	buf_adds(b, ",\"resolved_errors\":");
 	json_add_int(b, (int64_t)s.resolved);
-	buf_adds(b, ",\"types_dropped\":");
-	json_add_int(b, (int64_t)s.types_dropped);
 	return done(b, buf_adds(b, "}}"));
+}
+
+int doc_checkpoint(kv_txn *t, const mbj_pos *end, mb_buf *b)
+{
+	st_errors s;
+	char head[128];
+	int rc;
+
+	if ((rc = st_errors_load(t, &s)))
+		return rc;
+	snprintf(head, sizeof head, "{\"format\":%d,\"seq\":%llu,\"segment\":%llu,\"offset\":%llu",
+	         MB_FORMAT_VERSION, (unsigned long long)end->seq,
+	         (unsigned long long)end->segment, (unsigned long long)end->offset);
+	buf_adds(b, head);
+	buf_adds(b, ",\"error_types\":{\"dropped\":");
+	json_add_int(b, (int64_t)s.types_dropped);
+	buf_adds(b, ",\"last_seen\":");
+	if ((rc = doc_errtypes(t, ET_SEEN, b)))
+		return rc;
+	return done(b, buf_adds(b, "}}\n"));
 }
 
 int doc_config(kv_txn *t, mb_buf *b)

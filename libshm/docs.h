@@ -8,7 +8,7 @@
 #ifndef MEMBANK_DOCS_H
 #define MEMBANK_DOCS_H
 
-#include "state.h"
+#include "bank.h"
 
 void doc_time(mb_buf *b, int64_t t);   /* "..." or null */
 /* {"properties":{...},"last_updated":"..."} of a page value */
@@ -17,6 +17,10 @@ int doc_sync_status(kv_txn *t, mb_buf *b);
 int doc_error_stats(kv_txn *t, mb_buf *b);
 int doc_error_log(kv_txn *t, mb_buf *b);
 int doc_config(kv_txn *t, mb_buf *b);
+/* checkpoint.json (membank's own, beside the four files; see checkpoint.h):
+ * the journal position @end they cover, and the error-type state the spec's
+ * error_log.json has no key for. */
+int doc_checkpoint(kv_txn *t, const mbj_pos *end, mb_buf *b);
 /* {"timestamp":..,"error_type":..,"message":..} or {} */
 int doc_last_error(const st_errors *s, mb_buf *b);
 

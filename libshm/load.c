@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "apply.h"
+#include "bank.h"
 #include "config.h"
 #include "load.h"
 
@@ -142,7 +143,7 @@ static int read_whole(const char *dir, const char *name, size_t max, const void 
 	return 0;
 }
 
-static int parse_doc(const char *dir, const char *name, size_t max, const void *tag, cJSON **out)
+int load_parse_file(const char *dir, const char *name, size_t max, const void *tag, cJSON **out)
 {
 	char *text;
 	size_t len;
@@ -190,23 +191,60 @@ static int check_array(const ld *l, const cJSON *obj, const char *key, size_t *n
 	return 0;
 }
 
+/* checkpoint.json, if @dir has one: {"format","seq","segment","offset",
+ * "error_types":{"dropped":N,"last_seen":{type:time|null}}} (checkpoint.h);
+ * error_types is optional (checkpoints from before it have none). */
+static int read_ckpt(const char *dir, const void *tag, cJSON **out)
+{
+	static const char *const keys[] = { "format", "seq", "segment", "offset",
+	                                    "error_types", NULL };
+	static const char *const et_keys[] = { "dropped", "last_seen", NULL };
+	ld l = { MB_CHECKPOINT_FILE, tag };
+	const cJSON *et, *seen;
+	char path[4096];
+	struct stat st;
+	uint64_t n;
+	int64_t ts;
+	int rc;
+
+	*out = NULL;
+	if (mb_pathf(path, sizeof path, "%s/%s", dir, MB_CHECKPOINT_FILE) ||
+	    (lstat(path, &st) && errno == ENOENT))
+		return 0;
+	if ((rc = load_parse_file(dir, MB_CHECKPOINT_FILE, MB_MAX_CHECKPOINT_FILE, tag, out)) ||
+	    (rc = only_keys(&l, *out, "top level", keys)) ||
+	    !(et = cJSON_GetObjectItemCaseSensitive(*out, "error_types")))
+		return rc;
+	if (!cJSON_IsObject(et) || !cJSON_IsObject(seen = cJSON_GetObjectItemCaseSensitive(et,
+	                                                                           "last_seen")))
+		return bad(&l, ": must be an object with an object \"last_seen\"", "error_types",
+		           NULL);
+	if ((rc = only_keys(&l, et, "error_types", et_keys)) ||
+	    (rc = get_count(&l, et, "dropped", &n)))
+		return rc;
+	for (const cJSON *c = seen->child; c && !rc; c = c->next)
+		rc = parse_time(&l, c, "error_types.last_seen", true, &ts);
+	return rc;
+}
+
 int load_docs_read(const char *dir, const void *tag, load_docs *d)
 {
 	static const char *const sync_keys[] = { "last_successful_sync", "sync_history",
 	        "current_status", "error_count", "success_count", NULL };
 	static const char *const err_keys[] = { "errors", "patterns", "resolutions",
-	        "last_error", "last_seen", "error_stats", NULL };
+	        "last_error", "error_stats", NULL };
 	ld ls = { "sync_status.json", tag }, le = { "error_log.json", tag };
 	int rc;
 
 	memset(d, 0, sizeof *d);
-	if ((rc = parse_doc(dir, "sync_status.json", MB_MAX_SYNC_FILE, tag, &d->sync)) ||
-	    (rc = parse_doc(dir, "error_log.json", MB_MAX_ERROR_FILE, tag, &d->errors)) ||
+	if ((rc = load_parse_file(dir, "sync_status.json", MB_MAX_SYNC_FILE, tag, &d->sync)) ||
+	    (rc = load_parse_file(dir, "error_log.json", MB_MAX_ERROR_FILE, tag, &d->errors)) ||
 	    (rc = parse_config(dir, tag, &d->config)) ||
 	    (rc = only_keys(&ls, d->sync, "top level", sync_keys)) ||
 	    (rc = only_keys(&le, d->errors, "top level", err_keys)) ||
 	    (rc = check_array(&ls, d->sync, "sync_history", &d->sync_history)) ||
-	    (rc = check_array(&le, d->errors, "errors", &d->error_history)))
+	    (rc = check_array(&le, d->errors, "errors", &d->error_history)) ||
+	    (rc = read_ckpt(dir, tag, &d->ckpt)))
 		load_docs_free(d);
 	return rc;
 }
@@ -216,6 +254,7 @@ void load_docs_free(load_docs *d)
 	cJSON_Delete(d->sync);
 	cJSON_Delete(d->errors);
 	buf_free(&d->config);
+	cJSON_Delete(d->ckpt);
 	memset(d, 0, sizeof *d);
 }
 
@@ -352,7 +391,7 @@ static int load_errtype(const ld *l, kv_txn *t, const cJSON *p, const cJSON *res
 	return t ? st_errtype_store(t, p->string, len, &et) : 0;
 }
 
-/* Every key of @obj (resolutions, last_seen) names a pattern. */
+/* Every key of @obj (resolutions) names a pattern. */
 static int all_patterns(const ld *l, const cJSON *obj, const char *what, const cJSON *pat)
 {
 	for (const cJSON *r = obj->child; r; r = r->next)
@@ -362,21 +401,20 @@ static int all_patterns(const ld *l, const cJSON *obj, const char *what, const c
 	return 0;
 }
 
-/* last_seen (membank's, optional: the spec's files have none) says which
- * types a bank at MB_MAX_ERROR_TYPES drops first. */
-static int load_patterns(const ld *l, kv_txn *t, const cJSON *j, uint64_t *sum, uint64_t *resolved)
+/* @seen, checkpoint.json's error_types.last_seen (NULL: none; checked by
+ * read_ckpt()), says which types a bank at MB_MAX_ERROR_TYPES drops first;
+ * its entries for types that are not patterns are ignored (an
+ * error_log.json edited by hand beside it). */
+static int load_patterns(const ld *l, kv_txn *t, const cJSON *j, const cJSON *seen,
+                         uint64_t *sum, uint64_t *resolved)
 {
 	const cJSON *pat = cJSON_GetObjectItemCaseSensitive(j, "patterns");
 	const cJSON *res = cJSON_GetObjectItemCaseSensitive(j, "resolutions");
-	const cJSON *seen = cJSON_GetObjectItemCaseSensitive(j, "last_seen");
 	int rc = 0;
 
 	if (!cJSON_IsObject(pat) || !cJSON_IsObject(res))
 		return bad(l, " must be objects", "patterns and resolutions", NULL);
-	if (seen && !cJSON_IsObject(seen))
-		return bad(l, ": must be an object", "last_seen", NULL);
-	if ((rc = all_patterns(l, res, "resolutions", pat)) ||
-	    (seen && (rc = all_patterns(l, seen, "last_seen", pat))))
+	if ((rc = all_patterns(l, res, "resolutions", pat)))
 		return rc;
 	for (const cJSON *p = pat->child; p && !rc; p = p->next) {
 		*sum += p->valuedouble > 0 ? (uint64_t)p->valuedouble : 0;
@@ -386,14 +424,16 @@ static int load_patterns(const ld *l, kv_txn *t, const cJSON *j, uint64_t *sum, 
 }
 
 /* total_errors and resolved_errors count every error logged and resolved;
- * patterns and resolutions only those of the types kept, all of them
- * unless types were dropped (types_dropped, membank's, optional). */
-static int load_errors(kv_txn *t, const cJSON *j, uint32_t limit, const void *tag)
+ * patterns and resolutions only those of the types kept (@ckpt's
+ * error_types.dropped, membank's, counts those that were not). */
+static int load_errors(kv_txn *t, const cJSON *j, const cJSON *ckpt, uint32_t limit,
+                       const void *tag)
 {
-	static const char *const stat_keys[] = { "total_errors", "resolved_errors",
-	                                         "types_dropped", NULL };
+	static const char *const stat_keys[] = { "total_errors", "resolved_errors", NULL };
 	ld l = { "error_log.json", tag };
 	const cJSON *stats = cJSON_GetObjectItemCaseSensitive(j, "error_stats");
+	const cJSON *et = cJSON_GetObjectItemCaseSensitive(ckpt, "error_types");
+	const cJSON *dropped = cJSON_GetObjectItemCaseSensitive(et, "dropped");
 	uint64_t sum = 0, resolved = 0;
 	st_errors s;
 	int rc = 0;
@@ -405,14 +445,17 @@ static int load_errors(kv_txn *t, const cJSON *j, uint32_t limit, const void *ta
 	if ((rc = only_keys(&l, stats, "error_stats", stat_keys)) ||
 	    (rc = get_count(&l, stats, "total_errors", &s.total)) ||
 	    (rc = get_count(&l, stats, "resolved_errors", &s.resolved)) ||
-	    (cJSON_GetObjectItemCaseSensitive(stats, "types_dropped") &&
-	     (rc = get_count(&l, stats, "types_dropped", &s.types_dropped))) ||
-	    (rc = load_last_error(&l, j, &s)) || (rc = load_patterns(&l, t, j, &sum, &resolved)) ||
+	    (rc = load_last_error(&l, j, &s)) ||
+	    (rc = load_patterns(&l, t, j, cJSON_GetObjectItemCaseSensitive(et, "last_seen"), &sum,
+	                        &resolved)) ||
 	    (rc = load_history(&l, t, KV_ERRHIST, cJSON_GetObjectItemCaseSensitive(j, "errors"),
 	                       "error_type", MB_MAX_TYPE_BYTES, "message", false, limit, &s.hist_next)))
 		return rc;
-	if (s.types_dropped ? sum > s.total || resolved > s.resolved || s.resolved > s.total
-	                    : sum != s.total || resolved != s.resolved)
+	if (dropped)  /* checked by read_ckpt() */
+		s.types_dropped = (uint64_t)dropped->valuedouble;
+	/* at least what the patterns count: more when types were dropped, which
+	 * the four files alone (without checkpoint.json) cannot tell */
+	if (sum > s.total || resolved > s.resolved || s.resolved > s.total)
 		return mb_fail(tag, MB_EINVAL, "error_log.json: error_stats (%llu total, %llu resolved) "
 		               "disagree with patterns and resolutions (%llu, %llu)",
 		               (unsigned long long)s.total, (unsigned long long)s.resolved,
@@ -785,7 +828,7 @@ int load_all(kv_txn **tp, kv_env *batch, const char *dir, const load_docs *d, ui
 		return rc;
 	t = *tp;
 	if ((rc = load_sync(t, d->sync, last_sync, limit, tag)) ||
-	    (rc = load_errors(t, d->errors, limit, tag)) || (rc = load_config(t, &d->config, tag)) ||
+	    (rc = load_errors(t, d->errors, d->ckpt, limit, tag)) || (rc = load_config(t, &d->config, tag)) ||
 	    !t || (rc = st_config_load(t, &cfg)))
 		return rc;
 	/* the pages were indexed by time; the index is kept only when used */

@@ -24,30 +24,38 @@
                            MB_JSON_STR_MAX(MB_MAX_TEXT_BYTES))
 #define MB_ERROR_ENTRY_MAX (48 + MB_JSON_TIME_MAX + MB_JSON_STR_MAX(MB_MAX_TYPE_BYTES) + \
                             MB_JSON_STR_MAX(MB_MAX_TEXT_BYTES))
-/* one type in patterns, resolutions ({"steps":..,"timestamp":..,"resolved":N})
- * and last_seen */
-#define MB_ERRTYPE_MAX (3 * (MB_JSON_STR_MAX(MB_MAX_TYPE_BYTES) + 2) + MB_JSON_NUM_MAX + 48 + \
-                        MB_JSON_STR_MAX(MB_MAX_TEXT_BYTES) + 2 * MB_JSON_TIME_MAX + MB_JSON_NUM_MAX)
+/* one type in patterns and resolutions ({"steps":..,"timestamp":..,"resolved":N}) */
+#define MB_ERRTYPE_MAX (2 * (MB_JSON_STR_MAX(MB_MAX_TYPE_BYTES) + 2) + MB_JSON_NUM_MAX + 48 + \
+                        MB_JSON_STR_MAX(MB_MAX_TEXT_BYTES) + MB_JSON_TIME_MAX + MB_JSON_NUM_MAX)
 #define MB_DOC_FIXED_MAX ((size_t)64 << 10)  /* everything else of a file */
 #define MB_MAX_SYNC_FILE (MB_DOC_FIXED_MAX + (size_t)MB_MAX_HISTORY * MB_SYNC_ENTRY_MAX)
 #define MB_MAX_ERROR_FILE (MB_DOC_FIXED_MAX + (size_t)(MB_MAX_HISTORY + 1) * MB_ERROR_ENTRY_MAX + \
                            (size_t)MB_MAX_ERROR_TYPES * MB_ERRTYPE_MAX)
 #define MB_MAX_CONFIG_FILE MB_DOC_FIXED_MAX
+/* checkpoint.json: the position, and error_types.last_seen ("type":time,) */
+#define MB_MAX_CHECKPOINT_FILE (MB_DOC_FIXED_MAX + (size_t)MB_MAX_ERROR_TYPES * \
+                                (MB_JSON_STR_MAX(MB_MAX_TYPE_BYTES) + 2 + MB_JSON_TIME_MAX))
 /* one page's properties: msgpack of at most MB_MAX_PAGE_PACKED bytes */
 #define MB_MAX_PAGE_JSON (6 * MB_MAX_PAGE_PACKED + 2)
 #define MB_MAX_PAGES_FILE ((uint64_t)16 << 30) /* notion_pages.json */
 
 struct cJSON;
 
-/* The three small documents, parsed and checked for shape.  The config is
- * msgpack (jsonmp.c), so its numbers keep their type (timeout_seconds). */
+/* The three small documents, parsed and checked for shape (the config is
+ * msgpack, jsonmp.c, so its numbers keep their type: timeout_seconds), and
+ * checkpoint.json when @dir has one (NULL when not: the spec's four files
+ * alone load with no error type dropped so far and every type's last_seen
+ * unknown, that is older than any known one). */
 typedef struct load_docs {
-	struct cJSON *sync, *errors;
+	struct cJSON *sync, *errors, *ckpt;
 	mb_buf config;
 	size_t sync_history, error_history;  /* entries in each */
 } load_docs;
 
 int load_docs_read(const char *dir, const void *tag, load_docs *d);
+/* @dir/@name, a JSON object of at most @max bytes, parsed whole. */
+int load_parse_file(const char *dir, const char *name, size_t max, const void *tag,
+                    struct cJSON **out);
 void load_docs_free(load_docs *d);
 
 /* Load everything in @dir into the empty store of *@t.  Keeps the newest

@@ -116,8 +116,22 @@ static int wait_lock(int fd, pid_t *stopped)
 	}
 }
 
-int lockfile_acquire(lockfile *l, enum lock_kind kind, const char *dir, const char *name,
-                     unsigned mode, const void *tag)
+static bool mutex_try_enter(enum lock_kind kind)
+{
+	if (held[kind]) {
+		held[kind]++;
+		return true;
+	}
+	if (pthread_mutex_trylock(&kind_lock[kind]))
+		return false;
+	held[kind] = 1;
+	return true;
+}
+
+/* Take the lock: waiting (polled, see WAITING) or, without @wait, only if
+ * it is free now (1 when it is not). */
+static int lock_it(lockfile *l, enum lock_kind kind, const char *dir, const char *name,
+                   unsigned mode, const void *tag, bool wait)
 {
 	char path[4096];
 	pid_t stopped;
@@ -128,7 +142,10 @@ int lockfile_acquire(lockfile *l, enum lock_kind kind, const char *dir, const ch
 	if (mb_pathf(path, sizeof path, "%s/%s", dir, name))
 		return mb_fail(tag, MB_EINVAL, "%s: path too long", dir);
 	pthread_once(&once, init_once);
-	mutex_enter(kind);
+	if (!wait && !mutex_try_enter(kind))
+		return 1;
+	if (wait)
+		mutex_enter(kind);
 	for (int tries = 0;; tries++) {
 		l->fd = mb_open_fd(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode);
 		if (l->fd < 0) {
@@ -137,7 +154,19 @@ int lockfile_acquire(lockfile *l, enum lock_kind kind, const char *dir, const ch
 			return rc;
 		}
 		fchmod(l->fd, mode);  /* group-shared: the umask must not narrow it */
-		if ((e = wait_lock(l->fd, &stopped))) {
+		if (!wait) {
+			struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+			while ((e = fcntl(l->fd, F_SETLK, &fl) ? errno : 0) == EINTR)
+				;
+			if (e == EAGAIN || e == EACCES) {
+				lockfile_release(l);
+				return 1;
+			}
+			stopped = 0;
+		} else {
+			e = wait_lock(l->fd, &stopped);
+		}
+		if (e) {
 			if (stopped)
 				rc = mb_fail(tag, MB_EIO, "%s: held by process %d, which has been stopped "
 				             "(SIGSTOP or a debugger) for %d s: continue it (kill -CONT %d) "
@@ -158,6 +187,18 @@ int lockfile_acquire(lockfile *l, enum lock_kind kind, const char *dir, const ch
 			               path);
 		}
 	}
+}
+
+int lockfile_acquire(lockfile *l, enum lock_kind kind, const char *dir, const char *name,
+                     unsigned mode, const void *tag)
+{
+	return lock_it(l, kind, dir, name, mode, tag, true);
+}
+
+int lockfile_try(lockfile *l, enum lock_kind kind, const char *dir, const char *name,
+                 unsigned mode, const void *tag)
+{
+	return lock_it(l, kind, dir, name, mode, tag, false);
 }
 
 void lockfile_release(lockfile *l)

@@ -37,6 +37,10 @@ typedef struct lockfile {
  * let go and the one now at the path is locked instead. */
 int lockfile_acquire(lockfile *l, enum lock_kind kind, const char *dir, const char *name,
                      unsigned mode, const void *tag);
+/* The same without waiting: 1 (nothing held) when another process or
+ * thread holds it. */
+int lockfile_try(lockfile *l, enum lock_kind kind, const char *dir, const char *name,
+                 unsigned mode, const void *tag);
 void lockfile_release(lockfile *l);
 
 #endif /* MEMBANK_LOCKFILE_H */

@@ -41,7 +41,7 @@ int mb_stats(mb_bank *b, char **out)
 	mb_buf doc = { 0 };
 	mbj_usage ju = { 0 };
 	kv_info ki;
-	mbj_pos end = { 0 };
+	mbj_pos end = { 0 }, ck;
 	st_errors errs;
 	kv_txn *t;
 	int rc;
@@ -82,6 +82,14 @@ int mb_stats(mb_bank *b, char **out)
 	add_kv(&doc, "max_readers", ki.max_readers, true);
 	add_kv(&doc, "stale_readers", ki.stale_readers, true);
 	add_kv(&doc, "reader_lag_txns", ki.oldest_reader ? ki.last_txn - ki.oldest_reader : 0, true);
+	/* the checkpoint the bank directory's files are (seq 0: none) */
+	if (checkpoint_position(b, b->path, &ck))
+		memset(&ck, 0, sizeof ck);
+	mb_clear_error(b);
+	buf_adds(&doc, "},\"checkpoint\":{");
+	add_kv(&doc, "seq", ck.seq, false);
+	buf_adds(&doc, ",\"auto\":");
+	bank_auto_stats(b, &doc);
 	buf_adds(&doc, "}}");
 	if (!(*out = buf_take(&doc, NULL)))
 		return mb_fail(b, MB_ENOMEM, "stats: out of memory");
@@ -128,6 +136,20 @@ static int replay(mb_bank *b, kv_txn *t, uint64_t from_seq, mbj_pos *end)
 	return rc;
 }
 
+/* The checkpoint's segment is gone and no record follows it (a repair moved
+ * the damaged segment aside, records the checkpoint covers): the journal
+ * goes on from {0,0,seq}, the next append creating segment seq + 1, rather
+ * than at an offset in a file that is not there. */
+static void segment_gone(mb_bank *b, mbj_pos *end)
+{
+	char path[4096];
+
+	if (end->segment && !mb_pathf(path, sizeof path, "%s/%020llu.jnl", b->journal_dir,
+	                              (unsigned long long)end->segment) &&
+	    access(path, F_OK) && errno == ENOENT)
+		end->segment = end->offset = 0;
+}
+
 /* The newest checkpoint that loads, and the journal after it.  A checkpoint
  * that cannot be loaded (damaged on disk) is passed over for the one before
  * it and a longer journal, which snapshots keep for this; only when none can
@@ -168,6 +190,8 @@ static int rebuild_once(mb_bank *b)
 	}
 	if (!rc)
 		rc = replay(b, t, seq + 1, &end);
+	if (!rc)
+		segment_gone(b, &end);
 	if (!rc)
 		rc = bank_jend_store(t, &end);
 	if (first_rc && rc && rc != KV_EMAPFULL && rc != MB_ENOMEM)

@@ -147,6 +147,18 @@ typedef struct mb_options {
 	                                as found (mb_stats counts them as
 	                                stale_readers; membank doctor reports
 	                                them); default false: cleared at open */
+	/* The automatic checkpoint (README "Automatic checkpoints"): after an
+	 * acknowledged write, the writer checkpoints when the journal since
+	 * the newest checkpoint has grown past max(checkpoint_min_bytes,
+	 * checkpoint_pct % of the checkpoint's four files), or changes are
+	 * pending checkpoint_interval_s after it, unless another process is
+	 * checkpointing.  A bank without a checkpoint gets one at its first
+	 * write.  Its failure never fails the write (counted in mb_stats). */
+	uint64_t checkpoint_min_bytes; /**< 0: 4 MiB */
+	uint32_t checkpoint_pct;       /**< 0: 100 */
+	uint32_t checkpoint_interval_s;/**< 0: 300 */
+	bool no_auto_checkpoint;       /**< leave checkpoints to the compactor
+	                                    and mb_snapshot() (default false) */
 } mb_options;
 
 /** Opaque handle of an open bank. */
@@ -366,7 +378,9 @@ MB_API void mb_batch_abort(mb_batch *batch);
 
 /** Counters and sizes of the bank as a JSON object (pages, events, error
  * types kept and dropped, file sizes, map use, readers and their lag,
- * journal segments).  */
+ * journal segments, and "checkpoint":{"seq":N (of the bank directory's
+ * files; 0: none),"auto":{"enabled","runs","busy","failures","last_error"}}:
+ * this handle's automatic checkpoints).  */
 MB_API int mb_stats(mb_bank *bank, char **json_out);
 
 /** The bank's figures as OpenMetrics 1.0 text (which Prometheus scrapes):
@@ -409,14 +423,18 @@ typedef struct mb_snapshot_info {
  * config_cache.json into @p dir (NULL: the bank directory) from one read
  * snapshot of the bank, each replaced atomically (temp file, fsync, rename,
  * fsync of the directory), then the checkpoint record of the journal seq
- * they cover.  Temp files that snapshots killed mid-write left in @p dir are
+ * they cover (checkpoint.json, which also holds the error-type state the
+ * spec's files have no key for: the four files keep exactly the spec's
+ * keys).  Temp files that snapshots killed mid-write left in @p dir are
  * removed (never a live writer's).  When @p dir is the bank directory the
  * snapshot is the checkpoint: expired pages are purged, the files are read
- * back by the loader before the checkpoint is installed, the checkpoint
+ * back by the loader and the journal is made durable up to the seq they
+ * cover (in `fast` durability too) before the checkpoint is installed, the checkpoint
  * before it is kept, and the journal segments that one covers are removed.
  * @p info may be NULL.
  * @return 0, MB_EUNSAFE (a target is a symlink), MB_ECORRUPT (the checkpoint
- * would not load back: it is not kept), MB_ENOSPC, MB_EIO, MB_EPERM,
+ * would not load back: it is not kept), MB_EFATAL (the journal sync
+ * failed), MB_ENOSPC, MB_EIO, MB_EPERM,
  * MB_EFORKED, MB_ENOMEM. */
 MB_API int mb_snapshot(mb_bank *bank, const char *dir, mb_snapshot_info *info);
 
@@ -430,7 +448,10 @@ MB_API int mb_snapshot(mb_bank *bank, const char *dir, mb_snapshot_info *info);
  * it.  A non-empty bank is replaced only with MB_RESTORE_FORCE, and only
  * while no process (this one included) has it open.  The restore holds the
  * bank's open lock from start to end: mb_open() of the bank waits for it,
- * then opens the new bank.
+ * then opens the new bank.  The
+ * files' checkpoint.json is read too, if there is one (without it no error
+ * type counts as dropped and none as seen: the first dropped at
+ * MB_MAX_ERROR_TYPES go in key order).
  * @return 0, MB_EEXIST, MB_EINVAL or MB_ECORRUPT (a bad file: the message
  * names the file and the byte offset or key), MB_EPERM (a process has the
  * bank open), MB_ENOTBANK (the target is a non-empty directory that is not

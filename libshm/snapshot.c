@@ -12,7 +12,9 @@
  * then renamed to checkpoint/<N>, which is atomic: a crash leaves either the
  * old checkpoint or the new one, never a mix of files from two instants.
  * Before that rename the loader reads the directory back (load_check()), so
- * a checkpoint that could not be loaded is never installed.  The spec's files
+ * a checkpoint that could not be loaded is never installed, and the journal
+ * is made durable up to N (journal_durable()), so a checkpoint never covers
+ * a record a machine crash could take back.  The spec's files
  * in the bank directory are hard links to the new ones, each swapped in by
  * rename(), for people and tools that read them there.  Only then are the
  * checkpoints older than the one before it removed, and the journal segments
@@ -111,14 +113,20 @@ static int write_small(kv_txn *t, afile *f, int i)
 	return rc;
 }
 
-static int write_checkpoint_file(mb_bank *b, const char *dir, const mbj_pos *end)
+/* checkpoint.json from the store: its position @end, and the error-type
+ * state (docs.h), from @t, the transaction the four files came from. */
+static int write_checkpoint_file(mb_bank *b, kv_txn *t, const char *dir, const mbj_pos *end)
 {
-	char text[160];
+	mb_buf text = { 0 };
+	int rc = doc_checkpoint(t, end, &text);
 
-	snprintf(text, sizeof text, "{\"format\":%d,\"seq\":%llu,\"segment\":%llu,\"offset\":%llu}\n",
-	         MB_FORMAT_VERSION, (unsigned long long)end->seq,
-	         (unsigned long long)end->segment, (unsigned long long)end->offset);
-	return mb_write_file_atomic(dir, MB_CHECKPOINT_FILE, text, strlen(text), b->file_mode, b);
+	if (rc)
+		rc = mb_fail(b, rc, "snapshot: %s: %s", MB_CHECKPOINT_FILE, mb_strerror(rc));
+	else
+		rc = mb_write_file_atomic(dir, MB_CHECKPOINT_FILE, text.data, text.len,
+		                          b->file_mode, b);
+	buf_free(&text);
+	return rc;
 }
 
 static int write_one(mb_bank *b, kv_txn *t, const char *dir, int i, mb_snapshot_info *info)
@@ -158,9 +166,9 @@ static int write_all(mb_bank *b, const char *dir, mbj_pos *end, mb_snapshot_info
 	rc = bank_jend_load(t, end);
 	for (int i = 0; i < 4 && !rc; i++)
 		rc = write_one(b, t, dir, i, info);
-	kv_abort(t);
 	if (!rc)
-		rc = write_checkpoint_file(b, dir, end);
+		rc = write_checkpoint_file(b, t, dir, end);
+	kv_abort(t);
 	info->seq = end->seq;
 	return rc;
 }
@@ -301,6 +309,24 @@ static int checkpoint_commit(mb_bank *b, const char *root, const char *tmp,
 	return 0;
 }
 
+/* The journal durable up to @seq, the last record a checkpoint covers,
+ * before the checkpoint is installed and segments are removed: else a
+ * machine crash could leave a journal that ends before the checkpoint (a
+ * `fast` writer's records, or a `full` writer's between its commit and its
+ * sync), and the next write would land behind a hole.  Group commit: one
+ * fdatasync, shared with the writers waiting.  MBJ_EINVAL: @seq was not
+ * appended this boot (the sync state starts afresh each boot), so the store
+ * holds it from a rebuild that read it from the disk: durable already. */
+static int journal_durable(mb_bank *b, uint64_t seq)
+{
+	int jrc;
+
+	if (!seq || mbj_durable_seq(b->jn) >= seq)
+		return 0;
+	jrc = mbj_sync(b->jn, seq);
+	return jrc && jrc != MBJ_EINVAL ? bank_journal_fail(b, jrc, "snapshot: journal sync") : 0;
+}
+
 /* Copy the four files of @from into @dir, each atomically. */
 static int copy_files(mb_bank *b, const char *from, const char *dir, mb_snapshot_info *info)
 {
@@ -337,16 +363,13 @@ static int copy_files(mb_bank *b, const char *from, const char *dir, mb_snapshot
 /* A new checkpoint: from the store (@copy_from NULL), or the files a bank
  * was just restored from, which hold exactly what was loaded (position
  * {0,0,0}: no journal record yet). */
-static int checkpoint(mb_bank *b, mb_snapshot_info *info, const char *copy_from)
+static int checkpoint_in(mb_bank *b, mb_snapshot_info *info, const char *copy_from)
 {
 	char root[4096], tmp[4096];
 	mbj_pos end = { 0, 0, 0 };
 	struct stat st;
-	lockfile lock;
-	int rc;
+	int rc = 0;
 
-	if ((rc = lockfile_acquire(&lock, LOCK_COMPACTOR, b->path, "compactor.lock", b->file_mode, b)))
-		return rc;
 	mb_pathf(root, sizeof root, "%s/checkpoint", b->path);
 	mb_pathf(tmp, sizeof tmp, "%s/.tmp-%ld", root, (long)getpid());
 	if (mkdir(root, b->dir_mode) && errno != EEXIST) {
@@ -368,8 +391,12 @@ static int checkpoint(mb_bank *b, mb_snapshot_info *info, const char *copy_from)
 	}
 	chmod(tmp, b->dir_mode);
 	if (copy_from) {
-		if (!(rc = copy_files(b, copy_from, tmp, info)))
-			rc = write_checkpoint_file(b, tmp, &end);
+		kv_txn *t;
+		/* the store holds exactly what was loaded from @copy_from */
+		if (!(rc = copy_files(b, copy_from, tmp, info)) && !(rc = bank_read_begin(b, &t))) {
+			rc = write_checkpoint_file(b, t, tmp, &end);
+			kv_abort(t);
+		}
 	} else if (!(rc = purge_expired(b, info)))
 		rc = write_all(b, tmp, &end, info);
 	/* read back by the loader before anything relies on it: a checkpoint
@@ -378,10 +405,34 @@ static int checkpoint(mb_bank *b, mb_snapshot_info *info, const char *copy_from)
 		rc = mb_fail(b, MB_ECORRUPT, "snapshot: the checkpoint would not load back, so it "
 		             "was not kept: %s", mb_last_error(b));
 	if (!rc)
+		rc = journal_durable(b, end.seq);
+	if (!rc)
 		rc = checkpoint_commit(b, root, tmp, &end, info);
 	mb_rm_tree(tmp);
 out:
-	lockfile_release(&lock);
+	return rc;
+}
+
+static int checkpoint(mb_bank *b, mb_snapshot_info *info, const char *copy_from)
+{
+	lockfile lock;
+	int rc = lockfile_acquire(&lock, LOCK_COMPACTOR, b->path, "compactor.lock", b->file_mode, b);
+
+	if (!rc) {
+		rc = checkpoint_in(b, info, copy_from);
+		lockfile_release(&lock);
+	}
+	return rc;
+}
+
+int checkpoint_locked(mb_bank *b, mb_snapshot_info *info)
+{
+	double t0 = now_s();
+	int rc;
+
+	memset(info, 0, sizeof *info);
+	rc = checkpoint_in(b, info, NULL);
+	info->seconds = now_s() - t0;
 	return rc;
 }
 

@@ -311,6 +311,7 @@ def _options(lib, opts):
     o.history_limit = opts["history_limit"] or 0
     o.max_json_bytes = opts["max_json_bytes"] or 0
     o.create = bool(opts["create"])
+    o.no_auto_checkpoint = not opts.get("auto_checkpoint", True)
     return o
 
 
@@ -363,7 +364,12 @@ class MemoryBank:
     every process and thread that opens the same directory.
 
     MemoryBank(path=None, *, durability='full', group_shared=False,
-               history_limit=None, max_json_bytes=None, create=True)
+               history_limit=None, max_json_bytes=None, create=True,
+               auto_checkpoint=True)
+
+    auto_checkpoint: writes through this object keep the four JSON files
+    current by themselves (README "Automatic checkpoints"); False leaves
+    that to `membank compactor` or snapshot().
 
     path defaults to $MEMBANK_DIR, else ./memory-bank (as the C library);
     it is made absolute when the bank opens, so a later chdir() or a child
@@ -378,7 +384,8 @@ class MemoryBank:
 
     def __init__(self, path: Optional[PathLike] = None, *, durability: str = "full",
                  group_shared: bool = False, history_limit: Optional[int] = None,
-                 max_json_bytes: Optional[int] = None, create: bool = True) -> None:
+                 max_json_bytes: Optional[int] = None, create: bool = True,
+                 auto_checkpoint: bool = True) -> None:
         if path is None:
             path = _default_path()
         path = os.fspath(path)
@@ -392,6 +399,7 @@ class MemoryBank:
             "max_json_bytes": _count(max_json_bytes, "max_json_bytes",
                                      _lib.MB_MAX_JSON_BYTES),
             "create": bool(create),
+            "auto_checkpoint": bool(auto_checkpoint),
         }
         self._path = os.path.abspath(path)
         self._handle = None

@@ -78,6 +78,10 @@ class Options(ctypes.Structure):
         ("segment_bytes", ctypes.c_uint64),
         ("journal_retention_s", ctypes.c_uint32),
         ("keep_reader_slots", ctypes.c_bool),
+        ("checkpoint_min_bytes", ctypes.c_uint64),
+        ("checkpoint_pct", ctypes.c_uint32),
+        ("checkpoint_interval_s", ctypes.c_uint32),
+        ("no_auto_checkpoint", ctypes.c_bool),
     ]
 
 

@@ -1072,6 +1072,31 @@ class Compactor(CliTest):
     def test_sigint_exits_0(self):
         self.run_compactor(signal.SIGINT)
 
+    def test_skips_unchanged(self):
+        """A run with nothing new since the checkpoint says so and writes nothing."""
+        self.seed()
+        p = subprocess.Popen([MEMBANK, "-b", self.bank, "compactor", "--every", "1"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            first = p.stderr.readline().decode()
+            ck = os.path.join(self.bank, "checkpoint.json")
+            before = (os.stat(ck).st_ino, sorted(os.listdir(os.path.join(self.bank, "checkpoint"))),
+                      [os.stat(os.path.join(self.bank, n)).st_mtime_ns for n in FOUR])
+            second = p.stderr.readline().decode()
+            after = (os.stat(ck).st_ino, sorted(os.listdir(os.path.join(self.bank, "checkpoint"))),
+                     [os.stat(os.path.join(self.bank, n)).st_mtime_ns for n in FOUR])
+            p.terminate()
+            self.assertEqual(p.wait(timeout=10), 0)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            p.stdout.close()
+            p.stderr.close()
+        self.assertIn("seq 6", first)
+        self.assertIn("unchanged since the checkpoint at seq 6", second)
+        self.assertEqual(before, after)
+
     def test_out_dir(self):
         self.seed()
         out = os.path.join(self.tmp, "out")
@@ -1114,6 +1139,16 @@ class Doctor(CliTest):
         self.assertTrue(r["healthy"])
         self.assertEqual(self.checks(r), {"open": "ok", "journal": "ok", "permissions": "ok",
                                           "store": "ok", "readers": "ok", "checkpoint": "ok"})
+
+    def test_healthy_with_many_error_types(self):
+        """checkpoint.json carries every type's last_seen: read whole."""
+        self.seed()
+        for i in range(40):
+            self.ok("error", "log", "type-%02d" % i, "message")
+        self.ok("snapshot")
+        self.assertGreater(os.path.getsize(os.path.join(self.bank, "checkpoint.json")), 1024)
+        r = self.doc("doctor")
+        self.assertEqual(self.checks(r)["checkpoint"], "ok", r)
 
     def test_changes_nothing(self):
         self.seed()

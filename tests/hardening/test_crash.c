@@ -91,14 +91,15 @@ static void *put_loop(void *arg)
 	return NULL;
 }
 
-static int run_workload(const char *bank, const char *acks_path, int threads, bool ckpt)
+static int run_workload(const char *bank, const char *acks_path, int threads, bool ckpt,
+                        mb_durability d)
 {
 	pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 	workload w[2];
 	pthread_t th[2];
 	FILE *acks = fopen(acks_path, "w");
 	int log_fd = open(getenv("CRASHFS_LOG"), O_RDONLY);
-	mb_bank *b = open_opts(bank, MB_DURABILITY_FULL, 0, SEGMENT);
+	mb_bank *b = open_opts(bank, d, 0, SEGMENT);
 
 	if (!acks || log_fd < 0 || !b)
 		return 2;
@@ -337,8 +338,59 @@ static void copy_checkpoint(const run *r, const char *img, const char *name, tal
 	t->with_ckpt++;
 }
 
+/* A `fast` writer's puts are not durable, but a checkpoint is: a crash
+ * image taken after it opens (after a repair at most: a fast writer's
+ * pending records may reach the disk out of order) with every page the
+ * checkpoint has, and the journal does not end before the checkpoint's seq,
+ * so the next write lands right after the last record, not behind a hole
+ * that verify and a rebuild would call damage. */
+static void check_fast_checkpoint(const char *img, size_t k, tally *t)
+{
+	char id[32], p[4096], *report = NULL, *json = NULL;
+	mb_bank *b = NULL;
+	int rc;
+
+	for (int pass = 0; pass < 2; pass++) {
+		for (int i = 0; i <= PUTS * 3 / 4; i++) {
+			snprintf(id, sizeof id, "t0-%03d", i);
+			if (!b && (rc = mb_open(img, NULL, &b)) == MB_ECORRUPT) {
+				t->refused++;
+				assert_int_equal(mb_journal_repair(img, &report), 0);
+				mb_free(report);
+				t->repaired++;
+				rc = mb_open(img, NULL, &b);
+			}
+			if (!b)
+				fail_msg("crash at log entry %zu: open: %s: %s", k, mb_errname(rc),
+				         mb_last_error(NULL));
+			if ((rc = mb_page_get(b, id, &json, NULL)) || !strstr(json, id))
+				fail_msg("crash at log entry %zu (pass %d): checkpointed page %s lost (%s)",
+				         k, pass, id, mb_errname(rc));
+			mb_free(json);
+			json = NULL;
+			t->acked_checked++;
+		}
+		if (!pass)
+			assert_int_equal(mb_page_put(b, "after", "{}", 2), 0);
+		else
+			assert_int_equal(mb_page_get(b, "after", &json, NULL), 0);
+		mb_free(json);
+		json = NULL;
+		mb_close(b);
+		b = NULL;
+		rc = mb_journal_verify(img, &report);
+		if (rc)
+			fail_msg("crash at log entry %zu: a write after the crash: journal %s: %s", k,
+			         mb_errname(rc), report);
+		mb_free(report);
+		report = NULL;
+		snprintf(p, sizeof p, "%s/store", img);  /* the next open rebuilds */
+		rm_rf(p);
+	}
+}
+
 /* Open the crash image of entry @k and check every acknowledged put. */
-static void check_state(const run *r, size_t k, tally *t)
+static void check_state(const run *r, size_t k, tally *t, bool fast)
 {
 	char img[4096], jdir[4096], p[4096], id[32], want[1024], *s = NULL;
 	file fs[MAX_FILES];
@@ -369,6 +421,11 @@ static void check_state(const run *r, size_t k, tally *t)
 		}
 		buf_free(&fs[j].now);
 		buf_free(&fs[j].durable);
+	}
+	if (fast) {
+		t->states++;
+		check_fast_checkpoint(img, k, t);
+		return;
 	}
 	rc = mb_open(img, NULL, &b);
 	t->states++;
@@ -403,7 +460,8 @@ static void check_state(const run *r, size_t k, tally *t)
 }
 
 /* @threads 1 or 2; 3: two threads and a checkpoint 3/4 way (which also
- * removes the journal segments it covers). */
+ * removes the journal segments it covers); 4: one `fast` writer and a
+ * checkpoint 3/4 way, crashes after it (check_fast_checkpoint()). */
 static void power_loss(fx *f, int threads)
 {
 	int mode = threads;
@@ -413,6 +471,7 @@ static void power_loss(fx *f, int threads)
 	char self[4096], prefix[4096];
 	tally t = { 0 };
 	run r = { 0 };
+	size_t mark = 0;
 	pid_t pid;
 	ssize_t n;
 
@@ -421,7 +480,7 @@ static void power_loss(fx *f, int threads)
 	snprintf(r.log, sizeof r.log, "%s/crash.log", f->dir);
 	snprintf(r.acks, sizeof r.acks, "%s/acks", f->dir);
 	snprintf(prefix, sizeof prefix, "%s/journal", f->path);
-	threads = mode >= 2 ? 2 : 1;
+	threads = mode == 2 || mode == 3 ? 2 : 1;
 	assert_true((n = readlink("/proc/self/exe", self, sizeof self - 1)) > 0);
 	self[n] = '\0';
 	fflush(NULL);
@@ -431,8 +490,8 @@ static void power_loss(fx *f, int threads)
 		setenv("CRASHFS_LOG", r.log, 1);
 		snprintf(prefix, sizeof prefix, "%s/checkpoint", f->path);
 		setenv("CRASHFS_MARK", prefix, 1);
-		execl(self, self, "--workload", r.bank, r.acks, mode == 3 ? "3" : mode == 2 ? "2" : "1",
-		      (char *)NULL);
+		execl(self, self, "--workload", r.bank, r.acks,
+		      mode == 4 ? "4" : mode == 3 ? "3" : mode == 2 ? "2" : "1", (char *)NULL);
 		_exit(127);
 	}
 	assert_int_equal(wait_child(pid, 60), 0);
@@ -441,17 +500,28 @@ static void power_loss(fx *f, int threads)
 	assert_int_equal(r.na, threads * PUTS);
 	assert_true(r.n > (size_t)threads * PUTS);  /* a write per put, and the syncs */
 	rng_state = seed ? strtoull(seed, NULL, 0) | 1 : 0x9e3779b97f4a7c15ull;
+	for (size_t i = 0; mode == 4 && i < r.n; i++)
+		if (r.e[i].h.op == CFS_MARK)
+			mark = i + 1;
+	if (mode == 4)
+		assert_true(mark > 0);
 	for (long s = 0; s < want; s++) {
-		/* crash points spread over the whole log, a few at its very end */
-		size_t k = s % 10 == 9 ? r.n : 1 + (size_t)(rnd() % r.n);
-		check_state(&r, k, &t);
+		/* crash points spread over the whole log (mode 4: after the
+		 * checkpoint, the first right after it), a few at its very end */
+		size_t k = s % 10 == 9 ? r.n : mode == 4 ? (s ? mark + (size_t)(rnd() % (r.n - mark + 1))
+		                                              : mark)
+		                                 : 1 + (size_t)(rnd() % r.n);
+		check_state(&r, k, &t, mode == 4);
 	}
-	printf("power loss, %d writer thread(s)%s: %zu log entries (%zu bytes), %zu acknowledged "
+	printf("power loss, %d %s writer thread(s)%s: %zu log entries (%zu bytes), %zu acknowledged "
 	       "puts; %ld crash states tried (%ld torn writes in them, %ld after the checkpoint), "
-	       "%ld acknowledged puts checked, none lost; %ld refused to open (MB_ECORRUPT)\n", threads, mode == 3 ? " and a checkpoint" : "",
+	       "%ld acknowledged puts checked, none lost; %ld refused to open (MB_ECORRUPT)\n",
+	       threads, mode == 4 ? "fast" : "full", mode >= 3 ? " and a checkpoint" : "",
 	       r.n, r.rawlen, r.na, t.states, t.torn, t.with_ckpt, t.acked_checked, t.refused);
-	if (mode == 3)
+	if (mode >= 3)
 		assert_true(t.with_ckpt > 0);
+	if (mode == 4)
+		assert_int_equal(t.with_ckpt, want);
 	assert_int_equal(t.states, want);
 	assert_true(t.acked_checked > want);
 	assert_int_equal(t.repaired, t.refused);
@@ -495,15 +565,24 @@ static void test_power_loss_checkpoint(void **state)
 	power_loss(*state, 3);
 }
 
+static void test_power_loss_fast_checkpoint(void **state)
+{
+	skip_if_unable();
+	power_loss(*state, 4);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_power_loss_checkpoint, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_power_loss_fast_checkpoint, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_power_loss_one_writer, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_power_loss_two_writers, fx_setup, fx_teardown),
 	};
 
 	if (argc == 5 && !strcmp(argv[1], "--workload"))
-		return run_workload(argv[2], argv[3], atoi(argv[4]) >= 2 ? 2 : 1, atoi(argv[4]) == 3);
+		return run_workload(argv[2], argv[3], atoi(argv[4]) == 2 || atoi(argv[4]) == 3 ? 2 : 1,
+		                    atoi(argv[4]) >= 3, atoi(argv[4]) == 4 ? MB_DURABILITY_FAST
+		                                                           : MB_DURABILITY_FULL);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

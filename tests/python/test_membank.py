@@ -8,6 +8,7 @@ The last line of the output is "N passed, F failed, S skipped"; the exit
 status is non-zero when anything failed.
 """
 
+import json
 import multiprocessing
 import os
 import pickle
@@ -1082,6 +1083,31 @@ class TestLibrarySearch(unittest.TestCase):
         if not want:
             self.skipTest("MEMBANK_LIBRARY not set")
         self.assertEqual(membank.library_path(), want)
+
+
+# ------------------------------------------------------ automatic checkpoints
+
+class TestAutoCheckpoint(BankTest):
+    FOUR = ("notion_pages.json", "sync_status.json", "error_log.json", "config_cache.json")
+
+    def test_files_appear_without_a_snapshot(self):
+        self.bank.update_page("p1", {"title": "One"})
+        for name in self.FOUR:
+            with open(os.path.join(self.path, name)) as f:
+                json.load(f)
+        with open(os.path.join(self.path, "notion_pages.json")) as f:
+            self.assertEqual(json.load(f)["pages"]["p1"]["properties"], {"title": "One"})
+        self.assertEqual(self.bank.stats()["checkpoint"]["auto"]["runs"], 1)
+
+    def test_turned_off(self):
+        other = os.path.join(self.tmp, "off")
+        with MemoryBank(other, durability="fast", auto_checkpoint=False) as b:
+            b.update_page("p1", {"title": "One"})
+            self.assertFalse(b.options["auto_checkpoint"])
+            self.assertEqual(b.stats()["checkpoint"]["auto"]["runs"], 0)
+            self.assertFalse(b.stats()["checkpoint"]["auto"]["enabled"])
+        for name in self.FOUR:
+            self.assertFalse(os.path.exists(os.path.join(other, name)), name)
 
 
 # ------------------------------------------------- processes and threads

@@ -922,13 +922,17 @@ static void test_restore_trims_error_types(void **state)
 		snprintf(k, sizeof k, "%s\"p%05u\":1", i ? "," : "", i);
 		sb_add(&e, k);
 	}
-	sb_add(&e, "},\"resolutions\":{},\"last_error\":{},\"last_seen\":{\"p00005\":"
-	       "\"2026-01-01T00:00:00.000000Z\"},\"error_stats\":{\"total_errors\":");
+	sb_add(&e, "},\"resolutions\":{},\"last_error\":{},\"error_stats\":{\"total_errors\":");
 	snprintf(k, sizeof k, "%u", MB_MAX_ERROR_TYPES + 10);
 	sb_add(&e, k);
 	sb_add(&e, ",\"resolved_errors\":0}}");
 	write_file(snap, "error_log.json", e.p);
 	free(e.p);
+	/* membank's checkpoint.json beside them says when p00005 was seen
+	 * (and names a type that is not a pattern: ignored) */
+	write_file(snap, "checkpoint.json", "{\"format\":1,\"seq\":0,\"segment\":0,\"offset\":0,"
+	           "\"error_types\":{\"dropped\":0,\"last_seen\":{\"p00005\":"
+	           "\"2026-01-01T00:00:00.000000Z\",\"gone\":null}}}");
 	snprintf(target, sizeof target, "%s/target", f->dir);
 	if (mb_restore(snap, target, NULL, 0))
 		fail_msg("restore: %s", mb_last_error(NULL));
@@ -942,6 +946,347 @@ static void test_restore_trims_error_types(void **state)
 	doc = error_doc(b);
 	assert_int_equal((uint64_t)num_at(doc, "total_errors", NULL), MB_MAX_ERROR_TYPES + 10);
 	cJSON_Delete(doc);
+	assert_rebuild_same(b);
+	mb_close(b);
+}
+
+/* The keys of @o, in order, are exactly @want ("a,b,c"). */
+static void assert_keys(const cJSON *o, const char *want, const char *where)
+{
+	char got[512] = "";
+
+	if (!cJSON_IsObject(o))
+		fail_msg("%s: not an object", where);
+	for (const cJSON *c = o->child; c; c = c->next)
+		snprintf(got + strlen(got), sizeof got - strlen(got), "%s%s", c == o->child ? "" : ",",
+		         c->string);
+	if (strcmp(got, want))
+		fail_msg("%s: keys \"%s\", the spec's are \"%s\"", where, got, want);
+}
+
+static cJSON *file_json(const char *dir, const char *name)
+{
+	char *t = slurp(dir, name);
+	cJSON *j = t ? cJSON_Parse(t) : NULL;
+
+	free(t);
+	if (!j)
+		fail_msg("%s/%s does not parse", dir, name);
+	return j;
+}
+
+/* The four files have exactly the spec's keys, at every level (membank's
+ * own state goes to checkpoint.json), and the bank restores from them alone,
+ * without checkpoint.json, even after error types were dropped. */
+static void test_files_have_spec_keys(void **state)
+{
+	fx *f = *state;
+	char type[32], alone[1100], target[1100], path[2048];
+	mb_bank *b = open_at(f->path, MB_DURABILITY_FAST, 0);
+	const cJSON *c;
+	cJSON *j;
+
+	assert_int_equal(mb_page_put(b, "p1", "{\"a\":1}", 7), 0);
+	assert_int_equal(mb_page_put(b, "p2", "{\"properties\":{\"b\":2}}", 22), 0);
+	assert_int_equal(mb_sync_record(b, "success", NULL), 0);
+	assert_int_equal(mb_sync_record(b, "error", "boom"), 0);
+	for (unsigned i = 0; i < MB_MAX_ERROR_TYPES + 5; i++) {
+		snprintf(type, sizeof type, "t%05u", i);
+		assert_int_equal(mb_error_log(b, type, "m"), 0);
+	}
+	assert_int_equal(mb_error_resolve(b, "t01000", "restart"), 0);
+	assert_int_equal(mb_config_update(b, "{\"cache_settings\":{\"ttl_seconds\":0}}",
+	                                  strlen("{\"cache_settings\":{\"ttl_seconds\":0}}")), 0);
+	assert_int_equal(mb_snapshot(b, NULL, NULL), 0);
+
+	j = file_json(f->path, "notion_pages.json");
+	assert_keys(j, "pages,last_updated,metadata", "notion_pages.json");
+	for (c = cJSON_GetObjectItem(j, "pages")->child; c; c = c->next)
+		assert_keys(c, "properties,last_updated", "notion_pages.json pages entry");
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "pages")), 2);
+	assert_keys(cJSON_GetObjectItem(j, "metadata"), "total_pages,last_sync", "metadata");
+	cJSON_Delete(j);
+
+	j = file_json(f->path, "sync_status.json");
+	assert_keys(j, "last_successful_sync,sync_history,current_status,error_count,success_count",
+	            "sync_status.json");
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "sync_history")), 2);
+	cJSON_ArrayForEach(c, cJSON_GetObjectItem(j, "sync_history"))
+		assert_keys(c, "timestamp,status,error", "sync_history entry");
+	cJSON_Delete(j);
+
+	j = file_json(f->path, "error_log.json");
+	assert_keys(j, "errors,patterns,resolutions,last_error,error_stats", "error_log.json");
+	assert_true(cJSON_GetArraySize(cJSON_GetObjectItem(j, "errors")) > 0);
+	cJSON_ArrayForEach(c, cJSON_GetObjectItem(j, "errors"))
+		assert_keys(c, "timestamp,error_type,message", "errors entry");
+	cJSON_ArrayForEach(c, cJSON_GetObjectItem(j, "resolutions"))
+		assert_keys(c, "steps,timestamp,resolved", "resolutions entry");
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "resolutions")), 1);
+	assert_keys(cJSON_GetObjectItem(j, "last_error"), "timestamp,error_type,message",
+	            "last_error");
+	assert_keys(cJSON_GetObjectItem(j, "error_stats"), "total_errors,resolved_errors",
+	            "error_stats");
+	cJSON_Delete(j);
+
+	j = file_json(f->path, "config_cache.json");
+	for (c = j->child; c; c = c->next)
+		if (strcmp(c->string, "notion_settings") && strcmp(c->string, "logging_settings") &&
+		    strcmp(c->string, "cache_settings") && strcmp(c->string, "last_config_update"))
+			fail_msg("config_cache.json: key \"%s\"", c->string);
+	cJSON_Delete(j);
+
+	/* membank's own state is in checkpoint.json */
+	j = file_json(f->path, "checkpoint.json");
+	assert_keys(j, "format,seq,segment,offset,error_types", "checkpoint.json");
+	assert_keys(cJSON_GetObjectItem(j, "error_types"), "dropped,last_seen", "error_types");
+	assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "error_types"),
+	                                     "dropped")->valueint, 5);
+	cJSON_Delete(j);
+
+	/* the four files alone restore (0 dropped, every type's last_seen unknown) */
+	snprintf(alone, sizeof alone, "%s/alone", f->dir);
+	mkdir(alone, 0700);
+	for (int i = 0; i < 4; i++) {
+		char *t = slurp(f->path, files[i]);
+		write_file(alone, files[i], t);
+		free(t);
+	}
+	mb_close(b);
+	snprintf(path, sizeof path, "%s/checkpoint.json", alone);
+	assert_int_equal(access(path, F_OK), -1);
+	snprintf(target, sizeof target, "%s/target", f->dir);
+	if (mb_restore(alone, target, NULL, 0))
+		fail_msg("restore of the four files alone: %s", mb_last_error(NULL));
+	b = open_at(target, MB_DURABILITY_FAST, 0);
+	assert_non_null(b);
+	assert_int_equal(stat_of(b, "error_types"), MB_MAX_ERROR_TYPES);
+	assert_int_equal(stat_of(b, "error_types_dropped"), 0);
+	j = error_doc(b);
+	assert_int_equal((uint64_t)num_at(j, "total_errors", NULL), MB_MAX_ERROR_TYPES + 5);
+	cJSON_Delete(j);
+	assert_rebuild_same(b);
+	mb_close(b);
+}
+
+/* mb_stats' checkpoint.@key (seq) or checkpoint.auto.@key. */
+static uint64_t ck_stat(mb_bank *b, const char *key)
+{
+	char *text = NULL;
+	cJSON *j, *ck;
+	double v;
+
+	assert_int_equal(mb_stats(b, &text), 0);
+	j = cJSON_Parse(text);
+	ck = cJSON_GetObjectItem(j, "checkpoint");
+	v = strcmp(key, "seq") ? num_at(ck, "auto", key) : num_at(ck, "seq", NULL);
+	assert_true(v >= 0);
+	cJSON_Delete(j);
+	mb_free(text);
+	return (uint64_t)v;
+}
+
+static uint64_t files_bytes(const char *dir)
+{
+	uint64_t n = 0;
+
+	for (int i = 0; i < 4; i++) {
+		char *t = slurp(dir, files[i]);
+		cJSON *j = t ? cJSON_Parse(t) : NULL;
+		if (!j)
+			fail_msg("%s/%s is missing or does not parse", dir, files[i]);
+		n += strlen(t);
+		cJSON_Delete(j);
+		free(t);
+	}
+	return n;
+}
+
+#define AUTO_PAD 200  /* every record of the workload below is larger */
+
+/* @writes puts over @pages pages, no snapshot call. */
+static void auto_workload(mb_bank *b, unsigned pages, unsigned writes)
+{
+	char id[32], props[AUTO_PAD + 64];
+	char pad[AUTO_PAD + 1];
+
+	memset(pad, 'x', AUTO_PAD);
+	pad[AUTO_PAD] = '\0';
+	for (unsigned i = 0; i < writes; i++) {
+		snprintf(id, sizeof id, "page-%05u", i % pages);
+		snprintf(props, sizeof props, "{\"n\":%u,\"pad\":\"%s\"}", i, pad);
+		if (mb_page_put(b, id, props, (size_t)-1))
+			fail_msg("put %u: %s", i, mb_last_error(b));
+	}
+}
+
+/* Issue "the four files are live without a daemon": with the defaults, a
+ * bank of 10,000 pages written 20,000 times has its four files, current to
+ * within the threshold (max(4 MiB, the files' size) of journal), without
+ * any snapshot call; and with small segments the journal stays bounded. */
+static void test_auto_checkpoint_defaults(void **state)
+{
+	fx *f = *state;
+	uint64_t last, ck, limit;
+	char *report = NULL;
+	mb_bank *b = open_at(f->path, MB_DURABILITY_FAST, 0);
+	const char *all = "{\"cache_settings\":{\"max_entries\":0}}";  /* the spec's 1000 */
+
+	assert_int_equal(mb_config_update(b, all, strlen(all)), 0);
+	auto_workload(b, 10000, 20000);
+	assert_int_equal(mb_journal_last_seq(b, &last), 0);
+	assert_int_equal(last, 20001);
+	ck = ck_stat(b, "seq");
+	limit = files_bytes(f->path);
+	if (limit < (4u << 20))
+		limit = 4u << 20;
+	{
+		char *t = slurp(f->path, "notion_pages.json");
+		cJSON *j = cJSON_Parse(t);
+		assert_int_equal(num_at(j, "metadata", "total_pages"), 10000);
+		cJSON_Delete(j);
+		free(t);
+	}
+	printf("auto checkpoint: seq %llu of %llu, %llu runs, files %llu bytes\n",
+	       (unsigned long long)ck, (unsigned long long)last,
+	       (unsigned long long)ck_stat(b, "runs"), (unsigned long long)files_bytes(f->path));
+	assert_true(ck > 1);  /* not only the first write's */
+	assert_true((last - ck) * AUTO_PAD <= limit);
+	assert_true(ck_stat(b, "runs") >= 2);
+	assert_int_equal(ck_stat(b, "failures"), 0);
+	assert_rebuild_same(b);  /* the checkpoint and the journal after it */
+	mb_close(b);
+	assert_int_equal(mb_journal_verify(f->path, &report), 0);
+	mb_free(report);
+}
+
+static void test_auto_checkpoint_bounds_journal(void **state)
+{
+	fx *f = *state;
+	mb_options o;
+	mb_bank *b = NULL;
+	char *text = NULL;
+	cJSON *j;
+	uint64_t jbytes, limit;
+
+	mb_options_init(&o);
+	o.durability = MB_DURABILITY_FAST;
+	o.segment_bytes = 64 << 10;
+	o.checkpoint_min_bytes = 256 << 10;
+	assert_int_equal(mb_open(f->path, &o, &b), 0);
+	auto_workload(b, 2000, 30000);
+	assert_int_equal(mb_stats(b, &text), 0);
+	j = cJSON_Parse(text);
+	jbytes = (uint64_t)num_at(j, "journal", "bytes");
+	cJSON_Delete(j);
+	mb_free(text);
+	limit = files_bytes(f->path);
+	if (limit < o.checkpoint_min_bytes)
+		limit = o.checkpoint_min_bytes;
+	printf("journal %llu bytes after 30,000 writes (%llu auto checkpoints; threshold %llu)\n",
+	       (unsigned long long)jbytes, (unsigned long long)ck_stat(b, "runs"),
+	       (unsigned long long)limit);
+	/* the newest checkpoint's tail, the one before it's, and their segments */
+	assert_true(jbytes <= 2 * limit + 3 * o.segment_bytes);
+	assert_true(ck_stat(b, "runs") >= 5);
+	assert_rebuild_same(b);
+	mb_close(b);
+}
+
+/* no_auto_checkpoint leaves checkpoints to mb_snapshot() and the compactor. */
+static void test_auto_checkpoint_off(void **state)
+{
+	fx *f = *state;
+	char p[2048];
+	mb_options o;
+	mb_bank *b = NULL;
+
+	mb_options_init(&o);
+	o.durability = MB_DURABILITY_FAST;
+	o.no_auto_checkpoint = true;
+	o.checkpoint_min_bytes = 1;
+	assert_int_equal(mb_open(f->path, &o, &b), 0);
+	auto_workload(b, 100, 2000);
+	assert_int_equal(ck_stat(b, "runs"), 0);
+	assert_int_equal(ck_stat(b, "seq"), 0);
+	for (int i = 0; i < 4; i++) {
+		snprintf(p, sizeof p, "%s/%s", f->path, files[i]);
+		assert_int_equal(access(p, F_OK), -1);
+	}
+	snprintf(p, sizeof p, "%s/checkpoint", f->path);
+	assert_int_equal(access(p, F_OK), -1);
+	mb_close(b);
+}
+
+/* Processes writing at once with a tiny threshold: a checkpoint is due at
+ * almost every write.  While another process holds the compactor lock none
+ * of them waits or checkpoints (each counts it busy); then they take turns
+ * (the lock, tried without waiting), none fails, and the bank rebuilt from
+ * the result equals the running one. */
+static void test_auto_checkpoint_concurrent(void **state)
+{
+	fx *f = *state;
+	enum { PROCS = 4, WRITES = 1500 };
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	pid_t pids[PROCS];
+	char lockpath[1200];
+	mb_options o;
+	mb_bank *b = NULL;
+	uint64_t last, before;
+	int fd;
+
+	mb_options_init(&o);
+	o.durability = MB_DURABILITY_FAST;
+	o.checkpoint_min_bytes = 1;
+	o.checkpoint_pct = 1;
+	assert_int_equal(mb_open(f->path, &o, &b), 0);
+	assert_int_equal(mb_page_put(b, "first", "{}", 2), 0);  /* the first checkpoint */
+	before = ck_stat(b, "seq");
+	assert_int_equal(before, 1);
+	mb_close(b);
+	/* round 0: this process holds the compactor lock, as a compactor
+	 * mid-snapshot would: the writers never wait for it and never
+	 * checkpoint; round 1: they take turns */
+	snprintf(lockpath, sizeof lockpath, "%s/compactor.lock", f->path);
+	assert_true((fd = open(lockpath, O_RDWR)) >= 0);
+	assert_int_equal(fcntl(fd, F_SETLK, &fl), 0);
+	for (int round = 0; round < 2; round++) {
+		fflush(NULL);
+		for (int p = 0; p < PROCS; p++)
+			if ((pids[p] = fork()) == 0) {
+				char id[32], *text = NULL;
+				mb_bank *c = NULL;
+				cJSON *j, *a;
+				if (mb_open(f->path, &o, &c))
+					_exit(2);
+				for (int i = 0; i < WRITES; i++) {
+					snprintf(id, sizeof id, "r%d-p%d-%03d", round, p, i % 300);
+					if (mb_page_put(c, id, "{\"v\":1}", (size_t)-1))
+						_exit(3);
+				}
+				j = mb_stats(c, &text) ? NULL : cJSON_Parse(text);
+				a = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "checkpoint"), "auto");
+				/* a failed checkpoint never failed a write; none failed */
+				if (num_at(a, "failures", NULL) != 0)
+					_exit(4);
+				if (round == 0 && (num_at(a, "runs", NULL) != 0 || num_at(a, "busy", NULL) < 1))
+					_exit(5);
+				_exit(0);
+			}
+		for (int p = 0; p < PROCS; p++)
+			assert_int_equal(wait_child(pids[p], 240), 0);
+		if (round == 0) {
+			assert_int_equal(mb_open(f->path, &o, &b), 0);
+			assert_int_equal(ck_stat(b, "seq"), before);  /* nobody checkpointed */
+			mb_close(b);
+			close(fd);  /* drops the lock */
+		}
+	}
+	assert_int_equal(mb_open(f->path, &o, &b), 0);
+	assert_int_equal(mb_journal_last_seq(b, &last), 0);
+	assert_int_equal(last, 1 + 2 * PROCS * WRITES);
+	assert_true(ck_stat(b, "seq") > before);
+	files_bytes(f->path);
 	assert_rebuild_same(b);
 	mb_close(b);
 }
@@ -1033,6 +1378,11 @@ static void test_loader_limits_cover_worst_files(void **state)
 	assert_true(n <= MB_DOC_FIXED_MAX + (hist + 1) * MB_ERROR_ENTRY_MAX + types * MB_ERRTYPE_MAX);
 	n = size_of(out, "config_cache.json");
 	assert_true(n > 6 * 62 && n <= MB_MAX_CONFIG_FILE);
+	n = size_of(out, "checkpoint.json");  /* each type's last_seen */
+	assert_true(n > types * 5 * MB_MAX_TYPE_BYTES);
+	assert_true(n <= MB_DOC_FIXED_MAX + types * (MB_JSON_STR_MAX(MB_MAX_TYPE_BYTES) + 2 +
+	                                             MB_JSON_TIME_MAX));
+	assert_true(n <= MB_MAX_CHECKPOINT_FILE);
 	n = size_of(out, "notion_pages.json");
 	assert_true(n > MB_MAX_JSON_BYTES);
 	/* the bank's own snapshot restores, and is its checkpoint */
@@ -1200,6 +1550,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_no_loadable_checkpoint_fails_clearly, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_error_types_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restore_trims_error_types, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_files_have_spec_keys, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_auto_checkpoint_defaults, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_auto_checkpoint_bounds_journal, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_auto_checkpoint_off, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_auto_checkpoint_concurrent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_loader_limits_cover_worst_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_merge_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_out_dir_temp_files_of_dead_writers, setup, teardown),
