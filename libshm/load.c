@@ -472,21 +472,19 @@ static int load_errors(kv_txn *t, const cJSON *j, uint32_t limit, const void *ta
 
 static int load_config(kv_txn *t, const mb_buf *doc, const void *tag)
 {
-	mb_buf patch = { 0 };
+	mb_buf extra = { 0 };
 	mb_config c;
-	int64_t stamp;
-	int rc;
+	int rc = config_from_file(doc->data, doc->len, tag, &c, &extra);
 
-	st_config_defaults(&c);
-	if (!(rc = config_patch_from_mp(doc->data, doc->len, &stamp, tag, &patch)) &&
-	    !(rc = config_apply_patch(&c, (const uint8_t *)patch.data, patch.len)))
-		c.last_update = stamp;
-	buf_free(&patch);
 	if (rc == MB_ECORRUPT)
 		rc = mb_fail(tag, MB_EINVAL, "config_cache.json: bad configuration");
 	else if (rc)
 		rc = mb_fail(tag, rc, "config_cache.json: %s",
 		             *mb_last_error(tag) ? mb_last_error(tag) : mb_strerror(rc));
+	if (!rc && t && extra.len)
+		rc = kv_put(t, KV_META, (kv_val){ CONFIG_EXTRA_KEY, sizeof CONFIG_EXTRA_KEY - 1 },
+		            (kv_val){ extra.data, extra.len });
+	buf_free(&extra);
 	return rc || !t ? rc : st_config_store(t, &c);
 }
 

@@ -416,6 +416,9 @@ MB_API int mb_snapshot(mb_bank *bank, const char *dir, mb_snapshot_info *info);
  * microseconds) or none, and naive ISO 8601 (read as UTC); an absent
  * sync_status.json, error_log.json, config_cache.json or notion_pages.json
  * reads as an empty one, but at least one of the four must be there.
+ * Keys of config_cache.json beyond the documented ones (at most 8 KiB of
+ * them packed) are kept and written back in their places by every
+ * snapshot; mb_config_update() still refuses unknown keys.
  * Pages that would be expired on arrival need MB_RESTORE_KEEP_EXPIRED or
  * MB_RESTORE_EXPIRE (above).
  * @return 0, MB_EEXIST, MB_EINVAL or MB_ECORRUPT (a bad file: the message

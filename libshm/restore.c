@@ -146,14 +146,12 @@ static int load_into(mb_bank *b, const char *from, const load_docs *d)
  * config that does not read is refused by the load itself. */
 static int64_t docs_ttl(const load_docs *d)
 {
-	mb_buf patch = { 0 };
+	mb_buf extra = { 0 };
 	mb_config c;
-	int64_t stamp;
 
-	st_config_defaults(&c);
-	if (!config_patch_from_mp(d->config.data, d->config.len, &stamp, NULL, &patch))
-		config_apply_patch(&c, (const uint8_t *)patch.data, patch.len);
-	buf_free(&patch);
+	if (config_from_file(d->config.data, d->config.len, NULL, &c, &extra))
+		st_config_defaults(&c);
+	buf_free(&extra);
 	mb_clear_error(NULL);
 	return c.ttl_seconds;
 }

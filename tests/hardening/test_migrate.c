@@ -387,6 +387,75 @@ static void test_restore_expired_choice(void **state)
 	mb_close(b);
 }
 
+/* Keys of config_cache.json beyond the documented ones are kept and
+ * written back where they were (after their section's fields, top-level
+ * ones before last_config_update); updates still refuse them; a rebuild
+ * keeps them; too many bytes of them are refused.  Before: "unknown key". */
+static void test_config_extra_keys(void **state)
+{
+	static const char cfg[] =
+	        "{\"notion_settings\":{\"database_id\":\"abc\",\"retry_attempts\":4},"
+	        "\"cache_settings\":{\"deep\":{\"a\":[1,2.5,null]},\"ttl_seconds\":0},"
+	        "\"workspace\":\"w\",\"last_config_update\":null}";
+	static const char want[] =
+	        "{\"notion_settings\":{\"api_version\":\"2022-06-28\",\"retry_attempts\":4,"
+	        "\"timeout_seconds\":30,\"database_id\":\"abc\"},\"logging_settings\":"
+	        "{\"log_level\":\"INFO\",\"structured_logging\":true},\"cache_settings\":"
+	        "{\"ttl_seconds\":0,\"max_entries\":1000,\"deep\":{\"a\":[1,2.5,null]}},"
+	        "\"workspace\":\"w\",\"last_config_update\":null}";
+	fx *f = *state;
+	char src[4096], out[4096], again[4096], p[4096], *doc = NULL, *a, *b2;
+	mb_bank *b = NULL;
+
+	snprintf(src, sizeof src, "%s/src", f->dir);
+	assert_int_equal(mkdir(src, 0700), 0);
+	snprintf(p, sizeof p, "%s/config_cache.json", src);
+	assert_int_equal(spit(p, cfg, sizeof cfg - 1), 0);
+	assert_int_equal(mb_restore(src, f->path, NULL, 0), 0);
+	assert_int_equal(mb_open(f->path, NULL, &b), 0);
+	assert_int_equal(mb_config_get(b, &doc), 0);
+	assert_string_equal(doc, want);
+	mb_free(doc);
+	assert_int_equal(mb_config_update(b, "{\"workspace\":\"v\"}", (size_t)-1), MB_EINVAL);
+	assert_int_equal(mb_config_update(b, "{\"cache_settings\":{\"max_entries\":7}}",
+	                                  (size_t)-1), 0);
+	assert_int_equal(mb_rebuild(b), 0);
+	assert_int_equal(mb_config_get(b, &doc), 0);
+	assert_non_null(strstr(doc, "\"max_entries\":7,\"deep\":{\"a\":[1,2.5,null]}},"
+	                            "\"workspace\":\"w\",\"last_config_update\":\""));
+	assert_non_null(strstr(doc, "\"database_id\":\"abc\"}"));
+	mb_free(doc);
+	/* snapshot -> restore -> snapshot: the same bytes */
+	snprintf(out, sizeof out, "%s/out", f->dir);
+	snprintf(again, sizeof again, "%s/again", f->dir);
+	assert_int_equal(mkdir(out, 0700), 0);
+	assert_int_equal(mb_snapshot(b, out, NULL), 0);
+	mb_close(b);
+	assert_int_equal(mb_restore(out, again, NULL, 0), 0);
+	snprintf(p, sizeof p, "%s/config_cache.json", out);
+	assert_non_null(a = slurp(p, NULL));
+	snprintf(p, sizeof p, "%s/config_cache.json", again);
+	assert_non_null(b2 = slurp(p, NULL));
+	assert_string_equal(a, b2);
+	free(a);
+	free(b2);
+	/* more than CONFIG_EXTRA_MAX bytes of extras: refused, naming why */
+	{
+		size_t n = 9000;
+		char *big = malloc(n + 64);
+		int k = sprintf(big, "{\"blob\":\"");
+		memset(big + k, 'x', n);
+		strcpy(big + k + n, "\"}");
+		snprintf(p, sizeof p, "%s/config_cache.json", src);
+		assert_int_equal(spit(p, big, strlen(big)), 0);
+		free(big);
+		snprintf(p, sizeof p, "%s/big", f->dir);
+		assert_int_equal(mb_restore(src, p, NULL, 0), MB_EINVAL);
+		assert_non_null(strstr(mb_last_error(NULL), "config_cache.json: config: keys beyond "
+		                                            "the documented ones"));
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -397,6 +466,7 @@ int main(void)
 		cmocka_unit_test(test_time_forms),
 		cmocka_unit_test_setup_teardown(test_restore_missing_files, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_restore_expired_choice, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_config_extra_keys, fx_setup, fx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
