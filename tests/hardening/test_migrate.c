@@ -441,14 +441,13 @@ static void test_config_extra_keys(void **state)
 	free(b2);
 	/* more than CONFIG_EXTRA_MAX bytes of extras: refused, naming why */
 	{
-		size_t n = 9000;
-		char *big = malloc(n + 64);
-		int k = sprintf(big, "{\"blob\":\"");
+		static char big[9100] = "{\"blob\":\"";
+		size_t n = 9000, k = strlen(big);
+
 		memset(big + k, 'x', n);
-		strcpy(big + k + n, "\"}");
+		memcpy(big + k + n, "\"}", 3);
 		snprintf(p, sizeof p, "%s/config_cache.json", src);
 		assert_int_equal(spit(p, big, strlen(big)), 0);
-		free(big);
 		snprintf(p, sizeof p, "%s/big", f->dir);
 		assert_int_equal(mb_restore(src, p, NULL, 0), MB_EINVAL);
 		assert_non_null(strstr(mb_last_error(NULL), "config_cache.json: config: keys beyond "
