@@ -201,6 +201,16 @@ static int refuse_foreign(mb_bank *b)
 	               b->path, MB_IDENTITY_FILE);
 }
 
+/* Is membank.json there?  (An open lists the directory only when not.) */
+static bool has_identity(const mb_bank *b)
+{
+	char path[4096];
+	struct stat st;
+
+	return mb_pathf(path, sizeof path, "%s/%s", b->path, MB_IDENTITY_FILE) ||
+	       !lstat(path, &st) || errno != ENOENT;
+}
+
 /* Under the open lock: the identity is written by exactly one opener, and
  * the others find it whole (a temp file renamed into place). */
 static int create_identity(mb_bank *b)
@@ -555,7 +565,7 @@ again:
 	}
 	if ((rc = map_replaced(b, lock.fd)) || (rc = restore_recover(b->path)))
 		goto fail;
-	if (migrate_tries < 2 && bank_is_original(b->path)) {
+	if (migrate_tries < 2 && !has_identity(b) && bank_is_original(b->path)) {
 		/* the original class's files: converted in place, then opened
 		 * like any bank (its open lock is the new bank's) */
 		migrate_tries++;
