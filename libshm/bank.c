@@ -186,7 +186,7 @@ static int dir_is_empty(const char *path, bool *empty, bool purge)
  * started). */
 static int refuse_foreign(mb_bank *b)
 {
-	char path[4096];
+	char path[4096], other[256];
 	struct stat st;
 	bool empty = false;
 
@@ -195,8 +195,13 @@ static int refuse_foreign(mb_bank *b)
 	/* identity last: a creator renames it in before it adds anything
 	 * else, so content listed without it is not a bank being created */
 	if (dir_is_empty(b->path, &empty, false) || empty || !lstat(path, &st) || errno != ENOENT ||
-	    bank_is_original(b->path))
+	    bank_is_original(b->path, other, sizeof other))
 		return 0;
+	if (*other)
+		return mb_fail(NULL, MB_ENOTBANK, "%s: not empty and has no %s: not a membank bank "
+		               "(it holds the original Memory Bank files, which an open migrates, "
+		               "but also \"%s\": move that out first)", b->path, MB_IDENTITY_FILE,
+		               other);
 	return mb_fail(NULL, MB_ENOTBANK, "%s: not empty and has no %s: not a membank bank",
 	               b->path, MB_IDENTITY_FILE);
 }
@@ -565,7 +570,7 @@ again:
 	}
 	if ((rc = map_replaced(b, lock.fd)) || (rc = restore_recover(b->path)))
 		goto fail;
-	if (migrate_tries < 2 && !has_identity(b) && bank_is_original(b->path)) {
+	if (migrate_tries < 2 && !has_identity(b) && bank_is_original(b->path, NULL, 0)) {
 		/* the original class's files: converted in place, then opened
 		 * like any bank (its open lock is the new bank's) */
 		migrate_tries++;

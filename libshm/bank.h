@@ -119,9 +119,11 @@ int bank_check_unused(const char *path, const char *what);
 int restore_recover(const char *path);
 
 /* MIGRATION.  A directory of the original Python class: one or more of its
- * four files (MB_ORIGINAL_FILES) and nothing else but creation entries. */
+ * four files and nothing else but creation entries.  @other (may be NULL)
+ * receives the first other entry of a directory that also holds original
+ * files ("" otherwise), for a message that says what stops the migration. */
 #define MB_ORIGINALS_DIR "original-memory-bank"
-bool bank_is_original(const char *path);
+bool bank_is_original(const char *path, char *other, size_t cap);
 
 /* What a restore or migration found (restore.c). */
 typedef struct restore_report {

@@ -340,15 +340,17 @@ static int swap_in(const char *aside, const char *path, const char *parent, int 
 static const char *const original_files[] = { "notion_pages.json", "sync_status.json",
                                                "error_log.json", "config_cache.json" };
 
-bool bank_is_original(const char *path)
+bool bank_is_original(const char *path, char *other, size_t cap)
 {
 	struct dirent *e;
-	bool any = false, other = false;
+	bool any = false;
 	DIR *d = mb_opendir(path);
 
+	if (other && cap)
+		*other = '\0';
 	if (!d)
 		return false;
-	while ((e = readdir(d)) && !other) {
+	while ((e = readdir(d))) {
 		bool known = false;
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") ||
 		    bank_creation_entry(e->d_name))
@@ -356,10 +358,13 @@ bool bank_is_original(const char *path)
 		for (int i = 0; i < 4; i++)
 			known |= !strcmp(e->d_name, original_files[i]);
 		any |= known;
-		other |= !known;
+		if (!known && other && cap && !*other)
+			snprintf(other, cap, "%s", e->d_name);
 	}
 	closedir(d);
-	return any && !other;
+	if (!any && other && cap)
+		*other = '\0';  /* no original file: nothing to say */
+	return any && (!other || !*other);
 }
 
 /* @from/@name into @to/@name: a hard link (same filesystem: the restore's

@@ -260,6 +260,7 @@ static void test_foreign_not_migrated(void **state)
 	snprintf(p, sizeof p, "%s/notes.txt", f->path);
 	assert_int_equal(spit(p, "x", 1), 0);
 	assert_int_equal(mb_open(f->path, NULL, &b), MB_ENOTBANK);
+	assert_non_null(strstr(mb_last_error(NULL), "but also \"notes.txt\": move that out first"));
 	snprintf(p, sizeof p, "%s/membank.json", f->path);
 	assert_int_equal(access(p, F_OK), -1);
 }
