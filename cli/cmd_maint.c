@@ -186,22 +186,36 @@ int cmd_restore(cli *c, int argc, char **argv)
 {
 	static const struct option lo[] = {
 		{ "force", no_argument, NULL, 'f' },
+		{ "keep-expired", no_argument, NULL, 'k' },
+		{ "expire", no_argument, NULL, 'e' },
 		{ NULL, 0, NULL, 0 },
 	};
 	unsigned flags = 0;
 	int ch, ex = 0;
 
-	c->usage = "membank restore <DIR> [--force]\n\n"
+	c->usage = "membank restore <DIR> [--force] [--keep-expired|--expire]\n\n"
 	           "Build this bank from the four JSON files in DIR.  The bank is built aside\n"
 	           "and moved into place when complete.  A non-empty bank is replaced only\n"
-	           "with --force, and only while no other process has it open.\n"
+	           "with --force, and only while no other process has it open.  A file of\n"
+	           "the four that is absent reads as an empty one (one must be there).\n"
+	           "Pages older than the files' ttl_seconds would be expired on arrival:\n"
+	           "then one of --keep-expired and --expire is required.\n"
 	           "Prints the bank's path.\n\n"
-	           "  -f, --force   replace a non-empty bank\n";
+	           "  -f, --force          replace a non-empty bank\n"
+	           "      --keep-expired   keep pages older than ttl_seconds: ttl_seconds is\n"
+	           "                       set to 0 (expiry off) when any would expire\n"
+	           "      --expire         accept it: those pages are dropped\n";
 	while ((ch = cli_getopt(c, argc, argv, "f", lo, &ex)) > 0)
 		if (ch == 'f')
 			flags |= MB_RESTORE_FORCE;
+		else if (ch == 'k')
+			flags |= MB_RESTORE_KEEP_EXPIRED;
+		else if (ch == 'e')
+			flags |= MB_RESTORE_EXPIRE;
 	if (ch < 0)
 		return ex;
+	if ((flags & MB_RESTORE_KEEP_EXPIRED) && (flags & MB_RESTORE_EXPIRE))
+		return cli_usage_error(c, "--keep-expired and --expire exclude each other");
 	if (argc - optind != 1)
 		return cli_usage_error(c, argc - optind < 1 ? "missing DIR" : "too many arguments");
 #if CLI_HAVE_SNAPSHOT

@@ -3,7 +3,11 @@
  *
  * The bank directory:
  *   membank.json     identity: {"format":1,"history_limit":N}; its absence
- *                    in a non-empty directory means "not a bank"
+ *                    in a non-empty directory means "not a bank", unless
+ *                    the directory holds only the original Python class's
+ *                    files: any open (create or not: it is a conversion)
+ *                    migrates those in place (restore_migrate())
+ *   original-memory-bank/  after a migration: the original files, kept
  *   open.lock        locked exclusively while a process opens the bank, so
  *                    that exactly one of them creates, repairs or rebuilds,
  *                    and by a restore for its whole duration; its first
@@ -182,7 +186,7 @@ static int dir_is_empty(const char *path, bool *empty, bool purge)
  * started). */
 static int refuse_foreign(mb_bank *b)
 {
-	char path[4096];
+	char path[4096], other[256];
 	struct stat st;
 	bool empty = false;
 
@@ -190,8 +194,14 @@ static int refuse_foreign(mb_bank *b)
 		return mb_fail(NULL, MB_EINVAL, "%s: path too long", b->path);
 	/* identity last: a creator renames it in before it adds anything
 	 * else, so content listed without it is not a bank being created */
-	if (dir_is_empty(b->path, &empty, false) || !lstat(path, &st) || errno != ENOENT)
+	if (dir_is_empty(b->path, &empty, false) || !lstat(path, &st) || errno != ENOENT ||
+	    (!empty && bank_is_original(b->path, other, sizeof other)))
 		return 0;
+	if (!empty && *other)
+		return mb_fail(NULL, MB_ENOTBANK, "%s: not empty and has no %s: not a membank bank "
+		               "(it holds the original Memory Bank files, which an open migrates, "
+		               "but also \"%s\": move that out first)", b->path, MB_IDENTITY_FILE,
+		               other);
 	if (!empty)
 		return mb_fail(NULL, MB_ENOTBANK, "%s: not empty and has no %s: not a membank "
 		               "bank", b->path, MB_IDENTITY_FILE);
@@ -202,6 +212,16 @@ static int refuse_foreign(mb_bank *b)
 	    !lstat(path, &st) || errno != ENOENT)
 		return 0;
 	return mb_fail(NULL, MB_ENOTBANK, "%s: no bank here", b->path);
+}
+
+/* Is membank.json there?  (An open lists the directory only when not.) */
+static bool has_identity(const mb_bank *b)
+{
+	char path[4096];
+	struct stat st;
+
+	return mb_pathf(path, sizeof path, "%s/%s", b->path, MB_IDENTITY_FILE) ||
+	       !lstat(path, &st) || errno != ENOENT;
 }
 
 /* Under the open lock: the identity is written by exactly one opener, and
@@ -535,8 +555,8 @@ int mb_open(const char *path, const mb_options *opts, mb_bank **out)
 	char boot[BOOT_ID_LEN + 1];
 	mb_options defaults;
 	lockfile lock = { -1, LOCK_OPEN };
+	int rc, migrate_tries = 0;
 	mb_bank *b;
-	int rc;
 
 	if (!out)
 		return mb_fail(NULL, MB_EINVAL, "mb_open: out is NULL");
@@ -550,16 +570,30 @@ int mb_open(const char *path, const mb_options *opts, mb_bank **out)
 		return mb_fail(NULL, MB_ENOMEM, "out of memory");
 	if ((rc = bank_init(b, path, opts)) || (rc = bank_auto_init(b)) ||
 	    (rc = ensure_dir(b->path, opts->create, b->dir_mode, NULL)) ||
-	    (rc = check_fs(b->path, opts->allow_network_fs)) || (rc = refuse_foreign(b)) ||
-	    (rc = lockfile_acquire(&lock, LOCK_OPEN, b->path, MB_LOCK_FILE, b->file_mode, NULL)))
+	    (rc = check_fs(b->path, opts->allow_network_fs)) || (rc = refuse_foreign(b)))
+		goto fail;
+again:
+	if ((rc = lockfile_acquire(&lock, LOCK_OPEN, b->path, MB_LOCK_FILE, b->file_mode, NULL)))
 		goto fail;
 	if (boot_id(boot)) {
 		rc = mb_fail(NULL, errno == ENOENT ? MB_EIO : mb_errno_code(errno), "cannot read "
 		             "this boot's id (/proc/sys/kernel/random/boot_id): %s", strerror(errno));
 		goto fail;
 	}
-	if ((rc = map_replaced(b, lock.fd)) || (rc = restore_recover(b->path)) ||
-	    (rc = read_identity(b)) || (rc = open_parts(b, boot)))
+	if ((rc = map_replaced(b, lock.fd)) || (rc = restore_recover(b->path)))
+		goto fail;
+	if (migrate_tries < 2 && !has_identity(b) && bank_is_original(b->path, NULL, 0)) {
+		/* the original class's files: converted in place, then opened
+		 * like any bank (its open lock is the new bank's) */
+		migrate_tries++;
+		if ((rc = restore_migrate(b->path, opts, lock.fd)))
+			goto fail;
+		munmap((void *)b->replaced, sizeof(uint32_t));
+		b->replaced = NULL;
+		lockfile_release(&lock);
+		goto again;
+	}
+	if ((rc = read_identity(b)) || (rc = open_parts(b, boot)))
 		goto fail;
 	lockfile_release(&lock);
 	b->tag = b;

@@ -129,6 +129,31 @@ void bank_auto_stats(mb_bank *b, mb_buf *doc);
 /* snapshot.c: a checkpoint, the caller holding the compactor lock */
 int checkpoint_locked(mb_bank *b, mb_snapshot_info *info);
 
+/* MIGRATION.  A directory of the original Python class: one or more of its
+ * four files and nothing else but creation entries.  @other (may be NULL)
+ * receives the first other entry of a directory that also holds original
+ * files ("" otherwise), for a message that says what stops the migration. */
+#define MB_ORIGINALS_DIR "original-memory-bank"
+bool bank_is_original(const char *path, char *other, size_t cap);
+
+/* What a restore or migration found (restore.c). */
+typedef struct restore_report {
+	uint64_t pages, expired;  /* pages loaded; of those, older than ttl */
+	int64_t ttl_was;          /* the files' ttl_seconds */
+	bool kept;                /* expired pages kept: ttl_seconds set to 0 */
+} restore_report;
+
+/* Internal mb_restore() flag: the files are the target's own (migration). */
+#define RESTORE_MIGRATE 0x100u
+
+/* Under the open lock of @path (fd @old_lock), which bank_is_original():
+ * build a bank from its files aside, keep them in it under
+ * MB_ORIGINALS_DIR/ (hard links, made before the swap) and swap it in.
+ * Expired pages are kept with ttl_seconds set to 0 (MB_ORIGINALS_DIR/
+ * migration.json says so).  A crash at any point leaves the original
+ * files as they were, and the next open migrates again. */
+int restore_migrate(const char *path, const mb_options *opts, int old_lock);
+
 /* Files: create/replace @name in directory @dir atomically (temp file with
  * O_EXCL|O_NOFOLLOW, write, fsync, rename, fsync the directory). */
 int mb_write_file_atomic(const char *dir, const char *name, const void *data,

@@ -297,8 +297,43 @@ int config_apply_patch(mb_config *c, const uint8_t *p, size_t len)
 	return r.p == r.end ? 0 : MB_ECORRUPT;
 }
 
-int config_to_json(const mb_config *c, mb_buf *b)
+/* Write the extras of @section (NULL: the top-level ones) as ,"key":value. */
+static int extra_to_json(const void *extra, size_t elen, const char *section, mb_buf *b)
 {
+	mp_reader r = { extra, (const uint8_t *)extra + elen };
+	const char *k;
+	uint32_t n, kl, m;
+	int rc = 0;
+
+	if (!extra || !elen || mp_read_map(&r, &n))
+		return 0;
+	for (uint32_t i = 0; i < n && !rc; i++) {
+		if (mp_read_str(&r, &k, &kl))
+			return MB_ECORRUPT;
+		if (!section && !section_named(k, kl)) {
+			buf_addc(b, ',');
+			json_add_str(b, k, kl);
+			buf_addc(b, ':');
+			rc = mp_to_json(&r, b, 1);
+		} else if (section && key_is(k, kl, section) && !mp_read_map(&r, &m)) {
+			for (uint32_t j = 0; j < m && !rc; j++) {
+				if (mp_read_str(&r, &k, &kl))
+					return MB_ECORRUPT;
+				buf_addc(b, ',');
+				json_add_str(b, k, kl);
+				buf_addc(b, ':');
+				rc = mp_to_json(&r, b, 2);
+			}
+		} else
+			rc = mp_skip(&r, 1);
+	}
+	return rc;
+}
+
+int config_to_json(const mb_config *c, const void *extra, size_t elen, mb_buf *b)
+{
+	int rc;
+
 	buf_adds(b, "{\"notion_settings\":{\"api_version\":");
 	json_add_str(b, c->api_version, strlen(c->api_version));
 	buf_adds(b, ",\"retry_attempts\":");
@@ -308,15 +343,165 @@ int config_to_json(const mb_config *c, mb_buf *b)
 		json_add_double(b, c->timeout_seconds);
 	else
 		json_add_int(b, (int64_t)c->timeout_seconds);
+	if ((rc = extra_to_json(extra, elen, "notion_settings", b)))
+		return rc;
 	buf_adds(b, "},\"logging_settings\":{\"log_level\":");
 	json_add_str(b, c->log_level, strlen(c->log_level));
-	buf_adds(b, c->structured_logging ? ",\"structured_logging\":true}"
-	                                  : ",\"structured_logging\":false}");
-	buf_adds(b, ",\"cache_settings\":{\"ttl_seconds\":");
+	buf_adds(b, c->structured_logging ? ",\"structured_logging\":true"
+	                                  : ",\"structured_logging\":false");
+	if ((rc = extra_to_json(extra, elen, "logging_settings", b)))
+		return rc;
+	buf_adds(b, "},\"cache_settings\":{\"ttl_seconds\":");
 	json_add_int(b, c->ttl_seconds);
 	buf_adds(b, ",\"max_entries\":");
 	json_add_int(b, c->max_entries);
-	buf_adds(b, "},\"last_config_update\":");
+	if ((rc = extra_to_json(extra, elen, "cache_settings", b)))
+		return rc;
+	buf_addc(b, '}');
+	if ((rc = extra_to_json(extra, elen, NULL, b)))
+		return rc;
+	buf_adds(b, ",\"last_config_update\":");
 	doc_time(b, c->last_update);
 	return buf_addc(b, '}');
+}
+
+/* ---------------------------------------------------------------- extras */
+
+/* Is @k (in @section) one of the fields? */
+static bool is_field(const char *section, const char *k, uint32_t kl)
+{
+	for (size_t j = 0; j < NFIELDS; j++)
+		if (!strcmp(fields[j].section, section) && key_is(k, kl, fields[j].key))
+			return true;
+	return false;
+}
+
+/* Pack the members of the map at @r that are (@want true) or are not
+ * fields of @section, raw values copied; @n of them. */
+static void pack_members(msgpack_packer *pk, mb_buf *out, mp_reader r, uint32_t n,
+                         const char *section, bool want, uint32_t count)
+{
+	const char *k;
+	uint32_t kl;
+
+	msgpack_pack_map(pk, count);
+	for (uint32_t i = 0; i < n; i++) {
+		const uint8_t *v;
+		mp_read_str(&r, &k, &kl);
+		v = r.p;
+		mp_skip(&r, 1);
+		if (is_field(section, k, kl) == want) {
+			msgpack_pack_str_with_body(pk, k, kl);
+			buf_add(out, v, (size_t)(r.p - v));
+		}
+	}
+}
+
+/* The document split in two: its fields (and last_config_update, and
+ * anything malformed, for config_patch_from_mp() to name) into @known, the
+ * rest into @extra.  Two passes: counts, then the maps. */
+static int split(const void *data, size_t len, const void *tag, mb_buf *known, mb_buf *extra)
+{
+	mp_reader r = { data, (const uint8_t *)data + len }, top, sec;
+	uint32_t n, kl, m, nk = 0, ne = 0, fk[3] = { 0 }, fe[3] = { 0 };
+	msgpack_packer pk, pe;
+	const char *k, *name;
+	int si;
+
+	if (mp_read_map(&r, &n))
+		return mb_fail(tag, MB_EINVAL, "config: not a JSON object");
+	top = r;
+	for (uint32_t i = 0; i < n; i++) {
+		if (mp_read_str(&r, &k, &kl))
+			return mb_fail(tag, MB_ECORRUPT, "config: damaged");
+		name = section_named(k, kl);
+		sec = r;
+		if (name && !mp_read_map(&sec, &m)) {
+			si = name[0] == 'n' ? 0 : name[0] == 'l' ? 1 : 2;
+			nk++;
+			for (uint32_t j = 0; j < m; j++) {
+				if (mp_read_str(&sec, &k, &kl) || mp_skip(&sec, 1))
+					return mb_fail(tag, MB_ECORRUPT, "config: damaged");
+				if (is_field(name, k, kl))
+					fk[si]++;
+				else
+					fe[si]++;
+			}
+			ne += fe[si] > 0;
+		} else if (name || key_is(k, kl, "last_config_update")) {
+			nk++;
+		} else {
+			ne++;
+		}
+		if (mp_skip(&r, 1))
+			return mb_fail(tag, MB_ECORRUPT, "config: damaged");
+	}
+	mp_packer_init(&pk, known);
+	mp_packer_init(&pe, extra);
+	msgpack_pack_map(&pk, nk);
+	msgpack_pack_map(&pe, ne);
+	r = top;
+	for (uint32_t i = 0; i < n; i++) {
+		const uint8_t *v;
+		mp_read_str(&r, &k, &kl);
+		name = section_named(k, kl);
+		v = r.p;
+		sec = r;
+		mp_skip(&r, 1);
+		if (name && !mp_read_map(&sec, &m)) {
+			si = name[0] == 'n' ? 0 : name[0] == 'l' ? 1 : 2;
+			msgpack_pack_str_with_body(&pk, k, kl);
+			pack_members(&pk, known, sec, m, name, true, fk[si]);
+			if (fe[si]) {
+				msgpack_pack_str_with_body(&pe, k, kl);
+				pack_members(&pe, extra, sec, m, name, false, fe[si]);
+			}
+		} else {
+			mb_buf *to = name || key_is(k, kl, "last_config_update") ? known : extra;
+			msgpack_pack_str_with_body(to == known ? &pk : &pe, k, kl);
+			buf_add(to, v, (size_t)(r.p - v));
+		}
+	}
+	if (known->failed || extra->failed)
+		return mb_fail(tag, MB_ENOMEM, "config: out of memory");
+	if (ne && extra->len > CONFIG_EXTRA_MAX)
+		return mb_fail(tag, MB_EINVAL, "config: keys beyond the documented ones take more "
+		               "than %zu bytes", CONFIG_EXTRA_MAX);
+	if (!ne)
+		extra->len = 0;
+	return 0;
+}
+
+int config_from_file(const void *data, size_t len, const void *tag, mb_config *c, mb_buf *extra)
+{
+	mb_buf known = { 0 }, patch = { 0 };
+	int64_t stamp;
+	int rc;
+
+	st_config_defaults(c);
+	if (!(rc = split(data, len, tag, &known, extra)) &&
+	    !(rc = config_patch_from_mp(known.data, known.len, &stamp, tag, &patch)) &&
+	    !(rc = config_apply_patch(c, (const uint8_t *)patch.data, patch.len)))
+		c->last_update = stamp;
+	buf_free(&known);
+	buf_free(&patch);
+	return rc;
+}
+
+int config_extra_get(kv_txn *t, const void **v, size_t *len)
+{
+	kv_val val;
+	int rc = kv_get(t, KV_META, (kv_val){ CONFIG_EXTRA_KEY, sizeof CONFIG_EXTRA_KEY - 1 }, &val);
+
+	*v = NULL;
+	*len = 0;
+	if (rc == MB_ENOTFOUND)
+		return 0;
+	if (rc)
+		return rc;
+	if (mp_check(val.data, val.len))
+		return MB_ECORRUPT;
+	*v = val.data;
+	*len = val.len;
+	return 0;
 }

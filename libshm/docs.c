@@ -254,7 +254,10 @@ int doc_config(kv_txn *t, mb_buf *b)
 	mb_config c;
 	int rc;
 
-	if ((rc = st_config_load(t, &c)))
+	const void *extra;
+	size_t elen;
+
+	if ((rc = st_config_load(t, &c)) || (rc = config_extra_get(t, &extra, &elen)))
 		return rc;
-	return done(b, config_to_json(&c, b));
+	return done(b, config_to_json(&c, extra, elen, b));
 }

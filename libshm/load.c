@@ -227,8 +227,45 @@ static int read_ckpt(const char *dir, const void *tag, cJSON **out)
 	return rc;
 }
 
+/* The empty documents an absent file stands for (LOAD_MISSING_EMPTY). */
+static const char *const empty_doc[] = {
+	"{\"last_successful_sync\":null,\"sync_history\":[],\"current_status\":null,"
+	"\"error_count\":0,\"success_count\":0}",
+	"{\"errors\":[],\"patterns\":{},\"resolutions\":{},\"last_error\":{},"
+	"\"error_stats\":{\"total_errors\":0,\"resolved_errors\":0}}",
+	"{}",
+};
+static const char *const doc_name[] = { "sync_status.json", "error_log.json",
+                                        "config_cache.json", "notion_pages.json" };
+
+static bool absent(const char *dir, const char *name)
+{
+	char path[4096];
+	struct stat st;
+
+	return !mb_pathf(path, sizeof path, "%s/%s", dir, name) && lstat(path, &st) &&
+	       errno == ENOENT;
+}
+
+static int read_empty(int which, const void *tag, load_docs *d)
+{
+	const char *text = empty_doc[which];
+
+	if (which == 2)
+		return json_to_mp(text, strlen(text), MB_MAX_CONFIG_FILE, MB_MAX_DEPTH,
+		                  doc_name[which], tag, &d->config);
+	return json_parse(text, strlen(text), MB_MAX_SYNC_FILE, doc_name[which], tag,
+	                  which ? &d->errors : &d->sync);
+}
+
 int load_docs_read(const char *dir, const void *tag, load_docs *d)
 {
+	return load_docs_read_from(dir, 0, tag, d);
+}
+
+int load_docs_read_from(const char *dir, unsigned flags, const void *tag, load_docs *d)
+{
+	bool gone[4] = { false, false, false, false };
 	static const char *const sync_keys[] = { "last_successful_sync", "sync_history",
 	        "current_status", "error_count", "success_count", NULL };
 	static const char *const err_keys[] = { "errors", "patterns", "resolutions",
@@ -237,9 +274,17 @@ int load_docs_read(const char *dir, const void *tag, load_docs *d)
 	int rc;
 
 	memset(d, 0, sizeof *d);
-	if ((rc = load_parse_file(dir, "sync_status.json", MB_MAX_SYNC_FILE, tag, &d->sync)) ||
-	    (rc = load_parse_file(dir, "error_log.json", MB_MAX_ERROR_FILE, tag, &d->errors)) ||
-	    (rc = parse_config(dir, tag, &d->config)) ||
+	for (int i = 0; i < 4 && (flags & LOAD_MISSING_EMPTY); i++)
+		d->missing += gone[i] = absent(dir, doc_name[i]);
+	if (d->missing == 4)
+		return mb_fail(tag, MB_EINVAL, "%s: none of notion_pages.json, sync_status.json, "
+		               "error_log.json, config_cache.json is there", dir);
+	d->no_pages = gone[3];
+	if ((rc = gone[0] ? read_empty(0, tag, d) :
+	          load_parse_file(dir, "sync_status.json", MB_MAX_SYNC_FILE, tag, &d->sync)) ||
+	    (rc = gone[1] ? read_empty(1, tag, d) :
+	          load_parse_file(dir, "error_log.json", MB_MAX_ERROR_FILE, tag, &d->errors)) ||
+	    (rc = gone[2] ? read_empty(2, tag, d) : parse_config(dir, tag, &d->config)) ||
 	    (rc = only_keys(&ls, d->sync, "top level", sync_keys)) ||
 	    (rc = only_keys(&le, d->errors, "top level", err_keys)) ||
 	    (rc = check_array(&ls, d->sync, "sync_history", &d->sync_history)) ||
@@ -470,21 +515,19 @@ static int load_errors(kv_txn *t, const cJSON *j, const cJSON *ckpt, uint32_t li
 
 static int load_config(kv_txn *t, const mb_buf *doc, const void *tag)
 {
-	mb_buf patch = { 0 };
+	mb_buf extra = { 0 };
 	mb_config c;
-	int64_t stamp;
-	int rc;
+	int rc = config_from_file(doc->data, doc->len, tag, &c, &extra);
 
-	st_config_defaults(&c);
-	if (!(rc = config_patch_from_mp(doc->data, doc->len, &stamp, tag, &patch)) &&
-	    !(rc = config_apply_patch(&c, (const uint8_t *)patch.data, patch.len)))
-		c.last_update = stamp;
-	buf_free(&patch);
 	if (rc == MB_ECORRUPT)
 		rc = mb_fail(tag, MB_EINVAL, "config_cache.json: bad configuration");
 	else if (rc)
 		rc = mb_fail(tag, rc, "config_cache.json: %s",
 		             *mb_last_error(tag) ? mb_last_error(tag) : mb_strerror(rc));
+	if (!rc && t && extra.len)
+		rc = kv_put(t, KV_META, (kv_val){ CONFIG_EXTRA_KEY, sizeof CONFIG_EXTRA_KEY - 1 },
+		            (kv_val){ extra.data, extra.len });
+	buf_free(&extra);
 	return rc || !t ? rc : st_config_store(t, &c);
 }
 
@@ -497,6 +540,7 @@ typedef struct scan {
 	kv_env *batch;     /* non-NULL: commit every LOAD_BATCH pages (a bank
 	                      built aside, which nobody sees before it is whole) */
 	uint64_t in_batch;
+	load_tally *tally; /* NULL, or pages counted */
 } scan;
 
 #define LOAD_BATCH 20000
@@ -682,6 +726,10 @@ static int load_page(scan *s, const char *id)
 		rc = mb_fail(s->tag, MB_EINVAL, "notion_pages.json: pages.\"%.64s\": %s", id, wrong);
 	else
 		rc = store_page(*s->t, id, ts, props, plen);
+	if (!rc && s->tally) {
+		s->tally->pages++;
+		s->tally->expired += s->tally->cutoff != MB_NEVER && ts <= s->tally->cutoff;
+	}
 	if (rc == MB_EEXIST)
 		rc = mb_fail(s->tag, MB_EINVAL, "notion_pages.json: pages.\"%.64s\": duplicate id", id);
 	buf_free(&mp);
@@ -784,8 +832,8 @@ static int walk_pages(scan *s, int64_t *last_sync)
 	return *s->t ? st_pages_store(*s->t, last_updated) : 0;
 }
 
-static int load_pages(kv_txn **t, kv_env *batch, const char *dir, int64_t *last_sync,
-                      const void *tag)
+static int load_pages(kv_txn **t, kv_env *batch, const char *dir, const load_docs *d,
+                      int64_t *last_sync, const void *tag)
 {
 	char path[4096];
 	struct stat st;
@@ -793,6 +841,8 @@ static int load_pages(kv_txn **t, kv_env *batch, const char *dir, int64_t *last_
 	scan s;
 	int fd, rc;
 
+	if (d->no_pages)
+		return *t ? st_pages_store(*t, MB_NEVER) : 0;
 	mb_pathf(path, sizeof path, "%s/notion_pages.json", dir);
 	fd = mb_open_fd(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0);
 	if (fd < 0)
@@ -809,7 +859,7 @@ static int load_pages(kv_txn **t, kv_env *batch, const char *dir, int64_t *last_
 	if (map == MAP_FAILED)
 		return mb_fail(tag, mb_errno_code(errno), "%s: mmap: %s", path, strerror(errno));
 	madvise(map, (size_t)st.st_size, MADV_SEQUENTIAL);
-	s = (scan){ map, map, (const char *)map + st.st_size, tag, t, batch, 0 };
+	s = (scan){ map, map, (const char *)map + st.st_size, tag, t, batch, 0, d->tally };
 	rc = walk_pages(&s, last_sync);
 	munmap(map, (size_t)st.st_size);
 	return rc;
@@ -824,7 +874,7 @@ int load_all(kv_txn **tp, kv_env *batch, const char *dir, const load_docs *d, ui
 
 	mb_config cfg;
 
-	if ((rc = load_pages(tp, batch, dir, &last_sync, tag)))
+	if ((rc = load_pages(tp, batch, dir, d, &last_sync, tag)))
 		return rc;
 	t = *tp;
 	if ((rc = load_sync(t, d->sync, last_sync, limit, tag)) ||

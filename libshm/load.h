@@ -41,6 +41,13 @@
 
 struct cJSON;
 
+/* Pages counted as they load: those updated at or before @cutoff would be
+ * expired on arrival (ttl_seconds > 0; MB_NEVER: count none). */
+typedef struct load_tally {
+	int64_t cutoff;
+	uint64_t pages, expired;
+} load_tally;
+
 /* The three small documents, parsed and checked for shape (the config is
  * msgpack, jsonmp.c, so its numbers keep their type: timeout_seconds), and
  * checkpoint.json when @dir has one (NULL when not: the spec's four files
@@ -50,12 +57,22 @@ typedef struct load_docs {
 	struct cJSON *sync, *errors, *ckpt;
 	mb_buf config;
 	size_t sync_history, error_history;  /* entries in each */
+	unsigned missing;     /* how many of the four files were absent */
+	bool no_pages;        /* notion_pages.json absent: no pages */
+	load_tally *tally;    /* NULL, or filled by load_all() */
 } load_docs;
+
+/* Files a restore reads from outside: an absent sync_status.json,
+ * error_log.json, config_cache.json or notion_pages.json reads as an empty
+ * one, as long as one of the four is there (MB_EINVAL otherwise).  A
+ * checkpoint is read without it: a file missing there is damage. */
+#define LOAD_MISSING_EMPTY 1u
 
 int load_docs_read(const char *dir, const void *tag, load_docs *d);
 /* @dir/@name, a JSON object of at most @max bytes, parsed whole. */
 int load_parse_file(const char *dir, const char *name, size_t max, const void *tag,
                     struct cJSON **out);
+int load_docs_read_from(const char *dir, unsigned flags, const void *tag, load_docs *d);
 void load_docs_free(load_docs *d);
 
 /* Load everything in @dir into the empty store of *@t.  Keeps the newest

@@ -439,6 +439,13 @@ typedef struct mb_snapshot_info {
 MB_API int mb_snapshot(mb_bank *bank, const char *dir, mb_snapshot_info *info);
 
 #define MB_RESTORE_FORCE 1u  /**< replace a non-empty bank */
+/** Pages older than the files' ttl_seconds would be expired on arrival
+ * (read as absent, purged by the next snapshot).  Without one of these two
+ * flags such a restore fails with MB_EINVAL ("N of M pages are older than
+ * ttl_seconds=T ...") and changes nothing. */
+#define MB_RESTORE_KEEP_EXPIRED 2u  /**< keep them: when any page would
+                                     * expire, the restored ttl_seconds is 0 */
+#define MB_RESTORE_EXPIRE 4u        /**< accept it: they are dropped */
 
 /** Build the bank at @p bank_path (NULL: the default) from the four JSON
  * files in @p from_dir.  The bank is built aside and swapped with the
@@ -448,12 +455,22 @@ MB_API int mb_snapshot(mb_bank *bank, const char *dir, mb_snapshot_info *info);
  * it.  A non-empty bank is replaced only with MB_RESTORE_FORCE, and only
  * while no process (this one included) has it open.  The restore holds the
  * bank's open lock from start to end: mb_open() of the bank waits for it,
- * then opens the new bank.  The
- * files' checkpoint.json is read too, if there is one (without it no error
- * type counts as dropped and none as seen: the first dropped at
+ * then opens the new bank.  Accepted beyond what a snapshot writes: times
+ * with any UTC offset, any number of fraction digits (truncated to
+ * microseconds) or none, and naive ISO 8601 (read as UTC); an absent
+ * sync_status.json, error_log.json, config_cache.json or notion_pages.json
+ * reads as an empty one, but at least one of the four must be there.
+ * Keys of config_cache.json beyond the documented ones (at most 8 KiB of
+ * them packed) are kept and written back in their places by every
+ * snapshot; mb_config_update() still refuses unknown keys.
+ * Pages that would be expired on arrival need MB_RESTORE_KEEP_EXPIRED or
+ * MB_RESTORE_EXPIRE (above).
+ * The files' checkpoint.json is read too, if there is one (without it no
+ * error type counts as dropped and none as seen: the first dropped at
  * MB_MAX_ERROR_TYPES go in key order).
  * @return 0, MB_EEXIST, MB_EINVAL or MB_ECORRUPT (a bad file: the message
- * names the file and the byte offset or key), MB_EPERM (a process has the
+ * names the file and the byte offset or key; pages that would expire
+ * without a choice; none of the four files; bad @p flags), MB_EPERM (a process has the
  * bank open), MB_ENOTBANK (the target is a non-empty directory that is not
  * a bank: never replaced, even with force), MB_EUNSAFE (the target is a
  * symlink), MB_EIO (also: the

@@ -43,6 +43,7 @@
 #include "bank.h"
 #include "kv.h"
 #include "checkpoint.h"
+#include "config.h"
 #include "file.h"
 #include "load.h"
 #include "lockfile.h"
@@ -127,6 +128,8 @@ static int load_into(mb_bank *b, const char *from, const load_docs *d)
 			return mb_fail(NULL, rc, "restore: cannot begin a write: %s", mb_strerror(rc));
 		for (int db = 0; tries && db < KV_NDB && !rc; db++)
 			rc = kv_drop(t, db);
+		if (d->tally)
+			d->tally->pages = d->tally->expired = 0;
 		if (!rc)
 			rc = load_all(&t, b->kv, from, d, b->history_limit, NULL);
 		rc = t ? kv_end(t, rc) : rc;  /* NULL after a failed batch commit */
@@ -139,19 +142,67 @@ static int load_into(mb_bank *b, const char *from, const load_docs *d)
 	return mb_fail(NULL, MB_ENOSPC, "restore: the map cannot grow enough");
 }
 
-/* Build the bank at @aside from the files in @from. */
-static int build_aside(const char *from, const char *aside, const mb_options *opts)
+/* ttl_seconds of the files' config (the defaults where they say none).  A
+ * config that does not read is refused by the load itself. */
+static int64_t docs_ttl(const load_docs *d)
 {
+	mb_buf extra = { 0 };
+	mb_config c;
+
+	if (config_from_file(d->config.data, d->config.len, NULL, &c, &extra))
+		st_config_defaults(&c);
+	buf_free(&extra);
+	mb_clear_error(NULL);
+	return c.ttl_seconds;
+}
+
+/* Pages that would be expired on arrival are never lost silently: the
+ * restore fails unless the caller chose (restore_locked() says why). */
+static int expiry_choice(mb_bank *b, const load_tally *tl, int64_t ttl, unsigned flags,
+                         bool *keep)
+{
+	static const char off[] = "{\"cache_settings\":{\"ttl_seconds\":0}}";
+	int rc;
+
+	*keep = false;
+	if (!tl->expired || (flags & MB_RESTORE_EXPIRE))
+		return 0;
+	if (!(flags & (MB_RESTORE_KEEP_EXPIRED | RESTORE_MIGRATE)))
+		return mb_fail(NULL, MB_EINVAL, "restore: %llu of %llu pages are older than "
+		               "ttl_seconds=%lld and would be expired on arrival; restore with "
+		               "--keep-expired (MB_RESTORE_KEEP_EXPIRED: ttl_seconds set to 0) or "
+		               "--expire (MB_RESTORE_EXPIRE: they are dropped)",
+		               (unsigned long long)tl->expired, (unsigned long long)tl->pages,
+		               (long long)ttl);
+	*keep = true;
+	if ((rc = mb_config_update(b, off, sizeof off - 1)))
+		return mb_fail(NULL, rc, "restore: turning expiry off: %s", mb_last_error(b));
+	return 0;
+}
+
+/* Build the bank at @aside from the files in @from.  The first checkpoint
+ * is a copy of the files when they are the whole story (all four there,
+ * nothing changed on the way: the restored bank snapshots to the same
+ * bytes); else a snapshot of what was loaded. */
+static int build_aside(const char *from, const char *aside, const mb_options *opts,
+                       unsigned flags, restore_report *rep)
+{
+	load_tally tally = { MB_NEVER, 0, 0 };
 	mb_options o = *opts;
 	char pages[4096];
 	struct stat st;
 	load_docs d;
 	mb_bank *b;
 	size_t most;
+	int64_t ttl;
+	bool keep = false;
 	int rc;
 
-	if ((rc = load_docs_read(from, NULL, &d)))
+	if ((rc = load_docs_read_from(from, LOAD_MISSING_EMPTY, NULL, &d)))
 		return rc;
+	if ((ttl = docs_ttl(&d)) > 0)
+		tally.cutoff = mb_now_us() - ttl * 1000000;
+	d.tally = &tally;
 	most = d.sync_history > d.error_history ? d.sync_history : d.error_history;
 	if (!o.history_limit)
 		o.history_limit = most > MB_DEFAULT_HISTORY ?
@@ -166,10 +217,23 @@ static int build_aside(const char *from, const char *aside, const mb_options *op
 		b->tag = NULL;
 		if (!(rc = load_into(b, from, &d))) {
 			b->tag = b;
-			if ((rc = checkpoint_from_files(b, from)))
-				rc = mb_fail(NULL, rc, "restore: first checkpoint: %s", mb_last_error(b));
+			if (!(rc = expiry_choice(b, &tally, ttl, flags, &keep))) {
+				if (d.missing || keep || (flags & RESTORE_MIGRATE))
+					rc = mb_snapshot(b, NULL, NULL);
+				else
+					rc = checkpoint_from_files(b, from);
+				if (rc)
+					rc = mb_fail(NULL, rc, "restore: first checkpoint: %s",
+					             mb_last_error(b));
+			}
 		}
 		mb_close(b);
+	}
+	if (rep) {
+		rep->pages = tally.pages;
+		rep->expired = tally.expired;
+		rep->ttl_was = ttl;
+		rep->kept = keep;
 	}
 	load_docs_free(&d);
 	return rc;
@@ -273,11 +337,108 @@ static int swap_in(const char *aside, const char *path, const char *parent, int 
 	return 0;
 }
 
+static const char *const original_files[] = { "notion_pages.json", "sync_status.json",
+                                               "error_log.json", "config_cache.json" };
+
+bool bank_is_original(const char *path, char *other, size_t cap)
+{
+	struct dirent *e;
+	bool any = false;
+	DIR *d = mb_opendir(path);
+
+	if (other && cap)
+		*other = '\0';
+	if (!d)
+		return false;
+	while ((e = readdir(d))) {
+		bool known = false;
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") ||
+		    bank_creation_entry(e->d_name))
+			continue;
+		for (int i = 0; i < 4; i++)
+			known |= !strcmp(e->d_name, original_files[i]);
+		any |= known;
+		if (!known && other && cap && !*other)
+			snprintf(other, cap, "%s", e->d_name);
+	}
+	closedir(d);
+	if (!any && other && cap)
+		*other = '\0';  /* no original file: nothing to say */
+	return any && (!other || !*other);
+}
+
+/* @from/@name into @to/@name: a hard link (same filesystem: the restore's
+ * aside directory is the target's sibling), else a copy, synced. */
+static int keep_file(const char *from, const char *to, const char *name, unsigned mode)
+{
+	char src[4096], dst[4096], chunk[64 * 1024];
+	int in, out, rc = 0;
+	ssize_t n;
+
+	if (mb_pathf(src, sizeof src, "%s/%s", from, name) ||
+	    mb_pathf(dst, sizeof dst, "%s/%s", to, name))
+		return mb_fail(NULL, MB_EINVAL, "migrate: %s: path too long", from);
+	/* kept private like every bank file (doctor checks modes): the link
+	 * shares the original's inode, so the original gets the mode too */
+	if (!link(src, dst))
+		return chmod(dst, mode) ? mb_fail(NULL, mb_errno_code(errno), "migrate: %s: %s", dst,
+		                                  strerror(errno)) : 0;
+	if (errno == ENOENT)
+		return 0;
+	if ((in = mb_open_fd(src, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0)) < 0)
+		return mb_fail(NULL, mb_errno_code(errno), "migrate: %s: %s", src, strerror(errno));
+	if ((out = mb_open_fd(dst, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+	                      mode)) < 0) {
+		close(in);
+		return mb_fail(NULL, mb_errno_code(errno), "migrate: %s: %s", dst, strerror(errno));
+	}
+	while (!rc && (n = read(in, chunk, sizeof chunk)) != 0)
+		if (n < 0 || write(out, chunk, (size_t)n) != n)
+			rc = mb_fail(NULL, mb_errno_code(errno ? errno : EIO), "migrate: copying %s: %s",
+			             src, strerror(errno ? errno : EIO));
+	if (!rc && fsync(out))
+		rc = mb_fail(NULL, mb_errno_code(errno), "migrate: %s: %s", dst, strerror(errno));
+	close(in);
+	close(out);
+	return rc;
+}
+
+/* The original files, and what the migration did, in the new bank (still
+ * aside) under MB_ORIGINALS_DIR/: nothing of the original is ever lost. */
+static int keep_originals(const char *from, const char *aside, const mb_options *opts,
+                          const restore_report *rep)
+{
+	unsigned fmode = opts->group_shared ? 0660 : 0600, dmode = opts->group_shared ? 0770 : 0700;
+	char dir[4096], when[MB_TIME_LEN], note[512];
+	int rc = 0;
+
+	if (mb_pathf(dir, sizeof dir, "%s/%s", aside, MB_ORIGINALS_DIR))
+		return mb_fail(NULL, MB_EINVAL, "migrate: %s: path too long", aside);
+	if (mkdir(dir, dmode))
+		return mb_fail(NULL, mb_errno_code(errno), "migrate: %s: %s", dir, strerror(errno));
+	for (int i = 0; i < 4 && !rc; i++)
+		rc = keep_file(from, dir, original_files[i], fmode);
+	if (rc)
+		return rc;
+	mb_format_time(mb_now_us(), when);
+	snprintf(note, sizeof note, "{\"migrated_at\":\"%s\",\"from\":\"the original Memory "
+	         "Bank files beside this note\",\"pages\":%llu,\"expired_pages_kept\":%llu,"
+	         "\"ttl_seconds_was\":%lld,\"ttl_seconds_now\":%lld}\n", when,
+	         (unsigned long long)rep->pages, (unsigned long long)(rep->kept ? rep->expired : 0),
+	         (long long)rep->ttl_was, (long long)(rep->kept ? 0 : rep->ttl_was));
+	if ((rc = mb_write_file_atomic(dir, "migration.json", note, strlen(note), fmode, NULL)))
+		return rc;
+	fsync_dir(dir);
+	fsync_dir(aside);
+	return 0;
+}
+
 /* Under the target's open lock: check, build aside, swap. */
 static int restore_locked(const char *from, const char *path, const mb_options *opts,
                           unsigned flags, int old_lock)
 {
 	char aside[4096], parent[4096], base[1024], mark[1100];
+	restore_report rep;
 	int rc, new_lock = -1;
 
 	if (split_path(path, parent, sizeof parent, base, sizeof base) ||
@@ -285,7 +446,7 @@ static int restore_locked(const char *from, const char *path, const mb_options *
 		return mb_fail(NULL, MB_EINVAL, "restore: %s: path too long", path);
 	if ((rc = restore_recover(path)))
 		return rc;
-	if (has_content(path)) {
+	if (!(flags & RESTORE_MIGRATE) && has_content(path)) {
 		if ((rc = check_is_bank(path)))
 			return rc;
 		if (!(flags & MB_RESTORE_FORCE))
@@ -300,7 +461,10 @@ static int restore_locked(const char *from, const char *path, const mb_options *
 	                               opts->group_shared ? 0660 : 0600, NULL)))
 		return rc;
 	crash_point(STEP_LOCKED);
-	if (!(rc = build_aside(from, aside, opts))) {
+	memset(&rep, 0, sizeof rep);
+	if (!(rc = build_aside(from, aside, opts, flags, &rep)) && (flags & RESTORE_MIGRATE))
+		rc = keep_originals(from, aside, opts, &rep);
+	if (!rc) {
 		crash_point(STEP_BUILT);
 		rc = mb_write_file_atomic(aside, MB_RESTORE_MARK, mark, strlen(mark),
 		                          opts->group_shared ? 0660 : 0600, NULL);
@@ -348,6 +512,14 @@ static int target_dir(const char *path, const mb_options *opts, bool *created)
 	return 0;
 }
 
+int restore_migrate(const char *path, const mb_options *opts, int old_lock)
+{
+	int rc = restore_locked(path, path, opts, RESTORE_MIGRATE, old_lock);
+
+	return rc ? mb_fail(NULL, rc, "%s: migrating the original Memory Bank files: %s", path,
+	                    mb_last_error(NULL)) : 0;
+}
+
 int mb_restore(const char *from, const char *bank_path, const mb_options *opts, unsigned flags)
 {
 	lockfile lock = { -1, LOCK_OPEN };
@@ -363,6 +535,10 @@ int mb_restore(const char *from, const char *bank_path, const mb_options *opts, 
 		bank_path = getenv("MEMBANK_DIR");
 	if (!bank_path || !*bank_path)
 		bank_path = "./memory-bank";
+	if (flags & ~(MB_RESTORE_FORCE | MB_RESTORE_KEEP_EXPIRED | MB_RESTORE_EXPIRE) ||
+	    (flags & MB_RESTORE_KEEP_EXPIRED && flags & MB_RESTORE_EXPIRE))
+		return mb_fail(NULL, MB_EINVAL, "restore: flags: unknown, or both keep-expired and "
+		               "expire");
 	if (!from || stat(from, &st) || !S_ISDIR(st.st_mode))
 		return mb_fail(NULL, MB_EINVAL, "restore: %s: not a directory", from ? from : "(null)");
 	if ((rc = target_dir(bank_path, opts, &created)) ||

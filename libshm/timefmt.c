@@ -1,6 +1,7 @@
 /*
  * timefmt.c - timestamps: int64 microseconds since the epoch inside,
- * RFC 3339 UTC with microseconds outside ("2026-11-26T00:29:55.123456Z").
+ * RFC 3339 UTC with microseconds outside ("2026-11-26T00:29:55.123456Z");
+ * the parser also reads offsets, other fractions and naive ISO 8601.
  */
 #include <stdio.h>
 #include <string.h>
@@ -91,22 +92,49 @@ static bool digits(const char *s, int n, int *out)
 	return true;
 }
 
-/* Accepts exactly the form mb_format_time() writes, so that a restored
- * bank snapshots to the same bytes. */
+/* Reads what membank writes ("2026-01-31T12:00:00.123456Z") and what the
+ * original Python class and people write: RFC 3339 with "Z" or any offset
+ * "+HH:MM"/"-HH:MM" (converted to UTC), "t"/"z" and a space for "T", with
+ * no fraction or a fraction of any number of digits (truncated to
+ * microseconds), and naive ISO 8601 (datetime.isoformat(): no offset),
+ * read as UTC.  A restored bank writes its times back in membank's form. */
 int mb_parse_time(const char *s, size_t len, int64_t *us)
 {
-	int y, mo, d, h, mi, se, fr;
+	static const unsigned char mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	int y, mo, d, h, mi, se, oh = 0, om = 0, sign = 0;
+	int64_t fr = 0, scale = 100000, t;
+	size_t i = 19;
 
-	if (len != MB_TIME_LEN - 1 || s[4] != '-' || s[7] != '-' || s[10] != 'T' ||
-	    s[13] != ':' || s[16] != ':' || s[19] != '.' || s[26] != 'Z')
+	if (len < 19 || s[4] != '-' || s[7] != '-' ||
+	    (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || s[13] != ':' || s[16] != ':')
 		return MB_EINVAL;
 	if (!digits(s, 4, &y) || !digits(s + 5, 2, &mo) || !digits(s + 8, 2, &d) ||
-	    !digits(s + 11, 2, &h) || !digits(s + 14, 2, &mi) ||
-	    !digits(s + 17, 2, &se) || !digits(s + 20, 6, &fr))
+	    !digits(s + 11, 2, &h) || !digits(s + 14, 2, &mi) || !digits(s + 17, 2, &se))
 		return MB_EINVAL;
-	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 59)
+	if (i < len && s[i] == '.') {
+		if (++i >= len || s[i] < '0' || s[i] > '9')
+			return MB_EINVAL;
+		for (; i < len && s[i] >= '0' && s[i] <= '9'; i++, scale /= 10)
+			fr += (s[i] - '0') * scale;  /* digits past the sixth add 0 */
+	}
+	if (i < len && (s[i] == 'Z' || s[i] == 'z')) {
+		i++;
+	} else if (i < len && (s[i] == '+' || s[i] == '-')) {
+		sign = s[i] == '+' ? 1 : -1;
+		if (len - i != 6 || s[i + 3] != ':' || !digits(s + i + 1, 2, &oh) ||
+		    !digits(s + i + 4, 2, &om) || oh > 23 || om > 59)
+			return MB_EINVAL;
+		i = len;
+	}
+	if (i != len)
 		return MB_EINVAL;
-	*us = (days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 +
-	       mi * 60 + se) * 1000000 + fr;
+	if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 || se > 59 ||
+	    (mo == 2 && d == 29 && (y % 4 || (y % 100 == 0 && y % 400))))
+		return MB_EINVAL;
+	t = (days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + se -
+	     sign * (oh * 3600 + om * 60)) * 1000000 + fr;
+	if (t < 0 || t > MAX_US)
+		return MB_EINVAL;
+	*us = t;
 	return 0;
 }

@@ -1029,6 +1029,137 @@ class SnapshotRestore(CliTest):
         self.assertNotEqual(p.returncode, 0)
 
 
+def write_original(d, pages_age_s=0, ttl=3600):
+    """A directory the way the original MemoryBank class wrote it:
+    json.dump(indent=2), datetime.now().isoformat() (naive, no Z)."""
+    import datetime
+    now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    old = now - datetime.timedelta(seconds=pages_age_s)
+    os.makedirs(d, 0o755, exist_ok=True)
+    docs = {
+        "notion_pages.json": {
+            "pages": {"a1": {"properties": {"title": "Roadmap"}, "last_updated": old.isoformat()},
+                      "b2": {"properties": {"n": 2}, "last_updated": old.isoformat()}},
+            "last_updated": now.isoformat(),
+            "metadata": {"total_pages": 2, "last_sync": now.isoformat()}},
+        "sync_status.json": {"last_successful_sync": now.isoformat(),
+                             "sync_history": [{"timestamp": now.isoformat(), "status": "success",
+                                               "error": None}],
+                             "current_status": "success", "error_count": 0, "success_count": 1},
+        "config_cache.json": {"notion_settings": {"api_version": "2022-06-28",
+                                                  "retry_attempts": 3, "timeout_seconds": 30},
+                              "logging_settings": {"log_level": "INFO",
+                                                   "structured_logging": True},
+                              "cache_settings": {"ttl_seconds": ttl, "max_entries": 1000},
+                              "last_config_update": now.isoformat()},
+    }
+    for name, doc in docs.items():
+        with open(os.path.join(d, name), "w") as f:
+            json.dump(doc, f, indent=2)
+    return {name: open(os.path.join(d, name), "rb").read() for name in docs}
+
+
+class Migration(CliTest):
+    """The original class's directory converts in place on first open, its
+    files kept under original-memory-bank/ (before: exit 4, "not a membank
+    bank", and restore into it refused)."""
+
+    def test_read_command_migrates(self):
+        orig = write_original(self.bank)
+        self.assertEqual(self.doc("page", "get", "a1")["properties"], {"title": "Roadmap"})
+        kept = os.path.join(self.bank, "original-memory-bank")
+        for name, data in orig.items():
+            with open(os.path.join(kept, name), "rb") as f:
+                self.assertEqual(f.read(), data, name)
+        self.assertTrue(os.path.exists(os.path.join(self.bank, "membank.json")))
+        self.assertEqual(self.ok("page", "count"), "2\n")
+        self.assertEqual(self.doc("sync", "status")["success_count"], 1)
+        self.assertEqual(self.doc("config", "get")["cache_settings"]["ttl_seconds"], 3600)
+        self.ok("doctor")
+
+    def test_expired_pages_kept_with_ttl_off(self):
+        write_original(self.bank, pages_age_s=7200)
+        self.assertEqual(self.ok("page", "count"), "2\n")
+        self.assertEqual(self.doc("config", "get")["cache_settings"]["ttl_seconds"], 0)
+        with open(os.path.join(self.bank, "original-memory-bank", "migration.json")) as f:
+            note = json.load(f)
+        self.assertEqual((note["pages"], note["expired_pages_kept"], note["ttl_seconds_was"],
+                          note["ttl_seconds_now"]), (2, 2, 3600, 0))
+
+    def test_other_files_not_migrated(self):
+        write_original(self.bank)
+        with open(os.path.join(self.bank, "notes.txt"), "w") as f:
+            f.write("mine")
+        err = self.fails(4, "page", "count")
+        self.assertIn("not a membank bank", err)
+        self.assertNotIn("membank.json", os.listdir(self.bank))
+
+
+class RestoreExpired(CliTest):
+    """A restore whose pages are older than ttl_seconds needs a choice
+    (before: exit 0 and every page absent)."""
+
+    def test_refused_without_choice(self):
+        src = os.path.join(self.tmp, "old")
+        write_original(src, pages_age_s=7200)
+        err = self.fails(3, "restore", src)
+        self.assertIn("2 of 2 pages are older than ttl_seconds=3600 and would be expired on "
+                      "arrival; restore with --keep-expired", err)
+        self.assertFalse(os.path.exists(self.bank))
+        self.fails(2, "restore", src, "--keep-expired", "--expire")
+
+    def test_keep_expired(self):
+        src = os.path.join(self.tmp, "old")
+        write_original(src, pages_age_s=7200)
+        self.assertEqual(self.ok("restore", src, "--keep-expired"), self.bank + "\n")
+        self.assertEqual(self.ok("page", "count"), "2\n")
+        self.assertEqual(self.doc("config", "get")["cache_settings"]["ttl_seconds"], 0)
+        self.ok("snapshot")
+        self.assertEqual(self.ok("page", "count"), "2\n")
+
+    def test_expire(self):
+        src = os.path.join(self.tmp, "old")
+        write_original(src, pages_age_s=7200)
+        self.ok("restore", src, "--expire")
+        self.assertEqual(self.ok("page", "count"), "0\n")
+        self.assertEqual(self.doc("config", "get")["cache_settings"]["ttl_seconds"], 3600)
+
+    def test_fresh_pages_need_no_choice(self):
+        src = os.path.join(self.tmp, "new")
+        write_original(src)
+        self.ok("restore", src)
+        self.assertEqual(self.ok("page", "count"), "2\n")
+
+
+class RestoreLenient(CliTest):
+    """Times with offsets, other fractions and none (naive, read as UTC);
+    absent files read as empty ones, but one of the four must be there."""
+
+    def test_time_forms_and_absent_files(self):
+        src = os.path.join(self.tmp, "src")
+        os.mkdir(src)
+        pages = {"pages": {
+            "z": {"properties": {}, "last_updated": "2099-01-31T12:00:00Z"},
+            "o": {"properties": {}, "last_updated": "2099-01-31T14:30:00.5+02:30"},
+            "n": {"properties": {}, "last_updated": "2099-01-31T12:00:00.123456789"}},
+            "last_updated": None, "metadata": {"total_pages": 3, "last_sync": None}}
+        with open(os.path.join(src, "notion_pages.json"), "w") as f:
+            json.dump(pages, f, indent=2)
+        self.ok("restore", src)
+        self.assertEqual(self.doc("page", "get", "z")["last_updated"], "2099-01-31T12:00:00.000000Z")
+        self.assertEqual(self.doc("page", "get", "o")["last_updated"], "2099-01-31T12:00:00.500000Z")
+        self.assertEqual(self.doc("page", "get", "n")["last_updated"], "2099-01-31T12:00:00.123456Z")
+        self.assertEqual(self.doc("sync", "status")["success_count"], 0)
+        self.assertEqual(self.doc("error", "stats")["total_errors"], 0)
+
+    def test_no_file_refused(self):
+        src = os.path.join(self.tmp, "empty")
+        os.mkdir(src)
+        err = self.fails(3, "restore", src)
+        self.assertIn("none of notion_pages.json", err)
+        self.assertFalse(os.path.exists(self.bank))
+
+
 class Compactor(CliTest):
     def run_compactor(self, sig):
         self.seed()
