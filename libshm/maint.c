@@ -128,6 +128,20 @@ static int replay(mb_bank *b, kv_txn *t, uint64_t from_seq, mbj_pos *end)
 	return rc;
 }
 
+/* A store built without a checkpoint starts from the bank's own cache
+ * settings (bank.h): the journal from its first record then replays the
+ * same on every rebuild.  The record's last_update stays "never": nothing
+ * was configured. */
+static int seed_config(mb_bank *b, kv_txn *t)
+{
+	mb_config c;
+
+	st_config_defaults(&c);
+	c.max_entries = b->init_max_entries;
+	c.ttl_seconds = b->init_ttl_seconds;
+	return st_config_store(t, &c);
+}
+
 /* The newest checkpoint that loads, and the journal after it.  A checkpoint
  * that cannot be loaded (damaged on disk) is passed over for the one before
  * it and a longer journal, which snapshots keep for this; only when none can
@@ -166,6 +180,8 @@ static int rebuild_once(mb_bank *b)
 			memcpy(bad[nbad++], name, 32);
 		rc = 0;
 	}
+	if (!rc && !*name)
+		rc = seed_config(b, t);
 	if (!rc)
 		rc = replay(b, t, seq + 1, &end);
 	if (!rc)

@@ -303,8 +303,12 @@ MB_API int mb_error_stats(mb_bank *bank, char **json_out);
  *   notion_settings.timeout_seconds  number, > 0, <= 3600  (30; 30.0 stays 30.0)
  *   logging_settings.log_level       DEBUG|INFO|WARNING|ERROR|CRITICAL ("INFO")
  *   logging_settings.structured_logging  boolean           (true)
- *   cache_settings.ttl_seconds       integer >= 0, 0 = no expiry   (3600)
- *   cache_settings.max_entries       integer >= 0, 0 = no bound    (1000)
+ *   cache_settings.ttl_seconds       integer >= 0, 0 = no expiry   (0)
+ *   cache_settings.max_entries       integer >= 0, 0 = no bound    (0)
+ * cache_settings drop pages: max_entries evicts the least recently updated
+ * page beyond it, ttl_seconds makes older pages absent.  Both are off in a
+ * new bank (membank.json records that at creation); a bank created by a
+ * version before keeps 1000 and 3600 unless its config says otherwise.
  * An integer field takes an integer only (5.0 is a float).  Sets
  * last_config_update.  Any unknown key or wrong type fails the whole
  * update with MB_EINVAL naming the dotted key; nothing is changed. */

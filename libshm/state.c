@@ -350,8 +350,8 @@ void st_config_defaults(mb_config *c)
 	c->timeout_seconds = 30;
 	strcpy(c->log_level, "INFO");
 	c->structured_logging = true;
-	c->ttl_seconds = 3600;
-	c->max_entries = 1000;
+	c->ttl_seconds = MB_LEGACY_TTL_SECONDS;
+	c->max_entries = MB_LEGACY_MAX_ENTRIES;
 	c->last_update = MB_NEVER;
 }
 

@@ -13,7 +13,7 @@
  *             "clock"  -> [ts]: the newest record time applied; a writer
  *                          stamps its record after it (record times
  *                          strictly increase along the journal)
- *             "config" -> see config.c
+ *             "config" -> see config.c; absent: st_config_defaults()
  *             "jend"   -> 24 bytes: the committed journal end (le64 segment,
  *                          le64 offset, le64 seq)
  *   errtypes  type -> [count, resolved, steps|nil, resolved_at|nil, last_seen|nil]
@@ -71,6 +71,13 @@ typedef struct mb_config {
 	int64_t max_entries;
 	int64_t last_update;
 } mb_config;
+
+/* The cache settings of a store with no config record: the values every
+ * bank had before banks recorded their own at creation (membank.json
+ * "cache_settings").  A bank created before relies on them when its journal
+ * replays, so they never change. */
+#define MB_LEGACY_TTL_SECONDS 3600
+#define MB_LEGACY_MAX_ENTRIES 1000
 
 /* Each load gives the initial state when the record is absent, and
  * MB_ECORRUPT when it is damaged. */

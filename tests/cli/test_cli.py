@@ -629,15 +629,16 @@ class Config(CliTest):
         self.ok("init")
         c = self.doc("config", "get")
         self.assertEqual(c["notion_settings"]["retry_attempts"], 3)
-        self.assertEqual(c["cache_settings"], {"ttl_seconds": 3600, "max_entries": 1000})
+        # a new bank drops no page (the original file's 1000/3600 were examples)
+        self.assertEqual(c["cache_settings"], {"ttl_seconds": 0, "max_entries": 0})
         self.assertEqual(c["logging_settings"]["log_level"], "INFO")
 
     def test_get_key(self):
         self.ok("init")
-        self.assertEqual(self.ok("config", "get", "cache_settings.max_entries"), "1000\n")
+        self.assertEqual(self.ok("config", "get", "cache_settings.max_entries"), "0\n")
         self.assertEqual(self.ok("config", "get", "logging_settings.structured_logging"), "true\n")
         self.assertEqual(json.loads(self.ok("config", "get", "cache_settings")),
-                         {"ttl_seconds": 3600, "max_entries": 1000})
+                         {"ttl_seconds": 0, "max_entries": 0})
 
     def test_unknown_key_exits_1(self):
         self.ok("init")
@@ -646,10 +647,10 @@ class Config(CliTest):
             self.assertIn("not found", err)
 
     def test_set_deep_merges(self):
-        self.ok("config", "set", '{"cache_settings":{"max_entries":0}}')
+        self.ok("config", "set", '{"cache_settings":{"max_entries":7}}')
         self.ok("config", "set", "-", input='{"logging_settings":{"log_level":"DEBUG"}}')
         c = self.doc("config", "get")
-        self.assertEqual(c["cache_settings"], {"ttl_seconds": 3600, "max_entries": 0})
+        self.assertEqual(c["cache_settings"], {"ttl_seconds": 0, "max_entries": 7})
         self.assertEqual(c["logging_settings"]["log_level"], "DEBUG")
         self.assertIsNotNone(c["last_config_update"])
 

@@ -413,7 +413,7 @@ class TestConfig(BankTest):
     DEFAULTS = {"notion_settings": {"api_version": "2022-06-28", "retry_attempts": 3,
                                     "timeout_seconds": 30},
                 "logging_settings": {"log_level": "INFO", "structured_logging": True},
-                "cache_settings": {"ttl_seconds": 3600, "max_entries": 1000}}
+                "cache_settings": {"ttl_seconds": 0, "max_entries": 0}}
 
     def test_defaults(self):
         c = self.bank.get_config()
