@@ -249,9 +249,11 @@ cleanup:
 	"cache_settings (both off in a new bank; a bank created before this\n" \
 	"version keeps 1000 and 3600 unless its config says otherwise):\n" \
 	"  max_entries N   at most N pages: a new page beyond drops the least\n" \
-	"                  recently updated one.  0 (default) = no bound.\n" \
+	"                  recently updated one (counted: membank stats\n" \
+	"                  pages_evicted).  0 (default) = no bound.\n" \
 	"  ttl_seconds S   a page not updated for S seconds reads as absent\n" \
-	"                  and the next snapshot removes it.  0 (default) = never.\n" \
+	"                  (pages_expired) and the next snapshot removes it\n" \
+	"                  (pages_purged).  0 (default) = never.\n" \
 	"A sync integration that treats an absent page as new should keep both 0.\n"
 
 static const cli_sub config_subs[] = {

@@ -39,9 +39,27 @@ int checkpoint_older(const char *root, const char *below, char name[32])
 	return 0;
 }
 
-static int read_position(mb_bank *b, const char *dir, mbj_pos *end)
+/* checkpoint.json's "pages_removed" (absent in checkpoints written before
+ * it: zero); false when malformed. */
+static bool read_removed(const cJSON *j, st_removed *rm)
 {
-	char path[4096], text[256];
+	const cJSON *g = cJSON_GetObjectItemCaseSensitive(j, "pages_removed");
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(g, "evicted");
+	const cJSON *p = cJSON_GetObjectItemCaseSensitive(g, "purged");
+
+	memset(rm, 0, sizeof *rm);
+	if (!g)
+		return true;
+	if (!cJSON_IsNumber(e) || !cJSON_IsNumber(p) || e->valuedouble < 0 || p->valuedouble < 0)
+		return false;
+	rm->evicted = (uint64_t)e->valuedouble;
+	rm->purged = (uint64_t)p->valuedouble;
+	return true;
+}
+
+static int read_position(mb_bank *b, const char *dir, mbj_pos *end, st_removed *rm)
+{
+	char path[4096], text[512];
 	const cJSON *f[4];
 	static const char *const keys[4] = { "format", "seq", "segment", "offset" };
 	cJSON *j = NULL;
@@ -66,6 +84,8 @@ static int read_position(mb_bank *b, const char *dir, mbj_pos *end)
 	}
 	if (!rc && f[0]->valuedouble != MB_FORMAT_VERSION)
 		rc = mb_fail(b->tag, MB_EVERSION, "%s: format %g", path, f[0]->valuedouble);
+	if (!rc && !read_removed(j, rm))
+		rc = mb_fail(b->tag, MB_ECORRUPT, "%s: bad \"pages_removed\"", path);
 	if (!rc) {
 		end->seq = (uint64_t)f[1]->valuedouble;
 		end->segment = (uint64_t)f[2]->valuedouble;
@@ -79,6 +99,7 @@ int checkpoint_load(mb_bank *b, kv_txn *t, char name[32], uint64_t *seq, mbj_pos
 {
 	char root[4096], dir[4096], below[32];
 	load_docs docs;
+	st_removed rm;
 	int rc;
 
 	*seq = 0;
@@ -90,7 +111,7 @@ int checkpoint_load(mb_bank *b, kv_txn *t, char name[32], uint64_t *seq, mbj_pos
 	if (!*name)
 		return *below ? MB_ENOTFOUND : 0;
 	mb_pathf(dir, sizeof dir, "%s/%s", root, name);
-	if ((rc = read_position(b, dir, end)))
+	if ((rc = read_position(b, dir, end, &rm)))
 		return rc;
 	/* what the files say is wrong (MB_EINVAL) is damage; a system error
 	 * keeps its code */
@@ -99,6 +120,8 @@ int checkpoint_load(mb_bank *b, kv_txn *t, char name[32], uint64_t *seq, mbj_pos
 		               mb_last_error(b->tag));
 	rc = load_all(&t, NULL, dir, &docs, b->history_limit, b->tag);
 	load_docs_free(&docs);
+	if (!rc)
+		rc = st_removed_store(t, &rm);
 	if (rc == MB_EINVAL || rc == MB_ECORRUPT)
 		rc = mb_fail(b->tag, MB_ECORRUPT, "checkpoint %s: %s", dir, mb_last_error(b->tag));
 	*seq = end->seq;
@@ -118,6 +141,7 @@ int checkpoint_newest(const char *bank_path, char *dir, size_t cap, mbj_pos *end
 {
 	char root[4096], name[32];
 	mb_bank quiet;
+	st_removed rm;
 	int rc;
 
 	*found = false;
@@ -128,7 +152,7 @@ int checkpoint_newest(const char *bank_path, char *dir, size_t cap, mbj_pos *end
 	if (!*name)
 		return 0;
 	mb_pathf(dir, cap, "%s/%s", root, name);
-	rc = read_position(&quiet, dir, end);
+	rc = read_position(&quiet, dir, end, &rm);
 	*found = rc == 0;
 	return rc;
 }

@@ -378,9 +378,13 @@ typedef struct mb_snapshot_info {
 	uint64_t seq;              /**< last journal seq the snapshot covers */
 	uint64_t pages;            /**< pages written */
 	uint64_t bytes;            /**< bytes of the four files */
-	uint64_t purged;           /**< expired pages purged */
+	uint64_t purged;           /**< expired pages this snapshot purged */
 	uint64_t segments_removed; /**< journal segments deleted */
 	double seconds;            /**< wall time */
+	/* The bank's totals at the snapshot (as mb_stats pages_*): */
+	uint64_t pages_evicted;    /**< pages ever dropped by max_entries */
+	uint64_t pages_purged;     /**< expired pages ever purged, this snapshot's included */
+	uint64_t pages_expired;    /**< expired pages still stored (not in the files) */
 } mb_snapshot_info;
 
 /** Write notion_pages.json, sync_status.json, error_log.json and

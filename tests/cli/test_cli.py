@@ -655,6 +655,30 @@ class Config(CliTest):
         self.assertIsNotNone(c["last_config_update"])
 
 
+    def test_removed_pages_counted(self):
+        """Pages eviction drops are counted in stats and in the snapshot's
+        result, and `config --help` states the defaults."""
+        self.ok("init")
+        st = self.doc("stats")
+        self.assertEqual((st["pages_evicted"], st["pages_expired"], st["pages_purged"]),
+                         (0, 0, 0))
+        self.ok("config", "set", '{"cache_settings":{"max_entries":5}}')
+        for i in range(12):
+            self.ok("--durability", "fast", "page", "put", "p%d" % i, "{}")
+        self.assertEqual(self.ok("page", "count"), "5\n")
+        st = self.doc("stats")
+        self.assertEqual((st["pages_evicted"], st["pages_expired"], st["pages_purged"]),
+                         (7, 0, 0))
+        snap = self.doc("snapshot")
+        self.assertEqual((snap["pages"], snap["pages_evicted"], snap["pages_purged"],
+                          snap["pages_expired"], snap["purged"]), (5, 7, 0, 0, 0))
+        self.assertEqual(self.doc("stats")["pages_evicted"], 7)
+        out = self.ok("config", "--help")
+        self.assertIn("0 (default) = no bound", out)
+        self.assertIn("0 (default) = never", out)
+        self.assertIn("1000 and 3600", out)
+
+
 class Journal(CliTest):
     def test_tail(self):
         self.seed()

@@ -730,6 +730,67 @@ static void test_identity_cache_checked(void **state)
 	}
 }
 
+static uint64_t stat_of(mb_bank *b, const char *key)
+{
+	char *s = NULL;
+	cJSON *j, *v;
+	uint64_t n;
+
+	assert_int_equal(mb_stats(b, &s), 0);
+	assert_non_null(j = cJSON_Parse(s));
+	mb_free(s);
+	v = cJSON_GetObjectItem(j, key);
+	assert_true(cJSON_IsNumber(v));
+	n = (uint64_t)v->valuedouble;
+	cJSON_Delete(j);
+	return n;
+}
+
+static void assert_removed(mb_bank *b, uint64_t evicted, uint64_t expired, uint64_t purged)
+{
+	assert_int_equal(stat_of(b, "pages_evicted"), evicted);
+	assert_int_equal(stat_of(b, "pages_expired"), expired);
+	assert_int_equal(stat_of(b, "pages_purged"), purged);
+}
+
+/* Every page max_entries drops is counted, by apply: a replay from the
+ * journal (mb_rebuild), from a checkpoint (its checkpoint.json keeps the
+ * counters) and a rebuild under another boot give the same numbers. */
+static void test_eviction_counted(void **state)
+{
+	fx *f = *state;
+	mb_snapshot_info info;
+
+	assert_removed(f->b, 0, 0, 0);
+	assert_int_equal(mb_config_update(f->b, "{\"cache_settings\":{\"max_entries\":5}}",
+	                                  (size_t)-1), 0);
+	put_n(f->b, "e", 12);
+	assert_pages(f->b, 5);
+	assert_removed(f->b, 7, 0, 0);
+	assert_int_equal(mb_rebuild(f->b), 0);  /* no checkpoint: the whole journal */
+	assert_removed(f->b, 7, 0, 0);
+	memset(&info, 0xff, sizeof info);
+	assert_int_equal(mb_snapshot(f->b, NULL, &info), 0);
+	assert_int_equal(info.pages, 5);
+	assert_int_equal(info.pages_evicted, 7);
+	assert_int_equal(info.pages_purged, 0);
+	assert_int_equal(info.pages_expired, 0);
+	assert_int_equal(info.purged, 0);
+	put_n(f->b, "f", 2);           /* after the checkpoint: 9 */
+	assert_removed(f->b, 9, 0, 0);
+	assert_int_equal(mb_rebuild(f->b), 0);  /* checkpoint's 7 + the journal's 2 */
+	assert_removed(f->b, 9, 0, 0);
+	assert_non_null(f->b = reopen_other_boot(f->b, f->dir, "00000000-counters-evict-boot-000001"));
+	assert_removed(f->b, 9, 0, 0);
+	/* a lower bound evicts at once, counted too */
+	assert_int_equal(mb_config_update(f->b, "{\"cache_settings\":{\"max_entries\":2}}",
+	                                  (size_t)-1), 0);
+	assert_pages(f->b, 2);
+	assert_removed(f->b, 12, 0, 0);
+	assert_rebuild_same(f->b);
+	assert_removed(f->b, 12, 0, 0);
+}
+
 static void test_persistence(void **state)
 {
 	fx *f = *state;
@@ -805,6 +866,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_new_bank_keeps_pages, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_existing_bank_keeps_legacy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_identity_cache_checked, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_eviction_counted, setup, teardown),
 		cmocka_unit_test(test_errors_table),
 		cmocka_unit_test(test_disk_msgpack_checked),
 	};
