@@ -144,7 +144,8 @@ typedef struct cli_sub {
 	cli_fn fn;
 } cli_sub;
 
-/* Run argv[1] of group argv[0] from @p subs (NULL-terminated). */
+/* Run argv[1] of group argv[0] from @p subs (terminated by a NULL name;
+ * that entry's usage, if any, ends the group's --help). */
 int cli_dispatch(cli *c, const char *group, const cli_sub *subs, int argc, char **argv);
 
 #endif /* MEMBANK_CLI_H */

@@ -40,7 +40,10 @@ int cmd_stats(cli *c, int argc, char **argv)
 
 	c->usage = "membank stats [--format json|pretty|text|prometheus]\n\n"
 	           "Print the bank's counters and sizes as JSON: pages, events, file sizes,\n"
-	           "map use, readers and their lag, journal segments.  With --format\n"
+	           "map use, readers and their lag, journal segments.  Pages removed behind\n"
+	           "the caller's back (cache_settings): pages_evicted (by max_entries),\n"
+	           "pages_expired (older than ttl_seconds, absent, not yet purged),\n"
+	           "pages_purged (expired pages a snapshot removed).  With --format\n"
 	           "prometheus, print them as OpenMetrics text for a Prometheus scrape\n"
 	           "(node_exporter's textfile collector, or any HTTP server), with the\n"
 	           "checkpoint's age and the sync and error counters; README.md lists the\n"
@@ -80,6 +83,9 @@ static int print_info(cli *c, const char *dir, const mb_snapshot_info *in)
 	    cJSON_AddNumberToObject(o, "purged", (double)in->purged) &&
 	    cJSON_AddNumberToObject(o, "segments_removed", (double)in->segments_removed) &&
 	    cJSON_AddNumberToObject(o, "seconds", in->seconds) &&
+	    cJSON_AddNumberToObject(o, "pages_evicted", (double)in->pages_evicted) &&
+	    cJSON_AddNumberToObject(o, "pages_purged", (double)in->pages_purged) &&
+	    cJSON_AddNumberToObject(o, "pages_expired", (double)in->pages_expired) &&
 	    (text = cJSON_PrintUnformatted(o)))
 		ex = cli_print_json(c, text);
 	else

@@ -247,6 +247,18 @@ cleanup:
 	return ex;
 }
 
+/* What cache_settings do to pages, and their defaults. */
+#define CONFIG_CACHE_HELP \
+	"cache_settings (both off in a new bank; a bank created before this\n" \
+	"version keeps 1000 and 3600 unless its config says otherwise):\n" \
+	"  max_entries N   at most N pages: a new page beyond drops the least\n" \
+	"                  recently updated one (counted: membank stats\n" \
+	"                  pages_evicted).  0 (default) = no bound.\n" \
+	"  ttl_seconds S   a page not updated for S seconds reads as absent\n" \
+	"                  (pages_expired) and the next snapshot removes it\n" \
+	"                  (pages_purged).  0 (default) = never.\n" \
+	"A sync integration that treats an absent page as new should keep both 0.\n"
+
 static const cli_sub config_subs[] = {
 	{ "get", "membank config get [dotted.key]\n\n"
 	         "Print the config_cache.json document, or the one value at dotted.key\n"
@@ -256,7 +268,7 @@ static const cli_sub config_subs[] = {
 	         "Deep-merge the JSON object into the config ('-' reads stdin).  Only the\n"
 	         "spec's keys with their types are accepted; anything else changes nothing\n"
 	         "and exits 3 naming the key.\n", config_set },
-	{ NULL, NULL, NULL },
+	{ NULL, CONFIG_CACHE_HELP, NULL },
 };
 
 int cmd_config(cli *c, int argc, char **argv)

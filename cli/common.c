@@ -396,12 +396,16 @@ int cli_dispatch(cli *c, const char *group, const cli_sub *subs, int argc, char 
 	const char *sub = argc > 1 ? argv[1] : NULL;
 
 	if (sub && (!strcmp(sub, "--help") || !strcmp(sub, "-h"))) {
+		const cli_sub *s = subs;
+
 		printf("usage: membank %s <command> ...\n\ncommands:\n", group);
-		for (const cli_sub *s = subs; s->name; s++) {
+		for (; s->name; s++) {
 			const char *nl = strchr(s->usage, '\n');
 			printf("  %.*s\n", nl ? (int)(nl - s->usage) : (int)strlen(s->usage),
 			       s->usage);
 		}
+		if (s->usage)
+			printf("\n%s", s->usage);
 		return EX_OK;
 	}
 	for (const cli_sub *s = subs; sub && s->name; s++) {

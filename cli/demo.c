@@ -646,9 +646,9 @@ static int prepare_bank(demo *d)
 		mb_close(b);
 		return EX_USAGE;
 	}
-	/* max_entries defaults to 1000 (the least recently updated page is
-	 * evicted beyond it); the workspace must fit for total_pages to be
-	 * checkable. */
+	/* a new bank evicts nothing, but an empty bank created before keeps
+	 * max_entries 1000 (the least recently updated page is evicted beyond
+	 * it); the workspace must fit for total_pages to be checkable. */
 	snprintf(conf, sizeof conf, "{\"cache_settings\":{\"max_entries\":%u}}", DEMO_MAX_ENTRIES);
 	if ((rc = mb_config_update(b, conf, (size_t)-1)) ||
 	    (rc = mb_journal_last_seq(b, &d->base_seq)))

@@ -55,10 +55,11 @@ static int page_remove(kv_txn *t, const char *id, size_t len, bool index, bool *
 	return kv_del(t, KV_PAGES, (kv_val){ id, len });
 }
 
-/* Drop the least recently updated pages until at most @max remain. */
+/* Drop the least recently updated pages until at most @max remain; each
+ * one counts in the store's evicted counter (st_removed). */
 static int evict(kv_txn *t, int64_t max)
 {
-	uint64_t n;
+	uint64_t n, dropped = 0;
 	kv_cursor *c;
 	kv_val k, v;
 	bool existed;
@@ -81,8 +82,9 @@ static int evict(kv_txn *t, int64_t max)
 		kv_cursor_close(c);
 		if (rc || (rc = page_remove(t, id, len, true, &existed)))
 			return rc;
+		dropped++;
 	}
-	return 0;
+	return st_removed_add(t, dropped, 0);
 }
 
 static int page_store(kv_txn *t, const mb_rec *r, const uint8_t *props, size_t plen,
@@ -286,9 +288,11 @@ static int apply_page_delete(kv_txn *t, const mb_rec *r)
 	return rc ? rc : st_pages_store(t, r->ts);
 }
 
-/* Drop every page updated before the cutoff (ttl purge). */
+/* Drop every page updated before the cutoff (ttl purge); each one counts in
+ * the store's purged counter (st_removed). */
 static int apply_purge(kv_txn *t, const mb_rec *r)
 {
+	uint64_t dropped = 0;
 	mb_config cfg;
 	char id[MB_MAX_ID_BYTES];
 	kv_cursor *c;
@@ -313,9 +317,10 @@ static int apply_purge(kv_txn *t, const mb_rec *r)
 		}
 		kv_cursor_close(c);
 		if (rc)
-			return rc == MB_ENOTFOUND ? 0 : rc;
+			return rc == MB_ENOTFOUND ? st_removed_add(t, 0, dropped) : rc;
 		if ((rc = page_remove(t, id, len, true, &existed)))
 			return rc;
+		dropped++;
 	}
 }
 

@@ -2,9 +2,13 @@
  * bank.c - opening and closing a bank.
  *
  * The bank directory:
- *   membank.json     identity: {"format":1,"history_limit":N}; its absence
- *                    in a non-empty directory means "not a bank", unless
- *                    the directory holds only the original Python class's
+ *   membank.json     identity: {"format":1,"history_limit":N,
+ *                    "cache_settings":{"max_entries":0,"ttl_seconds":0}};
+ *                    its absence in a non-empty directory means "not a
+ *                    bank".  cache_settings: what a store built without a
+ *                    checkpoint starts with (absent in banks created before
+ *                    it: the legacy 1000 and 3600, which their journals rely on)
+ *                    A directory holding only the original Python class's
  *                    files: any open (create or not: it is a conversion)
  *                    migrates those in place (restore_migrate())
  *   original-memory-bank/  after a migration: the original files, kept
@@ -228,7 +232,7 @@ static bool has_identity(const mb_bank *b)
  * the others find it whole (a temp file renamed into place). */
 static int create_identity(mb_bank *b)
 {
-	char text[96];
+	char text[160];
 	bool empty = false;
 	int rc = dir_is_empty(b->path, &empty, true);
 
@@ -240,10 +244,29 @@ static int create_identity(mb_bank *b)
 	if (!b->opts.create)
 		return mb_fail(NULL, MB_ENOTBANK, "%s: no bank here", b->path);
 	b->history_limit = b->opts.history_limit ? b->opts.history_limit : MB_DEFAULT_HISTORY;
-	snprintf(text, sizeof text, "{\"format\":%d,\"history_limit\":%u}\n",
-	         MB_FORMAT_VERSION, b->history_limit);
+	b->init_max_entries = b->init_ttl_seconds = 0;  /* new banks: nothing dropped */
+	snprintf(text, sizeof text, "{\"format\":%d,\"history_limit\":%u,\"cache_settings\":"
+	         "{\"max_entries\":0,\"ttl_seconds\":0}}\n", MB_FORMAT_VERSION, b->history_limit);
 	return mb_write_file_atomic(b->path, MB_IDENTITY_FILE, text, strlen(text),
 	                            b->file_mode, NULL);
+}
+
+/* membank.json's cache_settings (see the top): -1 when malformed. */
+static int read_init_cache(mb_bank *b, const cJSON *c)
+{
+	const cJSON *m = cJSON_GetObjectItemCaseSensitive(c, "max_entries");
+	const cJSON *t = cJSON_GetObjectItemCaseSensitive(c, "ttl_seconds");
+
+	b->init_max_entries = MB_LEGACY_MAX_ENTRIES;
+	b->init_ttl_seconds = MB_LEGACY_TTL_SECONDS;
+	if (!c)
+		return 0;
+	if (!cJSON_IsNumber(m) || !cJSON_IsNumber(t) || m->valuedouble < 0 ||
+	    m->valuedouble > 1e12 || t->valuedouble < 0 || t->valuedouble > 1e12)
+		return -1;
+	b->init_max_entries = (int64_t)m->valuedouble;
+	b->init_ttl_seconds = (int64_t)t->valuedouble;
+	return 0;
 }
 
 static int read_identity(mb_bank *b)
@@ -278,6 +301,8 @@ static int read_identity(mb_bank *b)
 		rc = mb_fail(NULL, MB_EINVAL, "options: history_limit %u, but the bank at %s "
 		             "keeps %u (set when it was created; 0 takes the bank's)",
 		             b->opts.history_limit, b->path, (uint32_t)h->valuedouble);
+	else if (read_init_cache(b, cJSON_GetObjectItemCaseSensitive(j, "cache_settings")))
+		rc = mb_fail(NULL, MB_ENOTBANK, "%s: bad \"cache_settings\"", path);
 	else
 		b->history_limit = (uint32_t)h->valuedouble;
 	cJSON_Delete(j);

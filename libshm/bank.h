@@ -25,6 +25,10 @@ struct mb_bank {
 	char *path, *store_dir, *journal_dir;
 	mb_options opts;
 	uint32_t history_limit;   /* fixed when the bank was created */
+	/* cache_settings of a store built without a checkpoint: membank.json
+	 * "cache_settings" (0, 0 since banks record it), else the legacy
+	 * MB_LEGACY_MAX_ENTRIES, MB_LEGACY_TTL_SECONDS */
+	int64_t init_max_entries, init_ttl_seconds;
 	unsigned file_mode, dir_mode;
 	kv_env *kv;
 	mbj_log *jn;

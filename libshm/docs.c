@@ -232,16 +232,21 @@ int doc_error_log(kv_txn *t, mb_buf *b)
 int doc_checkpoint(kv_txn *t, const mbj_pos *end, mb_buf *b)
 {
 	st_errors s;
+	st_removed rm;
 	char head[128];
 	int rc;
 
-	if ((rc = st_errors_load(t, &s)))
+	if ((rc = st_errors_load(t, &s)) || (rc = st_removed_load(t, &rm)))
 		return rc;
 	snprintf(head, sizeof head, "{\"format\":%d,\"seq\":%llu,\"segment\":%llu,\"offset\":%llu",
 	         MB_FORMAT_VERSION, (unsigned long long)end->seq,
 	         (unsigned long long)end->segment, (unsigned long long)end->offset);
 	buf_adds(b, head);
-	buf_adds(b, ",\"error_types\":{\"dropped\":");
+	buf_adds(b, ",\"pages_removed\":{\"evicted\":");
+	json_add_int(b, (int64_t)rm.evicted);
+	buf_adds(b, ",\"purged\":");
+	json_add_int(b, (int64_t)rm.purged);
+	buf_adds(b, "},\"error_types\":{\"dropped\":");
 	json_add_int(b, (int64_t)s.types_dropped);
 	buf_adds(b, ",\"last_seen\":");
 	if ((rc = doc_errtypes(t, ET_SEEN, b)))

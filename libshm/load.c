@@ -197,10 +197,11 @@ static int check_array(const ld *l, const cJSON *obj, const char *key, size_t *n
 static int read_ckpt(const char *dir, const void *tag, cJSON **out)
 {
 	static const char *const keys[] = { "format", "seq", "segment", "offset",
-	                                    "error_types", NULL };
+	                                    "pages_removed", "error_types", NULL };
 	static const char *const et_keys[] = { "dropped", "last_seen", NULL };
+	static const char *const rm_keys[] = { "evicted", "purged", NULL };
 	ld l = { MB_CHECKPOINT_FILE, tag };
-	const cJSON *et, *seen;
+	const cJSON *et, *seen, *removed;
 	char path[4096];
 	struct stat st;
 	uint64_t n;
@@ -212,9 +213,16 @@ static int read_ckpt(const char *dir, const void *tag, cJSON **out)
 	    (lstat(path, &st) && errno == ENOENT))
 		return 0;
 	if ((rc = load_parse_file(dir, MB_CHECKPOINT_FILE, MB_MAX_CHECKPOINT_FILE, tag, out)) ||
-	    (rc = only_keys(&l, *out, "top level", keys)) ||
-	    !(et = cJSON_GetObjectItemCaseSensitive(*out, "error_types")))
+	    (rc = only_keys(&l, *out, "top level", keys)))
 		return rc;
+	/* pages_removed (the eviction and purge counters) is optional too */
+	if ((removed = cJSON_GetObjectItemCaseSensitive(*out, "pages_removed")) &&
+	    (!cJSON_IsObject(removed) || (rc = only_keys(&l, removed, "pages_removed", rm_keys)) ||
+	     (rc = get_count(&l, removed, "evicted", &n)) ||
+	     (rc = get_count(&l, removed, "purged", &n))))
+		return rc ? rc : bad(&l, ": must be an object", "pages_removed", NULL);
+	if (!(et = cJSON_GetObjectItemCaseSensitive(*out, "error_types")))
+		return 0;
 	if (!cJSON_IsObject(et) || !cJSON_IsObject(seen = cJSON_GetObjectItemCaseSensitive(et,
 	                                                                           "last_seen")))
 		return bad(&l, ": must be an object with an object \"last_seen\"", "error_types",
@@ -225,6 +233,20 @@ static int read_ckpt(const char *dir, const void *tag, cJSON **out)
 	for (const cJSON *c = seen->child; c && !rc; c = c->next)
 		rc = parse_time(&l, c, "error_types.last_seen", true, &ts);
 	return rc;
+}
+
+/* The eviction and purge counters checkpoint.json carries (checked by
+ * read_ckpt(); absent: 0, as in checkpoints written before them). */
+static int load_removed(kv_txn *t, const cJSON *ckpt)
+{
+	const cJSON *g = cJSON_GetObjectItemCaseSensitive(ckpt, "pages_removed");
+	st_removed rm = { 0, 0 };
+
+	if (g) {
+		rm.evicted = (uint64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(g, "evicted"));
+		rm.purged = (uint64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(g, "purged"));
+	}
+	return st_removed_store(t, &rm);
 }
 
 /* The empty documents an absent file stands for (LOAD_MISSING_EMPTY). */
@@ -879,7 +901,7 @@ int load_all(kv_txn **tp, kv_env *batch, const char *dir, const load_docs *d, ui
 	t = *tp;
 	if ((rc = load_sync(t, d->sync, last_sync, limit, tag)) ||
 	    (rc = load_errors(t, d->errors, d->ckpt, limit, tag)) || (rc = load_config(t, &d->config, tag)) ||
-	    !t || (rc = st_config_load(t, &cfg)))
+	    !t || (rc = load_removed(t, d->ckpt)) || (rc = st_config_load(t, &cfg)))
 		return rc;
 	/* the pages were indexed by time; the index is kept only when used */
 	return apply_index_on(&cfg) ? 0 : kv_drop(t, KV_PTIME);

@@ -43,6 +43,8 @@ int mb_stats(mb_bank *b, char **out)
 	kv_info ki;
 	mbj_pos end = { 0 }, ck;
 	st_errors errs;
+	st_removed rm;
+	uint64_t stored = 0, live = 0;
 	kv_txn *t;
 	int rc;
 
@@ -51,8 +53,9 @@ int mb_stats(mb_bank *b, char **out)
 	*out = NULL;
 	if ((rc = bank_read_begin(b, &t)))
 		return rc;
-	if (!(rc = bank_jend_load(t, &end)))
-		rc = st_errors_load(t, &errs);
+	if (!(rc = bank_jend_load(t, &end)) && !(rc = st_errors_load(t, &errs)) &&
+	    !(rc = st_removed_load(t, &rm)) && !(rc = kv_count(t, KV_PAGES, &stored)))
+		rc = apply_count_live(t, mb_now_us(), &live);
 	kv_abort(t);
 	if (rc || (rc = kv_info_get(b->kv, &ki)))
 		return mb_fail(b, rc, "stats: %s", mb_strerror(rc));
@@ -67,6 +70,11 @@ int mb_stats(mb_bank *b, char **out)
 	add_kv(&doc, "error_types", ki.entries[KV_ERRTYPES], true);
 	add_kv(&doc, "error_types_dropped", errs.types_dropped, true);
 	add_kv(&doc, "history_limit", b->history_limit, true);
+	/* pages dropped by max_entries, expired but still stored (read as
+	 * absent; the next snapshot purges them), purged by snapshots */
+	add_kv(&doc, "pages_evicted", rm.evicted, true);
+	add_kv(&doc, "pages_expired", stored - live, true);
+	add_kv(&doc, "pages_purged", rm.purged, true);
 	buf_adds(&doc, ",\"journal\":{");
 	add_kv(&doc, "segments", ju.segments, false);
 	add_kv(&doc, "bytes", ju.bytes, true);
@@ -150,6 +158,20 @@ static void segment_gone(mb_bank *b, mbj_pos *end)
 		end->segment = end->offset = 0;
 }
 
+/* A store built without a checkpoint starts from the bank's own cache
+ * settings (bank.h): the journal from its first record then replays the
+ * same on every rebuild.  The record's last_update stays "never": nothing
+ * was configured. */
+static int seed_config(mb_bank *b, kv_txn *t)
+{
+	mb_config c;
+
+	st_config_defaults(&c);
+	c.max_entries = b->init_max_entries;
+	c.ttl_seconds = b->init_ttl_seconds;
+	return st_config_store(t, &c);
+}
+
 /* The newest checkpoint that loads, and the journal after it.  A checkpoint
  * that cannot be loaded (damaged on disk) is passed over for the one before
  * it and a longer journal, which snapshots keep for this; only when none can
@@ -188,6 +210,8 @@ static int rebuild_once(mb_bank *b)
 			memcpy(bad[nbad++], name, 32);
 		rc = 0;
 	}
+	if (!rc && !*name)
+		rc = seed_config(b, t);
 	if (!rc)
 		rc = replay(b, t, seq + 1, &end);
 	if (!rc)

@@ -322,8 +322,12 @@ MB_API int mb_error_stats(mb_bank *bank, char **json_out);
  *   notion_settings.timeout_seconds  number, > 0, <= 3600  (30; 30.0 stays 30.0)
  *   logging_settings.log_level       DEBUG|INFO|WARNING|ERROR|CRITICAL ("INFO")
  *   logging_settings.structured_logging  boolean           (true)
- *   cache_settings.ttl_seconds       integer >= 0, 0 = no expiry   (3600)
- *   cache_settings.max_entries       integer >= 0, 0 = no bound    (1000)
+ *   cache_settings.ttl_seconds       integer >= 0, 0 = no expiry   (0)
+ *   cache_settings.max_entries       integer >= 0, 0 = no bound    (0)
+ * cache_settings drop pages: max_entries evicts the least recently updated
+ * page beyond it, ttl_seconds makes older pages absent.  Both are off in a
+ * new bank (membank.json records that at creation); a bank created by a
+ * version before keeps 1000 and 3600 unless its config says otherwise.
  * An integer field takes an integer only (5.0 is a float).  Sets
  * last_config_update.  Any unknown key or wrong type fails the whole
  * update with MB_EINVAL naming the dotted key; nothing is changed. */
@@ -414,9 +418,13 @@ typedef struct mb_snapshot_info {
 	uint64_t seq;              /**< last journal seq the snapshot covers */
 	uint64_t pages;            /**< pages written */
 	uint64_t bytes;            /**< bytes of the four files */
-	uint64_t purged;           /**< expired pages purged */
+	uint64_t purged;           /**< expired pages this snapshot purged */
 	uint64_t segments_removed; /**< journal segments deleted */
 	double seconds;            /**< wall time */
+	/* The bank's totals at the snapshot (as mb_stats pages_*): */
+	uint64_t pages_evicted;    /**< pages ever dropped by max_entries */
+	uint64_t pages_purged;     /**< expired pages ever purged, this snapshot's included */
+	uint64_t pages_expired;    /**< expired pages still stored (not in the files) */
 } mb_snapshot_info;
 
 /** Write notion_pages.json, sync_status.json, error_log.json and

@@ -23,6 +23,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "apply.h"
 #include "bank.h"
 
 /* One metrics text under way: the buffer and the escaped bank label. */
@@ -179,6 +180,8 @@ typedef struct figures {
 	mbj_pos end;
 	st_sync sync;
 	st_errors errors;
+	st_removed removed;   /* pages evicted and purged so far */
+	uint64_t live;        /* pages not expired */
 } figures;
 
 static void store_metrics(mtext *m, const kv_info *ki, uint64_t file_bytes)
@@ -262,6 +265,12 @@ static void state_metrics(mtext *m, const kv_info *ki, const figures *f, uint32_
 	      ki->entries[KV_ERRHIST]);
 	gauge(m, "membank_history_limit", NULL, "Entries each history keeps (fixed at "
 	      "creation).", limit);
+	counter(m, "membank_pages_evicted", "Pages dropped by cache_settings.max_entries.",
+	        f->removed.evicted);
+	counter(m, "membank_pages_purged", "Expired pages a snapshot removed (ttl_seconds).",
+	        f->removed.purged);
+	gauge(m, "membank_pages_expired", NULL, "Pages older than ttl_seconds, absent to every "
+	      "operation, not purged yet.", ki->entries[KV_PAGES] - f->live);
 }
 
 /* The store's records from one read transaction; the map and reader
@@ -280,7 +289,8 @@ static int write_metrics(mb_bank *b, mtext *m)
 	if ((rc = bank_read_begin(b, &t)))
 		return rc;
 	if (!(rc = bank_jend_load(t, &f.end)) && !(rc = st_sync_load(t, &f.sync)) &&
-	    !(rc = st_errors_load(t, &f.errors)))
+	    !(rc = st_errors_load(t, &f.errors)) && !(rc = st_removed_load(t, &f.removed)) &&
+	    !(rc = apply_count_live(t, mb_now_us(), &f.live)))
 		rc = error_types(m, t, &types);
 	kv_abort(t);
 	if (!rc)

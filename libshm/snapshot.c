@@ -8,7 +8,9 @@
  * THE CHECKPOINT.  A snapshot into the bank directory is also the point
  * recovery starts from.  Its files are first written into
  * checkpoint/.tmp-<pid>/, with checkpoint.json naming the journal position
- * they cover ({"format":1,"seq":N,"segment":S,"offset":O}); the directory is
+ * they cover ({"format":1,"seq":N,"segment":S,"offset":O}) and the store's
+ * page counters there ("pages_removed":{"evicted":E,"purged":P}, state.h:
+ * they are not in the four files, and a rebuild continues from them); the directory is
  * then renamed to checkpoint/<N>, which is atomic: a crash leaves either the
  * old checkpoint or the new one, never a mix of files from two instants.
  * Before that rename the loader reads the directory back (load_check()), so
@@ -154,6 +156,21 @@ static int write_one(mb_bank *b, kv_txn *t, const char *dir, int i, mb_snapshot_
 	return rc;
 }
 
+/* The page counters as of @t; info->pages holds the live pages written. */
+static int removed_of(kv_txn *t, mb_snapshot_info *info)
+{
+	st_removed rm;
+	uint64_t stored;
+	int rc = st_removed_load(t, &rm);
+
+	if (rc || (rc = kv_count(t, KV_PAGES, &stored)))
+		return rc;
+	info->pages_evicted = rm.evicted;
+	info->pages_purged = rm.purged;
+	info->pages_expired = stored > info->pages ? stored - info->pages : 0;
+	return 0;
+}
+
 /* The four files and checkpoint.json into @dir, from one read txn. */
 static int write_all(mb_bank *b, const char *dir, mbj_pos *end, mb_snapshot_info *info)
 {
@@ -167,6 +184,8 @@ static int write_all(mb_bank *b, const char *dir, mbj_pos *end, mb_snapshot_info
 	for (int i = 0; i < 4 && !rc; i++)
 		rc = write_one(b, t, dir, i, info);
 	if (!rc)
+		rc = removed_of(t, info);
+	if (!rc)
 		rc = write_checkpoint_file(b, t, dir, end);
 	kv_abort(t);
 	info->seq = end->seq;
@@ -179,7 +198,7 @@ static int purge_expired(mb_bank *b, mb_snapshot_info *info)
 {
 	mb_config cfg;
 	mb_buf rec = { 0 };
-	uint64_t before, after;
+	st_removed before, after;
 	kv_cursor *c;
 	kv_val k, v;
 	kv_txn *t;
@@ -197,7 +216,8 @@ static int purge_expired(mb_bank *b, mb_snapshot_info *info)
 		kv_cursor_close(c);
 	} else if (!rc)
 		rc = MB_ENOTFOUND;
-	kv_count(t, KV_PAGES, &before);
+	if (!rc)
+		rc = st_removed_load(t, &before);
 	kv_abort(t);
 	if (rc)
 		return rc == MB_ENOTFOUND ? 0 : mb_fail(b, rc, "snapshot: %s", mb_strerror(rc));
@@ -206,8 +226,13 @@ static int purge_expired(mb_bank *b, mb_snapshot_info *info)
 		return rc;
 	}
 	buf_free(&rec);
-	if (!mb_page_count(b, &after) && after < before)
-		info->purged = before - after;
+	/* only purge records move the counter, and they are written under
+	 * the checkpoint lock this snapshot holds */
+	if (!bank_read_begin(b, &t)) {
+		if (!st_removed_load(t, &after))
+			info->purged = after.purged - before.purged;
+		kv_abort(t);
+	}
 	return 0;
 }
 

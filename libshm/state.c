@@ -195,6 +195,45 @@ int st_pages_store(kv_txn *t, int64_t last_updated)
 	return meta_put(t, "pages", &b);
 }
 
+int st_removed_load(kv_txn *t, st_removed *s)
+{
+	mp_reader r;
+	int rc = meta_get(t, "removed", &r, 2);
+
+	memset(s, 0, sizeof *s);
+	if (rc == MB_ENOTFOUND)
+		return 0;
+	if (rc || read_u64(&r, &s->evicted) || read_u64(&r, &s->purged))
+		return rc ? rc : MB_ECORRUPT;
+	return 0;
+}
+
+int st_removed_store(kv_txn *t, const st_removed *s)
+{
+	mb_buf b = { 0 };
+	msgpack_packer pk;
+
+	mp_packer_init(&pk, &b);
+	msgpack_pack_array(&pk, 2);
+	msgpack_pack_uint64(&pk, s->evicted);
+	msgpack_pack_uint64(&pk, s->purged);
+	return meta_put(t, "removed", &b);
+}
+
+int st_removed_add(kv_txn *t, uint64_t evicted, uint64_t purged)
+{
+	st_removed s;
+	int rc;
+
+	if (!evicted && !purged)
+		return 0;
+	if ((rc = st_removed_load(t, &s)))
+		return rc;
+	s.evicted += evicted;
+	s.purged += purged;
+	return st_removed_store(t, &s);
+}
+
 int st_clock_load(kv_txn *t, int64_t *ts)
 {
 	mp_reader r;
@@ -350,8 +389,8 @@ void st_config_defaults(mb_config *c)
 	c->timeout_seconds = 30;
 	strcpy(c->log_level, "INFO");
 	c->structured_logging = true;
-	c->ttl_seconds = 3600;
-	c->max_entries = 1000;
+	c->ttl_seconds = MB_LEGACY_TTL_SECONDS;
+	c->max_entries = MB_LEGACY_MAX_ENTRIES;
 	c->last_update = MB_NEVER;
 }
 

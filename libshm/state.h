@@ -13,7 +13,11 @@
  *             "clock"  -> [ts]: the newest record time applied; a writer
  *                          stamps its record after it (record times
  *                          strictly increase along the journal)
- *             "config" -> see config.c
+ *             "config" -> see config.c; absent: st_config_defaults()
+ *             "removed" -> [evicted, purged]: pages removed by max_entries
+ *                          and by purge records, counted by apply (so a
+ *                          replay counts them again); a checkpoint keeps
+ *                          them (checkpoint.json "pages_removed")
  *             "jend"   -> 24 bytes: the committed journal end (le64 segment,
  *                          le64 offset, le64 seq)
  *   errtypes  type -> [count, resolved, steps|nil, resolved_at|nil, last_seen|nil]
@@ -72,6 +76,19 @@ typedef struct mb_config {
 	int64_t last_update;
 } mb_config;
 
+/* Pages removed behind the user's back.  Expired pages not yet purged
+ * are not stored here: they are the stored pages minus the live ones. */
+typedef struct st_removed {
+	uint64_t evicted, purged;
+} st_removed;
+
+/* The cache settings of a store with no config record: the values every
+ * bank had before banks recorded their own at creation (membank.json
+ * "cache_settings").  A bank created before relies on them when its journal
+ * replays, so they never change. */
+#define MB_LEGACY_TTL_SECONDS 3600
+#define MB_LEGACY_MAX_ENTRIES 1000
+
 /* Each load gives the initial state when the record is absent, and
  * MB_ECORRUPT when it is damaged. */
 int st_sync_load(kv_txn *t, st_sync *s);
@@ -91,6 +108,9 @@ int st_errtype_store(kv_txn *t, const char *type, size_t len, const st_errtype *
 /* Drop the least recently seen error types (ties: the smallest type) until
  * fewer than @keep remain; each one dropped counts in *dropped. */
 int st_errtypes_trim(kv_txn *t, uint64_t keep, uint64_t *dropped);
+int st_removed_load(kv_txn *t, st_removed *s);
+int st_removed_store(kv_txn *t, const st_removed *s);
+int st_removed_add(kv_txn *t, uint64_t evicted, uint64_t purged);
 int st_config_load(kv_txn *t, mb_config *c);
 int st_config_store(kv_txn *t, const mb_config *c);
 void st_config_defaults(mb_config *c);

@@ -94,6 +94,9 @@ class SnapshotInfo(ctypes.Structure):
         ("purged", ctypes.c_uint64),
         ("segments_removed", ctypes.c_uint64),
         ("seconds", ctypes.c_double),
+        ("pages_evicted", ctypes.c_uint64),
+        ("pages_purged", ctypes.c_uint64),
+        ("pages_expired", ctypes.c_uint64),
     ]
 
 

@@ -640,15 +640,16 @@ class Config(CliTest):
         self.ok("init")
         c = self.doc("config", "get")
         self.assertEqual(c["notion_settings"]["retry_attempts"], 3)
-        self.assertEqual(c["cache_settings"], {"ttl_seconds": 3600, "max_entries": 1000})
+        # a new bank drops no page (the original file's 1000/3600 were examples)
+        self.assertEqual(c["cache_settings"], {"ttl_seconds": 0, "max_entries": 0})
         self.assertEqual(c["logging_settings"]["log_level"], "INFO")
 
     def test_get_key(self):
         self.ok("init")
-        self.assertEqual(self.ok("config", "get", "cache_settings.max_entries"), "1000\n")
+        self.assertEqual(self.ok("config", "get", "cache_settings.max_entries"), "0\n")
         self.assertEqual(self.ok("config", "get", "logging_settings.structured_logging"), "true\n")
         self.assertEqual(json.loads(self.ok("config", "get", "cache_settings")),
-                         {"ttl_seconds": 3600, "max_entries": 1000})
+                         {"ttl_seconds": 0, "max_entries": 0})
 
     def test_unknown_key_exits_1(self):
         self.ok("init")
@@ -657,12 +658,36 @@ class Config(CliTest):
             self.assertIn("not found", err)
 
     def test_set_deep_merges(self):
-        self.ok("config", "set", '{"cache_settings":{"max_entries":0}}')
+        self.ok("config", "set", '{"cache_settings":{"max_entries":7}}')
         self.ok("config", "set", "-", input='{"logging_settings":{"log_level":"DEBUG"}}')
         c = self.doc("config", "get")
-        self.assertEqual(c["cache_settings"], {"ttl_seconds": 3600, "max_entries": 0})
+        self.assertEqual(c["cache_settings"], {"ttl_seconds": 0, "max_entries": 7})
         self.assertEqual(c["logging_settings"]["log_level"], "DEBUG")
         self.assertIsNotNone(c["last_config_update"])
+
+
+    def test_removed_pages_counted(self):
+        """Pages eviction drops are counted in stats and in the snapshot's
+        result, and `config --help` states the defaults."""
+        self.ok("init")
+        st = self.doc("stats")
+        self.assertEqual((st["pages_evicted"], st["pages_expired"], st["pages_purged"]),
+                         (0, 0, 0))
+        self.ok("config", "set", '{"cache_settings":{"max_entries":5}}')
+        for i in range(12):
+            self.ok("--durability", "fast", "page", "put", "p%d" % i, "{}")
+        self.assertEqual(self.ok("page", "count"), "5\n")
+        st = self.doc("stats")
+        self.assertEqual((st["pages_evicted"], st["pages_expired"], st["pages_purged"]),
+                         (7, 0, 0))
+        snap = self.doc("snapshot")
+        self.assertEqual((snap["pages"], snap["pages_evicted"], snap["pages_purged"],
+                          snap["pages_expired"], snap["purged"]), (5, 7, 0, 0, 0))
+        self.assertEqual(self.doc("stats")["pages_evicted"], 7)
+        out = self.ok("config", "--help")
+        self.assertIn("0 (default) = no bound", out)
+        self.assertIn("0 (default) = never", out)
+        self.assertIn("1000 and 3600", out)
 
 
 class Journal(CliTest):

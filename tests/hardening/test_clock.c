@@ -246,12 +246,97 @@ static void test_expired_pages_agree(void **state)
 	mb_close(b);
 }
 
+static uint64_t stat_of(mb_bank *b, const char *key)
+{
+	char *s = NULL;
+	cJSON *j, *v;
+	uint64_t n;
+
+	assert_int_equal(mb_stats(b, &s), 0);
+	assert_non_null(j = cJSON_Parse(s));
+	mb_free(s);
+	v = cJSON_GetObjectItem(j, key);
+	assert_true(cJSON_IsNumber(v));
+	n = (uint64_t)v->valuedouble;
+	cJSON_Delete(j);
+	return n;
+}
+
+static void assert_removed(mb_bank *b, uint64_t evicted, uint64_t expired, uint64_t purged)
+{
+	assert_int_equal(stat_of(b, "pages_evicted"), evicted);
+	assert_int_equal(stat_of(b, "pages_expired"), expired);
+	assert_int_equal(stat_of(b, "pages_purged"), purged);
+}
+
+/* Expired pages are counted while they wait (pages_expired: stored minus
+ * live, computed), then as purged by the snapshot that removes them; the
+ * purged count survives mb_rebuild and a rebuild under another boot (from
+ * the checkpoint's "pages_removed"). */
+static void test_expiry_counted(void **state)
+{
+	fx *f = *state;
+	mb_bank *b = open_opts(f->path, MB_DURABILITY_FAST, 0, 0);
+	mb_snapshot_info info;
+	char id[16], snap[4096];
+
+	assert_non_null(b);
+	assert_int_equal(mb_config_update(b, "{\"cache_settings\":{\"ttl_seconds\":10}}",
+	                                  (size_t)-1), 0);
+	for (int i = 0; i < 4; i++) {
+		snprintf(id, sizeof id, "old%d", i);
+		assert_int_equal(mb_page_put(b, id, "{}", 2), 0);
+	}
+	clock_offset_us = 11 * 1000000LL;  /* the four are now older than the ttl */
+	assert_int_equal(mb_page_put(b, "new", "{}", 2), 0);
+	assert_int_equal(live_count(b), 1);
+	assert_removed(b, 0, 4, 0);
+	/* a snapshot elsewhere purges nothing and reports what waits */
+	snprintf(snap, sizeof snap, "%s/snap", f->dir);
+	assert_int_equal(mkdir(snap, 0700), 0);
+	assert_int_equal(mb_snapshot(b, snap, &info), 0);
+	assert_int_equal(info.pages, 1);
+	assert_int_equal(info.purged, 0);
+	assert_int_equal(info.pages_expired, 4);
+	assert_int_equal(info.pages_purged, 0);
+	/* the checkpoint purges them: counted in its result and in stats */
+	assert_int_equal(mb_snapshot(b, NULL, &info), 0);
+	assert_int_equal(info.pages, 1);
+	assert_int_equal(info.purged, 4);
+	assert_int_equal(info.pages_purged, 4);
+	assert_int_equal(info.pages_expired, 0);
+	assert_int_equal(info.pages_evicted, 0);
+	assert_removed(b, 0, 0, 4);
+	assert_int_equal(mb_rebuild(b), 0);
+	assert_removed(b, 0, 0, 4);
+	/* two more expire and are purged after the checkpoint: 4 + 2 */
+	clock_offset_us = 0;
+	assert_int_equal(mb_page_put(b, "old4", "{}", 2), 0);
+	assert_int_equal(mb_page_put(b, "old5", "{}", 2), 0);
+	clock_offset_us = 22 * 1000000LL;
+	assert_removed(b, 0, 3, 4);   /* "new" too: written at +11 s */
+	assert_int_equal(mb_snapshot(b, NULL, &info), 0);
+	assert_int_equal(info.purged, 3);
+	assert_int_equal(info.pages_purged, 7);
+	assert_removed(b, 0, 0, 7);
+	mb_close(b);
+	setenv("MEMBANK_TEST_BOOT_ID", "00000000-counters-purge-boot-0000001", 1);
+	b = open_opts(f->path, MB_DURABILITY_FAST, 0, 0);
+	unsetenv("MEMBANK_TEST_BOOT_ID");
+	assert_non_null(b);
+	assert_removed(b, 0, 0, 7);
+	assert_int_equal(mb_rebuild(b), 0);
+	assert_removed(b, 0, 0, 7);
+	mb_close(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_clock_back_eviction, clock_setup, clock_teardown),
 		cmocka_unit_test_setup_teardown(test_clock_back_ttl, clock_setup, clock_teardown),
 		cmocka_unit_test_setup_teardown(test_expired_pages_agree, clock_setup, clock_teardown),
+		cmocka_unit_test_setup_teardown(test_expiry_counted, clock_setup, clock_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -780,12 +780,23 @@ class TestConfig(BankTest):
     DEFAULTS = {"notion_settings": {"api_version": "2022-06-28", "retry_attempts": 3,
                                     "timeout_seconds": 30},
                 "logging_settings": {"log_level": "INFO", "structured_logging": True},
-                "cache_settings": {"ttl_seconds": 3600, "max_entries": 1000}}
+                "cache_settings": {"ttl_seconds": 0, "max_entries": 0}}
 
     def test_defaults(self):
         c = self.bank.get_config()
         self.assertIsNone(c.pop("last_config_update"))
         self.assertEqual(c, self.DEFAULTS)
+
+    def test_evicted_pages_counted(self):
+        # the issue: pages dropped by cache_settings were silent
+        self.bank.update_config({"cache_settings": {"max_entries": 5}})
+        for i in range(12):
+            self.bank.update_page("p%d" % i, {})
+        st = self.bank.stats()
+        self.assertEqual((st["pages_evicted"], st["pages_expired"], st["pages_purged"]),
+                         (7, 0, 0))
+        snap = self.bank.snapshot()
+        self.assertEqual((snap["pages"], snap["pages_evicted"], snap["pages_purged"]), (5, 7, 0))
 
     def test_deep_merge(self):
         self.bank.update_config({"notion_settings": {"timeout_seconds": 12.5},

@@ -42,8 +42,8 @@ static inline void rm_rf(const char *path)
 	}
 }
 
-/* A bank at <dir>/bank with the given durability and an unbounded page
- * count (the spec's default of 1000 would evict in larger tests). */
+/* A new bank at <dir>/bank with the given durability: no page is evicted
+ * or expired (cache_settings are off in a new bank). */
 static inline mb_bank *open_bank(const char *dir, mb_durability d)
 {
 	char path[4096];

@@ -431,8 +431,9 @@ static void test_config_defaults_and_merge(void **state)
 	d = config_doc(f->b);
 	assert_int_equal((int)num_at(d, "notion_settings", "retry_attempts"), 3);
 	assert_int_equal((int)num_at(d, "notion_settings", "timeout_seconds"), 30);
-	assert_int_equal((int)num_at(d, "cache_settings", "ttl_seconds"), 3600);
-	assert_int_equal((int)num_at(d, "cache_settings", "max_entries"), 1000);
+	/* a new bank drops no page: no eviction, no expiry */
+	assert_int_equal((int)num_at(d, "cache_settings", "ttl_seconds"), 0);
+	assert_int_equal((int)num_at(d, "cache_settings", "max_entries"), 0);
 	assert_string_equal(str_at(d, "logging_settings", "log_level"), "INFO");
 	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(d, "logging_settings"),
 	                                             "structured_logging")));
@@ -674,6 +675,196 @@ static void test_ttl(void **state)
 	mb_free(s);
 }
 
+/* Reopen @path as if after a machine crash: another boot's store is
+ * thrown away and rebuilt from the checkpoint and the journal. */
+static mb_bank *reopen_other_boot(mb_bank *b, const char *dir, const char *boot)
+{
+	mb_bank *nb;
+
+	mb_close(b);
+	setenv("MEMBANK_TEST_BOOT_ID", boot, 1);
+	nb = open_bank(dir, MB_DURABILITY_FAST);
+	unsetenv("MEMBANK_TEST_BOOT_ID");
+	return nb;
+}
+
+static void put_n(mb_bank *b, const char *prefix, int n)
+{
+	char id[32];
+
+	for (int i = 0; i < n; i++) {
+		snprintf(id, sizeof id, "%s%d", prefix, i);
+		assert_int_equal(mb_page_put(b, id, "{\"n\":1}", (size_t)-1), 0);
+	}
+}
+
+static void assert_cache(mb_bank *b, int ttl, int max)
+{
+	cJSON *d = config_doc(b);
+
+	assert_non_null(d);
+	assert_int_equal((int)num_at(d, "cache_settings", "ttl_seconds"), ttl);
+	assert_int_equal((int)num_at(d, "cache_settings", "max_entries"), max);
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(d, "last_config_update")));
+	cJSON_Delete(d);
+}
+
+static void assert_pages(mb_bank *b, uint64_t want)
+{
+	uint64_t n = 0;
+
+	assert_int_equal(mb_page_count(b, &n), 0);
+	assert_int_equal(n, want);
+}
+
+/* The issue: 16,000 pages pushed into a new bank left 1,000.  A new bank
+ * records cache_settings 0/0 in membank.json; every store built without a
+ * checkpoint (first open, rebuild, another boot) starts from them. */
+static void test_new_bank_keeps_pages(void **state)
+{
+	fx *f = *state;
+	char path[4096], text[256] = "";
+	FILE *fp;
+	char *s;
+
+	snprintf(path, sizeof path, "%s/bank/membank.json", f->dir);
+	assert_non_null(fp = fopen(path, "r"));
+	assert_true(fread(text, 1, sizeof text - 1, fp) > 0);
+	fclose(fp);
+	assert_non_null(strstr(text, "\"cache_settings\":{\"max_entries\":0,\"ttl_seconds\":0}"));
+	assert_cache(f->b, 0, 0);
+	put_n(f->b, "k", 2000);
+	assert_pages(f->b, 2000);
+	assert_int_equal(mb_page_get(f->b, "k0", &s, NULL), 0);
+	mb_free(s);
+	assert_rebuild_same(f->b);
+	assert_pages(f->b, 2000);
+	assert_non_null(f->b = reopen_other_boot(f->b, f->dir, "00000000-counters-new-bank-boot-0001"));
+	assert_cache(f->b, 0, 0);
+	assert_pages(f->b, 2000);
+}
+
+/* A bank created before (membank.json without cache_settings) keeps the
+ * values its journal was written under: 1000 and 3600. */
+static void test_existing_bank_keeps_legacy(void **state)
+{
+	static const char old_identity[] = "{\"format\":1,\"history_limit\":100}\n";
+	fx *f = *state;
+	char path[4096];
+	mb_bank *b;
+	FILE *fp;
+
+	snprintf(path, sizeof path, "%s/legacy", f->dir);
+	assert_int_equal(mkdir(path, 0700), 0);
+	snprintf(path, sizeof path, "%s/legacy/membank.json", f->dir);
+	assert_non_null(fp = fopen(path, "w"));
+	assert_int_equal(fwrite(old_identity, 1, strlen(old_identity), fp), strlen(old_identity));
+	fclose(fp);
+	chmod(path, 0600);
+	snprintf(path, sizeof path, "%s/legacy", f->dir);
+	assert_int_equal(mb_open(path, NULL, &b), 0);
+	assert_cache(b, 3600, 1000);
+	put_n(b, "k", 1003);
+	assert_pages(b, 1000);
+	assert_rebuild_same(b);
+	assert_pages(b, 1000);
+	mb_close(b);
+	setenv("MEMBANK_TEST_BOOT_ID", "00000000-counters-legacy-boot-000001", 1);
+	assert_int_equal(mb_open(path, NULL, &b), 0);
+	unsetenv("MEMBANK_TEST_BOOT_ID");
+	assert_cache(b, 3600, 1000);
+	assert_pages(b, 1000);
+	mb_close(b);
+}
+
+/* A damaged cache_settings in membank.json is refused, not read as 0. */
+static void test_identity_cache_checked(void **state)
+{
+	static const char *const bad[] = {
+		"{\"format\":1,\"history_limit\":100,\"cache_settings\":{\"max_entries\":0}}\n",
+		"{\"format\":1,\"history_limit\":100,\"cache_settings\":"
+		"{\"max_entries\":-1,\"ttl_seconds\":0}}\n",
+		"{\"format\":1,\"history_limit\":100,\"cache_settings\":7}\n",
+	};
+	fx *f = *state;
+	char path[4096];
+	mb_bank *b = NULL;
+	FILE *fp;
+
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		snprintf(path, sizeof path, "%s/bad%zu", f->dir, i);
+		assert_int_equal(mkdir(path, 0700), 0);
+		snprintf(path, sizeof path, "%s/bad%zu/membank.json", f->dir, i);
+		assert_non_null(fp = fopen(path, "w"));
+		fputs(bad[i], fp);
+		fclose(fp);
+		snprintf(path, sizeof path, "%s/bad%zu", f->dir, i);
+		assert_int_equal(mb_open(path, NULL, &b), MB_ENOTBANK);
+		assert_non_null(strstr(mb_last_error(NULL), "cache_settings"));
+	}
+}
+
+static uint64_t stat_of(mb_bank *b, const char *key)
+{
+	char *s = NULL;
+	cJSON *j, *v;
+	uint64_t n;
+
+	assert_int_equal(mb_stats(b, &s), 0);
+	assert_non_null(j = cJSON_Parse(s));
+	mb_free(s);
+	v = cJSON_GetObjectItem(j, key);
+	assert_true(cJSON_IsNumber(v));
+	n = (uint64_t)v->valuedouble;
+	cJSON_Delete(j);
+	return n;
+}
+
+static void assert_removed(mb_bank *b, uint64_t evicted, uint64_t expired, uint64_t purged)
+{
+	assert_int_equal(stat_of(b, "pages_evicted"), evicted);
+	assert_int_equal(stat_of(b, "pages_expired"), expired);
+	assert_int_equal(stat_of(b, "pages_purged"), purged);
+}
+
+/* Every page max_entries drops is counted, by apply: a replay from the
+ * journal (mb_rebuild), from a checkpoint (its checkpoint.json keeps the
+ * counters) and a rebuild under another boot give the same numbers. */
+static void test_eviction_counted(void **state)
+{
+	fx *f = *state;
+	mb_snapshot_info info;
+
+	assert_removed(f->b, 0, 0, 0);
+	assert_int_equal(mb_config_update(f->b, "{\"cache_settings\":{\"max_entries\":5}}",
+	                                  (size_t)-1), 0);
+	put_n(f->b, "e", 12);
+	assert_pages(f->b, 5);
+	assert_removed(f->b, 7, 0, 0);
+	assert_int_equal(mb_rebuild(f->b), 0);  /* no checkpoint: the whole journal */
+	assert_removed(f->b, 7, 0, 0);
+	memset(&info, 0xff, sizeof info);
+	assert_int_equal(mb_snapshot(f->b, NULL, &info), 0);
+	assert_int_equal(info.pages, 5);
+	assert_int_equal(info.pages_evicted, 7);
+	assert_int_equal(info.pages_purged, 0);
+	assert_int_equal(info.pages_expired, 0);
+	assert_int_equal(info.purged, 0);
+	put_n(f->b, "f", 2);           /* after the checkpoint: 9 */
+	assert_removed(f->b, 9, 0, 0);
+	assert_int_equal(mb_rebuild(f->b), 0);  /* checkpoint's 7 + the journal's 2 */
+	assert_removed(f->b, 9, 0, 0);
+	assert_non_null(f->b = reopen_other_boot(f->b, f->dir, "00000000-counters-evict-boot-000001"));
+	assert_removed(f->b, 9, 0, 0);
+	/* a lower bound evicts at once, counted too */
+	assert_int_equal(mb_config_update(f->b, "{\"cache_settings\":{\"max_entries\":2}}",
+	                                  (size_t)-1), 0);
+	assert_pages(f->b, 2);
+	assert_removed(f->b, 12, 0, 0);
+	assert_rebuild_same(f->b);
+	assert_removed(f->b, 12, 0, 0);
+}
+
 static void test_persistence(void **state)
 {
 	fx *f = *state;
@@ -778,6 +969,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_index_toggles, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ttl, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_persistence, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_new_bank_keeps_pages, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_existing_bank_keeps_legacy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_identity_cache_checked, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_eviction_counted, setup, teardown),
 		cmocka_unit_test(test_errors_table),
 		cmocka_unit_test(test_disk_msgpack_checked),
 		cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
