@@ -145,6 +145,8 @@ typedef struct restore_report {
 	uint64_t pages, expired;  /* pages loaded; of those, older than ttl */
 	int64_t ttl_was;          /* the files' ttl_seconds */
 	bool kept;                /* expired pages kept: ttl_seconds set to 0 */
+	int64_t max_was;          /* the files' max_entries */
+	bool unbounded;           /* migration: more pages than max_entries, set to 0 */
 } restore_report;
 
 /* Internal mb_restore() flag: the files are the target's own (migration). */

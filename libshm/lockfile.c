@@ -116,12 +116,14 @@ static int wait_lock(int fd, pid_t *stopped)
 	}
 }
 
+/* A try never nests: a thread that already holds a lock of this kind (a
+ * snapshot writing its checkpoint, whose own purge is a write) must not
+ * start a second one (the automatic checkpoint) inside it.  Record locks
+ * could not tell: the process already owns the file's lock. */
 static bool mutex_try_enter(enum lock_kind kind)
 {
-	if (held[kind]) {
-		held[kind]++;
-		return true;
-	}
+	if (held[kind])
+		return false;
 	if (pthread_mutex_trylock(&kind_lock[kind]))
 		return false;
 	held[kind] = 1;

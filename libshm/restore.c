@@ -142,9 +142,9 @@ static int load_into(mb_bank *b, const char *from, const load_docs *d)
 	return mb_fail(NULL, MB_ENOSPC, "restore: the map cannot grow enough");
 }
 
-/* ttl_seconds of the files' config (the defaults where they say none).  A
- * config that does not read is refused by the load itself. */
-static int64_t docs_ttl(const load_docs *d)
+/* The cache settings of the files' config (the defaults where they say
+ * none).  A config that does not read is refused by the load itself. */
+static int64_t docs_cache(const load_docs *d, int64_t *max_entries)
 {
 	mb_buf extra = { 0 };
 	mb_config c;
@@ -153,7 +153,26 @@ static int64_t docs_ttl(const load_docs *d)
 		st_config_defaults(&c);
 	buf_free(&extra);
 	mb_clear_error(NULL);
+	*max_entries = c.max_entries;
 	return c.ttl_seconds;
+}
+
+/* A migration never lets the original files' example max_entries drop what
+ * they hold: the original class kept every page, and the next new page
+ * would evict all those past the bound.  More pages than max_entries: the
+ * bound is turned off (MB_ORIGINALS_DIR/migration.json says so). */
+static int unbound_migration(mb_bank *b, uint64_t pages, int64_t max, bool *done)
+{
+	static const char off[] = "{\"cache_settings\":{\"max_entries\":0}}";
+	int rc;
+
+	*done = false;
+	if (max <= 0 || pages <= (uint64_t)max)
+		return 0;
+	if ((rc = mb_config_update(b, off, sizeof off - 1)))
+		return mb_fail(NULL, rc, "migrate: turning max_entries off: %s", mb_last_error(b));
+	*done = true;
+	return 0;
 }
 
 /* Pages that would be expired on arrival are never lost silently: the
@@ -194,13 +213,13 @@ static int build_aside(const char *from, const char *aside, const mb_options *op
 	load_docs d;
 	mb_bank *b;
 	size_t most;
-	int64_t ttl;
-	bool keep = false;
+	int64_t ttl, max_entries;
+	bool keep = false, unbounded = false;
 	int rc;
 
 	if ((rc = load_docs_read_from(from, LOAD_MISSING_EMPTY, NULL, &d)))
 		return rc;
-	if ((ttl = docs_ttl(&d)) > 0)
+	if ((ttl = docs_cache(&d, &max_entries)) > 0)
 		tally.cutoff = mb_now_us() - ttl * 1000000;
 	d.tally = &tally;
 	most = d.sync_history > d.error_history ? d.sync_history : d.error_history;
@@ -217,7 +236,9 @@ static int build_aside(const char *from, const char *aside, const mb_options *op
 		b->tag = NULL;
 		if (!(rc = load_into(b, from, &d))) {
 			b->tag = b;
-			if (!(rc = expiry_choice(b, &tally, ttl, flags, &keep))) {
+			if (!(rc = expiry_choice(b, &tally, ttl, flags, &keep)) &&
+			    (!(flags & RESTORE_MIGRATE) ||
+			     !(rc = unbound_migration(b, tally.pages, max_entries, &unbounded)))) {
 				if (d.missing || keep || (flags & RESTORE_MIGRATE))
 					rc = mb_snapshot(b, NULL, NULL);
 				else
@@ -234,6 +255,8 @@ static int build_aside(const char *from, const char *aside, const mb_options *op
 		rep->expired = tally.expired;
 		rep->ttl_was = ttl;
 		rep->kept = keep;
+		rep->max_was = max_entries;
+		rep->unbounded = unbounded;
 	}
 	load_docs_free(&d);
 	return rc;
@@ -423,9 +446,11 @@ static int keep_originals(const char *from, const char *aside, const mb_options 
 	mb_format_time(mb_now_us(), when);
 	snprintf(note, sizeof note, "{\"migrated_at\":\"%s\",\"from\":\"the original Memory "
 	         "Bank files beside this note\",\"pages\":%llu,\"expired_pages_kept\":%llu,"
-	         "\"ttl_seconds_was\":%lld,\"ttl_seconds_now\":%lld}\n", when,
+	         "\"ttl_seconds_was\":%lld,\"ttl_seconds_now\":%lld,\"max_entries_was\":%lld,"
+	         "\"max_entries_now\":%lld}\n", when,
 	         (unsigned long long)rep->pages, (unsigned long long)(rep->kept ? rep->expired : 0),
-	         (long long)rep->ttl_was, (long long)(rep->kept ? 0 : rep->ttl_was));
+	         (long long)rep->ttl_was, (long long)(rep->kept ? 0 : rep->ttl_was),
+	         (long long)rep->max_was, (long long)(rep->unbounded ? 0 : rep->max_was));
 	if ((rc = mb_write_file_atomic(dir, "migration.json", note, strlen(note), fmode, NULL)))
 		return rc;
 	fsync_dir(dir);

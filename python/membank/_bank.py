@@ -766,9 +766,15 @@ class MemoryBank:
 
     @staticmethod
     def restore(src_dir: PathLike, bank_path: Optional[PathLike] = None, *, force: bool = False,
-                durability: str = "full", group_shared: bool = False) -> None:
+                durability: str = "full", group_shared: bool = False,
+                expired: Optional[str] = None) -> None:
         """Build the bank at bank_path (None: $MEMBANK_DIR, else
         ./memory-bank) from the four JSON files in src_dir.
+
+        Pages older than the files' ttl_seconds would be expired on arrival:
+        then the restore raises InvalidInput saying how many, unless expired
+        says what to do with them: "keep" (restored with ttl_seconds set to
+        0) or "expire" (dropped).
 
         A static method: it never works on an open handle.  A non-empty bank
         is replaced only with force=True, and only while nobody has it open:
@@ -791,6 +797,10 @@ class MemoryBank:
                               "history_limit": None, "max_json_bytes": None,
                               "create": True})
         flags = _lib.MB_RESTORE_FORCE if force else 0
+        if expired not in (None, "keep", "expire"):
+            raise _invalid("expired: must be None, 'keep' or 'expire', not %r" % (expired,))
+        flags |= {None: 0, "keep": _lib.MB_RESTORE_KEEP_EXPIRED,
+                  "expire": _lib.MB_RESTORE_EXPIRE}[expired]
         dest_b = _text(dest, "bank_path")
         with _fork_guard:
             rc = fn(src, dest_b, ctypes.byref(opts), flags)

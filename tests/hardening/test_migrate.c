@@ -158,6 +158,42 @@ static void test_migrate_on_open(void **state)
 	free_originals(&orig);
 }
 
+/* The original files' example max_entries (1000 in the spec's config) with
+ * more pages than that: migration keeps them all and turns the bound off,
+ * so the next new page evicts nothing; migration.json says so. */
+static void test_migrate_more_pages_than_max_entries(void **state)
+{
+	fx *f = *state;
+	char p[4200], *note;
+	FILE *fp;
+	mb_bank *b = NULL;
+	uint64_t n = 0;
+
+	assert_int_equal(mkdir(f->path, 0700), 0);
+	snprintf(p, sizeof p, "%s/notion_pages.json", f->path);
+	assert_non_null(fp = fopen(p, "w"));
+	fprintf(fp, "{\"pages\": {");
+	for (int i = 0; i < 30; i++)
+		fprintf(fp, "%s\"p%02d\": {\"properties\": {\"i\": %d}, "
+		        "\"last_updated\": \"2099-01-01T00:00:00\"}", i ? ", " : "", i, i);
+	fprintf(fp, "}, \"last_updated\": null, \"metadata\": {\"total_pages\": 30, "
+	        "\"last_sync\": null}}\n");
+	fclose(fp);
+	snprintf(p, sizeof p, "%s/config_cache.json", f->path);
+	assert_non_null(fp = fopen(p, "w"));
+	fprintf(fp, "{\"cache_settings\": {\"ttl_seconds\": 3600, \"max_entries\": 10}}\n");
+	fclose(fp);
+	assert_int_equal(mb_open(f->path, NULL, &b), 0);
+	assert_int_equal(mb_page_put(b, "new", "{}", 2), 0);
+	assert_int_equal(mb_page_count(b, &n), 0);
+	assert_int_equal(n, 31);
+	mb_close(b);
+	snprintf(p, sizeof p, "%s/%s/migration.json", f->path, "original-memory-bank");
+	assert_non_null(note = slurp(p, NULL));
+	assert_non_null(strstr(note, "\"max_entries_was\":10,\"max_entries_now\":0"));
+	free(note);
+}
+
 #define OPENERS 32
 
 /* 32 processes open the original directory at once: one converts, all
@@ -460,6 +496,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_migrate_on_open, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_migrate_more_pages_than_max_entries, fx_setup,
+		                                fx_teardown),
 		cmocka_unit_test_setup_teardown(test_migrate_concurrent, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_migrate_killed, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_foreign_not_migrated, fx_setup, fx_teardown),

@@ -995,6 +995,36 @@ class TestSnapshotRestore(BankTest):
             self.assertEqual(o.get_page("p")["properties"], {"v": 1})
 
 
+    def test_restore_expired_pages_need_a_choice(self):
+        """A backup whose pages are older than its ttl_seconds: restore says
+        how many and wants expired="keep" or "expire"."""
+        out = os.path.join(self.tmp, "old")
+        os.mkdir(out, 0o700)
+        old = "2020-01-01T00:00:00.000000Z"
+        with open(os.path.join(out, "notion_pages.json"), "w") as f:
+            json.dump({"pages": {"a": {"properties": {"v": 1}, "last_updated": old},
+                                 "b": {"properties": {"v": 2}, "last_updated": old}},
+                       "last_updated": old,
+                       "metadata": {"total_pages": 2, "last_sync": None}}, f)
+        with open(os.path.join(out, "config_cache.json"), "w") as f:
+            json.dump({"cache_settings": {"ttl_seconds": 3600, "max_entries": 0}}, f)
+        dest = os.path.join(self.tmp, "restored")
+        with self.assertRaises(InvalidInput) as cm:
+            MemoryBank.restore(out, dest)
+        self.assertIn("2 of 2 pages are older than ttl_seconds=3600", cm.exception.message)
+        self.assertFalse(os.path.exists(os.path.join(dest, "membank.json")))
+        with self.assertRaises(InvalidInput):
+            MemoryBank.restore(out, dest, expired="later")
+        MemoryBank.restore(out, dest, expired="keep")
+        with MemoryBank(dest, durability="fast") as r:
+            self.assertEqual(r.page_count(), 2)
+            self.assertEqual(r.get_page("a")["properties"], {"v": 1})
+            self.assertEqual(r.get_config()["cache_settings"]["ttl_seconds"], 0)
+        MemoryBank.restore(out, dest, force=True, expired="expire")
+        with MemoryBank(dest, durability="fast") as r:
+            self.assertEqual(r.page_count(), 0)
+
+
 # ------------------------------------------------------- library discovery
 
 def _run_python(code, env):
