@@ -782,8 +782,7 @@ static void test_identity_cache_checked(void **state)
 {
 	static const char *const bad[] = {
 		"{\"format\":1,\"history_limit\":100,\"cache_settings\":{\"max_entries\":0}}\n",
-		"{\"format\":1,\"history_limit\":100,\"cache_settings\":"
-		"{\"max_entries\":-1,\"ttl_seconds\":0}}\n",
+		"{\"format\":1,\"history_limit\":100,\"cache_settings\":{\"max_entries\":-1,\"ttl_seconds\":0}}\n",
 		"{\"format\":1,\"history_limit\":100,\"cache_settings\":7}\n",
 	};
 	fx *f = *state;
