@@ -818,6 +818,8 @@ int cmd_demo(cli *c, int argc, char **argv)
 	} else if (nftw(tmp, remove_entry, 16, FTW_DEPTH | FTW_PHYS)) {
 		cli_msg(c, "cannot remove the temporary bank %s: %s", tmp, strerror(errno));
 		ex = EX_BANK;
+	} else {
+		printf("the temporary bank is removed (--keep keeps it)\n");
 	}
 	return ex;
 }

@@ -1551,6 +1551,7 @@ class Demo(CliTest):
         p = self.mb("demo", "--seconds", "1", "--workers", "1", bank=False, timeout=120,
                     env=dict(os.environ, TMPDIR=self.tmp))
         self.assertEqual(p.returncode, 0, p.stdout.decode() + p.stderr.decode())
+        self.assertIn(b"the temporary bank is removed (--keep keeps it)", p.stdout)
         self.assertEqual([x for x in os.listdir(self.tmp) if x.startswith("membank-demo-")], [])
 
     def test_demo_short(self):
