@@ -47,6 +47,7 @@ int checkpoint_position(mb_bank *b, const char *dir, mbj_pos *end)
 	const cJSON *f[4];
 	static const char *const keys[4] = { "format", "seq", "segment", "offset" };
 	cJSON *j = NULL;
+	uint64_t v[4];
 	int rc = 0;
 
 	mb_pathf(path, sizeof path, "%s/%s", dir, MB_CHECKPOINT_FILE);
@@ -56,17 +57,20 @@ int checkpoint_position(mb_bank *b, const char *dir, mbj_pos *end)
 	if ((rc = load_parse_file(dir, MB_CHECKPOINT_FILE, MB_MAX_CHECKPOINT_FILE, b->tag, &j)))
 		return mb_fail(b->tag, rc == MB_EINVAL || rc == MB_ENOTFOUND ? MB_ECORRUPT : rc,
 		               "%s", mb_last_error(b->tag));
+	/* each a whole number a double holds exactly: a position read as a
+	 * neighbour would replay from the wrong record */
 	for (int i = 0; i < 4; i++) {
 		f[i] = cJSON_GetObjectItemCaseSensitive(j, keys[i]);
-		if (!rc && (!cJSON_IsNumber(f[i]) || f[i]->valuedouble < 0))
-			rc = mb_fail(b->tag, MB_ECORRUPT, "%s: missing or bad \"%s\"", path, keys[i]);
+		if (!rc && !json_whole(f[i], MB_JSON_WHOLE_MAX, &v[i]))
+			rc = mb_fail(b->tag, MB_ECORRUPT, "%s: missing or bad \"%s\" (a whole number "
+			             "from 0 to 9007199254740991)", path, keys[i]);
 	}
 	if ((!rc || cJSON_IsNumber(f[0])) && f[0]->valuedouble != MB_FORMAT_VERSION)
 		rc = mb_fail(b->tag, MB_EVERSION, "%s: format %g", path, f[0]->valuedouble);
 	if (!rc) {
-		end->seq = (uint64_t)f[1]->valuedouble;
-		end->segment = (uint64_t)f[2]->valuedouble;
-		end->offset = (uint64_t)f[3]->valuedouble;
+		end->seq = v[1];
+		end->segment = v[2];
+		end->offset = v[3];
 	}
 	cJSON_Delete(j);
 	return rc;
