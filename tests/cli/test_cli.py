@@ -730,6 +730,43 @@ class Journal(CliTest):
             p.stdout.close()
             p.stderr.close()
 
+    def test_tail_follow_ends_when_the_reader_goes(self):
+        """`journal tail -f | head -1` on an idle bank: the follower finds
+        its reader gone without anything to write and exits 5 without a
+        message (it used to wait for ever for an event to fail on); with
+        SIGPIPE at its default too.  stdout on a file goes on."""
+        self.seed()
+        for ignore in (True, False):
+            r, w = os.pipe()
+            p = subprocess.Popen([MEMBANK, "-b", self.bank, "journal", "tail", "-n", "1", "-f"],
+                                 stdout=w, stderr=subprocess.PIPE,
+                                 preexec_fn=(lambda: signal.signal(signal.SIGPIPE, signal.SIG_IGN))
+                                 if ignore else None)
+            os.close(w)
+            try:
+                with os.fdopen(r, "rb") as f:
+                    self.assertEqual(json.loads(f.readline())["seq"], 6)
+                self.assertEqual(p.wait(timeout=30), 5)
+                self.assertEqual(p.stderr.read(), b"")
+            finally:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+                p.stderr.close()
+        with open(os.path.join(self.tmp, "out"), "wb") as out:
+            p = subprocess.Popen([MEMBANK, "-b", self.bank, "journal", "tail", "-n", "1", "-f"],
+                                 stdout=out, stderr=subprocess.PIPE)
+            try:
+                with self.assertRaises(subprocess.TimeoutExpired):
+                    p.wait(timeout=1)
+                p.send_signal(signal.SIGTERM)
+                self.assertEqual(p.wait(timeout=10), 0)
+            finally:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+                p.stderr.close()
+
     def test_tail_follow_says_what_a_snapshot_removed(self):
         """A follower that lags behind a snapshot which removes the segments
         holding its next events says which it skipped; --journal-retention
