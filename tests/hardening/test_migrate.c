@@ -245,6 +245,29 @@ static void test_migrate_concurrent(void **state)
 	free_originals(&orig);
 }
 
+/* With @set, chmod the original files @dir/@sub<name> to it and return 0;
+ * else their common mode (-1 when they differ). */
+static int modes_of(const char *dir, const char *sub, int set)
+{
+	char p[4096];
+	struct stat st;
+	int mode = -2;
+
+	for (int i = 0; i < 3; i++) {
+		snprintf(p, sizeof p, "%s/%s%s", dir, sub, names[i]);
+		if (set) {
+			assert_int_equal(chmod(p, (mode_t)set), 0);
+			continue;
+		}
+		assert_int_equal(stat(p, &st), 0);
+		if (mode == -2)
+			mode = (int)(st.st_mode & 0777);
+		else if (mode != (int)(st.st_mode & 0777))
+			mode = -1;
+	}
+	return set ? 0 : mode;
+}
+
 /* An opener stopped (then killed) at each step of the conversion: before
  * the swap the original files are untouched where they were, after it the
  * bank is there with them kept; the next open finishes either way. */
@@ -261,6 +284,8 @@ static void test_migrate_killed(void **state)
 		rm_rf(f->path);
 		write_original(f->path, true);
 		read_originals(f->path, &orig);
+		/* readable by the original class's other workers */
+		assert_int_equal(modes_of(f->path, "", 0644), 0);
 		fflush(NULL);
 		assert_true((pid = fork()) >= 0);
 		if (pid == 0) {
@@ -278,9 +303,13 @@ static void test_migrate_killed(void **state)
 		}
 		kill(pid, SIGKILL);
 		assert_int_equal(wait_child(pid, 60), 128 + SIGKILL);
-		if (step < 4)
-			assert_same(f->path, &orig);  /* the originals, where they were */
+		if (step < 4) {  /* the originals, where they were, as they were */
+			assert_same(f->path, &orig);
+			assert_int_equal(modes_of(f->path, "", 0), 0644);
+		}
 		assert_migrated(f, &orig);
+		/* kept in the bank: private (they were made so at the swap) */
+		assert_int_equal(modes_of(f->path, "original-memory-bank/", 0), 0600);
 		free_originals(&orig);
 	}
 }
