@@ -612,8 +612,16 @@ again:
 		/* the original class's files: converted in place, then opened
 		 * like any bank (its open lock is the new bank's) */
 		migrate_tries++;
-		if ((rc = restore_migrate(b->path, opts, lock.fd)))
+		if ((rc = restore_migrate(b->path, opts, lock.fd))) {
+			/* the directory as it was: the originals alone.  Removed
+			 * under the lock, which is safe: a waiter finds the file
+			 * it locked gone (lockfile.c) and locks a new one */
+			char lp[4096];
+			if (!has_identity(b) &&
+			    !mb_pathf(lp, sizeof lp, "%s/%s", b->path, MB_LOCK_FILE))
+				unlink(lp);
 			goto fail;
+		}
 		munmap((void *)b->replaced, sizeof(uint32_t));
 		b->replaced = NULL;
 		lockfile_release(&lock);
