@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "checkpoint.h"
@@ -46,10 +47,20 @@ int checkpoint_position(mb_bank *b, const char *dir, mbj_pos *end)
 	char path[4096];
 	const cJSON *f[4];
 	static const char *const keys[4] = { "format", "seq", "segment", "offset" };
+	struct stat st;
 	cJSON *j = NULL;
 	uint64_t v[4];
 	int rc = 0;
 
+	/* a checkpoint is a directory of its own: a symlink in its place would
+	 * load another bank's files, a file or FIFO there (ENOTDIR) is no
+	 * checkpoint; both are damage, passed over and set aside by recovery */
+	if (lstat(dir, &st))
+		return mb_fail(b->tag, errno == ENOENT ? MB_ECORRUPT : mb_errno_code(errno), "%s: %s",
+		               dir, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return mb_fail(b->tag, MB_ECORRUPT, "%s: not a directory (a symlink, file or FIFO in "
+		               "its place)", dir);
 	mb_pathf(path, sizeof path, "%s/%s", dir, MB_CHECKPOINT_FILE);
 	/* what the file says wrong (or its absence) is damage; a system error
 	 * (out of descriptors, an I/O error) keeps its code: it is not passed

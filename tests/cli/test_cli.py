@@ -1293,6 +1293,35 @@ class RestoreExactCounts(CliTest):
         self.assertEqual(self.doc("sync", "status")["success_count"], 1)
 
 
+class CheckpointNotADirectory(CliTest):
+    """An entry in checkpoint/ named like a checkpoint but not a directory of
+    its own is damage: recovery sets it aside and loads the one before.  A
+    file or FIFO there failed every rebuild ("Not a directory", exit 4);
+    a symlink to another bank's files loaded those instead of this bank's."""
+
+    def test_set_aside(self):
+        other = os.path.join(self.tmp, "other")
+        out = os.path.join(self.tmp, "out")
+        self.assertEqual(self.mb("-b", other, "page", "put", "foreign", "{}", bank=False).returncode, 0)
+        self.assertEqual(self.mb("-b", other, "snapshot", "--out", out, bank=False).returncode, 0)
+        for kind in ("fifo", "file", "symlink"):
+            shutil.rmtree(self.bank, ignore_errors=True)
+            self.seed()
+            ck = os.path.join(self.bank, "checkpoint")
+            planted = os.path.join(ck, "%020d" % 99)
+            if kind == "fifo":
+                os.mkfifo(planted)
+            elif kind == "file":
+                with open(planted, "w") as f:
+                    f.write("x")
+            else:
+                os.symlink(out, planted)
+            shutil.rmtree(os.path.join(self.bank, "store"))   # a rebuild
+            self.assertEqual(self.ok("page", "list").split(), ["p1", "p2"], kind)
+            self.assertIn("%020d.damaged" % 99, os.listdir(ck), kind)
+            self.assertEqual(self.doc("sync", "status")["success_count"], 1, kind)
+
+
 class Compactor(CliTest):
     def run_compactor(self, sig):
         self.seed()
