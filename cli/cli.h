@@ -96,6 +96,11 @@ bool cli_output_failed(void);
 /* fflush(stdout), remembering why it failed for cli_close_stdout().  -1
  * when the output failed (now or before). */
 int cli_flush(void);
+/* The reader of stdout is gone (a pipe whose reader closed it, a hung-up
+ * terminal), found without writing: a command that waits for something to
+ * print ('journal tail --follow') stops then, as a failed write would (exit
+ * EX_OUTPUT, no message), instead of waiting for ever.  Cheap: one poll(). */
+bool cli_reader_gone(void);
 
 /* Print a JSON document as --format says (format.c): one line (json, and
  * the default when stdout is not a terminal), indented (pretty, the default

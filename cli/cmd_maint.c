@@ -414,6 +414,9 @@ static int tail_follow(cli *c, mb_bank *b, uint64_t next)
 
 	cli_block_signals(&set);
 	while (!cli_wait_signal(&set, 100)) {
+		/* nothing may come to write for hours: `| head -1` must end it */
+		if (cli_reader_gone())
+			return EX_OK;   /* reported at exit, as a failed write */
 		if ((rc = mb_journal_last_seq(b, &last)))
 			return cli_fail(c, b, rc, "cannot read the journal");
 		if (last < next)

@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -264,9 +265,26 @@ int cli_flush(void)
 	return ferror(stdout) ? -1 : 0;
 }
 
+/* set by cli_reader_gone(): the output failed as a write would have */
+static bool reader_gone;
+
+bool cli_reader_gone(void)
+{
+	struct pollfd p = { .fd = STDOUT_FILENO, .events = 0 };
+
+	/* POLLERR: a pipe with no reader left; POLLHUP: a hung-up terminal or
+	 * a socket whose peer went.  A file or /dev/null reports neither. */
+	if (poll(&p, 1, 0) == 1 && p.revents & (POLLERR | POLLHUP)) {
+		reader_gone = true;
+		if (!out_errno)
+			out_errno = EPIPE;
+	}
+	return reader_gone;
+}
+
 int cli_close_stdout(const cli *c, int ex)
 {
-	bool failed = ferror(stdout) != 0;
+	bool failed = ferror(stdout) != 0 || reader_gone;
 	int err = out_errno;
 
 	/* fflush reports the error of the bytes still buffered (the usual

@@ -428,7 +428,8 @@ static int sync_alone(mbj_log *log)
 	shm_unlock(sh);
 	if (target.segment) {
 		mbj_seg_name(name, target.segment);
-		int fd = openat(log->dirfd, name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+		int fd = mbj_fd_above_stdio(openat(log->dirfd, name,
+		                                   O_RDWR | O_CLOEXEC | O_NOFOLLOW));
 		if (fd < 0) {
 			mbj_set_err(log, "open %s for fdatasync: %s", name, strerror(errno));
 			r = MBJ_EIO;

@@ -472,8 +472,9 @@ static void write_mark(mbj_log *log, const mbj_pos *end)
 	if (!end->segment || end->offset > UINT32_MAX || end->offset <= MBJ_SEG_HDR ||
 	    end->seq + 1 - end->segment > UINT32_MAX)
 		return;
-	int fd = openat(log->dirfd, MBJ_MARK_NAME, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
-	                (mode_t)log->file_mode);
+	int fd = mbj_fd_above_stdio(openat(log->dirfd, MBJ_MARK_NAME,
+	                                   O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+	                                   (mode_t)log->file_mode));
 	if (fd < 0)
 		return;
 	fchmod(fd, (mode_t)log->file_mode);

@@ -256,16 +256,16 @@ static int read_init_cache(mb_bank *b, const cJSON *c)
 {
 	const cJSON *m = cJSON_GetObjectItemCaseSensitive(c, "max_entries");
 	const cJSON *t = cJSON_GetObjectItemCaseSensitive(c, "ttl_seconds");
+	uint64_t me, ttl;
 
 	b->init_max_entries = MB_LEGACY_MAX_ENTRIES;
 	b->init_ttl_seconds = MB_LEGACY_TTL_SECONDS;
 	if (!c)
 		return 0;
-	if (!cJSON_IsNumber(m) || !cJSON_IsNumber(t) || m->valuedouble < 0 ||
-	    m->valuedouble > 1e12 || t->valuedouble < 0 || t->valuedouble > 1e12)
+	if (!json_whole(m, 1e12, &me) || !json_whole(t, 1e12, &ttl))
 		return -1;
-	b->init_max_entries = (int64_t)m->valuedouble;
-	b->init_ttl_seconds = (int64_t)t->valuedouble;
+	b->init_max_entries = (int64_t)me;
+	b->init_ttl_seconds = (int64_t)ttl;
 	return 0;
 }
 
@@ -274,6 +274,7 @@ static int read_identity(mb_bank *b)
 	char *path = join(b->path, MB_IDENTITY_FILE), text[512];
 	const cJSON *f, *h;
 	cJSON *j = NULL;
+	uint64_t hl = 0;
 	ssize_t n;
 	int rc = 0;
 
@@ -290,21 +291,21 @@ static int read_identity(mb_bank *b)
 		rc = mb_fail(NULL, MB_ENOMEM, "%s: out of memory", path);
 	else if (!j ||
 	         !cJSON_IsNumber(f = cJSON_GetObjectItemCaseSensitive(j, "format")) ||
-	         !cJSON_IsNumber(h = cJSON_GetObjectItemCaseSensitive(j, "history_limit")) ||
-	         h->valuedouble < 1 || h->valuedouble > MB_MAX_HISTORY)
+	         !json_whole(h = cJSON_GetObjectItemCaseSensitive(j, "history_limit"),
+	                     MB_MAX_HISTORY, &hl) || hl < 1)
 		rc = mb_fail(NULL, MB_ENOTBANK, "%s: not a membank identity file", path);
 	else if (f->valuedouble != MB_FORMAT_VERSION)
 		rc = mb_fail(NULL, f->valuedouble > MB_FORMAT_VERSION ? MB_EVERSION : MB_ENOTBANK,
 		             "%s: format %g, this library reads format %d", path,
 		             f->valuedouble, MB_FORMAT_VERSION);
-	else if (b->opts.history_limit && b->opts.history_limit != (uint32_t)h->valuedouble)
+	else if (b->opts.history_limit && b->opts.history_limit != (uint32_t)hl)
 		rc = mb_fail(NULL, MB_EINVAL, "options: history_limit %u, but the bank at %s "
 		             "keeps %u (set when it was created; 0 takes the bank's)",
-		             b->opts.history_limit, b->path, (uint32_t)h->valuedouble);
+		             b->opts.history_limit, b->path, (uint32_t)hl);
 	else if (read_init_cache(b, cJSON_GetObjectItemCaseSensitive(j, "cache_settings")))
 		rc = mb_fail(NULL, MB_ENOTBANK, "%s: bad \"cache_settings\"", path);
 	else
-		b->history_limit = (uint32_t)h->valuedouble;
+		b->history_limit = (uint32_t)hl;
 	cJSON_Delete(j);
 	free(path);
 	return rc;
@@ -611,8 +612,16 @@ again:
 		/* the original class's files: converted in place, then opened
 		 * like any bank (its open lock is the new bank's) */
 		migrate_tries++;
-		if ((rc = restore_migrate(b->path, opts, lock.fd)))
+		if ((rc = restore_migrate(b->path, opts, lock.fd))) {
+			/* the directory as it was: the originals alone.  Removed
+			 * under the lock, which is safe: a waiter finds the file
+			 * it locked gone (lockfile.c) and locks a new one */
+			char lp[4096];
+			if (!has_identity(b) &&
+			    !mb_pathf(lp, sizeof lp, "%s/%s", b->path, MB_LOCK_FILE))
+				unlink(lp);
 			goto fail;
+		}
 		munmap((void *)b->replaced, sizeof(uint32_t));
 		b->replaced = NULL;
 		lockfile_release(&lock);

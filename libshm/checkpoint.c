@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "checkpoint.h"
@@ -46,9 +47,20 @@ int checkpoint_position(mb_bank *b, const char *dir, mbj_pos *end)
 	char path[4096];
 	const cJSON *f[4];
 	static const char *const keys[4] = { "format", "seq", "segment", "offset" };
+	struct stat st;
 	cJSON *j = NULL;
+	uint64_t v[4];
 	int rc = 0;
 
+	/* a checkpoint is a directory of its own: a symlink in its place would
+	 * load another bank's files, a file or FIFO there (ENOTDIR) is no
+	 * checkpoint; both are damage, passed over and set aside by recovery */
+	if (lstat(dir, &st))
+		return mb_fail(b->tag, errno == ENOENT ? MB_ECORRUPT : mb_errno_code(errno), "%s: %s",
+		               dir, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return mb_fail(b->tag, MB_ECORRUPT, "%s: not a directory (a symlink, file or FIFO in "
+		               "its place)", dir);
 	mb_pathf(path, sizeof path, "%s/%s", dir, MB_CHECKPOINT_FILE);
 	/* what the file says wrong (or its absence) is damage; a system error
 	 * (out of descriptors, an I/O error) keeps its code: it is not passed
@@ -56,17 +68,20 @@ int checkpoint_position(mb_bank *b, const char *dir, mbj_pos *end)
 	if ((rc = load_parse_file(dir, MB_CHECKPOINT_FILE, MB_MAX_CHECKPOINT_FILE, b->tag, &j)))
 		return mb_fail(b->tag, rc == MB_EINVAL || rc == MB_ENOTFOUND ? MB_ECORRUPT : rc,
 		               "%s", mb_last_error(b->tag));
+	/* each a whole number a double holds exactly: a position read as a
+	 * neighbour would replay from the wrong record */
 	for (int i = 0; i < 4; i++) {
 		f[i] = cJSON_GetObjectItemCaseSensitive(j, keys[i]);
-		if (!rc && (!cJSON_IsNumber(f[i]) || f[i]->valuedouble < 0))
-			rc = mb_fail(b->tag, MB_ECORRUPT, "%s: missing or bad \"%s\"", path, keys[i]);
+		if (!rc && !json_whole(f[i], MB_JSON_WHOLE_MAX, &v[i]))
+			rc = mb_fail(b->tag, MB_ECORRUPT, "%s: missing or bad \"%s\" (a whole number "
+			             "from 0 to 9007199254740991)", path, keys[i]);
 	}
 	if ((!rc || cJSON_IsNumber(f[0])) && f[0]->valuedouble != MB_FORMAT_VERSION)
 		rc = mb_fail(b->tag, MB_EVERSION, "%s: format %g", path, f[0]->valuedouble);
 	if (!rc) {
-		end->seq = (uint64_t)f[1]->valuedouble;
-		end->segment = (uint64_t)f[2]->valuedouble;
-		end->offset = (uint64_t)f[3]->valuedouble;
+		end->seq = v[1];
+		end->segment = v[2];
+		end->offset = v[3];
 	}
 	cJSON_Delete(j);
 	return rc;

@@ -107,6 +107,14 @@ bool mb_utf8_valid(const char *s, size_t len);
  * become doubles: for documents of counts and settings only. */
 int json_parse(const char *s, size_t len, size_t max, const char *what,
                const void *tag, struct cJSON **out);
+/* A whole number from 0 to @max (at most MB_JSON_WHOLE_MAX) into *v; false
+ * for anything else: not a number, negative, fractional, beyond @max.
+ * cJSON keeps numbers as doubles, which hold every integer text up to
+ * 2^53 - 1 exactly; an integer text beyond rounds to >= 2^53 and is refused
+ * here rather than read as a neighbour (nor cast to uint64_t beyond its
+ * range, which is undefined). */
+#define MB_JSON_WHOLE_MAX 9007199254740991.0
+bool json_whole(const struct cJSON *j, double max, uint64_t *v);
 void mp_packer_init(struct msgpack_packer *pk, mb_buf *b);
 
 /* ------------------------------------------------------------ jsonmp.c */

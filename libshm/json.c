@@ -127,6 +127,22 @@ int json_parse(const char *s, size_t len, size_t max, const char *what,
 	return 0;
 }
 
+bool json_whole(const cJSON *j, double max, uint64_t *v)
+{
+	double d;
+
+	if (!cJSON_IsNumber(j))
+		return false;
+	d = j->valuedouble;
+	if (max > MB_JSON_WHOLE_MAX)
+		max = MB_JSON_WHOLE_MAX;
+	/* the comparisons are false for NaN */
+	if (!(d >= 0 && d <= max && d == (double)(uint64_t)d))
+		return false;
+	*v = (uint64_t)d;
+	return true;
+}
+
 static int buf_write(void *data, const char *p, size_t n)
 {
 	return buf_add(data, p, n) ? -1 : 0;

@@ -8,7 +8,6 @@
  */
 #include <cjson/cJSON.h>
 #include <fcntl.h>
-#include <math.h>
 #include <msgpack.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,10 +60,8 @@ static int get_count(const ld *l, const cJSON *obj, const char *key, uint64_t *v
 
 	if (rc)
 		return rc;
-	if (!cJSON_IsNumber(j) || j->valuedouble < 0 || j->valuedouble != floor(j->valuedouble) ||
-	    j->valuedouble > 9007199254740992.0)
-		return bad(l, ": must be a whole number >= 0", key, NULL);
-	*v = (uint64_t)j->valuedouble;
+	if (!json_whole(j, MB_JSON_WHOLE_MAX, v))
+		return bad(l, ": must be a whole number from 0 to 9007199254740991", key, NULL);
 	return 0;
 }
 
@@ -435,10 +432,9 @@ static int load_errtype(const ld *l, kv_txn *t, const cJSON *p, const cJSON *res
 
 	memset(&et, 0, sizeof et);
 	et.resolved_at = et.last_seen = MB_NEVER;
-	if (!len || len > MB_MAX_TYPE_BYTES || !cJSON_IsNumber(p) || p->valuedouble < 0 ||
-	    p->valuedouble != floor(p->valuedouble))
-		return bad(l, "\" must be a non-empty type with a whole count", "patterns.\"", NULL);
-	et.count = (uint64_t)p->valuedouble;
+	if (!len || len > MB_MAX_TYPE_BYTES || !json_whole(p, MB_JSON_WHOLE_MAX, &et.count))
+		return mb_fail(l->tag, MB_EINVAL, "%s: patterns.\"%.64s\": must be a non-empty type "
+		               "with a whole count from 0 to 9007199254740991", l->file, p->string);
 	if (s && (rc = parse_time(l, s, "last_seen", true, &et.last_seen)))
 		return rc;
 	if (r) {
@@ -484,8 +480,11 @@ static int load_patterns(const ld *l, kv_txn *t, const cJSON *j, const cJSON *se
 	if ((rc = all_patterns(l, res, "resolutions", pat)))
 		return rc;
 	for (const cJSON *p = pat->child; p && !rc; p = p->next) {
-		*sum += p->valuedouble > 0 ? (uint64_t)p->valuedouble : 0;
+		uint64_t n = 0;
 		rc = load_errtype(l, t, p, res, seen, resolved);
+		/* checked by load_errtype(); 1,000 of them cannot wrap */
+		if (!rc && json_whole(p, MB_JSON_WHOLE_MAX, &n))
+			*sum += n;
 	}
 	return rc;
 }
@@ -519,7 +518,7 @@ static int load_errors(kv_txn *t, const cJSON *j, const cJSON *ckpt, uint32_t li
 	                       "error_type", MB_MAX_TYPE_BYTES, "message", false, limit, &s.hist_next)))
 		return rc;
 	if (dropped)  /* checked by read_ckpt() */
-		s.types_dropped = (uint64_t)dropped->valuedouble;
+		json_whole(dropped, MB_JSON_WHOLE_MAX, &s.types_dropped);
 	/* at least what the patterns count: more when types were dropped, which
 	 * the four files alone (without checkpoint.json) cannot tell */
 	if (sum > s.total || resolved > s.resolved || s.resolved > s.total)

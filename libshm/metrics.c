@@ -139,11 +139,10 @@ static bool checkpoint_of(mb_bank *b, uint64_t *seq, struct timespec *when)
 	if (n > 0)
 		j = cJSON_ParseWithLength(text, (size_t)n);
 	s = cJSON_GetObjectItemCaseSensitive(j, "seq");
-	if (!cJSON_IsNumber(s) || s->valuedouble < 0) {
+	if (!json_whole(s, MB_JSON_WHOLE_MAX, seq)) {
 		cJSON_Delete(j);
 		return false;
 	}
-	*seq = (uint64_t)s->valuedouble;
 	*when = st.st_mtim;
 	cJSON_Delete(j);
 	return true;

@@ -339,9 +339,25 @@ static int lock_new(const char *aside)
 	return fd;
 }
 
+static const char *const original_files[] = { "notion_pages.json", "sync_status.json",
+                                               "error_log.json", "config_cache.json" };
+
+/* After the swap: the kept originals private like every bank file (doctor
+ * checks modes).  Best effort: the migration is done; a crash before this
+ * leaves them with their old mode inside the bank's private directory. */
+static void private_originals(const char *path, const mb_options *opts)
+{
+	char p[4096];
+
+	for (int i = 0; i < 4; i++)
+		if (!mb_pathf(p, sizeof p, "%s/%s/%s", path, MB_ORIGINALS_DIR, original_files[i]))
+			chmod(p, opts->group_shared ? 0660 : 0600);
+}
+
 /* Swap the aside bank with the target; the old one is then removed and
  * its open lock marked, for handles that still map it. */
-static int swap_in(const char *aside, const char *path, const char *parent, int old_lock)
+static int swap_in(const char *aside, const char *path, const char *parent, int old_lock,
+                   const mb_options *migrated)
 {
 	static const uint32_t replaced = MB_OPEN_LOCK_REPLACED;
 
@@ -351,6 +367,8 @@ static int swap_in(const char *aside, const char *path, const char *parent, int 
 		               " (the filesystem cannot exchange directories atomically)" : "");
 	fsync_dir(parent);
 	/* best effort from here: the new bank is in place, the restore done */
+	if (migrated)
+		private_originals(path, migrated);
 	if (pwrite(old_lock, &replaced, sizeof replaced, 0) != (ssize_t)sizeof replaced) {
 		/* no handle can map it: the check above found none */
 	}
@@ -359,9 +377,6 @@ static int swap_in(const char *aside, const char *path, const char *parent, int 
 	crash_point(STEP_REMOVED);
 	return 0;
 }
-
-static const char *const original_files[] = { "notion_pages.json", "sync_status.json",
-                                               "error_log.json", "config_cache.json" };
 
 bool bank_is_original(const char *path, char *other, size_t cap)
 {
@@ -401,12 +416,10 @@ static int keep_file(const char *from, const char *to, const char *name, unsigne
 	if (mb_pathf(src, sizeof src, "%s/%s", from, name) ||
 	    mb_pathf(dst, sizeof dst, "%s/%s", to, name))
 		return mb_fail(NULL, MB_EINVAL, "migrate: %s: path too long", from);
-	/* kept private like every bank file (doctor checks modes): the link
-	 * shares the original's inode, so the original gets the mode too */
-	if (!link(src, dst))
-		return chmod(dst, mode) ? mb_fail(NULL, mb_errno_code(errno), "migrate: %s: %s", dst,
-		                                  strerror(errno)) : 0;
-	if (errno == ENOENT)
+	/* the link shares the original's inode: it is made private
+	 * (private_originals()) only after the swap, for until then the file
+	 * is still the original class's, whose readers keep its mode */
+	if (!link(src, dst) || errno == ENOENT)
 		return 0;
 	if ((in = mb_open_fd(src, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0)) < 0)
 		return mb_fail(NULL, mb_errno_code(errno), "migrate: %s: %s", src, strerror(errno));
@@ -499,7 +512,7 @@ static int restore_locked(const char *from, const char *path, const mb_options *
 		             strerror(errno));
 	if (!rc) {
 		crash_point(STEP_READY);
-		rc = swap_in(aside, path, parent, old_lock);
+		rc = swap_in(aside, path, parent, old_lock, flags & RESTORE_MIGRATE ? opts : NULL);
 	}
 	/* done or failed: the aside directory (old bank or partial build)
 	 * goes, then the mark that names it */

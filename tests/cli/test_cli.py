@@ -730,6 +730,43 @@ class Journal(CliTest):
             p.stdout.close()
             p.stderr.close()
 
+    def test_tail_follow_ends_when_the_reader_goes(self):
+        """`journal tail -f | head -1` on an idle bank: the follower finds
+        its reader gone without anything to write and exits 5 without a
+        message (it used to wait for ever for an event to fail on); with
+        SIGPIPE at its default too.  stdout on a file goes on."""
+        self.seed()
+        for ignore in (True, False):
+            r, w = os.pipe()
+            p = subprocess.Popen([MEMBANK, "-b", self.bank, "journal", "tail", "-n", "1", "-f"],
+                                 stdout=w, stderr=subprocess.PIPE,
+                                 preexec_fn=(lambda: signal.signal(signal.SIGPIPE, signal.SIG_IGN))
+                                 if ignore else None)
+            os.close(w)
+            try:
+                with os.fdopen(r, "rb") as f:
+                    self.assertEqual(json.loads(f.readline())["seq"], 6)
+                self.assertEqual(p.wait(timeout=30), 5)
+                self.assertEqual(p.stderr.read(), b"")
+            finally:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+                p.stderr.close()
+        with open(os.path.join(self.tmp, "out"), "wb") as out:
+            p = subprocess.Popen([MEMBANK, "-b", self.bank, "journal", "tail", "-n", "1", "-f"],
+                                 stdout=out, stderr=subprocess.PIPE)
+            try:
+                with self.assertRaises(subprocess.TimeoutExpired):
+                    p.wait(timeout=1)
+                p.send_signal(signal.SIGTERM)
+                self.assertEqual(p.wait(timeout=10), 0)
+            finally:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+                p.stderr.close()
+
     def test_tail_follow_says_what_a_snapshot_removed(self):
         """A follower that lags behind a snapshot which removes the segments
         holding its next events says which it skipped; --journal-retention
@@ -1183,6 +1220,106 @@ class RestoreLenient(CliTest):
         err = self.fails(3, "restore", src)
         self.assertIn("none of notion_pages.json", err)
         self.assertFalse(os.path.exists(self.bank))
+
+
+class RestoreExactCounts(CliTest):
+    """Counts in hand-written files are read exactly or refused: cJSON keeps
+    doubles, so 9007199254740993 used to load as ...992 and a pattern count
+    of 1e30 as 0 (an undefined cast); the same for membank.json and the
+    checkpoint's position."""
+
+    def files(self, success_count="0", pattern="3", total="3"):
+        src = os.path.join(self.tmp, "src")
+        shutil.rmtree(src, ignore_errors=True)
+        os.mkdir(src)
+        with open(os.path.join(src, "sync_status.json"), "w") as f:
+            f.write('{"last_successful_sync":null,"sync_history":[],"current_status":null,'
+                    '"error_count":0,"success_count":%s}' % success_count)
+        with open(os.path.join(src, "error_log.json"), "w") as f:
+            f.write('{"errors":[],"patterns":{"x":%s},"resolutions":{},"last_error":{},'
+                    '"error_stats":{"total_errors":%s,"resolved_errors":0}}' % (pattern, total))
+        return src
+
+    def test_largest_exact_count_kept(self):
+        big = "9007199254740991"
+        self.ok("restore", self.files(big, big, big))
+        self.assertEqual(self.doc("sync", "status")["success_count"], 9007199254740991)
+        st = self.doc("error", "stats")
+        self.assertEqual((st["patterns"]["x"], st["total_errors"]),
+                         (9007199254740991, 9007199254740991))
+
+    def test_inexact_counts_refused(self):
+        for sc, pat, tot, what in (("9007199254740993", "3", "3", "success_count"),
+                                   ("18446744073709551615", "3", "3", "success_count"),
+                                   ("0", "1e30", "1e30", "total_errors"),
+                                   ("0", "1e30", "3", 'patterns."x"'),
+                                   ("0", "9007199254740993", "9007199254740993", "total_errors"),
+                                   ("0", "2.5", "3", 'patterns."x"')):
+            err = self.fails(3, "restore", self.files(sc, pat, tot))
+            self.assertIn(what, err)
+            self.assertIn("9007199254740991", err)
+            self.assertFalse(os.path.exists(self.bank))
+
+    def test_identity_with_fractional_history_limit_refused(self):
+        self.ok("init")
+        ident = os.path.join(self.bank, "membank.json")
+        with open(ident) as f:
+            doc = json.load(f)
+        for hl in ("100.5", "1e30", "-1"):
+            with open(ident, "w") as f:
+                f.write(json.dumps(doc).replace('"history_limit": %d' % doc["history_limit"],
+                                                '"history_limit": %s' % hl))
+            err = self.fails(4, "page", "count")
+            self.assertIn("membank.json", err)
+
+    def test_checkpoint_position_beyond_a_double_is_damage(self):
+        self.seed()
+        self.ok("snapshot")
+        ck = os.path.join(self.bank, "checkpoint")
+        newest = os.path.join(ck, sorted(os.listdir(ck))[-1], "checkpoint.json")
+        with open(newest) as f:
+            text = f.read()
+        doc = json.loads(text)
+        os.unlink(newest)  # a hard link shared with the bank directory's view
+        with open(newest, "w") as f:
+            f.write(text.replace('"seq":%d' % doc["seq"], '"seq":1e30'))
+        # the store is a cache: rebuilt from the checkpoints and the journal
+        shutil.rmtree(os.path.join(self.bank, "store"))
+        # the bad position is damage: that checkpoint is set aside and the
+        # rebuild starts from the one before it (it used to be taken as seq
+        # 2^63, an undefined cast)
+        self.assertEqual(self.ok("page", "list").split(), ["p1", "p2"])
+        self.assertIn(os.path.basename(os.path.dirname(newest)) + ".damaged", os.listdir(ck))
+        self.assertEqual(self.doc("sync", "status")["success_count"], 1)
+
+
+class CheckpointNotADirectory(CliTest):
+    """An entry in checkpoint/ named like a checkpoint but not a directory of
+    its own is damage: recovery sets it aside and loads the one before.  A
+    file or FIFO there failed every rebuild ("Not a directory", exit 4);
+    a symlink to another bank's files loaded those instead of this bank's."""
+
+    def test_set_aside(self):
+        other = os.path.join(self.tmp, "other")
+        out = os.path.join(self.tmp, "out")
+        self.assertEqual(self.mb("-b", other, "page", "put", "foreign", "{}", bank=False).returncode, 0)
+        self.assertEqual(self.mb("-b", other, "snapshot", "--out", out, bank=False).returncode, 0)
+        for kind in ("fifo", "file", "symlink"):
+            shutil.rmtree(self.bank, ignore_errors=True)
+            self.seed()
+            ck = os.path.join(self.bank, "checkpoint")
+            planted = os.path.join(ck, "%020d" % 99)
+            if kind == "fifo":
+                os.mkfifo(planted)
+            elif kind == "file":
+                with open(planted, "w") as f:
+                    f.write("x")
+            else:
+                os.symlink(out, planted)
+            shutil.rmtree(os.path.join(self.bank, "store"))   # a rebuild
+            self.assertEqual(self.ok("page", "list").split(), ["p1", "p2"], kind)
+            self.assertIn("%020d.damaged" % 99, os.listdir(ck), kind)
+            self.assertEqual(self.doc("sync", "status")["success_count"], 1, kind)
 
 
 class Compactor(CliTest):

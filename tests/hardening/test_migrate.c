@@ -245,6 +245,29 @@ static void test_migrate_concurrent(void **state)
 	free_originals(&orig);
 }
 
+/* With @set, chmod the original files @dir/@sub<name> to it and return 0;
+ * else their common mode (-1 when they differ). */
+static int modes_of(const char *dir, const char *sub, int set)
+{
+	char p[4096];
+	struct stat st;
+	int mode = -2;
+
+	for (int i = 0; i < 3; i++) {
+		snprintf(p, sizeof p, "%s/%s%s", dir, sub, names[i]);
+		if (set) {
+			assert_int_equal(chmod(p, (mode_t)set), 0);
+			continue;
+		}
+		assert_int_equal(stat(p, &st), 0);
+		if (mode == -2)
+			mode = (int)(st.st_mode & 0777);
+		else if (mode != (int)(st.st_mode & 0777))
+			mode = -1;
+	}
+	return set ? 0 : mode;
+}
+
 /* An opener stopped (then killed) at each step of the conversion: before
  * the swap the original files are untouched where they were, after it the
  * bank is there with them kept; the next open finishes either way. */
@@ -261,6 +284,8 @@ static void test_migrate_killed(void **state)
 		rm_rf(f->path);
 		write_original(f->path, true);
 		read_originals(f->path, &orig);
+		/* readable by the original class's other workers */
+		assert_int_equal(modes_of(f->path, "", 0644), 0);
 		fflush(NULL);
 		assert_true((pid = fork()) >= 0);
 		if (pid == 0) {
@@ -278,11 +303,64 @@ static void test_migrate_killed(void **state)
 		}
 		kill(pid, SIGKILL);
 		assert_int_equal(wait_child(pid, 60), 128 + SIGKILL);
-		if (step < 4)
-			assert_same(f->path, &orig);  /* the originals, where they were */
+		if (step < 4) {  /* the originals, where they were, as they were */
+			assert_same(f->path, &orig);
+			assert_int_equal(modes_of(f->path, "", 0), 0644);
+		}
 		assert_migrated(f, &orig);
+		/* kept in the bank: private (they were made so at the swap) */
+		assert_int_equal(modes_of(f->path, "original-memory-bank/", 0), 0600);
 		free_originals(&orig);
 	}
+}
+
+/* The names in @dir, sorted, joined by spaces, into @out. */
+static void names_in(const char *dir, char *out, size_t cap)
+{
+	struct dirent **list;
+	int n = scandir(dir, &list, NULL, alphasort);
+
+	assert_true(n >= 0);
+	out[0] = '\0';
+	for (int i = 0; i < n; i++) {
+		if (list[i]->d_name[0] != '.' || strlen(list[i]->d_name) > 2)
+			snprintf(out + strlen(out), cap - strlen(out), "%s ", list[i]->d_name);
+		free(list[i]);
+	}
+	free(list);
+}
+
+/* A migration that fails (a file that does not load: a FIFO, which must
+ * not be waited on) leaves the directory as it was, entry for entry, with
+ * the originals' modes: it used to leave open.lock behind.  Any open, the
+ * reading ones too, then the fixed directory converts. */
+static void test_failed_migration_leaves_nothing(void **state)
+{
+	fx *f = *state;
+	char before[1024], after[1024], p[4096];
+	mb_options o;
+	mb_bank *b = NULL;
+	uint64_t n = 0;
+
+	write_original(f->path, true);
+	snprintf(p, sizeof p, "%s/error_log.json", f->path);
+	assert_int_equal(mkfifo(p, 0644), 0);
+	assert_int_equal(modes_of(f->path, "", 0644), 0);
+	names_in(f->path, before, sizeof before);
+	for (int create = 0; create <= 1; create++) {
+		mb_options_init(&o);
+		o.create = create;
+		assert_int_equal(mb_open(f->path, &o, &b), MB_EINVAL);
+		assert_non_null(strstr(mb_last_error(NULL), "error_log.json"));
+		names_in(f->path, after, sizeof after);
+		assert_string_equal(after, before);
+		assert_int_equal(modes_of(f->path, "", 0), 0644);
+	}
+	assert_int_equal(unlink(p), 0);
+	assert_int_equal(mb_open(f->path, NULL, &b), 0);
+	assert_int_equal(mb_page_count(b, &n), 0);
+	assert_int_equal(n, 2);
+	mb_close(b);
 }
 
 /* Anything else in the directory: not the original's, never converted. */
@@ -501,6 +579,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_migrate_concurrent, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_migrate_killed, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_foreign_not_migrated, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_failed_migration_leaves_nothing, fx_setup,
+		                                fx_teardown),
 		cmocka_unit_test(test_time_forms),
 		cmocka_unit_test_setup_teardown(test_restore_missing_files, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_restore_expired_choice, fx_setup, fx_teardown),

@@ -60,6 +60,29 @@ static int bank_fds(const char *bank, const char *when)
 	return n;
 }
 
+/* Every fdatasync of the library passes here (-Wl,--wrap=fdatasync): the
+ * file it syncs is open at that instant, even when its descriptor is
+ * closed right after.  One on 0..2 is a bank file another thread's
+ * message (a write to 2) could land in at that instant: the durable.mark
+ * write and the stopped-leader sync opened theirs without keeping them
+ * above 2.  Only when 0..2 were closed (report_fd set). */
+int __real_fdatasync(int fd);
+int __wrap_fdatasync(int fd);
+int __wrap_fdatasync(int fd)
+{
+	char link[64], target[PATH_MAX];
+	ssize_t len;
+
+	if (report_fd >= 0 && fd <= 2) {
+		snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+		len = readlink(link, target, sizeof target - 1);
+		target[len > 0 ? len : 0] = '\0';
+		dprintf(report_fd, "fdatasync of %s on descriptor %d\n", target, fd);
+		CHECK(fd > 2);
+	}
+	return __real_fdatasync(fd);
+}
+
 /* What a careless program writes to its standard descriptors. */
 static void scribble(void)
 {
@@ -152,6 +175,38 @@ static int closed_after_body(void *arg)
 	return 0;
 }
 
+/* 0..2 closed after the open of a `full` bank: its journal fills (a
+ * zero-fill per MiB) write journal/durable.mark and fdatasync it, through a
+ * descriptor opened for that moment; it must not be 0..2 either. */
+static int closed_full_body(void *arg)
+{
+	const fx *f = arg;
+	char id[32], pad[2048];
+	mb_options o;
+	mb_bank *b = NULL;
+
+	mb_options_init(&o);
+	o.durability = MB_DURABILITY_FULL;  /* default segments: fills of 1 MiB */
+	CHECK(mb_open(f->path, &o, &b) == 0);
+	close_stdio();
+	strcpy(pad, "{\"pad\":\"");
+	memset(pad + 8, 'x', 2000);
+	strcpy(pad + 2008, "\"}");
+	/* 0..2 free before every put (each open the library wraps leaves
+	 * /dev/null there), so any open the put makes lands on them first;
+	 * 1,200 puts of 2 KB: past a fill */
+	for (int i = 0; i < 1200; i++) {
+		close(0);
+		close(1);
+		close(2);
+		snprintf(id, sizeof id, "p%03d", i % 200);
+		CHECK(mb_page_put(b, id, pad, (size_t)-1) == 0);
+	}
+	work(f, b, "closed after a full open");
+	CHECK(mb_close(b) == 0);
+	return 0;
+}
+
 /* The bank is whole: 200 pages of the right size, and a page written now
  * reads back. */
 static void check_bank(const fx *f)
@@ -184,11 +239,18 @@ static void test_stdio_closed_after_open(void **state)
 	check_bank(*state);
 }
 
+static void test_stdio_closed_full_sync(void **state)
+{
+	run_child(closed_full_body, *state, 120);
+	check_bank(*state);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_stdio_closed_before_open, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_stdio_closed_after_open, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_stdio_closed_full_sync, fx_setup, fx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
