@@ -83,6 +83,10 @@ int cli_open(const cli *c, mb_bank **out);
 const char *cli_bank_path(const cli *c);
 bool cli_bank_missing(const cli *c);
 int cli_open_existing(const cli *c, mb_bank **out);
+/* Close a handle a command wrote through: when the command succeeded, first
+ * the automatic checkpoint its write left (mb_checkpoint_if_due()), with
+ * SIGINT and SIGTERM held until the process exits. */
+void cli_close_written(mb_bank *b, int ex);
 
 /* The end of every command, like GNU's close_stdout: flush and close
  * stdout; when any output was lost, say so on stderr ("membank: write error:

@@ -336,6 +336,6 @@ out:
 	free(lines);
 	if (fp && fp != stdin)
 		fclose(fp);
-	mb_close(b);
+	cli_close_written(b, ex);
 	return ex;
 }

@@ -29,7 +29,7 @@ static int page_write(cli *c, int argc, char **argv, write_fn fn)
 	if ((rc = fn(b, id, text, len)))
 		ex = cli_fail(c, b, rc, "page \"%s\"", id);
 cleanup:
-	mb_close(b);
+	cli_close_written(b, ex);
 	free(buf);
 	return ex;
 }
@@ -74,7 +74,7 @@ static int page_rm(cli *c, int argc, char **argv)
 		return ex;
 	if ((rc = mb_page_delete(b, argv[optind])))
 		ex = cli_fail(c, b, rc, "page \"%s\"", argv[optind]);
-	mb_close(b);
+	cli_close_written(b, ex);
 	return ex;
 }
 

@@ -53,7 +53,7 @@ static int sync_record(cli *c, int argc, char **argv)
 		return ex;
 	if ((rc = mb_sync_record(b, argv[optind], error)))
 		ex = cli_fail(c, b, rc, "cannot record the sync");
-	mb_close(b);
+	cli_close_written(b, ex);
 	return ex;
 }
 
@@ -94,7 +94,7 @@ static int error_pair(cli *c, int argc, char **argv, pair_fn fn, const char *wha
 		return ex;
 	if ((rc = fn(b, argv[optind], argv[optind + 1])))
 		ex = cli_fail(c, b, rc, "cannot %s", what);
-	mb_close(b);
+	cli_close_written(b, ex);
 	return ex;
 }
 
@@ -242,7 +242,7 @@ static int config_set(cli *c, int argc, char **argv)
 	if ((rc = mb_config_update(b, text, len)))
 		ex = cli_fail(c, b, rc, "config not changed");
 cleanup:
-	mb_close(b);
+	cli_close_written(b, ex);
 	free(buf);
 	return ex;
 }

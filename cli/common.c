@@ -221,6 +221,11 @@ static int open_bank(const cli *c, bool create, mb_bank **out)
 	mb_options opts = c->opts;
 	int rc;
 
+	/* a write's automatic checkpoint runs in cli_close_written(), after
+	 * the write, where a signal cannot make an acknowledged write look
+	 * failed */
+	opts.defer_auto_checkpoint = true;
+
 	opts.create = create;
 	if ((rc = mb_open(c->bank_dir, &opts, out))) {
 		if (!create && cli_bank_missing(c)) {
@@ -456,4 +461,18 @@ int cli_positional(cli *c, int argc, char **argv, int min, int max, int *ex)
 		return -1;
 	}
 	return 0;
+}
+
+void cli_close_written(mb_bank *b, int ex)
+{
+	sigset_t set;
+
+	if (b && ex == EX_OK) {
+		/* Held to the end: a SIGINT or SIGTERM now would report as failed a
+		 * write that is done; it is taken as "stop once this is over",
+		 * which the exit is. */
+		cli_block_signals(&set);
+		mb_checkpoint_if_due(b);
+	}
+	mb_close(b);
 }

@@ -29,6 +29,7 @@
  * for mb_stats; the write still succeeds.
  */
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,7 +151,12 @@ static void run(mb_bank *b, autockpt *a, const mbj_pos *end)
 {
 	mb_snapshot_info info;
 	lockfile lock;
-	int rc = lockfile_try(&lock, LOCK_COMPACTOR, b->path, "compactor.lock", b->file_mode, b);
+	int rc;
+
+	/* tests: a signal at the start of a checkpoint, deterministically */
+	if (getenv("MEMBANK_TEST_CHECKPOINT_SIGNAL"))
+		raise(SIGTERM);
+	rc = lockfile_try(&lock, LOCK_COMPACTOR, b->path, "compactor.lock", b->file_mode, b);
 
 	if (rc == 1) {
 		a->busy++;
@@ -213,4 +219,20 @@ void bank_auto_stats(mb_bank *b, mb_buf *doc)
 		buf_adds(doc, "null");
 	buf_addc(doc, '}');
 	pthread_mutex_unlock(&a->mu);
+}
+
+int mb_checkpoint_if_due(mb_bank *b)
+{
+	mbj_pos end;
+	kv_txn *t;
+	int rc;
+
+	if ((rc = bank_check(b)) || (rc = bank_read_begin(b, &t)))
+		return rc;
+	rc = bank_jend_load(t, &end);
+	kv_abort(t);
+	if (rc)
+		return mb_fail(b, rc, "checkpoint: cannot read the journal's end: %s", mb_strerror(rc));
+	bank_auto_checkpoint(b, &end);
+	return 0;
 }

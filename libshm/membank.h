@@ -159,6 +159,11 @@ typedef struct mb_options {
 	uint32_t checkpoint_interval_s;/**< 0: 300 */
 	bool no_auto_checkpoint;       /**< leave checkpoints to the compactor
 	                                    and mb_snapshot() (default false) */
+	bool defer_auto_checkpoint;    /**< a write leaves its automatic
+	                                    checkpoint to mb_checkpoint_if_due(),
+	                                    which the caller runs when it suits
+	                                    (the command: after the write, with
+	                                    SIGINT and SIGTERM held) */
 } mb_options;
 
 /** Opaque handle of an open bank. */
@@ -377,6 +382,13 @@ MB_API int mb_batch_commit(mb_batch *batch);
 
 /** Free @p batch without applying it.  NULL is a no-op. */
 MB_API void mb_batch_abort(mb_batch *batch);
+
+/** The automatic checkpoint a write of @p bank would have taken, now, if it
+ * is due (see mb_options): for a handle opened with defer_auto_checkpoint.
+ * Its failure is counted in mb_stats, as a write's is, never returned.
+ * @return 0, MB_EFORKED, MB_EFATAL, MB_ERESTORED, or a store error reading
+ * the journal's end. */
+MB_API int mb_checkpoint_if_due(mb_bank *bank);
 
 /* -------------------------------------------------------------- maintenance */
 

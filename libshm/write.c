@@ -270,7 +270,8 @@ int bank_write(mb_bank *b, uint8_t type, const mb_buf *payload,
 		return rc;
 	if (b->opts.durability == MB_DURABILITY_FULL && (jrc = mbj_sync(b->jn, a.end.seq)))
 		return bank_journal_fail(b, jrc, "journal sync");
-	bank_auto_checkpoint(b, &a.end);  /* acknowledged: its outcome is not ours */
+	if (!b->opts.defer_auto_checkpoint)
+		bank_auto_checkpoint(b, &a.end);  /* acknowledged: its outcome is not ours */
 	mb_clear_error(b);
 	return 0;
 }

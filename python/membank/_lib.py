@@ -84,6 +84,7 @@ class Options(ctypes.Structure):
         ("checkpoint_pct", ctypes.c_uint32),
         ("checkpoint_interval_s", ctypes.c_uint32),
         ("no_auto_checkpoint", ctypes.c_bool),
+        ("defer_auto_checkpoint", ctypes.c_bool),
     ]
 
 

@@ -2224,6 +2224,36 @@ class Metrics(CliTest):
                       self.ok("stats", "--help"))
 
 
+class SignalDuringCheckpoint(CliTest):
+    """A signal that arrives while a write's automatic checkpoint runs does
+    not make the acknowledged write look failed (a script would retry it and
+    count it twice): the checkpoint runs after the write with SIGINT and
+    SIGTERM held, and the command exits 0.  MEMBANK_TEST_CHECKPOINT_SIGNAL
+    makes the library raise SIGTERM at the start of a checkpoint."""
+
+    def test_write_then_signal_exits_0(self):
+        env = dict(os.environ, MEMBANK_TEST_CHECKPOINT_SIGNAL="1")
+        cmds = [("sync", "record", "success"), ("page", "put", "p", "{}"),
+                ("error", "log", "E", "m"), ("config", "set", '{"notion_settings":{}}'),
+                ("page", "rm", "p")]
+        for i, cmd in enumerate(cmds):
+            shutil.rmtree(os.path.join(self.bank, "checkpoint"), ignore_errors=True)
+            for name in ("checkpoint.json",) + FOUR:   # a checkpoint is due
+                try:
+                    os.unlink(os.path.join(self.bank, name))
+                except FileNotFoundError:
+                    pass
+            p = self.mb(*cmd, env=env)
+            self.assertEqual(p.returncode, 0, (cmd, p.returncode, p.stderr))
+            self.assertTrue(os.path.exists(os.path.join(self.bank, "checkpoint.json")), cmd)
+        self.assertEqual(self.doc("sync", "status")["success_count"], 1)
+        self.assertEqual(self.doc("error", "stats")["total_errors"], 1)
+        # a read-only command never checkpoints (it writes nothing)
+        os.unlink(os.path.join(self.bank, "checkpoint.json"))
+        self.assertEqual(self.mb("page", "count", env=env).returncode, 0)
+        self.assertFalse(os.path.exists(os.path.join(self.bank, "checkpoint.json")))
+
+
 def main(module=None):
     """Run the tests of @module (this one by default) and print the count."""
     suite = unittest.defaultTestLoader.loadTestsFromModule(module or sys.modules[__name__])
