@@ -145,6 +145,27 @@ int mbj_next_at(mbj_log *log, const mbj_pos *end, mbj_record *rec);
 int mbj_append(mbj_log *log, const mbj_pos *end, uint8_t type, int64_t ts_us,
                const void *payload, uint32_t len, mbj_pos *new_end);
 
+/* One record of a group append. */
+typedef struct mbj_entry {
+	uint8_t type;
+	int64_t ts_us;
+	const void *payload;
+	uint32_t len;
+} mbj_entry;
+
+/* At most this many records, and bytes of framed records, in one group. */
+#define MBJ_MAX_GROUP 4096u
+#define MBJ_MAX_GROUP_BYTES ((size_t)MBJ_MAX_PAYLOAD + ((size_t)8 << 20))
+
+/* mbj_append() of @n records at once: seqs end->seq + 1 .. end->seq + @n,
+ * written with one pwrite into one segment (rolling first when they do not
+ * all fit in the current one).  ends[i] is record i's end.  All or none:
+ * on failure nothing was appended that mbj_next_at() would accept.
+ * MBJ_EINVAL also for n == 0, n > MBJ_MAX_GROUP, or more than
+ * MBJ_MAX_GROUP_BYTES framed. */
+int mbj_append_many(mbj_log *log, const mbj_pos *end, const mbj_entry *e, size_t n,
+                    mbj_pos *ends);
+
 /* Rewrite the type of the newest record, which ends at @rec_end and holds
  * @len payload bytes, and fdatasync it (the payload stays; the store turns
  * a record whose commit failed into one that applies as nothing).  Under

@@ -650,6 +650,7 @@ int mb_close(mb_bank *b)
 		mbj_close(b->jn);
 	kv_close(b->kv);
 	bank_auto_free(b);
+	bank_queue_close(b);
 	if (b->replaced)
 		munmap((void *)b->replaced, sizeof(uint32_t));
 	free(b->path);

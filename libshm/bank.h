@@ -40,6 +40,10 @@ struct mb_bank {
 	atomic_bool boot_pending; /* store/boot_id not yet written (full disk) */
 	const void *tag;          /* where messages go: NULL until opened */
 	struct autockpt *auto_ck; /* the automatic checkpoint's state (autockpt.c) */
+	/* write groups (group.c, write.c): made by the first write */
+	struct gq *gq;
+	struct pass *pass;        /* the leader's scratch, used under its lock */
+	bool gq_ready;
 };
 
 /* MB_EFORKED, MB_EFATAL or MB_ERESTORED (with the message) when @b may not
@@ -51,12 +55,19 @@ int bank_check(mb_bank *b);
  * cannot. */
 int bank_boot_record(mb_bank *b);
 
-/* Journal, apply and commit one record; in full durability, wait until it
- * is durable.  @precheck (may be NULL) runs under the writer lock before
- * anything is written and may refuse with an MB_E* code. */
-typedef int (*bank_precheck_fn)(kv_txn *t, void *ctx);
-int bank_write(mb_bank *b, uint8_t type, const mb_buf *payload,
-               bank_precheck_fn precheck, void *ctx);
+/* Journal, apply and commit one record (through a write group, group.c);
+ * in full durability, wait until it is durable.  A delete, a merge and a
+ * batch are first checked against the state under the writer lock and may
+ * be refused (MB_ENOTFOUND, MB_EINVAL) with nothing written. */
+int bank_write(mb_bank *b, uint8_t type, const mb_buf *payload);
+
+/* mb_close(): the handle's write queue (write.c). */
+void bank_queue_close(mb_bank *b);
+
+/* A batch's check under the writer lock (batch.c): every delete finds its
+ * page live at its point of the batch, and no page can grow past the
+ * bound.  MB_ENOTFOUND or MB_EINVAL with the message naming the operation. */
+int bank_batch_precheck(mb_bank *b, kv_txn *t, const uint8_t *payload, size_t len);
 
 /* A page id: 1..MB_MAX_ID_BYTES bytes of UTF-8, or MB_EINVAL. */
 int bank_check_id(mb_bank *b, const char *id);
@@ -75,11 +86,12 @@ int bank_prep_config(mb_bank *b, const char *json, size_t len, mb_buf *rec);
  * that would make the page pack larger than MB_MAX_PAGE_PACKED. */
 typedef struct merge_ck {
 	mb_bank *b;
-	const char *id;
+	const char *id;        /* not NUL-terminated */
+	size_t idlen;
 	const uint8_t *patch;  /* the merge's map, inside its record */
 	size_t patch_len;
 } merge_ck;
-int bank_merge_fits(kv_txn *t, void *ctx);
+int bank_merge_fits(kv_txn *t, const merge_ck *m);
 
 /* Begin a read transaction, or fail with a message. */
 int bank_read_begin(mb_bank *b, kv_txn **t);

@@ -11,8 +11,8 @@
  * that must be live; inside a batch "live" means: as the operations before
  * it leave the page) and a merge (that must not make a page larger than a
  * put could).  The precheck answers both under the writer lock, from an
- * index of the batch's page operations sorted by (id, position) that is
- * built before the lock is taken.
+ * index of the batch's page operations sorted by (id, position), built from
+ * the record alone (the leader of a write group may be another process).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +35,6 @@ typedef struct page_op {
 } page_op;
 
 typedef struct commit_ctx {
-	mb_batch *bt;
 	page_op *ops;
 	uint32_t n;
 	uint32_t failed;   /* position of the operation refused */
@@ -180,18 +179,19 @@ static int cmp_page_op(const void *x, const void *y)
 /* The page operations of @payload (a whole batch payload), sorted by id and
  * then position: the operation before a delete on the same page is the
  * entry before it. */
-static int index_pages(const mb_buf *payload, commit_ctx *cx)
+static int index_pages(const uint8_t *payload, size_t len, commit_ctx *cx)
 {
-	mp_reader r = { (const uint8_t *)payload->data,
-	                (const uint8_t *)payload->data + payload->len };
+	mp_reader r = { payload, payload + len };
 	uint32_t n;
 	mb_rec op;
 
-	if (mp_read_array(&r, &n) || !(cx->ops = calloc(n, sizeof *cx->ops)))
+	if (mp_read_array(&r, &n) || !n || n > MB_MAX_BATCH_OPS)
+		return MB_EINVAL;
+	if (!(cx->ops = calloc(n, sizeof *cx->ops)))
 		return MB_ENOMEM;
 	for (uint32_t i = 0; i < n; i++) {
 		if (rec_batch_next(&r, 0, &op))
-			return MB_EINTERNAL;  /* we encoded it: cannot happen */
+			return MB_EINVAL;  /* checked by rec_decode: cannot happen */
 		if (op.type == REC_PAGE_PUT || op.type == REC_PAGE_MERGE ||
 		    op.type == REC_PAGE_DELETE)
 			cx->ops[cx->n++] = (page_op){ op.a, op.alen, i, op.type, op.maplen };
@@ -239,9 +239,8 @@ static int merges_fit(kv_txn *t, commit_ctx *cx, uint32_t first, uint32_t end)
 
 /* Under the writer lock: every delete finds its page live at its point of
  * the batch, and no page can grow past the bound. */
-static int batch_precheck(kv_txn *t, void *ctx)
+static int batch_precheck(kv_txn *t, commit_ctx *cx)
 {
-	commit_ctx *cx = ctx;
 	int64_t now = mb_now_us();
 	uint32_t group = 0;
 	kv_val v;
@@ -274,10 +273,40 @@ static int batch_precheck(kv_txn *t, void *ctx)
 	return cx->n ? merges_fit(t, cx, group, cx->n) : 0;
 }
 
+int bank_batch_precheck(mb_bank *b, kv_txn *t, const uint8_t *payload, size_t len)
+{
+	commit_ctx cx = { NULL, 0, 0, false };
+	int rc = index_pages(payload, len, &cx);
+
+	if (rc) {
+		free(cx.ops);
+		return mb_fail(b->tag, rc, "batch: %s", rc == MB_ENOMEM ? "out of memory" :
+		               "the record is not a batch");
+	}
+	rc = batch_precheck(t, &cx);
+	for (uint32_t i = 0; i < cx.n; i++) {
+		int n = (int)(cx.ops[i].len > 64 ? 64 : cx.ops[i].len);
+		if ((rc != MB_ENOTFOUND && !cx.too_big) || cx.ops[i].pos != cx.failed)
+			continue;
+		if (cx.too_big)
+			mb_fail(b->tag, rc, "batch: operation %u (page merge): page \"%.*s\": its puts "
+			        "and merges in this batch could make it pack larger than %zu bytes; "
+			        "nothing was applied", cx.failed + 1, n, cx.ops[i].id,
+			        (size_t)MB_MAX_PAGE_PACKED);
+		else
+			mb_fail(b->tag, rc, "batch: operation %u (page delete): page \"%.*s\": not "
+			        "found; nothing was applied", cx.failed + 1, n, cx.ops[i].id);
+		break;
+	}
+	if (rc && rc != MB_ENOTFOUND && !cx.too_big)
+		rc = mb_fail(b->tag, rc, "batch: %s", mb_strerror(rc));
+	free(cx.ops);
+	return rc;
+}
+
 int mb_batch_commit(mb_batch *bt)
 {
 	mb_buf payload = { 0 };
-	commit_ctx cx = { bt, NULL, 0, 0, false };
 	mb_bank *b;
 	int rc = usable(bt);
 
@@ -292,25 +321,9 @@ int mb_batch_commit(mb_batch *bt)
 		buf_add(&payload, (uint8_t[]){ 0xdd, (uint8_t)(bt->n >> 24), (uint8_t)(bt->n >> 16),
 		                               (uint8_t)(bt->n >> 8), (uint8_t)bt->n }, 5);
 	buf_add(&payload, bt->ops.data, bt->ops.len);
-	if (payload.failed || (rc = index_pages(&payload, &cx))) {
-		rc = mb_fail(b, rc ? rc : MB_ENOMEM, "batch: out of memory");
-		goto out;
-	}
-	rc = bank_write(b, REC_BATCH, &payload, batch_precheck, &cx);
-	for (uint32_t i = 0; (rc == MB_ENOTFOUND || cx.too_big) && i < cx.n; i++) {
-		int n = (int)(cx.ops[i].len > 64 ? 64 : cx.ops[i].len);
-		if (cx.ops[i].pos != cx.failed)
-			continue;
-		if (cx.too_big)
-			mb_fail(b, rc, "batch: operation %u (page merge): page \"%.*s\": its puts and "
-			        "merges in this batch could make it pack larger than %zu bytes; nothing "
-			        "was applied", cx.failed + 1, n, cx.ops[i].id, (size_t)MB_MAX_PAGE_PACKED);
-		else
-			mb_fail(b, rc, "batch: operation %u (page delete): page \"%.*s\": not found; "
-			        "nothing was applied", cx.failed + 1, n, cx.ops[i].id);
-	}
+	rc = payload.failed ? mb_fail(b, MB_ENOMEM, "batch: out of memory")
+	                    : bank_write(b, REC_BATCH, &payload);
 out:
-	free(cx.ops);
 	buf_free(&payload);
 	mb_batch_abort(bt);
 	return rc;

@@ -221,7 +221,7 @@ static int purge_expired(mb_bank *b, mb_snapshot_info *info)
 	kv_abort(t);
 	if (rc)
 		return rc == MB_ENOTFOUND ? 0 : mb_fail(b, rc, "snapshot: %s", mb_strerror(rc));
-	if ((rc = rec_encode_int(&rec, cutoff)) || (rc = bank_write(b, REC_PURGE, &rec, NULL, NULL))) {
+	if ((rc = rec_encode_int(&rec, cutoff)) || (rc = bank_write(b, REC_PURGE, &rec))) {
 		buf_free(&rec);
 		return rc;
 	}

@@ -17,13 +17,16 @@
  * If the record was already appended, step 2 applies it, so it is applied
  * exactly once and never appended twice.
  */
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "apply.h"
 #include "bank.h"
 #include "config.h"
+#include "group.h"
 
 int bank_check(mb_bank *b)
 {
@@ -138,12 +141,6 @@ int bank_roll_forward(mb_bank *b, kv_txn *t, mbj_pos *end)
 	return rc ? bank_journal_fail(b, rc, "journal") : 0;
 }
 
-/* Our record, once it is in the journal (end.seq 0: not yet). */
-typedef struct appended {
-	mbj_pos end;
-	uint32_t len;
-} appended;
-
 /* The record's time: now, but always after the newest record applied, so
  * that record times strictly increase along the journal whatever the wall
  * clock does (a clock stepped back must not make a new page the "oldest"
@@ -159,55 +156,153 @@ static int record_time(kv_txn *t, int64_t *ts)
 	return rc;
 }
 
-static int append_and_apply(mb_bank *b, kv_txn *t, uint8_t type, const mb_buf *payload,
-                            mbj_pos *end, appended *a)
+/* A delete of a page that has expired fails as a delete of a missing page
+ * would: every operation sees the same set of pages. */
+static int delete_finds_page(mb_bank *b, kv_txn *t, const mb_rec *r)
 {
-	mbj_record rec = { .type = type, .payload = (const uint8_t *)payload->data,
-	                   .len = (uint32_t)payload->len };
-	mbj_pos new_end;
-	int rc = record_time(t, &rec.ts_us);
+	kv_val v;
+	int rc = apply_live_page(t, r->a, r->alen, mb_now_us(), &v);
 
-	if (rc)
-		return mb_fail(b->tag, rc, "reading the store's clock: %s", mb_strerror(rc));
-	if ((rc = mbj_append(b->jn, end, type, rec.ts_us, payload->data, (uint32_t)payload->len,
-	                     &new_end)))
+	if (rc == MB_ENOTFOUND)
+		return mb_fail(b->tag, rc, "page \"%.*s\": not found",
+		               (int)(r->alen > 64 ? 64 : r->alen), r->a);
+	return rc ? mb_fail(b->tag, rc, "page lookup: %s", mb_strerror(rc)) : 0;
+}
+
+/* Under the writer lock, before a record is applied: whether the state lets
+ * it do what its call means (a delete finds its page live; a merge keeps the
+ * page within MB_MAX_PAGE_PACKED; a batch, each of its operations at its
+ * point).  The answer comes from the record alone, so that a leader can
+ * decide the records of other processes.  MB_ENOTFOUND or MB_EINVAL refuse
+ * the record alone; another code fails the whole pass. */
+static int precheck(mb_bank *b, kv_txn *t, const gq_member *m)
+{
+	merge_ck ck = { b, NULL, 0, NULL, 0 };
+	mb_rec r;
+
+	if (m->type != REC_PAGE_DELETE && m->type != REC_PAGE_MERGE && m->type != REC_BATCH)
+		return 0;
+	if (rec_decode(m->type, 0, m->payload, m->len, &r))
+		return mb_fail(b->tag, MB_EINVAL, "write: a record of type %u is not of its "
+		               "type's shape", m->type);
+	if (m->type == REC_PAGE_DELETE)
+		return delete_finds_page(b, t, &r);
+	if (m->type == REC_BATCH)
+		return bank_batch_precheck(b, t, m->payload, m->len);
+	ck.id = r.a;
+	ck.idlen = r.alen;
+	ck.patch = r.map;
+	ck.patch_len = r.maplen;
+	return bank_merge_fits(t, &ck);
+}
+
+/* ------------------------------------------------------ a leader's pass
+ *
+ * Under the leader lock (group.c): take the queued records, and @own (the
+ * leader's record that skipped the queue, may be NULL); under LMDB's writer
+ * lock roll the journal forward, check and apply each in queue order, append
+ * those that pass with one write, commit once.  Applying before appending
+ * means a record the store cannot take is never journaled; a full map
+ * aborts the transaction, the map grows and the pass runs again (once the
+ * records are appended, the roll forward applies them: exactly once).  A
+ * commit that fails after the append withdraws the records (retype to
+ * REC_CANCELLED, see withdraw) unless another writer applied them since. */
+
+typedef struct pass {
+	gq_member m[GQ_MAX_MEMBERS];
+	size_t n;
+	mbj_entry e[GQ_MAX_MEMBERS];
+	mbj_pos ends[GQ_MAX_MEMBERS];
+	uint32_t who[GQ_MAX_MEMBERS];   /* e[j] is the record of m[who[j]] */
+	size_t k;                        /* records appended (0: none yet) */
+	bool collected;
+} pass;
+
+/* A refusal of one record: it alone fails, with its message. */
+static bool refusal(int rc)
+{
+	return rc == MB_ENOTFOUND || rc == MB_EINVAL;
+}
+
+static void member_failed(mb_bank *b, gq_member *m, int rc)
+{
+	m->rc = rc;
+	snprintf(m->msg, sizeof m->msg, "%s", mb_last_error(b) ? mb_last_error(b) : "");
+	if (!m->msg[0])
+		snprintf(m->msg, sizeof m->msg, "write: %s", mb_strerror(rc));
+	mb_clear_error(b->tag);
+}
+
+/* Check and apply the members in order; the ones that pass become the
+ * records to append. */
+static int apply_members(mb_bank *b, kv_txn *t, pass *p, const mbj_pos *end)
+{
+	size_t k = 0;
+	int rc;
+
+	for (size_t i = 0; i < p->n; i++) {
+		gq_member *m = &p->m[i];
+		mbj_record rec = { .type = m->type, .payload = m->payload, .len = m->len,
+		                   .seq = end->seq + 1 + k };
+
+		m->rc = 0;
+		m->msg[0] = '\0';
+		if ((rc = precheck(b, t, m))) {
+			if (!refusal(rc))
+				return rc;
+			member_failed(b, m, rc);
+			continue;
+		}
+		if ((rc = record_time(t, &rec.ts_us)))
+			return mb_fail(b->tag, rc, "reading the store's clock: %s", mb_strerror(rc));
+		if ((rc = apply_journaled(b, t, &rec)))
+			return rc;
+		p->e[k] = (mbj_entry){ m->type, rec.ts_us, m->payload, m->len };
+		p->who[k] = (uint32_t)i;
+		gq_mark(b->gq, m, rec.seq);   /* before the append: see group.c, DEATHS */
+		k++;
+	}
+	if (!k)
+		return 0;
+	if ((rc = mbj_append_many(b->jn, end, p->e, k, p->ends)))
 		return bank_journal_fail(b, rc, "journal append");
-	a->end = new_end;
-	a->len = (uint32_t)payload->len;
-	rec.seq = new_end.seq;
-	rec.end = new_end;
-	if ((rc = apply_journaled(b, t, &rec)))
-		return rc;
-	*end = new_end;
+	p->k = k;
+	for (size_t j = 0; j < k; j++)
+		p->m[p->who[j]].end = p->ends[j];
 	return 0;
 }
 
-/* One attempt under the writer lock.  Once our record is in the journal
- * (a->end.seq set), a later attempt only rolls forward, which applies it. */
-static int write_once(mb_bank *b, uint8_t type, const mb_buf *payload,
-                      bank_precheck_fn precheck, void *ctx, appended *a)
+static int pass_once(mb_bank *b, pass *p, const gq_member *own)
 {
 	mbj_pos end;
 	kv_txn *t;
 	int rc = kv_begin(b->kv, true, &t);
 
 	if (rc)
-		return mb_fail(b, rc, "cannot begin a write: %s", mb_strerror(rc));
+		return mb_fail(b->tag, rc, "cannot begin a write: %s", mb_strerror(rc));
 	if ((rc = bank_check(b)))  /* again under the writer lock */
 		return kv_end(t, rc);
 	if (!(rc = bank_jend_load(t, &end)) && !(rc = bank_roll_forward(b, t, &end)) &&
-	    !a->end.seq && (!precheck || !(rc = precheck(t, ctx))))
-		rc = append_and_apply(b, t, type, payload, &end, a);
+	    !p->collected) {
+		p->n = gq_collect(b->gq, end.seq, p->m, GQ_MAX_MEMBERS - 1);
+		if (own)
+			p->m[p->n++] = *own;
+		p->collected = true;
+	}
+	if (!rc && !p->k)
+		rc = apply_members(b, t, p, &end);
+	if (!rc && p->k)
+		end = p->ends[p->k - 1].seq > end.seq ? p->ends[p->k - 1] : end;
 	if (!rc)
 		rc = bank_jend_store(t, &end);
 	return kv_end(t, rc);
 }
 
-/* Our record reached the journal but the store could not take it (a full
- * disk at commit, an I/O error): unless another writer has applied it
- * since, it is turned into a record that applies as nothing, so a failed
- * call changes nothing.  1: it was applied after all (the call succeeds). */
-static int withdraw(mb_bank *b, const appended *a)
+/* The records reached the journal but the store could not take them (a
+ * full disk at commit, an I/O error): unless another writer has applied
+ * them since, they are turned into records that apply as nothing, so the
+ * failed calls change nothing.  1: they were applied after all. */
+static int withdraw(mb_bank *b, const pass *p)
 {
 	mbj_pos end;
 	kv_txn *t;
@@ -216,40 +311,137 @@ static int withdraw(mb_bank *b, const appended *a)
 	if (rc)
 		return rc;
 	if (!(rc = bank_jend_load(t, &end))) {
-		if (end.seq >= a->end.seq)
+		if (end.seq >= p->ends[p->k - 1].seq)
 			rc = 1;
-		else if (end.seq + 1 != a->end.seq)
+		else if (end.seq + 1 != p->ends[0].seq)
 			rc = MB_ECORRUPT;
 		else
-			rc = bank_journal_code(mbj_retype(b->jn, &a->end, a->len, REC_CANCELLED));
+			for (size_t j = p->k; j-- > 0 && !rc;)
+				rc = bank_journal_code(mbj_retype(b->jn, &p->ends[j], p->e[j].len,
+				                                  REC_CANCELLED));
 	}
 	kv_abort(t);
 	return rc;
 }
 
-static int write_failed(mb_bank *b, int rc, const appended *a)
+static int pass_failed(mb_bank *b, pass *p, int rc)
 {
 	char why[400];
 	int wrc;
 
 	if (!*mb_last_error(b))
-		mb_fail(b, rc, "write: %s", mb_strerror(rc));
-	if (!a->end.seq)
+		mb_fail(b->tag, rc, "write: %s", mb_strerror(rc));
+	if (!p->k)
 		return rc;
 	snprintf(why, sizeof why, "%s", mb_last_error(b));
-	if ((wrc = withdraw(b, a)) == 1)
+	if ((wrc = withdraw(b, p)) == 1)
 		return 0;
 	if (wrc)
-		return mb_fail(b, rc, "%s; and its journal record could not be withdrawn (%s): "
-		               "it may still take effect", why, mb_strerror(wrc));
-	return mb_fail(b, rc, "%s", why);
+		return mb_fail(b->tag, rc, "%s; and its journal records could not be withdrawn "
+		               "(%s): they may still take effect", why, mb_strerror(wrc));
+	return mb_fail(b->tag, rc, "%s", why);
 }
 
-int bank_write(mb_bank *b, uint8_t type, const mb_buf *payload,
-               bank_precheck_fn precheck, void *ctx)
+/* Lead one pass with the leader lock held; @own (may be NULL) gets its
+ * result.  Every member's result is published before it returns. */
+static void lead(mb_bank *b, gq_member *own)
 {
-	appended a = { { 0, 0, 0 }, 0 };
-	int rc, jrc, tries = 0;
+	pass *p = b->pass;
+	int rc, tries = 0;
+
+	p->n = p->k = 0;
+	p->collected = false;
+	while ((rc = pass_once(b, p, own)) == KV_EMAPFULL)
+		if (++tries > 40 || kv_grow(b->kv)) {
+			rc = mb_fail(b->tag, MB_ENOSPC, "the store's map cannot grow further");
+			break;
+		}
+	if (rc && (rc = pass_failed(b, p, rc))) {
+		/* the group failed: every member but those refused on their own */
+		char why[GQ_MSG_BYTES];
+
+		snprintf(why, sizeof why, "%s", mb_last_error(b));
+		for (size_t i = 0; i < p->n; i++)
+			if (p->k || !refusal(p->m[i].rc)) {
+				p->m[i].rc = rc;
+				memcpy(p->m[i].msg, why, sizeof why);
+			}
+	}
+	mb_clear_error(b->tag);
+	for (size_t i = 0; i < p->n; i++)
+		if (p->m[i].slot >= 0)
+			gq_finish(b->gq, &p->m[i]);
+		else if (own)
+			*own = p->m[i];
+}
+
+/* A slot a dead owner left is settled by a pass before it is reused. */
+static int settle_queue(mb_bank *b)
+{
+	bool recover;
+
+	gq_lock(b->gq, &recover);
+	lead(b, NULL);
+	gq_unlock(b->gq);
+	return 0;
+}
+
+/* The handle's queue and pass, made by its first write. */
+static int queue_open(mb_bank *b)
+{
+	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	int rc = 0;
+
+	if (__atomic_load_n(&b->gq_ready, __ATOMIC_ACQUIRE))
+		return 0;
+	pthread_mutex_lock(&mu);
+	if (!b->gq_ready) {
+		if (!(b->pass = calloc(1, sizeof *b->pass)))
+			rc = mb_fail(b, MB_ENOMEM, "out of memory");
+		else if (!(rc = gq_open(b, &b->gq)))
+			__atomic_store_n(&b->gq_ready, true, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&mu);
+	return rc;
+}
+
+void bank_queue_close(mb_bank *b)
+{
+	gq_close(b->gq);
+	free(b->pass);
+	b->gq = NULL;
+	b->pass = NULL;
+}
+
+/* Queue the record and wait for its result, leading when the lock is free;
+ * a record too large for a slot (or with no slot to use) is led at once. */
+static int write_grouped(mb_bank *b, gq_member *me)
+{
+	int got = me->len <= GQ_PAYLOAD_BYTES ? gq_slot_acquire(b->gq, settle_queue, b) : 0;
+	bool recover;
+
+	if (got < 0)
+		return mb_fail(b, got, "write queue: %s", mb_strerror(got));
+	if (got) {
+		gq_submit(b->gq, me->type, me->payload, me->len);
+		while (!gq_wait(b->gq, me)) {
+			lead(b, NULL);
+			gq_unlock(b->gq);
+		}
+		gq_slot_release(b->gq);
+	} else {
+		gq_lock(b->gq, &recover);
+		lead(b, me);
+		gq_unlock(b->gq);
+	}
+	return 0;
+}
+
+int bank_write(mb_bank *b, uint8_t type, const mb_buf *payload)
+{
+	gq_member me = { .slot = -1, .type = type, .payload = (const uint8_t *)payload->data,
+	                 .len = (uint32_t)payload->len };
+	int rc, jrc;
 
 	if ((rc = bank_check(b)) || (rc = bank_boot_record(b)))
 		return rc;
@@ -259,19 +451,14 @@ int bank_write(mb_bank *b, uint8_t type, const mb_buf *payload,
 	if (payload->len > MBJ_MAX_PAYLOAD)  /* numbers pack larger than their text */
 		return mb_fail(b, MB_EINVAL, "the change packs to %zu bytes, above the journal's "
 		               "record limit of %u bytes", payload->len, MBJ_MAX_PAYLOAD);
-	while ((rc = write_once(b, type, payload, precheck, ctx, &a)) == KV_EMAPFULL)
-		if (++tries > 40 || kv_grow(b->kv)) {
-			rc = mb_fail(b, MB_ENOSPC, "the store's map cannot grow further");
-			break;
-		}
-	if (rc == MB_ENOTFOUND && !a.end.seq)
-		return rc;  /* a precheck's answer */
-	if (rc && (rc = write_failed(b, rc, &a)))
+	if ((rc = queue_open(b)) || (rc = write_grouped(b, &me)))
 		return rc;
-	if (b->opts.durability == MB_DURABILITY_FULL && (jrc = mbj_sync(b->jn, a.end.seq)))
+	if (me.rc)
+		return mb_fail(b, me.rc, "%s", me.msg);
+	if (b->opts.durability == MB_DURABILITY_FULL && (jrc = mbj_sync(b->jn, me.end.seq)))
 		return bank_journal_fail(b, jrc, "journal sync");
-	if (!b->opts.defer_auto_checkpoint)
-		bank_auto_checkpoint(b, &a.end);  /* acknowledged: its outcome is not ours */
+	if (!b->opts.defer_auto_checkpoint && me.end.segment)
+		bank_auto_checkpoint(b, &me.end);  /* acknowledged: its outcome is not ours */
 	mb_clear_error(b);
 	return 0;
 }
@@ -311,26 +498,27 @@ _Static_assert(MB_MAX_PAGE_PACKED == MBJ_MAX_PAYLOAD, "a put's properties fit on
  * the merge is computed only near the bound.  An expired page is counted as
  * it is stored (the merge would start from nothing): refusing is the safe
  * side. */
-int bank_merge_fits(kv_txn *t, void *ctx)
+int bank_merge_fits(kv_txn *t, const merge_ck *m)
 {
-	const merge_ck *m = ctx;
 	const uint8_t *old;
 	int64_t updated;
 	size_t olen, len;
 	kv_val v;
-	int rc = kv_get(t, KV_PAGES, (kv_val){ m->id, strlen(m->id) }, &v);
+	int rc = kv_get(t, KV_PAGES, (kv_val){ m->id, m->idlen }, &v);
+	int n = (int)(m->idlen > 64 ? 64 : m->idlen);
 
 	if (rc == MB_ENOTFOUND)
 		return 0;
 	if (rc || (rc = st_page_split(v, &updated, &old, &olen)))
-		return mb_fail(m->b, rc, "page \"%.64s\": %s", m->id, mb_strerror(rc));
+		return mb_fail(m->b->tag, rc, "page \"%.*s\": %s", n, m->id, mb_strerror(rc));
 	if (olen + m->patch_len + 8 <= MB_MAX_PAGE_PACKED)
 		return 0;
 	if ((rc = apply_merged_len(old, olen, m->patch, m->patch_len, &len)))
-		return mb_fail(m->b, rc, "page \"%.64s\": %s", m->id, mb_strerror(rc));
+		return mb_fail(m->b->tag, rc, "page \"%.*s\": %s", n, m->id, mb_strerror(rc));
 	if (len > MB_MAX_PAGE_PACKED)
-		return mb_fail(m->b, MB_EINVAL, "page \"%.64s\": the merged properties would pack to "
-		               "%zu bytes, above the limit of %zu", m->id, len, MB_MAX_PAGE_PACKED);
+		return mb_fail(m->b->tag, MB_EINVAL, "page \"%.*s\": the merged properties would "
+		               "pack to %zu bytes, above the limit of %zu", n, m->id, len,
+		               MB_MAX_PAGE_PACKED);
 	return 0;
 }
 
@@ -434,10 +622,9 @@ int bank_prep_config(mb_bank *b, const char *json, size_t len, mb_buf *rec)
 }
 
 /* Check the handle, prepare the payload (@prep's verdict), write it. */
-static int write_prepared(mb_bank *b, uint8_t type, int prep, mb_buf *rec,
-                          bank_precheck_fn precheck, void *ctx)
+static int write_prepared(mb_bank *b, uint8_t type, int prep, mb_buf *rec)
 {
-	int rc = prep ? prep : bank_write(b, type, rec, precheck, ctx);
+	int rc = prep ? prep : bank_write(b, type, rec);
 
 	buf_free(rec);
 	return rc;
@@ -448,36 +635,17 @@ int mb_page_put(mb_bank *b, const char *id, const char *json, size_t len)
 	mb_buf rec = { 0 };
 	int rc = bank_check(b);
 
-	return rc ? rc : write_prepared(b, REC_PAGE_PUT,
-	                                bank_prep_page(b, id, json, len, &rec),
-	                                &rec, NULL, NULL);
+	return rc ? rc : write_prepared(b, REC_PAGE_PUT, bank_prep_page(b, id, json, len, &rec),
+	                                &rec);
 }
 
 int mb_page_merge(mb_bank *b, const char *id, const char *json, size_t len)
 {
 	mb_buf rec = { 0 };
-	merge_ck ck = { b, id, NULL, 0 };
-	mb_rec r = { 0 };
 	int rc = bank_check(b);
 
-	if (rc)
-		return rc;
-	rc = bank_prep_page(b, id, json, len, &rec);
-	if (!rc && rec_decode(REC_PAGE_MERGE, 0, rec.data, rec.len, &r))
-		rc = mb_fail(b, MB_EINTERNAL, "page merge: cannot read back its own record");
-	ck.patch = r.map;
-	ck.patch_len = r.maplen;
-	return write_prepared(b, REC_PAGE_MERGE, rc, &rec, bank_merge_fits, &ck);
-}
-
-/* A delete of a page that has expired fails as a delete of a missing page
- * would: every operation sees the same set of pages. */
-static int page_exists(kv_txn *t, void *ctx)
-{
-	const char *id = ctx;
-	kv_val v;
-
-	return apply_live_page(t, id, strlen(id), mb_now_us(), &v);
+	return rc ? rc : write_prepared(b, REC_PAGE_MERGE, bank_prep_page(b, id, json, len, &rec),
+	                                &rec);
 }
 
 int mb_page_delete(mb_bank *b, const char *id)
@@ -485,13 +653,7 @@ int mb_page_delete(mb_bank *b, const char *id)
 	mb_buf rec = { 0 };
 	int rc = bank_check(b);
 
-	if (rc)
-		return rc;
-	rc = write_prepared(b, REC_PAGE_DELETE, bank_prep_delete(b, id, &rec), &rec,
-	                    page_exists, (void *)id);
-	if (rc == MB_ENOTFOUND)
-		rc = mb_fail(b, rc, "page \"%.64s\": not found", id);
-	return rc;
+	return rc ? rc : write_prepared(b, REC_PAGE_DELETE, bank_prep_delete(b, id, &rec), &rec);
 }
 
 int mb_sync_record(mb_bank *b, const char *status, const char *error)
@@ -499,8 +661,7 @@ int mb_sync_record(mb_bank *b, const char *status, const char *error)
 	mb_buf rec = { 0 };
 	int rc = bank_check(b);
 
-	return rc ? rc : write_prepared(b, REC_SYNC, bank_prep_sync(b, status, error, &rec),
-	                                &rec, NULL, NULL);
+	return rc ? rc : write_prepared(b, REC_SYNC, bank_prep_sync(b, status, error, &rec), &rec);
 }
 
 int mb_error_log(mb_bank *b, const char *type, const char *message)
@@ -509,8 +670,7 @@ int mb_error_log(mb_bank *b, const char *type, const char *message)
 	int rc = bank_check(b);
 
 	return rc ? rc : write_prepared(b, REC_ERROR_LOG,
-	                                bank_prep_error_log(b, type, message, &rec),
-	                                &rec, NULL, NULL);
+	                                bank_prep_error_log(b, type, message, &rec), &rec);
 }
 
 int mb_error_resolve(mb_bank *b, const char *type, const char *steps)
@@ -519,8 +679,7 @@ int mb_error_resolve(mb_bank *b, const char *type, const char *steps)
 	int rc = bank_check(b);
 
 	return rc ? rc : write_prepared(b, REC_ERROR_RESOLVE,
-	                                bank_prep_error_resolve(b, type, steps, &rec),
-	                                &rec, NULL, NULL);
+	                                bank_prep_error_resolve(b, type, steps, &rec), &rec);
 }
 
 int mb_config_update(mb_bank *b, const char *json, size_t len)
@@ -528,6 +687,5 @@ int mb_config_update(mb_bank *b, const char *json, size_t len)
 	mb_buf rec = { 0 };
 	int rc = bank_check(b);
 
-	return rc ? rc : write_prepared(b, REC_CONFIG, bank_prep_config(b, json, len, &rec),
-	                                &rec, NULL, NULL);
+	return rc ? rc : write_prepared(b, REC_CONFIG, bank_prep_config(b, json, len, &rec), &rec);
 }

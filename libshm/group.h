@@ -1,0 +1,76 @@
+/*
+ * group.h - write groups: the queue through which the writes of every
+ * process of a bank reach one leader (group.c has the protocol).
+ */
+#ifndef MEMBANK_GROUP_H
+#define MEMBANK_GROUP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "journal.h"
+
+typedef struct mb_bank mb_bank;
+typedef struct gq gq;
+
+/* A record larger than this skips the queue: its writer leads a group
+ * that holds it (the queue's slots are fixed-size). */
+#define GQ_PAYLOAD_BYTES (16384u - 640u)
+#define GQ_MSG_BYTES 512u
+#define GQ_SLOTS 64u
+/* a pass's members: every slot, and the leader's own record */
+#define GQ_MAX_MEMBERS (GQ_SLOTS + 1u)
+
+/* One member of a group: a queued slot's record, or the leader's own
+ * record that skipped the queue.  A leader fills in the result. */
+typedef struct gq_member {
+	int slot;              /* -1: the leader's own record */
+	uint64_t ticket;       /* queue order */
+	uint8_t type;
+	const uint8_t *payload;
+	uint32_t len;
+	/* the result */
+	int rc;
+	mbj_pos end;           /* the record's end (rc 0) */
+	char msg[GQ_MSG_BYTES];
+} gq_member;
+
+/* Map the bank's queue (store/group.shm), creating or reinitialising it on
+ * a new boot.  MB_E* with the message on failure. */
+int gq_open(mb_bank *b, gq **out);
+void gq_close(gq *q);
+
+/* The slot this handle's thread may use: 1 with it held (the caller copies
+ * its record in with gq_submit), 0 when there is none to use now (another
+ * thread of the handle has it, or every slot is owned: the caller leads
+ * with its record instead).  A slot a dead owner left unfinished is
+ * settled first through @settle (a leader's pass). */
+int gq_slot_acquire(gq *q, int (*settle)(mb_bank *b), mb_bank *b);
+void gq_slot_release(gq *q);
+
+/* Queue the held slot's record; then wait with gq_wait. */
+void gq_submit(gq *q, uint8_t type, const void *payload, uint32_t len);
+
+/* Until the held slot's result is there: 1 with *out filled (rc, end,
+ * msg), or 0 when the caller is now the leader (it holds the leader lock:
+ * it leads a pass, calls gq_unlock, and waits again). */
+int gq_wait(gq *q, gq_member *out);
+
+/* The leader lock, taken without waiting by gq_wait, or with waiting by a
+ * writer without a slot.  *recover: its last holder died holding it. */
+void gq_lock(gq *q, bool *recover);
+void gq_unlock(gq *q);
+
+/* Under the leader lock, after rolling the journal forward to @end_seq:
+ * finish what a dead leader left (a slot it took is done when its record
+ * is in the journal, seq <= @end_seq, else queued again), then take every
+ * queued slot (at most @max) into @m in queue order.  Returns the count. */
+size_t gq_collect(gq *q, uint64_t end_seq, gq_member *m, size_t max);
+
+/* Before the append: member @m's record will be @seq (group.c, DEATHS). */
+void gq_mark(gq *q, const gq_member *m, uint64_t seq);
+
+/* Publish a member's result to its slot's owner. */
+void gq_finish(gq *q, const gq_member *m);
+
+#endif /* MEMBANK_GROUP_H */
