@@ -522,7 +522,7 @@ static int open_parts(mb_bank *b, const char *boot)
 		return bank_journal_fail(b, rc, "journal");
 	if (build && (rc = bank_rebuild_store(b)))
 		return rc;
-	if ((rc = settle(b)))
+	if ((rc = settle(b)) || (rc = bank_queue_open(b)))
 		return rc;
 	/* A missing id a full disk cannot create is left for the first write
 	 * (bank_boot_record): reads need none, and no opener discards a store

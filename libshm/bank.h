@@ -40,10 +40,9 @@ struct mb_bank {
 	atomic_bool boot_pending; /* store/boot_id not yet written (full disk) */
 	const void *tag;          /* where messages go: NULL until opened */
 	struct autockpt *auto_ck; /* the automatic checkpoint's state (autockpt.c) */
-	/* write groups (group.c, write.c): made by the first write */
+	/* write groups (group.c, write.c) */
 	struct gq *gq;
 	struct pass *pass;        /* the leader's scratch, used under its lock */
-	bool gq_ready;
 };
 
 /* MB_EFORKED, MB_EFATAL or MB_ERESTORED (with the message) when @b may not
@@ -61,7 +60,9 @@ int bank_boot_record(mb_bank *b);
  * be refused (MB_ENOTFOUND, MB_EINVAL) with nothing written. */
 int bank_write(mb_bank *b, uint8_t type, const mb_buf *payload);
 
-/* mb_close(): the handle's write queue (write.c). */
+/* The handle's write queue (group.c) and its leader's scratch (write.c):
+ * opened by mb_open, closed by mb_close. */
+int bank_queue_open(mb_bank *b);
 void bank_queue_close(mb_bank *b);
 
 /* A batch's check under the writer lock (batch.c): every delete finds its

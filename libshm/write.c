@@ -17,7 +17,6 @@
  * If the record was already appended, step 2 applies it, so it is applied
  * exactly once and never appended twice.
  */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -386,23 +385,11 @@ static int settle_queue(mb_bank *b)
 	return 0;
 }
 
-/* The handle's queue and pass, made by its first write. */
-static int queue_open(mb_bank *b)
+int bank_queue_open(mb_bank *b)
 {
-	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-	int rc = 0;
-
-	if (__atomic_load_n(&b->gq_ready, __ATOMIC_ACQUIRE))
-		return 0;
-	pthread_mutex_lock(&mu);
-	if (!b->gq_ready) {
-		if (!(b->pass = calloc(1, sizeof *b->pass)))
-			rc = mb_fail(b, MB_ENOMEM, "out of memory");
-		else if (!(rc = gq_open(b, &b->gq)))
-			__atomic_store_n(&b->gq_ready, true, __ATOMIC_RELEASE);
-	}
-	pthread_mutex_unlock(&mu);
-	return rc;
+	if (!(b->pass = calloc(1, sizeof *b->pass)))
+		return mb_fail(NULL, MB_ENOMEM, "out of memory");
+	return gq_open(b, &b->gq);
 }
 
 void bank_queue_close(mb_bank *b)
@@ -451,7 +438,7 @@ int bank_write(mb_bank *b, uint8_t type, const mb_buf *payload)
 	if (payload->len > MBJ_MAX_PAYLOAD)  /* numbers pack larger than their text */
 		return mb_fail(b, MB_EINVAL, "the change packs to %zu bytes, above the journal's "
 		               "record limit of %u bytes", payload->len, MBJ_MAX_PAYLOAD);
-	if ((rc = queue_open(b)) || (rc = write_grouped(b, &me)))
+	if ((rc = write_grouped(b, &me)))
 		return rc;
 	if (me.rc)
 		return mb_fail(b, me.rc, "%s", me.msg);
