@@ -64,6 +64,8 @@ int bank_write(mb_bank *b, uint8_t type, const mb_buf *payload);
  * opened by mb_open, closed by mb_close. */
 int bank_queue_open(mb_bank *b);
 void bank_queue_close(mb_bank *b);
+/* Holding the leader lock (gq_lock): one pass over the queued writes. */
+int bank_lead_pass(mb_bank *b);
 
 /* A batch's check under the writer lock (batch.c): every delete finds its
  * page live at its point of the batch, and no page can grow past the

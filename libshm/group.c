@@ -93,6 +93,7 @@ struct gq_head {
 	uint32_t sleepers;
 	uint64_t ticket;
 	uint32_t ready;
+	uint64_t passes, records;   /* this boot: leader passes, records appended */
 };
 
 struct gq_slot {
@@ -440,6 +441,27 @@ void gq_mark(gq *q, const gq_member *m, uint64_t seq)
 {
 	if (m->slot >= 0)
 		slot_at(q, (unsigned)m->slot)->seq = seq;
+}
+
+size_t gq_queued(const gq *q)
+{
+	size_t n = 0;
+
+	for (unsigned i = 0; i < GQ_SLOTS; i++)
+		n += __atomic_load_n(&slot_at(q, i)->state, __ATOMIC_ACQUIRE) == S_QUEUED;
+	return n;
+}
+
+void gq_count(gq *q, uint64_t records)
+{
+	q->head->passes++;
+	q->head->records += records;
+}
+
+void gq_stats(const gq *q, uint64_t *passes, uint64_t *records)
+{
+	*passes = __atomic_load_n(&q->head->passes, __ATOMIC_RELAXED);
+	*records = __atomic_load_n(&q->head->records, __ATOMIC_RELAXED);
 }
 
 void gq_finish(gq *q, const gq_member *m)

@@ -73,4 +73,12 @@ void gq_mark(gq *q, const gq_member *m, uint64_t seq);
 /* Publish a member's result to its slot's owner. */
 void gq_finish(gq *q, const gq_member *m);
 
+/* Slots queued now (tests). */
+size_t gq_queued(const gq *q);
+
+/* Under the leader lock: a pass appended @records records.  gq_stats: the
+ * passes and records of this boot, for mb_metrics. */
+void gq_count(gq *q, uint64_t records);
+void gq_stats(const gq *q, uint64_t *passes, uint64_t *records);
+
 #endif /* MEMBANK_GROUP_H */

@@ -17,6 +17,7 @@
  * If the record was already appended, step 2 applies it, so it is applied
  * exactly once and never appended twice.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,6 +208,17 @@ static int precheck(mb_bank *b, kv_txn *t, const gq_member *m)
  * commit that fails after the append withdraws the records (retype to
  * REC_CANCELLED, see withdraw) unless another writer applied them since. */
 
+/* Tests: MEMBANK_TEST_GROUP_DIE=mark|append kills the leader there (after
+ * it marked its members' seqs; after it appended them), to prove that the
+ * next leader finishes the group (group.c, DEATHS). */
+static void test_die(const char *where)
+{
+	const char *at = getenv("MEMBANK_TEST_GROUP_DIE");
+
+	if (at && !strcmp(at, where))
+		raise(SIGKILL);
+}
+
 typedef struct pass {
 	gq_member m[GQ_MAX_MEMBERS];
 	size_t n;
@@ -263,9 +275,12 @@ static int apply_members(mb_bank *b, kv_txn *t, pass *p, const mbj_pos *end)
 	}
 	if (!k)
 		return 0;
+	test_die("mark");
 	if ((rc = mbj_append_many(b->jn, end, p->e, k, p->ends)))
 		return bank_journal_fail(b, rc, "journal append");
+	test_die("append");
 	p->k = k;
+	gq_count(b->gq, k);
 	for (size_t j = 0; j < k; j++)
 		p->m[p->who[j]].end = p->ends[j];
 	return 0;
@@ -372,6 +387,12 @@ static void lead(mb_bank *b, gq_member *own)
 			gq_finish(b->gq, &p->m[i]);
 		else if (own)
 			*own = p->m[i];
+}
+
+int bank_lead_pass(mb_bank *b)
+{
+	lead(b, NULL);
+	return 0;
 }
 
 /* A slot a dead owner left is settled by a pass before it is reused. */

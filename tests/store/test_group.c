@@ -1,0 +1,257 @@
+/*
+ * test_group.c - write groups across processes (libshm/group.c).
+ *
+ * Every test makes its group deterministically: the test process holds the
+ * leader lock while child processes queue their writes (it waits until it
+ * sees them queued), then lets go or leads the pass itself.  No test waits
+ * on time for an outcome; timeouts only bound a broken run.
+ */
+#include <signal.h>
+
+#include "bank.h"
+#include "group.h"
+#include "helpers.h"
+
+#define WAIT_S 120   /* a bound for a broken run, never an expectation */
+
+typedef struct fx {
+	char *dir;
+	char path[4096];
+} fx;
+
+static int setup(void **state)
+{
+	fx *f = calloc(1, sizeof *f);
+
+	f->dir = tmp_dir();
+	snprintf(f->path, sizeof f->path, "%s/bank", f->dir);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	fx *f = *state;
+
+	rm_rf(f->dir);
+	free(f->dir);
+	free(f);
+	return 0;
+}
+
+/* The journal's records: count, and seq order without a gap. */
+static uint64_t journal_records(const fx *f, uint8_t type)
+{
+	char jdir[4200];
+	mbj_iter *it;
+	mbj_record rec;
+	uint64_t n = 0, last = 0;
+
+	snprintf(jdir, sizeof jdir, "%s/journal", f->path);
+	assert_int_equal(mbj_iter_open(jdir, 0, &it), 0);
+	while (mbj_iter_next(it, &rec) == 1) {
+		if (last)
+			assert_int_equal(rec.seq, last + 1);
+		last = rec.seq;
+		n += rec.type == type;
+	}
+	mbj_iter_close(it);
+	return n;
+}
+
+/* Wait until @n slots are queued (bounded). */
+static void wait_queued(mb_bank *b, size_t n)
+{
+	for (int i = 0; i < WAIT_S * 1000 && gq_queued(b->gq) < n; i++)
+		usleep(1000);
+	assert_int_equal(gq_queued(b->gq), n);
+}
+
+/* Child: open, do write @what on page @id, exit with 0, 2 (not found) or 1. */
+static pid_t writer(const fx *f, const char *what, const char *id)
+{
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		mb_bank *b = NULL;
+		int rc;
+
+		if (mb_open(f->path, NULL, &b))
+			_exit(1);
+		if (!strcmp(what, "put"))
+			rc = mb_page_put(b, id, "{\"by\":\"child\"}", (size_t)-1);
+		else if (!strcmp(what, "merge"))
+			rc = mb_page_merge(b, id, "{\"merged\":true}", (size_t)-1);
+		else
+			rc = mb_page_delete(b, id);
+		if (rc == MB_ENOTFOUND && strstr(mb_last_error(b), "not found"))
+			_exit(2);
+		_exit(rc ? 1 : 0);
+	}
+	return pid;
+}
+
+/* Eight processes' writes in one pass: each gets its own result (a delete
+ * of a missing page fails alone), the others land in one append. */
+static void test_one_group_many_results(void **state)
+{
+	fx *f = *state;
+	mb_bank *b = open_bank(f->dir, MB_DURABILITY_FULL);
+	uint64_t passes0, records0, passes, records;
+	pid_t pids[8];
+	char id[16];
+	bool recover;
+
+	assert_non_null(b);
+	assert_int_equal(mb_page_put(b, "base", "{\"v\":1}", (size_t)-1), 0);
+	gq_stats(b->gq, &passes0, &records0);
+	gq_lock(b->gq, &recover);
+	for (int i = 0; i < 6; i++) {
+		snprintf(id, sizeof id, "p%d", i);
+		pids[i] = writer(f, "put", id);
+	}
+	pids[6] = writer(f, "delete", "missing");
+	pids[7] = writer(f, "merge", "base");
+	wait_queued(b, 8);
+	bank_lead_pass(b);   /* the test process leads: one pass for all */
+	gq_unlock(b->gq);
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(wait_child(pids[i], WAIT_S), i == 6 ? 2 : 0);
+	gq_stats(b->gq, &passes, &records);
+	assert_int_equal(passes - passes0, 1);
+	assert_int_equal(records - records0, 7);
+	for (int i = 0; i < 6; i++) {
+		snprintf(id, sizeof id, "p%d", i);
+		cJSON *p = get_page(b, id);
+		assert_non_null(p);
+		assert_string_equal(str_at(p, "properties", "by"), "child");
+		cJSON_Delete(p);
+	}
+	cJSON *base = get_page(b, "base");
+	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(base, "properties"), "merged")));
+	cJSON_Delete(base);
+	assert_int_equal(journal_records(f, 1 /* REC_PAGE_PUT */), 7);
+	assert_rebuild_same(b);
+	mb_close(b);
+}
+
+/* A writer killed after it queued: its record is applied by the next pass
+ * (whole), and its slot is clean for the next owner. */
+static void test_owner_killed_while_queued(void **state)
+{
+	fx *f = *state;
+	mb_bank *b = open_bank(f->dir, MB_DURABILITY_FAST);
+	pid_t pid;
+	bool recover;
+
+	assert_non_null(b);
+	gq_lock(b->gq, &recover);
+	pid = writer(f, "put", "orphan");
+	wait_queued(b, 1);
+	kill(pid, SIGKILL);
+	assert_int_equal(wait_child(pid, WAIT_S), 128 + SIGKILL);
+	gq_unlock(b->gq);
+	/* this handle's first write claims a slot: the dead owner's queued
+	 * record is applied first, then ours */
+	assert_int_equal(mb_page_put(b, "after", "{\"v\":2}", (size_t)-1), 0);
+	cJSON *p = get_page(b, "orphan");
+	assert_non_null(p);
+	cJSON_Delete(p);
+	assert_int_equal(gq_queued(b->gq), 0);
+	assert_int_equal(journal_records(f, 1), 2);
+	mb_close(b);
+}
+
+/* A leader killed at @where (group.c, DEATHS): the writers of its group
+ * all succeed, each record is in the journal exactly once. */
+static void leader_killed(fx *f, const char *where)
+{
+	mb_bank *b = open_bank(f->dir, MB_DURABILITY_FULL);
+	int go[2], ready[2];
+	pid_t leader, w[3];
+	char c = 0, id[16];
+	bool recover;
+
+	assert_non_null(b);
+	assert_int_equal(pipe(go), 0);
+	assert_int_equal(pipe(ready), 0);
+	leader = fork();
+	assert_true(leader >= 0);
+	if (leader == 0) {
+		mb_bank *lb = NULL;
+
+		if (mb_open(f->path, NULL, &lb))
+			_exit(1);
+		gq_lock(lb->gq, &recover);
+		if (write(ready[1], "r", 1) != 1 || read(go[0], &c, 1) != 1)
+			_exit(1);
+		setenv("MEMBANK_TEST_GROUP_DIE", where, 1);
+		bank_lead_pass(lb);
+		_exit(3);   /* not reached: the hook kills it */
+	}
+	assert_int_equal(read(ready[0], &c, 1), 1);
+	for (int i = 0; i < 3; i++) {
+		snprintf(id, sizeof id, "w%d", i);
+		w[i] = writer(f, "put", id);
+	}
+	wait_queued(b, 3);
+	assert_int_equal(write(go[1], "g", 1), 1);
+	assert_int_equal(wait_child(leader, WAIT_S), 128 + SIGKILL);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(wait_child(w[i], WAIT_S), 0);
+	for (int i = 0; i < 3; i++) {
+		snprintf(id, sizeof id, "w%d", i);
+		cJSON *p = get_page(b, id);
+		assert_non_null(p);
+		cJSON_Delete(p);
+	}
+	assert_int_equal(journal_records(f, 1), 3);
+	assert_rebuild_same(b);
+	close(go[0]), close(go[1]), close(ready[0]), close(ready[1]);
+	mb_close(b);
+}
+
+static void test_leader_killed_before_append(void **state)
+{
+	leader_killed(*state, "mark");
+}
+
+static void test_leader_killed_after_append(void **state)
+{
+	leader_killed(*state, "append");
+}
+
+/* A record too large for a slot skips the queue: its writer leads. */
+static void test_large_record_bypasses_queue(void **state)
+{
+	fx *f = *state;
+	mb_bank *b = open_bank(f->dir, MB_DURABILITY_FAST);
+	size_t n = GQ_PAYLOAD_BYTES + 4096;
+	char *json = malloc(n + 32);
+	cJSON *p;
+
+	assert_non_null(b);
+	snprintf(json, n + 32, "{\"big\":\"%0*d\"}", (int)n, 7);
+	assert_int_equal(mb_page_put(b, "big", json, (size_t)-1), 0);
+	assert_int_equal(mb_page_put(b, "small", "{\"v\":1}", (size_t)-1), 0);
+	p = get_page(b, "big");
+	assert_int_equal(strlen(str_at(p, "properties", "big")), n);
+	cJSON_Delete(p);
+	assert_int_equal(journal_records(f, 1), 2);
+	free(json);
+	mb_close(b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_one_group_many_results, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_owner_killed_while_queued, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_leader_killed_before_append, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_leader_killed_after_append, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_large_record_bypasses_queue, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
