@@ -17,9 +17,6 @@
  *            whole pass (LMDB's writer lock is taken inside it, never the
  *            other way round).  Every journal append of the bank is made by
  *            a leader, which is what makes a dead leader's work decidable.
- *   wake     a futex word, bumped when a leader lets go of the lock;
- *            sleepers counts the writers sleeping on it (no wake call when
- *            there are none).
  *   ticket   the queue order of slots.
  *   boot_id, ready: as sync.shm (gsync.c, REBOOT): a state from another
  *            boot, or never finished, is initialised again under an flock.
@@ -32,6 +29,9 @@
  *   TAKEN   a leader has it in its group; seq is the record's seq once the
  *           leader decided to append it (0 before, and when it is refused);
  *   DONE    rc, end and msg hold the result; the owner sets FREE again.
+ * A waiting owner sleeps on its slot's `wake` futex word.  A leader wakes
+ * the owners of the slots it finished, and, when it lets go of the lock,
+ * the owner of the oldest queued slot, who leads next: no herd.
  * FREE -> QUEUED and DONE -> FREE are the owner's, QUEUED -> TAKEN -> DONE
  * a leader's, all under the leader lock except the owner's.
  *
@@ -74,7 +74,7 @@
 #include "group.h"
 
 #define GQ_MAGIC "MBGROUP"
-#define GQ_VERSION 1u
+#define GQ_VERSION 2u
 #define HEAD_BYTES 4096u
 #define SLOT_BYTES 16384u
 #define MAP_BYTES ((size_t)HEAD_BYTES + (size_t)GQ_SLOTS * SLOT_BYTES)
@@ -89,15 +89,15 @@ struct gq_head {
 	uint32_t version, size, slots, slot_bytes;
 	char boot_id[48];
 	pthread_mutex_t leader;
-	uint32_t wake;
-	uint32_t sleepers;
 	uint64_t ticket;
 	uint32_t ready;
 	uint64_t passes, records;   /* this boot: leader passes, records appended */
 };
 
 struct gq_slot {
-	uint32_t state;          /* the futex word of nobody: atomics only */
+	uint32_t state;
+	uint32_t wake;           /* futex word: bumped to wake the owner */
+	uint32_t sleeping;       /* the owner sleeps on wake */
 	int32_t rc;
 	uint64_t ticket;
 	uint64_t seq;
@@ -358,14 +358,36 @@ void gq_lock(gq *q, bool *recover)
 		pthread_mutex_consistent(&q->head->leader);
 }
 
+/* Wake slot @i's owner if it sleeps.  The owner reads `wake` before it
+ * looks at the state and the lock, so a bump between its look and its
+ * sleep makes the sleep return at once: no wake-up is lost. */
+static void wake_owner(gq *q, unsigned i)
+{
+	struct gq_slot *s = slot_at(q, i);
+
+	__atomic_add_fetch(&s->wake, 1, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&s->sleeping, __ATOMIC_SEQ_CST))
+		futex(&s->wake, FUTEX_WAKE, 1, NULL);
+}
+
+/* Let go of the leader lock and wake the writer of the oldest queued record
+ * (it leads next): only the writers that have something to do wake up. */
 void gq_unlock(gq *q)
 {
-	struct gq_head *h = q->head;
+	uint64_t oldest = UINT64_MAX;
+	unsigned next = GQ_SLOTS;
 
-	pthread_mutex_unlock(&h->leader);
-	__atomic_add_fetch(&h->wake, 1, __ATOMIC_RELEASE);
-	if (__atomic_load_n(&h->sleepers, __ATOMIC_ACQUIRE))
-		futex(&h->wake, FUTEX_WAKE, INT32_MAX, NULL);
+	pthread_mutex_unlock(&q->head->leader);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);  /* the other side of gq_wait's */
+	for (unsigned i = 0; i < GQ_SLOTS; i++) {
+		struct gq_slot *s = slot_at(q, i);
+		if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) == S_QUEUED && s->ticket < oldest) {
+			oldest = s->ticket;
+			next = i;
+		}
+	}
+	if (next < GQ_SLOTS)
+		wake_owner(q, next);
 }
 
 static void read_result(struct gq_slot *s, gq_member *out)
@@ -384,21 +406,29 @@ int gq_wait(gq *q, gq_member *out)
 	struct timespec ts = { 0, WAIT_NS };
 
 	for (;;) {
-		uint32_t w = __atomic_load_n(&h->wake, __ATOMIC_ACQUIRE);
+		uint32_t w = __atomic_load_n(&s->wake, __ATOMIC_SEQ_CST);
 		int r;
 
 		if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) == S_DONE) {
 			read_result(s, out);
 			return 1;
 		}
+		/* our QUEUED (or the look above) before the look at the lock:
+		 * glibc's trylock of a held mutex is a plain load, and without a
+		 * full fence a leader letting go could miss our queued slot while
+		 * we miss its unlock (the store-buffer race), and we would sleep
+		 * out the whole timeout */
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
 		r = pthread_mutex_trylock(&h->leader);
 		if (r == EOWNERDEAD)
 			pthread_mutex_consistent(&h->leader);
 		if (r == 0 || r == EOWNERDEAD)
 			return 0;
-		__atomic_add_fetch(&h->sleepers, 1, __ATOMIC_ACQ_REL);
-		futex(&h->wake, FUTEX_WAIT, w, &ts);
-		__atomic_sub_fetch(&h->sleepers, 1, __ATOMIC_ACQ_REL);
+		__atomic_store_n(&s->sleeping, 1, __ATOMIC_SEQ_CST);
+		/* the timeout is for a leader that died (a robust mutex wakes
+		 * nobody): then the lock is free and the next look takes it */
+		futex(&s->wake, FUTEX_WAIT, w, &ts);
+		__atomic_store_n(&s->sleeping, 0, __ATOMIC_SEQ_CST);
 	}
 }
 
@@ -417,6 +447,7 @@ size_t gq_collect(gq *q, uint64_t end_seq, gq_member *m, size_t max)
 				s->end_segment = s->end_offset = 0;
 				s->end_seq = s->seq;
 				__atomic_store_n(&s->state, S_DONE, __ATOMIC_RELEASE);
+				wake_owner(q, i);
 				continue;
 			}
 			st = S_QUEUED;
@@ -477,4 +508,5 @@ void gq_finish(gq *q, const gq_member *m)
 	s->end_seq = m->end.seq;
 	memcpy(s->msg, m->msg, sizeof s->msg);
 	__atomic_store_n(&s->state, S_DONE, __ATOMIC_RELEASE);
+	wake_owner(q, (unsigned)m->slot);
 }
