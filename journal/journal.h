@@ -189,6 +189,10 @@ int mbj_sync(mbj_log *log, uint64_t seq);
 /* Durable up to which seq, as far as this machine's boot knows. */
 uint64_t mbj_durable_seq(mbj_log *log);
 
+/* fdatasyncs of the journal that made records durable (group commits),
+ * by every process of this machine since its boot. */
+uint64_t mbj_syncs(mbj_log *log);
+
 /* --- readers: no lock needed --- */
 
 typedef struct mbj_iter mbj_iter;

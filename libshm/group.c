@@ -74,7 +74,7 @@
 #include "group.h"
 
 #define GQ_MAGIC "MBGROUP"
-#define GQ_VERSION 2u
+#define GQ_VERSION 1u
 #define HEAD_BYTES 4096u
 #define SLOT_BYTES 16384u
 #define MAP_BYTES ((size_t)HEAD_BYTES + (size_t)GQ_SLOTS * SLOT_BYTES)
@@ -92,6 +92,7 @@ struct gq_head {
 	uint64_t ticket;
 	uint32_t ready;
 	uint64_t passes, records;   /* this boot: leader passes, records appended */
+	uint64_t by_type[GQ_TYPES]; /* records appended, by record type */
 	uint32_t order;             /* see gq_wait */
 };
 
@@ -485,16 +486,25 @@ size_t gq_queued(const gq *q)
 	return n;
 }
 
-void gq_count(gq *q, uint64_t records)
+void gq_count(gq *q, const mbj_entry *e, size_t n)
 {
-	q->head->passes++;
-	q->head->records += records;
+	struct gq_head *h = q->head;
+
+	__atomic_add_fetch(&h->passes, 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&h->records, n, __ATOMIC_RELAXED);
+	for (size_t i = 0; i < n; i++)
+		__atomic_add_fetch(&h->by_type[e[i].type < GQ_TYPES ? e[i].type : 0], 1,
+		                   __ATOMIC_RELAXED);
 }
 
-void gq_stats(const gq *q, uint64_t *passes, uint64_t *records)
+void gq_stats(const gq *q, gq_figures *f)
 {
-	*passes = __atomic_load_n(&q->head->passes, __ATOMIC_RELAXED);
-	*records = __atomic_load_n(&q->head->records, __ATOMIC_RELAXED);
+	const struct gq_head *h = q->head;
+
+	f->passes = __atomic_load_n(&h->passes, __ATOMIC_RELAXED);
+	f->records = __atomic_load_n(&h->records, __ATOMIC_RELAXED);
+	for (unsigned i = 0; i < GQ_TYPES; i++)
+		f->by_type[i] = __atomic_load_n(&h->by_type[i], __ATOMIC_RELAXED);
 }
 
 void gq_finish(gq *q, const gq_member *m)

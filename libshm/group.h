@@ -76,9 +76,14 @@ void gq_finish(gq *q, const gq_member *m);
 /* Slots queued now (tests). */
 size_t gq_queued(const gq *q);
 
-/* Under the leader lock: a pass appended @records records.  gq_stats: the
- * passes and records of this boot, for mb_metrics. */
-void gq_count(gq *q, uint64_t records);
-void gq_stats(const gq *q, uint64_t *passes, uint64_t *records);
+/* Under the leader lock: a pass appended @n records.  gq_stats: what the
+ * leaders of this machine appended since its boot, for mb_metrics. */
+#define GQ_TYPES 16u
+typedef struct gq_figures {
+	uint64_t passes, records;
+	uint64_t by_type[GQ_TYPES];   /* index: record type (record.h) */
+} gq_figures;
+void gq_count(gq *q, const mbj_entry *e, size_t n);
+void gq_stats(const gq *q, gq_figures *f);
 
 #endif /* MEMBANK_GROUP_H */

@@ -25,6 +25,7 @@
 
 #include "apply.h"
 #include "bank.h"
+#include "group.h"
 
 /* One metrics text under way: the buffer and the escaped bank label. */
 typedef struct mtext {
@@ -219,6 +220,38 @@ static void journal_metrics(mtext *m, mb_bank *b, const figures *f)
 	      "journal is on disk.", mbj_durable_seq(b->jn));
 }
 
+/* What the writers of the bank did on this machine since its boot:
+ * group.shm's and sync.shm's counters (they start again at a reboot, as
+ * counters may). */
+static void write_path_metrics(mtext *m, mb_bank *b)
+{
+	static const char *const kinds[] = {
+		[REC_PAGE_PUT] = "page_put", [REC_PAGE_MERGE] = "page_merge",
+		[REC_PAGE_DELETE] = "page_delete", [REC_SYNC] = "sync",
+		[REC_ERROR_LOG] = "error_log", [REC_ERROR_RESOLVE] = "error_resolve",
+		[REC_CONFIG] = "config_update", [REC_PURGE] = "purge", [REC_BATCH] = "batch",
+	};
+	gq_figures g;
+	char text[24], label[48];
+
+	gq_stats(b->gq, &g);
+	family(m, "membank_writes", "counter", NULL, "Records journaled, by kind (a batch "
+	       "is one), on this machine since its boot.");
+	for (unsigned i = 0; i < sizeof kinds / sizeof *kinds; i++) {
+		if (!kinds[i])
+			continue;
+		snprintf(text, sizeof text, "%llu", (unsigned long long)g.by_type[i]);
+		snprintf(label, sizeof label, ",kind=\"%s\"", kinds[i]);
+		sample(m, "membank_writes", "_total", label, text);
+	}
+	counter(m, "membank_write_groups", "Write groups (one journal append and one "
+	        "transaction each) on this machine since its boot.", g.passes);
+	counter(m, "membank_write_group_records", "Records those groups appended.", g.records);
+	counter(m, "membank_journal_fdatasyncs", "fdatasyncs that made journal records "
+	        "durable (each serves a whole group commit) on this machine since its boot.",
+	        mbj_syncs(b->jn));
+}
+
 static void checkpoint_metrics(mtext *m, mb_bank *b)
 {
 	struct timespec when, now;
@@ -301,6 +334,7 @@ static int write_metrics(mb_bank *b, mtext *m)
 	mb_pathf(data, sizeof data, "%s/data.mdb", b->store_dir);
 	store_metrics(m, &ki, stat(data, &st) ? 0 : (uint64_t)st.st_size);
 	journal_metrics(m, b, &f);
+	write_path_metrics(m, b);
 	checkpoint_metrics(m, b);
 	state_metrics(m, &ki, &f, b->history_limit);
 	family(m, "membank_errors_by_type", "counter", NULL,

@@ -280,7 +280,7 @@ static int apply_members(mb_bank *b, kv_txn *t, pass *p, const mbj_pos *end)
 		return bank_journal_fail(b, rc, "journal append");
 	test_die("append");
 	p->k = k;
-	gq_count(b->gq, k);
+	gq_count(b->gq, p->e, k);
 	for (size_t j = 0; j < k; j++)
 		p->m[p->who[j]].end = p->ends[j];
 	return 0;

@@ -98,14 +98,14 @@ static void test_one_group_many_results(void **state)
 {
 	fx *f = *state;
 	mb_bank *b = open_bank(f->dir, MB_DURABILITY_FULL);
-	uint64_t passes0, records0, passes, records;
+	gq_figures f0, f1;
 	pid_t pids[8];
 	char id[16];
 	bool recover;
 
 	assert_non_null(b);
 	assert_int_equal(mb_page_put(b, "base", "{\"v\":1}", (size_t)-1), 0);
-	gq_stats(b->gq, &passes0, &records0);
+	gq_stats(b->gq, &f0);
 	gq_lock(b->gq, &recover);
 	for (int i = 0; i < 6; i++) {
 		snprintf(id, sizeof id, "p%d", i);
@@ -118,9 +118,11 @@ static void test_one_group_many_results(void **state)
 	gq_unlock(b->gq);
 	for (int i = 0; i < 8; i++)
 		assert_int_equal(wait_child(pids[i], WAIT_S), i == 6 ? 2 : 0);
-	gq_stats(b->gq, &passes, &records);
-	assert_int_equal(passes - passes0, 1);
-	assert_int_equal(records - records0, 7);
+	gq_stats(b->gq, &f1);
+	assert_int_equal(f1.passes - f0.passes, 1);
+	assert_int_equal(f1.records - f0.records, 7);
+	assert_int_equal(f1.by_type[REC_PAGE_PUT] - f0.by_type[REC_PAGE_PUT], 6);
+	assert_int_equal(f1.by_type[REC_PAGE_MERGE] - f0.by_type[REC_PAGE_MERGE], 1);
 	for (int i = 0; i < 6; i++) {
 		snprintf(id, sizeof id, "p%d", i);
 		cJSON *p = get_page(b, id);
@@ -132,6 +134,12 @@ static void test_one_group_many_results(void **state)
 	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(base, "properties"), "merged")));
 	cJSON_Delete(base);
 	assert_int_equal(journal_records(f, 1 /* REC_PAGE_PUT */), 7);
+	char *text = NULL;
+	assert_int_equal(mb_metrics(b, &text), 0);
+	assert_non_null(strstr(text, "kind=\"page_put\"} 7\n"));
+	assert_non_null(strstr(text, "kind=\"page_merge\"} 1\n"));
+	assert_non_null(strstr(text, "kind=\"page_delete\"} 0\n"));
+	mb_free(text);
 	assert_rebuild_same(b);
 	mb_close(b);
 }
