@@ -29,9 +29,11 @@
  *  - Memory returned through a char ** belongs to the caller, who frees it
  *    with mb_free().  mb_free(NULL) and mb_close(NULL) are no-ops.
  *  - Bad input never changes the bank: a call that fails has written nothing.
- *  - Threads: a handle may be used by several threads at once.  Writes are
- *    serialised by the bank-wide writer lock (shared by all processes);
- *    reads run in parallel with each other and with writes.
+ *  - Threads: a handle may be used by several threads at once.  Writes of
+ *    every process are applied in write groups: queued writes are applied
+ *    together by one of their writers, in one journal append and one
+ *    transaction, each call getting its own result; reads run in parallel
+ *    with each other and with writes.
  *  - Restore: a handle whose bank was replaced by mb_restore() (which
  *    refuses while it can see the bank open) fails every call with
  *    MB_ERESTORED and touches nothing; close it and open the bank again.
