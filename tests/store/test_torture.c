@@ -211,6 +211,17 @@ static void test_kill_anywhere(void **state)
 	assert_true(acked > 0);
 	printf("torture: kills=%ld acknowledged=%ld lost=0 recovered_in_flight=%ld\n",
 	       kills, acked, inflight);
+	{
+		/* how large the write groups of the run were (informative: the
+		 * killed leaders are store-group's deterministic tests) */
+		char *text = NULL, *g, *r;
+		if (!mb_metrics(b, &text) && (g = strstr(text, "\nmembank_write_groups_total{")) &&
+		    (r = strstr(text, "\nmembank_write_group_records_total{")))
+			printf("torture: write groups: %llu records in %llu groups\n",
+			       strtoull(strchr(r, '}') + 2, NULL, 10),
+			       strtoull(strchr(g, '}') + 2, NULL, 10));
+		mb_free(text);
+	}
 	mb_close(b);
 }
 
