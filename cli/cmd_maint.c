@@ -285,6 +285,7 @@ static int compact_loop(cli *c, const char *out, uint64_t every)
 	/* Blocked before the bank opens: a SIGTERM that arrives at any moment
 	 * stays pending until the next wait, so a snapshot always completes. */
 	cli_block_signals(&set);
+	cli_progress_transient();
 	if ((ex = cli_open_existing(c, &b)))
 		return ex;
 	if ((ex = make_out_dir(c, out, &created))) {

@@ -15,7 +15,7 @@
 #endif
 
 static const char main_usage[] =
-	"membank [-b DIR] [--durability full|fast] [--format FORMAT] <command> ...\n"
+	"membank [-b DIR] [--durability full|fast] [--format FORMAT] [--quiet] <command> ...\n"
 	"\n"
 	"A memory bank that many processes on one machine share.\n"
 	"DIR defaults to $MEMBANK_DIR, else ./memory-bank.  Commands that write create\n"
@@ -59,6 +59,9 @@ static const char main_usage[] =
 	"                          people); stats also takes prometheus (OpenMetrics\n"
 	"                          text).  Numbers print exactly as stored in each.\n"
 	"                          'page list' prints ids a line unless asked.\n"
+	"      --quiet             no progress line: restore, snapshot, compactor, doctor\n"
+	"                          and a rebuild of the cache draw one on stderr when it\n"
+	"                          is a terminal (pages done, of how many, rate, ETA)\n"
 	"  -h, --help              this help; 'membank <command> --help' for each command\n"
 	"      --version           print the version\n"
 	"\n"
@@ -90,6 +93,7 @@ static int global_options(cli *c, int argc, char **argv)
 	static const struct option lo[] = {
 		{ "bank", required_argument, NULL, 'b' },
 		{ "durability", required_argument, NULL, 'd' },
+		{ "quiet", no_argument, NULL, 'q' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -109,6 +113,8 @@ static int global_options(cli *c, int argc, char **argv)
 				c->opts.durability = MB_DURABILITY_FAST;
 			else
 				return cli_usage_error(c, "--durability is full or fast, not '%s'", optarg);
+		} else if (ch == 'q') {
+			c->quiet = true;
 		} else if (ch == 'V') {
 			printf("membank %s\n", MEMBANK_VERSION);
 			return EX_OK;
@@ -140,6 +146,7 @@ static int run(cli *c, int argc, char **argv)
 
 	if ((ex = global_options(c, argc, argv)) >= 0)
 		return ex;
+	cli_progress_setup(c);
 	if (optind >= argc)
 		return cli_usage_error(c, "missing command");
 	for (const top_cmd *t = top_cmds; t->name; t++) {

@@ -95,6 +95,8 @@ extern "C" {
 #define MB_EINTERNAL  -14  /**< an unexpected error from the storage engine */
 #define MB_ERESTORED  -15  /**< the bank was restored since this handle
                                 opened it; close it and open the bank again */
+#define MB_ECANCELED  -16  /**< the progress callback asked to stop: the work
+                                was undone, nothing changed */
 /** @} */
 
 /** @defgroup limits Bounds on everything that comes from outside
@@ -124,6 +126,47 @@ typedef enum mb_durability {
 	 * no sync on the write path. */
 	MB_DURABILITY_FAST = 1
 } mb_durability;
+
+/** PROGRESS of long work: mb_restore() (phase "restore", unit "pages"),
+ * mb_snapshot() and the automatic checkpoint ("snapshot", "pages"), and a
+ * rebuild of the cache, by mb_rebuild() or by an open that must rebuild
+ * ("rebuild", "pages" loaded from the checkpoint, then "rebuild journal",
+ * "records" replayed), call mb_options.progress when it is set:
+ *
+ *  - once at the start (done 0), then every MB_PROGRESS_EVERY items (no
+ *    clock is read per item: the caller rates and throttles what it shows),
+ *    and once at the end with finished true and done == total, when the
+ *    work succeeded (a failed one ends without that call);
+ *  - total is 0 while it is not known: a restore learns the page count only
+ *    at the end of notion_pages.json, so it gives bytes_done of bytes_total
+ *    (the file's size) for a rate and an ETA meanwhile;
+ *  - done never decreases, except back to 0 when the work starts over (a
+ *    restore or rebuild whose map had to grow);
+ *  - a non-zero return from a call that is not the last cancels the work:
+ *    the call fails with MB_ECANCELED ("<phase>: cancelled by the progress
+ *    callback") and has changed nothing: a cancelled restore leaves the old
+ *    bank (or no bank) at the path and removes what it built aside; a
+ *    cancelled snapshot leaves the files and checkpoint before it (expired
+ *    pages it purged first stay purged: they were already absent); a
+ *    cancelled rebuild leaves the store as it was (an open that had to
+ *    rebuild fails).  The last call's return is ignored.
+ *
+ * The callback runs in the calling thread, inside the library (a
+ * transaction may be open): it must not call membank. */
+typedef struct mb_progress {
+	const char *phase;    /**< "restore", "snapshot", "rebuild", ... */
+	const char *unit;     /**< what done and total count: "pages", "records" */
+	uint64_t done;        /**< items done so far */
+	uint64_t total;       /**< items in all; 0: not known (yet) */
+	uint64_t bytes_done;  /**< input read, when the work reads one file */
+	uint64_t bytes_total; /**< its size (0: no such figure) */
+	bool finished;        /**< the last call: done == total */
+} mb_progress;
+
+/** See mb_progress.  Return 0 to go on, anything else to cancel. */
+typedef int (*mb_progress_fn)(void *ctx, const mb_progress *p);
+
+#define MB_PROGRESS_EVERY 4096u  /**< items between two calls */
 
 /** Options of mb_open().  Initialise with mb_options_init(). */
 typedef struct mb_options {
@@ -164,6 +207,9 @@ typedef struct mb_options {
 	                                    which the caller runs when it suits
 	                                    (the command: after the write, with
 	                                    SIGINT and SIGTERM held) */
+	mb_progress_fn progress;       /**< NULL (default), or called by long
+	                                    work (see mb_progress) */
+	void *progress_ctx;            /**< progress's first argument */
 } mb_options;
 
 /** Opaque handle of an open bank. */
