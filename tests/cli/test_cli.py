@@ -2224,6 +2224,102 @@ class Metrics(CliTest):
                       self.ok("stats", "--help"))
 
 
+class Progress(CliTest):
+    """Long work draws a progress line on stderr when it is a terminal
+    (the library's mb_options.progress feeds it): at most a few times a
+    second, overwritten with \\r, ended by a summary line whose count is the
+    page count; nothing in a pipe or with --quiet."""
+    N = 10000
+
+    def setUp(self):
+        super().setUp()
+        ops = "".join(json.dumps({"op": "page.put", "id": "p%05d" % i,
+                                  "properties": {"n": i}}) + "\n" for i in range(self.N))
+        self.ok("--durability", "fast", "batch", "-", input=ops)
+        self.files = os.path.join(self.tmp, "files")
+        self.ok("snapshot", "--out", self.files)
+
+    def on_pty(self, *args):
+        """membank -b bank args with stderr on a pseudo-terminal: (exit, the
+        terminal's text, stdout)."""
+        master, slave = pty.openpty()
+        p = subprocess.Popen([MEMBANK, "-b", self.bank] + list(args), stdout=subprocess.PIPE,
+                             stderr=slave)
+        os.close(slave)
+        out = b""
+        try:
+            while True:
+                chunk = os.read(master, 65536)
+                if not chunk:
+                    break
+                out += chunk
+        except OSError:  # EIO: the last holder of the terminal is gone
+            pass
+        os.close(master)
+        stdout = p.stdout.read()
+        p.stdout.close()
+        return p.wait(timeout=60), out.decode(), stdout
+
+    def final_line(self, text, phase, unit="pages"):
+        """The summary line of @phase; its count."""
+        self.assertTrue(text.endswith("\r\n"), "ends with a newline: %r" % text[-200:])
+        lines = [seg.strip() for line in text.split("\r\n") for seg in line.split("\r")]
+        done = [l for l in lines if re.fullmatch(r"membank: %s: \d+ %s, [\d.]+ s, \d+ %s/s"
+                                                 % (phase, unit, unit), l)]
+        self.assertEqual(len(done), 1, "one summary of %s in %r" % (phase, text))
+        for l in lines:  # every other line of the phase is a progress line
+            if l.startswith("membank: %s:" % phase) and l not in done:
+                self.assertRegex(l, r"^membank: %s: \d+ %s( of \d+ \(\d+%%\)| \(\d+%% of "
+                                    r"the file\))?, \d+ %s/s(, ETA \d+ s)?$" % (phase, unit, unit))
+        return int(done[0].split()[2])
+
+    def test_restore_snapshot_doctor_on_a_terminal(self):
+        self.bank = os.path.join(self.tmp, "other")
+        ex, text, _ = self.on_pty("restore", self.files)
+        self.assertEqual(ex, 0, text)
+        self.assertEqual(self.final_line(text, "restore"), self.N)
+        self.assertEqual(self.ok("page", "count"), "%d\n" % self.N)
+        ex, text, _ = self.on_pty("snapshot")
+        self.assertEqual(ex, 0, text)
+        self.assertEqual(self.final_line(text, "snapshot"), self.N)
+        ex, text, out = self.on_pty("doctor")
+        self.assertEqual(ex, 0, text)
+        self.assertEqual(self.final_line(text, "doctor"), self.N)
+        self.assertNotIn(b"membank:", out)  # stdout carries the report only
+
+    def test_rebuild_on_a_terminal(self):
+        # the store of another boot is rebuilt by the next open
+        with open(os.path.join(self.bank, "store", "boot_id"), "w") as f:
+            f.write("another-boot\n")
+        ex, text, out = self.on_pty("page", "count")
+        self.assertEqual(ex, 0, text)
+        self.assertEqual(out, b"%d\n" % self.N)
+        self.assertEqual(self.final_line(text, "rebuild"), self.N)
+
+    def test_nothing_in_a_pipe_or_with_quiet(self):
+        self.bank = os.path.join(self.tmp, "other")
+        p = self.mb("restore", self.files)
+        self.assertEqual((p.returncode, p.stderr), (0, b""))
+        p = self.mb("snapshot")
+        self.assertEqual((p.returncode, p.stderr), (0, b""))
+        for args in (("--quiet", "snapshot"), ("snapshot", "--quiet"),
+                     ("--quiet", "doctor")):
+            ex, text, _ = self.on_pty(*args)
+            self.assertEqual((ex, text), (0, ""), args)
+        self.bank = os.path.join(self.tmp, "third")
+        ex, text, _ = self.on_pty("restore", self.files, "--quiet")
+        self.assertEqual((ex, text), (0, ""))
+
+    def test_a_failure_ends_the_line_before_its_message(self):
+        self.bank = os.path.join(self.tmp, "other")
+        with open(os.path.join(self.files, "notion_pages.json"), "r+b") as f:
+            f.seek(-40, os.SEEK_END)
+            f.write(b"@" * 10)
+        ex, text, _ = self.on_pty("restore", self.files)
+        self.assertEqual(ex, 3, text)
+        self.assertRegex(text, r"(^|\r\n)membank: restore: cannot restore")
+
+
 class SignalDuringCheckpoint(CliTest):
     """A signal that arrives while a write's automatic checkpoint runs does
     not make the acknowledged write look failed (a script would retry it and
