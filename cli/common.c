@@ -482,6 +482,7 @@ void cli_close_written(mb_bank *b, int ex)
 		 * write that is done; it is taken as "stop once this is over",
 		 * which the exit is. */
 		cli_block_signals(&set);
+		cli_progress_transient();  /* shown while long, then gone: not asked for */
 		mb_checkpoint_if_due(b);
 	}
 	mb_close(b);
