@@ -22,7 +22,7 @@ static const char main_usage[] =
 	"the bank when it is missing; commands that only read exit 4 instead.\n"
 	"\n"
 	"commands:\n"
-	"  init                               create the bank if missing; print its path\n"
+	"  init [--max-json-bytes N]          create the bank if missing; print its path\n"
 	"  page put <id> <json|->             replace a page's properties ('-' reads stdin)\n"
 	"  page merge <id> <json|->           merge top-level properties\n"
 	"  page get <id>                      print {\"properties\":{...},\"last_updated\":\"...\"}\n"
@@ -168,9 +168,9 @@ int main(int argc, char **argv)
 
 	open_closed_stdio();
 	mb_options_init(&c.opts);
-	/* The command's own bound on input (16 MiB) is the library's ceiling, so
-	 * stdin and the library refuse the same documents. */
-	c.opts.max_json_bytes = MB_MAX_JSON_BYTES;
+	/* max_json_bytes stays 0: the bank's own bound (membank.json), which
+	 * every client applies; the command reads up to CLI_MAX_INPUT, the
+	 * library's ceiling, and the library refuses beyond the bank's. */
 	c.tty = isatty(STDOUT_FILENO);
 	c.usage = main_usage;
 	c.formats = FMT_DOCUMENT | 1u << FMT_PROMETHEUS;  /* checked by the command */

@@ -71,6 +71,7 @@ int mb_stats(mb_bank *b, char **out)
 	add_kv(&doc, "error_types", ki.entries[KV_ERRTYPES], true);
 	add_kv(&doc, "error_types_dropped", errs.types_dropped, true);
 	add_kv(&doc, "history_limit", b->history_limit, true);
+	add_kv(&doc, "max_json_bytes", b->max_json_bytes, true);
 	/* pages dropped by max_entries, expired but still stored (read as
 	 * absent; the next snapshot purges them), purged by snapshots */
 	add_kv(&doc, "pages_evicted", rm.evicted, true);

@@ -16,7 +16,8 @@
  *    message of the calling thread's last failure on a handle, which names the
  *    field, key or byte that was wrong.
  *  - Strings passed in are UTF-8.  JSON passed in is object text of at most
- *    the handle's max_json_bytes, nested at most MB_MAX_DEPTH deep.
+ *    the bank's max_json_bytes (see mb_options), nested at most MB_MAX_DEPTH
+ *    deep.
  *  - NUMBERS are kept exactly and read back as they were written, as Python's
  *    json module reads and writes them.  An integer (no '.', 'e' or 'E') is
  *    kept as a 64-bit integer, from -9223372036854775808 to
@@ -104,6 +105,7 @@ extern "C" {
 #define MB_MAX_ID_BYTES       255u       /**< page id, bytes */
 #define MB_MAX_DEPTH          64u        /**< JSON nesting (objects and arrays) */
 #define MB_DEFAULT_JSON_BYTES (1u << 20) /**< default max_json_bytes */
+#define MB_MIN_JSON_BYTES     64u        /**< floor of max_json_bytes */
 #define MB_MAX_JSON_BYTES     (16u << 20)/**< ceiling of max_json_bytes */
 #define MB_MAX_STATUS_BYTES   64u        /**< sync status */
 #define MB_MAX_TYPE_BYTES     128u       /**< error type */
@@ -175,7 +177,22 @@ typedef struct mb_options {
 	bool create;               /**< create the bank if missing (default true) */
 	bool allow_network_fs;     /**< open on NFS/CIFS/FUSE anyway (default false) */
 	size_t map_size;           /**< initial LMDB map, bytes (0: 64 MiB); grows */
-	size_t max_json_bytes;     /**< largest JSON input (0: 1 MiB) */
+	size_t max_json_bytes;     /**< largest JSON input, in bytes: a property
+	                                of the bank, so that every client (C, the
+	                                command, Python) accepts and refuses the
+	                                same documents.  Used when the bank is
+	                                created, then stored in membank.json
+	                                (0: MB_DEFAULT_JSON_BYTES; else
+	                                MB_MIN_JSON_BYTES..MB_MAX_JSON_BYTES, or
+	                                MB_EINVAL).  Opening an existing bank, 0
+	                                takes the stored value; a smaller value
+	                                lowers it for this handle only (a client
+	                                that wants a tighter bound on its own
+	                                input); a larger one fails with MB_EINVAL
+	                                naming both: a handle never writes what
+	                                the bank's other clients would refuse.
+	                                Banks created before it: 1 MiB.  mb_stats
+	                                gives it as "max_json_bytes" */
 	uint32_t history_limit;    /**< sync_history and errors kept; used when the
 	                                bank is created, then stored (0: 100).
 	                                Opening an existing bank, 0 takes the

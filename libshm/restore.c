@@ -486,6 +486,7 @@ static int restore_locked(const char *from, const char *path, const mb_options *
 {
 	char aside[4096], parent[4096], base[1024], mark[1100];
 	restore_report rep;
+	mb_options ro = *opts;
 	int rc, new_lock = -1;
 
 	if (split_path(path, parent, sizeof parent, base, sizeof base) ||
@@ -501,6 +502,9 @@ static int restore_locked(const char *from, const char *path, const mb_options *
 			               "force to replace it", path);
 		if ((rc = bank_check_unused(path, "restore")))
 			return rc;
+		/* a property of the bank, not of its files: the new one keeps it */
+		if (!ro.max_json_bytes)
+			ro.max_json_bytes = bank_stored_max_json(path);
 	}
 	mb_rm_tree(aside);
 	snprintf(mark, sizeof mark, "%s.restore-%ld", base, (long)getpid());
@@ -509,7 +513,7 @@ static int restore_locked(const char *from, const char *path, const mb_options *
 		return rc;
 	crash_point(STEP_LOCKED);
 	memset(&rep, 0, sizeof rep);
-	if (!(rc = build_aside(from, aside, opts, flags, &rep)) && (flags & RESTORE_MIGRATE))
+	if (!(rc = build_aside(from, aside, &ro, flags, &rep)) && (flags & RESTORE_MIGRATE))
 		rc = keep_originals(from, aside, opts, &rep);
 	if (!rc) {
 		crash_point(STEP_BUILT);

@@ -487,6 +487,7 @@ class BadInput(CliTest):
         self.assert_refused("config", "set", "-", input=big)
 
     def test_large_but_allowed(self):
+        self.ok("init", "--max-json-bytes", str(16 << 20))  # the bank's bound (1 MiB default)
         doc = json.dumps({"blob": "y" * (3 << 20)})
         self.ok("page", "put", "big", "-", input=doc)
         self.assertEqual(len(self.doc("page", "get", "big")["properties"]["blob"]), 3 << 20)
@@ -771,6 +772,7 @@ class Journal(CliTest):
         """A follower that lags behind a snapshot which removes the segments
         holding its next events says which it skipped; --journal-retention
         keeps them."""
+        self.ok("init", "--max-json-bytes", str(16 << 20))  # for the 15 MiB records
         self.ok("page", "put", "a", '{"x":1}')
         self.ok("page", "put", "b", '{"x":2}')
         p = subprocess.Popen([MEMBANK, "-b", self.bank, "journal", "tail", "-n", "1", "-f"],
@@ -2222,6 +2224,60 @@ class Metrics(CliTest):
         self.assertIn("prints json, pretty, text", err)
         self.assertIn("--format FORMAT   json, pretty, text or prometheus",
                       self.ok("stats", "--help"))
+
+
+class JsonLimit(CliTest):
+    """The bound on JSON input is the bank's (membank.json), the same for the
+    command, C and Python (tests/python JsonLimit, tests/hardening
+    test_max_json_bytes_option): before, the command took 16 MiB where the
+    library and Python took 1 MiB on the same bank."""
+
+    @staticmethod
+    def text(n):
+        return '{"a":"' + "x" * (n - 8) + '"}'
+
+    def test_default_bank_takes_one_mib(self):
+        self.ok("init")
+        with open(os.path.join(self.bank, "membank.json")) as f:
+            self.assertEqual(json.load(f)["max_json_bytes"], 1 << 20)
+        self.assertEqual(self.doc("stats")["max_json_bytes"], 1 << 20)
+        self.ok("page", "put", "a", "-", input=self.text(1 << 20))
+        err = self.fails(3, "page", "put", "b", "-", input=self.text((1 << 20) + 1))
+        self.assertIn("larger than the limit of 1048576 bytes", err)
+        self.fails(3, "page", "merge", "a", "-", input=self.text((1 << 20) + 1))
+        self.fails(1, "page", "get", "b")
+
+    def test_init_sets_it_for_every_command(self):
+        self.assertEqual(self.ok("init", "--max-json-bytes", "1000"), self.bank + "\n")
+        self.assertEqual(self.doc("stats")["max_json_bytes"], 1000)
+        self.ok("page", "put", "a", self.text(1000))
+        self.fails(3, "page", "put", "b", self.text(1001))
+        self.fails(3, "config", "set", '{"notion_settings":{"api_version":"%s"}}' % ("v" * 1000))
+        ops = json.dumps({"op": "page.put", "id": "c", "properties": {"a": "x" * 993}})
+        self.fails(3, "batch", "-", input=ops + "\n")
+        # fixed at creation: another value is refused, the same is fine
+        self.assertIn("accepts at most 1000", self.fails(3, "init", "--max-json-bytes", "2000"))
+        self.assertIn("accepts 1000", self.fails(3, "init", "--max-json-bytes", "999"))
+        self.ok("init", "--max-json-bytes", "1000")
+        self.ok("init")
+        self.assertEqual(self.doc("stats")["max_json_bytes"], 1000)
+
+    def test_absurd_values_are_usage_errors(self):
+        for bad in ("0", "63", "16777217", "1e6", "-5", "x"):
+            err = self.fails(2, "init", "--max-json-bytes", bad)
+            self.assertIn("--max-json-bytes needs 64..16777216 bytes", err)
+            self.assertFalse(os.path.exists(self.bank))
+        self.ok("init", "--max-json-bytes", "16777216")
+        self.ok("page", "put", "big", "-", input=self.text(2 << 20))
+
+    def test_restore_keeps_the_replaced_banks(self):
+        self.ok("init", "--max-json-bytes", "4096")
+        self.ok("page", "put", "a", self.text(3000))
+        files = os.path.join(self.tmp, "files")
+        self.ok("snapshot", "--out", files)
+        self.ok("restore", "--force", files)
+        self.assertEqual(self.doc("stats")["max_json_bytes"], 4096)
+        self.fails(3, "page", "put", "b", self.text(4097))
 
 
 class Progress(CliTest):
