@@ -199,7 +199,7 @@ static int rebuild_once(mb_bank *b)
 
 	if (rc)
 		return mb_fail(b->tag, rc, "rebuild: cannot begin a write: %s", mb_strerror(rc));
-	if (!rc && (rc = progress_start(&pr, &b->opts, b->tag, "rebuild", "pages", 0)))
+	if ((rc = progress_start(&pr, &b->opts, b->tag, "rebuild", "pages", 0)))
 		return kv_end(t, rc);
 	for (;;) {
 		progress_rewind(&pr);  /* (a damaged checkpoint passed over) */
