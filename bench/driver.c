@@ -9,7 +9,8 @@
  *     W1 upsert, W2 get, W3 sync-or-error event, W4 90% get + 10% upsert,
  *     W5 one spawned process per put (ARGV after -- is the command;
  *        {key} and {json} in it are replaced), W7 BENCH_BATCH upserts as one
- *        batch (ops count pages; latencies are per batch).
+ *        batch (ops count pages; latencies are per batch), W8 as W5 (the
+ *        harness spawns Python processes: a cold invocation).
  *
  * A cell forks P workers.  Each opens the system, writes one byte to the
  * ready pipe and blocks reading the go pipe; the parent closes the go pipe
@@ -416,7 +417,7 @@ static int parse_cell(const char *s, cell *c)
 
 	if (sscanf(s, "%3[W0-9]/%7[a-z]/%d", c->wl, dur, &c->procs) != 3)
 		return -1;
-	if (strlen(c->wl) != 2 || c->wl[1] < '1' || (c->wl[1] > '5' && c->wl[1] != '7'))
+	if (strlen(c->wl) != 2 || c->wl[1] < '1' || c->wl[1] == '6' || c->wl[1] > '8')
 		return -1;
 	if (c->procs < 1 || c->procs > MAX_PROCS)
 		return -1;

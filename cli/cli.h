@@ -40,6 +40,7 @@ enum cli_format { FMT_AUTO, FMT_JSON, FMT_PRETTY, FMT_TEXT, FMT_PROMETHEUS };
 typedef struct cli {
 	const char *bank_dir;  /* -b DIR, else NULL (the library's default) */
 	bool bank_given;       /* -b was on the command line */
+	bool quiet;            /* --quiet: no progress line */
 	mb_options opts;
 	bool tty;              /* stdout is a terminal: indent documents */
 	int format;            /* enum cli_format, from --format */
@@ -130,6 +131,18 @@ int cli_input(const cli *c, const char *arg, char **buf, const char **text, size
 void cli_block_signals(sigset_t *set);
 /* Sleep up to @p ms milliseconds; true when SIGINT or SIGTERM arrived. */
 bool cli_wait_signal(const sigset_t *set, long ms);
+
+/* The progress line (progress.c): on stderr when it is a terminal and not
+ * --quiet.  cli_progress_setup() sets c->opts.progress (after the options:
+ * --quiet may follow the command's words); cli_progress() is that
+ * callback, also fed by the command's own loops (doctor);
+ * cli_progress_break() ends a line left open (a message follows). */
+void cli_progress_setup(cli *c);
+int cli_progress(void *ctx, const mb_progress *p);
+void cli_progress_break(void);
+/* The line is erased when its work is done instead of ending as a summary
+ * (a command that reports each run itself: the compactor). */
+void cli_progress_transient(void);
 
 /* Command groups, in their own files. */
 int cmd_page(cli *c, int argc, char **argv);

@@ -84,20 +84,29 @@ static void check_journal(report *r, const char *path)
 	mb_free(json);
 }
 
+/* The walk feeds the progress line as the library's loops do: every
+ * MB_PROGRESS_EVERY pages, then once finished. */
 typedef struct walk {
 	uint64_t pages;
+	mb_progress_fn fn;  /* NULL: no progress line */
+	mb_progress p;
 } walk;
 
 static int count_page(void *ctx, const char *id, const char *page)
 {
+	walk *w = ctx;
+
 	(void)id;
 	(void)page;
-	((walk *)ctx)->pages++;
+	if (++w->pages % MB_PROGRESS_EVERY == 0 && w->fn) {
+		w->p.done = w->pages;
+		w->fn(NULL, &w->p);
+	}
 	return 0;
 }
 
 /* Every record of the store decoded: pages, sync, errors, config. */
-static void check_store(report *r, mb_bank *b)
+static void check_store(report *r, mb_bank *b, mb_progress_fn fn)
 {
 	char *doc = NULL;
 	walk w = { 0 };
@@ -105,8 +114,14 @@ static void check_store(report *r, mb_bank *b)
 	cJSON *d;
 	int rc;
 
-	if ((rc = mb_page_iterate(b, NULL, 0, count_page, &w)) ||
-	    (rc = mb_page_count(b, &count)) || (rc = mb_sync_status(b, &doc))) {
+	w.fn = fn;
+	w.p = (mb_progress){ .phase = "doctor", .unit = "pages" };
+	if (!(rc = mb_page_count(b, &count)) && fn) {
+		w.p.total = count;
+		fn(NULL, &w.p);
+	}
+	if (rc || (rc = mb_page_iterate(b, NULL, 0, count_page, &w)) ||
+	    (rc = mb_sync_status(b, &doc))) {
 		add(r, "store", FAIL, mb_last_error(b));
 		return;
 	}
@@ -116,6 +131,11 @@ static void check_store(report *r, mb_bank *b)
 		return;
 	}
 	mb_free(doc);
+	if (fn) {
+		w.p.done = w.p.total = w.pages;
+		w.p.finished = true;
+		fn(NULL, &w.p);
+	}
 	d = cJSON_CreateObject();
 	cJSON_AddStringToObject(d, "message", "pages, sync, errors and config decoded "
 	                                      "(stored beyond decoded: expired)");
@@ -294,7 +314,7 @@ int cmd_doctor(cli *c, int argc, char **argv)
 		check_journal(&r, path);
 		check_permissions(&r, path);
 		if (b) {
-			check_store(&r, b);
+			check_store(&r, b, c->opts.progress);
 			check_readers(&r, b);
 			check_checkpoint(&r, path, b);
 		}

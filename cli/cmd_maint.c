@@ -15,17 +15,65 @@
 
 #include "cli.h"
 
+/* --max-json-bytes N: the bank's bound on JSON input, within the library's. */
+static int parse_max_json(cli *c, const char *arg)
+{
+	uint64_t v;
+
+	if (cli_parse_u64(arg, MB_MAX_JSON_BYTES, &v) || v < MB_MIN_JSON_BYTES) {
+		cli_usage_error(c, "--max-json-bytes needs %u..%u bytes, not '%s'",
+		                MB_MIN_JSON_BYTES, MB_MAX_JSON_BYTES, arg);
+		return -1;
+	}
+	c->opts.max_json_bytes = (size_t)v;
+	return 0;
+}
+
+/* The bank's max_json_bytes, from its statistics (0: unknown). */
+static uint64_t bank_max_json(mb_bank *b)
+{
+	char *text = NULL;
+	cJSON *j = mb_stats(b, &text) ? NULL : cJSON_Parse(text);
+	const cJSON *v = cJSON_GetObjectItem(j, "max_json_bytes");
+	uint64_t n = cJSON_IsNumber(v) ? (uint64_t)v->valuedouble : 0;
+
+	cJSON_Delete(j);
+	mb_free(text);
+	return n;
+}
+
 int cmd_init(cli *c, int argc, char **argv)
 {
+	static const struct option lo[] = {
+		{ "max-json-bytes", required_argument, NULL, 'm' },
+		{ NULL, 0, NULL, 0 },
+	};
 	mb_bank *b = NULL;
-	int ex;
+	uint64_t have;
+	int ch, ex = 0;
 
-	c->usage = "membank init\n\nCreate the bank if missing and print its path.\n";
-	if (cli_positional(c, argc, argv, 0, 0, &ex))
+	c->usage = "membank init [--max-json-bytes N]\n\n"
+	           "Create the bank if missing and print its path.\n\n"
+	           "      --max-json-bytes N  the largest JSON document the bank accepts, from\n"
+	           "                          any client (the command, C, Python): fixed at\n"
+	           "                          creation, in membank.json (64..16777216; default\n"
+	           "                          1048576).  An existing bank must have it already.\n";
+	while ((ch = cli_getopt(c, argc, argv, "", lo, &ex)) > 0)
+		if (ch == 'm' && parse_max_json(c, optarg))
+			return EX_USAGE;
+	if (ch < 0)
 		return ex;
+	if (optind != argc)
+		return cli_usage_error(c, "too many arguments");
 	c->opts.create = true;
 	if ((ex = cli_open(c, &b)))
 		return ex;
+	if (c->opts.max_json_bytes && (have = bank_max_json(b)) != c->opts.max_json_bytes) {
+		cli_msg(c, "--max-json-bytes %zu, but the bank at %s accepts %llu (set when it "
+		        "was created)", c->opts.max_json_bytes, mb_path(b), (unsigned long long)have);
+		mb_close(b);
+		return EX_INVALID;
+	}
 	puts(mb_path(b));
 	mb_close(b);
 	return EX_OK;
@@ -285,6 +333,7 @@ static int compact_loop(cli *c, const char *out, uint64_t every)
 	/* Blocked before the bank opens: a SIGTERM that arrives at any moment
 	 * stays pending until the next wait, so a snapshot always completes. */
 	cli_block_signals(&set);
+	cli_progress_transient();
 	if ((ex = cli_open_existing(c, &b)))
 		return ex;
 	if ((ex = make_out_dir(c, out, &created))) {

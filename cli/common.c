@@ -29,6 +29,7 @@ static void vmsg(const cli *c, const char *fmt, va_list ap) __attribute__((forma
 
 static void vmsg(const cli *c, const char *fmt, va_list ap)
 {
+	cli_progress_break();
 	fprintf(stderr, "membank: ");
 	if (c && c->cmd)
 		fprintf(stderr, "%s: ", c->cmd);
@@ -111,6 +112,8 @@ int cli_usage_error(const cli *c, const char *fmt, ...)
 
 /* getopt_long's value for --format (no short option). */
 #define OPT_FORMAT 0x100
+/* and for --quiet, every command's too (no progress line) */
+#define OPT_QUIET 0x101
 
 /* --format NAME, taken by every command and by the global options. */
 static int take_format(cli *c, const char *name, int *exit_code)
@@ -151,12 +154,13 @@ int cli_getopt(cli *c, int argc, char **argv, const char *shortopts,
 	size_t n = 0;
 	int ch;
 
-	while (longopts && longopts[n].name && n < 13) {
+	while (longopts && longopts[n].name && n < 12) {
 		all[n] = longopts[n];
 		n++;
 	}
 	all[n++] = (struct option){ "help", no_argument, NULL, 'h' };
 	all[n++] = (struct option){ "format", required_argument, NULL, OPT_FORMAT };
+	all[n++] = (struct option){ "quiet", no_argument, NULL, OPT_QUIET };
 	all[n] = (struct option){ NULL, 0, NULL, 0 };
 	/* GNU getopt wants a leading '+' (stop at the first operand) before the
 	 * ':' that makes it report a missing value apart from an unknown option. */
@@ -166,9 +170,14 @@ int cli_getopt(cli *c, int argc, char **argv, const char *shortopts,
 	else
 		snprintf(shorts, sizeof shorts, ":%sh", shortopts);
 
-	while ((ch = getopt_long(argc, argv, shorts, all, NULL)) == OPT_FORMAT)
-		if (take_format(c, optarg, exit_code))
+	while ((ch = getopt_long(argc, argv, shorts, all, NULL)) == OPT_FORMAT ||
+	       ch == OPT_QUIET) {
+		if (ch == OPT_QUIET) {
+			c->quiet = true;
+			cli_progress_setup(c);
+		} else if (take_format(c, optarg, exit_code))
 			return -1;
+	}
 	if (ch == -1)
 		return check_format(c, exit_code) ? -1 : 0;
 	if (ch == 'h') {
@@ -289,6 +298,7 @@ bool cli_reader_gone(void)
 
 int cli_close_stdout(const cli *c, int ex)
 {
+	cli_progress_break();
 	bool failed = ferror(stdout) != 0 || reader_gone;
 	int err = out_errno;
 
@@ -472,6 +482,7 @@ void cli_close_written(mb_bank *b, int ex)
 		 * write that is done; it is taken as "stop once this is over",
 		 * which the exit is. */
 		cli_block_signals(&set);
+		cli_progress_transient();  /* shown while long, then gone: not asked for */
 		mb_checkpoint_if_due(b);
 	}
 	mb_close(b);

@@ -789,6 +789,9 @@ int cmd_demo(cli *c, int argc, char **argv)
 		return ex;
 	if (optind != argc)
 		return cli_usage_error(c, "too many arguments");
+	/* its processes snapshot every second and print their own report: no
+	 * progress lines of theirs interleaved with it */
+	c->opts.progress = NULL;
 	if (c->bank_given) {
 		d.bank = c->bank_dir;
 	} else {

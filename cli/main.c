@@ -15,14 +15,14 @@
 #endif
 
 static const char main_usage[] =
-	"membank [-b DIR] [--durability full|fast] [--format FORMAT] <command> ...\n"
+	"membank [-b DIR] [--durability full|fast] [--format FORMAT] [--quiet] <command> ...\n"
 	"\n"
 	"A memory bank that many processes on one machine share.\n"
 	"DIR defaults to $MEMBANK_DIR, else ./memory-bank.  Commands that write create\n"
 	"the bank when it is missing; commands that only read exit 4 instead.\n"
 	"\n"
 	"commands:\n"
-	"  init                               create the bank if missing; print its path\n"
+	"  init [--max-json-bytes N]          create the bank if missing; print its path\n"
 	"  page put <id> <json|->             replace a page's properties ('-' reads stdin)\n"
 	"  page merge <id> <json|->           merge top-level properties\n"
 	"  page get <id>                      print {\"properties\":{...},\"last_updated\":\"...\"}\n"
@@ -59,6 +59,9 @@ static const char main_usage[] =
 	"                          people); stats also takes prometheus (OpenMetrics\n"
 	"                          text).  Numbers print exactly as stored in each.\n"
 	"                          'page list' prints ids a line unless asked.\n"
+	"      --quiet             no progress line: restore, snapshot, compactor, doctor\n"
+	"                          and a rebuild of the cache draw one on stderr when it\n"
+	"                          is a terminal (pages done, of how many, rate, ETA)\n"
 	"  -h, --help              this help; 'membank <command> --help' for each command\n"
 	"      --version           print the version\n"
 	"\n"
@@ -90,6 +93,7 @@ static int global_options(cli *c, int argc, char **argv)
 	static const struct option lo[] = {
 		{ "bank", required_argument, NULL, 'b' },
 		{ "durability", required_argument, NULL, 'd' },
+		{ "quiet", no_argument, NULL, 'q' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -109,6 +113,8 @@ static int global_options(cli *c, int argc, char **argv)
 				c->opts.durability = MB_DURABILITY_FAST;
 			else
 				return cli_usage_error(c, "--durability is full or fast, not '%s'", optarg);
+		} else if (ch == 'q') {
+			c->quiet = true;
 		} else if (ch == 'V') {
 			printf("membank %s\n", MEMBANK_VERSION);
 			return EX_OK;
@@ -140,6 +146,7 @@ static int run(cli *c, int argc, char **argv)
 
 	if ((ex = global_options(c, argc, argv)) >= 0)
 		return ex;
+	cli_progress_setup(c);
 	if (optind >= argc)
 		return cli_usage_error(c, "missing command");
 	for (const top_cmd *t = top_cmds; t->name; t++) {
@@ -161,9 +168,9 @@ int main(int argc, char **argv)
 
 	open_closed_stdio();
 	mb_options_init(&c.opts);
-	/* The command's own bound on input (16 MiB) is the library's ceiling, so
-	 * stdin and the library refuse the same documents. */
-	c.opts.max_json_bytes = MB_MAX_JSON_BYTES;
+	/* max_json_bytes stays 0: the bank's own bound (membank.json), which
+	 * every client applies; the command reads up to CLI_MAX_INPUT, the
+	 * library's ceiling, and the library refuses beyond the bank's. */
 	c.tty = isatty(STDOUT_FILENO);
 	c.usage = main_usage;
 	c.formats = FMT_DOCUMENT | 1u << FMT_PROMETHEUS;  /* checked by the command */

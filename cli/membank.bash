@@ -63,8 +63,12 @@ _membank()
 	top=$(_membank_help | sed -n '/^commands:/,/^$/p' | awk '/^  [^ ]/ { print $1, $2 }')
 	if [[ $cur == -* ]]; then
 		local opts
-		opts=$(_membank_help "${cmd[@]}" | grep -oE -- '(^|[ ,])--?[a-z][a-z-]*' | tr -d ' ,' | sort -u)
-		mapfile -t COMPREPLY < <(compgen -W "$opts --help" -- "$cur")
+		# --help and --quiet are every command's (the top-level help lists them)
+		opts=$({
+			_membank_help "${cmd[@]}" | grep -oE -- '(^|[ ,])--?[a-z][a-z-]*' | tr -d ' ,'
+			printf '%s\n' --help --quiet
+		} | sort -u)
+		mapfile -t COMPREPLY < <(compgen -W "$opts" -- "$cur")
 		return
 	fi
 	case ${#cmd[@]} in

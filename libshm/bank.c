@@ -3,11 +3,15 @@
  *
  * The bank directory:
  *   membank.json     identity: {"format":1,"history_limit":N,
+ *                    "max_json_bytes":N,
  *                    "cache_settings":{"max_entries":0,"ttl_seconds":0}};
  *                    its absence in a non-empty directory means "not a
  *                    bank".  cache_settings: what a store built without a
  *                    checkpoint starts with (absent in banks created before
- *                    it: the legacy 1000 and 3600, which their journals rely on)
+ *                    it: the legacy 1000 and 3600, which their journals rely on).
+ *                    max_json_bytes: the bound on JSON input every client
+ *                    of the bank applies, set at creation (absent in banks
+ *                    created before it: MB_DEFAULT_JSON_BYTES)
  *                    A directory holding only the original Python class's
  *                    files: any open (create or not: it is a conversion)
  *                    migrates those in place (restore_migrate())
@@ -62,8 +66,11 @@ static int check_options(const mb_options *o)
 {
 	if (o->durability != MB_DURABILITY_FULL && o->durability != MB_DURABILITY_FAST)
 		return mb_fail(NULL, MB_EINVAL, "options: durability must be full or fast");
-	if (o->max_json_bytes > MB_MAX_JSON_BYTES)
-		return mb_fail(NULL, MB_EINVAL, "options: max_json_bytes above %u", MB_MAX_JSON_BYTES);
+	if (o->max_json_bytes && (o->max_json_bytes > MB_MAX_JSON_BYTES ||
+	                          o->max_json_bytes < MB_MIN_JSON_BYTES))
+		return mb_fail(NULL, MB_EINVAL, "options: max_json_bytes %zu is out of range: "
+		               "0 (the bank's; 1 MiB for a new bank) or %u to %u bytes",
+		               o->max_json_bytes, MB_MIN_JSON_BYTES, MB_MAX_JSON_BYTES);
 	if (o->history_limit > MB_MAX_HISTORY)
 		return mb_fail(NULL, MB_EINVAL, "options: history_limit above %u", MB_MAX_HISTORY);
 	if (o->segment_bytes && o->segment_bytes < MBJ_MIN_SEGMENT_BYTES)
@@ -232,7 +239,7 @@ static bool has_identity(const mb_bank *b)
  * the others find it whole (a temp file renamed into place). */
 static int create_identity(mb_bank *b)
 {
-	char text[160];
+	char text[224];
 	bool empty = false;
 	int rc = dir_is_empty(b->path, &empty, true);
 
@@ -245,8 +252,10 @@ static int create_identity(mb_bank *b)
 		return mb_fail(NULL, MB_ENOTBANK, "%s: no bank here", b->path);
 	b->history_limit = b->opts.history_limit ? b->opts.history_limit : MB_DEFAULT_HISTORY;
 	b->init_max_entries = b->init_ttl_seconds = 0;  /* new banks: nothing dropped */
-	snprintf(text, sizeof text, "{\"format\":%d,\"history_limit\":%u,\"cache_settings\":"
-	         "{\"max_entries\":0,\"ttl_seconds\":0}}\n", MB_FORMAT_VERSION, b->history_limit);
+	b->max_json_bytes = b->opts.max_json_bytes ? b->opts.max_json_bytes : MB_DEFAULT_JSON_BYTES;
+	snprintf(text, sizeof text, "{\"format\":%d,\"history_limit\":%u,\"max_json_bytes\":%zu,"
+	         "\"cache_settings\":{\"max_entries\":0,\"ttl_seconds\":0}}\n", MB_FORMAT_VERSION,
+	         b->history_limit, b->max_json_bytes);
 	return mb_write_file_atomic(b->path, MB_IDENTITY_FILE, text, strlen(text),
 	                            b->file_mode, NULL);
 }
@@ -272,9 +281,9 @@ static int read_init_cache(mb_bank *b, const cJSON *c)
 static int read_identity(mb_bank *b)
 {
 	char *path = join(b->path, MB_IDENTITY_FILE), text[512];
-	const cJSON *f, *h;
+	const cJSON *f, *h, *mj;
 	cJSON *j = NULL;
-	uint64_t hl = 0;
+	uint64_t hl = 0, mjb = MB_DEFAULT_JSON_BYTES;
 	ssize_t n;
 	int rc = 0;
 
@@ -304,11 +313,37 @@ static int read_identity(mb_bank *b)
 		             b->opts.history_limit, b->path, (uint32_t)hl);
 	else if (read_init_cache(b, cJSON_GetObjectItemCaseSensitive(j, "cache_settings")))
 		rc = mb_fail(NULL, MB_ENOTBANK, "%s: bad \"cache_settings\"", path);
-	else
+	else if ((mj = cJSON_GetObjectItemCaseSensitive(j, "max_json_bytes")) &&
+	         (!json_whole(mj, MB_MAX_JSON_BYTES, &mjb) || mjb < MB_MIN_JSON_BYTES))
+		rc = mb_fail(NULL, MB_ENOTBANK, "%s: bad \"max_json_bytes\" (%u to %u)", path,
+		             MB_MIN_JSON_BYTES, MB_MAX_JSON_BYTES);
+	else if (b->opts.max_json_bytes > mjb)
+		rc = mb_fail(NULL, MB_EINVAL, "options: max_json_bytes %zu, but the bank at %s "
+		             "accepts at most %llu (set when it was created; a handle may only "
+		             "lower it; 0 takes the bank's)", b->opts.max_json_bytes, b->path,
+		             (unsigned long long)mjb);
+	else {
 		b->history_limit = (uint32_t)hl;
+		b->max_json_bytes = (size_t)mjb;
+	}
 	cJSON_Delete(j);
 	free(path);
 	return rc;
+}
+
+size_t bank_stored_max_json(const char *bank_path)
+{
+	char *path = join(bank_path, MB_IDENTITY_FILE), text[512];
+	ssize_t n = path ? read_small(path, text, sizeof text) : -1;
+	cJSON *j = n > 0 ? cJSON_ParseWithLength(text, (size_t)n) : NULL;
+	uint64_t v = 0;
+
+	if (!json_whole(cJSON_GetObjectItemCaseSensitive(j, "max_json_bytes"), MB_MAX_JSON_BYTES,
+	                &v) || v < MB_MIN_JSON_BYTES)
+		v = 0;
+	cJSON_Delete(j);
+	free(path);
+	return (size_t)v;
 }
 
 /* This boot's id; MEMBANK_TEST_BOOT_ID stands in for it in tests of the

@@ -25,6 +25,8 @@ struct mb_bank {
 	char *path, *store_dir, *journal_dir;
 	mb_options opts;
 	uint32_t history_limit;   /* fixed when the bank was created */
+	size_t max_json_bytes;    /* the bank's bound on JSON input (membank.json);
+	                             opts.max_json_bytes, when set, is at most it */
 	/* cache_settings of a store built without a checkpoint: membank.json
 	 * "cache_settings" (0, 0 since banks record it), else the legacy
 	 * MB_LEGACY_MAX_ENTRIES, MB_LEGACY_TTL_SECONDS */
@@ -133,6 +135,10 @@ bool bank_creation_entry(const char *name);
  * store/lock.mdb in every process that has it open.  Call under the bank's
  * open lock, so that nobody opens it after the check. */
 int bank_check_unused(const char *path, const char *what);
+
+/* The max_json_bytes of the bank at @bank_path's membank.json; 0 when it
+ * has none (or no readable identity).  A restore keeps it. */
+size_t bank_stored_max_json(const char *bank_path);
 
 /* Under the bank's open lock: finish what a restore killed midway left
  * (restore.pending names the aside directory, removed with the mark). */

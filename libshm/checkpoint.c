@@ -87,7 +87,8 @@ int checkpoint_position(mb_bank *b, const char *dir, mbj_pos *end)
 	return rc;
 }
 
-int checkpoint_load(mb_bank *b, kv_txn *t, char name[32], uint64_t *seq, mbj_pos *end)
+int checkpoint_load(mb_bank *b, kv_txn *t, char name[32], uint64_t *seq, mbj_pos *end,
+                    struct progress *pr)
 {
 	char root[4096], dir[4096], below[32];
 	load_docs docs;
@@ -109,6 +110,7 @@ int checkpoint_load(mb_bank *b, kv_txn *t, char name[32], uint64_t *seq, mbj_pos
 	if ((rc = load_docs_read(dir, b->tag, &docs)))
 		return mb_fail(b->tag, rc == MB_EINVAL ? MB_ECORRUPT : rc, "checkpoint %s: %s", dir,
 		               mb_last_error(b->tag));
+	docs.progress = pr;
 	rc = load_all(&t, NULL, dir, &docs, b->history_limit, b->tag);
 	load_docs_free(&docs);
 	if (rc == MB_EINVAL || rc == MB_ECORRUPT)

@@ -31,7 +31,10 @@ int checkpoint_older(const char *root, const char *below, char name[32]);
  * the seq it covers and *end its journal position (0 and {0}, and @name "",
  * when the bank has none).  MB_ENOTFOUND: nothing older than @name;
  * MB_ECORRUPT (naming the file): it cannot be loaded. */
-int checkpoint_load(mb_bank *b, kv_txn *t, char name[32], uint64_t *seq, mbj_pos *end);
+struct progress;
+/* @pr: NULL, or stepped per page loaded */
+int checkpoint_load(mb_bank *b, kv_txn *t, char name[32], uint64_t *seq, mbj_pos *end,
+                    struct progress *pr);
 
 /* Rename checkpoint/<name> to checkpoint/<name>.damaged (kept for
  * inspection until the snapshots after it prune it). */

@@ -29,7 +29,8 @@
 	XX(MB_EEXIST, "the bank exists and is not empty")                    \
 	XX(MB_EUNSAFE, "refused: symlink or network filesystem")             \
 	XX(MB_EINTERNAL, "unexpected storage engine error")                  \
-	XX(MB_ERESTORED, "the bank was restored: reopen it")
+	XX(MB_ERESTORED, "the bank was restored: reopen it")                \
+	XX(MB_ECANCELED, "cancelled by the progress callback")
 
 const char *mb_strerror(int code)
 {

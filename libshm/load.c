@@ -20,6 +20,7 @@
 #include "bank.h"
 #include "config.h"
 #include "load.h"
+#include "progress.h"
 
 typedef struct ld {
 	const char *file;
@@ -562,6 +563,7 @@ typedef struct scan {
 	                      built aside, which nobody sees before it is whole) */
 	uint64_t in_batch;
 	load_tally *tally; /* NULL, or pages counted */
+	progress *prog;    /* NULL, or stepped per page */
 } scan;
 
 #define LOAD_BATCH 20000
@@ -783,7 +785,8 @@ static int load_page_map(scan *s, uint64_t *n)
 		return 0;
 	do {
 		if ((rc = read_key(s, id, sizeof id)) || (rc = load_page(s, id)) ||
-		    (rc = next_batch(s)))
+		    (rc = next_batch(s)) ||
+		    (rc = progress_step(s->prog, (uint64_t)(s->p - s->base))))
 			return rc;
 		++*n;
 	} while (eat(s, ','));
@@ -880,7 +883,10 @@ static int load_pages(kv_txn **t, kv_env *batch, const char *dir, const load_doc
 	if (map == MAP_FAILED)
 		return mb_fail(tag, mb_errno_code(errno), "%s: mmap: %s", path, strerror(errno));
 	madvise(map, (size_t)st.st_size, MADV_SEQUENTIAL);
-	s = (scan){ map, map, (const char *)map + st.st_size, tag, t, batch, 0, d->tally };
+	s = (scan){ map, map, (const char *)map + st.st_size, tag, t, batch, 0, d->tally,
+	            d->progress };
+	if (d->progress)
+		d->progress->p.bytes_total = (uint64_t)st.st_size;
 	rc = walk_pages(&s, last_sync);
 	munmap(map, (size_t)st.st_size);
 	return rc;

@@ -60,6 +60,7 @@ typedef struct load_docs {
 	unsigned missing;     /* how many of the four files were absent */
 	bool no_pages;        /* notion_pages.json absent: no pages */
 	load_tally *tally;    /* NULL, or filled by load_all() */
+	struct progress *progress; /* NULL, or stepped per page (progress.h) */
 } load_docs;
 
 /* Files a restore reads from outside: an absent sync_status.json,

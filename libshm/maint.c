@@ -16,6 +16,7 @@
 #include "docs.h"
 #include "file.h"
 #include "lockfile.h"
+#include "progress.h"
 
 static void add_kv(mb_buf *b, const char *key, uint64_t v, bool comma)
 {
@@ -70,6 +71,7 @@ int mb_stats(mb_bank *b, char **out)
 	add_kv(&doc, "error_types", ki.entries[KV_ERRTYPES], true);
 	add_kv(&doc, "error_types_dropped", errs.types_dropped, true);
 	add_kv(&doc, "history_limit", b->history_limit, true);
+	add_kv(&doc, "max_json_bytes", b->max_json_bytes, true);
 	/* pages dropped by max_entries, expired but still stored (read as
 	 * absent; the next snapshot purges them), purged by snapshots */
 	add_kv(&doc, "pages_evicted", rm.evicted, true);
@@ -107,6 +109,7 @@ int mb_stats(mb_bank *b, char **out)
 /* Apply every journal record from @from_seq on; *end is the last one's. */
 static int replay(mb_bank *b, kv_txn *t, uint64_t from_seq, mbj_pos *end)
 {
+	progress pr;
 	mbj_record rec;
 	mbj_iter *it;
 	mb_rec r;
@@ -123,6 +126,10 @@ static int replay(mb_bank *b, kv_txn *t, uint64_t from_seq, mbj_pos *end)
 		               mbj_iter_open_errmsg() : mb_strerror(bank_journal_code(rc)));
 	/* jrc holds the journal's MBJ_* codes, rc our MB_* codes: the two
 	 * ranges overlap (MBJ_EVERSION == MB_ENOMEM) */
+	if ((rc = progress_start(&pr, &b->opts, b->tag, "rebuild journal", "records", 0))) {
+		mbj_iter_close(it);
+		return rc;
+	}
 	while ((jrc = mbj_iter_next(it, &rec)) == 1) {
 		if (rec.seq != end->seq + 1 && end->seq) {
 			rc = mb_fail(b->tag, MB_ECORRUPT, "journal: seq %llu follows %llu",
@@ -137,10 +144,14 @@ static int replay(mb_bank *b, kv_txn *t, uint64_t from_seq, mbj_pos *end)
 		if ((rc = apply_record(t, b->history_limit, &r)))
 			break;
 		*end = rec.end;
+		if ((rc = progress_step(&pr, 0)))
+			break;
 	}
 	if (!rc && jrc < 0)
 		rc = mb_fail(b->tag, bank_journal_code(jrc), "journal: %s", mbj_iter_errmsg(it));
 	mbj_iter_close(it);
+	if (!rc)
+		progress_end(&pr);
 	return rc;
 }
 
@@ -182,18 +193,22 @@ static int rebuild_once(mb_bank *b)
 	int nbad = 0, first_rc = 0;
 	mbj_pos end = { 0 };
 	uint64_t seq = 0;
+	progress pr;
 	kv_txn *t;
 	int rc = kv_begin(b->kv, true, &t);
 
 	if (rc)
 		return mb_fail(b->tag, rc, "rebuild: cannot begin a write: %s", mb_strerror(rc));
+	if ((rc = progress_start(&pr, &b->opts, b->tag, "rebuild", "pages", 0)))
+		return kv_end(t, rc);
 	for (;;) {
+		progress_rewind(&pr);  /* (a damaged checkpoint passed over) */
 		for (int db = 0; db < KV_NDB && !rc; db++)
 			rc = kv_drop(t, db);
 		/* only damage is passed over: a checkpoint of a newer format, or
 		 * one the system could not let us read (out of descriptors, an
 		 * I/O error), is not damaged, and the next one would fail alike */
-		if (rc || !(rc = checkpoint_load(b, t, name, &seq, &end)) ||
+		if (rc || !(rc = checkpoint_load(b, t, name, &seq, &end, &pr)) ||
 		    (rc != MB_ECORRUPT && rc != MB_ENOTFOUND))
 			break;
 		if (rc == MB_ENOTFOUND) {  /* none older than the damaged one */
@@ -212,6 +227,8 @@ static int rebuild_once(mb_bank *b)
 	}
 	if (!rc && !*name)
 		rc = seed_config(b, t);
+	if (!rc)
+		progress_end(&pr);
 	if (!rc)
 		rc = replay(b, t, seq + 1, &end);
 	if (!rc)

@@ -16,7 +16,8 @@
  *    message of the calling thread's last failure on a handle, which names the
  *    field, key or byte that was wrong.
  *  - Strings passed in are UTF-8.  JSON passed in is object text of at most
- *    the handle's max_json_bytes, nested at most MB_MAX_DEPTH deep.
+ *    the bank's max_json_bytes (see mb_options), nested at most MB_MAX_DEPTH
+ *    deep.
  *  - NUMBERS are kept exactly and read back as they were written, as Python's
  *    json module reads and writes them.  An integer (no '.', 'e' or 'E') is
  *    kept as a 64-bit integer, from -9223372036854775808 to
@@ -97,6 +98,8 @@ extern "C" {
 #define MB_EINTERNAL  -14  /**< an unexpected error from the storage engine */
 #define MB_ERESTORED  -15  /**< the bank was restored since this handle
                                 opened it; close it and open the bank again */
+#define MB_ECANCELED  -16  /**< the progress callback asked to stop: the work
+                                was undone, nothing changed */
 /** @} */
 
 /** @defgroup limits Bounds on everything that comes from outside
@@ -104,6 +107,7 @@ extern "C" {
 #define MB_MAX_ID_BYTES       255u       /**< page id, bytes */
 #define MB_MAX_DEPTH          64u        /**< JSON nesting (objects and arrays) */
 #define MB_DEFAULT_JSON_BYTES (1u << 20) /**< default max_json_bytes */
+#define MB_MIN_JSON_BYTES     64u        /**< floor of max_json_bytes */
 #define MB_MAX_JSON_BYTES     (16u << 20)/**< ceiling of max_json_bytes */
 #define MB_MAX_STATUS_BYTES   64u        /**< sync status */
 #define MB_MAX_TYPE_BYTES     128u       /**< error type */
@@ -127,6 +131,47 @@ typedef enum mb_durability {
 	MB_DURABILITY_FAST = 1
 } mb_durability;
 
+/** PROGRESS of long work: mb_restore() (phase "restore", unit "pages"),
+ * mb_snapshot() and the automatic checkpoint ("snapshot", "pages"), and a
+ * rebuild of the cache, by mb_rebuild() or by an open that must rebuild
+ * ("rebuild", "pages" loaded from the checkpoint, then "rebuild journal",
+ * "records" replayed), call mb_options.progress when it is set:
+ *
+ *  - once at the start (done 0), then every MB_PROGRESS_EVERY items (no
+ *    clock is read per item: the caller rates and throttles what it shows),
+ *    and once at the end with finished true and done == total, when the
+ *    work succeeded (a failed one ends without that call);
+ *  - total is 0 while it is not known: a restore learns the page count only
+ *    at the end of notion_pages.json, so it gives bytes_done of bytes_total
+ *    (the file's size) for a rate and an ETA meanwhile;
+ *  - done never decreases, except back to 0 when the work starts over (a
+ *    restore or rebuild whose map had to grow);
+ *  - a non-zero return from a call that is not the last cancels the work:
+ *    the call fails with MB_ECANCELED ("<phase>: cancelled by the progress
+ *    callback") and has changed nothing: a cancelled restore leaves the old
+ *    bank (or no bank) at the path and removes what it built aside; a
+ *    cancelled snapshot leaves the files and checkpoint before it (expired
+ *    pages it purged first stay purged: they were already absent); a
+ *    cancelled rebuild leaves the store as it was (an open that had to
+ *    rebuild fails).  The last call's return is ignored.
+ *
+ * The callback runs in the calling thread, inside the library (a
+ * transaction may be open): it must not call membank. */
+typedef struct mb_progress {
+	const char *phase;    /**< "restore", "snapshot", "rebuild", ... */
+	const char *unit;     /**< what done and total count: "pages", "records" */
+	uint64_t done;        /**< items done so far */
+	uint64_t total;       /**< items in all; 0: not known (yet) */
+	uint64_t bytes_done;  /**< input read, when the work reads one file */
+	uint64_t bytes_total; /**< its size (0: no such figure) */
+	bool finished;        /**< the last call: done == total */
+} mb_progress;
+
+/** See mb_progress.  Return 0 to go on, anything else to cancel. */
+typedef int (*mb_progress_fn)(void *ctx, const mb_progress *p);
+
+#define MB_PROGRESS_EVERY 4096u  /**< items between two calls */
+
 /** Options of mb_open().  Initialise with mb_options_init(). */
 typedef struct mb_options {
 	mb_durability durability;  /**< default MB_DURABILITY_FULL */
@@ -134,7 +179,22 @@ typedef struct mb_options {
 	bool create;               /**< create the bank if missing (default true) */
 	bool allow_network_fs;     /**< open on NFS/CIFS/FUSE anyway (default false) */
 	size_t map_size;           /**< initial LMDB map, bytes (0: 64 MiB); grows */
-	size_t max_json_bytes;     /**< largest JSON input (0: 1 MiB) */
+	size_t max_json_bytes;     /**< largest JSON input, in bytes: a property
+	                                of the bank, so that every client (C, the
+	                                command, Python) accepts and refuses the
+	                                same documents.  Used when the bank is
+	                                created, then stored in membank.json
+	                                (0: MB_DEFAULT_JSON_BYTES; else
+	                                MB_MIN_JSON_BYTES..MB_MAX_JSON_BYTES, or
+	                                MB_EINVAL).  Opening an existing bank, 0
+	                                takes the stored value; a smaller value
+	                                lowers it for this handle only (a client
+	                                that wants a tighter bound on its own
+	                                input); a larger one fails with MB_EINVAL
+	                                naming both: a handle never writes what
+	                                the bank's other clients would refuse.
+	                                Banks created before it: 1 MiB.  mb_stats
+	                                gives it as "max_json_bytes" */
 	uint32_t history_limit;    /**< sync_history and errors kept; used when the
 	                                bank is created, then stored (0: 100).
 	                                Opening an existing bank, 0 takes the
@@ -166,6 +226,9 @@ typedef struct mb_options {
 	                                    which the caller runs when it suits
 	                                    (the command: after the write, with
 	                                    SIGINT and SIGTERM held) */
+	mb_progress_fn progress;       /**< NULL (default), or called by long
+	                                    work (see mb_progress) */
+	void *progress_ctx;            /**< progress's first argument */
 } mb_options;
 
 /** Opaque handle of an open bank. */

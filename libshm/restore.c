@@ -47,6 +47,7 @@
 #include "file.h"
 #include "load.h"
 #include "lockfile.h"
+#include "progress.h"
 
 /* The steps of a restore a test may stop it at. */
 enum {
@@ -130,6 +131,8 @@ static int load_into(mb_bank *b, const char *from, const load_docs *d)
 			rc = kv_drop(t, db);
 		if (d->tally)
 			d->tally->pages = d->tally->expired = 0;
+		if (d->progress)
+			progress_rewind(d->progress);
 		if (!rc)
 			rc = load_all(&t, b->kv, from, d, b->history_limit, NULL);
 		rc = t ? kv_end(t, rc) : rc;  /* NULL after a failed batch commit */
@@ -208,6 +211,7 @@ static int build_aside(const char *from, const char *aside, const mb_options *op
 {
 	load_tally tally = { MB_NEVER, 0, 0 };
 	mb_options o = *opts;
+	progress pr;
 	char pages[4096];
 	struct stat st;
 	load_docs d;
@@ -222,6 +226,8 @@ static int build_aside(const char *from, const char *aside, const mb_options *op
 	if ((ttl = docs_cache(&d, &max_entries)) > 0)
 		tally.cutoff = mb_now_us() - ttl * 1000000;
 	d.tally = &tally;
+	d.progress = &pr;
+	o.progress = NULL;  /* the bank built aside reports nothing of its own */
 	most = d.sync_history > d.error_history ? d.sync_history : d.error_history;
 	if (!o.history_limit)
 		o.history_limit = most > MB_DEFAULT_HISTORY ?
@@ -232,7 +238,8 @@ static int build_aside(const char *from, const char *aside, const mb_options *op
 	    (uint64_t)st.st_size * 3 > (o.map_size > (64u << 20) ? o.map_size : (64u << 20)) &&
 	    (uint64_t)st.st_size < ((uint64_t)1 << 40) / 3)
 		o.map_size = (size_t)st.st_size * 3;
-	if (!(rc = mb_open(aside, &o, &b))) {
+	if (!(rc = progress_start(&pr, opts, NULL, "restore", "pages", 0)) &&
+	    !(rc = mb_open(aside, &o, &b))) {
 		b->tag = NULL;
 		if (!(rc = load_into(b, from, &d))) {
 			b->tag = b;
@@ -250,6 +257,8 @@ static int build_aside(const char *from, const char *aside, const mb_options *op
 		}
 		mb_close(b);
 	}
+	if (!rc)
+		progress_end(&pr);
 	if (rep) {
 		rep->pages = tally.pages;
 		rep->expired = tally.expired;
@@ -477,6 +486,7 @@ static int restore_locked(const char *from, const char *path, const mb_options *
 {
 	char aside[4096], parent[4096], base[1024], mark[1100];
 	restore_report rep;
+	mb_options ro = *opts;
 	int rc, new_lock = -1;
 
 	if (split_path(path, parent, sizeof parent, base, sizeof base) ||
@@ -492,6 +502,9 @@ static int restore_locked(const char *from, const char *path, const mb_options *
 			               "force to replace it", path);
 		if ((rc = bank_check_unused(path, "restore")))
 			return rc;
+		/* a property of the bank, not of its files: the new one keeps it */
+		if (!ro.max_json_bytes)
+			ro.max_json_bytes = bank_stored_max_json(path);
 	}
 	mb_rm_tree(aside);
 	snprintf(mark, sizeof mark, "%s.restore-%ld", base, (long)getpid());
@@ -500,7 +513,7 @@ static int restore_locked(const char *from, const char *path, const mb_options *
 		return rc;
 	crash_point(STEP_LOCKED);
 	memset(&rep, 0, sizeof rep);
-	if (!(rc = build_aside(from, aside, opts, flags, &rep)) && (flags & RESTORE_MIGRATE))
+	if (!(rc = build_aside(from, aside, &ro, flags, &rep)) && (flags & RESTORE_MIGRATE))
 		rc = keep_originals(from, aside, opts, &rep);
 	if (!rc) {
 		crash_point(STEP_BUILT);

@@ -38,6 +38,7 @@
 #include "file.h"
 #include "load.h"
 #include "lockfile.h"
+#include "progress.h"
 
 static const char *const doc_files[4] = {
 	"notion_pages.json", "sync_status.json", "error_log.json", "config_cache.json"
@@ -52,8 +53,10 @@ static double now_s(void)
 }
 
 /* Stream {"pages":{...},"last_updated":..,"metadata":{...}} into @f. */
-static int write_pages(kv_txn *t, afile *f, int64_t now, mb_snapshot_info *info)
+static int write_pages(mb_bank *bk, kv_txn *t, afile *f, int64_t now, mb_snapshot_info *info)
 {
+	uint64_t total;
+	progress pr;
 	const uint8_t *props;
 	int64_t updated, last_updated;
 	st_sync sync;
@@ -66,11 +69,14 @@ static int write_pages(kv_txn *t, afile *f, int64_t now, mb_snapshot_info *info)
 	int rc;
 
 	if ((rc = st_config_load(t, &cfg)) || (rc = st_sync_load(t, &sync)) ||
-	    (rc = st_pages_load(t, &last_updated)) || (rc = kv_cursor_open(t, KV_PAGES, &c)))
+	    (rc = st_pages_load(t, &last_updated)) || (rc = kv_count(t, KV_PAGES, &total)) ||
+	    (rc = progress_start(&pr, &bk->opts, bk, "snapshot", "pages", total)) ||
+	    (rc = kv_cursor_open(t, KV_PAGES, &c)))
 		return rc;
 	afile_write(f, "{\"pages\":{", 10);
 	for (rc = kv_cursor_seek(c, NULL, &k, &v); !rc; rc = kv_cursor_next(c, &k, &v)) {
-		if ((rc = st_page_split(v, &updated, &props, &plen)))
+		if ((rc = st_page_split(v, &updated, &props, &plen)) ||
+		    (rc = progress_step(&pr, 0)))
 			break;
 		if (apply_expired(updated, now, &cfg))
 			continue;
@@ -94,6 +100,8 @@ static int write_pages(kv_txn *t, afile *f, int64_t now, mb_snapshot_info *info)
 	buf_adds(&b, "}}\n");
 	rc = b.failed ? MB_ENOMEM : afile_write(f, b.data, b.len);
 	info->pages = n;
+	if (!rc)
+		progress_end(&pr);
 out:
 	buf_free(&b);
 	return rc;
@@ -141,7 +149,7 @@ static int write_one(mb_bank *b, kv_txn *t, const char *dir, int i, mb_snapshot_
 	if (!f)
 		return mb_fail(b, MB_ENOMEM, "snapshot: out of memory");
 	if (!(rc = afile_open(f, dir, doc_files[i], b->file_mode, b))) {
-		rc = i == 0 ? write_pages(t, f, mb_now_us(), info) : write_small(t, f, i);
+		rc = i == 0 ? write_pages(b, t, f, mb_now_us(), info) : write_small(t, f, i);
 		if (rc) {
 			afile_abort(f);
 			if (!*mb_last_error(b))

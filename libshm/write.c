@@ -494,7 +494,7 @@ int bank_check_id(mb_bank *b, const char *id)
 
 static size_t max_json(const mb_bank *b)
 {
-	return b->opts.max_json_bytes ? b->opts.max_json_bytes : MB_DEFAULT_JSON_BYTES;
+	return b->opts.max_json_bytes ? b->opts.max_json_bytes : b->max_json_bytes;
 }
 
 _Static_assert(MB_MAX_PAGE_PACKED == MBJ_MAX_PAYLOAD, "a put's properties fit one record");

@@ -292,13 +292,13 @@ def _durability(value):
         raise _invalid("durability must be 'full' or 'fast', not %r" % value) from None
 
 
-def _count(value, what, ceiling):
+def _count(value, what, ceiling, floor=1):
     if value is None:
         return None
     if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError("%s must be an int, not %s" % (what, type(value).__name__))
-    if value < 1 or value > ceiling:
-        raise _invalid("%s must be 1..%d, not %d" % (what, ceiling, value))
+    if value < floor or value > ceiling:
+        raise _invalid("%s must be %d..%d, not %d" % (what, floor, ceiling, value))
     return value
 
 
@@ -397,7 +397,7 @@ class MemoryBank:
             "group_shared": bool(group_shared),
             "history_limit": _count(history_limit, "history_limit", _lib.MB_MAX_HISTORY),
             "max_json_bytes": _count(max_json_bytes, "max_json_bytes",
-                                     _lib.MB_MAX_JSON_BYTES),
+                                     _lib.MB_MAX_JSON_BYTES, _lib.MB_MIN_JSON_BYTES),
             "create": bool(create),
             "auto_checkpoint": bool(auto_checkpoint),
         }

@@ -37,11 +37,13 @@ MB_EFORKED = -8
 MB_EPERM = -9
 MB_EEXIST = -12
 MB_ERESTORED = -15
+MB_ECANCELED = -16
 
 MB_MAX_ID_BYTES = 255
 MB_MAX_DEPTH = 64
 MB_MAX_TYPE_BYTES = 128
 MB_MAX_TEXT_BYTES = 4096
+MB_MIN_JSON_BYTES = 64
 MB_MAX_JSON_BYTES = 16 << 20
 MB_MAX_HISTORY = 100000
 
@@ -85,6 +87,8 @@ class Options(ctypes.Structure):
         ("checkpoint_interval_s", ctypes.c_uint32),
         ("no_auto_checkpoint", ctypes.c_bool),
         ("defer_auto_checkpoint", ctypes.c_bool),
+        ("progress", ctypes.c_void_p),     # mb_progress_fn (unused: NULL)
+        ("progress_ctx", ctypes.c_void_p),
     ]
 
 

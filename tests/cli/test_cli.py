@@ -487,6 +487,7 @@ class BadInput(CliTest):
         self.assert_refused("config", "set", "-", input=big)
 
     def test_large_but_allowed(self):
+        self.ok("init", "--max-json-bytes", str(16 << 20))  # the bank's bound (1 MiB default)
         doc = json.dumps({"blob": "y" * (3 << 20)})
         self.ok("page", "put", "big", "-", input=doc)
         self.assertEqual(len(self.doc("page", "get", "big")["properties"]["blob"]), 3 << 20)
@@ -771,6 +772,7 @@ class Journal(CliTest):
         """A follower that lags behind a snapshot which removes the segments
         holding its next events says which it skipped; --journal-retention
         keeps them."""
+        self.ok("init", "--max-json-bytes", str(16 << 20))  # for the 15 MiB records
         self.ok("page", "put", "a", '{"x":1}')
         self.ok("page", "put", "b", '{"x":2}')
         p = subprocess.Popen([MEMBANK, "-b", self.bank, "journal", "tail", "-n", "1", "-f"],
@@ -2222,6 +2224,156 @@ class Metrics(CliTest):
         self.assertIn("prints json, pretty, text", err)
         self.assertIn("--format FORMAT   json, pretty, text or prometheus",
                       self.ok("stats", "--help"))
+
+
+class JsonLimit(CliTest):
+    """The bound on JSON input is the bank's (membank.json), the same for the
+    command, C and Python (tests/python JsonLimit, tests/hardening
+    test_max_json_bytes_option): before, the command took 16 MiB where the
+    library and Python took 1 MiB on the same bank."""
+
+    @staticmethod
+    def text(n):
+        return '{"a":"' + "x" * (n - 8) + '"}'
+
+    def test_default_bank_takes_one_mib(self):
+        self.ok("init")
+        with open(os.path.join(self.bank, "membank.json")) as f:
+            self.assertEqual(json.load(f)["max_json_bytes"], 1 << 20)
+        self.assertEqual(self.doc("stats")["max_json_bytes"], 1 << 20)
+        self.ok("page", "put", "a", "-", input=self.text(1 << 20))
+        err = self.fails(3, "page", "put", "b", "-", input=self.text((1 << 20) + 1))
+        self.assertIn("larger than the limit of 1048576 bytes", err)
+        self.fails(3, "page", "merge", "a", "-", input=self.text((1 << 20) + 1))
+        self.fails(1, "page", "get", "b")
+
+    def test_init_sets_it_for_every_command(self):
+        self.assertEqual(self.ok("init", "--max-json-bytes", "1000"), self.bank + "\n")
+        self.assertEqual(self.doc("stats")["max_json_bytes"], 1000)
+        self.ok("page", "put", "a", self.text(1000))
+        self.fails(3, "page", "put", "b", self.text(1001))
+        self.fails(3, "config", "set", '{"notion_settings":{"api_version":"%s"}}' % ("v" * 1000))
+        ops = json.dumps({"op": "page.put", "id": "c", "properties": {"a": "x" * 993}})
+        self.fails(3, "batch", "-", input=ops + "\n")
+        # fixed at creation: another value is refused, the same is fine
+        self.assertIn("accepts at most 1000", self.fails(3, "init", "--max-json-bytes", "2000"))
+        self.assertIn("accepts 1000", self.fails(3, "init", "--max-json-bytes", "999"))
+        self.ok("init", "--max-json-bytes", "1000")
+        self.ok("init")
+        self.assertEqual(self.doc("stats")["max_json_bytes"], 1000)
+
+    def test_absurd_values_are_usage_errors(self):
+        for bad in ("0", "63", "16777217", "1e6", "-5", "x"):
+            err = self.fails(2, "init", "--max-json-bytes", bad)
+            self.assertIn("--max-json-bytes needs 64..16777216 bytes", err)
+            self.assertFalse(os.path.exists(self.bank))
+        self.ok("init", "--max-json-bytes", "16777216")
+        self.ok("page", "put", "big", "-", input=self.text(2 << 20))
+
+    def test_restore_keeps_the_replaced_banks(self):
+        self.ok("init", "--max-json-bytes", "4096")
+        self.ok("page", "put", "a", self.text(3000))
+        files = os.path.join(self.tmp, "files")
+        self.ok("snapshot", "--out", files)
+        self.ok("restore", "--force", files)
+        self.assertEqual(self.doc("stats")["max_json_bytes"], 4096)
+        self.fails(3, "page", "put", "b", self.text(4097))
+
+
+class Progress(CliTest):
+    """Long work draws a progress line on stderr when it is a terminal
+    (the library's mb_options.progress feeds it): at most a few times a
+    second, overwritten with \\r, ended by a summary line whose count is the
+    page count; nothing in a pipe or with --quiet."""
+    N = 10000
+
+    def setUp(self):
+        super().setUp()
+        ops = "".join(json.dumps({"op": "page.put", "id": "p%05d" % i,
+                                  "properties": {"n": i}}) + "\n" for i in range(self.N))
+        self.ok("--durability", "fast", "batch", "-", input=ops)
+        self.files = os.path.join(self.tmp, "files")
+        self.ok("snapshot", "--out", self.files)
+
+    def on_pty(self, *args):
+        """membank -b bank args with stderr on a pseudo-terminal: (exit, the
+        terminal's text, stdout)."""
+        master, slave = pty.openpty()
+        p = subprocess.Popen([MEMBANK, "-b", self.bank] + list(args), stdout=subprocess.PIPE,
+                             stderr=slave)
+        os.close(slave)
+        out = b""
+        try:
+            while True:
+                chunk = os.read(master, 65536)
+                if not chunk:
+                    break
+                out += chunk
+        except OSError:  # EIO: the last holder of the terminal is gone
+            pass
+        os.close(master)
+        stdout = p.stdout.read()
+        p.stdout.close()
+        return p.wait(timeout=60), out.decode(), stdout
+
+    def final_line(self, text, phase, unit="pages"):
+        """The summary line of @phase; its count."""
+        self.assertTrue(text.endswith("\r\n"), "ends with a newline: %r" % text[-200:])
+        lines = [seg.strip() for line in text.split("\r\n") for seg in line.split("\r")]
+        done = [l for l in lines if re.fullmatch(r"membank: %s: \d+ %s, [\d.]+ s, \d+ %s/s"
+                                                 % (phase, unit, unit), l)]
+        self.assertEqual(len(done), 1, "one summary of %s in %r" % (phase, text))
+        for l in lines:  # every other line of the phase is a progress line
+            if l.startswith("membank: %s:" % phase) and l not in done:
+                self.assertRegex(l, r"^membank: %s: \d+ %s( of \d+ \(\d+%%\)| \(\d+%% of "
+                                    r"the file\))?, \d+ %s/s(, ETA \d+ s)?$" % (phase, unit, unit))
+        return int(done[0].split()[2])
+
+    def test_restore_snapshot_doctor_on_a_terminal(self):
+        self.bank = os.path.join(self.tmp, "other")
+        ex, text, _ = self.on_pty("restore", self.files)
+        self.assertEqual(ex, 0, text)
+        self.assertEqual(self.final_line(text, "restore"), self.N)
+        self.assertEqual(self.ok("page", "count"), "%d\n" % self.N)
+        ex, text, _ = self.on_pty("snapshot")
+        self.assertEqual(ex, 0, text)
+        self.assertEqual(self.final_line(text, "snapshot"), self.N)
+        ex, text, out = self.on_pty("doctor")
+        self.assertEqual(ex, 0, text)
+        self.assertEqual(self.final_line(text, "doctor"), self.N)
+        self.assertNotIn(b"membank:", out)  # stdout carries the report only
+
+    def test_rebuild_on_a_terminal(self):
+        # the store of another boot is rebuilt by the next open
+        with open(os.path.join(self.bank, "store", "boot_id"), "w") as f:
+            f.write("another-boot\n")
+        ex, text, out = self.on_pty("page", "count")
+        self.assertEqual(ex, 0, text)
+        self.assertEqual(out, b"%d\n" % self.N)
+        self.assertEqual(self.final_line(text, "rebuild"), self.N)
+
+    def test_nothing_in_a_pipe_or_with_quiet(self):
+        self.bank = os.path.join(self.tmp, "other")
+        p = self.mb("restore", self.files)
+        self.assertEqual((p.returncode, p.stderr), (0, b""))
+        p = self.mb("snapshot")
+        self.assertEqual((p.returncode, p.stderr), (0, b""))
+        for args in (("--quiet", "snapshot"), ("snapshot", "--quiet"),
+                     ("--quiet", "doctor")):
+            ex, text, _ = self.on_pty(*args)
+            self.assertEqual((ex, text), (0, ""), args)
+        self.bank = os.path.join(self.tmp, "third")
+        ex, text, _ = self.on_pty("restore", self.files, "--quiet")
+        self.assertEqual((ex, text), (0, ""))
+
+    def test_a_failure_ends_the_line_before_its_message(self):
+        self.bank = os.path.join(self.tmp, "other")
+        with open(os.path.join(self.files, "notion_pages.json"), "r+b") as f:
+            f.seek(-40, os.SEEK_END)
+            f.write(b"@" * 10)
+        ex, text, _ = self.on_pty("restore", self.files)
+        self.assertEqual(ex, 3, text)
+        self.assertRegex(text, r"(^|\r\n)membank: restore: cannot restore")
 
 
 class SignalDuringCheckpoint(CliTest):

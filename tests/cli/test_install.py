@@ -80,6 +80,8 @@ class Completion(unittest.TestCase):
         self.assertEqual(self.complete("--durability", "f"), ["fast", "full"])
         self.assertIn("--limit", self.complete("page", "list", "--"))
         self.assertIn("--every", self.complete("compactor", "--"))
+        self.assertEqual(self.complete("--q"), ["--quiet"])
+        self.assertEqual(self.complete("restore", "--q"), ["--quiet"])
 
 
 if __name__ == "__main__":

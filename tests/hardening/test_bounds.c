@@ -181,6 +181,8 @@ static void test_option_bounds(void **state)
 	mb_options_init(&o);
 	o.max_json_bytes = MB_MAX_JSON_BYTES + 1;
 	expect_rc(mb_open(f->path, &o, &b), MB_EINVAL, NULL, "max_json_bytes");
+	o.max_json_bytes = MB_MIN_JSON_BYTES - 1;
+	expect_rc(mb_open(f->path, &o, &b), MB_EINVAL, NULL, "max_json_bytes 63 is out of range");
 	mb_options_init(&o);
 	o.segment_bytes = (64 << 10) - 1;
 	expect_rc(mb_open(f->path, &o, &b), MB_EINVAL, NULL, "segment_bytes");
@@ -207,11 +209,45 @@ static char *json_of(size_t bytes, char fill)
 	return s;
 }
 
-/* max_json_bytes is the handle's bound, whatever it is set to. */
+/* membank.json of the bank at @path, replaced by @text. */
+static void write_identity(const char *path, const char *text)
+{
+	char name[4200];
+	FILE *fp;
+
+	snprintf(name, sizeof name, "%s/membank.json", path);
+	assert_non_null(fp = fopen(name, "w"));
+	fputs(text, fp);
+	fclose(fp);
+}
+
+static int put_with(const char *path, size_t max, const char *json)
+{
+	mb_options o;
+	mb_bank *b = NULL;
+	int rc;
+
+	mb_options_init(&o);
+	o.max_json_bytes = max;
+	o.durability = MB_DURABILITY_FAST;
+	if ((rc = mb_open(path, &o, &b)))
+		return rc;
+	rc = mb_page_put(b, "p", json, (size_t)-1);
+	mb_close(b);
+	return rc;
+}
+
+/* max_json_bytes is the bank's (membank.json), set at creation: every
+ * handle applies it (the command and Python too: tests/cli, tests/python
+ * JsonLimit); a handle may lower it for itself, never raise it.  Before,
+ * each handle chose (the command 16 MiB, the library and Python 1 MiB), so
+ * one client stored what another refused. */
 static void test_max_json_bytes_option(void **state)
 {
 	fx *f = *state;
-	char *small = json_of(101, 'x'), *big = json_of(2 << 20, 'y');
+	char *small = json_of(101, 'x'), *hundred = json_of(100, 'x'), *ninety = json_of(90, 'z');
+	char *big = json_of(2 << 20, 'y'), *mib = json_of(1 << 20, 'm');
+	char *mib1 = json_of((1 << 20) + 1, 'n'), other[4200];
 	mb_options o;
 	mb_bank *b = NULL;
 
@@ -222,17 +258,73 @@ static void test_max_json_bytes_option(void **state)
 	expect_rc(mb_config_update(b, small, (size_t)-1), MB_EINVAL, b, "larger than the limit");
 	small[100] = '\0';  /* 100 bytes, but no longer JSON: the size passed */
 	expect_rc(mb_page_put(b, "s", small, 100), MB_EINVAL, b, "invalid JSON");
+	assert_int_equal(mb_page_put(b, "h", hundred, (size_t)-1), 0);
 	mb_close(b);
+	/* a handle cannot raise it ... */
 	mb_options_init(&o);
 	o.max_json_bytes = MB_MAX_JSON_BYTES;
-	assert_int_equal(mb_open(f->path, &o, &b), 0);
-	assert_int_equal(mb_page_put(b, "big", big, (size_t)-1), 0);  /* 2 MiB: over the default */
+	b = NULL;
+	expect_rc(mb_open(f->path, &o, &b), MB_EINVAL, NULL, "accepts at most 100");
+	assert_null(b);
+	/* ... takes it with 0, and may lower it for itself */
+	small[100] = 'x';  /* 101 bytes of JSON again */
+	expect_rc(put_with(f->path, 0, small), MB_EINVAL, NULL, NULL);
+	assert_int_equal(put_with(f->path, 0, hundred), 0);
+	expect_rc(put_with(f->path, 80, ninety), MB_EINVAL, NULL, NULL);
+	assert_int_equal(put_with(f->path, 0, ninety), 0);
+
+	/* a bank created with the ceiling accepts 2 MiB from every handle */
+	snprintf(other, sizeof other, "%s-big", f->path);
+	assert_int_equal(put_with(other, MB_MAX_JSON_BYTES, big), 0);
+	assert_int_equal(put_with(other, 0, big), 0);  /* failed before: 1 MiB per handle */
+	assert_int_equal(mb_open(other, NULL, &b), 0);
+	assert_int_equal(mb_page_put(b, "big2", big, (size_t)-1), 0);
 	mb_close(b);
-	assert_int_equal(mb_open(f->path, NULL, &b), 0);
-	expect_rc(mb_page_put(b, "big2", big, (size_t)-1), MB_EINVAL, b, "larger than the limit");
-	mb_close(b);
+
+	/* a bank without the key (created before it): 1 MiB */
+	write_identity(other, "{\"format\":1,\"history_limit\":100}\n");
+	assert_int_equal(put_with(other, 0, mib), 0);
+	expect_rc(put_with(other, 0, mib1), MB_EINVAL, NULL, NULL);
+	expect_rc(put_with(other, MB_MAX_JSON_BYTES, mib), MB_EINVAL, NULL, "accepts at most 1048576");
+	/* an absurd stored value is not a bank of ours */
+	write_identity(other, "{\"format\":1,\"history_limit\":100,\"max_json_bytes\":1e12}\n");
+	expect_rc(put_with(other, 0, mib), MB_ENOTBANK, NULL, "max_json_bytes");
+	write_identity(other, "{\"format\":1,\"history_limit\":100,\"max_json_bytes\":8}\n");
+	expect_rc(put_with(other, 0, mib), MB_ENOTBANK, NULL, "max_json_bytes");
 	free(small);
+	free(hundred);
+	free(ninety);
 	free(big);
+	free(mib);
+	free(mib1);
+}
+
+/* A restore --force keeps the replaced bank's max_json_bytes (a property
+ * of the bank, not of the four files); a restore into a new bank takes the
+ * options' (default 1 MiB). */
+static void test_restore_keeps_max_json_bytes(void **state)
+{
+	fx *f = *state;
+	char files[4200], copy[4200];
+	char *mib1 = json_of((1 << 20) + 1, 'n');
+	mb_options o;
+	mb_bank *b = NULL;
+
+	mb_options_init(&o);
+	o.max_json_bytes = MB_MAX_JSON_BYTES;
+	o.durability = MB_DURABILITY_FAST;
+	assert_int_equal(mb_open(f->path, &o, &b), 0);
+	assert_int_equal(mb_page_put(b, "big", mib1, (size_t)-1), 0);
+	snprintf(files, sizeof files, "%s-files", f->path);
+	assert_int_equal(mkdir(files, 0700), 0);
+	assert_int_equal(mb_snapshot(b, files, NULL), 0);
+	mb_close(b);
+	assert_int_equal(mb_restore(files, f->path, NULL, MB_RESTORE_FORCE), 0);
+	assert_int_equal(put_with(f->path, 0, mib1), 0);
+	snprintf(copy, sizeof copy, "%s-copy", f->path);
+	assert_int_equal(mb_restore(files, copy, NULL, 0), 0);
+	expect_rc(put_with(copy, 0, mib1), MB_EINVAL, NULL, NULL);
+	free(mib1);
 }
 
 static char *text_of(size_t n, char c)
@@ -419,6 +511,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_modes_group_shared, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_option_bounds, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_max_json_bytes_option, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_restore_keeps_max_json_bytes, fx_setup,
+		                                fx_teardown),
 		cmocka_unit_test_setup_teardown(test_text_bounds, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_history_limit_enforced, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_restore_file_bounds, fx_setup, fx_teardown),

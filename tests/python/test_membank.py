@@ -923,6 +923,66 @@ class TestLifecycle(BankTest):
         self.assertEqual((type(back), back.code, back.message), (InvalidInput, -1, e.message))
 
 
+class TestJsonLimit(unittest.TestCase):
+    """max_json_bytes is the bank's (membank.json, set at creation): Python,
+    the command and C accept and refuse the same documents (tests/cli
+    JsonLimit, tests/hardening test_max_json_bytes_option)."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="membank-py-")
+        self.path = os.path.join(self.tmp, "bank")
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    @staticmethod
+    def data(n):
+        return {"a": "x" * (n - 8)}  # '{"a":"x..."}': n bytes as the binding sends it
+
+    def cli(self, *args, input=None):
+        exe = os.environ.get("MEMBANK_CLI")
+        if not exe:
+            self.skipTest("MEMBANK_CLI (the membank command) not set")
+        return subprocess.run([exe, "-b", self.path] + list(args), input=input,
+                              capture_output=True, text=True, timeout=60).returncode
+
+    def test_a_bank_created_by_python_binds_every_client(self):
+        with MemoryBank(self.path, durability="fast", max_json_bytes=1000) as b:
+            b.update_page("a", self.data(1000))
+            with self.assertRaises(InvalidInput):
+                b.update_page("b", self.data(1001))
+            self.assertEqual(b.stats()["max_json_bytes"], 1000)
+        with MemoryBank(self.path, durability="fast") as b:  # None: the bank's
+            with self.assertRaisesRegex(InvalidInput, "larger than the limit of 1000"):
+                b.update_page("b", self.data(1001))
+        with self.assertRaisesRegex(InvalidInput, "accepts at most 1000"):
+            MemoryBank(self.path, max_json_bytes=2000)
+        with MemoryBank(self.path, durability="fast", max_json_bytes=500) as b:
+            with self.assertRaises(InvalidInput):  # lowered for this handle only
+                b.update_page("c", self.data(600))
+        self.assertEqual(self.cli("page", "put", "c", json.dumps(self.data(1000),
+                                                               separators=(",", ":"))), 0)
+        self.assertEqual(self.cli("page", "put", "d", json.dumps(self.data(1001),
+                                                               separators=(",", ":"))), 3)
+
+    def test_a_bank_created_by_the_command_binds_python(self):
+        self.assertEqual(self.cli("init"), 0)
+        big = json.dumps(self.data((1 << 20) + 1), separators=(",", ":"))
+        self.assertEqual(self.cli("page", "put", "big", "-", input=big), 3)  # was 0: 16 MiB
+        with MemoryBank(self.path, durability="fast") as b:
+            with self.assertRaises(InvalidInput):
+                b.update_page("big", self.data((1 << 20) + 1))
+            b.update_page("mib", self.data(1 << 20))
+        self.assertEqual(self.cli("page", "put", "mib2", "-",
+                                  input=json.dumps(self.data(1 << 20), separators=(",", ":"))), 0)
+
+    def test_absurd_values_refused(self):
+        for bad in (1, 63, _lib.MB_MAX_JSON_BYTES + 1):
+            with self.assertRaises((InvalidInput, ValueError)):
+                MemoryBank(self.path, max_json_bytes=bad)
+            self.assertFalse(os.path.exists(os.path.join(self.path, "membank.json")))
+
+
 class TestSnapshotRestore(BankTest):
     def setUp(self):
         super().setUp()
