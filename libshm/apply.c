@@ -117,7 +117,7 @@ static int spans_of(const uint8_t *p, size_t len, span **out, uint32_t *n)
 	if (mp_read_map(&r, n))
 		return MB_ECORRUPT;
 	if (!*n)
-		return 0;
+		return r.p == r.end ? 0 : MB_ECORRUPT;
 	if (!(s = calloc(*n, sizeof *s)))
 		return MB_ENOMEM;
 	for (uint32_t i = 0; i < *n; i++) {
