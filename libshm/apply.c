@@ -20,13 +20,6 @@
 #include "apply.h"
 #include "config.h"
 
-static int ptime_key(uint8_t *key, int64_t ts, const char *id, size_t len)
-{
-	st_be64(key, (uint64_t)(ts < 0 ? 0 : ts));
-	memcpy(key + 8, id, len);
-	return (int)(8 + len);
-}
-
 bool apply_index_on(const mb_config *c)
 {
 	return c->ttl_seconds > 0 || c->max_entries > 0;
@@ -35,7 +28,6 @@ bool apply_index_on(const mb_config *c)
 /* Remove page @id and its time-index entry; *existed tells if it was. */
 static int page_remove(kv_txn *t, const char *id, size_t len, bool index, bool *existed)
 {
-	uint8_t key[8 + MB_MAX_ID_BYTES];
 	const uint8_t *props;
 	int64_t updated;
 	size_t plen;
@@ -48,7 +40,7 @@ static int page_remove(kv_txn *t, const char *id, size_t len, bool index, bool *
 	if (rc || (rc = st_page_split(v, &updated, &props, &plen)))
 		return rc;
 	if (index) {
-		rc = kv_del(t, KV_PTIME, (kv_val){ key, (size_t)ptime_key(key, updated, id, len) });
+		rc = st_ptime_del(t, updated, id, len);
 		if (rc && rc != MB_ENOTFOUND)
 			return rc;
 	}
@@ -64,6 +56,8 @@ static int evict(kv_txn *t, int64_t max)
 	kv_val k, v;
 	bool existed;
 	char id[MB_MAX_ID_BYTES];
+	const char *kid;
+	int64_t ts;
 	size_t len;
 	int rc;
 
@@ -72,13 +66,9 @@ static int evict(kv_txn *t, int64_t max)
 	while (n-- > (uint64_t)max) {
 		if ((rc = kv_cursor_open(t, KV_PTIME, &c)))
 			return rc;
-		rc = kv_cursor_seek(c, NULL, &k, &v);
-		if (!rc && (k.len <= 8 || k.len > 8 + MB_MAX_ID_BYTES))
-			rc = MB_ECORRUPT;
-		if (!rc) {
-			len = k.len - 8;
-			memcpy(id, (const uint8_t *)k.data + 8, len);
-		}
+		if (!(rc = kv_cursor_seek(c, NULL, &k, &v)) &&
+		    !(rc = st_ptime_split(k, &ts, &kid, &len)))
+			memcpy(id, kid, len);
 		kv_cursor_close(c);
 		if (rc || (rc = page_remove(t, id, len, true, &existed)))
 			return rc;
@@ -90,21 +80,10 @@ static int evict(kv_txn *t, int64_t max)
 static int page_store(kv_txn *t, const mb_rec *r, const uint8_t *props, size_t plen,
                       bool is_new, const mb_config *cfg)
 {
-	uint8_t key[8 + MB_MAX_ID_BYTES];
-	mb_buf v = { 0 };
-	int rc;
+	int rc = st_page_put(t, r->a, r->alen, r->ts, props, plen);
 
-	buf_reserve(&v, 8 + plen);
-	if (v.failed)
-		return MB_ENOMEM;
-	st_be64((uint8_t *)v.data, (uint64_t)r->ts);
-	v.len = 8;
-	buf_add(&v, props, plen);
-	rc = kv_put(t, KV_PAGES, (kv_val){ r->a, r->alen }, (kv_val){ v.data, v.len });
-	buf_free(&v);
 	if (!rc && apply_index_on(cfg))
-		rc = kv_put(t, KV_PTIME, (kv_val){ key, (size_t)ptime_key(key, r->ts, r->a, r->alen) },
-		            (kv_val){ "", 0 });
+		rc = st_ptime_put(t, r->ts, r->a, r->alen);
 	if (!rc)
 		rc = st_pages_store(t, r->ts);
 	if (!rc && is_new)
@@ -138,7 +117,7 @@ static int spans_of(const uint8_t *p, size_t len, span **out, uint32_t *n)
 	if (mp_read_map(&r, n))
 		return MB_ECORRUPT;
 	if (!*n)
-		return 0;
+		return r.p == r.end ? 0 : MB_ECORRUPT;
 	if (!(s = calloc(*n, sizeof *s)))
 		return MB_ENOMEM;
 	for (uint32_t i = 0; i < *n; i++) {
@@ -152,6 +131,10 @@ static int spans_of(const uint8_t *p, size_t len, span **out, uint32_t *n)
 			return MB_ECORRUPT;
 		}
 		s[i].vlen = (size_t)(r.p - s[i].val);
+	}
+	if (r.p != r.end) {  /* bytes after the map: a damaged value */
+		free(s);
+		return MB_ECORRUPT;
 	}
 	*out = s;
 	return 0;
@@ -295,9 +278,11 @@ static int apply_purge(kv_txn *t, const mb_rec *r)
 	uint64_t dropped = 0;
 	mb_config cfg;
 	char id[MB_MAX_ID_BYTES];
+	const char *kid;
 	kv_cursor *c;
 	kv_val k, v;
 	bool existed;
+	int64_t ts;
 	size_t len;
 	int rc;
 
@@ -306,15 +291,11 @@ static int apply_purge(kv_txn *t, const mb_rec *r)
 	for (;;) {
 		if ((rc = kv_cursor_open(t, KV_PTIME, &c)))
 			return rc;
-		rc = kv_cursor_seek(c, NULL, &k, &v);
-		if (!rc && (k.len <= 8 || k.len > 8 + MB_MAX_ID_BYTES))
-			rc = MB_ECORRUPT;
-		if (!rc && (int64_t)st_get_be64(k.data) >= r->num)
+		if (!(rc = kv_cursor_seek(c, NULL, &k, &v)) &&
+		    !(rc = st_ptime_split(k, &ts, &kid, &len)) && ts >= r->num)
 			rc = MB_ENOTFOUND;
-		if (!rc) {
-			len = k.len - 8;
-			memcpy(id, (const uint8_t *)k.data + 8, len);
-		}
+		if (!rc)
+			memcpy(id, kid, len);
 		kv_cursor_close(c);
 		if (rc)
 			return rc == MB_ENOTFOUND ? st_removed_add(t, 0, dropped) : rc;
@@ -322,22 +303,6 @@ static int apply_purge(kv_txn *t, const mb_rec *r)
 			return rc;
 		dropped++;
 	}
-}
-
-static int hist_entry(mb_buf *b, int64_t ts, const char *a, uint32_t alen,
-                      const char *c, uint32_t clen)
-{
-	msgpack_packer pk;
-
-	mp_packer_init(&pk, b);
-	msgpack_pack_array(&pk, 3);
-	msgpack_pack_int64(&pk, ts);
-	msgpack_pack_str_with_body(&pk, a, alen);
-	if (c)
-		msgpack_pack_str_with_body(&pk, c, clen);
-	else
-		msgpack_pack_nil(&pk);
-	return b->failed ? MB_ENOMEM : 0;
 }
 
 static int apply_sync(kv_txn *t, const mb_rec *r, uint32_t limit)
@@ -358,7 +323,7 @@ static int apply_sync(kv_txn *t, const mb_rec *r, uint32_t limit)
 		s.successes++;
 		s.last_success = r->ts;
 	}
-	if (!(rc = hist_entry(&e, r->ts, r->a, r->alen, r->b, r->blen)))
+	if (!(rc = st_hist_entry(&e, r->ts, r->a, r->alen, r->b, r->blen)))
 		rc = st_hist_add(t, KV_SYNCHIST, &s.hist_next, &e, limit);
 	buf_free(&e);
 	return rc ? rc : st_sync_store(t, &s);
@@ -396,7 +361,7 @@ static int apply_error_log(kv_txn *t, const mb_rec *r, uint32_t limit)
 	s.last_type[r->alen] = '\0';
 	memcpy(s.last_msg, r->b, r->blen);
 	s.last_msg[r->blen] = '\0';
-	if (!(rc = hist_entry(&e, r->ts, r->a, r->alen, r->b, r->blen)))
+	if (!(rc = st_hist_entry(&e, r->ts, r->a, r->alen, r->b, r->blen)))
 		rc = st_hist_add(t, KV_ERRHIST, &s.hist_next, &e, limit);
 	buf_free(&e);
 	if (!rc)
@@ -425,7 +390,6 @@ static int apply_error_resolve(kv_txn *t, const mb_rec *r)
 /* The time index of every page, built when eviction or expiry turns on. */
 static int build_index(kv_txn *t)
 {
-	uint8_t key[8 + MB_MAX_ID_BYTES];
 	const uint8_t *props;
 	int64_t updated;
 	size_t plen;
@@ -439,9 +403,7 @@ static int build_index(kv_txn *t)
 			break;
 		}
 		if ((rc = st_page_split(v, &updated, &props, &plen)) ||
-		    (rc = kv_put(t, KV_PTIME,
-		                 (kv_val){ key, (size_t)ptime_key(key, updated, k.data, k.len) },
-		                 (kv_val){ "", 0 })))
+		    (rc = st_ptime_put(t, updated, k.data, k.len)))
 			break;
 	}
 	kv_cursor_close(c);
@@ -535,6 +497,9 @@ int apply_live_page(kv_txn *t, const char *id, size_t len, int64_t now, kv_val *
 int apply_count_live(kv_txn *t, int64_t now, uint64_t *n)
 {
 	mb_config cfg;
+	const char *id;
+	int64_t ts;
+	size_t len;
 	kv_cursor *c;
 	kv_val k, v;
 	int rc = kv_count(t, KV_PAGES, n);
@@ -544,11 +509,7 @@ int apply_count_live(kv_txn *t, int64_t now, uint64_t *n)
 	if ((rc = kv_cursor_open(t, KV_PTIME, &c)))
 		return rc;
 	for (rc = kv_cursor_seek(c, NULL, &k, &v); !rc && *n; rc = kv_cursor_next(c, &k, &v)) {
-		if (k.len <= 8) {
-			rc = MB_ECORRUPT;
-			break;
-		}
-		if (!expired((int64_t)st_get_be64(k.data), now, &cfg))
+		if ((rc = st_ptime_split(k, &ts, &id, &len)) || !expired(ts, now, &cfg))
 			break;
 		(*n)--;
 	}

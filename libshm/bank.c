@@ -2,7 +2,7 @@
  * bank.c - opening and closing a bank.
  *
  * The bank directory:
- *   membank.json     identity: {"format":1,"history_limit":N,
+ *   membank.json     identity: {"format":2,"history_limit":N,
  *                    "max_json_bytes":N,
  *                    "cache_settings":{"max_entries":0,"ttl_seconds":0}};
  *                    its absence in a non-empty directory means "not a
@@ -12,6 +12,8 @@
  *                    max_json_bytes: the bound on JSON input every client
  *                    of the bank applies, set at creation (absent in banks
  *                    created before it: MB_DEFAULT_JSON_BYTES)
+ *                    Format 1: a bank whose store may be of store format 1;
+ *                    an open rebuilds such a store, then writes format 2
  *                    A directory holding only the original Python class's
  *                    files: any open (create or not: it is a conversion)
  *                    migrates those in place (restore_migrate())
@@ -278,7 +280,8 @@ static int read_init_cache(mb_bank *b, const cJSON *c)
 	return 0;
 }
 
-static int read_identity(mb_bank *b)
+/* *format receives membank.json's format (1 or MB_FORMAT_VERSION). */
+static int read_identity(mb_bank *b, int *format)
 {
 	char *path = join(b->path, MB_IDENTITY_FILE), text[512];
 	const cJSON *f, *h, *mj;
@@ -292,6 +295,7 @@ static int read_identity(mb_bank *b)
 	n = read_small(path, text, sizeof text);
 	if (n < 0 && errno == ENOENT) {
 		free(path);
+		*format = MB_FORMAT_VERSION;
 		return create_identity(b);
 	}
 	if (n < 0)
@@ -303,9 +307,9 @@ static int read_identity(mb_bank *b)
 	         !json_whole(h = cJSON_GetObjectItemCaseSensitive(j, "history_limit"),
 	                     MB_MAX_HISTORY, &hl) || hl < 1)
 		rc = mb_fail(NULL, MB_ENOTBANK, "%s: not a membank identity file", path);
-	else if (f->valuedouble != MB_FORMAT_VERSION)
+	else if (f->valuedouble != MB_FORMAT_VERSION && f->valuedouble != 1)
 		rc = mb_fail(NULL, f->valuedouble > MB_FORMAT_VERSION ? MB_EVERSION : MB_ENOTBANK,
-		             "%s: format %g, this library reads format %d", path,
+		             "%s: format %g, this library reads formats 1 to %d", path,
 		             f->valuedouble, MB_FORMAT_VERSION);
 	else if (b->opts.history_limit && b->opts.history_limit != (uint32_t)hl)
 		rc = mb_fail(NULL, MB_EINVAL, "options: history_limit %u, but the bank at %s "
@@ -325,6 +329,7 @@ static int read_identity(mb_bank *b)
 	else {
 		b->history_limit = (uint32_t)hl;
 		b->max_json_bytes = (size_t)mjb;
+		*format = (int)f->valuedouble;
 	}
 	cJSON_Delete(j);
 	free(path);
@@ -516,7 +521,69 @@ int bank_boot_record(mb_bank *b)
 	return 0;
 }
 
-static int open_parts(mb_bank *b, const char *boot)
+/* membank.json of format 1, its store now of MB_STORE_FORMAT: the same
+ * document with "format" MB_FORMAT_VERSION, so that a library of format 1
+ * refuses the bank instead of misreading its store.  A failure (a full
+ * disk) leaves format 1 for the next open to upgrade: the store is. */
+static void upgrade_identity(mb_bank *b)
+{
+	char path[4096], text[512], *out = NULL;
+	cJSON *j = NULL;
+	ssize_t n;
+
+	if (!mb_pathf(path, sizeof path, "%s/%s", b->path, MB_IDENTITY_FILE) &&
+	    (n = read_small(path, text, sizeof text)) > 0 &&
+	    (j = cJSON_ParseWithLength(text, (size_t)n)) &&
+	    cJSON_ReplaceItemInObjectCaseSensitive(j, "format",
+	                                           cJSON_CreateNumber(MB_FORMAT_VERSION)) &&
+	    (out = cJSON_PrintUnformatted(j)) && strlen(out) + 2 <= sizeof text) {
+		snprintf(text, sizeof text, "%s\n", out);
+		mb_write_file_atomic(b->path, MB_IDENTITY_FILE, text, strlen(text), b->file_mode,
+		                     NULL);
+	}
+	cJSON_free(out);
+	cJSON_Delete(j);
+	mb_clear_error(NULL);
+}
+
+/* The store's format (meta "format").  One of an older format (1: values
+ * that were not all msgpack), or whose record is damaged, is rebuilt from
+ * the checkpoint and the journal like a stale one (*build), in one
+ * transaction that leaves it as it was if the rebuild fails; a newer one is
+ * MB_EVERSION.  Not while another process has the store open: only a
+ * library of format 1 can (every later one upgrades it at open), and it
+ * would go on reading and writing the old layout. */
+static int check_store_format(mb_bank *b, size_t map, bool *build)
+{
+	char err[256];
+	int64_t format = 0;
+	kv_txn *t;
+	int rc = kv_begin(b->kv, false, &t);
+
+	if (rc)
+		return mb_fail(NULL, rc, "%s: cannot begin a read: %s", b->store_dir, mb_strerror(rc));
+	rc = st_format_load(t, &format);
+	kv_abort(t);
+	if (rc && rc != MB_ECORRUPT)
+		return mb_fail(NULL, rc, "%s: the store's format: %s", b->store_dir, mb_strerror(rc));
+	if (!rc && format == MB_STORE_FORMAT)
+		return 0;
+	if (!rc && format > MB_STORE_FORMAT)
+		return mb_fail(NULL, MB_EVERSION, "%s: store format %lld, this library reads "
+		               "format %d", b->store_dir, (long long)format, MB_STORE_FORMAT);
+	/* LMDB's record locks are per process: the check must not see ours */
+	kv_close(b->kv);
+	b->kv = NULL;
+	if ((rc = bank_check_unused(b->path, "the store is of an older format and must be "
+	                            "rebuilt by this open, but")))
+		return rc;
+	if ((rc = kv_open(b->store_dir, b->file_mode, map, &b->kv, err, sizeof err)))
+		return mb_fail(NULL, rc == KV_EINVALID ? MB_ECORRUPT : rc, "%s", err);
+	*build = true;
+	return 0;
+}
+
+static int open_parts(mb_bank *b, const char *boot, int identity_format)
 {
 	mbj_options jo = { .segment_bytes = b->opts.segment_bytes, .file_mode = (int)b->file_mode,
 	                   .dir_mode = (int)b->dir_mode };
@@ -553,12 +620,16 @@ static int open_parts(mb_bank *b, const char *boot)
 		return mb_fail(NULL, rc == KV_EINVALID ? MB_ECORRUPT : rc, "%s", err);
 	if (!b->opts.keep_reader_slots)
 		kv_reader_check(b->kv, NULL);  /* slots of processes killed mid-read */
+	if (!build && (rc = check_store_format(b, map, &build)))
+		return rc;
 	if ((rc = mbj_open(b->journal_dir, &jo, &b->jn)))
 		return bank_journal_fail(b, rc, "journal");
 	if (build && (rc = bank_rebuild_store(b)))
 		return rc;
 	if ((rc = settle(b)) || (rc = bank_queue_open(b)))
 		return rc;
+	if (identity_format != MB_FORMAT_VERSION)
+		upgrade_identity(b);
 	/* A missing id a full disk cannot create is left for the first write
 	 * (bank_boot_record): reads need none, and no opener discards a store
 	 * for a missing id.  A stale one must go now, or the next opener
@@ -616,7 +687,7 @@ int mb_open(const char *path, const mb_options *opts, mb_bank **out)
 	char boot[BOOT_ID_LEN + 1];
 	mb_options defaults;
 	lockfile lock = { -1, LOCK_OPEN };
-	int rc, migrate_tries = 0;
+	int rc, migrate_tries = 0, identity_format = MB_FORMAT_VERSION;
 	mb_bank *b;
 
 	if (!out)
@@ -662,7 +733,8 @@ again:
 		lockfile_release(&lock);
 		goto again;
 	}
-	if ((rc = read_identity(b)) || (rc = open_parts(b, boot)))
+	if ((rc = read_identity(b, &identity_format)) ||
+	    (rc = open_parts(b, boot, identity_format)))
 		goto fail;
 	lockfile_release(&lock);
 	b->tag = b;

@@ -11,7 +11,13 @@
 #include "record.h"
 #include "state.h"
 
-#define MB_FORMAT_VERSION 1
+/* membank.json "format": 2 since the store holds only msgpack values
+ * (MB_STORE_FORMAT 2).  A bank of format 1 is opened and upgraded (its store
+ * rebuilt, then membank.json rewritten); a library of format 1 refuses a
+ * bank of format 2 (MB_EVERSION) instead of misreading its store. */
+#define MB_FORMAT_VERSION 2
+/* checkpoint.json "format": the four files and checkpoint.json. */
+#define MB_CHECKPOINT_FORMAT 1
 #define MB_IDENTITY_FILE "membank.json"
 #define MB_LOCK_FILE "open.lock"
 #define MB_CHECKPOINT_FILE "checkpoint.json"
@@ -101,7 +107,7 @@ int bank_merge_fits(kv_txn *t, const merge_ck *m);
 /* Begin a read transaction, or fail with a message. */
 int bank_read_begin(mb_bank *b, kv_txn **t);
 
-/* The committed journal end kept in the store. */
+/* The committed journal end kept in the store: meta "jend" (state.c). */
 int bank_jend_load(kv_txn *t, mbj_pos *pos);
 int bank_jend_store(kv_txn *t, const mbj_pos *pos);
 

@@ -76,7 +76,7 @@ int checkpoint_position(mb_bank *b, const char *dir, mbj_pos *end)
 			rc = mb_fail(b->tag, MB_ECORRUPT, "%s: missing or bad \"%s\" (a whole number "
 			             "from 0 to 9007199254740991)", path, keys[i]);
 	}
-	if ((!rc || cJSON_IsNumber(f[0])) && f[0]->valuedouble != MB_FORMAT_VERSION)
+	if ((!rc || cJSON_IsNumber(f[0])) && f[0]->valuedouble != MB_CHECKPOINT_FORMAT)
 		rc = mb_fail(b->tag, MB_EVERSION, "%s: format %g", path, f[0]->valuedouble);
 	if (!rc) {
 		end->seq = v[1];

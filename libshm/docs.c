@@ -48,15 +48,13 @@ int doc_page(kv_val v, mb_buf *b)
 /* One history entry [ts, a, c|nil] as {"timestamp":..,<ka>:..,<kc>:..}. */
 static int doc_hist_entry(kv_val v, const char *ka, const char *kc, mb_buf *b)
 {
-	mp_reader r = { v.data, (const uint8_t *)v.data + v.len };
-	const char *a, *c = NULL;
-	uint32_t n, alen, clen = 0;
+	const char *a, *c;
+	uint32_t alen, clen;
 	int64_t ts;
 	int rc;
 
-	if (mp_read_array(&r, &n) || n != 3 || mp_read_int(&r, &ts) ||
-	    mp_read_str(&r, &a, &alen) || (!mp_read_nil(&r) && mp_read_str(&r, &c, &clen)))
-		return MB_ECORRUPT;
+	if ((rc = st_hist_decode(v, &ts, &a, &alen, &c, &clen)))
+		return rc;
 	buf_adds(b, "{\"timestamp\":");
 	doc_time(b, ts);
 	buf_adds(b, ",\"");
@@ -239,7 +237,7 @@ int doc_checkpoint(kv_txn *t, const mbj_pos *end, mb_buf *b)
 	if ((rc = st_errors_load(t, &s)) || (rc = st_removed_load(t, &rm)))
 		return rc;
 	snprintf(head, sizeof head, "{\"format\":%d,\"seq\":%llu,\"segment\":%llu,\"offset\":%llu",
-	         MB_FORMAT_VERSION, (unsigned long long)end->seq,
+	         MB_CHECKPOINT_FORMAT, (unsigned long long)end->seq,
 	         (unsigned long long)end->segment, (unsigned long long)end->offset);
 	buf_adds(b, head);
 	buf_adds(b, ",\"pages_removed\":{\"evicted\":");

@@ -328,20 +328,11 @@ void load_docs_free(load_docs *d)
 static int put_hist(kv_txn *t, int db, uint64_t n, int64_t ts, const char *a, const char *c)
 {
 	mb_buf b = { 0 };
-	msgpack_packer pk;
 	uint8_t key[8];
-	int rc;
+	int rc = st_hist_entry(&b, ts, a, strlen(a), c, c ? strlen(c) : 0);
 
-	mp_packer_init(&pk, &b);
-	msgpack_pack_array(&pk, 3);
-	msgpack_pack_int64(&pk, ts);
-	msgpack_pack_str_with_body(&pk, a, strlen(a));
-	if (c)
-		msgpack_pack_str_with_body(&pk, c, strlen(c));
-	else
-		msgpack_pack_nil(&pk);
 	st_be64(key, n);
-	rc = b.failed ? MB_ENOMEM : !t ? 0 : kv_put(t, db, (kv_val){ key, 8 }, (kv_val){ b.data, b.len });
+	rc = rc ? rc : !t ? 0 : kv_put(t, db, (kv_val){ key, 8 }, (kv_val){ b.data, b.len });
 	buf_free(&b);
 	return rc;
 }
@@ -669,9 +660,7 @@ static int read_key(scan *s, char *key, size_t cap)
 
 static int store_page(kv_txn *t, const char *id, int64_t ts, const uint8_t *props, size_t plen)
 {
-	uint8_t tkey[8 + MB_MAX_ID_BYTES];
 	size_t len = strlen(id);
-	mb_buf v = { 0 };
 	kv_val old;
 	int rc;
 
@@ -679,16 +668,8 @@ static int store_page(kv_txn *t, const char *id, int64_t ts, const uint8_t *prop
 		return 0;  /* checking only (a duplicate is the loader's to find) */
 	if (!kv_get(t, KV_PAGES, (kv_val){ id, len }, &old))
 		return MB_EEXIST;
-	if (buf_reserve(&v, 8 + plen))
-		return MB_ENOMEM;
-	st_be64((uint8_t *)v.data, (uint64_t)ts);
-	v.len = 8;
-	buf_add(&v, props, plen);
-	rc = kv_put(t, KV_PAGES, (kv_val){ id, len }, (kv_val){ v.data, v.len });
-	buf_free(&v);
-	st_be64(tkey, (uint64_t)ts);
-	memcpy(tkey + 8, id, len);
-	return rc ? rc : kv_put(t, KV_PTIME, (kv_val){ tkey, 8 + len }, (kv_val){ "", 0 });
+	rc = st_page_put(t, id, len, ts, props, plen);
+	return rc ? rc : st_ptime_put(t, ts, id, len);
 }
 
 /* The page's {"properties":{...},"last_updated":"..."} as msgpack: where

@@ -205,6 +205,8 @@ static int rebuild_once(mb_bank *b)
 		progress_rewind(&pr);  /* (a damaged checkpoint passed over) */
 		for (int db = 0; db < KV_NDB && !rc; db++)
 			rc = kv_drop(t, db);
+		if (!rc)
+			rc = st_format_store(t);
 		/* only damage is passed over: a checkpoint of a newer format, or
 		 * one the system could not let us read (out of descriptors, an
 		 * I/O error), is not damaged, and the next one would fail alike */
@@ -379,7 +381,11 @@ static int store_end_of(const char *path, mbj_pos *end, bool *known)
 	if ((rc = kv_open(store, 0600, (size_t)64 << 20, &kv, err, sizeof err)))
 		return mb_fail(NULL, rc, "%s", err);
 	if (!(rc = kv_begin(kv, false, &t))) {
-		rc = bank_jend_load(t, end);
+		int64_t format;
+		/* a store of format 1 not yet rebuilt by an open */
+		if (!(rc = st_format_load(t, &format)))
+			rc = format == 1 ? st_jend_load_v1(t, end) :
+			     format == MB_STORE_FORMAT ? bank_jend_load(t, end) : MB_EVERSION;
 		kv_abort(t);
 	}
 	kv_close(kv);
@@ -496,7 +502,7 @@ static int checkpoint_store(const char *path, const mbj_pos *end)
 		goto out;
 	}
 	snprintf(text, sizeof text, "{\"format\":%d,\"seq\":%llu,\"segment\":0,\"offset\":0}\n",
-	         MB_FORMAT_VERSION, (unsigned long long)end->seq);
+	         MB_CHECKPOINT_FORMAT, (unsigned long long)end->seq);
 	if ((rc = mb_write_file_atomic(tmp, MB_CHECKPOINT_FILE, text, strlen(text), b.file_mode,
 	                               NULL)))
 		goto out;
@@ -546,7 +552,7 @@ static int rebase_on_checkpoint(const char *path, const char *dir, const char *c
 	int rc;
 
 	snprintf(text, sizeof text, "{\"format\":%d,\"seq\":%llu,\"segment\":0,\"offset\":0}\n",
-	         MB_FORMAT_VERSION, (unsigned long long)pos->seq);
+	         MB_CHECKPOINT_FORMAT, (unsigned long long)pos->seq);
 	if ((rc = mb_write_file_atomic(ck, MB_CHECKPOINT_FILE, text, strlen(text), mode, NULL)) ||
 	    (rc = link_view(path, ck)))
 		return rc;

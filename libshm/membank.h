@@ -257,10 +257,14 @@ MB_API void mb_options_init(mb_options *opts);
  * before LMDB opens its files.
  * A newest checkpoint that cannot be loaded (damaged on disk) is passed
  * over for the one before it and the longer journal, which snapshots keep
- * for this.
+ * for this.  A bank of format 1 (membank.json) is upgraded: its store is
+ * rebuilt in the current layout (every value one msgpack document) and
+ * membank.json says format 2; not while another process has its store open
+ * (MB_EPERM: a process of an older version, to be stopped first).
  *
  * @return 0, or MB_EINVAL (bad option), MB_ENOTBANK (a non-empty directory
- * that is not a bank, or a missing bank with create false), MB_EVERSION,
+ * that is not a bank, or a missing bank with create false), MB_EVERSION (a
+ * newer bank or store format),
  * MB_EUNSAFE (path is a symlink, or on a network filesystem), MB_EPERM,
  * MB_ECORRUPT (journal damage that needs mb_journal_repair(), an invalid
  * store another process has open, or no checkpoint that can be loaded: the

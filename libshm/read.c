@@ -150,6 +150,7 @@ int mb_page_iterate(mb_bank *b, const char *after, unsigned flags, mb_page_fn fn
 		return mb_fail(b, MB_EINVAL, "page iterate: callback is NULL");
 	if ((after && (rc = bank_check_id(b, after))) || (rc = bank_read_begin(b, &t)))
 		return rc;
+	mb_clear_error(b);  /* else a failed walk would keep an earlier call's message */
 	rc = walk(t, after, flags, fn, ctx, mb_now_us());
 	kv_abort(t);
 	if (rc < 0 && rc >= MB_EINTERNAL && !*mb_last_error(b))

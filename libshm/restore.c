@@ -129,6 +129,8 @@ static int load_into(mb_bank *b, const char *from, const load_docs *d)
 			return mb_fail(NULL, rc, "restore: cannot begin a write: %s", mb_strerror(rc));
 		for (int db = 0; tries && db < KV_NDB && !rc; db++)
 			rc = kv_drop(t, db);
+		if (!rc && tries)
+			rc = st_format_store(t);
 		if (d->tally)
 			d->tally->pages = d->tally->expired = 0;
 		if (d->progress)

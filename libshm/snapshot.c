@@ -210,7 +210,9 @@ static int purge_expired(mb_bank *b, mb_snapshot_info *info)
 	kv_cursor *c;
 	kv_val k, v;
 	kv_txn *t;
-	int64_t cutoff;
+	int64_t cutoff, ts;
+	const char *id;
+	size_t len;
 	int rc;
 
 	if ((rc = bank_read_begin(b, &t)))
@@ -219,7 +221,7 @@ static int purge_expired(mb_bank *b, mb_snapshot_info *info)
 	cutoff = mb_now_us() - cfg.ttl_seconds * 1000000;
 	if (!rc && cfg.ttl_seconds > 0 && !(rc = kv_cursor_open(t, KV_PTIME, &c))) {
 		rc = kv_cursor_seek(c, NULL, &k, &v);
-		if (!rc && (k.len <= 8 || (int64_t)st_get_be64(k.data) >= cutoff))
+		if (!rc && (st_ptime_split(k, &ts, &id, &len) || ts >= cutoff))
 			rc = MB_ENOTFOUND;
 		kv_cursor_close(c);
 	} else if (!rc)

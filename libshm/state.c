@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bank.h"
 #include "state.h"
 
 void st_be64(uint8_t out[8], uint64_t v)
@@ -15,10 +16,12 @@ void st_be64(uint8_t out[8], uint64_t v)
 
 uint64_t st_get_be64(const uint8_t *p)
 {
-	uint64_t v = 0;
+	uint64_t v;
 
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
+	memcpy(&v, p, 8);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	v = __builtin_bswap64(v);
+#endif
 	return v;
 }
 
@@ -47,6 +50,12 @@ static int read_u64(mp_reader *r, uint64_t *v)
 		return MB_ECORRUPT;
 	*v = (uint64_t)i;
 	return 0;
+}
+
+/* The whole value was read: bytes after the document are damage. */
+static int at_end(const mp_reader *r)
+{
+	return r->p == r->end ? 0 : MB_ECORRUPT;
 }
 
 /* Copy a string or nil into a fixed field; nil gives "" and *present false. */
@@ -113,7 +122,7 @@ int st_sync_load(kv_txn *t, st_sync *s)
 	if (rc || read_field(&r, s->status, sizeof s->status, &s->has_status) ||
 	    st_read_time(&r, &s->last_success) || st_read_time(&r, &s->last_sync) ||
 	    read_u64(&r, &s->errors) || read_u64(&r, &s->successes) ||
-	    read_u64(&r, &s->hist_next))
+	    read_u64(&r, &s->hist_next) || at_end(&r))
 		return rc ? rc : MB_ECORRUPT;
 	return 0;
 }
@@ -151,7 +160,7 @@ int st_errors_load(kv_txn *t, st_errors *s)
 	    read_u64(&r, &s->hist_next) || st_read_time(&r, &s->last_ts) ||
 	    read_field(&r, s->last_type, sizeof s->last_type, NULL) ||
 	    read_field(&r, s->last_msg, sizeof s->last_msg, NULL) ||
-	    (n == 7 && read_u64(&r, &s->types_dropped)))
+	    (n == 7 && read_u64(&r, &s->types_dropped)) || at_end(&r))
 		return rc ? rc : MB_ECORRUPT;
 	return 0;
 }
@@ -181,7 +190,7 @@ int st_pages_load(kv_txn *t, int64_t *last_updated)
 	*last_updated = MB_NEVER;
 	if (rc == MB_ENOTFOUND)
 		return 0;
-	return rc ? rc : st_read_time(&r, last_updated);
+	return rc ? rc : (st_read_time(&r, last_updated) || at_end(&r)) ? MB_ECORRUPT : 0;
 }
 
 int st_pages_store(kv_txn *t, int64_t last_updated)
@@ -203,7 +212,7 @@ int st_removed_load(kv_txn *t, st_removed *s)
 	memset(s, 0, sizeof *s);
 	if (rc == MB_ENOTFOUND)
 		return 0;
-	if (rc || read_u64(&r, &s->evicted) || read_u64(&r, &s->purged))
+	if (rc || read_u64(&r, &s->evicted) || read_u64(&r, &s->purged) || at_end(&r))
 		return rc ? rc : MB_ECORRUPT;
 	return 0;
 }
@@ -241,7 +250,7 @@ int st_clock_load(kv_txn *t, int64_t *ts)
 
 	if (rc == MB_ENOTFOUND)
 		return st_pages_load(t, ts);
-	return rc ? rc : st_read_time(&r, ts);
+	return rc ? rc : (st_read_time(&r, ts) || at_end(&r)) ? MB_ECORRUPT : 0;
 }
 
 int st_clock_advance(kv_txn *t, int64_t ts)
@@ -268,7 +277,7 @@ int st_errtype_decode(kv_val v, st_errtype *s)
 	if (mp_read_array(&r, &n) || n < 4 || n > 5 || read_u64(&r, &s->count) ||
 	    read_u64(&r, &s->resolved) || read_field(&r, s->steps, sizeof s->steps, NULL) ||
 	    st_read_time(&r, &s->resolved_at) || s->resolved > s->count ||
-	    (n == 5 && st_read_time(&r, &s->last_seen)))
+	    (n == 5 && st_read_time(&r, &s->last_seen)) || at_end(&r))
 		return MB_ECORRUPT;
 	return 0;
 }
@@ -285,7 +294,7 @@ static int errtype_last_seen(kv_val v, int64_t *seen)
 	for (uint32_t i = 0; i < 4; i++)
 		if (mp_skip(&r, 0))
 			return MB_ECORRUPT;
-	return n == 5 ? st_read_time(&r, seen) : 0;
+	return (n == 5 && st_read_time(&r, seen)) || at_end(&r) ? MB_ECORRUPT : 0;
 }
 
 typedef struct seen_type {
@@ -408,7 +417,8 @@ int st_config_load(kv_txn *t, mb_config *c)
 	    mp_read_double(&r, &c->timeout_seconds) ||
 	    read_field(&r, c->log_level, sizeof c->log_level, NULL) ||
 	    mp_read_bool(&r, &c->structured_logging) || mp_read_int(&r, &c->ttl_seconds) ||
-	    mp_read_int(&r, &c->max_entries) || st_read_time(&r, &c->last_update))
+	    mp_read_int(&r, &c->max_entries) || st_read_time(&r, &c->last_update) ||
+	    at_end(&r))
 		return rc ? rc : MB_ECORRUPT;
 	c->timeout_is_float = timeout_kind == MP_FLOAT;
 	return 0;
@@ -465,12 +475,222 @@ int st_hist_add(kv_txn *t, int db, uint64_t *next, const mb_buf *entry, uint32_t
 	return rc == MB_ENOTFOUND ? 0 : rc;
 }
 
+/* ------------------------------------------------------------ pages */
+
+/* [updated, {properties}]: an array of 2, the time as an int, the map. */
+int st_page_put(kv_txn *t, const char *id, size_t len, int64_t updated,
+                const uint8_t *props, size_t plen)
+{
+	mb_buf v = { 0 };
+	msgpack_packer pk;
+	int rc;
+
+	if (buf_reserve(&v, 10 + plen))
+		return MB_ENOMEM;
+	mp_packer_init(&pk, &v);
+	msgpack_pack_array(&pk, 2);
+	msgpack_pack_int64(&pk, updated);
+	buf_add(&v, props, plen);
+	rc = v.failed ? MB_ENOMEM : kv_put(t, KV_PAGES, (kv_val){ id, len },
+	                                    (kv_val){ v.data, v.len });
+	buf_free(&v);
+	return rc;
+}
+
+static bool is_map_head(uint8_t c)
+{
+	return (c >= 0x80 && c <= 0x8f) || c == 0xde || c == 0xdf;
+}
+
+/* A header parse, not a decode: a page read pays only this.  The common
+ * header (a time after 1970-01-01T01:11:35Z packs as uint64) is read
+ * inline; any other int form goes through the reader. */
 int st_page_split(kv_val v, int64_t *updated, const uint8_t **props, size_t *len)
 {
-	if (v.len < 9)
+	const uint8_t *p = v.data, *end = p + v.len;
+	mp_reader r = { p, end };
+	uint32_t n;
+
+	if (v.len >= 11 && p[0] == 0x92 && p[1] == 0xcf && p[2] < 0x80) {
+		*updated = (int64_t)st_get_be64(p + 2);
+		p += 10;
+	} else if (mp_read_array(&r, &n) || n != 2 || mp_read_int(&r, updated) || r.p >= end) {
 		return MB_ECORRUPT;
-	*updated = (int64_t)st_get_be64(v.data);
-	*props = (const uint8_t *)v.data + 8;
-	*len = v.len - 8;
+	} else {
+		p = r.p;
+	}
+	if (!is_map_head(*p))
+		return MB_ECORRUPT;
+	*props = p;
+	*len = (size_t)(end - p);
+	return 0;
+}
+
+/* -------------------------------------------------------- time index */
+
+static size_t ptime_key(uint8_t *key, int64_t ts, const char *id, size_t len)
+{
+	st_be64(key, (uint64_t)(ts < 0 ? 0 : ts));
+	memcpy(key + 8, id, len);
+	return 8 + len;
+}
+
+int st_ptime_put(kv_txn *t, int64_t updated, const char *id, size_t len)
+{
+	static const uint8_t nil = 0xc0;
+	uint8_t key[8 + MB_MAX_ID_BYTES];
+
+	if (len > MB_MAX_ID_BYTES)
+		return MB_ECORRUPT;
+	return kv_put(t, KV_PTIME, (kv_val){ key, ptime_key(key, updated, id, len) },
+	              (kv_val){ &nil, 1 });
+}
+
+int st_ptime_del(kv_txn *t, int64_t updated, const char *id, size_t len)
+{
+	uint8_t key[8 + MB_MAX_ID_BYTES];
+
+	if (len > MB_MAX_ID_BYTES)
+		return MB_ECORRUPT;
+	return kv_del(t, KV_PTIME, (kv_val){ key, ptime_key(key, updated, id, len) });
+}
+
+int st_ptime_split(kv_val k, int64_t *updated, const char **id, size_t *len)
+{
+	if (k.len <= 8 || k.len > 8 + MB_MAX_ID_BYTES)
+		return MB_ECORRUPT;
+	*updated = (int64_t)st_get_be64(k.data);
+	*id = (const char *)k.data + 8;
+	*len = k.len - 8;
+	return 0;
+}
+
+/* ------------------------------------------------------------ history */
+
+int st_hist_entry(mb_buf *b, int64_t ts, const char *a, size_t alen, const char *c,
+                  size_t clen)
+{
+	msgpack_packer pk;
+
+	mp_packer_init(&pk, b);
+	msgpack_pack_array(&pk, 3);
+	msgpack_pack_int64(&pk, ts);
+	msgpack_pack_str_with_body(&pk, a, alen);
+	if (c)
+		msgpack_pack_str_with_body(&pk, c, clen);
+	else
+		msgpack_pack_nil(&pk);
+	return b->failed ? MB_ENOMEM : 0;
+}
+
+int st_hist_decode(kv_val v, int64_t *ts, const char **a, uint32_t *alen, const char **c,
+                   uint32_t *clen)
+{
+	mp_reader r = { v.data, (const uint8_t *)v.data + v.len };
+	uint32_t n;
+
+	*c = NULL;
+	*clen = 0;
+	if (mp_read_array(&r, &n) || n != 3 || mp_read_int(&r, ts) || mp_read_str(&r, a, alen) ||
+	    (!mp_read_nil(&r) && mp_read_str(&r, c, clen)) || at_end(&r))
+		return MB_ECORRUPT;
+	return 0;
+}
+
+/* ------------------------------------------------- format, journal end */
+
+int st_format_load(kv_txn *t, int64_t *format)
+{
+	kv_val v;
+	mp_reader r;
+	int rc = kv_get(t, KV_META, (kv_val){ "format", 6 }, &v);
+
+	*format = 1;
+	if (rc == MB_ENOTFOUND)
+		return 0;
+	if (rc)
+		return rc;
+	r = (mp_reader){ v.data, (const uint8_t *)v.data + v.len };
+	return mp_read_int(&r, format) || *format < 1 || at_end(&r) ? MB_ECORRUPT : 0;
+}
+
+int st_format_store(kv_txn *t)
+{
+	mb_buf b = { 0 };
+	msgpack_packer pk;
+
+	mp_packer_init(&pk, &b);
+	msgpack_pack_int64(&pk, MB_STORE_FORMAT);
+	return meta_put(t, "format", &b);
+}
+
+int bank_jend_load(kv_txn *t, mbj_pos *pos)
+{
+	mp_reader r;
+	int rc = meta_get(t, "jend", &r, 3);
+
+	memset(pos, 0, sizeof *pos);
+	if (rc == MB_ENOTFOUND)
+		return 0;
+	if (rc || read_u64(&r, &pos->segment) || read_u64(&r, &pos->offset) ||
+	    read_u64(&r, &pos->seq) || at_end(&r))
+		return rc ? rc : MB_ECORRUPT;
+	return 0;
+}
+
+/* Every write stores jend: packed on the stack, at most 1 + 3 x 9 bytes. */
+typedef struct fixbuf {
+	uint8_t d[32];
+	size_t len;
+} fixbuf;
+
+static int fix_write(void *data, const char *buf, size_t len)
+{
+	fixbuf *f = data;
+
+	if (len > sizeof f->d - f->len)
+		return -1;
+	memcpy(f->d + f->len, buf, len);
+	f->len += len;
+	return 0;
+}
+
+int bank_jend_store(kv_txn *t, const mbj_pos *pos)
+{
+	fixbuf f = { .len = 0 };
+	msgpack_packer pk;
+
+	msgpack_packer_init(&pk, &f, fix_write);
+	msgpack_pack_array(&pk, 3);
+	msgpack_pack_uint64(&pk, pos->segment);
+	msgpack_pack_uint64(&pk, pos->offset);
+	msgpack_pack_uint64(&pk, pos->seq);
+	return kv_put(t, KV_META, (kv_val){ "jend", 4 }, (kv_val){ f.d, f.len });
+}
+
+static uint64_t get_le64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+int st_jend_load_v1(kv_txn *t, mbj_pos *pos)
+{
+	kv_val v;
+	int rc = kv_get(t, KV_META, (kv_val){ "jend", 4 }, &v);
+
+	memset(pos, 0, sizeof *pos);
+	if (rc == MB_ENOTFOUND)
+		return 0;
+	if (rc)
+		return rc;
+	if (v.len != 24)
+		return MB_ECORRUPT;
+	pos->segment = get_le64(v.data);
+	pos->offset = get_le64((const uint8_t *)v.data + 8);
+	pos->seq = get_le64((const uint8_t *)v.data + 16);
 	return 0;
 }

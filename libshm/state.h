@@ -1,10 +1,15 @@
 /*
  * state.h - the bank's state records and how they are kept in the store.
  *
- * The store's layout (named databases of kv.h):
- *   pages     id -> be64 last_updated_us ++ msgpack map of properties
- *   ptime     be64 last_updated_us ++ id -> ""   (oldest first: eviction, ttl)
- *   meta      "sync"   -> [status|nil, last_success|nil, last_sync|nil,
+ * Every value in the store is exactly one msgpack document, so that any
+ * msgpack decoder reads it (README "The store's databases"; tests/python
+ * test_store_format.py reads a live bank with python3-lmdb and msgpack).
+ * Keys are bytes that sort as LMDB compares them.  The layout, store format
+ * MB_STORE_FORMAT (named databases of kv.h):
+ *   pages     id -> [last_updated_us, {properties}]
+ *   ptime     be64 last_updated_us ++ id -> nil   (oldest first: eviction, ttl)
+ *   meta      "format" -> MB_STORE_FORMAT: this layout (absent: format 1)
+ *             "sync"   -> [status|nil, last_success|nil, last_sync|nil,
  *                          error_count, success_count, history_next]
  *             "errors" -> [total, resolved, history_next,
  *                          last_ts|nil, last_type|nil, last_message|nil,
@@ -14,18 +19,24 @@
  *                          stamps its record after it (record times
  *                          strictly increase along the journal)
  *             "config" -> see config.c; absent: st_config_defaults()
+ *             "config.extra" -> {keys of config_cache.json beyond ours}
  *             "removed" -> [evicted, purged]: pages removed by max_entries
  *                          and by purge records, counted by apply (so a
  *                          replay counts them again); a checkpoint keeps
  *                          them (checkpoint.json "pages_removed")
- *             "jend"   -> 24 bytes: the committed journal end (le64 segment,
- *                          le64 offset, le64 seq)
+ *             "jend"   -> [segment, offset, seq]: the committed journal end
  *   errtypes  type -> [count, resolved, steps|nil, resolved_at|nil, last_seen|nil]
  *             (at most MB_MAX_ERROR_TYPES; last_seen, the time of the type's
  *             last log or resolve, picks the one dropped: absent in records
  *             written before the bound, read as nil, the oldest)
  *   synchist  be64 n -> [ts, status, error|nil]   (newest history_limit)
  *   errhist   be64 n -> [ts, type, message]       (newest history_limit)
+ * Format 1 (before 0.2.0's store format) differed in three values: a page
+ * was be64 last_updated_us followed by the map, a ptime value was empty,
+ * and jend 24 raw bytes (le64 segment, offset, seq).  An open rebuilds a
+ * store of format 1 from the checkpoint and the journal (bank.c).
+ * A value that is not its documented shape (another type, another array
+ * length, bytes after the document) reads as MB_ECORRUPT.
  * Times are int64 microseconds since the epoch; nil is "never".
  * total_pages is not stored: it is the entry count of `pages`.
  */
@@ -33,9 +44,16 @@
 #define MEMBANK_STATE_H
 
 #include "internal.h"
+#include "journal.h"
 #include "kv.h"
 
 #define MB_NEVER INT64_MIN
+
+/* The store's layout version, kept in meta "format".  A store without one
+ * is of format 1; a newer one is MB_EVERSION. */
+#define MB_STORE_FORMAT 2
+int st_format_load(kv_txn *t, int64_t *format);
+int st_format_store(kv_txn *t);
 
 /* A page's properties pack to at most this (the journal's payload limit,
  * MBJ_MAX_PAYLOAD: a put cannot be larger, and a merge that would make the
@@ -115,12 +133,36 @@ int st_config_load(kv_txn *t, mb_config *c);
 int st_config_store(kv_txn *t, const mb_config *c);
 void st_config_defaults(mb_config *c);
 
+/* A history entry [ts, a, c|nil] (synchist: status, error; errhist: type,
+ * message): appended to @b, and read back (*c NULL for nil; the strings
+ * point into @v). */
+int st_hist_entry(mb_buf *b, int64_t ts, const char *a, size_t alen, const char *c,
+                  size_t clen);
+int st_hist_decode(kv_val v, int64_t *ts, const char **a, uint32_t *alen, const char **c,
+                   uint32_t *clen);
 /* Append to a bounded history (synchist or errhist) at *next, dropping the
  * oldest entries beyond @limit. */
 int st_hist_add(kv_txn *t, int db, uint64_t *next, const mb_buf *entry, uint32_t limit);
 
-/* Page values: be64 time ++ msgpack map. */
+/* Page values [last_updated_us, {properties}].  st_page_split reads the
+ * header only (cheap: every get pays it) and hands out the map's bytes, the
+ * rest of the value: a reader that walks them (doc_page, a merge) checks
+ * that they are exactly one map. */
+int st_page_put(kv_txn *t, const char *id, size_t len, int64_t updated,
+                const uint8_t *props, size_t plen);
 int st_page_split(kv_val v, int64_t *updated, const uint8_t **props, size_t *len);
+/* The time index: key be64 max(updated, 0) ++ id, value nil. */
+int st_ptime_put(kv_txn *t, int64_t updated, const char *id, size_t len);
+int st_ptime_del(kv_txn *t, int64_t updated, const char *id, size_t len);  /* MB_ENOTFOUND */
+/* A ptime key's time and id (pointing into @k); MB_ECORRUPT if malformed. */
+int st_ptime_split(kv_val k, int64_t *updated, const char **id, size_t *len);
+
+/* The committed journal end of a store of format 1 (24 raw bytes), for the
+ * journal check that reads a store without opening the bank (maint.c).
+ * bank_jend_load() and bank_jend_store() (bank.h) read and write the
+ * current layout; both are in state.c. */
+int st_jend_load_v1(kv_txn *t, mbj_pos *pos);
+
 void st_be64(uint8_t out[8], uint64_t v);
 uint64_t st_get_be64(const uint8_t *p);
 
