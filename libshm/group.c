@@ -336,6 +336,21 @@ none:
 	return 0;
 }
 
+bool gq_done(const gq *q)
+{
+	return __atomic_load_n(&slot_at(q, (unsigned)q->slot)->state, __ATOMIC_ACQUIRE) == S_DONE;
+}
+
+void gq_abandon(gq *q)
+{
+	struct flock fl = { .l_type = F_UNLCK, .l_whence = SEEK_SET,
+	                    .l_start = (off_t)HEAD_BYTES + (off_t)q->slot * SLOT_BYTES,
+	                    .l_len = 1 };
+
+	fcntl(q->fd, F_OFD_SETLK, &fl);
+	q->slot = -1;
+}
+
 void gq_slot_release(gq *q)
 {
 	pthread_mutex_unlock(&q->lend);
@@ -435,7 +450,7 @@ int gq_wait(gq *q, gq_member *out)
 	}
 }
 
-size_t gq_collect(gq *q, uint64_t end_seq, gq_member *m, size_t max)
+size_t gq_collect(gq *q, uint64_t end_seq, bool queued_only, gq_member *m, size_t max)
 {
 	size_t n = 0;
 
@@ -443,7 +458,7 @@ size_t gq_collect(gq *q, uint64_t end_seq, gq_member *m, size_t max)
 		struct gq_slot *s = slot_at(q, i);
 		uint32_t st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
 
-		if (st == S_TAKEN) {   /* a dead leader's (DEATHS) */
+		if (st == S_TAKEN && !queued_only) {   /* a dead leader's (DEATHS) */
 			if (s->seq && s->seq <= end_seq) {
 				s->rc = 0;
 				s->msg[0] = '\0';

@@ -48,6 +48,12 @@ void gq_close(gq *q);
 int gq_slot_acquire(gq *q, int (*settle)(mb_bank *b), mb_bank *b);
 void gq_slot_release(gq *q);
 
+/* Whether the held slot's result is there. */
+bool gq_done(const gq *q);
+/* Give up the held slot without its result (its outcome undecided): the
+ * next owner to claim it settles it first. */
+void gq_abandon(gq *q);
+
 /* Queue the held slot's record; then wait with gq_wait. */
 void gq_submit(gq *q, uint8_t type, const void *payload, uint32_t len);
 
@@ -64,8 +70,10 @@ void gq_unlock(gq *q);
 /* Under the leader lock, after rolling the journal forward to @end_seq:
  * finish what a dead leader left (a slot it took is done when its record
  * is in the journal, seq <= @end_seq, else queued again), then take every
- * queued slot (at most @max) into @m in queue order.  Returns the count. */
-size_t gq_collect(gq *q, uint64_t end_seq, gq_member *m, size_t max);
+ * queued slot (at most @max) into @m in queue order.  Returns the count.
+ * @queued_only: the journal's end is not known; a dead leader's slots are
+ * left as they are (only a pass that knows the end may decide them). */
+size_t gq_collect(gq *q, uint64_t end_seq, bool queued_only, gq_member *m, size_t max);
 
 /* Before the append: member @m's record will be @seq (group.c, DEATHS). */
 void gq_mark(gq *q, const gq_member *m, uint64_t seq);

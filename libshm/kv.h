@@ -91,4 +91,7 @@ int kv_cursor_prev(kv_cursor *c, kv_val *k, kv_val *v);
 int kv_cursor_del(kv_cursor *c);
 void kv_cursor_close(kv_cursor *c);
 
+/* Tests only: make the next @n commits fail with MB_ENOSPC. */
+void kv_test_fail_commits(int n);
+
 #endif /* MEMBANK_KV_H */

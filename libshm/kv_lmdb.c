@@ -18,6 +18,7 @@
  */
 #include <fcntl.h>
 #include <lmdb.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -409,9 +410,27 @@ static int commit_code(MDB_env *env, int rc)
 	return kv_code(rc);
 }
 
+/* Tests: the next kv_test_commit_failures commits fail as a full disk
+ * would (the transaction aborted), to reach the paths behind a failed
+ * commit deterministically. */
+static atomic_int commit_failures;
+
+void kv_test_fail_commits(int n)
+{
+	atomic_store(&commit_failures, n);
+}
+
 int kv_commit(kv_txn *t)
 {
-	int rc = commit_code(t->e->env, mdb_txn_commit(t->txn));
+	int rc;
+
+	if (atomic_load_explicit(&commit_failures, memory_order_relaxed) > 0 &&
+	    atomic_fetch_sub(&commit_failures, 1) > 0) {
+		mdb_txn_abort(t->txn);
+		rc = MB_ENOSPC;
+	} else {
+		rc = commit_code(t->e->env, mdb_txn_commit(t->txn));
+	}
 
 	pthread_rwlock_unlock(&t->e->resize);
 	free(t);

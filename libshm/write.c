@@ -184,6 +184,8 @@ typedef struct pass {
 	uint32_t who[GQ_MAX_MEMBERS];   /* e[j] is the record of m[who[j]] */
 	size_t k;                        /* records appended (0: none yet) */
 	bool collected;
+	int rc;                          /* the pass's outcome, and why */
+	char why[GQ_MSG_BYTES];
 } pass;
 
 /* A refusal of one record: it alone fails, with its message. */
@@ -243,6 +245,17 @@ static int apply_members(mb_bank *b, kv_txn *t, pass *p, const mbj_pos *end)
 	return 0;
 }
 
+/* Take the queued records, and @own, as the pass's members.  @end NULL: the
+ * journal's end is not known (the pass failed before it could roll
+ * forward), so a dead leader's slots are left for a later pass. */
+static void collect(mb_bank *b, pass *p, const gq_member *own, const mbj_pos *end)
+{
+	p->n = gq_collect(b->gq, end ? end->seq : 0, !end, p->m, GQ_MAX_MEMBERS - 1);
+	if (own)
+		p->m[p->n++] = *own;
+	p->collected = true;
+}
+
 static int pass_once(mb_bank *b, pass *p, const gq_member *own)
 {
 	mbj_pos end;
@@ -254,12 +267,8 @@ static int pass_once(mb_bank *b, pass *p, const gq_member *own)
 	if ((rc = bank_check(b)))  /* again under the writer lock */
 		return kv_end(t, rc);
 	if (!(rc = bank_jend_load(t, &end)) && !(rc = bank_roll_forward(b, t, &end)) &&
-	    !p->collected) {
-		p->n = gq_collect(b->gq, end.seq, p->m, GQ_MAX_MEMBERS - 1);
-		if (own)
-			p->m[p->n++] = *own;
-		p->collected = true;
-	}
+	    !p->collected)
+		collect(b, p, own, &end);
 	if (!rc && !p->k)
 		rc = apply_members(b, t, p, &end);
 	if (!rc && p->k)
@@ -282,10 +291,13 @@ static int withdraw(mb_bank *b, const pass *p)
 	if (rc)
 		return rc;
 	if (!(rc = bank_jend_load(t, &end))) {
+		/* records between the store's end and ours are earlier failed
+		 * writes, withdrawn already (a failed commit left the end before
+		 * them): ours go the same way */
 		if (end.seq >= p->ends[p->k - 1].seq)
 			rc = 1;
-		else if (end.seq + 1 != p->ends[0].seq)
-			rc = MB_ECORRUPT;
+		else if (end.seq >= p->ends[0].seq)
+			rc = MB_ECORRUPT;  /* part of one transaction applied: cannot be */
 		else
 			for (size_t j = p->k; j-- > 0 && !rc;)
 				rc = bank_journal_code(mbj_retype(b->jn, &p->ends[j], p->e[j].len,
@@ -327,15 +339,16 @@ static void lead(mb_bank *b, gq_member *own)
 			rc = mb_fail(b->tag, MB_ENOSPC, "the store's map cannot grow further");
 			break;
 		}
-	if (rc && (rc = pass_failed(b, p, rc))) {
+	if (rc && !p->collected)
+		collect(b, p, own, NULL);  /* they all get the failure */
+	p->rc = rc;
+	if (rc && (p->rc = rc = pass_failed(b, p, rc))) {
 		/* the group failed: every member but those refused on their own */
-		char why[GQ_MSG_BYTES];
-
-		snprintf(why, sizeof why, "%s", mb_last_error(b));
+		snprintf(p->why, sizeof p->why, "%s", mb_last_error(b));
 		for (size_t i = 0; i < p->n; i++)
 			if (p->k || !refusal(p->m[i].rc)) {
 				p->m[i].rc = rc;
-				memcpy(p->m[i].msg, why, sizeof why);
+				memcpy(p->m[i].msg, p->why, sizeof p->why);
 			}
 	}
 	mb_clear_error(b->tag);
@@ -388,10 +401,23 @@ static int write_grouped(mb_bank *b, gq_member *me)
 	if (got < 0)
 		return mb_fail(b, got, "write queue: %s", mb_strerror(got));
 	if (got) {
+		int unknown = 0;
+
 		gq_submit(b->gq, me->type, me->payload, me->len);
 		while (!gq_wait(b->gq, me)) {
 			lead(b, NULL);
 			gq_unlock(b->gq);
+			/* A pass we led takes our slot, unless a dead leader took it
+			 * and the pass failed before it could read the journal's end
+			 * to decide it (group.c, DEATHS): after a few such passes the
+			 * write's outcome stays unknown; the slot is given up, to be
+			 * decided by whoever claims it next. */
+			if (b->pass->rc && ++unknown >= 3 && !gq_done(b->gq)) {
+				gq_abandon(b->gq);
+				gq_slot_release(b->gq);
+				return mb_fail(b, b->pass->rc, "%s; this write's outcome is unknown: it "
+				               "may still take effect", b->pass->why);
+			}
 		}
 		gq_slot_release(b->gq);
 	} else {

@@ -10,6 +10,7 @@
 
 #include "bank.h"
 #include "group.h"
+#include "kv.h"
 #include "helpers.h"
 
 #define WAIT_S 120   /* a bound for a broken run, never an expectation */
@@ -251,6 +252,33 @@ static void test_large_record_bypasses_queue(void **state)
 	mb_close(b);
 }
 
+/* Two writes in a row whose commits fail after their records reached the
+ * journal: both report the failure and neither ever takes effect (the
+ * second withdrawal used to find the first one's record between the
+ * store's end and its own, give up, and let it apply later). */
+static void test_failed_commits_in_a_row_take_no_effect(void **state)
+{
+	fx *f = *state;
+	mb_bank *b = open_bank(f->dir, MB_DURABILITY_FULL);
+	char *s = NULL;
+
+	assert_non_null(b);
+	assert_int_equal(mb_page_put(b, "kept", "{\"v\":1}", (size_t)-1), 0);
+	kv_test_fail_commits(2);
+	assert_int_equal(mb_page_put(b, "lost1", "{\"v\":1}", (size_t)-1), MB_ENOSPC);
+	assert_null(strstr(mb_last_error(b), "may still take effect"));
+	assert_int_equal(mb_page_put(b, "lost2", "{\"v\":1}", (size_t)-1), MB_ENOSPC);
+	assert_null(strstr(mb_last_error(b), "may still take effect"));
+	kv_test_fail_commits(0);
+	assert_int_equal(mb_page_put(b, "later", "{\"v\":1}", (size_t)-1), 0);
+	assert_int_equal(mb_page_get(b, "lost1", &s, NULL), MB_ENOTFOUND);
+	assert_int_equal(mb_page_get(b, "lost2", &s, NULL), MB_ENOTFOUND);
+	assert_int_equal(journal_records(f, 9 /* REC_CANCELLED */), 2);
+	assert_int_equal(journal_records(f, 1), 2);
+	assert_rebuild_same(b);
+	mb_close(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -259,6 +287,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_leader_killed_before_append, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_leader_killed_after_append, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_large_record_bypasses_queue, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failed_commits_in_a_row_take_no_effect, setup,
+		                                teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
