@@ -474,3 +474,13 @@ int st_page_split(kv_val v, int64_t *updated, const uint8_t **props, size_t *len
 	*len = v.len - 8;
 	return 0;
 }
+
+int st_page_value(mb_buf *out, int64_t updated, const uint8_t *props, size_t len)
+{
+	out->len = 0;
+	if (buf_reserve(out, 8 + len))
+		return MB_ENOMEM;
+	st_be64((uint8_t *)out->data, (uint64_t)updated);
+	out->len = 8;
+	return buf_add(out, props, len);
+}

@@ -121,6 +121,9 @@ int st_hist_add(kv_txn *t, int db, uint64_t *next, const mb_buf *entry, uint32_t
 
 /* Page values: be64 time ++ msgpack map. */
 int st_page_split(kv_val v, int64_t *updated, const uint8_t **props, size_t *len);
+/* The value of a page updated at @updated with the msgpack map @props,
+ * into @out (emptied first, its memory kept for the next page). */
+int st_page_value(mb_buf *out, int64_t updated, const uint8_t *props, size_t len);
 void st_be64(uint8_t out[8], uint64_t v);
 uint64_t st_get_be64(const uint8_t *p);
 
