@@ -359,6 +359,11 @@ uint64_t mbj_durable_seq(mbj_log *log)
 	return __atomic_load_n(&log->shm->durable_seq, __ATOMIC_ACQUIRE);
 }
 
+uint64_t mbj_sync_count(mbj_log *log)
+{
+	return __atomic_load_n(&log->shm->syncs, __ATOMIC_RELAXED);
+}
+
 static void futex_wait(uint32_t *word, uint32_t seen)
 {
 	struct timespec ts = { 0, WAIT_NS };
