@@ -302,7 +302,20 @@ static int read_string(jp *j)
 
 static int parse_string(jp *j)
 {
-	int rc = read_string(j);
+	const char *run = j->p + 1, *q = run;
+	int rc;
+
+	/* a string without escapes (most) is packed from the text itself;
+	 * j->str.len still gives its length (push_key) */
+	while (q < j->end && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20)
+		q++;
+	if (q < j->end && *q == '"') {
+		j->str.len = (size_t)(q - run);
+		msgpack_pack_str_with_body(&j->pk, run, j->str.len);
+		j->p = q + 1;
+		return 0;
+	}
+	rc = read_string(j);
 
 	if (!rc)
 		msgpack_pack_str_with_body(&j->pk, j->str.data ? j->str.data : "", j->str.len);
