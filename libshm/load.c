@@ -690,9 +690,7 @@ static int read_key(scan *s, char *key, size_t cap)
 	for (q = s->p + 1; q < s->end && *q >= 0x20 && *q < 0x7f && *q != '"' && *q != '\\' &&
 	                   (size_t)(q - s->p) <= cap; q++)
 		;
-	if (q < s->end && *q == '"' && (size_t)(q - s->p) <= cap) {
-		if ((size_t)(q - s->p - 1) >= cap)
-			return scan_fail(s, "key too long");
+	if (q < s->end && *q == '"' && (size_t)(q - s->p) <= cap) {  /* shorter than cap */
 		memcpy(key, s->p + 1, (size_t)(q - s->p - 1));
 		key[q - s->p - 1] = '\0';
 		s->p = q + 1;
@@ -810,7 +808,7 @@ static int load_page(scan *s, const char *id)
 	return rc;
 }
 
-/* The file's bytes up to s->p into its digest: right behind the parse,
+/* The file's bytes up to @to into its digest: right behind the parse,
  * while they are in the cache. */
 static void digest_to(scan *s, const char *to)
 {
