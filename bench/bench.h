@@ -54,6 +54,9 @@ typedef struct bench_sys {
 	/* Parent, after each cell (may be NULL): drop what the cell left that
 	 * would distort the next one (e.g. a log grown by a fast cell). */
 	void (*reset)(const bench_cfg *cfg);
+	/* Parent, before and after a durable cell (may be NULL): records
+	 * written and fdatasyncs made so far, for records per fdatasync. */
+	int (*sync_counts)(const bench_cfg *cfg, uint64_t *records, uint64_t *syncs);
 } bench_sys;
 
 /* Defined by each system file; the executable links exactly one. */

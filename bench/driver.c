@@ -22,7 +22,8 @@
  *
  * Output line: {"system":..,"workload":"W1","durability":"fast","procs":4,
  *   "ops":N,"seconds":S,"ops_per_s":X,"p50_us":..,"p99_us":..,
- *   "p999_us":..,"errors":E}
+ *   "p999_us":..,"errors":E}, and for a durable cell of a system that counts
+ *   them (membank: mb_stats), "fdatasyncs":N,"records_per_sync":R.
  * Exit status: 0 when every cell produced a figure without errors, else 1.
  */
 #include <errno.h>
@@ -314,7 +315,14 @@ out:
 	return rc;
 }
 
-static void report(const cell *c, merged *m, int failed)
+/* Records and fdatasyncs a durable cell made (from, to: the counts
+ * before and after); printed when the system counts them. */
+typedef struct sync_delta {
+	bool known;
+	uint64_t records, syncs;
+} sync_delta;
+
+static void report(const cell *c, merged *m, int failed, const sync_delta *sd)
 {
 	double secs = (double)m->sum.elapsed_ns / 1e9;
 	uint64_t errors = m->sum.errors + (uint64_t)failed;
@@ -327,6 +335,10 @@ static void report(const cell *c, merged *m, int failed)
 	printf("\"p50_us\":%.2f,", pct_us(m->lat.v, m->lat.n, 0.50));
 	printf("\"p99_us\":%.2f,", pct_us(m->lat.v, m->lat.n, 0.99));
 	printf("\"p999_us\":%.2f,", pct_us(m->lat.v, m->lat.n, 0.999));
+	if (sd->known)
+		printf("\"fdatasyncs\":%llu,\"records_per_sync\":%.2f,",
+		       (unsigned long long)sd->syncs,
+		       sd->syncs ? (double)sd->records / (double)sd->syncs : 0.0);
 	printf("\"errors\":%llu}\n", (unsigned long long)errors);
 	fflush(stdout);
 }
@@ -385,12 +397,15 @@ static int run_cell(const opts *o, const cell *c)
 	int ready[2] = {-1, -1}, go[2] = {-1, -1}, started, failed = 0;
 	pid_t pids[MAX_PROCS];
 	merged m = {0};
+	sync_delta sd = {0}, after = {0};
 	char b;
 
 	if (pipe2(ready, O_CLOEXEC) != 0 || pipe2(go, O_CLOEXEC) != 0) {
 		close_pipes(ready, go);
 		return -1;
 	}
+	if (c->full && bench_system.sync_counts)
+		sd.known = bench_system.sync_counts(&o->cfg, &sd.records, &sd.syncs) == 0;
 	started = spawn_workers(o, c, pids, ready, go);
 	close(ready[1]);
 	ready[1] = -1;
@@ -404,7 +419,13 @@ static int run_cell(const opts *o, const cell *c)
 	for (int i = 0; i < started; i++)
 		if (merge_one(o->cfg.dir, i, &m) != 0)
 			failed++;
-	report(c, &m, failed);
+	if (sd.known && bench_system.sync_counts(&o->cfg, &after.records, &after.syncs) == 0) {
+		sd.records = after.records - sd.records;
+		sd.syncs = after.syncs - sd.syncs;
+	} else {
+		sd.known = false;
+	}
+	report(c, &m, failed, &sd);
 	free(m.lat.v);
 	close_pipes(ready, go);
 	settle(&o->cfg);

@@ -9,6 +9,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "bench.h"
 #include "membank.h"
@@ -124,10 +125,42 @@ static void mbs_close(void *h)
 	mb_close(h);
 }
 
+/* The number after "@key": in @json, or -1. */
+static int stat_of(const char *json, const char *key, uint64_t *v)
+{
+	const char *p = strstr(json, key);
+
+	if (!p)
+		return -1;
+	*v = strtoull(p + strlen(key), NULL, 10);
+	return 0;
+}
+
+/* Journal records and fdatasyncs so far (mb_stats' journal.last_seq and
+ * journal.fdatasyncs), from a handle opened and closed here, in the parent
+ * between cells (no worker inherits it). */
+static int mbs_sync_counts(const bench_cfg *cfg, uint64_t *records, uint64_t *syncs)
+{
+	mb_bank *b;
+	char *json = NULL;
+	int rc = open_bank(cfg, false, &b);
+
+	if (rc != 0)
+		return rc;
+	rc = mb_stats(b, &json);
+	if (rc == 0 && (stat_of(json, "\"last_seq\":", records) ||
+	                stat_of(json, "\"fdatasyncs\":", syncs)))
+		rc = -1;
+	mb_free(json);
+	mb_close(b);
+	return rc;
+}
+
 const bench_sys bench_system = {
 	.name = "membank",
 	.prefill = mbs_prefill,
 	.open = mbs_open,
 	.op = mbs_op,
 	.close = mbs_close,
+	.sync_counts = mbs_sync_counts,
 };

@@ -354,14 +354,14 @@ void mbj_shm_set_clean_segment(mbj_log *log, uint64_t segment)
 	__atomic_store_n(&log->shm->clean_segment, segment, __ATOMIC_RELEASE);
 }
 
-uint64_t mbj_syncs(mbj_log *log)
-{
-	return __atomic_load_n(&log->shm->syncs, __ATOMIC_RELAXED);
-}
-
 uint64_t mbj_durable_seq(mbj_log *log)
 {
 	return __atomic_load_n(&log->shm->durable_seq, __ATOMIC_ACQUIRE);
+}
+
+uint64_t mbj_sync_count(mbj_log *log)
+{
+	return __atomic_load_n(&log->shm->syncs, __ATOMIC_RELAXED);
 }
 
 static void futex_wait(uint32_t *word, uint32_t seen)

@@ -188,10 +188,10 @@ int mbj_sync(mbj_log *log, uint64_t seq);
 
 /* Durable up to which seq, as far as this machine's boot knows. */
 uint64_t mbj_durable_seq(mbj_log *log);
-
-/* fdatasyncs of the journal that made records durable (group commits),
- * by every process of this machine since its boot. */
-uint64_t mbj_syncs(mbj_log *log);
+/* Group-commit fdatasyncs of the journal by every process of the bank
+ * since this boot's sync.shm was made (the records they covered over this
+ * count is the group commit's batching). */
+uint64_t mbj_sync_count(mbj_log *log);
 
 /* --- readers: no lock needed --- */
 

@@ -17,6 +17,7 @@
 #define MEMBANK_CHECKPOINT_H
 
 #include "bank.h"
+#include "load.h"
 
 /* checkpoint/<20-digit seq>/ directories: the newest, and the one before it
  * that a snapshot keeps (with the journal segments it needs) so recovery
@@ -41,8 +42,11 @@ int checkpoint_load(mb_bank *b, kv_txn *t, char name[32], uint64_t *seq, mbj_pos
 void checkpoint_set_aside(const char *bank_path, const char *name);
 
 /* The first checkpoint of a bank just restored from the four files in @dir:
- * a copy of them, covering no journal record. */
-int checkpoint_from_files(mb_bank *b, const char *dir);
+ * a copy of them, covering no journal record.  @want: their digests as
+ * loaded, in the order notion_pages.json, sync_status.json, error_log.json,
+ * config_cache.json; a copy that differs fails (MB_EINVAL, the file changed
+ * meanwhile), one that matches is not loaded again. */
+int checkpoint_from_files(mb_bank *b, const char *dir, const load_digest want[4]);
 
 /* The newest checkpoint's directory (into @dir) and journal position;
  * *found false when there is none. */

@@ -302,7 +302,20 @@ static int read_string(jp *j)
 
 static int parse_string(jp *j)
 {
-	int rc = read_string(j);
+	const char *run = j->p + 1, *q = run;
+	int rc;
+
+	/* a string without escapes (most) is packed from the text itself;
+	 * j->str.len still gives its length (push_key) */
+	while (q < j->end && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20)
+		q++;
+	if (q < j->end && *q == '"') {
+		j->str.len = (size_t)(q - run);
+		msgpack_pack_str_with_body(&j->pk, run, j->str.len);
+		j->p = q + 1;
+		return 0;
+	}
+	rc = read_string(j);
 
 	if (!rc)
 		msgpack_pack_str_with_body(&j->pk, j->str.data ? j->str.data : "", j->str.len);
@@ -374,6 +387,16 @@ static int check_dup_keys(jp *j, size_t first)
 	/* the output does not move while the keys are sorted */
 	for (size_t i = 0; i < n; i++)
 		k[i].ptr = j->out->data + k[i].off;
+	/* a few keys (most objects) are compared pairwise: qsort costs more */
+	if (n <= 16) {
+		for (size_t a = 1; a < n; a++)
+			for (size_t b = 0; b < a; b++)
+				if (k[a].len == k[b].len && !memcmp(k[a].ptr, k[b].ptr, k[a].len))
+					return mb_fail(j->tag, MB_EINVAL, "%s: duplicate key \"%.*s\"",
+					               j->what, (int)(k[a].len < 64 ? k[a].len : 64),
+					               k[a].ptr);
+		return 0;
+	}
 	qsort(k, n, sizeof *k, cmp_key);
 	for (size_t i = 1; i < n; i++)
 		if (!cmp_key(&k[i - 1], &k[i]))

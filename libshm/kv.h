@@ -77,6 +77,13 @@ int kv_end(kv_txn *t, int rc);
 
 int kv_get(kv_txn *t, int db, kv_val key, kv_val *val); /* MB_ENOTFOUND */
 int kv_put(kv_txn *t, int db, kv_val key, kv_val val);
+/* Put a key that is not in @db yet: MB_EEXIST when it is (nothing
+ * changed).  With @append the caller expects @key to sort after every key
+ * in @db (a file written in key order): it then goes to the last leaf
+ * without a search, and the leaves it fills are full rather than split in
+ * half.  A key that does not sort last is put the ordinary way.
+ * *@appended (may be NULL) tells which way it went. */
+int kv_put_new(kv_txn *t, int db, kv_val key, kv_val val, bool append, bool *appended);
 int kv_del(kv_txn *t, int db, kv_val key);               /* MB_ENOTFOUND */
 int kv_count(kv_txn *t, int db, uint64_t *n);
 int kv_drop(kv_txn *t, int db);                          /* empty it */

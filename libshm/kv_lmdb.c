@@ -471,6 +471,22 @@ int kv_put(kv_txn *t, int db, kv_val key, kv_val val)
 	return kv_code(mdb_put(t->txn, t->e->dbi[db], &k, &v, 0));
 }
 
+int kv_put_new(kv_txn *t, int db, kv_val key, kv_val val, bool append, bool *appended)
+{
+	MDB_val k = to_mdb(key), v = to_mdb(val);
+	int rc = MDB_KEYEXIST;
+
+	/* MDB_APPEND refuses (MDB_KEYEXIST) a key that does not sort after
+	 * the last one, present or not: only MDB_NOOVERWRITE tells which */
+	if (append)
+		rc = mdb_put(t->txn, t->e->dbi[db], &k, &v, MDB_APPEND);
+	if (appended)
+		*appended = rc != MDB_KEYEXIST;
+	if (rc == MDB_KEYEXIST)
+		rc = mdb_put(t->txn, t->e->dbi[db], &k, &v, MDB_NOOVERWRITE);
+	return rc == MDB_KEYEXIST ? MB_EEXIST : kv_code(rc);
+}
+
 int kv_del(kv_txn *t, int db, kv_val key)
 {
 	MDB_val k = to_mdb(key);

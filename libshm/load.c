@@ -19,6 +19,7 @@
 #include "apply.h"
 #include "bank.h"
 #include "config.h"
+#include "journal.h"
 #include "load.h"
 #include "progress.h"
 
@@ -111,7 +112,7 @@ static int get_time(const ld *l, const cJSON *obj, const char *key, bool nullabl
 /* Files from outside are opened O_NONBLOCK: a FIFO planted in their place
  * would block open() itself, before fstat() could refuse it. */
 static int read_whole(const char *dir, const char *name, size_t max, const void *tag,
-                      char **data, size_t *len)
+                      char **data, size_t *len, load_digest *dg)
 {
 	char path[4096];
 	struct stat st;
@@ -138,14 +139,18 @@ static int read_whole(const char *dir, const char *name, size_t max, const void 
 		free(*data);
 		return mb_fail(tag, MB_EIO, "%s: short read", path);
 	}
+	if (dg)
+		*dg = (load_digest){ *len, mbj_crc32c(0, *data, *len) };
 	return 0;
 }
 
-int load_parse_file(const char *dir, const char *name, size_t max, const void *tag, cJSON **out)
+/* load_parse_file(), and the digest of the bytes parsed into *@dg. */
+static int parse_file(const char *dir, const char *name, size_t max, const void *tag,
+                      cJSON **out, load_digest *dg)
 {
 	char *text;
 	size_t len;
-	int rc = read_whole(dir, name, max, tag, &text, &len);
+	int rc = read_whole(dir, name, max, tag, &text, &len, dg);
 
 	if (rc)
 		return rc;
@@ -159,12 +164,17 @@ int load_parse_file(const char *dir, const char *name, size_t max, const void *t
 	return rc;
 }
 
-static int parse_config(const char *dir, const void *tag, mb_buf *out)
+int load_parse_file(const char *dir, const char *name, size_t max, const void *tag, cJSON **out)
+{
+	return parse_file(dir, name, max, tag, out, NULL);
+}
+
+static int parse_config(const char *dir, const void *tag, mb_buf *out, load_digest *dg)
 {
 	const char *name = "config_cache.json";
 	char *text;
 	size_t len;
-	int rc = read_whole(dir, name, MB_MAX_CONFIG_FILE, tag, &text, &len);
+	int rc = read_whole(dir, name, MB_MAX_CONFIG_FILE, tag, &text, &len, dg);
 
 	if (rc)
 		return rc;
@@ -301,10 +311,13 @@ int load_docs_read_from(const char *dir, unsigned flags, const void *tag, load_d
 		               "error_log.json, config_cache.json is there", dir);
 	d->no_pages = gone[3];
 	if ((rc = gone[0] ? read_empty(0, tag, d) :
-	          load_parse_file(dir, "sync_status.json", MB_MAX_SYNC_FILE, tag, &d->sync)) ||
+	          parse_file(dir, "sync_status.json", MB_MAX_SYNC_FILE, tag, &d->sync,
+	                     &d->small[0])) ||
 	    (rc = gone[1] ? read_empty(1, tag, d) :
-	          load_parse_file(dir, "error_log.json", MB_MAX_ERROR_FILE, tag, &d->errors)) ||
-	    (rc = gone[2] ? read_empty(2, tag, d) : parse_config(dir, tag, &d->config)) ||
+	          parse_file(dir, "error_log.json", MB_MAX_ERROR_FILE, tag, &d->errors,
+	                     &d->small[1])) ||
+	    (rc = gone[2] ? read_empty(2, tag, d) : parse_config(dir, tag, &d->config,
+	                                                         &d->small[2])) ||
 	    (rc = only_keys(&ls, d->sync, "top level", sync_keys)) ||
 	    (rc = only_keys(&le, d->errors, "top level", err_keys)) ||
 	    (rc = check_array(&ls, d->sync, "sync_history", &d->sync_history)) ||
@@ -550,14 +563,22 @@ typedef struct scan {
 	const char *base, *p, *end;
 	const void *tag;
 	kv_txn **t;        /* the transaction pages go into */
-	kv_env *batch;     /* non-NULL: commit every LOAD_BATCH pages (a bank
+	kv_env *batch;     /* non-NULL: commit every LOAD_BATCH_BYTES (a bank
 	                      built aside, which nobody sees before it is whole) */
-	uint64_t in_batch;
-	load_tally *tally; /* NULL, or pages counted */
+	uint64_t in_batch; /* bytes dirtied since the last commit (dirtied()) */
+	bool index;        /* the time index is kept (apply_index_on()) */
+	load_tally *tally; /* NULL, or pages counted and the file's digest */
+	const char *crc_at;/* the file's bytes before it are in tally->file */
+	mb_buf mp, val;    /* one page's msgpack and store value, reused */
 	progress *prog;    /* NULL, or stepped per page */
 } scan;
 
-#define LOAD_BATCH 20000
+/* LMDB keeps a write transaction's dirty pages in memory (and refuses
+ * more than 128k of them), so a bank built aside is committed every
+ * LOAD_BATCH_BYTES of pages it may have dirtied (dirtied()): the heap stays
+ * flat however large the file.  Larger batches save little when pages come
+ * in key order (a commit writes the same pages), and hold more memory. */
+#define LOAD_BATCH_BYTES ((uint64_t)16 << 20)
 
 static int scan_fail(const scan *s, const char *what)
 {
@@ -585,38 +606,47 @@ static bool eat(scan *s, char c)
  * checks it); depth is bounded so a hostile file cannot run us deep. */
 static int value_extent(scan *s, const char **start, size_t *len)
 {
+	const char *p, *end = s->end;  /* locals: s->p would be stored every byte */
 	unsigned depth = 0;
 	bool str = false;
 
 	ws(s);
-	*start = s->p;
-	for (; s->p < s->end; s->p++) {
-		char c = *s->p;
+	*start = p = s->p;
+	for (; p < end; p++) {
+		char c = *p;
 		if (str) {
+			/* most of a page is string bytes: skip them in a tight loop */
+			while (c != '"' && c != '\\' && ++p < end)
+				c = *p;
+			if (p >= end)
+				break;
 			if (c == '\\')
-				s->p++;
-			else if (c == '"' && (str = false, depth == 0)) {
-				s->p++;
+				p++;
+			else if ((str = false, depth == 0)) {
+				p++;
 				break;
 			}
 		} else if (c == '"')
 			str = true;
 		else if (c == '{' || c == '[') {
-			if (++depth > MB_MAX_DEPTH + 2)
+			if (++depth > MB_MAX_DEPTH + 2) {
+				s->p = p;
 				return scan_fail(s, "nested too deep");
+			}
 		} else if (c == '}' || c == ']') {
 			if (depth == 0)
 				break;
 			if (--depth == 0) {
-				s->p++;
+				p++;
 				break;
 			}
 		} else if (depth == 0 && (c == ',' || c == ' ' || c == '\n' || c == '\r' || c == '\t'))
 			break;
 	}
-	if (s->p > s->end || s->p == *start || str || depth)
+	s->p = p;
+	if (p > end || p == *start || str || depth)
 		return scan_fail(s, "truncated or malformed value");
-	*len = (size_t)(s->p - *start);
+	*len = (size_t)(p - *start);
 	return 0;
 }
 
@@ -639,14 +669,26 @@ static int parse_at(scan *s, size_t max, const char *what, cJSON **out)
 	return rc;
 }
 
+/* A key of printable ASCII without escapes (every page id membank
+ * writes) is copied as it stands; any other goes through cJSON. */
 static int read_key(scan *s, char *key, size_t cap)
 {
+	const char *q;
 	cJSON *k;
 	int rc;
 
 	ws(s);
 	if (s->p >= s->end || *s->p != '"')
 		return scan_fail(s, "expected a key");
+	for (q = s->p + 1; q < s->end && *q >= 0x20 && *q < 0x7f && *q != '"' && *q != '\\' &&
+	                   (size_t)(q - s->p) <= cap; q++)
+		;
+	if (q < s->end && *q == '"' && (size_t)(q - s->p) <= cap) {  /* shorter than cap */
+		memcpy(key, s->p + 1, (size_t)(q - s->p - 1));
+		key[q - s->p - 1] = '\0';
+		s->p = q + 1;
+		return eat(s, ':') ? 0 : scan_fail(s, "expected ':'");
+	}
 	if ((rc = parse_at(s, cap * 6 + 2, "key", &k)))
 		return rc;
 	if (!cJSON_IsString(k) || strlen(k->valuestring) >= cap) {
@@ -658,18 +700,36 @@ static int read_key(scan *s, char *key, size_t cap)
 	return eat(s, ':') ? 0 : scan_fail(s, "expected ':'");
 }
 
-static int store_page(kv_txn *t, const char *id, int64_t ts, const uint8_t *props, size_t plen)
+/* What a put of @n bytes may add to the transaction's dirty pages: an
+ * append fills the last leaf, an insert elsewhere may copy a whole one. */
+static uint64_t dirtied(size_t n, bool appended)
 {
+	return appended ? n : n + 4096;
+}
+
+/* MB_EEXIST: a duplicate id.  Pages in key order are appended. */
+static int store_page(scan *s, const char *id, int64_t ts, const uint8_t *props, size_t plen)
+{
+	uint8_t tkey[8 + MB_MAX_ID_BYTES];
+	kv_txn *t = *s->t;
 	size_t len = strlen(id);
-	kv_val old;
+	bool end;
 	int rc;
 
 	if (!t)
 		return 0;  /* checking only (a duplicate is the loader's to find) */
-	if (!kv_get(t, KV_PAGES, (kv_val){ id, len }, &old))
-		return MB_EEXIST;
-	rc = st_page_put(t, id, len, ts, props, plen);
-	return rc ? rc : st_ptime_put(t, ts, id, len);
+	if ((rc = st_page_value(&s->val, ts, props, plen)) ||
+	    (rc = kv_put_new(t, KV_PAGES, (kv_val){ id, len }, (kv_val){ s->val.data, s->val.len },
+	                     true, &end)))
+		return rc;
+	s->in_batch += dirtied(len + s->val.len, end);
+	if (!s->index)
+		return 0;
+	/* (time, id) pairs are unique, since ids are */
+	rc = kv_put_new(t, KV_PTIME, (kv_val){ tkey, st_ptime_key(tkey, ts, id, len) },
+	                (kv_val){ "\xc0", 1 } /* nil */, true, &end);  /* nil */
+	s->in_batch += dirtied(8 + len, end);
+	return rc;
 }
 
 /* The page's {"properties":{...},"last_updated":"..."} as msgpack: where
@@ -711,7 +771,6 @@ static int load_page(scan *s, const char *id)
 {
 	const uint8_t *props = NULL;
 	const char *start = NULL, *wrong;
-	mb_buf mp = { 0 };
 	size_t len = 0, plen = 0;
 	int64_t ts = 0;
 	int rc;
@@ -723,31 +782,40 @@ static int load_page(scan *s, const char *id)
 	if (len > MB_MAX_PAGE_JSON)
 		return mb_fail(s->tag, MB_EINVAL, "notion_pages.json: byte %zu: page larger than %zu bytes",
 		               (size_t)(start - s->base), (size_t)MB_MAX_PAGE_JSON);
-	if ((rc = json_to_mp(start, len, MB_MAX_PAGE_JSON, MB_MAX_DEPTH + 1, "page", s->tag, &mp)))
+	s->mp.len = 0;
+	if ((rc = json_to_mp(start, len, MB_MAX_PAGE_JSON, MB_MAX_DEPTH + 1, "page", s->tag,
+	                     &s->mp)))
 		rc = mb_fail(s->tag, rc, "notion_pages.json: byte %zu: %s", (size_t)(start - s->base),
 		             mb_last_error(s->tag));
-	else if ((wrong = page_parts(&mp, &props, &plen, &ts)))
+	else if ((wrong = page_parts(&s->mp, &props, &plen, &ts)))
 		rc = mb_fail(s->tag, MB_EINVAL, "notion_pages.json: pages.\"%.64s\": %s", id, wrong);
 	else
-		rc = store_page(*s->t, id, ts, props, plen);
+		rc = store_page(s, id, ts, props, plen);
 	if (!rc && s->tally) {
 		s->tally->pages++;
 		s->tally->expired += s->tally->cutoff != MB_NEVER && ts <= s->tally->cutoff;
 	}
 	if (rc == MB_EEXIST)
 		rc = mb_fail(s->tag, MB_EINVAL, "notion_pages.json: pages.\"%.64s\": duplicate id", id);
-	buf_free(&mp);
 	return rc;
 }
 
-/* A bank built aside is committed every LOAD_BATCH pages: LMDB keeps a
- * transaction's dirty pages in memory, so one transaction would hold the
- * whole bank. */
+/* The file's bytes up to @to into its digest: right behind the parse,
+ * while they are in the cache. */
+static void digest_to(scan *s, const char *to)
+{
+	if (!s->tally || to <= s->crc_at)
+		return;
+	s->tally->file.crc = mbj_crc32c(s->tally->file.crc, s->crc_at, (size_t)(to - s->crc_at));
+	s->tally->file.bytes += (uint64_t)(to - s->crc_at);
+	s->crc_at = to;
+}
+
 static int next_batch(scan *s)
 {
 	int rc;
 
-	if (!s->batch || ++s->in_batch < LOAD_BATCH)
+	if (!s->batch || s->in_batch < LOAD_BATCH_BYTES)
 		return 0;
 	s->in_batch = 0;
 	rc = kv_commit(*s->t);
@@ -769,6 +837,7 @@ static int load_page_map(scan *s, uint64_t *n)
 		    (rc = next_batch(s)) ||
 		    (rc = progress_step(s->prog, (uint64_t)(s->p - s->base))))
 			return rc;
+		digest_to(s, s->p);
 		++*n;
 	} while (eat(s, ','));
 	return eat(s, '}') ? 0 : scan_fail(s, "pages: expected ',' or '}'");
@@ -834,11 +903,12 @@ static int walk_pages(scan *s, int64_t *last_sync)
 		return scan_fail(s, "text after the document");
 	if (!seen[0] || !seen[1] || !seen[2])
 		return scan_fail(s, "missing pages, last_updated or metadata");
+	digest_to(s, s->end);
 	return *s->t ? st_pages_store(*s->t, last_updated) : 0;
 }
 
 static int load_pages(kv_txn **t, kv_env *batch, const char *dir, const load_docs *d,
-                      int64_t *last_sync, const void *tag)
+                      bool index, int64_t *last_sync, const void *tag)
 {
 	char path[4096];
 	struct stat st;
@@ -864,11 +934,15 @@ static int load_pages(kv_txn **t, kv_env *batch, const char *dir, const load_doc
 	if (map == MAP_FAILED)
 		return mb_fail(tag, mb_errno_code(errno), "%s: mmap: %s", path, strerror(errno));
 	madvise(map, (size_t)st.st_size, MADV_SEQUENTIAL);
-	s = (scan){ map, map, (const char *)map + st.st_size, tag, t, batch, 0, d->tally,
-	            d->progress };
+	s = (scan){ map, map, (const char *)map + st.st_size, tag, t, batch, 0, index, d->tally,
+	            map, { 0 }, { 0 }, d->progress };
+	if (d->tally)
+		d->tally->file = (load_digest){ 0, 0 };
 	if (d->progress)
 		d->progress->p.bytes_total = (uint64_t)st.st_size;
 	rc = walk_pages(&s, last_sync);
+	buf_free(&s.mp);
+	buf_free(&s.val);
 	munmap(map, (size_t)st.st_size);
 	return rc;
 }
@@ -878,11 +952,21 @@ int load_all(kv_txn **tp, kv_env *batch, const char *dir, const load_docs *d, ui
 {
 	kv_txn *t;
 	int64_t last_sync = MB_NEVER;
+	mb_buf extra = { 0 };
+	mb_config cfg;
+	bool index;
 	int rc;
 
-	mb_config cfg;
-
-	if ((rc = load_pages(tp, batch, dir, d, &last_sync, tag)))
+	/* the time index is built only when the files' config uses it (one
+	 * that does not read fails the load below; until then, index) */
+	if (config_from_file(d->config.data, d->config.len, tag, &cfg, &extra)) {
+		index = true;
+		mb_clear_error(tag);
+	} else {
+		index = apply_index_on(&cfg);
+	}
+	buf_free(&extra);
+	if ((rc = load_pages(tp, batch, dir, d, index, &last_sync, tag)))
 		return rc;
 	t = *tp;
 	if ((rc = load_sync(t, d->sync, last_sync, limit, tag)) ||
@@ -893,12 +977,14 @@ int load_all(kv_txn **tp, kv_env *batch, const char *dir, const load_docs *d, ui
 	return apply_index_on(&cfg) ? 0 : kv_drop(t, KV_PTIME);
 }
 
-int load_check(const char *dir, uint32_t limit, const void *tag)
+int load_check(const char *dir, uint32_t limit, bool skip_pages, const void *tag)
 {
 	kv_txn *none = NULL;
 	load_docs d;
 	int rc = load_docs_read(dir, tag, &d);
 
+	if (!rc && skip_pages)
+		d.no_pages = true;
 	if (!rc)
 		rc = load_all(&none, NULL, dir, &d, limit, tag);
 	load_docs_free(&d);

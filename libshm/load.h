@@ -41,11 +41,23 @@
 
 struct cJSON;
 
+/* A file as the loader read it: its length and CRC-32C (mbj_crc32c).  A
+ * restore's first checkpoint is a copy of the files it loaded; a copy with
+ * the same digests holds the bytes that loaded, so it needs no second
+ * load to prove that it loads (snapshot.c). */
+typedef struct load_digest {
+	uint64_t bytes;
+	uint32_t crc;
+} load_digest;
+
 /* Pages counted as they load: those updated at or before @cutoff would be
- * expired on arrival (ttl_seconds > 0; MB_NEVER: count none). */
+ * expired on arrival (ttl_seconds > 0; MB_NEVER: count none), and the
+ * digest of notion_pages.json as it was walked (computed only with a
+ * tally: restore's). */
 typedef struct load_tally {
 	int64_t cutoff;
 	uint64_t pages, expired;
+	load_digest file;
 } load_tally;
 
 /* The three small documents, parsed and checked for shape (the config is
@@ -57,6 +69,7 @@ typedef struct load_docs {
 	struct cJSON *sync, *errors, *ckpt;
 	mb_buf config;
 	size_t sync_history, error_history;  /* entries in each */
+	load_digest small[3]; /* sync_status.json, error_log.json, config_cache.json as read */
 	unsigned missing;     /* how many of the four files were absent */
 	bool no_pages;        /* notion_pages.json absent: no pages */
 	load_tally *tally;    /* NULL, or filled by load_all() */
@@ -78,14 +91,18 @@ void load_docs_free(load_docs *d);
 
 /* Load everything in @dir into the empty store of *@t.  Keeps the newest
  * @history_limit entries of each history.  With @batch (the environment of
- * a bank built aside) pages are committed in batches and *@t changes; it is
- * NULL after a failed intermediate commit. */
+ * a bank built aside) pages are committed in batches of LOAD_BATCH_BYTES
+ * and *@t changes; it is NULL after a failed intermediate commit.  Pages
+ * listed in key order (as every snapshot lists them) are appended to the
+ * store (kv_put_new), filling its leaves; others are inserted. */
 int load_all(kv_txn **t, kv_env *batch, const char *dir, const load_docs *d,
              uint32_t history_limit, const void *tag);
 
 /* Run the loader over @dir without storing anything (*t NULL all along):
  * 0 when load_all() would load it.  A snapshot checks its checkpoint so
- * before anything relies on it. */
-int load_check(const char *dir, uint32_t history_limit, const void *tag);
+ * before anything relies on it.  @skip_pages: notion_pages.json is known to
+ * load (the copy of a file just loaded, with its digest), so only the
+ * other files are read. */
+int load_check(const char *dir, uint32_t history_limit, bool skip_pages, const void *tag);
 
 #endif /* MEMBANK_LOAD_H */

@@ -83,6 +83,7 @@ int mb_stats(mb_bank *b, char **out)
 	add_kv(&doc, "first_seq", ju.first_seq, true);
 	add_kv(&doc, "last_seq", end.seq, true);
 	add_kv(&doc, "durable_seq", mbj_durable_seq(b->jn), true);
+	add_kv(&doc, "fdatasyncs", mbj_sync_count(b->jn), true);
 	buf_adds(&doc, "},\"store\":{");
 	add_kv(&doc, "file_bytes", file_size(b->store_dir, "data.mdb"), false);
 	add_kv(&doc, "map_size", ki.map_size, true);

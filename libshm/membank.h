@@ -463,7 +463,10 @@ MB_API int mb_checkpoint_if_due(mb_bank *bank);
 
 /** Counters and sizes of the bank as a JSON object (pages, events, error
  * types kept and dropped, file sizes, map use, readers and their lag,
- * journal segments, and "checkpoint":{"seq":N (of the bank directory's
+ * journal segments, "journal":{...,"fdatasyncs":N} (the journal's
+ * fdatasyncs this boot by every process of the bank: last_seq over it is
+ * how many records group commit covers with one), and
+ * "checkpoint":{"seq":N (of the bank directory's
  * files; 0: none),"auto":{"enabled","runs","busy","failures","last_error"}}:
  * this handle's automatic checkpoints).  */
 MB_API int mb_stats(mb_bank *bank, char **json_out);

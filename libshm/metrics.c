@@ -249,7 +249,7 @@ static void write_path_metrics(mtext *m, mb_bank *b)
 	counter(m, "membank_write_group_records", "Records those groups appended.", g.records);
 	counter(m, "membank_journal_fdatasyncs", "fdatasyncs that made journal records "
 	        "durable (each serves a whole group commit) on this machine since its boot.",
-	        mbj_syncs(b->jn));
+	        mbj_sync_count(b->jn));
 }
 
 static void checkpoint_metrics(mtext *m, mb_bank *b)

@@ -56,6 +56,8 @@ enum {
 	STEP_READY,          /* the new bank marked and locked: about to swap */
 	STEP_SWAPPED,        /* the new bank at the path, the old one aside */
 	STEP_REMOVED,        /* the old bank removed, the mark not yet */
+	STEP_LOADED,         /* (6, within STEP_BUILT's work) the files loaded
+	                        aside, its first checkpoint not taken */
 };
 
 static void crash_point(int step)
@@ -211,7 +213,7 @@ static int expiry_choice(mb_bank *b, const load_tally *tl, int64_t ttl, unsigned
 static int build_aside(const char *from, const char *aside, const mb_options *opts,
                        unsigned flags, restore_report *rep)
 {
-	load_tally tally = { MB_NEVER, 0, 0 };
+	load_tally tally = { MB_NEVER, 0, 0, { 0, 0 } };
 	mb_options o = *opts;
 	progress pr;
 	char pages[4096];
@@ -245,13 +247,15 @@ static int build_aside(const char *from, const char *aside, const mb_options *op
 		b->tag = NULL;
 		if (!(rc = load_into(b, from, &d))) {
 			b->tag = b;
+			crash_point(STEP_LOADED);
 			if (!(rc = expiry_choice(b, &tally, ttl, flags, &keep)) &&
 			    (!(flags & RESTORE_MIGRATE) ||
 			     !(rc = unbound_migration(b, tally.pages, max_entries, &unbounded)))) {
 				if (d.missing || keep || (flags & RESTORE_MIGRATE))
 					rc = mb_snapshot(b, NULL, NULL);
 				else
-					rc = checkpoint_from_files(b, from);
+					rc = checkpoint_from_files(b, from, (load_digest[4]){
+						tally.file, d.small[0], d.small[1], d.small[2] });
 				if (rc)
 					rc = mb_fail(NULL, rc, "restore: first checkpoint: %s",
 					             mb_last_error(b));

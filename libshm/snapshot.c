@@ -362,14 +362,19 @@ static int journal_durable(mb_bank *b, uint64_t seq)
 	return jrc && jrc != MBJ_EINVAL ? bank_journal_fail(b, jrc, "snapshot: journal sync") : 0;
 }
 
-/* Copy the four files of @from into @dir, each atomically. */
-static int copy_files(mb_bank *b, const char *from, const char *dir, mb_snapshot_info *info)
+/* Copy the four files of @from into @dir, each atomically, and check each
+ * copy against the digest of what was loaded (@want, in doc_files order):
+ * a file changed since is refused, for the store holds the old bytes. */
+static int copy_files(mb_bank *b, const char *from, const char *dir, const load_digest *want,
+                      mb_snapshot_info *info)
 {
-	char path[4096], chunk[64 * 1024];
+	enum { CHUNK = 1 << 20 };
+	char path[4096], *chunk = malloc(CHUNK);
 	afile *f = malloc(sizeof *f);
-	int rc = f ? 0 : mb_fail(b, MB_ENOMEM, "out of memory");
+	int rc = f && chunk ? 0 : mb_fail(b, MB_ENOMEM, "out of memory");
 
 	for (int i = 0; i < 4 && !rc; i++) {
+		load_digest got = { 0, 0 };
 		int fd;
 		ssize_t n;
 		mb_pathf(path, sizeof path, "%s/%s", from, doc_files[i]);
@@ -378,12 +383,17 @@ static int copy_files(mb_bank *b, const char *from, const char *dir, mb_snapshot
 			break;
 		}
 		if (!(rc = afile_open(f, dir, doc_files[i], b->file_mode, b))) {
-			while (!rc && (n = read(fd, chunk, sizeof chunk)) > 0) {
+			while (!rc && (n = read(fd, chunk, CHUNK)) > 0) {
 				rc = afile_write(f, chunk, (size_t)n);
+				got.crc = mbj_crc32c(got.crc, chunk, (size_t)n);
+				got.bytes += (uint64_t)n;
 				info->bytes += (uint64_t)n;
 			}
 			if (!rc && n < 0)
 				rc = mb_fail(b, MB_EIO, "%s: %s", path, strerror(errno));
+			if (!rc && (got.bytes != want[i].bytes || got.crc != want[i].crc))
+				rc = mb_fail(b, MB_EINVAL, "%s: changed while it was being restored; "
+				             "restore again", path);
 			if (rc)
 				afile_abort(f);
 			else
@@ -391,14 +401,16 @@ static int copy_files(mb_bank *b, const char *from, const char *dir, mb_snapshot
 		}
 		close(fd);
 	}
+	free(chunk);
 	free(f);
 	return rc;
 }
 
 /* A new checkpoint: from the store (@copy_from NULL), or the files a bank
  * was just restored from, which hold exactly what was loaded (position
- * {0,0,0}: no journal record yet). */
-static int checkpoint_in(mb_bank *b, mb_snapshot_info *info, const char *copy_from)
+ * {0,0,0}: no journal record yet; @want: their digests as loaded). */
+static int checkpoint_in(mb_bank *b, mb_snapshot_info *info, const char *copy_from,
+                         const load_digest *want)
 {
 	char root[4096], tmp[4096];
 	mbj_pos end = { 0, 0, 0 };
@@ -428,15 +440,18 @@ static int checkpoint_in(mb_bank *b, mb_snapshot_info *info, const char *copy_fr
 	if (copy_from) {
 		kv_txn *t;
 		/* the store holds exactly what was loaded from @copy_from */
-		if (!(rc = copy_files(b, copy_from, tmp, info)) && !(rc = bank_read_begin(b, &t))) {
+		if (!(rc = copy_files(b, copy_from, tmp, want, info)) &&
+		    !(rc = bank_read_begin(b, &t))) {
 			rc = write_checkpoint_file(b, t, tmp, &end);
 			kv_abort(t);
 		}
 	} else if (!(rc = purge_expired(b, info)))
 		rc = write_all(b, tmp, &end, info);
 	/* read back by the loader before anything relies on it: a checkpoint
-	 * that could not be loaded would strand the bank at its next rebuild */
-	if (!rc && load_check(tmp, b->history_limit, b))
+	 * that could not be loaded would strand the bank at its next rebuild.
+	 * A copy's notion_pages.json has the bytes that just loaded (its
+	 * digest says so): only the small files are read again. */
+	if (!rc && load_check(tmp, b->history_limit, copy_from != NULL, b))
 		rc = mb_fail(b, MB_ECORRUPT, "snapshot: the checkpoint would not load back, so it "
 		             "was not kept: %s", mb_last_error(b));
 	if (!rc)
@@ -448,13 +463,14 @@ out:
 	return rc;
 }
 
-static int checkpoint(mb_bank *b, mb_snapshot_info *info, const char *copy_from)
+static int checkpoint(mb_bank *b, mb_snapshot_info *info, const char *copy_from,
+                      const load_digest *want)
 {
 	lockfile lock;
 	int rc = lockfile_acquire(&lock, LOCK_COMPACTOR, b->path, "compactor.lock", b->file_mode, b);
 
 	if (!rc) {
-		rc = checkpoint_in(b, info, copy_from);
+		rc = checkpoint_in(b, info, copy_from, want);
 		lockfile_release(&lock);
 	}
 	return rc;
@@ -466,17 +482,17 @@ int checkpoint_locked(mb_bank *b, mb_snapshot_info *info)
 	int rc;
 
 	memset(info, 0, sizeof *info);
-	rc = checkpoint_in(b, info, NULL);
+	rc = checkpoint_in(b, info, NULL, NULL);
 	info->seconds = now_s() - t0;
 	return rc;
 }
 
-int checkpoint_from_files(mb_bank *b, const char *dir)
+int checkpoint_from_files(mb_bank *b, const char *dir, const load_digest want[4])
 {
 	mb_snapshot_info info;
 
 	memset(&info, 0, sizeof info);
-	return checkpoint(b, &info, dir);
+	return checkpoint(b, &info, dir, want);
 }
 
 static bool same_dir(const char *a, const char *b)
@@ -500,7 +516,7 @@ int mb_snapshot(mb_bank *b, const char *dir, mb_snapshot_info *info)
 	if ((rc = bank_check(b)))
 		return rc;
 	if (!dir || same_dir(dir, b->path))
-		rc = checkpoint(b, info, NULL);
+		rc = checkpoint(b, info, NULL, NULL);
 	else if (lstat(dir, &st))
 		rc = mb_fail(b, errno == ENOENT ? MB_EINVAL : mb_errno_code(errno),
 		             "snapshot: %s: %s", dir, strerror(errno));

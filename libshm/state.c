@@ -482,17 +482,10 @@ int st_page_put(kv_txn *t, const char *id, size_t len, int64_t updated,
                 const uint8_t *props, size_t plen)
 {
 	mb_buf v = { 0 };
-	msgpack_packer pk;
-	int rc;
+	int rc = st_page_value(&v, updated, props, plen);
 
-	if (buf_reserve(&v, 10 + plen))
-		return MB_ENOMEM;
-	mp_packer_init(&pk, &v);
-	msgpack_pack_array(&pk, 2);
-	msgpack_pack_int64(&pk, updated);
-	buf_add(&v, props, plen);
-	rc = v.failed ? MB_ENOMEM : kv_put(t, KV_PAGES, (kv_val){ id, len },
-	                                    (kv_val){ v.data, v.len });
+	if (!rc)
+		rc = kv_put(t, KV_PAGES, (kv_val){ id, len }, (kv_val){ v.data, v.len });
 	buf_free(&v);
 	return rc;
 }
@@ -528,7 +521,7 @@ int st_page_split(kv_val v, int64_t *updated, const uint8_t **props, size_t *len
 
 /* -------------------------------------------------------- time index */
 
-static size_t ptime_key(uint8_t *key, int64_t ts, const char *id, size_t len)
+size_t st_ptime_key(uint8_t *key, int64_t ts, const char *id, size_t len)
 {
 	st_be64(key, (uint64_t)(ts < 0 ? 0 : ts));
 	memcpy(key + 8, id, len);
@@ -542,7 +535,7 @@ int st_ptime_put(kv_txn *t, int64_t updated, const char *id, size_t len)
 
 	if (len > MB_MAX_ID_BYTES)
 		return MB_ECORRUPT;
-	return kv_put(t, KV_PTIME, (kv_val){ key, ptime_key(key, updated, id, len) },
+	return kv_put(t, KV_PTIME, (kv_val){ key, st_ptime_key(key, updated, id, len) },
 	              (kv_val){ &nil, 1 });
 }
 
@@ -552,7 +545,7 @@ int st_ptime_del(kv_txn *t, int64_t updated, const char *id, size_t len)
 
 	if (len > MB_MAX_ID_BYTES)
 		return MB_ECORRUPT;
-	return kv_del(t, KV_PTIME, (kv_val){ key, ptime_key(key, updated, id, len) });
+	return kv_del(t, KV_PTIME, (kv_val){ key, st_ptime_key(key, updated, id, len) });
 }
 
 int st_ptime_split(kv_val k, int64_t *updated, const char **id, size_t *len)
@@ -693,4 +686,18 @@ int st_jend_load_v1(kv_txn *t, mbj_pos *pos)
 	pos->offset = get_le64((const uint8_t *)v.data + 8);
 	pos->seq = get_le64((const uint8_t *)v.data + 16);
 	return 0;
+}
+
+int st_page_value(mb_buf *out, int64_t updated, const uint8_t *props, size_t len)
+{
+	msgpack_packer pk;
+
+	out->len = 0;
+	if (buf_reserve(out, 10 + len))
+		return MB_ENOMEM;
+	mp_packer_init(&pk, out);
+	msgpack_pack_array(&pk, 2);
+	msgpack_pack_int64(&pk, updated);
+	buf_add(out, props, len);
+	return out->failed ? MB_ENOMEM : 0;
 }

@@ -151,7 +151,9 @@ int st_hist_add(kv_txn *t, int db, uint64_t *next, const mb_buf *entry, uint32_t
 int st_page_put(kv_txn *t, const char *id, size_t len, int64_t updated,
                 const uint8_t *props, size_t plen);
 int st_page_split(kv_val v, int64_t *updated, const uint8_t **props, size_t *len);
-/* The time index: key be64 max(updated, 0) ++ id, value nil. */
+/* The time index: key be64 max(updated, 0) ++ id, value nil.  st_ptime_key
+ * writes the key into @key (8 + MB_MAX_ID_BYTES bytes) and returns its length. */
+size_t st_ptime_key(uint8_t *key, int64_t updated, const char *id, size_t len);
 int st_ptime_put(kv_txn *t, int64_t updated, const char *id, size_t len);
 int st_ptime_del(kv_txn *t, int64_t updated, const char *id, size_t len);  /* MB_ENOTFOUND */
 /* A ptime key's time and id (pointing into @k); MB_ECORRUPT if malformed. */
@@ -163,6 +165,9 @@ int st_ptime_split(kv_val k, int64_t *updated, const char **id, size_t *len);
  * current layout; both are in state.c. */
 int st_jend_load_v1(kv_txn *t, mbj_pos *pos);
 
+/* The value of a page updated at @updated with the msgpack map @props,
+ * into @out (emptied first, its memory kept for the next page). */
+int st_page_value(mb_buf *out, int64_t updated, const uint8_t *props, size_t len);
 void st_be64(uint8_t out[8], uint64_t v);
 uint64_t st_get_be64(const uint8_t *p);
 

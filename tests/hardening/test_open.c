@@ -288,6 +288,35 @@ static void test_restore_killed_at_each_step(void **state)
 	assert_no_leftovers(f);
 }
 
+/* A restore's first checkpoint is a copy of the files it loaded: a file
+ * changed between the load and the copy fails the restore (the store holds
+ * the old bytes, the copy the new) and leaves nothing.  Before, the restore
+ * succeeded with a store and a checkpoint that disagreed. */
+static void test_restore_source_changed(void **state)
+{
+	fx *f = *state;
+	char snap[4096], pages[4200], *text, *at;
+	size_t len = 0;
+
+	make_snap(f, snap, sizeof snap);
+	rm_rf(f->path);
+	snprintf(pages, sizeof pages, "%s/notion_pages.json", snap);
+	assert_non_null(text = slurp(pages, &len));
+	assert_non_null(at = strstr(text, "{\"v\":2}"));
+	pid_t pid = start_restore(snap, f->path, 6);  /* loaded, not checkpointed */
+	at[5] = '3';  /* the same size: only the digest can tell */
+	assert_int_equal(spit(pages, text, len), 0);
+	kill(pid, SIGCONT);
+	assert_int_equal(wait_child(pid, 60), 1);
+	assert_int_equal(access(f->path, F_OK), -1);
+	assert_no_leftovers(f);
+	/* the file as it is now restores */
+	assert_int_equal(mb_restore(snap, f->path, NULL, 0), 0);
+	at[5] = '2';
+	assert_int_equal(spit(pages, text, len), 0);
+	free(text);
+}
+
 #define WAITERS 8
 
 /* Processes that open the bank while a restore runs wait for it, then
@@ -611,6 +640,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_create_race, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_create_race_threads, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_restore_killed_at_each_step, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_restore_source_changed, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_restore_excludes_openers, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_restored_handle_notices, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_restore_refuses_own_handles, fx_setup, fx_teardown),

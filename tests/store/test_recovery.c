@@ -399,6 +399,83 @@ static void test_restore_bad_files(void **state)
 	assert_int_equal(stat(target, &st), -1);
 }
 
+/* notion_pages.json as a file edited by hand may have it: pages in any
+ * order (a snapshot lists them in key order, and the loader appends those),
+ * @ids given in this order, page i updated at second t[i]. */
+static void write_pages(const char *dir, const char *const *ids, const int *t, int n)
+{
+	char doc[4096];
+	size_t at = 0;
+
+	at += (size_t)snprintf(doc + at, sizeof doc - at, "{\"pages\":{");
+	for (int i = 0; i < n; i++)
+		at += (size_t)snprintf(doc + at, sizeof doc - at, "%s\"%s\":{\"properties\":{\"i\":%d},"
+		                       "\"last_updated\":\"2026-01-01T00:00:%02d.000000Z\"}",
+		                       i ? "," : "", ids[i], i, t[i]);
+	snprintf(doc + at, sizeof doc - at, "},\"last_updated\":null,\"metadata\":"
+	         "{\"total_pages\":%d,\"last_sync\":null}}", n);
+	write_file(dir, "notion_pages.json", doc);
+}
+
+/* Pages out of key order restore as in order (inserted, not appended),
+ * with the time index eviction uses; a duplicate id is refused wherever
+ * it comes, as before appends. */
+static void test_restore_page_order(void **state)
+{
+	static const char *const ids[] = { "m", "c", "x", "a", "b" };
+	static const int t[] = { 3, 1, 0, 2, 4 };
+	static const char *const dup1[] = { "a", "b", "a" }, *const dup2[] = { "a", "a" };
+	static const char *const dup3[] = { "b", "c", "a", "c" };
+	fx *f = *state;
+	char snap[1100], target[1100], out[1100], *text;
+	struct stat st;
+	uint64_t n = 0;
+	mb_bank *b;
+
+	snprintf(snap, sizeof snap, "%s/snap", f->dir);
+	snprintf(target, sizeof target, "%s/target", f->dir);
+	snprintf(out, sizeof out, "%s/out", f->dir);
+	assert_int_equal(mkdir(snap, 0700), 0);
+	assert_int_equal(mkdir(out, 0700), 0);
+	write_file(snap, "config_cache.json", "{\"cache_settings\":{\"ttl_seconds\":0,"
+	           "\"max_entries\":5}}");
+	write_pages(snap, ids, t, 5);
+	if (mb_restore(snap, target, NULL, 0))
+		fail_msg("restore: %s", mb_last_error(NULL));
+	b = open_at(target, MB_DURABILITY_FAST, 0);
+	assert_int_equal(mb_page_count(b, &n), 0);
+	assert_int_equal(n, 5);
+	for (int i = 0; i < 5; i++) {
+		cJSON *p = get_page(b, ids[i]);
+		assert_non_null(p);
+		assert_int_equal(num_at(p, "properties", "i"), i);
+		cJSON_Delete(p);
+	}
+	/* the time index: a new page evicts the oldest, x */
+	assert_int_equal(mb_page_put(b, "new", "{}", 2), 0);
+	assert_int_equal(mb_page_get(b, "x", &text, NULL), MB_ENOTFOUND);
+	assert_int_equal(mb_snapshot(b, out, NULL), 0);
+	mb_close(b);
+	text = slurp(out, "notion_pages.json");
+	assert_non_null(text);
+	/* listed in key order */
+	assert_true(strstr(text, "\"a\":") < strstr(text, "\"b\":"));
+	assert_true(strstr(text, "\"b\":") < strstr(text, "\"c\":"));
+	assert_true(strstr(text, "\"c\":") < strstr(text, "\"m\":"));
+	assert_true(strstr(text, "\"m\":") < strstr(text, "\"new\":"));
+	assert_null(strstr(text, "\"x\":"));
+	free(text);
+
+	rm_rf(target);
+	for (int k = 0; k < 3; k++) {
+		write_pages(snap, k == 0 ? dup1 : k == 1 ? dup2 : dup3, t, k == 0 ? 3 : k == 1 ? 2 : 4);
+		assert_int_equal(mb_restore(snap, target, NULL, 0), MB_EINVAL);
+		if (!strstr(mb_last_error(NULL), "duplicate id"))
+			fail_msg("case %d: %s", k, mb_last_error(NULL));
+		assert_int_equal(stat(target, &st), -1);
+	}
+}
+
 /* Snapshots taken while 4 processes write agree with themselves. */
 static void test_snapshot_consistent_under_writes(void **state)
 {
@@ -1538,6 +1615,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_round_trip_numbers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restore_refuses_existing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restore_bad_files, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_restore_page_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_consistent_under_writes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_stays_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_read, setup, teardown),
