@@ -22,6 +22,11 @@
  *   failed               an fdatasync failed (see FAILURE).
  *   clean_segment        the segment whose tail was scanned this boot
  *                        (writer.c, TAIL HYGIENE).
+ *   appending            an append (or a retype) may be under way or may
+ *                        have died half done: set before the journal's tail
+ *                        is touched, cleared once written_* is its end again
+ *                        (writer.c, THE TAIL CHECK).  Written by writers
+ *                        only, under the caller's writer lock.
  *   boot_id              the boot the state belongs to.
  *
  * PROTOCOL of mbj_sync(seq): lock; done if durable_seq >= seq; if a leader
@@ -97,7 +102,7 @@
 #include "journal_int.h"
 
 #define SHM_MAGIC "MBJSYNC"
-#define SHM_VERSION 2u
+#define SHM_VERSION 3u   /* 3: appending */
 #define WAIT_NS (2 * 1000 * 1000)
 /* How long a waiter trusts an active leader before it syncs by itself. */
 #define PATIENCE_NS (1000ull * 1000 * 1000)
@@ -124,6 +129,7 @@ struct mbj_shm {
 	uint64_t clean_segment;
 	uint64_t syncs;
 	uint32_t ready;
+	uint32_t appending;
 };
 
 static uint64_t now_ns(void)
@@ -352,6 +358,26 @@ uint64_t mbj_shm_clean_segment(mbj_log *log)
 void mbj_shm_set_clean_segment(mbj_log *log, uint64_t segment)
 {
 	__atomic_store_n(&log->shm->clean_segment, segment, __ATOMIC_RELEASE);
+}
+
+void mbj_shm_set_appending(mbj_log *log, bool on)
+{
+	__atomic_store_n(&log->shm->appending, on ? 1u : 0u, __ATOMIC_SEQ_CST);
+}
+
+/* Whether the journal ends at @end as far as the writers know: nothing is
+ * being appended, the newest record written or found ends there, and that
+ * segment's tail was scanned this boot. */
+bool mbj_shm_tail_at(mbj_log *log, const mbj_pos *end)
+{
+	struct mbj_shm *sh = log->shm;
+
+	shm_lock(sh);
+	bool at = !sh->appending && sh->written_seq == end->seq &&
+	          sh->written_segment == end->segment && sh->written_offset == end->offset &&
+	          sh->clean_segment == end->segment;
+	shm_unlock(sh);
+	return at;
 }
 
 uint64_t mbj_durable_seq(mbj_log *log)
