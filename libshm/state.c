@@ -234,29 +234,133 @@ int st_removed_add(kv_txn *t, uint64_t evicted, uint64_t purged)
 	return st_removed_store(t, &s);
 }
 
-int st_clock_load(kv_txn *t, int64_t *ts)
-{
-	mp_reader r;
-	int rc = meta_get(t, "clock", &r, 1);
+/* The head ("jend", see state.h), read once per transaction: every write
+ * loads it, stamps its record after the clock, advances the clock and
+ * stores the end, so one get and one put of one key serve them all.  Kept
+ * in the transaction's scratch (kv.h), which a kv_drop() clears. */
+typedef struct head_cache {
+	bool loaded;
+	bool legacy_clock;   /* the clock came from a "clock" record (24-byte jend) */
+	st_head h;
+} head_cache;
 
-	if (rc == MB_ENOTFOUND)
-		return st_pages_load(t, ts);
-	return rc ? rc : st_read_time(&r, ts);
+_Static_assert(sizeof(head_cache) <= KV_TXN_SCRATCH, "the head fits the scratch");
+
+static void le64_put(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++, v >>= 8)
+		p[i] = (uint8_t)v;
 }
 
+static uint64_t le64_get(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static int head_get(kv_txn *t, head_cache **out)
+{
+	head_cache *c = kv_txn_scratch(t);
+	mp_reader r;
+	kv_val v;
+	int rc;
+
+	*out = c;
+	if (c->loaded)
+		return 0;
+	memset(c, 0, sizeof *c);
+	c->h.clock = MB_NEVER;
+	rc = kv_get(t, KV_META, (kv_val){ "jend", 4 }, &v);
+	if (rc && rc != MB_ENOTFOUND)
+		return rc;
+	if (!rc) {
+		const uint8_t *p = v.data;
+		if (v.len != ST_HEAD_BYTES && v.len != ST_HEAD_BYTES_OLD)
+			return MB_ECORRUPT;
+		c->h.segment = le64_get(p);
+		c->h.offset = le64_get(p + 8);
+		c->h.seq = le64_get(p + 16);
+		if (v.len == ST_HEAD_BYTES)
+			c->h.clock = (int64_t)le64_get(p + 24);
+	}
+	if (rc || v.len == ST_HEAD_BYTES_OLD) {
+		/* the layout before the clock joined the head */
+		rc = meta_get(t, "clock", &r, 1);
+		if (!rc && st_read_time(&r, &c->h.clock))
+			return MB_ECORRUPT;
+		if (rc && rc != MB_ENOTFOUND)
+			return rc;
+		c->legacy_clock = !rc;
+	}
+	c->loaded = true;
+	return 0;
+}
+
+int st_head_load(kv_txn *t, st_head *h)
+{
+	head_cache *c;
+	int rc = head_get(t, &c);
+
+	*h = c->h;
+	return rc;
+}
+
+int st_head_store(kv_txn *t, uint64_t segment, uint64_t offset, uint64_t seq)
+{
+	uint8_t v[ST_HEAD_BYTES];
+	head_cache *c;
+	int rc = head_get(t, &c);
+
+	if (rc)
+		return rc;
+	c->h.segment = segment;
+	c->h.offset = offset;
+	c->h.seq = seq;
+	le64_put(v, segment);
+	le64_put(v + 8, offset);
+	le64_put(v + 16, seq);
+	le64_put(v + 24, (uint64_t)c->h.clock);
+	if ((rc = kv_put(t, KV_META, (kv_val){ "jend", 4 }, (kv_val){ v, sizeof v })))
+		return rc;
+	if (c->legacy_clock) {   /* now in the head */
+		rc = kv_del(t, KV_META, (kv_val){ "clock", 5 });
+		if (rc && rc != MB_ENOTFOUND)
+			return rc;
+		c->legacy_clock = false;
+	}
+	return 0;
+}
+
+int st_clock_load(kv_txn *t, int64_t *ts)
+{
+	head_cache *c;
+	int rc = head_get(t, &c);
+
+	if (rc)
+		return rc;
+	if (c->h.clock == MB_NEVER)
+		return st_pages_load(t, ts);
+	*ts = c->h.clock;
+	return 0;
+}
+
+/* Once advanced, the clock is recorded even when the pages' last_updated
+ * stood in for it (a page write: they are equal), so that later loads
+ * need no second record. */
 int st_clock_advance(kv_txn *t, int64_t ts)
 {
-	mb_buf b = { 0 };
-	msgpack_packer pk;
+	head_cache *c;
 	int64_t now;
 	int rc = st_clock_load(t, &now);
 
-	if (rc || ts <= now)
+	if (rc)
 		return rc;
-	mp_packer_init(&pk, &b);
-	msgpack_pack_array(&pk, 1);
-	st_pack_time(&pk, ts);
-	return meta_put(t, "clock", &b);
+	head_get(t, &c);   /* loaded by st_clock_load */
+	c->h.clock = ts > now ? ts : now;
+	return 0;
 }
 
 int st_errtype_decode(kv_val v, st_errtype *s)

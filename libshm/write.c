@@ -43,47 +43,19 @@ int bank_check(mb_bank *b)
 	return 0;
 }
 
-static void le64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
-static uint64_t get_le64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
+/* The committed end is the head's (state.h: "jend"), with the clock. */
 int bank_jend_load(kv_txn *t, mbj_pos *pos)
 {
-	kv_val v;
-	int rc = kv_get(t, KV_META, (kv_val){ "jend", 4 }, &v);
+	st_head h;
+	int rc = st_head_load(t, &h);
 
-	memset(pos, 0, sizeof *pos);
-	if (rc == MB_ENOTFOUND)
-		return 0;
-	if (rc)
-		return rc;
-	if (v.len != 24)
-		return MB_ECORRUPT;
-	pos->segment = get_le64(v.data);
-	pos->offset = get_le64((const uint8_t *)v.data + 8);
-	pos->seq = get_le64((const uint8_t *)v.data + 16);
-	return 0;
+	*pos = (mbj_pos){ h.segment, h.offset, h.seq };
+	return rc;
 }
 
 int bank_jend_store(kv_txn *t, const mbj_pos *pos)
 {
-	uint8_t v[24];
-
-	le64(v, pos->segment);
-	le64(v + 8, pos->offset);
-	le64(v + 16, pos->seq);
-	return kv_put(t, KV_META, (kv_val){ "jend", 4 }, (kv_val){ v, 24 });
+	return st_head_store(t, pos->segment, pos->offset, pos->seq);
 }
 
 int bank_journal_code(int jrc)

@@ -12,12 +12,16 @@
  *    evicted or expired by its own write, and eviction follows the order of
  *    writes; record times never decrease along the journal;
  *  - expired pages: count, iterate, get, delete and the snapshot's
- *    total_pages agree (an expired page is absent for all of them).
+ *    total_pages agree (an expired page is absent for all of them);
+ *  - a store of the layout before the clock joined the head (a 24-byte
+ *    "jend" and a "clock" record) is read with its clock, and its first
+ *    write converts it.
  */
 #include <inttypes.h>
 #include <time.h>
 
 #include "hard.h"
+#include "bank.h"
 
 static int64_t clock_offset_us;
 
@@ -330,6 +334,86 @@ static void test_expiry_counted(void **state)
 	mb_close(b);
 }
 
+/* Rewrite the store's head in the older layout: "jend" of 24 bytes and
+ * the clock in its own record, [clock] in msgpack. */
+static void old_head_layout(mb_bank *b, int64_t clock)
+{
+	uint8_t clk[10] = { 0x91, 0xd3 };
+	kv_txn *t;
+	kv_val v;
+
+	for (int i = 0; i < 8; i++)
+		clk[2 + i] = (uint8_t)((uint64_t)clock >> (56 - 8 * i));
+	assert_int_equal(kv_begin(b->kv, true, &t), 0);
+	assert_int_equal(kv_get(t, KV_META, (kv_val){ "jend", 4 }, &v), 0);
+	assert_int_equal(v.len, 32);
+	uint8_t old[24];
+	memcpy(old, v.data, 24);
+	assert_int_equal(kv_put(t, KV_META, (kv_val){ "jend", 4 }, (kv_val){ old, 24 }), 0);
+	assert_int_equal(kv_put(t, KV_META, (kv_val){ "clock", 5 }, (kv_val){ clk, sizeof clk }), 0);
+	assert_int_equal(kv_commit(t), 0);
+}
+
+static st_head head_of(mb_bank *b, size_t *jend_len, bool *clock_record)
+{
+	st_head h;
+	kv_txn *t;
+	kv_val v;
+
+	assert_int_equal(kv_begin(b->kv, false, &t), 0);
+	assert_int_equal(st_head_load(t, &h), 0);
+	assert_int_equal(kv_get(t, KV_META, (kv_val){ "jend", 4 }, &v), 0);
+	*jend_len = v.len;
+	*clock_record = kv_get(t, KV_META, (kv_val){ "clock", 5 }, &v) == 0;
+	kv_abort(t);
+	return h;
+}
+
+/* The clock of an older store is its "clock" record: a day ahead of the
+ * wall clock, the next record is stamped after it, and the write moves the
+ * clock into "jend" (32 bytes) and deletes the record. */
+static void test_clock_of_older_store(void **state)
+{
+	fx *f = *state;
+	mb_bank *b = open_opts(f->path, MB_DURABILITY_FAST, 0, 0);
+	size_t len;
+	bool rec;
+
+	assert_non_null(b);
+	assert_int_equal(mb_page_put(b, "a", "{}", 2), 0);
+	st_head h = head_of(b, &len, &rec);
+	assert_int_equal(len, 32);
+	assert_false(rec);
+	assert_true(h.clock != MB_NEVER);
+	int64_t ahead = h.clock + DAY_US;
+	old_head_layout(b, ahead);
+	h = head_of(b, &len, &rec);
+	assert_int_equal(len, 24);
+	assert_true(rec);
+	assert_true(h.clock == ahead);
+	assert_int_equal(h.seq, 1);
+	assert_int_equal(mb_page_put(b, "b", "{}", 2), 0);
+	h = head_of(b, &len, &rec);
+	assert_int_equal(len, 32);
+	assert_false(rec);
+	assert_int_equal(h.seq, 2);
+	assert_true(h.clock == ahead + 1);   /* stamped just after the old clock */
+	mb_close(b);
+	/* a reopened handle reads the same clock */
+	b = open_opts(f->path, MB_DURABILITY_FAST, 0, 0);
+	assert_non_null(b);
+	assert_int_equal(mb_sync_record(b, "success", NULL), 0);
+	h = head_of(b, &len, &rec);
+	assert_int_equal(h.seq, 3);
+	assert_true(h.clock == ahead + 2);
+	times t = { .n = 0 };
+	assert_int_equal(mb_journal_read(b, 0, time_cb, &t), 0);
+	assert_int_equal(t.n, 3);
+	assert_int_equal(t.bad, 0);
+	assert_rebuild_same(b);
+	mb_close(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -337,6 +421,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_clock_back_ttl, clock_setup, clock_teardown),
 		cmocka_unit_test_setup_teardown(test_expired_pages_agree, clock_setup, clock_teardown),
 		cmocka_unit_test_setup_teardown(test_expiry_counted, clock_setup, clock_teardown),
+		cmocka_unit_test_setup_teardown(test_clock_of_older_store, clock_setup, clock_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
