@@ -207,7 +207,13 @@ static int map_state(mbj_log *log, int fd)
 	log->shm = sh;
 	read_boot_id(boot);
 	if (!fresh && sh->ready && !memcmp(sh->boot_id, boot, 48)) {
-		if (memcmp(sh->magic, SHM_MAGIC, 8) || sh->version != SHM_VERSION ||
+		/* Version 2 is this layout without `appending` (the padding
+		 * after `ready`, always zero there): its writers never set it,
+		 * so a handle on it never trusts it (THE TAIL CHECK) and the
+		 * two versions share the journal safely until the next boot. */
+		log->shm_v2 = sh->version == 2;
+		if (memcmp(sh->magic, SHM_MAGIC, 8) ||
+		    (sh->version != SHM_VERSION && sh->version != 2) ||
 		    sh->size != sizeof(*sh)) {
 			mbj_set_err(log, "sync.shm: unknown magic or version %u",
 			            sh->version);

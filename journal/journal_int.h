@@ -110,6 +110,7 @@ struct mbj_log {
 	size_t wcap;
 	mbj_seg rseg;             /* next_at's reader */
 	bool tail_checked;        /* this handle read the tail once (THE TAIL CHECK) */
+	bool shm_v2;              /* sync.shm of version 2: no `appending` to trust */
 	/* sync side */
 	pthread_mutex_t mu;
 	int sfd;

@@ -49,7 +49,9 @@
  * leaves `appending` set: the next one reads the files, as before.  A new
  * boot (or a lost sync.shm) starts with written_* zero; a handle reads the
  * files once before trusting sync.shm (tail_checked), so damage made
- * between opens is still found by the next open.
+ * between opens is still found by the next open.  A sync.shm of version 2
+ * (a process of the previous version made it this boot) has no
+ * `appending`: every check reads the files there.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -473,7 +475,7 @@ static int next_at_locked(mbj_log *log, const mbj_pos *end, mbj_record *rec)
 
 	if (r < 0)
 		return r;
-	if (end->segment && log->tail_checked && mbj_shm_tail_at(log, end))
+	if (end->segment && log->tail_checked && !log->shm_v2 && mbj_shm_tail_at(log, end))
 		return 0;
 	r = next_at_files(log, end, rec);
 	return r == 0 && end->segment ? tail_found(log, end) : r;

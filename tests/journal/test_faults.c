@@ -314,11 +314,23 @@ static void test_cut_failure_in_next_at(void **state)
  * forward, a crashed roll's empty segment dropped.  The child dies at a
  * chosen pwrite: the first one of exactly @die_len bytes, after it wrote. */
 static size_t die_len;
+static const char *die_as_v2;   /* sync.shm: clear `appending` as a v2 writer would */
 
 static ssize_t die_pwrite(int fd, const void *buf, size_t n, off_t off)
 {
 	ssize_t w = pwrite(fd, buf, n, off);
 
+	if (n == die_len && die_as_v2) {
+		/* `appending` is the last 4 bytes of the state (the padding
+		 * after `ready` in version 2) */
+		struct stat st;
+		int sfd = open(die_as_v2, O_RDWR);
+		uint32_t zero = 0;
+		if (sfd < 0 || fstat(sfd, &st) ||
+		    pwrite(sfd, &zero, 4, st.st_size - 4) != 4)
+			_exit(4);
+		close(sfd);
+	}
 	if (n == die_len)
 		_exit(0);
 	return w;
@@ -447,6 +459,37 @@ static void test_tail_check_drops_a_dead_writers_empty_roll(void **state)
 	jt_rm_rf(base);
 }
 
+/* A sync.shm of version 2 (made this boot by a process of the previous
+ * version, whose writers never set `appending`) opens, and a handle on it
+ * reads the files at every check: a v2 writer that died after its pwrite
+ * is found. */
+static void test_tail_check_on_a_version_2_state(void **state)
+{
+	(void)state;
+	char base[64], jdir[80], shm[128];
+	mbj_pos end = { 0, 0, 0 };
+	mbj_record rec;
+	uint32_t two = 2;
+
+	jt_mkdir(base, jdir);
+	jt_build(jdir, JT_SMALL_SEG, 1, &end);
+	snprintf(shm, sizeof shm, "%s/sync.shm", jdir);
+	int fd = open(shm, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, &two, 4, 8), 4);   /* the version field */
+	close(fd);
+	mbj_log *log = armed_handle(jdir, &end);
+	assert_int_equal(end.seq, 2);
+	die_as_v2 = shm;
+	child_dies_appending(jdir, end, 100, MBJ_REC_HDR + 100);
+	die_as_v2 = NULL;
+	assert_int_equal(mbj_next_at(log, &end, &rec), 1);
+	assert_int_equal(rec.seq, 3);
+	assert_int_equal(rec.len, 100);
+	mbj_close(log);
+	jt_rm_rf(base);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -460,6 +503,7 @@ int main(void)
 		cmocka_unit_test(test_tail_check_sees_a_dead_writers_record),
 		cmocka_unit_test(test_tail_check_sees_a_dead_writers_roll),
 		cmocka_unit_test(test_tail_check_drops_a_dead_writers_empty_roll),
+		cmocka_unit_test(test_tail_check_on_a_version_2_state),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
