@@ -373,17 +373,31 @@ void mbj_shm_set_appending(mbj_log *log, bool on)
 
 /* Whether the journal ends at @end as far as the writers know: nothing is
  * being appended, the newest record written or found ends there, and that
- * segment's tail was scanned this boot. */
+ * segment's tail was scanned this boot.  written_* and `appending` change
+ * only under the caller's writer lock, which is held: plain loads, no
+ * mutex. */
 bool mbj_shm_tail_at(mbj_log *log, const mbj_pos *end)
 {
 	struct mbj_shm *sh = log->shm;
 
-	shm_lock(sh);
-	bool at = !sh->appending && sh->written_seq == end->seq &&
-	          sh->written_segment == end->segment && sh->written_offset == end->offset &&
-	          sh->clean_segment == end->segment;
-	shm_unlock(sh);
-	return at;
+	return !__atomic_load_n(&sh->appending, __ATOMIC_ACQUIRE) &&
+	       __atomic_load_n(&sh->written_seq, __ATOMIC_ACQUIRE) == end->seq &&
+	       __atomic_load_n(&sh->written_segment, __ATOMIC_ACQUIRE) == end->segment &&
+	       __atomic_load_n(&sh->written_offset, __ATOMIC_ACQUIRE) == end->offset &&
+	       __atomic_load_n(&sh->clean_segment, __ATOMIC_ACQUIRE) == end->segment;
+}
+
+/* A check of the files found nothing past @end: publish it and clear
+ * `appending`, writing nothing when both say so already (an open that only
+ * reads must not touch the state: its mtime would change). */
+void mbj_shm_tail_found(mbj_log *log, const mbj_pos *end)
+{
+	struct mbj_shm *sh = log->shm;
+
+	if (__atomic_load_n(&sh->written_seq, __ATOMIC_ACQUIRE) < end->seq)
+		mbj_shm_publish(log, end);
+	if (__atomic_load_n(&sh->appending, __ATOMIC_ACQUIRE))
+		mbj_shm_set_appending(log, false);
 }
 
 uint64_t mbj_durable_seq(mbj_log *log)

@@ -88,6 +88,7 @@ uint64_t mbj_shm_clean_segment(mbj_log *log);
 void mbj_shm_set_clean_segment(mbj_log *log, uint64_t segment);
 void mbj_shm_set_appending(mbj_log *log, bool on);
 bool mbj_shm_tail_at(mbj_log *log, const mbj_pos *end);
+void mbj_shm_tail_found(mbj_log *log, const mbj_pos *end);
 int mbj_shm_recover(mbj_log *log);
 void mbj_shm_lock(mbj_log *log);   /* tests: die holding it */
 

@@ -428,8 +428,7 @@ static int settle_tail(mbj_log *log, const mbj_pos *end, mbj_record *rec)
 /* The files say that nothing lies past @end (see THE TAIL CHECK). */
 static int tail_found(mbj_log *log, const mbj_pos *end)
 {
-	mbj_shm_publish(log, end);
-	mbj_shm_set_appending(log, false);
+	mbj_shm_tail_found(log, end);
 	log->tail_checked = true;
 	return 0;
 }
