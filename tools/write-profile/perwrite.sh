@@ -1,7 +1,7 @@
 #!/bin/bash
 # perwrite.sh BIN MODE N: syscalls per write between the marks, by name, with fd targets
 BIN=$1; MODE=$2; N=${3:-1000}
-D=$(mktemp -d /tmp/fc/bk.XXXX)
+D=$(mktemp -d "${TMPDIR:-/tmp}/perwrite.XXXX")
 strace -f -yy -o $D.trace $BIN $D/bank $N $MODE 1000 2>/dev/null
 awk '/MARK-START/{on=1;next} /MARK-END/{on=0} on' $D.trace > $D.mid
 echo "== $BIN $MODE: syscalls per write (N=$N)"
