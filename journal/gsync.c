@@ -22,6 +22,11 @@
  *   failed               an fdatasync failed (see FAILURE).
  *   clean_segment        the segment whose tail was scanned this boot
  *                        (writer.c, TAIL HYGIENE).
+ *   appending            an append (or a retype) may be under way or may
+ *                        have died half done: set before the journal's tail
+ *                        is touched, cleared once written_* is its end again
+ *                        (writer.c, THE TAIL CHECK).  Written by writers
+ *                        only, under the caller's writer lock.
  *   boot_id              the boot the state belongs to.
  *
  * PROTOCOL of mbj_sync(seq): lock; done if durable_seq >= seq; if a leader
@@ -97,7 +102,7 @@
 #include "journal_int.h"
 
 #define SHM_MAGIC "MBJSYNC"
-#define SHM_VERSION 2u
+#define SHM_VERSION 3u   /* 3: appending */
 #define WAIT_NS (2 * 1000 * 1000)
 /* How long a waiter trusts an active leader before it syncs by itself. */
 #define PATIENCE_NS (1000ull * 1000 * 1000)
@@ -124,6 +129,7 @@ struct mbj_shm {
 	uint64_t clean_segment;
 	uint64_t syncs;
 	uint32_t ready;
+	uint32_t appending;
 };
 
 static uint64_t now_ns(void)
@@ -201,7 +207,13 @@ static int map_state(mbj_log *log, int fd)
 	log->shm = sh;
 	read_boot_id(boot);
 	if (!fresh && sh->ready && !memcmp(sh->boot_id, boot, 48)) {
-		if (memcmp(sh->magic, SHM_MAGIC, 8) || sh->version != SHM_VERSION ||
+		/* Version 2 is this layout without `appending` (the padding
+		 * after `ready`, always zero there): its writers never set it,
+		 * so a handle on it never trusts it (THE TAIL CHECK) and the
+		 * two versions share the journal safely until the next boot. */
+		log->shm_v2 = sh->version == 2;
+		if (memcmp(sh->magic, SHM_MAGIC, 8) ||
+		    (sh->version != SHM_VERSION && sh->version != 2) ||
 		    sh->size != sizeof(*sh)) {
 			mbj_set_err(log, "sync.shm: unknown magic or version %u",
 			            sh->version);
@@ -352,6 +364,40 @@ uint64_t mbj_shm_clean_segment(mbj_log *log)
 void mbj_shm_set_clean_segment(mbj_log *log, uint64_t segment)
 {
 	__atomic_store_n(&log->shm->clean_segment, segment, __ATOMIC_RELEASE);
+}
+
+void mbj_shm_set_appending(mbj_log *log, bool on)
+{
+	__atomic_store_n(&log->shm->appending, on ? 1u : 0u, __ATOMIC_SEQ_CST);
+}
+
+/* Whether the journal ends at @end as far as the writers know: nothing is
+ * being appended, the newest record written or found ends there, and that
+ * segment's tail was scanned this boot.  written_* and `appending` change
+ * only under the caller's writer lock, which is held: plain loads, no
+ * mutex. */
+bool mbj_shm_tail_at(mbj_log *log, const mbj_pos *end)
+{
+	struct mbj_shm *sh = log->shm;
+
+	return !__atomic_load_n(&sh->appending, __ATOMIC_ACQUIRE) &&
+	       __atomic_load_n(&sh->written_seq, __ATOMIC_ACQUIRE) == end->seq &&
+	       __atomic_load_n(&sh->written_segment, __ATOMIC_ACQUIRE) == end->segment &&
+	       __atomic_load_n(&sh->written_offset, __ATOMIC_ACQUIRE) == end->offset &&
+	       __atomic_load_n(&sh->clean_segment, __ATOMIC_ACQUIRE) == end->segment;
+}
+
+/* A check of the files found nothing past @end: publish it and clear
+ * `appending`, writing nothing when both say so already (an open that only
+ * reads must not touch the state: its mtime would change). */
+void mbj_shm_tail_found(mbj_log *log, const mbj_pos *end)
+{
+	struct mbj_shm *sh = log->shm;
+
+	if (__atomic_load_n(&sh->written_seq, __ATOMIC_ACQUIRE) < end->seq)
+		mbj_shm_publish(log, end);
+	if (__atomic_load_n(&sh->appending, __ATOMIC_ACQUIRE))
+		mbj_shm_set_appending(log, false);
 }
 
 uint64_t mbj_durable_seq(mbj_log *log)

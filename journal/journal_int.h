@@ -86,6 +86,9 @@ bool mbj_shm_failed(mbj_log *log);
 void mbj_shm_set_failed(mbj_log *log);
 uint64_t mbj_shm_clean_segment(mbj_log *log);
 void mbj_shm_set_clean_segment(mbj_log *log, uint64_t segment);
+void mbj_shm_set_appending(mbj_log *log, bool on);
+bool mbj_shm_tail_at(mbj_log *log, const mbj_pos *end);
+void mbj_shm_tail_found(mbj_log *log, const mbj_pos *end);
 int mbj_shm_recover(mbj_log *log);
 void mbj_shm_lock(mbj_log *log);   /* tests: die holding it */
 
@@ -107,6 +110,8 @@ struct mbj_log {
 	uint8_t *wbuf;
 	size_t wcap;
 	mbj_seg rseg;             /* next_at's reader */
+	bool tail_checked;        /* this handle read the tail once (THE TAIL CHECK) */
+	bool shm_v2;              /* sync.shm of version 2: no `appending` to trust */
 	/* sync side */
 	pthread_mutex_t mu;
 	int sfd;

@@ -35,6 +35,23 @@
  * A failure to write it is ignored: an
  * older mark is safe.  mbj_boot_settle() uses it on the first open of a
  * boot.
+ *
+ * THE TAIL CHECK.  Before each append the caller asks mbj_next_at whether
+ * a record lies past its committed end (a writer died between its append
+ * and its commit, or its commit failed).  Read from the files, that costs
+ * a pread of the header at the end and an openat of the next segment (a
+ * crashed roll), which fails on almost every write.  sync.shm knows
+ * better: `appending` is set before any append or retype touches the
+ * tail and cleared only after written_* names its new end (or after a
+ * full check found the end), so when it is clear, written_* equals the
+ * committed end and that segment's tail was scanned this boot, nothing
+ * lies past the end and no file is read.  A writer that died half way
+ * leaves `appending` set: the next one reads the files, as before.  A new
+ * boot (or a lost sync.shm) starts with written_* zero; a handle reads the
+ * files once before trusting sync.shm (tail_checked), so damage made
+ * between opens is still found by the next open.  A sync.shm of version 2
+ * (a process of the previous version made it this boot) has no
+ * `appending`: every check reads the files there.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -408,17 +425,25 @@ static int settle_tail(mbj_log *log, const mbj_pos *end, mbj_record *rec)
 	return cut_after(log, end);
 }
 
-static int next_at_locked(mbj_log *log, const mbj_pos *end, mbj_record *rec)
+/* The files say that nothing lies past @end (see THE TAIL CHECK). */
+static int tail_found(mbj_log *log, const mbj_pos *end)
+{
+	mbj_shm_tail_found(log, end);
+	log->tail_checked = true;
+	return 0;
+}
+
+static int next_at_files(mbj_log *log, const mbj_pos *end, mbj_record *rec)
 {
 	const char *why = "";
-	int r = check_pos(log, end);
+	int r;
 
-	if (r < 0 || !end->segment)
-		return r < 0 ? r : next_segment(log, end->seq + 1, rec);
+	if (!end->segment)
+		return next_segment(log, end->seq + 1, rec);
 	r = reader_on(log, end->segment);
 	if (r < 0)
 		return r;
-	/* Fast path: a zero header in a segment already scanned this boot. */
+	/* A zero header in a segment already scanned this boot is the end. */
 	r = mbj_seg_read(&log->rseg, end->offset, end->seq + 1, rec, &why);
 	if (r == MBJ_AT_END && end->offset > log->rseg.size) {
 		mbj_set_err(log, "the committed end %llu lies past the end of "
@@ -441,6 +466,18 @@ static int next_at_locked(mbj_log *log, const mbj_pos *end, mbj_record *rec)
 		return r;
 	}
 	return next_segment(log, end->seq + 1, rec);
+}
+
+static int next_at_locked(mbj_log *log, const mbj_pos *end, mbj_record *rec)
+{
+	int r = check_pos(log, end);
+
+	if (r < 0)
+		return r;
+	if (end->segment && log->tail_checked && !log->shm_v2 && mbj_shm_tail_at(log, end))
+		return 0;
+	r = next_at_files(log, end, rec);
+	return r == 0 && end->segment ? tail_found(log, end) : r;
 }
 
 static int put_zeros(mbj_log *log, uint64_t from, uint64_t to)
@@ -628,6 +665,7 @@ static int append_locked(mbj_log *log, const mbj_pos *end, const mbj_entry *e, s
 		return MBJ_EINVAL;
 	}
 	uint64_t seq = end->seq + 1, seg = end->segment, off = end->offset;
+	mbj_shm_set_appending(log, true);   /* cleared below, or by a full check */
 	if (!seg || (off + total > log->seg_bytes && off > MBJ_SEG_HDR)) {
 		r = roll(log, end, seq, total);
 		seg = seq;
@@ -658,6 +696,8 @@ static int append_locked(mbj_log *log, const mbj_pos *end, const mbj_entry *e, s
 		ends[i] = (mbj_pos){ seg, off, seq + i };
 	}
 	mbj_shm_publish(log, &ends[n - 1]);
+	mbj_shm_set_appending(log, false);
+	log->tail_checked = true;
 	return 0;
 }
 
@@ -704,6 +744,7 @@ static int retype_locked(mbj_log *log, const mbj_pos *rec_end, uint32_t len, uin
 		return MBJ_EINVAL;
 	}
 	start = rec_end->offset - n;
+	mbj_shm_set_appending(log, true);   /* a torn header: the next writer reads it */
 	if ((r = write_fd_on(log, rec_end->segment)) < 0)
 		return r;
 	if (!(rec = malloc(n)))

@@ -25,8 +25,8 @@ bool apply_index_on(const mb_config *c)
 	return c->ttl_seconds > 0 || c->max_entries > 0;
 }
 
-/* Remove page @id and its time-index entry; *existed tells if it was. */
-static int page_remove(kv_txn *t, const char *id, size_t len, bool index, bool *existed)
+/* Remove the time-index entry of page @id; *existed tells if it is there. */
+static int page_unindex(kv_txn *t, const char *id, size_t len, bool index, bool *existed)
 {
 	const uint8_t *props;
 	int64_t updated;
@@ -44,7 +44,15 @@ static int page_remove(kv_txn *t, const char *id, size_t len, bool index, bool *
 		if (rc && rc != MB_ENOTFOUND)
 			return rc;
 	}
-	return kv_del(t, KV_PAGES, (kv_val){ id, len });
+	return 0;
+}
+
+/* Remove page @id and its time-index entry; *existed tells if it was. */
+static int page_remove(kv_txn *t, const char *id, size_t len, bool index, bool *existed)
+{
+	int rc = page_unindex(t, id, len, index, existed);
+
+	return rc || !*existed ? rc : kv_del(t, KV_PAGES, (kv_val){ id, len });
 }
 
 /* Drop the least recently updated pages until at most @max remain; each
@@ -253,8 +261,10 @@ static int apply_page_write(kv_txn *t, const mb_rec *r)
 		props = (const uint8_t *)merged.data;
 		plen = merged.len;
 	}
-	/* page_remove invalidates @old, which merged no longer needs */
-	if (!(rc = page_remove(t, r->a, r->alen, apply_index_on(&cfg), &existed)))
+	/* page_store's put replaces the page (one B-tree operation, not a
+	 * delete and an insert); it invalidates @old, which merged no longer
+	 * needs */
+	if (!(rc = page_unindex(t, r->a, r->alen, apply_index_on(&cfg), &existed)))
 		rc = page_store(t, r, props, plen, !existed, &cfg);
 	buf_free(&merged);
 	return rc;

@@ -70,6 +70,11 @@ int kv_grow(kv_env *e);
 int kv_info_get(kv_env *e, kv_info *info);
 
 int kv_begin(kv_env *e, bool write, kv_txn **out);
+/* KV_TXN_SCRATCH bytes (8-aligned) that live as long as the transaction,
+ * zeroed when it begins and whenever a database is dropped in it: the
+ * layer above caches there what it read (state.c: the store's head). */
+#define KV_TXN_SCRATCH 64
+void *kv_txn_scratch(kv_txn *t);
 int kv_commit(kv_txn *t);
 void kv_abort(kv_txn *t);
 /* End a write: commit when @rc is 0, else abort and return @rc. */

@@ -54,6 +54,7 @@ struct kv_env {
 struct kv_txn {
 	kv_env *e;
 	MDB_txn *txn;
+	_Alignas(8) unsigned char scratch[KV_TXN_SCRATCH];
 };
 
 struct kv_cursor {
@@ -391,8 +392,14 @@ int kv_begin(kv_env *e, bool write, kv_txn **out)
 		}
 	}
 	t->e = e;
+	memset(t->scratch, 0, sizeof t->scratch);
 	*out = t;
 	return 0;
+}
+
+void *kv_txn_scratch(kv_txn *t)
+{
+	return t->scratch;
 }
 
 /* LMDB 0.9.24 reports a short pwrite() as EIO (mdb_page_flush: "TODO: Use
@@ -505,6 +512,7 @@ int kv_count(kv_txn *t, int db, uint64_t *n)
 
 int kv_drop(kv_txn *t, int db)
 {
+	memset(t->scratch, 0, sizeof t->scratch);   /* what it cached may be gone */
 	return kv_code(mdb_drop(t->txn, t->e->dbi[db], 0));
 }
 

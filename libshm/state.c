@@ -243,29 +243,127 @@ int st_removed_add(kv_txn *t, uint64_t evicted, uint64_t purged)
 	return st_removed_store(t, &s);
 }
 
-int st_clock_load(kv_txn *t, int64_t *ts)
-{
-	mp_reader r;
-	int rc = meta_get(t, "clock", &r, 1);
+/* The head ("jend", see state.h), read once per transaction: every write
+ * loads it, stamps its record after the clock, advances the clock and
+ * stores the end, so one get and one put of one key serve them all.  Kept
+ * in the transaction's scratch (kv.h), which a kv_drop() clears. */
+typedef struct head_cache {
+	bool loaded;
+	st_head h;
+} head_cache;
 
-	if (rc == MB_ENOTFOUND)
-		return st_pages_load(t, ts);
-	return rc ? rc : (st_read_time(&r, ts) || at_end(&r)) ? MB_ECORRUPT : 0;
+_Static_assert(sizeof(head_cache) <= KV_TXN_SCRATCH, "the head fits the scratch");
+
+static int head_get(kv_txn *t, head_cache **out)
+{
+	head_cache *c = kv_txn_scratch(t);
+	mp_reader r;
+	int rc;
+
+	*out = c;
+	if (c->loaded)
+		return 0;
+	memset(c, 0, sizeof *c);
+	c->h.clock = MB_NEVER;
+	rc = meta_get(t, "jend", &r, 4);
+	if (rc && rc != MB_ENOTFOUND)
+		return rc;
+	if (!rc && (read_u64(&r, &c->h.segment) || read_u64(&r, &c->h.offset) ||
+	            read_u64(&r, &c->h.seq) || st_read_time(&r, &c->h.clock) || at_end(&r)))
+		return MB_ECORRUPT;
+	c->loaded = true;
+	return 0;
 }
 
+int st_head_load(kv_txn *t, st_head *h)
+{
+	head_cache *c;
+	int rc = head_get(t, &c);
+
+	*h = c->h;
+	return rc;
+}
+
+/* Every write stores the head: packed on the stack, at most 1 + 4 x 9
+ * bytes. */
+typedef struct fixbuf {
+	uint8_t d[48];
+	size_t len;
+} fixbuf;
+
+static int fix_write(void *data, const char *buf, size_t len)
+{
+	fixbuf *f = data;
+
+	if (len > sizeof f->d - f->len)
+		return -1;
+	memcpy(f->d + f->len, buf, len);
+	f->len += len;
+	return 0;
+}
+
+int st_head_store(kv_txn *t, uint64_t segment, uint64_t offset, uint64_t seq)
+{
+	fixbuf f = { .len = 0 };
+	msgpack_packer pk;
+	head_cache *c;
+	int rc = head_get(t, &c);
+
+	if (rc)
+		return rc;
+	c->h.segment = segment;
+	c->h.offset = offset;
+	c->h.seq = seq;
+	msgpack_packer_init(&pk, &f, fix_write);
+	msgpack_pack_array(&pk, 4);
+	msgpack_pack_uint64(&pk, segment);
+	msgpack_pack_uint64(&pk, offset);
+	msgpack_pack_uint64(&pk, seq);
+	st_pack_time(&pk, c->h.clock);
+	return kv_put(t, KV_META, (kv_val){ "jend", 4 }, (kv_val){ f.d, f.len });
+}
+
+int bank_jend_load(kv_txn *t, mbj_pos *pos)
+{
+	st_head h;
+	int rc = st_head_load(t, &h);
+
+	*pos = (mbj_pos){ h.segment, h.offset, h.seq };
+	return rc;
+}
+
+int bank_jend_store(kv_txn *t, const mbj_pos *pos)
+{
+	return st_head_store(t, pos->segment, pos->offset, pos->seq);
+}
+
+int st_clock_load(kv_txn *t, int64_t *ts)
+{
+	head_cache *c;
+	int rc = head_get(t, &c);
+
+	if (rc)
+		return rc;
+	if (c->h.clock == MB_NEVER)
+		return st_pages_load(t, ts);
+	*ts = c->h.clock;
+	return 0;
+}
+
+/* Once advanced, the clock is recorded even when the pages' last_updated
+ * stood in for it (a page write: they are equal), so that later loads
+ * need no second record. */
 int st_clock_advance(kv_txn *t, int64_t ts)
 {
-	mb_buf b = { 0 };
-	msgpack_packer pk;
+	head_cache *c;
 	int64_t now;
 	int rc = st_clock_load(t, &now);
 
-	if (rc || ts <= now)
+	if (rc)
 		return rc;
-	mp_packer_init(&pk, &b);
-	msgpack_pack_array(&pk, 1);
-	st_pack_time(&pk, ts);
-	return meta_put(t, "clock", &b);
+	head_get(t, &c);   /* loaded by st_clock_load */
+	c->h.clock = ts > now ? ts : now;
+	return 0;
 }
 
 int st_errtype_decode(kv_val v, st_errtype *s)
@@ -615,50 +713,6 @@ int st_format_store(kv_txn *t)
 	mp_packer_init(&pk, &b);
 	msgpack_pack_int64(&pk, MB_STORE_FORMAT);
 	return meta_put(t, "format", &b);
-}
-
-int bank_jend_load(kv_txn *t, mbj_pos *pos)
-{
-	mp_reader r;
-	int rc = meta_get(t, "jend", &r, 3);
-
-	memset(pos, 0, sizeof *pos);
-	if (rc == MB_ENOTFOUND)
-		return 0;
-	if (rc || read_u64(&r, &pos->segment) || read_u64(&r, &pos->offset) ||
-	    read_u64(&r, &pos->seq) || at_end(&r))
-		return rc ? rc : MB_ECORRUPT;
-	return 0;
-}
-
-/* Every write stores jend: packed on the stack, at most 1 + 3 x 9 bytes. */
-typedef struct fixbuf {
-	uint8_t d[32];
-	size_t len;
-} fixbuf;
-
-static int fix_write(void *data, const char *buf, size_t len)
-{
-	fixbuf *f = data;
-
-	if (len > sizeof f->d - f->len)
-		return -1;
-	memcpy(f->d + f->len, buf, len);
-	f->len += len;
-	return 0;
-}
-
-int bank_jend_store(kv_txn *t, const mbj_pos *pos)
-{
-	fixbuf f = { .len = 0 };
-	msgpack_packer pk;
-
-	msgpack_packer_init(&pk, &f, fix_write);
-	msgpack_pack_array(&pk, 3);
-	msgpack_pack_uint64(&pk, pos->segment);
-	msgpack_pack_uint64(&pk, pos->offset);
-	msgpack_pack_uint64(&pk, pos->seq);
-	return kv_put(t, KV_META, (kv_val){ "jend", 4 }, (kv_val){ f.d, f.len });
 }
 
 static uint64_t get_le64(const uint8_t *p)

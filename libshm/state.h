@@ -15,16 +15,17 @@
  *                          last_ts|nil, last_type|nil, last_message|nil,
  *                          types_dropped]   (6 fields before types were bounded)
  *             "pages"  -> [last_updated|nil]
- *             "clock"  -> [ts]: the newest record time applied; a writer
- *                          stamps its record after it (record times
- *                          strictly increase along the journal)
  *             "config" -> see config.c; absent: st_config_defaults()
  *             "config.extra" -> {keys of config_cache.json beyond ours}
  *             "removed" -> [evicted, purged]: pages removed by max_entries
  *                          and by purge records, counted by apply (so a
  *                          replay counts them again); a checkpoint keeps
  *                          them (checkpoint.json "pages_removed")
- *             "jend"   -> [segment, offset, seq]: the committed journal end
+ *             "jend"   -> [segment, offset, seq, clock|nil]: the store's head,
+ *                          the committed journal end and the clock (the
+ *                          newest record time applied; nil: none yet); a
+ *                          writer stamps its record after the clock, so
+ *                          record times strictly increase along the journal
  *   errtypes  type -> [count, resolved, steps|nil, resolved_at|nil, last_seen|nil]
  *             (at most MB_MAX_ERROR_TYPES; last_seen, the time of the type's
  *             last log or resolve, picks the one dropped: absent in records
@@ -115,8 +116,20 @@ int st_errors_load(kv_txn *t, st_errors *s);
 int st_errors_store(kv_txn *t, const st_errors *s);
 int st_pages_load(kv_txn *t, int64_t *last_updated);
 int st_pages_store(kv_txn *t, int64_t last_updated);
+/* The store's head: the committed journal end and the clock, one record
+ * written once per write transaction.  Loaded once per transaction (then
+ * cached: kv_txn_scratch).  st_clock_advance() changes the cached clock
+ * only: it is stored with the end by st_head_store(), which every
+ * transaction that applies records calls (bank_jend_store) before it
+ * commits. */
+typedef struct st_head {
+	uint64_t segment, offset, seq;
+	int64_t clock;   /* MB_NEVER: none recorded */
+} st_head;
+int st_head_load(kv_txn *t, st_head *h);
+int st_head_store(kv_txn *t, uint64_t segment, uint64_t offset, uint64_t seq);
 /* The store's clock: the newest record time applied (MB_NEVER: none yet).
- * A bank restored from files has no clock record: the pages' last_updated
+ * A bank restored from files has no clock yet: the pages' last_updated
  * stands in for it. */
 int st_clock_load(kv_txn *t, int64_t *ts);
 int st_clock_advance(kv_txn *t, int64_t ts);

@@ -7,6 +7,8 @@
  * static of this test program (tests may keep global state; the library
  * may not).
  */
+#include <sys/wait.h>
+
 #include "jtest.h"
 
 enum { F_NONE, F_ENOSPC, F_EIO, F_SHORT, F_SHORT_THEN_EIO };
@@ -303,6 +305,191 @@ static void test_cut_failure_in_next_at(void **state)
 	jt_rm_rf(base);
 }
 
+/* ------------------------------------------------ THE TAIL CHECK (writer.c)
+ *
+ * A handle that appended last trusts sync.shm that nothing lies past its
+ * end and reads no file.  Another process that dies inside its append
+ * (after the bytes are written, before sync.shm names the new end) must
+ * still be seen by that handle's next mbj_next_at: its record rolled
+ * forward, a crashed roll's empty segment dropped.  The child dies at a
+ * chosen pwrite: the first one of exactly @die_len bytes, after it wrote. */
+static size_t die_len;
+static const char *die_as_v2;   /* sync.shm: clear `appending` as a v2 writer would */
+
+static ssize_t die_pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+	ssize_t w = pwrite(fd, buf, n, off);
+
+	if (n == die_len && die_as_v2) {
+		/* `appending` is the last 4 bytes of the state (the padding
+		 * after `ready` in version 2) */
+		struct stat st;
+		int sfd = open(die_as_v2, O_RDWR);
+		uint32_t zero = 0;
+		if (sfd < 0 || fstat(sfd, &st) ||
+		    pwrite(sfd, &zero, 4, st.st_size - 4) != 4)
+			_exit(4);
+		close(sfd);
+	}
+	if (n == die_len)
+		_exit(0);
+	return w;
+}
+
+static const mbj_io die_io = { die_pwrite, NULL, NULL };
+
+/* A child appends one record of @len payload bytes at @end and dies in the
+ * pwrite of @dying bytes. */
+static void child_dies_appending(const char *jdir, mbj_pos end, uint32_t len, size_t dying)
+{
+	pid_t pid = fork();
+	int st;
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		mbj_options o = { .segment_bytes = JT_SMALL_SEG, .io = &die_io };
+		mbj_log *log;
+		mbj_record rec;
+		uint8_t *buf = calloc(1, len ? len : 1);
+		die_len = dying;
+		if (!buf || mbj_open(jdir, &o, &log) || mbj_next_at(log, &end, &rec))
+			_exit(2);
+		memset(buf, 0x5a, len);
+		mbj_append(log, &end, 9, 0, buf, len, &end);
+		_exit(3);   /* did not die where asked */
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+/* A handle that has just appended (its fast path armed) at @end. */
+static mbj_log *armed_handle(const char *jdir, mbj_pos *end)
+{
+	mbj_options o = { .segment_bytes = JT_SMALL_SEG };
+	mbj_log *log;
+	mbj_record rec;
+
+	assert_int_equal(mbj_open(jdir, &o, &log), 0);
+	assert_int_equal(mbj_next_at(log, end, &rec), 0);
+	assert_int_equal(append_big(log, end), 0);
+	assert_int_equal(mbj_next_at(log, end, &rec), 0);
+	return log;
+}
+
+static void test_tail_check_sees_a_dead_writers_record(void **state)
+{
+	(void)state;
+	char base[64], jdir[80];
+	mbj_pos end = { 0, 0, 0 };
+	mbj_record rec;
+
+	jt_mkdir(base, jdir);
+	mbj_log *log = armed_handle(jdir, &end);
+	child_dies_appending(jdir, end, 100, MBJ_REC_HDR + 100);
+	assert_int_equal(mbj_next_at(log, &end, &rec), 1);
+	assert_int_equal(rec.seq, 2);
+	assert_int_equal(rec.type, 9);
+	assert_int_equal(rec.len, 100);
+	assert_int_equal(rec.end.segment, end.segment);
+	end = rec.end;
+	assert_int_equal(mbj_next_at(log, &end, &rec), 0);
+	uint8_t buf[BIG];
+	big_payload(3, buf);
+	assert_int_equal(mbj_append(log, &end, 1, 0, buf, BIG, &end), 0);
+	mbj_close(log);
+	mbj_report rep;
+	assert_int_equal(mbj_verify(jdir, &rep), 0);
+	assert_int_equal(rep.records, 3);
+	jt_rm_rf(base);
+}
+
+/* The dead writer rolled to a new segment: its record is found there. */
+static void test_tail_check_sees_a_dead_writers_roll(void **state)
+{
+	(void)state;
+	char base[64], jdir[80];
+	mbj_pos end = { 0, 0, 0 };
+	mbj_record rec;
+	uint32_t len = (uint32_t)JT_SMALL_SEG;   /* does not fit: a roll */
+
+	jt_mkdir(base, jdir);
+	mbj_log *log = armed_handle(jdir, &end);
+	assert_int_equal(end.segment, 1);
+	child_dies_appending(jdir, end, len, MBJ_REC_HDR + len);
+	assert_int_equal(mbj_next_at(log, &end, &rec), 1);
+	assert_int_equal(rec.seq, 2);
+	assert_int_equal(rec.len, len);
+	assert_int_equal(rec.end.segment, 2);
+	end = rec.end;
+	assert_int_equal(append_big(log, &end), 0);
+	assert_int_equal(end.seq, 3);
+	mbj_close(log);
+	mbj_report rep;
+	assert_int_equal(mbj_verify(jdir, &rep), 0);
+	assert_int_equal(rep.records, 3);
+	jt_rm_rf(base);
+}
+
+/* The dead writer had created the next segment (its header written) and
+ * no record: the empty segment is dropped and the handle appends where it
+ * was, in segment 1. */
+static void test_tail_check_drops_a_dead_writers_empty_roll(void **state)
+{
+	(void)state;
+	char base[64], jdir[80], path[128];
+	mbj_pos end = { 0, 0, 0 };
+	mbj_record rec;
+	struct stat st;
+
+	jt_mkdir(base, jdir);
+	mbj_log *log = armed_handle(jdir, &end);
+	child_dies_appending(jdir, end, (uint32_t)JT_SMALL_SEG, MBJ_SEG_HDR);
+	jt_path(path, jdir, 2);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(mbj_next_at(log, &end, &rec), 0);
+	assert_int_equal(stat(path, &st), -1);
+	assert_int_equal(append_big(log, &end), 0);
+	assert_int_equal(end.segment, 1);
+	assert_int_equal(end.seq, 2);
+	mbj_close(log);
+	mbj_report rep;
+	assert_int_equal(mbj_verify(jdir, &rep), 0);
+	assert_int_equal(rep.records, 2);
+	jt_rm_rf(base);
+}
+
+/* A sync.shm of version 2 (made this boot by a process of the previous
+ * version, whose writers never set `appending`) opens, and a handle on it
+ * reads the files at every check: a v2 writer that died after its pwrite
+ * is found. */
+static void test_tail_check_on_a_version_2_state(void **state)
+{
+	(void)state;
+	char base[64], jdir[80], shm[128];
+	mbj_pos end = { 0, 0, 0 };
+	mbj_record rec;
+	uint32_t two = 2;
+
+	jt_mkdir(base, jdir);
+	jt_build(jdir, JT_SMALL_SEG, 1, &end);
+	snprintf(shm, sizeof shm, "%s/sync.shm", jdir);
+	int fd = open(shm, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, &two, 4, 8), 4);   /* the version field */
+	close(fd);
+	mbj_log *log = armed_handle(jdir, &end);
+	assert_int_equal(end.seq, 2);
+	die_as_v2 = shm;
+	child_dies_appending(jdir, end, 100, MBJ_REC_HDR + 100);
+	die_as_v2 = NULL;
+	assert_int_equal(mbj_next_at(log, &end, &rec), 1);
+	assert_int_equal(rec.seq, 3);
+	assert_int_equal(rec.len, 100);
+	mbj_close(log);
+	jt_rm_rf(base);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -313,6 +500,10 @@ int main(void)
 		cmocka_unit_test(test_fdatasync_eio_each_site),
 		cmocka_unit_test(test_ftruncate_used_when_zeroing_fails),
 		cmocka_unit_test(test_cut_failure_in_next_at),
+		cmocka_unit_test(test_tail_check_sees_a_dead_writers_record),
+		cmocka_unit_test(test_tail_check_sees_a_dead_writers_roll),
+		cmocka_unit_test(test_tail_check_drops_a_dead_writers_empty_roll),
+		cmocka_unit_test(test_tail_check_on_a_version_2_state),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

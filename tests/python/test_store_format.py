@@ -61,7 +61,7 @@ from membank import MemoryBank  # noqa: E402
 WRITERS = 3
 PAGES = 300                     # per writer
 DATABASES = ("pages", "ptime", "meta", "errtypes", "synchist", "errhist")
-META_KEYS = {"format", "sync", "errors", "pages", "clock", "config", "config.extra",
+META_KEYS = {"format", "sync", "errors", "pages", "config", "config.extra",
              "removed", "jend"}
 
 
@@ -161,7 +161,6 @@ META_SHAPES = {
                          and str_or_nil(v[4]) and str_or_nil(v[5])
                          and is_int(v[6]) and v[6] >= 0),
     "pages": lambda v: isinstance(v, list) and len(v) == 1 and time_or_nil(v[0]),
-    "clock": lambda v: isinstance(v, list) and len(v) == 1 and is_int(v[0]),
     "config": lambda v: (isinstance(v, list) and len(v) == 8 and isinstance(v[0], str)
                          and is_int(v[1]) and isinstance(v[2], (int, float))
                          and isinstance(v[3], str) and isinstance(v[4], bool)
@@ -169,8 +168,8 @@ META_SHAPES = {
     "config.extra": lambda v: isinstance(v, dict),
     "removed": lambda v: (isinstance(v, list) and len(v) == 2
                           and all(is_int(x) and x >= 0 for x in v)),
-    "jend": lambda v: (isinstance(v, list) and len(v) == 3
-                       and all(is_int(x) and x >= 0 for x in v)),
+    "jend": lambda v: (isinstance(v, list) and len(v) == 4
+                       and all(is_int(x) and x >= 0 for x in v[:3]) and time_or_nil(v[3])),
 }
 
 
