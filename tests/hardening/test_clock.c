@@ -333,41 +333,6 @@ static void test_expiry_counted(void **state)
 	mb_close(b);
 }
 
-/* Rewrite the store's head in the older layout: "jend" of 24 bytes and
- * the clock in its own record, [clock] in msgpack. */
-static void old_head_layout(mb_bank *b, int64_t clock)
-{
-	uint8_t clk[10] = { 0x91, 0xd3 };
-	kv_txn *t;
-	kv_val v;
-
-	for (int i = 0; i < 8; i++)
-		clk[2 + i] = (uint8_t)((uint64_t)clock >> (56 - 8 * i));
-	assert_int_equal(kv_begin(b->kv, true, &t), 0);
-	assert_int_equal(kv_get(t, KV_META, (kv_val){ "jend", 4 }, &v), 0);
-	assert_int_equal(v.len, 32);
-	uint8_t old[24];
-	memcpy(old, v.data, 24);
-	assert_int_equal(kv_put(t, KV_META, (kv_val){ "jend", 4 }, (kv_val){ old, 24 }), 0);
-	assert_int_equal(kv_put(t, KV_META, (kv_val){ "clock", 5 }, (kv_val){ clk, sizeof clk }), 0);
-	assert_int_equal(kv_commit(t), 0);
-}
-
-static st_head head_of(mb_bank *b, size_t *jend_len, bool *clock_record)
-{
-	st_head h;
-	kv_txn *t;
-	kv_val v;
-
-	assert_int_equal(kv_begin(b->kv, false, &t), 0);
-	assert_int_equal(st_head_load(t, &h), 0);
-	assert_int_equal(kv_get(t, KV_META, (kv_val){ "jend", 4 }, &v), 0);
-	*jend_len = v.len;
-	*clock_record = kv_get(t, KV_META, (kv_val){ "clock", 5 }, &v) == 0;
-	kv_abort(t);
-	return h;
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
