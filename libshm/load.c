@@ -246,13 +246,16 @@ static int load_removed(kv_txn *t, const cJSON *ckpt)
 	return st_removed_store(t, &rm);
 }
 
-/* The empty documents an absent file stands for (LOAD_MISSING_EMPTY). */
+/* The empty documents an absent file stands for (LOAD_MISSING_EMPTY); an
+ * absent config_cache.json, a new bank's config: cache_settings off, so
+ * that no page in the other files is evicted or expired by a bound nobody
+ * set (st_config_defaults() keeps the legacy 1000 and 3600 of old banks). */
 static const char *const empty_doc[] = {
 	"{\"last_successful_sync\":null,\"sync_history\":[],\"current_status\":null,"
 	"\"error_count\":0,\"success_count\":0}",
 	"{\"errors\":[],\"patterns\":{},\"resolutions\":{},\"last_error\":{},"
 	"\"error_stats\":{\"total_errors\":0,\"resolved_errors\":0}}",
-	"{}",
+	"{\"cache_settings\":{\"ttl_seconds\":0,\"max_entries\":0}}",
 };
 static const char *const doc_name[] = { "sync_status.json", "error_log.json",
                                         "config_cache.json", "notion_pages.json" };
@@ -299,6 +302,7 @@ int load_docs_read_from(const char *dir, unsigned flags, const void *tag, load_d
 		return mb_fail(tag, MB_EINVAL, "%s: none of notion_pages.json, sync_status.json, "
 		               "error_log.json, config_cache.json is there", dir);
 	d->no_pages = gone[3];
+	d->no_config = gone[2];
 	if ((rc = gone[0] ? read_empty(0, tag, d) :
 	          load_parse_file(dir, "sync_status.json", MB_MAX_SYNC_FILE, tag, &d->sync)) ||
 	    (rc = gone[1] ? read_empty(1, tag, d) :

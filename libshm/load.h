@@ -59,6 +59,7 @@ typedef struct load_docs {
 	size_t sync_history, error_history;  /* entries in each */
 	unsigned missing;     /* how many of the four files were absent */
 	bool no_pages;        /* notion_pages.json absent: no pages */
+	bool no_config;       /* config_cache.json absent: a new bank's config */
 	load_tally *tally;    /* NULL, or filled by load_all() */
 } load_docs;
 
