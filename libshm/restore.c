@@ -231,6 +231,10 @@ static int build_aside(const char *from, const char *aside, const mb_options *op
 		o.history_limit = most > MB_DEFAULT_HISTORY ?
 		        (most > MB_MAX_HISTORY ? MB_MAX_HISTORY : (uint32_t)most) : MB_DEFAULT_HISTORY;
 	o.create = true;
+	/* the restore takes the first checkpoint itself, once the config is
+	 * settled: an automatic one after the first update (max_entries off)
+	 * would purge the pages whose expiry is turned off next */
+	o.no_auto_checkpoint = true;
 	/* room for the pages up front: a full map makes the load start over */
 	if (mb_pathf(pages, sizeof pages, "%s/notion_pages.json", from) == 0 && !stat(pages, &st) &&
 	    (uint64_t)st.st_size * 3 > (o.map_size > (64u << 20) ? o.map_size : (64u << 20)) &&
