@@ -247,15 +247,13 @@ static int load_removed(kv_txn *t, const cJSON *ckpt)
 }
 
 /* The empty documents an absent file stands for (LOAD_MISSING_EMPTY); an
- * absent config_cache.json, a new bank's config: cache_settings off, so
- * that no page in the other files is evicted or expired by a bound nobody
- * set (st_config_defaults() keeps the legacy 1000 and 3600 of old banks). */
+ * empty config reads as a new bank's (config_from_file()). */
 static const char *const empty_doc[] = {
 	"{\"last_successful_sync\":null,\"sync_history\":[],\"current_status\":null,"
 	"\"error_count\":0,\"success_count\":0}",
 	"{\"errors\":[],\"patterns\":{},\"resolutions\":{},\"last_error\":{},"
 	"\"error_stats\":{\"total_errors\":0,\"resolved_errors\":0}}",
-	"{\"cache_settings\":{\"ttl_seconds\":0,\"max_entries\":0}}",
+	"{}",
 };
 static const char *const doc_name[] = { "sync_status.json", "error_log.json",
                                         "config_cache.json", "notion_pages.json" };

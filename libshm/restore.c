@@ -142,9 +142,9 @@ static int load_into(mb_bank *b, const char *from, const load_docs *d)
 	return mb_fail(NULL, MB_ENOSPC, "restore: the map cannot grow enough");
 }
 
-/* The cache settings of the files' config (the defaults where they say
- * none; an absent config_cache.json reads as a new bank's: both 0).  A
- * config that does not read is refused by the load itself. */
+/* The cache settings of the files' config (a new bank's, both 0, where it
+ * says none or is absent).  A config that does not read is refused by the
+ * load itself. */
 static int64_t docs_cache(const load_docs *d, int64_t *max_entries)
 {
 	mb_buf extra = { 0 };

@@ -1172,6 +1172,14 @@ class RestoreKeepsEveryPage(CliTest):
         self.restore(src)
         self.assert_kept(1200, 0, 0)
 
+    def test_config_without_cache_settings(self):
+        """A key config_cache.json lacks reads as a new bank's (before: the
+        legacy 1000 and 3600: a choice needed, then 1,000 pages)."""
+        src = os.path.join(self.tmp, "src")
+        write_many(src, 1200, 86400, {})
+        self.assertEqual(self.restore(src), "")
+        self.assert_kept(1200, 0, 0)
+
     def test_max_entries_below_pages(self):
         src = os.path.join(self.tmp, "src")
         write_many(src, 30, 0, {"ttl_seconds": 3600, "max_entries": 10})

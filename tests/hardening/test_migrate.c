@@ -675,7 +675,7 @@ static void test_config_extra_keys(void **state)
 	        "{\"notion_settings\":{\"api_version\":\"2022-06-28\",\"retry_attempts\":4,"
 	        "\"timeout_seconds\":30,\"database_id\":\"abc\"},\"logging_settings\":"
 	        "{\"log_level\":\"INFO\",\"structured_logging\":true},\"cache_settings\":"
-	        "{\"ttl_seconds\":0,\"max_entries\":1000,\"deep\":{\"a\":[1,2.5,null]}},"
+	        "{\"ttl_seconds\":0,\"max_entries\":0,\"deep\":{\"a\":[1,2.5,null]}},"
 	        "\"workspace\":\"w\",\"last_config_update\":null}";
 	fx *f = *state;
 	char src[4096], out[4096], again[4096], p[4096], *doc = NULL, *a, *b2;
