@@ -236,6 +236,39 @@ cleanup:
 #endif
 }
 
+#if CLI_HAVE_SNAPSHOT
+static int64_t report_int(const cJSON *r, const char *key)
+{
+	return (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(r, key));
+}
+
+/* What the restore changed or dropped, on stderr (nothing when it kept
+ * the files' settings and every page): never silently. */
+static void say_restored(const cli *c, const char *report)
+{
+	cJSON *r = report ? cJSON_Parse(report) : NULL;
+	int64_t was = report_int(r, "max_entries_was"), now = report_int(r, "max_entries_now");
+
+	if (!r)
+		return;
+	if (cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(r, "config_cache_json")))
+		cli_msg(c, "no config_cache.json: cache_settings off (max_entries 0, ttl_seconds "
+		        "0), as in a new bank");
+	if (was != now)
+		cli_msg(c, "max_entries was %lld, fewer than the pages kept: set to 0 (no bound), "
+		        "so that none is evicted", (long long)was);
+	if (report_int(r, "expired_pages_kept"))
+		cli_msg(c, "%lld pages older than ttl_seconds=%lld kept: ttl_seconds set to 0",
+		        (long long)report_int(r, "expired_pages_kept"),
+		        (long long)report_int(r, "ttl_seconds_was"));
+	if (report_int(r, "expired_pages_dropped"))
+		cli_msg(c, "%lld pages older than ttl_seconds=%lld dropped (--expire)",
+		        (long long)report_int(r, "expired_pages_dropped"),
+		        (long long)report_int(r, "ttl_seconds_was"));
+	cJSON_Delete(r);
+}
+#endif
+
 int cmd_restore(cli *c, int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -254,7 +287,9 @@ int cmd_restore(cli *c, int argc, char **argv)
 	           "the four that is absent reads as an empty one (one must be there).\n"
 	           "Pages older than the files' ttl_seconds would be expired on arrival:\n"
 	           "then one of --keep-expired and --expire is required.\n"
-	           "Prints the bank's path.\n\n"
+	           "No page is evicted: when more are kept than max_entries, max_entries is\n"
+	           "set to 0 (no bound).  Without config_cache.json, cache_settings are off.\n"
+	           "Prints the bank's path; on stderr, what the restore changed or dropped.\n\n"
 	           "  -f, --force          replace a non-empty bank\n"
 	           "      --keep-expired   keep pages older than ttl_seconds: ttl_seconds is\n"
 	           "                       set to 0 (expiry off) when any would expire\n"
@@ -273,9 +308,12 @@ int cmd_restore(cli *c, int argc, char **argv)
 	if (argc - optind != 1)
 		return cli_usage_error(c, argc - optind < 1 ? "missing DIR" : "too many arguments");
 #if CLI_HAVE_SNAPSHOT
-	int rc = mb_restore(argv[optind], c->bank_dir, &c->opts, flags);
+	char *report = NULL;
+	int rc = mb_restore_report(argv[optind], c->bank_dir, &c->opts, flags, &report);
 	if (rc)
 		return cli_fail(c, NULL, rc, "cannot restore from %s", argv[optind]);
+	say_restored(c, report);
+	mb_free(report);
 	mb_bank *b = NULL;
 	if ((ex = cli_open_existing(c, &b)))
 		return ex;

@@ -173,7 +173,9 @@ typedef struct restore_report {
 	int64_t ttl_was;          /* the files' ttl_seconds */
 	bool kept;                /* expired pages kept: ttl_seconds set to 0 */
 	int64_t max_was;          /* the files' max_entries */
-	bool unbounded;           /* migration: more pages than max_entries, set to 0 */
+	bool unbounded;           /* more pages than max_entries: set to 0 */
+	uint64_t dropped;         /* expired pages dropped (MB_RESTORE_EXPIRE) */
+	bool no_config;           /* config_cache.json absent: a new bank's settings */
 } restore_report;
 
 /* Internal mb_restore() flag: the files are the target's own (migration). */

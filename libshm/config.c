@@ -479,6 +479,12 @@ int config_from_file(const void *data, size_t len, const void *tag, mb_config *c
 	int rc;
 
 	st_config_defaults(c);
+	/* a key the file lacks reads as a new bank's (docs/memory-bank.md):
+	 * cache_settings off, so that a restore evicts or expires nothing by a
+	 * bound nobody set (the snapshot writes every key, so a checkpoint
+	 * never relies on this; st_config_defaults() is the legacy 1000 and
+	 * 3600 of a store without a config record) */
+	c->ttl_seconds = c->max_entries = 0;
 	if (!(rc = split(data, len, tag, &known, extra)) &&
 	    !(rc = config_patch_from_mp(known.data, known.len, &stamp, tag, &patch)) &&
 	    !(rc = config_apply_patch(c, (const uint8_t *)patch.data, patch.len)))

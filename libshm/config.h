@@ -33,7 +33,8 @@ int config_to_json(const mb_config *c, const void *extra, size_t elen, mb_buf *b
 #define CONFIG_EXTRA_MAX ((size_t)8 << 10)
 
 /* A whole config_cache.json document (msgpack) over the defaults into @c
- * (last_update its stamp); its extras into @extra (left empty when none). */
+ * (last_update its stamp); its extras into @extra (left empty when none).
+ * The defaults are a new bank's: cache_settings both 0. */
 int config_from_file(const void *data, size_t len, const void *tag, mb_config *c,
                      mb_buf *extra);
 /* The stored extras (*@v empty when none); 0 or an MB_E* code. */

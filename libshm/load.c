@@ -257,7 +257,8 @@ static int load_removed(kv_txn *t, const cJSON *ckpt)
 	return st_removed_store(t, &rm);
 }
 
-/* The empty documents an absent file stands for (LOAD_MISSING_EMPTY). */
+/* The empty documents an absent file stands for (LOAD_MISSING_EMPTY); an
+ * empty config reads as a new bank's (config_from_file()). */
 static const char *const empty_doc[] = {
 	"{\"last_successful_sync\":null,\"sync_history\":[],\"current_status\":null,"
 	"\"error_count\":0,\"success_count\":0}",
@@ -310,6 +311,7 @@ int load_docs_read_from(const char *dir, unsigned flags, const void *tag, load_d
 		return mb_fail(tag, MB_EINVAL, "%s: none of notion_pages.json, sync_status.json, "
 		               "error_log.json, config_cache.json is there", dir);
 	d->no_pages = gone[3];
+	d->no_config = gone[2];
 	if ((rc = gone[0] ? read_empty(0, tag, d) :
 	          parse_file(dir, "sync_status.json", MB_MAX_SYNC_FILE, tag, &d->sync,
 	                     &d->small[0])) ||

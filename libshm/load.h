@@ -72,6 +72,7 @@ typedef struct load_docs {
 	load_digest small[3]; /* sync_status.json, error_log.json, config_cache.json as read */
 	unsigned missing;     /* how many of the four files were absent */
 	bool no_pages;        /* notion_pages.json absent: no pages */
+	bool no_config;       /* config_cache.json absent: a new bank's config */
 	load_tally *tally;    /* NULL, or filled by load_all() */
 	struct progress *progress; /* NULL, or stepped per page (progress.h) */
 } load_docs;

@@ -556,7 +556,11 @@ MB_API int mb_snapshot(mb_bank *bank, const char *dir, mb_snapshot_info *info);
  * them packed) are kept and written back in their places by every
  * snapshot; mb_config_update() still refuses unknown keys.
  * Pages that would be expired on arrival need MB_RESTORE_KEEP_EXPIRED or
- * MB_RESTORE_EXPIRE (above).
+ * MB_RESTORE_EXPIRE (above).  No page in the files is ever evicted: when
+ * more are kept than the files' cache_settings.max_entries, the restored
+ * max_entries is 0 (no bound), and mb_restore_report() says so.  An absent
+ * config_cache.json reads as a new bank's (cache_settings both 0), not as
+ * the legacy 1000 and 3600.
  * The files' checkpoint.json is read too, if there is one (without it no
  * error type counts as dropped and none as seen: the first dropped at
  * MB_MAX_ERROR_TYPES go in key order).
@@ -570,6 +574,17 @@ MB_API int mb_snapshot(mb_bank *bank, const char *dir, mb_snapshot_info *info);
  * mb_last_error(NULL) says why. */
 MB_API int mb_restore(const char *from_dir, const char *bank_path,
                       const mb_options *opts, unsigned flags);
+
+/** mb_restore(), and on success what it did, in *@p report_json (NULL
+ * after a failure; free with mb_free()):
+ * {"pages":N,"expired_pages":E,"expired_pages_kept":K,
+ *  "expired_pages_dropped":D,"config_cache_json":true|false,
+ *  "ttl_seconds_was":T,"ttl_seconds_now":T2,"max_entries_was":M,
+ *  "max_entries_now":M2}: N pages loaded, E of them older than the files'
+ * ttl_seconds T, kept (MB_RESTORE_KEEP_EXPIRED: T2 0) or dropped
+ * (MB_RESTORE_EXPIRE); M2 is 0 where N - D exceeded the files' M. */
+MB_API int mb_restore_report(const char *from_dir, const char *bank_path,
+                             const mb_options *opts, unsigned flags, char **report_json);
 
 /* ---------------------------------------------------------------- journal */
 

@@ -149,8 +149,9 @@ static int load_into(mb_bank *b, const char *from, const load_docs *d)
 	return mb_fail(NULL, MB_ENOSPC, "restore: the map cannot grow enough");
 }
 
-/* The cache settings of the files' config (the defaults where they say
- * none).  A config that does not read is refused by the load itself. */
+/* The cache settings of the files' config (a new bank's, both 0, where it
+ * says none or is absent).  A config that does not read is refused by the
+ * load itself. */
 static int64_t docs_cache(const load_docs *d, int64_t *max_entries)
 {
 	mb_buf extra = { 0 };
@@ -164,11 +165,14 @@ static int64_t docs_cache(const load_docs *d, int64_t *max_entries)
 	return c.ttl_seconds;
 }
 
-/* A migration never lets the original files' example max_entries drop what
- * they hold: the original class kept every page, and the next new page
- * would evict all those past the bound.  More pages than max_entries: the
- * bound is turned off (MB_ORIGINALS_DIR/migration.json says so). */
-static int unbound_migration(mb_bank *b, uint64_t pages, int64_t max, bool *done)
+/* A restore or migration never lets max_entries drop pages that are in the
+ * files: the files' bound (the original class's example 1000, or a config
+ * lowered after the pages were written) would evict at once (a config
+ * update applies a lower bound) or at the next new page.  More pages to
+ * keep than max_entries: the bound is turned off, and the report says so.
+ * Called before anything else updates the config, for every update after
+ * the load applies the bound. */
+static int unbound(mb_bank *b, uint64_t pages, int64_t max, bool *done)
 {
 	static const char off[] = "{\"cache_settings\":{\"max_entries\":0}}";
 	int rc;
@@ -177,7 +181,7 @@ static int unbound_migration(mb_bank *b, uint64_t pages, int64_t max, bool *done
 	if (max <= 0 || pages <= (uint64_t)max)
 		return 0;
 	if ((rc = mb_config_update(b, off, sizeof off - 1)))
-		return mb_fail(NULL, rc, "migrate: turning max_entries off: %s", mb_last_error(b));
+		return mb_fail(NULL, rc, "restore: turning max_entries off: %s", mb_last_error(b));
 	*done = true;
 	return 0;
 }
@@ -237,6 +241,10 @@ static int build_aside(const char *from, const char *aside, const mb_options *op
 		o.history_limit = most > MB_DEFAULT_HISTORY ?
 		        (most > MB_MAX_HISTORY ? MB_MAX_HISTORY : (uint32_t)most) : MB_DEFAULT_HISTORY;
 	o.create = true;
+	/* the restore takes the first checkpoint itself, once the config is
+	 * settled: an automatic one after the first update (max_entries off)
+	 * would purge the pages whose expiry is turned off next */
+	o.no_auto_checkpoint = true;
 	/* room for the pages up front: a full map makes the load start over */
 	if (mb_pathf(pages, sizeof pages, "%s/notion_pages.json", from) == 0 && !stat(pages, &st) &&
 	    (uint64_t)st.st_size * 3 > (o.map_size > (64u << 20) ? o.map_size : (64u << 20)) &&
@@ -248,10 +256,12 @@ static int build_aside(const char *from, const char *aside, const mb_options *op
 		if (!(rc = load_into(b, from, &d))) {
 			b->tag = b;
 			crash_point(STEP_LOADED);
-			if (!(rc = expiry_choice(b, &tally, ttl, flags, &keep)) &&
-			    (!(flags & RESTORE_MIGRATE) ||
-			     !(rc = unbound_migration(b, tally.pages, max_entries, &unbounded)))) {
-				if (d.missing || keep || (flags & RESTORE_MIGRATE))
+			/* the pages kept: those --expire drops do not count */
+			uint64_t kept = tally.pages - (flags & MB_RESTORE_EXPIRE ? tally.expired : 0);
+			if (!(rc = unbound(b, kept, max_entries, &unbounded)) &&
+			    !(rc = expiry_choice(b, &tally, ttl, flags, &keep))) {
+				if (d.missing || keep || unbounded || (flags & RESTORE_MIGRATE) ||
+				    (tally.expired && (flags & MB_RESTORE_EXPIRE)))
 					rc = mb_snapshot(b, NULL, NULL);
 				else
 					rc = checkpoint_from_files(b, from, (load_digest[4]){
@@ -272,6 +282,8 @@ static int build_aside(const char *from, const char *aside, const mb_options *op
 		rep->kept = keep;
 		rep->max_was = max_entries;
 		rep->unbounded = unbounded;
+		rep->dropped = flags & MB_RESTORE_EXPIRE ? tally.expired : 0;
+		rep->no_config = d.no_config;
 	}
 	load_docs_free(&d);
 	return rc;
@@ -488,7 +500,7 @@ static int keep_originals(const char *from, const char *aside, const mb_options 
 
 /* Under the target's open lock: check, build aside, swap. */
 static int restore_locked(const char *from, const char *path, const mb_options *opts,
-                          unsigned flags, int old_lock)
+                          unsigned flags, int old_lock, restore_report *out)
 {
 	char aside[4096], parent[4096], base[1024], mark[1100];
 	restore_report rep;
@@ -546,6 +558,8 @@ static int restore_locked(const char *from, const char *path, const mb_options *
 	}
 	if (new_lock >= 0)
 		close(new_lock);
+	if (out)
+		*out = rep;
 	return rc;
 }
 
@@ -571,20 +585,57 @@ static int target_dir(const char *path, const mb_options *opts, bool *created)
 
 int restore_migrate(const char *path, const mb_options *opts, int old_lock)
 {
-	int rc = restore_locked(path, path, opts, RESTORE_MIGRATE, old_lock);
+	int rc = restore_locked(path, path, opts, RESTORE_MIGRATE, old_lock, NULL);
 
 	return rc ? mb_fail(NULL, rc, "%s: migrating the original Memory Bank files: %s", path,
 	                    mb_last_error(NULL)) : 0;
 }
 
+/* What the restore did, for the caller (mb_restore_report()); the keys of
+ * migration.json and a few more. */
+static char *report_json(const restore_report *r)
+{
+	mb_buf b = { 0 };
+
+	buf_adds(&b, "{\"pages\":");
+	json_add_int(&b, (int64_t)r->pages);
+	buf_adds(&b, ",\"expired_pages\":");
+	json_add_int(&b, (int64_t)r->expired);
+	buf_adds(&b, ",\"expired_pages_kept\":");
+	json_add_int(&b, (int64_t)(r->kept ? r->expired : 0));
+	buf_adds(&b, ",\"expired_pages_dropped\":");
+	json_add_int(&b, (int64_t)r->dropped);
+	buf_adds(&b, ",\"config_cache_json\":");
+	buf_adds(&b, r->no_config ? "false" : "true");
+	buf_adds(&b, ",\"ttl_seconds_was\":");
+	json_add_int(&b, r->ttl_was);
+	buf_adds(&b, ",\"ttl_seconds_now\":");
+	json_add_int(&b, r->kept ? 0 : r->ttl_was);
+	buf_adds(&b, ",\"max_entries_was\":");
+	json_add_int(&b, r->max_was);
+	buf_adds(&b, ",\"max_entries_now\":");
+	json_add_int(&b, r->unbounded ? 0 : r->max_was);
+	buf_adds(&b, "}");
+	return buf_take(&b, NULL);
+}
+
 int mb_restore(const char *from, const char *bank_path, const mb_options *opts, unsigned flags)
 {
+	return mb_restore_report(from, bank_path, opts, flags, NULL);
+}
+
+int mb_restore_report(const char *from, const char *bank_path, const mb_options *opts,
+                      unsigned flags, char **report)
+{
+	restore_report rep;
 	lockfile lock = { -1, LOCK_OPEN };
 	mb_options defaults;
 	struct stat st;
 	bool created;
 	int rc;
 
+	if (report)
+		*report = NULL;
 	mb_options_init(&defaults);
 	if (!opts)
 		opts = &defaults;
@@ -603,13 +654,15 @@ int mb_restore(const char *from, const char *bank_path, const mb_options *opts, 
 		return rc;  /* (before the lock file is created in it) */
 	if (!(rc = lockfile_acquire(&lock, LOCK_OPEN, bank_path, MB_LOCK_FILE,
 	                            opts->group_shared ? 0660 : 0600, NULL))) {
-		rc = restore_locked(from, bank_path, opts, flags, lock.fd);
+		rc = restore_locked(from, bank_path, opts, flags, lock.fd, &rep);
 		if (rc && created)
 			mb_rm_tree(bank_path);  /* the empty directory made for the lock */
 		lockfile_release(&lock);
 	} else if (created) {
 		mb_rm_tree(bank_path);
 	}
+	if (!rc && report && !(*report = report_json(&rep)))
+		rc = mb_fail(NULL, MB_ENOMEM, "restore: done, but out of memory for its report");
 	if (!rc)
 		mb_clear_error(NULL);
 	return rc;

@@ -767,14 +767,22 @@ class MemoryBank:
     @staticmethod
     def restore(src_dir: PathLike, bank_path: Optional[PathLike] = None, *, force: bool = False,
                 durability: str = "full", group_shared: bool = False,
-                expired: Optional[str] = None) -> None:
+                expired: Optional[str] = None) -> Optional[Dict[str, Any]]:
         """Build the bank at bank_path (None: $MEMBANK_DIR, else
         ./memory-bank) from the four JSON files in src_dir.
 
         Pages older than the files' ttl_seconds would be expired on arrival:
         then the restore raises InvalidInput saying how many, unless expired
         says what to do with them: "keep" (restored with ttl_seconds set to
-        0) or "expire" (dropped).
+        0) or "expire" (dropped).  No page is evicted: when more are kept
+        than the files' max_entries, max_entries is set to 0 (no bound); an
+        absent config_cache.json reads as a new bank's (cache_settings off).
+
+        Returns what the restore did, as mb_restore_report() gives it
+        ({"pages", "expired_pages", "expired_pages_kept",
+        "expired_pages_dropped", "config_cache_json", "ttl_seconds_was",
+        "ttl_seconds_now", "max_entries_was", "max_entries_now"}); None from
+        a library without mb_restore_report.
 
         A static method: it never works on an open handle.  A non-empty bank
         is replaced only with force=True, and only while nobody has it open:
@@ -783,7 +791,7 @@ class MemoryBank:
         library.  Open the bank afterwards with MemoryBank(bank_path).
         """
         lib = _lib.load()
-        fn = lib.lazy("mb_restore")
+        fn = lib.lazy("mb_restore_report") or lib.lazy("mb_restore")
         if fn is None:
             raise BankError(None, None, "mb_restore: not in %s (an older build)" % lib.path)
         src = _text(os.fspath(src_dir), "src_dir")
@@ -802,11 +810,18 @@ class MemoryBank:
         flags |= {None: 0, "keep": _lib.MB_RESTORE_KEEP_EXPIRED,
                   "expire": _lib.MB_RESTORE_EXPIRE}[expired]
         dest_b = _text(dest, "bank_path")
-        with _fork_guard:
-            rc = fn(src, dest_b, ctypes.byref(opts), flags)
-            msg = lib.mb_last_error(None) if rc else b""
-        if rc:
-            raise _exception_for(rc, msg.decode("utf-8", "replace"))
+        out = ctypes.POINTER(ctypes.c_char)()
+        reporting = fn is lib.lazy("mb_restore_report")
+        try:  # out is freed whatever interrupts this (mb_free(NULL) is a no-op)
+            with _fork_guard:
+                rc = fn(src, dest_b, ctypes.byref(opts), flags,
+                        *([ctypes.byref(out)] if reporting else []))
+                msg = lib.mb_last_error(None) if rc else b""
+            if rc:
+                raise _exception_for(rc, msg.decode("utf-8", "replace"))
+            return _decode(ctypes.string_at(out).decode("utf-8")) if reporting else None
+        finally:
+            lib.mb_free(out)
 
 
 MemoryBank.__module__ = "membank"

@@ -161,6 +161,8 @@ _SIGNATURES = {
 _LAZY_SIGNATURES = {
     "mb_snapshot": (_int, [_bank_p, _str, ctypes.POINTER(SnapshotInfo)]),
     "mb_restore": (_int, [_str, _str, ctypes.POINTER(Options), ctypes.c_uint]),
+    "mb_restore_report": (_int, [_str, _str, ctypes.POINTER(Options), ctypes.c_uint,
+                                 ctypes.POINTER(ctypes.POINTER(ctypes.c_char))]),
 }
 
 

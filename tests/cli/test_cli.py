@@ -1123,6 +1123,111 @@ def write_original(d, pages_age_s=0, ttl=3600):
     return {name: open(os.path.join(d, name), "rb").read() for name in docs}
 
 
+def write_many(d, n, age_s, cache=None):
+    """@n pages updated @age_s seconds ago; config_cache.json with these
+    cache_settings, or none when @cache is None."""
+    import datetime
+    when = (datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None) -
+            datetime.timedelta(seconds=age_s)).isoformat()
+    os.makedirs(d, 0o700)
+    pages = {"p%05d" % i: {"properties": {"i": i}, "last_updated": when} for i in range(n)}
+    with open(os.path.join(d, "notion_pages.json"), "w") as f:
+        json.dump({"pages": pages, "last_updated": when,
+                   "metadata": {"total_pages": n, "last_sync": None}}, f)
+    if cache is not None:
+        with open(os.path.join(d, "config_cache.json"), "w") as f:
+            json.dump({"cache_settings": cache}, f)
+
+
+class RestoreKeepsEveryPage(CliTest):
+    """No page in the files is evicted or expired without a word.  Before:
+    notion_pages.json alone (1,200 pages, a day old) restored with
+    --keep-expired gave 1,000 pages and max_entries 1000 (the absent config
+    read as the legacy 1000 and 3600); a config whose max_entries was below
+    the pages kept them until the next new page evicted the excess."""
+
+    def restore(self, src, *flags):
+        p = self.mb("restore", src, *flags)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stdout.decode(), self.bank + "\n")
+        return p.stderr.decode()
+
+    def assert_kept(self, pages, max_entries, ttl):
+        self.assertEqual(self.ok("page", "count"), "%d\n" % pages)
+        cache = self.doc("config", "get")["cache_settings"]
+        self.assertEqual((cache["max_entries"], cache["ttl_seconds"]), (max_entries, ttl))
+        self.ok("page", "put", "new", "{}")
+        self.assertEqual(self.ok("page", "count"), "%d\n" % (pages + 1))
+        self.assertEqual(self.doc("stats")["pages_evicted"], 0)
+
+    def test_pages_alone_keep_expired(self):
+        src = os.path.join(self.tmp, "src")
+        write_many(src, 1200, 86400)
+        err = self.restore(src, "--keep-expired")
+        self.assertIn("no config_cache.json: cache_settings off (max_entries 0, ttl_seconds 0)",
+                      err)
+        self.assert_kept(1200, 0, 0)
+
+    def test_pages_alone_no_flag(self):
+        src = os.path.join(self.tmp, "src")
+        write_many(src, 1200, 86400)
+        self.restore(src)
+        self.assert_kept(1200, 0, 0)
+
+    def test_config_without_cache_settings(self):
+        """A key config_cache.json lacks reads as a new bank's (before: the
+        legacy 1000 and 3600: a choice needed, then 1,000 pages)."""
+        src = os.path.join(self.tmp, "src")
+        write_many(src, 1200, 86400, {})
+        self.assertEqual(self.restore(src), "")
+        self.assert_kept(1200, 0, 0)
+
+    def test_max_entries_below_pages(self):
+        src = os.path.join(self.tmp, "src")
+        write_many(src, 30, 0, {"ttl_seconds": 3600, "max_entries": 10})
+        err = self.restore(src)
+        self.assertIn("max_entries was 10, fewer than the pages kept: set to 0 (no bound)", err)
+        self.assert_kept(30, 0, 3600)
+
+    def test_max_entries_below_pages_keep_expired(self):
+        src = os.path.join(self.tmp, "src")
+        write_many(src, 30, 86400, {"ttl_seconds": 3600, "max_entries": 10})
+        err = self.restore(src, "--keep-expired")
+        self.assertIn("max_entries was 10", err)
+        self.assertIn("30 pages older than ttl_seconds=3600 kept: ttl_seconds set to 0", err)
+        self.assert_kept(30, 0, 0)
+
+    def test_expire_says_how_many(self):
+        src = os.path.join(self.tmp, "src")
+        write_many(src, 30, 86400, {"ttl_seconds": 3600, "max_entries": 10})
+        err = self.restore(src, "--expire")
+        self.assertIn("30 pages older than ttl_seconds=3600 dropped (--expire)", err)
+        self.assertNotIn("max_entries was", err)  # what is kept (none) fits
+        self.assertEqual(self.ok("page", "count"), "0\n")
+
+    def test_force_replaces_with_the_same_rule(self):
+        self.ok("page", "put", "x", "{}")
+        src = os.path.join(self.tmp, "src")
+        write_many(src, 30, 0, {"ttl_seconds": 0, "max_entries": 10})
+        self.restore(src, "--force")
+        self.assert_kept(30, 0, 0)
+
+    def test_own_snapshot_says_nothing(self):
+        src = os.path.join(self.tmp, "src")
+        write_many(src, 30, 0, {"ttl_seconds": 0, "max_entries": 100})
+        self.restore(src)
+        out = os.path.join(self.tmp, "out")
+        os.mkdir(out, 0o700)
+        self.ok("snapshot", "--out", out)
+        self.bank = os.path.join(self.tmp, "again")
+        self.assertEqual(self.restore(out), "")
+        self.assert_kept(30, 100, 0)
+
+    def test_migration_without_config(self):
+        write_many(self.bank, 1200, 86400)
+        self.assert_kept(1200, 0, 0)
+
+
 class Migration(CliTest):
     """The original class's directory converts in place on first open, its
     files kept under original-memory-bank/ (before: exit 4, "not a membank

@@ -502,6 +502,165 @@ static void test_restore_expired_choice(void **state)
 	mb_close(b);
 }
 
+/* @n pages updated @age_s seconds ago in @dir/notion_pages.json, and a
+ * config_cache.json with @max_entries and ttl_seconds 3600 unless
+ * @max_entries < 0 (no config_cache.json: the files of the report). */
+static void write_many(const char *dir, int n, long age_s, long max_entries)
+{
+	char p[4200], when[64];
+	time_t t = time(NULL) - age_s;
+	struct tm tm;
+	FILE *fp;
+
+	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", gmtime_r(&t, &tm));
+	assert_int_equal(mkdir(dir, 0700), 0);
+	snprintf(p, sizeof p, "%s/notion_pages.json", dir);
+	assert_non_null(fp = fopen(p, "w"));
+	fprintf(fp, "{\"pages\": {");
+	for (int i = 0; i < n; i++)
+		fprintf(fp, "%s\"p%05d\": {\"properties\": {\"i\": %d}, \"last_updated\": \"%s\"}",
+		        i ? ", " : "", i, i, when);
+	fprintf(fp, "}, \"last_updated\": null, \"metadata\": {\"total_pages\": %d, "
+	        "\"last_sync\": null}}\n", n);
+	fclose(fp);
+	if (max_entries < 0)
+		return;
+	snprintf(p, sizeof p, "%s/config_cache.json", dir);
+	assert_non_null(fp = fopen(p, "w"));
+	fprintf(fp, "{\"cache_settings\": {\"ttl_seconds\": 3600, \"max_entries\": %ld}}\n",
+	        max_entries);
+	fclose(fp);
+}
+
+/* The bank at @path holds @pages pages, with these cache_settings; a new
+ * page then evicts none (nor does a rebuild from the checkpoint). */
+static void assert_all_kept(const char *path, uint64_t pages, int64_t max, int64_t ttl)
+{
+	mb_bank *b = NULL;
+	uint64_t n = 0;
+	cJSON *c;
+
+	assert_int_equal(mb_open(path, NULL, &b), 0);
+	assert_int_equal(mb_page_count(b, &n), 0);
+	assert_int_equal(n, pages);
+	assert_non_null(c = config_doc(b));
+	assert_int_equal(num_at(c, "cache_settings", "max_entries"), max);
+	assert_int_equal(num_at(c, "cache_settings", "ttl_seconds"), ttl);
+	cJSON_Delete(c);
+	assert_int_equal(mb_page_put(b, "new", "{}", 2), 0);
+	assert_int_equal(mb_rebuild(b), 0);
+	assert_int_equal(mb_page_count(b, &n), 0);
+	assert_int_equal(n, pages + 1);
+	assert_true(has(b, "p00000"));
+	mb_close(b);
+}
+
+/* The report: notion_pages.json alone (1,200 pages, three days old) was
+ * restored with --keep-expired into 1,000 pages and max_entries 1000: the
+ * absent config read as the legacy 1000 and 3600, and turning expiry off
+ * applied the bound at once.  Now an absent config_cache.json is a new
+ * bank's (both 0): nothing expires, no choice is needed, all are kept. */
+static void test_restore_no_config_keeps_all(void **state)
+{
+	fx *f = *state;
+	char src[4096], keep[4096], *rep = NULL;
+
+	snprintf(src, sizeof src, "%s/src", f->dir);
+	write_many(src, 1200, 3 * 86400, -1);
+	snprintf(keep, sizeof keep, "%s/keep", f->dir);
+	assert_int_equal(mb_restore_report(src, keep, NULL, MB_RESTORE_KEEP_EXPIRED, &rep), 0);
+	assert_non_null(rep);
+	assert_string_equal(rep, "{\"pages\":1200,\"expired_pages\":0,\"expired_pages_kept\":0,"
+	                         "\"expired_pages_dropped\":0,\"config_cache_json\":false,"
+	                         "\"ttl_seconds_was\":0,\"ttl_seconds_now\":0,"
+	                         "\"max_entries_was\":0,\"max_entries_now\":0}");
+	mb_free(rep);
+	assert_all_kept(keep, 1200, 0, 0);
+	/* without a flag: nothing would expire, so none is needed */
+	assert_int_equal(mb_restore(src, f->path, NULL, 0), 0);
+	assert_all_kept(f->path, 1200, 0, 0);
+}
+
+/* A config_cache.json whose max_entries is below the pages: before, the
+ * restore kept 30 pages under max_entries 10 (the next new page evicted
+ * 20), and with --keep-expired the ttl update evicted 20 at once.  Now the
+ * bound is turned off and the report says so, as the migration did. */
+static void test_restore_max_entries_below_pages(void **state)
+{
+	fx *f = *state;
+	char src[4096], old[4096], keep[4096], drop[4096], *rep = NULL;
+
+	snprintf(src, sizeof src, "%s/src", f->dir);
+	write_many(src, 30, 0, 10);
+	assert_int_equal(mb_restore_report(src, f->path, NULL, 0, &rep), 0);
+	assert_non_null(strstr(rep, "\"pages\":30,"));
+	assert_non_null(strstr(rep, "\"config_cache_json\":true,\"ttl_seconds_was\":3600,"
+	                            "\"ttl_seconds_now\":3600,\"max_entries_was\":10,"
+	                            "\"max_entries_now\":0}"));
+	mb_free(rep);
+	assert_all_kept(f->path, 30, 0, 3600);
+
+	snprintf(old, sizeof old, "%s/old", f->dir);
+	write_many(old, 30, 3 * 86400, 10);
+	snprintf(keep, sizeof keep, "%s/keep", f->dir);
+	assert_int_equal(mb_restore_report(old, keep, NULL, MB_RESTORE_KEEP_EXPIRED, &rep), 0);
+	assert_non_null(strstr(rep, "\"expired_pages\":30,\"expired_pages_kept\":30,"
+	                            "\"expired_pages_dropped\":0,"));
+	assert_non_null(strstr(rep, "\"max_entries_was\":10,\"max_entries_now\":0}"));
+	mb_free(rep);
+	assert_all_kept(keep, 30, 0, 0);
+
+	/* --expire: the dropped are counted; the bound stays when what is kept
+	 * fits in it (none here) */
+	snprintf(drop, sizeof drop, "%s/drop", f->dir);
+	assert_int_equal(mb_restore_report(old, drop, NULL, MB_RESTORE_EXPIRE, &rep), 0);
+	assert_non_null(strstr(rep, "\"pages\":30,\"expired_pages\":30,\"expired_pages_kept\":0,"
+	                            "\"expired_pages_dropped\":30,"));
+	assert_non_null(strstr(rep, "\"max_entries_was\":10,\"max_entries_now\":10}"));
+	mb_free(rep);
+	/* a failed restore reports nothing */
+	rep = (char *)"x";
+	assert_int_equal(mb_restore_report(old, drop, NULL, 0, &rep), MB_EEXIST);
+	assert_null(rep);
+}
+
+/* Migration of an original directory without config_cache.json, more
+ * pages than the legacy 1000, all older than the legacy ttl: before, the
+ * ttl update (expired pages are kept) applied max_entries 1000 at once and
+ * 200 pages were evicted although migration.json said max_entries_now 0. */
+static void test_migrate_no_config_keeps_all(void **state)
+{
+	fx *f = *state;
+	char p[4200], *note;
+
+	write_many(f->path, 1200, 3 * 86400, -1);
+	assert_all_kept(f->path, 1200, 0, 0);
+	snprintf(p, sizeof p, "%s/%s/migration.json", f->path, "original-memory-bank");
+	assert_non_null(note = slurp(p, NULL));
+	assert_non_null(strstr(note, "\"pages\":1200,\"expired_pages_kept\":0,"
+	                             "\"ttl_seconds_was\":0,\"ttl_seconds_now\":0,"
+	                             "\"max_entries_was\":0,\"max_entries_now\":0}"));
+	free(note);
+}
+
+/* The same with the original's example config (1000, 3600): the bound is
+ * turned off before expiry is, so the ttl update evicts nothing.  Before:
+ * 1,000 pages. */
+static void test_migrate_expired_more_than_max(void **state)
+{
+	fx *f = *state;
+	char p[4200], *note;
+
+	write_many(f->path, 1200, 3 * 86400, 1000);
+	assert_all_kept(f->path, 1200, 0, 0);
+	snprintf(p, sizeof p, "%s/%s/migration.json", f->path, "original-memory-bank");
+	assert_non_null(note = slurp(p, NULL));
+	assert_non_null(strstr(note, "\"pages\":1200,\"expired_pages_kept\":1200,"
+	                             "\"ttl_seconds_was\":3600,\"ttl_seconds_now\":0,"
+	                             "\"max_entries_was\":1000,\"max_entries_now\":0}"));
+	free(note);
+}
+
 /* Keys of config_cache.json beyond the documented ones are kept and
  * written back where they were (after their section's fields, top-level
  * ones before last_config_update); updates still refuse them; a rebuild
@@ -516,7 +675,7 @@ static void test_config_extra_keys(void **state)
 	        "{\"notion_settings\":{\"api_version\":\"2022-06-28\",\"retry_attempts\":4,"
 	        "\"timeout_seconds\":30,\"database_id\":\"abc\"},\"logging_settings\":"
 	        "{\"log_level\":\"INFO\",\"structured_logging\":true},\"cache_settings\":"
-	        "{\"ttl_seconds\":0,\"max_entries\":1000,\"deep\":{\"a\":[1,2.5,null]}},"
+	        "{\"ttl_seconds\":0,\"max_entries\":0,\"deep\":{\"a\":[1,2.5,null]}},"
 	        "\"workspace\":\"w\",\"last_config_update\":null}";
 	fx *f = *state;
 	char src[4096], out[4096], again[4096], p[4096], *doc = NULL, *a, *b2;
@@ -585,6 +744,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_restore_missing_files, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_restore_expired_choice, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_config_extra_keys, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_restore_no_config_keeps_all, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_restore_max_entries_below_pages, fx_setup,
+		                                fx_teardown),
+		cmocka_unit_test_setup_teardown(test_migrate_no_config_keeps_all, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_migrate_expired_more_than_max, fx_setup,
+		                                fx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

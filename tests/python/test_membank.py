@@ -1084,6 +1084,30 @@ class TestSnapshotRestore(BankTest):
         with MemoryBank(dest, durability="fast") as r:
             self.assertEqual(r.page_count(), 0)
 
+    def test_restore_keeps_every_page_and_says_so(self):
+        """More pages than the files' max_entries: all kept, max_entries 0,
+        and the returned report says so (before: None, and the next new page
+        evicted all but max_entries)."""
+        out = os.path.join(self.tmp, "many")
+        os.mkdir(out, 0o700)
+        now = "2099-01-01T00:00:00.000000Z"
+        with open(os.path.join(out, "notion_pages.json"), "w") as f:
+            json.dump({"pages": {"p%02d" % i: {"properties": {"i": i}, "last_updated": now}
+                                 for i in range(30)},
+                       "last_updated": now, "metadata": {"total_pages": 30, "last_sync": None}}, f)
+        with open(os.path.join(out, "config_cache.json"), "w") as f:
+            json.dump({"cache_settings": {"ttl_seconds": 0, "max_entries": 10}}, f)
+        dest = os.path.join(self.tmp, "restored")
+        report = MemoryBank.restore(out, dest)
+        self.assertEqual(report, {"pages": 30, "expired_pages": 0, "expired_pages_kept": 0,
+                                  "expired_pages_dropped": 0, "config_cache_json": True,
+                                  "ttl_seconds_was": 0, "ttl_seconds_now": 0,
+                                  "max_entries_was": 10, "max_entries_now": 0})
+        with MemoryBank(dest, durability="fast") as r:
+            r.update_page("new", {})
+            self.assertEqual(r.page_count(), 31)
+            self.assertEqual(r.get_config()["cache_settings"]["max_entries"], 0)
+
 
 # ------------------------------------------------------- library discovery
 
