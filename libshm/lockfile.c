@@ -88,7 +88,7 @@ static int wait_lock(int fd, pid_t *stopped)
 {
 	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0 };
 	uint64_t stopped_since = 0;
-	long nap_us = 500;
+	long nap_us = 250;
 
 	*stopped = 0;
 	for (;;) {
@@ -111,7 +111,7 @@ static int wait_lock(int fd, pid_t *stopped)
 			stopped_since = 0;
 		}
 		nanosleep(&(struct timespec){ 0, nap_us * 1000 }, NULL);
-		if (nap_us < 20000)
+		if (nap_us < 2000)
 			nap_us *= 2;
 	}
 }

@@ -12,7 +12,8 @@
  * of one kind on different files (never the same file: closing either
  * descriptor would drop both record locks).
  *
- * WAITING.  The lock is polled (F_SETLK, naps from 0.5 to 20 ms), not
+ * WAITING.  The lock is polled (F_SETLK, naps from 0.25 to 2 ms: an open
+ * holds it for a few ms, and a cold process must not oversleep it), not
  * waited for with F_SETLKW, so that no call waits without bound on a
  * process that does not progress: a holder that stays stopped (SIGSTOP, a
  * debugger: state T or t in /proc/<pid>/stat, pid from F_GETLK) for
