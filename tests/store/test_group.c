@@ -279,6 +279,32 @@ static void test_failed_commits_in_a_row_take_no_effect(void **state)
 	mb_close(b);
 }
 
+/* More handles than slots: the handles without one lead their own writes
+ * (a claim that finds every slot owned is retried only now and then). */
+static void test_more_handles_than_slots(void **state)
+{
+	fx *f = *state;
+	enum { N = GQ_SLOTS + 6 };
+	mb_bank *h[N];
+	char id[16];
+	uint64_t count = 0;
+
+	for (int i = 0; i < N; i++) {
+		h[i] = open_bank(f->dir, MB_DURABILITY_FAST);
+		assert_non_null(h[i]);
+	}
+	for (int round = 0; round < 3; round++)
+		for (int i = 0; i < N; i++) {
+			snprintf(id, sizeof id, "h%d-%d", i, round);
+			assert_int_equal(mb_page_put(h[i], id, "{\"v\":1}", (size_t)-1), 0);
+		}
+	assert_int_equal(mb_page_count(h[0], &count), 0);
+	assert_int_equal(count, 3 * N);
+	assert_int_equal(journal_records(f, 1), 3 * N);
+	for (int i = N - 1; i >= 0; i--)
+		mb_close(h[i]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -289,6 +315,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_large_record_bypasses_queue, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failed_commits_in_a_row_take_no_effect, setup,
 		                                teardown),
+		cmocka_unit_test_setup_teardown(test_more_handles_than_slots, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
