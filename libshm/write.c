@@ -326,8 +326,10 @@ static int pass_failed(mb_bank *b, pass *p, int rc)
 }
 
 /* Lead one pass with the leader lock held; @own (may be NULL) gets its
- * result.  Every member's result is published before it returns. */
-static void lead(mb_bank *b, gq_member *own)
+ * result.  Every member's result is published before it returns.  The
+ * pass's outcome: 0, or its error, with the message in @why (may be NULL;
+ * read here, under the lock: another thread of the handle may lead next). */
+static int lead(mb_bank *b, gq_member *own, char why[GQ_MSG_BYTES])
 {
 	pass *p = b->pass;
 	int rc, tries = 0;
@@ -357,12 +359,14 @@ static void lead(mb_bank *b, gq_member *own)
 			gq_finish(b->gq, &p->m[i]);
 		else if (own)
 			*own = p->m[i];
+	if (why)
+		memcpy(why, p->why, GQ_MSG_BYTES);
+	return p->rc;
 }
 
 int bank_lead_pass(mb_bank *b)
 {
-	lead(b, NULL);
-	return 0;
+	return lead(b, NULL, NULL);
 }
 
 /* A slot a dead owner left is settled by a pass before it is reused. */
@@ -371,7 +375,7 @@ static int settle_queue(mb_bank *b)
 	bool recover;
 
 	gq_lock(b->gq, &recover);
-	lead(b, NULL);
+	lead(b, NULL, NULL);
 	gq_unlock(b->gq);
 	return 0;
 }
@@ -401,28 +405,29 @@ static int write_grouped(mb_bank *b, gq_member *me)
 	if (got < 0)
 		return mb_fail(b, got, "write queue: %s", mb_strerror(got));
 	if (got) {
-		int unknown = 0;
+		char why[GQ_MSG_BYTES];
+		int unknown = 0, prc;
 
 		gq_submit(b->gq, me->type, me->payload, me->len);
 		while (!gq_wait(b->gq, me)) {
-			lead(b, NULL);
+			prc = lead(b, NULL, why);
 			gq_unlock(b->gq);
 			/* A pass we led takes our slot, unless a dead leader took it
 			 * and the pass failed before it could read the journal's end
 			 * to decide it (group.c, DEATHS): after a few such passes the
 			 * write's outcome stays unknown; the slot is given up, to be
 			 * decided by whoever claims it next. */
-			if (b->pass->rc && ++unknown >= 3 && !gq_done(b->gq)) {
+			if (prc && ++unknown >= 3 && !gq_done(b->gq)) {
 				gq_abandon(b->gq);
 				gq_slot_release(b->gq);
-				return mb_fail(b, b->pass->rc, "%s; this write's outcome is unknown: it "
-				               "may still take effect", b->pass->why);
+				return mb_fail(b, prc, "%s; this write's outcome is unknown: it may still "
+				               "take effect", why);
 			}
 		}
 		gq_slot_release(b->gq);
 	} else {
 		gq_lock(b->gq, &recover);
-		lead(b, me);
+		lead(b, me, NULL);
 		gq_unlock(b->gq);
 	}
 	return 0;
