@@ -212,8 +212,8 @@ static int apply_members(mb_bank *b, kv_txn *t, pass *p, const mbj_pos *end)
 
 	for (size_t i = 0; i < p->n; i++) {
 		gq_member *m = &p->m[i];
-		mbj_record rec = { .type = m->type, .payload = m->payload, .len = m->len,
-		                   .seq = end->seq + 1 + k };
+		int64_t ts;
+		mb_rec r;
 
 		m->rc = 0;
 		m->msg[0] = '\0';
@@ -223,13 +223,25 @@ static int apply_members(mb_bank *b, kv_txn *t, pass *p, const mbj_pos *end)
 			member_failed(b, m, rc);
 			continue;
 		}
-		if ((rc = record_time(t, &rec.ts_us)))
+		if ((rc = record_time(t, &ts)))
 			return mb_fail(b->tag, rc, "reading the store's clock: %s", mb_strerror(rc));
-		if ((rc = apply_journaled(b, t, &rec)))
+		/* a record that is not of its type's shape (its writer's memory
+		 * or the queue damaged) is refused alone: it must not stop the
+		 * group, nor ever reach the journal */
+		if (rec_decode(m->type, ts, m->payload, m->len, &r) || m->type == REC_CANCELLED) {
+			rc = mb_fail(b->tag, MB_EINVAL, "write: a record of type %u is not of its type's "
+			             "shape", m->type);
+			member_failed(b, m, rc);
+			continue;
+		}
+		if ((rc = apply_record(t, b->history_limit, &r))) {
+			if (rc != KV_EMAPFULL)
+				mb_fail(b->tag, rc, "applying a write: %s", mb_strerror(rc));
 			return rc;
-		p->e[k] = (mbj_entry){ m->type, rec.ts_us, m->payload, m->len };
+		}
+		p->e[k] = (mbj_entry){ m->type, ts, m->payload, m->len };
 		p->who[k] = (uint32_t)i;
-		gq_mark(b->gq, m, rec.seq);   /* before the append: see group.c, DEATHS */
+		gq_mark(b->gq, m, end->seq + 1 + k);   /* before the append: group.c, DEATHS */
 		k++;
 	}
 	if (!k)

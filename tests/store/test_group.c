@@ -305,6 +305,26 @@ static void test_more_handles_than_slots(void **state)
 		mb_close(h[i]);
 }
 
+/* A record that is not of its type's shape is refused alone, never
+ * journaled, and the writes around it go on. */
+static void test_malformed_record_refused_alone(void **state)
+{
+	fx *f = *state;
+	mb_bank *b = open_bank(f->dir, MB_DURABILITY_FAST);
+	mb_buf bad = { 0 };
+
+	assert_non_null(b);
+	buf_add(&bad, "\x92\xa1x\x01", 4);   /* ["x", 1]: properties not a map */
+	assert_int_equal(bank_write(b, REC_PAGE_PUT, &bad), MB_EINVAL);
+	assert_non_null(strstr(mb_last_error(b), "not of its type's shape"));
+	assert_int_equal(bank_write(b, REC_CANCELLED, &bad), MB_EINVAL);
+	buf_free(&bad);
+	assert_int_equal(mb_page_put(b, "fine", "{\"v\":1}", (size_t)-1), 0);
+	assert_int_equal(journal_records(f, 1), 1);
+	assert_int_equal(journal_records(f, 9), 0);
+	mb_close(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -316,6 +336,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_failed_commits_in_a_row_take_no_effect, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_more_handles_than_slots, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_malformed_record_refused_alone, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
