@@ -59,6 +59,7 @@
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,6 +80,7 @@
 #define SLOT_BYTES 16384u
 #define MAP_BYTES ((size_t)HEAD_BYTES + (size_t)GQ_SLOTS * SLOT_BYTES)
 #define WAIT_NS (10 * 1000 * 1000)
+#define SPIN_NS (50 * 1000)   /* see gq_wait */
 /* how long an open waits for the flock on group.shm */
 #define STATE_LOCK_NS (30ull * 1000 * 1000 * 1000)
 
@@ -422,6 +424,8 @@ int gq_wait(gq *q, gq_member *out)
 	struct gq_slot *s = slot_at(q, (unsigned)q->slot);
 	struct timespec ts = { 0, WAIT_NS };
 
+	uint64_t spin_until = 0;
+
 	for (;;) {
 		uint32_t w = __atomic_load_n(&s->wake, __ATOMIC_SEQ_CST);
 		int r;
@@ -442,6 +446,17 @@ int gq_wait(gq *q, gq_member *out)
 			pthread_mutex_consistent(&h->leader);
 		if (r == 0 || r == EOWNERDEAD)
 			return 0;
+		/* A pass takes tens of microseconds: yield for about one before
+		 * sleeping.  A sleep costs the leader a wake-up call and us a
+		 * wake-up's latency, more than a short pass itself; yielding
+		 * (not spinning) leaves the CPU to the leader when cores are
+		 * short. */
+		if (!spin_until)
+			spin_until = now_ns() + SPIN_NS;
+		if (now_ns() < spin_until) {
+			sched_yield();
+			continue;
+		}
 		__atomic_store_n(&s->sleeping, 1, __ATOMIC_SEQ_CST);
 		/* the timeout is for a leader that died (a robust mutex wakes
 		 * nobody): then the lock is free and the next look takes it */
