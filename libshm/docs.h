@@ -20,7 +20,7 @@ int doc_config(kv_txn *t, mb_buf *b);
 /* checkpoint.json (membank's own, beside the four files; see checkpoint.h):
  * the journal position @end they cover, and the error-type state the spec's
  * error_log.json has no key for. */
-int doc_checkpoint(kv_txn *t, const mbj_pos *end, mb_buf *b);
+int doc_checkpoint(kv_txn *t, const mbj_pos *end, int64_t write_us, mb_buf *b);
 /* {"timestamp":..,"error_type":..,"message":..} or {} */
 int doc_last_error(const st_errors *s, mb_buf *b);
 

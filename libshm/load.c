@@ -200,11 +200,12 @@ static int check_array(const ld *l, const cJSON *obj, const char *key, size_t *n
 }
 
 /* checkpoint.json, if @dir has one: {"format","seq","segment","offset",
- * "error_types":{"dropped":N,"last_seen":{type:time|null}}} (checkpoint.h);
- * error_types is optional (checkpoints from before it have none). */
+ * "write_us":N,"error_types":{"dropped":N,"last_seen":{type:time|null}}}
+ * (checkpoint.h); error_types and write_us (how long the checkpoint took
+ * to write, for metrics only) are optional (older checkpoints have none). */
 static int read_ckpt(const char *dir, const void *tag, cJSON **out)
 {
-	static const char *const keys[] = { "format", "seq", "segment", "offset",
+	static const char *const keys[] = { "format", "seq", "segment", "offset", "write_us",
 	                                    "pages_removed", "error_types", NULL };
 	static const char *const et_keys[] = { "dropped", "last_seen", NULL };
 	static const char *const rm_keys[] = { "evicted", "purged", NULL };

@@ -26,6 +26,7 @@
 #include "apply.h"
 #include "bank.h"
 #include "group.h"
+#include "load.h"
 
 /* One metrics text under way: the buffer and the escaped bank label. */
 typedef struct mtext {
@@ -123,30 +124,28 @@ static void seconds(mtext *m, const char *name, const char *suffix, double s)
 /* checkpoint.json of the bank directory: the seq it covers and when it
  * was written (its mtime).  false when there is none (or it is unreadable:
  * the doctor and recovery say why; metrics only leave the figures out). */
-static bool checkpoint_of(mb_bank *b, uint64_t *seq, struct timespec *when)
+static bool checkpoint_of(mb_bank *b, uint64_t *seq, struct timespec *when, uint64_t *write_us)
 {
-	char path[4096], text[256];
+	char path[4096];
 	struct stat st;
-	ssize_t n = -1;
-	cJSON *j = NULL, *s;
-	int fd;
+	cJSON *j = NULL;
+	bool ok;
 
+	/* the whole file (bounded), not its first bytes: the error types'
+	 * times make it as long as there are types */
 	mb_pathf(path, sizeof path, "%s/%s", b->path, MB_CHECKPOINT_FILE);
-	if ((fd = mb_open_fd(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0)) < 0)
-		return false;
-	if (!fstat(fd, &st))
-		n = read(fd, text, sizeof text - 1);
-	close(fd);
-	if (n > 0)
-		j = cJSON_ParseWithLength(text, (size_t)n);
-	s = cJSON_GetObjectItemCaseSensitive(j, "seq");
-	if (!json_whole(s, MB_JSON_WHOLE_MAX, seq)) {
-		cJSON_Delete(j);
+	if (lstat(path, &st) || load_parse_file(b->path, MB_CHECKPOINT_FILE,
+	                                        MB_MAX_CHECKPOINT_FILE, NULL, &j)) {
+		mb_clear_error(NULL);
 		return false;
 	}
+	ok = json_whole(cJSON_GetObjectItemCaseSensitive(j, "seq"), MB_JSON_WHOLE_MAX, seq);
+	if (!json_whole(cJSON_GetObjectItemCaseSensitive(j, "write_us"), MB_JSON_WHOLE_MAX,
+	                write_us))
+		*write_us = UINT64_MAX;   /* an older checkpoint: not known */
 	*when = st.st_mtim;
 	cJSON_Delete(j);
-	return true;
+	return ok;
 }
 
 /* The samples of membank_errors_by_type_total{type="..."}, one per error
@@ -255,8 +254,8 @@ static void write_path_metrics(mtext *m, mb_bank *b)
 static void checkpoint_metrics(mtext *m, mb_bank *b)
 {
 	struct timespec when, now;
-	uint64_t seq = 0;
-	bool have = checkpoint_of(b, &seq, &when);
+	uint64_t seq = 0, write_us = UINT64_MAX;
+	bool have = checkpoint_of(b, &seq, &when, &write_us);
 
 	gauge(m, "membank_checkpoint_seq", NULL, "Journal seq the checkpoint covers (0: none "
 	      "yet; recovery replays the whole journal).", have ? seq : 0);
@@ -273,6 +272,10 @@ static void checkpoint_metrics(mtext *m, mb_bank *b)
 		double age = (double)(now.tv_sec - when.tv_sec) + (now.tv_nsec - when.tv_nsec) / 1e9;
 		seconds(m, "membank_checkpoint_age_seconds", "", age > 0 ? age : 0);
 	}
+	family(m, "membank_checkpoint_duration_seconds", "gauge", "seconds",
+	       "How long writing the checkpoint took.");
+	if (have && write_us != UINT64_MAX)
+		seconds(m, "membank_checkpoint_duration_seconds", "", (double)write_us / 1e6);
 }
 
 static void state_metrics(mtext *m, const kv_info *ki, const figures *f, uint32_t limit)

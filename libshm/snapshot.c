@@ -123,12 +123,23 @@ static int write_small(kv_txn *t, afile *f, int i)
 	return rc;
 }
 
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 /* checkpoint.json from the store: its position @end, and the error-type
- * state (docs.h), from @t, the transaction the four files came from. */
-static int write_checkpoint_file(mb_bank *b, kv_txn *t, const char *dir, const mbj_pos *end)
+ * state (docs.h), from @t, the transaction the four files came from;
+ * "write_us", the microseconds since @t0 (CLOCK_MONOTONIC), when the
+ * checkpoint began. */
+static int write_checkpoint_file(mb_bank *b, kv_txn *t, const char *dir, const mbj_pos *end,
+                                 int64_t t0)
 {
 	mb_buf text = { 0 };
-	int rc = doc_checkpoint(t, end, &text);
+	int rc = doc_checkpoint(t, end, mono_us() - t0, &text);
 
 	if (rc)
 		rc = mb_fail(b, rc, "snapshot: %s: %s", MB_CHECKPOINT_FILE, mb_strerror(rc));
@@ -180,7 +191,8 @@ static int removed_of(kv_txn *t, mb_snapshot_info *info)
 }
 
 /* The four files and checkpoint.json into @dir, from one read txn. */
-static int write_all(mb_bank *b, const char *dir, mbj_pos *end, mb_snapshot_info *info)
+static int write_all(mb_bank *b, const char *dir, mbj_pos *end, mb_snapshot_info *info,
+                     int64_t t0)
 {
 	kv_txn *t;
 	int rc;
@@ -194,7 +206,7 @@ static int write_all(mb_bank *b, const char *dir, mbj_pos *end, mb_snapshot_info
 	if (!rc)
 		rc = removed_of(t, info);
 	if (!rc)
-		rc = write_checkpoint_file(b, t, dir, end);
+		rc = write_checkpoint_file(b, t, dir, end, t0);
 	kv_abort(t);
 	info->seq = end->seq;
 	return rc;
@@ -414,6 +426,7 @@ static int checkpoint_in(mb_bank *b, mb_snapshot_info *info, const char *copy_fr
 {
 	char root[4096], tmp[4096];
 	mbj_pos end = { 0, 0, 0 };
+	int64_t t0 = mono_us();
 	struct stat st;
 	int rc = 0;
 
@@ -442,11 +455,11 @@ static int checkpoint_in(mb_bank *b, mb_snapshot_info *info, const char *copy_fr
 		/* the store holds exactly what was loaded from @copy_from */
 		if (!(rc = copy_files(b, copy_from, tmp, want, info)) &&
 		    !(rc = bank_read_begin(b, &t))) {
-			rc = write_checkpoint_file(b, t, tmp, &end);
+			rc = write_checkpoint_file(b, t, tmp, &end, t0);
 			kv_abort(t);
 		}
 	} else if (!(rc = purge_expired(b, info)))
-		rc = write_all(b, tmp, &end, info);
+		rc = write_all(b, tmp, &end, info, t0);
 	/* read back by the loader before anything relies on it: a checkpoint
 	 * that could not be loaded would strand the bank at its next rebuild.
 	 * A copy's notion_pages.json has the bytes that just loaded (its
@@ -526,7 +539,7 @@ int mb_snapshot(mb_bank *b, const char *dir, mb_snapshot_info *info)
 		rc = mb_fail(b, MB_EINVAL, "snapshot: %s: not a directory", dir);
 	else {
 		clean_leftovers(dir, false);
-		rc = write_all(b, dir, &end, info);
+		rc = write_all(b, dir, &end, info, mono_us());
 	}
 	info->seconds = now_s() - t0;
 	return rc;

@@ -983,10 +983,36 @@ static void test_metrics(void **state)
 	assert_null(text);
 }
 
+/* The checkpoint's figures in mb_metrics, also when checkpoint.json is long
+ * (many error types: its first bytes alone are not JSON), and how long it
+ * took to write. */
+static void test_metrics_checkpoint(void **state)
+{
+	fx *f = *state;
+	char *text = NULL, want[4300], type[32];
+
+	for (int i = 0; i < 40; i++) {
+		snprintf(type, sizeof type, "error-type-%02d", i);
+		assert_int_equal(mb_error_log(f->b, type, "m"), 0);
+	}
+	assert_int_equal(mb_snapshot(f->b, NULL, NULL), 0);
+	assert_int_equal(mb_metrics(f->b, &text), 0);
+	snprintf(want, sizeof want, "\nmembank_checkpoint_seq{bank=\"%s\"} 40\n", mb_path(f->b));
+	assert_non_null(strstr(text, want));
+	snprintf(want, sizeof want, "\nmembank_checkpoint_duration_seconds{bank=\"%s\"} ",
+	         mb_path(f->b));
+	assert_non_null(strstr(text, want));
+	snprintf(want, sizeof want, "\nmembank_checkpoint_age_seconds{bank=\"%s\"} ",
+	         mb_path(f->b));
+	assert_non_null(strstr(text, want));
+	mb_free(text);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_page_put_get, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_metrics_checkpoint, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_page_exact_text, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_page_numbers_exact, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_page_numbers_refused, setup, teardown),
