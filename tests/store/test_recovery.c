@@ -1115,7 +1115,7 @@ static void test_files_have_spec_keys(void **state)
 
 	/* membank's own state is in checkpoint.json */
 	j = file_json(f->path, "checkpoint.json");
-	assert_keys(j, "format,seq,segment,offset,pages_removed,error_types", "checkpoint.json");
+	assert_keys(j, "format,seq,segment,offset,write_us,pages_removed,error_types", "checkpoint.json");
 	assert_keys(cJSON_GetObjectItem(j, "error_types"), "dropped,last_seen", "error_types");
 	assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "error_types"),
 	                                     "dropped")->valueint, 5);
