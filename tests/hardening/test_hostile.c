@@ -816,12 +816,12 @@ static void test_store_meta_overwritten(void **state)
 }
 
 /* Parts of a bank replaced by symlinks to somewhere else: store/,
- * journal/, a journal segment, membank.json.  Each refused at open, the
- * link's target untouched. */
+ * journal/, a journal segment, membank.json, the write queue.  Each refused
+ * at open, the link's target untouched. */
 static void test_symlinked_parts(void **state)
 {
 	static const char *const parts[] = {
-		"store", "journal", SEG1, "membank.json",
+		"store", "journal", SEG1, "membank.json", "store/group.shm",
 	};
 	fx *f = *state;
 	char p[4096], aside[4096], *before, *after;
