@@ -287,9 +287,10 @@ static bool ofd_lock(int fd, unsigned i)
 	return fcntl(fd, F_OFD_SETLK, &fl) == 0;
 }
 
-/* Own a slot: the first whose lock is free.  A slot left QUEUED or TAKEN by
- * a dead owner is settled by a leader's pass first (DEATHS). */
-static int claim(gq *q, int (*settle)(mb_bank *b), mb_bank *b)
+/* Own a slot: the first whose lock is free (false: every slot is owned).
+ * A slot left QUEUED or TAKEN by a dead owner is settled by a leader's
+ * pass first (DEATHS). */
+static bool claim(gq *q, void (*settle)(mb_bank *b), mb_bank *b)
 {
 	for (unsigned i = 0; i < GQ_SLOTS; i++) {
 		struct gq_slot *s;
@@ -299,43 +300,30 @@ static int claim(gq *q, int (*settle)(mb_bank *b), mb_bank *b)
 			continue;
 		s = slot_at(q, i);
 		st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
-		if (st == S_QUEUED || st == S_TAKEN) {
-			int rc = settle(b);
-			if (rc)
-				return rc;
-		}
+		if (st == S_QUEUED || st == S_TAKEN)
+			settle(b);
 		__atomic_store_n(&s->state, S_FREE, __ATOMIC_RELEASE);
 		q->slot = (int)i;
-		return 0;
+		return true;
 	}
-	return 1;  /* every slot is owned */
+	return false;
 }
 
-int gq_slot_acquire(gq *q, int (*settle)(mb_bank *b), mb_bank *b)
+bool gq_slot_acquire(gq *q, void (*settle)(mb_bank *b), mb_bank *b)
 {
-	int rc;
-
 	if (pthread_mutex_trylock(&q->lend))
-		return 0;
+		return false;
 	if (q->slot < 0) {
 		/* every slot owned: try again only now and then (a claim is a
 		 * system call per slot) */
-		if (q->claim_misses && ++q->claim_misses % 256)
-			goto none;
-		if ((rc = claim(q, settle, b))) {
-			if (rc < 0) {
-				pthread_mutex_unlock(&q->lend);
-				return rc;
-			}
-			q->claim_misses = 1;
-			goto none;
+		if ((q->claim_misses && ++q->claim_misses % 256) || !claim(q, settle, b)) {
+			q->claim_misses += !q->claim_misses;
+			pthread_mutex_unlock(&q->lend);
+			return false;
 		}
 		q->claim_misses = 0;
 	}
-	return 1;
-none:
-	pthread_mutex_unlock(&q->lend);
-	return 0;
+	return true;
 }
 
 bool gq_done(const gq *q)

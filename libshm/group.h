@@ -40,12 +40,12 @@ typedef struct gq_member {
 int gq_open(mb_bank *b, gq **out);
 void gq_close(gq *q);
 
-/* The slot this handle's thread may use: 1 with it held (the caller copies
- * its record in with gq_submit), 0 when there is none to use now (another
- * thread of the handle has it, or every slot is owned: the caller leads
- * with its record instead).  A slot a dead owner left unfinished is
+/* The slot this handle's thread may use: true with it held (the caller
+ * copies its record in with gq_submit), false when there is none to use now
+ * (another thread of the handle has it, or every slot is owned: the caller
+ * leads with its record instead).  A slot a dead owner left unfinished is
  * settled first through @settle (a leader's pass). */
-int gq_slot_acquire(gq *q, int (*settle)(mb_bank *b), mb_bank *b);
+bool gq_slot_acquire(gq *q, void (*settle)(mb_bank *b), mb_bank *b);
 void gq_slot_release(gq *q);
 
 /* Whether the held slot's result is there. */

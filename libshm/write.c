@@ -382,14 +382,13 @@ int bank_lead_pass(mb_bank *b)
 }
 
 /* A slot a dead owner left is settled by a pass before it is reused. */
-static int settle_queue(mb_bank *b)
+static void settle_queue(mb_bank *b)
 {
 	bool recover;
 
 	gq_lock(b->gq, &recover);
 	lead(b, NULL, NULL);
 	gq_unlock(b->gq);
-	return 0;
 }
 
 int bank_queue_open(mb_bank *b)
@@ -411,12 +410,9 @@ void bank_queue_close(mb_bank *b)
  * a record too large for a slot (or with no slot to use) is led at once. */
 static int write_grouped(mb_bank *b, gq_member *me)
 {
-	int got = me->len <= GQ_PAYLOAD_BYTES ? gq_slot_acquire(b->gq, settle_queue, b) : 0;
 	bool recover;
 
-	if (got < 0)
-		return mb_fail(b, got, "write queue: %s", mb_strerror(got));
-	if (got) {
+	if (me->len <= GQ_PAYLOAD_BYTES && gq_slot_acquire(b->gq, settle_queue, b)) {
 		char why[GQ_MSG_BYTES];
 		int unknown = 0, prc;
 
