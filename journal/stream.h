@@ -1,0 +1,114 @@
+/*
+ * stream.h - the journal on a NATS JetStream stream (internal).
+ *
+ * A bank bound to a stream ("nats://...", recorded in membank.json) keeps
+ * its truth in the stream: a record is acknowledged once the stream has
+ * acknowledged it.  Each machine keeps its own local journal (journal.h) as
+ * a MIRROR of the stream: local seq == stream seq, no gaps, so that
+ * everything built on the local journal (roll forward after a crash,
+ * checkpoints covering seq N, replay) works unchanged.  This file only talks
+ * to NATS: it knows nothing of LMDB or of what a payload means.
+ *
+ * URL.  nats://[user:pass@|token@]host:port[,host:port...]/STREAM, or
+ * tls://... (TLS required: a plain connection is refused).  STREAM is
+ * [A-Za-z0-9_-]{1,64}; records go to subject "membank.STREAM".  The
+ * credentials of a URL never appear in a message, a report or a file:
+ * mbs_url_redacted() is the only form shown.
+ *
+ * MESSAGE FORMAT (the body of every stream message, little-endian):
+ *   magic "MBS1" (4) | type u8 | ts_us i64 | payload (rest of the body)
+ * type/ts_us/payload are exactly a local journal record's.  A message whose
+ * body is not of this shape, or whose payload is over MBJ_MAX_PAYLOAD, is
+ * not membank's: mbs_fetch() hands it on with type 0 (the caller applies it
+ * as nothing, the same on every machine, and counts it), so that a hostile
+ * publisher cannot stop every machine nor make them diverge.
+ *
+ * ERRORS are negative MBJ_E* codes (journal.h) or the MBS_E* below;
+ * mbs_errmsg() says what failed (server, stream, NATS status text).
+ *
+ * THREADS.  One mbs_conn may be used by one thread at a time.
+ */
+#ifndef MEMBANK_STREAM_H
+#define MEMBANK_STREAM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "journal.h"
+
+#define MBS_ECONFLICT  -20  /* wrong last sequence: someone appended first */
+#define MBS_ETIMEOUT   -21  /* no answer within the deadline (outcome unknown) */
+#define MBS_EPURGED    -22  /* the records asked for were purged */
+#define MBS_EBEHIND    -23  /* the stream ends before what this machine applied */
+#define MBS_EAUTH      -24  /* refused: authorization / TLS */
+#define MBS_ENOSTREAM  -25  /* no such stream */
+#define MBS_EURL       -26  /* malformed URL (message names the part) */
+
+typedef struct mbs_options {
+	const char *url;
+	const char *creds_file;   /* NKey/JWT credentials file, or NULL */
+	const char *tls_ca;       /* CA file for tls:// (NULL: system CAs) */
+	const char *tls_cert;     /* client certificate + key, or NULL */
+	const char *tls_key;
+	uint32_t timeout_ms;      /* one request; 0: 2000 */
+	uint32_t deadline_ms;     /* a publish or catch-up retries until this; 0: 15000 */
+} mbs_options;
+
+typedef struct mbs_conn mbs_conn;
+
+/* What the stream is, as the server reports it. */
+typedef struct mbs_info {
+	uint64_t first_seq, last_seq, msgs;
+	uint32_t replicas;
+	int32_t max_msg_size;
+	char leader[64];          /* server name of the stream's leader */
+	char created[40];         /* RFC 3339, changes when the stream is recreated */
+} mbs_info;
+
+/* Connect (bounded by deadline_ms).  On failure *out is NULL and
+ * mbs_connect_errmsg() says why (redacted). */
+int mbs_connect(const mbs_options *o, mbs_conn **out);
+const char *mbs_connect_errmsg(void);
+void mbs_close(mbs_conn *c);
+const char *mbs_errmsg(const mbs_conn *c);
+/* The URL with user, password and token removed. */
+const char *mbs_url_redacted(const mbs_conn *c);
+/* Check a URL's syntax without connecting: 0 or MBS_EURL, @why filled. */
+int mbs_url_check(const char *url, char *why, size_t n);
+
+/* Create the stream (file storage, @replicas, max message size that fits
+ * MBJ_MAX_PAYLOAD + 13, subject membank.STREAM) or, when it exists, check
+ * that it is a membank stream; *info filled.  @create false: MBS_ENOSTREAM
+ * when missing. */
+int mbs_stream_ensure(mbs_conn *c, uint32_t replicas, bool create, mbs_info *info);
+int mbs_stream_info(mbs_conn *c, mbs_info *info);
+
+/* Publish one record expecting the stream's last seq to be @expect (0 is
+ * sent too: an empty stream), with Nats-Msg-Id @msg_id (stable across the
+ * retries of one attempt; the server then answers a publish that had landed
+ * with its original seq).  0 and *seq on success; MBS_ECONFLICT (nothing
+ * appended); MBS_ETIMEOUT after retrying until the deadline (the record may
+ * have landed: catch up and look). */
+int mbs_publish(mbs_conn *c, uint64_t expect, const char *msg_id, uint8_t type,
+                int64_t ts_us, const void *payload, uint32_t len, uint64_t *seq);
+
+/* Read the records with seq @from .. @to (0: the stream's last at the call)
+ * in order, calling @fn for each (rec->end.seq == rec->seq; the payload is
+ * valid during the call; type 0 for a message that is not membank's).  @fn
+ * returning non-zero stops with that value.  MBS_EPURGED when @from is
+ * below the stream's first seq. */
+int mbs_fetch(mbs_conn *c, uint64_t from, uint64_t to,
+              int (*fn)(void *ctx, const mbj_record *rec), void *ctx);
+
+/* Remove the records before @seq (keeps @seq and later). */
+int mbs_purge_before(mbs_conn *c, uint64_t seq);
+
+/* The checkpoint kept in the cluster: the four JSON files of a checkpoint
+ * directory and the seq they cover, in a companion stream
+ * ("membank-ckpt.STREAM", chunked, each chunk checksummed).  put stores a
+ * new one and removes older ones once it is whole; get writes the newest
+ * into @dir (files 0600) and gives its seq (MBS_ENOSTREAM when none). */
+int mbs_checkpoint_put(mbs_conn *c, const char *dir, uint64_t seq);
+int mbs_checkpoint_get(mbs_conn *c, const char *dir, uint64_t *seq);
+
+#endif /* MEMBANK_STREAM_H */
