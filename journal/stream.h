@@ -100,6 +100,13 @@ int mbs_publish(mbs_conn *c, uint64_t expect, const char *msg_id, uint8_t type,
 int mbs_fetch(mbs_conn *c, uint64_t from, uint64_t to,
               int (*fn)(void *ctx, const mbj_record *rec), void *ctx);
 
+/* Block until a record past @seq may be in the stream (a message on the
+ * stream's subject was seen, or the stream's last seq is past @seq), or
+ * @timeout_ms passed: 1, 0 on timeout.  How a machine follows the others'
+ * writes without polling the server (a core subscription on the subject,
+ * made at the first call). */
+int mbs_wait_beyond(mbs_conn *c, uint64_t seq, uint32_t timeout_ms);
+
 /* Remove the records before @seq (keeps @seq and later). */
 int mbs_purge_before(mbs_conn *c, uint64_t seq);
 
