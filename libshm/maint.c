@@ -101,7 +101,7 @@ int mb_stats(mb_bank *b, char **out)
 	add_kv(&doc, "seq", ck.seq, false);
 	buf_adds(&doc, ",\"auto\":");
 	bank_auto_stats(b, &doc);
-	buf_adds(&doc, "}}");
+	buf_adds(&doc, "},\"cluster\":null}");
 	if (!(*out = buf_take(&doc, NULL)))
 		return mb_fail(b, MB_ENOMEM, "stats: out of memory");
 	return 0;
