@@ -43,6 +43,7 @@
 #define MBS_EAUTH      -24  /* refused: authorization / TLS */
 #define MBS_ENOSTREAM  -25  /* no such stream */
 #define MBS_EURL       -26  /* malformed URL (message names the part) */
+#define MBS_EFOREIGN   -27  /* the stream exists but is not a membank stream */
 
 typedef struct mbs_options {
 	const char *url;
@@ -76,14 +77,24 @@ const char *mbs_url_redacted(const mbs_conn *c);
 /* Check a URL's syntax without connecting: 0 or MBS_EURL, @why filled. */
 int mbs_url_check(const char *url, char *why, size_t n);
 
+/* The largest payload of a record in the stream.  nats-server's file store
+ * refuses to read back a stored record over 32 MiB (filestore.go
+ * rlBadThresh, not a setting: such a message is acknowledged, then no
+ * consumer gets past it), so a record, its subject and headers must stay
+ * under 32 MiB: 1 KiB less than MBJ_MAX_PAYLOAD.  mbs_publish() refuses a
+ * larger payload with MBJ_EINVAL; the stream's max_msg_size enforces it on
+ * every publisher. */
+#define MBS_MAX_PAYLOAD (MBJ_MAX_PAYLOAD - 1024u)
+
 /* Create the stream (file storage, @replicas, max message size that fits
- * MBJ_MAX_PAYLOAD + 13, subject membank.STREAM) or, when it exists, check
- * that it is a membank stream; *info filled.  @create false: MBS_ENOSTREAM
- * when missing. */
+ * MBS_MAX_PAYLOAD + 13 and no more than the file store reads back, deletes
+ * denied, subject membank.STREAM) or, when it exists, check that it is a
+ * membank stream (MBS_EFOREIGN: not); *info filled.  @create false:
+ * MBS_ENOSTREAM when missing. */
 int mbs_stream_ensure(mbs_conn *c, uint32_t replicas, bool create, mbs_info *info);
 int mbs_stream_info(mbs_conn *c, mbs_info *info);
 
-/* Publish one record expecting the stream's last seq to be @expect (0 is
+/* Publish one record (len <= MBS_MAX_PAYLOAD) expecting the stream's last seq to be @expect (0 is
  * sent too: an empty stream), with Nats-Msg-Id @msg_id (stable across the
  * retries of one attempt; the server then answers a publish that had landed
  * with its original seq).  0 and *seq on success; MBS_ECONFLICT (nothing

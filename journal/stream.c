@@ -1,0 +1,816 @@
+/*
+ * stream.c - the journal on a NATS JetStream stream (see stream.h).
+ *
+ * The only file that includes <nats/nats.h>.  libnats 3.4.1 against
+ * nats-server 2.9.  Known traps of these versions, and what is done here:
+ * - ExpectLastSeq = 0 is not sent by libnats: the header
+ *   "Nats-Expected-Last-Sequence" is set here, always, and jsPubOptions'
+ *   expectations are left empty.
+ * - Direct get answered "Not Found" for acknowledged seqs: records are read
+ *   through an ephemeral pull consumer (memory, R1), never direct get.
+ * - "No responders" during a leader election comes back as 10076
+ *   ("JetStream not enabled"): retryable, like timeouts, until deadline_ms.
+ * - The server acks once a quorum holds a record in memory (no fsync).
+ *
+ * Errors: every message is made here from the NATS status text and the
+ * JetStream error code; the URL in a message is always the redacted one
+ * (credentials are handed to libnats through natsOptions, never in a URL).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <nats/nats.h>
+
+#include "stream.h"
+#include "stream_int.h"
+
+#define MBS_HDR 13                       /* "MBS1" | type u8 | ts_us i64 */
+/* max_msg_size of the stream (headers + body, as the server counts it):
+ * the largest body plus 512 bytes of headers (msg id <= 128, expected seq),
+ * and the file store's record (34 bytes, subject <= 80, headers, body, hash)
+ * stays under its 32 MiB read limit (stream.h, MBS_MAX_PAYLOAD). */
+#define MBS_MAX_MSG ((int32_t)(MBS_MAX_PAYLOAD + MBS_HDR + 512))
+#define MBS_STORE_LIMIT ((int32_t)(32 << 20) - 256)
+#define FETCH_BATCH 256                  /* messages per pull request */
+#define FETCH_MAX_BYTES (64ll << 20)     /* bytes per pull request (> one body) */
+
+struct mbs_conn {
+	natsConnection *nc;
+	jsCtx *js;
+	natsSubscription *watch;   /* core subscription of mbs_wait_beyond */
+	natsSubscription *pull;    /* fetch consumer, positioned at pull_next */
+	uint64_t pull_next;
+	uint32_t timeout_ms, deadline_ms;
+	char stream[MBS_STREAM_MAX + 1];
+	char subject[MBS_STREAM_MAX + 16];
+	char ck_stream[MBS_STREAM_MAX + 16];
+	char ck_subject[MBS_STREAM_MAX + 24];
+	char redacted[MBS_URL_MAX + 1];
+	char err[768];
+};
+
+static __thread char connect_err[768];
+
+__attribute__((format(printf, 1, 2)))
+static void cfail(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(connect_err, sizeof connect_err, fmt, ap);
+	va_end(ap);
+}
+
+const char *mbs_connect_errmsg(void)
+{
+	return connect_err;
+}
+
+const char *mbs_errmsg(const mbs_conn *c)
+{
+	return c ? c->err : "no connection";
+}
+
+const char *mbs_url_redacted(const mbs_conn *c)
+{
+	return c ? c->redacted : "";
+}
+
+__attribute__((format(printf, 3, 4)))
+static int fail(mbs_conn *c, int rc, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(c->err, sizeof c->err, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* "status text (JetStream error N)" of a failed call, for a message.
+ * libnats' own last-error text is not used: it may name the servers. */
+static const char *why(natsStatus s, jsErrCode e, char *buf, size_t n)
+{
+	if (e)
+		snprintf(buf, n, "%s (JetStream error %d)", natsStatus_GetText(s), (int)e);
+	else
+		snprintf(buf, n, "%s", natsStatus_GetText(s));
+	return buf;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void pause_ms(int64_t ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+/* A failure that a leader election, a reconnect or a busy server explains:
+ * try again (the same request) until the deadline. */
+static bool retryable(natsStatus s, jsErrCode e)
+{
+	switch (e) {
+	case JSNotEnabledErr:            /* "no responders" during an election */
+	case JSClusterNotAvailErr:
+	case JSClusterNotLeaderErr:
+	case JSStreamOfflineErr:
+	case JSConsumerOfflineErr:
+		return true;
+	default:
+		break;
+	}
+	if (e)
+		return false;
+	switch (s) {
+	case NATS_TIMEOUT:
+	case NATS_NO_RESPONDERS:
+	case NATS_CONNECTION_DISCONNECTED:
+	case NATS_STALE_CONNECTION:
+	case NATS_NOT_YET_CONNECTED:
+	case NATS_IO_ERROR:
+	case NATS_SLOW_CONSUMER:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Backoff between retries: 20 ms doubling to 500 ms, never past @deadline.
+ * Returns false when the deadline has passed. */
+static bool backoff(int64_t deadline, int64_t *step)
+{
+	int64_t left = deadline - now_ms();
+	if (left <= 0)
+		return false;
+	pause_ms(*step < left ? *step : left);
+	*step = *step * 2 > 500 ? 500 : *step * 2;
+	return true;
+}
+
+/* --- connecting ------------------------------------------------------- */
+
+static void quiet_errors(natsConnection *nc, natsSubscription *sub, natsStatus err,
+                         void *closure)
+{
+	/* Asynchronous errors (a slow consumer) are seen by the calls that
+	 * wait for messages; a library prints nothing. */
+	(void)nc; (void)sub; (void)err; (void)closure;
+}
+
+static natsStatus set_options(natsOptions *no, const mbs_options *o, const mbs_url *u)
+{
+	const char *servers[MBS_HOSTS_MAX];
+	natsStatus s = NATS_OK;
+	for (int i = 0; i < u->nhosts; i++)
+		servers[i] = u->server[i];
+	s = natsOptions_SetServers(no, servers, u->nhosts);
+	if (s == NATS_OK)
+		s = natsOptions_SetTimeout(no, o->timeout_ms ? o->timeout_ms : 2000);
+	if (s == NATS_OK)
+		s = natsOptions_SetNoRandomize(no, false);
+	if (s == NATS_OK)
+		s = natsOptions_SetMaxReconnect(no, -1);
+	if (s == NATS_OK)
+		s = natsOptions_SetReconnectWait(no, 100);
+	if (s == NATS_OK)
+		s = natsOptions_SetErrorHandler(no, quiet_errors, NULL);
+	if (s == NATS_OK)
+		s = natsOptions_SetPingInterval(no, 2000);
+	if (s == NATS_OK)
+		s = natsOptions_SetMaxPingsOut(no, 3);
+	if (s == NATS_OK && u->user[0])
+		s = natsOptions_SetUserInfo(no, u->user, u->pass);
+	if (s == NATS_OK && u->token[0])
+		s = natsOptions_SetToken(no, u->token);
+	if (s == NATS_OK && u->tls)
+		s = natsOptions_SetSecure(no, true);
+	if (s == NATS_OK && u->tls && o->tls_ca)
+		s = natsOptions_LoadCATrustedCertificates(no, o->tls_ca);
+	if (s == NATS_OK && u->tls && o->tls_cert)
+		s = natsOptions_LoadCertificatesChain(no, o->tls_cert,
+		                                      o->tls_key ? o->tls_key : o->tls_cert);
+	if (s == NATS_OK && o->creds_file)
+		s = natsOptions_SetUserCredentialsFromFiles(no, o->creds_file, NULL);
+	return s;
+}
+
+static bool auth_failure(natsStatus s)
+{
+	return s == NATS_CONNECTION_AUTH_FAILED || s == NATS_NOT_PERMITTED ||
+	       s == NATS_SECURE_CONNECTION_WANTED || s == NATS_SECURE_CONNECTION_REQUIRED ||
+	       s == NATS_SSL_ERROR;
+}
+
+int mbs_connect(const mbs_options *o, mbs_conn **out)
+{
+	char w[160];
+	*out = NULL;
+	connect_err[0] = 0;
+	if (!o || !o->url) {
+		cfail("journal URL: none given");
+		return MBS_EURL;
+	}
+	mbs_url *u = calloc(1, sizeof *u);
+	mbs_conn *c = calloc(1, sizeof *c);
+	if (!u || !c) {
+		free(u);
+		free(c);
+		cfail("out of memory");
+		return MBJ_ENOMEM;
+	}
+	int rc = mbs_url_parse(o->url, u, connect_err, sizeof connect_err);
+	if (rc) {
+		free(u);
+		free(c);
+		return rc;
+	}
+	c->timeout_ms = o->timeout_ms ? o->timeout_ms : 2000;
+	c->deadline_ms = o->deadline_ms ? o->deadline_ms : 15000;
+	snprintf(c->stream, sizeof c->stream, "%s", u->stream);
+	snprintf(c->subject, sizeof c->subject, "membank.%s", u->stream);
+	snprintf(c->ck_stream, sizeof c->ck_stream, "MBCKPT-%s", u->stream);
+	snprintf(c->ck_subject, sizeof c->ck_subject, "membank-ckpt.%s", u->stream);
+	snprintf(c->redacted, sizeof c->redacted, "%s", u->redacted);
+
+	natsOptions *no = NULL;
+	natsStatus s = natsOptions_Create(&no);
+	if (s == NATS_OK)
+		s = set_options(no, o, u);
+	bool tls = u->tls;
+	memset(u, 0, sizeof *u);      /* the credentials live on only in libnats */
+	free(u);
+	if (s != NATS_OK) {
+		natsOptions_Destroy(no);
+		cfail("%s: connection options: %s%s",
+		         c->redacted, natsStatus_GetText(s),
+		         tls ? " (check the CA, certificate and key files)" : "");
+		free(c);
+		return s == NATS_NO_MEMORY ? MBJ_ENOMEM : MBJ_EINVAL;
+	}
+	int64_t deadline = now_ms() + c->deadline_ms, step = 20;
+	for (;;) {
+		s = natsConnection_Connect(&c->nc, no);
+		if (s == NATS_OK || auth_failure(s) || !backoff(deadline, &step))
+			break;
+	}
+	natsOptions_Destroy(no);
+	if (s != NATS_OK) {
+		rc = auth_failure(s) ? MBS_EAUTH : MBS_ETIMEOUT;
+		cfail("%s: cannot connect: %s%s",
+		         c->redacted, why(s, 0, w, sizeof w),
+		         s == NATS_SECURE_CONNECTION_WANTED ?
+		         " (tls:// was asked, the server offers no TLS)" :
+		         s == NATS_SSL_ERROR ? " (TLS handshake or certificate check failed)" : "");
+		free(c);
+		return rc;
+	}
+	jsOptions jo;
+	jsOptions_Init(&jo);
+	jo.Wait = c->timeout_ms;
+	s = natsConnection_JetStream(&c->js, c->nc, &jo);
+	if (s != NATS_OK) {
+		cfail("%s: JetStream context: %s",
+		         c->redacted, natsStatus_GetText(s));
+		natsConnection_Destroy(c->nc);
+		free(c);
+		return MBJ_ENOMEM;
+	}
+	*out = c;
+	return 0;
+}
+
+static void drop_pull(mbs_conn *c)
+{
+	if (c->pull) {
+		/* An ephemeral consumer goes when its interest goes. */
+		natsSubscription_Unsubscribe(c->pull);
+		natsSubscription_Destroy(c->pull);
+		c->pull = NULL;
+	}
+	c->pull_next = 0;
+}
+
+void mbs_close(mbs_conn *c)
+{
+	if (!c)
+		return;
+	drop_pull(c);
+	if (c->watch) {
+		natsSubscription_Unsubscribe(c->watch);
+		natsSubscription_Destroy(c->watch);
+	}
+	jsCtx_Destroy(c->js);
+	natsConnection_Close(c->nc);
+	natsConnection_Destroy(c->nc);
+	free(c);
+}
+
+/* --- the stream ------------------------------------------------------- */
+
+static void fill_info(const jsStreamInfo *si, mbs_info *info)
+{
+	if (!info)
+		return;
+	memset(info, 0, sizeof *info);
+	info->first_seq = si->State.FirstSeq;
+	info->last_seq = si->State.LastSeq;
+	info->msgs = si->State.Msgs;
+	if (si->Config) {
+		info->replicas = (uint32_t)si->Config->Replicas;
+		info->max_msg_size = si->Config->MaxMsgSize;
+	}
+	if (si->Cluster && si->Cluster->Leader)
+		snprintf(info->leader, sizeof info->leader, "%s", si->Cluster->Leader);
+	time_t t = (time_t)(si->Created / 1000000000);
+	struct tm tm;
+	if (gmtime_r(&t, &tm)) {
+		char base[24];
+		strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
+		snprintf(info->created, sizeof info->created, "%s.%09lldZ", base,
+		         (long long)(si->Created % 1000000000));
+	}
+}
+
+/* Stream info of @name with retries; *si NULL and MBS_ENOSTREAM when it
+ * does not exist. */
+static int get_info(mbs_conn *c, const char *name, jsStreamInfo **si)
+{
+	char w[160];
+	jsErrCode e = 0;
+	natsStatus s;
+	int64_t deadline = now_ms() + c->deadline_ms, step = 20;
+	jsOptions jo;
+	jsOptions_Init(&jo);
+	jo.Wait = c->timeout_ms;
+	*si = NULL;
+	for (;;) {
+		e = 0;
+		s = js_GetStreamInfo(si, c->js, name, &jo, &e);
+		if (s == NATS_OK)
+			return 0;
+		if (s == NATS_NOT_FOUND || e == JSStreamNotFoundErr)
+			return fail(c, MBS_ENOSTREAM, "%s: no stream %s", c->redacted, name);
+		if (!retryable(s, e) || !backoff(deadline, &step))
+			break;
+	}
+	return fail(c, retryable(s, e) ? MBS_ETIMEOUT : MBJ_EIO,
+	            "%s: stream %s: info: %s", c->redacted, name, why(s, e, w, sizeof w));
+}
+
+int mbs_stream_info(mbs_conn *c, mbs_info *info)
+{
+	jsStreamInfo *si;
+	int rc = get_info(c, c->stream, &si);
+	if (rc)
+		return rc;
+	fill_info(si, info);
+	jsStreamInfo_Destroy(si);
+	return 0;
+}
+
+/* Is the stream's configuration one membank made (or one it can trust)?
+ * Records must never vanish by a limit, nor be deleted one by one. */
+static int check_config(mbs_conn *c, const jsStreamConfig *cf, const char *subject)
+{
+	const char *what = NULL;
+	if (!cf)
+		what = "no configuration";
+	else if (cf->SubjectsLen != 1 || !cf->Subjects || !cf->Subjects[0] ||
+	         strcmp(cf->Subjects[0], subject) != 0)
+		what = "its subjects are not exactly the membank subject";
+	else if (cf->Retention != js_LimitsPolicy)
+		what = "its retention is not 'limits'";
+	else if (cf->MaxMsgs > 0 || cf->MaxBytes > 0 || cf->MaxAge > 0 ||
+	         cf->MaxMsgsPerSubject > 0)
+		what = "it has a limit that would drop records";
+	else if (cf->MaxMsgSize > 0 && cf->MaxMsgSize < MBS_MAX_MSG)
+		what = "its max message size is below the largest record";
+	else if (cf->MaxMsgSize <= 0 || cf->MaxMsgSize > MBS_STORE_LIMIT)
+		what = "its max message size lets in a message the file store "
+		       "cannot read back (over 32 MiB)";
+	else if (cf->Mirror || cf->SourcesLen > 0)
+		what = "it is a mirror or has sources";
+	if (what)
+		return fail(c, MBS_EFOREIGN, "%s: stream %s is not a membank stream: %s",
+		            c->redacted, cf && cf->Name ? cf->Name : "?", what);
+	return 0;
+}
+
+static int add_stream(mbs_conn *c, const char *name, const char *subject,
+                      uint32_t replicas, int32_t max_msg, jsStreamInfo **si)
+{
+	char w[160];
+	const char *subjects[1] = { subject };
+	jsStreamConfig cf;
+	jsStreamConfig_Init(&cf);
+	cf.Name = name;
+	cf.Subjects = subjects;
+	cf.SubjectsLen = 1;
+	cf.Storage = js_FileStorage;
+	cf.Retention = js_LimitsPolicy;
+	cf.Replicas = replicas ? replicas : 1;
+	cf.MaxMsgSize = max_msg;
+	cf.DenyDelete = true;             /* no gaps: only purges from the start */
+	cf.Duplicates = 120ll * 1000000000; /* msg-id window, ns: covers every retry */
+	jsOptions jo;
+	jsOptions_Init(&jo);
+	jo.Wait = c->timeout_ms > 10000 ? c->timeout_ms : 10000;
+	int64_t deadline = now_ms() + c->deadline_ms, step = 20;
+	natsStatus s;
+	jsErrCode e;
+	for (;;) {
+		e = 0;
+		s = js_AddStream(si, c->js, &cf, &jo, &e);
+		if (s == NATS_OK)
+			return 0;
+		if (e == JSStreamNameExistErr)
+			return get_info(c, name, si);  /* another machine made it first */
+		if (!retryable(s, e) || !backoff(deadline, &step))
+			break;
+	}
+	return fail(c, retryable(s, e) ? MBS_ETIMEOUT : MBJ_EIO,
+	            "%s: cannot create stream %s (replicas %u): %s", c->redacted, name,
+	            replicas, why(s, e, w, sizeof w));
+}
+
+int mbs_stream_ensure(mbs_conn *c, uint32_t replicas, bool create, mbs_info *info)
+{
+	jsStreamInfo *si = NULL;
+	int rc = get_info(c, c->stream, &si);
+	if (rc == MBS_ENOSTREAM && create)
+		rc = add_stream(c, c->stream, c->subject, replicas, MBS_MAX_MSG, &si);
+	if (rc)
+		return rc;
+	rc = check_config(c, si->Config, c->subject);
+	if (!rc)
+		fill_info(si, info);
+	jsStreamInfo_Destroy(si);
+	return rc;
+}
+
+/* --- publishing ------------------------------------------------------- */
+
+void mbs_encode_header(uint8_t *h, uint8_t type, int64_t ts_us)
+{
+	uint64_t t = (uint64_t)ts_us;
+	memcpy(h, "MBS1", 4);
+	h[4] = type;
+	for (int i = 0; i < 8; i++)
+		h[5 + i] = (uint8_t)(t >> (8 * i));
+}
+
+int mbs_decode(const void *body, size_t n, mbj_record *rec)
+{
+	const uint8_t *b = body;
+	memset(rec, 0, sizeof *rec);
+	if (n < MBS_HDR || memcmp(b, "MBS1", 4) != 0 || b[4] == 0 ||
+	    n - MBS_HDR > MBJ_MAX_PAYLOAD)
+		return 0;                 /* not membank's: type 0, no payload */
+	uint64_t t = 0;
+	for (int i = 0; i < 8; i++)
+		t |= (uint64_t)b[5 + i] << (8 * i);
+	rec->type = b[4];
+	rec->ts_us = (int64_t)t;
+	rec->payload = b + MBS_HDR;
+	rec->len = (uint32_t)(n - MBS_HDR);
+	return 1;
+}
+
+static natsStatus build_msg(mbs_conn *c, natsMsg **m, uint64_t expect, const char *msg_id,
+                            uint8_t type, int64_t ts_us, const void *payload, uint32_t len)
+{
+	char num[24];
+	uint8_t *body = malloc((size_t)len + MBS_HDR);
+	if (!body)
+		return NATS_NO_MEMORY;
+	mbs_encode_header(body, type, ts_us);
+	if (len)
+		memcpy(body + MBS_HDR, payload, len);
+	natsStatus s = natsMsg_Create(m, c->subject, NULL, (const char *)body,
+	                              (int)(len + MBS_HDR));
+	free(body);                   /* natsMsg_Create copies the data */
+	snprintf(num, sizeof num, "%" PRIu64, expect);
+	if (s == NATS_OK)
+		s = natsMsgHeader_Set(*m, "Nats-Expected-Last-Sequence", num);
+	if (s == NATS_OK)
+		s = natsMsgHeader_Set(*m, "Nats-Msg-Id", msg_id);
+	return s;
+}
+
+static bool msg_id_ok(const char *id)
+{
+	size_t n = id ? strlen(id) : 0;
+	if (n == 0 || n > 128)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (id[i] <= ' ' || id[i] > '~')
+			return false;
+	return true;
+}
+
+int mbs_publish(mbs_conn *c, uint64_t expect, const char *msg_id, uint8_t type,
+                int64_t ts_us, const void *payload, uint32_t len, uint64_t *seq)
+{
+	char w[160];
+	if (type == 0 || (len && !payload))
+		return fail(c, MBJ_EINVAL, "publish: type %u: not a record", type);
+	if (len > MBS_MAX_PAYLOAD)
+		return fail(c, MBJ_EINVAL, "publish: a record of %u bytes is over the "
+		            "%u bytes a stream message holds", len, MBS_MAX_PAYLOAD);
+	if (!msg_id_ok(msg_id))
+		return fail(c, MBJ_EINVAL, "publish: the message id must be 1..128 "
+		            "printable characters without spaces");
+	natsMsg *m = NULL;
+	natsStatus s = build_msg(c, &m, expect, msg_id, type, ts_us, payload, len);
+	if (s != NATS_OK) {
+		natsMsg_Destroy(m);
+		return fail(c, s == NATS_NO_MEMORY ? MBJ_ENOMEM : MBJ_EINVAL,
+		            "publish: %s", natsStatus_GetText(s));
+	}
+	jsPubOptions po;
+	jsPubOptions_Init(&po);
+	po.MaxWait = c->timeout_ms;
+	int64_t deadline = now_ms() + c->deadline_ms, step = 20;
+	jsErrCode e;
+	int rc;
+	for (;;) {
+		jsPubAck *ack = NULL;
+		e = 0;
+		s = js_PublishMsg(&ack, c->js, m, &po, &e);
+		if (s == NATS_OK) {
+			*seq = ack->Sequence;
+			jsPubAck_Destroy(ack);
+			natsMsg_Destroy(m);
+			return 0;
+		}
+		if (e == JSStreamWrongLastSequenceErr) {
+			rc = fail(c, MBS_ECONFLICT, "%s: publish expecting last seq %" PRIu64
+			          ": the stream moved on (%s)", c->redacted, expect,
+			          why(s, e, w, sizeof w));
+			break;
+		}
+		if (e == JSStreamNotFoundErr || s == NATS_NO_RESPONDERS) {
+			/* No stream takes the subject: say so if that is why. */
+			jsStreamInfo *si = NULL;
+			int r = get_info(c, c->stream, &si);
+			jsStreamInfo_Destroy(si);
+			if (r == MBS_ENOSTREAM) {
+				rc = r;
+				break;
+			}
+		}
+		if (!retryable(s, e) || !backoff(deadline, &step)) {
+			rc = fail(c, retryable(s, e) ? MBS_ETIMEOUT :
+			          auth_failure(s) ? MBS_EAUTH : MBJ_EIO,
+			          "%s: publish to stream %s: %s%s", c->redacted, c->stream,
+			          why(s, e, w, sizeof w), retryable(s, e) ?
+			          " (retried until the deadline; the record may have landed)" : "");
+			break;
+		}
+	}
+	natsMsg_Destroy(m);
+	return rc;
+}
+
+/* --- fetching --------------------------------------------------------- */
+
+/* An ephemeral pull consumer (memory, one replica, no acks) starting at
+ * @from: how records are read (never direct get, see the top). */
+static natsStatus open_pull(mbs_conn *c, uint64_t from, jsErrCode *e)
+{
+	drop_pull(c);
+	jsOptions jo;
+	jsOptions_Init(&jo);
+	jo.Wait = c->timeout_ms;
+	jsSubOptions so;
+	jsSubOptions_Init(&so);
+	so.Stream = c->stream;
+	so.Config.DeliverPolicy = js_DeliverByStartSequence;
+	so.Config.OptStartSeq = from;
+	so.Config.AckPolicy = js_AckNone;
+	so.Config.MemoryStorage = true;
+	so.Config.Replicas = 1;
+	so.Config.InactiveThreshold = 60ll * 1000000000;  /* ns: a dead reader's goes */
+	natsStatus s = js_PullSubscribe(&c->pull, c->js, c->subject, NULL, &jo, &so, e);
+	if (s == NATS_OK)
+		s = natsSubscription_SetPendingLimits(c->pull, 2 * FETCH_BATCH,
+		                                      (int)(2 * FETCH_MAX_BYTES));
+	if (s != NATS_OK) {
+		if (c->pull)
+			natsSubscription_Destroy(c->pull);
+		c->pull = NULL;
+		return s;
+	}
+	c->pull_next = from;
+	return NATS_OK;
+}
+
+static int stream_gap(mbs_conn *c, uint64_t from, uint64_t upto,
+                      int (*fn)(void *, const mbj_record *), void *ctx);
+
+/* Hand record @seq (body @b, @n bytes) to @fn. */
+static int deliver(uint64_t seq, const void *b, size_t n,
+                   int (*fn)(void *, const mbj_record *), void *ctx)
+{
+	mbj_record rec;
+	mbs_decode(b, n, &rec);
+	rec.seq = seq;
+	rec.end.seq = seq;
+	return fn(ctx, &rec);
+}
+
+int mbs_fetch(mbs_conn *c, uint64_t from, uint64_t to,
+              int (*fn)(void *ctx, const mbj_record *rec), void *ctx)
+{
+	char w[160];
+	if (from == 0)
+		from = 1;
+	jsStreamInfo *si = NULL;
+	int rc = get_info(c, c->stream, &si);
+	if (rc)
+		return rc;
+	uint64_t first = si->State.FirstSeq, last = si->State.LastSeq;
+	jsStreamInfo_Destroy(si);
+	if (to == 0)
+		to = last;
+	if (to > last)
+		return fail(c, MBS_EBEHIND, "%s: stream %s ends at %" PRIu64 ", before %" PRIu64,
+		            c->redacted, c->stream, last, to);
+	if (from > to)
+		return 0;
+	if (from < first && last > 0)
+		return fail(c, MBS_EPURGED, "%s: stream %s: records %" PRIu64 "..%" PRIu64
+		            " were purged (the stream starts at %" PRIu64 ")", c->redacted,
+		            c->stream, from, first - 1, first);
+	uint64_t next = from;
+	int64_t deadline = now_ms() + c->deadline_ms, step = 20;
+	natsStatus s = NATS_OK;
+	jsErrCode e = 0;
+	while (next <= to) {
+		if (!c->pull || c->pull_next != next) {
+			e = 0;
+			s = open_pull(c, next, &e);
+			if (s != NATS_OK) {
+				if (retryable(s, e) && backoff(deadline, &step))
+					continue;
+				break;
+			}
+		}
+		uint64_t want = to - next + 1;
+		jsFetchRequest fr;
+		jsFetchRequest_Init(&fr);
+		fr.Batch = want < FETCH_BATCH ? (int)want : FETCH_BATCH;
+		fr.MaxBytes = FETCH_MAX_BYTES;
+		fr.Expires = (int64_t)c->timeout_ms * 1000000;
+		natsMsgList list = { NULL, 0 };
+		s = natsSubscription_FetchRequest(&list, c->pull, &fr);
+		if (s != NATS_OK && list.Count == 0) {
+			drop_pull(c);   /* the consumer may be gone with its server */
+			if (retryable(s, 0) && backoff(deadline, &step))
+				continue;
+			break;
+		}
+		step = 20;
+		for (int i = 0; i < list.Count && !rc; i++) {
+			jsMsgMetaData *md = NULL;
+			if (natsMsg_GetMetaData(&md, list.Msgs[i]) != NATS_OK) {
+				continue;      /* not a stream message (a status) */
+			}
+			uint64_t sseq = md->Sequence.Stream;
+			jsMsgMetaData_Destroy(md);
+			if (sseq < next || sseq > to)
+				continue;
+			if (sseq > next) {
+				/* A gap: purged under us, or deleted (the stream
+				 * denies deletes; a hostile admin could not). */
+				rc = stream_gap(c, next, sseq, fn, ctx);
+				if (rc)
+					break;
+			}
+			rc = deliver(sseq, natsMsg_GetData(list.Msgs[i]),
+			             (size_t)natsMsg_GetDataLength(list.Msgs[i]), fn, ctx);
+			next = sseq + 1;
+			c->pull_next = next;
+		}
+		natsMsgList_Destroy(&list);
+		if (rc)
+			return rc;
+	}
+	if (next > to)
+		return 0;
+	return fail(c, retryable(s, e) ? MBS_ETIMEOUT : auth_failure(s) ? MBS_EAUTH : MBJ_EIO,
+	            "%s: stream %s: reading from seq %" PRIu64 ": %s", c->redacted,
+	            c->stream, next, why(s, e, w, sizeof w));
+}
+
+/* Records @from..@upto-1 are missing between two delivered ones.  Purged
+ * under us: MBS_EPURGED.  Otherwise (deleted one by one, which the stream
+ * forbids) they are handed on as type 0 so that seq stays dense and every
+ * machine applies the same nothing. */
+static int stream_gap(mbs_conn *c, uint64_t from, uint64_t upto,
+                      int (*fn)(void *, const mbj_record *), void *ctx)
+{
+	jsStreamInfo *si = NULL;
+	int rc = get_info(c, c->stream, &si);
+	if (rc)
+		return rc;
+	uint64_t first = si->State.FirstSeq;
+	jsStreamInfo_Destroy(si);
+	if (first > from)
+		return fail(c, MBS_EPURGED, "%s: stream %s: record %" PRIu64
+		            " was purged while reading", c->redacted, c->stream, from);
+	for (uint64_t q = from; q < upto && !rc; q++)
+		rc = deliver(q, NULL, 0, fn, ctx);
+	return rc;
+}
+
+/* --- following -------------------------------------------------------- */
+
+int mbs_wait_beyond(mbs_conn *c, uint64_t seq, uint32_t timeout_ms)
+{
+	natsMsg *m = NULL;
+	natsStatus s;
+	if (!c->watch) {
+		s = natsConnection_SubscribeSync(&c->watch, c->nc, c->subject);
+		if (s == NATS_OK)
+			s = natsSubscription_SetPendingLimits(c->watch, 65536, 256 << 20);
+		if (s == NATS_OK)
+			s = natsConnection_FlushTimeout(c->nc, c->timeout_ms);
+		if (s != NATS_OK) {
+			if (c->watch)
+				natsSubscription_Destroy(c->watch);
+			c->watch = NULL;
+			return fail(c, retryable(s, 0) ? MBS_ETIMEOUT : MBJ_EIO,
+			            "%s: subscribe to %s: %s", c->redacted, c->subject,
+			            natsStatus_GetText(s));
+		}
+		/* Subscribed: whatever lands from now on is seen.  What
+		 * landed before is in the stream's last seq. */
+		mbs_info info;
+		int rc = mbs_stream_info(c, &info);
+		if (rc)
+			return rc;
+		if (info.last_seq > seq)
+			return 1;
+	}
+	int got = 0;
+	/* Drain what is pending (without waiting), so that one wake-up
+	 * stands for every message seen since the last call. */
+	while ((s = natsSubscription_NextMsg(&m, c->watch, 0)) == NATS_OK ||
+	       s == NATS_SLOW_CONSUMER) {
+		natsMsg_Destroy(m);
+		m = NULL;
+		got = 1;
+	}
+	if (got)
+		return 1;
+	s = natsSubscription_NextMsg(&m, c->watch, timeout_ms ? timeout_ms : 1);
+	natsMsg_Destroy(m);
+	if (s == NATS_OK || s == NATS_SLOW_CONSUMER)
+		return 1;
+	if (s == NATS_TIMEOUT)
+		return 0;
+	if (retryable(s, 0))
+		return 0;      /* disconnected: the caller polls, libnats reconnects */
+	return fail(c, MBJ_EIO, "%s: waiting on %s: %s", c->redacted, c->subject,
+	            natsStatus_GetText(s));
+}
+
+/* --- purging ---------------------------------------------------------- */
+
+int mbs_purge_before(mbs_conn *c, uint64_t seq)
+{
+	char w[160];
+	if (seq <= 1)
+		return 0;
+	jsOptions jo;
+	jsOptions_Init(&jo);
+	jo.Wait = c->timeout_ms;
+	jo.Stream.Purge.Sequence = seq;   /* removes < seq */
+	int64_t deadline = now_ms() + c->deadline_ms, step = 20;
+	natsStatus s;
+	jsErrCode e;
+	for (;;) {
+		e = 0;
+		s = js_PurgeStream(c->js, c->stream, &jo, &e);
+		if (s == NATS_OK)
+			return 0;
+		if (e == JSStreamNotFoundErr)
+			return fail(c, MBS_ENOSTREAM, "%s: no stream %s", c->redacted, c->stream);
+		if (!retryable(s, e) || !backoff(deadline, &step))
+			break;
+	}
+	return fail(c, retryable(s, e) ? MBS_ETIMEOUT : MBJ_EIO,
+	            "%s: purge of stream %s before %" PRIu64 ": %s", c->redacted,
+	            c->stream, seq, why(s, e, w, sizeof w));
+}

@@ -1,0 +1,711 @@
+/*
+ * test_stream.c - the journal on a JetStream stream (journal/stream.c).
+ *
+ * Runs under tests/nats/cluster.py, which starts the servers and exports
+ * MEMBANK_TEST_NATS_URL (no stream part) and, for the auth and TLS
+ * variants, the credentials and the test CA.  Each test uses a stream of
+ * its own.  Waits are bounded by the library's own deadlines; nothing here
+ * sleeps to synchronise.
+ *
+ * Which tests run depends on MEMBANK_TEST_STREAM_SUITE: "core" (default),
+ * "auth", "tls", "failover".
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <nats/nats.h>
+
+#include "stream_int.h"
+
+static const char *base_url(void)
+{
+	const char *u = getenv("MEMBANK_TEST_NATS_URL");
+	if (!u)
+		fail_msg("MEMBANK_TEST_NATS_URL is not set: run under tests/nats/cluster.py");
+	return u;
+}
+
+static uint32_t nodes(void)
+{
+	const char *n = getenv("MEMBANK_TEST_NATS_NODES");
+	return n ? (uint32_t)atoi(n) : 1;
+}
+
+/* A stream name of its own for each test (several runs may share servers). */
+static void stream_name(char *out, size_t n, const char *tag)
+{
+	static unsigned k;
+	snprintf(out, n, "t%d_%s_%u", (int)getpid(), tag, ++k);
+}
+
+static void url_of(char *out, size_t n, const char *base, const char *stream)
+{
+	snprintf(out, n, "%s/%s", base, stream);
+}
+
+static mbs_options opts_for(const char *url)
+{
+	mbs_options o = { 0 };
+	o.url = url;
+	o.tls_ca = getenv("MEMBANK_TEST_NATS_CA");
+	o.timeout_ms = 5000;
+	o.deadline_ms = 60000;        /* elections on a busy 2-core machine */
+	return o;
+}
+
+static mbs_conn *open_stream(const char *stream, bool create)
+{
+	char url[MBS_URL_MAX];
+	url_of(url, sizeof url, base_url(), stream);
+	mbs_options o = opts_for(url);
+	mbs_conn *c = NULL;
+	int rc = mbs_connect(&o, &c);
+	if (rc)
+		fail_msg("connect: %d %s", rc, mbs_connect_errmsg());
+	mbs_info info;
+	rc = mbs_stream_ensure(c, nodes(), create, &info);
+	if (rc)
+		fail_msg("ensure: %d %s", rc, mbs_errmsg(c));
+	return c;
+}
+
+/* --- fetch collection ------------------------------------------------- */
+
+typedef struct got {
+	uint64_t seq[64];
+	uint8_t type[64];
+	int64_t ts[64];
+	uint32_t len[64];
+	uint32_t crc[64];
+	int n;
+	int stop_after;   /* >0: return 7 after this many */
+} got;
+
+static uint32_t sum(const uint8_t *p, uint32_t n)
+{
+	uint32_t h = 2166136261u;
+	for (uint32_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 16777619u;
+	return h;
+}
+
+static int collect(void *ctx, const mbj_record *r)
+{
+	got *g = ctx;
+	assert_true(g->n < 64);
+	assert_int_equal(r->end.seq, r->seq);
+	g->seq[g->n] = r->seq;
+	g->type[g->n] = r->type;
+	g->ts[g->n] = r->ts_us;
+	g->len[g->n] = r->len;
+	g->crc[g->n] = sum(r->payload, r->len);
+	g->n++;
+	if (g->stop_after && g->n == g->stop_after)
+		return 7;
+	return 0;
+}
+
+static uint8_t *pattern(uint32_t n, uint32_t salt)
+{
+	uint8_t *p = malloc(n ? n : 1);
+	assert_non_null(p);
+	uint32_t x = salt * 2654435761u + 1;
+	for (uint32_t i = 0; i < n; i++) {
+		x ^= x << 13; x ^= x >> 17; x ^= x << 5;
+		p[i] = (uint8_t)x;
+	}
+	return p;
+}
+
+static uint64_t pub(mbs_conn *c, uint64_t expect, const char *id, uint8_t type,
+                    const void *p, uint32_t n)
+{
+	uint64_t seq = 0;
+	int rc = mbs_publish(c, expect, id, type, 1000 + (int64_t)expect, p, n, &seq);
+	if (rc)
+		fail_msg("publish %s: %d %s", id, rc, mbs_errmsg(c));
+	return seq;
+}
+
+/* --- URL --------------------------------------------------------------- */
+
+static void expect_bad(const char *url, const char *part)
+{
+	char why[256];
+	assert_int_equal(mbs_url_check(url, why, sizeof why), MBS_EURL);
+	if (!strstr(why, part))
+		fail_msg("'%s': message '%s' does not name '%s'", url, why, part);
+	assert_null(strstr(why, "s3cret"));
+}
+
+static void test_url(void **state)
+{
+	(void)state;
+	mbs_url u;
+	char why[256];
+	assert_int_equal(mbs_url_parse("nats://u:s3cret@h1:4222,h2,[::1]:5/S-1_x", &u,
+	                               why, sizeof why), 0);
+	assert_false(u.tls);
+	assert_string_equal(u.user, "u");
+	assert_string_equal(u.pass, "s3cret");
+	assert_int_equal(u.nhosts, 3);
+	assert_string_equal(u.server[0], "nats://h1:4222");
+	assert_string_equal(u.server[1], "nats://h2:4222");
+	assert_string_equal(u.server[2], "nats://[::1]:5");
+	assert_string_equal(u.stream, "S-1_x");
+	assert_string_equal(u.redacted, "nats://h1:4222,h2:4222,[::1]:5/S-1_x");
+	assert_int_equal(mbs_url_parse("tls://t%40k%2Fn@127.0.0.1:1/S", &u, why, sizeof why), 0);
+	assert_true(u.tls);
+	assert_string_equal(u.token, "t@k/n");
+	assert_string_equal(u.server[0], "tls://127.0.0.1:1");
+	assert_string_equal(u.redacted, "tls://127.0.0.1:1/S");
+	/* a password with '@' and '/' in it, unescaped: last '@', last '/' */
+	assert_int_equal(mbs_url_parse("nats://u:a@b/c@h/S", &u, why, sizeof why), 0);
+	assert_string_equal(u.pass, "a@b/c");
+	assert_string_equal(u.server[0], "nats://h:4222");
+
+	expect_bad("", "empty");
+	expect_bad("http://h/S", "scheme");
+	expect_bad("nats://h:4222", "/STREAM");
+	expect_bad("nats://h/", "stream name is empty");
+	expect_bad("nats://h/a.b", "stream name");
+	expect_bad("nats://h/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+	           "longer than 64");
+	expect_bad("nats://h:0/S", "port");
+	expect_bad("nats://h:65536/S", "port");
+	expect_bad("nats://h:12a/S", "port");
+	expect_bad("nats://h:/S", "port");
+	expect_bad("nats://h,,k/S", "server 2 is empty");
+	expect_bad("nats://h k/S", "server 1");
+	expect_bad("nats://[zz]:1/S", "IPv6");
+	expect_bad("nats://[::1/S", "']'");
+	expect_bad("nats://u:s3cret@/S", "no server");
+	expect_bad("nats://:s3cret@h/S", "user is empty");
+	expect_bad("nats://u:@h/S", "password is empty");
+	expect_bad("nats://u:s3cret%4@h/S", "password has a truncated");
+	expect_bad("nats://u:s3cret%zz@h/S", "password has a bad");
+	expect_bad("nats://u:s3cret%0a@h/S", "control character");
+	char big[5000];
+	memset(big, 'a', sizeof big - 1);
+	big[sizeof big - 1] = 0;
+	memcpy(big, "nats://", 7);
+	expect_bad(big, "longer than 4096");
+	char longpw[400];
+	snprintf(longpw, sizeof longpw, "nats://u:s3cret%0300d@h/S", 0);
+	expect_bad(longpw, "password is longer than 256");
+	char hosts[400] = "nats://";
+	for (int i = 0; i < 17; i++)
+		strcat(hosts, i ? ",h" : "h");
+	strcat(hosts, "/S");
+	expect_bad(hosts, "more than 16 servers");
+	char longhost[400];
+	snprintf(longhost, sizeof longhost, "nats://%0260d/S", 0);
+	expect_bad(longhost, "longer than 253");
+}
+
+static void test_decode(void **state)
+{
+	(void)state;
+	uint8_t b[32];
+	mbj_record r;
+	mbs_encode_header(b, 9, -5);
+	memcpy(b + 13, "xyz", 3);
+	assert_int_equal(mbs_decode(b, 16, &r), 1);
+	assert_int_equal(r.type, 9);
+	assert_int_equal(r.ts_us, -5);
+	assert_int_equal(r.len, 3);
+	assert_memory_equal(r.payload, "xyz", 3);
+	assert_int_equal(mbs_decode(b, 13, &r), 1);
+	assert_int_equal(r.len, 0);
+	assert_int_equal(mbs_decode(b, 12, &r), 0);
+	assert_int_equal(r.type, 0);
+	b[0] = 'X';
+	assert_int_equal(mbs_decode(b, 16, &r), 0);
+	assert_int_equal(r.type, 0);
+	mbs_encode_header(b, 0, 1);
+	assert_int_equal(mbs_decode(b, 16, &r), 0);
+	/* a payload length over MBJ_MAX_PAYLOAD is refused before it is read */
+	mbs_encode_header(b, 3, 1);
+	assert_int_equal(mbs_decode(b, (size_t)MBJ_MAX_PAYLOAD + 14, &r), 0);
+	assert_int_equal(r.type, 0);
+	assert_null(r.payload);
+}
+
+/* --- against servers --------------------------------------------------- */
+
+/* A raw NATS connection of the test itself (foreign streams, foreign
+ * messages). */
+static natsConnection *raw_conn(jsCtx **js)
+{
+	natsOptions *no;
+	natsConnection *nc;
+	assert_int_equal(natsOptions_Create(&no), NATS_OK);
+	mbs_url u;
+	char why[256], url[MBS_URL_MAX];
+	url_of(url, sizeof url, base_url(), "x");
+	assert_int_equal(mbs_url_parse(url, &u, why, sizeof why), 0);
+	const char *srv[MBS_HOSTS_MAX];
+	for (int i = 0; i < u.nhosts; i++)
+		srv[i] = u.server[i];
+	assert_int_equal(natsOptions_SetServers(no, srv, u.nhosts), NATS_OK);
+	if (u.user[0])
+		natsOptions_SetUserInfo(no, u.user, u.pass);
+	if (u.token[0])
+		natsOptions_SetToken(no, u.token);
+	if (u.tls) {
+		natsOptions_SetSecure(no, true);
+		natsOptions_LoadCATrustedCertificates(no, getenv("MEMBANK_TEST_NATS_CA"));
+	}
+	assert_int_equal(natsConnection_Connect(&nc, no), NATS_OK);
+	natsOptions_Destroy(no);
+	jsOptions jo;
+	jsOptions_Init(&jo);
+	jo.Wait = 10000;
+	assert_int_equal(natsConnection_JetStream(js, nc, &jo), NATS_OK);
+	return nc;
+}
+
+static void raw_close(natsConnection *nc, jsCtx *js)
+{
+	jsCtx_Destroy(js);
+	natsConnection_Destroy(nc);
+}
+
+static void test_ensure(void **state)
+{
+	(void)state;
+	char s[80], url[MBS_URL_MAX];
+	stream_name(s, sizeof s, "ens");
+	url_of(url, sizeof url, base_url(), s);
+	mbs_options o = opts_for(url);
+	mbs_conn *c;
+	assert_int_equal(mbs_connect(&o, &c), 0);
+	mbs_info info;
+	/* missing, not created */
+	assert_int_equal(mbs_stream_ensure(c, nodes(), false, &info), MBS_ENOSTREAM);
+	assert_non_null(strstr(mbs_errmsg(c), s));
+	/* created: file storage, the replicas asked, a record of 32 MiB fits */
+	assert_int_equal(mbs_stream_ensure(c, nodes(), true, &info), 0);
+	assert_int_equal(info.replicas, nodes());
+	assert_true(info.max_msg_size >= (int32_t)(MBS_MAX_PAYLOAD + 13));
+	assert_true(info.max_msg_size < (int32_t)(32 << 20) - 200);
+	assert_int_equal(info.last_seq, 0);
+	assert_true(strlen(info.created) >= 20);
+	if (nodes() > 1)
+		assert_true(info.leader[0] != 0);
+	mbs_info again;
+	/* existing: checked, the same */
+	assert_int_equal(mbs_stream_ensure(c, nodes(), true, &again), 0);
+	assert_string_equal(again.created, info.created);
+	assert_int_equal(mbs_stream_ensure(c, nodes(), false, &again), 0);
+	mbs_close(c);
+
+	/* a stream that is not membank's is refused, and left as it was */
+	jsCtx *js;
+	natsConnection *nc = raw_conn(&js);
+	char f[80], subj[100];
+	stream_name(f, sizeof f, "foreign");
+	snprintf(subj, sizeof subj, "other.%s", f);
+	const char *subjects[1] = { subj };
+	jsStreamConfig cf;
+	jsStreamConfig_Init(&cf);
+	cf.Name = f;
+	cf.Subjects = subjects;
+	cf.SubjectsLen = 1;
+	jsStreamInfo *si = NULL;
+	jsErrCode e = 0;
+	assert_int_equal(js_AddStream(&si, js, &cf, NULL, &e), NATS_OK);
+	jsStreamInfo_Destroy(si);
+	url_of(url, sizeof url, base_url(), f);
+	o = opts_for(url);
+	assert_int_equal(mbs_connect(&o, &c), 0);
+	assert_int_equal(mbs_stream_ensure(c, nodes(), true, &info), MBS_EFOREIGN);
+	assert_non_null(strstr(mbs_errmsg(c), "not a membank stream"));
+	assert_non_null(strstr(mbs_errmsg(c), "subjects"));
+	mbs_close(c);
+	si = NULL;
+	assert_int_equal(js_GetStreamInfo(&si, js, f, NULL, &e), NATS_OK);
+	assert_string_equal(si->Config->Subjects[0], subj);
+	jsStreamInfo_Destroy(si);
+	/* the right subject but a limit that drops records: refused too */
+	stream_name(f, sizeof f, "limited");
+	snprintf(subj, sizeof subj, "membank.%s", f);
+	cf.Name = f;
+	cf.MaxMsgs = 10;
+	si = NULL;
+	assert_int_equal(js_AddStream(&si, js, &cf, NULL, &e), NATS_OK);
+	jsStreamInfo_Destroy(si);
+	url_of(url, sizeof url, base_url(), f);
+	o = opts_for(url);
+	assert_int_equal(mbs_connect(&o, &c), 0);
+	assert_int_equal(mbs_stream_ensure(c, nodes(), false, &info), MBS_EFOREIGN);
+	assert_non_null(strstr(mbs_errmsg(c), "limit"));
+	mbs_close(c);
+	raw_close(nc, js);
+}
+
+static void test_roundtrip(void **state)
+{
+	(void)state;
+	char s[80];
+	stream_name(s, sizeof s, "rt");
+	mbs_conn *c = open_stream(s, true);
+	const uint32_t sizes[] = { 0, 1, 12, 13, 1000, 65536, 1u << 20, (1u << 20) + 7,
+	                           8u << 20, MBS_MAX_PAYLOAD - 1, MBS_MAX_PAYLOAD };
+	const int n = (int)(sizeof sizes / sizeof sizes[0]);
+	uint32_t crc[16];
+	for (int i = 0; i < n; i++) {
+		uint8_t *p = pattern(sizes[i], (uint32_t)i);
+		crc[i] = sum(p, sizes[i]);
+		char id[32];
+		snprintf(id, sizeof id, "rt-%d", i);
+		assert_int_equal(pub(c, (uint64_t)i, id, (uint8_t)(i + 1), p, sizes[i]),
+		                 (uint64_t)i + 1);
+		free(p);
+	}
+	/* over the largest record: refused before anything is sent */
+	uint64_t seq = 0;
+	uint8_t one = 1;
+	assert_int_equal(mbs_publish(c, (uint64_t)n, "big", 1, 0, &one, MBS_MAX_PAYLOAD + 1,
+	                             &seq), MBJ_EINVAL);
+	assert_non_null(strstr(mbs_errmsg(c), "over the"));
+	assert_int_equal(mbs_publish(c, (uint64_t)n, "t0", 0, 0, &one, 1, &seq), MBJ_EINVAL);
+	assert_int_equal(mbs_publish(c, (uint64_t)n, "sp ace", 1, 0, &one, 1, &seq),
+	                 MBJ_EINVAL);
+	got g = { 0 };
+	assert_int_equal(mbs_fetch(c, 1, 0, collect, &g), 0);
+	assert_int_equal(g.n, n);
+	for (int i = 0; i < n; i++) {
+		assert_int_equal(g.seq[i], (uint64_t)i + 1);
+		assert_int_equal(g.type[i], i + 1);
+		assert_int_equal(g.ts[i], 1000 + i);
+		assert_int_equal(g.len[i], sizes[i]);
+		assert_int_equal(g.crc[i], crc[i]);
+	}
+	mbs_info info;
+	assert_int_equal(mbs_stream_info(c, &info), 0);
+	assert_int_equal(info.last_seq, (uint64_t)n);
+	mbs_close(c);
+}
+
+static void test_conflict_and_dedup(void **state)
+{
+	(void)state;
+	char s[80];
+	stream_name(s, sizeof s, "cf");
+	mbs_conn *c = open_stream(s, true);
+	uint64_t seq = 0;
+	/* expect 1 on an empty stream: conflict (0 is what is sent for empty) */
+	assert_int_equal(mbs_publish(c, 1, "a", 1, 0, "x", 1, &seq), MBS_ECONFLICT);
+	assert_non_null(strstr(mbs_errmsg(c), "expecting last seq 1"));
+	assert_int_equal(pub(c, 0, "a", 1, "x", 1), 1);
+	/* expect 0 again: conflict, nothing appended */
+	assert_int_equal(mbs_publish(c, 0, "b", 1, 0, "y", 1, &seq), MBS_ECONFLICT);
+	assert_int_equal(pub(c, 1, "c", 2, "z", 1), 2);
+	assert_int_equal(mbs_publish(c, 1, "d", 1, 0, "y", 1, &seq), MBS_ECONFLICT);
+	assert_int_equal(mbs_publish(c, 5, "e", 1, 0, "y", 1, &seq), MBS_ECONFLICT);
+	/* the same msg id again (a retry whose first try landed): one record,
+	 * its original seq, even though the stream has moved on */
+	assert_int_equal(pub(c, 1, "c", 2, "z", 1), 2);
+	assert_int_equal(pub(c, 2, "f", 3, "w", 1), 3);
+	assert_int_equal(pub(c, 1, "c", 2, "z", 1), 2);
+	mbs_info info;
+	assert_int_equal(mbs_stream_info(c, &info), 0);
+	assert_int_equal(info.last_seq, 3);
+	assert_int_equal(info.msgs, 3);
+	got g = { 0 };
+	assert_int_equal(mbs_fetch(c, 1, 0, collect, &g), 0);
+	assert_int_equal(g.n, 3);
+	assert_int_equal(g.type[0], 1);
+	assert_int_equal(g.type[1], 2);
+	assert_int_equal(g.type[2], 3);
+	mbs_close(c);
+}
+
+static void test_fetch_ranges_and_purge(void **state)
+{
+	(void)state;
+	char s[80];
+	stream_name(s, sizeof s, "fr");
+	mbs_conn *c = open_stream(s, true);
+	for (uint64_t i = 0; i < 40; i++) {
+		char id[16];
+		snprintf(id, sizeof id, "r%" PRIu64, i);
+		uint8_t b = (uint8_t)i;
+		assert_int_equal(pub(c, i, id, (uint8_t)(i % 200 + 1), &b, 1), i + 1);
+	}
+	got g = { 0 };
+	assert_int_equal(mbs_fetch(c, 5, 9, collect, &g), 0);
+	assert_int_equal(g.n, 5);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(g.seq[i], 5 + (uint64_t)i);
+	/* reading on from where the last read ended (the cached consumer) */
+	memset(&g, 0, sizeof g);
+	assert_int_equal(mbs_fetch(c, 10, 12, collect, &g), 0);
+	assert_int_equal(g.n, 3);
+	assert_int_equal(g.seq[0], 10);
+	assert_int_equal(g.seq[2], 12);
+	/* backwards: a new consumer */
+	memset(&g, 0, sizeof g);
+	assert_int_equal(mbs_fetch(c, 2, 3, collect, &g), 0);
+	assert_int_equal(g.n, 2);
+	assert_int_equal(g.seq[0], 2);
+	/* one record; from past the end: nothing; to past the end: behind */
+	memset(&g, 0, sizeof g);
+	assert_int_equal(mbs_fetch(c, 40, 40, collect, &g), 0);
+	assert_int_equal(g.n, 1);
+	assert_int_equal(g.seq[0], 40);
+	memset(&g, 0, sizeof g);
+	assert_int_equal(mbs_fetch(c, 41, 0, collect, &g), 0);
+	assert_int_equal(g.n, 0);
+	assert_int_equal(mbs_fetch(c, 39, 41, collect, &g), MBS_EBEHIND);
+	/* the callback stops the read with its value */
+	memset(&g, 0, sizeof g);
+	g.stop_after = 3;
+	assert_int_equal(mbs_fetch(c, 1, 0, collect, &g), 7);
+	assert_int_equal(g.n, 3);
+	/* and the next read goes on correctly from anywhere */
+	memset(&g, 0, sizeof g);
+	assert_int_equal(mbs_fetch(c, 4, 6, collect, &g), 0);
+	assert_int_equal(g.seq[0], 4);
+	assert_int_equal(g.n, 3);
+
+	/* purge: below the first seq is MBS_EPURGED, the rest reads */
+	assert_int_equal(mbs_purge_before(c, 21), 0);
+	mbs_info info;
+	assert_int_equal(mbs_stream_info(c, &info), 0);
+	assert_int_equal(info.first_seq, 21);
+	assert_int_equal(info.last_seq, 40);
+	memset(&g, 0, sizeof g);
+	assert_int_equal(mbs_fetch(c, 20, 0, collect, &g), MBS_EPURGED);
+	assert_int_equal(g.n, 0);
+	assert_non_null(strstr(mbs_errmsg(c), "purged"));
+	assert_int_equal(mbs_fetch(c, 1, 25, collect, &g), MBS_EPURGED);
+	memset(&g, 0, sizeof g);
+	assert_int_equal(mbs_fetch(c, 21, 0, collect, &g), 0);
+	assert_int_equal(g.n, 20);
+	assert_int_equal(g.seq[0], 21);
+	assert_int_equal(g.seq[19], 40);
+	/* publishing goes on after the purge */
+	assert_int_equal(pub(c, 40, "after", 1, "a", 1), 41);
+	mbs_close(c);
+}
+
+static void test_foreign_message(void **state)
+{
+	(void)state;
+	char s[80], subj[100];
+	stream_name(s, sizeof s, "fm");
+	snprintf(subj, sizeof subj, "membank.%s", s);
+	mbs_conn *c = open_stream(s, true);
+	assert_int_equal(pub(c, 0, "m1", 5, "ok", 2), 1);
+	jsCtx *js;
+	natsConnection *nc = raw_conn(&js);
+	jsPubAck *ack = NULL;
+	/* not our magic; our magic with type 0; too short */
+	assert_int_equal(js_Publish(&ack, js, subj, "hello world, not membank", 24, NULL, NULL),
+	                 NATS_OK);
+	assert_int_equal(ack->Sequence, 2);
+	jsPubAck_Destroy(ack);
+	uint8_t h[13];
+	mbs_encode_header(h, 0, 1);
+	assert_int_equal(js_Publish(&ack, js, subj, h, 13, NULL, NULL), NATS_OK);
+	jsPubAck_Destroy(ack);
+	assert_int_equal(js_Publish(&ack, js, subj, "MBS1", 4, NULL, NULL), NATS_OK);
+	jsPubAck_Destroy(ack);
+	/* a message the file store could not read back: the stream refuses it */
+	uint8_t *huge = pattern(32u << 20, 1);
+	jsErrCode e = 0;
+	ack = NULL;
+	assert_int_not_equal(js_Publish(&ack, js, subj, huge, (int)(32u << 20) - 100, NULL, &e),
+	                     NATS_OK);
+	assert_null(ack);
+	free(huge);
+	raw_close(nc, js);
+	assert_int_equal(pub(c, 4, "m2", 6, "ok2", 3), 5);
+	got g = { 0 };
+	assert_int_equal(mbs_fetch(c, 1, 0, collect, &g), 0);
+	assert_int_equal(g.n, 5);
+	const uint8_t want[5] = { 5, 0, 0, 0, 6 };
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(g.seq[i], (uint64_t)i + 1);
+		assert_int_equal(g.type[i], want[i]);
+		if (!want[i])
+			assert_int_equal(g.len[i], 0);
+	}
+	mbs_close(c);
+}
+
+struct waiter {
+	mbs_conn *c;
+	uint64_t seq;
+	int rc;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int subscribed;
+};
+
+static void test_wait_beyond(void **state)
+{
+	(void)state;
+	char s[80];
+	stream_name(s, sizeof s, "wb");
+	mbs_conn *a = open_stream(s, true);
+	mbs_conn *b = open_stream(s, false);
+	assert_int_equal(pub(a, 0, "w1", 1, "a", 1), 1);
+	/* already past: 1 at once */
+	assert_int_equal(mbs_wait_beyond(b, 0, 60000), 1);
+	/* nothing new: times out (short on purpose: the timeout is the test) */
+	assert_int_equal(mbs_wait_beyond(b, 1, 200), 0);
+	/* another connection publishes: wakes (the wait itself would be 60 s) */
+	assert_int_equal(pub(a, 1, "w2", 1, "b", 1), 2);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(mbs_wait_beyond(b, 1, 60000), 1);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_true(t1.tv_sec - t0.tv_sec < 30);
+	/* seen once: the next wait blocks again */
+	assert_int_equal(mbs_wait_beyond(b, 2, 200), 0);
+	mbs_close(a);
+	mbs_close(b);
+}
+
+/* --- auth -------------------------------------------------------------- */
+
+static void test_auth(void **state)
+{
+	(void)state;
+	const char *plain = getenv("MEMBANK_TEST_NATS_PLAIN");
+	const char *secret = getenv("MEMBANK_TEST_NATS_PASS");
+	if (!secret)
+		secret = getenv("MEMBANK_TEST_NATS_TOKEN");
+	assert_non_null(plain);
+	assert_non_null(secret);
+	char s[80], url[MBS_URL_MAX];
+	stream_name(s, sizeof s, "auth");
+	/* without credentials: refused, MBS_EAUTH */
+	url_of(url, sizeof url, plain, s);
+	mbs_options o = opts_for(url);
+	o.deadline_ms = 20000;
+	mbs_conn *c = NULL;
+	assert_int_equal(mbs_connect(&o, &c), MBS_EAUTH);
+	assert_null(c);
+	assert_non_null(strstr(mbs_connect_errmsg(), "cannot connect"));
+	/* wrong credentials: refused, and the wrong secret is not shown */
+	char wrong[MBS_URL_MAX];
+	const char *p = plain + (strncmp(plain, "tls", 3) == 0 ? 6 : 7);
+	if (getenv("MEMBANK_TEST_NATS_PASS"))
+		snprintf(wrong, sizeof wrong, "%.*su:wrongpw%s@%s/%s", (int)(p - plain), plain,
+		         secret, p, s);
+	else
+		snprintf(wrong, sizeof wrong, "%.*swrongtok%s@%s/%s", (int)(p - plain), plain,
+		         secret, p, s);
+	o = opts_for(wrong);
+	assert_int_equal(mbs_connect(&o, &c), MBS_EAUTH);
+	assert_null(strstr(mbs_connect_errmsg(), secret));
+	assert_null(strstr(mbs_connect_errmsg(), "wrong"));
+	/* with them: works; no message ever holds the secret */
+	url_of(url, sizeof url, base_url(), s);
+	assert_non_null(strstr(url, secret));
+	o = opts_for(url);
+	assert_int_equal(mbs_connect(&o, &c), 0);
+	assert_null(strstr(mbs_url_redacted(c), secret));
+	assert_null(strstr(mbs_url_redacted(c), "@"));
+	mbs_info info;
+	assert_int_equal(mbs_stream_ensure(c, nodes(), false, &info), MBS_ENOSTREAM);
+	assert_null(strstr(mbs_errmsg(c), secret));
+	assert_non_null(strstr(mbs_errmsg(c), mbs_url_redacted(c)));
+	assert_int_equal(mbs_stream_ensure(c, nodes(), true, &info), 0);
+	uint64_t seq;
+	assert_int_equal(mbs_publish(c, 3, "x", 1, 0, "a", 1, &seq), MBS_ECONFLICT);
+	assert_null(strstr(mbs_errmsg(c), secret));
+	assert_int_equal(pub(c, 0, "x", 1, "a", 1), 1);
+	got g = { 0 };
+	assert_int_equal(mbs_fetch(c, 2, 5, collect, &g), MBS_EBEHIND);
+	assert_null(strstr(mbs_errmsg(c), secret));
+	mbs_close(c);
+	/* a malformed URL with the secret in it: the message does not quote it */
+	char badurl[MBS_URL_MAX];
+	snprintf(badurl, sizeof badurl, "nats://u:%s@h:99999/%s", secret, s);
+	o = opts_for(badurl);
+	assert_int_equal(mbs_connect(&o, &c), MBS_EURL);
+	assert_null(strstr(mbs_connect_errmsg(), secret));
+	assert_non_null(strstr(mbs_connect_errmsg(), "port"));
+}
+
+/* --- TLS --------------------------------------------------------------- */
+
+static void test_tls(void **state)
+{
+	(void)state;
+	const char *ca = getenv("MEMBANK_TEST_NATS_CA");
+	assert_non_null(ca);
+	assert_int_equal(strncmp(base_url(), "tls://", 6), 0);
+	char s[80], url[MBS_URL_MAX];
+	stream_name(s, sizeof s, "tls");
+	url_of(url, sizeof url, base_url(), s);
+	mbs_options o = opts_for(url);
+	mbs_conn *c = NULL;
+	/* tls:// with the test CA (and the client cert): works */
+	o.tls_cert = getenv("MEMBANK_TEST_NATS_CERT");
+	o.tls_key = getenv("MEMBANK_TEST_NATS_KEY");
+	assert_int_equal(mbs_connect(&o, &c), 0);
+	mbs_info info;
+	assert_int_equal(mbs_stream_ensure(c, nodes(), true, &info), 0);
+	assert_int_equal(pub(c, 0, "t1", 1, "tls", 3), 1);
+	mbs_close(c);
+	/* tls:// without the CA: the server's certificate is not trusted */
+	o = opts_for(url);
+	o.tls_ca = NULL;
+	o.deadline_ms = 10000;
+	assert_int_equal(mbs_connect(&o, &c), MBS_EAUTH);
+	assert_non_null(strstr(mbs_connect_errmsg(), "TLS"));
+	/* nats:// to the TLS-only servers: refused */
+	char plain[MBS_URL_MAX + 8];
+	snprintf(plain, sizeof plain, "nats://%s", url + 6);
+	o = opts_for(plain);
+	o.deadline_ms = 10000;
+	assert_int_equal(mbs_connect(&o, &c), MBS_EAUTH);
+	assert_null(c);
+	/* a CA file that does not exist: a clear error, no connection */
+	o = opts_for(url);
+	o.tls_ca = "/nonexistent/ca.pem";
+	assert_int_equal(mbs_connect(&o, &c), MBJ_EINVAL);
+	assert_non_null(strstr(mbs_connect_errmsg(), "CA"));
+}
+
+int main(void)
+{
+	const char *suite = getenv("MEMBANK_TEST_STREAM_SUITE");
+	if (!suite)
+		suite = "core";
+	const struct CMUnitTest core[] = {
+		cmocka_unit_test(test_url),
+		cmocka_unit_test(test_decode),
+		cmocka_unit_test(test_ensure),
+		cmocka_unit_test(test_roundtrip),
+		cmocka_unit_test(test_conflict_and_dedup),
+		cmocka_unit_test(test_fetch_ranges_and_purge),
+		cmocka_unit_test(test_foreign_message),
+		cmocka_unit_test(test_wait_beyond),
+	};
+	const struct CMUnitTest auth[] = { cmocka_unit_test(test_auth) };
+	const struct CMUnitTest tls[] = { cmocka_unit_test(test_tls) };
+	if (strcmp(suite, "auth") == 0)
+		return cmocka_run_group_tests_name("stream-auth", auth, NULL, NULL);
+	if (strcmp(suite, "tls") == 0)
+		return cmocka_run_group_tests_name("stream-tls", tls, NULL, NULL);
+	return cmocka_run_group_tests_name("stream", core, NULL, NULL);
+}

@@ -1,0 +1,449 @@
+#!/usr/bin/env python3
+"""cluster.py - start N nats-server processes (JetStream) for a test, stop them by pid.
+
+As a library:
+    with Cluster(nodes=3, auth='user', tls=True) as c:
+        c.url                # "tls://u:p@127.0.0.1:P1,127.0.0.1:P2,.../"  (no stream)
+        c.kill(i); c.stop_node(i); c.cont(i); c.restart(i); c.wait_ready()
+As a wrapper (meson tests):
+    python3 tests/nats/cluster.py --nodes 3 [--auth user|token] [--tls] [--tls-verify] -- PROGRAM ARGS
+exports to PROGRAM:
+    MEMBANK_TEST_NATS_URL   nats://[cred@]host:port,...  (tls:// with --tls)
+    MEMBANK_TEST_NATS_PLAIN the same URL without credentials (auth tests)
+    MEMBANK_TEST_NATS_USER / _PASS / _TOKEN  the credentials of the cluster
+    MEMBANK_TEST_NATS_CA / _CERT / _KEY  with --tls: the test CA, a client cert+key
+    MEMBANK_TEST_NATS_CONTROL  a FIFO: write "kill I", "stop I", "cont I", "restart I",
+                            "wait"; then read one line ("ok" or "error ...") from
+                            MEMBANK_TEST_NATS_CONTROL_REPLY.  How a C test kills the
+                            leader at a chosen point.
+    MEMBANK_TEST_NATS_NODES the number of nodes
+and returns PROGRAM's exit status (77 = skipped when nats-server is missing).
+
+Every server listens on 127.0.0.1 only, on free ports, with its store in a
+private temp directory (0700) removed at the end.  max_payload is 64MB so a
+32 MiB record plus framing fits.  Servers are stopped by pid (SIGTERM, then
+SIGKILL after a bounded wait) at exit, on SIGINT/SIGTERM/SIGHUP, and when the
+Cluster object is closed: a test never leaves a server running.
+"""
+import atexit
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+NATS_SERVER = shutil.which('nats-server') or '/usr/sbin/nats-server'
+_LIVE = []          # every Cluster not yet closed (atexit / signals stop them)
+
+
+def _free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def _run(cmd, cwd):
+    subprocess.run(cmd, cwd=cwd, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.PIPE)
+
+
+def make_certs(d):
+    """A self-signed CA, a server cert for 127.0.0.1/localhost and a client
+    cert, all made here with openssl.  Returns a dict of paths."""
+    ext = os.path.join(d, 'san.ext')
+    with open(ext, 'w') as f:
+        f.write('subjectAltName=IP:127.0.0.1,DNS:localhost\n'
+                'extendedKeyUsage=serverAuth,clientAuth\n')
+    _run(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2',
+          '-keyout', 'ca.key', '-out', 'ca.pem', '-subj', '/CN=membank test CA'], d)
+    for who in ('server', 'client'):
+        _run(['openssl', 'req', '-newkey', 'rsa:2048', '-nodes', '-keyout', who + '.key',
+              '-out', who + '.csr', '-subj', '/CN=' + ('localhost' if who == 'server'
+                                                       else 'membank-client')], d)
+        _run(['openssl', 'x509', '-req', '-in', who + '.csr', '-CA', 'ca.pem', '-CAkey',
+              'ca.key', '-CAcreateserial', '-days', '2', '-out', who + '.pem',
+              '-extfile', ext], d)
+    for n in os.listdir(d):
+        os.chmod(os.path.join(d, n), 0o600)
+    return {k: os.path.join(d, v) for k, v in (
+        ('ca', 'ca.pem'), ('server_cert', 'server.pem'), ('server_key', 'server.key'),
+        ('client_cert', 'client.pem'), ('client_key', 'client.key'))}
+
+
+class Cluster:
+    def __init__(self, nodes=3, auth=None, tls=False, tls_verify=False,
+                 ready_timeout=60.0, keep_logs_on_error=True):
+        if nodes < 1:
+            raise ValueError('nodes must be >= 1')
+        if auth not in (None, 'user', 'token'):
+            raise ValueError('auth is user, token or None')
+        self.n = nodes
+        self.auth = auth
+        self.tls = tls or tls_verify
+        self.tls_verify = tls_verify
+        self.ready_timeout = ready_timeout
+        self.procs = [None] * nodes
+        self.dir = tempfile.mkdtemp(prefix='mbnats-')   # 0700 by mkdtemp
+        os.chmod(self.dir, 0o700)
+        self.user = 'mbuser'
+        self.password = 'pw-' + secrets.token_hex(8)
+        self.token = 'tok-' + secrets.token_hex(8)
+        self.certs = None
+        self.closed = False
+        _LIVE.append(self)
+        try:
+            if self.tls:
+                cd = os.path.join(self.dir, 'certs')
+                os.mkdir(cd, 0o700)
+                self.certs = make_certs(cd)
+            self.ports = [_free_port() for _ in range(nodes)]
+            self.cports = [_free_port() for _ in range(nodes)]
+            self.mports = [_free_port() for _ in range(nodes)]
+            for i in range(nodes):
+                self._write_conf(i)
+            for i in range(nodes):
+                self._spawn(i)
+            self.wait_ready()
+        except BaseException:
+            self.close()
+            raise
+
+    # --- configuration -------------------------------------------------
+    def name(self, i):
+        return 'n%d' % (i + 1)
+
+    def _write_conf(self, i):
+        nd = os.path.join(self.dir, self.name(i))
+        os.makedirs(os.path.join(nd, 'js'), mode=0o700, exist_ok=True)
+        lines = [
+            'server_name: %s' % self.name(i),
+            'listen: "127.0.0.1:%d"' % self.ports[i],
+            'http: "127.0.0.1:%d"' % self.mports[i],
+            'max_payload: 64MB',
+            'max_pending: 128MB',
+            'jetstream {',
+            '  store_dir: "%s"' % os.path.join(nd, 'js'),
+            '  max_memory_store: 256MB',
+            '  max_file_store: 8GB',
+            '}',
+        ]
+        if self.n > 1:
+            routes = ', '.join('"nats-route://127.0.0.1:%d"' % p
+                               for j, p in enumerate(self.cports) if j != i)
+            lines += ['cluster {', '  name: mbtest',
+                      '  listen: "127.0.0.1:%d"' % self.cports[i],
+                      '  routes: [%s]' % routes, '}']
+        if self.auth == 'user':
+            lines += ['authorization {', '  user: "%s"' % self.user,
+                      '  password: "%s"' % self.password, '}']
+        elif self.auth == 'token':
+            lines += ['authorization {', '  token: "%s"' % self.token, '}']
+        if self.tls:
+            c = self.certs
+            lines += ['tls {', '  cert_file: "%s"' % c['server_cert'],
+                      '  key_file: "%s"' % c['server_key'],
+                      '  ca_file: "%s"' % c['ca'],
+                      '  verify: %s' % ('true' if self.tls_verify else 'false'),
+                      '  timeout: 5', '}']
+        conf = os.path.join(nd, 'server.conf')
+        fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, 'w') as f:
+            f.write('\n'.join(lines) + '\n')
+
+    def _spawn(self, i):
+        nd = os.path.join(self.dir, self.name(i))
+        log = open(os.path.join(nd, 'server.log'), 'ab')
+        try:
+            self.procs[i] = subprocess.Popen(
+                [NATS_SERVER, '-c', os.path.join(nd, 'server.conf')],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True)
+        finally:
+            log.close()
+
+    # --- URLs ----------------------------------------------------------
+    def url_for(self, nodes=None, creds=True, scheme=None):
+        nodes = range(self.n) if nodes is None else nodes
+        scheme = scheme or ('tls' if self.tls else 'nats')
+        cred = ''
+        if creds and self.auth == 'user':
+            cred = '%s:%s@' % (self.user, self.password)
+        elif creds and self.auth == 'token':
+            cred = self.token + '@'
+        hosts = ','.join('127.0.0.1:%d' % self.ports[i] for i in nodes)
+        return '%s://%s%s' % (scheme, cred, hosts)
+
+    @property
+    def url(self):
+        return self.url_for()
+
+    def env(self):
+        e = {'MEMBANK_TEST_NATS_URL': self.url,
+             'MEMBANK_TEST_NATS_PLAIN': self.url_for(creds=False),
+             'MEMBANK_TEST_NATS_NODES': str(self.n)}
+        if self.auth == 'user':
+            e['MEMBANK_TEST_NATS_USER'] = self.user
+            e['MEMBANK_TEST_NATS_PASS'] = self.password
+        elif self.auth == 'token':
+            e['MEMBANK_TEST_NATS_TOKEN'] = self.token
+        if self.tls:
+            e['MEMBANK_TEST_NATS_CA'] = self.certs['ca']
+            e['MEMBANK_TEST_NATS_CERT'] = self.certs['client_cert']
+            e['MEMBANK_TEST_NATS_KEY'] = self.certs['client_key']
+        return e
+
+    # --- readiness -----------------------------------------------------
+    def _http(self, i, path):
+        with urllib.request.urlopen('http://127.0.0.1:%d%s' % (self.mports[i], path),
+                                    timeout=5) as r:
+            return json.loads(r.read().decode())
+
+    def _node_ready(self, i):
+        try:
+            h = self._http(i, '/healthz')
+            if h.get('status') != 'ok':
+                return False
+            if self.n > 1:
+                meta = self._http(i, '/jsz').get('meta_cluster') or {}
+                return bool(meta.get('leader'))
+            return True
+        except (OSError, ValueError):
+            return False
+
+    def alive(self, i):
+        p = self.procs[i]
+        return p is not None and p.poll() is None
+
+    def wait_ready(self, nodes=None, timeout=None):
+        """Until every running node (or @nodes) answers /healthz ok and, in a
+        cluster, knows the meta leader.  Bounded: raises TimeoutError."""
+        nodes = [i for i in (range(self.n) if nodes is None else nodes)]
+        deadline = time.monotonic() + (timeout or self.ready_timeout)
+        pause = 0.02
+        while True:
+            for i in nodes:
+                p = self.procs[i]
+                if p is not None and p.poll() is not None:
+                    raise RuntimeError('nats-server %s exited with %s; log: %s'
+                                       % (self.name(i), p.returncode, self.log_tail(i)))
+            pending = [i for i in nodes if self.alive(i) and not self._node_ready(i)]
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError('nats-server %s not ready; log: %s'
+                                   % (self.name(pending[0]), self.log_tail(pending[0])))
+            time.sleep(pause)
+            pause = min(pause * 2, 0.25)
+
+    def log_tail(self, i, n=2000):
+        try:
+            with open(os.path.join(self.dir, self.name(i), 'server.log'), 'rb') as f:
+                return f.read()[-n:].decode(errors='replace')
+        except OSError:
+            return '(no log)'
+
+    def stream_leader(self, stream):
+        """The server name leading @stream (from the monitoring endpoint), or None."""
+        for i in range(self.n):
+            if not self.alive(i):
+                continue
+            try:
+                j = self._http(i, '/jsz?streams=true')
+            except (OSError, ValueError):
+                continue
+            for acc in j.get('account_details') or []:
+                for s in acc.get('stream_detail') or []:
+                    if s.get('name') == stream:
+                        leader = (s.get('cluster') or {}).get('leader')
+                        if leader:
+                            return leader
+        return None
+
+    def index_of(self, name):
+        return int(name[1:]) - 1
+
+    # --- faults --------------------------------------------------------
+    def kill(self, i):
+        """kill -9 node i and reap it."""
+        p = self.procs[i]
+        if p is not None and p.poll() is None:
+            p.send_signal(signal.SIGCONT)
+            p.kill()
+            p.wait()
+        self.procs[i] = None
+
+    def stop_node(self, i):
+        """SIGSTOP node i (it keeps its sockets, answers nothing)."""
+        self.procs[i].send_signal(signal.SIGSTOP)
+
+    def cont(self, i):
+        self.procs[i].send_signal(signal.SIGCONT)
+
+    def restart(self, i, wait=True):
+        """Start node i again (same ports, same store) after a kill."""
+        if self.alive(i):
+            self._terminate(i)
+        self._spawn(i)
+        if wait:
+            self.wait_ready()
+
+    def _terminate(self, i, grace=10.0):
+        p = self.procs[i]
+        if p is None:
+            return
+        if p.poll() is None:
+            try:
+                p.send_signal(signal.SIGCONT)
+                p.terminate()
+                p.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        self.procs[i] = None
+
+    def close(self):
+        if self.closed:
+            return
+        self.closed = True
+        for i in range(self.n):
+            try:
+                self._terminate(i)
+            except (OSError, ProcessLookupError):
+                pass
+        if os.environ.get('MEMBANK_TEST_KEEP_NATS'):
+            sys.stderr.write('cluster.py: kept %s\n' % self.dir)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        if self in _LIVE:
+            _LIVE.remove(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _close_all():
+    for c in list(_LIVE):
+        c.close()
+
+
+atexit.register(_close_all)
+
+
+def _on_signal(signum, frame):
+    _close_all()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+def install_signal_handlers():
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, _on_signal)
+
+
+def _control_loop(c, ctl, reply, stop):
+    """Serve the FIFO commands of a wrapped program (see the module doc)."""
+    while not stop.is_set():
+        with open(ctl, 'r') as f:        # blocks until the program opens it
+            for line in f:
+                words = line.split()
+                if not words:
+                    continue
+                try:
+                    cmd = words[0]
+                    if cmd == 'quit':
+                        return
+                    i = int(words[1]) if len(words) > 1 and words[1].isdigit() else None
+                    if cmd == 'kill':
+                        c.kill(i)
+                    elif cmd == 'stop':
+                        c.stop_node(i)
+                    elif cmd == 'cont':
+                        c.cont(i)
+                    elif cmd == 'restart':
+                        c.restart(i)
+                    elif cmd == 'wait':
+                        c.wait_ready()
+                    elif cmd == 'leader':        # "leader STREAM": the index
+                        name = None
+                        deadline = time.monotonic() + 30
+                        while name is None and time.monotonic() < deadline:
+                            name = c.stream_leader(words[1])
+                            if name is None:
+                                time.sleep(0.1)
+                        if name is None:
+                            raise RuntimeError('no leader for ' + words[1])
+                        ans = 'ok %d' % c.index_of(name)
+                    else:
+                        raise ValueError('unknown command ' + cmd)
+                    if cmd != 'leader':
+                        ans = 'ok'
+                except Exception as e:           # told to the program, not fatal
+                    ans = 'error ' + str(e).replace('\n', ' ')[:400]
+                with open(reply, 'w') as r:
+                    r.write(ans + '\n')
+
+
+def main(argv):
+    import argparse
+    if '--' not in argv:
+        sys.stderr.write('usage: cluster.py --nodes N [--auth user|token] [--tls] '
+                         '[--tls-verify] -- PROGRAM ARGS\n')
+        return 2
+    k = argv.index('--')
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--nodes', type=int, default=3)
+    ap.add_argument('--auth', choices=['user', 'token'])
+    ap.add_argument('--tls', action='store_true')
+    ap.add_argument('--tls-verify', action='store_true')
+    ap.add_argument('--ready-timeout', type=float, default=90.0)
+    a = ap.parse_args(argv[:k])
+    prog = argv[k + 1:]
+    if not prog:
+        sys.stderr.write('cluster.py: no program after --\n')
+        return 2
+    if not os.access(NATS_SERVER, os.X_OK):
+        sys.stderr.write('cluster.py: nats-server not found: skipped\n')
+        return 77
+    install_signal_handlers()
+    with Cluster(nodes=a.nodes, auth=a.auth, tls=a.tls, tls_verify=a.tls_verify,
+                 ready_timeout=a.ready_timeout) as c:
+        ctl = os.path.join(c.dir, 'control')
+        reply = os.path.join(c.dir, 'control.reply')
+        os.mkfifo(ctl, 0o600)
+        os.mkfifo(reply, 0o600)
+        env = dict(os.environ)
+        env.update(c.env())
+        env['MEMBANK_TEST_NATS_CONTROL'] = ctl
+        env['MEMBANK_TEST_NATS_CONTROL_REPLY'] = reply
+        stop = threading.Event()
+        t = threading.Thread(target=_control_loop, args=(c, ctl, reply, stop), daemon=True)
+        t.start()
+        p = subprocess.Popen(prog, env=env)
+        try:
+            rc = p.wait()
+        except BaseException:
+            p.kill()
+            p.wait()
+            raise
+        stop.set()
+        try:      # wake the control thread if it waits for an opener
+            fd = os.open(ctl, os.O_WRONLY | os.O_NONBLOCK)
+            os.write(fd, b'quit\n')
+            os.close(fd)
+        except OSError:
+            pass
+        return rc if rc >= 0 else 128 - rc
+
+
+if __name__ == '__main__':
+    sys.exit(main(sys.argv[1:]))
