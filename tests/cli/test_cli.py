@@ -2050,6 +2050,14 @@ class JournalOptions(CliTest):
                         env=dict(os.environ, MEMBANK_JOURNAL=url))
             self.assertEqual(p.returncode, 4, p.stderr)
             self.assert_secret_absent(p, "MEMBANK_JOURNAL")
+
+    def test_failed_create_leaves_no_bank(self):
+        """A bank whose open failed to reach its cluster is not created: a
+        typo in a host must not bind a new directory to it for life."""
+        if not cluster_journal_supported():
+            self.skipTest("this libmembank has no journal on a cluster (a stub)")
+        p = self.mb("--journal", self.url(), "--journal-timeout", "300", "init")
+        self.assertEqual(p.returncode, 4, p.stderr)
         self.assertFalse(os.path.exists(os.path.join(self.bank, "membank.json")))
 
     def test_bad_url_names_the_part(self):

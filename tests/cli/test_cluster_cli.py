@@ -235,6 +235,50 @@ class TwoMachines(ClusterTest):
         self.assertIn(b"not empty", p.stderr)
 
 
+class Tls(ClusterTest):
+    """tls:// with a private CA and a client certificate the server asks for
+    (verify: true); a tls:// URL never falls back to a plain connection."""
+
+    nodes = 1
+
+    @classmethod
+    def setUpClass(cls):
+        cls.c = cluster.Cluster(nodes=1, auth="user", tls_verify=True)
+
+    def tls_args(self, cert=True):
+        certs = self.c.certs
+        args = ["--journal-ca", certs["ca"]]
+        if cert:
+            args += ["--journal-cert", certs["client_cert"], "--journal-key",
+                     certs["client_key"]]
+        return args
+
+    def test_tls_with_client_certificate(self):
+        self.assertTrue(self.url.startswith("tls://"), self.url)
+        self.ok("a", *self.tls_args(), "init")
+        self.ok("a", *self.tls_args(), "page", "put", "p", '{"v":1}')
+        self.ok("b", *self.tls_args(), "init")
+        self.assertEqual(self.doc("b", *self.tls_args(), "--fresh", "page", "get", "p")
+                         ["properties"], {"v": 1})
+        st = self.doc("b", *self.tls_args(), "cluster", "status")
+        self.assertTrue(st["reachable"])
+        self.assertTrue(st["url"].startswith("tls://"), st["url"])
+
+    def test_refused_without_the_client_certificate_or_ca(self):
+        for args in (self.tls_args(cert=False), []):
+            p = self.mb("a", *args, "--journal-timeout", "2000", "init")
+            self.assertEqual(p.returncode, 4, (args, p.stderr))
+
+    def test_plain_url_to_a_tls_server_and_tls_url_to_a_plain_one(self):
+        plain = self.url.replace("tls://", "nats://", 1)
+        p = self.mb("a", *self.tls_args(), "--journal-timeout", "2000", "init", url=plain)
+        self.assertEqual(p.returncode, 4, p.stderr)
+        with cluster.Cluster(nodes=1) as other:      # no TLS at all
+            url = other.url_for(scheme="tls") + "/" + self.stream
+            p = self.mb("b", "--journal-timeout", "2000", "init", url=url)
+            self.assertEqual(p.returncode, 4, p.stderr)
+
+
 class Unreachable(ClusterTest):
     """A cluster of one node, stopped during the test: reads serve the
     cache, writes and --fresh fail within --journal-timeout, cluster status
