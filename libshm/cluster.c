@@ -33,6 +33,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -68,7 +69,7 @@ struct cluster {
 	pthread_mutex_t mu;        /* conn: the handle's connection */
 	mbs_conn *conn;
 	char created[40];          /* the stream's creation, as cluster.json says */
-	_Atomic uint64_t stream_last, foreign, ckpt_seq, ckpt_failures;
+	_Atomic uint64_t stream_last, foreign, ckpt_seq, ckpt_failures, conflicts;
 	_Atomic int64_t contact_us;
 	atomic_bool diverged;
 	char why[400];             /* written once, before diverged is set */
@@ -103,6 +104,20 @@ static void contact(struct cluster *c, uint64_t last)
 	atomic_store(&c->contact_us, wall_us());
 	while (last > was && !atomic_compare_exchange_weak(&c->stream_last, &was, last))
 		;
+}
+
+/* TEMPORARY, until journal/stream.c has them (wg/stream): weak, so that
+ * stream.c's definitions win as soon as they exist. */
+__attribute__((weak)) int mbs_checkpoint_put(mbs_conn *c, const char *dir, uint64_t seq)
+{
+	(void)c, (void)dir, (void)seq;
+	return MBS_ENOSTREAM;
+}
+
+__attribute__((weak)) int mbs_checkpoint_get(mbs_conn *c, const char *dir, uint64_t *seq)
+{
+	(void)c, (void)dir, (void)seq;
+	return MBS_ENOSTREAM;
 }
 
 /* ------------------------------------------------------------- the URL */
@@ -294,7 +309,7 @@ static int stream_fail(mb_bank *b, const void *tag, int src, const char *what, c
 
 	switch (src) {
 	case MBS_EAUTH: code = MB_EPERM; break;
-	case MBS_EURL: code = MB_EINVAL; break;
+	case MBS_EURL: case MBS_EFOREIGN: code = MB_EINVAL; break;
 	case MBS_EBEHIND: case MBS_ENOSTREAM: case MBS_EPURGED: code = MB_EDIVERGED; break;
 	case MBS_ETIMEOUT: case MBS_ECONFLICT: code = MB_EUNAVAIL; break;
 	default: code = src <= MBJ_EIO && src >= MBJ_EFATAL ? bank_journal_code(src) : MB_EUNAVAIL;
@@ -306,11 +321,38 @@ static int stream_fail(mb_bank *b, const void *tag, int src, const char *what, c
 	               src == MBS_ETIMEOUT ? "; reads still serve this machine's copy" : "");
 }
 
+/* libnats keeps process-wide state (its threads, the generator of inbox
+ * names) that a child of fork() inherits without the threads, and with the
+ * parent's generator: its requests would get the answers meant for another
+ * process (a publish acknowledged with another record's seq).  So a process
+ * forked after this library used NATS may not use it: it must exec afresh.
+ * The fork generation of the first use; UINT_MAX: none yet. */
+static unsigned nats_generation = UINT_MAX;
+static pthread_mutex_t nats_gen_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static bool nats_usable(void)
+{
+	unsigned gen = mb_fork_generation();
+	bool ok;
+
+	pthread_mutex_lock(&nats_gen_mu);
+	if (nats_generation == UINT_MAX)
+		nats_generation = gen;
+	ok = nats_generation == gen;
+	pthread_mutex_unlock(&nats_gen_mu);
+	return ok;
+}
+
 static int connect_to(mb_bank *b, const void *tag, mbs_conn **out)
 {
 	mbs_options o;
 	int rc;
 
+	*out = NULL;
+	if (!nats_usable())
+		return mb_fail(tag, MB_EPERM, "journal %s: this process was forked from one that "
+		               "had used NATS (libnats cannot be used across fork()): open banks on a "
+		               "stream in a process started afresh (exec)", b->cl->redacted);
 	conn_options(b->cl, &o);
 	if ((rc = mbs_connect(&o, out)))
 		return stream_fail(b, tag, rc, "cannot connect", mbs_connect_errmsg());
@@ -462,7 +504,14 @@ static int cu_one(void *ctx, const mbj_record *rec)
 static int catch_up_with(mb_bank *b, mbs_conn *conn, kv_txn *t, mbj_pos *end)
 {
 	cu_ctx x = { b, t, end, 0 };
-	int rc = mbs_fetch(conn, end->seq + 1, 0, cu_one, &x);
+	uint64_t until = mono_ms() + b->cl->timeout_ms / 2;
+	int rc;
+
+	/* a request that timed out (a busy or electing cluster) is asked
+	 * again, within half the bound (the records applied so far stay) */
+	while ((rc = mbs_fetch(conn, end->seq + 1, 0, cu_one, &x)) == MBS_ETIMEOUT &&
+	       mono_ms() < until)
+		;
 
 	if (rc == 1 && x.rc)
 		return x.rc;
@@ -543,8 +592,10 @@ int cluster_publish(mb_bank *b, const mbj_pos *end, uint8_t type, int64_t ts,
 	pthread_mutex_lock(&c->mu);
 	if (!(rc = conn_get(b, b->tag)) &&
 	    (rc = mbs_publish(c->conn, end->seq, id, type, ts, payload, len, seq))) {
-		if (rc == MBS_ECONFLICT)
+		if (rc == MBS_ECONFLICT) {
+			atomic_fetch_add(&c->conflicts, 1);
 			rc = CLUSTER_RETRY;
+		}
 		else {
 			*timed_out = rc == MBS_ETIMEOUT;
 			rc = stream_fail(b, b->tag, rc, "publish", mbs_errmsg(c->conn));
@@ -552,9 +603,9 @@ int cluster_publish(mb_bank *b, const mbj_pos *end, uint8_t type, int64_t ts,
 	}
 	pthread_mutex_unlock(&c->mu);
 	if (!rc && *seq != end->seq + 1) {
-		set_diverged(b, "stored a record at seq %llu where seq %llu was expected: "
-		             "writes are refused", (unsigned long long)*seq,
-		             (unsigned long long)end->seq + 1);
+		set_diverged(b, "stored a record at seq %llu where seq %llu was expected (message "
+		             "id %s): writes are refused", (unsigned long long)*seq,
+		             (unsigned long long)end->seq + 1, id);
 		return cluster_writable(b);
 	}
 	if (!rc)
@@ -749,6 +800,8 @@ static void *follow(void *arg)
 		}
 		applied = applied_seq(b);
 		r = mbs_wait_beyond(conn, applied, FOLLOW_WAIT_MS);
+		if (r == 1)
+			applied = 0;  /* read again below, before the stream's info */
 		if (r == 1 && !atomic_load(&c->diverged) && catch_up_txn(b, conn, &quiet) &&
 		    follow_nap(c, FOLLOW_WAIT_MS))
 			break;
@@ -757,9 +810,12 @@ static void *follow(void *arg)
 		if (mono_ms() - checked >= FOLLOW_CHECK_MS) {
 			mbs_info info;
 			checked = mono_ms();
+			/* what this machine applied BEFORE the stream's end is read:
+			 * the other order would see writes made in between as ahead */
+			applied = applied_seq(b);
 			if (!mbs_stream_info(conn, &info)) {
 				contact(c, info.last_seq);
-				check_stream(b, &info, applied_seq(b));
+				check_stream(b, &info, applied);
 			}
 		}
 	}
@@ -791,6 +847,7 @@ int cluster_open(mb_bank *b)
 		mb_clear_error(NULL);
 		goto follow;
 	}
+	applied = applied_seq(b);   /* before the stream's end: see follow() */
 	if ((rc = mbs_stream_ensure(c->conn, c->replicas, created, &info))) {
 		if (rc == MBS_ENOSTREAM && !created) {
 			set_diverged(b, "does not exist (deleted?): writes are refused");
@@ -799,7 +856,6 @@ int cluster_open(mb_bank *b)
 		return stream_fail(b, NULL, rc, "the journal's stream", mbs_errmsg(c->conn));
 	}
 	contact(c, info.last_seq);
-	applied = applied_seq(b);
 	if (!*c->created) {
 		/* the first open on this machine: it joins this stream */
 		snprintf(c->created, sizeof c->created, "%s", info.created);
@@ -817,7 +873,10 @@ int cluster_open(mb_bank *b)
 		mb_clear_error(NULL);
 	}
 follow:
-	c->thr_started = !pthread_create(&c->thr, NULL, follow, b);
+	/* tests: MEMBANK_TEST_NO_FOLLOW=1 leaves this handle behind the
+	 * stream until it writes or catches up (the conflict path) */
+	if (!getenv("MEMBANK_TEST_NO_FOLLOW"))
+		c->thr_started = !pthread_create(&c->thr, NULL, follow, b);
 	return 0;
 }
 
@@ -869,6 +928,8 @@ void cluster_checkpoint_done(mb_bank *b, const char *dir, uint64_t seq)
 {
 	static const int quiet;
 	struct cluster *c = b->cl;
+	const char *m = getenv("MEMBANK_TEST_CKPT_MARGIN");  /* tests: a short one */
+	uint64_t margin = m && *m ? strtoull(m, NULL, 10) : CKPT_MARGIN;
 	mbs_conn *conn;
 
 	if (!c || !seq)
@@ -880,7 +941,7 @@ void cluster_checkpoint_done(mb_bank *b, const char *dir, uint64_t seq)
 		return;
 	}
 	if (mbs_checkpoint_put(conn, dir, seq) ||
-	    (seq > CKPT_MARGIN && mbs_purge_before(conn, seq - CKPT_MARGIN)))
+	    (seq > margin && mbs_purge_before(conn, seq - margin)))
 		atomic_fetch_add(&c->ckpt_failures, 1);
 	else
 		atomic_store(&c->ckpt_seq, seq);
@@ -922,6 +983,7 @@ void cluster_stats(mb_bank *b, uint64_t applied, mb_buf *doc)
 	else
 		buf_adds(doc, "null");
 	add_u(doc, "foreign_skipped", atomic_load(&c->foreign));
+	add_u(doc, "conflicts", atomic_load(&c->conflicts));
 	add_u(doc, "checkpoint_seq", atomic_load(&c->ckpt_seq));
 	add_u(doc, "checkpoint_failures", atomic_load(&c->ckpt_failures));
 	buf_adds(doc, ",\"diverged\":");

@@ -29,6 +29,7 @@
 #include "cluster.h"
 #include "config.h"
 #include "group.h"
+#include "stream.h"
 
 int bank_check(mb_bank *b)
 {
@@ -175,9 +176,16 @@ static int precheck(mb_bank *b, kv_txn *t, const gq_member *m)
 static void test_die(const char *where)
 {
 	const char *at = getenv("MEMBANK_TEST_GROUP_DIE");
+	const char *fd = getenv("MEMBANK_TEST_GROUP_PAUSE_FD");
 
-	if (at && !strcmp(at, where))
-		raise(SIGKILL);
+	if (!at || strcmp(at, where))
+		return;
+	/* MEMBANK_TEST_GROUP_PAUSE_FD=N: say so on descriptor N and wait for
+	 * the test's SIGKILL instead (it acts in between) */
+	if (fd && write(atoi(fd), "p", 1) == 1)
+		for (;;)
+			pause();
+	raise(SIGKILL);
 }
 
 typedef struct pass {
@@ -193,6 +201,7 @@ typedef struct pass {
 	bool catch_up;                   /* catch up before the next run */
 	bool published;                  /* the stream holds the pass's record */
 	bool timed_out;                  /* a publish's outcome is not known */
+	bool fresh;                      /* caught up with the stream in this pass */
 	int64_t pub_ts;                  /* the time of the record published */
 	uint64_t deadline;               /* CLOCK_MONOTONIC ms: no publish after */
 	int rc;                          /* the pass's outcome, and why */
@@ -300,7 +309,7 @@ static int publish(mb_bank *b, pass *p, const mbj_pos *end, size_t k)
 			                 (int64_t)p->m[p->who[j]].ticket);
 		if (p->grp.failed)
 			return mb_fail(b->tag, MB_ENOMEM, "out of memory");
-		if (p->grp.len > MBJ_MAX_PAYLOAD)
+		if (p->grp.len > MBS_MAX_PAYLOAD)
 			return mb_fail(b->tag, MB_EINVAL, "write group: %zu bytes, above the record "
 			               "limit", p->grp.len);
 		g = (mbj_entry){ REC_GROUP, p->e[k - 1].ts_us, p->grp.data, (uint32_t)p->grp.len };
@@ -391,6 +400,15 @@ static int apply_members(mb_bank *b, kv_txn *t, pass *p, const mbj_pos *end)
 		gq_mark(b->gq, m, end->seq + 1 + (b->cl ? 0 : k));
 		k++;
 	}
+	/* On a stream, a refusal from this machine's state is checked against
+	 * the stream's: another machine may have made the delete's page, or
+	 * taken the room of the merge (a catch-up, then the pass again). */
+	if (b->cl && !p->fresh)
+		for (size_t i = 0; i < p->n; i++)
+			if (!p->m[i].landed && refusal(p->m[i].rc)) {
+				p->catch_up = true;
+				return CLUSTER_RETRY;
+			}
 	if (!k)
 		return 0;
 	if (b->cl)
@@ -413,7 +431,7 @@ static void collect(mb_bank *b, pass *p, const gq_member *own, const mbj_pos *en
 {
 	/* on a stream the group is one record: a large record of the leader's
 	 * own goes alone, so that the group fits the record limit */
-	size_t max = b->cl && own && own->len > MBJ_MAX_PAYLOAD - (4u << 20) ? 0 : GQ_MAX_MEMBERS - 1;
+	size_t max = b->cl && own && own->len > MBS_MAX_PAYLOAD - (4u << 20) ? 0 : GQ_MAX_MEMBERS - 1;
 
 	if (b->cl && end)
 		p->n = gq_collect_pending(b->gq, p->m, max);
@@ -439,8 +457,10 @@ static int pass_once(mb_bank *b, pass *p, const gq_member *own)
 	if ((rc = bank_check(b)))  /* again under the writer lock */
 		return kv_end(t, rc);
 	if (!(rc = bank_jend_load(t, &end)) && !(rc = bank_roll_forward(b, t, &end)) &&
-	    b->cl && !p->k && p->catch_up && !(rc = cluster_catch_up(b, t, &end)))
+	    b->cl && !p->k && p->catch_up && !(rc = cluster_catch_up(b, t, &end))) {
 		p->catch_up = false;
+		p->fresh = true;
+	}
 	if (!rc && b->cl && !p->k)
 		rc = cluster_writable(b);
 	if (!rc && !p->collected)
@@ -518,7 +538,7 @@ static int lead(mb_bank *b, gq_member *own, char why[GQ_MSG_BYTES])
 
 	p->n = p->k = 0;
 	p->collected = false;
-	p->published = p->timed_out = false;
+	p->published = p->timed_out = p->fresh = false;
 	p->deadline = b->cl ? mono_ms() + cluster_timeout_ms(b) : 0;
 	while ((rc = pass_once(b, p, own)) == KV_EMAPFULL || rc == CLUSTER_RETRY)
 		if (rc == KV_EMAPFULL && (++tries > 40 || kv_grow(b->kv))) {
@@ -628,9 +648,10 @@ int bank_write(mb_bank *b, uint8_t type, const mb_buf *payload)
 		return rc;
 	if (payload->failed)
 		return mb_fail(b, MB_ENOMEM, "out of memory");
-	if (payload->len > MBJ_MAX_PAYLOAD)  /* numbers pack larger than their text */
+	if (payload->len > (b->cl ? MBS_MAX_PAYLOAD : MBJ_MAX_PAYLOAD))  /* numbers pack larger than their text */
 		return mb_fail(b, MB_EINVAL, "the change packs to %zu bytes, above the journal's "
-		               "record limit of %u bytes", payload->len, MBJ_MAX_PAYLOAD);
+		               "record limit of %u bytes", payload->len,
+		               b->cl ? MBS_MAX_PAYLOAD : MBJ_MAX_PAYLOAD);
 	if ((rc = write_grouped(b, &me)))
 		return rc;
 	if (me.rc)

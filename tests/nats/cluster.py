@@ -255,7 +255,7 @@ class Cluster:
             if not self.alive(i):
                 continue
             try:
-                j = self._http(i, '/jsz?streams=true')
+                j = self._http(i, '/jsz?accounts=true&streams=true')
             except (OSError, ValueError):
                 continue
             for acc in j.get('account_details') or []:
