@@ -693,7 +693,7 @@ static int final_check(const demo *d, unsigned m, const sums *s)
 	if ((rc = mb_snapshot(b, NULL, &info)))
 		goto fail;
 	if (d->machines)
-		printf("%smachine-%u: ", m ? "" : "\n", m + 1);
+		printf("\nmachine-%u: ", m + 1);
 	printf("final snapshot: %" PRIu64 " pages, %" PRIu64 " bytes, journal seq %" PRIu64
 	       ", %.3f s\n", info.pages, info.bytes, info.seq, info.seconds);
 	if (!d->machines)
@@ -928,6 +928,57 @@ static void say_plan(const demo *d)
 	       "is evicted and total_pages can be checked\n", DEMO_PAGES, DEMO_MAX_ENTRIES);
 }
 
+static int prepare_here(demo *d)
+{
+	int ex = EX_OK;
+
+	for (unsigned m = 0; m < (d->machines ? d->machines : 1) && !ex; m++)
+		ex = prepare_bank(d, m);
+	if (!ex)
+		say_plan(d);
+	return ex;
+}
+
+/* Prepare the banks and say the plan.  With a cluster, in a child: libnats
+ * cannot be used in a process forked after it was used (the library
+ * refuses it), so the parent touches the cluster only once every worker
+ * and compactor is forked.  The child hands back the journal's seq. */
+static int prepare(demo *d)
+{
+	int fds[2], status = 0, ex;
+	pid_t pid;
+
+	if (!d->machines)
+		return prepare_here(d);
+	if (pipe2(fds, O_CLOEXEC)) {
+		cli_msg(d->c, "cannot create a pipe: %s", strerror(errno));
+		return EX_BANK;
+	}
+	fflush(stdout);
+	fflush(stderr);
+	if ((pid = fork()) == 0) {
+		close(fds[0]);
+		ex = prepare_here(d);
+		if (!ex && write(fds[1], &d->base_seq, sizeof d->base_seq) != sizeof d->base_seq)
+			ex = EX_BANK;
+		fflush(stdout);
+		_exit(ex);
+	}
+	close(fds[1]);
+	if (pid < 0) {
+		close(fds[0]);
+		cli_msg(d->c, "cannot fork: %s", strerror(errno));
+		return EX_BANK;
+	}
+	ex = read(fds[0], &d->base_seq, sizeof d->base_seq) == sizeof d->base_seq ? EX_OK : -1;
+	close(fds[0]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (!WIFEXITED(status))
+		return EX_BANK;
+	return WEXITSTATUS(status) ? WEXITSTATUS(status) : ex ? EX_BANK : EX_OK;
+}
+
 int cmd_demo(cli *c, int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -995,15 +1046,12 @@ int cmd_demo(cli *c, int argc, char **argv)
 	if ((ex = place_banks(&d, tmp, paths)))
 		return ex;
 	d.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
-	for (unsigned m = 0; m < (d.machines ? d.machines : 1) && !ex; m++)
-		ex = prepare_bank(&d, m);
-	if (ex) {
+	if ((ex = prepare(&d))) {
 		/* nothing ran: nothing worth keeping */
 		if (*tmp)
 			nftw(tmp, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 		return ex;
 	}
-	say_plan(&d);
 	ex = run(&d);
 	if (!*tmp)
 		return ex;

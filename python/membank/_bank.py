@@ -439,6 +439,10 @@ class MemoryBank:
     (100..3600000, default 15000): how long an open or a write waits for a
     cluster that does not answer (then BankError, code MB_EUNAVAIL).
     Credentials never appear in a message, in options or in repr().
+    libnats cannot be used across fork(): a process forked after this one
+    used the cluster cannot open such a bank (BankError, MB_EPERM, saying
+    so); start workers with multiprocessing's "spawn" or "forkserver"
+    context (pickling carries the options, credentials included).
     Reads serve this machine's cache: catch_up(), or fresh=True on a read,
     first applies what the stream holds; cluster_status() says how stale.
 

@@ -47,6 +47,15 @@ def writer(path, url, k, q):
         q.put("%s: %s" % (type(e).__name__, e))
 
 
+def _child_reads(bank, q):
+    """In a forked child: the inherited bank reopens on first use."""
+    try:
+        bank.get_page("p")
+        q.put(("ok", None, ""))
+    except Error as e:
+        q.put((type(e).__name__, e.code, str(e)))
+
+
 class Cluster3(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -80,7 +89,9 @@ class Cluster3(unittest.TestCase):
             self.assertNotIn(self.c.password, repr(a.options))
             self.assertNotIn(self.c.password, repr(a))
 
-            ctx = multiprocessing.get_context("fork")
+            # spawn: libnats cannot be used in a child forked after the
+            # parent used it (the library refuses it, see the next test)
+            ctx = multiprocessing.get_context("spawn")
             q = ctx.Queue()
             procs = [ctx.Process(target=writer, args=(self.machine(m), self.url, 10 * n + k, q))
                      for n, m in enumerate("ab") for k in range(PROCS)]
@@ -111,6 +122,8 @@ class Cluster3(unittest.TestCase):
             self.assertEqual(a.journal_last_seq(), b.journal_last_seq())
             # byte-identical snapshots at the same seq
             oa, ob = os.path.join(self.tmp, "sa"), os.path.join(self.tmp, "sb")
+            os.mkdir(oa, 0o700)
+            os.mkdir(ob, 0o700)
             self.assertEqual(a.snapshot(oa)["seq"], b.snapshot(ob)["seq"])
             for name in ("notion_pages.json", "sync_status.json", "error_log.json",
                          "config_cache.json"):
@@ -142,6 +155,20 @@ class Cluster3(unittest.TestCase):
                 self.assertNotIn(self.c.password, repr(other.options))
             finally:
                 other.close()
+
+    def test_forked_child_is_refused_and_told_why(self):
+        with MemoryBank(self.machine("a"), journal=self.url) as a:
+            a.update_page("p", {"v": 1})
+            ctx = multiprocessing.get_context("fork")
+            q = ctx.Queue()
+            p = ctx.Process(target=_child_reads, args=(a, q))
+            p.start()
+            got = q.get(timeout=120)
+            p.join(120)
+        self.assertEqual(got[0], "BankError")
+        self.assertEqual(got[1], _lib.MB_EPERM)
+        self.assertIn("fork", got[2])
+        self.assertNotIn(self.c.password, got[2])
 
     def test_bound_for_life_and_no_credentials_in_errors(self):
         MemoryBank(self.machine("a"), journal=self.url).close()
