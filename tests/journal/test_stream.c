@@ -482,12 +482,24 @@ static void test_fetch_ranges_and_purge(void **state)
 	assert_int_equal(g.seq[0], 4);
 	assert_int_equal(g.n, 3);
 
+	/* purge before the first seq (1): nothing goes */
+	mbs_info info;
+	assert_int_equal(mbs_purge_before(c, 1), 0);
+	assert_int_equal(mbs_stream_info(c, &info), 0);
+	assert_int_equal(info.msgs, 40);
 	/* purge: below the first seq is MBS_EPURGED, the rest reads */
 	assert_int_equal(mbs_purge_before(c, 21), 0);
-	mbs_info info;
 	assert_int_equal(mbs_stream_info(c, &info), 0);
 	assert_int_equal(info.first_seq, 21);
 	assert_int_equal(info.last_seq, 40);
+	/* purging at or below the first seq removes nothing (nats-server 2.9
+	 * purged EVERYTHING when asked to purge before the first seq) */
+	assert_int_equal(mbs_purge_before(c, 21), 0);
+	assert_int_equal(mbs_purge_before(c, 5), 0);
+	assert_int_equal(mbs_purge_before(c, 1), 0);
+	assert_int_equal(mbs_stream_info(c, &info), 0);
+	assert_int_equal(info.first_seq, 21);
+	assert_int_equal(info.msgs, 20);
 	memset(&g, 0, sizeof g);
 	assert_int_equal(mbs_fetch(c, 20, 0, collect, &g), MBS_EPURGED);
 	assert_int_equal(g.n, 0);
@@ -686,6 +698,183 @@ static void test_tls(void **state)
 	assert_non_null(strstr(mbs_connect_errmsg(), "CA"));
 }
 
+/* --- checkpoint in the cluster ----------------------------------------- */
+
+static const char *const ck_files[4] = {
+	"notion_pages.json", "sync_status.json", "error_log.json", "config_cache.json"
+};
+
+static void write_file(const char *dir, const char *name, const void *p, size_t n)
+{
+	char path[512];
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	FILE *f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(p, 1, n, f), n);
+	assert_int_equal(fclose(f), 0);
+}
+
+static uint8_t *read_file(const char *dir, const char *name, size_t *n)
+{
+	char path[512];
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	FILE *f = fopen(path, "rb");
+	assert_non_null(f);
+	assert_int_equal(fseek(f, 0, SEEK_END), 0);
+	long len = ftell(f);
+	rewind(f);
+	uint8_t *b = malloc((size_t)len + 1);
+	assert_non_null(b);
+	assert_int_equal(fread(b, 1, (size_t)len, f), (size_t)len);
+	fclose(f);
+	*n = (size_t)len;
+	return b;
+}
+
+/* Four files of the given sizes, contents from @salt. */
+static void make_ckpt(const char *dir, const size_t sz[4], uint32_t salt)
+{
+	for (int i = 0; i < 4; i++) {
+		uint8_t *p = pattern((uint32_t)sz[i], salt + (uint32_t)i);
+		write_file(dir, ck_files[i], p, sz[i]);
+		free(p);
+	}
+}
+
+static void same_ckpt(const char *a, const char *b)
+{
+	for (int i = 0; i < 4; i++) {
+		size_t na, nb;
+		uint8_t *pa = read_file(a, ck_files[i], &na);
+		uint8_t *pb = read_file(b, ck_files[i], &nb);
+		assert_int_equal(na, nb);
+		assert_memory_equal(pa, pb, na);
+		free(pa);
+		free(pb);
+		char path[512];
+		struct stat st;
+		snprintf(path, sizeof path, "%s/%s", b, ck_files[i]);
+		assert_int_equal(lstat(path, &st), 0);
+		assert_true(S_ISREG(st.st_mode));
+		assert_int_equal(st.st_mode & 0777, 0600);
+	}
+}
+
+static void tmpdir(char out[64])
+{
+	snprintf(out, 64, "/tmp/mbs-ckpt-XXXXXX");
+	assert_non_null(mkdtemp(out));
+}
+
+static void rm_dir(const char *d)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
+	assert_int_equal(system(cmd), 0);
+}
+
+static void test_checkpoint(void **state)
+{
+	(void)state;
+	char s[80], src[64], dst[64], dst2[64];
+	stream_name(s, sizeof s, "ck");
+	mbs_conn *c = open_stream(s, true);
+	tmpdir(src);
+	tmpdir(dst);
+	uint64_t seq = 0;
+	/* none yet */
+	assert_int_equal(mbs_checkpoint_get(c, dst, &seq), MBS_ENOSTREAM);
+	assert_non_null(strstr(mbs_errmsg(c), "no checkpoint"));
+	/* a file missing: refused, naming it */
+	const size_t sz1[4] = { (5u << 19) + 3, 100, 0, 1u << 20 };   /* 2.5 MiB: 3 chunks */
+	make_ckpt(src, sz1, 1);
+	char path[512];
+	snprintf(path, sizeof path, "%s/error_log.json", src);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(mbs_checkpoint_put(c, src, 42), MBJ_EIO);
+	assert_non_null(strstr(mbs_errmsg(c), "error_log.json"));
+	/* put, get: the same bytes, the seq, files 0600 */
+	make_ckpt(src, sz1, 1);
+	assert_int_equal(mbs_checkpoint_put(c, src, 42), 0);
+	int rc = mbs_checkpoint_get(c, dst, &seq);
+	if (rc)
+		fail_msg("get: %d %s", rc, mbs_errmsg(c));
+	assert_int_equal(seq, 42);
+	same_ckpt(src, dst);
+	/* newest wins; the older one is removed from the cluster */
+	const size_t sz2[4] = { 10, 20, 30, 40 };
+	make_ckpt(src, sz2, 9);
+	assert_int_equal(mbs_checkpoint_put(c, src, 50), 0);
+	tmpdir(dst2);
+	assert_int_equal(mbs_checkpoint_get(c, dst2, &seq), 0);
+	assert_int_equal(seq, 50);
+	same_ckpt(src, dst2);
+	{
+		jsCtx *js0;
+		natsConnection *nc0 = raw_conn(&js0);
+		char ck[100];
+		snprintf(ck, sizeof ck, "MBCKPT-%s", s);
+		jsStreamInfo *si = NULL;
+		assert_int_equal(js_GetStreamInfo(&si, js0, ck, NULL, NULL), NATS_OK);
+		assert_int_equal(si->State.Msgs, 5);   /* 4 chunks + 1 manifest */
+		assert_int_equal(si->Config->Replicas, nodes());
+		jsStreamInfo_Destroy(si);
+		raw_close(nc0, js0);
+	}
+	/* into a directory that already holds files: replaced */
+	assert_int_equal(mbs_checkpoint_get(c, dst, &seq), 0);
+	same_ckpt(src, dst);
+	/* a newer manifest whose chunks are not there: the older whole one */
+	jsCtx *js;
+	natsConnection *nc = raw_conn(&js);
+	char subj[120];
+	snprintf(subj, sizeof subj, "membank-ckpt.%s.m", s);
+	uint8_t man[80] = "MBM1";
+	man[4] = 0x77;                        /* a put id no chunk has */
+	man[12] = 99;                         /* seq 99 */
+	man[20] = 1;                          /* first chunk: seq 1 (purged) */
+	man[28] = 5;                          /* file 0: 5 bytes */
+	uint32_t crc = mbj_crc32c(0, man, 76);
+	for (int i = 0; i < 4; i++)
+		man[76 + i] = (uint8_t)(crc >> (8 * i));
+	jsPubAck *ack = NULL;
+	assert_int_equal(js_Publish(&ack, js, subj, man, 80, NULL, NULL), NATS_OK);
+	jsPubAck_Destroy(ack);
+	/* and garbage on the manifest subject */
+	assert_int_equal(js_Publish(&ack, js, subj, "junk", 4, NULL, NULL), NATS_OK);
+	jsPubAck_Destroy(ack);
+	raw_close(nc, js);
+	rm_dir(dst2);
+	tmpdir(dst2);
+	assert_int_equal(mbs_checkpoint_get(c, dst2, &seq), 0);
+	assert_int_equal(seq, 50);
+	same_ckpt(src, dst2);
+	/* a symlink in the target is replaced, not followed */
+	char victim[600], link[600];
+	snprintf(victim, sizeof victim, "%s/victim", src);
+	write_file(src, "victim", "keep", 4);
+	snprintf(link, sizeof link, "%s/sync_status.json", dst2);
+	assert_int_equal(unlink(link), 0);
+	assert_int_equal(symlink(victim, link), 0);
+	assert_int_equal(mbs_checkpoint_get(c, dst2, &seq), 0);
+	same_ckpt(src, dst2);
+	size_t vn;
+	uint8_t *v = read_file(src, "victim", &vn);
+	assert_int_equal(vn, 4);
+	assert_memory_equal(v, "keep", 4);
+	free(v);
+	/* the target directory itself a symlink: refused */
+	char ldir[128];
+	snprintf(ldir, sizeof ldir, "%s.link", dst2);
+	assert_int_equal(symlink(dst2, ldir), 0);
+	assert_int_equal(mbs_checkpoint_get(c, ldir, &seq), MBJ_EIO);
+	unlink(ldir);
+	mbs_close(c);
+	rm_dir(src);
+	rm_dir(dst);
+	rm_dir(dst2);
+}
+
 /* --- failover ---------------------------------------------------------- */
 
 /* Ask cluster.py (the wrapper) to act on the servers: "kill I", "stop I",
@@ -825,6 +1014,7 @@ int main(void)
 		cmocka_unit_test(test_fetch_ranges_and_purge),
 		cmocka_unit_test(test_foreign_message),
 		cmocka_unit_test(test_wait_beyond),
+		cmocka_unit_test(test_checkpoint),
 	};
 	const struct CMUnitTest auth[] = { cmocka_unit_test(test_auth) };
 	const struct CMUnitTest tls[] = { cmocka_unit_test(test_tls) };
