@@ -228,6 +228,31 @@ class TwoMachines(ClusterTest):
         self.assertIn("all checks passed", out)
         self.assertIn("temporary banks are removed", out)
 
+    def test_new_machine_bootstraps_from_the_clusters_checkpoint(self):
+        """A demo on one machine writes thousands of records and its
+        compactor checkpoints (into the cluster, purging the stream before
+        it); a machine created then starts from that checkpoint and the
+        stream's tail, and holds exactly the same bank."""
+        base = self.machine("demo")
+        p = self.mb(base, "demo", "--machines", "1", "--workers", "2", "--seconds", "3",
+                    timeout=300)
+        self.assertEqual(p.returncode, 0, p.stdout.decode()[-2000:] + p.stderr.decode())
+        first = os.path.join(base, "machine-1")
+        self.ok(None, "-b", first, "snapshot")        # a checkpoint at the stream's end
+        st = json.loads(self.ok(None, "-b", first, "cluster", "status", "--format", "json"))
+        self.assertGreater(st["first_seq"], 1, st)    # purged: a new machine cannot replay
+        self.assertGreater(st["checkpoint_seq"], 0, st)
+        new = self.doc("new", "cluster", "status")
+        self.assertEqual(new["applied_seq"], st["last_seq"])
+        self.assertEqual(self.ok("new", "page", "count"),
+                         self.ok(None, "-b", first, "page", "count"))
+        for m, d in (("new", self.machine("new")), ("first", first)):
+            self.ok(None, "-b", d, "snapshot", "--out", os.path.join(self.tmp, "snap-" + m))
+        for name in FOUR:
+            with open(os.path.join(self.tmp, "snap-new", name), "rb") as fa, \
+                    open(os.path.join(self.tmp, "snap-first", name), "rb") as fb:
+                self.assertEqual(fa.read(), fb.read(), name)
+
     def test_demo_refuses_a_used_stream(self):
         self.ok("a", "page", "put", "x", "{}")
         p = self.mb(None, "demo", "--machines", "2", "--seconds", "1")
