@@ -190,7 +190,9 @@ static int take_format(cli *c, const char *name, int *exit_code);
  * keeps them out of the process list altogether, see docs/cluster.md). */
 static int take_journal(cli *c, char *arg, int *exit_code)
 {
-	char *scheme = strstr(arg, "://"), *at = NULL;
+	char *scheme = strstr(arg, "://");
+	/* the userinfo ends at the URL's last '@' (as cli_redact() says) */
+	char *at = scheme ? strrchr(scheme + 3, '@') : NULL;
 
 	free(c->journal_url);
 	if (!(c->journal_url = strdup(arg))) {
@@ -199,11 +201,8 @@ static int take_journal(cli *c, char *arg, int *exit_code)
 		return -1;
 	}
 	c->opts.journal_url = c->journal_url;
-	for (char *p = scheme ? scheme + 3 : arg; scheme && *p && *p != '/'; p++)
-		if (*p == '@')
-			at = p;
-	for (char *p = scheme ? scheme + 3 : arg; at && p < at; p++)
-		*p = 'x';
+	if (at)
+		memset(scheme + 3, 'x', (size_t)(at - (scheme + 3)));
 	return 0;
 }
 
