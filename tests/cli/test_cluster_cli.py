@@ -342,6 +342,37 @@ class Unreachable(ClusterTest):
         self.assertEqual(self.ok("a", "--fresh", "page", "count"), "2\n")
 
 
+class Diverged(ClusterTest):
+    """The stream deleted (the servers' store wiped) and then created again
+    by another machine: the old machine refuses writes instead of
+    diverging, keeps serving reads, and says so in cluster status."""
+
+    nodes = 1
+
+    def wipe(self):
+        self.c.kill(0)
+        shutil.rmtree(os.path.join(self.c.dir, self.c.name(0), "js"))
+        os.mkdir(os.path.join(self.c.dir, self.c.name(0), "js"), 0o700)
+        self.c.restart(0)
+
+    def test_deleted_then_recreated(self):
+        self.ok("a", "page", "put", "p", '{"v":1}')
+        self.ok("a", "page", "put", "q", '{"v":2}')
+        self.wipe()
+        for step in ("deleted", "recreated"):
+            p = self.mb("a", "page", "put", "r", "{}")
+            self.assertEqual(p.returncode, 4, (step, p.stderr))
+            self.assertIn(b"writes are refused", p.stderr, step)
+            self.assertEqual(self.doc("a", "page", "get", "p")["properties"], {"v": 1}, step)
+            p = self.mb("a", "cluster", "status", "--format", "json")
+            self.assertEqual(p.returncode, 4, (step, p.stderr))
+            self.assertTrue(json.loads(p.stdout)["diverged"], step)
+            self.assertTrue(self.doc("a", "stats")["cluster"]["diverged"], step)
+            if step == "deleted":
+                self.ok("b", "page", "put", "other", "{}")   # a new stream, same name
+        self.assertEqual(self.ok("b", "page", "count"), "1\n")   # b never saw a's pages
+
+
 def main():
     if not have_server():
         print("nats-server missing: skipped")
