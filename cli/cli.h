@@ -41,6 +41,8 @@ typedef struct cli {
 	const char *bank_dir;  /* -b DIR, else NULL (the library's default) */
 	bool bank_given;       /* -b was on the command line */
 	bool quiet;            /* --quiet: no progress line */
+	bool fresh;            /* --fresh: catch up with the stream after the open */
+	char *journal_url;     /* --journal's copy (argv's is scrubbed), opts point to it */
 	mb_options opts;
 	bool tty;              /* stdout is a terminal: indent documents */
 	int format;            /* enum cli_format, from --format */
@@ -84,6 +86,14 @@ int cli_open(const cli *c, mb_bank **out);
 const char *cli_bank_path(const cli *c);
 bool cli_bank_missing(const cli *c);
 int cli_open_existing(const cli *c, mb_bank **out);
+/* The journal URL in effect: --journal, else $MEMBANK_JOURNAL; NULL for
+ * none given (the bank's recorded one, or the local journal).  Secret: it
+ * may hold credentials, never print it. */
+const char *cli_journal(const cli *c);
+/* Copy @p in to @p out (at most @p cap bytes with the NUL) with the user,
+ * password or token of every URL in it replaced by "***".  Every message
+ * of the command passes through it. */
+void cli_redact(const char *in, char *out, size_t cap);
 /* Close a handle a command wrote through: when the command succeeded, first
  * the automatic checkpoint its write left (mb_checkpoint_if_due()), with
  * SIGINT and SIGTERM held until the process exits. */
@@ -158,6 +168,7 @@ int cmd_stats(cli *c, int argc, char **argv);
 int cmd_demo(cli *c, int argc, char **argv);
 int cmd_doctor(cli *c, int argc, char **argv);
 int cmd_batch(cli *c, int argc, char **argv);
+int cmd_cluster(cli *c, int argc, char **argv);
 
 /* A group's subcommands: name, usage text, function. */
 typedef struct cli_sub {

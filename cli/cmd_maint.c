@@ -42,29 +42,74 @@ static uint64_t bank_max_json(mb_bank *b)
 	return n;
 }
 
+/* The most replicas a JetStream stream may have. */
+#define MAX_REPLICAS 5
+
+/* init --replicas N against the bank just opened: its journal is a stream
+ * with N replicas (an existing stream keeps the replicas it was created
+ * with, as an existing bank keeps its max_json_bytes).  An exit code. */
+static int check_replicas(cli *c, mb_bank *b)
+{
+	mb_cluster_info info;
+	int rc = mb_cluster_status(b, &info);
+
+	if (rc == MB_EINVAL) {
+		cli_msg(c, "--replicas %u: the bank at %s has a local journal (give --journal "
+		        "URL or MEMBANK_JOURNAL when it is created)", c->opts.journal_replicas,
+		        mb_path(b));
+		return EX_INVALID;
+	}
+	if (rc)
+		return cli_fail(c, b, rc, "cannot read the stream's replicas");
+	if (info.reachable && info.replicas != c->opts.journal_replicas) {
+		cli_msg(c, "--replicas %u, but the stream %s has %u (set when it was created)",
+		        c->opts.journal_replicas, info.stream, info.replicas);
+		return EX_INVALID;
+	}
+	return EX_OK;
+}
+
 int cmd_init(cli *c, int argc, char **argv)
 {
 	static const struct option lo[] = {
 		{ "max-json-bytes", required_argument, NULL, 'm' },
+		{ "replicas", required_argument, NULL, 'r' },
 		{ NULL, 0, NULL, 0 },
 	};
 	mb_bank *b = NULL;
-	uint64_t have;
+	uint64_t have, v;
 	int ch, ex = 0;
 
-	c->usage = "membank init [--max-json-bytes N]\n\n"
-	           "Create the bank if missing and print its path.\n\n"
+	c->usage = "membank init [--max-json-bytes N] [--replicas N]\n\n"
+	           "Create the bank if missing and print its path.  With --journal URL (or\n"
+	           "MEMBANK_JOURNAL), the bank's journal is that stream: created when missing\n"
+	           "(file storage, the replicas asked, messages large enough for the largest\n"
+	           "record), else checked; the bank is bound to it for life.\n\n"
 	           "      --max-json-bytes N  the largest JSON document the bank accepts, from\n"
 	           "                          any client (the command, C, Python): fixed at\n"
 	           "                          creation, in membank.json (64..16777216; default\n"
-	           "                          1048576).  An existing bank must have it already.\n";
-	while ((ch = cli_getopt(c, argc, argv, "", lo, &ex)) > 0)
+	           "                          1048576).  An existing bank must have it already.\n"
+	           "  -r, --replicas N        copies of the stream the cluster keeps (1..5,\n"
+	           "                          default 1; 3 survives the loss of any one node).\n"
+	           "                          An existing stream must have them already.\n";
+	while ((ch = cli_getopt(c, argc, argv, "r:", lo, &ex)) > 0) {
 		if (ch == 'm' && parse_max_json(c, optarg))
 			return EX_USAGE;
+		if (ch == 'r' && (cli_parse_u64(optarg, MAX_REPLICAS, &v) || !v))
+			return cli_usage_error(c, "--replicas needs 1..%d, not '%s'", MAX_REPLICAS,
+			                       optarg);
+		if (ch == 'r')
+			c->opts.journal_replicas = (uint32_t)v;
+	}
 	if (ch < 0)
 		return ex;
 	if (optind != argc)
 		return cli_usage_error(c, "too many arguments");
+	/* a new bank would be created with a local journal: refused before
+	 * anything is created (an existing bank may have recorded its URL) */
+	if (c->opts.journal_replicas && !cli_journal(c) && cli_bank_missing(c))
+		return cli_usage_error(c, "--replicas needs a journal on a cluster: --journal URL "
+		                          "or MEMBANK_JOURNAL");
 	c->opts.create = true;
 	if ((ex = cli_open(c, &b)))
 		return ex;
@@ -73,6 +118,10 @@ int cmd_init(cli *c, int argc, char **argv)
 		        "was created)", c->opts.max_json_bytes, mb_path(b), (unsigned long long)have);
 		mb_close(b);
 		return EX_INVALID;
+	}
+	if (c->opts.journal_replicas && (ex = check_replicas(c, b))) {
+		mb_close(b);
+		return ex;
 	}
 	puts(mb_path(b));
 	mb_close(b);
@@ -86,9 +135,14 @@ int cmd_stats(cli *c, int argc, char **argv)
 	bool prom;
 	int ex, rc;
 
-	c->usage = "membank stats [--format json|pretty|text|prometheus]\n\n"
+	c->usage = "membank stats [--format json|pretty|text|prometheus] [--fresh]\n\n"
 	           "Print the bank's counters and sizes as JSON: pages, events, file sizes,\n"
-	           "map use, readers and their lag, journal segments.  Pages removed behind\n"
+	           "map use, readers and their lag, journal segments.  \"cluster\" says how\n"
+	           "stale this machine may be when its journal is on a cluster (null for a\n"
+	           "local journal): applied_seq, stream_last_seq (as last seen), lag_records,\n"
+	           "since_contact_ms (null: never), foreign_skipped, conflicts,\n"
+	           "checkpoint_seq, checkpoint_failures, diverged; the url has no\n"
+	           "credentials.  Pages removed behind\n"
 	           "the caller's back (cache_settings): pages_evicted (by max_entries),\n"
 	           "pages_expired (older than ttl_seconds, absent, not yet purged),\n"
 	           "pages_purged (expired pages a snapshot removed).  With --format\n"

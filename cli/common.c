@@ -27,13 +27,53 @@ int cli_exit_code(int mb_code)
 
 static void vmsg(const cli *c, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 
+/* Every message passes here: a URL's user, password or token never reaches
+ * stderr, whoever wrote the text (the library redacts its own; an argument
+ * echoed back in a usage error may be a URL typed in the wrong place). */
 static void vmsg(const cli *c, const char *fmt, va_list ap)
 {
+	char text[4096], clean[4096];
+
 	cli_progress_break();
 	fprintf(stderr, "membank: ");
 	if (c && c->cmd)
 		fprintf(stderr, "%s: ", c->cmd);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(text, sizeof text, fmt, ap);
+	cli_redact(text, clean, sizeof clean);
+	fputs(clean, stderr);
+}
+
+/* A character that ends a URL in a message. */
+static bool url_end(char ch)
+{
+	return !ch || ch == ' ' || ch == '\t' || ch == '\n' || ch == '\'' || ch == '"';
+}
+
+void cli_redact(const char *in, char *out, size_t cap)
+{
+	size_t n = 0;
+
+	if (!cap)
+		return;
+	while (*in && n + 1 < cap) {
+		const char *at = NULL, *p;
+
+		if (strncmp(in, "://", 3) != 0) {
+			out[n++] = *in++;
+			continue;
+		}
+		/* The userinfo is everything up to the last '@' of the URL: a
+		 * password may hold an '@' or a ':' of its own; a host or a
+		 * stream name never holds one. */
+		for (p = in + 3; !url_end(*p); p++)
+			if (*p == '@')
+				at = p;
+		n += (size_t)snprintf(out + n, cap - n, "%s", at ? "://***" : "://");
+		if (n >= cap)
+			n = cap - 1;
+		in = at ? at : in + 3;
+	}
+	out[n] = '\0';
 }
 
 void cli_msg(const cli *c, const char *fmt, ...)
@@ -55,6 +95,8 @@ static bool said(const cli *c, const char *what, const char *word, size_t n)
 
 	if (wl >= n && !memcmp(what + wl - n, word, n) && (wl == n || what[wl - n - 1] == ' '))
 		return true;
+	if (strlen(p) == n && !memcmp(p, word, n))
+		return true;   /* all of a two-word command ("cluster status") */
 	while (*p) {
 		size_t l = strcspn(p, " ");
 		if (l == n && !memcmp(p, word, n))
@@ -85,7 +127,10 @@ int cli_fail(const cli *c, const mb_bank *b, int code, const char *fmt, ...)
 	for (const char *colon; (colon = strstr(why, ": ")) && said(c, what, why,
 	                                                             (size_t)(colon - why));)
 		why = colon + 2;
-	cli_msg(c, "%s: %s", what, why);
+	if (*what)
+		cli_msg(c, "%s: %s", what, why);
+	else
+		cli_msg(c, "%s", why);
 	return cli_exit_code(code);
 }
 
@@ -114,6 +159,100 @@ int cli_usage_error(const cli *c, const char *fmt, ...)
 #define OPT_FORMAT 0x100
 /* and for --quiet, every command's too (no progress line) */
 #define OPT_QUIET 0x101
+/* the journal's options and --fresh: every command's, like --format */
+#define OPT_JOURNAL 0x102
+#define OPT_JOURNAL_CREDS 0x103
+#define OPT_JOURNAL_CA 0x104
+#define OPT_JOURNAL_CERT 0x105
+#define OPT_JOURNAL_KEY 0x106
+#define OPT_JOURNAL_TIMEOUT 0x107
+#define OPT_FRESH 0x108
+
+static const struct option common_opts[] = {
+	{ "help", no_argument, NULL, 'h' },
+	{ "format", required_argument, NULL, OPT_FORMAT },
+	{ "quiet", no_argument, NULL, OPT_QUIET },
+	{ "journal", required_argument, NULL, OPT_JOURNAL },
+	{ "journal-creds", required_argument, NULL, OPT_JOURNAL_CREDS },
+	{ "journal-ca", required_argument, NULL, OPT_JOURNAL_CA },
+	{ "journal-cert", required_argument, NULL, OPT_JOURNAL_CERT },
+	{ "journal-key", required_argument, NULL, OPT_JOURNAL_KEY },
+	{ "journal-timeout", required_argument, NULL, OPT_JOURNAL_TIMEOUT },
+	{ "fresh", no_argument, NULL, OPT_FRESH },
+};
+#define COMMON_N (sizeof common_opts / sizeof common_opts[0])
+
+static int take_format(cli *c, const char *name, int *exit_code);
+
+/* --journal URL: the URL is copied, then its user, password or token are
+ * overwritten in argv, so that ps and /proc/PID/cmdline show "x"s instead
+ * from here on (as mysql does; the credentials file or MEMBANK_JOURNAL
+ * keeps them out of the process list altogether, see docs/cluster.md). */
+static int take_journal(cli *c, char *arg, int *exit_code)
+{
+	char *scheme = strstr(arg, "://");
+	/* the userinfo ends at the URL's last '@' (as cli_redact() says) */
+	char *at = scheme ? strrchr(scheme + 3, '@') : NULL;
+
+	free(c->journal_url);
+	if (!(c->journal_url = strdup(arg))) {
+		cli_msg(c, "out of memory");
+		*exit_code = EX_BANK;
+		return -1;
+	}
+	c->opts.journal_url = c->journal_url;
+	if (at)
+		memset(scheme + 3, 'x', (size_t)(at - (scheme + 3)));
+	return 0;
+}
+
+/* A file option's value: a path, never empty. */
+static int take_file(cli *c, const char *opt, const char *arg, const char **to, int *exit_code)
+{
+	if (!*arg) {
+		*exit_code = cli_usage_error(c, "%s needs a file", opt);
+		return -1;
+	}
+	*to = arg;
+	return 0;
+}
+
+/* The options every command takes; -1 with *exit_code on a bad value. */
+static int take_common(cli *c, int ch, char *arg, int *exit_code)
+{
+	uint64_t v;
+
+	switch (ch) {
+	case OPT_QUIET:
+		c->quiet = true;
+		cli_progress_setup(c);
+		return 0;
+	case OPT_FORMAT:
+		return take_format(c, arg, exit_code);
+	case OPT_JOURNAL:
+		return take_journal(c, arg, exit_code);
+	case OPT_JOURNAL_CREDS:
+		return take_file(c, "--journal-creds", arg, &c->opts.journal_creds, exit_code);
+	case OPT_JOURNAL_CA:
+		return take_file(c, "--journal-ca", arg, &c->opts.journal_tls_ca, exit_code);
+	case OPT_JOURNAL_CERT:
+		return take_file(c, "--journal-cert", arg, &c->opts.journal_tls_cert, exit_code);
+	case OPT_JOURNAL_KEY:
+		return take_file(c, "--journal-key", arg, &c->opts.journal_tls_key, exit_code);
+	case OPT_JOURNAL_TIMEOUT:
+		if (cli_parse_u64(arg, 3600000, &v) || v < 100) {
+			*exit_code = cli_usage_error(c, "--journal-timeout needs 100..3600000 "
+			                                "milliseconds, not '%s'", arg);
+			return -1;
+		}
+		c->opts.journal_timeout_ms = (uint32_t)v;
+		return 0;
+	case OPT_FRESH:
+		c->fresh = true;
+		return 0;
+	}
+	return 1;
+}
 
 /* --format NAME, taken by every command and by the global options. */
 static int take_format(cli *c, const char *name, int *exit_code)
@@ -147,9 +286,9 @@ static int check_format(cli *c, int *exit_code)
 int cli_getopt(cli *c, int argc, char **argv, const char *shortopts,
                const struct option *longopts, int *exit_code)
 {
-	/* -h, --help and --format are every command's; the caller's table
-	 * comes first. */
-	struct option all[16];
+	/* -h, --help, --format, --quiet, the journal's options and --fresh
+	 * are every command's; the caller's table comes first. */
+	struct option all[12 + COMMON_N + 1];
 	char shorts[64];
 	size_t n = 0;
 	int ch;
@@ -158,9 +297,8 @@ int cli_getopt(cli *c, int argc, char **argv, const char *shortopts,
 		all[n] = longopts[n];
 		n++;
 	}
-	all[n++] = (struct option){ "help", no_argument, NULL, 'h' };
-	all[n++] = (struct option){ "format", required_argument, NULL, OPT_FORMAT };
-	all[n++] = (struct option){ "quiet", no_argument, NULL, OPT_QUIET };
+	for (size_t i = 0; i < COMMON_N; i++)
+		all[n++] = common_opts[i];
 	all[n] = (struct option){ NULL, 0, NULL, 0 };
 	/* GNU getopt wants a leading '+' (stop at the first operand) before the
 	 * ':' that makes it report a missing value apart from an unknown option. */
@@ -170,19 +308,16 @@ int cli_getopt(cli *c, int argc, char **argv, const char *shortopts,
 	else
 		snprintf(shorts, sizeof shorts, ":%sh", shortopts);
 
-	while ((ch = getopt_long(argc, argv, shorts, all, NULL)) == OPT_FORMAT ||
-	       ch == OPT_QUIET) {
-		if (ch == OPT_QUIET) {
-			c->quiet = true;
-			cli_progress_setup(c);
-		} else if (take_format(c, optarg, exit_code))
+	while ((ch = getopt_long(argc, argv, shorts, all, NULL)) >= OPT_FORMAT &&
+	       ch <= OPT_FRESH)
+		if (take_common(c, ch, optarg, exit_code) < 0)
 			return -1;
-	}
 	if (ch == -1)
 		return check_format(c, exit_code) ? -1 : 0;
 	if (ch == 'h') {
 		fputs("usage: ", stdout);
 		fputs(c->usage, stdout);
+		cli_output_failed();   /* a help longer than stdio's buffer: keep errno */
 		*exit_code = EX_OK;
 		return -1;
 	}
@@ -243,7 +378,22 @@ static int open_bank(const cli *c, bool create, mb_bank **out)
 		}
 		return cli_fail(c, NULL, rc, "cannot open the bank %s", cli_bank_path(c));
 	}
+	/* --fresh: what the stream holds at this instant, or a failure; never
+	 * the local cache alone (a local journal: nothing to do) */
+	if (c->fresh && (rc = mb_catch_up(*out))) {
+		int ex = cli_fail(c, *out, rc, "--fresh: cannot catch up with the stream");
+		mb_close(*out);
+		*out = NULL;
+		return ex;
+	}
 	return EX_OK;
+}
+
+const char *cli_journal(const cli *c)
+{
+	const char *url = c->opts.journal_url ? c->opts.journal_url : getenv("MEMBANK_JOURNAL");
+
+	return url && *url ? url : NULL;
 }
 
 int cli_open(const cli *c, mb_bank **out)

@@ -9,6 +9,13 @@
  * which POSIX writes atomically, so messages of different children never
  * interleave.  A compactor child snapshots every second.  At the end the
  * parent takes a last snapshot and checks its counts against the reports.
+ *
+ * With --machines M (a journal on a cluster: --journal URL), M bank
+ * directories stand for M machines: each has its own workers (spread over
+ * them) and its own compactor, and all write through the one stream.  At
+ * the end each machine catches up with the stream and is checked alone:
+ * every machine must hold exactly what all the workers did, at the stream's
+ * last seq, with the same four files byte for byte.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,6 +39,7 @@
 #define DEMO_PAGES 3000u           /* the workspace */
 #define DEMO_MAX_ENTRIES 5000u     /* cache_settings.max_entries: above the workspace */
 #define DEMO_MAX_WORKERS 64u
+#define DEMO_MAX_MACHINES 8u
 #define REPORT_MAGIC 0x6d62646dU   /* "mbdm" */
 
 enum op { OP_PUT, OP_MERGE, OP_GET, OP_SYNC_OK, OP_SYNC_FAIL, OP_RESOLVE, OP_N };
@@ -61,7 +70,7 @@ static const api_error api_errors[] = {
 };
 #define ERR_N (sizeof api_errors / sizeof api_errors[0])
 
-/* One message from a child.  Worker -1 is the compactor. */
+/* One message from a child.  Worker -1 - m is machine m's compactor. */
 typedef struct report {
 	uint32_t magic;
 	int32_t worker;
@@ -77,7 +86,9 @@ _Static_assert(sizeof(report) <= PIPE_BUF, "a report must be written atomically"
 
 typedef struct demo {
 	cli *c;
-	const char *bank;
+	const char *bank;        /* machine 0's bank (the only one without a cluster) */
+	const char *banks[DEMO_MAX_MACHINES];
+	unsigned machines;       /* 0: no cluster, one bank */
 	unsigned workers;
 	double seconds;
 	uint64_t seed;
@@ -168,7 +179,8 @@ static int worker_op(mb_bank *b, const demo *d, int k, uint64_t *rng, report *r)
 		page_props(rng, k, r->ops[OP_PUT] + r->ops[OP_MERGE], merge, props, sizeof props);
 		rc = merge ? mb_page_merge(b, id, props, (size_t)-1)
 		           : mb_page_put(b, id, props, (size_t)-1);
-		r->touched[page / 8] |= (uint8_t)(1u << (page % 8));
+		if (!rc)   /* a failed write may not be there: not counted */
+			r->touched[page / 8] |= (uint8_t)(1u << (page % 8));
 		r->ops[merge ? OP_MERGE : OP_PUT] += !rc;
 	} else if (pct < 75) {
 		rc = mb_page_get(b, id, &json, NULL);
@@ -208,7 +220,8 @@ static int worker_main(const demo *d, int k, double deadline)
 	mb_bank *b = NULL;
 	int rc;
 
-	if ((rc = mb_open(d->bank, &d->c->opts, &b))) {
+	if ((rc = mb_open(d->banks[(unsigned)k % (d->machines ? d->machines : 1)], &d->c->opts,
+	                  &b))) {
 		cli_fail(d->c, NULL, rc, "worker %d: cannot open the bank", k);
 		r.failed = 1;
 	}
@@ -233,14 +246,14 @@ static int worker_main(const demo *d, int k, double deadline)
 }
 
 #if CLI_HAVE_SNAPSHOT
-static int compactor_main(const demo *d, const sigset_t *set)
+static int compactor_main(const demo *d, unsigned m, const sigset_t *set)
 {
-	report r = { .magic = REPORT_MAGIC, .worker = -1 };
+	report r = { .magic = REPORT_MAGIC, .worker = -1 - (int32_t)m };
 	mb_snapshot_info info;
 	mb_bank *b = NULL;
 	int rc;
 
-	if ((rc = mb_open(d->bank, &d->c->opts, &b))) {
+	if ((rc = mb_open(d->banks[m], &d->c->opts, &b))) {
 		cli_fail(d->c, NULL, rc, "compactor: cannot open the bank");
 		r.failed = 1;
 	}
@@ -267,7 +280,7 @@ static int compactor_main(const demo *d, const sigset_t *set)
 
 typedef struct tally {
 	report w[DEMO_MAX_WORKERS];     /* each worker's latest report */
-	report comp;                    /* the compactor's latest */
+	report comp[DEMO_MAX_MACHINES]; /* each compactor's latest */
 	unsigned char buf[2 * sizeof(report)];
 	size_t have;
 	unsigned workers;
@@ -277,8 +290,8 @@ static void take(tally *t, const report *r)
 {
 	if (r->magic != REPORT_MAGIC)
 		return;
-	if (r->worker == -1)
-		t->comp = *r;
+	if (r->worker < 0 && r->worker >= -(int32_t)DEMO_MAX_MACHINES)
+		t->comp[-1 - r->worker] = *r;
 	else if (r->worker >= 0 && (unsigned)r->worker < t->workers)
 		t->w[r->worker] = *r;
 }
@@ -313,6 +326,15 @@ static uint64_t total_ops(const tally *t)
 	return n;
 }
 
+static uint64_t snapshots(const tally *t)
+{
+	uint64_t n = 0;
+
+	for (unsigned m = 0; m < DEMO_MAX_MACHINES; m++)
+		n += t->comp[m].snapshots;
+	return n;
+}
+
 static void progress(const demo *d, const tally *t, double elapsed, bool done)
 {
 	uint64_t n = total_ops(t);
@@ -320,10 +342,10 @@ static void progress(const demo *d, const tally *t, double elapsed, bool done)
 
 	if (d->c->tty)
 		printf("\r  %5.1f s  %9" PRIu64 " ops  %9.0f ops/s  %4" PRIu64 " snapshots%s",
-		       elapsed, n, rate, t->comp.snapshots, done ? "\n" : "");
+		       elapsed, n, rate, snapshots(t), done ? "\n" : "");
 	else if (!done)
 		printf("  %5.1f s  %" PRIu64 " ops  %.0f ops/s  %" PRIu64 " snapshots\n",
-		       elapsed, n, rate, t->comp.snapshots);
+		       elapsed, n, rate, snapshots(t));
 	fflush(stdout);
 }
 
@@ -385,6 +407,8 @@ typedef struct facts {
 	int pattern_keys;
 	double total_pages, pages_listed;   /* metadata.total_pages, keys of "pages" */
 	double seq;                         /* the journal's last seq */
+	double stream_seq;                  /* with a cluster: the stream's last seq */
+	double same_files;                  /* the four files equal machine 1's: 1 */
 } facts;
 
 static double num(const cJSON *o, const char *key)
@@ -525,7 +549,8 @@ static uint64_t writes(const sums *s)
 	       2 * s->ops[OP_SYNC_FAIL] + s->ops[OP_RESOLVE];
 }
 
-static bool check_all(const demo *d, const facts *f, const sums *s, double bank_pages)
+static bool check_all(const demo *d, unsigned m, const facts *f, const sums *s,
+                      double bank_pages)
 {
 	uint64_t records = s->ops[OP_SYNC_OK] + s->ops[OP_SYNC_FAIL];
 	double history = (double)(records < MB_DEFAULT_HISTORY ? records : MB_DEFAULT_HISTORY);
@@ -533,7 +558,10 @@ static bool check_all(const demo *d, const facts *f, const sums *s, double bank_
 	char name[64];
 	bool ok = true;
 
-	printf("\nchecks: %-26s %10s %10s\n", "", "bank", "workers");
+	if (d->machines)
+		printf("\nchecks of machine-%u: %-15s %10s %10s\n", m + 1, "", "bank", "workers");
+	else
+		printf("\nchecks: %-26s %10s %10s\n", "", "bank", "workers");
 	ok &= check("success_count", f->success, (double)s->ops[OP_SYNC_OK]);
 	ok &= check("error_count", f->failures, (double)s->ops[OP_SYNC_FAIL]);
 	ok &= check("sync_history entries (bounded)", f->history, history);
@@ -549,7 +577,21 @@ static bool check_all(const demo *d, const facts *f, const sums *s, double bank_
 	ok &= check("metadata.total_pages", f->total_pages, (double)s->distinct_pages);
 	ok &= check("pages in notion_pages.json", f->pages_listed, (double)s->distinct_pages);
 	ok &= check("page count of the bank", bank_pages, (double)s->distinct_pages);
-	ok &= check("journal records written", f->seq - (double)d->base_seq, (double)writes(s));
+	if (!d->machines) {
+		ok &= check("journal records written", f->seq - (double)d->base_seq,
+		            (double)writes(s));
+		return ok;
+	}
+	/* A write group is published as one stream message: fewer seqs than
+	 * writes when writers met; never more. */
+	double msgs = f->seq - (double)d->base_seq, w = (double)writes(s);
+	bool le = msgs > 0 && msgs <= w;
+	printf("  %-34s %10.0f %10.0f   %s\n", "stream messages (<= writes)", msgs, w,
+	       le ? "ok" : "DIFFERENT");
+	ok &= le;
+	ok &= check("applied seq = stream's last seq", f->seq, f->stream_seq);
+	if (m)
+		ok &= check("four files = machine-1's: 1", f->same_files, 1);
 	return ok;
 }
 
@@ -573,47 +615,94 @@ static void print_table(const demo *d, const sums *s, const tally *t, double ela
 		snprintf(name, sizeof name, "%s (%s)", api_errors[i].type, api_errors[i].code);
 		printf("%-34s %10" PRIu64 "\n", name, s->errors[i]);
 	}
-	printf("\nsnapshots by the compactor (every 1 s): %" PRIu64, t->comp.snapshots);
-	if (t->comp.snapshots)
-		printf(", the last %" PRIu64 " bytes at journal seq %" PRIu64,
-		       t->comp.snap_bytes, t->comp.snap_seq);
-	putchar('\n');
+	for (unsigned m = 0; m < (d->machines ? d->machines : 1); m++) {
+		const report *c = &t->comp[m];
+		if (d->machines)
+			printf("%smachine-%u: ", m ? "" : "\n", m + 1);
+		else
+			putchar('\n');
+		printf("snapshots by the compactor (every 1 s): %" PRIu64, c->snapshots);
+		if (c->snapshots)
+			printf(", the last %" PRIu64 " bytes at journal seq %" PRIu64,
+			       c->snap_bytes, c->snap_seq);
+		putchar('\n');
+	}
 }
 
 #if CLI_HAVE_SNAPSHOT
+static const char *const four_files[] = {
+	"notion_pages.json", "sync_status.json", "error_log.json", "config_cache.json",
+};
+
 static void print_files(const char *dir)
 {
-	static const char *const names[] = {
-		"notion_pages.json", "sync_status.json", "error_log.json", "config_cache.json",
-	};
-
 	printf("\nthe four JSON files:\n");
 	for (unsigned i = 0; i < 4; i++)
-		printf("  %s/%s\n", dir, names[i]);
+		printf("  %s/%s\n", dir, four_files[i]);
 }
 #endif
 
-/* The final snapshot (or the live documents) against the reports. */
-static int final_check(const demo *d, const sums *s)
+#if CLI_HAVE_SNAPSHOT
+/* 1 when file @p name is the same, byte for byte, in both directories. */
+static double same_file(const char *a, const char *b, const char *name)
 {
+	char pa[PATH_MAX], pb[PATH_MAX], ba[65536], bb[65536];
+	FILE *fa, *fb;
+	size_t na, nb;
+	double same = 0;
+
+	snprintf(pa, sizeof pa, "%s/%s", a, name);
+	snprintf(pb, sizeof pb, "%s/%s", b, name);
+	fa = fopen(pa, "rb");
+	fb = fopen(pb, "rb");
+	if (fa && fb) {
+		do {
+			na = fread(ba, 1, sizeof ba, fa);
+			nb = fread(bb, 1, sizeof bb, fb);
+		} while (na == nb && !memcmp(ba, bb, na) && na == sizeof ba);
+		same = na == nb && !memcmp(ba, bb, na) && !ferror(fa) && !ferror(fb);
+	}
+	if (fa)
+		fclose(fa);
+	if (fb)
+		fclose(fb);
+	return same;
+}
+#endif
+
+/* Machine @p m's final snapshot (or live documents) against the reports.
+ * With a cluster, the machine first catches up with the stream. */
+static int final_check(const demo *d, unsigned m, const sums *s)
+{
+	mb_cluster_info ci;
 	facts f = { 0 };
 	mb_bank *b = NULL;
-	uint64_t pages = 0;
+	uint64_t pages = 0, seq = 0;
 	int rc;
 
-	if ((rc = mb_open(d->bank, &d->c->opts, &b)) || (rc = mb_page_count(b, &pages)))
+	if ((rc = mb_open(d->banks[m], &d->c->opts, &b)) || (rc = mb_catch_up(b)) ||
+	    (rc = mb_page_count(b, &pages)) || (rc = mb_journal_last_seq(b, &seq)))
 		goto fail;
-	uint64_t seq = 0;
-	if ((rc = mb_journal_last_seq(b, &seq)))
-		goto fail;
+	if (d->machines) {
+		if ((rc = mb_cluster_status(b, &ci)))
+			goto fail;
+		f.stream_seq = (double)ci.last_seq;
+	}
 #if CLI_HAVE_SNAPSHOT
 	mb_snapshot_info info;
 	if ((rc = mb_snapshot(b, NULL, &info)))
 		goto fail;
+	if (d->machines)
+		printf("\nmachine-%u: ", m + 1);
 	printf("final snapshot: %" PRIu64 " pages, %" PRIu64 " bytes, journal seq %" PRIu64
 	       ", %.3f s\n", info.pages, info.bytes, info.seq, info.seconds);
-	print_files(mb_path(b));
+	if (!d->machines)
+		print_files(mb_path(b));
 	rc = snapshot_facts(mb_path(b), &f) ? MB_ECORRUPT : 0;
+	f.same_files = 1;
+	for (unsigned i = 0; m && i < 4; i++)
+		if (!same_file(d->banks[0], mb_path(b), four_files[i]))
+			f.same_files = 0;
 #else
 	printf("(this build has no snapshots: checking the live documents)\n");
 	rc = live_facts(b, &f);
@@ -622,27 +711,50 @@ static int final_check(const demo *d, const sums *s)
 		goto fail;
 	f.seq = (double)seq;
 	mb_close(b);
-	return check_all(d, &f, s, (double)pages) ? EX_OK : EX_BANK;
+	return check_all(d, m, &f, s, (double)pages) ? EX_OK : EX_BANK;
 fail:
-	cli_fail(d->c, b, rc, "final check");
+	cli_fail(d->c, b, rc, "final check of %s", d->banks[m]);
 	mb_close(b);
 	return cli_exit_code(rc);
 }
 
+/* With a cluster: what the stream holds in the end. */
+static void print_stream(const demo *d)
+{
+	mb_cluster_info ci;
+	mb_bank *b = NULL;
+
+	if (!d->machines || mb_open(d->banks[0], &d->c->opts, &b))
+		return;
+	if (!mb_cluster_status(b, &ci))
+		printf("\nstream %s: last seq %" PRIu64 ", %u replica%s, leader %s; every "
+		       "machine applied it up to seq %" PRIu64 "\n", ci.stream, ci.last_seq,
+		       ci.replicas, ci.replicas == 1 ? "" : "s", *ci.leader ? ci.leader : "?",
+		       ci.last_seq);
+	mb_close(b);
+}
+
 /* ------------------------------------------------------------- the setup */
 
-/* A fresh bank: the checks compare its counts with the workers' alone. */
-static int prepare_bank(demo *d)
+/* A fresh bank: the checks compare its counts with the workers' alone.
+ * With a cluster, machine 1 prepares it and every other machine joins (its
+ * open bootstraps from the stream) and must see the same empty bank. */
+static int prepare_bank(demo *d, unsigned m)
 {
 	char conf[128];
 	facts f = { 0 };
 	mb_bank *b = NULL;
 	int rc, ex = EX_OK;
 
-	if ((rc = mb_open(d->bank, &d->c->opts, &b)) || (rc = live_facts(b, &f)))
+	if ((rc = mb_open(d->banks[m], &d->c->opts, &b)) || (rc = live_facts(b, &f)))
 		goto fail;
 	if (f.total_pages || f.success || f.failures || f.total_errors) {
-		cli_msg(d->c, "the bank %s is not empty: give a fresh directory, or no -b", d->bank);
+		if (d->machines)
+			cli_msg(d->c, "the stream of the bank %s is not empty: give the URL of a new "
+			        "stream (another STREAM name)", d->banks[m]);
+		else
+			cli_msg(d->c, "the bank %s is not empty: give a fresh directory, or no -b",
+			        d->banks[m]);
 		mb_close(b);
 		return EX_USAGE;
 	}
@@ -650,17 +762,18 @@ static int prepare_bank(demo *d)
 	 * max_entries 1000 (the least recently updated page is evicted beyond
 	 * it); the workspace must fit for total_pages to be checkable. */
 	snprintf(conf, sizeof conf, "{\"cache_settings\":{\"max_entries\":%u}}", DEMO_MAX_ENTRIES);
-	if ((rc = mb_config_update(b, conf, (size_t)-1)) ||
-	    (rc = mb_journal_last_seq(b, &d->base_seq)))
+	if (m == 0 && ((rc = mb_config_update(b, conf, (size_t)-1)) ||
+	               (rc = mb_journal_last_seq(b, &d->base_seq))))
 		goto fail;
 	mb_close(b);
 	return ex;
 fail:
-	ex = cli_fail(d->c, b, rc, "cannot prepare the bank %s", d->bank);
+	ex = cli_fail(d->c, b, rc, "cannot prepare the bank %s", d->banks[m]);
 	mb_close(b);
 	return ex;
 }
 
+/* Worker k (k >= 0), or machine -1 - k's compactor. */
 static pid_t spawn(const demo *d, int rfd, int k, double deadline, const sigset_t *set)
 {
 	pid_t pid;
@@ -671,34 +784,39 @@ static pid_t spawn(const demo *d, int rfd, int k, double deadline, const sigset_
 		return pid;
 	close(rfd);
 #if CLI_HAVE_SNAPSHOT
-	_exit(k < 0 ? compactor_main(d, set) : worker_main(d, k, deadline));
+	_exit(k < 0 ? compactor_main(d, (unsigned)(-1 - k), set) : worker_main(d, k, deadline));
 #else
 	(void)set;
 	_exit(worker_main(d, k, deadline));
 #endif
 }
 
-/* Stop the compactor and read its last reports, then reap it. */
-static int stop_compactor(tally *t, int rfd, pid_t comp)
+/* Stop the compactors and read their last reports, then reap them. */
+static int stop_compactors(tally *t, int rfd, const pid_t *comp, unsigned n)
 {
 	struct pollfd pfd = { .fd = rfd, .events = POLLIN };
-	int status = 0;
+	int status = 0, ex = 0;
 
-	if (comp == 0)
-		return 0;   /* a build without snapshots has no compactor */
-	if (comp < 0)
-		return -1;  /* fork failed */
-	kill(comp, SIGTERM);
+	for (unsigned m = 0; m < n; m++)
+		if (comp[m] > 0)
+			kill(comp[m], SIGTERM);
 	while (poll(&pfd, 1, 1000) >= 0 && drain(t, rfd))
 		;
-	waitpid(comp, &status, 0);
-	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+	for (unsigned m = 0; m < n; m++) {
+		if (comp[m] == 0)
+			continue;   /* a build without snapshots has no compactor */
+		if (comp[m] < 0 || waitpid(comp[m], &status, 0) != comp[m] ||
+		    !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			ex = -1;    /* fork failed, or the compactor did */
+	}
+	return ex;
 }
 
 static int run(demo *d)
 {
-	pid_t pids[DEMO_MAX_WORKERS] = { 0 }, comp = 0;
+	pid_t pids[DEMO_MAX_WORKERS] = { 0 }, comp[DEMO_MAX_MACHINES] = { 0 };
 	int status[DEMO_MAX_WORKERS] = { 0 }, fds[2], ex;
+	unsigned machines = d->machines ? d->machines : 1;
 	tally *t = calloc(1, sizeof *t);
 	sigset_t set;
 	double t0, elapsed;
@@ -715,7 +833,8 @@ static int run(demo *d)
 	cli_block_signals(&set);   /* inherited: children take signals by polling */
 	t0 = now_s();
 #if CLI_HAVE_SNAPSHOT
-	comp = spawn(d, fds[0], -1, 0, &set);
+	for (unsigned m = 0; m < machines; m++)
+		comp[m] = spawn(d, fds[0], -1 - (int)m, 0, &set);
 #endif
 	for (unsigned k = 0; k < d->workers; k++)
 		pids[k] = spawn(d, fds[0], (int)k, t0 + d->seconds, &set);
@@ -725,16 +844,18 @@ static int run(demo *d)
 	progress(d, t, elapsed, true);
 	if (stopped)
 		printf("stopped early by a signal after %.1f s\n", elapsed);
-	ex = stop_compactor(t, fds[0], comp) ? EX_BANK : EX_OK;
+	ex = stop_compactors(t, fds[0], comp, machines) ? EX_BANK : EX_OK;
 	close(fds[0]);
 	sum_up(t, &s);
 	print_table(d, &s, t, elapsed);
 	if (s.failed || ex) {
-		cli_msg(d->c, "%u worker(s) failed%s", s.failed, ex ? ", the compactor failed" : "");
+		cli_msg(d->c, "%u worker(s) failed%s", s.failed, ex ? ", a compactor failed" : "");
 		ex = EX_BANK;
 	}
-	if (final_check(d, &s) != EX_OK)
-		ex = EX_BANK;
+	for (unsigned m = 0; m < machines; m++)
+		if (final_check(d, m, &s) != EX_OK)
+			ex = EX_BANK;
+	print_stream(d);
 	printf("\nresult: %s\n", ex ? "FAILED" : "all checks passed");
 	free(t);
 	return ex;
@@ -747,21 +868,133 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
 	return flag == FTW_DP ? rmdir(path) : unlink(path);
 }
 
+/* The banks: -b DIR or a new temporary directory; with machines, one
+ * directory per machine inside it (machine-1 ...). */
+static int place_banks(demo *d, char *tmp, char (*paths)[PATH_MAX + 16])
+{
+	const char *base;
+
+	if (d->c->bank_given) {
+		base = d->c->bank_dir;
+		/* the machines' banks go inside it: made when missing */
+		if (d->machines && mkdir(base, 0700) && errno != EEXIST) {
+			cli_msg(d->c, "cannot create %s: %s", base, strerror(errno));
+			return EX_BANK;
+		}
+	} else {
+		const char *t = getenv("TMPDIR");
+		snprintf(tmp, PATH_MAX, "%s/membank-demo-XXXXXX", t && *t ? t : "/tmp");
+		if (!mkdtemp(tmp)) {
+			cli_msg(d->c, "cannot create a temporary directory: %s", strerror(errno));
+			return EX_BANK;
+		}
+		base = tmp;
+	}
+	for (unsigned m = 0; m < (d->machines ? d->machines : 1); m++) {
+		if (d->machines)
+			snprintf(paths[m], PATH_MAX + 16, "%s/machine-%u", base, m + 1);
+		else if (d->c->bank_given)
+			snprintf(paths[m], PATH_MAX + 16, "%s", base);
+		else
+			snprintf(paths[m], PATH_MAX + 16, "%s/memory-bank", base);
+		d->banks[m] = paths[m];
+	}
+	d->bank = d->banks[0];
+	return EX_OK;
+}
+
+static void say_plan(const demo *d)
+{
+	mb_cluster_info ci;
+	mb_bank *b = NULL;
+	const char *dur = d->c->opts.durability == MB_DURABILITY_FAST ? "fast" : "full";
+
+	if (!d->machines) {
+		printf("membank demo: %u workers for %.0f s on %s (durability %s)\n", d->workers,
+		       d->seconds, d->bank, dur);
+	} else {
+		printf("membank demo: %u machines (bank directories), %u workers spread over "
+		       "them, for %.0f s (durability %s)\n", d->machines, d->workers, d->seconds,
+		       dur);
+		for (unsigned m = 0; m < d->machines; m++)
+			printf("  machine-%u: %s\n", m + 1, d->banks[m]);
+		if (!mb_open(d->bank, &d->c->opts, &b) && !mb_cluster_status(b, &ci))
+			printf("every write goes through the stream %s (%u replica%s, leader %s)\n",
+			       ci.stream, ci.replicas, ci.replicas == 1 ? "" : "s",
+			       *ci.leader ? ci.leader : "?");
+		mb_close(b);
+	}
+	printf("workspace: %u pages; cache_settings.max_entries set to %u so that no page\n"
+	       "is evicted and total_pages can be checked\n", DEMO_PAGES, DEMO_MAX_ENTRIES);
+}
+
+static int prepare_here(demo *d)
+{
+	int ex = EX_OK;
+
+	for (unsigned m = 0; m < (d->machines ? d->machines : 1) && !ex; m++)
+		ex = prepare_bank(d, m);
+	if (!ex)
+		say_plan(d);
+	return ex;
+}
+
+/* Prepare the banks and say the plan.  With a cluster, in a child: libnats
+ * cannot be used in a process forked after it was used (the library
+ * refuses it), so the parent touches the cluster only once every worker
+ * and compactor is forked.  The child hands back the journal's seq. */
+static int prepare(demo *d)
+{
+	int fds[2], status = 0, ex;
+	pid_t pid;
+
+	if (!d->machines)
+		return prepare_here(d);
+	if (pipe2(fds, O_CLOEXEC)) {
+		cli_msg(d->c, "cannot create a pipe: %s", strerror(errno));
+		return EX_BANK;
+	}
+	fflush(stdout);
+	fflush(stderr);
+	if ((pid = fork()) == 0) {
+		close(fds[0]);
+		ex = prepare_here(d);
+		if (!ex && write(fds[1], &d->base_seq, sizeof d->base_seq) != sizeof d->base_seq)
+			ex = EX_BANK;
+		fflush(stdout);
+		_exit(ex);
+	}
+	close(fds[1]);
+	if (pid < 0) {
+		close(fds[0]);
+		cli_msg(d->c, "cannot fork: %s", strerror(errno));
+		return EX_BANK;
+	}
+	ex = read(fds[0], &d->base_seq, sizeof d->base_seq) == sizeof d->base_seq ? EX_OK : -1;
+	close(fds[0]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (!WIFEXITED(status))
+		return EX_BANK;
+	return WEXITSTATUS(status) ? WEXITSTATUS(status) : ex ? EX_BANK : EX_OK;
+}
+
 int cmd_demo(cli *c, int argc, char **argv)
 {
 	static const struct option lo[] = {
 		{ "workers", required_argument, NULL, 'w' },
 		{ "seconds", required_argument, NULL, 's' },
 		{ "keep", no_argument, NULL, 'k' },
+		{ "machines", required_argument, NULL, 'm' },
 		{ NULL, 0, NULL, 0 },
 	};
 	demo d = { .c = c, .workers = 4, .seconds = 5 };
-	char tmp[PATH_MAX] = "", bank[PATH_MAX + 16];
+	char tmp[PATH_MAX] = "", paths[DEMO_MAX_MACHINES][PATH_MAX + 16];
 	bool keep = false;
 	uint64_t v;
 	int ch, ex = 0;
 
-	c->usage = "membank demo [--workers N] [--seconds S] [--keep]\n\n"
+	c->usage = "membank demo [--workers N] [--seconds S] [--machines M] [--keep]\n\n"
 	           "N worker processes (default 4) share one bank for S seconds (default 5),\n"
 	           "putting and merging pages of a 3000-page workspace, recording syncs and\n"
 	           "Notion API errors, while a compactor snapshots every second.  Then a\n"
@@ -769,11 +1002,18 @@ int cmd_demo(cli *c, int argc, char **argv)
 	           "workers reported (exit 4 if not).  Uses a fresh bank in a temporary\n"
 	           "directory, removed at the end unless --keep or a check failed, unless\n"
 	           "-b is given (which must then be empty).\n"
-	           "Sets cache_settings.max_entries to 5000 so no page is evicted.\n\n"
-	           "  -w, --workers N   1..64\n"
+	           "Sets cache_settings.max_entries to 5000 so no page is evicted.\n"
+	           "With --machines M and --journal URL (a new stream), M bank directories\n"
+	           "(machine-1 ... in the temporary directory, or in DIR of -b) stand for M\n"
+	           "machines, the workers spread over them, a compactor each, every write\n"
+	           "through the one stream; at the end each machine catches up and must hold\n"
+	           "exactly what all the workers did, at the stream's last seq, its four\n"
+	           "files identical to machine-1's.\n\n"
+	           "  -w, --workers N   1..64 (in all, with --machines: at least M)\n"
 	           "  -s, --seconds S   1..3600\n"
+	           "  -m, --machines M  1..8 bank directories sharing the journal's stream\n"
 	           "  -k, --keep        keep the temporary bank\n";
-	while ((ch = cli_getopt(c, argc, argv, "w:s:k", lo, &ex)) > 0) {
+	while ((ch = cli_getopt(c, argc, argv, "w:s:m:k", lo, &ex)) > 0) {
 		if (ch == 'k')
 			keep = true;
 		if (ch == 'w' && (cli_parse_u64(optarg, DEMO_MAX_WORKERS, &v) || !v))
@@ -784,45 +1024,46 @@ int cmd_demo(cli *c, int argc, char **argv)
 			return cli_usage_error(c, "--seconds needs 1..3600, not '%s'", optarg);
 		if (ch == 's')
 			d.seconds = (double)v;
+		if (ch == 'm' && (cli_parse_u64(optarg, DEMO_MAX_MACHINES, &v) || !v))
+			return cli_usage_error(c, "--machines needs 1..%u, not '%s'", DEMO_MAX_MACHINES,
+			                       optarg);
+		if (ch == 'm')
+			d.machines = (unsigned)v;
 	}
 	if (ch < 0)
 		return ex;
 	if (optind != argc)
 		return cli_usage_error(c, "too many arguments");
+	if (d.machines && !cli_journal(c))
+		return cli_usage_error(c, "--machines needs a journal on a cluster: --journal URL "
+		                          "or MEMBANK_JOURNAL");
+	if (d.workers < d.machines)
+		return cli_usage_error(c, "--workers %u is fewer than --machines %u", d.workers,
+		                       d.machines);
 	/* its processes snapshot every second and print their own report: no
 	 * progress lines of theirs interleaved with it */
 	c->opts.progress = NULL;
-	if (c->bank_given) {
-		d.bank = c->bank_dir;
-	} else {
-		const char *base = getenv("TMPDIR");
-		snprintf(tmp, sizeof tmp, "%s/membank-demo-XXXXXX", base && *base ? base : "/tmp");
-		if (!mkdtemp(tmp)) {
-			cli_msg(c, "cannot create a temporary directory: %s", strerror(errno));
-			return EX_BANK;
-		}
-		snprintf(bank, sizeof bank, "%s/memory-bank", tmp);
-		d.bank = bank;
-	}
-	d.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
-	if ((ex = prepare_bank(&d)))
+	if ((ex = place_banks(&d, tmp, paths)))
 		return ex;
-	printf("membank demo: %u workers for %.0f s on %s (durability %s)\n"
-	       "workspace: %u pages; cache_settings.max_entries set to %u so that no page\n"
-	       "is evicted and total_pages can be checked\n",
-	       d.workers, d.seconds, d.bank,
-	       c->opts.durability == MB_DURABILITY_FAST ? "fast" : "full", DEMO_PAGES,
-	       DEMO_MAX_ENTRIES);
+	d.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+	if ((ex = prepare(&d))) {
+		/* nothing ran: nothing worth keeping */
+		if (*tmp)
+			nftw(tmp, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+		return ex;
+	}
 	ex = run(&d);
 	if (!*tmp)
 		return ex;
 	if (keep || ex) {
-		printf("the bank is kept in %s%s\n", d.bank, keep ? "" : " (a check failed)");
+		printf("the bank%s kept in %s%s\n", d.machines ? "s are" : " is",
+		       d.machines ? tmp : d.bank, keep ? "" : " (a check failed)");
 	} else if (nftw(tmp, remove_entry, 16, FTW_DEPTH | FTW_PHYS)) {
 		cli_msg(c, "cannot remove the temporary bank %s: %s", tmp, strerror(errno));
 		ex = EX_BANK;
 	} else {
-		printf("the temporary bank is removed (--keep keeps it)\n");
+		printf("the temporary bank%s removed (--keep keeps %s)\n",
+		       d.machines ? "s are" : " is", d.machines ? "them" : "it");
 	}
 	return ex;
 }

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -17,12 +18,14 @@
 static const char main_usage[] =
 	"membank [-b DIR] [--durability full|fast] [--format FORMAT] [--quiet] <command> ...\n"
 	"\n"
-	"A memory bank that many processes on one machine share.\n"
+	"A memory bank that many processes share, on one machine or, with its journal\n"
+	"on a NATS JetStream cluster (--journal), on many.\n"
 	"DIR defaults to $MEMBANK_DIR, else ./memory-bank.  Commands that write create\n"
 	"the bank when it is missing; commands that only read exit 4 instead.\n"
 	"\n"
 	"commands:\n"
-	"  init [--max-json-bytes N]          create the bank if missing; print its path\n"
+	"  init [--max-json-bytes N] [--replicas N]\n"
+	"                                     create the bank if missing; print its path\n"
 	"  page put <id> <json|->             replace a page's properties ('-' reads stdin)\n"
 	"  page merge <id> <json|->           merge top-level properties\n"
 	"  page get <id>                      print {\"properties\":{...},\"last_updated\":\"...\"}\n"
@@ -47,7 +50,10 @@ static const char main_usage[] =
 	"  stats [--format prometheus]        pages, events, sizes, map use, readers, segments\n"
 	"  doctor                             check the bank without changing it\n"
 	"  batch [FILE|-]                     apply JSON-line operations as one write\n"
-	"  demo [--workers N] [--seconds S]   many processes sharing one bank\n"
+	"  cluster status                     the stream, its replicas and leader, this\n"
+	"                                     machine's applied seq and lag\n"
+	"  demo [--workers N] [--seconds S] [--machines M]\n"
+	"                                     many processes sharing one bank\n"
 	"\n"
 	"options:\n"
 	"  -b, --bank DIR          the bank directory\n"
@@ -62,11 +68,34 @@ static const char main_usage[] =
 	"      --quiet             no progress line: restore, snapshot, compactor, doctor\n"
 	"                          and a rebuild of the cache draw one on stderr when it\n"
 	"                          is a terminal (pages done, of how many, rate, ETA)\n"
+	"      --journal URL       the journal on a NATS JetStream cluster, which every\n"
+	"                          machine's bank bound to it shares:\n"
+	"                          nats://[USER:PASS@|TOKEN@]HOST:PORT[,HOST:PORT...]/STREAM,\n"
+	"                          or tls://... (TLS required).  Default $MEMBANK_JOURNAL,\n"
+	"                          else the URL the bank recorded at creation (never\n"
+	"                          its credentials), else the local journal.  A bank is\n"
+	"                          bound to one journal for life.  See docs/cluster.md\n"
+	"      --journal-creds FILE\n"
+	"                          NATS credentials file (NKey/JWT); default\n"
+	"                          $MEMBANK_JOURNAL_CREDS.  Credentials are never printed\n"
+	"      --journal-ca FILE   CA certificates for tls:// (default: the system's)\n"
+	"      --journal-cert FILE\n"
+	"                          client certificate for tls://\n"
+	"      --journal-key FILE  its private key\n"
+	"      --journal-timeout MS\n"
+	"                          how long an open or a write waits for a cluster that\n"
+	"                          does not answer before it fails (100..3600000;\n"
+	"                          default 15000)\n"
+	"      --fresh             after the open, catch up with the stream's newest\n"
+	"                          record (other machines' writes), or fail: never read\n"
+	"                          this machine's cache alone\n"
 	"  -h, --help              this help; 'membank <command> --help' for each command\n"
 	"      --version           print the version\n"
 	"\n"
 	"Options may follow the command's words; '--' ends them, for an argument that\n"
 	"starts with '-' (a lone '-' is stdin).\n"
+	"\n"
+	"environment: MEMBANK_DIR, MEMBANK_JOURNAL, MEMBANK_JOURNAL_CREDS (see above)\n"
 	"\n"
 	"exit codes: 0 success, 1 not found, 2 usage error, 3 invalid input, 4 bank error,\n"
 	"5 output error (stdout could not be written: a full disk, a closed pipe)\n";
@@ -83,7 +112,7 @@ static const top_cmd top_cmds[] = {
 	{ "restore", cmd_restore },   { "compactor", cmd_compactor },
 	{ "journal", cmd_journal },   { "stats", cmd_stats },
 	{ "demo", cmd_demo },         { "doctor", cmd_doctor },
-	{ "batch", cmd_batch },
+	{ "batch", cmd_batch },       { "cluster", cmd_cluster },
 	{ NULL, NULL },
 };
 
@@ -174,5 +203,8 @@ int main(int argc, char **argv)
 	c.tty = isatty(STDOUT_FILENO);
 	c.usage = main_usage;
 	c.formats = FMT_DOCUMENT | 1u << FMT_PROMETHEUS;  /* checked by the command */
-	return cli_close_stdout(&c, run(&c, argc, argv));
+	int ex = cli_close_stdout(&c, run(&c, argc, argv));
+
+	free(c.journal_url);
+	return ex;
 }

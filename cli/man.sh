@@ -14,7 +14,8 @@ trap 'rm -f "$inc"' EXIT
 # Each command's help: its first line (usage: membank WORDS ...) names it.
 commands="init page.put page.merge page.get page.rm page.list page.count
 sync.record sync.status error.log error.resolve error.stats config.get config.set
-snapshot restore compactor journal.tail journal.verify journal.repair stats doctor batch demo"
+snapshot restore compactor journal.tail journal.verify journal.repair stats doctor batch
+cluster.status demo"
 {
 	echo "[COMMANDS]"
 	for c in $commands; do

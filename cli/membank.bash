@@ -45,6 +45,17 @@ _membank()
 		mapfile -t COMPREPLY < <(compgen -W "full fast" -- "$cur")
 		return
 		;;
+	--journal-creds | --journal-ca | --journal-cert | --journal-key)
+		compopt -o filenames 2>/dev/null
+		mapfile -t COMPREPLY < <(compgen -f -- "$cur")
+		return
+		;;
+	--journal | --journal-timeout | --replicas | -r | --machines | -m)
+		# a URL (it may hold credentials: never echoed, never completed)
+		# or a number: nothing to offer
+		COMPREPLY=()
+		return
+		;;
 	esac
 
 	# The command words typed so far (options and their values skipped).
@@ -53,7 +64,9 @@ _membank()
 		w=${words[i]}
 		case $w in
 		-b | --bank | --durability | -o | --out | -e | --every | --error | -n | --limit | \
-			--workers | --seconds) ((i++)) ;;
+			--workers | --seconds | --journal | --journal-creds | --journal-ca | \
+			--journal-cert | --journal-key | --journal-timeout | --replicas | -r | \
+			--machines | -m) ((i++)) ;;
 		-*) ;;
 		*) cmd+=("$w") ;;
 		esac

@@ -441,6 +441,7 @@ static int apply_config(kv_txn *t, const mb_rec *r)
 }
 
 static int apply_batch(kv_txn *t, uint32_t history_limit, const mb_rec *r);
+static int apply_group(kv_txn *t, uint32_t history_limit, const mb_rec *r);
 
 static int apply_type(kv_txn *t, uint32_t history_limit, const mb_rec *r)
 {
@@ -455,6 +456,7 @@ static int apply_type(kv_txn *t, uint32_t history_limit, const mb_rec *r)
 	case REC_PURGE: return apply_purge(t, r);
 	case REC_CANCELLED: return 0;
 	case REC_BATCH: return apply_batch(t, history_limit, r);
+	case REC_GROUP: return apply_group(t, history_limit, r);
 	}
 	return MB_ECORRUPT;
 }
@@ -471,6 +473,25 @@ static int apply_batch(kv_txn *t, uint32_t history_limit, const mb_rec *r)
 	for (uint32_t i = 0; !rc && i < n; i++)
 		if (!(rc = rec_batch_next(&m, r->ts, &op) ? MB_ECORRUPT : 0))
 			rc = apply_type(t, history_limit, &op);
+	return rc;
+}
+
+/* Each member as the record it was, with its own time (and the store's
+ * clock advanced by each): the same as on the machine that published the
+ * group, which applied them one by one. */
+static int apply_group(kv_txn *t, uint32_t history_limit, const mb_rec *r)
+{
+	mp_reader m = { r->map, r->map + r->maplen };
+	const uint8_t *raw;
+	int64_t nonce, ticket;
+	size_t rawlen;
+	uint32_t n;
+	mb_rec op;
+	int rc = mp_read_array(&m, &n) ? MB_ECORRUPT : 0;
+
+	for (uint32_t i = 0; !rc && i < n; i++)
+		if (!(rc = rec_group_next(&m, &op, &raw, &rawlen, &nonce, &ticket) ? MB_ECORRUPT : 0))
+			rc = apply_record(t, history_limit, &op);
 	return rc;
 }
 

@@ -46,6 +46,7 @@
 #include <cjson/cJSON.h>
 
 #include "bank.h"
+#include "cluster.h"
 #include "file.h"
 #include "lockfile.h"
 
@@ -241,7 +242,9 @@ static bool has_identity(const mb_bank *b)
  * the others find it whole (a temp file renamed into place). */
 static int create_identity(mb_bank *b)
 {
-	char text[224];
+	char text[1024];
+	const char *url;
+	size_t n;
 	bool empty = false;
 	int rc = dir_is_empty(b->path, &empty, true);
 
@@ -255,9 +258,24 @@ static int create_identity(mb_bank *b)
 	b->history_limit = b->opts.history_limit ? b->opts.history_limit : MB_DEFAULT_HISTORY;
 	b->init_max_entries = b->init_ttl_seconds = 0;  /* new banks: nothing dropped */
 	b->max_json_bytes = b->opts.max_json_bytes ? b->opts.max_json_bytes : MB_DEFAULT_JSON_BYTES;
-	snprintf(text, sizeof text, "{\"format\":%d,\"history_limit\":%u,\"max_json_bytes\":%zu,"
-	         "\"cache_settings\":{\"max_entries\":0,\"ttl_seconds\":0}}\n", MB_FORMAT_VERSION,
-	         b->history_limit, b->max_json_bytes);
+	if ((rc = cluster_bind(b, NULL, true)))
+		return rc;
+	n = (size_t)snprintf(text, sizeof text, "{\"format\":%d,\"history_limit\":%u,"
+	                     "\"max_json_bytes\":%zu,\"cache_settings\":{\"max_entries\":0,"
+	                     "\"ttl_seconds\":0}", MB_FORMAT_VERSION, b->history_limit,
+	                     b->max_json_bytes);
+	if ((url = cluster_recorded_url(b))) {
+		/* the stream it is bound to for life, never its credentials */
+		mb_buf j = { 0 };
+		json_add_str(&j, url, strlen(url));
+		if (j.failed || n + j.len + 16 > sizeof text) {
+			buf_free(&j);
+			return mb_fail(NULL, MB_EINVAL, "journal URL: too long");
+		}
+		n += (size_t)snprintf(text + n, sizeof text - n, ",\"journal\":%.*s", (int)j.len, j.data);
+		buf_free(&j);
+	}
+	snprintf(text + n, sizeof text - n, "}\n");
 	return mb_write_file_atomic(b->path, MB_IDENTITY_FILE, text, strlen(text),
 	                            b->file_mode, NULL);
 }
@@ -283,8 +301,8 @@ static int read_init_cache(mb_bank *b, const cJSON *c)
 /* *format receives membank.json's format (1 or MB_FORMAT_VERSION). */
 static int read_identity(mb_bank *b, int *format)
 {
-	char *path = join(b->path, MB_IDENTITY_FILE), text[512];
-	const cJSON *f, *h, *mj;
+	char *path = join(b->path, MB_IDENTITY_FILE), text[2048];
+	const cJSON *f, *h, *mj, *jn;
 	cJSON *j = NULL;
 	uint64_t hl = 0, mjb = MB_DEFAULT_JSON_BYTES;
 	ssize_t n;
@@ -326,6 +344,10 @@ static int read_identity(mb_bank *b, int *format)
 		             "accepts at most %llu (set when it was created; a handle may only "
 		             "lower it; 0 takes the bank's)", b->opts.max_json_bytes, b->path,
 		             (unsigned long long)mjb);
+	else if ((jn = cJSON_GetObjectItemCaseSensitive(j, "journal")) && !cJSON_IsString(jn))
+		rc = mb_fail(NULL, MB_ENOTBANK, "%s: bad \"journal\" (a URL)", path);
+	else if ((rc = cluster_bind(b, jn ? jn->valuestring : NULL, false)))
+		;
 	else {
 		b->history_limit = (uint32_t)hl;
 		b->max_json_bytes = (size_t)mjb;
@@ -734,7 +756,7 @@ again:
 		goto again;
 	}
 	if ((rc = read_identity(b, &identity_format)) ||
-	    (rc = open_parts(b, boot, identity_format)))
+	    (rc = open_parts(b, boot, identity_format)) || (rc = cluster_open(b)))
 		goto fail;
 	lockfile_release(&lock);
 	b->tag = b;
@@ -753,8 +775,12 @@ int mb_close(mb_bank *b)
 		return 0;
 	/* a child after fork() only frees its memory: the journal's fds and
 	 * the environment belong to the parent */
-	if (b->fork_gen == mb_fork_generation())
+	if (b->fork_gen == mb_fork_generation()) {
+		cluster_close(b);  /* first: its thread uses the store */
 		mbj_close(b->jn);
+	} else {
+		cluster_forget(b);
+	}
 	kv_close(b->kv);
 	bank_auto_free(b);
 	bank_queue_close(b);

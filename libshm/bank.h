@@ -51,6 +51,7 @@ struct mb_bank {
 	/* write groups (group.c, write.c) */
 	struct gq *gq;
 	struct pass *pass;        /* the leader's scratch, used under its lock */
+	struct cluster *cl;       /* the journal's stream (cluster.c); NULL: local */
 };
 
 /* MB_EFORKED, MB_EFATAL or MB_ERESTORED (with the message) when @b may not

@@ -30,7 +30,9 @@
 	XX(MB_EUNSAFE, "refused: symlink or network filesystem")             \
 	XX(MB_EINTERNAL, "unexpected storage engine error")                  \
 	XX(MB_ERESTORED, "the bank was restored: reopen it")                \
-	XX(MB_ECANCELED, "cancelled by the progress callback")
+	XX(MB_ECANCELED, "cancelled by the progress callback")              \
+	XX(MB_EUNAVAIL, "the journal's cluster is unreachable")             \
+	XX(MB_EDIVERGED, "the journal's stream is behind this machine or was recreated: writes refused")
 
 const char *mb_strerror(int code)
 {

@@ -66,6 +66,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -75,7 +76,7 @@
 #include "group.h"
 
 #define GQ_MAGIC "MBGROUP"
-#define GQ_VERSION 1u
+#define GQ_VERSION 2u
 #define HEAD_BYTES 4096u
 #define SLOT_BYTES 16384u
 #define MAP_BYTES ((size_t)HEAD_BYTES + (size_t)GQ_SLOTS * SLOT_BYTES)
@@ -96,6 +97,7 @@ struct gq_head {
 	uint64_t passes, records;   /* this boot: leader passes, records appended */
 	uint64_t by_type[GQ_TYPES]; /* records appended, by record type */
 	uint32_t order;             /* see gq_wait */
+	uint64_t nonce;             /* see gq_nonce */
 };
 
 struct gq_slot {
@@ -169,6 +171,9 @@ static int init_state(struct gq_head *h, const char boot[48])
 	h->slots = GQ_SLOTS;
 	h->slot_bytes = SLOT_BYTES;
 	memcpy(h->boot_id, boot, 48);
+	if (getrandom(&h->nonce, sizeof h->nonce, 0) != (ssize_t)sizeof h->nonce)
+		h->nonce = (uint64_t)now_ns() ^ ((uint64_t)getpid() << 32);
+	h->nonce &= INT64_MAX;
 	__atomic_store_n(&h->ready, 1, __ATOMIC_RELEASE);
 	return 0;
 }
@@ -487,6 +492,44 @@ size_t gq_collect(gq *q, uint64_t end_seq, bool queued_only, gq_member *m, size_
 		}
 	}
 	return n;
+}
+
+size_t gq_collect_pending(gq *q, gq_member *m, size_t max)
+{
+	size_t n = 0;
+
+	for (unsigned i = 0; i < GQ_SLOTS; i++) {
+		struct gq_slot *s = slot_at(q, i);
+		uint32_t st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+		uint64_t pending = 0;
+
+		if (st == S_TAKEN)       /* a dead leader's (DEATHS): seq kept */
+			pending = s->seq;
+		else if (st != S_QUEUED)
+			continue;
+		if (n == max || s->len > GQ_PAYLOAD_BYTES)
+			continue;
+		s->seq = pending;
+		__atomic_store_n(&s->state, S_TAKEN, __ATOMIC_RELEASE);
+		m[n] = (gq_member){ .slot = (int)i, .ticket = s->ticket, .type = s->type,
+		                    .payload = s->payload, .len = s->len, .pending = pending };
+		for (size_t j = n++; j && m[j - 1].ticket > m[j].ticket; j--) {
+			gq_member t = m[j];
+			m[j] = m[j - 1];
+			m[j - 1] = t;
+		}
+	}
+	return n;
+}
+
+uint64_t gq_nonce(const gq *q)
+{
+	return q->head->nonce;
+}
+
+uint64_t gq_new_ticket(gq *q)
+{
+	return __atomic_add_fetch(&q->head->ticket, 1, __ATOMIC_RELAXED);
 }
 
 void gq_mark(gq *q, const gq_member *m, uint64_t seq)

@@ -29,6 +29,11 @@ typedef struct gq_member {
 	uint8_t type;
 	const uint8_t *payload;
 	uint32_t len;
+	/* A bank on a stream (cluster.c): the seq at which this write may
+	 * already be, from a publish whose outcome is unknown (its leader died,
+	 * or it timed out), decided by the tag in the record there (0: none) */
+	uint64_t pending;
+	bool landed;           /* decided: the stream holds it (rc 0, end.seq) */
 	/* the result */
 	int rc;
 	mbj_pos end;           /* the record's end (rc 0) */
@@ -74,6 +79,16 @@ void gq_unlock(gq *q);
  * @queued_only: the journal's end is not known; a dead leader's slots are
  * left as they are (only a pass that knows the end may decide them). */
 size_t gq_collect(gq *q, uint64_t end_seq, bool queued_only, gq_member *m, size_t max);
+/* The same for a bank on a stream, where a seq at or below the end is not
+ * proof: a dead leader's slot is taken again with its marked seq as the
+ * member's `pending`, for the pass to decide by its tag (write.c). */
+size_t gq_collect_pending(gq *q, gq_member *m, size_t max);
+
+/* This machine's tag of its writes for this boot (group.shm): random,
+ * 0..2^63-1; with a ticket it names one write among every machine's. */
+uint64_t gq_nonce(const gq *q);
+/* A ticket no write of this boot has had. */
+uint64_t gq_new_ticket(gq *q);
 
 /* Before the append: member @m's record will be @seq (group.c, DEATHS). */
 void gq_mark(gq *q, const gq_member *m, uint64_t seq);

@@ -13,6 +13,7 @@
 #include "apply.h"
 #include "bank.h"
 #include "checkpoint.h"
+#include "cluster.h"
 #include "docs.h"
 #include "file.h"
 #include "lockfile.h"
@@ -101,7 +102,9 @@ int mb_stats(mb_bank *b, char **out)
 	add_kv(&doc, "seq", ck.seq, false);
 	buf_adds(&doc, ",\"auto\":");
 	bank_auto_stats(b, &doc);
-	buf_adds(&doc, "}}");
+	buf_adds(&doc, "},\"cluster\":");
+	cluster_stats(b, end.seq, &doc);
+	buf_addc(&doc, '}');
 	if (!(*out = buf_take(&doc, NULL)))
 		return mb_fail(b, MB_ENOMEM, "stats: out of memory");
 	return 0;

@@ -100,6 +100,14 @@ extern "C" {
                                 opened it; close it and open the bank again */
 #define MB_ECANCELED  -16  /**< the progress callback asked to stop: the work
                                 was undone, nothing changed */
+#define MB_EUNAVAIL   -17  /**< the journal's cluster did not answer within
+                                journal_timeout_ms: the write was not
+                                acknowledged (reads keep serving the local
+                                cache) */
+#define MB_EDIVERGED  -18  /**< the journal's stream ends before what this
+                                machine applied, or was recreated: writes
+                                are refused (reads still served) until the
+                                machine's bank is rebuilt from the stream */
 /** @} */
 
 /** @defgroup limits Bounds on everything that comes from outside
@@ -229,6 +237,32 @@ typedef struct mb_options {
 	mb_progress_fn progress;       /**< NULL (default), or called by long
 	                                    work (see mb_progress) */
 	void *progress_ctx;            /**< progress's first argument */
+	/* THE JOURNAL ON A CLUSTER (README "Many machines"): a bank whose
+	 * journal is a NATS JetStream stream, shared by every machine that
+	 * opens a bank bound to it.  Each machine keeps its own bank directory
+	 * (its LMDB cache and a local copy of the stream); a write returns once
+	 * the stream acknowledged it.  A bank is bound to one journal for life:
+	 * membank.json records it (hosts and stream, never credentials) at
+	 * creation, and opening the bank with another URL, or a local bank
+	 * with a URL, fails with MB_EINVAL naming both (redacted). */
+	const char *journal_url;       /**< "nats://[user:pass@|token@]HOST:PORT
+	                                    [,HOST:PORT...]/STREAM" or tls://...;
+	                                    NULL: $MEMBANK_JOURNAL, else the URL
+	                                    membank.json records (its credentials
+	                                    from journal_creds), else the local
+	                                    journal.  "" means the local journal */
+	const char *journal_creds;     /**< NATS credentials file (NKey/JWT); NULL:
+	                                    $MEMBANK_JOURNAL_CREDS, else none */
+	const char *journal_tls_ca;    /**< CA file for tls:// (NULL: the system's) */
+	const char *journal_tls_cert;  /**< client certificate for tls://, or NULL */
+	const char *journal_tls_key;   /**< its key, or NULL */
+	uint32_t journal_replicas;     /**< replicas of the stream when the bank
+	                                    creates it (0: 1); an existing stream
+	                                    keeps its own */
+	uint32_t journal_timeout_ms;   /**< how long a write waits for an
+	                                    unreachable or electing cluster before
+	                                    it fails with MB_EUNAVAIL, and an
+	                                    open before it fails (0: 15000) */
 } mb_options;
 
 /** Opaque handle of an open bank. */
@@ -274,6 +308,13 @@ MB_API void mb_options_init(mb_options *opts);
  * writes nothing that needs a new block of disk unless a part is missing or
  * the cache must be rebuilt, so a bank on a full disk opens and reads.
  * An open that finds a restore in progress waits for it (see mb_restore()).
+ * A bank bound to a stream (journal_url) catches up with the stream before
+ * the open returns (a new or wiped machine first loads the newest
+ * checkpoint kept in the cluster); creating one creates the stream (or
+ * checks it).  Then MB_EUNAVAIL (the cluster did not answer in
+ * journal_timeout_ms), MB_EINVAL (another journal than the bank's, a bad
+ * URL: the message names the part), MB_EPERM (credentials or TLS refused)
+ * and MB_EDIVERGED (open, but the handle refuses writes) are possible too.
  */
 MB_API int mb_open(const char *path, const mb_options *opts, mb_bank **out);
 
@@ -468,7 +509,13 @@ MB_API int mb_checkpoint_if_due(mb_bank *bank);
  * how many records group commit covers with one), and
  * "checkpoint":{"seq":N (of the bank directory's
  * files; 0: none),"auto":{"enabled","runs","busy","failures","last_error"}}:
- * this handle's automatic checkpoints).  */
+ * this handle's automatic checkpoints), and "cluster": null for a local
+ * journal, else how stale this machine may be:
+ * {"url":"nats://HOST:PORT/STREAM" (no credentials),"stream":"STREAM",
+ * "applied_seq":N (journal.last_seq),"stream_last_seq":N (the stream's
+ * last seq as last seen, no round trip),"lag_records":N,
+ * "since_contact_ms":N|null (since this process last heard from the
+ * cluster; null: never),"foreign_skipped":N,"diverged":bool}.  */
 MB_API int mb_stats(mb_bank *bank, char **json_out);
 
 /** The bank's figures as OpenMetrics 1.0 text (which Prometheus scrapes):
@@ -489,6 +536,49 @@ MB_API int mb_stats(mb_bank *bank, char **json_out);
  * @p *text is NUL-terminated; free it with mb_free().
  * @return 0, MB_EINVAL (@p text NULL), MB_ENOMEM, or a read's code. */
 MB_API int mb_metrics(mb_bank *bank, char **text);
+
+/* ---------------------------------------------------------------- cluster */
+
+/** The `fresh` read: apply every record the bank's stream holds up to its
+ * last seq at the call (other machines' writes), so that the reads that
+ * follow see them.  Without it a read sees what this machine has applied:
+ * its own writes at once, other machines' within the follow delay (README
+ * "Many machines").  A bank with a local journal: 0, nothing done.
+ * @return 0, MB_EUNAVAIL (the cluster did not answer in journal_timeout_ms:
+ * the local state is unchanged and still readable), MB_EDIVERGED, MB_EFORKED,
+ * MB_EFATAL, MB_ERESTORED, MB_ENOSPC, MB_EIO, MB_ENOMEM. */
+MB_API int mb_catch_up(mb_bank *bank);
+
+/** What mb_cluster_status() reports. */
+typedef struct mb_cluster_info {
+	char url[512];             /**< the journal's URL without credentials */
+	char stream[72];           /**< the stream's name */
+	bool reachable;            /**< the cluster answered this call; when
+	                                false, error says why and the stream's
+	                                figures are the last ones seen */
+	char error[256];           /**< why not reachable ("" when it is) */
+	uint32_t replicas;         /**< the stream's replicas */
+	char leader[64];           /**< server name of the stream's leader */
+	uint64_t first_seq;        /**< the stream's oldest record kept */
+	uint64_t last_seq;         /**< the stream's newest record */
+	uint64_t applied_seq;      /**< the newest record this machine applied */
+	uint64_t lag_records;      /**< last_seq - applied_seq (0 when ahead) */
+	int64_t since_contact_ms;  /**< milliseconds since this process last
+	                                heard from the cluster (-1: never) */
+	uint64_t checkpoint_seq;   /**< seq the newest checkpoint kept in the
+	                                cluster covers (0: none) */
+	uint64_t foreign_skipped;  /**< records of the stream that were not
+	                                membank's, applied as nothing on every
+	                                machine (counted by this machine) */
+	bool diverged;             /**< writes are refused: MB_EDIVERGED */
+} mb_cluster_info;
+
+/** The bank's stream as the cluster reports it, and this machine's place in
+ * it (membank cluster status).  An unreachable cluster is not a failure:
+ * @p out says so (reachable false, error) with the local figures.
+ * @return 0, MB_EINVAL (@p out NULL, or the bank's journal is local: "not
+ * bound to a cluster"), MB_EFORKED, MB_ERESTORED, MB_ENOMEM. */
+MB_API int mb_cluster_status(mb_bank *bank, mb_cluster_info *out);
 
 /** Rebuild the whole cache from the checkpoint and the journal, under the
  * writer lock.  Readers see the old state until the rebuilt one commits. */

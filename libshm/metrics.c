@@ -229,6 +229,7 @@ static void write_path_metrics(mtext *m, mb_bank *b)
 		[REC_PAGE_DELETE] = "page_delete", [REC_SYNC] = "sync",
 		[REC_ERROR_LOG] = "error_log", [REC_ERROR_RESOLVE] = "error_resolve",
 		[REC_CONFIG] = "config_update", [REC_PURGE] = "purge", [REC_BATCH] = "batch",
+		[REC_GROUP] = "group",
 	};
 	gq_figures g;
 	char text[24], label[48];

@@ -4,6 +4,7 @@
 #include <msgpack.h>
 #include <string.h>
 
+#include "journal.h"
 #include "record.h"
 
 static int packed(mb_buf *out)
@@ -148,10 +149,84 @@ static int decode_batch(mp_reader *r, int64_t ts, mb_rec *o)
 	return 0;
 }
 
+/* One payload of @type (not CANCELLED nor GROUP) from @r, leaving @r
+ * after it. */
+static int decode_payload(mp_reader *r, uint8_t type, int64_t ts, mb_rec *o)
+{
+	uint32_t n;
+
+	memset(o, 0, sizeof *o);
+	o->type = type;
+	o->ts = ts;
+	if (type == REC_BATCH)
+		return decode_batch(r, ts, o);
+	if (type == REC_PURGE)
+		return mp_read_array(r, &n) || n != 1 || mp_read_int(r, &o->num) ? MB_ECORRUPT : 0;
+	return decode_body(r, type, o);
+}
+
+int rec_group_next(mp_reader *r, mb_rec *op, const uint8_t **raw, size_t *rawlen,
+                   int64_t *nonce, int64_t *ticket)
+{
+	int64_t type, ts;
+	uint32_t n;
+
+	if (mp_read_array(r, &n) || n != 5 || mp_read_int(r, &type) || type < REC_PAGE_PUT ||
+	    type > REC_BATCH || type == REC_CANCELLED || mp_read_int(r, &ts))
+		return MB_ECORRUPT;
+	*raw = r->p;
+	if (decode_payload(r, (uint8_t)type, ts, op))
+		return MB_ECORRUPT;
+	*rawlen = (size_t)(r->p - *raw);
+	return mp_read_int(r, nonce) || mp_read_int(r, ticket) ? MB_ECORRUPT : 0;
+}
+
+static int decode_group(mp_reader *r, mb_rec *o)
+{
+	const uint8_t *raw;
+	int64_t nonce, ticket;
+	size_t rawlen;
+	uint32_t n;
+	mb_rec op;
+
+	o->map = r->p;
+	if (mp_read_array(r, &n) || n < 1 || n > MBJ_MAX_GROUP)
+		return MB_ECORRUPT;
+	o->num = n;
+	for (uint32_t i = 0; i < n; i++)
+		if (rec_group_next(r, &op, &raw, &rawlen, &nonce, &ticket))
+			return MB_ECORRUPT;
+	o->maplen = (size_t)(r->p - o->map);
+	return 0;
+}
+
+int rec_group_header(mb_buf *out, uint32_t n)
+{
+	msgpack_packer pk;
+
+	mp_packer_init(&pk, out);
+	msgpack_pack_array(&pk, n);
+	return packed(out);
+}
+
+int rec_group_member(mb_buf *out, uint8_t type, int64_t ts, const void *payload, size_t len,
+                     int64_t nonce, int64_t ticket)
+{
+	msgpack_packer pk;
+
+	mp_packer_init(&pk, out);
+	msgpack_pack_array(&pk, 5);
+	msgpack_pack_uint8(&pk, type);
+	msgpack_pack_int64(&pk, ts);
+	buf_add(out, payload, len);
+	msgpack_pack_int64(&pk, nonce);
+	msgpack_pack_int64(&pk, ticket);
+	return packed(out);
+}
+
 int rec_decode(uint8_t type, int64_t ts, const void *payload, size_t len, mb_rec *o)
 {
 	mp_reader r = { payload, (const uint8_t *)payload + len };
-	uint32_t n;
 	int rc;
 
 	memset(o, 0, sizeof *o);
@@ -159,12 +234,13 @@ int rec_decode(uint8_t type, int64_t ts, const void *payload, size_t len, mb_rec
 	o->ts = ts;
 	if (type == REC_CANCELLED)  /* whatever it was, properties may nest fully */
 		return mp_check_wrapped(payload, len, REC_WRAPPERS);
-	if (type == REC_BATCH)
-		rc = decode_batch(&r, ts, o);
-	else if (type == REC_PURGE)
-		rc = mp_read_array(&r, &n) || n != 1 || mp_read_int(&r, &o->num) ? MB_ECORRUPT : 0;
-	else
-		rc = decode_body(&r, type, o);
+	if (type == REC_GROUP) {
+		rc = decode_group(&r, o);
+		o->type = type;
+		o->ts = ts;
+	} else {
+		rc = decode_payload(&r, type, ts, o);
+	}
 	return rc ? MB_ECORRUPT : r.p == r.end ? 0 : MB_ECORRUPT;
 }
 
@@ -173,7 +249,7 @@ static const char *const op_names[REC_MAX + 1] = {
 	[REC_PAGE_DELETE] = "page.delete", [REC_SYNC] = "sync.record",
 	[REC_ERROR_LOG] = "error.log", [REC_ERROR_RESOLVE] = "error.resolve",
 	[REC_CONFIG] = "config.update", [REC_PURGE] = "pages.purge",
-	[REC_CANCELLED] = "cancelled", [REC_BATCH] = "batch",
+	[REC_CANCELLED] = "cancelled", [REC_BATCH] = "batch", [REC_GROUP] = "group",
 };
 
 static const char *const field_a[REC_MAX + 1] = {
@@ -221,6 +297,29 @@ static int event_fields(const mb_rec *r, mb_buf *out)
 			buf_adds(out, i ? ",{" : "{");
 			if (!(rc = rec_batch_next(&m, r->ts, &op)))
 				rc = event_fields(&op, out);
+			buf_addc(out, '}');
+		}
+		buf_addc(out, ']');
+	} else if (r->type == REC_GROUP) {
+		mp_reader m = { r->map, r->map + r->maplen };
+		const uint8_t *raw;
+		int64_t nonce, ticket;
+		size_t rawlen;
+		uint32_t n = 0;
+		mb_rec op;
+		char mts[MB_TIME_LEN];
+
+		buf_adds(out, ",\"members\":[");
+		rc = mp_read_array(&m, &n);
+		for (uint32_t i = 0; !rc && i < n; i++) {
+			buf_adds(out, i ? ",{" : "{");
+			if (!(rc = rec_group_next(&m, &op, &raw, &rawlen, &nonce, &ticket))) {
+				mb_format_time(op.ts, mts);
+				buf_adds(out, "\"timestamp\":\"");
+				buf_adds(out, mts);
+				buf_adds(out, "\",");
+				rc = event_fields(&op, out);
+			}
 			buf_addc(out, '}');
 		}
 		buf_addc(out, ']');

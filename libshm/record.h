@@ -23,6 +23,18 @@
  *                     operations of the types above (PAGE_PUT to CONFIG),
  *                     applied in order in one transaction, all or none
  *                     (see batch.c)
+ *   REC_GROUP         [[type: uint, ts_us: int, payload, nonce: int,
+ *                     ticket: int], ...]: 1..MBJ_MAX_GROUP records of the
+ *                     types PAGE_PUT to PURGE and BATCH, each with its own
+ *                     time and its payload inline (one msgpack value, as
+ *                     its own record's), applied in order as if each were
+ *                     a record of its own.  A write group of a bank whose
+ *                     journal is a stream is published as one such message
+ *                     (cluster.c); nonce (0..2^63-1, per machine and boot:
+ *                     group.c) and ticket (the write's queue ticket) tag
+ *                     each member, so that a machine can tell which of its
+ *                     writes a record holds after a leader died or a
+ *                     publish timed out.
  *
  * Properties and config maps nest at most MB_MAX_DEPTH deep themselves; the
  * containers around them (payload array, batch element, batch array) do not
@@ -45,7 +57,8 @@ enum rec_type {
 	REC_PURGE = 8,
 	REC_CANCELLED = 9,  /* a record whose commit failed: applies as nothing */
 	REC_BATCH = 10,
-	REC_MAX = 10
+	REC_GROUP = 11,
+	REC_MAX = 11
 };
 
 #define REC_WRAPPERS 3  /* batch array, element, payload array */
@@ -76,6 +89,18 @@ int rec_decode(uint8_t type, int64_t ts, const void *payload, size_t len, mb_rec
 /* The next operation of a batch, from a reader placed after the batch's
  * array header (rec_decode of a REC_BATCH checked them all). */
 int rec_batch_next(mp_reader *r, int64_t ts, mb_rec *op);
+
+/* The next member of a group (rec_decode of a REC_GROUP checked them all),
+ * from a reader placed after the group's array header: *op decoded, *raw
+ * and *rawlen its payload, *nonce and *ticket its tag. */
+int rec_group_next(mp_reader *r, mb_rec *op, const uint8_t **raw, size_t *rawlen,
+                   int64_t *nonce, int64_t *ticket);
+
+/* Append a member to a REC_GROUP payload being built (the array header is
+ * the caller's: rec_group_header). */
+int rec_group_header(mb_buf *out, uint32_t n);
+int rec_group_member(mb_buf *out, uint8_t type, int64_t ts, const void *payload, size_t len,
+                     int64_t nonce, int64_t ticket);
 
 /* One journal event as a JSON object, for `membank journal tail`. */
 int rec_event_json(uint64_t seq, const mb_rec *r, mb_buf *out);

@@ -34,6 +34,7 @@
 
 #include "apply.h"
 #include "checkpoint.h"
+#include "cluster.h"
 #include "docs.h"
 #include "file.h"
 #include "load.h"
@@ -472,6 +473,12 @@ static int checkpoint_in(mb_bank *b, mb_snapshot_info *info, const char *copy_fr
 	if (!rc)
 		rc = checkpoint_commit(b, root, tmp, &end, info);
 	mb_rm_tree(tmp);
+	if (!rc && !copy_from && b->cl) {
+		/* kept in the cluster too, for new machines (never fails it) */
+		char final[4096];
+		mb_pathf(final, sizeof final, "%s/%020llu", root, (unsigned long long)end.seq);
+		cluster_checkpoint_done(b, final, end.seq);
+	}
 out:
 	return rc;
 }

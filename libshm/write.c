@@ -21,12 +21,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "apply.h"
 #include "bank.h"
+#include "cluster.h"
 #include "config.h"
 #include "group.h"
+#include "stream.h"
 
 int bank_check(mb_bank *b)
 {
@@ -165,15 +168,24 @@ static int precheck(mb_bank *b, kv_txn *t, const gq_member *m)
  * commit that fails after the append withdraws the records (retype to
  * REC_CANCELLED, see withdraw) unless another writer applied them since. */
 
-/* Tests: MEMBANK_TEST_GROUP_DIE=mark|append kills the leader there (after
- * it marked its members' seqs; after it appended them), to prove that the
- * next leader finishes the group (group.c, DEATHS). */
+/* Tests: MEMBANK_TEST_GROUP_DIE=mark|publish|append kills the leader there
+ * (after it marked its members' seqs; in a bank on a stream, after the
+ * stream acknowledged the pass's record and before the local append; after
+ * it appended them), to prove that the next leader finishes the group
+ * (group.c, DEATHS). */
 static void test_die(const char *where)
 {
 	const char *at = getenv("MEMBANK_TEST_GROUP_DIE");
+	const char *fd = getenv("MEMBANK_TEST_GROUP_PAUSE_FD");
 
-	if (at && !strcmp(at, where))
-		raise(SIGKILL);
+	if (!at || strcmp(at, where))
+		return;
+	/* MEMBANK_TEST_GROUP_PAUSE_FD=N: say so on descriptor N and wait for
+	 * the test's SIGKILL instead (it acts in between) */
+	if (fd && write(atoi(fd), "p", 1) == 1)
+		for (;;)
+			pause();
+	raise(SIGKILL);
 }
 
 typedef struct pass {
@@ -184,6 +196,14 @@ typedef struct pass {
 	uint32_t who[GQ_MAX_MEMBERS];   /* e[j] is the record of m[who[j]] */
 	size_t k;                        /* records appended (0: none yet) */
 	bool collected;
+	/* a bank on a stream (cluster.c) */
+	mb_buf grp;                      /* the REC_GROUP being published */
+	bool catch_up;                   /* catch up before the next run */
+	bool published;                  /* the stream holds the pass's record */
+	bool timed_out;                  /* a publish's outcome is not known */
+	bool fresh;                      /* caught up with the stream in this pass */
+	int64_t pub_ts;                  /* the time of the record published */
+	uint64_t deadline;               /* CLOCK_MONOTONIC ms: no publish after */
 	int rc;                          /* the pass's outcome, and why */
 	char why[GQ_MSG_BYTES];
 } pass;
@@ -203,6 +223,137 @@ static void member_failed(mb_bank *b, gq_member *m, int rc)
 	mb_clear_error(b->tag);
 }
 
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Whether the record at seq @m->pending holds member @m: a group with its
+ * tag (this machine's nonce, its ticket), or, for the leader's own record
+ * published as itself, the same record (type, time and payload). */
+static int holds_member(mb_bank *b, const pass *p, const gq_member *m, bool *found)
+{
+	uint8_t type = 0, *payload;
+	int64_t ts = 0;
+	uint32_t len = 0;
+	int rc = cluster_local_record(b, m->pending, &type, &ts, &payload, &len);
+
+	*found = false;
+	if (rc < 0)
+		return rc;
+	if (!rc)
+		return mb_fail(b->tag, MB_ECORRUPT, "journal: seq %llu is missing",
+		               (unsigned long long)m->pending);
+	if (type == REC_GROUP) {
+		mp_reader r = { payload, payload + len };
+		const uint8_t *raw;
+		int64_t nonce, ticket;
+		size_t rawlen;
+		uint32_t n = 0;
+		mb_rec op;
+
+		if (!mp_read_array(&r, &n))
+			for (uint32_t i = 0; i < n && !*found; i++)
+				if (!rec_group_next(&r, &op, &raw, &rawlen, &nonce, &ticket))
+					*found = (uint64_t)nonce == gq_nonce(b->gq) &&
+					         (uint64_t)ticket == m->ticket;
+	} else if (m->slot < 0) {
+		*found = type == m->type && ts == p->pub_ts && len == m->len &&
+		         !memcmp(payload, m->payload, len);
+	}
+	free(payload);
+	return 0;
+}
+
+/* A member whose publish's outcome was unknown, once the journal reaches
+ * its seq: decided for good (the stream holds one record at that seq). */
+static int decide_pending(mb_bank *b, pass *p, gq_member *m, const mbj_pos *end)
+{
+	bool found;
+	int rc;
+
+	if (!m->pending || m->pending > end->seq)
+		return 0;
+	if ((rc = holds_member(b, p, m, &found)))
+		return rc;
+	if (found) {
+		m->landed = true;
+		m->end = (mbj_pos){ 0, 0, m->pending };
+	}
+	m->pending = 0;
+	return 0;
+}
+
+/* A bank on a stream: publish the pass's @k records as one message (one
+ * record as itself when it is the leader's own: no slot to recover), then
+ * append the same record to the local journal.  CLUSTER_RETRY when the
+ * stream moved on or the outcome is unknown (timeout): the pass runs again
+ * after a catch-up, deciding each member again. */
+static int publish(mb_bank *b, pass *p, const mbj_pos *end, size_t k)
+{
+	mbj_entry g = p->e[0];
+	bool timed_out;
+	uint64_t seq;
+	int rc, jrc;
+
+	if (k > 1 || p->m[p->who[0]].slot >= 0) {
+		p->grp.len = 0;
+		p->grp.failed = false;
+		rec_group_header(&p->grp, (uint32_t)k);
+		for (size_t j = 0; j < k; j++)
+			rec_group_member(&p->grp, p->e[j].type, p->e[j].ts_us, p->e[j].payload,
+			                 p->e[j].len, (int64_t)gq_nonce(b->gq),
+			                 (int64_t)p->m[p->who[j]].ticket);
+		if (p->grp.failed)
+			return mb_fail(b->tag, MB_ENOMEM, "out of memory");
+		if (p->grp.len > MBS_MAX_PAYLOAD)
+			return mb_fail(b->tag, MB_EINVAL, "write group: %zu bytes, above the record "
+			               "limit", p->grp.len);
+		g = (mbj_entry){ REC_GROUP, p->e[k - 1].ts_us, p->grp.data, (uint32_t)p->grp.len };
+	}
+	p->timed_out = false;
+	for (size_t j = 0; j < k; j++)
+		p->timed_out |= p->m[p->who[j]].pending != 0;
+	if (mono_ms() > p->deadline)
+		return mb_fail(b->tag, MB_EUNAVAIL, "write: the journal's cluster did not take it "
+		               "within %u ms", cluster_timeout_ms(b));
+	test_die("mark");
+	p->pub_ts = g.ts_us;
+	rc = cluster_publish(b, end, g.type, g.ts_us, g.payload, g.len, &seq, &timed_out);
+	if (rc == CLUSTER_RETRY || (rc && timed_out)) {
+		if (timed_out) {
+			p->timed_out = true;
+			for (size_t j = 0; j < k; j++)
+				p->m[p->who[j]].pending = end->seq + 1;
+			/* decided by the catch-up of the next run, if the cluster
+			 * answers again in time */
+			p->deadline = mono_ms() + cluster_timeout_ms(b) / 2;
+		}
+		p->catch_up = true;
+		return CLUSTER_RETRY;
+	}
+	if (rc)
+		return rc;
+	p->published = true;
+	p->timed_out = false;
+	test_die("publish");
+	for (size_t j = 0; j < k; j++)
+		p->m[p->who[j]].end = (mbj_pos){ 0, 0, seq };
+	if ((jrc = mbj_append(b->jn, end, g.type, g.ts_us, g.payload, g.len, &p->ends[0])))
+		return bank_journal_fail(b, jrc, "journal append");
+	test_die("append");
+	p->k = k;
+	gq_count(b->gq, p->e, k);
+	for (size_t j = 0; j < k; j++) {
+		p->ends[j] = p->ends[0];
+		p->m[p->who[j]].end = p->ends[0];
+	}
+	return 0;
+}
+
 /* Check and apply the members in order; the ones that pass become the
  * records to append. */
 static int apply_members(mb_bank *b, kv_txn *t, pass *p, const mbj_pos *end)
@@ -217,6 +368,10 @@ static int apply_members(mb_bank *b, kv_txn *t, pass *p, const mbj_pos *end)
 
 		m->rc = 0;
 		m->msg[0] = '\0';
+		if (b->cl && !m->landed && (rc = decide_pending(b, p, m, end)))
+			return rc;
+		if (m->landed)
+			continue;
 		if ((rc = precheck(b, t, m))) {
 			if (!refusal(rc))
 				return rc;
@@ -241,11 +396,23 @@ static int apply_members(mb_bank *b, kv_txn *t, pass *p, const mbj_pos *end)
 		}
 		p->e[k] = (mbj_entry){ m->type, ts, m->payload, m->len };
 		p->who[k] = (uint32_t)i;
-		gq_mark(b->gq, m, end->seq + 1 + k);   /* before the append: group.c, DEATHS */
+		/* before the append (group.c, DEATHS); one record on a stream */
+		gq_mark(b->gq, m, end->seq + 1 + (b->cl ? 0 : k));
 		k++;
 	}
+	/* On a stream, a refusal from this machine's state is checked against
+	 * the stream's: another machine may have made the delete's page, or
+	 * taken the room of the merge (a catch-up, then the pass again). */
+	if (b->cl && !p->fresh)
+		for (size_t i = 0; i < p->n; i++)
+			if (!p->m[i].landed && refusal(p->m[i].rc)) {
+				p->catch_up = true;
+				return CLUSTER_RETRY;
+			}
 	if (!k)
 		return 0;
+	if (b->cl)
+		return publish(b, p, end, k);
 	test_die("mark");
 	if ((rc = mbj_append_many(b->jn, end, p->e, k, p->ends)))
 		return bank_journal_fail(b, rc, "journal append");
@@ -262,9 +429,20 @@ static int apply_members(mb_bank *b, kv_txn *t, pass *p, const mbj_pos *end)
  * forward), so a dead leader's slots are left for a later pass. */
 static void collect(mb_bank *b, pass *p, const gq_member *own, const mbj_pos *end)
 {
-	p->n = gq_collect(b->gq, end ? end->seq : 0, !end, p->m, GQ_MAX_MEMBERS - 1);
-	if (own)
-		p->m[p->n++] = *own;
+	/* on a stream the group is one record: a large record of the leader's
+	 * own goes alone, so that the group fits the record limit */
+	size_t max = b->cl && own && own->len > MBS_MAX_PAYLOAD - (4u << 20) ? 0 : GQ_MAX_MEMBERS - 1;
+
+	if (b->cl && end)
+		p->n = gq_collect_pending(b->gq, p->m, max);
+	else
+		p->n = gq_collect(b->gq, end ? end->seq : 0, !end, p->m, max);
+	if (own) {
+		p->m[p->n] = *own;
+		if (b->cl)  /* its tag in a group */
+			p->m[p->n].ticket = gq_new_ticket(b->gq);
+		p->n++;
+	}
 	p->collected = true;
 }
 
@@ -279,7 +457,13 @@ static int pass_once(mb_bank *b, pass *p, const gq_member *own)
 	if ((rc = bank_check(b)))  /* again under the writer lock */
 		return kv_end(t, rc);
 	if (!(rc = bank_jend_load(t, &end)) && !(rc = bank_roll_forward(b, t, &end)) &&
-	    !p->collected)
+	    b->cl && !p->k && p->catch_up && !(rc = cluster_catch_up(b, t, &end))) {
+		p->catch_up = false;
+		p->fresh = true;
+	}
+	if (!rc && b->cl && !p->k)
+		rc = cluster_writable(b);
+	if (!rc && !p->collected)
 		collect(b, p, own, &end);
 	if (!rc && !p->k)
 		rc = apply_members(b, t, p, &end);
@@ -326,6 +510,12 @@ static int pass_failed(mb_bank *b, pass *p, int rc)
 
 	if (!*mb_last_error(b))
 		mb_fail(b->tag, rc, "write: %s", mb_strerror(rc));
+	/* on a stream, acknowledged is done: this machine's copy catches up */
+	if (p->published)
+		return 0;
+	if (p->timed_out)
+		return mb_fail(b->tag, rc, "%s; this write's outcome is unknown: it may still "
+		               "take effect", mb_last_error(b));
 	if (!p->k)
 		return rc;
 	snprintf(why, sizeof why, "%s", mb_last_error(b));
@@ -348,8 +538,10 @@ static int lead(mb_bank *b, gq_member *own, char why[GQ_MSG_BYTES])
 
 	p->n = p->k = 0;
 	p->collected = false;
-	while ((rc = pass_once(b, p, own)) == KV_EMAPFULL)
-		if (++tries > 40 || kv_grow(b->kv)) {
+	p->published = p->timed_out = p->fresh = false;
+	p->deadline = b->cl ? mono_ms() + cluster_timeout_ms(b) : 0;
+	while ((rc = pass_once(b, p, own)) == KV_EMAPFULL || rc == CLUSTER_RETRY)
+		if (rc == KV_EMAPFULL && (++tries > 40 || kv_grow(b->kv))) {
 			rc = mb_fail(b->tag, MB_ENOSPC, "the store's map cannot grow further");
 			break;
 		}
@@ -360,7 +552,7 @@ static int lead(mb_bank *b, gq_member *own, char why[GQ_MSG_BYTES])
 		/* the group failed: every member but those refused on their own */
 		snprintf(p->why, sizeof p->why, "%s", mb_last_error(b));
 		for (size_t i = 0; i < p->n; i++)
-			if (p->k || !refusal(p->m[i].rc)) {
+			if (!p->m[i].landed && (p->k || !refusal(p->m[i].rc))) {
 				p->m[i].rc = rc;
 				memcpy(p->m[i].msg, p->why, sizeof p->why);
 			}
@@ -401,6 +593,8 @@ int bank_queue_open(mb_bank *b)
 void bank_queue_close(mb_bank *b)
 {
 	gq_close(b->gq);
+	if (b->pass)
+		buf_free(&b->pass->grp);
 	free(b->pass);
 	b->gq = NULL;
 	b->pass = NULL;
@@ -450,16 +644,21 @@ int bank_write(mb_bank *b, uint8_t type, const mb_buf *payload)
 	if ((rc = bank_check(b)) || (rc = bank_boot_record(b)))
 		return rc;
 	mb_clear_error(b);
+	if (b->cl && (rc = cluster_writable(b)))
+		return rc;
 	if (payload->failed)
 		return mb_fail(b, MB_ENOMEM, "out of memory");
-	if (payload->len > MBJ_MAX_PAYLOAD)  /* numbers pack larger than their text */
+	if (payload->len > (b->cl ? MBS_MAX_PAYLOAD : MBJ_MAX_PAYLOAD))  /* numbers pack larger than their text */
 		return mb_fail(b, MB_EINVAL, "the change packs to %zu bytes, above the journal's "
-		               "record limit of %u bytes", payload->len, MBJ_MAX_PAYLOAD);
+		               "record limit of %u bytes", payload->len,
+		               b->cl ? MBS_MAX_PAYLOAD : MBJ_MAX_PAYLOAD);
 	if ((rc = write_grouped(b, &me)))
 		return rc;
 	if (me.rc)
 		return mb_fail(b, me.rc, "%s", me.msg);
-	if (b->opts.durability == MB_DURABILITY_FULL && (jrc = mbj_sync(b->jn, me.end.seq)))
+	/* on a stream the stream's acknowledgement is the durability; the
+	 * local journal is a copy that catches up */
+	if (!b->cl && b->opts.durability == MB_DURABILITY_FULL && (jrc = mbj_sync(b->jn, me.end.seq)))
 		return bank_journal_fail(b, jrc, "journal sync");
 	if (!b->opts.defer_auto_checkpoint && me.end.segment)
 		bank_auto_checkpoint(b, &me.end);  /* acknowledged: its outcome is not ours */

@@ -5,6 +5,7 @@ from __future__ import annotations   # hints are never evaluated: no typing impo
 import ctypes
 import json
 import os
+import re      # json imports it already: no cost at import
 import threading
 import weakref
 
@@ -75,6 +76,8 @@ def _exception_for(code, message):
     name = lib.mb_errname(code).decode()
     if not message:
         message = lib.mb_strerror(code).decode()
+    elif "://" in message:
+        message = redact(message)   # the library redacts; twice is cheap
     cls = {MB_EINVAL: InvalidInput, MB_ENOTFOUND: NotFound}.get(code, BankError)
     return cls(code, name, message)
 
@@ -302,8 +305,52 @@ def _count(value, what, ceiling, floor=1):
     return value
 
 
+def _file(value, what):
+    """A file option (str or os.PathLike of str) as bytes, or None."""
+    if value is None:
+        return None
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError("%s must be str or os.PathLike of str, not %s"
+                        % (what, type(value).__name__))
+    value = os.fspath(value)
+    if not isinstance(value, str):
+        raise TypeError("%s must be str or os.PathLike of str" % what)
+    if not value:
+        raise _invalid("%s: empty" % what)
+    return _text(value, what)
+
+
+def _journal(value):
+    """The journal URL as bytes (None: $MEMBANK_JOURNAL, else the bank's
+    own).  Only its type is checked here: the library checks the URL and
+    names the part that is wrong, without its credentials."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError("journal must be str, not %s" % type(value).__name__)
+    if "\0" in value:
+        raise _invalid("journal: contains a NUL character")
+    return str.encode(value, "utf-8", "surrogateescape")
+
+
+# "://" and a URL's user, password or token: up to its last "@" (a
+# password may hold one; a host or a stream name never does).
+_URL_AUTH = re.compile(r"://[^\s'\"]*@")
+
+
+def redact(text):
+    """text with the user, password or token of every URL in it replaced
+    by "***", as the membank command prints URLs."""
+    return _URL_AUTH.sub("://***@", text)
+
+
+_JOURNAL_KEYS = ("journal", "journal_creds", "journal_tls_ca", "journal_tls_cert",
+                 "journal_tls_key", "journal_replicas", "journal_timeout_ms")
+
+
 def _options(lib, opts):
-    """struct mb_options from the keyword options (already validated)."""
+    """struct mb_options from the keyword options (already validated).  The
+    strings are kept alive by the structure itself (ctypes' _objects)."""
     o = _lib.Options()
     lib.mb_options_init(ctypes.byref(o))
     o.durability = _durability(opts["durability"])
@@ -312,6 +359,13 @@ def _options(lib, opts):
     o.max_json_bytes = opts["max_json_bytes"] or 0
     o.create = bool(opts["create"])
     o.no_auto_checkpoint = not opts.get("auto_checkpoint", True)
+    o.journal_url = _journal(opts.get("journal"))
+    o.journal_creds = _file(opts.get("journal_creds"), "journal_creds")
+    o.journal_tls_ca = _file(opts.get("journal_tls_ca"), "journal_tls_ca")
+    o.journal_tls_cert = _file(opts.get("journal_tls_cert"), "journal_tls_cert")
+    o.journal_tls_key = _file(opts.get("journal_tls_key"), "journal_tls_key")
+    o.journal_replicas = opts.get("journal_replicas") or 0
+    o.journal_timeout_ms = opts.get("journal_timeout_ms") or 0
     return o
 
 
@@ -365,11 +419,32 @@ class MemoryBank:
 
     MemoryBank(path=None, *, durability='full', group_shared=False,
                history_limit=None, max_json_bytes=None, create=True,
-               auto_checkpoint=True)
+               auto_checkpoint=True, journal=None, journal_creds=None,
+               journal_tls_ca=None, journal_tls_cert=None, journal_tls_key=None,
+               journal_replicas=None, journal_timeout_ms=None)
 
     auto_checkpoint: writes through this object keep the four JSON files
     current by themselves (README "Automatic checkpoints"); False leaves
     that to `membank compactor` or snapshot().
+
+    journal: the bank's journal on a NATS JetStream cluster, shared by the
+    banks of every machine bound to it (docs/cluster.md):
+    "nats://[user:pass@|token@]host:port[,host:port...]/STREAM" or
+    "tls://...".  None: $MEMBANK_JOURNAL, else the URL the bank recorded
+    at creation, else the local journal; "" the local journal.  A bank is
+    bound to one journal for life.  journal_creds: a NATS credentials file
+    (None: $MEMBANK_JOURNAL_CREDS); journal_tls_ca, journal_tls_cert,
+    journal_tls_key: files for tls://; journal_replicas (1..5): the
+    stream's replicas when this open creates it; journal_timeout_ms
+    (100..3600000, default 15000): how long an open or a write waits for a
+    cluster that does not answer (then BankError, code MB_EUNAVAIL).
+    Credentials never appear in a message, in options or in repr().
+    libnats cannot be used across fork(): a process forked after this one
+    used the cluster cannot open such a bank (BankError, MB_EPERM, saying
+    so); start workers with multiprocessing's "spawn" or "forkserver"
+    context (pickling carries the options, credentials included).
+    Reads serve this machine's cache: catch_up(), or fresh=True on a read,
+    first applies what the stream holds; cluster_status() says how stale.
 
     path defaults to $MEMBANK_DIR, else ./memory-bank (as the C library);
     it is made absolute when the bank opens, so a later chdir() or a child
@@ -385,7 +460,13 @@ class MemoryBank:
     def __init__(self, path: Optional[PathLike] = None, *, durability: str = "full",
                  group_shared: bool = False, history_limit: Optional[int] = None,
                  max_json_bytes: Optional[int] = None, create: bool = True,
-                 auto_checkpoint: bool = True) -> None:
+                 auto_checkpoint: bool = True, journal: Optional[str] = None,
+                 journal_creds: Optional[PathLike] = None,
+                 journal_tls_ca: Optional[PathLike] = None,
+                 journal_tls_cert: Optional[PathLike] = None,
+                 journal_tls_key: Optional[PathLike] = None,
+                 journal_replicas: Optional[int] = None,
+                 journal_timeout_ms: Optional[int] = None) -> None:
         if path is None:
             path = _default_path()
         path = os.fspath(path)
@@ -400,7 +481,20 @@ class MemoryBank:
                                      _lib.MB_MAX_JSON_BYTES, _lib.MB_MIN_JSON_BYTES),
             "create": bool(create),
             "auto_checkpoint": bool(auto_checkpoint),
+            "journal": journal,
+            "journal_creds": journal_creds,
+            "journal_tls_ca": journal_tls_ca,
+            "journal_tls_cert": journal_tls_cert,
+            "journal_tls_key": journal_tls_key,
+            "journal_replicas": _count(journal_replicas, "journal_replicas",
+                                       _lib.MB_MAX_REPLICAS),
+            "journal_timeout_ms": _count(journal_timeout_ms, "journal_timeout_ms",
+                                         _lib.MB_MAX_JOURNAL_TIMEOUT_MS,
+                                         _lib.MB_MIN_JOURNAL_TIMEOUT_MS),
         }
+        _journal(journal)   # its type, before anything opens
+        for key in _JOURNAL_KEYS[1:5]:
+            _file(self._opts[key], key)
         self._path = os.path.abspath(path)
         self._handle = None
         self._opening = None            # see _open
@@ -559,8 +653,12 @@ class MemoryBank:
     def options(self) -> Dict[str, Any]:
         """The keyword options the bank was opened with.  history_limit None
         means the bank's own (fixed when it was created: another value for
-        an existing bank raises InvalidInput naming both)."""
-        return dict(self._opts)
+        an existing bank raises InvalidInput naming both).  The journal URL
+        is given without its credentials ("nats://***@host:port/S")."""
+        opts = dict(self._opts)
+        if isinstance(opts["journal"], str):
+            opts["journal"] = redact(opts["journal"])
+        return opts
 
     def __enter__(self) -> MemoryBank:
         return self
@@ -610,6 +708,61 @@ class MemoryBank:
         self._call(self._lib.mb_journal_last_seq, ctypes.byref(seq))
         return seq.value
 
+    # ------------------------------------------------------------ cluster
+
+    def _lazy(self, name):
+        fn = self._lib.lazy(name)
+        if fn is None:
+            raise BankError(None, None, "%s: not in %s (an older build)"
+                            % (name, self._lib.path))
+        return fn
+
+    def catch_up(self) -> None:
+        """Apply every record the bank's stream holds up to its last seq at
+        the call (other machines' writes), so that the reads that follow see
+        them; every read method also takes fresh=True for this.  Without it a
+        read sees what this machine applied: its own writes at once, other
+        machines' within the follow delay (docs/cluster.md).  A bank with a
+        local journal: nothing to do.  BankError with code MB_EUNAVAIL when
+        the cluster did not answer within journal_timeout_ms (the local
+        state is unchanged and still readable)."""
+        self._call(self._lazy("mb_catch_up"))
+
+    def _fresh(self, fresh):
+        if fresh:
+            self.catch_up()
+
+    def cluster_status(self) -> Dict[str, Any]:
+        """The bank's stream as the cluster reports it and this machine's
+        place in it, as `membank cluster status` prints it: {"url" (without
+        credentials), "stream", "reachable", "error" (None when reachable),
+        "replicas", "leader" (None when unknown), "first_seq", "last_seq",
+        "applied_seq", "lag_records", "since_contact_ms" (None: never),
+        "checkpoint_seq", "foreign_skipped", "diverged"}.  An unreachable
+        cluster is not an exception: reachable is False and the figures
+        are the last seen.  InvalidInput for a bank with a local journal."""
+        info = _lib.ClusterInfo()
+        self._call(self._lazy("mb_cluster_status"), ctypes.byref(info))
+
+        def text(raw):
+            return raw.decode("utf-8", "replace")
+        return {
+            "url": redact(text(info.url)),
+            "stream": text(info.stream),
+            "reachable": bool(info.reachable),
+            "error": None if info.reachable else text(info.error),
+            "replicas": info.replicas,
+            "leader": text(info.leader) or None,
+            "first_seq": info.first_seq,
+            "last_seq": info.last_seq,
+            "applied_seq": info.applied_seq,
+            "lag_records": info.lag_records,
+            "since_contact_ms": None if info.since_contact_ms < 0 else info.since_contact_ms,
+            "checkpoint_seq": info.checkpoint_seq,
+            "foreign_skipped": info.foreign_skipped,
+            "diverged": bool(info.diverged),
+        }
+
     # -------------------------------------------------------------- pages
 
     def update_page(self, page_id: str, data: JSONDict) -> None:
@@ -623,10 +776,12 @@ class MemoryBank:
         read-modify-write: processes merging different keys all win."""
         self._call(self._lib.mb_page_merge, *_page_args(page_id, data))
 
-    def get_page(self, page_id: str) -> Optional[JSONDict]:
+    def get_page(self, page_id: str, *, fresh: bool = False) -> Optional[JSONDict]:
         """{"properties": {...}, "last_updated": "..."}, or None when the
-        page is absent (or expired by cache_settings.ttl_seconds)."""
+        page is absent (or expired by cache_settings.ttl_seconds).
+        fresh=True: catch_up() first (a journal on a cluster)."""
         pid = _text(page_id, "page_id")
+        self._fresh(fresh)
         out = ctypes.POINTER(ctypes.c_char)()
         size = ctypes.c_size_t()
         try:  # out is freed whatever interrupts this (mb_free(NULL) is a no-op)
@@ -643,8 +798,10 @@ class MemoryBank:
         """Delete page_id; NotFound when it is absent."""
         self._call(self._lib.mb_page_delete, _text(page_id, "page_id"))
 
-    def page_count(self) -> int:
-        """The number of pages stored (metadata.total_pages)."""
+    def page_count(self, *, fresh: bool = False) -> int:
+        """The number of pages stored (metadata.total_pages).  fresh=True:
+        catch_up() first."""
+        self._fresh(fresh)
         n = ctypes.c_uint64()
         self._call(self._lib.mb_page_count, ctypes.byref(n))
         return n.value
@@ -697,8 +854,10 @@ class MemoryBank:
         log_error() records a message: never refused for what it holds."""
         self._call(self._lib.mb_sync_record, *_sync_args(status, error))
 
-    def get_sync_status(self) -> JSONDict:
-        """The sync_status.json document of the spec, as a dict."""
+    def get_sync_status(self, *, fresh: bool = False) -> JSONDict:
+        """The sync_status.json document of the spec, as a dict.
+        fresh=True: catch_up() first."""
+        self._fresh(fresh)
         return self._call_json(self._lib.mb_sync_status)
 
     # ------------------------------------------------------------- errors
@@ -729,8 +888,10 @@ class MemoryBank:
         errors resolved."""
         self._call(self._lib.mb_error_resolve, *_resolve_args(error_type, steps))
 
-    def get_error_stats(self) -> JSONDict:
-        """{"total_errors", "resolved_errors", "patterns", "last_error"}."""
+    def get_error_stats(self, *, fresh: bool = False) -> JSONDict:
+        """{"total_errors", "resolved_errors", "patterns", "last_error"}.
+        fresh=True: catch_up() first."""
+        self._fresh(fresh)
         return self._call_json(self._lib.mb_error_stats)
 
     # ------------------------------------------------------------- config
@@ -741,14 +902,19 @@ class MemoryBank:
         nothing changes."""
         self._call(self._lib.mb_config_update, *_config_args(new_config))
 
-    def get_config(self) -> JSONDict:
-        """The config_cache.json document, as a dict."""
+    def get_config(self, *, fresh: bool = False) -> JSONDict:
+        """The config_cache.json document, as a dict.  fresh=True:
+        catch_up() first."""
+        self._fresh(fresh)
         return self._call_json(self._lib.mb_config_get)
 
     # -------------------------------------------------------- maintenance
 
-    def stats(self) -> JSONDict:
-        """Counters and sizes of the bank (mb_stats), as a dict."""
+    def stats(self, *, fresh: bool = False) -> JSONDict:
+        """Counters and sizes of the bank (mb_stats), as a dict; "cluster"
+        says how stale this machine may be (None for a local journal).
+        fresh=True: catch_up() first."""
+        self._fresh(fresh)
         return self._call_json(self._lib.mb_stats)
 
     def snapshot(self, dir: Optional[PathLike] = None) -> Dict[str, Union[int, float]]:

@@ -38,6 +38,8 @@ MB_EPERM = -9
 MB_EEXIST = -12
 MB_ERESTORED = -15
 MB_ECANCELED = -16
+MB_EUNAVAIL = -17
+MB_EDIVERGED = -18
 
 MB_MAX_ID_BYTES = 255
 MB_MAX_DEPTH = 64
@@ -46,6 +48,9 @@ MB_MAX_TEXT_BYTES = 4096
 MB_MIN_JSON_BYTES = 64
 MB_MAX_JSON_BYTES = 16 << 20
 MB_MAX_HISTORY = 100000
+MB_MAX_REPLICAS = 5                 # a JetStream stream's most replicas
+MB_MIN_JOURNAL_TIMEOUT_MS = 100     # the command's bounds, applied alike here
+MB_MAX_JOURNAL_TIMEOUT_MS = 3600000
 
 MB_DURABILITY_FULL = 0
 MB_DURABILITY_FAST = 1
@@ -89,6 +94,34 @@ class Options(ctypes.Structure):
         ("defer_auto_checkpoint", ctypes.c_bool),
         ("progress", ctypes.c_void_p),     # mb_progress_fn (unused: NULL)
         ("progress_ctx", ctypes.c_void_p),
+        # the journal on a cluster (README "Many machines")
+        ("journal_url", ctypes.c_char_p),
+        ("journal_creds", ctypes.c_char_p),
+        ("journal_tls_ca", ctypes.c_char_p),
+        ("journal_tls_cert", ctypes.c_char_p),
+        ("journal_tls_key", ctypes.c_char_p),
+        ("journal_replicas", ctypes.c_uint32),
+        ("journal_timeout_ms", ctypes.c_uint32),
+    ]
+
+
+class ClusterInfo(ctypes.Structure):
+    """struct mb_cluster_info (membank.h): what mb_cluster_status() reports."""
+    _fields_ = [
+        ("url", ctypes.c_char * 512),
+        ("stream", ctypes.c_char * 72),
+        ("reachable", ctypes.c_bool),
+        ("error", ctypes.c_char * 256),
+        ("replicas", ctypes.c_uint32),
+        ("leader", ctypes.c_char * 64),
+        ("first_seq", ctypes.c_uint64),
+        ("last_seq", ctypes.c_uint64),
+        ("applied_seq", ctypes.c_uint64),
+        ("lag_records", ctypes.c_uint64),
+        ("since_contact_ms", ctypes.c_int64),
+        ("checkpoint_seq", ctypes.c_uint64),
+        ("foreign_skipped", ctypes.c_uint64),
+        ("diverged", ctypes.c_bool),
     ]
 
 
@@ -163,6 +196,8 @@ _LAZY_SIGNATURES = {
     "mb_restore": (_int, [_str, _str, ctypes.POINTER(Options), ctypes.c_uint]),
     "mb_restore_report": (_int, [_str, _str, ctypes.POINTER(Options), ctypes.c_uint,
                                  ctypes.POINTER(ctypes.POINTER(ctypes.c_char))]),
+    "mb_catch_up": (_int, [_bank_p]),
+    "mb_cluster_status": (_int, [_bank_p, ctypes.POINTER(ClusterInfo)]),
 }
 
 

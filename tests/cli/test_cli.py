@@ -32,8 +32,9 @@ COMMANDS = [
     ["error", "log"], ["error", "resolve"], ["error", "stats"], ["config", "get"],
     ["config", "set"], ["snapshot"], ["restore"], ["compactor"], ["journal", "tail"],
     ["journal", "verify"], ["journal", "repair"], ["stats"], ["demo"], ["doctor"], ["batch"],
+    ["cluster", "status"],
 ]
-GROUPS = ["page", "sync", "error", "config", "journal"]
+GROUPS = ["page", "sync", "error", "config", "journal", "cluster"]
 
 
 def now_rfc3339():
@@ -171,6 +172,21 @@ class Usage(CliTest):
         ["stats", "x"],
         ["demo", "--workers", "0"],
         ["demo", "--seconds", "0"],
+        ["demo", "--machines", "0"],
+        ["demo", "--machines", "9"],
+        ["demo", "--machines", "2"],            # no journal on a cluster
+        ["demo", "--journal", "nats://h:1/S", "--machines", "3", "--workers", "2"],
+        ["init", "--replicas", "0"],
+        ["init", "--replicas", "6"],
+        ["init", "--replicas", "x"],
+        ["init", "--replicas", "3"],            # a new bank, no journal given
+        ["--journal-timeout", "99", "init"],
+        ["--journal-timeout", "x", "init"],
+        ["--journal-creds", "", "init"],
+        ["--journal"],
+        ["cluster"],
+        ["cluster", "frob"],
+        ["cluster", "status", "x"],
         ["--durability", "slow", "init"],
         ["--bank"],
         ["-x", "init"],
@@ -1620,6 +1636,9 @@ RUNS = [
     (["journal", "repair"], 0, True),
     (["stats"], 0, True),
     (["doctor"], 0, True),
+    (["--fresh", "page", "count"], 0, True),
+    (["page", "get", "p1", "--fresh"], 0, True),
+    (["cluster", "status"], 3, False),   # a local journal: a message, no document
     (["page", "get"], 2, False),   # a usage error: its message goes to stderr
     (["--version"], 0, True),
 ]
@@ -1864,6 +1883,198 @@ def json_numbers(text):
         else:
             i += 1
     return out
+
+
+def unused_port():
+    """A TCP port of 127.0.0.1 on which nothing listens (bound, then closed)."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+_CLUSTER_SUPPORT = []
+
+
+def cluster_journal_supported():
+    """Whether the library behind the command implements the journal on a
+    cluster: a stub (the API without it) creates a local bank when given an
+    unreachable URL."""
+    if not _CLUSTER_SUPPORT:
+        tmp = tempfile.mkdtemp(prefix="membank-cli-probe-")
+        try:
+            p = subprocess.run([MEMBANK, "-b", os.path.join(tmp, "b"), "--journal",
+                                "nats://127.0.0.1:%d/PROBE" % unused_port(),
+                                "--journal-timeout", "300", "init"],
+                               capture_output=True, timeout=120)
+            _CLUSTER_SUPPORT.append(p.returncode != 0)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return _CLUSTER_SUPPORT[0]
+
+
+class JournalOptions(CliTest):
+    """The journal's options without a server: refusals, a local bank, and
+    credentials that never reach an output."""
+
+    SECRET = "pw-%d-Zq9" % os.getpid()
+
+    def url(self, stream="S"):
+        return "nats://mbuser:%s@127.0.0.1:%d/%s" % (self.SECRET, unused_port(), stream)
+
+    def assert_secret_absent(self, p, what):
+        for stream in (p.stdout, p.stderr):
+            self.assertNotIn(self.SECRET.encode(), stream, what)
+            self.assertNotIn(b"mbuser:", stream, what)
+
+    def test_replicas_refused_outside_1_to_5(self):
+        for n in ("0", "6", "9", "-1", "3x", ""):
+            err = self.fails(2, "--journal", self.url(), "init", "--replicas", n)
+            self.assertIn("--replicas needs 1..5, not '%s'" % n, err)
+            self.assertFalse(os.path.exists(self.bank), n)
+
+    def test_replicas_need_a_journal(self):
+        err = self.fails(2, "init", "--replicas", "3")
+        self.assertIn("--replicas needs a journal on a cluster", err)
+        self.assertFalse(os.path.exists(self.bank))
+        self.ok("init")
+        err = self.fails(3, "init", "--replicas", "3")   # an existing local bank
+        self.assertIn("has a local journal", err)
+
+    def test_cluster_status_of_a_local_bank(self):
+        err = self.fails(4, "cluster", "status")
+        self.assertIn("no bank at %s" % self.bank, err)
+        self.ok("init")
+        err = self.fails(3, "cluster", "status")
+        self.assertEqual(err.count("cluster status:"), 1, err)   # said once
+        self.assertIn("is not bound to a cluster (its journal is local)", err)
+
+    def test_fresh_on_a_local_bank(self):
+        self.ok("page", "put", "p", '{"v":1}')
+        self.assertEqual(self.doc("--fresh", "page", "get", "p")["properties"], {"v": 1})
+        self.assertEqual(self.doc("page", "get", "p", "--fresh")["properties"], {"v": 1})
+        self.assertEqual(self.ok("page", "count", "--fresh"), "1\n")
+        self.assertEqual(self.ok("page", "list", "--fresh"), "p\n")
+        self.assertEqual(self.doc("sync", "status", "--fresh")["success_count"], 0)
+        stats = self.doc("stats", "--fresh")
+        self.assertIn("cluster", stats)
+        self.assertIsNone(stats["cluster"])   # a local journal: nothing to be stale about
+
+    def test_stats_text_shows_cluster(self):
+        self.ok("init")
+        out = self.ok("stats", "--format", "text")
+        self.assertRegex(out, r"(?m)^cluster +null$")
+
+    def test_usage_echo_is_redacted(self):
+        """An argument echoed back in a usage error may be a URL typed in
+        the wrong place: its credentials are never printed."""
+        url = self.url()
+        for args in (["--jornal=" + url, "init"], [url], ["page", url],
+                     ["--durability", url, "init"], ["--format", url, "stats"],
+                     ["init", "--replicas", url], ["demo", "--machines", url]):
+            p = self.mb(*args)
+            self.assertEqual(p.returncode, 2, args)
+            self.assertIn(b"://***@127.0.0.1", p.stderr, args)
+            self.assert_secret_absent(p, args)
+
+    def test_help_and_completion_never_show_credentials(self):
+        url = self.url()
+        env = dict(os.environ, MEMBANK_JOURNAL=url)
+        for args in (["--help"], ["--journal", url, "--help"], ["init", "--help"],
+                     ["cluster", "--help"], ["cluster", "status", "--help"]):
+            p = self.mb(*args, env=env, bank=False)
+            self.assertEqual(p.returncode, 0, args)
+            self.assert_secret_absent(p, args)
+        script = ('source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); '
+                  '_membank; printf "%s\\n" "${COMPREPLY[@]}"')
+        completion = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+            os.path.abspath(__file__)))), "cli", "membank.bash")
+        bindir = os.path.dirname(MEMBANK)
+        for words in (["--journal", ""], ["--journal", "nats://mbuser:" + self.SECRET[:3]],
+                      ["--journal", url, ""], ["--journal", url, "cluster", ""],
+                      ["--journal=" + url, "page", "--"]):
+            r = subprocess.run(["bash", "--norc", "--noprofile", "-c", script, "bash",
+                                completion, "membank"] + words, capture_output=True,
+                               env=dict(env, PATH=bindir + os.pathsep + os.environ["PATH"]),
+                               timeout=60)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assert_secret_absent(r, words)
+        r = subprocess.run(["bash", "--norc", "--noprofile", "-c", script, "bash", completion,
+                            "membank", "--journal", url, "cluster", ""], capture_output=True,
+                           text=True, env=dict(os.environ, PATH=bindir + os.pathsep +
+                                               os.environ["PATH"]), timeout=60)
+        self.assertEqual(r.stdout.split(), ["status"])
+
+    def test_argv_is_scrubbed(self):
+        """ps and /proc/PID/cmdline show x's where --journal's credentials
+        were, once the options are read (here the command then waits on
+        stdin: batch reads its input before it opens the bank)."""
+        url = self.url()
+        p = subprocess.Popen([MEMBANK, "-b", self.bank, "--journal", url, "batch", "-"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        try:
+            cmdline = b""
+            for _ in range(3000):          # at most 30 s: reached at the first reads
+                with open("/proc/%d/cmdline" % p.pid, "rb") as f:
+                    cmdline = f.read()
+                if self.SECRET.encode() not in cmdline and b"--journal" in cmdline:
+                    break
+                time.sleep(0.01)
+            self.assertNotIn(self.SECRET.encode(), cmdline)
+            self.assertIn(b"nats://" + b"x" * len("mbuser:" + self.SECRET) + b"@127.0.0.1",
+                          cmdline)
+        finally:
+            p.kill()
+            p.communicate(timeout=60)
+
+    def test_unreachable_cluster_is_a_clear_error_without_credentials(self):
+        if not cluster_journal_supported():
+            self.skipTest("this libmembank has no journal on a cluster (a stub)")
+        url = self.url()
+        runs = [(["init"], True), (["init", "--replicas", "3"], True),
+                (["page", "put", "p", "{}"], True), (["page", "get", "p"], False),
+                (["stats"], False), (["cluster", "status"], False),
+                (["--fresh", "page", "count"], False),
+                (["demo", "--machines", "2", "--seconds", "1"], True)]
+        for args, creates in runs:
+            t0 = time.monotonic()
+            p = self.mb("--journal", url, "--journal-timeout", "500", *args, timeout=120)
+            self.assertNotEqual(p.returncode, 0, args)
+            self.assertIn(p.returncode, (3, 4), (args, p.stderr))
+            self.assertTrue(p.stderr.startswith(b"membank: "), (args, p.stderr))
+            self.assert_secret_absent(p, args)
+            self.assertLess(time.monotonic() - t0, 60, args)
+        with self.subTest("environment"):
+            p = self.mb("--journal-timeout", "500", "init",
+                        env=dict(os.environ, MEMBANK_JOURNAL=url))
+            self.assertEqual(p.returncode, 4, p.stderr)
+            self.assert_secret_absent(p, "MEMBANK_JOURNAL")
+
+    def test_failed_create_leaves_no_bank(self):
+        """A bank whose open failed to reach its cluster is not created: a
+        typo in a host must not bind a new directory to it for life."""
+        if not cluster_journal_supported():
+            self.skipTest("this libmembank has no journal on a cluster (a stub)")
+        p = self.mb("--journal", self.url(), "--journal-timeout", "300", "init")
+        self.assertEqual(p.returncode, 4, p.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.bank, "membank.json")))
+
+    def test_bad_url_names_the_part(self):
+        if not cluster_journal_supported():
+            self.skipTest("this libmembank has no journal on a cluster (a stub)")
+        cred = "mbuser:%s@" % self.SECRET
+        for url, part in (("http://%s127.0.0.1:4222/S" % cred, "scheme"),
+                          ("nats://%s127.0.0.1:99999/S" % cred, "port"),
+                          ("nats://%s127.0.0.1:4222" % cred, "STREAM"),
+                          ("nats://%s127.0.0.1:4222/a.b" % cred, "stream name"),
+                          ("nats://%s/S" % cred, "server")):
+            p = self.mb("--journal", url, "init")
+            self.assertEqual(p.returncode, 3, (url, p.stderr))
+            self.assertIn(b"journal URL", p.stderr)
+            self.assertIn(part.encode(), p.stderr, url)
+            self.assert_secret_absent(p, url)
+            self.assertFalse(os.path.exists(os.path.join(self.bank, "membank.json")), url)
 
 
 class Formats(CliTest):

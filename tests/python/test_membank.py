@@ -8,6 +8,7 @@ The last line of the output is "N passed, F failed, S skipped"; the exit
 status is non-zero when anything failed.
 """
 
+import ctypes
 import json
 import multiprocessing
 import os
@@ -1642,6 +1643,136 @@ class TestInterruptedCalls(BankTest):
         self.assertEqual(len(got), 10)
         self.assertIsNone(self.bank._handle)        # closed by the last call
         self.bank.close()                           # twice is fine
+
+
+# ------------------------------------------------------- the journal's ABI
+
+class TestAbiLayout(unittest.TestCase):
+    """_lib.py's ctypes structs against the compiler's layout of membank.h
+    (tests/python/abi_layout.c prints it): a field added, moved or resized
+    in C but not in Python would make the library read garbage options."""
+
+    def test_structs_match_the_header(self):
+        exe = os.environ.get("MEMBANK_TEST_ABI_LAYOUT")
+        if not exe:
+            self.skipTest("MEMBANK_TEST_ABI_LAYOUT not set (run by meson test)")
+        c = json.loads(subprocess.run([exe], capture_output=True, text=True,
+                                      check=True).stdout)
+        for cname, py in (("mb_options", _lib.Options),
+                          ("mb_cluster_info", _lib.ClusterInfo),
+                          ("mb_snapshot_info", _lib.SnapshotInfo)):
+            want = c[cname]
+            self.assertEqual(ctypes.sizeof(py), want["size"], cname)
+            names = [f[0] for f in py._fields_]
+            self.assertEqual(names, list(want["fields"]), cname)
+            for name, (offset, size) in want["fields"].items():
+                field = getattr(py, name)
+                self.assertEqual((field.offset, field.size), (offset, size),
+                                 "%s.%s" % (cname, name))
+
+
+# ------------------------------------------- the journal on a cluster (no server)
+
+def unused_port():
+    """A TCP port of 127.0.0.1 on which nothing listens (bound, then closed)."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+_CLUSTER_SUPPORT = []
+
+
+def cluster_journal_supported():
+    """Whether this library implements the journal on a cluster: a stub
+    (the API without it) opens a bank with an unreachable URL as a local one."""
+    if not _CLUSTER_SUPPORT:
+        tmp = tempfile.mkdtemp(prefix="membank-py-probe-")
+        try:
+            MemoryBank(os.path.join(tmp, "b"), journal_timeout_ms=300,
+                       journal="nats://127.0.0.1:%d/PROBE" % unused_port()).close()
+            _CLUSTER_SUPPORT.append(False)
+        except Error:
+            _CLUSTER_SUPPORT.append(True)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return _CLUSTER_SUPPORT[0]
+
+
+class TestJournalOptions(BankTest):
+    """The journal keywords, refused before anything opens, and a bank with
+    a local journal answering the cluster calls."""
+
+    def test_keywords_are_checked_first(self):
+        other = os.path.join(self.tmp, "other")
+        for kw, exc, words in (
+                ({"journal_replicas": 0}, InvalidInput, "journal_replicas must be 1..5, not 0"),
+                ({"journal_replicas": 9}, InvalidInput, "journal_replicas must be 1..5, not 9"),
+                ({"journal_replicas": True}, TypeError, "journal_replicas"),
+                ({"journal_timeout_ms": 99}, InvalidInput, "100..3600000"),
+                ({"journal_timeout_ms": 3600001}, InvalidInput, "100..3600000"),
+                ({"journal": 5}, TypeError, "journal must be str"),
+                ({"journal": "nats://h:1/S\0"}, InvalidInput, "NUL"),
+                ({"journal_creds": ""}, InvalidInput, "journal_creds: empty"),
+                ({"journal_tls_ca": 3}, TypeError, "journal_tls_ca"),
+        ):
+            with self.assertRaisesRegex(exc, re.escape(words), msg=kw):
+                MemoryBank(other, **kw)
+            self.assertFalse(os.path.exists(other), kw)
+
+    def test_local_bank_catch_up_and_fresh_reads(self):
+        self.bank.update_page("p", {"v": 1})
+        self.bank.catch_up()                        # nothing to do: no error
+        self.assertEqual(self.bank.get_page("p", fresh=True)["properties"], {"v": 1})
+        self.assertEqual(self.bank.page_count(fresh=True), 1)
+        self.assertEqual(self.bank.get_sync_status(fresh=True)["success_count"], 0)
+        self.assertEqual(self.bank.get_error_stats(fresh=True)["total_errors"], 0)
+        self.assertIn("cache_settings", self.bank.get_config(fresh=True))
+        stats = self.bank.stats(fresh=True)
+        self.assertIn("cluster", stats)
+        self.assertIsNone(stats["cluster"])         # a local journal
+
+    def test_local_bank_has_no_cluster_status(self):
+        with self.assertRaisesRegex(InvalidInput, "not bound to a cluster") as cm:
+            self.bank.cluster_status()
+        self.assertEqual(cm.exception.code, _lib.MB_EINVAL)
+
+    def test_redact(self):
+        from membank._bank import redact
+        self.assertEqual(redact("nats://u:p@h:1,h:2/S"), "nats://***@h:1,h:2/S")
+        self.assertEqual(redact("x tls://tok@h:1/S: refused"), "x tls://***@h:1/S: refused")
+        self.assertEqual(redact("nats://u:p@ss@h:1/S"), "nats://***@h:1/S")
+        self.assertEqual(redact("nats://h:1/S and a@b"), "nats://h:1/S and a@b")
+
+    def test_options_never_show_credentials(self):
+        if not cluster_journal_supported():
+            self.skipTest("this libmembank has no journal on a cluster (a stub)")
+        secret = "pw-%d-secret" % os.getpid()
+        url = "nats://mbuser:%s@127.0.0.1:%d/S" % (secret, unused_port())
+        with self.assertRaises(Error) as cm:
+            MemoryBank(os.path.join(self.tmp, "c"), journal=url, journal_timeout_ms=500)
+        e = cm.exception
+        self.assertEqual(e.code, _lib.MB_EUNAVAIL, e)
+        for text in (str(e), repr(e), e.message, repr(e.args), pickle.dumps(e).decode("latin-1")):
+            self.assertNotIn(secret, text)
+            self.assertNotIn("mbuser:", text)
+
+    def test_bad_url_names_the_part(self):
+        if not cluster_journal_supported():
+            self.skipTest("this libmembank has no journal on a cluster (a stub)")
+        secret = "pw-%d-secret" % os.getpid()
+        for url, part in (("http://u:%s@127.0.0.1:4222/S" % secret, "scheme"),
+                          ("nats://u:%s@127.0.0.1:99999/S" % secret, "port"),
+                          ("nats://u:%s@127.0.0.1:4222" % secret, "STREAM"),
+                          ("nats://u:%s@127.0.0.1:4222/a.b" % secret, "stream name")):
+            path = os.path.join(self.tmp, "bad")
+            with self.assertRaises(InvalidInput, msg=part) as cm:
+                MemoryBank(path, journal=url)
+            self.assertIn("journal URL", str(cm.exception))
+            self.assertIn(part, str(cm.exception))
+            self.assertNotIn(secret, str(cm.exception))
+            self.assertFalse(os.path.exists(os.path.join(path, "membank.json")), url)
 
 
 # ------------------------------------------------------------------ runner

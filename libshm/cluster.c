@@ -1,0 +1,1054 @@
+/*
+ * cluster.c - a bank whose journal is a NATS JetStream stream (cluster.h).
+ *
+ * BINDING.  membank.json "journal" records the stream's URL without
+ * credentials ("nats://h1:4222,h2:4222/STREAM") when the bank is created;
+ * the bank is bound to it for life.  An open with another journal (another
+ * stream name, or no host in common), or a local bank opened with a URL,
+ * or a bank on a stream opened with "" (the local journal), is refused
+ * naming both.  cluster.json in the bank directory records the stream's
+ * creation time as the server gave it when this machine first joined:
+ * a stream deleted and created again under the same name has another, and
+ * this machine then refuses writes (MB_EDIVERGED) instead of diverging.
+ *
+ * CATCH-UP.  The records of the stream past the store's committed end are
+ * appended to the local journal as they are (a message that is not
+ * membank's, or whose payload is not of its type's shape, as a
+ * REC_CANCELLED with an empty payload: nothing, the same on every machine,
+ * counted) and applied, in the caller's write transaction.
+ *
+ * FOLLOWING.  While a handle is open, one process per bank directory (the
+ * holder of store/follow.lock) runs a thread that waits for new messages
+ * on the stream's subject (mbs_wait_beyond) and catches up at once, with a
+ * connection of its own; it starts FOLLOW_START_MS after the open (a
+ * short-lived command never pays for it).  Every FOLLOW_CHECK_MS it also
+ * looks at the stream itself (recreated, or behind this machine).
+ *
+ * CHECKPOINTS.  A checkpoint into the bank directory is put into the
+ * cluster (mbs_checkpoint_put) and the stream purged before its seq less
+ * CKPT_MARGIN records, so that machines a little behind need no bootstrap.
+ * A machine created while the stream's first record is past 1 starts from
+ * the cluster's checkpoint (bootstrap()).
+ */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "apply.h"
+#include "checkpoint.h"
+#include "cluster.h"
+#include "file.h"
+#include "group.h"
+#include "stream.h"
+
+#define CLUSTER_FILE "cluster.json"
+#define CKPT_MARGIN 1000u
+#define DEFAULT_TIMEOUT_MS 15000u
+#define FOLLOW_START_MS 1000u
+#define FOLLOW_WAIT_MS 100u
+#define FOLLOW_CHECK_MS 2000u
+#define FOLLOW_RETRY_MS 1000u
+
+struct cluster {
+	char *url;                 /* as asked, credentials included: memory only */
+	char *creds, *ca, *cert, *key;
+	char redacted[512];
+	char stream[72];
+	uint32_t timeout_ms, replicas;
+	pthread_mutex_t mu;        /* conn: the handle's connection */
+	mbs_conn *conn;
+	char created[40];          /* the stream's creation, as cluster.json says */
+	_Atomic uint64_t stream_last, foreign, ckpt_seq, ckpt_failures, conflicts;
+	_Atomic int64_t contact_us;
+	atomic_bool diverged;
+	char why[400];             /* written once, before diverged is set */
+	pthread_mutex_t why_mu;
+	/* the follower */
+	pthread_t thr;
+	bool thr_started, stop;
+	pthread_mutex_t fmu;
+	pthread_cond_t fcv;
+};
+
+static int64_t wall_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void contact(struct cluster *c, uint64_t last)
+{
+	uint64_t was = atomic_load(&c->stream_last);
+
+	atomic_store(&c->contact_us, wall_us());
+	while (last > was && !atomic_compare_exchange_weak(&c->stream_last, &was, last))
+		;
+}
+
+/* TEMPORARY, until journal/stream.c has them (wg/stream): weak, so that
+ * stream.c's definitions win as soon as they exist. */
+__attribute__((weak)) int mbs_checkpoint_put(mbs_conn *c, const char *dir, uint64_t seq)
+{
+	(void)c, (void)dir, (void)seq;
+	return MBS_ENOSTREAM;
+}
+
+__attribute__((weak)) int mbs_checkpoint_get(mbs_conn *c, const char *dir, uint64_t *seq)
+{
+	(void)c, (void)dir, (void)seq;
+	return MBS_ENOSTREAM;
+}
+
+/* ------------------------------------------------------------- the URL */
+
+/* @url without credentials: the user, password or token before an '@' of
+ * each comma-separated server is dropped. */
+static void redact(const char *url, char *out, size_t cap)
+{
+	const char *p = strstr(url, "://"), *slash;
+	size_t n = 0;
+
+	if (!p) {
+		snprintf(out, cap, "(not a URL)");
+		return;
+	}
+	p += 3;
+	n = (size_t)snprintf(out, cap, "%.*s", (int)(p - url), url);
+	slash = strchr(p, '/');
+	if (!slash)
+		slash = p + strlen(p);
+	while (p < slash && n < cap) {
+		const char *comma = memchr(p, ',', (size_t)(slash - p)), *at;
+		const char *stop = comma ? comma : slash;
+
+		at = memchr(p, '@', (size_t)(stop - p));
+		if (at)
+			p = at + 1;
+		n += (size_t)snprintf(out + n, cap - n, "%.*s%s", (int)(stop - p), p, comma ? "," : "");
+		p = comma ? comma + 1 : stop;
+	}
+	if (n < cap)
+		snprintf(out + n, cap - n, "%s", slash);
+}
+
+static const char *stream_of(const char *redacted)
+{
+	const char *s = strrchr(redacted, '/');
+
+	return s ? s + 1 : "";
+}
+
+/* One server of @hosts ("h1:p1,h2:p2/STREAM" after the scheme) in @other's? */
+static bool host_in(const char *host, size_t len, const char *list)
+{
+	const char *p = strstr(list, "://"), *slash;
+
+	p = p ? p + 3 : list;
+	slash = strchr(p, '/');
+	if (!slash)
+		slash = p + strlen(p);
+	while (p < slash) {
+		const char *comma = memchr(p, ',', (size_t)(slash - p));
+		const char *stop = comma ? comma : slash;
+
+		if ((size_t)(stop - p) == len && !memcmp(p, host, len))
+			return true;
+		p = comma ? comma + 1 : stop;
+	}
+	return false;
+}
+
+/* The same journal: the same stream, on a cluster with a server in common
+ * (a URL may list the servers in another order, or more of them). */
+static bool same_journal(const char *a, const char *b)
+{
+	const char *p = strstr(a, "://"), *slash;
+
+	if (strcmp(stream_of(a), stream_of(b)))
+		return false;
+	p = p ? p + 3 : a;
+	slash = strchr(p, '/');
+	if (!slash)
+		slash = p + strlen(p);
+	while (p < slash) {
+		const char *comma = memchr(p, ',', (size_t)(slash - p));
+		const char *stop = comma ? comma : slash;
+
+		if (host_in(p, (size_t)(stop - p), b))
+			return true;
+		p = comma ? comma + 1 : stop;
+	}
+	return false;
+}
+
+static char *dup_opt(const char *opt, const char *env, bool *fail)
+{
+	const char *v = opt ? opt : getenv(env);
+	char *d;
+
+	if (!v || !*v)
+		return NULL;
+	if (!(d = strdup(v)))
+		*fail = true;
+	return d;
+}
+
+int cluster_bind(mb_bank *b, const char *recorded, bool creating)
+{
+	const char *asked = b->opts.journal_url ? b->opts.journal_url : getenv("MEMBANK_JOURNAL");
+	char why[256], red[512], rec_red[512];
+	const char *url;
+	struct cluster *c;
+	bool fail = false;
+
+	if (recorded && !*recorded)
+		recorded = NULL;
+	if (creating) {
+		url = asked && *asked ? asked : NULL;
+	} else if (!recorded) {
+		if (asked && *asked) {
+			redact(asked, red, sizeof red);
+			return mb_fail(NULL, MB_EINVAL, "%s: the bank keeps a local journal (it was "
+			               "created without one): it cannot be opened with journal %s",
+			               b->path, red);
+		}
+		url = NULL;
+	} else if (!asked) {
+		url = recorded;
+	} else if (!*asked) {
+		return mb_fail(NULL, MB_EINVAL, "%s: the bank is bound to journal %s for life: it "
+		               "cannot be opened with the local journal", b->path, recorded);
+	} else {
+		redact(asked, red, sizeof red);
+		redact(recorded, rec_red, sizeof rec_red);
+		if (!same_journal(red, rec_red))
+			return mb_fail(NULL, MB_EINVAL, "%s: the bank is bound to journal %s for life: "
+			               "it cannot be opened with journal %s", b->path, rec_red, red);
+		url = asked;
+	}
+	if (!url)
+		return 0;
+	if (mbs_url_check(url, why, sizeof why)) {
+		redact(url, red, sizeof red);
+		return mb_fail(NULL, MB_EINVAL, "journal URL %s: %s", red, why);
+	}
+	if (!(c = calloc(1, sizeof *c)))
+		return mb_fail(NULL, MB_ENOMEM, "out of memory");
+	b->cl = c;
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_mutex_init(&c->why_mu, NULL);
+	pthread_mutex_init(&c->fmu, NULL);
+	pthread_cond_init(&c->fcv, NULL);
+	c->url = strdup(url);
+	c->creds = dup_opt(b->opts.journal_creds, "MEMBANK_JOURNAL_CREDS", &fail);
+	c->ca = dup_opt(b->opts.journal_tls_ca, "", &fail);
+	c->cert = dup_opt(b->opts.journal_tls_cert, "", &fail);
+	c->key = dup_opt(b->opts.journal_tls_key, "", &fail);
+	if (!c->url || fail)
+		return mb_fail(NULL, MB_ENOMEM, "out of memory");
+	redact(url, c->redacted, sizeof c->redacted);
+	snprintf(c->stream, sizeof c->stream, "%s", stream_of(c->redacted));
+	c->timeout_ms = b->opts.journal_timeout_ms ? b->opts.journal_timeout_ms : DEFAULT_TIMEOUT_MS;
+	c->replicas = b->opts.journal_replicas ? b->opts.journal_replicas : 1;
+	return 0;
+}
+
+const char *cluster_recorded_url(const mb_bank *b)
+{
+	return b->cl ? b->cl->redacted : NULL;
+}
+
+uint32_t cluster_timeout_ms(const mb_bank *b)
+{
+	return b->cl ? b->cl->timeout_ms : 0;
+}
+
+/* ------------------------------------------------------- connections */
+
+/* A request waits at most half the write's bound, and a publish retries
+ * for that half: the other half is for the catch-up that decides a
+ * publish that timed out. */
+static void conn_options(const struct cluster *c, mbs_options *o)
+{
+	memset(o, 0, sizeof *o);
+	o->url = c->url;
+	o->creds_file = c->creds;
+	o->tls_ca = c->ca;
+	o->tls_cert = c->cert;
+	o->tls_key = c->key;
+	o->deadline_ms = c->timeout_ms / 2 ? c->timeout_ms / 2 : 1;
+	o->timeout_ms = o->deadline_ms < 2000 ? o->deadline_ms : 2000;
+}
+
+/* An mbs_* code as an MB_E* code, with the message. */
+static int stream_fail(mb_bank *b, const void *tag, int src, const char *what, const char *msg)
+{
+	struct cluster *c = b->cl;
+	int code;
+
+	switch (src) {
+	case MBS_EAUTH: code = MB_EPERM; break;
+	case MBS_EURL: case MBS_EFOREIGN: code = MB_EINVAL; break;
+	case MBS_EBEHIND: case MBS_ENOSTREAM: case MBS_EPURGED: code = MB_EDIVERGED; break;
+	case MBS_ETIMEOUT: case MBS_ECONFLICT: code = MB_EUNAVAIL; break;
+	default: code = src <= MBJ_EIO && src >= MBJ_EFATAL ? bank_journal_code(src) : MB_EUNAVAIL;
+	}
+	if (code == MB_EIO)  /* the connection's failures: the cluster's */
+		code = MB_EUNAVAIL;
+	return mb_fail(tag, code, "%s (journal %s): %s%s", what, c->redacted,
+	               msg && *msg ? msg : mb_strerror(code),
+	               src == MBS_ETIMEOUT ? "; reads still serve this machine's copy" : "");
+}
+
+/* libnats keeps process-wide state (its threads, the generator of inbox
+ * names) that a child of fork() inherits without the threads, and with the
+ * parent's generator: its requests would get the answers meant for another
+ * process (a publish acknowledged with another record's seq).  So a process
+ * forked after this library used NATS may not use it: it must exec afresh.
+ * The fork generation of the first use; UINT_MAX: none yet. */
+static unsigned nats_generation = UINT_MAX;
+static pthread_mutex_t nats_gen_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static bool nats_usable(void)
+{
+	unsigned gen = mb_fork_generation();
+	bool ok;
+
+	pthread_mutex_lock(&nats_gen_mu);
+	if (nats_generation == UINT_MAX)
+		nats_generation = gen;
+	ok = nats_generation == gen;
+	pthread_mutex_unlock(&nats_gen_mu);
+	return ok;
+}
+
+static int connect_to(mb_bank *b, const void *tag, mbs_conn **out)
+{
+	mbs_options o;
+	int rc;
+
+	*out = NULL;
+	if (!nats_usable())
+		return mb_fail(tag, MB_EPERM, "journal %s: this process was forked from one that "
+		               "had used NATS (libnats cannot be used across fork()): open banks on a "
+		               "stream in a process started afresh (exec)", b->cl->redacted);
+	conn_options(b->cl, &o);
+	if ((rc = mbs_connect(&o, out)))
+		return stream_fail(b, tag, rc, "cannot connect", mbs_connect_errmsg());
+	atomic_store(&b->cl->contact_us, wall_us());
+	return 0;
+}
+
+/* Under c->mu: the handle's connection, made again when it is missing. */
+static int conn_get(mb_bank *b, const void *tag)
+{
+	return b->cl->conn ? 0 : connect_to(b, tag, &b->cl->conn);
+}
+
+/* Writes are refused from now on, for the reason @fmt says (after "stream
+ * NAME (URL) "). */
+static void set_diverged(mb_bank *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_diverged(mb_bank *b, const char *fmt, ...)
+{
+	struct cluster *c = b->cl;
+	va_list ap;
+	int n;
+
+	pthread_mutex_lock(&c->why_mu);
+	if (!atomic_load(&c->diverged)) {
+		n = snprintf(c->why, sizeof c->why, "stream %s (%s) ", c->stream, c->redacted);
+		va_start(ap, fmt);
+		if (n > 0 && (size_t)n < sizeof c->why)
+			vsnprintf(c->why + n, sizeof c->why - (size_t)n, fmt, ap);
+		va_end(ap);
+		atomic_store(&c->diverged, true);
+	}
+	pthread_mutex_unlock(&c->why_mu);
+}
+
+int cluster_writable(mb_bank *b)
+{
+	struct cluster *c = b->cl;
+	char why[sizeof c->why];
+
+	if (!c || !atomic_load(&c->diverged))
+		return 0;
+	pthread_mutex_lock(&c->why_mu);
+	memcpy(why, c->why, sizeof why);
+	pthread_mutex_unlock(&c->why_mu);
+	return mb_fail(b->tag, MB_EDIVERGED, "%s", why);
+}
+
+/* ------------------------------------------------- cluster.json */
+
+static void read_created(mb_bank *b, char out[40])
+{
+	char path[4096], text[512];
+	const cJSON *v;
+	cJSON *j;
+	ssize_t n = -1;
+	int fd;
+
+	out[0] = '\0';
+	if (mb_pathf(path, sizeof path, "%s/%s", b->path, CLUSTER_FILE) ||
+	    (fd = mb_open_fd(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0)) < 0)
+		return;
+	n = read(fd, text, sizeof text - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	text[n] = '\0';
+	if ((j = cJSON_Parse(text)) && cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(j, "created")))
+		snprintf(out, 40, "%s", v->valuestring);
+	cJSON_Delete(j);
+}
+
+static int write_created(mb_bank *b, const char *created)
+{
+	char text[256];
+
+	snprintf(text, sizeof text, "{\"stream\":\"%s\",\"created\":\"%s\"}\n", b->cl->stream,
+	         created);
+	return mb_write_file_atomic(b->path, CLUSTER_FILE, text, strlen(text), b->file_mode, NULL);
+}
+
+/* The stream as it is against what this machine followed: recreated, or
+ * ending before what this machine applied, refuses writes. */
+static void check_stream(mb_bank *b, const mbs_info *info, uint64_t applied)
+{
+	struct cluster *c = b->cl;
+
+	if (*c->created && strcmp(c->created, info->created))
+		set_diverged(b, "was deleted and created again (at %s; this machine followed the "
+		             "one created at %s): writes are refused; move this bank directory aside "
+		             "and open it again to start from the new stream", info->created,
+		             c->created);
+	else if (info->last_seq < applied)
+		set_diverged(b, "ends at seq %llu, before seq %llu that this machine applied "
+		             "(deleted, recreated or purged past its end?): writes are refused",
+		             (unsigned long long)info->last_seq, (unsigned long long)applied);
+}
+
+/* ------------------------------------------------------------ catch-up */
+
+typedef struct cu_ctx {
+	mb_bank *b;
+	kv_txn *t;
+	mbj_pos *end;
+	int rc;
+} cu_ctx;
+
+static const uint8_t empty_array = 0x90;
+
+static int cu_one(void *ctx, const mbj_record *rec)
+{
+	cu_ctx *x = ctx;
+	mb_bank *b = x->b;
+	uint8_t type = rec->type;
+	const void *payload = rec->payload;
+	uint32_t len = rec->len;
+	mbj_pos ne;
+	mb_rec r;
+	int jrc;
+
+	if (rec->seq != x->end->seq + 1) {
+		x->rc = mb_fail(b->tag, MB_ECORRUPT, "catch-up: the stream gave seq %llu after %llu",
+		                (unsigned long long)rec->seq, (unsigned long long)x->end->seq);
+		return 1;
+	}
+	/* not membank's (type 0), never published by a membank (CANCELLED), or
+	 * not of its type's shape: applied as nothing, on every machine */
+	if (type == 0 || type == REC_CANCELLED || type > REC_MAX ||
+	    rec_decode(type, rec->ts_us, payload, len, &r)) {
+		if (type != REC_CANCELLED)
+			atomic_fetch_add(&b->cl->foreign, 1);
+		type = REC_CANCELLED;
+		payload = &empty_array;
+		len = 1;
+	}
+	if ((jrc = mbj_append(b->jn, x->end, type, rec->ts_us, payload, len, &ne))) {
+		x->rc = bank_journal_fail(b, jrc, "catch-up: journal append");
+		return 1;
+	}
+	*x->end = ne;
+	if (type != REC_CANCELLED && (x->rc = apply_record(x->t, b->history_limit, &r))) {
+		if (x->rc != KV_EMAPFULL)
+			mb_fail(b->tag, x->rc, "catch-up: applying record %llu: %s",
+			        (unsigned long long)rec->seq, mb_strerror(x->rc));
+		return 1;
+	}
+	return 0;
+}
+
+static int catch_up_with(mb_bank *b, mbs_conn *conn, kv_txn *t, mbj_pos *end)
+{
+	cu_ctx x = { b, t, end, 0 };
+	uint64_t until = mono_ms() + b->cl->timeout_ms / 2;
+	int rc;
+
+	/* a request that timed out (a busy or electing cluster) is asked
+	 * again, within half the bound (the records applied so far stay) */
+	while ((rc = mbs_fetch(conn, end->seq + 1, 0, cu_one, &x)) == MBS_ETIMEOUT &&
+	       mono_ms() < until)
+		;
+
+	if (rc == 1 && x.rc)
+		return x.rc;
+	if (rc == MBS_EBEHIND) {
+		set_diverged(b, "ends before seq %llu that this machine applied (deleted, "
+		             "recreated or purged past its end?): writes are refused",
+		             (unsigned long long)end->seq);
+		return cluster_writable(b);
+	}
+	if (rc == MBS_EPURGED) {
+		set_diverged(b, "was purged past this machine's end (seq %llu): writes are "
+		             "refused; move the bank directory aside and open it again to start "
+		             "from the cluster's checkpoint", (unsigned long long)end->seq);
+		return cluster_writable(b);
+	}
+	if (rc)
+		return stream_fail(b, b->tag, rc, "catch-up", mbs_errmsg(conn));
+	contact(b->cl, end->seq);
+	return 0;
+}
+
+int cluster_catch_up(mb_bank *b, kv_txn *t, mbj_pos *end)
+{
+	struct cluster *c = b->cl;
+	int rc;
+
+	pthread_mutex_lock(&c->mu);
+	if (!(rc = conn_get(b, b->tag)))
+		rc = catch_up_with(b, c->conn, t, end);
+	pthread_mutex_unlock(&c->mu);
+	return rc;
+}
+
+/* One transaction: roll forward, catch up, commit (the map grown as
+ * needed).  @conn NULL: the handle's. */
+static int catch_up_txn(mb_bank *b, mbs_conn *conn, const void *tag)
+{
+	mbj_pos end, was;
+	kv_txn *t;
+	int rc;
+
+	for (int tries = 0; tries < 40; tries++) {
+		if ((rc = kv_begin(b->kv, true, &t)))
+			return mb_fail(tag, rc, "catch-up: cannot begin a write: %s", mb_strerror(rc));
+		if (!(rc = bank_jend_load(t, &end))) {
+			was = end;
+			if (!(rc = bank_roll_forward(b, t, &end)))
+				rc = conn ? catch_up_with(b, conn, t, &end) : cluster_catch_up(b, t, &end);
+		}
+		if (!rc && !memcmp(&was, &end, sizeof end)) {
+			kv_abort(t);
+			return 0;
+		}
+		if (!rc)
+			rc = bank_jend_store(t, &end);
+		if ((rc = kv_end(t, rc)) != KV_EMAPFULL)
+			return rc;
+		if ((rc = kv_grow(b->kv)))
+			return mb_fail(tag, rc, "catch-up: the map cannot grow");
+	}
+	return mb_fail(tag, MB_ENOSPC, "catch-up: the map cannot grow enough");
+}
+
+/* ------------------------------------------------------------ publish */
+
+int cluster_publish(mb_bank *b, const mbj_pos *end, uint8_t type, int64_t ts,
+                    const void *payload, uint32_t len, uint64_t *seq, bool *timed_out)
+{
+	struct cluster *c = b->cl;
+	char id[64];
+	int rc;
+
+	*timed_out = false;
+	/* a new id per attempt (the same for the retries inside it): the
+	 * server then answers a retry of a publish that landed with its seq */
+	snprintf(id, sizeof id, "%016llx-%llu", (unsigned long long)gq_nonce(b->gq),
+	         (unsigned long long)gq_new_ticket(b->gq));
+	pthread_mutex_lock(&c->mu);
+	if (!(rc = conn_get(b, b->tag)) &&
+	    (rc = mbs_publish(c->conn, end->seq, id, type, ts, payload, len, seq))) {
+		if (rc == MBS_ECONFLICT) {
+			atomic_fetch_add(&c->conflicts, 1);
+			rc = CLUSTER_RETRY;
+		}
+		else {
+			*timed_out = rc == MBS_ETIMEOUT;
+			rc = stream_fail(b, b->tag, rc, "publish", mbs_errmsg(c->conn));
+		}
+	}
+	pthread_mutex_unlock(&c->mu);
+	if (!rc && *seq != end->seq + 1) {
+		set_diverged(b, "stored a record at seq %llu where seq %llu was expected (message "
+		             "id %s): writes are refused", (unsigned long long)*seq,
+		             (unsigned long long)end->seq + 1, id);
+		return cluster_writable(b);
+	}
+	if (!rc)
+		contact(c, *seq);
+	return rc;
+}
+
+int cluster_local_record(mb_bank *b, uint64_t seq, uint8_t *type, int64_t *ts,
+                         uint8_t **payload, uint32_t *len)
+{
+	mbj_record rec;
+	mbj_iter *it;
+	int rc = mbj_iter_open(b->journal_dir, seq, &it);
+
+	*payload = NULL;
+	if (rc)
+		return mb_fail(b->tag, rc == MBJ_EINVAL ? MB_ECORRUPT : bank_journal_code(rc),
+		               "journal: cannot read seq %llu", (unsigned long long)seq);
+	while ((rc = mbj_iter_next(it, &rec)) == 1 && rec.seq < seq)
+		;
+	if (rc == 1 && rec.seq == seq) {
+		if (!(*payload = malloc(rec.len ? rec.len : 1)))
+			rc = mb_fail(b->tag, MB_ENOMEM, "out of memory");
+		else {
+			memcpy(*payload, rec.payload, rec.len);
+			*type = rec.type;
+			*ts = rec.ts_us;
+			*len = rec.len;
+		}
+	} else if (rc >= 0) {
+		rc = 0;
+	} else {
+		rc = mb_fail(b->tag, bank_journal_code(rc), "journal: %s", mbj_iter_errmsg(it));
+	}
+	mbj_iter_close(it);
+	return rc;
+}
+
+/* ------------------------------------------------------------ bootstrap */
+
+/* checkpoint.json of a checkpoint from another machine names that
+ * machine's segment and offset: here its records start at no segment. */
+static int local_position(mb_bank *b, const char *dir)
+{
+	char path[4096], *text = NULL, *out = NULL;
+	cJSON *j = NULL;
+	struct stat st;
+	int fd, rc = MB_ECORRUPT;
+
+	mb_pathf(path, sizeof path, "%s/%s", dir, MB_CHECKPOINT_FILE);
+	if ((fd = mb_open_fd(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0)) < 0 || fstat(fd, &st) ||
+	    st.st_size > (16 << 20) || !(text = malloc((size_t)st.st_size + 1)) ||
+	    read(fd, text, (size_t)st.st_size) != st.st_size)
+		goto out;
+	text[st.st_size] = '\0';
+	if (!(j = cJSON_Parse(text)) ||
+	    !cJSON_ReplaceItemInObjectCaseSensitive(j, "segment", cJSON_CreateNumber(0)) ||
+	    !cJSON_ReplaceItemInObjectCaseSensitive(j, "offset", cJSON_CreateNumber(0)) ||
+	    !(out = cJSON_PrintUnformatted(j)))
+		goto out;
+	rc = mb_write_file_atomic(dir, MB_CHECKPOINT_FILE, out, strlen(out), b->file_mode, NULL);
+out:
+	if (fd >= 0)
+		close(fd);
+	if (rc == MB_ECORRUPT)
+		mb_fail(NULL, rc, "the cluster's checkpoint: %s is not a checkpoint record", path);
+	cJSON_free(out);
+	cJSON_Delete(j);
+	free(text);
+	return rc;
+}
+
+/* A new machine (nothing in its journal) whose stream no longer starts at
+ * seq 1: the cluster's checkpoint becomes its own, then the tail. */
+static int bootstrap(mb_bank *b, const mbs_info *info)
+{
+	char root[4096], tmp[4096], final[4096];
+	uint64_t seq = 0;
+	int rc;
+
+	mb_pathf(root, sizeof root, "%s/checkpoint", b->path);
+	mb_pathf(tmp, sizeof tmp, "%s/.tmp-boot-%ld", root, (long)getpid());
+	if ((mkdir(root, b->dir_mode) && errno != EEXIST) || (mb_rm_tree(tmp), 0) ||
+	    mkdir(tmp, b->dir_mode))
+		return mb_fail(NULL, mb_errno_code(errno), "bootstrap: %s: %s", tmp, strerror(errno));
+	rc = mbs_checkpoint_get(b->cl->conn, tmp, &seq);
+	if (rc == MBS_ENOSTREAM)
+		rc = mb_fail(NULL, MB_EDIVERGED, "bootstrap: stream %s (%s) starts at seq %llu (the "
+		             "records before were purged) and the cluster keeps no checkpoint",
+		             b->cl->stream, b->cl->redacted, (unsigned long long)info->first_seq);
+	else if (rc)
+		rc = stream_fail(b, NULL, rc, "bootstrap: the cluster's checkpoint",
+		                 mbs_errmsg(b->cl->conn));
+	else if (seq + 1 < info->first_seq)
+		rc = mb_fail(NULL, MB_EDIVERGED, "bootstrap: the cluster's checkpoint covers seq %llu "
+		             "but stream %s starts at seq %llu", (unsigned long long)seq,
+		             b->cl->stream, (unsigned long long)info->first_seq);
+	else if (!(rc = local_position(b, tmp))) {
+		mb_pathf(final, sizeof final, "%s/%020llu", root, (unsigned long long)seq);
+		if (rename(tmp, final) || fsync_dir(root))
+			rc = mb_fail(NULL, mb_errno_code(errno), "bootstrap: %s: %s", final,
+			             strerror(errno));
+		else
+			rc = bank_rebuild_store(b);
+	}
+	mb_rm_tree(tmp);
+	if (!rc)
+		atomic_store(&b->cl->ckpt_seq, seq);
+	return rc;
+}
+
+/* ------------------------------------------------------------ follower */
+
+static bool follow_nap(struct cluster *c, uint32_t ms)
+{
+	struct timespec ts;
+	bool stop;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&c->fmu);
+	while (!c->stop && pthread_cond_timedwait(&c->fcv, &c->fmu, &ts) != ETIMEDOUT)
+		;
+	stop = c->stop;
+	pthread_mutex_unlock(&c->fmu);
+	return stop;
+}
+
+static bool follow_stopped(struct cluster *c)
+{
+	bool stop;
+
+	pthread_mutex_lock(&c->fmu);
+	stop = c->stop;
+	pthread_mutex_unlock(&c->fmu);
+	return stop;
+}
+
+static uint64_t applied_seq(mb_bank *b)
+{
+	mbj_pos end = { 0 };
+	kv_txn *t;
+
+	if (kv_begin(b->kv, false, &t))
+		return 0;
+	if (bank_jend_load(t, &end))
+		end.seq = 0;
+	kv_abort(t);
+	return end.seq;
+}
+
+static int follow_lock(mb_bank *b)
+{
+	char path[4096];
+	int fd;
+
+	if (mb_pathf(path, sizeof path, "%s/follow.lock", b->store_dir) ||
+	    (fd = mb_open_fd(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, b->file_mode)) < 0)
+		return -1;
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void *follow(void *arg)
+{
+	static const int quiet;   /* the follower's messages go nowhere */
+	mb_bank *b = arg;
+	struct cluster *c = b->cl;
+	mbs_conn *conn = NULL;
+	uint64_t checked = 0;
+	int fd = -1;
+
+	if (follow_nap(c, FOLLOW_START_MS))
+		return NULL;
+	while (!follow_stopped(c)) {
+		uint64_t applied;
+		int r;
+
+		if ((fd < 0 && (fd = follow_lock(b)) < 0) ||
+		    (!conn && connect_to(b, &quiet, &conn))) {
+			if (follow_nap(c, FOLLOW_RETRY_MS))
+				break;
+			continue;
+		}
+		applied = applied_seq(b);
+		r = mbs_wait_beyond(conn, applied, FOLLOW_WAIT_MS);
+		if (r == 1)
+			applied = 0;  /* read again below, before the stream's info */
+		if (r == 1 && !atomic_load(&c->diverged) && catch_up_txn(b, conn, &quiet) &&
+		    follow_nap(c, FOLLOW_WAIT_MS))
+			break;
+		if (r < 0 && follow_nap(c, FOLLOW_WAIT_MS))
+			break;
+		if (mono_ms() - checked >= FOLLOW_CHECK_MS) {
+			mbs_info info;
+			checked = mono_ms();
+			/* what this machine applied BEFORE the stream's end is read:
+			 * the other order would see writes made in between as ahead */
+			applied = applied_seq(b);
+			if (!mbs_stream_info(conn, &info)) {
+				contact(c, info.last_seq);
+				check_stream(b, &info, applied);
+			}
+		}
+	}
+	if (conn)
+		mbs_close(conn);
+	if (fd >= 0)
+		close(fd);
+	return NULL;
+}
+
+/* ------------------------------------------------------------ open */
+
+int cluster_open(mb_bank *b)
+{
+	struct cluster *c = b->cl;
+	mbs_info info;
+	uint64_t applied;
+	bool created;
+	int rc;
+
+	if (!c)
+		return 0;
+	read_created(b, c->created);
+	created = !*c->created;  /* this machine never joined the stream */
+	if ((rc = connect_to(b, NULL, &c->conn))) {
+		/* an existing bank serves its cache; its writes try again */
+		if (created || rc == MB_EPERM || rc == MB_EINVAL)
+			return rc;
+		mb_clear_error(NULL);
+		goto follow;
+	}
+	applied = applied_seq(b);   /* before the stream's end: see follow() */
+	if ((rc = mbs_stream_ensure(c->conn, c->replicas, created, &info))) {
+		if (rc == MBS_ENOSTREAM && !created) {
+			set_diverged(b, "does not exist (deleted?): writes are refused");
+			goto follow;
+		}
+		return stream_fail(b, NULL, rc, "the journal's stream", mbs_errmsg(c->conn));
+	}
+	contact(c, info.last_seq);
+	if (!*c->created) {
+		/* the first open on this machine: it joins this stream */
+		snprintf(c->created, sizeof c->created, "%s", info.created);
+		if ((rc = write_created(b, info.created)))
+			return rc;
+	}
+	check_stream(b, &info, applied);
+	if (atomic_load(&c->diverged))
+		goto follow;
+	if (applied == 0 && info.first_seq > 1 && (rc = bootstrap(b, &info)))
+		return rc;
+	if ((rc = catch_up_txn(b, NULL, NULL))) {
+		if (rc != MB_EUNAVAIL && rc != MB_EDIVERGED)
+			return rc;
+		mb_clear_error(NULL);
+	}
+follow:
+	/* tests: MEMBANK_TEST_NO_FOLLOW=1 leaves this handle behind the
+	 * stream until it writes or catches up (the conflict path) */
+	if (!getenv("MEMBANK_TEST_NO_FOLLOW"))
+		c->thr_started = !pthread_create(&c->thr, NULL, follow, b);
+	return 0;
+}
+
+void cluster_close(mb_bank *b)
+{
+	struct cluster *c = b ? b->cl : NULL;
+
+	if (!c)
+		return;
+	if (c->thr_started) {
+		pthread_mutex_lock(&c->fmu);
+		c->stop = true;
+		pthread_cond_broadcast(&c->fcv);
+		pthread_mutex_unlock(&c->fmu);
+		pthread_join(c->thr, NULL);
+	}
+	if (c->conn)
+		mbs_close(c->conn);
+	pthread_mutex_destroy(&c->mu);
+	pthread_mutex_destroy(&c->why_mu);
+	pthread_mutex_destroy(&c->fmu);
+	pthread_cond_destroy(&c->fcv);
+	free(c->url);
+	free(c->creds);
+	free(c->ca);
+	free(c->cert);
+	free(c->key);
+	free(c);
+	b->cl = NULL;
+}
+
+/* A child after fork(): the thread and the connection are the parent's. */
+void cluster_forget(mb_bank *b)
+{
+	if (b->cl) {
+		free(b->cl->url);
+		free(b->cl->creds);
+		free(b->cl->ca);
+		free(b->cl->cert);
+		free(b->cl->key);
+		free(b->cl);
+		b->cl = NULL;
+	}
+}
+
+/* ------------------------------------------------------------ checkpoints */
+
+void cluster_checkpoint_done(mb_bank *b, const char *dir, uint64_t seq)
+{
+	static const int quiet;
+	struct cluster *c = b->cl;
+	const char *m = getenv("MEMBANK_TEST_CKPT_MARGIN");  /* tests: a short one */
+	uint64_t margin = m && *m ? strtoull(m, NULL, 10) : CKPT_MARGIN;
+	mbs_conn *conn;
+
+	if (!c || !seq)
+		return;
+	/* a connection of its own: a large checkpoint must not hold up the
+	 * writes of this handle */
+	if (connect_to(b, &quiet, &conn)) {
+		atomic_fetch_add(&c->ckpt_failures, 1);
+		return;
+	}
+	if (mbs_checkpoint_put(conn, dir, seq) ||
+	    (seq > margin && mbs_purge_before(conn, seq - margin)))
+		atomic_fetch_add(&c->ckpt_failures, 1);
+	else
+		atomic_store(&c->ckpt_seq, seq);
+	mbs_close(conn);
+}
+
+/* ------------------------------------------------------------ reports */
+
+static void add_u(mb_buf *doc, const char *key, uint64_t v)
+{
+	buf_adds(doc, ",\"");
+	buf_adds(doc, key);
+	buf_adds(doc, "\":");
+	json_add_int(doc, (int64_t)v);
+}
+
+void cluster_stats(mb_bank *b, uint64_t applied, mb_buf *doc)
+{
+	struct cluster *c = b->cl;
+	uint64_t last;
+	int64_t seen;
+
+	if (!c) {
+		buf_adds(doc, "null");
+		return;
+	}
+	last = atomic_load(&c->stream_last);
+	seen = atomic_load(&c->contact_us);
+	buf_adds(doc, "{\"url\":");
+	json_add_str(doc, c->redacted, strlen(c->redacted));
+	buf_adds(doc, ",\"stream\":");
+	json_add_str(doc, c->stream, strlen(c->stream));
+	add_u(doc, "applied_seq", applied);
+	add_u(doc, "stream_last_seq", last);
+	add_u(doc, "lag_records", last > applied ? last - applied : 0);
+	buf_adds(doc, ",\"since_contact_ms\":");
+	if (seen)
+		json_add_int(doc, (wall_us() - seen) / 1000);
+	else
+		buf_adds(doc, "null");
+	add_u(doc, "foreign_skipped", atomic_load(&c->foreign));
+	add_u(doc, "conflicts", atomic_load(&c->conflicts));
+	add_u(doc, "checkpoint_seq", atomic_load(&c->ckpt_seq));
+	add_u(doc, "checkpoint_failures", atomic_load(&c->ckpt_failures));
+	buf_adds(doc, ",\"diverged\":");
+	buf_adds(doc, atomic_load(&c->diverged) ? "true}" : "false}");
+}
+
+/* ------------------------------------------------------------ the API */
+
+int mb_catch_up(mb_bank *b)
+{
+	int rc;
+
+	if (!b)
+		return mb_fail(NULL, MB_EINVAL, "catch up: bank is NULL");
+	if ((rc = bank_check(b)) || !b->cl)
+		return rc;
+	mb_clear_error(b);
+	if ((rc = bank_boot_record(b)))
+		return rc;
+	rc = catch_up_txn(b, NULL, b);
+	if (!rc)
+		mb_clear_error(b);
+	return rc;
+}
+
+int mb_cluster_status(mb_bank *b, mb_cluster_info *out)
+{
+	struct cluster *c;
+	mbs_info info;
+	int rc;
+
+	if (!b || !out)
+		return mb_fail(b, MB_EINVAL, "cluster status: %s is NULL", b ? "output" : "bank");
+	if ((rc = bank_check(b)))
+		return rc;
+	memset(out, 0, sizeof *out);
+	if (!(c = b->cl))
+		return mb_fail(b, MB_EINVAL, "cluster status: the bank at %s is not bound to a "
+		               "cluster (its journal is local)", b->path);
+	snprintf(out->url, sizeof out->url, "%s", c->redacted);
+	snprintf(out->stream, sizeof out->stream, "%s", c->stream);
+	out->applied_seq = applied_seq(b);
+	pthread_mutex_lock(&c->mu);
+	if (!(rc = conn_get(b, b)) && (rc = mbs_stream_info(c->conn, &info)))
+		rc = stream_fail(b, b, rc, "stream info", mbs_errmsg(c->conn));
+	pthread_mutex_unlock(&c->mu);
+	if (rc) {
+		out->reachable = false;
+		snprintf(out->error, sizeof out->error, "%s", mb_last_error(b));
+		out->last_seq = atomic_load(&c->stream_last);
+	} else {
+		out->reachable = true;
+		contact(c, info.last_seq);
+		check_stream(b, &info, out->applied_seq);
+		out->replicas = info.replicas;
+		snprintf(out->leader, sizeof out->leader, "%s", info.leader);
+		out->first_seq = info.first_seq;
+		out->last_seq = info.last_seq;
+	}
+	out->lag_records = out->last_seq > out->applied_seq ? out->last_seq - out->applied_seq : 0;
+	out->since_contact_ms = atomic_load(&c->contact_us) ?
+	                        (wall_us() - atomic_load(&c->contact_us)) / 1000 : -1;
+	out->checkpoint_seq = atomic_load(&c->ckpt_seq);
+	out->foreign_skipped = atomic_load(&c->foreign);
+	out->diverged = atomic_load(&c->diverged);
+	mb_clear_error(b);
+	return 0;
+}

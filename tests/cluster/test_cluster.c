@@ -1,0 +1,633 @@
+/*
+ * test_cluster.c - many machines, one bank: the journal on a JetStream
+ * stream (libshm/cluster.c), under tests/nats/cluster.py (its nats-server
+ * processes, MEMBANK_TEST_NATS_URL).  A "machine" is a bank directory of
+ * its own; every test uses a stream of its own.
+ *
+ * Nothing waits on time for an outcome: a machine that must see another's
+ * writes calls mb_catch_up(); waits are bounded loops for broken runs,
+ * scaled by MEMBANK_TEST_SLOW.
+ */
+#include <signal.h>
+#include <sys/file.h>
+
+#include "bank.h"
+#include "group.h"
+#include "kv.h"
+#include "record.h"
+#include "../store/helpers.h"
+
+#define WAIT_S 180   /* a bound for a broken run, never an expectation */
+
+typedef struct fx {
+	char *dir;
+	char stream[64];
+	char url[4096];
+} fx;
+
+static int slow(void)
+{
+	const char *s = getenv("MEMBANK_TEST_SLOW");
+	int n = s ? atoi(s) : 1;
+
+	return n > 0 ? n : 1;
+}
+
+static int counter;
+
+static int setup(void **state)
+{
+	fx *f = calloc(1, sizeof *f);
+	const char *u = getenv("MEMBANK_TEST_NATS_URL");
+
+	if (!u)
+		fail_msg("MEMBANK_TEST_NATS_URL is not set: run under tests/nats/cluster.py");
+	f->dir = tmp_dir();
+	snprintf(f->stream, sizeof f->stream, "t%ld_%d", (long)getpid(), ++counter);
+	snprintf(f->url, sizeof f->url, "%s/%s", u, f->stream);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	fx *f = *state;
+
+	rm_rf(f->dir);
+	free(f->dir);
+	free(f);
+	return 0;
+}
+
+static void mpath(const fx *f, int m, char *out, size_t cap)
+{
+	snprintf(out, cap, "%s/m%d", f->dir, m);
+}
+
+static int open_m(const fx *f, int m, const char *url, mb_bank **out)
+{
+	char path[4200];
+	mb_options o;
+
+	mb_options_init(&o);
+	o.journal_url = url;
+	o.durability = MB_DURABILITY_FAST;
+	o.journal_timeout_ms = 20000u * (unsigned)slow();
+	mpath(f, m, path, sizeof path);
+	return mb_open(path, &o, out);
+}
+
+static mb_bank *machine(const fx *f, int m)
+{
+	mb_bank *b = NULL;
+	int rc = open_m(f, m, f->url, &b);
+
+	if (rc)
+		fail_msg("open m%d: %s", m, mb_last_error(NULL));
+	return b;
+}
+
+static void put(mb_bank *b, const char *id, const char *json)
+{
+	int rc = mb_page_put(b, id, json, (size_t)-1);
+
+	if (rc)
+		fail_msg("put %s: %s", id, mb_last_error(b));
+}
+
+static int64_t page_int(mb_bank *b, const char *id, const char *key)
+{
+	cJSON *p = get_page(b, id);
+	int64_t v;
+
+	if (!p)
+		return -1;
+	v = (int64_t)num_at(p, "properties", key);
+	cJSON_Delete(p);
+	return v;
+}
+
+static uint64_t stat_of(mb_bank *b, const char *obj, const char *key)
+{
+	char *s = NULL;
+	cJSON *j;
+	uint64_t v;
+
+	assert_int_equal(mb_stats(b, &s), 0);
+	j = cJSON_Parse(s);
+	mb_free(s);
+	v = (uint64_t)num_at(j, obj, key);
+	cJSON_Delete(j);
+	return v;
+}
+
+static void assert_same_state(mb_bank *a, mb_bank *b)
+{
+	char *sa, *sb;
+
+	assert_int_equal(mb_catch_up(a), 0);
+	assert_int_equal(mb_catch_up(b), 0);
+	sa = state_of(a);
+	sb = state_of(b);
+	assert_string_equal(sa, sb);
+	free(sa);
+	free(sb);
+	assert_int_equal(stat_of(a, "journal", "last_seq"), stat_of(b, "journal", "last_seq"));
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+	FILE *fp = fopen(path, "rb");
+	char *p = NULL;
+	long n;
+
+	if (!fp)
+		return NULL;
+	fseek(fp, 0, SEEK_END);
+	n = ftell(fp);
+	fseek(fp, 0, SEEK_SET);
+	p = malloc((size_t)n + 1);
+	if (p && fread(p, 1, (size_t)n, fp) != (size_t)n) {
+		free(p);
+		p = NULL;
+	}
+	fclose(fp);
+	*len = (size_t)n;
+	return p;
+}
+
+/* Every machine's snapshot of the same seq: the four files byte for byte. */
+static void assert_same_snapshots(const fx *f, mb_bank **m, int n)
+{
+	static const char *const files[] = { "notion_pages.json", "sync_status.json",
+	                                     "error_log.json", "config_cache.json" };
+	char dir[4][4200], path[4400];
+	mb_snapshot_info info[4];
+
+	for (int i = 0; i < n; i++) {
+		assert_int_equal(mb_catch_up(m[i]), 0);
+		snprintf(dir[i], sizeof dir[i], "%s/snap%d", f->dir, i);
+		mkdir(dir[i], 0700);
+		assert_int_equal(mb_snapshot(m[i], dir[i], &info[i]), 0);
+		assert_int_equal(info[i].seq, info[0].seq);
+	}
+	for (int k = 0; k < 4; k++) {
+		size_t l0, li;
+		char *c0, *ci;
+		snprintf(path, sizeof path, "%s/%s", dir[0], files[k]);
+		c0 = slurp(path, &l0);
+		assert_non_null(c0);
+		for (int i = 1; i < n; i++) {
+			snprintf(path, sizeof path, "%s/%s", dir[i], files[k]);
+			ci = slurp(path, &li);
+			assert_non_null(ci);
+			assert_int_equal(li, l0);
+			assert_memory_equal(ci, c0, l0);
+			free(ci);
+		}
+		free(c0);
+	}
+}
+
+/* A child process started afresh (exec of this program with --role):
+ * libnats cannot be used across fork(), and the test process uses it. */
+static pid_t spawn(const char *const *args)
+{
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		const char *argv[16] = { "cluster-tests", "--role" };
+		int n = 2;
+		while (*args && n < 15)
+			argv[n++] = *args++;
+		argv[n] = NULL;
+		execv("/proc/self/exe", (char *const *)argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* ------------------------------------------------------------ basics */
+
+/* Two machines: each sees the other's writes (at open, or by catching up). */
+static void test_two_machines(void **state)
+{
+	fx *f = *state;
+	mb_bank *a = machine(f, 0), *b;
+
+	put(a, "p1", "{\"v\":1}");
+	b = machine(f, 1);   /* a new machine: catches up at open */
+	assert_int_equal(page_int(b, "p1", "v"), 1);
+	assert_int_equal(mb_page_merge(b, "p1", "{\"w\":2}", (size_t)-1), 0);
+	assert_int_equal(mb_sync_record(b, "success", NULL), 0);
+	assert_int_equal(mb_catch_up(a), 0);
+	assert_int_equal(page_int(a, "p1", "w"), 2);
+	assert_int_equal(mb_page_delete(a, "p1"), 0);
+	assert_int_equal(mb_catch_up(b), 0);
+	assert_null(get_page(b, "p1"));
+	assert_same_state(a, b);
+	mb_close(a);
+	mb_close(b);
+}
+
+/* membank.json records the journal without credentials; another journal,
+ * a local bank with one, or a bank on a stream opened as local: refused,
+ * naming both. */
+static void test_binding(void **state)
+{
+	fx *f = *state;
+	char other[4200], path[4300], *text;
+	size_t len;
+	mb_bank *a = machine(f, 0), *x = NULL;
+	mb_options o;
+
+	mb_close(a);
+	mpath(f, 0, path, sizeof path);
+	strcat(path, "/membank.json");
+	text = slurp(path, &len);
+	assert_non_null(text);
+	assert_non_null(strstr(text, "\"journal\":\""));
+	assert_non_null(strstr(text, f->stream));
+	assert_null(strchr(text, '@'));
+	free(text);
+
+	snprintf(other, sizeof other, "%s/%s_other", getenv("MEMBANK_TEST_NATS_URL"), f->stream);
+	assert_int_equal(open_m(f, 0, other, &x), MB_EINVAL);
+	assert_null(x);
+	assert_non_null(strstr(mb_last_error(NULL), "bound to journal"));
+	assert_non_null(strstr(mb_last_error(NULL), "_other"));
+	assert_int_equal(open_m(f, 0, "", &x), MB_EINVAL);
+	assert_non_null(strstr(mb_last_error(NULL), "local journal"));
+	/* NULL: the journal membank.json records */
+	assert_int_equal(open_m(f, 0, NULL, &x), 0);
+	mb_close(x);
+
+	/* a local bank */
+	mb_options_init(&o);
+	mpath(f, 1, path, sizeof path);
+	assert_int_equal(mb_open(path, &o, &x), 0);
+	assert_int_equal(mb_page_put(x, "l", "{}", 2), 0);
+	mb_cluster_info ci;
+	assert_int_equal(mb_cluster_status(x, &ci), MB_EINVAL);
+	mb_close(x);
+	x = NULL;
+	assert_int_equal(open_m(f, 1, f->url, &x), MB_EINVAL);
+	assert_non_null(strstr(mb_last_error(NULL), "local journal"));
+	assert_null(x);
+}
+
+/* A machine behind the stream: its write meets "wrong last sequence",
+ * catches up and runs again, checking every member against the new state
+ * (a merge lands on the other machine's page; a delete of a page the other
+ * machine deleted is refused). */
+static void test_conflict(void **state)
+{
+	fx *f = *state;
+	mb_bank *a, *b;
+	cJSON *p;
+
+	setenv("MEMBANK_TEST_NO_FOLLOW", "1", 1);
+	a = machine(f, 0);
+	b = machine(f, 1);
+	put(a, "y", "{\"a\":1}");
+	assert_int_equal(mb_catch_up(b), 0);
+	put(a, "x", "{\"a\":1}");             /* b does not know x yet */
+	assert_int_equal(mb_page_merge(b, "x", "{\"b\":2}", (size_t)-1), 0);
+	assert_true(stat_of(b, "cluster", "conflicts") >= 1);
+	p = get_page(b, "x");
+	assert_non_null(p);
+	assert_int_equal((int)num_at(p, "properties", "a"), 1);
+	assert_int_equal((int)num_at(p, "properties", "b"), 2);
+	cJSON_Delete(p);
+	assert_int_equal(mb_page_delete(a, "y"), 0); /* b still has y */
+	assert_int_equal(mb_page_delete(b, "y"), MB_ENOTFOUND);
+	/* b, behind, does not know page z: its refusal is checked against the
+	 * stream first */
+	put(a, "z", "{}");
+	assert_int_equal(mb_page_delete(b, "z"), 0);
+	assert_same_state(a, b);
+	mb_close(a);
+	mb_close(b);
+	unsetenv("MEMBANK_TEST_NO_FOLLOW");
+}
+
+/* ------------------------------------------------------ a leader killed */
+
+static int role_put(const fx *f, int m, const char *id)
+{
+	mb_bank *b = NULL;
+	int rc;
+
+	if (open_m(f, m, f->url, &b))
+		return 10;
+	rc = mb_page_put(b, id, "{\"once\":1}", (size_t)-1);
+	mb_close(b);
+	return rc ? 11 : 0;
+}
+
+static pid_t writer(const fx *f, int m, const char *id)
+{
+	char ms[8];
+
+	snprintf(ms, sizeof ms, "%d", m);
+	return spawn((const char *[]){ "put", f->dir, f->url, ms, id, NULL });
+}
+
+/* The leader of machine @m: takes the leader lock, says so on @ready, waits
+ * for @go, then leads a pass that the hook kills at @where (or stops at it,
+ * saying so on @paused, when @paused >= 0). */
+static int role_leader(const fx *f, int m, const char *where, int ready, int go, int paused)
+{
+	mb_bank *lb = NULL;
+	bool recover;
+	char c;
+
+	if (open_m(f, m, f->url, &lb))
+		return 1;
+	gq_lock(lb->gq, &recover);
+	if (write(ready, "r", 1) != 1 || read(go, &c, 1) != 1)
+		return 1;
+	setenv("MEMBANK_TEST_GROUP_DIE", where, 1);
+	if (paused >= 0) {
+		char fd[16];
+		snprintf(fd, sizeof fd, "%d", paused);
+		setenv("MEMBANK_TEST_GROUP_PAUSE_FD", fd, 1);
+	}
+	bank_lead_pass(lb);
+	return 3;   /* not reached: the hook kills it */
+}
+
+/* The members of the REC_GROUP records of @m's journal that put page @id. */
+static int puts_in_journal(const fx *f, int m, const char *id)
+{
+	char jdir[4300];
+	mbj_iter *it;
+	mbj_record rec;
+	int n = 0;
+	uint64_t last = 0;
+
+	mpath(f, m, jdir, sizeof jdir);
+	strcat(jdir, "/journal");
+	assert_int_equal(mbj_iter_open(jdir, 0, &it), 0);
+	while (mbj_iter_next(it, &rec) == 1) {
+		mb_rec r, op;
+		if (last)
+			assert_int_equal(rec.seq, last + 1);
+		last = rec.seq;
+		assert_int_equal(rec_decode(rec.type, rec.ts_us, rec.payload, rec.len, &r), 0);
+		if (rec.type == REC_GROUP) {
+			mp_reader rd = { r.map, r.map + r.maplen };
+			const uint8_t *raw;
+			size_t rawlen;
+			int64_t nonce, ticket;
+			uint32_t cnt;
+			assert_int_equal(mp_read_array(&rd, &cnt), 0);
+			for (uint32_t i = 0; i < cnt; i++) {
+				assert_int_equal(rec_group_next(&rd, &op, &raw, &rawlen, &nonce, &ticket), 0);
+				n += op.type == REC_PAGE_PUT && op.alen == strlen(id) &&
+				     !memcmp(op.a, id, op.alen);
+			}
+		} else if (rec.type == REC_PAGE_PUT) {
+			n += r.alen == strlen(id) && !memcmp(r.a, id, r.alen);
+		}
+	}
+	mbj_iter_close(it);
+	return n;
+}
+
+/* A leader of machine 0 killed at @where with three writers' records in
+ * its group: every writer succeeds, each record is in the stream exactly
+ * once, and machine 1 converges.  With @other_first, machine 1 writes
+ * between the death and the next pass: the record at the seq the dead
+ * leader marked is then not its group's (decided by the members' tags, not
+ * by "marked seq <= end"). */
+static void leader_killed(fx *f, const char *where, bool other_first)
+{
+	mb_bank *a, *b;
+	int go[2], ready[2], paused[2];
+	pid_t leader, w[3];
+	char c = 0, id[16];
+
+	setenv("MEMBANK_TEST_NO_FOLLOW", "1", 1);
+	a = machine(f, 0);
+	b = machine(f, 1);
+	assert_int_equal(pipe(go), 0);
+	assert_int_equal(pipe(ready), 0);
+	assert_int_equal(pipe(paused), 0);
+	{
+		char r[16], g[16], pz[16];
+		snprintf(r, sizeof r, "%d", ready[1]);
+		snprintf(g, sizeof g, "%d", go[0]);
+		snprintf(pz, sizeof pz, "%d", other_first ? paused[1] : -1);
+		leader = spawn((const char *[]){ "leader", f->dir, f->url, "0", where, r, g, pz,
+		                                 NULL });
+	}
+	assert_int_equal(read(ready[0], &c, 1), 1);
+	for (int i = 0; i < 3; i++) {
+		snprintf(id, sizeof id, "w%d", i);
+		w[i] = writer(f, 0, id);
+	}
+	for (int i = 0; i < WAIT_S * 1000 && gq_queued(a->gq) < 3; i++)
+		usleep(1000);
+	assert_int_equal(gq_queued(a->gq), 3);
+	if (other_first) {
+		/* the leader stops at the hook: machine 1 writes, then the leader
+		 * dies (its writers wait on its lock until then) */
+		assert_int_equal(write(go[1], "g", 1), 1);
+		assert_int_equal(read(paused[0], &c, 1), 1);
+		put(b, "other", "{}");
+		kill(leader, SIGKILL);
+		assert_int_equal(wait_child(leader, WAIT_S), 128 + SIGKILL);
+	} else {
+		assert_int_equal(write(go[1], "g", 1), 1);
+		assert_int_equal(wait_child(leader, WAIT_S), 128 + SIGKILL);
+	}
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(wait_child(w[i], WAIT_S), 0);
+	assert_int_equal(mb_catch_up(a), 0);
+	for (int i = 0; i < 3; i++) {
+		snprintf(id, sizeof id, "w%d", i);
+		assert_int_equal(page_int(a, id, "once"), 1);
+		assert_int_equal(puts_in_journal(f, 0, id), 1);
+	}
+	assert_same_state(a, b);
+	for (int i = 0; i < 3; i++) {
+		snprintf(id, sizeof id, "w%d", i);
+		assert_int_equal(puts_in_journal(f, 1, id), 1);
+	}
+	assert_rebuild_same(a);
+	close(go[0]), close(go[1]), close(ready[0]), close(ready[1]);
+	close(paused[0]), close(paused[1]);
+	mb_close(a);
+	mb_close(b);
+	unsetenv("MEMBANK_TEST_NO_FOLLOW");
+}
+
+static void test_leader_killed_after_publish(void **state)
+{
+	leader_killed(*state, "publish", false);
+}
+
+static void test_leader_killed_after_append(void **state)
+{
+	leader_killed(*state, "append", false);
+}
+
+static void test_leader_killed_before_publish_other_wrote(void **state)
+{
+	leader_killed(*state, "mark", true);
+}
+
+static void test_leader_killed_after_publish_other_wrote(void **state)
+{
+	leader_killed(*state, "publish", true);
+}
+
+/* ------------------------------------------------------------ workload */
+
+/* One writer process of machine @m: @n rounds of every operation kind.
+ * Exits 0 when every call succeeded. */
+static int work(const fx *f, int m, int p, int n)
+{
+	mb_bank *b = NULL;
+	char id[64], key[32], json[128];
+	int rc = 0;
+
+	if (open_m(f, m, f->url, &b))
+		return 10;
+	snprintf(key, sizeof key, "m%dp%d", m, p);
+	for (int i = 0; i < n && !rc; i++) {
+		mb_batch *bt = NULL;
+		snprintf(id, sizeof id, "m%dp%di%d", m, p, i);
+		snprintf(json, sizeof json, "{\"i\":%d}", i);
+		if ((rc = mb_page_put(b, id, json, (size_t)-1)))
+			break;
+		snprintf(json, sizeof json, "{\"%s\":%d}", key, i);
+		if ((rc = mb_page_merge(b, "shared", json, (size_t)-1)) ||
+		    (rc = mb_sync_record(b, i % 5 ? "success" : "failed", NULL)) ||
+		    (rc = mb_error_log(b, key, "boom")))
+			break;
+		if (i % 7 == 3 && (rc = mb_error_resolve(b, key, "fixed")))
+			break;
+		if (i % 9 == 4) {
+			snprintf(json, sizeof json, "{\"notion_settings\":{\"retry_attempts\":%d}}", i % 10);
+			if ((rc = mb_config_update(b, json, (size_t)-1)))
+				break;
+		}
+		if (i % 2) {
+			char bid[64];
+			snprintf(bid, sizeof bid, "b%s", id);
+			if ((rc = mb_batch_begin(b, &bt)) ||
+			    (rc = mb_batch_page_put(bt, bid, "{\"b\":true}", (size_t)-1)) ||
+			    (rc = mb_batch_page_delete(bt, id)) || (rc = mb_batch_commit(bt)))
+				break;
+		} else if ((rc = mb_page_put(b, id, "{\"even\":1}", (size_t)-1))) {
+			break;
+		}
+	}
+	if (rc)
+		fprintf(stderr, "m%d p%d: %s\n", m, p, mb_last_error(b));
+	mb_close(b);
+	return rc ? 1 : 0;
+}
+
+static void workload(fx *f, int machines, int procs, int n)
+{
+	mb_bank *m[4];
+	pid_t pid[16];
+	cJSON *j;
+	uint64_t pages;
+	int k = 0, fails = n / 5 + (n % 5 != 0);
+
+	for (int i = 0; i < machines; i++)
+		m[i] = machine(f, i);
+	for (int i = 0; i < machines; i++)
+		for (int p = 0; p < procs; p++) {
+			char ms[8], ps[8], ns[8];
+			snprintf(ms, sizeof ms, "%d", i);
+			snprintf(ps, sizeof ps, "%d", p);
+			snprintf(ns, sizeof ns, "%d", n);
+			pid[k++] = spawn((const char *[]){ "work", f->dir, f->url, ms, ps, ns, NULL });
+		}
+	for (int i = 0; i < k; i++)
+		assert_int_equal(wait_child(pid[i], WAIT_S * slow()), 0);
+	for (int i = 1; i < machines; i++)
+		assert_same_state(m[0], m[i]);
+	/* exact totals */
+	assert_int_equal(mb_page_count(m[0], &pages), 0);
+	/* even rounds keep page i, odd ones a batch page instead */
+	assert_int_equal(pages, (uint64_t)(machines * procs * n + 1));
+	j = sync_doc(m[machines - 1]);
+	assert_int_equal((int)num_at(j, "success_count", NULL), machines * procs * (n - fails));
+	assert_int_equal((int)num_at(j, "error_count", NULL), machines * procs * fails);
+	cJSON_Delete(j);
+	j = error_doc(m[0]);
+	assert_int_equal((int)num_at(j, "total_errors", NULL), machines * procs * n);
+	cJSON_Delete(j);
+	for (int i = 0; i < machines; i++)
+		for (int p = 0; p < procs; p++) {
+			char key[32];
+			snprintf(key, sizeof key, "m%dp%d", i, p);
+			assert_int_equal(page_int(m[machines - 1], "shared", key), n - 1);
+		}
+	assert_same_snapshots(f, m, machines);
+	for (int i = 0; i < machines; i++) {
+		assert_rebuild_same(m[i]);
+		mb_close(m[i]);
+	}
+}
+
+static void test_two_machines_three_writers(void **state)
+{
+	workload(*state, 2, 3, 30);
+}
+
+static void test_three_machines_two_writers(void **state)
+{
+	workload(*state, 3, 2, 20);
+}
+
+/* A child started by spawn(): argv = prog --role ROLE DIR URL ARGS... */
+static int role(int argc, char **argv)
+{
+	fx f = { 0 };
+
+	if (argc < 5)
+		return 2;
+	f.dir = argv[3];
+	snprintf(f.url, sizeof f.url, "%s", argv[4]);
+	if (!strcmp(argv[2], "put") && argc == 7)
+		return role_put(&f, atoi(argv[5]), argv[6]);
+	if (!strcmp(argv[2], "work") && argc == 8)
+		return work(&f, atoi(argv[5]), atoi(argv[6]), atoi(argv[7]));
+	if (!strcmp(argv[2], "leader") && argc == 10)
+		return role_leader(&f, atoi(argv[5]), argv[6], atoi(argv[7]), atoi(argv[8]),
+		                   atoi(argv[9]));
+	return 2;
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_two_machines, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_binding, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_conflict, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_leader_killed_after_publish, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_leader_killed_after_append, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_leader_killed_before_publish_other_wrote, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_leader_killed_after_publish_other_wrote, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_two_machines_three_writers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_three_machines_two_writers, setup, teardown),
+	};
+
+	if (argc > 2 && !strcmp(argv[1], "--role"))
+		return role(argc, argv);
+	if (!getenv("MEMBANK_TEST_NATS_URL")) {
+		fprintf(stderr, "skipped: MEMBANK_TEST_NATS_URL is not set\n");
+		return 77;
+	}
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
