@@ -12,8 +12,9 @@ exports to PROGRAM:
     MEMBANK_TEST_NATS_PLAIN the same URL without credentials (auth tests)
     MEMBANK_TEST_NATS_USER / _PASS / _TOKEN  the credentials of the cluster
     MEMBANK_TEST_NATS_CA / _CERT / _KEY  with --tls: the test CA, a client cert+key
-    MEMBANK_TEST_NATS_CONTROL  a FIFO: write "kill I", "stop I", "cont I", "restart I",
-                            "wait"; then read one line ("ok" or "error ...") from
+    MEMBANK_TEST_NATS_CONTROL  a FIFO: write "kill I", "stop I", "cont I", "restart I"
+                            (then waits until ready), "spawn I" (restart, no
+                            wait), "wait"; then read one line ("ok" or "error ...") from
                             MEMBANK_TEST_NATS_CONTROL_REPLY.  How a C test kills the
                             leader at a chosen point.
     MEMBANK_TEST_NATS_NODES the number of nodes
@@ -423,7 +424,7 @@ def _control_do(c, words):
     try:
         cmd = words[0]
         i = int(words[1]) if len(words) > 1 and words[1].isdigit() else None
-        if cmd in ('kill', 'stop', 'cont', 'restart') and (i is None or not 0 <= i < c.n):
+        if cmd in ('kill', 'stop', 'cont', 'restart', 'spawn') and (i is None or not 0 <= i < c.n):
             raise ValueError('%s needs a node index 0..%d' % (cmd, c.n - 1))
         if cmd == 'kill':
             c.kill(i)
@@ -433,6 +434,8 @@ def _control_do(c, words):
             c.cont(i)
         elif cmd == 'restart':
             c.restart(i)
+        elif cmd == 'spawn':             # restart without waiting (no quorum yet)
+            c.restart(i, wait=False)
         elif cmd == 'wait':
             c.wait_ready()
         else:
