@@ -689,6 +689,15 @@ static void test_unreachable(void **state)
 	assert_non_null(strstr(mbs_connect_errmsg(), "nats://127.0.0.1:1/S"));
 	assert_true(t1.tv_sec - t0.tv_sec >= 1);    /* it did retry */
 	assert_true(t1.tv_sec - t0.tv_sec < 30);    /* bounded */
+	/* a credentials file that cannot be read: said at once, by name */
+	o.url = "nats://127.0.0.1:4222/S";
+	o.creds_file = "/nonexistent/membank.creds";
+	o.deadline_ms = 60000;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(mbs_connect(&o, &c), MBJ_EINVAL);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_true(t1.tv_sec - t0.tv_sec < 30);
+	assert_non_null(strstr(mbs_connect_errmsg(), "/nonexistent/membank.creds"));
 }
 
 /* --- auth -------------------------------------------------------------- */
