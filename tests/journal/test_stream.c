@@ -700,6 +700,23 @@ static void test_unreachable(void **state)
 	assert_non_null(strstr(mbs_connect_errmsg(), "/nonexistent/membank.creds"));
 }
 
+/* A server left at the default max_payload (1 MB): refused at ensure,
+ * naming the setting, before a large record would be. */
+static void test_small_payload(void **state)
+{
+	(void)state;
+	char s[80], url[MBS_URL_MAX];
+	stream_name(s, sizeof s, "sp");
+	url_of(url, sizeof url, base_url(), s);
+	mbs_options o = opts_for(url);
+	mbs_conn *c = NULL;
+	assert_int_equal(mbs_connect(&o, &c), 0);
+	mbs_info info;
+	assert_int_equal(mbs_stream_ensure(c, nodes(), true, &info), MBJ_EINVAL);
+	assert_non_null(strstr(mbs_errmsg(c), "max_payload: 64MB"));
+	mbs_close(c);
+}
+
 /* --- auth -------------------------------------------------------------- */
 
 static void test_auth(void **state)
@@ -1153,6 +1170,9 @@ int main(void)
 		cmocka_unit_test(test_unreachable),
 	};
 	const struct CMUnitTest auth[] = { cmocka_unit_test(test_auth) };
+	const struct CMUnitTest small[] = { cmocka_unit_test(test_small_payload) };
+	if (strcmp(suite, "small-payload") == 0)
+		return cmocka_run_group_tests_name("stream-small-payload", small, NULL, NULL);
 	const struct CMUnitTest tls[] = { cmocka_unit_test(test_tls) };
 	const struct CMUnitTest failover[] = { cmocka_unit_test(test_failover) };
 	if (strcmp(suite, "failover") == 0)
