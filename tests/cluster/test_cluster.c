@@ -8,8 +8,12 @@
  * writes calls mb_catch_up(); waits are bounded loops for broken runs,
  * scaled by MEMBANK_TEST_SLOW.
  */
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <time.h>
+
+#include <nats/nats.h>
 
 #include "bank.h"
 #include "group.h"
@@ -484,6 +488,163 @@ static void test_leader_killed_after_publish_other_wrote(void **state)
 	leader_killed(*state, "publish", true);
 }
 
+/* ------------------------------------------------------ the cluster */
+
+/* One command to tests/nats/cluster.py ("kill 1", "restart 1", "wait",
+ * "leader STREAM"); its answer ("ok", "ok N", "error ..."). */
+static void control(const char *cmd, char *ans, size_t cap)
+{
+	static FILE *cfp;
+	const char *ctl = getenv("MEMBANK_TEST_NATS_CONTROL");
+	const char *rep = getenv("MEMBANK_TEST_NATS_CONTROL_REPLY");
+	FILE *fp;
+
+	assert_non_null(ctl);
+	assert_non_null(rep);
+	/* kept open: cluster.py reads commands until the writer closes, and a
+	 * command written as it reaches that end and closes would be lost */
+	if (!cfp)
+		cfp = fopen(ctl, "w");
+	assert_non_null(cfp);
+	fprintf(cfp, "%s\n", cmd);
+	fflush(cfp);
+	/* an open that meets the previous answer's writer still closing reads
+	 * nothing: open again, the answer comes with the next writer */
+	ans[0] = '\0';
+	for (int tries = 0; !ans[0] && tries < 100; tries++) {
+		fp = fopen(rep, "r");
+		assert_non_null(fp);
+		if (!fgets(ans, (int)cap, fp))
+			ans[0] = '\0';
+		fclose(fp);
+	}
+	if (strncmp(ans, "ok", 2))
+		fail_msg("cluster.py %s: %s", cmd, ans);
+}
+
+static int nodes(void)
+{
+	const char *n = getenv("MEMBANK_TEST_NATS_NODES");
+
+	return n ? atoi(n) : 1;
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Delete stream @name (libnats: the library never deletes one). */
+static void delete_stream(const char *name)
+{
+	natsConnection *nc = NULL;
+	natsOptions *no = NULL;
+	jsCtx *js = NULL;
+	jsErrCode e = 0;
+	char hosts[4096], srv[8][300];
+	const char *list[8];
+	int n = 0;
+
+	/* "nats://h1:p1,h2:p2" (no credentials in this suite's cluster) */
+	snprintf(hosts, sizeof hosts, "%s", strstr(getenv("MEMBANK_TEST_NATS_URL"), "://") + 3);
+	for (char *h = strtok(hosts, ","); h && n < 8; h = strtok(NULL, ",")) {
+		snprintf(srv[n], sizeof srv[n], "nats://%s", h);
+		list[n] = srv[n];
+		n++;
+	}
+	assert_int_equal(natsOptions_Create(&no), NATS_OK);
+	assert_int_equal(natsOptions_SetServers(no, list, n), NATS_OK);
+	assert_int_equal(natsConnection_Connect(&nc, no), NATS_OK);
+	assert_int_equal(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+	assert_int_equal(js_DeleteStream(js, name, NULL, &e), NATS_OK);
+	jsCtx_Destroy(js);
+	natsConnection_Destroy(nc);
+	natsOptions_Destroy(no);
+}
+
+/* A stream deleted and created again under a machine: the machine refuses
+ * writes (MB_EDIVERGED, naming why) and still serves reads. */
+static void test_recreated_stream_refused(void **state)
+{
+	fx *f = *state;
+	mb_bank *a = machine(f, 0), *c;
+	mb_cluster_info ci;
+
+	setenv("MEMBANK_TEST_NO_FOLLOW", "1", 1);
+	put(a, "p1", "{\"v\":1}");
+	put(a, "p2", "{\"v\":2}");
+	mb_close(a);
+	delete_stream(f->stream);
+	c = machine(f, 1);                 /* creates the stream anew */
+	for (int i = 0; i < 3; i++)
+		put(c, "q", "{}");             /* past where machine 0 was */
+	mb_close(c);
+	a = machine(f, 0);
+	assert_int_equal(page_int(a, "p1", "v"), 1);   /* reads served */
+	assert_int_equal(mb_page_put(a, "p3", "{}", 2), MB_EDIVERGED);
+	assert_non_null(strstr(mb_last_error(a), "created again"));
+	assert_null(get_page(a, "q"));
+	assert_int_equal(mb_cluster_status(a, &ci), 0);
+	assert_true(ci.diverged);
+	assert_true(ci.reachable);
+	assert_int_equal(ci.applied_seq, 2);
+	assert_int_equal(ci.last_seq, 3);
+	assert_int_equal(stat_of(a, "cluster", "applied_seq"), 2);
+	mb_close(a);
+	unsetenv("MEMBANK_TEST_NO_FOLLOW");
+}
+
+/* Every node down: a write fails with MB_EUNAVAIL within the bound, reads
+ * serve the local copy, stats say how stale; the nodes back, writes go on. */
+static void test_unreachable_cluster(void **state)
+{
+	fx *f = *state;
+	mb_bank *a = NULL;
+	char path[4200], ans[128], cmd[32];
+	mb_options o;
+	int64_t t0, took;
+	uint32_t bound = 4000u * (unsigned)slow();
+	cJSON *p;
+
+	mb_options_init(&o);
+	o.journal_url = f->url;
+	o.durability = MB_DURABILITY_FAST;
+	o.journal_timeout_ms = bound;
+	mpath(f, 0, path, sizeof path);
+	assert_int_equal(mb_open(path, &o, &a), 0);
+	put(a, "p", "{\"v\":1}");
+	/* stopped (SIGSTOP), not killed: a node restarted alone waits for a
+	 * quorum that is not there */
+	for (int i = 0; i < nodes(); i++) {
+		snprintf(cmd, sizeof cmd, "stop %d", i);
+		control(cmd, ans, sizeof ans);
+	}
+	t0 = mono_ms();
+	assert_int_equal(mb_page_put(a, "p", "{\"v\":2}", (size_t)-1), MB_EUNAVAIL);
+	took = mono_ms() - t0;
+	assert_true(took <= (int64_t)bound * 2 + 2000);
+	assert_non_null(strstr(mb_last_error(a), f->stream));
+	p = get_page(a, "p");                 /* reads: this machine's copy */
+	assert_non_null(p);
+	assert_int_equal((int)num_at(p, "properties", "v"), 1);
+	cJSON_Delete(p);
+	assert_true(stat_of(a, "cluster", "since_contact_ms") >= (uint64_t)bound / 4);
+	assert_int_equal(mb_catch_up(a), MB_EUNAVAIL);
+	for (int i = 0; i < nodes(); i++) {
+		snprintf(cmd, sizeof cmd, "cont %d", i);
+		control(cmd, ans, sizeof ans);
+	}
+	control("wait", ans, sizeof ans);
+	mb_close(a);
+	a = machine(f, 0);                    /* the longer bound again */
+	put(a, "p", "{\"v\":3}");
+	assert_int_equal(page_int(a, "p", "v"), 3);
+	mb_close(a);
+}
+
 /* ------------------------------------------------------------ workload */
 
 /* One writer process of machine @m: @n rounds of every operation kind.
@@ -619,6 +780,8 @@ int main(int argc, char **argv)
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_leader_killed_after_publish_other_wrote, setup,
 		                                teardown),
+		cmocka_unit_test_setup_teardown(test_recreated_stream_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unreachable_cluster, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_machines_three_writers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_three_machines_two_writers, setup, teardown),
 	};
