@@ -28,6 +28,7 @@
 
 #include "stream.h"
 #include "stream_int.h"
+#include "stream_nats.h"
 
 #define MBS_HDR 13                       /* "MBS1" | type u8 | ts_us i64 */
 /* max_msg_size of the stream (headers + body, as the server counts it):
@@ -36,23 +37,10 @@
  * stays under its 32 MiB read limit (stream.h, MBS_MAX_PAYLOAD). */
 #define MBS_MAX_MSG ((int32_t)(MBS_MAX_PAYLOAD + MBS_HDR + 512))
 #define MBS_STORE_LIMIT ((int32_t)(32 << 20) - 256)
+#define PULL_IDLE_MS 60000ll            /* a fetch consumer's inactivity threshold */
 #define FETCH_BATCH 256                  /* messages per pull request */
 #define FETCH_MAX_BYTES (64ll << 20)     /* bytes per pull request (> one body) */
 
-struct mbs_conn {
-	natsConnection *nc;
-	jsCtx *js;
-	natsSubscription *watch;   /* core subscription of mbs_wait_beyond */
-	natsSubscription *pull;    /* fetch consumer, positioned at pull_next */
-	uint64_t pull_next;
-	uint32_t timeout_ms, deadline_ms;
-	char stream[MBS_STREAM_MAX + 1];
-	char subject[MBS_STREAM_MAX + 16];
-	char ck_stream[MBS_STREAM_MAX + 16];
-	char ck_subject[MBS_STREAM_MAX + 24];
-	char redacted[MBS_URL_MAX + 1];
-	char err[768];
-};
 
 static __thread char connect_err[768];
 
@@ -80,8 +68,7 @@ const char *mbs_url_redacted(const mbs_conn *c)
 	return c ? c->redacted : "";
 }
 
-__attribute__((format(printf, 3, 4)))
-static int fail(mbs_conn *c, int rc, const char *fmt, ...)
+int mbs_fail(mbs_conn *c, int rc, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -92,7 +79,7 @@ static int fail(mbs_conn *c, int rc, const char *fmt, ...)
 
 /* "status text (JetStream error N)" of a failed call, for a message.
  * libnats' own last-error text is not used: it may name the servers. */
-static const char *why(natsStatus s, jsErrCode e, char *buf, size_t n)
+const char *mbs_why(natsStatus s, jsErrCode e, char *buf, size_t n)
 {
 	if (e)
 		snprintf(buf, n, "%s (JetStream error %d)", natsStatus_GetText(s), (int)e);
@@ -101,7 +88,7 @@ static const char *why(natsStatus s, jsErrCode e, char *buf, size_t n)
 	return buf;
 }
 
-static int64_t now_ms(void)
+int64_t mbs_now_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -117,7 +104,7 @@ static void pause_ms(int64_t ms)
 
 /* A failure that a leader election, a reconnect or a busy server explains:
  * try again (the same request) until the deadline. */
-static bool retryable(natsStatus s, jsErrCode e)
+bool mbs_retryable(natsStatus s, jsErrCode e)
 {
 	switch (e) {
 	case JSNotEnabledErr:            /* "no responders" during an election */
@@ -139,6 +126,7 @@ static bool retryable(natsStatus s, jsErrCode e)
 	case NATS_NOT_YET_CONNECTED:
 	case NATS_IO_ERROR:
 	case NATS_SLOW_CONSUMER:
+	case NATS_MISSED_HEARTBEAT:
 		return true;
 	default:
 		return false;
@@ -147,9 +135,9 @@ static bool retryable(natsStatus s, jsErrCode e)
 
 /* Backoff between retries: 20 ms doubling to 500 ms, never past @deadline.
  * Returns false when the deadline has passed. */
-static bool backoff(int64_t deadline, int64_t *step)
+bool mbs_backoff(int64_t deadline, int64_t *step)
 {
-	int64_t left = deadline - now_ms();
+	int64_t left = deadline - mbs_now_ms();
 	if (left <= 0)
 		return false;
 	pause_ms(*step < left ? *step : left);
@@ -199,12 +187,19 @@ static natsStatus set_options(natsOptions *no, const mbs_options *o, const mbs_u
 	if (s == NATS_OK && u->tls && o->tls_cert)
 		s = natsOptions_LoadCertificatesChain(no, o->tls_cert,
 		                                      o->tls_key ? o->tls_key : o->tls_cert);
-	if (s == NATS_OK && o->creds_file)
+	if (s == NATS_OK && o->creds_file) {
+		/* libnats reads it at each connect: a bad one would look like
+		 * a refusal; say what it is now. */
+		FILE *f = fopen(o->creds_file, "re");
+		if (!f)
+			return NATS_NOT_FOUND;
+		fclose(f);
 		s = natsOptions_SetUserCredentialsFromFiles(no, o->creds_file, NULL);
+	}
 	return s;
 }
 
-static bool auth_failure(natsStatus s)
+bool mbs_auth_failure(natsStatus s)
 {
 	return s == NATS_CONNECTION_AUTH_FAILED || s == NATS_NOT_PERMITTED ||
 	       s == NATS_SECURE_CONNECTION_WANTED || s == NATS_SECURE_CONNECTION_REQUIRED ||
@@ -251,23 +246,29 @@ int mbs_connect(const mbs_options *o, mbs_conn **out)
 	free(u);
 	if (s != NATS_OK) {
 		natsOptions_Destroy(no);
-		cfail("%s: connection options: %s%s",
+		cfail("%s: connection options: %s%s%s",
 		         c->redacted, natsStatus_GetText(s),
+		         s == NATS_NOT_FOUND && o->creds_file ? ": cannot read the credentials "
+		         "file " : "", s == NATS_NOT_FOUND && o->creds_file ? o->creds_file :
 		         tls ? " (check the CA, certificate and key files)" : "");
 		free(c);
 		return s == NATS_NO_MEMORY ? MBJ_ENOMEM : MBJ_EINVAL;
 	}
-	int64_t deadline = now_ms() + c->deadline_ms, step = 20;
+	int64_t deadline = mbs_now_ms() + c->deadline_ms, step = 20;
+	/* No server answering (yet): retried until the deadline.  Anything
+	 * else (refused, a bad credentials file) fails at once. */
 	for (;;) {
 		s = natsConnection_Connect(&c->nc, no);
-		if (s == NATS_OK || auth_failure(s) || !backoff(deadline, &step))
+		if (s == NATS_OK || !(s == NATS_NO_SERVER || mbs_retryable(s, 0)) ||
+		    !mbs_backoff(deadline, &step))
 			break;
 	}
 	natsOptions_Destroy(no);
 	if (s != NATS_OK) {
-		rc = auth_failure(s) ? MBS_EAUTH : MBS_ETIMEOUT;
+		rc = mbs_auth_failure(s) ? MBS_EAUTH :
+		     s == NATS_NO_SERVER || mbs_retryable(s, 0) ? MBS_ETIMEOUT : MBJ_EIO;
 		cfail("%s: cannot connect: %s%s",
-		         c->redacted, why(s, 0, w, sizeof w),
+		         c->redacted, mbs_why(s, 0, w, sizeof w),
 		         s == NATS_SECURE_CONNECTION_WANTED ?
 		         " (tls:// was asked, the server offers no TLS)" :
 		         s == NATS_SSL_ERROR ? " (TLS handshake or certificate check failed)" : "");
@@ -343,12 +344,12 @@ static void fill_info(const jsStreamInfo *si, mbs_info *info)
 
 /* Stream info of @name with retries; *si NULL and MBS_ENOSTREAM when it
  * does not exist. */
-static int get_info(mbs_conn *c, const char *name, jsStreamInfo **si)
+int mbs_get_info(mbs_conn *c, const char *name, jsStreamInfo **si)
 {
 	char w[160];
 	jsErrCode e = 0;
 	natsStatus s;
-	int64_t deadline = now_ms() + c->deadline_ms, step = 20;
+	int64_t deadline = mbs_now_ms() + c->deadline_ms, step = 20;
 	jsOptions jo;
 	jsOptions_Init(&jo);
 	jo.Wait = c->timeout_ms;
@@ -359,18 +360,18 @@ static int get_info(mbs_conn *c, const char *name, jsStreamInfo **si)
 		if (s == NATS_OK)
 			return 0;
 		if (s == NATS_NOT_FOUND || e == JSStreamNotFoundErr)
-			return fail(c, MBS_ENOSTREAM, "%s: no stream %s", c->redacted, name);
-		if (!retryable(s, e) || !backoff(deadline, &step))
+			return mbs_fail(c, MBS_ENOSTREAM, "%s: no stream %s", c->redacted, name);
+		if (!mbs_retryable(s, e) || !mbs_backoff(deadline, &step))
 			break;
 	}
-	return fail(c, retryable(s, e) ? MBS_ETIMEOUT : MBJ_EIO,
-	            "%s: stream %s: info: %s", c->redacted, name, why(s, e, w, sizeof w));
+	return mbs_fail(c, mbs_retryable(s, e) ? MBS_ETIMEOUT : MBJ_EIO,
+	            "%s: stream %s: info: %s", c->redacted, name, mbs_why(s, e, w, sizeof w));
 }
 
 int mbs_stream_info(mbs_conn *c, mbs_info *info)
 {
 	jsStreamInfo *si;
-	int rc = get_info(c, c->stream, &si);
+	int rc = mbs_get_info(c, c->stream, &si);
 	if (rc)
 		return rc;
 	fill_info(si, info);
@@ -401,13 +402,13 @@ static int check_config(mbs_conn *c, const jsStreamConfig *cf, const char *subje
 	else if (cf->Mirror || cf->SourcesLen > 0)
 		what = "it is a mirror or has sources";
 	if (what)
-		return fail(c, MBS_EFOREIGN, "%s: stream %s is not a membank stream: %s",
+		return mbs_fail(c, MBS_EFOREIGN, "%s: stream %s is not a membank stream: %s",
 		            c->redacted, cf && cf->Name ? cf->Name : "?", what);
 	return 0;
 }
 
-static int add_stream(mbs_conn *c, const char *name, const char *subject,
-                      uint32_t replicas, int32_t max_msg, jsStreamInfo **si)
+int mbs_add_stream(mbs_conn *c, const char *name, const char *subject,
+                   uint32_t replicas, int32_t max_msg, jsStreamInfo **si)
 {
 	char w[160];
 	const char *subjects[1] = { subject };
@@ -425,7 +426,7 @@ static int add_stream(mbs_conn *c, const char *name, const char *subject,
 	jsOptions jo;
 	jsOptions_Init(&jo);
 	jo.Wait = c->timeout_ms > 10000 ? c->timeout_ms : 10000;
-	int64_t deadline = now_ms() + c->deadline_ms, step = 20;
+	int64_t deadline = mbs_now_ms() + c->deadline_ms, step = 20;
 	natsStatus s;
 	jsErrCode e;
 	for (;;) {
@@ -434,21 +435,21 @@ static int add_stream(mbs_conn *c, const char *name, const char *subject,
 		if (s == NATS_OK)
 			return 0;
 		if (e == JSStreamNameExistErr)
-			return get_info(c, name, si);  /* another machine made it first */
-		if (!retryable(s, e) || !backoff(deadline, &step))
+			return mbs_get_info(c, name, si);  /* another machine made it first */
+		if (!mbs_retryable(s, e) || !mbs_backoff(deadline, &step))
 			break;
 	}
-	return fail(c, retryable(s, e) ? MBS_ETIMEOUT : MBJ_EIO,
+	return mbs_fail(c, mbs_retryable(s, e) ? MBS_ETIMEOUT : MBJ_EIO,
 	            "%s: cannot create stream %s (replicas %u): %s", c->redacted, name,
-	            replicas, why(s, e, w, sizeof w));
+	            replicas, mbs_why(s, e, w, sizeof w));
 }
 
 int mbs_stream_ensure(mbs_conn *c, uint32_t replicas, bool create, mbs_info *info)
 {
 	jsStreamInfo *si = NULL;
-	int rc = get_info(c, c->stream, &si);
+	int rc = mbs_get_info(c, c->stream, &si);
 	if (rc == MBS_ENOSTREAM && create)
-		rc = add_stream(c, c->stream, c->subject, replicas, MBS_MAX_MSG, &si);
+		rc = mbs_add_stream(c, c->stream, c->subject, replicas, MBS_MAX_MSG, &si);
 	if (rc)
 		return rc;
 	rc = check_config(c, si->Config, c->subject);
@@ -523,24 +524,24 @@ int mbs_publish(mbs_conn *c, uint64_t expect, const char *msg_id, uint8_t type,
 {
 	char w[160];
 	if (type == 0 || (len && !payload))
-		return fail(c, MBJ_EINVAL, "publish: type %u: not a record", type);
+		return mbs_fail(c, MBJ_EINVAL, "publish: type %u: not a record", type);
 	if (len > MBS_MAX_PAYLOAD)
-		return fail(c, MBJ_EINVAL, "publish: a record of %u bytes is over the "
+		return mbs_fail(c, MBJ_EINVAL, "publish: a record of %u bytes is over the "
 		            "%u bytes a stream message holds", len, MBS_MAX_PAYLOAD);
 	if (!msg_id_ok(msg_id))
-		return fail(c, MBJ_EINVAL, "publish: the message id must be 1..128 "
+		return mbs_fail(c, MBJ_EINVAL, "publish: the message id must be 1..128 "
 		            "printable characters without spaces");
 	natsMsg *m = NULL;
 	natsStatus s = build_msg(c, &m, expect, msg_id, type, ts_us, payload, len);
 	if (s != NATS_OK) {
 		natsMsg_Destroy(m);
-		return fail(c, s == NATS_NO_MEMORY ? MBJ_ENOMEM : MBJ_EINVAL,
+		return mbs_fail(c, s == NATS_NO_MEMORY ? MBJ_ENOMEM : MBJ_EINVAL,
 		            "publish: %s", natsStatus_GetText(s));
 	}
 	jsPubOptions po;
 	jsPubOptions_Init(&po);
 	po.MaxWait = c->timeout_ms;
-	int64_t deadline = now_ms() + c->deadline_ms, step = 20;
+	int64_t deadline = mbs_now_ms() + c->deadline_ms, step = 20;
 	jsErrCode e;
 	int rc;
 	for (;;) {
@@ -554,26 +555,26 @@ int mbs_publish(mbs_conn *c, uint64_t expect, const char *msg_id, uint8_t type,
 			return 0;
 		}
 		if (e == JSStreamWrongLastSequenceErr) {
-			rc = fail(c, MBS_ECONFLICT, "%s: publish expecting last seq %" PRIu64
+			rc = mbs_fail(c, MBS_ECONFLICT, "%s: publish expecting last seq %" PRIu64
 			          ": the stream moved on (%s)", c->redacted, expect,
-			          why(s, e, w, sizeof w));
+			          mbs_why(s, e, w, sizeof w));
 			break;
 		}
 		if (e == JSStreamNotFoundErr || s == NATS_NO_RESPONDERS) {
 			/* No stream takes the subject: say so if that is why. */
 			jsStreamInfo *si = NULL;
-			int r = get_info(c, c->stream, &si);
+			int r = mbs_get_info(c, c->stream, &si);
 			jsStreamInfo_Destroy(si);
 			if (r == MBS_ENOSTREAM) {
 				rc = r;
 				break;
 			}
 		}
-		if (!retryable(s, e) || !backoff(deadline, &step)) {
-			rc = fail(c, retryable(s, e) ? MBS_ETIMEOUT :
-			          auth_failure(s) ? MBS_EAUTH : MBJ_EIO,
+		if (!mbs_retryable(s, e) || !mbs_backoff(deadline, &step)) {
+			rc = mbs_fail(c, mbs_retryable(s, e) ? MBS_ETIMEOUT :
+			          mbs_auth_failure(s) ? MBS_EAUTH : MBJ_EIO,
 			          "%s: publish to stream %s: %s%s", c->redacted, c->stream,
-			          why(s, e, w, sizeof w), retryable(s, e) ?
+			          mbs_why(s, e, w, sizeof w), mbs_retryable(s, e) ?
 			          " (retried until the deadline; the record may have landed)" : "");
 			break;
 		}
@@ -586,33 +587,42 @@ int mbs_publish(mbs_conn *c, uint64_t expect, const char *msg_id, uint8_t type,
 
 /* An ephemeral pull consumer (memory, one replica, no acks) starting at
  * @from: how records are read (never direct get, see the top). */
-static natsStatus open_pull(mbs_conn *c, uint64_t from, jsErrCode *e)
+natsStatus mbs_pull_sub(mbs_conn *c, const char *stream, const char *filter,
+                        uint64_t from, natsSubscription **out, jsErrCode *e)
 {
-	drop_pull(c);
 	jsOptions jo;
 	jsOptions_Init(&jo);
 	jo.Wait = c->timeout_ms;
 	jsSubOptions so;
 	jsSubOptions_Init(&so);
-	so.Stream = c->stream;
+	so.Stream = stream;
 	so.Config.DeliverPolicy = js_DeliverByStartSequence;
 	so.Config.OptStartSeq = from;
 	so.Config.AckPolicy = js_AckNone;
 	so.Config.MemoryStorage = true;
 	so.Config.Replicas = 1;
-	so.Config.InactiveThreshold = 60ll * 1000000000;  /* ns: a dead reader's goes */
-	natsStatus s = js_PullSubscribe(&c->pull, c->js, c->subject, NULL, &jo, &so, e);
+	so.Config.InactiveThreshold = PULL_IDLE_MS * 1000000;  /* ns: a dead reader's goes */
+	*out = NULL;
+	natsStatus s = js_PullSubscribe(out, c->js, filter, NULL, &jo, &so, e);
 	if (s == NATS_OK)
-		s = natsSubscription_SetPendingLimits(c->pull, 2 * FETCH_BATCH,
+		s = natsSubscription_SetPendingLimits(*out, 2 * FETCH_BATCH,
 		                                      (int)(2 * FETCH_MAX_BYTES));
-	if (s != NATS_OK) {
-		if (c->pull)
-			natsSubscription_Destroy(c->pull);
-		c->pull = NULL;
-		return s;
+	if (s != NATS_OK && *out) {
+		natsSubscription_Destroy(*out);
+		*out = NULL;
 	}
-	c->pull_next = from;
-	return NATS_OK;
+	return s;
+}
+
+static natsStatus open_pull(mbs_conn *c, uint64_t from, jsErrCode *e)
+{
+	drop_pull(c);
+	natsStatus s = mbs_pull_sub(c, c->stream, c->subject, from, &c->pull, e);
+	if (s == NATS_OK) {
+		c->pull_next = from;
+		c->pull_used_ms = mbs_now_ms();
+	}
+	return s;
 }
 
 static int stream_gap(mbs_conn *c, uint64_t from, uint64_t upto,
@@ -636,7 +646,7 @@ int mbs_fetch(mbs_conn *c, uint64_t from, uint64_t to,
 	if (from == 0)
 		from = 1;
 	jsStreamInfo *si = NULL;
-	int rc = get_info(c, c->stream, &si);
+	int rc = mbs_get_info(c, c->stream, &si);
 	if (rc)
 		return rc;
 	uint64_t first = si->State.FirstSeq, last = si->State.LastSeq;
@@ -644,24 +654,28 @@ int mbs_fetch(mbs_conn *c, uint64_t from, uint64_t to,
 	if (to == 0)
 		to = last;
 	if (to > last)
-		return fail(c, MBS_EBEHIND, "%s: stream %s ends at %" PRIu64 ", before %" PRIu64,
+		return mbs_fail(c, MBS_EBEHIND, "%s: stream %s ends at %" PRIu64 ", before %" PRIu64,
 		            c->redacted, c->stream, last, to);
 	if (from > to)
 		return 0;
 	if (from < first && last > 0)
-		return fail(c, MBS_EPURGED, "%s: stream %s: records %" PRIu64 "..%" PRIu64
+		return mbs_fail(c, MBS_EPURGED, "%s: stream %s: records %" PRIu64 "..%" PRIu64
 		            " were purged (the stream starts at %" PRIu64 ")", c->redacted,
 		            c->stream, from, first - 1, first);
 	uint64_t next = from;
-	int64_t deadline = now_ms() + c->deadline_ms, step = 20;
+	int64_t deadline = mbs_now_ms() + c->deadline_ms, step = 20;
 	natsStatus s = NATS_OK;
 	jsErrCode e = 0;
 	while (next <= to) {
+		/* A consumer idle for half its inactivity threshold may be gone
+		 * any moment: a new one costs less than a missed read. */
+		if (c->pull && mbs_now_ms() - c->pull_used_ms > PULL_IDLE_MS / 2)
+			drop_pull(c);
 		if (!c->pull || c->pull_next != next) {
 			e = 0;
 			s = open_pull(c, next, &e);
 			if (s != NATS_OK) {
-				if (retryable(s, e) && backoff(deadline, &step))
+				if (mbs_retryable(s, e) && mbs_backoff(deadline, &step))
 					continue;
 				break;
 			}
@@ -672,11 +686,16 @@ int mbs_fetch(mbs_conn *c, uint64_t from, uint64_t to,
 		fr.Batch = want < FETCH_BATCH ? (int)want : FETCH_BATCH;
 		fr.MaxBytes = FETCH_MAX_BYTES;
 		fr.Expires = (int64_t)c->timeout_ms * 1000000;
+		/* Idle heartbeats: a consumer that is gone (its server died, it
+		 * expired) shows in 2 missed beats, not in a whole timeout. */
+		if (c->timeout_ms >= 1000)
+			fr.Heartbeat = 250ll * 1000000;
 		natsMsgList list = { NULL, 0 };
 		s = natsSubscription_FetchRequest(&list, c->pull, &fr);
+		c->pull_used_ms = mbs_now_ms();
 		if (s != NATS_OK && list.Count == 0) {
 			drop_pull(c);   /* the consumer may be gone with its server */
-			if (retryable(s, 0) && backoff(deadline, &step))
+			if (mbs_retryable(s, 0) && mbs_backoff(deadline, &step))
 				continue;
 			break;
 		}
@@ -702,15 +721,17 @@ int mbs_fetch(mbs_conn *c, uint64_t from, uint64_t to,
 			next = sseq + 1;
 			c->pull_next = next;
 		}
+		if (rc && next <= to)
+			drop_pull(c);   /* stopped inside a batch: the consumer is ahead */
 		natsMsgList_Destroy(&list);
 		if (rc)
 			return rc;
 	}
 	if (next > to)
 		return 0;
-	return fail(c, retryable(s, e) ? MBS_ETIMEOUT : auth_failure(s) ? MBS_EAUTH : MBJ_EIO,
+	return mbs_fail(c, mbs_retryable(s, e) ? MBS_ETIMEOUT : mbs_auth_failure(s) ? MBS_EAUTH : MBJ_EIO,
 	            "%s: stream %s: reading from seq %" PRIu64 ": %s", c->redacted,
-	            c->stream, next, why(s, e, w, sizeof w));
+	            c->stream, next, mbs_why(s, e, w, sizeof w));
 }
 
 /* Records @from..@upto-1 are missing between two delivered ones.  Purged
@@ -721,13 +742,13 @@ static int stream_gap(mbs_conn *c, uint64_t from, uint64_t upto,
                       int (*fn)(void *, const mbj_record *), void *ctx)
 {
 	jsStreamInfo *si = NULL;
-	int rc = get_info(c, c->stream, &si);
+	int rc = mbs_get_info(c, c->stream, &si);
 	if (rc)
 		return rc;
 	uint64_t first = si->State.FirstSeq;
 	jsStreamInfo_Destroy(si);
 	if (first > from)
-		return fail(c, MBS_EPURGED, "%s: stream %s: record %" PRIu64
+		return mbs_fail(c, MBS_EPURGED, "%s: stream %s: record %" PRIu64
 		            " was purged while reading", c->redacted, c->stream, from);
 	for (uint64_t q = from; q < upto && !rc; q++)
 		rc = deliver(q, NULL, 0, fn, ctx);
@@ -750,7 +771,7 @@ int mbs_wait_beyond(mbs_conn *c, uint64_t seq, uint32_t timeout_ms)
 			if (c->watch)
 				natsSubscription_Destroy(c->watch);
 			c->watch = NULL;
-			return fail(c, retryable(s, 0) ? MBS_ETIMEOUT : MBJ_EIO,
+			return mbs_fail(c, mbs_retryable(s, 0) ? MBS_ETIMEOUT : MBJ_EIO,
 			            "%s: subscribe to %s: %s", c->redacted, c->subject,
 			            natsStatus_GetText(s));
 		}
@@ -758,8 +779,13 @@ int mbs_wait_beyond(mbs_conn *c, uint64_t seq, uint32_t timeout_ms)
 		 * landed before is in the stream's last seq. */
 		mbs_info info;
 		int rc = mbs_stream_info(c, &info);
-		if (rc)
+		if (rc) {
+			/* Not known what landed before: subscribe again next time. */
+			natsSubscription_Unsubscribe(c->watch);
+			natsSubscription_Destroy(c->watch);
+			c->watch = NULL;
 			return rc;
+		}
 		if (info.last_seq > seq)
 			return 1;
 	}
@@ -780,37 +806,50 @@ int mbs_wait_beyond(mbs_conn *c, uint64_t seq, uint32_t timeout_ms)
 		return 1;
 	if (s == NATS_TIMEOUT)
 		return 0;
-	if (retryable(s, 0))
+	if (mbs_retryable(s, 0))
 		return 0;      /* disconnected: the caller polls, libnats reconnects */
-	return fail(c, MBJ_EIO, "%s: waiting on %s: %s", c->redacted, c->subject,
+	return mbs_fail(c, MBJ_EIO, "%s: waiting on %s: %s", c->redacted, c->subject,
 	            natsStatus_GetText(s));
 }
 
 /* --- purging ---------------------------------------------------------- */
 
-int mbs_purge_before(mbs_conn *c, uint64_t seq)
+int mbs_purge_stream(mbs_conn *c, const char *stream, uint64_t seq)
 {
 	char w[160];
-	if (seq <= 1)
+	jsStreamInfo *si = NULL;
+	int rc = mbs_get_info(c, stream, &si);
+	if (rc)
+		return rc;
+	uint64_t first = si->State.FirstSeq;
+	jsStreamInfo_Destroy(si);
+	/* Nothing before the first seq: no request at all.  nats-server 2.9.10
+	 * asked to purge before seq 1 purges EVERY message. */
+	if (seq <= first || seq <= 1)
 		return 0;
 	jsOptions jo;
 	jsOptions_Init(&jo);
 	jo.Wait = c->timeout_ms;
 	jo.Stream.Purge.Sequence = seq;   /* removes < seq */
-	int64_t deadline = now_ms() + c->deadline_ms, step = 20;
+	int64_t deadline = mbs_now_ms() + c->deadline_ms, step = 20;
 	natsStatus s;
 	jsErrCode e;
 	for (;;) {
 		e = 0;
-		s = js_PurgeStream(c->js, c->stream, &jo, &e);
+		s = js_PurgeStream(c->js, stream, &jo, &e);
 		if (s == NATS_OK)
 			return 0;
 		if (e == JSStreamNotFoundErr)
-			return fail(c, MBS_ENOSTREAM, "%s: no stream %s", c->redacted, c->stream);
-		if (!retryable(s, e) || !backoff(deadline, &step))
+			return mbs_fail(c, MBS_ENOSTREAM, "%s: no stream %s", c->redacted, stream);
+		if (!mbs_retryable(s, e) || !mbs_backoff(deadline, &step))
 			break;
 	}
-	return fail(c, retryable(s, e) ? MBS_ETIMEOUT : MBJ_EIO,
-	            "%s: purge of stream %s before %" PRIu64 ": %s", c->redacted,
-	            c->stream, seq, why(s, e, w, sizeof w));
+	return mbs_fail(c, mbs_retryable(s, e) ? MBS_ETIMEOUT : MBJ_EIO,
+	                "%s: purge of stream %s before %" PRIu64 ": %s", c->redacted,
+	                stream, seq, mbs_why(s, e, w, sizeof w));
+}
+
+int mbs_purge_before(mbs_conn *c, uint64_t seq)
+{
+	return mbs_purge_stream(c, c->stream, seq);
 }

@@ -482,12 +482,46 @@ static void test_fetch_ranges_and_purge(void **state)
 	assert_int_equal(g.seq[0], 4);
 	assert_int_equal(g.n, 3);
 
+	/* the cached consumer deleted under the reader (an idle one expires
+	 * after its inactivity threshold): the next read makes a new one */
+	{
+		memset(&g, 0, sizeof g);
+		assert_int_equal(mbs_fetch(c, 30, 31, collect, &g), 0);
+		jsCtx *js;
+		natsConnection *nc = raw_conn(&js);
+		jsConsumerNamesList *names = NULL;
+		assert_int_equal(js_ConsumerNames(&names, js, s, NULL, NULL), NATS_OK);
+		assert_true(names->Count >= 1);
+		for (int i = 0; i < names->Count; i++)
+			assert_int_equal(js_DeleteConsumer(js, s, names->List[i], NULL, NULL),
+			                 NATS_OK);
+		jsConsumerNamesList_Destroy(names);
+		raw_close(nc, js);
+		memset(&g, 0, sizeof g);
+		int frc = mbs_fetch(c, 32, 34, collect, &g);
+		if (frc)
+			fail_msg("fetch after the consumer went: %d %s", frc, mbs_errmsg(c));
+		assert_int_equal(g.n, 3);
+		assert_int_equal(g.seq[0], 32);
+	}
+	/* purge before the first seq (1): nothing goes */
+	mbs_info info;
+	assert_int_equal(mbs_purge_before(c, 1), 0);
+	assert_int_equal(mbs_stream_info(c, &info), 0);
+	assert_int_equal(info.msgs, 40);
 	/* purge: below the first seq is MBS_EPURGED, the rest reads */
 	assert_int_equal(mbs_purge_before(c, 21), 0);
-	mbs_info info;
 	assert_int_equal(mbs_stream_info(c, &info), 0);
 	assert_int_equal(info.first_seq, 21);
 	assert_int_equal(info.last_seq, 40);
+	/* purging at or below the first seq removes nothing (nats-server 2.9
+	 * purged EVERYTHING when asked to purge before the first seq) */
+	assert_int_equal(mbs_purge_before(c, 21), 0);
+	assert_int_equal(mbs_purge_before(c, 5), 0);
+	assert_int_equal(mbs_purge_before(c, 1), 0);
+	assert_int_equal(mbs_stream_info(c, &info), 0);
+	assert_int_equal(info.first_seq, 21);
+	assert_int_equal(info.msgs, 20);
 	memset(&g, 0, sizeof g);
 	assert_int_equal(mbs_fetch(c, 20, 0, collect, &g), MBS_EPURGED);
 	assert_int_equal(g.n, 0);
@@ -552,10 +586,14 @@ struct waiter {
 	mbs_conn *c;
 	uint64_t seq;
 	int rc;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	int subscribed;
 };
+
+static void *wait_thread(void *arg)
+{
+	struct waiter *w = arg;
+	w->rc = mbs_wait_beyond(w->c, w->seq, 60000);
+	return NULL;
+}
 
 static void test_wait_beyond(void **state)
 {
@@ -578,8 +616,88 @@ static void test_wait_beyond(void **state)
 	assert_true(t1.tv_sec - t0.tv_sec < 30);
 	/* seen once: the next wait blocks again */
 	assert_int_equal(mbs_wait_beyond(b, 2, 200), 0);
+	/* a waiter blocked in another thread wakes on the publish: whether it
+	 * blocks before or after it, the subscription (made at the first
+	 * call) has seen it, so the outcome does not depend on timing */
+	struct waiter w = { .c = b, .seq = 2, .rc = -99 };
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, wait_thread, &w), 0);
+	assert_int_equal(pub(a, 2, "w3", 1, "c", 1), 3);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(w.rc, 1);
 	mbs_close(a);
 	mbs_close(b);
+}
+
+/* The stream deleted, then recreated empty, under a connection: every
+ * call says so (no stream; then a conflict and "behind"), nothing is
+ * appended to the new stream by a publish meant for the old one. */
+static void test_recreated(void **state)
+{
+	(void)state;
+	char s[80];
+	stream_name(s, sizeof s, "re");
+	mbs_conn *c = open_stream(s, true);
+	mbs_info before, after;
+	assert_int_equal(mbs_stream_info(c, &before), 0);
+	for (uint64_t i = 0; i < 5; i++) {
+		char id[16];
+		snprintf(id, sizeof id, "a%" PRIu64, i);
+		assert_int_equal(pub(c, i, id, 1, "x", 1), i + 1);
+	}
+	got g = { 0 };
+	assert_int_equal(mbs_fetch(c, 1, 2, collect, &g), 0);   /* a cached consumer */
+	jsCtx *js;
+	natsConnection *nc = raw_conn(&js);
+	assert_int_equal(js_DeleteStream(js, s, NULL, NULL), NATS_OK);
+	raw_close(nc, js);
+	uint64_t seq = 0;
+	assert_int_equal(mbs_publish(c, 5, "a5", 1, 0, "x", 1, &seq), MBS_ENOSTREAM);
+	assert_non_null(strstr(mbs_errmsg(c), "no stream"));
+	assert_int_equal(mbs_fetch(c, 3, 0, collect, &g), MBS_ENOSTREAM);
+	assert_int_equal(mbs_stream_info(c, &after), MBS_ENOSTREAM);
+	assert_int_equal(mbs_stream_ensure(c, nodes(), false, &after), MBS_ENOSTREAM);
+	/* recreated: a new creation time; the old end is past the new one */
+	assert_int_equal(mbs_stream_ensure(c, nodes(), true, &after), 0);
+	assert_string_not_equal(after.created, before.created);
+	assert_int_equal(after.last_seq, 0);
+	assert_int_equal(mbs_publish(c, 5, "a5", 1, 0, "x", 1, &seq), MBS_ECONFLICT);
+	memset(&g, 0, sizeof g);
+	assert_int_equal(mbs_fetch(c, 3, 5, collect, &g), MBS_EBEHIND);
+	assert_int_equal(g.n, 0);
+	assert_int_equal(mbs_stream_info(c, &after), 0);
+	assert_int_equal(after.msgs, 0);
+	mbs_close(c);
+}
+
+/* Nothing listens: connect fails with MBS_ETIMEOUT after its deadline
+ * (bounded), saying why. */
+static void test_unreachable(void **state)
+{
+	(void)state;
+	mbs_options o = { 0 };
+	o.url = "nats://127.0.0.1:1/S";
+	o.timeout_ms = 500;
+	o.deadline_ms = 1500;
+	mbs_conn *c = NULL;
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(mbs_connect(&o, &c), MBS_ETIMEOUT);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_null(c);
+	assert_non_null(strstr(mbs_connect_errmsg(), "cannot connect"));
+	assert_non_null(strstr(mbs_connect_errmsg(), "nats://127.0.0.1:1/S"));
+	assert_true(t1.tv_sec - t0.tv_sec >= 1);    /* it did retry */
+	assert_true(t1.tv_sec - t0.tv_sec < 30);    /* bounded */
+	/* a credentials file that cannot be read: said at once, by name */
+	o.url = "nats://127.0.0.1:4222/S";
+	o.creds_file = "/nonexistent/membank.creds";
+	o.deadline_ms = 60000;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(mbs_connect(&o, &c), MBJ_EINVAL);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_true(t1.tv_sec - t0.tv_sec < 30);
+	assert_non_null(strstr(mbs_connect_errmsg(), "/nonexistent/membank.creds"));
 }
 
 /* --- auth -------------------------------------------------------------- */
@@ -686,10 +804,188 @@ static void test_tls(void **state)
 	assert_non_null(strstr(mbs_connect_errmsg(), "CA"));
 }
 
+/* --- checkpoint in the cluster ----------------------------------------- */
+
+static const char *const ck_files[4] = {
+	"notion_pages.json", "sync_status.json", "error_log.json", "config_cache.json"
+};
+
+static void write_file(const char *dir, const char *name, const void *p, size_t n)
+{
+	char path[512];
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	FILE *f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(p, 1, n, f), n);
+	assert_int_equal(fclose(f), 0);
+}
+
+static uint8_t *read_file(const char *dir, const char *name, size_t *n)
+{
+	char path[512];
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	FILE *f = fopen(path, "rb");
+	assert_non_null(f);
+	assert_int_equal(fseek(f, 0, SEEK_END), 0);
+	long len = ftell(f);
+	rewind(f);
+	uint8_t *b = malloc((size_t)len + 1);
+	assert_non_null(b);
+	assert_int_equal(fread(b, 1, (size_t)len, f), (size_t)len);
+	fclose(f);
+	*n = (size_t)len;
+	return b;
+}
+
+/* Four files of the given sizes, contents from @salt. */
+static void make_ckpt(const char *dir, const size_t sz[4], uint32_t salt)
+{
+	for (int i = 0; i < 4; i++) {
+		uint8_t *p = pattern((uint32_t)sz[i], salt + (uint32_t)i);
+		write_file(dir, ck_files[i], p, sz[i]);
+		free(p);
+	}
+}
+
+static void same_ckpt(const char *a, const char *b)
+{
+	for (int i = 0; i < 4; i++) {
+		size_t na, nb;
+		uint8_t *pa = read_file(a, ck_files[i], &na);
+		uint8_t *pb = read_file(b, ck_files[i], &nb);
+		assert_int_equal(na, nb);
+		assert_memory_equal(pa, pb, na);
+		free(pa);
+		free(pb);
+		char path[512];
+		struct stat st;
+		snprintf(path, sizeof path, "%s/%s", b, ck_files[i]);
+		assert_int_equal(lstat(path, &st), 0);
+		assert_true(S_ISREG(st.st_mode));
+		assert_int_equal(st.st_mode & 0777, 0600);
+	}
+}
+
+static void tmpdir(char out[64])
+{
+	snprintf(out, 64, "/tmp/mbs-ckpt-XXXXXX");
+	assert_non_null(mkdtemp(out));
+}
+
+static void rm_dir(const char *d)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
+	assert_int_equal(system(cmd), 0);
+}
+
+static void test_checkpoint(void **state)
+{
+	(void)state;
+	char s[80], src[64], dst[64], dst2[64];
+	stream_name(s, sizeof s, "ck");
+	mbs_conn *c = open_stream(s, true);
+	tmpdir(src);
+	tmpdir(dst);
+	uint64_t seq = 0;
+	/* none yet */
+	assert_int_equal(mbs_checkpoint_get(c, dst, &seq), MBS_ENOSTREAM);
+	assert_non_null(strstr(mbs_errmsg(c), "no checkpoint"));
+	/* a file missing: refused, naming it */
+	const size_t sz1[4] = { (5u << 19) + 3, 100, 0, 1u << 20 };   /* 2.5 MiB: 3 chunks */
+	make_ckpt(src, sz1, 1);
+	char path[512];
+	snprintf(path, sizeof path, "%s/error_log.json", src);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(mbs_checkpoint_put(c, src, 42), MBJ_EIO);
+	assert_non_null(strstr(mbs_errmsg(c), "error_log.json"));
+	/* put, get: the same bytes, the seq, files 0600 */
+	make_ckpt(src, sz1, 1);
+	assert_int_equal(mbs_checkpoint_put(c, src, 42), 0);
+	int rc = mbs_checkpoint_get(c, dst, &seq);
+	if (rc)
+		fail_msg("get: %d %s", rc, mbs_errmsg(c));
+	assert_int_equal(seq, 42);
+	same_ckpt(src, dst);
+	/* newest wins; the older one is removed from the cluster */
+	const size_t sz2[4] = { 10, 20, 30, 40 };
+	make_ckpt(src, sz2, 9);
+	assert_int_equal(mbs_checkpoint_put(c, src, 50), 0);
+	tmpdir(dst2);
+	assert_int_equal(mbs_checkpoint_get(c, dst2, &seq), 0);
+	assert_int_equal(seq, 50);
+	same_ckpt(src, dst2);
+	{
+		jsCtx *js0;
+		natsConnection *nc0 = raw_conn(&js0);
+		char ck[100];
+		snprintf(ck, sizeof ck, "MBCKPT-%s", s);
+		jsStreamInfo *si = NULL;
+		assert_int_equal(js_GetStreamInfo(&si, js0, ck, NULL, NULL), NATS_OK);
+		assert_int_equal(si->State.Msgs, 5);   /* 4 chunks + 1 manifest */
+		assert_int_equal(si->Config->Replicas, nodes());
+		jsStreamInfo_Destroy(si);
+		raw_close(nc0, js0);
+	}
+	/* into a directory that already holds files: replaced */
+	assert_int_equal(mbs_checkpoint_get(c, dst, &seq), 0);
+	same_ckpt(src, dst);
+	/* a newer manifest whose chunks are not there: the older whole one */
+	jsCtx *js;
+	natsConnection *nc = raw_conn(&js);
+	char subj[120];
+	snprintf(subj, sizeof subj, "membank-ckpt.%s.m", s);
+	uint8_t man[80] = "MBM1";
+	man[4] = 0x77;                        /* a put id no chunk has */
+	man[12] = 99;                         /* seq 99 */
+	man[20] = 1;                          /* first chunk: seq 1 (purged) */
+	man[28] = 5;                          /* file 0: 5 bytes */
+	uint32_t crc = mbj_crc32c(0, man, 76);
+	for (int i = 0; i < 4; i++)
+		man[76 + i] = (uint8_t)(crc >> (8 * i));
+	jsPubAck *ack = NULL;
+	assert_int_equal(js_Publish(&ack, js, subj, man, 80, NULL, NULL), NATS_OK);
+	jsPubAck_Destroy(ack);
+	/* and garbage on the manifest subject */
+	assert_int_equal(js_Publish(&ack, js, subj, "junk", 4, NULL, NULL), NATS_OK);
+	jsPubAck_Destroy(ack);
+	raw_close(nc, js);
+	rm_dir(dst2);
+	tmpdir(dst2);
+	assert_int_equal(mbs_checkpoint_get(c, dst2, &seq), 0);
+	assert_int_equal(seq, 50);
+	same_ckpt(src, dst2);
+	/* a symlink in the target is replaced, not followed */
+	char victim[600], link[600];
+	snprintf(victim, sizeof victim, "%s/victim", src);
+	write_file(src, "victim", "keep", 4);
+	snprintf(link, sizeof link, "%s/sync_status.json", dst2);
+	assert_int_equal(unlink(link), 0);
+	assert_int_equal(symlink(victim, link), 0);
+	assert_int_equal(mbs_checkpoint_get(c, dst2, &seq), 0);
+	same_ckpt(src, dst2);
+	size_t vn;
+	uint8_t *v = read_file(src, "victim", &vn);
+	assert_int_equal(vn, 4);
+	assert_memory_equal(v, "keep", 4);
+	free(v);
+	/* the target directory itself a symlink: refused */
+	char ldir[128];
+	snprintf(ldir, sizeof ldir, "%s.link", dst2);
+	assert_int_equal(symlink(dst2, ldir), 0);
+	assert_int_equal(mbs_checkpoint_get(c, ldir, &seq), MBJ_EIO);
+	unlink(ldir);
+	mbs_close(c);
+	rm_dir(src);
+	rm_dir(dst);
+	rm_dir(dst2);
+}
+
 /* --- failover ---------------------------------------------------------- */
 
 /* Ask cluster.py (the wrapper) to act on the servers: "kill I", "stop I",
- * "cont I", "restart I", "wait".  Synchronous: returns once it is done. */
+ * "cont I", "restart I", "spawn I", "wait".  Synchronous: returns once it
+ * is done. */
 static void control(const char *fmt, ...)
 {
 	const char *ctl = getenv("MEMBANK_TEST_NATS_CONTROL");
@@ -808,6 +1104,33 @@ static void test_failover(void **state)
 	assert_int_equal(k.bad, 0);
 	print_message("failover: %" PRIu64 " acknowledged, all there; %d acks lost and "
 	              "found by reading\n", total, conflicts_ours);
+	/* every server down: a publish fails after its deadline (bounded),
+	 * MBS_ETIMEOUT; once they are back, the same connection goes on */
+	char url[MBS_URL_MAX];
+	url_of(url, sizeof url, base_url(), s);
+	mbs_options o = opts_for(url);
+	o.timeout_ms = 1000;
+	o.deadline_ms = 3000;
+	mbs_conn *q = NULL;
+	assert_int_equal(mbs_connect(&o, &q), 0);
+	for (int i = 0; i < 3; i++)
+		control("kill %d", i);
+	struct timespec t0, t1;
+	uint64_t seq = 0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(mbs_publish(q, total, "down", 1, 0, "d", 1, &seq), MBS_ETIMEOUT);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_true(t1.tv_sec - t0.tv_sec < 60);
+	assert_non_null(strstr(mbs_errmsg(q), "retried until the deadline"));
+	for (int i = 0; i < 3; i++)
+		control("spawn %d", i);
+	control("wait");
+	mbs_close(q);
+	o.deadline_ms = 60000;
+	assert_int_equal(mbs_connect(&o, &q), 0);
+	assert_int_equal(mbs_publish(q, total, "up", 1, 0, "u", 1, &seq), 0);
+	assert_int_equal(seq, total + 1);
+	mbs_close(q);
 	mbs_close(c);
 }
 
@@ -825,6 +1148,9 @@ int main(void)
 		cmocka_unit_test(test_fetch_ranges_and_purge),
 		cmocka_unit_test(test_foreign_message),
 		cmocka_unit_test(test_wait_beyond),
+		cmocka_unit_test(test_checkpoint),
+		cmocka_unit_test(test_recreated),
+		cmocka_unit_test(test_unreachable),
 	};
 	const struct CMUnitTest auth[] = { cmocka_unit_test(test_auth) };
 	const struct CMUnitTest tls[] = { cmocka_unit_test(test_tls) };

@@ -1,0 +1,57 @@
+/*
+ * stream_nats.h - the connection and the helpers that stream.c and
+ * stream_ckpt.c share.  Included only by journal/stream*.c: the only files
+ * that see libnats.
+ */
+#ifndef MEMBANK_STREAM_NATS_H
+#define MEMBANK_STREAM_NATS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <nats/nats.h>
+
+#include "stream_int.h"
+
+struct mbs_conn {
+	natsConnection *nc;
+	jsCtx *js;
+	natsSubscription *watch;   /* core subscription of mbs_wait_beyond */
+	natsSubscription *pull;    /* fetch consumer, positioned at pull_next */
+	uint64_t pull_next;
+	int64_t pull_used_ms;      /* mbs_now_ms() of its last request */
+	uint32_t timeout_ms, deadline_ms;
+	char stream[MBS_STREAM_MAX + 1];
+	char subject[MBS_STREAM_MAX + 16];     /* membank.STREAM */
+	char ck_stream[MBS_STREAM_MAX + 16];   /* MBCKPT-STREAM */
+	char ck_subject[MBS_STREAM_MAX + 24];  /* membank-ckpt.STREAM */
+	char redacted[MBS_URL_MAX + 1];
+	char err[768];
+};
+
+/* c->err = the message; returns @rc. */
+__attribute__((format(printf, 3, 4)))
+int mbs_fail(mbs_conn *c, int rc, const char *fmt, ...);
+/* "status text (JetStream error N)" into @buf. */
+const char *mbs_why(natsStatus s, jsErrCode e, char *buf, size_t n);
+int64_t mbs_now_ms(void);
+/* A leader election, reconnect or busy server explains it: try again. */
+bool mbs_retryable(natsStatus s, jsErrCode e);
+bool mbs_auth_failure(natsStatus s);
+/* Pause before a retry; false when @deadline (mbs_now_ms) has passed. */
+bool mbs_backoff(int64_t deadline, int64_t *step);
+/* Stream info with retries; MBS_ENOSTREAM when missing. */
+int mbs_get_info(mbs_conn *c, const char *name, jsStreamInfo **si);
+/* Create a stream (file storage, deletes denied) on one subject; when it
+ * exists already, its info. */
+int mbs_add_stream(mbs_conn *c, const char *name, const char *subject,
+                   uint32_t replicas, int32_t max_msg, jsStreamInfo **si);
+/* An ephemeral pull consumer of @stream (memory, R1, no acks) on @filter
+ * from seq @from. */
+natsStatus mbs_pull_sub(mbs_conn *c, const char *stream, const char *filter,
+                        uint64_t from, natsSubscription **out, jsErrCode *e);
+
+/* Remove the messages of @stream before @seq (none when @seq <= first). */
+int mbs_purge_stream(mbs_conn *c, const char *stream, uint64_t seq);
+
+#endif /* MEMBANK_STREAM_NATS_H */
