@@ -37,6 +37,7 @@
  * stays under its 32 MiB read limit (stream.h, MBS_MAX_PAYLOAD). */
 #define MBS_MAX_MSG ((int32_t)(MBS_MAX_PAYLOAD + MBS_HDR + 512))
 #define MBS_STORE_LIMIT ((int32_t)(32 << 20) - 256)
+#define PULL_IDLE_MS 60000ll            /* a fetch consumer's inactivity threshold */
 #define FETCH_BATCH 256                  /* messages per pull request */
 #define FETCH_MAX_BYTES (64ll << 20)     /* bytes per pull request (> one body) */
 
@@ -125,6 +126,7 @@ bool mbs_retryable(natsStatus s, jsErrCode e)
 	case NATS_NOT_YET_CONNECTED:
 	case NATS_IO_ERROR:
 	case NATS_SLOW_CONSUMER:
+	case NATS_MISSED_HEARTBEAT:
 		return true;
 	default:
 		return false;
@@ -586,7 +588,7 @@ natsStatus mbs_pull_sub(mbs_conn *c, const char *stream, const char *filter,
 	so.Config.AckPolicy = js_AckNone;
 	so.Config.MemoryStorage = true;
 	so.Config.Replicas = 1;
-	so.Config.InactiveThreshold = 60ll * 1000000000;  /* ns: a dead reader's goes */
+	so.Config.InactiveThreshold = PULL_IDLE_MS * 1000000;  /* ns: a dead reader's goes */
 	*out = NULL;
 	natsStatus s = js_PullSubscribe(out, c->js, filter, NULL, &jo, &so, e);
 	if (s == NATS_OK)
@@ -603,8 +605,10 @@ static natsStatus open_pull(mbs_conn *c, uint64_t from, jsErrCode *e)
 {
 	drop_pull(c);
 	natsStatus s = mbs_pull_sub(c, c->stream, c->subject, from, &c->pull, e);
-	if (s == NATS_OK)
+	if (s == NATS_OK) {
 		c->pull_next = from;
+		c->pull_used_ms = mbs_now_ms();
+	}
 	return s;
 }
 
@@ -650,6 +654,10 @@ int mbs_fetch(mbs_conn *c, uint64_t from, uint64_t to,
 	natsStatus s = NATS_OK;
 	jsErrCode e = 0;
 	while (next <= to) {
+		/* A consumer idle for half its inactivity threshold may be gone
+		 * any moment: a new one costs less than a missed read. */
+		if (c->pull && mbs_now_ms() - c->pull_used_ms > PULL_IDLE_MS / 2)
+			drop_pull(c);
 		if (!c->pull || c->pull_next != next) {
 			e = 0;
 			s = open_pull(c, next, &e);
@@ -665,8 +673,13 @@ int mbs_fetch(mbs_conn *c, uint64_t from, uint64_t to,
 		fr.Batch = want < FETCH_BATCH ? (int)want : FETCH_BATCH;
 		fr.MaxBytes = FETCH_MAX_BYTES;
 		fr.Expires = (int64_t)c->timeout_ms * 1000000;
+		/* Idle heartbeats: a consumer that is gone (its server died, it
+		 * expired) shows in 2 missed beats, not in a whole timeout. */
+		if (c->timeout_ms >= 1000)
+			fr.Heartbeat = 250ll * 1000000;
 		natsMsgList list = { NULL, 0 };
 		s = natsSubscription_FetchRequest(&list, c->pull, &fr);
+		c->pull_used_ms = mbs_now_ms();
 		if (s != NATS_OK && list.Count == 0) {
 			drop_pull(c);   /* the consumer may be gone with its server */
 			if (mbs_retryable(s, 0) && mbs_backoff(deadline, &step))

@@ -352,6 +352,8 @@ static int ck_read(mbs_conn *c, const char *filter, uint64_t from, uint64_t upto
 		fr.Batch = pending < 64 ? (int)pending : 64;
 		fr.MaxBytes = 64ll << 20;
 		fr.Expires = (int64_t)c->timeout_ms * 1000000;
+		if (c->timeout_ms >= 1000)
+			fr.Heartbeat = 250ll * 1000000;   /* a lost consumer shows fast */
 		natsMsgList list = { NULL, 0 };
 		s = natsSubscription_FetchRequest(&list, sub, &fr);
 		if (s != NATS_OK && list.Count == 0) {

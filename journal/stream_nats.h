@@ -19,6 +19,7 @@ struct mbs_conn {
 	natsSubscription *watch;   /* core subscription of mbs_wait_beyond */
 	natsSubscription *pull;    /* fetch consumer, positioned at pull_next */
 	uint64_t pull_next;
+	int64_t pull_used_ms;      /* mbs_now_ms() of its last request */
 	uint32_t timeout_ms, deadline_ms;
 	char stream[MBS_STREAM_MAX + 1];
 	char subject[MBS_STREAM_MAX + 16];     /* membank.STREAM */

@@ -482,6 +482,28 @@ static void test_fetch_ranges_and_purge(void **state)
 	assert_int_equal(g.seq[0], 4);
 	assert_int_equal(g.n, 3);
 
+	/* the cached consumer deleted under the reader (an idle one expires
+	 * after its inactivity threshold): the next read makes a new one */
+	{
+		memset(&g, 0, sizeof g);
+		assert_int_equal(mbs_fetch(c, 30, 31, collect, &g), 0);
+		jsCtx *js;
+		natsConnection *nc = raw_conn(&js);
+		jsConsumerNamesList *names = NULL;
+		assert_int_equal(js_ConsumerNames(&names, js, s, NULL, NULL), NATS_OK);
+		assert_true(names->Count >= 1);
+		for (int i = 0; i < names->Count; i++)
+			assert_int_equal(js_DeleteConsumer(js, s, names->List[i], NULL, NULL),
+			                 NATS_OK);
+		jsConsumerNamesList_Destroy(names);
+		raw_close(nc, js);
+		memset(&g, 0, sizeof g);
+		int frc = mbs_fetch(c, 32, 34, collect, &g);
+		if (frc)
+			fail_msg("fetch after the consumer went: %d %s", frc, mbs_errmsg(c));
+		assert_int_equal(g.n, 3);
+		assert_int_equal(g.seq[0], 32);
+	}
 	/* purge before the first seq (1): nothing goes */
 	mbs_info info;
 	assert_int_equal(mbs_purge_before(c, 1), 0);
