@@ -38,7 +38,15 @@ static void vmsg(const cli *c, const char *fmt, va_list ap)
 	fprintf(stderr, "membank: ");
 	if (c && c->cmd)
 		fprintf(stderr, "%s: ", c->cmd);
-	vsnprintf(text, sizeof text, fmt, ap);
+	if (vsnprintf(text, sizeof text, fmt, ap) >= (int)sizeof text) {
+		/* cut short: a URL at the end may have lost the '@' that ends
+		 * its credentials, so it goes */
+		char *url = NULL;
+		for (char *p = text; (p = strstr(p, "://")); p += 3)
+			url = p;
+		if (url && !strpbrk(url, " \t\n'\""))
+			strcpy(url, "://...");
+	}
 	cli_redact(text, clean, sizeof clean);
 	fputs(clean, stderr);
 }

@@ -1976,6 +1976,11 @@ class JournalOptions(CliTest):
             self.assertEqual(p.returncode, 2, args)
             self.assertIn(b"://***@127.0.0.1", p.stderr, args)
             self.assert_secret_absent(p, args)
+        # a message cut at its 4 KiB bound inside the URL, before its '@'
+        for pad in range(4040, 4080, 3):
+            p = self.mb("x" * pad + " " + url)
+            self.assertEqual(p.returncode, 2)
+            self.assert_secret_absent(p, pad)
 
     def test_help_and_completion_never_show_credentials(self):
         url = self.url()
