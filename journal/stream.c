@@ -171,6 +171,12 @@ static natsStatus set_options(natsOptions *no, const mbs_options *o, const mbs_u
 		s = natsOptions_SetMaxReconnect(no, -1);
 	if (s == NATS_OK)
 		s = natsOptions_SetReconnectWait(no, 100);
+	/* Nothing is buffered while reconnecting (1 byte: every write then
+	 * fails at once, and is retried by the caller's loop).  libnats would
+	 * otherwise keep a publish that timed out and send it on reconnect,
+	 * long after mbs_publish() reported MBS_ETIMEOUT. */
+	if (s == NATS_OK)
+		s = natsOptions_SetReconnectBufSize(no, 1);
 	if (s == NATS_OK)
 		s = natsOptions_SetErrorHandler(no, quiet_errors, NULL);
 	if (s == NATS_OK)
