@@ -801,6 +801,16 @@ static void test_tls(void **state)
 	assert_int_equal(mbs_stream_ensure(c, nodes(), true, &info), 0);
 	assert_int_equal(pub(c, 0, "t1", 1, "tls", 3), 1);
 	mbs_close(c);
+	/* the servers verify clients (--tls-verify): without a client
+	 * certificate, refused */
+	o = opts_for(url);
+	o.deadline_ms = 10000;
+	c = NULL;
+	int crc = mbs_connect(&o, &c);
+	if (crc != MBS_EAUTH)
+		fail_msg("no client cert: %d %s", crc, mbs_connect_errmsg());
+	assert_non_null(strstr(mbs_connect_errmsg(), "client certificate"));
+	assert_null(c);
 	/* tls:// without the CA: the server's certificate is not trusted */
 	o = opts_for(url);
 	o.tls_ca = NULL;
