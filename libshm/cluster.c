@@ -21,8 +21,12 @@
  * holder of store/follow.lock) runs a thread that waits for new messages
  * on the stream's subject (mbs_wait_beyond) and catches up at once, with a
  * connection of its own; it starts FOLLOW_START_MS after the open (a
- * short-lived command never pays for it).  Every FOLLOW_CHECK_MS it also
- * looks at the stream itself (recreated, or behind this machine).
+ * short-lived command never pays for it).  A message this machine's own
+ * writer applies costs the follower no request: the stream's end is then
+ * looked at within FOLLOW_VERIFY_MS (another machine's write among this
+ * machine's own is visible within that, plus the fetch).  Every
+ * FOLLOW_CHECK_MS it also looks at the stream itself (recreated, or behind
+ * this machine).
  *
  * CHECKPOINTS.  A checkpoint into the bank directory is put into the
  * cluster (mbs_checkpoint_put) and the stream purged before its seq less
@@ -58,6 +62,7 @@
 #define FOLLOW_START_MS 1000u
 #define FOLLOW_WAIT_MS 100u
 #define FOLLOW_CHECK_MS 2000u
+#define FOLLOW_VERIFY_MS 20u
 #define FOLLOW_RETRY_MS 1000u
 
 struct cluster {
@@ -783,7 +788,7 @@ static void *follow(void *arg)
 	mb_bank *b = arg;
 	struct cluster *c = b->cl;
 	mbs_conn *conn = NULL;
-	uint64_t checked = 0;
+	uint64_t checked = 0, verify_at = 0;
 	int fd = -1;
 
 	if (follow_nap(c, FOLLOW_START_MS))
@@ -798,13 +803,39 @@ static void *follow(void *arg)
 				break;
 			continue;
 		}
+		uint64_t now = mono_ms(), wait = FOLLOW_WAIT_MS;
+		bool look = false;
+
+		if (verify_at)
+			wait = verify_at > now ? verify_at - now : 0;
 		applied = applied_seq(b);
-		r = mbs_wait_beyond(conn, applied, FOLLOW_WAIT_MS);
-		if (r == 1)
-			applied = 0;  /* read again below, before the stream's info */
-		if (r == 1 && !atomic_load(&c->diverged) && catch_up_txn(b, conn, &quiet) &&
-		    follow_nap(c, FOLLOW_WAIT_MS))
-			break;
+		r = mbs_wait_beyond(conn, applied, (uint32_t)(wait ? wait : 1));
+		if (r == 1) {
+			/* Most messages seen are this machine's own writes, which
+			 * their writer applies: when this machine's end moves on
+			 * (within a millisecond), the stream is looked at within
+			 * FOLLOW_VERIFY_MS; a message nobody here applied is
+			 * another machine's: looked at now. */
+			for (int i = 0; i < 10 && applied_seq(b) == applied; i++)
+				usleep(100);
+			if (applied_seq(b) > applied) {
+				if (!verify_at)
+					verify_at = mono_ms() + FOLLOW_VERIFY_MS;
+			} else {
+				look = true;
+			}
+		}
+		if (look || (verify_at && mono_ms() >= verify_at)) {
+			mbs_info info;
+			verify_at = 0;
+			/* the stream's end first, without the writer lock */
+			if (!atomic_load(&c->diverged) && !mbs_stream_info(conn, &info)) {
+				contact(c, info.last_seq);
+				if (info.last_seq > applied_seq(b) && catch_up_txn(b, conn, &quiet) &&
+				    follow_nap(c, FOLLOW_WAIT_MS))
+					break;
+			}
+		}
 		if (r < 0 && follow_nap(c, FOLLOW_WAIT_MS))
 			break;
 		if (mono_ms() - checked >= FOLLOW_CHECK_MS) {
