@@ -647,6 +647,69 @@ static void test_unreachable_cluster(void **state)
 	mb_close(a);
 }
 
+/* ------------------------------------------------------------ bootstrap */
+
+/* A checkpoint into the bank goes to the cluster and purges the stream
+ * before it (less the margin); a new machine then starts from it and the
+ * tail, and ends in the same state. */
+static void test_bootstrap_after_purge(void **state)
+{
+	fx *f = *state;
+	mb_bank *a, *b;
+	mb_cluster_info ci;
+	char id[32];
+
+	setenv("MEMBANK_TEST_CKPT_MARGIN", "5", 1);
+	a = machine(f, 0);
+	for (int i = 0; i < 40; i++) {
+		snprintf(id, sizeof id, "p%d", i);
+		put(a, id, "{\"v\":1}");
+	}
+	assert_int_equal(mb_error_log(a, "e", "m"), 0);
+	assert_int_equal(mb_snapshot(a, NULL, NULL), 0);
+	assert_int_equal(stat_of(a, "cluster", "checkpoint_failures"), 0);
+	assert_true(stat_of(a, "cluster", "checkpoint_seq") >= 41);
+	for (int i = 40; i < 50; i++) {
+		snprintf(id, sizeof id, "p%d", i);
+		put(a, id, "{\"v\":2}");
+	}
+	assert_int_equal(mb_cluster_status(a, &ci), 0);
+	assert_true(ci.first_seq > 1);              /* purged */
+	b = machine(f, 1);                          /* from the checkpoint, then the tail */
+	assert_int_equal(page_int(b, "p3", "v"), 1);
+	assert_int_equal(page_int(b, "p45", "v"), 2);
+	assert_same_state(a, b);
+	put(b, "fromb", "{}");
+	assert_same_state(a, b);
+	mb_close(b);
+	/* machine 1 away while the stream is purged past its end: at its next
+	 * open it starts again from the cluster's checkpoint */
+	for (int i = 50; i < 70; i++) {
+		snprintf(id, sizeof id, "p%d", i);
+		put(a, id, "{\"v\":3}");
+	}
+	assert_int_equal(mb_snapshot(a, NULL, NULL), 0);
+	put(a, "after", "{}");
+	assert_int_equal(mb_cluster_status(a, &ci), 0);
+	assert_true(ci.first_seq > 53);
+	b = machine(f, 1);
+	assert_int_equal(page_int(b, "p65", "v"), 3);
+	assert_same_state(a, b);
+	put(b, "fromb2", "{}");
+	assert_same_state(a, b);
+	assert_rebuild_same(b);
+	{
+		char *r = NULL;
+		char path[4200];
+		mpath(f, 1, path, sizeof path);
+		mb_close(b);
+		if (mb_journal_verify(path, &r)) fail_msg("verify: %s", r);
+		mb_free(r);
+	}
+	mb_close(a);
+	unsetenv("MEMBANK_TEST_CKPT_MARGIN");
+}
+
 /* ------------------------------------------------------------ workload */
 
 /* One writer process of machine @m: @n rounds of every operation kind.
@@ -968,6 +1031,7 @@ int main(int argc, char **argv)
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_recreated_stream_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unreachable_cluster, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bootstrap_after_purge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_machines_three_writers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_three_machines_two_writers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_nodes_killed, setup, teardown),
