@@ -164,6 +164,8 @@ static char *slurp(const char *path, size_t *len)
 		p = NULL;
 	}
 	fclose(fp);
+	if (p)
+		p[n] = '\0';
 	*len = (size_t)n;
 	return p;
 }
