@@ -284,6 +284,14 @@ static void test_binding(void **state)
 	assert_int_equal(mb_page_put(x, "l", "{}", 2), 0);
 	mb_cluster_info ci;
 	assert_int_equal(mb_cluster_status(x, &ci), MB_EINVAL);
+	assert_non_null(strstr(mb_last_error(x), "not bound to a cluster"));
+	assert_int_equal(mb_catch_up(x), 0);
+	{
+		char *st = NULL;
+		assert_int_equal(mb_stats(x, &st), 0);
+		assert_non_null(strstr(st, "\"cluster\":null}"));
+		mb_free(st);
+	}
 	mb_close(x);
 	x = NULL;
 	assert_int_equal(open_m(f, 1, f->url, &x), MB_EINVAL);
@@ -541,13 +549,11 @@ static int64_t mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Delete stream @name (libnats: the library never deletes one). */
-static void delete_stream(const char *name)
+/* A connection of the test's own (libnats directly). */
+static natsConnection *raw_connect(void)
 {
 	natsConnection *nc = NULL;
 	natsOptions *no = NULL;
-	jsCtx *js = NULL;
-	jsErrCode e = 0;
 	char hosts[4096], srv[8][300];
 	const char *list[8];
 	int n = 0;
@@ -562,11 +568,62 @@ static void delete_stream(const char *name)
 	assert_int_equal(natsOptions_Create(&no), NATS_OK);
 	assert_int_equal(natsOptions_SetServers(no, list, n), NATS_OK);
 	assert_int_equal(natsConnection_Connect(&nc, no), NATS_OK);
+	natsOptions_Destroy(no);
+	return nc;
+}
+
+/* Delete stream @name (the library never deletes one). */
+static void delete_stream(const char *name)
+{
+	natsConnection *nc = raw_connect();
+	jsCtx *js = NULL;
+	jsErrCode e = 0;
+
 	assert_int_equal(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
 	assert_int_equal(js_DeleteStream(js, name, NULL, &e), NATS_OK);
 	jsCtx_Destroy(js);
 	natsConnection_Destroy(nc);
-	natsOptions_Destroy(no);
+}
+
+/* A message on the stream's subject that is not membank's: applied as
+ * nothing on every machine, counted, and the machines go on. */
+static void test_foreign_message(void **state)
+{
+	fx *f = *state;
+	natsConnection *nc = raw_connect();
+	jsCtx *js = NULL;
+	jsPubAck *ack = NULL;
+	jsErrCode e = 0;
+	mb_bank *a, *b;
+	char subject[128];
+
+	setenv("MEMBANK_TEST_NO_FOLLOW", "1", 1);
+	a = machine(f, 0);
+	put(a, "p", "{\"v\":1}");
+	snprintf(subject, sizeof subject, "membank.%s", f->stream);
+	assert_int_equal(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+	assert_int_equal(js_Publish(&ack, js, subject, "hello", 5, NULL, &e), NATS_OK);
+	jsPubAck_Destroy(ack);
+	assert_int_equal(js_Publish(&ack, js, subject, "MBS1\x01garbage-not-a-record", 26, NULL,
+	                            &e), NATS_OK);
+	jsPubAck_Destroy(ack);
+	jsCtx_Destroy(js);
+	natsConnection_Destroy(nc);
+	assert_int_equal(mb_catch_up(a), 0);
+	assert_int_equal(stat_of(a, "cluster", "foreign_skipped"), 2);
+	assert_int_equal(stat_of(a, "journal", "last_seq"), 3);
+	put(a, "q", "{}");
+	b = machine(f, 1);
+	assert_int_equal(stat_of(b, "cluster", "foreign_skipped"), 2);
+	assert_int_equal(page_int(b, "p", "v"), 1);
+	put(b, "r", "{}");
+	assert_same_state(a, b);
+	assert_int_equal(stat_of(b, "journal", "last_seq"), 5);
+	assert_int_equal(stat_of(b, "cluster", "lag_records"), 0);
+	assert_rebuild_same(b);
+	mb_close(a);
+	mb_close(b);
+	unsetenv("MEMBANK_TEST_NO_FOLLOW");
 }
 
 /* A stream deleted and created again under a machine: the machine refuses
@@ -1031,6 +1088,7 @@ int main(int argc, char **argv)
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_leader_killed_after_publish_other_wrote, setup,
 		                                teardown),
+		cmocka_unit_test_setup_teardown(test_foreign_message, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recreated_stream_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unreachable_cluster, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bootstrap_after_purge, setup, teardown),
