@@ -335,7 +335,8 @@ static bool nats_usable(void)
 	return ok;
 }
 
-static int connect_to(mb_bank *b, const void *tag, mbs_conn **out)
+/* @deadline_ms: 0 for the handle's (half the write bound). */
+static int connect_within(mb_bank *b, const void *tag, mbs_conn **out, uint32_t deadline_ms)
 {
 	mbs_options o;
 	int rc;
@@ -346,10 +347,17 @@ static int connect_to(mb_bank *b, const void *tag, mbs_conn **out)
 		               "had used NATS (libnats cannot be used across fork()): open banks on a "
 		               "stream in a process started afresh (exec)", b->cl->redacted);
 	conn_options(b->cl, &o);
+	if (deadline_ms && deadline_ms < o.deadline_ms)
+		o.deadline_ms = o.timeout_ms = deadline_ms;
 	if ((rc = mbs_connect(&o, out)))
 		return stream_fail(b, tag, rc, "cannot connect", mbs_connect_errmsg());
 	atomic_store(&b->cl->contact_us, wall_us());
 	return 0;
+}
+
+static int connect_to(mb_bank *b, const void *tag, mbs_conn **out)
+{
+	return connect_within(b, tag, out, 0);
 }
 
 /* Under c->mu: the handle's connection, made again when it is missing. */
@@ -769,8 +777,9 @@ static void *follow(void *arg)
 		uint64_t applied;
 		int r;
 
+		/* a short connect: mb_close() waits for this thread */
 		if ((fd < 0 && (fd = follow_lock(b)) < 0) ||
-		    (!conn && connect_to(b, &quiet, &conn))) {
+		    (!conn && connect_within(b, &quiet, &conn, FOLLOW_RETRY_MS))) {
 			if (follow_nap(c, FOLLOW_RETRY_MS))
 				break;
 			continue;
