@@ -89,6 +89,14 @@ class Options(ctypes.Structure):
         ("defer_auto_checkpoint", ctypes.c_bool),
         ("progress", ctypes.c_void_p),     # mb_progress_fn (unused: NULL)
         ("progress_ctx", ctypes.c_void_p),
+        # the journal on a NATS JetStream stream (issue 16): the layout only
+        ("journal_url", ctypes.c_char_p),
+        ("journal_creds", ctypes.c_char_p),
+        ("journal_tls_ca", ctypes.c_char_p),
+        ("journal_tls_cert", ctypes.c_char_p),
+        ("journal_tls_key", ctypes.c_char_p),
+        ("journal_replicas", ctypes.c_uint32),
+        ("journal_timeout_ms", ctypes.c_uint32),
     ]
 
 
