@@ -299,6 +299,44 @@ static void test_binding(void **state)
 	assert_null(x);
 }
 
+/* A cluster with a password (cluster.py --auth user): the URL's
+ * credentials work, and appear nowhere: not in membank.json, cluster.json,
+ * stats, status or messages; without them the open is refused (MB_EPERM). */
+static void test_credentials(void **state)
+{
+	fx *f = *state;
+	const char *pass = getenv("MEMBANK_TEST_NATS_PASS");
+	char path[4300], *text, *st = NULL;
+	size_t len;
+	mb_cluster_info ci;
+	mb_bank *a, *x = NULL;
+
+	if (!pass)
+		skip();
+	a = machine(f, 0);
+	put(a, "p", "{}");
+	assert_int_equal(mb_stats(a, &st), 0);
+	assert_null(strstr(st, pass));
+	mb_free(st);
+	assert_int_equal(mb_cluster_status(a, &ci), 0);
+	assert_true(ci.reachable);
+	assert_null(strstr(ci.url, pass));
+	mb_close(a);
+	for (int i = 0; i < 2; i++) {
+		mpath(f, 0, path, sizeof path);
+		strcat(path, i ? "/cluster.json" : "/membank.json");
+		text = slurp(path, &len);
+		assert_non_null(text);
+		assert_null(strstr(text, pass));
+		assert_null(strchr(text, '@'));
+		free(text);
+	}
+	/* membank.json's URL has no credentials: refused, and said so */
+	assert_int_equal(open_m(f, 0, NULL, &x), MB_EPERM);
+	assert_null(strstr(mb_last_error(NULL), pass));
+	assert_null(x);
+}
+
 /* A machine behind the stream: its write meets "wrong last sequence",
  * catches up and runs again, checking every member against the new state
  * (a merge lands on the other machine's page; a delete of a page the other
@@ -1081,6 +1119,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_two_machines, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_binding, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_credentials, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_conflict, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_leader_killed_after_publish, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_leader_killed_after_append, setup, teardown),
