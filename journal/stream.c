@@ -187,8 +187,15 @@ static natsStatus set_options(natsOptions *no, const mbs_options *o, const mbs_u
 	if (s == NATS_OK && u->tls && o->tls_cert)
 		s = natsOptions_LoadCertificatesChain(no, o->tls_cert,
 		                                      o->tls_key ? o->tls_key : o->tls_cert);
-	if (s == NATS_OK && o->creds_file)
+	if (s == NATS_OK && o->creds_file) {
+		/* libnats reads it at each connect: a bad one would look like
+		 * a refusal; say what it is now. */
+		FILE *f = fopen(o->creds_file, "re");
+		if (!f)
+			return NATS_NOT_FOUND;
+		fclose(f);
 		s = natsOptions_SetUserCredentialsFromFiles(no, o->creds_file, NULL);
+	}
 	return s;
 }
 
@@ -239,21 +246,27 @@ int mbs_connect(const mbs_options *o, mbs_conn **out)
 	free(u);
 	if (s != NATS_OK) {
 		natsOptions_Destroy(no);
-		cfail("%s: connection options: %s%s",
+		cfail("%s: connection options: %s%s%s",
 		         c->redacted, natsStatus_GetText(s),
+		         s == NATS_NOT_FOUND && o->creds_file ? ": cannot read the credentials "
+		         "file " : "", s == NATS_NOT_FOUND && o->creds_file ? o->creds_file :
 		         tls ? " (check the CA, certificate and key files)" : "");
 		free(c);
 		return s == NATS_NO_MEMORY ? MBJ_ENOMEM : MBJ_EINVAL;
 	}
 	int64_t deadline = mbs_now_ms() + c->deadline_ms, step = 20;
+	/* No server answering (yet): retried until the deadline.  Anything
+	 * else (refused, a bad credentials file) fails at once. */
 	for (;;) {
 		s = natsConnection_Connect(&c->nc, no);
-		if (s == NATS_OK || mbs_auth_failure(s) || !mbs_backoff(deadline, &step))
+		if (s == NATS_OK || !(s == NATS_NO_SERVER || mbs_retryable(s, 0)) ||
+		    !mbs_backoff(deadline, &step))
 			break;
 	}
 	natsOptions_Destroy(no);
 	if (s != NATS_OK) {
-		rc = mbs_auth_failure(s) ? MBS_EAUTH : MBS_ETIMEOUT;
+		rc = mbs_auth_failure(s) ? MBS_EAUTH :
+		     s == NATS_NO_SERVER || mbs_retryable(s, 0) ? MBS_ETIMEOUT : MBJ_EIO;
 		cfail("%s: cannot connect: %s%s",
 		         c->redacted, mbs_why(s, 0, w, sizeof w),
 		         s == NATS_SECURE_CONNECTION_WANTED ?
@@ -766,8 +779,13 @@ int mbs_wait_beyond(mbs_conn *c, uint64_t seq, uint32_t timeout_ms)
 		 * landed before is in the stream's last seq. */
 		mbs_info info;
 		int rc = mbs_stream_info(c, &info);
-		if (rc)
+		if (rc) {
+			/* Not known what landed before: subscribe again next time. */
+			natsSubscription_Unsubscribe(c->watch);
+			natsSubscription_Destroy(c->watch);
+			c->watch = NULL;
 			return rc;
+		}
 		if (info.last_seq > seq)
 			return 1;
 	}

@@ -8,8 +8,12 @@
  * writes calls mb_catch_up(); waits are bounded loops for broken runs,
  * scaled by MEMBANK_TEST_SLOW.
  */
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <time.h>
+
+#include <nats/nats.h>
 
 #include "bank.h"
 #include "group.h"
@@ -59,6 +63,13 @@ static int teardown(void **state)
 	return 0;
 }
 
+static int nodes(void)
+{
+	const char *n = getenv("MEMBANK_TEST_NATS_NODES");
+
+	return n ? atoi(n) : 1;
+}
+
 static void mpath(const fx *f, int m, char *out, size_t cap)
 {
 	snprintf(out, cap, "%s/m%d", f->dir, m);
@@ -73,6 +84,7 @@ static int open_m(const fx *f, int m, const char *url, mb_bank **out)
 	o.journal_url = url;
 	o.durability = MB_DURABILITY_FAST;
 	o.journal_timeout_ms = 20000u * (unsigned)slow();
+	o.journal_replicas = (uint32_t)nodes();
 	mpath(f, m, path, sizeof path);
 	return mb_open(path, &o, out);
 }
@@ -484,6 +496,157 @@ static void test_leader_killed_after_publish_other_wrote(void **state)
 	leader_killed(*state, "publish", true);
 }
 
+/* ------------------------------------------------------ the cluster */
+
+/* One command to tests/nats/cluster.py ("kill 1", "restart 1", "wait",
+ * "leader STREAM"); its answer ("ok", "ok N", "error ..."). */
+static void control(const char *cmd, char *ans, size_t cap)
+{
+	static FILE *cfp;
+	const char *ctl = getenv("MEMBANK_TEST_NATS_CONTROL");
+	const char *rep = getenv("MEMBANK_TEST_NATS_CONTROL_REPLY");
+	FILE *fp;
+
+	assert_non_null(ctl);
+	assert_non_null(rep);
+	/* kept open: cluster.py reads commands until the writer closes, and a
+	 * command written as it reaches that end and closes would be lost */
+	if (!cfp)
+		cfp = fopen(ctl, "w");
+	assert_non_null(cfp);
+	fprintf(cfp, "%s\n", cmd);
+	fflush(cfp);
+	/* an open that meets the previous answer's writer still closing reads
+	 * nothing: open again, the answer comes with the next writer */
+	ans[0] = '\0';
+	for (int tries = 0; !ans[0] && tries < 100; tries++) {
+		fp = fopen(rep, "r");
+		assert_non_null(fp);
+		if (!fgets(ans, (int)cap, fp))
+			ans[0] = '\0';
+		fclose(fp);
+	}
+	if (strncmp(ans, "ok", 2))
+		fail_msg("cluster.py %s: %s", cmd, ans);
+}
+
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Delete stream @name (libnats: the library never deletes one). */
+static void delete_stream(const char *name)
+{
+	natsConnection *nc = NULL;
+	natsOptions *no = NULL;
+	jsCtx *js = NULL;
+	jsErrCode e = 0;
+	char hosts[4096], srv[8][300];
+	const char *list[8];
+	int n = 0;
+
+	/* "nats://h1:p1,h2:p2" (no credentials in this suite's cluster) */
+	snprintf(hosts, sizeof hosts, "%s", strstr(getenv("MEMBANK_TEST_NATS_URL"), "://") + 3);
+	for (char *h = strtok(hosts, ","); h && n < 8; h = strtok(NULL, ",")) {
+		snprintf(srv[n], sizeof srv[n], "nats://%s", h);
+		list[n] = srv[n];
+		n++;
+	}
+	assert_int_equal(natsOptions_Create(&no), NATS_OK);
+	assert_int_equal(natsOptions_SetServers(no, list, n), NATS_OK);
+	assert_int_equal(natsConnection_Connect(&nc, no), NATS_OK);
+	assert_int_equal(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+	assert_int_equal(js_DeleteStream(js, name, NULL, &e), NATS_OK);
+	jsCtx_Destroy(js);
+	natsConnection_Destroy(nc);
+	natsOptions_Destroy(no);
+}
+
+/* A stream deleted and created again under a machine: the machine refuses
+ * writes (MB_EDIVERGED, naming why) and still serves reads. */
+static void test_recreated_stream_refused(void **state)
+{
+	fx *f = *state;
+	mb_bank *a = machine(f, 0), *c;
+	mb_cluster_info ci;
+
+	setenv("MEMBANK_TEST_NO_FOLLOW", "1", 1);
+	put(a, "p1", "{\"v\":1}");
+	put(a, "p2", "{\"v\":2}");
+	mb_close(a);
+	delete_stream(f->stream);
+	c = machine(f, 1);                 /* creates the stream anew */
+	for (int i = 0; i < 3; i++)
+		put(c, "q", "{}");             /* past where machine 0 was */
+	mb_close(c);
+	a = machine(f, 0);
+	assert_int_equal(page_int(a, "p1", "v"), 1);   /* reads served */
+	assert_int_equal(mb_page_put(a, "p3", "{}", 2), MB_EDIVERGED);
+	assert_non_null(strstr(mb_last_error(a), "created again"));
+	assert_null(get_page(a, "q"));
+	assert_int_equal(mb_cluster_status(a, &ci), 0);
+	assert_true(ci.diverged);
+	assert_true(ci.reachable);
+	assert_int_equal(ci.applied_seq, 2);
+	assert_int_equal(ci.last_seq, 3);
+	assert_int_equal(stat_of(a, "cluster", "applied_seq"), 2);
+	mb_close(a);
+	unsetenv("MEMBANK_TEST_NO_FOLLOW");
+}
+
+/* Every node down: a write fails with MB_EUNAVAIL within the bound, reads
+ * serve the local copy, stats say how stale; the nodes back, writes go on. */
+static void test_unreachable_cluster(void **state)
+{
+	fx *f = *state;
+	mb_bank *a = NULL;
+	char path[4200], ans[128], cmd[32];
+	mb_options o;
+	int64_t t0, took;
+	uint32_t bound = 4000u * (unsigned)slow();
+	cJSON *p;
+
+	mb_options_init(&o);
+	o.journal_url = f->url;
+	o.durability = MB_DURABILITY_FAST;
+	o.journal_timeout_ms = bound;
+	mpath(f, 0, path, sizeof path);
+	assert_int_equal(mb_open(path, &o, &a), 0);
+	put(a, "p", "{\"v\":1}");
+	/* stopped (SIGSTOP), not killed: a node restarted alone waits for a
+	 * quorum that is not there */
+	for (int i = 0; i < nodes(); i++) {
+		snprintf(cmd, sizeof cmd, "stop %d", i);
+		control(cmd, ans, sizeof ans);
+	}
+	t0 = mono_ms();
+	assert_int_equal(mb_page_put(a, "p", "{\"v\":2}", (size_t)-1), MB_EUNAVAIL);
+	took = mono_ms() - t0;
+	assert_true(took <= (int64_t)bound * 2 + 2000);
+	assert_non_null(strstr(mb_last_error(a), f->stream));
+	p = get_page(a, "p");                 /* reads: this machine's copy */
+	assert_non_null(p);
+	assert_int_equal((int)num_at(p, "properties", "v"), 1);
+	cJSON_Delete(p);
+	assert_true(stat_of(a, "cluster", "since_contact_ms") >= (uint64_t)bound / 4);
+	assert_int_equal(mb_catch_up(a), MB_EUNAVAIL);
+	for (int i = 0; i < nodes(); i++) {
+		snprintf(cmd, sizeof cmd, "cont %d", i);
+		control(cmd, ans, sizeof ans);
+	}
+	control("wait", ans, sizeof ans);
+	mb_close(a);
+	a = machine(f, 0);                    /* the longer bound again */
+	put(a, "p", "{\"v\":3}");
+	assert_int_equal(page_int(a, "p", "v"), 3);
+	mb_close(a);
+}
+
 /* ------------------------------------------------------------ workload */
 
 /* One writer process of machine @m: @n rounds of every operation kind.
@@ -588,6 +751,133 @@ static void test_three_machines_two_writers(void **state)
 	workload(*state, 3, 2, 20);
 }
 
+/* ------------------------------------------------------ nodes killed */
+
+/* A writer through node failures: @n puts of its own pages; the id of each
+ * acknowledged one goes to @acks.  A write that fails with MB_EUNAVAIL (an
+ * election longer than the bound) is not acknowledged, and not retried. */
+static int role_churn(const fx *f, int m, int p, int n, const char *acks)
+{
+	FILE *ack = fopen(acks, "w");
+	mb_bank *b = NULL;
+	char id[64];
+	int rc = 0;
+
+	if (!ack || open_m(f, m, f->url, &b))
+		return 10;
+	for (int i = 0; i < n; i++) {
+		snprintf(id, sizeof id, "m%dp%dk%d", m, p, i);
+		rc = mb_page_put(b, id, "{\"k\":1}", (size_t)-1);
+		if (rc == 0) {
+			fprintf(ack, "%s\n", id);
+			fflush(ack);
+		} else if (rc != MB_EUNAVAIL) {
+			fprintf(stderr, "%s: %s\n", id, mb_last_error(b));
+			break;
+		}
+		rc = 0;
+	}
+	mb_close(b);
+	fclose(ack);
+	return rc ? 1 : 0;
+}
+
+/* Until the stream has @more records past now (bounded). */
+static void progress(mb_bank *b, uint64_t more)
+{
+	mb_cluster_info ci;
+	uint64_t from = 0;
+
+	for (int i = 0; i < WAIT_S * 10 * slow(); i++) {
+		if (mb_cluster_status(b, &ci) == 0 && ci.reachable) {
+			if (!from)
+				from = ci.last_seq + 1;
+			if (ci.last_seq >= from + more - 1)
+				return;
+		}
+		usleep(100000);
+	}
+	fail_msg("the stream did not grow by %llu records", (unsigned long long)more);
+}
+
+/* kill -9 a follower node, then the leader node, during a workload of two
+ * machines (two writers each), restarting each: no acknowledged write lost,
+ * none twice, every machine the same. */
+static void test_nodes_killed(void **state)
+{
+	fx *f = *state;
+	mb_bank *m[2];
+	pid_t pid[4];
+	char ans[128], cmd[128], acks[4][4300];
+	int k = 0, leader, follower, n = 150;
+
+	if (nodes() < 3)
+		skip();
+	for (int i = 0; i < 2; i++)
+		m[i] = machine(f, i);
+	for (int i = 0; i < 2; i++)
+		for (int p = 0; p < 2; p++) {
+			char ms[8], ps[8], ns[8];
+			snprintf(ms, sizeof ms, "%d", i);
+			snprintf(ps, sizeof ps, "%d", p);
+			snprintf(ns, sizeof ns, "%d", n);
+			snprintf(acks[k], sizeof acks[k], "%s/acks%d", f->dir, k);
+			pid[k] = spawn((const char *[]){ "churn", f->dir, f->url, ms, ps, ns, acks[k],
+			                                 NULL });
+			k++;
+		}
+	progress(m[0], 40);
+	{
+		mb_cluster_info ci;   /* cluster.py names its servers n1, n2, ... */
+		assert_int_equal(mb_cluster_status(m[0], &ci), 0);
+		assert_true(ci.reachable);
+		assert_int_equal(ci.leader[0], 'n');
+		leader = atoi(ci.leader + 1) - 1;
+		assert_true(leader >= 0 && leader < nodes());
+		assert_int_equal(ci.replicas, (uint32_t)nodes());
+	}
+	follower = (leader + 1) % nodes();
+	snprintf(cmd, sizeof cmd, "kill %d", follower);
+	control(cmd, ans, sizeof ans);
+	progress(m[0], 40);
+	snprintf(cmd, sizeof cmd, "restart %d", follower);
+	control(cmd, ans, sizeof ans);
+	snprintf(cmd, sizeof cmd, "kill %d", leader);
+	control(cmd, ans, sizeof ans);
+	progress(m[1], 40);
+	snprintf(cmd, sizeof cmd, "restart %d", leader);
+	control(cmd, ans, sizeof ans);
+	control("wait", ans, sizeof ans);
+	for (int i = 0; i < k; i++)
+		assert_int_equal(wait_child(pid[i], WAIT_S * 2 * slow()), 0);
+	assert_same_state(m[0], m[1]);
+	for (int i = 0; i < k; i++) {
+		FILE *fp = fopen(acks[i], "r");
+		char line[128];
+		int acked = 0;
+		assert_non_null(fp);
+		while (fgets(line, sizeof line, fp)) {
+			line[strcspn(line, "\n")] = '\0';
+			for (int j = 0; j < 2; j++)
+				assert_int_equal(page_int(m[j], line, "k"), 1);
+			acked++;
+		}
+		fclose(fp);
+		assert_true(acked > 0);
+	}
+	/* none twice: each page's put is in the journal at most once */
+	for (int i = 0; i < 2; i++)
+		for (int p = 0; p < 2; p++)
+			for (int j = 0; j < n; j++) {
+				char id[64];
+				snprintf(id, sizeof id, "m%dp%dk%d", i, p, j);
+				assert_true(puts_in_journal(f, 0, id) <= 1);
+			}
+	assert_same_snapshots(f, m, 2);
+	for (int i = 0; i < 2; i++)
+		mb_close(m[i]);
+}
+
 /* A child started by spawn(): argv = prog --role ROLE DIR URL ARGS... */
 static int role(int argc, char **argv)
 {
@@ -601,6 +891,8 @@ static int role(int argc, char **argv)
 		return role_put(&f, atoi(argv[5]), argv[6]);
 	if (!strcmp(argv[2], "work") && argc == 8)
 		return work(&f, atoi(argv[5]), atoi(argv[6]), atoi(argv[7]));
+	if (!strcmp(argv[2], "churn") && argc == 9)
+		return role_churn(&f, atoi(argv[5]), atoi(argv[6]), atoi(argv[7]), argv[8]);
 	if (!strcmp(argv[2], "leader") && argc == 10)
 		return role_leader(&f, atoi(argv[5]), argv[6], atoi(argv[7]), atoi(argv[8]),
 		                   atoi(argv[9]));
@@ -619,8 +911,11 @@ int main(int argc, char **argv)
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_leader_killed_after_publish_other_wrote, setup,
 		                                teardown),
+		cmocka_unit_test_setup_teardown(test_recreated_stream_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unreachable_cluster, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_machines_three_writers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_three_machines_two_writers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_nodes_killed, setup, teardown),
 	};
 
 	if (argc > 2 && !strcmp(argv[1], "--role"))

@@ -586,10 +586,14 @@ struct waiter {
 	mbs_conn *c;
 	uint64_t seq;
 	int rc;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	int subscribed;
 };
+
+static void *wait_thread(void *arg)
+{
+	struct waiter *w = arg;
+	w->rc = mbs_wait_beyond(w->c, w->seq, 60000);
+	return NULL;
+}
 
 static void test_wait_beyond(void **state)
 {
@@ -612,8 +616,88 @@ static void test_wait_beyond(void **state)
 	assert_true(t1.tv_sec - t0.tv_sec < 30);
 	/* seen once: the next wait blocks again */
 	assert_int_equal(mbs_wait_beyond(b, 2, 200), 0);
+	/* a waiter blocked in another thread wakes on the publish: whether it
+	 * blocks before or after it, the subscription (made at the first
+	 * call) has seen it, so the outcome does not depend on timing */
+	struct waiter w = { .c = b, .seq = 2, .rc = -99 };
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, wait_thread, &w), 0);
+	assert_int_equal(pub(a, 2, "w3", 1, "c", 1), 3);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(w.rc, 1);
 	mbs_close(a);
 	mbs_close(b);
+}
+
+/* The stream deleted, then recreated empty, under a connection: every
+ * call says so (no stream; then a conflict and "behind"), nothing is
+ * appended to the new stream by a publish meant for the old one. */
+static void test_recreated(void **state)
+{
+	(void)state;
+	char s[80];
+	stream_name(s, sizeof s, "re");
+	mbs_conn *c = open_stream(s, true);
+	mbs_info before, after;
+	assert_int_equal(mbs_stream_info(c, &before), 0);
+	for (uint64_t i = 0; i < 5; i++) {
+		char id[16];
+		snprintf(id, sizeof id, "a%" PRIu64, i);
+		assert_int_equal(pub(c, i, id, 1, "x", 1), i + 1);
+	}
+	got g = { 0 };
+	assert_int_equal(mbs_fetch(c, 1, 2, collect, &g), 0);   /* a cached consumer */
+	jsCtx *js;
+	natsConnection *nc = raw_conn(&js);
+	assert_int_equal(js_DeleteStream(js, s, NULL, NULL), NATS_OK);
+	raw_close(nc, js);
+	uint64_t seq = 0;
+	assert_int_equal(mbs_publish(c, 5, "a5", 1, 0, "x", 1, &seq), MBS_ENOSTREAM);
+	assert_non_null(strstr(mbs_errmsg(c), "no stream"));
+	assert_int_equal(mbs_fetch(c, 3, 0, collect, &g), MBS_ENOSTREAM);
+	assert_int_equal(mbs_stream_info(c, &after), MBS_ENOSTREAM);
+	assert_int_equal(mbs_stream_ensure(c, nodes(), false, &after), MBS_ENOSTREAM);
+	/* recreated: a new creation time; the old end is past the new one */
+	assert_int_equal(mbs_stream_ensure(c, nodes(), true, &after), 0);
+	assert_string_not_equal(after.created, before.created);
+	assert_int_equal(after.last_seq, 0);
+	assert_int_equal(mbs_publish(c, 5, "a5", 1, 0, "x", 1, &seq), MBS_ECONFLICT);
+	memset(&g, 0, sizeof g);
+	assert_int_equal(mbs_fetch(c, 3, 5, collect, &g), MBS_EBEHIND);
+	assert_int_equal(g.n, 0);
+	assert_int_equal(mbs_stream_info(c, &after), 0);
+	assert_int_equal(after.msgs, 0);
+	mbs_close(c);
+}
+
+/* Nothing listens: connect fails with MBS_ETIMEOUT after its deadline
+ * (bounded), saying why. */
+static void test_unreachable(void **state)
+{
+	(void)state;
+	mbs_options o = { 0 };
+	o.url = "nats://127.0.0.1:1/S";
+	o.timeout_ms = 500;
+	o.deadline_ms = 1500;
+	mbs_conn *c = NULL;
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(mbs_connect(&o, &c), MBS_ETIMEOUT);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_null(c);
+	assert_non_null(strstr(mbs_connect_errmsg(), "cannot connect"));
+	assert_non_null(strstr(mbs_connect_errmsg(), "nats://127.0.0.1:1/S"));
+	assert_true(t1.tv_sec - t0.tv_sec >= 1);    /* it did retry */
+	assert_true(t1.tv_sec - t0.tv_sec < 30);    /* bounded */
+	/* a credentials file that cannot be read: said at once, by name */
+	o.url = "nats://127.0.0.1:4222/S";
+	o.creds_file = "/nonexistent/membank.creds";
+	o.deadline_ms = 60000;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(mbs_connect(&o, &c), MBJ_EINVAL);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_true(t1.tv_sec - t0.tv_sec < 30);
+	assert_non_null(strstr(mbs_connect_errmsg(), "/nonexistent/membank.creds"));
 }
 
 /* --- auth -------------------------------------------------------------- */
@@ -900,7 +984,8 @@ static void test_checkpoint(void **state)
 /* --- failover ---------------------------------------------------------- */
 
 /* Ask cluster.py (the wrapper) to act on the servers: "kill I", "stop I",
- * "cont I", "restart I", "wait".  Synchronous: returns once it is done. */
+ * "cont I", "restart I", "spawn I", "wait".  Synchronous: returns once it
+ * is done. */
 static void control(const char *fmt, ...)
 {
 	const char *ctl = getenv("MEMBANK_TEST_NATS_CONTROL");
@@ -1019,6 +1104,33 @@ static void test_failover(void **state)
 	assert_int_equal(k.bad, 0);
 	print_message("failover: %" PRIu64 " acknowledged, all there; %d acks lost and "
 	              "found by reading\n", total, conflicts_ours);
+	/* every server down: a publish fails after its deadline (bounded),
+	 * MBS_ETIMEOUT; once they are back, the same connection goes on */
+	char url[MBS_URL_MAX];
+	url_of(url, sizeof url, base_url(), s);
+	mbs_options o = opts_for(url);
+	o.timeout_ms = 1000;
+	o.deadline_ms = 3000;
+	mbs_conn *q = NULL;
+	assert_int_equal(mbs_connect(&o, &q), 0);
+	for (int i = 0; i < 3; i++)
+		control("kill %d", i);
+	struct timespec t0, t1;
+	uint64_t seq = 0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(mbs_publish(q, total, "down", 1, 0, "d", 1, &seq), MBS_ETIMEOUT);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_true(t1.tv_sec - t0.tv_sec < 60);
+	assert_non_null(strstr(mbs_errmsg(q), "retried until the deadline"));
+	for (int i = 0; i < 3; i++)
+		control("spawn %d", i);
+	control("wait");
+	mbs_close(q);
+	o.deadline_ms = 60000;
+	assert_int_equal(mbs_connect(&o, &q), 0);
+	assert_int_equal(mbs_publish(q, total, "up", 1, 0, "u", 1, &seq), 0);
+	assert_int_equal(seq, total + 1);
+	mbs_close(q);
 	mbs_close(c);
 }
 
@@ -1037,6 +1149,8 @@ int main(void)
 		cmocka_unit_test(test_foreign_message),
 		cmocka_unit_test(test_wait_beyond),
 		cmocka_unit_test(test_checkpoint),
+		cmocka_unit_test(test_recreated),
+		cmocka_unit_test(test_unreachable),
 	};
 	const struct CMUnitTest auth[] = { cmocka_unit_test(test_auth) };
 	const struct CMUnitTest tls[] = { cmocka_unit_test(test_tls) };

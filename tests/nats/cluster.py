@@ -12,8 +12,9 @@ exports to PROGRAM:
     MEMBANK_TEST_NATS_PLAIN the same URL without credentials (auth tests)
     MEMBANK_TEST_NATS_USER / _PASS / _TOKEN  the credentials of the cluster
     MEMBANK_TEST_NATS_CA / _CERT / _KEY  with --tls: the test CA, a client cert+key
-    MEMBANK_TEST_NATS_CONTROL  a FIFO: write "kill I", "stop I", "cont I", "restart I",
-                            "wait"; then read one line ("ok" or "error ...") from
+    MEMBANK_TEST_NATS_CONTROL  a FIFO: write "kill I", "stop I", "cont I", "restart I"
+                            (then waits until ready), "spawn I" (restart, no
+                            wait), "wait"; then read one line ("ok" or "error ...") from
                             MEMBANK_TEST_NATS_CONTROL_REPLY.  How a C test kills the
                             leader at a chosen point.
     MEMBANK_TEST_NATS_NODES the number of nodes
@@ -40,7 +41,12 @@ import time
 import urllib.request
 
 NATS_SERVER = shutil.which('nats-server') or '/usr/sbin/nats-server'
+# setpriv --pdeathsig KILL: a server dies with the thread that started it,
+# even when this process is killed -9 (no atexit then).  Servers are started
+# by the thread that made the Cluster (the wrapper's main thread).
+SETPRIV = shutil.which('setpriv')
 _LIVE = []          # every Cluster not yet closed (atexit / signals stop them)
+_PROGRAM = []       # the wrapped program, stopped too on a signal
 
 
 def _free_port():
@@ -97,6 +103,7 @@ class Cluster:
         self.token = 'tok-' + secrets.token_hex(8)
         self.certs = None
         self.closed = False
+        self.lock = threading.RLock()   # spawn vs close: no server after close
         _LIVE.append(self)
         try:
             if self.tls:
@@ -159,14 +166,19 @@ class Cluster:
 
     def _spawn(self, i):
         nd = os.path.join(self.dir, self.name(i))
-        log = open(os.path.join(nd, 'server.log'), 'ab')
-        try:
-            self.procs[i] = subprocess.Popen(
-                [NATS_SERVER, '-c', os.path.join(nd, 'server.conf')],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True)
-        finally:
-            log.close()
+        cmd = [NATS_SERVER, '-c', os.path.join(nd, 'server.conf')]
+        if SETPRIV:
+            cmd = [SETPRIV, '--pdeathsig', 'KILL', '--'] + cmd
+        with self.lock:
+            if self.closed:
+                raise RuntimeError('cluster closed')
+            log = open(os.path.join(nd, 'server.log'), 'ab')
+            try:
+                self.procs[i] = subprocess.Popen(
+                    cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                    start_new_session=True)
+            finally:
+                log.close()
 
     # --- URLs ----------------------------------------------------------
     def url_for(self, nodes=None, creds=True, scheme=None):
@@ -279,18 +291,38 @@ class Cluster:
             p.wait()
         self.procs[i] = None
 
+    def _state(self, i):
+        try:
+            with open('/proc/%d/stat' % self.procs[i].pid) as f:
+                return f.read().rsplit(')', 1)[-1].split()[0]
+        except OSError:
+            return '?'
+
+    def _await_state(self, i, stopped, timeout=30.0):
+        """A signal is delivered asynchronously: return once node i is
+        (not) stopped, so that the caller acts on a known state."""
+        deadline = time.monotonic() + timeout
+        while (self._state(i) in ('T', 't')) != stopped:
+            if time.monotonic() > deadline:
+                raise TimeoutError('%s: still %s' % (self.name(i), self._state(i)))
+            time.sleep(0.005)
+
     def stop_node(self, i):
-        """SIGSTOP node i (it keeps its sockets, answers nothing)."""
+        """SIGSTOP node i (it keeps its sockets, answers nothing); returns
+        once it is stopped."""
         self.procs[i].send_signal(signal.SIGSTOP)
+        self._await_state(i, True)
 
     def cont(self, i):
         self.procs[i].send_signal(signal.SIGCONT)
+        self._await_state(i, False)
 
     def restart(self, i, wait=True):
         """Start node i again (same ports, same store) after a kill."""
-        if self.alive(i):
-            self._terminate(i)
-        self._spawn(i)
+        with self.lock:
+            if self.alive(i):
+                self._terminate(i)
+            self._spawn(i)
         if wait:
             self.wait_ready()
 
@@ -309,14 +341,15 @@ class Cluster:
         self.procs[i] = None
 
     def close(self):
-        if self.closed:
-            return
-        self.closed = True
-        for i in range(self.n):
-            try:
-                self._terminate(i)
-            except (OSError, ProcessLookupError):
-                pass
+        with self.lock:
+            if self.closed:
+                return
+            self.closed = True
+            for i in range(self.n):
+                try:
+                    self._terminate(i)
+                except (OSError, ProcessLookupError):
+                    pass
         if os.environ.get('MEMBANK_TEST_KEEP_NATS'):
             sys.stderr.write('cluster.py: kept %s\n' % self.dir)
         else:
@@ -340,6 +373,11 @@ atexit.register(_close_all)
 
 
 def _on_signal(signum, frame):
+    for p in _PROGRAM:
+        try:
+            p.terminate()
+        except OSError:
+            pass
     _close_all()
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
@@ -350,47 +388,61 @@ def install_signal_handlers():
         signal.signal(s, _on_signal)
 
 
-def _control_loop(c, ctl, reply, stop):
-    """Serve the FIFO commands of a wrapped program (see the module doc)."""
-    while not stop.is_set():
-        with open(ctl, 'r') as f:        # blocks until the program opens it
-            for line in f:
-                words = line.split()
+def _control_reader(ctl, reply, todo, done, stop):
+    """Read the FIFO commands of a wrapped program (see the module doc) and
+    hand each to the main thread (@todo), which starts and stops servers
+    (their parent-death signal is tied to it); write its answer back.
+
+    Both FIFOs stay open here (O_RDWR) for the whole run: a program's open
+    never meets a writer that is about to close (an EOF read as an empty
+    answer), and a command is never lost between two opens."""
+    rfd = os.open(ctl, os.O_RDWR)
+    wfd = os.open(reply, os.O_RDWR)
+    buf = b''
+    try:
+        while not stop.is_set():
+            chunk = os.read(rfd, 4096)
+            if not chunk:
+                return
+            buf += chunk
+            while b'\n' in buf:
+                line, buf = buf.split(b'\n', 1)
+                words = line.decode(errors='replace').split()
                 if not words:
                     continue
-                try:
-                    cmd = words[0]
-                    if cmd == 'quit':
-                        return
-                    i = int(words[1]) if len(words) > 1 and words[1].isdigit() else None
-                    if cmd == 'kill':
-                        c.kill(i)
-                    elif cmd == 'stop':
-                        c.stop_node(i)
-                    elif cmd == 'cont':
-                        c.cont(i)
-                    elif cmd == 'restart':
-                        c.restart(i)
-                    elif cmd == 'wait':
-                        c.wait_ready()
-                    elif cmd == 'leader':        # "leader STREAM": the index
-                        name = None
-                        deadline = time.monotonic() + 30
-                        while name is None and time.monotonic() < deadline:
-                            name = c.stream_leader(words[1])
-                            if name is None:
-                                time.sleep(0.1)
-                        if name is None:
-                            raise RuntimeError('no leader for ' + words[1])
-                        ans = 'ok %d' % c.index_of(name)
-                    else:
-                        raise ValueError('unknown command ' + cmd)
-                    if cmd != 'leader':
-                        ans = 'ok'
-                except Exception as e:           # told to the program, not fatal
-                    ans = 'error ' + str(e).replace('\n', ' ')[:400]
-                with open(reply, 'w') as r:
-                    r.write(ans + '\n')
+                if words[0] == 'quit':
+                    return
+                todo.put(words)
+                os.write(wfd, (done.get() + '\n').encode())
+    finally:
+        os.close(rfd)
+        os.close(wfd)
+
+
+def _control_do(c, words):
+    """One command, in the main thread: 'ok' or 'error ...'."""
+    try:
+        cmd = words[0]
+        i = int(words[1]) if len(words) > 1 and words[1].isdigit() else None
+        if cmd in ('kill', 'stop', 'cont', 'restart', 'spawn') and (i is None or not 0 <= i < c.n):
+            raise ValueError('%s needs a node index 0..%d' % (cmd, c.n - 1))
+        if cmd == 'kill':
+            c.kill(i)
+        elif cmd == 'stop':
+            c.stop_node(i)
+        elif cmd == 'cont':
+            c.cont(i)
+        elif cmd == 'restart':
+            c.restart(i)
+        elif cmd == 'spawn':             # restart without waiting (no quorum yet)
+            c.restart(i, wait=False)
+        elif cmd == 'wait':
+            c.wait_ready()
+        else:
+            raise ValueError('unknown command ' + cmd)
+        return 'ok'
+    except Exception as e:               # told to the program, not fatal
+        return 'error ' + str(e).replace('\n', ' ')[:400]
 
 
 def main(argv):
@@ -425,23 +477,35 @@ def main(argv):
         env.update(c.env())
         env['MEMBANK_TEST_NATS_CONTROL'] = ctl
         env['MEMBANK_TEST_NATS_CONTROL_REPLY'] = reply
-        stop = threading.Event()
-        t = threading.Thread(target=_control_loop, args=(c, ctl, reply, stop), daemon=True)
+        import queue
+        todo, done, stop = queue.Queue(), queue.Queue(), threading.Event()
+        t = threading.Thread(target=_control_reader, args=(ctl, reply, todo, done, stop),
+                             daemon=True)
         t.start()
         p = subprocess.Popen(prog, env=env)
+        _PROGRAM.append(p)
         try:
+            while True:
+                try:
+                    words = todo.get(timeout=0.05)
+                except queue.Empty:
+                    if p.poll() is not None:
+                        break
+                    continue
+                done.put(_control_do(c, words))
             rc = p.wait()
         except BaseException:
             p.kill()
             p.wait()
             raise
         stop.set()
-        try:      # wake the control thread if it waits for an opener
+        try:      # wake the control thread (it holds the FIFO open)
             fd = os.open(ctl, os.O_WRONLY | os.O_NONBLOCK)
             os.write(fd, b'quit\n')
             os.close(fd)
         except OSError:
             pass
+        t.join(timeout=10)
         return rc if rc >= 0 else 128 - rc
 
 

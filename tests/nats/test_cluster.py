@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""test_cluster.py - the test harness of the NATS tests (cluster.py) itself:
+servers answer, faults act on the chosen node, and no server outlives the
+harness, whether it ends normally, by SIGTERM, or its program fails."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import cluster  # noqa: E402
+
+CLUSTER_PY = os.path.join(HERE, 'cluster.py')
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie is dead for our purpose
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            return f.read().split(')')[-1].split()[0] != 'Z'
+    except OSError:
+        return False
+
+
+def wait_gone(pids, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not any(pid_alive(p) for p in pids):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@unittest.skipUnless(os.access(cluster.NATS_SERVER, os.X_OK), 'no nats-server')
+class TestCluster(unittest.TestCase):
+    def test_three_nodes_faults_and_cleanup(self):
+        with cluster.Cluster(nodes=3) as c:
+            d = c.dir
+            self.assertEqual(os.stat(d).st_mode & 0o777, 0o700)
+            pids = [p.pid for p in c.procs]
+            self.assertTrue(all(pid_alive(p) for p in pids))
+            meta = c._http(0, '/jsz').get('meta_cluster') or {}
+            self.assertEqual(meta.get('cluster_size'), 3)
+            self.assertTrue(meta.get('leader'))
+            self.assertTrue(c.url.startswith('nats://127.0.0.1:'))
+            self.assertEqual(c.url.count(','), 2)
+            # kill -9 node 1: reaped; restart: same port, ready again
+            c.kill(1)
+            self.assertFalse(pid_alive(pids[1]))
+            c.restart(1)
+            self.assertTrue(c.alive(1))
+            self.assertEqual(c._http(1, '/healthz').get('status'), 'ok')
+            # SIGSTOP / SIGCONT
+            c.stop_node(2)
+            with open('/proc/%d/stat' % c.procs[2].pid) as f:
+                self.assertEqual(f.read().split(')')[-1].split()[0], 'T')
+            c.cont(2)
+            c.wait_ready()
+            pids = [p.pid for p in c.procs]
+        # closed: every server gone, the directory removed
+        self.assertTrue(wait_gone(pids))
+        self.assertFalse(os.path.exists(d))
+
+    def test_auth_and_tls_config(self):
+        with cluster.Cluster(nodes=1, auth='token', tls=True) as c:
+            e = c.env()
+            self.assertTrue(e['MEMBANK_TEST_NATS_URL'].startswith('tls://' + c.token + '@'))
+            self.assertNotIn(c.token, e['MEMBANK_TEST_NATS_PLAIN'])
+            for k in ('MEMBANK_TEST_NATS_CA', 'MEMBANK_TEST_NATS_CERT', 'MEMBANK_TEST_NATS_KEY'):
+                self.assertTrue(os.path.isfile(e[k]))
+                self.assertEqual(os.stat(e[k]).st_mode & 0o777, 0o600)
+            with open(os.path.join(c.dir, 'n1', 'server.conf')) as f:
+                conf = f.read()
+            self.assertIn('max_payload: 64MB', conf)
+            self.assertIn('tls {', conf)
+            self.assertIn('listen: "127.0.0.1:', conf)
+
+    def wrapper(self, prog, sig=None):
+        """Run cluster.py as a wrapper around @prog; with @sig, send it to
+        the wrapper once the program is running.  Returns (rc, server pids)."""
+        with tempfile.TemporaryDirectory() as t:
+            mark = os.path.join(t, 'started')
+            script = 'pgrep -f "nats-server -c $(dirname $MEMBANK_TEST_NATS_CONTROL)/" > %s.tmp; ' \
+                     'echo $$ > %s.prog; mv %s.tmp %s; exec %s' % (mark, mark, mark, mark, prog)
+            p = subprocess.Popen([sys.executable, CLUSTER_PY, '--nodes', '3', '--', 'sh', '-c',
+                                  script], start_new_session=True)
+            deadline = time.monotonic() + 120
+            while not os.path.exists(mark) and time.monotonic() < deadline:
+                if p.poll() is not None:
+                    break
+                time.sleep(0.05)
+            if sig:
+                p.send_signal(sig)
+            rc = p.wait(timeout=120)
+            with open(mark) as f:
+                pids = [int(x) for x in f.read().split()]
+            with open(mark + '.prog') as f:
+                self.prog_pid = int(f.read())
+            return rc, pids
+
+    def test_wrapper_status_and_cleanup(self):
+        rc, pids = self.wrapper("sh -c 'exit 3'")
+        self.assertEqual(rc, 3)
+        self.assertEqual(len(pids), 3)
+        self.assertTrue(wait_gone(pids))
+
+    def test_wrapper_sigterm_stops_servers_and_program(self):
+        rc, pids = self.wrapper('sleep 600', sig=signal.SIGTERM)
+        self.assertEqual(rc, -signal.SIGTERM)
+        self.assertEqual(len(pids), 3)
+        self.assertTrue(wait_gone(pids + [self.prog_pid]))
+
+    def test_wrapper_killed_9_servers_die_with_it(self):
+        # no atexit, no handler: the servers' parent-death signal
+        if not cluster.SETPRIV:
+            self.skipTest('no setpriv')
+        rc, pids = self.wrapper('sleep 600', sig=signal.SIGKILL)
+        self.assertEqual(rc, -signal.SIGKILL)
+        self.assertEqual(len(pids), 3)
+        self.assertTrue(wait_gone(pids))
+        os.kill(self.prog_pid, signal.SIGKILL)   # ours: the program left behind
+
+    def test_wrapper_control_commands(self):
+        # the program drives the faults through the FIFO, as the C tests do
+        prog = ('sh -c \'ctl() { echo "$1" > $MEMBANK_TEST_NATS_CONTROL; '
+                'read a < $MEMBANK_TEST_NATS_CONTROL_REPLY; echo "$a"; }; '
+                'r=$(ctl "kill 1"; ctl "restart 1"; ctl "stop 2"; ctl "cont 2"; ctl wait; '
+                'ctl "kill 9"; ctl "bogus 1"); '
+                'test "$(echo $r | cut -c1-14)" = "ok ok ok ok ok" || exit 5; '
+                'echo "$r" > /tmp/ctlr.txt; echo "$r" | grep -q "error kill needs a node index" || exit 6; '
+                'echo "$r" | grep -q "error unknown command bogus" || exit 7\'')
+        rc, pids = self.wrapper(prog)
+        self.assertEqual(rc, 0)
+        self.assertTrue(wait_gone(pids))
+
+
+if __name__ == '__main__':
+    unittest.main()
