@@ -127,6 +127,7 @@ bool mbs_retryable(natsStatus s, jsErrCode e)
 	case NATS_IO_ERROR:
 	case NATS_SLOW_CONSUMER:
 	case NATS_MISSED_HEARTBEAT:
+	case NATS_INSUFFICIENT_BUFFER:   /* a large publish while reconnecting */
 		return true;
 	default:
 		return false;
@@ -446,6 +447,15 @@ int mbs_add_stream(mbs_conn *c, const char *name, const char *subject,
 
 int mbs_stream_ensure(mbs_conn *c, uint32_t replicas, bool create, mbs_info *info)
 {
+	/* The server's max_payload (default 1 MB) caps every message below
+	 * the stream's own limit: a large record would be refused only when
+	 * it comes.  Said here, with the setting that fixes it. */
+	int64_t maxp = natsConnection_GetMaxPayload(c->nc);
+	if (maxp > 0 && maxp < MBS_MAX_MSG)
+		return mbs_fail(c, MBJ_EINVAL, "%s: the server's max_payload is %" PRId64
+		                " bytes, below the largest record (%d bytes with its "
+		                "headers): set 'max_payload: 64MB' in nats-server's "
+		                "configuration", c->redacted, maxp, (int)MBS_MAX_MSG);
 	jsStreamInfo *si = NULL;
 	int rc = mbs_get_info(c, c->stream, &si);
 	if (rc == MBS_ENOSTREAM && create)

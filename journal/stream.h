@@ -66,8 +66,11 @@ typedef struct mbs_info {
 	char created[40];         /* RFC 3339, changes when the stream is recreated */
 } mbs_info;
 
-/* Connect (bounded by deadline_ms).  On failure *out is NULL and
- * mbs_connect_errmsg() says why (redacted). */
+/* Connect (bounded by deadline_ms: "no server" is retried until then,
+ * then MBS_ETIMEOUT).  MBS_EAUTH: refused (credentials, TLS asked but not
+ * offered, certificate not trusted); MBS_EURL; MBJ_EINVAL: an unreadable
+ * CA, certificate, key or credentials file.  On failure *out is NULL and
+ * mbs_connect_errmsg() (this thread's) says why, redacted. */
 int mbs_connect(const mbs_options *o, mbs_conn **out);
 const char *mbs_connect_errmsg(void);
 void mbs_close(mbs_conn *c);
@@ -107,7 +110,10 @@ int mbs_publish(mbs_conn *c, uint64_t expect, const char *msg_id, uint8_t type,
  * in order, calling @fn for each (rec->end.seq == rec->seq; the payload is
  * valid during the call; type 0 for a message that is not membank's).  @fn
  * returning non-zero stops with that value.  MBS_EPURGED when @from is
- * below the stream's first seq. */
+ * below the stream's first seq (also when purged during the read);
+ * MBS_EBEHIND when @to is past the stream's last seq.  Memory: at most one
+ * pull batch (256 messages, 64 MiB) at a time.  A reader that goes on
+ * from where its last read ended reuses its consumer (no round trip). */
 int mbs_fetch(mbs_conn *c, uint64_t from, uint64_t to,
               int (*fn)(void *ctx, const mbj_record *rec), void *ctx);
 
@@ -118,14 +124,22 @@ int mbs_fetch(mbs_conn *c, uint64_t from, uint64_t to,
  * made at the first call). */
 int mbs_wait_beyond(mbs_conn *c, uint64_t seq, uint32_t timeout_ms);
 
-/* Remove the records before @seq (keeps @seq and later). */
+/* Remove the records before @seq (keeps @seq and later); nothing when
+ * @seq is at or below the first seq (no request is sent then: nats-server
+ * 2.9.10 purged everything when asked to purge before seq 1). */
 int mbs_purge_before(mbs_conn *c, uint64_t seq);
 
 /* The checkpoint kept in the cluster: the four JSON files of a checkpoint
- * directory and the seq they cover, in a companion stream
- * ("membank-ckpt.STREAM", chunked, each chunk checksummed).  put stores a
- * new one and removes older ones once it is whole; get writes the newest
- * into @dir (files 0600) and gives its seq (MBS_ENOSTREAM when none). */
+ * directory and the seq they cover, in a companion stream "MBCKPT-STREAM"
+ * (subjects membank-ckpt.STREAM.c and .m: 1 MiB chunks, each crc32c'd,
+ * then a manifest; format in stream_ckpt.c), with the main stream's
+ * replicas.  put stores a new one and purges older ones once it is whole;
+ * get writes the newest WHOLE one into @dir (created 0700 if missing;
+ * files 0600 through temporaries, fsynced and renamed; a symlink in @dir
+ * is replaced, never followed; @dir itself a symlink: refused) and gives
+ * its seq.  MBS_ENOSTREAM when there is none, MBJ_ECORRUPT when none is
+ * whole.  The four renames are not one atomic step: give get a fresh
+ * directory and rename that. */
 int mbs_checkpoint_put(mbs_conn *c, const char *dir, uint64_t seq);
 int mbs_checkpoint_get(mbs_conn *c, const char *dir, uint64_t *seq);
 

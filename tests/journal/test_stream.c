@@ -700,6 +700,23 @@ static void test_unreachable(void **state)
 	assert_non_null(strstr(mbs_connect_errmsg(), "/nonexistent/membank.creds"));
 }
 
+/* A server left at the default max_payload (1 MB): refused at ensure,
+ * naming the setting, before a large record would be. */
+static void test_small_payload(void **state)
+{
+	(void)state;
+	char s[80], url[MBS_URL_MAX];
+	stream_name(s, sizeof s, "sp");
+	url_of(url, sizeof url, base_url(), s);
+	mbs_options o = opts_for(url);
+	mbs_conn *c = NULL;
+	assert_int_equal(mbs_connect(&o, &c), 0);
+	mbs_info info;
+	assert_int_equal(mbs_stream_ensure(c, nodes(), true, &info), MBJ_EINVAL);
+	assert_non_null(strstr(mbs_errmsg(c), "max_payload: 64MB"));
+	mbs_close(c);
+}
+
 /* --- auth -------------------------------------------------------------- */
 
 static void test_auth(void **state)
@@ -981,6 +998,67 @@ static void test_checkpoint(void **state)
 	rm_dir(dst2);
 }
 
+struct putter {
+	char stream[80];
+	char dir[64];
+	uint64_t seq;
+	int rc;
+};
+
+static void *put_thread(void *arg)
+{
+	struct putter *p = arg;
+	char url[MBS_URL_MAX];
+	url_of(url, sizeof url, base_url(), p->stream);
+	mbs_options o = opts_for(url);
+	mbs_conn *c = NULL;
+	p->rc = mbs_connect(&o, &c);
+	if (!p->rc)
+		p->rc = mbs_checkpoint_put(c, p->dir, p->seq);
+	mbs_close(c);
+	return NULL;
+}
+
+/* Two machines put at once (their chunks interleave, each purges what
+ * precedes its own): get gives one of the two, whole. */
+static void test_checkpoint_concurrent(void **state)
+{
+	(void)state;
+	char s[80], dst[64];
+	stream_name(s, sizeof s, "ckc");
+	mbs_conn *c = open_stream(s, true);
+	struct putter p[2];
+	pthread_t t[2];
+	const size_t sz[2][4] = { { 3u << 20, 5000, 7, 1u << 20 },
+	                          { (2u << 20) + 1, 9, 70000, 11 } };
+	for (int i = 0; i < 2; i++) {
+		memset(&p[i], 0, sizeof p[i]);
+		snprintf(p[i].stream, sizeof p[i].stream, "%s", s);
+		tmpdir(p[i].dir);
+		make_ckpt(p[i].dir, sz[i], 100 + 10 * (uint32_t)i);
+		p[i].seq = 100 + (uint64_t)i;
+	}
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < 2; i++)
+			assert_int_equal(pthread_create(&t[i], NULL, put_thread, &p[i]), 0);
+		for (int i = 0; i < 2; i++) {
+			assert_int_equal(pthread_join(t[i], NULL), 0);
+			assert_int_equal(p[i].rc, 0);
+		}
+		tmpdir(dst);
+		uint64_t seq = 0;
+		int rc = mbs_checkpoint_get(c, dst, &seq);
+		if (rc)
+			fail_msg("get: %d %s", rc, mbs_errmsg(c));
+		assert_true(seq == 100 || seq == 101);
+		same_ckpt(p[seq - 100].dir, dst);
+		rm_dir(dst);
+	}
+	for (int i = 0; i < 2; i++)
+		rm_dir(p[i].dir);
+	mbs_close(c);
+}
+
 /* --- failover ---------------------------------------------------------- */
 
 /* Ask cluster.py (the wrapper) to act on the servers: "kill I", "stop I",
@@ -1149,10 +1227,14 @@ int main(void)
 		cmocka_unit_test(test_foreign_message),
 		cmocka_unit_test(test_wait_beyond),
 		cmocka_unit_test(test_checkpoint),
+		cmocka_unit_test(test_checkpoint_concurrent),
 		cmocka_unit_test(test_recreated),
 		cmocka_unit_test(test_unreachable),
 	};
 	const struct CMUnitTest auth[] = { cmocka_unit_test(test_auth) };
+	const struct CMUnitTest small[] = { cmocka_unit_test(test_small_payload) };
+	if (strcmp(suite, "small-payload") == 0)
+		return cmocka_run_group_tests_name("stream-small-payload", small, NULL, NULL);
 	const struct CMUnitTest tls[] = { cmocka_unit_test(test_tls) };
 	const struct CMUnitTest failover[] = { cmocka_unit_test(test_failover) };
 	if (strcmp(suite, "failover") == 0)

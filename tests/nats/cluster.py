@@ -6,7 +6,8 @@ As a library:
         c.url                # "tls://u:p@127.0.0.1:P1,127.0.0.1:P2,.../"  (no stream)
         c.kill(i); c.stop_node(i); c.cont(i); c.restart(i); c.wait_ready()
 As a wrapper (meson tests):
-    python3 tests/nats/cluster.py --nodes 3 [--auth user|token] [--tls] [--tls-verify] -- PROGRAM ARGS
+    python3 tests/nats/cluster.py --nodes 3 [--auth user|token] [--tls] [--tls-verify]
+                                  [--max-payload 64MB] -- PROGRAM ARGS
 exports to PROGRAM:
     MEMBANK_TEST_NATS_URL   nats://[cred@]host:port,...  (tls:// with --tls)
     MEMBANK_TEST_NATS_PLAIN the same URL without credentials (auth tests)
@@ -85,7 +86,7 @@ def make_certs(d):
 
 class Cluster:
     def __init__(self, nodes=3, auth=None, tls=False, tls_verify=False,
-                 ready_timeout=60.0, keep_logs_on_error=True):
+                 ready_timeout=60.0, max_payload='64MB'):
         if nodes < 1:
             raise ValueError('nodes must be >= 1')
         if auth not in (None, 'user', 'token'):
@@ -94,6 +95,7 @@ class Cluster:
         self.auth = auth
         self.tls = tls or tls_verify
         self.tls_verify = tls_verify
+        self.max_payload = max_payload
         self.ready_timeout = ready_timeout
         self.procs = [None] * nodes
         self.dir = tempfile.mkdtemp(prefix='mbnats-')   # 0700 by mkdtemp
@@ -133,7 +135,7 @@ class Cluster:
             'server_name: %s' % self.name(i),
             'listen: "127.0.0.1:%d"' % self.ports[i],
             'http: "127.0.0.1:%d"' % self.mports[i],
-            'max_payload: 64MB',
+            'max_payload: %s' % self.max_payload,
             'max_pending: 128MB',
             'jetstream {',
             '  store_dir: "%s"' % os.path.join(nd, 'js'),
@@ -458,6 +460,7 @@ def main(argv):
     ap.add_argument('--tls', action='store_true')
     ap.add_argument('--tls-verify', action='store_true')
     ap.add_argument('--ready-timeout', type=float, default=90.0)
+    ap.add_argument('--max-payload', default='64MB', help="the servers' max_payload")
     a = ap.parse_args(argv[:k])
     prog = argv[k + 1:]
     if not prog:
@@ -468,7 +471,7 @@ def main(argv):
         return 77
     install_signal_handlers()
     with Cluster(nodes=a.nodes, auth=a.auth, tls=a.tls, tls_verify=a.tls_verify,
-                 ready_timeout=a.ready_timeout) as c:
+                 ready_timeout=a.ready_timeout, max_payload=a.max_payload) as c:
         ctl = os.path.join(c.dir, 'control')
         reply = os.path.join(c.dir, 'control.reply')
         os.mkfifo(ctl, 0o600)
