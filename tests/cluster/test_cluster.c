@@ -696,6 +696,69 @@ static void test_recreated_stream_refused(void **state)
 	unsetenv("MEMBANK_TEST_NO_FOLLOW");
 }
 
+/* A bank on a stream: a restore onto it (forced or not) and a journal
+ * repair would make it a local bank or rewrite its journal's identity:
+ * both refused, naming why and what to do, changing nothing; a restore
+ * asked to build a bank on a stream is refused too (it builds local ones). */
+static void test_restore_repair_refused(void **state)
+{
+	fx *f = *state;
+	mb_bank *a = machine(f, 0), *x = NULL;
+	char path[4200], snap[4200], other[4200], *before, *after, *rep = NULL;
+	size_t l0, l1;
+	mb_options o;
+
+	put(a, "p", "{\"v\":1}");
+	snprintf(snap, sizeof snap, "%s/snap", f->dir);
+	mkdir(snap, 0700);
+	assert_int_equal(mb_snapshot(a, snap, NULL), 0);
+	mb_close(a);
+	mpath(f, 0, path, sizeof path);
+	strcat(path, "/membank.json");
+	before = slurp(path, &l0);
+	assert_non_null(before);
+	mpath(f, 0, path, sizeof path);
+	for (unsigned flags = 0; flags <= MB_RESTORE_FORCE; flags += MB_RESTORE_FORCE) {
+		assert_int_equal(mb_restore(snap, path, NULL, flags), MB_EINVAL);
+		assert_non_null(strstr(mb_last_error(NULL), "bound to journal"));
+		assert_non_null(strstr(mb_last_error(NULL), f->stream));
+		assert_non_null(strstr(mb_last_error(NULL), "local bank"));
+	}
+	assert_int_equal(mb_journal_repair(path, &rep), MB_EINVAL);
+	assert_null(rep);
+	assert_non_null(strstr(mb_last_error(NULL), "bound to journal"));
+	assert_non_null(strstr(mb_last_error(NULL), "open it with the journal again"));
+	assert_int_equal(mb_journal_verify(path, &rep), 0);   /* reading is fine */
+	mb_free(rep);
+	strcat(path, "/membank.json");
+	after = slurp(path, &l1);
+	assert_non_null(after);
+	assert_string_equal(after, before);
+	free(before);
+	free(after);
+	a = machine(f, 0);                      /* still on the stream */
+	put(a, "q", "{}");
+	assert_int_equal(page_int(a, "p", "v"), 1);
+	mb_close(a);
+
+	/* a new bank asked on a stream: refused, nothing created */
+	mb_options_init(&o);
+	o.journal_url = f->url;
+	snprintf(other, sizeof other, "%s/restored", f->dir);
+	assert_int_equal(mb_restore(snap, other, &o, 0), MB_EINVAL);
+	assert_non_null(strstr(mb_last_error(NULL), "local journal"));
+	assert_int_equal(access(other, F_OK), -1);
+	setenv("MEMBANK_JOURNAL", f->url, 1);
+	assert_int_equal(mb_restore(snap, other, NULL, 0), MB_EINVAL);
+	unsetenv("MEMBANK_JOURNAL");
+	/* without one: a local bank, as asked */
+	assert_int_equal(mb_restore(snap, other, NULL, 0), 0);
+	mb_options_init(&o);
+	assert_int_equal(mb_open(other, &o, &x), 0);
+	assert_int_equal(page_int(x, "p", "v"), 1);
+	mb_close(x);
+}
+
 /* Every node down: a write fails with MB_EUNAVAIL within the bound, reads
  * serve the local copy, stats say how stale; the nodes back, writes go on. */
 static void test_unreachable_cluster(void **state)
@@ -1129,6 +1192,7 @@ int main(int argc, char **argv)
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_foreign_message, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recreated_stream_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_restore_repair_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unreachable_cluster, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bootstrap_after_purge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_machines_three_writers, setup, teardown),
