@@ -146,7 +146,9 @@ int mbs_wait_beyond(mbs_conn *c, uint64_t seq, uint32_t timeout_ms);
 int mbs_purge_before(mbs_conn *c, uint64_t seq);
 
 /* The checkpoint kept in the cluster: the four JSON files of a checkpoint
- * directory and the seq they cover, in a companion stream "MBCKPT-STREAM"
+ * directory (and its checkpoint.json when there is one: get writes it back
+ * as it was put, its segment and offset the putting machine's) and the seq
+ * they cover, in a companion stream "MBCKPT-STREAM"
  * (subjects membank-ckpt.STREAM.c and .m: 1 MiB chunks, each crc32c'd,
  * then a manifest; format in stream_ckpt.c), with the main stream's
  * replicas.  put stores a new one and purges older ones once it is whole;

@@ -55,6 +55,7 @@
 #include "cluster.h"
 #include "file.h"
 #include "group.h"
+#include "load.h"
 #include "stream.h"
 
 #define CLUSTER_FILE "cluster.json"
@@ -648,19 +649,49 @@ int cluster_local_record(mb_bank *b, uint64_t seq, uint8_t *type, int64_t *ts,
 
 /* ------------------------------------------------------------ bootstrap */
 
-/* The cluster keeps a checkpoint's four files and its seq, not its
- * checkpoint.json (which names the putting machine's segment and offset):
- * the record is written here, with no segment (the journal here goes on
- * from seq + 1).  Without its error_types state the checkpoint loads as
- * the four files alone do (checkpoint.h). */
+/* The cluster keeps a checkpoint's four files, its checkpoint.json (the
+ * error-type state and page counters: without them this machine would drop
+ * other error types than the others) and its seq.  That checkpoint.json
+ * names the putting machine's segment and offset: here it names none (the
+ * journal here goes on from seq + 1).  A checkpoint put without one (by an
+ * older membank) gets one with the position only, and loads as the four
+ * files alone do (checkpoint.h). */
 static int local_position(mb_bank *b, const char *dir, uint64_t seq)
 {
-	char text[128];
+	char text[128], path[4200];
+	struct stat st;
+	cJSON *j = NULL;
+	char *out;
+	uint64_t was = 0;
+	int rc;
 
-	snprintf(text, sizeof text, "{\"format\":%d,\"seq\":%llu,\"segment\":0,\"offset\":0}\n",
-	         MB_CHECKPOINT_FORMAT, (unsigned long long)seq);
-	return mb_write_file_atomic(dir, MB_CHECKPOINT_FILE, text, strlen(text), b->file_mode,
-	                            NULL);
+	mb_pathf(path, sizeof path, "%s/%s", dir, MB_CHECKPOINT_FILE);
+	if (lstat(path, &st) && errno == ENOENT) {
+		snprintf(text, sizeof text, "{\"format\":%d,\"seq\":%llu,\"segment\":0,"
+		         "\"offset\":0}\n", MB_CHECKPOINT_FORMAT, (unsigned long long)seq);
+		return mb_write_file_atomic(dir, MB_CHECKPOINT_FILE, text, strlen(text),
+		                            b->file_mode, NULL);
+	}
+	if ((rc = load_parse_file(dir, MB_CHECKPOINT_FILE, MB_MAX_CHECKPOINT_FILE, NULL, &j)))
+		return rc;
+	if (!cJSON_IsObject(j) || !json_whole(cJSON_GetObjectItemCaseSensitive(j, "seq"),
+	                                      (double)(1ull << 53), &was) || was != seq) {
+		cJSON_Delete(j);
+		return mb_fail(NULL, MB_ECORRUPT, "bootstrap: the cluster's checkpoint covers seq "
+		               "%llu but its %s says %llu", (unsigned long long)seq,
+		               MB_CHECKPOINT_FILE, (unsigned long long)was);
+	}
+	cJSON_DeleteItemFromObjectCaseSensitive(j, "segment");
+	cJSON_DeleteItemFromObjectCaseSensitive(j, "offset");
+	if (!cJSON_AddNumberToObject(j, "segment", 0) || !cJSON_AddNumberToObject(j, "offset", 0) ||
+	    !(out = cJSON_PrintUnformatted(j))) {
+		cJSON_Delete(j);
+		return mb_fail(NULL, MB_ENOMEM, "bootstrap: out of memory");
+	}
+	cJSON_Delete(j);
+	rc = mb_write_file_atomic(dir, MB_CHECKPOINT_FILE, out, strlen(out), b->file_mode, NULL);
+	cJSON_free(out);
+	return rc;
 }
 
 /* A new machine (nothing in its journal), or one whose end is before the

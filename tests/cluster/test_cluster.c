@@ -170,7 +170,30 @@ static char *slurp(const char *path, size_t *len)
 	return p;
 }
 
-/* Every machine's snapshot of the same seq: the four files byte for byte. */
+/* checkpoint.json's state beyond the four files (error_types, and
+ * pages_removed), printed; its position and write time differ by machine. */
+static char *ckpt_state(const char *dir)
+{
+	char path[4400], *text, *out;
+	size_t len;
+	cJSON *j, *k = cJSON_CreateObject();
+
+	snprintf(path, sizeof path, "%s/checkpoint.json", dir);
+	text = slurp(path, &len);
+	assert_non_null(text);
+	j = cJSON_Parse(text);
+	assert_non_null(j);
+	free(text);
+	cJSON_AddItemToObject(k, "e", cJSON_DetachItemFromObject(j, "error_types"));
+	cJSON_AddItemToObject(k, "r", cJSON_DetachItemFromObject(j, "pages_removed"));
+	out = cJSON_PrintUnformatted(k);
+	cJSON_Delete(j);
+	cJSON_Delete(k);
+	return out;
+}
+
+/* Every machine's snapshot of the same seq: the four files byte for byte,
+ * and checkpoint.json's error-type state and page counters. */
 static void assert_same_snapshots(const fx *f, mb_bank **m, int n)
 {
 	static const char *const files[] = { "notion_pages.json", "sync_status.json",
@@ -200,6 +223,12 @@ static void assert_same_snapshots(const fx *f, mb_bank **m, int n)
 			free(ci);
 		}
 		free(c0);
+	}
+	for (int i = 1; i < n; i++) {
+		char *k0 = ckpt_state(dir[0]), *ki = ckpt_state(dir[i]);
+		assert_string_equal(ki, k0);
+		free(k0);
+		free(ki);
 	}
 }
 
@@ -939,6 +968,48 @@ static void test_bootstrap_after_purge(void **state)
 	unsetenv("MEMBANK_TEST_CKPT_MARGIN");
 }
 
+/* The cluster's checkpoint carries checkpoint.json: a machine started from
+ * it knows the error types' last-seen times (the drop order at
+ * MB_MAX_ERROR_TYPES) and the page counters, so the next type dropped is
+ * the same everywhere and the snapshots stay byte-identical. */
+static void test_bootstrap_keeps_error_state(void **state)
+{
+	fx *f = *state;
+	mb_bank *a, *m[2];
+	mb_batch *bt = NULL;
+	char id[32];
+
+	setenv("MEMBANK_TEST_CKPT_MARGIN", "5", 1);
+	a = machine(f, 0);
+	for (int i = 0; i < 12; i++) {
+		snprintf(id, sizeof id, "p%d", i);
+		put(a, id, "{}");
+	}
+	assert_int_equal(mb_batch_begin(a, &bt), 0);
+	for (unsigned i = 0; i < MB_MAX_ERROR_TYPES; i++) {
+		snprintf(id, sizeof id, "t%04u", i);
+		assert_int_equal(mb_batch_error_log(bt, id, "m"), 0);
+	}
+	assert_int_equal(mb_batch_commit(bt), 0);
+	assert_int_equal(mb_error_log(a, "t0000", "again"), 0);   /* the newest seen */
+	assert_int_equal(mb_snapshot(a, NULL, NULL), 0);
+	assert_int_equal(stat_of(a, "cluster", "checkpoint_failures"), 0);
+	for (int i = 0; i < 3; i++)
+		put(a, "after", "{}");
+	m[0] = a;
+	m[1] = machine(f, 1);                       /* from the checkpoint */
+	assert_int_equal(stat_of(m[1], "cluster", "checkpoint_seq"),
+	                 stat_of(a, "cluster", "checkpoint_seq"));
+	assert_int_equal(mb_error_log(m[1], "znew", "m"), 0);     /* drops one type */
+	assert_int_equal(mb_error_log(a, "znew2", "m"), 0);       /* and another */
+	assert_int_equal(stat_of(a, "error_types_dropped", NULL), 2);
+	assert_same_state(m[0], m[1]);
+	assert_same_snapshots(f, m, 2);
+	mb_close(m[1]);
+	mb_close(a);
+	unsetenv("MEMBANK_TEST_CKPT_MARGIN");
+}
+
 /* ------------------------------------------------------------ workload */
 
 /* One writer process of machine @m: @n rounds of every operation kind.
@@ -1265,6 +1336,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_props_one_per_stream, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unreachable_cluster, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bootstrap_after_purge, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bootstrap_keeps_error_state, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_machines_three_writers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_three_machines_two_writers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_nodes_killed, setup, teardown),
