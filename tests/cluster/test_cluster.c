@@ -1199,22 +1199,65 @@ static void assert_puts_once(const fx *f, int m)
 	free(ids);
 }
 
-/* Until the stream has @more records past now (bounded). */
-static void progress(mb_bank *b, uint64_t more)
+/* Lines (acknowledged writes) in the writers' ack files. */
+static uint64_t acked_total(char acks[][4300], int k)
 {
-	mb_cluster_info ci;
-	uint64_t from = 0;
+	uint64_t n = 0;
+
+	for (int i = 0; i < k; i++) {
+		FILE *fp = fopen(acks[i], "r");
+		int ch;
+		if (!fp)
+			continue;
+		while ((ch = getc(fp)) != EOF)
+			n += ch == '\n';
+		fclose(fp);
+	}
+	return n;
+}
+
+/* Until the writers acknowledged @more writes past now.  Counted in their
+ * ack files, not asked of the cluster (a handle's view of it may lag a
+ * node's death); a writer that exited fails at once, naming it; the bound
+ * is for a broken run only, scaled by MEMBANK_TEST_SLOW. */
+static void progress(char acks[][4300], const pid_t *pid, int k, uint64_t more)
+{
+	uint64_t from = acked_total(acks, k);
 
 	for (int i = 0; i < WAIT_S * 10 * slow(); i++) {
-		if (mb_cluster_status(b, &ci) == 0 && ci.reachable) {
-			if (!from)
-				from = ci.last_seq + 1;
-			if (ci.last_seq >= from + more - 1)
-				return;
+		if (acked_total(acks, k) >= from + more)
+			return;
+		for (int w = 0; w < k; w++) {
+			siginfo_t si;
+			memset(&si, 0, sizeof si);
+			if (!waitid(P_PID, (id_t)pid[w], &si, WEXITED | WNOHANG | WNOWAIT) &&
+			    si.si_pid == pid[w])
+				fail_msg("writer %d exited (code %d) while %llu more acks were awaited",
+				         w, si.si_status, (unsigned long long)more);
 		}
 		usleep(100000);
 	}
-	fail_msg("the stream did not grow by %llu records", (unsigned long long)more);
+	fail_msg("the writers did not acknowledge %llu more writes in %d s",
+	         (unsigned long long)more, WAIT_S * slow());
+}
+
+/* The stream's leader node (cluster.py names its servers n1, n2, ...),
+ * asked until a node answers as leader (bounded: an election may run). */
+static int leader_of(mb_bank *b)
+{
+	mb_cluster_info ci;
+
+	for (int i = 0; i < WAIT_S * 10 * slow(); i++) {
+		if (!mb_cluster_status(b, &ci) && ci.reachable && ci.leader[0] == 'n') {
+			int l = atoi(ci.leader + 1) - 1;
+			assert_true(l >= 0 && l < nodes());
+			assert_int_equal(ci.replicas, (uint32_t)nodes());
+			return l;
+		}
+		usleep(100000);
+	}
+	fail_msg("no stream leader in %d s", WAIT_S * slow());
+	return -1;
 }
 
 /* kill -9 a follower node, then the leader node, during a workload of two
@@ -1244,29 +1287,21 @@ static void test_nodes_killed(void **state)
 			                                 NULL });
 			k++;
 		}
-	progress(m[0], 40);
-	{
-		mb_cluster_info ci;   /* cluster.py names its servers n1, n2, ... */
-		assert_int_equal(mb_cluster_status(m[0], &ci), 0);
-		assert_true(ci.reachable);
-		assert_int_equal(ci.leader[0], 'n');
-		leader = atoi(ci.leader + 1) - 1;
-		assert_true(leader >= 0 && leader < nodes());
-		assert_int_equal(ci.replicas, (uint32_t)nodes());
-	}
+	progress(acks, pid, k, 40);
+	leader = leader_of(m[0]);
 	follower = (leader + 1) % nodes();
 	snprintf(cmd, sizeof cmd, "kill %d", follower);
 	control(cmd, ans, sizeof ans);
-	progress(m[0], 40);
+	progress(acks, pid, k, 40);
 	snprintf(cmd, sizeof cmd, "restart %d", follower);
 	control(cmd, ans, sizeof ans);
 	snprintf(cmd, sizeof cmd, "kill %d", leader);
 	control(cmd, ans, sizeof ans);
-	progress(m[1], 40);
+	progress(acks, pid, k, 40);
 	snprintf(cmd, sizeof cmd, "restart %d", leader);
 	control(cmd, ans, sizeof ans);
 	control("wait", ans, sizeof ans);
-	progress(m[0], 40);
+	progress(acks, pid, k, 40);
 	snprintf(cmd, sizeof cmd, "%s/stop", f->dir);
 	stop = fopen(cmd, "w");
 	assert_non_null(stop);
@@ -1289,6 +1324,84 @@ static void test_nodes_killed(void **state)
 		assert_true(acked > 0);
 	}
 	/* none twice: each page's put is in the stream at most once */
+	assert_puts_once(f, 0);
+	assert_puts_once(f, 1);
+	assert_same_snapshots(f, m, 2);
+	for (int i = 0; i < 2; i++)
+		mb_close(m[i]);
+}
+
+/* Writer torture: on each of two machines a writer goes on while, round
+ * after round, another writer process of one machine or the other is
+ * killed (SIGKILL) at a random instant: after a random number of its
+ * acknowledged writes (0: maybe during its open) and a random pause
+ * (anywhere in a write: before its publish, holding the write queue's
+ * lock, after the stream acknowledged, before its local commit).  Whatever
+ * the instant: the other writers go on (none fails), every acknowledged
+ * write is on both machines, no page is put twice in either journal, and
+ * both machines end in the same state.  The seed is printed. */
+static void test_writer_torture(void **state)
+{
+	enum { ROUNDS = 16, STEADY = 2 };
+	fx *f = *state;
+	mb_bank *m[2];
+	pid_t pid[STEADY + ROUNDS];
+	char acks[STEADY + ROUNDS][4300], cmd[4300];
+	unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
+	FILE *stop;
+
+	printf("writer torture: seed %u\n", seed);
+	srand(seed);
+	for (int i = 0; i < 2; i++)
+		m[i] = machine(f, i);
+	for (int k = 0; k < STEADY + ROUNDS; k++)
+		snprintf(acks[k], sizeof acks[k], "%s/acks%d", f->dir, k);
+	for (int i = 0; i < STEADY; i++) {
+		char ms[8], ps[8];
+		snprintf(ms, sizeof ms, "%d", i);
+		snprintf(ps, sizeof ps, "%d", i);
+		pid[i] = spawn((const char *[]){ "churn", f->dir, f->url, ms, ps, "100000",
+		                                 acks[i], NULL });
+	}
+	for (int r = 0; r < ROUNDS; r++) {
+		int k = STEADY + r, status = 0;
+		uint64_t want = (uint64_t)(rand() % 12);
+		char ms[8], ps[8];
+		snprintf(ms, sizeof ms, "%d", r % 2);
+		snprintf(ps, sizeof ps, "%d", 10 + r);
+		pid[k] = spawn((const char *[]){ "churn", f->dir, f->url, ms, ps, "100000",
+		                                 acks[k], NULL });
+		if (want)
+			progress(acks + k, pid + k, 1, want);
+		usleep((useconds_t)(rand() % 20000));
+		assert_int_equal(kill(pid[k], SIGKILL), 0);
+		assert_int_equal(waitpid(pid[k], &status, 0), pid[k]);
+		assert_true(WIFSIGNALED(status));   /* killed, never failed */
+	}
+	/* the writers that were not killed go on, on both machines */
+	progress(acks, pid, STEADY, 20);
+	snprintf(cmd, sizeof cmd, "%s/stop", f->dir);
+	stop = fopen(cmd, "w");
+	assert_non_null(stop);
+	fclose(stop);
+	for (int i = 0; i < STEADY; i++)
+		assert_int_equal(wait_child(pid[i], WAIT_S * 2 * slow()), 0);
+	assert_same_state(m[0], m[1]);
+	for (int k = 0; k < STEADY + ROUNDS; k++) {
+		FILE *fp = fopen(acks[k], "r");
+		char line[128];
+		if (!fp)
+			continue;   /* killed before it opened its file */
+		while (fgets(line, sizeof line, fp)) {
+			if (!strchr(line, '\n'))
+				break;  /* a line cut by the kill: not reported whole */
+			line[strcspn(line, "\n")] = '\0';
+			for (int j = 0; j < 2; j++)
+				if (page_int(m[j], line, "k") != 1)
+					fail_msg("acknowledged %s missing on machine %d", line, j);
+		}
+		fclose(fp);
+	}
 	assert_puts_once(f, 0);
 	assert_puts_once(f, 1);
 	assert_same_snapshots(f, m, 2);
@@ -1340,6 +1453,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_two_machines_three_writers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_three_machines_two_writers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_nodes_killed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_writer_torture, setup, teardown),
 	};
 
 	if (argc > 2 && !strcmp(argv[1], "--role"))
