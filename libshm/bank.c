@@ -242,9 +242,6 @@ static bool has_identity(const mb_bank *b)
  * the others find it whole (a temp file renamed into place). */
 static int create_identity(mb_bank *b)
 {
-	char text[1024];
-	const char *url;
-	size_t n;
 	bool empty = false;
 	int rc = dir_is_empty(b->path, &empty, true);
 
@@ -260,6 +257,17 @@ static int create_identity(mb_bank *b)
 	b->max_json_bytes = b->opts.max_json_bytes ? b->opts.max_json_bytes : MB_DEFAULT_JSON_BYTES;
 	if ((rc = cluster_bind(b, NULL, true)))
 		return rc;
+	return bank_write_identity(b);
+}
+
+/* membank.json of a new bank (b->history_limit, b->max_json_bytes, the
+ * journal it is bound to), renamed into place. */
+int bank_write_identity(mb_bank *b)
+{
+	char text[1024];
+	const char *url;
+	size_t n;
+
 	n = (size_t)snprintf(text, sizeof text, "{\"format\":%d,\"history_limit\":%u,"
 	                     "\"max_json_bytes\":%zu,\"cache_settings\":{\"max_entries\":0,"
 	                     "\"ttl_seconds\":0}", MB_FORMAT_VERSION, b->history_limit,
@@ -371,6 +379,21 @@ size_t bank_stored_max_json(const char *bank_path)
 	cJSON_Delete(j);
 	free(path);
 	return (size_t)v;
+}
+
+bool bank_stored_journal(const char *bank_path, char *out, size_t cap)
+{
+	char *path = join(bank_path, MB_IDENTITY_FILE), text[2048];
+	ssize_t n = path ? read_small(path, text, sizeof text) : -1;
+	cJSON *j = n > 0 ? cJSON_ParseWithLength(text, (size_t)n) : NULL;
+	const cJSON *jn = cJSON_GetObjectItemCaseSensitive(j, "journal");
+	bool bound = cJSON_IsString(jn) && *jn->valuestring;
+
+	if (bound)
+		snprintf(out, cap, "%s", jn->valuestring);
+	cJSON_Delete(j);
+	free(path);
+	return bound;
 }
 
 /* This boot's id; MEMBANK_TEST_BOOT_ID stands in for it in tests of the
