@@ -663,6 +663,9 @@ MB_API int mb_snapshot(mb_bank *bank, const char *dir, mb_snapshot_info *info);
  * The files' checkpoint.json is read too, if there is one (without it no
  * error type counts as dropped and none as seen: the first dropped at
  * MB_MAX_ERROR_TYPES go in key order).
+ * A restore builds a bank with a local journal: it refuses (MB_EINVAL,
+ * changing nothing) a target bound to a stream (membank.json's "journal")
+ * and a journal URL asked (opts->journal_url, else $MEMBANK_JOURNAL).
  * @return 0, MB_EEXIST, MB_EINVAL or MB_ECORRUPT (a bad file: the message
  * names the file and the byte offset or key; pages that would expire
  * without a choice; none of the four files; bad @p flags), MB_EPERM (a process has the
@@ -723,7 +726,10 @@ MB_API int mb_journal_verify(const char *bank_path, char **report_json);
  * (MB_EPERM otherwise, and nothing is changed).  When the damage lies before the
  * newest checkpoint's seq, that checkpoint (which holds every record up to
  * it) is kept as the start instead, the same way.  @p report_json as
- * mb_journal_verify(), with "action" saying exactly what was done. */
+ * mb_journal_verify(), with "action" saying exactly what was done.
+ * A bank bound to a stream is refused (MB_EINVAL): its local journal is a
+ * copy of the stream's; move the directory aside and open it with the
+ * journal again (it starts from the cluster's checkpoint). */
 MB_API int mb_journal_repair(const char *bank_path, char **report_json);
 
 #ifdef __cplusplus

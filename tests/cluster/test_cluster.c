@@ -299,6 +299,44 @@ static void test_binding(void **state)
 	assert_null(x);
 }
 
+/* A cluster with a password (cluster.py --auth user): the URL's
+ * credentials work, and appear nowhere: not in membank.json, cluster.json,
+ * stats, status or messages; without them the open is refused (MB_EPERM). */
+static void test_credentials(void **state)
+{
+	fx *f = *state;
+	const char *pass = getenv("MEMBANK_TEST_NATS_PASS");
+	char path[4300], *text, *st = NULL;
+	size_t len;
+	mb_cluster_info ci;
+	mb_bank *a, *x = NULL;
+
+	if (!pass)
+		skip();
+	a = machine(f, 0);
+	put(a, "p", "{}");
+	assert_int_equal(mb_stats(a, &st), 0);
+	assert_null(strstr(st, pass));
+	mb_free(st);
+	assert_int_equal(mb_cluster_status(a, &ci), 0);
+	assert_true(ci.reachable);
+	assert_null(strstr(ci.url, pass));
+	mb_close(a);
+	for (int i = 0; i < 2; i++) {
+		mpath(f, 0, path, sizeof path);
+		strcat(path, i ? "/cluster.json" : "/membank.json");
+		text = slurp(path, &len);
+		assert_non_null(text);
+		assert_null(strstr(text, pass));
+		assert_null(strchr(text, '@'));
+		free(text);
+	}
+	/* membank.json's URL has no credentials: refused, and said so */
+	assert_int_equal(open_m(f, 0, NULL, &x), MB_EPERM);
+	assert_null(strstr(mb_last_error(NULL), pass));
+	assert_null(x);
+}
+
 /* A machine behind the stream: its write meets "wrong last sequence",
  * catches up and runs again, checking every member against the new state
  * (a merge lands on the other machine's page; a delete of a page the other
@@ -656,6 +694,69 @@ static void test_recreated_stream_refused(void **state)
 	assert_int_equal(stat_of(a, "cluster", "applied_seq"), 2);
 	mb_close(a);
 	unsetenv("MEMBANK_TEST_NO_FOLLOW");
+}
+
+/* A bank on a stream: a restore onto it (forced or not) and a journal
+ * repair would make it a local bank or rewrite its journal's identity:
+ * both refused, naming why and what to do, changing nothing; a restore
+ * asked to build a bank on a stream is refused too (it builds local ones). */
+static void test_restore_repair_refused(void **state)
+{
+	fx *f = *state;
+	mb_bank *a = machine(f, 0), *x = NULL;
+	char path[4200], snap[4200], other[4200], *before, *after, *rep = NULL;
+	size_t l0, l1;
+	mb_options o;
+
+	put(a, "p", "{\"v\":1}");
+	snprintf(snap, sizeof snap, "%s/snap", f->dir);
+	mkdir(snap, 0700);
+	assert_int_equal(mb_snapshot(a, snap, NULL), 0);
+	mb_close(a);
+	mpath(f, 0, path, sizeof path);
+	strcat(path, "/membank.json");
+	before = slurp(path, &l0);
+	assert_non_null(before);
+	mpath(f, 0, path, sizeof path);
+	for (unsigned flags = 0; flags <= MB_RESTORE_FORCE; flags += MB_RESTORE_FORCE) {
+		assert_int_equal(mb_restore(snap, path, NULL, flags), MB_EINVAL);
+		assert_non_null(strstr(mb_last_error(NULL), "bound to journal"));
+		assert_non_null(strstr(mb_last_error(NULL), f->stream));
+		assert_non_null(strstr(mb_last_error(NULL), "local bank"));
+	}
+	assert_int_equal(mb_journal_repair(path, &rep), MB_EINVAL);
+	assert_null(rep);
+	assert_non_null(strstr(mb_last_error(NULL), "bound to journal"));
+	assert_non_null(strstr(mb_last_error(NULL), "open it with the journal again"));
+	assert_int_equal(mb_journal_verify(path, &rep), 0);   /* reading is fine */
+	mb_free(rep);
+	strcat(path, "/membank.json");
+	after = slurp(path, &l1);
+	assert_non_null(after);
+	assert_string_equal(after, before);
+	free(before);
+	free(after);
+	a = machine(f, 0);                      /* still on the stream */
+	put(a, "q", "{}");
+	assert_int_equal(page_int(a, "p", "v"), 1);
+	mb_close(a);
+
+	/* a new bank asked on a stream: refused, nothing created */
+	mb_options_init(&o);
+	o.journal_url = f->url;
+	snprintf(other, sizeof other, "%s/restored", f->dir);
+	assert_int_equal(mb_restore(snap, other, &o, 0), MB_EINVAL);
+	assert_non_null(strstr(mb_last_error(NULL), "local journal"));
+	assert_int_equal(access(other, F_OK), -1);
+	setenv("MEMBANK_JOURNAL", f->url, 1);
+	assert_int_equal(mb_restore(snap, other, NULL, 0), MB_EINVAL);
+	unsetenv("MEMBANK_JOURNAL");
+	/* without one: a local bank, as asked */
+	assert_int_equal(mb_restore(snap, other, NULL, 0), 0);
+	mb_options_init(&o);
+	assert_int_equal(mb_open(other, &o, &x), 0);
+	assert_int_equal(page_int(x, "p", "v"), 1);
+	mb_close(x);
 }
 
 /* Every node down: a write fails with MB_EUNAVAIL within the bound, reads
@@ -1081,6 +1182,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_two_machines, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_binding, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_credentials, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_conflict, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_leader_killed_after_publish, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_leader_killed_after_append, setup, teardown),
@@ -1090,6 +1192,7 @@ int main(int argc, char **argv)
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_foreign_message, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recreated_stream_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_restore_repair_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unreachable_cluster, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bootstrap_after_purge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_machines_three_writers, setup, teardown),

@@ -1085,6 +1085,7 @@ static void test_checkpoint_concurrent(void **state)
 /* Ask cluster.py (the wrapper) to act on the servers: "kill I", "stop I",
  * "cont I", "restart I", "spawn I", "wait".  Synchronous: returns once it
  * is done. */
+static void control(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void control(const char *fmt, ...)
 {
 	const char *ctl = getenv("MEMBANK_TEST_NATS_CONTROL");
