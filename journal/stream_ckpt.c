@@ -4,14 +4,18 @@
  *
  * A companion stream "MBCKPT-STREAM" (file storage, the main stream's
  * replicas, deletes denied) on the subjects "membank-ckpt.STREAM.c" (chunks)
- * and "membank-ckpt.STREAM.m" (manifests).  One put = the chunks of the four
+ * and "membank-ckpt.STREAM.m" (manifests).  One put = the chunks of the
  * files in order, then one manifest; then everything before its first chunk
- * is purged.  Bodies, little-endian:
+ * is purged.  The files: the four JSON files, then checkpoint.json when
+ * the directory has one (its error-type state and page counters, which the
+ * four files do not hold: a machine started from a checkpoint without them
+ * would drop other error types than the rest).  Bodies, little-endian:
  *
- *   chunk:    "MBC1" | put u64 | file u8 (0..3) | index u32 | crc32c u32
+ *   chunk:    "MBC1" | put u64 | file u8 (0..4) | index u32 | crc32c u32
  *             | data (1..CK_CHUNK bytes)                      (21 + data)
  *   manifest: "MBM1" | put u64 | seq u64 | first u64 | 4 x (size u64,
  *             crc32c u32) | crc32c u32 of all the bytes before it  (80)
+ *         or  "MBM2" | the same with 5 x (size, crc): checkpoint.json too (92)
  *
  * put is a random id; first is the stream seq of the put's first chunk
  * (its manifest's own seq when every file is empty).  get takes the newest
@@ -36,19 +40,22 @@
 
 #include "stream_nats.h"
 
-#define CK_FILES 4
+#define CK_FILES 5                     /* at most; the fifth is optional */
 #define CK_CHUNK (1u << 20)            /* data bytes of one chunk */
 #define CK_CHUNK_HDR 21
-#define CK_MANIFEST 80
+#define CK_MANIFEST_SIZE(files) (28 + 12 * (files) + 4)
+#define CK_MANIFEST CK_MANIFEST_SIZE(CK_FILES)
 #define CK_FILE_MAX (4ull << 30)       /* bytes of one checkpoint file */
 #define CK_MAX_MSG ((int32_t)(CK_CHUNK + CK_CHUNK_HDR + 512))
 #define CK_KEEP 16                     /* newest manifests looked at */
 
 static const char *const ck_name[CK_FILES] = {
-	"notion_pages.json", "sync_status.json", "error_log.json", "config_cache.json"
+	"notion_pages.json", "sync_status.json", "error_log.json", "config_cache.json",
+	"checkpoint.json"
 };
 
 typedef struct manifest {
+	int files;                         /* 4 (MBM1) or 5 (MBM2) */
 	uint64_t msg_seq;                  /* the manifest's own stream seq */
 	uint64_t put, seq, first;
 	uint64_t size[CK_FILES];
@@ -151,7 +158,7 @@ static int ck_stream(mbs_conn *c, bool create)
 		uint32_t replicas = main->Config ? (uint32_t)main->Config->Replicas : 1;
 		jsStreamInfo_Destroy(main);
 		snprintf(sub, sizeof sub, "%s.*", c->ck_subject);
-		rc = mbs_add_stream(c, c->ck_stream, sub, replicas, CK_MAX_MSG, &si);
+		rc = mbs_add_stream(c, c->ck_stream, sub, NULL, replicas, CK_MAX_MSG, &si);
 	}
 	if (rc == MBS_ENOSTREAM)
 		mbs_fail(c, rc, "%s: no checkpoint in the cluster (no stream %s)", c->redacted,
@@ -223,21 +230,23 @@ static int put_file(mbs_conn *c, int f, int fd, uint64_t size, uint64_t put, uin
 
 int mbs_checkpoint_put(mbs_conn *c, const char *dir, uint64_t seq)
 {
-	int fds[CK_FILES] = { -1, -1, -1, -1 };
+	int fds[CK_FILES] = { -1, -1, -1, -1, -1 };
 	uint8_t man[CK_MANIFEST];
 	uint8_t *buf = NULL;
 	uint64_t size[CK_FILES], first = 0;
 	uint32_t crc[CK_FILES];
-	int rc = 0;
+	int rc = 0, files = CK_FILES;
 	int dfd = mbj_fd_above_stdio(open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
 	                                        O_CLOEXEC));
 	if (dfd < 0)
 		return mbs_fail(c, MBJ_EIO, "checkpoint: open %s: %s", dir, strerror(errno));
-	for (int f = 0; f < CK_FILES && !rc; f++) {
+	for (int f = 0; f < files && !rc; f++) {
 		struct stat st;
 		fds[f] = mbj_fd_above_stdio(openat(dfd, ck_name[f], O_RDONLY | O_NOFOLLOW |
 		                                                     O_CLOEXEC));
-		if (fds[f] < 0 || fstat(fds[f], &st) != 0)
+		if (fds[f] < 0 && f == CK_FILES - 1 && errno == ENOENT)
+			files = CK_FILES - 1;      /* no checkpoint.json: the four */
+		else if (fds[f] < 0 || fstat(fds[f], &st) != 0)
 			rc = mbs_fail(c, MBJ_EIO, "checkpoint: %s/%s: %s", dir, ck_name[f],
 			              strerror(errno));
 		else if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > CK_FILE_MAX)
@@ -251,23 +260,24 @@ int mbs_checkpoint_put(mbs_conn *c, const char *dir, uint64_t seq)
 	if (!rc)
 		rc = ck_stream(c, true);
 	uint64_t put = new_put_id();
-	for (int f = 0; f < CK_FILES && !rc; f++)
+	for (int f = 0; f < files && !rc; f++)
 		rc = put_file(c, f, fds[f], size[f], put, buf, &first, &crc[f]);
 	if (!rc) {
 		char sub[MBS_STREAM_MAX + 32], id[64];
-		memcpy(man, "MBM1", 4);
+		size_t mlen = CK_MANIFEST_SIZE(files);
+		memcpy(man, files == CK_FILES ? "MBM2" : "MBM1", 4);
 		put64(man + 4, put);
 		put64(man + 12, seq);
 		put64(man + 20, first);
-		for (int f = 0; f < CK_FILES; f++) {
+		for (int f = 0; f < files; f++) {
 			put64(man + 28 + 12 * f, size[f]);
 			put32(man + 36 + 12 * f, crc[f]);
 		}
-		put32(man + 76, mbj_crc32c(0, man, 76));
+		put32(man + mlen - 4, mbj_crc32c(0, man, mlen - 4));
 		subj(c, sub, sizeof sub, 'm');
 		snprintf(id, sizeof id, "ckm-%016" PRIx64, put);
 		uint64_t mseq;
-		rc = ck_publish(c, sub, man, CK_MANIFEST, id, &mseq);
+		rc = ck_publish(c, sub, man, mlen, id, &mseq);
 		if (!rc) {
 			/* Whole: the older ones go (this put's chunks start at
 			 * first).  Best effort: a failure leaves older ones, which
@@ -287,13 +297,18 @@ int mbs_checkpoint_put(mbs_conn *c, const char *dir, uint64_t seq)
 
 static bool decode_manifest(const uint8_t *b, size_t n, manifest *m)
 {
-	if (n != CK_MANIFEST || memcmp(b, "MBM1", 4) != 0 ||
-	    get32(b + 76) != mbj_crc32c(0, b, 76))
+	if (n == CK_MANIFEST_SIZE(CK_FILES - 1) && !memcmp(b, "MBM1", 4))
+		m->files = CK_FILES - 1;
+	else if (n == CK_MANIFEST_SIZE(CK_FILES) && !memcmp(b, "MBM2", 4))
+		m->files = CK_FILES;
+	else
+		return false;
+	if (get32(b + n - 4) != mbj_crc32c(0, b, n - 4))
 		return false;
 	m->put = get64(b + 4);
 	m->seq = get64(b + 12);
 	m->first = get64(b + 20);
-	for (int f = 0; f < CK_FILES; f++) {
+	for (int f = 0; f < m->files; f++) {
 		m->size[f] = get64(b + 28 + 12 * f);
 		m->crc[f] = get32(b + 36 + 12 * f);
 		if (m->size[f] > CK_FILE_MAX)
@@ -431,7 +446,7 @@ typedef struct restore {
 /* Past the files that are done (whole, or empty). */
 static void skip_done(restore *r)
 {
-	while (r->f < CK_FILES && r->off == r->m->size[r->f]) {
+	while (r->f < r->m->files && r->off == r->m->size[r->f]) {
 		if (r->crc != r->m->crc[r->f]) {
 			r->broken = true;
 			return;
@@ -453,7 +468,7 @@ static int on_chunk(void *ctx, uint64_t seq, const uint8_t *b, size_t n)
 	skip_done(r);
 	size_t len = n - CK_CHUNK_HDR;
 	const uint8_t *data = b + CK_CHUNK_HDR;
-	if (r->broken || r->f >= CK_FILES || b[12] != r->f || get32(b + 13) != r->index ||
+	if (r->broken || r->f >= r->m->files || b[12] != r->f || get32(b + 13) != r->index ||
 	    len == 0 || len > CK_CHUNK || len > r->m->size[r->f] - r->off ||
 	    get32(b + 17) != mbj_crc32c(0, data, len)) {
 		r->broken = true;
@@ -491,9 +506,9 @@ static void drop_temps(restore *r)
 static int restore_one(mbs_conn *c, int dfd, const manifest *m)
 {
 	char sub[MBS_STREAM_MAX + 32];
-	restore r = { .c = c, .m = m, .dfd = dfd, .fd = { -1, -1, -1, -1 } };
+	restore r = { .c = c, .m = m, .dfd = dfd, .fd = { -1, -1, -1, -1, -1 } };
 	int rc = 0;
-	for (int f = 0; f < CK_FILES && !rc; f++) {
+	for (int f = 0; f < m->files && !rc; f++) {
 		snprintf(r.tmp[f], sizeof r.tmp[f], ".%s.get-%d", ck_name[f], (int)getpid());
 		unlinkat(dfd, r.tmp[f], 0);   /* a crashed get's */
 		r.fd[f] = mbj_fd_above_stdio(openat(dfd, r.tmp[f], O_WRONLY | O_CREAT | O_EXCL |
@@ -507,18 +522,18 @@ static int restore_one(mbs_conn *c, int dfd, const manifest *m)
 		rc = ck_read(c, sub, m->first, m->msg_seq, on_chunk, &r);
 	if (!rc) {
 		skip_done(&r);
-		if (r.f != CK_FILES)
+		if (r.f != m->files)
 			r.broken = true;
 	}
 	if (rc || r.broken) {
 		drop_temps(&r);
 		return rc ? rc : 1;
 	}
-	for (int f = 0; f < CK_FILES && !rc; f++)
+	for (int f = 0; f < m->files && !rc; f++)
 		if (fsync(r.fd[f]) != 0)
 			rc = mbs_fail(c, MBJ_EIO, "checkpoint: fsync %s: %s", r.tmp[f],
 			              strerror(errno));
-	for (int f = 0; f < CK_FILES && !rc; f++)
+	for (int f = 0; f < m->files && !rc; f++)
 		if (renameat(dfd, r.tmp[f], dfd, ck_name[f]) != 0)
 			rc = mbs_fail(c, MBJ_EIO, "checkpoint: rename %s: %s", ck_name[f],
 			              strerror(errno));

@@ -170,7 +170,30 @@ static char *slurp(const char *path, size_t *len)
 	return p;
 }
 
-/* Every machine's snapshot of the same seq: the four files byte for byte. */
+/* checkpoint.json's state beyond the four files (error_types, and
+ * pages_removed), printed; its position and write time differ by machine. */
+static char *ckpt_state(const char *dir)
+{
+	char path[4400], *text, *out;
+	size_t len;
+	cJSON *j, *k = cJSON_CreateObject();
+
+	snprintf(path, sizeof path, "%s/checkpoint.json", dir);
+	text = slurp(path, &len);
+	assert_non_null(text);
+	j = cJSON_Parse(text);
+	assert_non_null(j);
+	free(text);
+	cJSON_AddItemToObject(k, "e", cJSON_DetachItemFromObject(j, "error_types"));
+	cJSON_AddItemToObject(k, "r", cJSON_DetachItemFromObject(j, "pages_removed"));
+	out = cJSON_PrintUnformatted(k);
+	cJSON_Delete(j);
+	cJSON_Delete(k);
+	return out;
+}
+
+/* Every machine's snapshot of the same seq: the four files byte for byte,
+ * and checkpoint.json's error-type state and page counters. */
 static void assert_same_snapshots(const fx *f, mb_bank **m, int n)
 {
 	static const char *const files[] = { "notion_pages.json", "sync_status.json",
@@ -200,6 +223,12 @@ static void assert_same_snapshots(const fx *f, mb_bank **m, int n)
 			free(ci);
 		}
 		free(c0);
+	}
+	for (int i = 1; i < n; i++) {
+		char *k0 = ckpt_state(dir[0]), *ki = ckpt_state(dir[i]);
+		assert_string_equal(ki, k0);
+		free(k0);
+		free(ki);
 	}
 }
 
@@ -696,6 +725,75 @@ static void test_recreated_stream_refused(void **state)
 	unsetenv("MEMBANK_TEST_NO_FOLLOW");
 }
 
+static int open_props(const fx *f, int m, uint32_t hl, size_t mj, mb_bank **out)
+{
+	char path[4200];
+	mb_options o;
+
+	mb_options_init(&o);
+	o.journal_url = f->url;
+	o.durability = MB_DURABILITY_FAST;
+	o.journal_timeout_ms = 20000u * (unsigned)slow();
+	o.journal_replicas = (uint32_t)nodes();
+	o.history_limit = hl;
+	o.max_json_bytes = mj;
+	mpath(f, m, path, sizeof path);
+	return mb_open(path, &o, out);
+}
+
+/* history_limit and max_json_bytes are one per stream: the machine that
+ * creates it records them; a machine joining takes them (0 options),
+ * refuses different explicit ones (naming both), may lower max_json_bytes
+ * for its handle; the sync history trims the same everywhere. */
+static void test_props_one_per_stream(void **state)
+{
+	fx *f = *state;
+	mb_bank *a = NULL, *b = NULL, *x = NULL;
+	char path[4300], *text;
+	size_t len;
+
+	if (open_props(f, 0, 3, 100000, &a))
+		fail_msg("%s", mb_last_error(NULL));
+	assert_int_equal(open_props(f, 1, 0, 0, &b), 0);
+	assert_int_equal(stat_of(b, "history_limit", NULL), 3);
+	assert_int_equal(stat_of(b, "max_json_bytes", NULL), 100000);
+	mpath(f, 1, path, sizeof path);
+	strcat(path, "/membank.json");
+	text = slurp(path, &len);
+	assert_non_null(text);
+	assert_non_null(strstr(text, "\"history_limit\":3,"));
+	assert_non_null(strstr(text, "\"max_json_bytes\":100000,"));
+	free(text);
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(mb_sync_record(i % 2 ? a : b, "success", NULL), 0);
+		assert_int_equal(mb_error_log(i % 2 ? b : a, "E", "m"), 0);
+	}
+	assert_same_state(a, b);
+	assert_int_equal(stat_of(b, "sync_history", NULL), 3);
+	assert_int_equal(stat_of(a, "sync_history", NULL), 3);
+
+	assert_int_equal(open_props(f, 2, 5, 0, &x), MB_EINVAL);
+	assert_non_null(strstr(mb_last_error(NULL), "history_limit 5"));
+	assert_non_null(strstr(mb_last_error(NULL), "keeps 3"));
+	assert_null(x);
+	assert_int_equal(open_props(f, 3, 0, 200000, &x), MB_EINVAL);
+	assert_non_null(strstr(mb_last_error(NULL), "at most 100000"));
+	assert_null(x);
+	/* a handle may lower it; the bank's stays the stream's */
+	assert_int_equal(open_props(f, 4, 3, 50000, &x), 0);
+	assert_int_equal(stat_of(x, "max_json_bytes", NULL), 100000);
+	assert_int_equal(stat_of(x, "sync_history", NULL), 3);
+	mb_close(x);
+	x = NULL;
+	/* machine 2 again, now with the stream's: it joins */
+	assert_int_equal(open_props(f, 2, 0, 0, &x), 0);
+	assert_int_equal(stat_of(x, "history_limit", NULL), 3);
+	assert_same_state(a, x);
+	mb_close(x);
+	mb_close(a);
+	mb_close(b);
+}
+
 /* A bank on a stream: a restore onto it (forced or not) and a journal
  * repair would make it a local bank or rewrite its journal's identity:
  * both refused, naming why and what to do, changing nothing; a restore
@@ -866,6 +964,48 @@ static void test_bootstrap_after_purge(void **state)
 		if (mb_journal_verify(path, &r)) fail_msg("verify: %s", r);
 		mb_free(r);
 	}
+	mb_close(a);
+	unsetenv("MEMBANK_TEST_CKPT_MARGIN");
+}
+
+/* The cluster's checkpoint carries checkpoint.json: a machine started from
+ * it knows the error types' last-seen times (the drop order at
+ * MB_MAX_ERROR_TYPES) and the page counters, so the next type dropped is
+ * the same everywhere and the snapshots stay byte-identical. */
+static void test_bootstrap_keeps_error_state(void **state)
+{
+	fx *f = *state;
+	mb_bank *a, *m[2];
+	mb_batch *bt = NULL;
+	char id[32];
+
+	setenv("MEMBANK_TEST_CKPT_MARGIN", "5", 1);
+	a = machine(f, 0);
+	for (int i = 0; i < 12; i++) {
+		snprintf(id, sizeof id, "p%d", i);
+		put(a, id, "{}");
+	}
+	assert_int_equal(mb_batch_begin(a, &bt), 0);
+	for (unsigned i = 0; i < MB_MAX_ERROR_TYPES; i++) {
+		snprintf(id, sizeof id, "t%04u", i);
+		assert_int_equal(mb_batch_error_log(bt, id, "m"), 0);
+	}
+	assert_int_equal(mb_batch_commit(bt), 0);
+	assert_int_equal(mb_error_log(a, "t0000", "again"), 0);   /* the newest seen */
+	assert_int_equal(mb_snapshot(a, NULL, NULL), 0);
+	assert_int_equal(stat_of(a, "cluster", "checkpoint_failures"), 0);
+	for (int i = 0; i < 3; i++)
+		put(a, "after", "{}");
+	m[0] = a;
+	m[1] = machine(f, 1);                       /* from the checkpoint */
+	assert_int_equal(stat_of(m[1], "cluster", "checkpoint_seq"),
+	                 stat_of(a, "cluster", "checkpoint_seq"));
+	assert_int_equal(mb_error_log(m[1], "znew", "m"), 0);     /* drops one type */
+	assert_int_equal(mb_error_log(a, "znew2", "m"), 0);       /* and another */
+	assert_int_equal(stat_of(a, "error_types_dropped", NULL), 2);
+	assert_same_state(m[0], m[1]);
+	assert_same_snapshots(f, m, 2);
+	mb_close(m[1]);
 	mb_close(a);
 	unsetenv("MEMBANK_TEST_CKPT_MARGIN");
 }
@@ -1059,22 +1199,65 @@ static void assert_puts_once(const fx *f, int m)
 	free(ids);
 }
 
-/* Until the stream has @more records past now (bounded). */
-static void progress(mb_bank *b, uint64_t more)
+/* Lines (acknowledged writes) in the writers' ack files. */
+static uint64_t acked_total(char acks[][4300], int k)
 {
-	mb_cluster_info ci;
-	uint64_t from = 0;
+	uint64_t n = 0;
+
+	for (int i = 0; i < k; i++) {
+		FILE *fp = fopen(acks[i], "r");
+		int ch;
+		if (!fp)
+			continue;
+		while ((ch = getc(fp)) != EOF)
+			n += ch == '\n';
+		fclose(fp);
+	}
+	return n;
+}
+
+/* Until the writers acknowledged @more writes past now.  Counted in their
+ * ack files, not asked of the cluster (a handle's view of it may lag a
+ * node's death); a writer that exited fails at once, naming it; the bound
+ * is for a broken run only, scaled by MEMBANK_TEST_SLOW. */
+static void progress(char acks[][4300], const pid_t *pid, int k, uint64_t more)
+{
+	uint64_t from = acked_total(acks, k);
 
 	for (int i = 0; i < WAIT_S * 10 * slow(); i++) {
-		if (mb_cluster_status(b, &ci) == 0 && ci.reachable) {
-			if (!from)
-				from = ci.last_seq + 1;
-			if (ci.last_seq >= from + more - 1)
-				return;
+		if (acked_total(acks, k) >= from + more)
+			return;
+		for (int w = 0; w < k; w++) {
+			siginfo_t si;
+			memset(&si, 0, sizeof si);
+			if (!waitid(P_PID, (id_t)pid[w], &si, WEXITED | WNOHANG | WNOWAIT) &&
+			    si.si_pid == pid[w])
+				fail_msg("writer %d exited (code %d) while %llu more acks were awaited",
+				         w, si.si_status, (unsigned long long)more);
 		}
 		usleep(100000);
 	}
-	fail_msg("the stream did not grow by %llu records", (unsigned long long)more);
+	fail_msg("the writers did not acknowledge %llu more writes in %d s",
+	         (unsigned long long)more, WAIT_S * slow());
+}
+
+/* The stream's leader node (cluster.py names its servers n1, n2, ...),
+ * asked until a node answers as leader (bounded: an election may run). */
+static int leader_of(mb_bank *b)
+{
+	mb_cluster_info ci;
+
+	for (int i = 0; i < WAIT_S * 10 * slow(); i++) {
+		if (!mb_cluster_status(b, &ci) && ci.reachable && ci.leader[0] == 'n') {
+			int l = atoi(ci.leader + 1) - 1;
+			assert_true(l >= 0 && l < nodes());
+			assert_int_equal(ci.replicas, (uint32_t)nodes());
+			return l;
+		}
+		usleep(100000);
+	}
+	fail_msg("no stream leader in %d s", WAIT_S * slow());
+	return -1;
 }
 
 /* kill -9 a follower node, then the leader node, during a workload of two
@@ -1104,29 +1287,21 @@ static void test_nodes_killed(void **state)
 			                                 NULL });
 			k++;
 		}
-	progress(m[0], 40);
-	{
-		mb_cluster_info ci;   /* cluster.py names its servers n1, n2, ... */
-		assert_int_equal(mb_cluster_status(m[0], &ci), 0);
-		assert_true(ci.reachable);
-		assert_int_equal(ci.leader[0], 'n');
-		leader = atoi(ci.leader + 1) - 1;
-		assert_true(leader >= 0 && leader < nodes());
-		assert_int_equal(ci.replicas, (uint32_t)nodes());
-	}
+	progress(acks, pid, k, 40);
+	leader = leader_of(m[0]);
 	follower = (leader + 1) % nodes();
 	snprintf(cmd, sizeof cmd, "kill %d", follower);
 	control(cmd, ans, sizeof ans);
-	progress(m[0], 40);
+	progress(acks, pid, k, 40);
 	snprintf(cmd, sizeof cmd, "restart %d", follower);
 	control(cmd, ans, sizeof ans);
 	snprintf(cmd, sizeof cmd, "kill %d", leader);
 	control(cmd, ans, sizeof ans);
-	progress(m[1], 40);
+	progress(acks, pid, k, 40);
 	snprintf(cmd, sizeof cmd, "restart %d", leader);
 	control(cmd, ans, sizeof ans);
 	control("wait", ans, sizeof ans);
-	progress(m[0], 40);
+	progress(acks, pid, k, 40);
 	snprintf(cmd, sizeof cmd, "%s/stop", f->dir);
 	stop = fopen(cmd, "w");
 	assert_non_null(stop);
@@ -1149,6 +1324,84 @@ static void test_nodes_killed(void **state)
 		assert_true(acked > 0);
 	}
 	/* none twice: each page's put is in the stream at most once */
+	assert_puts_once(f, 0);
+	assert_puts_once(f, 1);
+	assert_same_snapshots(f, m, 2);
+	for (int i = 0; i < 2; i++)
+		mb_close(m[i]);
+}
+
+/* Writer torture: on each of two machines a writer goes on while, round
+ * after round, another writer process of one machine or the other is
+ * killed (SIGKILL) at a random instant: after a random number of its
+ * acknowledged writes (0: maybe during its open) and a random pause
+ * (anywhere in a write: before its publish, holding the write queue's
+ * lock, after the stream acknowledged, before its local commit).  Whatever
+ * the instant: the other writers go on (none fails), every acknowledged
+ * write is on both machines, no page is put twice in either journal, and
+ * both machines end in the same state.  The seed is printed. */
+static void test_writer_torture(void **state)
+{
+	enum { ROUNDS = 16, STEADY = 2 };
+	fx *f = *state;
+	mb_bank *m[2];
+	pid_t pid[STEADY + ROUNDS];
+	char acks[STEADY + ROUNDS][4300], cmd[4300];
+	unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
+	FILE *stop;
+
+	printf("writer torture: seed %u\n", seed);
+	srand(seed);
+	for (int i = 0; i < 2; i++)
+		m[i] = machine(f, i);
+	for (int k = 0; k < STEADY + ROUNDS; k++)
+		snprintf(acks[k], sizeof acks[k], "%s/acks%d", f->dir, k);
+	for (int i = 0; i < STEADY; i++) {
+		char ms[8], ps[8];
+		snprintf(ms, sizeof ms, "%d", i);
+		snprintf(ps, sizeof ps, "%d", i);
+		pid[i] = spawn((const char *[]){ "churn", f->dir, f->url, ms, ps, "100000",
+		                                 acks[i], NULL });
+	}
+	for (int r = 0; r < ROUNDS; r++) {
+		int k = STEADY + r, status = 0;
+		uint64_t want = (uint64_t)(rand() % 12);
+		char ms[8], ps[8];
+		snprintf(ms, sizeof ms, "%d", r % 2);
+		snprintf(ps, sizeof ps, "%d", 10 + r);
+		pid[k] = spawn((const char *[]){ "churn", f->dir, f->url, ms, ps, "100000",
+		                                 acks[k], NULL });
+		if (want)
+			progress(acks + k, pid + k, 1, want);
+		usleep((useconds_t)(rand() % 20000));
+		assert_int_equal(kill(pid[k], SIGKILL), 0);
+		assert_int_equal(waitpid(pid[k], &status, 0), pid[k]);
+		assert_true(WIFSIGNALED(status));   /* killed, never failed */
+	}
+	/* the writers that were not killed go on, on both machines */
+	progress(acks, pid, STEADY, 20);
+	snprintf(cmd, sizeof cmd, "%s/stop", f->dir);
+	stop = fopen(cmd, "w");
+	assert_non_null(stop);
+	fclose(stop);
+	for (int i = 0; i < STEADY; i++)
+		assert_int_equal(wait_child(pid[i], WAIT_S * 2 * slow()), 0);
+	assert_same_state(m[0], m[1]);
+	for (int k = 0; k < STEADY + ROUNDS; k++) {
+		FILE *fp = fopen(acks[k], "r");
+		char line[128];
+		if (!fp)
+			continue;   /* killed before it opened its file */
+		while (fgets(line, sizeof line, fp)) {
+			if (!strchr(line, '\n'))
+				break;  /* a line cut by the kill: not reported whole */
+			line[strcspn(line, "\n")] = '\0';
+			for (int j = 0; j < 2; j++)
+				if (page_int(m[j], line, "k") != 1)
+					fail_msg("acknowledged %s missing on machine %d", line, j);
+		}
+		fclose(fp);
+	}
 	assert_puts_once(f, 0);
 	assert_puts_once(f, 1);
 	assert_same_snapshots(f, m, 2);
@@ -1193,11 +1446,14 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_foreign_message, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recreated_stream_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restore_repair_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_props_one_per_stream, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unreachable_cluster, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bootstrap_after_purge, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bootstrap_keeps_error_state, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_machines_three_writers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_three_machines_two_writers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_nodes_killed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_writer_torture, setup, teardown),
 	};
 
 	if (argc > 2 && !strcmp(argv[1], "--role"))
