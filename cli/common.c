@@ -45,7 +45,7 @@ static void vmsg(const cli *c, const char *fmt, va_list ap)
 		for (char *p = text; (p = strstr(p, "://")); p += 3)
 			url = p;
 		if (url && !strpbrk(url, " \t\n'\""))
-			strcpy(url, "://...");
+			snprintf(url, sizeof text - (size_t)(url - text), "://...");
 	}
 	cli_redact(text, clean, sizeof clean);
 	fputs(clean, stderr);
