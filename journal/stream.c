@@ -171,6 +171,12 @@ static natsStatus set_options(natsOptions *no, const mbs_options *o, const mbs_u
 		s = natsOptions_SetMaxReconnect(no, -1);
 	if (s == NATS_OK)
 		s = natsOptions_SetReconnectWait(no, 100);
+	/* Nothing is buffered while reconnecting (1 byte: every write then
+	 * fails at once, and is retried by the caller's loop).  libnats would
+	 * otherwise keep a publish that timed out and send it on reconnect,
+	 * long after mbs_publish() reported MBS_ETIMEOUT. */
+	if (s == NATS_OK)
+		s = natsOptions_SetReconnectBufSize(no, 1);
 	if (s == NATS_OK)
 		s = natsOptions_SetErrorHandler(no, quiet_errors, NULL);
 	if (s == NATS_OK)
@@ -266,13 +272,19 @@ int mbs_connect(const mbs_options *o, mbs_conn **out)
 	}
 	natsOptions_Destroy(no);
 	if (s != NATS_OK) {
-		rc = mbs_auth_failure(s) ? MBS_EAUTH :
+		/* Over TLS, a server that refuses the client's certificate (or
+		 * its absence) closes after the handshake: libnats sees a
+		 * protocol error. */
+		bool tls_refused = tls && s == NATS_PROTOCOL_ERROR;
+		rc = mbs_auth_failure(s) || tls_refused ? MBS_EAUTH :
 		     s == NATS_NO_SERVER || mbs_retryable(s, 0) ? MBS_ETIMEOUT : MBJ_EIO;
 		cfail("%s: cannot connect: %s%s",
 		         c->redacted, mbs_why(s, 0, w, sizeof w),
 		         s == NATS_SECURE_CONNECTION_WANTED ?
 		         " (tls:// was asked, the server offers no TLS)" :
-		         s == NATS_SSL_ERROR ? " (TLS handshake or certificate check failed)" : "");
+		         s == NATS_SSL_ERROR ? " (TLS handshake or certificate check failed)" :
+		         tls_refused ? " (TLS: the server refused this client; does it require "
+		         "a client certificate?)" : "");
 		free(c);
 		return rc;
 	}

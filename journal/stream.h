@@ -97,6 +97,15 @@ int mbs_url_check(const char *url, char *why, size_t n);
 int mbs_stream_ensure(mbs_conn *c, uint32_t replicas, bool create, mbs_info *info);
 int mbs_stream_info(mbs_conn *c, mbs_info *info);
 
+/* LATE LANDING.  After MBS_ETIMEOUT a record may still land later: a
+ * server that was stopped (SIGSTOP, a long pause) reads the request from
+ * its socket when it resumes, and a new stream leader may commit an entry
+ * the old one had replicated.  (libnats' own reconnect buffer, which would
+ * send a timed-out publish on reconnect, is turned off.)  The expected
+ * last seq still holds: a late record lands only where the stream was
+ * when it was sent, so it is the next record for every machine alike, and
+ * a retry with the same msg id within 2 minutes gets its seq back. */
+
 /* Publish one record (len <= MBS_MAX_PAYLOAD) expecting the stream's last seq to be @expect (0 is
  * sent too: an empty stream), with Nats-Msg-Id @msg_id (stable across the
  * retries of one attempt; the server then answers a publish that had landed

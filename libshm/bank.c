@@ -373,6 +373,21 @@ size_t bank_stored_max_json(const char *bank_path)
 	return (size_t)v;
 }
 
+bool bank_stored_journal(const char *bank_path, char *out, size_t cap)
+{
+	char *path = join(bank_path, MB_IDENTITY_FILE), text[2048];
+	ssize_t n = path ? read_small(path, text, sizeof text) : -1;
+	cJSON *j = n > 0 ? cJSON_ParseWithLength(text, (size_t)n) : NULL;
+	const cJSON *jn = cJSON_GetObjectItemCaseSensitive(j, "journal");
+	bool bound = cJSON_IsString(jn) && *jn->valuestring;
+
+	if (bound)
+		snprintf(out, cap, "%s", jn->valuestring);
+	cJSON_Delete(j);
+	free(path);
+	return bound;
+}
+
 /* This boot's id; MEMBANK_TEST_BOOT_ID stands in for it in tests of the
  * machine-crash path. */
 static int boot_id(char out[BOOT_ID_LEN + 1])

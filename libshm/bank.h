@@ -147,6 +147,13 @@ int bank_check_unused(const char *path, const char *what);
  * has none (or no readable identity).  A restore keeps it. */
 size_t bank_stored_max_json(const char *bank_path);
 
+/* The journal URL (redacted) the bank at @bank_path's membank.json binds
+ * it to, in @out: true for a bank on a stream, false for a local journal
+ * (or no readable identity).  Restore and journal repair refuse such a
+ * bank: they would rewrite the local journal's identity, which is a copy
+ * of the stream's. */
+bool bank_stored_journal(const char *bank_path, char *out, size_t cap);
+
 /* Under the bank's open lock: finish what a restore killed midway left
  * (restore.pending names the aside directory, removed with the mark). */
 int restore_recover(const char *path);

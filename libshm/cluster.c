@@ -21,14 +21,19 @@
  * holder of store/follow.lock) runs a thread that waits for new messages
  * on the stream's subject (mbs_wait_beyond) and catches up at once, with a
  * connection of its own; it starts FOLLOW_START_MS after the open (a
- * short-lived command never pays for it).  Every FOLLOW_CHECK_MS it also
- * looks at the stream itself (recreated, or behind this machine).
+ * short-lived command never pays for it).  A message this machine's own
+ * writer applies costs the follower no request: the stream's end is then
+ * looked at within FOLLOW_VERIFY_MS (another machine's write among this
+ * machine's own is visible within that, plus the fetch).  Every
+ * FOLLOW_CHECK_MS it also looks at the stream itself (recreated, or behind
+ * this machine).
  *
  * CHECKPOINTS.  A checkpoint into the bank directory is put into the
  * cluster (mbs_checkpoint_put) and the stream purged before its seq less
  * CKPT_MARGIN records, so that machines a little behind need no bootstrap.
- * A machine created while the stream's first record is past 1 starts from
- * the cluster's checkpoint (bootstrap()).
+ * A machine created while the stream's first record is past 1, or opened
+ * while its end is before it (purged while it was away), starts from the
+ * cluster's checkpoint (bootstrap()).
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -58,6 +63,7 @@
 #define FOLLOW_START_MS 1000u
 #define FOLLOW_WAIT_MS 100u
 #define FOLLOW_CHECK_MS 2000u
+#define FOLLOW_VERIFY_MS 20u
 #define FOLLOW_RETRY_MS 1000u
 
 struct cluster {
@@ -104,20 +110,6 @@ static void contact(struct cluster *c, uint64_t last)
 	atomic_store(&c->contact_us, wall_us());
 	while (last > was && !atomic_compare_exchange_weak(&c->stream_last, &was, last))
 		;
-}
-
-/* TEMPORARY, until journal/stream.c has them (wg/stream): weak, so that
- * stream.c's definitions win as soon as they exist. */
-__attribute__((weak)) int mbs_checkpoint_put(mbs_conn *c, const char *dir, uint64_t seq)
-{
-	(void)c, (void)dir, (void)seq;
-	return MBS_ENOSTREAM;
-}
-
-__attribute__((weak)) int mbs_checkpoint_get(mbs_conn *c, const char *dir, uint64_t *seq)
-{
-	(void)c, (void)dir, (void)seq;
-	return MBS_ENOSTREAM;
 }
 
 /* ------------------------------------------------------------- the URL */
@@ -343,7 +335,8 @@ static bool nats_usable(void)
 	return ok;
 }
 
-static int connect_to(mb_bank *b, const void *tag, mbs_conn **out)
+/* @deadline_ms: 0 for the handle's (half the write bound). */
+static int connect_within(mb_bank *b, const void *tag, mbs_conn **out, uint32_t deadline_ms)
 {
 	mbs_options o;
 	int rc;
@@ -354,10 +347,17 @@ static int connect_to(mb_bank *b, const void *tag, mbs_conn **out)
 		               "had used NATS (libnats cannot be used across fork()): open banks on a "
 		               "stream in a process started afresh (exec)", b->cl->redacted);
 	conn_options(b->cl, &o);
+	if (deadline_ms && deadline_ms < o.deadline_ms)
+		o.deadline_ms = o.timeout_ms = deadline_ms;
 	if ((rc = mbs_connect(&o, out)))
 		return stream_fail(b, tag, rc, "cannot connect", mbs_connect_errmsg());
 	atomic_store(&b->cl->contact_us, wall_us());
 	return 0;
+}
+
+static int connect_to(mb_bank *b, const void *tag, mbs_conn **out)
+{
+	return connect_within(b, tag, out, 0);
 }
 
 /* Under c->mu: the handle's connection, made again when it is missing. */
@@ -646,40 +646,25 @@ int cluster_local_record(mb_bank *b, uint64_t seq, uint8_t *type, int64_t *ts,
 
 /* ------------------------------------------------------------ bootstrap */
 
-/* checkpoint.json of a checkpoint from another machine names that
- * machine's segment and offset: here its records start at no segment. */
-static int local_position(mb_bank *b, const char *dir)
+/* The cluster keeps a checkpoint's four files and its seq, not its
+ * checkpoint.json (which names the putting machine's segment and offset):
+ * the record is written here, with no segment (the journal here goes on
+ * from seq + 1).  Without its error_types state the checkpoint loads as
+ * the four files alone do (checkpoint.h). */
+static int local_position(mb_bank *b, const char *dir, uint64_t seq)
 {
-	char path[4096], *text = NULL, *out = NULL;
-	cJSON *j = NULL;
-	struct stat st;
-	int fd, rc = MB_ECORRUPT;
+	char text[128];
 
-	mb_pathf(path, sizeof path, "%s/%s", dir, MB_CHECKPOINT_FILE);
-	if ((fd = mb_open_fd(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0)) < 0 || fstat(fd, &st) ||
-	    st.st_size > (16 << 20) || !(text = malloc((size_t)st.st_size + 1)) ||
-	    read(fd, text, (size_t)st.st_size) != st.st_size)
-		goto out;
-	text[st.st_size] = '\0';
-	if (!(j = cJSON_Parse(text)) ||
-	    !cJSON_ReplaceItemInObjectCaseSensitive(j, "segment", cJSON_CreateNumber(0)) ||
-	    !cJSON_ReplaceItemInObjectCaseSensitive(j, "offset", cJSON_CreateNumber(0)) ||
-	    !(out = cJSON_PrintUnformatted(j)))
-		goto out;
-	rc = mb_write_file_atomic(dir, MB_CHECKPOINT_FILE, out, strlen(out), b->file_mode, NULL);
-out:
-	if (fd >= 0)
-		close(fd);
-	if (rc == MB_ECORRUPT)
-		mb_fail(NULL, rc, "the cluster's checkpoint: %s is not a checkpoint record", path);
-	cJSON_free(out);
-	cJSON_Delete(j);
-	free(text);
-	return rc;
+	snprintf(text, sizeof text, "{\"format\":%d,\"seq\":%llu,\"segment\":0,\"offset\":0}\n",
+	         MB_CHECKPOINT_FORMAT, (unsigned long long)seq);
+	return mb_write_file_atomic(dir, MB_CHECKPOINT_FILE, text, strlen(text), b->file_mode,
+	                            NULL);
 }
 
-/* A new machine (nothing in its journal) whose stream no longer starts at
- * seq 1: the cluster's checkpoint becomes its own, then the tail. */
+/* A new machine (nothing in its journal), or one whose end is before the
+ * stream's first record (purged while it was away): the cluster's
+ * checkpoint becomes its own (the store rebuilt from it; the journal goes
+ * on after it in a segment of its own), then the tail. */
 static int bootstrap(mb_bank *b, const mbs_info *info)
 {
 	char root[4096], tmp[4096], final[4096];
@@ -703,7 +688,7 @@ static int bootstrap(mb_bank *b, const mbs_info *info)
 		rc = mb_fail(NULL, MB_EDIVERGED, "bootstrap: the cluster's checkpoint covers seq %llu "
 		             "but stream %s starts at seq %llu", (unsigned long long)seq,
 		             b->cl->stream, (unsigned long long)info->first_seq);
-	else if (!(rc = local_position(b, tmp))) {
+	else if (!(rc = local_position(b, tmp, seq))) {
 		mb_pathf(final, sizeof final, "%s/%020llu", root, (unsigned long long)seq);
 		if (rename(tmp, final) || fsync_dir(root))
 			rc = mb_fail(NULL, mb_errno_code(errno), "bootstrap: %s: %s", final,
@@ -783,7 +768,7 @@ static void *follow(void *arg)
 	mb_bank *b = arg;
 	struct cluster *c = b->cl;
 	mbs_conn *conn = NULL;
-	uint64_t checked = 0;
+	uint64_t checked = 0, verify_at = 0;
 	int fd = -1;
 
 	if (follow_nap(c, FOLLOW_START_MS))
@@ -792,19 +777,46 @@ static void *follow(void *arg)
 		uint64_t applied;
 		int r;
 
+		/* a short connect: mb_close() waits for this thread */
 		if ((fd < 0 && (fd = follow_lock(b)) < 0) ||
-		    (!conn && connect_to(b, &quiet, &conn))) {
+		    (!conn && connect_within(b, &quiet, &conn, FOLLOW_RETRY_MS))) {
 			if (follow_nap(c, FOLLOW_RETRY_MS))
 				break;
 			continue;
 		}
+		uint64_t now = mono_ms(), wait = FOLLOW_WAIT_MS;
+		bool look = false;
+
+		if (verify_at)
+			wait = verify_at > now ? verify_at - now : 0;
 		applied = applied_seq(b);
-		r = mbs_wait_beyond(conn, applied, FOLLOW_WAIT_MS);
-		if (r == 1)
-			applied = 0;  /* read again below, before the stream's info */
-		if (r == 1 && !atomic_load(&c->diverged) && catch_up_txn(b, conn, &quiet) &&
-		    follow_nap(c, FOLLOW_WAIT_MS))
-			break;
+		r = mbs_wait_beyond(conn, applied, (uint32_t)(wait ? wait : 1));
+		if (r == 1) {
+			/* Most messages seen are this machine's own writes, which
+			 * their writer applies: when this machine's end moves on
+			 * (within a millisecond), the stream is looked at within
+			 * FOLLOW_VERIFY_MS; a message nobody here applied is
+			 * another machine's: looked at now. */
+			for (int i = 0; i < 10 && applied_seq(b) == applied; i++)
+				usleep(100);
+			if (applied_seq(b) > applied) {
+				if (!verify_at)
+					verify_at = mono_ms() + FOLLOW_VERIFY_MS;
+			} else {
+				look = true;
+			}
+		}
+		if (look || (verify_at && mono_ms() >= verify_at)) {
+			mbs_info info;
+			verify_at = 0;
+			/* the stream's end first, without the writer lock */
+			if (!atomic_load(&c->diverged) && !mbs_stream_info(conn, &info)) {
+				contact(c, info.last_seq);
+				if (info.last_seq > applied_seq(b) && catch_up_txn(b, conn, &quiet) &&
+				    follow_nap(c, FOLLOW_WAIT_MS))
+					break;
+			}
+		}
 		if (r < 0 && follow_nap(c, FOLLOW_WAIT_MS))
 			break;
 		if (mono_ms() - checked >= FOLLOW_CHECK_MS) {
@@ -865,12 +877,17 @@ int cluster_open(mb_bank *b)
 	check_stream(b, &info, applied);
 	if (atomic_load(&c->diverged))
 		goto follow;
-	if (applied == 0 && info.first_seq > 1 && (rc = bootstrap(b, &info)))
+	/* a new machine, or one behind the purge point: the cluster's
+	 * checkpoint, then the tail */
+	if (info.first_seq > applied + 1 && (rc = bootstrap(b, &info)))
 		return rc;
 	if ((rc = catch_up_txn(b, NULL, NULL))) {
 		if (rc != MB_EUNAVAIL && rc != MB_EDIVERGED)
 			return rc;
 		mb_clear_error(NULL);
+	} else if (info.first_seq > applied + 1 && applied) {
+		/* the segments before the checkpoint (a gap before it) go */
+		mbj_remove_before(b->journal_dir, atomic_load(&c->ckpt_seq) + 1, NULL);
 	}
 follow:
 	/* tests: MEMBANK_TEST_NO_FOLLOW=1 leaves this handle behind the

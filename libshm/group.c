@@ -46,6 +46,11 @@
  *    whose seq is at or below the journal's end was appended and is done;
  *    any other goes back to the queue and is decided again.  Nobody else
  *    appended in between, because only a leader appends.
+ *    A bank on a stream (cluster.c): another machine may own the seq a
+ *    dead leader marked, so "seq <= end" proves nothing.  Its slots are
+ *    taken again with that seq as `pending` (gq_collect_pending), and the
+ *    pass decides each by its tag (this machine's nonce, its ticket) in
+ *    the record at that seq once the journal reaches it (write.c).
  *  - A leader stopped (SIGSTOP): like a process stopped while holding
  *    LMDB's writer lock, it stops every writer until it continues or dies;
  *    sleepers wake every WAIT_NS to look.  Readers are not affected.

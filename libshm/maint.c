@@ -595,6 +595,18 @@ static int journal_check(const char *bank_path, char **out, bool repair)
 		rc = MB_ENOTBANK;
 		goto report;
 	}
+	/* the local journal of a bank on a stream is a copy of the stream's
+	 * (local seq == stream seq): a repair would cut it or move it aside
+	 * under a checkpoint the stream knows nothing of */
+	if (repair) {
+		char url[1024];
+		if (bank_stored_journal(path, url, sizeof url))
+			return mb_fail(NULL, MB_EINVAL, "journal repair: %s: the bank is bound to "
+			               "journal %s, whose stream is its journal: not repairing the "
+			               "local copy; move the directory aside and open it with the "
+			               "journal again (it starts from the cluster's checkpoint and "
+			               "the stream)", path, url);
+	}
 	/* a repair excludes opens while it changes the bank */
 	if (repair && !access(ident, F_OK)) {
 		unsigned mode = !stat(path, &st) && (st.st_mode & 0070) ? 0660 : 0600;

@@ -261,8 +261,12 @@ typedef struct mb_options {
 	                                    keeps its own */
 	uint32_t journal_timeout_ms;   /**< how long a write waits for an
 	                                    unreachable or electing cluster before
-	                                    it fails with MB_EUNAVAIL, and an
-	                                    open before it fails (0: 15000) */
+	                                    it fails with MB_EUNAVAIL (0: 15000;
+	                                    up to twice that when a publish timed
+	                                    out and its outcome is looked up).  An
+	                                    existing bank whose cluster does not
+	                                    answer opens on its local copy after
+	                                    it (a new one fails) */
 } mb_options;
 
 /** Opaque handle of an open bank. */
@@ -311,10 +315,12 @@ MB_API void mb_options_init(mb_options *opts);
  * A bank bound to a stream (journal_url) catches up with the stream before
  * the open returns (a new or wiped machine first loads the newest
  * checkpoint kept in the cluster); creating one creates the stream (or
- * checks it).  Then MB_EUNAVAIL (the cluster did not answer in
- * journal_timeout_ms), MB_EINVAL (another journal than the bank's, a bad
- * URL: the message names the part), MB_EPERM (credentials or TLS refused)
- * and MB_EDIVERGED (open, but the handle refuses writes) are possible too.
+ * checks it).  Then MB_EUNAVAIL (a machine that never joined the stream
+ * and whose cluster did not answer in journal_timeout_ms; an existing one
+ * opens on its local copy), MB_EINVAL (another journal than the bank's, a
+ * bad URL: the message names the part), MB_EPERM (credentials or TLS
+ * refused; a process forked after it used NATS) are possible too; a bank
+ * whose stream was recreated opens, and its writes fail with MB_EDIVERGED.
  */
 MB_API int mb_open(const char *path, const mb_options *opts, mb_bank **out);
 
@@ -515,7 +521,9 @@ MB_API int mb_checkpoint_if_due(mb_bank *bank);
  * "applied_seq":N (journal.last_seq),"stream_last_seq":N (the stream's
  * last seq as last seen, no round trip),"lag_records":N,
  * "since_contact_ms":N|null (since this process last heard from the
- * cluster; null: never),"foreign_skipped":N,"diverged":bool}.  */
+ * cluster; null: never),"foreign_skipped":N,"conflicts":N (this process's
+ * publishes that met another machine's record first),"checkpoint_seq":N,
+ * "checkpoint_failures":N,"diverged":bool}.  */
 MB_API int mb_stats(mb_bank *bank, char **json_out);
 
 /** The bank's figures as OpenMetrics 1.0 text (which Prometheus scrapes):
@@ -565,8 +573,9 @@ typedef struct mb_cluster_info {
 	uint64_t lag_records;      /**< last_seq - applied_seq (0 when ahead) */
 	int64_t since_contact_ms;  /**< milliseconds since this process last
 	                                heard from the cluster (-1: never) */
-	uint64_t checkpoint_seq;   /**< seq the newest checkpoint kept in the
-	                                cluster covers (0: none) */
+	uint64_t checkpoint_seq;   /**< seq of the newest checkpoint this process
+	                                put into the cluster or started from
+	                                (0: none, or not known here) */
 	uint64_t foreign_skipped;  /**< records of the stream that were not
 	                                membank's, applied as nothing on every
 	                                machine (counted by this machine) */
@@ -654,6 +663,9 @@ MB_API int mb_snapshot(mb_bank *bank, const char *dir, mb_snapshot_info *info);
  * The files' checkpoint.json is read too, if there is one (without it no
  * error type counts as dropped and none as seen: the first dropped at
  * MB_MAX_ERROR_TYPES go in key order).
+ * A restore builds a bank with a local journal: it refuses (MB_EINVAL,
+ * changing nothing) a target bound to a stream (membank.json's "journal")
+ * and a journal URL asked (opts->journal_url, else $MEMBANK_JOURNAL).
  * @return 0, MB_EEXIST, MB_EINVAL or MB_ECORRUPT (a bad file: the message
  * names the file and the byte offset or key; pages that would expire
  * without a choice; none of the four files; bad @p flags), MB_EPERM (a process has the
@@ -714,7 +726,10 @@ MB_API int mb_journal_verify(const char *bank_path, char **report_json);
  * (MB_EPERM otherwise, and nothing is changed).  When the damage lies before the
  * newest checkpoint's seq, that checkpoint (which holds every record up to
  * it) is kept as the start instead, the same way.  @p report_json as
- * mb_journal_verify(), with "action" saying exactly what was done. */
+ * mb_journal_verify(), with "action" saying exactly what was done.
+ * A bank bound to a stream is refused (MB_EINVAL): its local journal is a
+ * copy of the stream's; move the directory aside and open it with the
+ * journal again (it starts from the cluster's checkpoint). */
 MB_API int mb_journal_repair(const char *bank_path, char **report_json);
 
 #ifdef __cplusplus

@@ -513,8 +513,17 @@ static int restore_locked(const char *from, const char *path, const mb_options *
 	if ((rc = restore_recover(path)))
 		return rc;
 	if (!(flags & RESTORE_MIGRATE) && has_content(path)) {
+		char url[1024];
 		if ((rc = check_is_bank(path)))
 			return rc;
+		/* its journal is a copy of the stream's: the restored bank
+		 * would be a local one, cut from the stream, and the other
+		 * machines would not see the restore */
+		if (bank_stored_journal(path, url, sizeof url))
+			return mb_fail(NULL, MB_EINVAL, "restore: %s: the bank is bound to journal "
+			               "%s: a restore would make it a local bank, cut from the "
+			               "stream; restore into another directory (a local bank), or "
+			               "write the snapshot's contents through the bank", path, url);
 		if (!(flags & MB_RESTORE_FORCE))
 			return mb_fail(NULL, MB_EEXIST, "restore: %s: a bank is there already; "
 			               "force to replace it", path);
@@ -647,6 +656,14 @@ int mb_restore_report(const char *from, const char *bank_path, const mb_options 
 	    (flags & MB_RESTORE_KEEP_EXPIRED && flags & MB_RESTORE_EXPIRE))
 		return mb_fail(NULL, MB_EINVAL, "restore: flags: unknown, or both keep-expired and "
 		               "expire");
+	/* a restore builds a local bank: asked for one on a stream, it would
+	 * silently be a local one */
+	if ((opts->journal_url && *opts->journal_url) ||
+	    (!opts->journal_url && getenv("MEMBANK_JOURNAL") && *getenv("MEMBANK_JOURNAL")))
+		return mb_fail(NULL, MB_EINVAL, "restore: builds a bank with a local journal, not "
+		               "one on a stream: restore without a journal URL (unset "
+		               "MEMBANK_JOURNAL), or write the snapshot's contents through a bank "
+		               "opened on the stream");
 	if (!from || stat(from, &st) || !S_ISDIR(st.st_mode))
 		return mb_fail(NULL, MB_EINVAL, "restore: %s: not a directory", from ? from : "(null)");
 	if ((rc = target_dir(bank_path, opts, &created)) ||

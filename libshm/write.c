@@ -16,6 +16,10 @@
  * A full map aborts the transaction; after growing it the write runs again.
  * If the record was already appended, step 2 applies it, so it is applied
  * exactly once and never appended twice.
+ *
+ * A bank on a stream (cluster.c): step 3 publishes the pass's record to the
+ * stream, expecting it to end at the store's end, before the local append
+ * (see publish()); the stream's acknowledgement is the durability.
  */
 #include <signal.h>
 #include <stdio.h>

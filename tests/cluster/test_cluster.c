@@ -164,6 +164,8 @@ static char *slurp(const char *path, size_t *len)
 		p = NULL;
 	}
 	fclose(fp);
+	if (p)
+		p[n] = '\0';
 	*len = (size_t)n;
 	return p;
 }
@@ -282,10 +284,56 @@ static void test_binding(void **state)
 	assert_int_equal(mb_page_put(x, "l", "{}", 2), 0);
 	mb_cluster_info ci;
 	assert_int_equal(mb_cluster_status(x, &ci), MB_EINVAL);
+	assert_non_null(strstr(mb_last_error(x), "not bound to a cluster"));
+	assert_int_equal(mb_catch_up(x), 0);
+	{
+		char *st = NULL;
+		assert_int_equal(mb_stats(x, &st), 0);
+		assert_non_null(strstr(st, "\"cluster\":null}"));
+		mb_free(st);
+	}
 	mb_close(x);
 	x = NULL;
 	assert_int_equal(open_m(f, 1, f->url, &x), MB_EINVAL);
 	assert_non_null(strstr(mb_last_error(NULL), "local journal"));
+	assert_null(x);
+}
+
+/* A cluster with a password (cluster.py --auth user): the URL's
+ * credentials work, and appear nowhere: not in membank.json, cluster.json,
+ * stats, status or messages; without them the open is refused (MB_EPERM). */
+static void test_credentials(void **state)
+{
+	fx *f = *state;
+	const char *pass = getenv("MEMBANK_TEST_NATS_PASS");
+	char path[4300], *text, *st = NULL;
+	size_t len;
+	mb_cluster_info ci;
+	mb_bank *a, *x = NULL;
+
+	if (!pass)
+		skip();
+	a = machine(f, 0);
+	put(a, "p", "{}");
+	assert_int_equal(mb_stats(a, &st), 0);
+	assert_null(strstr(st, pass));
+	mb_free(st);
+	assert_int_equal(mb_cluster_status(a, &ci), 0);
+	assert_true(ci.reachable);
+	assert_null(strstr(ci.url, pass));
+	mb_close(a);
+	for (int i = 0; i < 2; i++) {
+		mpath(f, 0, path, sizeof path);
+		strcat(path, i ? "/cluster.json" : "/membank.json");
+		text = slurp(path, &len);
+		assert_non_null(text);
+		assert_null(strstr(text, pass));
+		assert_null(strchr(text, '@'));
+		free(text);
+	}
+	/* membank.json's URL has no credentials: refused, and said so */
+	assert_int_equal(open_m(f, 0, NULL, &x), MB_EPERM);
+	assert_null(strstr(mb_last_error(NULL), pass));
 	assert_null(x);
 }
 
@@ -539,13 +587,11 @@ static int64_t mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Delete stream @name (libnats: the library never deletes one). */
-static void delete_stream(const char *name)
+/* A connection of the test's own (libnats directly). */
+static natsConnection *raw_connect(void)
 {
 	natsConnection *nc = NULL;
 	natsOptions *no = NULL;
-	jsCtx *js = NULL;
-	jsErrCode e = 0;
 	char hosts[4096], srv[8][300];
 	const char *list[8];
 	int n = 0;
@@ -560,11 +606,62 @@ static void delete_stream(const char *name)
 	assert_int_equal(natsOptions_Create(&no), NATS_OK);
 	assert_int_equal(natsOptions_SetServers(no, list, n), NATS_OK);
 	assert_int_equal(natsConnection_Connect(&nc, no), NATS_OK);
+	natsOptions_Destroy(no);
+	return nc;
+}
+
+/* Delete stream @name (the library never deletes one). */
+static void delete_stream(const char *name)
+{
+	natsConnection *nc = raw_connect();
+	jsCtx *js = NULL;
+	jsErrCode e = 0;
+
 	assert_int_equal(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
 	assert_int_equal(js_DeleteStream(js, name, NULL, &e), NATS_OK);
 	jsCtx_Destroy(js);
 	natsConnection_Destroy(nc);
-	natsOptions_Destroy(no);
+}
+
+/* A message on the stream's subject that is not membank's: applied as
+ * nothing on every machine, counted, and the machines go on. */
+static void test_foreign_message(void **state)
+{
+	fx *f = *state;
+	natsConnection *nc = raw_connect();
+	jsCtx *js = NULL;
+	jsPubAck *ack = NULL;
+	jsErrCode e = 0;
+	mb_bank *a, *b;
+	char subject[128];
+
+	setenv("MEMBANK_TEST_NO_FOLLOW", "1", 1);
+	a = machine(f, 0);
+	put(a, "p", "{\"v\":1}");
+	snprintf(subject, sizeof subject, "membank.%s", f->stream);
+	assert_int_equal(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+	assert_int_equal(js_Publish(&ack, js, subject, "hello", 5, NULL, &e), NATS_OK);
+	jsPubAck_Destroy(ack);
+	assert_int_equal(js_Publish(&ack, js, subject, "MBS1\x01garbage-not-a-record", 26, NULL,
+	                            &e), NATS_OK);
+	jsPubAck_Destroy(ack);
+	jsCtx_Destroy(js);
+	natsConnection_Destroy(nc);
+	assert_int_equal(mb_catch_up(a), 0);
+	assert_int_equal(stat_of(a, "cluster", "foreign_skipped"), 2);
+	assert_int_equal(stat_of(a, "journal", "last_seq"), 3);
+	put(a, "q", "{}");
+	b = machine(f, 1);
+	assert_int_equal(stat_of(b, "cluster", "foreign_skipped"), 2);
+	assert_int_equal(page_int(b, "p", "v"), 1);
+	put(b, "r", "{}");
+	assert_same_state(a, b);
+	assert_int_equal(stat_of(b, "journal", "last_seq"), 5);
+	assert_int_equal(stat_of(b, "cluster", "lag_records"), 0);
+	assert_rebuild_same(b);
+	mb_close(a);
+	mb_close(b);
+	unsetenv("MEMBANK_TEST_NO_FOLLOW");
 }
 
 /* A stream deleted and created again under a machine: the machine refuses
@@ -597,6 +694,69 @@ static void test_recreated_stream_refused(void **state)
 	assert_int_equal(stat_of(a, "cluster", "applied_seq"), 2);
 	mb_close(a);
 	unsetenv("MEMBANK_TEST_NO_FOLLOW");
+}
+
+/* A bank on a stream: a restore onto it (forced or not) and a journal
+ * repair would make it a local bank or rewrite its journal's identity:
+ * both refused, naming why and what to do, changing nothing; a restore
+ * asked to build a bank on a stream is refused too (it builds local ones). */
+static void test_restore_repair_refused(void **state)
+{
+	fx *f = *state;
+	mb_bank *a = machine(f, 0), *x = NULL;
+	char path[4200], snap[4200], other[4200], *before, *after, *rep = NULL;
+	size_t l0, l1;
+	mb_options o;
+
+	put(a, "p", "{\"v\":1}");
+	snprintf(snap, sizeof snap, "%s/snap", f->dir);
+	mkdir(snap, 0700);
+	assert_int_equal(mb_snapshot(a, snap, NULL), 0);
+	mb_close(a);
+	mpath(f, 0, path, sizeof path);
+	strcat(path, "/membank.json");
+	before = slurp(path, &l0);
+	assert_non_null(before);
+	mpath(f, 0, path, sizeof path);
+	for (unsigned flags = 0; flags <= MB_RESTORE_FORCE; flags += MB_RESTORE_FORCE) {
+		assert_int_equal(mb_restore(snap, path, NULL, flags), MB_EINVAL);
+		assert_non_null(strstr(mb_last_error(NULL), "bound to journal"));
+		assert_non_null(strstr(mb_last_error(NULL), f->stream));
+		assert_non_null(strstr(mb_last_error(NULL), "local bank"));
+	}
+	assert_int_equal(mb_journal_repair(path, &rep), MB_EINVAL);
+	assert_null(rep);
+	assert_non_null(strstr(mb_last_error(NULL), "bound to journal"));
+	assert_non_null(strstr(mb_last_error(NULL), "open it with the journal again"));
+	assert_int_equal(mb_journal_verify(path, &rep), 0);   /* reading is fine */
+	mb_free(rep);
+	strcat(path, "/membank.json");
+	after = slurp(path, &l1);
+	assert_non_null(after);
+	assert_string_equal(after, before);
+	free(before);
+	free(after);
+	a = machine(f, 0);                      /* still on the stream */
+	put(a, "q", "{}");
+	assert_int_equal(page_int(a, "p", "v"), 1);
+	mb_close(a);
+
+	/* a new bank asked on a stream: refused, nothing created */
+	mb_options_init(&o);
+	o.journal_url = f->url;
+	snprintf(other, sizeof other, "%s/restored", f->dir);
+	assert_int_equal(mb_restore(snap, other, &o, 0), MB_EINVAL);
+	assert_non_null(strstr(mb_last_error(NULL), "local journal"));
+	assert_int_equal(access(other, F_OK), -1);
+	setenv("MEMBANK_JOURNAL", f->url, 1);
+	assert_int_equal(mb_restore(snap, other, NULL, 0), MB_EINVAL);
+	unsetenv("MEMBANK_JOURNAL");
+	/* without one: a local bank, as asked */
+	assert_int_equal(mb_restore(snap, other, NULL, 0), 0);
+	mb_options_init(&o);
+	assert_int_equal(mb_open(other, &o, &x), 0);
+	assert_int_equal(page_int(x, "p", "v"), 1);
+	mb_close(x);
 }
 
 /* Every node down: a write fails with MB_EUNAVAIL within the bound, reads
@@ -645,6 +805,69 @@ static void test_unreachable_cluster(void **state)
 	put(a, "p", "{\"v\":3}");
 	assert_int_equal(page_int(a, "p", "v"), 3);
 	mb_close(a);
+}
+
+/* ------------------------------------------------------------ bootstrap */
+
+/* A checkpoint into the bank goes to the cluster and purges the stream
+ * before it (less the margin); a new machine then starts from it and the
+ * tail, and ends in the same state. */
+static void test_bootstrap_after_purge(void **state)
+{
+	fx *f = *state;
+	mb_bank *a, *b;
+	mb_cluster_info ci;
+	char id[32];
+
+	setenv("MEMBANK_TEST_CKPT_MARGIN", "5", 1);
+	a = machine(f, 0);
+	for (int i = 0; i < 40; i++) {
+		snprintf(id, sizeof id, "p%d", i);
+		put(a, id, "{\"v\":1}");
+	}
+	assert_int_equal(mb_error_log(a, "e", "m"), 0);
+	assert_int_equal(mb_snapshot(a, NULL, NULL), 0);
+	assert_int_equal(stat_of(a, "cluster", "checkpoint_failures"), 0);
+	assert_true(stat_of(a, "cluster", "checkpoint_seq") >= 41);
+	for (int i = 40; i < 50; i++) {
+		snprintf(id, sizeof id, "p%d", i);
+		put(a, id, "{\"v\":2}");
+	}
+	assert_int_equal(mb_cluster_status(a, &ci), 0);
+	assert_true(ci.first_seq > 1);              /* purged */
+	b = machine(f, 1);                          /* from the checkpoint, then the tail */
+	assert_int_equal(page_int(b, "p3", "v"), 1);
+	assert_int_equal(page_int(b, "p45", "v"), 2);
+	assert_same_state(a, b);
+	put(b, "fromb", "{}");
+	assert_same_state(a, b);
+	mb_close(b);
+	/* machine 1 away while the stream is purged past its end: at its next
+	 * open it starts again from the cluster's checkpoint */
+	for (int i = 50; i < 70; i++) {
+		snprintf(id, sizeof id, "p%d", i);
+		put(a, id, "{\"v\":3}");
+	}
+	assert_int_equal(mb_snapshot(a, NULL, NULL), 0);
+	put(a, "after", "{}");
+	assert_int_equal(mb_cluster_status(a, &ci), 0);
+	assert_true(ci.first_seq > 53);
+	b = machine(f, 1);
+	assert_int_equal(page_int(b, "p65", "v"), 3);
+	assert_same_state(a, b);
+	put(b, "fromb2", "{}");
+	assert_same_state(a, b);
+	assert_rebuild_same(b);
+	{
+		char *r = NULL;
+		char path[4200];
+		mpath(f, 1, path, sizeof path);
+		mb_close(b);
+		if (mb_journal_verify(path, &r)) fail_msg("verify: %s", r);
+		mb_free(r);
+	}
+	mb_close(a);
+	unsetenv("MEMBANK_TEST_CKPT_MARGIN");
 }
 
 /* ------------------------------------------------------------ workload */
@@ -765,7 +988,10 @@ static int role_churn(const fx *f, int m, int p, int n, const char *acks)
 
 	if (!ack || open_m(f, m, f->url, &b))
 		return 10;
-	for (int i = 0; i < n; i++) {
+	char stop[4300];
+
+	snprintf(stop, sizeof stop, "%s/stop", f->dir);
+	for (int i = 0; i < n && access(stop, F_OK); i++) {
 		snprintf(id, sizeof id, "m%dp%dk%d", m, p, i);
 		rc = mb_page_put(b, id, "{\"k\":1}", (size_t)-1);
 		if (rc == 0) {
@@ -780,6 +1006,57 @@ static int role_churn(const fx *f, int m, int p, int n, const char *acks)
 	mb_close(b);
 	fclose(ack);
 	return rc ? 1 : 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Every page put in machine @m's journal (groups' members included) is
+ * there once. */
+static void assert_puts_once(const fx *f, int m)
+{
+	char jdir[4300], **ids = NULL;
+	size_t n = 0, cap = 0;
+	mbj_iter *it;
+	mbj_record rec;
+
+	mpath(f, m, jdir, sizeof jdir);
+	strcat(jdir, "/journal");
+	assert_int_equal(mbj_iter_open(jdir, 0, &it), 0);
+	while (mbj_iter_next(it, &rec) == 1) {
+		mb_rec r, op;
+		mp_reader rd;
+		uint32_t cnt = 1;
+		assert_int_equal(rec_decode(rec.type, rec.ts_us, rec.payload, rec.len, &r), 0);
+		if (rec.type == REC_GROUP) {
+			rd = (mp_reader){ r.map, r.map + r.maplen };
+			assert_int_equal(mp_read_array(&rd, &cnt), 0);
+		}
+		for (uint32_t i = 0; i < cnt; i++) {
+			const uint8_t *raw;
+			size_t rawlen;
+			int64_t nonce, ticket;
+			if (rec.type == REC_GROUP)
+				assert_int_equal(rec_group_next(&rd, &op, &raw, &rawlen, &nonce, &ticket), 0);
+			else
+				op = r;
+			if (op.type != REC_PAGE_PUT)
+				continue;
+			if (n == cap)
+				ids = realloc(ids, sizeof *ids * (cap = cap ? cap * 2 : 1024));
+			ids[n++] = strndup(op.a, op.alen);
+		}
+	}
+	mbj_iter_close(it);
+	qsort(ids, n, sizeof *ids, cmp_str);
+	for (size_t i = 1; i < n; i++)
+		if (!strcmp(ids[i - 1], ids[i]))
+			fail_msg("page %s put twice", ids[i]);
+	for (size_t i = 0; i < n; i++)
+		free(ids[i]);
+	free(ids);
 }
 
 /* Until the stream has @more records past now (bounded). */
@@ -809,7 +1086,8 @@ static void test_nodes_killed(void **state)
 	mb_bank *m[2];
 	pid_t pid[4];
 	char ans[128], cmd[128], acks[4][4300];
-	int k = 0, leader, follower, n = 150;
+	int k = 0, leader, follower, n = 100000;   /* until told to stop */
+	FILE *stop;
 
 	if (nodes() < 3)
 		skip();
@@ -848,6 +1126,11 @@ static void test_nodes_killed(void **state)
 	snprintf(cmd, sizeof cmd, "restart %d", leader);
 	control(cmd, ans, sizeof ans);
 	control("wait", ans, sizeof ans);
+	progress(m[0], 40);
+	snprintf(cmd, sizeof cmd, "%s/stop", f->dir);
+	stop = fopen(cmd, "w");
+	assert_non_null(stop);
+	fclose(stop);
 	for (int i = 0; i < k; i++)
 		assert_int_equal(wait_child(pid[i], WAIT_S * 2 * slow()), 0);
 	assert_same_state(m[0], m[1]);
@@ -865,14 +1148,9 @@ static void test_nodes_killed(void **state)
 		fclose(fp);
 		assert_true(acked > 0);
 	}
-	/* none twice: each page's put is in the journal at most once */
-	for (int i = 0; i < 2; i++)
-		for (int p = 0; p < 2; p++)
-			for (int j = 0; j < n; j++) {
-				char id[64];
-				snprintf(id, sizeof id, "m%dp%dk%d", i, p, j);
-				assert_true(puts_in_journal(f, 0, id) <= 1);
-			}
+	/* none twice: each page's put is in the stream at most once */
+	assert_puts_once(f, 0);
+	assert_puts_once(f, 1);
 	assert_same_snapshots(f, m, 2);
 	for (int i = 0; i < 2; i++)
 		mb_close(m[i]);
@@ -904,6 +1182,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_two_machines, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_binding, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_credentials, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_conflict, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_leader_killed_after_publish, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_leader_killed_after_append, setup, teardown),
@@ -911,8 +1190,11 @@ int main(int argc, char **argv)
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_leader_killed_after_publish_other_wrote, setup,
 		                                teardown),
+		cmocka_unit_test_setup_teardown(test_foreign_message, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recreated_stream_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_restore_repair_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unreachable_cluster, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bootstrap_after_purge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_machines_three_writers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_three_machines_two_writers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_nodes_killed, setup, teardown),
@@ -924,5 +1206,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "skipped: MEMBANK_TEST_NATS_URL is not set\n");
 		return 77;
 	}
+	if (getenv("MEMBANK_TEST_FILTER"))   /* e.g. "test_nodes*" */
+		cmocka_set_test_filter(getenv("MEMBANK_TEST_FILTER"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

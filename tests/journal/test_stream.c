@@ -801,6 +801,27 @@ static void test_tls(void **state)
 	assert_int_equal(mbs_stream_ensure(c, nodes(), true, &info), 0);
 	assert_int_equal(pub(c, 0, "t1", 1, "tls", 3), 1);
 	mbs_close(c);
+	/* servers that verify clients (--tls-verify) refuse one without a
+	 * certificate; the others take it */
+	o = opts_for(url);
+	o.deadline_ms = 10000;
+	c = NULL;
+	int crc = mbs_connect(&o, &c);
+	const char *verify = getenv("MEMBANK_TEST_NATS_TLS_VERIFY");
+	if (verify && strcmp(verify, "1") == 0) {
+		if (crc != MBS_EAUTH)
+			fail_msg("no client cert: %d %s", crc, mbs_connect_errmsg());
+		assert_non_null(strstr(mbs_connect_errmsg(), "client certificate"));
+	} else {
+		if (crc != 0)
+			fail_msg("no client cert: %d %s", crc, mbs_connect_errmsg());
+		mbs_info info2;
+		assert_int_equal(mbs_stream_ensure(c, nodes(), false, &info2), 0);
+		assert_int_equal(info2.last_seq, 1);
+		mbs_close(c);
+		c = NULL;
+	}
+	assert_null(c);
 	/* tls:// without the CA: the server's certificate is not trusted */
 	o = opts_for(url);
 	o.tls_ca = NULL;
@@ -1064,6 +1085,7 @@ static void test_checkpoint_concurrent(void **state)
 /* Ask cluster.py (the wrapper) to act on the servers: "kill I", "stop I",
  * "cont I", "restart I", "spawn I", "wait".  Synchronous: returns once it
  * is done. */
+static void control(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void control(const char *fmt, ...)
 {
 	const char *ctl = getenv("MEMBANK_TEST_NATS_CONTROL");
@@ -1203,6 +1225,10 @@ static void test_failover(void **state)
 	for (int i = 0; i < 3; i++)
 		control("spawn %d", i);
 	control("wait");
+	/* q reconnects: the publish that timed out must not land now (libnats
+	 * kept it in its reconnect buffer and sent it here) */
+	assert_int_equal(mbs_stream_info(q, &info), 0);
+	assert_int_equal(info.last_seq, total);
 	mbs_close(q);
 	o.deadline_ms = 60000;
 	assert_int_equal(mbs_connect(&o, &q), 0);

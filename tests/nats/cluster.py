@@ -13,6 +13,7 @@ exports to PROGRAM:
     MEMBANK_TEST_NATS_PLAIN the same URL without credentials (auth tests)
     MEMBANK_TEST_NATS_USER / _PASS / _TOKEN  the credentials of the cluster
     MEMBANK_TEST_NATS_CA / _CERT / _KEY  with --tls: the test CA, a client cert+key
+    MEMBANK_TEST_NATS_TLS_VERIFY  1 when the servers require client certificates
     MEMBANK_TEST_NATS_CONTROL  a FIFO: write "kill I", "stop I", "cont I", "restart I"
                             (then waits until ready), "spawn I" (restart, no
                             wait), "wait"; then read one line ("ok" or "error ...") from
@@ -211,6 +212,7 @@ class Cluster:
             e['MEMBANK_TEST_NATS_CA'] = self.certs['ca']
             e['MEMBANK_TEST_NATS_CERT'] = self.certs['client_cert']
             e['MEMBANK_TEST_NATS_KEY'] = self.certs['client_key']
+            e['MEMBANK_TEST_NATS_TLS_VERIFY'] = '1' if self.tls_verify else '0'
         return e
 
     # --- readiness -----------------------------------------------------
