@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -252,6 +253,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: MEMBANK_JOURNAL=nats://HOSTS/STREAM bench-vis --dir DIR "
 		        "[--count N] [--interval-ms I]\n");
 		return 2;
+	}
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+		fprintf(stderr, "vis: mkdir %s: %s\n", dir, strerror(errno));
+		return 1;
 	}
 	note *notes = mmap(NULL, (size_t)n * sizeof *notes, PROT_READ | PROT_WRITE,
 	                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
