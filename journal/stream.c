@@ -243,6 +243,7 @@ int mbs_connect(const mbs_options *o, mbs_conn **out)
 	snprintf(c->ck_stream, sizeof c->ck_stream, "MBCKPT-%s", u->stream);
 	snprintf(c->ck_subject, sizeof c->ck_subject, "membank-ckpt.%s", u->stream);
 	snprintf(c->redacted, sizeof c->redacted, "%s", u->redacted);
+	snprintf(c->description, sizeof c->description, "%s", o->description ? o->description : "");
 
 	natsOptions *no = NULL;
 	natsStatus s = natsOptions_Create(&no);
@@ -342,6 +343,9 @@ static void fill_info(const jsStreamInfo *si, mbs_info *info)
 	if (si->Config) {
 		info->replicas = (uint32_t)si->Config->Replicas;
 		info->max_msg_size = si->Config->MaxMsgSize;
+		if (si->Config->Description)
+			snprintf(info->description, sizeof info->description, "%s",
+			         si->Config->Description);
 	}
 	if (si->Cluster && si->Cluster->Leader)
 		snprintf(info->leader, sizeof info->leader, "%s", si->Cluster->Leader);
@@ -420,7 +424,7 @@ static int check_config(mbs_conn *c, const jsStreamConfig *cf, const char *subje
 	return 0;
 }
 
-int mbs_add_stream(mbs_conn *c, const char *name, const char *subject,
+int mbs_add_stream(mbs_conn *c, const char *name, const char *subject, const char *description,
                    uint32_t replicas, int32_t max_msg, jsStreamInfo **si)
 {
 	char w[160];
@@ -428,6 +432,7 @@ int mbs_add_stream(mbs_conn *c, const char *name, const char *subject,
 	jsStreamConfig cf;
 	jsStreamConfig_Init(&cf);
 	cf.Name = name;
+	cf.Description = description && *description ? description : NULL;
 	cf.Subjects = subjects;
 	cf.SubjectsLen = 1;
 	cf.Storage = js_FileStorage;
@@ -471,7 +476,8 @@ int mbs_stream_ensure(mbs_conn *c, uint32_t replicas, bool create, mbs_info *inf
 	jsStreamInfo *si = NULL;
 	int rc = mbs_get_info(c, c->stream, &si);
 	if (rc == MBS_ENOSTREAM && create)
-		rc = mbs_add_stream(c, c->stream, c->subject, replicas, MBS_MAX_MSG, &si);
+		rc = mbs_add_stream(c, c->stream, c->subject, c->description, replicas,
+		                    MBS_MAX_MSG, &si);
 	if (rc)
 		return rc;
 	rc = check_config(c, si->Config, c->subject);

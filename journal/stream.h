@@ -53,7 +53,13 @@ typedef struct mbs_options {
 	const char *tls_key;
 	uint32_t timeout_ms;      /* one request; 0: 2000 */
 	uint32_t deadline_ms;     /* a publish or catch-up retries until this; 0: 15000 */
+	/* The stream's Description when mbs_stream_ensure() creates it (the
+	 * bank's properties, as JSON: libshm/cluster.c), or NULL; at most
+	 * MBS_DESC_MAX bytes. */
+	const char *description;
 } mbs_options;
+
+#define MBS_DESC_MAX 255
 
 typedef struct mbs_conn mbs_conn;
 
@@ -64,6 +70,7 @@ typedef struct mbs_info {
 	int32_t max_msg_size;
 	char leader[64];          /* server name of the stream's leader */
 	char created[40];         /* RFC 3339, changes when the stream is recreated */
+	char description[MBS_DESC_MAX + 1]; /* as its creator set it ("": none) */
 } mbs_info;
 
 /* Connect (bounded by deadline_ms: "no server" is retried until then,

@@ -151,7 +151,7 @@ static int ck_stream(mbs_conn *c, bool create)
 		uint32_t replicas = main->Config ? (uint32_t)main->Config->Replicas : 1;
 		jsStreamInfo_Destroy(main);
 		snprintf(sub, sizeof sub, "%s.*", c->ck_subject);
-		rc = mbs_add_stream(c, c->ck_stream, sub, replicas, CK_MAX_MSG, &si);
+		rc = mbs_add_stream(c, c->ck_stream, sub, NULL, replicas, CK_MAX_MSG, &si);
 	}
 	if (rc == MBS_ENOSTREAM)
 		mbs_fail(c, rc, "%s: no checkpoint in the cluster (no stream %s)", c->redacted,

@@ -26,6 +26,7 @@ struct mbs_conn {
 	char ck_stream[MBS_STREAM_MAX + 16];   /* MBCKPT-STREAM */
 	char ck_subject[MBS_STREAM_MAX + 24];  /* membank-ckpt.STREAM */
 	char redacted[MBS_URL_MAX + 1];
+	char description[MBS_DESC_MAX + 1];    /* of a stream it creates */
 	char err[768];
 };
 
@@ -42,9 +43,9 @@ bool mbs_auth_failure(natsStatus s);
 bool mbs_backoff(int64_t deadline, int64_t *step);
 /* Stream info with retries; MBS_ENOSTREAM when missing. */
 int mbs_get_info(mbs_conn *c, const char *name, jsStreamInfo **si);
-/* Create a stream (file storage, deletes denied) on one subject; when it
- * exists already, its info. */
-int mbs_add_stream(mbs_conn *c, const char *name, const char *subject,
+/* Create a stream (file storage, deletes denied) on one subject, with
+ * @description (NULL: none); when it exists already, its info. */
+int mbs_add_stream(mbs_conn *c, const char *name, const char *subject, const char *description,
                    uint32_t replicas, int32_t max_msg, jsStreamInfo **si);
 /* An ephemeral pull consumer of @stream (memory, R1, no acks) on @filter
  * from seq @from. */

@@ -242,9 +242,6 @@ static bool has_identity(const mb_bank *b)
  * the others find it whole (a temp file renamed into place). */
 static int create_identity(mb_bank *b)
 {
-	char text[1024];
-	const char *url;
-	size_t n;
 	bool empty = false;
 	int rc = dir_is_empty(b->path, &empty, true);
 
@@ -260,6 +257,17 @@ static int create_identity(mb_bank *b)
 	b->max_json_bytes = b->opts.max_json_bytes ? b->opts.max_json_bytes : MB_DEFAULT_JSON_BYTES;
 	if ((rc = cluster_bind(b, NULL, true)))
 		return rc;
+	return bank_write_identity(b);
+}
+
+/* membank.json of a new bank (b->history_limit, b->max_json_bytes, the
+ * journal it is bound to), renamed into place. */
+int bank_write_identity(mb_bank *b)
+{
+	char text[1024];
+	const char *url;
+	size_t n;
+
 	n = (size_t)snprintf(text, sizeof text, "{\"format\":%d,\"history_limit\":%u,"
 	                     "\"max_json_bytes\":%zu,\"cache_settings\":{\"max_entries\":0,"
 	                     "\"ttl_seconds\":0}", MB_FORMAT_VERSION, b->history_limit,

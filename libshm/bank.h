@@ -147,6 +147,11 @@ int bank_check_unused(const char *path, const char *what);
  * has none (or no readable identity).  A restore keeps it. */
 size_t bank_stored_max_json(const char *bank_path);
 
+/* Write membank.json of a bank being created (or joining its stream:
+ * cluster.c, which adopts the stream's properties) from b->history_limit,
+ * b->max_json_bytes and the journal URL; cache_settings 0. */
+int bank_write_identity(mb_bank *b);
+
 /* The journal URL (redacted) the bank at @bank_path's membank.json binds
  * it to, in @out: true for a bank on a stream, false for a local journal
  * (or no readable identity).  Restore and journal repair refuse such a

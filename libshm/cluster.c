@@ -75,6 +75,7 @@ struct cluster {
 	pthread_mutex_t mu;        /* conn: the handle's connection */
 	mbs_conn *conn;
 	char created[40];          /* the stream's creation, as cluster.json says */
+	char props[MBS_DESC_MAX + 1]; /* the bank's properties, for a stream it creates */
 	_Atomic uint64_t stream_last, foreign, ckpt_seq, ckpt_failures, conflicts;
 	_Atomic int64_t contact_us;
 	atomic_bool diverged;
@@ -289,6 +290,7 @@ static void conn_options(const struct cluster *c, mbs_options *o)
 	o->tls_ca = c->ca;
 	o->tls_cert = c->cert;
 	o->tls_key = c->key;
+	o->description = c->props[0] ? c->props : NULL;
 	o->deadline_ms = c->timeout_ms / 2 ? c->timeout_ms / 2 : 1;
 	o->timeout_ms = o->deadline_ms < 2000 ? o->deadline_ms : 2000;
 }
@@ -840,6 +842,62 @@ static void *follow(void *arg)
 
 /* ------------------------------------------------------------ open */
 
+/* BANK PROPERTIES, one per stream.  history_limit and max_json_bytes
+ * decide how records apply (history trimming, what a precheck accepts):
+ * machines with different ones would diverge on the same records.  The
+ * machine that creates the stream records them as the stream's
+ * Description, "membank history_limit=N max_json_bytes=N" (not JSON:
+ * libnats 3.4 puts the description into its request unescaped, and a
+ * quote makes the server refuse the creation, JetStream error 10025): it is
+ * set in the same request that creates the stream (two machines creating
+ * at once: the second gets the first's stream, and its properties), comes
+ * with the stream info every open reads anyway, and is there before any
+ * record or checkpoint (the cluster's checkpoint appears only later).  A
+ * machine joining the stream adopts them (rewriting its new membank.json),
+ * and refuses explicit options that differ, as opening an existing bank
+ * does.  A stream without them (made by hand) leaves the machine's own. */
+static int props_of(const struct cluster *c, const char *desc, uint64_t *hl, uint64_t *mj)
+{
+	unsigned long long h, m;
+	int end = 0;
+
+	if (strncmp(desc, "membank ", 8))
+		return 1;
+	if (sscanf(desc, "membank history_limit=%llu max_json_bytes=%llu%n", &h, &m, &end) != 2 ||
+	    desc[end] || h < 1 || h > MB_MAX_HISTORY || m < MB_MIN_JSON_BYTES ||
+	    m > MB_MAX_JSON_BYTES)
+		return mb_fail(NULL, MB_ECORRUPT, "journal %s: the stream's description has bad "
+		               "bank properties: %s", c->redacted, desc);
+	*hl = h;
+	*mj = m;
+	return 0;
+}
+
+static int adopt_props(mb_bank *b, const mbs_info *info)
+{
+	struct cluster *c = b->cl;
+	uint64_t hl = 0, mj = 0;
+	int rc = props_of(c, info->description, &hl, &mj);
+
+	if (rc)
+		return rc < 0 ? rc : 0;
+	if (b->opts.history_limit && b->opts.history_limit != hl)
+		return mb_fail(NULL, MB_EINVAL, "options: history_limit %u, but the bank on journal "
+		               "%s keeps %llu (set by the machine that created the stream; 0 "
+		               "takes the stream's)", b->opts.history_limit, c->redacted,
+		               (unsigned long long)hl);
+	if (b->opts.max_json_bytes > mj)
+		return mb_fail(NULL, MB_EINVAL, "options: max_json_bytes %zu, but the bank on "
+		               "journal %s accepts at most %llu (set by the machine that created "
+		               "the stream; a handle may only lower it; 0 takes the stream's)",
+		               b->opts.max_json_bytes, c->redacted, (unsigned long long)mj);
+	if (b->history_limit == hl && b->max_json_bytes == mj)
+		return 0;
+	b->history_limit = (uint32_t)hl;
+	b->max_json_bytes = (size_t)mj;
+	return bank_write_identity(b);
+}
+
 int cluster_open(mb_bank *b)
 {
 	struct cluster *c = b->cl;
@@ -852,6 +910,9 @@ int cluster_open(mb_bank *b)
 		return 0;
 	read_created(b, c->created);
 	created = !*c->created;  /* this machine never joined the stream */
+	if (created)
+		snprintf(c->props, sizeof c->props, "membank history_limit=%u max_json_bytes=%zu",
+		         b->history_limit, b->max_json_bytes);
 	if ((rc = connect_to(b, NULL, &c->conn))) {
 		/* an existing bank serves its cache; its writes try again */
 		if (created || rc == MB_EPERM || rc == MB_EINVAL)
@@ -869,7 +930,10 @@ int cluster_open(mb_bank *b)
 	}
 	contact(c, info.last_seq);
 	if (!*c->created) {
-		/* the first open on this machine: it joins this stream */
+		/* the first open on this machine: it joins this stream, whose
+		 * properties it takes (before anything applies) */
+		if ((rc = adopt_props(b, &info)))
+			return rc;
 		snprintf(c->created, sizeof c->created, "%s", info.created);
 		if ((rc = write_created(b, info.created)))
 			return rc;

@@ -207,7 +207,11 @@ typedef struct mb_options {
 	                                bank is created, then stored (0: 100).
 	                                Opening an existing bank, 0 takes the
 	                                stored value and another non-zero value
-	                                than it fails with MB_EINVAL */
+	                                than it fails with MB_EINVAL.  On a
+	                                stream, both are the stream's: the
+	                                machine that creates it records them, a
+	                                machine joining takes them (the same
+	                                rules as opening an existing bank) */
 	uint64_t segment_bytes;    /**< journal segment size (0: 64 MiB) */
 	uint32_t journal_retention_s; /**< a snapshot into the bank directory
 	                                removes the journal segments that the

@@ -696,6 +696,75 @@ static void test_recreated_stream_refused(void **state)
 	unsetenv("MEMBANK_TEST_NO_FOLLOW");
 }
 
+static int open_props(const fx *f, int m, uint32_t hl, size_t mj, mb_bank **out)
+{
+	char path[4200];
+	mb_options o;
+
+	mb_options_init(&o);
+	o.journal_url = f->url;
+	o.durability = MB_DURABILITY_FAST;
+	o.journal_timeout_ms = 20000u * (unsigned)slow();
+	o.journal_replicas = (uint32_t)nodes();
+	o.history_limit = hl;
+	o.max_json_bytes = mj;
+	mpath(f, m, path, sizeof path);
+	return mb_open(path, &o, out);
+}
+
+/* history_limit and max_json_bytes are one per stream: the machine that
+ * creates it records them; a machine joining takes them (0 options),
+ * refuses different explicit ones (naming both), may lower max_json_bytes
+ * for its handle; the sync history trims the same everywhere. */
+static void test_props_one_per_stream(void **state)
+{
+	fx *f = *state;
+	mb_bank *a = NULL, *b = NULL, *x = NULL;
+	char path[4300], *text;
+	size_t len;
+
+	if (open_props(f, 0, 3, 100000, &a))
+		fail_msg("%s", mb_last_error(NULL));
+	assert_int_equal(open_props(f, 1, 0, 0, &b), 0);
+	assert_int_equal(stat_of(b, "history_limit", NULL), 3);
+	assert_int_equal(stat_of(b, "max_json_bytes", NULL), 100000);
+	mpath(f, 1, path, sizeof path);
+	strcat(path, "/membank.json");
+	text = slurp(path, &len);
+	assert_non_null(text);
+	assert_non_null(strstr(text, "\"history_limit\":3,"));
+	assert_non_null(strstr(text, "\"max_json_bytes\":100000,"));
+	free(text);
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(mb_sync_record(i % 2 ? a : b, "success", NULL), 0);
+		assert_int_equal(mb_error_log(i % 2 ? b : a, "E", "m"), 0);
+	}
+	assert_same_state(a, b);
+	assert_int_equal(stat_of(b, "sync_history", NULL), 3);
+	assert_int_equal(stat_of(a, "sync_history", NULL), 3);
+
+	assert_int_equal(open_props(f, 2, 5, 0, &x), MB_EINVAL);
+	assert_non_null(strstr(mb_last_error(NULL), "history_limit 5"));
+	assert_non_null(strstr(mb_last_error(NULL), "keeps 3"));
+	assert_null(x);
+	assert_int_equal(open_props(f, 3, 0, 200000, &x), MB_EINVAL);
+	assert_non_null(strstr(mb_last_error(NULL), "at most 100000"));
+	assert_null(x);
+	/* a handle may lower it; the bank's stays the stream's */
+	assert_int_equal(open_props(f, 4, 3, 50000, &x), 0);
+	assert_int_equal(stat_of(x, "max_json_bytes", NULL), 100000);
+	assert_int_equal(stat_of(x, "sync_history", NULL), 3);
+	mb_close(x);
+	x = NULL;
+	/* machine 2 again, now with the stream's: it joins */
+	assert_int_equal(open_props(f, 2, 0, 0, &x), 0);
+	assert_int_equal(stat_of(x, "history_limit", NULL), 3);
+	assert_same_state(a, x);
+	mb_close(x);
+	mb_close(a);
+	mb_close(b);
+}
+
 /* A bank on a stream: a restore onto it (forced or not) and a journal
  * repair would make it a local bank or rewrite its journal's identity:
  * both refused, naming why and what to do, changing nothing; a restore
@@ -1193,6 +1262,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_foreign_message, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recreated_stream_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restore_repair_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_props_one_per_stream, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unreachable_cluster, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bootstrap_after_purge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_machines_three_writers, setup, teardown),
