@@ -6,14 +6,29 @@
  * figures (--max-entries N sets another bound, e.g. the spec's default of
  * 1000, for a separate run), then puts every page once (fast durability: prefill is not
  * measured).  Each worker opens its own handle with the cell's durability.
+ *
+ * On a stream (issue 16): with MEMBANK_JOURNAL set (nats://HOSTS/STREAM) the
+ * bank is bound to that stream, created with MEMBANK_BENCH_NATS_REPLICAS
+ * replicas (default 3, as bench-nats).  libnats cannot be used across
+ * fork(), so the parent never opens the bank then: prefill and the counts
+ * run in a child of their own.  The prefill puts BENCH_BATCH pages a batch
+ * (one message each: it is not measured).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "bench.h"
 #include "membank.h"
 
+
+static bool on_stream(void)
+{
+	const char *u = getenv("MEMBANK_JOURNAL");
+	return u && *u;
+}
 
 static int open_bank(const bench_cfg *cfg, bool full, mb_bank **out)
 {
@@ -24,6 +39,10 @@ static int open_bank(const bench_cfg *cfg, bool full, mb_bank **out)
 	mb_options_init(&o);
 	o.durability = full ? MB_DURABILITY_FULL : MB_DURABILITY_FAST;
 	o.map_size = (size_t)1 << 30;
+	if (on_stream()) {
+		const char *r = getenv("MEMBANK_BENCH_NATS_REPLICAS");
+		o.journal_replicas = r ? (uint32_t)atoi(r) : 3;
+	}
 	snprintf(path, sizeof path, "%s/bank", cfg->dir);
 	rc = mb_open(path, &o, out);
 	if (rc != 0)
@@ -38,7 +57,9 @@ static int fail(mb_bank *b, const char *what, int rc)
 	return rc;
 }
 
-static int mbs_prefill(const bench_cfg *cfg)
+static int batch_put(mb_bank *b, const bench_cfg *cfg, uint32_t key, uint64_t n);
+
+static int prefill_here(const bench_cfg *cfg)
 {
 	mb_bank *b;
 	char key[BENCH_KEY_MAX], conf[128];
@@ -51,7 +72,9 @@ static int mbs_prefill(const bench_cfg *cfg)
 	rc = mb_config_update(b, conf, (size_t)n);
 	if (rc != 0)
 		fail(b, "mb_config_update", rc);
-	for (uint32_t k = 0; rc == 0 && k < cfg->keys; k++) {
+	for (uint32_t k = 0; rc == 0 && on_stream() && k < cfg->keys; k += BENCH_BATCH)
+		rc = batch_put(b, cfg, k, k);
+	for (uint32_t k = 0; rc == 0 && !on_stream() && k < cfg->keys; k++) {
 		const bench_value *v = bench_value_get(k);
 
 		bench_key(key, k);
@@ -61,6 +84,26 @@ static int mbs_prefill(const bench_cfg *cfg)
 	}
 	mb_close(b);
 	return rc;
+}
+
+/* @fn in a child of its own; its exit status, or -1. */
+static int in_child(int (*fn)(const bench_cfg *), const bench_cfg *cfg)
+{
+	int st;
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return -1;
+	if (pid == 0)
+		_exit(fn(cfg) == 0 ? 0 : 1);
+	if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st))
+		return -1;
+	return WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+static int mbs_prefill(const bench_cfg *cfg)
+{
+	return on_stream() ? in_child(prefill_here, cfg) : prefill_here(cfg);
 }
 
 static int mbs_open(const bench_cfg *cfg, void **h)
@@ -139,7 +182,7 @@ static int stat_of(const char *json, const char *key, uint64_t *v)
 /* Journal records and fdatasyncs so far (mb_stats' journal.last_seq and
  * journal.fdatasyncs), from a handle opened and closed here, in the parent
  * between cells (no worker inherits it). */
-static int mbs_sync_counts(const bench_cfg *cfg, uint64_t *records, uint64_t *syncs)
+static int counts_here(const bench_cfg *cfg, uint64_t *records, uint64_t *syncs)
 {
 	mb_bank *b;
 	char *json = NULL;
@@ -153,6 +196,40 @@ static int mbs_sync_counts(const bench_cfg *cfg, uint64_t *records, uint64_t *sy
 		rc = -1;
 	mb_free(json);
 	mb_close(b);
+	return rc;
+}
+
+/* On a stream: counts_here in a child, the two figures back by a pipe. */
+static int counts_pipe = -1;
+
+static int counts_child(const bench_cfg *cfg)
+{
+	uint64_t v[2];
+
+	if (counts_here(cfg, &v[0], &v[1]) != 0)
+		return -1;
+	return write(counts_pipe, v, sizeof v) == (ssize_t)sizeof v ? 0 : -1;
+}
+
+static int mbs_sync_counts(const bench_cfg *cfg, uint64_t *records, uint64_t *syncs)
+{
+	int fd[2], rc;
+	uint64_t v[2];
+
+	if (!on_stream())
+		return counts_here(cfg, records, syncs);
+	if (pipe(fd) != 0)
+		return -1;
+	counts_pipe = fd[1];
+	rc = in_child(counts_child, cfg);
+	close(fd[1]);
+	if (rc == 0 && read(fd[0], v, sizeof v) != (ssize_t)sizeof v)
+		rc = -1;
+	close(fd[0]);
+	if (rc == 0) {
+		*records = v[0];
+		*syncs = v[1];
+	}
 	return rc;
 }
 
