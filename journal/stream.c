@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <nats/nats.h>
 
@@ -667,18 +668,34 @@ static int deliver(uint64_t seq, const void *b, size_t n,
 	return fn(ctx, &rec);
 }
 
+#define FETCH_CONFIRM_MS 3000
+
 int mbs_fetch(mbs_conn *c, uint64_t from, uint64_t to,
               int (*fn)(void *ctx, const mbj_record *rec), void *ctx)
 {
 	char w[160];
 	if (from == 0)
 		from = 1;
-	jsStreamInfo *si = NULL;
-	int rc = mbs_get_info(c, c->stream, &si);
-	if (rc)
-		return rc;
-	uint64_t first = si->State.FirstSeq, last = si->State.LastSeq;
-	jsStreamInfo_Destroy(si);
+	/* nats-server 2.9 lets a replica answer a stream info when the
+	 * leader is slow, with its own state: a range it says is purged or
+	 * past the end is asked again (FETCH_CONFIRM_MS) before it is
+	 * believed; one answer that holds it clears it. */
+	uint64_t first = 0, last = 0;
+	int64_t confirm = mbs_now_ms() + FETCH_CONFIRM_MS;
+	int rc;
+	for (;;) {
+		jsStreamInfo *si = NULL;
+		rc = mbs_get_info(c, c->stream, &si);
+		if (rc)
+			return rc;
+		first = si->State.FirstSeq;
+		last = si->State.LastSeq;
+		jsStreamInfo_Destroy(si);
+		bool odd = (to && to > last) || (from < first && last > 0 && from <= (to ? to : last));
+		if (!odd || mbs_now_ms() >= confirm)
+			break;
+		usleep(100000);
+	}
 	if (to == 0)
 		to = last;
 	if (to > last)

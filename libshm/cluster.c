@@ -436,9 +436,33 @@ static int write_created(mb_bank *b, const char *created)
 	return mb_write_file_atomic(b->path, CLUSTER_FILE, text, strlen(text), b->file_mode, NULL);
 }
 
+/* A stream info that ends before what this machine applied is asked
+ * again for this long before it is believed: nats-server 2.9 lets a
+ * replica answer a stream info when the leader is slow (a busy machine, an
+ * election), with its own state, which may lag records the quorum
+ * acknowledged.  The end of a stream never goes back (a purge keeps it),
+ * so one answer at or past @applied clears it. */
+#define BEHIND_CONFIRM_MS 3000u
+
+static bool really_behind(mb_bank *b, mbs_conn *conn, uint64_t applied)
+{
+	uint64_t until = mono_ms() + BEHIND_CONFIRM_MS;
+	mbs_info again;
+
+	while (mono_ms() < until) {
+		usleep(100000);
+		if (!mbs_stream_info(conn, &again) && again.last_seq >= applied) {
+			contact(b->cl, again.last_seq);
+			return false;
+		}
+	}
+	return true;
+}
+
 /* The stream as it is against what this machine followed: recreated, or
- * ending before what this machine applied, refuses writes. */
-static void check_stream(mb_bank *b, const mbs_info *info, uint64_t applied)
+ * ending before what this machine applied (asked again: really_behind),
+ * refuses writes.  @conn: the connection @info came from. */
+static void check_stream(mb_bank *b, mbs_conn *conn, const mbs_info *info, uint64_t applied)
 {
 	struct cluster *c = b->cl;
 
@@ -447,7 +471,7 @@ static void check_stream(mb_bank *b, const mbs_info *info, uint64_t applied)
 		             "one created at %s): writes are refused; move this bank directory aside "
 		             "and open it again to start from the new stream", info->created,
 		             c->created);
-	else if (info->last_seq < applied)
+	else if (info->last_seq < applied && really_behind(b, conn, applied))
 		set_diverged(b, "ends at seq %llu, before seq %llu that this machine applied "
 		             "(deleted, recreated or purged past its end?): writes are refused",
 		             (unsigned long long)info->last_seq, (unsigned long long)applied);
@@ -860,7 +884,7 @@ static void *follow(void *arg)
 			applied = applied_seq(b);
 			if (!mbs_stream_info(conn, &info)) {
 				contact(c, info.last_seq);
-				check_stream(b, &info, applied);
+				check_stream(b, conn, &info, applied);
 			}
 		}
 	}
@@ -969,7 +993,7 @@ int cluster_open(mb_bank *b)
 		if ((rc = write_created(b, info.created)))
 			return rc;
 	}
-	check_stream(b, &info, applied);
+	check_stream(b, c->conn, &info, applied);
 	if (atomic_load(&c->diverged))
 		goto follow;
 	/* a new machine, or one behind the purge point: the cluster's
@@ -1149,7 +1173,10 @@ int mb_cluster_status(mb_bank *b, mb_cluster_info *out)
 	} else {
 		out->reachable = true;
 		contact(c, info.last_seq);
-		check_stream(b, &info, out->applied_seq);
+		pthread_mutex_lock(&c->mu);   /* check_stream may ask again */
+		if (c->conn)
+			check_stream(b, c->conn, &info, out->applied_seq);
+		pthread_mutex_unlock(&c->mu);
 		out->replicas = info.replicas;
 		snprintf(out->leader, sizeof out->leader, "%s", info.leader);
 		out->first_seq = info.first_seq;

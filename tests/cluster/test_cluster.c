@@ -1260,48 +1260,31 @@ static int leader_of(mb_bank *b)
 	return -1;
 }
 
-/* kill -9 a follower node, then the leader node, during a workload of two
- * machines (two writers each), restarting each: no acknowledged write lost,
- * none twice, every machine the same. */
-static void test_nodes_killed(void **state)
+/* Two machines, two writer processes each (churn, until told to stop). */
+static int start_writers(const fx *f, char acks[][4300], pid_t *pid)
 {
-	fx *f = *state;
-	mb_bank *m[2];
-	pid_t pid[4];
-	char ans[128], cmd[128], acks[4][4300];
-	int k = 0, leader, follower, n = 100000;   /* until told to stop */
-	FILE *stop;
+	int k = 0;
 
-	if (nodes() < 3)
-		skip();
-	for (int i = 0; i < 2; i++)
-		m[i] = machine(f, i);
 	for (int i = 0; i < 2; i++)
 		for (int p = 0; p < 2; p++) {
-			char ms[8], ps[8], ns[8];
+			char ms[8], ps[8];
 			snprintf(ms, sizeof ms, "%d", i);
 			snprintf(ps, sizeof ps, "%d", p);
-			snprintf(ns, sizeof ns, "%d", n);
 			snprintf(acks[k], sizeof acks[k], "%s/acks%d", f->dir, k);
-			pid[k] = spawn((const char *[]){ "churn", f->dir, f->url, ms, ps, ns, acks[k],
-			                                 NULL });
+			pid[k] = spawn((const char *[]){ "churn", f->dir, f->url, ms, ps, "100000",
+			                                 acks[k], NULL });
 			k++;
 		}
-	progress(acks, pid, k, 40);
-	leader = leader_of(m[0]);
-	follower = (leader + 1) % nodes();
-	snprintf(cmd, sizeof cmd, "kill %d", follower);
-	control(cmd, ans, sizeof ans);
-	progress(acks, pid, k, 40);
-	snprintf(cmd, sizeof cmd, "restart %d", follower);
-	control(cmd, ans, sizeof ans);
-	snprintf(cmd, sizeof cmd, "kill %d", leader);
-	control(cmd, ans, sizeof ans);
-	progress(acks, pid, k, 40);
-	snprintf(cmd, sizeof cmd, "restart %d", leader);
-	control(cmd, ans, sizeof ans);
-	control("wait", ans, sizeof ans);
-	progress(acks, pid, k, 40);
+	return k;
+}
+
+/* Stop the writers (each exits 0: none failed), then: every acknowledged
+ * write on both machines, none put twice, the same state and snapshots. */
+static void finish_writers(const fx *f, mb_bank **m, char acks[][4300], const pid_t *pid, int k)
+{
+	char cmd[4300];
+	FILE *stop;
+
 	snprintf(cmd, sizeof cmd, "%s/stop", f->dir);
 	stop = fopen(cmd, "w");
 	assert_non_null(stop);
@@ -1327,6 +1310,40 @@ static void test_nodes_killed(void **state)
 	assert_puts_once(f, 0);
 	assert_puts_once(f, 1);
 	assert_same_snapshots(f, m, 2);
+}
+
+/* kill -9 a follower node, then the leader node, during a workload of two
+ * machines (two writers each), restarting each: no acknowledged write lost,
+ * none twice, every machine the same. */
+static void test_nodes_killed(void **state)
+{
+	fx *f = *state;
+	mb_bank *m[2];
+	pid_t pid[4];
+	char ans[128], cmd[128], acks[4][4300];
+	int k, leader, follower;
+
+	if (nodes() < 3)
+		skip();
+	for (int i = 0; i < 2; i++)
+		m[i] = machine(f, i);
+	k = start_writers(f, acks, pid);
+	progress(acks, pid, k, 40);
+	leader = leader_of(m[0]);
+	follower = (leader + 1) % nodes();
+	snprintf(cmd, sizeof cmd, "kill %d", follower);
+	control(cmd, ans, sizeof ans);
+	progress(acks, pid, k, 40);
+	snprintf(cmd, sizeof cmd, "restart %d", follower);
+	control(cmd, ans, sizeof ans);
+	snprintf(cmd, sizeof cmd, "kill %d", leader);
+	control(cmd, ans, sizeof ans);
+	progress(acks, pid, k, 40);
+	snprintf(cmd, sizeof cmd, "restart %d", leader);
+	control(cmd, ans, sizeof ans);
+	control("wait", ans, sizeof ans);
+	progress(acks, pid, k, 40);
+	finish_writers(f, m, acks, pid, k);
 	for (int i = 0; i < 2; i++)
 		mb_close(m[i]);
 }
