@@ -255,9 +255,38 @@ static int create_identity(mb_bank *b)
 	b->history_limit = b->opts.history_limit ? b->opts.history_limit : MB_DEFAULT_HISTORY;
 	b->init_max_entries = b->init_ttl_seconds = 0;  /* new banks: nothing dropped */
 	b->max_json_bytes = b->opts.max_json_bytes ? b->opts.max_json_bytes : MB_DEFAULT_JSON_BYTES;
-	if ((rc = cluster_bind(b, NULL, true)))
+	if ((rc = cluster_bind(b, NULL, true)) || (rc = bank_write_identity(b)))
 		return rc;
-	return bank_write_identity(b);
+	b->created_here = true;
+	return 0;
+}
+
+/* Under the open lock, after an open that created the bank failed (its
+ * cluster could not be reached, a full disk): remove every entry it made
+ * but the lock file, so that a typo in a host name does not bind a new
+ * directory to that journal for life, and the directory is as it was
+ * (empty but for creation entries).  Its files may still be open here:
+ * unlinking them is harmless. */
+static void uncreate(mb_bank *b)
+{
+	struct dirent *e;
+	char sub[4096];
+	DIR *d = mb_opendir(b->path);
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") ||
+		    !strcmp(e->d_name, MB_LOCK_FILE) ||
+		    mb_pathf(sub, sizeof sub, "%s/%s", b->path, e->d_name))
+			continue;
+		if (strcmp(e->d_name, MB_IDENTITY_FILE) && mb_rm_tree(sub))
+			unlink(sub);   /* not a directory */
+	}
+	closedir(d);
+	/* the identity last: until it goes, the directory is a bank */
+	if (!mb_pathf(sub, sizeof sub, "%s/%s", b->path, MB_IDENTITY_FILE))
+		unlink(sub);
 }
 
 /* membank.json of a new bank (b->history_limit, b->max_json_bytes, the
@@ -787,6 +816,8 @@ again:
 	mb_clear_error(NULL);
 	return 0;
 fail:
+	if (b->created_here)
+		uncreate(b);
 	lockfile_release(&lock);
 	mb_close(b);
 	return rc;

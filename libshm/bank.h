@@ -46,6 +46,8 @@ struct mb_bank {
 	const uint32_t *replaced; /* open.lock's word, mapped (NULL: none) */
 	char boot[40];            /* this boot's id */
 	atomic_bool boot_pending; /* store/boot_id not yet written (full disk) */
+	bool created_here;        /* this open wrote membank.json: a failed open
+	                             removes what it made (uncreate) */
 	const void *tag;          /* where messages go: NULL until opened */
 	struct autockpt *auto_ck; /* the automatic checkpoint's state (autockpt.c) */
 	/* write groups (group.c, write.c) */

@@ -2056,19 +2056,19 @@ class JournalOptions(CliTest):
             self.assertEqual(p.returncode, 4, p.stderr)
             self.assert_secret_absent(p, "MEMBANK_JOURNAL")
 
-    # KNOWN DEFECT of the library (libshm/cluster.c at wg/integ16 c9e90e4):
-    # a creating open that cannot reach the cluster leaves membank.json,
-    # bound to that URL, behind.  Remove the marker once it is fixed (an
-    # unexpected success fails the suite, as a reminder).
-    @unittest.expectedFailure
     def test_failed_create_leaves_no_bank(self):
         """A bank whose open failed to reach its cluster is not created: a
-        typo in a host must not bind a new directory to it for life."""
+        typo in a host must not bind a new directory to it for life.  The
+        directory is left as it was (the open lock file aside), so that the
+        next init, with the right journal or none, creates the bank."""
         if not cluster_journal_supported():
             self.skipTest("this libmembank has no journal on a cluster (a stub)")
         p = self.mb("--journal", self.url(), "--journal-timeout", "300", "init")
         self.assertEqual(p.returncode, 4, p.stderr)
         self.assertFalse(os.path.exists(os.path.join(self.bank, "membank.json")))
+        self.assertEqual([e for e in os.listdir(self.bank) if e != "open.lock"], [])
+        self.ok("init")
+        self.ok("page", "put", "p1", "{}")
 
     def test_bad_url_names_the_part(self):
         if not cluster_journal_supported():
