@@ -802,6 +802,20 @@ static int stream_gap(mbs_conn *c, uint64_t from, uint64_t upto,
 
 /* --- following -------------------------------------------------------- */
 
+void mbs_wait_skip(mbs_conn *c, const char *prefix)
+{
+	snprintf(c->watch_skip, sizeof c->watch_skip, "%s", prefix ? prefix : "");
+}
+
+/* Whether a message seen by the watch counts as a wake-up. */
+static bool counts(const mbs_conn *c, natsMsg *m)
+{
+	const char *id = NULL;
+
+	return !*c->watch_skip || natsMsgHeader_Get(m, "Nats-Msg-Id", &id) != NATS_OK || !id ||
+	       strncmp(id, c->watch_skip, strlen(c->watch_skip)) != 0;
+}
+
 int mbs_wait_beyond(mbs_conn *c, uint64_t seq, uint32_t timeout_ms)
 {
 	natsMsg *m = NULL;
@@ -839,16 +853,25 @@ int mbs_wait_beyond(mbs_conn *c, uint64_t seq, uint32_t timeout_ms)
 	 * stands for every message seen since the last call. */
 	while ((s = natsSubscription_NextMsg(&m, c->watch, 0)) == NATS_OK ||
 	       s == NATS_SLOW_CONSUMER) {
+		got |= s == NATS_SLOW_CONSUMER || counts(c, m);
 		natsMsg_Destroy(m);
 		m = NULL;
-		got = 1;
 	}
 	if (got)
 		return 1;
-	s = natsSubscription_NextMsg(&m, c->watch, timeout_ms ? timeout_ms : 1);
-	natsMsg_Destroy(m);
-	if (s == NATS_OK || s == NATS_SLOW_CONSUMER)
-		return 1;
+	int64_t until = mbs_now_ms() + (timeout_ms ? timeout_ms : 1), left;
+	while ((left = until - mbs_now_ms()) > 0) {
+		s = natsSubscription_NextMsg(&m, c->watch, left);
+		got = s == NATS_SLOW_CONSUMER || (s == NATS_OK && counts(c, m));
+		natsMsg_Destroy(m);
+		m = NULL;
+		if (got)
+			return 1;
+		if (s != NATS_OK)
+			break;
+	}
+	if (s == NATS_OK)
+		return 0;     /* only skipped messages until the timeout */
 	if (s == NATS_TIMEOUT)
 		return 0;
 	if (mbs_retryable(s, 0))

@@ -139,6 +139,11 @@ int mbs_fetch(mbs_conn *c, uint64_t from, uint64_t to,
  * writes without polling the server (a core subscription on the subject,
  * made at the first call). */
 int mbs_wait_beyond(mbs_conn *c, uint64_t seq, uint32_t timeout_ms);
+/* Messages whose Nats-Msg-Id starts with @prefix (at most 39 bytes; ""
+ * for none) do not count as a wake-up of mbs_wait_beyond(): a machine
+ * gives its own prefix, since its writers apply their own records, and
+ * its follower then wakes for the other machines' records alone. */
+void mbs_wait_skip(mbs_conn *c, const char *prefix);
 
 /* Remove the records before @seq (keeps @seq and later); nothing when
  * @seq is at or below the first seq (no request is sent then: nats-server

@@ -17,6 +17,7 @@ struct mbs_conn {
 	natsConnection *nc;
 	jsCtx *js;
 	natsSubscription *watch;   /* core subscription of mbs_wait_beyond */
+	char watch_skip[40];       /* Nats-Msg-Id prefix it does not count */
 	natsSubscription *pull;    /* fetch consumer, positioned at pull_next */
 	uint64_t pull_next;
 	int64_t pull_used_ms;      /* mbs_now_ms() of its last request */

@@ -22,11 +22,11 @@
  * on the stream's subject (mbs_wait_beyond) and catches up at once, with a
  * connection of its own; it starts FOLLOW_START_MS after the open (a
  * short-lived command never pays for it).  A message this machine's own
- * writer applies costs the follower no request: the stream's end is then
- * looked at within FOLLOW_VERIFY_MS (another machine's write among this
- * machine's own is visible within that, plus the fetch).  Every
+ * writers published (its Nats-Msg-Id starts with this machine's nonce) does
+ * not wake it at all: its writer applies it (mbs_wait_skip).  Every
  * FOLLOW_CHECK_MS it also looks at the stream itself (recreated, or behind
- * this machine).
+ * this machine, or holding a record of this machine's whose writer died
+ * before applying it).
  *
  * CHECKPOINTS.  A checkpoint into the bank directory is put into the
  * cluster (mbs_checkpoint_put) and the stream purged before its seq less
@@ -64,7 +64,6 @@
 #define FOLLOW_START_MS 1000u
 #define FOLLOW_WAIT_MS 100u
 #define FOLLOW_CHECK_MS 2000u
-#define FOLLOW_VERIFY_MS 20u
 #define FOLLOW_RETRY_MS 1000u
 
 struct cluster {
@@ -825,7 +824,7 @@ static void *follow(void *arg)
 	mb_bank *b = arg;
 	struct cluster *c = b->cl;
 	mbs_conn *conn = NULL;
-	uint64_t checked = 0, verify_at = 0;
+	uint64_t checked = 0;
 	int fd = -1;
 
 	if (follow_nap(c, FOLLOW_START_MS))
@@ -841,31 +840,15 @@ static void *follow(void *arg)
 				break;
 			continue;
 		}
-		uint64_t now = mono_ms(), wait = FOLLOW_WAIT_MS;
-		bool look = false;
-
-		if (verify_at)
-			wait = verify_at > now ? verify_at - now : 0;
+		/* this machine's own records are applied by their writers: the
+		 * watch wakes for the other machines' alone */
+		char own[24];
+		snprintf(own, sizeof own, "%016llx-", (unsigned long long)gq_nonce(b->gq));
+		mbs_wait_skip(conn, own);
 		applied = applied_seq(b);
-		r = mbs_wait_beyond(conn, applied, (uint32_t)(wait ? wait : 1));
+		r = mbs_wait_beyond(conn, applied, FOLLOW_WAIT_MS);
 		if (r == 1) {
-			/* Most messages seen are this machine's own writes, which
-			 * their writer applies: when this machine's end moves on
-			 * (within a millisecond), the stream is looked at within
-			 * FOLLOW_VERIFY_MS; a message nobody here applied is
-			 * another machine's: looked at now. */
-			for (int i = 0; i < 10 && applied_seq(b) == applied; i++)
-				usleep(100);
-			if (applied_seq(b) > applied) {
-				if (!verify_at)
-					verify_at = mono_ms() + FOLLOW_VERIFY_MS;
-			} else {
-				look = true;
-			}
-		}
-		if (look || (verify_at && mono_ms() >= verify_at)) {
 			mbs_info info;
-			verify_at = 0;
 			/* the stream's end first, without the writer lock */
 			if (!atomic_load(&c->diverged) && !mbs_stream_info(conn, &info)) {
 				contact(c, info.last_seq);
@@ -885,6 +868,10 @@ static void *follow(void *arg)
 			if (!mbs_stream_info(conn, &info)) {
 				contact(c, info.last_seq);
 				check_stream(b, conn, &info, applied);
+				/* a record of this machine's that its writer did not
+				 * apply (it died after the publish) */
+				if (!atomic_load(&c->diverged) && info.last_seq > applied_seq(b))
+					catch_up_txn(b, conn, &quiet);
 			}
 		}
 	}
