@@ -654,8 +654,7 @@ static natsStatus open_pull(mbs_conn *c, uint64_t from, jsErrCode *e)
 	return s;
 }
 
-static int stream_gap(mbs_conn *c, uint64_t from, uint64_t upto,
-                      int (*fn)(void *, const mbj_record *), void *ctx);
+static int stream_gap(mbs_conn *c, uint64_t from, uint64_t upto);
 
 /* Hand record @seq (body @b, @n bytes) to @fn. */
 static int deliver(uint64_t seq, const void *b, size_t n,
@@ -711,6 +710,7 @@ int mbs_fetch(mbs_conn *c, uint64_t from, uint64_t to,
 	int64_t deadline = mbs_now_ms() + c->deadline_ms, step = 20;
 	natsStatus s = NATS_OK;
 	jsErrCode e = 0;
+	bool gap = false;
 	while (next <= to) {
 		/* A consumer idle for half its inactivity threshold may be gone
 		 * any moment: a new one costs less than a missed read. */
@@ -755,22 +755,35 @@ int mbs_fetch(mbs_conn *c, uint64_t from, uint64_t to,
 			if (sseq < next || sseq > to)
 				continue;
 			if (sseq > next) {
-				/* A gap: purged under us, or deleted (the stream
-				 * denies deletes; a hostile admin could not). */
-				rc = stream_gap(c, next, sseq, fn, ctx);
-				if (rc)
+				/* A gap: purged under us (MBS_EPURGED), or a
+				 * consumer that skipped records it did not have
+				 * yet (seen while a stalled stream leader came
+				 * back).  The stream denies deletes, so a gap is
+				 * never filled with nothing: that would make this
+				 * machine differ from the others.  Read again from
+				 * @next with a new consumer, until the deadline. */
+				if ((rc = stream_gap(c, next, sseq)))
 					break;
+				gap = true;
+				break;
 			}
 			rc = deliver(sseq, natsMsg_GetData(list.Msgs[i]),
 			             (size_t)natsMsg_GetDataLength(list.Msgs[i]), fn, ctx);
 			next = sseq + 1;
 			c->pull_next = next;
 		}
-		if (rc && next <= to)
+		if ((rc || gap) && next <= to)
 			drop_pull(c);   /* stopped inside a batch: the consumer is ahead */
 		natsMsgList_Destroy(&list);
 		if (rc)
 			return rc;
+		if (gap) {
+			gap = false;
+			if (!mbs_backoff(deadline, &step))
+				return mbs_fail(c, MBS_ETIMEOUT, "%s: stream %s: records from seq %"
+				            PRIu64 " were skipped by every read until the deadline",
+				            c->redacted, c->stream, next);
+		}
 	}
 	if (next > to)
 		return 0;
@@ -779,12 +792,9 @@ int mbs_fetch(mbs_conn *c, uint64_t from, uint64_t to,
 	            c->stream, next, mbs_why(s, e, w, sizeof w));
 }
 
-/* Records @from..@upto-1 are missing between two delivered ones.  Purged
- * under us: MBS_EPURGED.  Otherwise (deleted one by one, which the stream
- * forbids) they are handed on as type 0 so that seq stays dense and every
- * machine applies the same nothing. */
-static int stream_gap(mbs_conn *c, uint64_t from, uint64_t upto,
-                      int (*fn)(void *, const mbj_record *), void *ctx)
+/* Records @from..@upto-1 are missing between two delivered ones: 0 when the
+ * stream still holds them (read again), MBS_EPURGED when purged under us. */
+static int stream_gap(mbs_conn *c, uint64_t from, uint64_t upto)
 {
 	jsStreamInfo *si = NULL;
 	int rc = mbs_get_info(c, c->stream, &si);
@@ -793,11 +803,9 @@ static int stream_gap(mbs_conn *c, uint64_t from, uint64_t upto,
 	uint64_t first = si->State.FirstSeq;
 	jsStreamInfo_Destroy(si);
 	if (first > from)
-		return mbs_fail(c, MBS_EPURGED, "%s: stream %s: record %" PRIu64
-		            " was purged while reading", c->redacted, c->stream, from);
-	for (uint64_t q = from; q < upto && !rc; q++)
-		rc = deliver(q, NULL, 0, fn, ctx);
-	return rc;
+		return mbs_fail(c, MBS_EPURGED, "%s: stream %s: records %" PRIu64 "..%" PRIu64
+		            " were purged while reading", c->redacted, c->stream, from, upto - 1);
+	return 0;
 }
 
 /* --- following -------------------------------------------------------- */
