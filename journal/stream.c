@@ -394,6 +394,12 @@ int mbs_stream_info(mbs_conn *c, mbs_info *info)
 		return rc;
 	fill_info(si, info);
 	jsStreamInfo_Destroy(si);
+	/* tests: the answer of a replica that lags this many records */
+	const char *lag = getenv("MEMBANK_TEST_STREAM_INFO_LAG");
+	if (lag && *lag) {
+		uint64_t n = strtoull(lag, NULL, 10);
+		info->last_seq = info->last_seq > n ? info->last_seq - n : 0;
+	}
 	return 0;
 }
 
@@ -615,9 +621,11 @@ int mbs_publish(mbs_conn *c, uint64_t expect, const char *msg_id, uint8_t type,
 /* --- fetching --------------------------------------------------------- */
 
 /* An ephemeral pull consumer (memory, one replica, no acks) starting at
- * @from: how records are read (never direct get, see the top). */
-natsStatus mbs_pull_sub(mbs_conn *c, const char *stream, const char *filter,
-                        uint64_t from, natsSubscription **out, jsErrCode *e)
+ * seq @from, or when @since_ns is not 0 at the first record stored at or
+ * after that time (UTC ns): how records are read (never direct get, see
+ * the top). */
+static natsStatus pull_sub(mbs_conn *c, const char *stream, const char *filter, uint64_t from,
+                           int64_t since_ns, natsSubscription **out, jsErrCode *e)
 {
 	jsOptions jo;
 	jsOptions_Init(&jo);
@@ -625,8 +633,13 @@ natsStatus mbs_pull_sub(mbs_conn *c, const char *stream, const char *filter,
 	jsSubOptions so;
 	jsSubOptions_Init(&so);
 	so.Stream = stream;
-	so.Config.DeliverPolicy = js_DeliverByStartSequence;
-	so.Config.OptStartSeq = from;
+	if (since_ns) {
+		so.Config.DeliverPolicy = js_DeliverByStartTime;
+		so.Config.OptStartTime = since_ns;
+	} else {
+		so.Config.DeliverPolicy = js_DeliverByStartSequence;
+		so.Config.OptStartSeq = from;
+	}
 	so.Config.AckPolicy = js_AckNone;
 	so.Config.MemoryStorage = true;
 	so.Config.Replicas = 1;
@@ -641,6 +654,12 @@ natsStatus mbs_pull_sub(mbs_conn *c, const char *stream, const char *filter,
 		*out = NULL;
 	}
 	return s;
+}
+
+natsStatus mbs_pull_sub(mbs_conn *c, const char *stream, const char *filter,
+                        uint64_t from, natsSubscription **out, jsErrCode *e)
+{
+	return pull_sub(c, stream, filter, from, 0, out, e);
 }
 
 static natsStatus open_pull(mbs_conn *c, uint64_t from, jsErrCode *e)
@@ -928,4 +947,45 @@ int mbs_purge_stream(mbs_conn *c, const char *stream, uint64_t seq)
 int mbs_purge_before(mbs_conn *c, uint64_t seq)
 {
 	return mbs_purge_stream(c, c->stream, seq);
+}
+
+/* A consumer by start time says how many records it has pending; when
+ * some, its first one is fetched for its seq (it is there: no wait). */
+int mbs_seq_since(mbs_conn *c, int64_t since_ns, uint64_t *seq)
+{
+	char w[160];
+	natsSubscription *sub = NULL;
+	jsConsumerInfo *ci = NULL;
+	natsMsgList list = { NULL, 0 };
+	jsOptions jo;
+	jsErrCode e = 0;
+	natsStatus s;
+
+	*seq = 0;
+	jsOptions_Init(&jo);
+	jo.Wait = c->timeout_ms;
+	if ((s = pull_sub(c, c->stream, c->subject, 0, since_ns, &sub, &e)) == NATS_OK &&
+	    (s = natsSubscription_GetConsumerInfo(&ci, sub, &jo, &e)) == NATS_OK &&
+	    ci->NumPending > 0 &&
+	    (s = natsSubscription_Fetch(&list, sub, 1, (int64_t)c->timeout_ms, &e)) == NATS_OK) {
+		jsMsgMetaData *md = NULL;
+		for (int i = 0; i < list.Count && !*seq; i++)
+			if (natsMsg_GetMetaData(&md, list.Msgs[i]) == NATS_OK) {
+				*seq = md->Sequence.Stream;
+				jsMsgMetaData_Destroy(md);
+			}
+		if (!*seq)
+			s = NATS_NOT_FOUND;
+	}
+	natsMsgList_Destroy(&list);
+	jsConsumerInfo_Destroy(ci);
+	if (sub) {
+		natsSubscription_Unsubscribe(sub);
+		natsSubscription_Destroy(sub);
+	}
+	if (s == NATS_OK)
+		return 0;
+	return mbs_fail(c, mbs_retryable(s, e) ? MBS_ETIMEOUT : MBJ_EIO,
+	                "%s: stream %s: the first record since a time: %s", c->redacted,
+	                c->stream, mbs_why(s, e, w, sizeof w));
 }

@@ -150,6 +150,11 @@ void mbs_wait_skip(mbs_conn *c, const char *prefix);
  * 2.9.10 purged everything when asked to purge before seq 1). */
 int mbs_purge_before(mbs_conn *c, uint64_t seq);
 
+/* The seq of the first record the stream stored at or after @since_ns
+ * (UTC nanoseconds, compared with the servers' clocks) in *@seq; 0 when
+ * every record is older. */
+int mbs_seq_since(mbs_conn *c, int64_t since_ns, uint64_t *seq);
+
 /* The checkpoint kept in the cluster: the four JSON files of a checkpoint
  * directory (and its checkpoint.json when there is one: get writes it back
  * as it was put, its segment and offset the putting machine's) and the seq

@@ -30,7 +30,8 @@
  *
  * CHECKPOINTS.  A checkpoint into the bank directory is put into the
  * cluster (mbs_checkpoint_put) and the stream purged before its seq less
- * CKPT_MARGIN records, so that machines a little behind need no bootstrap.
+ * CKPT_MARGIN records, keeping every record of the last CKPT_KEEP_S
+ * seconds, so that machines a little behind need no bootstrap.
  * A machine created while the stream's first record is past 1, or opened
  * while its end is before it (purged while it was away), starts from the
  * cluster's checkpoint (bootstrap()).
@@ -59,7 +60,8 @@
 #include "stream.h"
 
 #define CLUSTER_FILE "cluster.json"
-#define CKPT_MARGIN 1000u
+#define CKPT_MARGIN 1000u  /* records kept before a checkpoint's seq ... */
+#define CKPT_KEEP_S 120    /* ... and every record of the last 2 minutes */
 #define DEFAULT_TIMEOUT_MS 15000u
 #define FOLLOW_START_MS 1000u
 #define FOLLOW_WAIT_MS 100u
@@ -80,6 +82,9 @@ struct cluster {
 	_Atomic int64_t contact_us;
 	atomic_bool diverged;
 	char why[400];             /* written once, before diverged is set */
+	/* not 0: the stream was seen to end at behind_last, before seq
+	 * behind_at that this machine applied; writes wait (cluster_writable) */
+	_Atomic uint64_t behind_at, behind_last;
 	pthread_mutex_t why_mu;
 	/* the follower */
 	pthread_t thr;
@@ -389,17 +394,43 @@ static void set_diverged(mb_bank *b, const char *fmt, ...)
 	pthread_mutex_unlock(&c->why_mu);
 }
 
-int cluster_writable(mb_bank *b)
+static bool behind_cleared(mb_bank *b, mbs_conn *conn, uint64_t at);
+
+/* The refusal set_diverged() decided, as this call's error. */
+static int diverged_fail(mb_bank *b)
 {
 	struct cluster *c = b->cl;
 	char why[sizeof c->why];
 
-	if (!c || !atomic_load(&c->diverged))
-		return 0;
 	pthread_mutex_lock(&c->why_mu);
 	memcpy(why, c->why, sizeof why);
 	pthread_mutex_unlock(&c->why_mu);
 	return mb_fail(b->tag, MB_EDIVERGED, "%s", why);
+}
+
+/* Not under c->mu (a stream behind is asked again on the handle's
+ * connection). */
+int cluster_writable(mb_bank *b)
+{
+	struct cluster *c = b->cl;
+	uint64_t at;
+	bool ok;
+
+	if (!c)
+		return 0;
+	if (!atomic_load(&c->diverged) && (at = atomic_load(&c->behind_at))) {
+		pthread_mutex_lock(&c->mu);
+		ok = !conn_get(b, b->tag) && behind_cleared(b, c->conn, at);
+		pthread_mutex_unlock(&c->mu);
+		if (!ok && !atomic_load(&c->diverged))
+			return mb_fail(b->tag, MB_EUNAVAIL, "stream %s (%s) ended at seq %llu when last "
+			               "asked, before seq %llu that this machine applied (a server that "
+			               "lags answered, or the stream was restored from an older copy): "
+			               "writes wait until it holds seq %llu again", c->stream,
+			               c->redacted, (unsigned long long)atomic_load(&c->behind_last),
+			               (unsigned long long)at, (unsigned long long)at);
+	}
+	return atomic_load(&c->diverged) ? diverged_fail(b) : 0;
 }
 
 /* ------------------------------------------------- cluster.json */
@@ -435,45 +466,30 @@ static int write_created(mb_bank *b, const char *created)
 	return mb_write_file_atomic(b->path, CLUSTER_FILE, text, strlen(text), b->file_mode, NULL);
 }
 
-/* A stream info that ends before what this machine applied is asked
- * again for this long before it is believed: nats-server 2.9 lets a
- * replica answer a stream info when the leader is slow (a busy machine, an
- * election), with its own state, which may lag records the quorum
- * acknowledged.  The end of a stream never goes back (a purge keeps it),
- * so one answer at or past @applied clears it. */
-#define BEHIND_CONFIRM_MS 3000u
-
-static bool really_behind(mb_bank *b, mbs_conn *conn, uint64_t applied)
-{
-	uint64_t until = mono_ms() + BEHIND_CONFIRM_MS;
-	mbs_info again;
-
-	while (mono_ms() < until) {
-		usleep(100000);
-		if (!mbs_stream_info(conn, &again) && again.last_seq >= applied) {
-			contact(b->cl, again.last_seq);
-			return false;
-		}
-	}
-	return true;
-}
-
-/* The stream as it is against what this machine followed: recreated, or
- * ending before what this machine applied (asked again: really_behind),
- * refuses writes.  @conn: the connection @info came from. */
+/* The stream as it is against what this machine followed.  Recreated:
+ * writes are refused for good.  Ending before what this machine applied:
+ * writes wait (behind_at) until it holds that seq again, with this
+ * machine's record there (behind_cleared).  nats-server 2.9 lets a replica
+ * answer a stream info when the leader is slow or just changed, with its
+ * own state, which may lag records the quorum acknowledged: a verdict
+ * taken on one such answer must not be for good.  @conn: the connection
+ * @info came from. */
 static void check_stream(mb_bank *b, mbs_conn *conn, const mbs_info *info, uint64_t applied)
 {
 	struct cluster *c = b->cl;
 
-	if (*c->created && strcmp(c->created, info->created))
+	if (*c->created && strcmp(c->created, info->created)) {
 		set_diverged(b, "was deleted and created again (at %s; this machine followed the "
 		             "one created at %s): writes are refused; move this bank directory aside "
 		             "and open it again to start from the new stream", info->created,
 		             c->created);
-	else if (info->last_seq < applied && really_behind(b, conn, applied))
-		set_diverged(b, "ends at seq %llu, before seq %llu that this machine applied "
-		             "(deleted, recreated or purged past its end?): writes are refused",
-		             (unsigned long long)info->last_seq, (unsigned long long)applied);
+	} else if (info->last_seq < applied) {
+		atomic_store(&c->behind_last, info->last_seq);
+		uint64_t was = 0;
+		atomic_compare_exchange_strong(&c->behind_at, &was, applied);
+	} else if (atomic_load(&c->behind_at)) {
+		behind_cleared(b, conn, atomic_load(&c->behind_at));
+	}
 }
 
 /* ------------------------------------------------------------ catch-up */
@@ -487,13 +503,32 @@ typedef struct cu_ctx {
 
 static const uint8_t empty_array = 0x90;
 
+/* A record as this machine applies it: not membank's (type 0), never
+ * published by a membank (CANCELLED), or not of its type's shape, it is
+ * applied (and journaled) as nothing, on every machine.  @r: decoded. */
+static bool normalize(const mbj_record *rec, uint8_t *type, const void **payload,
+                      uint32_t *len, mb_rec *r)
+{
+	*type = rec->type;
+	*payload = rec->payload;
+	*len = rec->len;
+	if (*type == 0 || *type == REC_CANCELLED || *type > REC_MAX ||
+	    rec_decode(*type, rec->ts_us, *payload, *len, r)) {
+		*type = REC_CANCELLED;
+		*payload = &empty_array;
+		*len = 1;
+		return false;
+	}
+	return true;
+}
+
 static int cu_one(void *ctx, const mbj_record *rec)
 {
 	cu_ctx *x = ctx;
 	mb_bank *b = x->b;
-	uint8_t type = rec->type;
-	const void *payload = rec->payload;
-	uint32_t len = rec->len;
+	const void *payload;
+	uint32_t len;
+	uint8_t type;
 	mbj_pos ne;
 	mb_rec r;
 	int jrc;
@@ -503,16 +538,8 @@ static int cu_one(void *ctx, const mbj_record *rec)
 		                (unsigned long long)rec->seq, (unsigned long long)x->end->seq);
 		return 1;
 	}
-	/* not membank's (type 0), never published by a membank (CANCELLED), or
-	 * not of its type's shape: applied as nothing, on every machine */
-	if (type == 0 || type == REC_CANCELLED || type > REC_MAX ||
-	    rec_decode(type, rec->ts_us, payload, len, &r)) {
-		if (type != REC_CANCELLED)
-			atomic_fetch_add(&b->cl->foreign, 1);
-		type = REC_CANCELLED;
-		payload = &empty_array;
-		len = 1;
-	}
+	if (!normalize(rec, &type, &payload, &len, &r) && rec->type != REC_CANCELLED)
+		atomic_fetch_add(&b->cl->foreign, 1);
 	if ((jrc = mbj_append(b->jn, x->end, type, rec->ts_us, payload, len, &ne))) {
 		x->rc = bank_journal_fail(b, jrc, "catch-up: journal append");
 		return 1;
@@ -541,17 +568,11 @@ static int catch_up_with(mb_bank *b, mbs_conn *conn, kv_txn *t, mbj_pos *end)
 
 	if (rc == 1 && x.rc)
 		return x.rc;
-	if (rc == MBS_EBEHIND) {
-		set_diverged(b, "ends before seq %llu that this machine applied (deleted, "
-		             "recreated or purged past its end?): writes are refused",
-		             (unsigned long long)end->seq);
-		return cluster_writable(b);
-	}
 	if (rc == MBS_EPURGED) {
 		set_diverged(b, "was purged past this machine's end (seq %llu): writes are "
 		             "refused; move the bank directory aside and open it again to start "
 		             "from the cluster's checkpoint", (unsigned long long)end->seq);
-		return cluster_writable(b);
+		return diverged_fail(b);
 	}
 	if (rc)
 		return stream_fail(b, b->tag, rc, "catch-up", mbs_errmsg(conn));
@@ -601,6 +622,68 @@ static int catch_up_txn(mb_bank *b, mbs_conn *conn, const void *tag)
 	return mb_fail(tag, MB_ENOSPC, "catch-up: the map cannot grow enough");
 }
 
+typedef struct same_ctx {
+	const uint8_t *payload;
+	uint32_t len;
+	uint8_t type;
+	int64_t ts;
+	bool same;
+} same_ctx;
+
+static int same_one(void *ctx, const mbj_record *rec)
+{
+	same_ctx *x = ctx;
+	const void *payload;
+	uint32_t len;
+	uint8_t type;
+	mb_rec r;
+
+	normalize(rec, &type, &payload, &len, &r);
+	x->same = type == x->type && rec->ts_us == x->ts && len == x->len &&
+	          !memcmp(payload, x->payload, len);
+	return 0;
+}
+
+/* Under c->mu (@conn the handle's) or on the follower's connection: does
+ * the stream hold seq @at again, and is it the record this machine
+ * applied there?  Yes: writes go on (behind_at cleared).  Another record:
+ * the stream was restored from an older copy and written since; writes are
+ * refused for good.  Not yet, or not known: false. */
+static bool behind_cleared(mb_bank *b, mbs_conn *conn, uint64_t at)
+{
+	struct cluster *c = b->cl;
+	same_ctx x = { 0 };
+	uint8_t *mine = NULL;
+	mbs_info info;
+	int rc;
+
+	if (mbs_stream_info(conn, &info))
+		return false;
+	contact(c, info.last_seq);
+	if (info.last_seq < at) {
+		atomic_store(&c->behind_last, info.last_seq);
+		return false;
+	}
+	if (cluster_local_record(b, at, &x.type, &x.ts, &mine, &x.len) != 1) {
+		free(mine);
+		mb_clear_error(NULL);
+		return false;
+	}
+	x.payload = mine;
+	rc = mbs_fetch(conn, at, at, same_one, &x);
+	free(mine);
+	if (rc)
+		return false;
+	if (!x.same) {
+		set_diverged(b, "holds at seq %llu a record other than the one this machine "
+		             "applied there (restored from an older copy, then written?): writes "
+		             "are refused", (unsigned long long)at);
+		return false;
+	}
+	atomic_compare_exchange_strong(&c->behind_at, &at, 0);
+	return true;
+}
+
 /* ------------------------------------------------------------ publish */
 
 int cluster_publish(mb_bank *b, const mbj_pos *end, uint8_t type, int64_t ts,
@@ -632,7 +715,7 @@ int cluster_publish(mb_bank *b, const mbj_pos *end, uint8_t type, int64_t ts,
 		set_diverged(b, "stored a record at seq %llu where seq %llu was expected (message "
 		             "id %s): writes are refused", (unsigned long long)*seq,
 		             (unsigned long long)end->seq + 1, id);
-		return cluster_writable(b);
+		return diverged_fail(b);
 	}
 	if (!rc)
 		contact(c, *seq);
@@ -1047,6 +1130,27 @@ void cluster_forget(mb_bank *b)
 
 /* ------------------------------------------------------------ checkpoints */
 
+/* Purge the stream before @seq, but never a record stored in the last
+ * CKPT_KEEP_S seconds: a machine that lost its server for a while (a node
+ * stopped until the election, a partition) finds the records it missed
+ * still there, instead of starting over from the checkpoint. */
+static int purge_kept(mbs_conn *conn, uint64_t seq)
+{
+	const char *k = getenv("MEMBANK_TEST_CKPT_KEEP_S");  /* tests */
+	int64_t keep_s = k && *k ? strtoll(k, NULL, 10) : CKPT_KEEP_S;
+	struct timespec now;
+	uint64_t since = 0;
+	int rc;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (keep_s > 0 &&
+	    (rc = mbs_seq_since(conn, (now.tv_sec - keep_s) * 1000000000ll + now.tv_nsec, &since)))
+		return rc;
+	if (since && since < seq)
+		seq = since;
+	return mbs_purge_before(conn, seq);
+}
+
 void cluster_checkpoint_done(mb_bank *b, const char *dir, uint64_t seq)
 {
 	static const int quiet;
@@ -1064,7 +1168,7 @@ void cluster_checkpoint_done(mb_bank *b, const char *dir, uint64_t seq)
 		return;
 	}
 	if (mbs_checkpoint_put(conn, dir, seq) ||
-	    (seq > margin && mbs_purge_before(conn, seq - margin)))
+	    (seq > margin && purge_kept(conn, seq - margin)))
 		atomic_fetch_add(&c->ckpt_failures, 1);
 	else
 		atomic_store(&c->ckpt_seq, seq);

@@ -55,7 +55,10 @@ int cluster_catch_up(mb_bank *b, kv_txn *t, mbj_pos *end);
 int cluster_publish(mb_bank *b, const mbj_pos *end, uint8_t type, int64_t ts,
                     const void *payload, uint32_t len, uint64_t *seq, bool *timed_out);
 
-/* MB_EDIVERGED with the message when writes are refused. */
+/* 0 when this machine may write: MB_EDIVERGED with the message when its
+ * writes are refused for good (the stream recreated, or holding another
+ * record where this machine has one), MB_EUNAVAIL while the stream was
+ * last seen to end before what this machine applied (asked again here). */
 int cluster_writable(mb_bank *b);
 
 /* The record the local journal holds at @seq (a copy in @out, free()d by

@@ -101,13 +101,15 @@ extern "C" {
 #define MB_ECANCELED  -16  /**< the progress callback asked to stop: the work
                                 was undone, nothing changed */
 #define MB_EUNAVAIL   -17  /**< the journal's cluster did not answer within
-                                journal_timeout_ms: the write was not
-                                acknowledged (reads keep serving the local
-                                cache) */
-#define MB_EDIVERGED  -18  /**< the journal's stream ends before what this
-                                machine applied, or was recreated: writes
-                                are refused (reads still served) until the
-                                machine's bank is rebuilt from the stream */
+                                journal_timeout_ms, or its stream was last
+                                seen to end before what this machine
+                                applied: the write was not acknowledged
+                                (reads keep serving the local cache) */
+#define MB_EDIVERGED  -18  /**< the journal's stream was recreated, or
+                                holds another record where this machine
+                                has one: writes are refused (reads still
+                                served) until the machine's bank is rebuilt
+                                from the stream */
 /** @} */
 
 /** @defgroup limits Bounds on everything that comes from outside
