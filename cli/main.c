@@ -76,7 +76,7 @@ static const char main_usage[] =
 	"                          its credentials), else the local journal.  A bank is\n"
 	"                          bound to one journal for life.  See docs/cluster.md\n"
 	"      --journal-creds FILE\n"
-	"                          NATS credentials file (NKey/JWT); default\n"
+	"                          NATS .creds file (user JWT + NKey seed); default\n"
 	"                          $MEMBANK_JOURNAL_CREDS.  Credentials are never printed\n"
 	"      --journal-ca FILE   CA certificates for tls:// (default: the system's)\n"
 	"      --journal-cert FILE\n"

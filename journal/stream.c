@@ -195,15 +195,9 @@ static natsStatus set_options(natsOptions *no, const mbs_options *o, const mbs_u
 	if (s == NATS_OK && u->tls && o->tls_cert)
 		s = natsOptions_LoadCertificatesChain(no, o->tls_cert,
 		                                      o->tls_key ? o->tls_key : o->tls_cert);
-	if (s == NATS_OK && o->creds_file) {
-		/* libnats reads it at each connect: a bad one would look like
-		 * a refusal; say what it is now. */
-		FILE *f = fopen(o->creds_file, "re");
-		if (!f)
-			return NATS_NOT_FOUND;
-		fclose(f);
+	/* checked by mbs_connect() first (mbs_creds_check) */
+	if (s == NATS_OK && o->creds_file)
 		s = natsOptions_SetUserCredentialsFromFiles(no, o->creds_file, NULL);
-	}
 	return s;
 }
 
@@ -246,6 +240,16 @@ int mbs_connect(const mbs_options *o, mbs_conn **out)
 	snprintf(c->redacted, sizeof c->redacted, "%s", u->redacted);
 	snprintf(c->description, sizeof c->description, "%s", o->description ? o->description : "");
 
+	/* libnats reads the credentials file at each connect and would report
+	 * a bad one as "Error" or as a refusal: say what is wrong now. */
+	char why[256];
+	if (o->creds_file && mbs_creds_check(o->creds_file, why, sizeof why)) {
+		cfail("%s: the credentials file %s: %s", c->redacted, o->creds_file, why);
+		memset(u, 0, sizeof *u);
+		free(u);
+		free(c);
+		return MBJ_EINVAL;
+	}
 	natsOptions *no = NULL;
 	natsStatus s = natsOptions_Create(&no);
 	if (s == NATS_OK)
@@ -255,10 +259,8 @@ int mbs_connect(const mbs_options *o, mbs_conn **out)
 	free(u);
 	if (s != NATS_OK) {
 		natsOptions_Destroy(no);
-		cfail("%s: connection options: %s%s%s",
+		cfail("%s: connection options: %s%s",
 		         c->redacted, natsStatus_GetText(s),
-		         s == NATS_NOT_FOUND && o->creds_file ? ": cannot read the credentials "
-		         "file " : "", s == NATS_NOT_FOUND && o->creds_file ? o->creds_file :
 		         tls ? " (check the CA, certificate and key files)" : "");
 		free(c);
 		return s == NATS_NO_MEMORY ? MBJ_ENOMEM : MBJ_EINVAL;
@@ -280,8 +282,11 @@ int mbs_connect(const mbs_options *o, mbs_conn **out)
 		bool tls_refused = tls && s == NATS_PROTOCOL_ERROR;
 		rc = mbs_auth_failure(s) || tls_refused ? MBS_EAUTH :
 		     s == NATS_NO_SERVER || mbs_retryable(s, 0) ? MBS_ETIMEOUT : MBJ_EIO;
-		cfail("%s: cannot connect: %s%s",
+		cfail("%s: cannot connect: %s%s%s%s%s",
 		         c->redacted, mbs_why(s, 0, w, sizeof w),
+		         rc == MBS_EAUTH && o->creds_file ? " (with the credentials file " : "",
+		         rc == MBS_EAUTH && o->creds_file ? o->creds_file : "",
+		         rc == MBS_EAUTH && o->creds_file ? ")" : "",
 		         s == NATS_SECURE_CONNECTION_WANTED ?
 		         " (tls:// was asked, the server offers no TLS)" :
 		         s == NATS_SSL_ERROR ? " (TLS handshake or certificate check failed)" :

@@ -32,6 +32,11 @@ typedef struct mbs_url {
 /* 0, or MBS_EURL with @why naming the bad part (never a credential). */
 int mbs_url_parse(const char *url, mbs_url *u, char *why, size_t n);
 
+/* 0 when @path looks like a NATS .creds file (a user JWT and NKey seed),
+ * else -1 with @why saying what is wrong (never quoting the file) -
+ * stream_creds.c. */
+int mbs_creds_check(const char *path, char *why, size_t n);
+
 /* The body of a stream message (stream.h, MESSAGE FORMAT). */
 void mbs_encode_header(uint8_t *h, uint8_t type, int64_t ts_us);
 /* 1 and *rec filled (seq left 0) when @body is membank's; 0 and type 0

@@ -257,8 +257,12 @@ typedef struct mb_options {
 	                                    membank.json records (its credentials
 	                                    from journal_creds), else the local
 	                                    journal.  "" means the local journal */
-	const char *journal_creds;     /**< NATS credentials file (NKey/JWT); NULL:
-	                                    $MEMBANK_JOURNAL_CREDS, else none */
+	const char *journal_creds;     /**< NATS .creds file (a user JWT and its
+	                                    NKey seed, as nsc writes it); NULL:
+	                                    $MEMBANK_JOURNAL_CREDS, else none.
+	                                    Not readable or not a .creds file:
+	                                    MB_EINVAL naming it; refused by the
+	                                    server: MB_EPERM */
 	const char *journal_tls_ca;    /**< CA file for tls:// (NULL: the system's) */
 	const char *journal_tls_cert;  /**< client certificate for tls://, or NULL */
 	const char *journal_tls_key;   /**< its key, or NULL */

@@ -48,7 +48,7 @@ class ClusterTest(unittest.TestCase):
         self.tmp = tempfile.mkdtemp(prefix="membank-cluster-cli-")
         self.stream = "t%d_%d" % (os.getpid(), next(_streams))
         self.url = self.c.url + "/" + self.stream
-        self.secret = (self.c.password if self.auth == "user" else self.c.token).encode()
+        self.secrets = [x.encode() for x in self.c.secrets()]   # what must never show
 
     def tearDown(self):
         shutil.rmtree(self.tmp, ignore_errors=True)
@@ -66,7 +66,8 @@ class ClusterTest(unittest.TestCase):
         p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=e,
                            timeout=timeout)
         for out in (p.stdout, p.stderr):
-            self.assertNotIn(self.secret, out, args)
+            for secret in self.secrets:
+                self.assertNotIn(secret, out, args)
         return p
 
     def ok(self, machine, *args, **kw):
@@ -316,6 +317,132 @@ class Tls(ClusterTest):
             url = other.url_for(scheme="tls") + "/" + self.stream
             p = self.mb("b", "--journal-timeout", "2000", "init", url=url)
             self.assertEqual(p.returncode, 4, p.stderr)
+
+
+class Creds(ClusterTest):
+    """A server in operator mode (JWT accounts, made by tests/nats/jwtauth.py):
+    the bank logs in with a .creds file (--journal-creds or
+    MEMBANK_JOURNAL_CREDS); the user's seed and JWT show nowhere."""
+
+    nodes = 1
+    auth = "jwt"
+
+    @classmethod
+    def setUpClass(cls):
+        if not cluster.have_jwt():
+            raise unittest.SkipTest("python3-cryptography is missing")
+        super().setUpClass()
+
+    def creds_env(self, creds):
+        e = dict(os.environ)
+        e["MEMBANK_JOURNAL_CREDS"] = creds
+        return e
+
+    def assert_no_bank(self, machine):
+        """A failed init left no bank (the open lock file at most)."""
+        d = self.machine(machine)
+        self.assertEqual([e for e in os.listdir(d) if e != "open.lock"]
+                         if os.path.isdir(d) else [], [], machine)
+
+    def assert_no_secret_in(self, root):
+        """Every file under @root (membank.json, the journal, LMDB, the
+        snapshot files) holds neither the seed nor the JWT."""
+        seen = 0
+        for d, _, names in os.walk(root):
+            for n in names:
+                with open(os.path.join(d, n), "rb") as f:
+                    data = f.read()
+                seen += 1
+                for secret in self.secrets:
+                    self.assertNotIn(secret, data, os.path.join(d, n))
+        self.assertGreater(seen, 3, root)
+
+    def test_creds_file_option_and_environment(self):
+        creds = self.c.creds
+        self.assertNotIn("@", self.url)                   # nothing else to log in with
+        self.ok("a", "--journal-creds", creds, "init")
+        self.ok("a", "--journal-creds", creds, "page", "put", "p1", '{"v":1}')
+        env = self.creds_env(creds)
+        self.ok("b", "init", env=env)                     # MEMBANK_JOURNAL_CREDS
+        self.assertEqual(self.doc("b", "--fresh", "page", "get", "p1", env=env)["properties"],
+                         {"v": 1})
+        self.ok("b", "page", "merge", "p1", '{"w":2}', env=env)
+        self.ok("b", "error", "log", "rate_limited", "HTTP 429", env=env)
+        self.assertEqual(self.doc("a", "--journal-creds", creds, "--fresh", "page", "get",
+                                  "p1")["properties"], {"v": 1, "w": 2})
+        st = self.doc("a", "--journal-creds", creds, "cluster", "status")
+        self.assertTrue(st["reachable"])
+        self.assertEqual(st["applied_seq"], st["last_seq"])
+        self.assertGreaterEqual(st["last_seq"], 3)
+        self.ok("a", "--journal-creds", creds, "stats")
+        self.ok("a", "--journal-creds", creds, "snapshot")
+        for m in ("a", "b"):
+            with open(os.path.join(self.machine(m), "membank.json")) as f:
+                ident = f.read()
+            self.assertIn(self.stream, ident)
+            self.assertNotIn(creds, ident)                # the file is not recorded
+        self.assert_no_secret_in(self.tmp)
+
+    def test_refused_without_creds(self):
+        self.ok("a", "--journal-creds", self.c.creds, "init")
+        p = self.mb("a", "--journal-timeout", "2000", "page", "put", "x", "{}")
+        self.assertEqual(p.returncode, 4, p.stderr)
+        self.assertIn(b"Authentication Violation", p.stderr)
+        p = self.mb("b", "--journal-timeout", "2000", "init")
+        self.assertEqual(p.returncode, 4, p.stderr)
+        self.assert_no_bank("b")
+
+    def test_user_of_an_unknown_account_is_refused(self):
+        stranger = self.c.creds_stranger
+        for args, env in ((["--journal-creds", stranger], None),
+                          ([], self.creds_env(stranger))):
+            p = self.mb("a", *args, "--journal-timeout", "2000", "init", env=env)
+            self.assertEqual(p.returncode, 4, p.stderr)
+            self.assertIn(b"Authentication Violation", p.stderr)
+            self.assertIn(b"(with the credentials file %s)" % stranger.encode(), p.stderr)
+            self.assert_no_bank("a")
+        with open(stranger, "rb") as f:
+            text = f.read()
+        for line in text.split(b"\n"):
+            if line.startswith((b"SU", b"ey")):
+                self.assertNotIn(line, p.stderr)
+
+    def test_bad_creds_file_is_named(self):
+        """A file that cannot be a .creds file is refused before any
+        connection (exit 3), naming it and what is wrong."""
+        d = os.path.join(self.tmp, "files")
+        os.mkdir(d, 0o700)
+        with open(self.c.creds) as f:
+            good = f.read()
+        user = self.c.jwt["user"]
+        bad = {"missing": (None, b"No such file or directory"),
+               "dir": (None, b"not a regular file"),
+               "empty": ("", b"it is empty"),
+               "garbage": ("hello\nnot a creds file\n", b"no user JWT in it"),
+               "seed-only": (user.seed + "\n", b"no user JWT in it"),
+               "jwt-only": (good.split("*****")[0], b"no user NKey seed in it"),
+               "huge": ("x" * (65 << 10), b"larger than 64 KiB")}
+        for name, (text, why) in bad.items():
+            path = os.path.join(d, name)
+            if name == "dir":
+                os.mkdir(path)
+            elif text is not None:
+                with open(path, "w") as f:
+                    f.write(text)
+            for args, env in ((["--journal-creds", path], None), ([], self.creds_env(path))):
+                p = self.mb("a", *args, "--journal-timeout", "2000", "init", env=env)
+                self.assertEqual(p.returncode, 3, (name, p.stderr))
+                self.assertIn(b"the credentials file %s: " % path.encode(), p.stderr, name)
+                self.assertIn(why, p.stderr, name)
+                self.assert_no_bank("a")
+        if os.geteuid() != 0:                     # root reads a mode-0000 file
+            path = os.path.join(d, "unreadable")
+            with open(path, "w") as f:
+                f.write(good)
+            os.chmod(path, 0)
+            p = self.mb("a", "--journal-creds", path, "init")
+            self.assertEqual(p.returncode, 3, p.stderr)
+            self.assertIn(b"%s: cannot read it: Permission denied" % path.encode(), p.stderr)
 
 
 class Unreachable(ClusterTest):

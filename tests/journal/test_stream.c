@@ -8,7 +8,7 @@
  * sleeps to synchronise.
  *
  * Which tests run depends on MEMBANK_TEST_STREAM_SUITE: "core" (default),
- * "auth", "tls", "failover".
+ * "auth", "creds" (cluster.py --auth jwt), "tls", "failover".
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -780,6 +780,114 @@ static void test_auth(void **state)
 	assert_non_null(strstr(mbs_connect_errmsg(), "port"));
 }
 
+/* --- a .creds file (operator mode) ------------------------------------- */
+
+/* @msg holds neither the user's seed nor its JWT (MEMBANK_TEST_NATS_SECRETS:
+ * both, space separated). */
+static void assert_no_secret(const char *msg)
+{
+	char secrets[4096];
+	snprintf(secrets, sizeof secrets, "%s", getenv("MEMBANK_TEST_NATS_SECRETS"));
+	char *save = NULL;
+	int n = 0;
+	for (char *t = strtok_r(secrets, " ", &save); t; t = strtok_r(NULL, " ", &save), n++)
+		assert_null(strstr(msg, t));
+	assert_int_equal(n, 2);
+}
+
+static void write_file(const char *dir, const char *name, const void *p, size_t n);
+
+/* The shapes mbs_creds_check() accepts and refuses, without a server. */
+static void test_creds_check(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/mbs-creds-XXXXXX", path[256], why[256];
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof path, "%s/c", dir);
+	static const struct { const char *text; const char *why; } cases[] = {
+		{ "-----BEGIN NATS USER JWT-----\r\n  eyJ0.eyJx.c2ln \r\n------END\r\n"
+		  "-----BEGIN USER NKEY SEED-----\r\nSUAB\r\n", NULL },
+		{ "eyJ0.eyJx.c2ln\nSUAB", NULL },                       /* no markers, no \n */
+		{ "eyJ0.eyJx\nSUAB\n", "no user JWT" },                 /* two parts */
+		{ "eyJ0..c2ln\nSUAB\n", "no user JWT" },                /* an empty part */
+		{ "eyJ0.eyJx.c2l=\nSUAB\n", "no user JWT" },            /* not base64url */
+		{ "eyJ0.eyJx.c2ln\nSAAB\n", "no user NKey seed" },      /* an account seed */
+		{ "eyJ0.eyJx.c2ln\nSU\n", "no user NKey seed" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		write_file(dir, "c", cases[i].text, strlen(cases[i].text));
+		int rc = mbs_creds_check(path, why, sizeof why);
+		if (!cases[i].why) {
+			assert_int_equal(rc, 0);
+		} else {
+			assert_int_equal(rc, -1);
+			assert_non_null(strstr(why, cases[i].why));
+			assert_null(strstr(why, "eyJ"));           /* never quoted */
+		}
+	}
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(mbs_creds_check(path, why, sizeof why), -1);
+	assert_string_equal(why, "cannot read it: No such file or directory");
+	assert_int_equal(mbs_creds_check(dir, why, sizeof why), -1);
+	assert_string_equal(why, "not a regular file");
+	assert_int_equal(rmdir(dir), 0);
+}
+
+static void test_creds(void **state)
+{
+	(void)state;
+	const char *creds = getenv("MEMBANK_TEST_NATS_CREDS");
+	const char *stranger = getenv("MEMBANK_TEST_NATS_CREDS_STRANGER");
+	assert_non_null(creds);
+	assert_non_null(stranger);
+	assert_non_null(getenv("MEMBANK_TEST_NATS_SECRETS"));
+	char s[80], url[MBS_URL_MAX];
+	stream_name(s, sizeof s, "creds");
+	url_of(url, sizeof url, base_url(), s);
+	mbs_options o = opts_for(url);
+	o.deadline_ms = 20000;
+	mbs_conn *c = NULL;
+	/* no credentials: refused */
+	assert_int_equal(mbs_connect(&o, &c), MBS_EAUTH);
+	assert_null(c);
+	assert_non_null(strstr(mbs_connect_errmsg(), "cannot connect"));
+	/* a user of an account the server does not know: refused, naming the
+	 * file, quoting nothing of it */
+	o.creds_file = stranger;
+	assert_int_equal(mbs_connect(&o, &c), MBS_EAUTH);
+	assert_null(c);
+	assert_non_null(strstr(mbs_connect_errmsg(), stranger));
+	assert_null(strstr(mbs_connect_errmsg(), "eyJ"));
+	/* the user's own file: a working stream, messages without secrets */
+	o.creds_file = creds;
+	assert_int_equal(mbs_connect(&o, &c), 0);
+	mbs_info info;
+	assert_int_equal(mbs_stream_ensure(c, nodes(), false, &info), MBS_ENOSTREAM);
+	assert_no_secret(mbs_errmsg(c));
+	assert_int_equal(mbs_stream_ensure(c, nodes(), true, &info), 0);
+	assert_int_equal(pub(c, 0, "x", 1, "a", 1), 1);
+	assert_int_equal(pub(c, 1, "y", 1, "b", 1), 2);
+	uint64_t seq;
+	assert_int_equal(mbs_publish(c, 0, "z", 1, 0, "c", 1, &seq), MBS_ECONFLICT);
+	assert_no_secret(mbs_errmsg(c));
+	got g = { 0 };
+	assert_int_equal(mbs_fetch(c, 1, 2, collect, &g), 0);
+	assert_int_equal(g.n, 2);
+	mbs_close(c);
+	/* files that are no .creds file: refused before connecting, named */
+	char dir[] = "/tmp/mbs-creds-XXXXXX", path[256];
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof path, "%s/garbage.creds", dir);
+	write_file(dir, "garbage.creds", "not a credentials file\n", 23);
+	o.creds_file = path;
+	assert_int_equal(mbs_connect(&o, &c), MBJ_EINVAL);
+	assert_null(c);
+	assert_non_null(strstr(mbs_connect_errmsg(), path));
+	assert_non_null(strstr(mbs_connect_errmsg(), "no user JWT"));
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 /* --- TLS --------------------------------------------------------------- */
 
 static void test_tls(void **state)
@@ -1258,6 +1366,10 @@ int main(void)
 		cmocka_unit_test(test_unreachable),
 	};
 	const struct CMUnitTest auth[] = { cmocka_unit_test(test_auth) };
+	const struct CMUnitTest creds[] = { cmocka_unit_test(test_creds_check),
+	                                    cmocka_unit_test(test_creds) };
+	if (strcmp(suite, "creds") == 0)
+		return cmocka_run_group_tests_name("stream-auth-creds", creds, NULL, NULL);
 	const struct CMUnitTest small[] = { cmocka_unit_test(test_small_payload) };
 	if (strcmp(suite, "small-payload") == 0)
 		return cmocka_run_group_tests_name("stream-small-payload", small, NULL, NULL);

@@ -6,12 +6,18 @@ As a library:
         c.url                # "tls://u:p@127.0.0.1:P1,127.0.0.1:P2,.../"  (no stream)
         c.kill(i); c.stop_node(i); c.cont(i); c.restart(i); c.wait_ready()
 As a wrapper (meson tests):
-    python3 tests/nats/cluster.py --nodes 3 [--auth user|token] [--tls] [--tls-verify]
+    python3 tests/nats/cluster.py --nodes 3 [--auth user|token|jwt] [--tls] [--tls-verify]
                                   [--max-payload 64MB] -- PROGRAM ARGS
 exports to PROGRAM:
     MEMBANK_TEST_NATS_URL   nats://[cred@]host:port,...  (tls:// with --tls)
     MEMBANK_TEST_NATS_PLAIN the same URL without credentials (auth tests)
     MEMBANK_TEST_NATS_USER / _PASS / _TOKEN  the credentials of the cluster
+    MEMBANK_TEST_NATS_CREDS  with --auth jwt: a .creds file of a user of an
+                            account the servers know (JetStream enabled)
+    MEMBANK_TEST_NATS_CREDS_STRANGER  a .creds file of a user of an account
+                            the servers do not know (signed by another operator)
+    MEMBANK_TEST_NATS_SECRETS  with --auth jwt: the user's seed and JWT,
+                            space separated (for checks that they leak nowhere)
     MEMBANK_TEST_NATS_CA / _CERT / _KEY  with --tls: the test CA, a client cert+key
     MEMBANK_TEST_NATS_TLS_VERIFY  1 when the servers require client certificates
     MEMBANK_TEST_NATS_CONTROL  a FIFO: write "kill I", "stop I", "cont I", "restart I"
@@ -27,6 +33,10 @@ private temp directory (0700) removed at the end.  max_payload is 64MB so a
 32 MiB record plus framing fits.  Servers are stopped by pid (SIGTERM, then
 SIGKILL after a bounded wait) at exit, on SIGINT/SIGTERM/SIGHUP, and when the
 Cluster object is closed: a test never leaves a server running.
+
+--auth jwt runs the servers in operator mode (resolver: MEMORY, the accounts
+preloaded): the operator, accounts, users and .creds files are made by
+jwtauth.py (no `nsc` needed).
 """
 import atexit
 import json
@@ -49,6 +59,15 @@ NATS_SERVER = shutil.which('nats-server') or '/usr/sbin/nats-server'
 SETPRIV = shutil.which('setpriv')
 _LIVE = []          # every Cluster not yet closed (atexit / signals stop them)
 _PROGRAM = []       # the wrapped program, stopped too on a signal
+
+
+def have_jwt():
+    """--auth jwt needs python3-cryptography (Ed25519)."""
+    try:
+        import cryptography.hazmat.primitives.asymmetric.ed25519  # noqa: F401
+        return True
+    except ImportError:
+        return False
 
 
 def _free_port():
@@ -90,8 +109,8 @@ class Cluster:
                  ready_timeout=60.0, max_payload='64MB'):
         if nodes < 1:
             raise ValueError('nodes must be >= 1')
-        if auth not in (None, 'user', 'token'):
-            raise ValueError('auth is user, token or None')
+        if auth not in (None, 'user', 'token', 'jwt'):
+            raise ValueError('auth is user, token, jwt or None')
         self.n = nodes
         self.auth = auth
         self.tls = tls or tls_verify
@@ -105,6 +124,7 @@ class Cluster:
         self.password = 'pw-' + secrets.token_hex(8)
         self.token = 'tok-' + secrets.token_hex(8)
         self.certs = None
+        self.jwt = None
         self.closed = False
         self.lock = threading.RLock()   # spawn vs close: no server after close
         _LIVE.append(self)
@@ -113,6 +133,8 @@ class Cluster:
                 cd = os.path.join(self.dir, 'certs')
                 os.mkdir(cd, 0o700)
                 self.certs = make_certs(cd)
+            if auth == 'jwt':
+                self._make_jwt()
             self.ports = [_free_port() for _ in range(nodes)]
             self.cports = [_free_port() for _ in range(nodes)]
             self.mports = [_free_port() for _ in range(nodes)]
@@ -126,6 +148,27 @@ class Cluster:
             raise
 
     # --- configuration -------------------------------------------------
+    def _private_file(self, name, text):
+        path = os.path.join(self.dir, name)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, 'w') as f:
+            f.write(text)
+        return path
+
+    def _make_jwt(self):
+        """An operator the servers trust, its account 'bank' (JetStream)
+        and user 'membank' (self.creds); a stranger: a user of an account of
+        another operator, unknown to the servers (self.creds_stranger)."""
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import jwtauth
+        op = jwtauth.Operator('mbtest')
+        user = op.account('bank').user('membank')
+        stranger = jwtauth.Operator('other').account('other').user('stranger')
+        self.jwt = {'operator': op, 'user': user, 'stranger': stranger,
+                    'operator_jwt': self._private_file('operator.jwt', op.jwt)}
+        self.creds = self._private_file('membank.creds', user.creds())
+        self.creds_stranger = self._private_file('stranger.creds', stranger.creds())
+
     def name(self, i):
         return 'n%d' % (i + 1)
 
@@ -155,6 +198,8 @@ class Cluster:
                       '  password: "%s"' % self.password, '}']
         elif self.auth == 'token':
             lines += ['authorization {', '  token: "%s"' % self.token, '}']
+        elif self.auth == 'jwt':
+            lines += self.jwt['operator'].server_conf(self.jwt['operator_jwt'])
         if self.tls:
             c = self.certs
             lines += ['tls {', '  cert_file: "%s"' % c['server_cert'],
@@ -199,6 +244,17 @@ class Cluster:
     def url(self):
         return self.url_for()
 
+    def secrets(self):
+        """What must never show: the password, the token, or (jwt) the
+        user's seed and JWT."""
+        if self.auth == 'user':
+            return [self.password]
+        if self.auth == 'token':
+            return [self.token]
+        if self.auth == 'jwt':
+            return [self.jwt['user'].seed, self.jwt['user'].jwt]
+        return []
+
     def env(self):
         e = {'MEMBANK_TEST_NATS_URL': self.url,
              'MEMBANK_TEST_NATS_PLAIN': self.url_for(creds=False),
@@ -208,6 +264,10 @@ class Cluster:
             e['MEMBANK_TEST_NATS_PASS'] = self.password
         elif self.auth == 'token':
             e['MEMBANK_TEST_NATS_TOKEN'] = self.token
+        elif self.auth == 'jwt':
+            e['MEMBANK_TEST_NATS_CREDS'] = self.creds
+            e['MEMBANK_TEST_NATS_CREDS_STRANGER'] = self.creds_stranger
+            e['MEMBANK_TEST_NATS_SECRETS'] = ' '.join(self.secrets())
         if self.tls:
             e['MEMBANK_TEST_NATS_CA'] = self.certs['ca']
             e['MEMBANK_TEST_NATS_CERT'] = self.certs['client_cert']
@@ -452,13 +512,13 @@ def _control_do(c, words):
 def main(argv):
     import argparse
     if '--' not in argv:
-        sys.stderr.write('usage: cluster.py --nodes N [--auth user|token] [--tls] '
+        sys.stderr.write('usage: cluster.py --nodes N [--auth user|token|jwt] [--tls] '
                          '[--tls-verify] -- PROGRAM ARGS\n')
         return 2
     k = argv.index('--')
     ap = argparse.ArgumentParser()
     ap.add_argument('--nodes', type=int, default=3)
-    ap.add_argument('--auth', choices=['user', 'token'])
+    ap.add_argument('--auth', choices=['user', 'token', 'jwt'])
     ap.add_argument('--tls', action='store_true')
     ap.add_argument('--tls-verify', action='store_true')
     ap.add_argument('--ready-timeout', type=float, default=90.0)
@@ -470,6 +530,9 @@ def main(argv):
         return 2
     if not os.access(NATS_SERVER, os.X_OK):
         sys.stderr.write('cluster.py: nats-server not found: skipped\n')
+        return 77
+    if a.auth == 'jwt' and not have_jwt():
+        sys.stderr.write('cluster.py: --auth jwt needs python3-cryptography: skipped\n')
         return 77
     install_signal_handlers()
     with Cluster(nodes=a.nodes, auth=a.auth, tls=a.tls, tls_verify=a.tls_verify,

@@ -85,6 +85,66 @@ class TestCluster(unittest.TestCase):
             self.assertIn('tls {', conf)
             self.assertIn('listen: "127.0.0.1:', conf)
 
+    @unittest.skipUnless(cluster.have_jwt(), 'no python3-cryptography')
+    def test_jwt_operator_mode(self):
+        """--auth jwt: a valid operator-mode configuration; keys, JWTs and
+        the .creds file as nkeys / jwt v2 write them (checked here by
+        decoding, CRC and signature); the login itself is stream-auth-creds."""
+        import base64
+        import re
+        import jwtauth
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+        def nkey_raw(s):
+            raw = base64.b32decode(s + '=' * (-len(s) % 8))
+            self.assertEqual(jwtauth.crc16(raw[:-2]), int.from_bytes(raw[-2:], 'little'), s)
+            return raw[:-2]
+
+        def verify(token, issuer_public):
+            h, b, sig = token.split('.')
+            self.assertEqual(json.loads(base64.urlsafe_b64decode(h + '=' * (-len(h) % 4))),
+                             {'typ': 'JWT', 'alg': 'ed25519-nkey'})
+            key = Ed25519PublicKey.from_public_bytes(nkey_raw(issuer_public)[1:])
+            key.verify(base64.urlsafe_b64decode(sig + '=' * (-len(sig) % 4)),
+                       (h + '.' + b).encode())          # raises if wrong
+            return jwtauth.decode_jwt_claims(token)
+
+        with cluster.Cluster(nodes=1, auth='jwt') as c:
+            conf = os.path.join(c.dir, 'n1', 'server.conf')
+            t = subprocess.run([cluster.NATS_SERVER, '-t', '-c', conf], capture_output=True)
+            self.assertEqual(t.returncode, 0, t.stderr)
+            e = c.env()
+            self.assertNotIn('@', e['MEMBANK_TEST_NATS_URL'])
+            for k in ('MEMBANK_TEST_NATS_CREDS', 'MEMBANK_TEST_NATS_CREDS_STRANGER'):
+                self.assertEqual(os.stat(e[k]).st_mode & 0o777, 0o600)
+            op, user = c.jwt['operator'], c.jwt['user']
+            bank = op.accounts[1]
+            self.assertEqual(nkey_raw(op.public)[0], 14 << 3)
+            self.assertEqual(nkey_raw(bank.public)[0], 0)
+            self.assertEqual(nkey_raw(user.public)[0], 20 << 3)
+            raw = nkey_raw(user.seed)
+            self.assertEqual(len(raw), 34)
+            self.assertTrue(user.seed.startswith('SU'))
+            oc = verify(op.jwt, op.public)
+            self.assertEqual((oc['iss'], oc['sub']), (op.public, op.public))
+            self.assertEqual(oc['nats']['system_account'], op.system.public)
+            ac = verify(bank.jwt, op.public)
+            self.assertEqual(ac['sub'], bank.public)
+            self.assertEqual(ac['nats']['limits']['disk_storage'], -1)   # JetStream on
+            uc = verify(user.jwt, bank.public)
+            self.assertEqual((uc['sub'], uc['nats']['type']), (user.public, 'user'))
+            with open(c.creds) as f:
+                text = f.read()
+            blocks = re.findall(r'-{3,}[^\n]*-{3,}\n([\w\-.=]+)\n-{3,}[^\n]*-{3,}', text)
+            self.assertEqual(blocks, [user.jwt, user.seed])
+            self.assertEqual(sorted(c.secrets()), sorted([user.seed, user.jwt]))
+            with open(conf) as f:
+                conf_text = f.read()
+            for a in op.accounts:               # SYS and bank, preloaded
+                self.assertIn('%s: "%s"' % (a.public, a.jwt), conf_text)
+            stranger = jwtauth.decode_jwt_claims(c.jwt['stranger'].jwt)['iss']
+            self.assertNotIn(stranger, conf_text)    # its account is unknown there
+
     def wrapper(self, prog, sig=None):
         """Run cluster.py as a wrapper around @prog; with @sig, send it to
         the wrapper once the program is running.  Returns (rc, server pids)."""

@@ -183,6 +183,60 @@ class Cluster3(unittest.TestCase):
         self.assertNotIn("not-the-password", str(cm.exception))
 
 
+
+@unittest.skipUnless(cluster.have_jwt(), "no python3-cryptography")
+class CredsLogin(unittest.TestCase):
+    """MemoryBank(journal_creds=FILE) against a server in operator mode
+    (tests/nats/jwtauth.py's operator, account and user)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.c = cluster.Cluster(nodes=1, auth="jwt")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.c.close()
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="membank-py-creds-")
+        self.url = self.c.url + "/py%d_creds" % os.getpid()
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def assert_no_secret(self, text):
+        for secret in self.c.secrets():
+            self.assertNotIn(secret, text)
+
+    def test_login_and_refusals(self):
+        path = os.path.join(self.tmp, "a")
+        with MemoryBank(path, journal=self.url, journal_creds=self.c.creds) as bank:
+            bank.update_page("p", {"v": 1})
+            self.assertEqual(bank.get_page("p", fresh=True)["properties"], {"v": 1})
+            self.assert_no_secret(repr(bank.options))
+            self.assert_no_secret(repr(bank.cluster_status()))
+        with self.assertRaises(BankError) as cm:        # no credentials
+            MemoryBank(path, journal=self.url, journal_timeout_ms=2000)
+        self.assertEqual(cm.exception.code, _lib.MB_EPERM, cm.exception)
+        with self.assertRaises(BankError) as cm:        # an unknown account's user
+            MemoryBank(path, journal=self.url, journal_creds=self.c.creds_stranger,
+                       journal_timeout_ms=2000)
+        self.assertEqual(cm.exception.code, _lib.MB_EPERM, cm.exception)
+        self.assertIn(self.c.creds_stranger, str(cm.exception))
+        garbage = os.path.join(self.tmp, "garbage.creds")
+        with open(garbage, "w") as f:
+            f.write("not a creds file\n")
+        with self.assertRaises(InvalidInput) as cm:
+            MemoryBank(path, journal=self.url, journal_creds=garbage)
+        self.assertIn("the credentials file %s: no user JWT" % garbage, str(cm.exception))
+        for dirpath, _, names in os.walk(path):
+            for n in names:
+                with open(os.path.join(dirpath, n), "rb") as f:
+                    data = f.read()
+                for secret in self.c.secrets():
+                    self.assertNotIn(secret.encode(), data, n)
+
+
 def main():
     if not os.access(cluster.NATS_SERVER, os.X_OK):
         print("nats-server missing: skipped")
