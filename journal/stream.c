@@ -367,6 +367,24 @@ static void fill_info(const jsStreamInfo *si, mbs_info *info)
 
 /* Stream info of @name with retries; *si NULL and MBS_ENOSTREAM when it
  * does not exist. */
+/* Tests play a replica that lags, on the bank's stream:
+ * MEMBANK_TEST_STREAM_INFO_LAG=N answers N records short of the end,
+ * MEMBANK_TEST_STREAM_INFO_FIRST=N with first seq N (a purge it has not
+ * applied yet). */
+static void stale_for_tests(mbs_conn *c, const char *name, jsStreamInfo *si)
+{
+	const char *lag = getenv("MEMBANK_TEST_STREAM_INFO_LAG");
+	const char *first = getenv("MEMBANK_TEST_STREAM_INFO_FIRST");
+	if (strcmp(name, c->stream) != 0)
+		return;
+	if (lag && *lag) {
+		uint64_t n = strtoull(lag, NULL, 10);
+		si->State.LastSeq = si->State.LastSeq > n ? si->State.LastSeq - n : 0;
+	}
+	if (first && *first)
+		si->State.FirstSeq = strtoull(first, NULL, 10);
+}
+
 int mbs_get_info(mbs_conn *c, const char *name, jsStreamInfo **si)
 {
 	char w[160];
@@ -380,8 +398,10 @@ int mbs_get_info(mbs_conn *c, const char *name, jsStreamInfo **si)
 	for (;;) {
 		e = 0;
 		s = js_GetStreamInfo(si, c->js, name, &jo, &e);
-		if (s == NATS_OK)
+		if (s == NATS_OK) {
+			stale_for_tests(c, name, *si);
 			return 0;
+		}
 		if (s == NATS_NOT_FOUND || e == JSStreamNotFoundErr)
 			return mbs_fail(c, MBS_ENOSTREAM, "%s: no stream %s", c->redacted, name);
 		if (!mbs_retryable(s, e) || !mbs_backoff(deadline, &step))
@@ -399,12 +419,6 @@ int mbs_stream_info(mbs_conn *c, mbs_info *info)
 		return rc;
 	fill_info(si, info);
 	jsStreamInfo_Destroy(si);
-	/* tests: the answer of a replica that lags this many records */
-	const char *lag = getenv("MEMBANK_TEST_STREAM_INFO_LAG");
-	if (lag && *lag) {
-		uint64_t n = strtoull(lag, NULL, 10);
-		info->last_seq = info->last_seq > n ? info->last_seq - n : 0;
-	}
 	return 0;
 }
 

@@ -1026,6 +1026,57 @@ static void test_stream_behind_waits(void **state)
 	unsetenv("MEMBANK_TEST_NO_FOLLOW");
 }
 
+/* Records missing in a read (purged under a machine that lags) are never
+ * applied as nothing, even when the stream info says they were not purged
+ * (a replica that has not applied the purge yet answered it:
+ * MEMBANK_TEST_STREAM_INFO_FIRST plays it).  The catch-up reads again
+ * until its bound and fails (MB_EUNAVAIL) with nothing applied; a true
+ * answer then starts the machine over from the cluster's checkpoint.  (It
+ * used to fill the missing seqs with no-op records: that machine then
+ * lacked pages every other machine had.) */
+static void test_gap_not_filled(void **state)
+{
+	fx *f = *state;
+	mb_bank *a, *b = NULL;
+	mb_options o;
+	char id[32], path[4200];
+	int rc;
+
+	setenv("MEMBANK_TEST_NO_FOLLOW", "1", 1);
+	setenv("MEMBANK_TEST_CKPT_MARGIN", "5", 1);
+	setenv("MEMBANK_TEST_CKPT_KEEP_S", "0", 1);
+	a = machine(f, 0);
+	put(a, "first", "{}");
+	mb_options_init(&o);
+	o.journal_url = f->url;
+	o.journal_timeout_ms = 2000u * (unsigned)slow();
+	mpath(f, 1, path, sizeof path);
+	assert_int_equal(mb_open(path, &o, &b), 0);
+	assert_int_equal(stat_of(b, "journal", "last_seq"), 1);
+	for (int i = 0; i < 30; i++) {
+		snprintf(id, sizeof id, "p%d", i);
+		put(a, id, "{\"v\":1}");
+	}
+	assert_int_equal(mb_snapshot(a, NULL, NULL), 0);    /* purged before seq 26 */
+	assert_int_equal(stat_of(a, "cluster", "checkpoint_failures"), 0);
+	setenv("MEMBANK_TEST_STREAM_INFO_FIRST", "1", 1);
+	rc = mb_catch_up(b);
+	unsetenv("MEMBANK_TEST_STREAM_INFO_FIRST");
+	assert_int_equal(rc, MB_EUNAVAIL);
+	assert_non_null(strstr(mb_last_error(b), "skipped by every read"));
+	assert_int_equal(stat_of(b, "journal", "last_seq"), 1);   /* nothing applied */
+	assert_null(get_page(b, "p0"));
+	mb_close(b);
+	b = machine(f, 1);                  /* from the cluster's checkpoint */
+	assert_int_equal(page_int(b, "p0", "v"), 1);
+	assert_same_state(a, b);
+	mb_close(b);
+	mb_close(a);
+	unsetenv("MEMBANK_TEST_NO_FOLLOW");
+	unsetenv("MEMBANK_TEST_CKPT_MARGIN");
+	unsetenv("MEMBANK_TEST_CKPT_KEEP_S");
+}
+
 /* The purge after a checkpoint keeps every record stored in the last
  * CKPT_KEEP_S seconds (10 here), whatever the margin: a machine cut off
  * for a while finds what it missed.  The records before the pause are
@@ -1616,6 +1667,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_leader_stopped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_purge_keeps_recent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stream_behind_waits, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gap_not_filled, setup, teardown),
 	};
 
 	if (argc > 2 && !strcmp(argv[1], "--role"))
