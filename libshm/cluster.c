@@ -664,13 +664,21 @@ static bool behind_cleared(mb_bank *b, mbs_conn *conn, uint64_t at)
 		atomic_store(&c->behind_last, info.last_seq);
 		return false;
 	}
-	if (cluster_local_record(b, at, &x.type, &x.ts, &mine, &x.len) != 1) {
-		free(mine);
+	/* this machine's record at @at: none when it started from a checkpoint
+	 * at @at (its journal begins after it), and none in the stream when
+	 * purged since; then the end alone is asked (the creation time was) */
+	rc = cluster_local_record(b, at, &x.type, &x.ts, &mine, &x.len);
+	if (rc < 0) {
 		mb_clear_error(NULL);
 		return false;
 	}
-	x.payload = mine;
-	rc = mbs_fetch(conn, at, at, same_one, &x);
+	x.same = true;
+	if (rc == 1) {
+		x.payload = mine;
+		rc = mbs_fetch(conn, at, at, same_one, &x);
+		if (rc == MBS_EPURGED)
+			x.same = true, rc = 0;
+	}
 	free(mine);
 	if (rc)
 		return false;
