@@ -592,49 +592,50 @@ int mbs_publish(mbs_conn *c, uint64_t expect, const char *msg_id, uint8_t type,
 		return mbs_fail(c, s == NATS_NO_MEMORY ? MBJ_ENOMEM : MBJ_EINVAL,
 		            "publish: %s", natsStatus_GetText(s));
 	}
+	jsErrCode e;
+	int rc = mbs_publish_msg(c, m, NULL, true, seq, &s, &e);
+	natsMsg_Destroy(m);
+	if (rc != 1)
+		return rc;
+	if (e == JSStreamWrongLastSequenceErr)
+		return mbs_fail(c, MBS_ECONFLICT, "%s: publish expecting last seq %" PRIu64
+		                ": the stream moved on (%s)", c->redacted, expect,
+		                mbs_why(s, e, w, sizeof w));
+	return mbs_fail(c, mbs_retryable(s, e) ? MBS_ETIMEOUT :
+	                mbs_auth_failure(s) ? MBS_EAUTH : MBJ_EIO,
+	                "%s: publish to stream %s: %s%s", c->redacted, c->stream,
+	                mbs_why(s, e, w, sizeof w), mbs_retryable(s, e) ?
+	                " (retried until the deadline; the record may have landed)" : "");
+}
+
+int mbs_publish_msg(mbs_conn *c, natsMsg *m, const char *expect_stream, bool check_stream,
+                    uint64_t *seq, natsStatus *s, jsErrCode *e)
+{
 	jsPubOptions po;
 	jsPubOptions_Init(&po);
 	po.MaxWait = c->timeout_ms;
+	po.ExpectStream = expect_stream;
 	int64_t deadline = mbs_now_ms() + c->deadline_ms, step = 20;
-	jsErrCode e;
-	int rc;
 	for (;;) {
 		jsPubAck *ack = NULL;
-		e = 0;
-		s = js_PublishMsg(&ack, c->js, m, &po, &e);
-		if (s == NATS_OK) {
+		*e = 0;
+		*s = js_PublishMsg(&ack, c->js, m, &po, e);
+		if (*s == NATS_OK) {
 			*seq = ack->Sequence;
 			jsPubAck_Destroy(ack);
-			natsMsg_Destroy(m);
 			return 0;
 		}
-		if (e == JSStreamWrongLastSequenceErr) {
-			rc = mbs_fail(c, MBS_ECONFLICT, "%s: publish expecting last seq %" PRIu64
-			          ": the stream moved on (%s)", c->redacted, expect,
-			          mbs_why(s, e, w, sizeof w));
-			break;
-		}
-		if (e == JSStreamNotFoundErr || s == NATS_NO_RESPONDERS) {
+		if (check_stream && (*e == JSStreamNotFoundErr || *s == NATS_NO_RESPONDERS)) {
 			/* No stream takes the subject: say so if that is why. */
 			jsStreamInfo *si = NULL;
 			int r = mbs_get_info(c, c->stream, &si);
 			jsStreamInfo_Destroy(si);
-			if (r == MBS_ENOSTREAM) {
-				rc = r;
-				break;
-			}
+			if (r == MBS_ENOSTREAM)
+				return r;
 		}
-		if (!mbs_retryable(s, e) || !mbs_backoff(deadline, &step)) {
-			rc = mbs_fail(c, mbs_retryable(s, e) ? MBS_ETIMEOUT :
-			          mbs_auth_failure(s) ? MBS_EAUTH : MBJ_EIO,
-			          "%s: publish to stream %s: %s%s", c->redacted, c->stream,
-			          mbs_why(s, e, w, sizeof w), mbs_retryable(s, e) ?
-			          " (retried until the deadline; the record may have landed)" : "");
-			break;
-		}
+		if (!mbs_retryable(*s, *e) || !mbs_backoff(deadline, &step))
+			return 1;
 	}
-	natsMsg_Destroy(m);
-	return rc;
 }
 
 /* --- fetching --------------------------------------------------------- */

@@ -108,26 +108,11 @@ static int ck_publish(mbs_conn *c, const char *subject, const void *data, size_t
 		natsMsg_Destroy(m);
 		return mbs_fail(c, MBJ_ENOMEM, "checkpoint: %s", natsStatus_GetText(s));
 	}
-	jsPubOptions po;
-	jsPubOptions_Init(&po);
-	po.MaxWait = c->timeout_ms;
-	po.ExpectStream = c->ck_stream;
-	int64_t deadline = mbs_now_ms() + c->deadline_ms, step = 20;
 	jsErrCode e;
-	for (;;) {
-		jsPubAck *ack = NULL;
-		e = 0;
-		s = js_PublishMsg(&ack, c->js, m, &po, &e);
-		if (s == NATS_OK) {
-			*seq = ack->Sequence;
-			jsPubAck_Destroy(ack);
-			natsMsg_Destroy(m);
-			return 0;
-		}
-		if (!mbs_retryable(s, e) || !mbs_backoff(deadline, &step))
-			break;
-	}
+	int rc = mbs_publish_msg(c, m, c->ck_stream, false, seq, &s, &e);
 	natsMsg_Destroy(m);
+	if (rc != 1)
+		return rc;
 	return mbs_fail(c, mbs_retryable(s, e) ? MBS_ETIMEOUT : MBJ_EIO,
 	                "%s: checkpoint: publish to %s: %s", c->redacted, c->ck_stream,
 	                mbs_why(s, e, w, sizeof w));

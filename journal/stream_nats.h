@@ -53,6 +53,16 @@ int mbs_add_stream(mbs_conn *c, const char *name, const char *subject, const cha
 natsStatus mbs_pull_sub(mbs_conn *c, const char *stream, const char *filter,
                         uint64_t from, natsSubscription **out, jsErrCode *e);
 
+/* Publish @m (the caller keeps and destroys it), retrying a failure that
+ * mbs_retryable() explains with the same message, so the same Nats-Msg-Id
+ * (the server drops a duplicate), until deadline_ms.  @expect_stream: the
+ * stream that must take it (NULL: any).  @check_stream: when no stream
+ * answers, ask whether c->stream exists.  Returns 0 and *seq when
+ * acknowledged; MBS_ENOSTREAM (c->err said) when @check_stream found none;
+ * 1 otherwise, with the last failure in *s and *e for the caller to word. */
+int mbs_publish_msg(mbs_conn *c, natsMsg *m, const char *expect_stream, bool check_stream,
+                    uint64_t *seq, natsStatus *s, jsErrCode *e);
+
 /* Remove the messages of @stream before @seq (none when @seq <= first). */
 int mbs_purge_stream(mbs_conn *c, const char *stream, uint64_t seq);
 

@@ -19,7 +19,7 @@
  *
  * A bank on a stream (cluster.c): step 3 publishes the pass's record to the
  * stream, expecting it to end at the store's end, before the local append
- * (see publish()); the stream's acknowledgement is the durability.
+ * (see publish_stream()); the stream's acknowledgement is the durability.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -192,7 +192,19 @@ static void test_die(const char *where)
 	raise(SIGKILL);
 }
 
+/* What differs between a pass on the local journal and one on a stream
+ * (cluster.c; the local journal its copy): local_ops or stream_ops, chosen
+ * once (lead).  take: the queued records as members (see collect);
+ * publish: journal the @k > 0 records applied (p->e), their ends in
+ * p->ends; seqs: the seqs a member's record takes (0: one for the pass). */
+typedef struct pass_ops {
+	size_t (*take)(mb_bank *b, gq_member *m, const gq_member *own, const mbj_pos *end);
+	int (*publish)(mb_bank *b, struct pass *p, const mbj_pos *end, size_t k);
+	size_t seqs;
+} pass_ops;
+
 typedef struct pass {
+	const pass_ops *ops;
 	gq_member m[GQ_MAX_MEMBERS];
 	size_t n;
 	mbj_entry e[GQ_MAX_MEMBERS];
@@ -205,7 +217,7 @@ typedef struct pass {
 	bool catch_up;                   /* catch up before the next run */
 	bool published;                  /* the stream holds the pass's record */
 	bool timed_out;                  /* a publish's outcome is not known */
-	bool fresh;                      /* caught up with the stream in this pass */
+	bool fresh;                      /* the state is the journal's latest */
 	int64_t pub_ts;                  /* the time of the record published */
 	uint64_t deadline;               /* CLOCK_MONOTONIC ms: no publish after */
 	int rc;                          /* the pass's outcome, and why */
@@ -291,12 +303,22 @@ static int decide_pending(mb_bank *b, pass *p, gq_member *m, const mbj_pos *end)
 	return 0;
 }
 
+/* The local journal: the pass's records with one write, a seq each. */
+static int publish_local(mb_bank *b, pass *p, const mbj_pos *end, size_t k)
+{
+	int rc;
+
+	test_die("mark");
+	rc = mbj_append_many(b->jn, end, p->e, k, p->ends);
+	return rc ? bank_journal_fail(b, rc, "journal append") : 0;
+}
+
 /* A bank on a stream: publish the pass's @k records as one message (one
  * record as itself when it is the leader's own: no slot to recover), then
  * append the same record to the local journal.  CLUSTER_RETRY when the
  * stream moved on or the outcome is unknown (timeout): the pass runs again
  * after a catch-up, deciding each member again. */
-static int publish(mb_bank *b, pass *p, const mbj_pos *end, size_t k)
+static int publish_stream(mb_bank *b, pass *p, const mbj_pos *end, size_t k)
 {
 	mbj_entry g = p->e[0];
 	bool timed_out;
@@ -348,13 +370,8 @@ static int publish(mb_bank *b, pass *p, const mbj_pos *end, size_t k)
 		p->m[p->who[j]].end = (mbj_pos){ 0, 0, seq };
 	if ((jrc = mbj_append(b->jn, end, g.type, g.ts_us, g.payload, g.len, &p->ends[0])))
 		return bank_journal_fail(b, jrc, "journal append");
-	test_die("append");
-	p->k = k;
-	gq_count(b->gq, p->e, k);
-	for (size_t j = 0; j < k; j++) {
+	for (size_t j = 1; j < k; j++)
 		p->ends[j] = p->ends[0];
-		p->m[p->who[j]].end = p->ends[0];
-	}
 	return 0;
 }
 
@@ -372,7 +389,7 @@ static int apply_members(mb_bank *b, kv_txn *t, pass *p, const mbj_pos *end)
 
 		m->rc = 0;
 		m->msg[0] = '\0';
-		if (b->cl && !m->landed && (rc = decide_pending(b, p, m, end)))
+		if (!m->landed && (rc = decide_pending(b, p, m, end)))
 			return rc;
 		if (m->landed)
 			continue;
@@ -400,26 +417,22 @@ static int apply_members(mb_bank *b, kv_txn *t, pass *p, const mbj_pos *end)
 		}
 		p->e[k] = (mbj_entry){ m->type, ts, m->payload, m->len };
 		p->who[k] = (uint32_t)i;
-		/* before the append (group.c, DEATHS); one record on a stream */
-		gq_mark(b->gq, m, end->seq + 1 + (b->cl ? 0 : k));
+		/* before the append (group.c, DEATHS) */
+		gq_mark(b->gq, m, end->seq + 1 + k * p->ops->seqs);
 		k++;
 	}
-	/* On a stream, a refusal from this machine's state is checked against
-	 * the stream's: another machine may have made the delete's page, or
-	 * taken the room of the merge (a catch-up, then the pass again). */
-	if (b->cl && !p->fresh)
-		for (size_t i = 0; i < p->n; i++)
-			if (!p->m[i].landed && refusal(p->m[i].rc)) {
-				p->catch_up = true;
-				return CLUSTER_RETRY;
-			}
+	/* A refusal from a state behind the journal's (on a stream: another
+	 * machine may have made the delete's page, or taken the room of the
+	 * merge) is checked again after a catch-up. */
+	for (size_t i = 0; i < p->n && !p->fresh; i++)
+		if (!p->m[i].landed && refusal(p->m[i].rc)) {
+			p->catch_up = true;
+			return CLUSTER_RETRY;
+		}
 	if (!k)
 		return 0;
-	if (b->cl)
-		return publish(b, p, end, k);
-	test_die("mark");
-	if ((rc = mbj_append_many(b->jn, end, p->e, k, p->ends)))
-		return bank_journal_fail(b, rc, "journal append");
+	if ((rc = p->ops->publish(b, p, end, k)))  /* the pass's one journal step */
+		return rc;
 	test_die("append");
 	p->k = k;
 	gq_count(b->gq, p->e, k);
@@ -428,24 +441,34 @@ static int apply_members(mb_bank *b, kv_txn *t, pass *p, const mbj_pos *end)
 	return 0;
 }
 
+static size_t take_local(mb_bank *b, gq_member *m, const gq_member *own, const mbj_pos *end)
+{
+	(void)own;
+	return gq_collect(b->gq, end ? end->seq : 0, !end, m, GQ_MAX_MEMBERS - 1);
+}
+
+/* The group is one record: a large record of the leader's own goes alone,
+ * so that the group fits the record limit.  A dead leader's slots are
+ * decided by their tag (group.c, DEATHS). */
+static size_t take_stream(mb_bank *b, gq_member *m, const gq_member *own, const mbj_pos *end)
+{
+	size_t max = own && own->len > MBS_MAX_PAYLOAD - (4u << 20) ? 0 : GQ_MAX_MEMBERS - 1;
+
+	return end ? gq_collect_pending(b->gq, m, max) : gq_collect(b->gq, 0, true, m, max);
+}
+
+static const pass_ops local_ops = { take_local, publish_local, 1 };
+static const pass_ops stream_ops = { take_stream, publish_stream, 0 };
+
 /* Take the queued records, and @own, as the pass's members.  @end NULL: the
  * journal's end is not known (the pass failed before it could roll
  * forward), so a dead leader's slots are left for a later pass. */
 static void collect(mb_bank *b, pass *p, const gq_member *own, const mbj_pos *end)
 {
-	/* on a stream the group is one record: a large record of the leader's
-	 * own goes alone, so that the group fits the record limit */
-	size_t max = b->cl && own && own->len > MBS_MAX_PAYLOAD - (4u << 20) ? 0 : GQ_MAX_MEMBERS - 1;
-
-	if (b->cl && end)
-		p->n = gq_collect_pending(b->gq, p->m, max);
-	else
-		p->n = gq_collect(b->gq, end ? end->seq : 0, !end, p->m, max);
+	p->n = p->ops->take(b, p->m, own, end);
 	if (own) {
 		p->m[p->n] = *own;
-		if (b->cl)  /* its tag in a group */
-			p->m[p->n].ticket = gq_new_ticket(b->gq);
-		p->n++;
+		p->m[p->n++].ticket = gq_new_ticket(b->gq);  /* its tag in a group */
 	}
 	p->collected = true;
 }
@@ -461,11 +484,11 @@ static int pass_once(mb_bank *b, pass *p, const gq_member *own)
 	if ((rc = bank_check(b)))  /* again under the writer lock */
 		return kv_end(t, rc);
 	if (!(rc = bank_jend_load(t, &end)) && !(rc = bank_roll_forward(b, t, &end)) &&
-	    b->cl && !p->k && p->catch_up && !(rc = cluster_catch_up(b, t, &end))) {
+	    !p->k && p->catch_up && !(rc = cluster_catch_up(b, t, &end))) {
 		p->catch_up = false;
 		p->fresh = true;
 	}
-	if (!rc && b->cl && !p->k)
+	if (!rc && !p->k)
 		rc = cluster_writable(b);
 	if (!rc && !p->collected)
 		collect(b, p, own, &end);
@@ -540,10 +563,11 @@ static int lead(mb_bank *b, gq_member *own, char why[GQ_MSG_BYTES])
 	pass *p = b->pass;
 	int rc, tries = 0;
 
+	p->ops = b->cl ? &stream_ops : &local_ops;
+	p->fresh = !b->cl;  /* a local journal's state is always its latest */
 	p->n = p->k = 0;
-	p->collected = false;
-	p->published = p->timed_out = p->fresh = false;
-	p->deadline = b->cl ? mono_ms() + cluster_timeout_ms(b) : 0;
+	p->collected = p->published = p->timed_out = false;
+	p->deadline = mono_ms() + cluster_timeout_ms(b);
 	while ((rc = pass_once(b, p, own)) == KV_EMAPFULL || rc == CLUSTER_RETRY)
 		if (rc == KV_EMAPFULL && (++tries > 40 || kv_grow(b->kv))) {
 			rc = mb_fail(b->tag, MB_ENOSPC, "the store's map cannot grow further");
@@ -648,7 +672,7 @@ int bank_write(mb_bank *b, uint8_t type, const mb_buf *payload)
 	if ((rc = bank_check(b)) || (rc = bank_boot_record(b)))
 		return rc;
 	mb_clear_error(b);
-	if (b->cl && (rc = cluster_writable(b)))
+	if ((rc = cluster_writable(b)))
 		return rc;
 	if (payload->failed)
 		return mb_fail(b, MB_ENOMEM, "out of memory");

@@ -55,12 +55,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	fx *f = *state;
-
-	rm_rf(f->dir);
-	free(f->dir);
-	free(f);
-	return 0;
+	return fx_teardown(state);
 }
 
 static int nodes(void)
@@ -119,20 +114,6 @@ static int64_t page_int(mb_bank *b, const char *id, const char *key)
 	return v;
 }
 
-static uint64_t stat_of(mb_bank *b, const char *obj, const char *key)
-{
-	char *s = NULL;
-	cJSON *j;
-	uint64_t v;
-
-	assert_int_equal(mb_stats(b, &s), 0);
-	j = cJSON_Parse(s);
-	mb_free(s);
-	v = (uint64_t)num_at(j, obj, key);
-	cJSON_Delete(j);
-	return v;
-}
-
 static void assert_same_state(mb_bank *a, mb_bank *b)
 {
 	char *sa, *sb;
@@ -167,29 +148,6 @@ static void assert_same_state(mb_bank *a, mb_bank *b)
 	free(sa);
 	free(sb);
 	assert_int_equal(stat_of(a, "journal", "last_seq"), stat_of(b, "journal", "last_seq"));
-}
-
-static char *slurp(const char *path, size_t *len)
-{
-	FILE *fp = fopen(path, "rb");
-	char *p = NULL;
-	long n;
-
-	if (!fp)
-		return NULL;
-	fseek(fp, 0, SEEK_END);
-	n = ftell(fp);
-	fseek(fp, 0, SEEK_SET);
-	p = malloc((size_t)n + 1);
-	if (p && fread(p, 1, (size_t)n, fp) != (size_t)n) {
-		free(p);
-		p = NULL;
-	}
-	fclose(fp);
-	if (p)
-		p[n] = '\0';
-	*len = (size_t)n;
-	return p;
 }
 
 /* checkpoint.json's state beyond the four files (error_types, and

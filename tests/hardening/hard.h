@@ -1,6 +1,6 @@
 /*
  * hard.h - what the hardening tests share, on top of tests/store/helpers.h:
- * a per-test directory, whole-file reads and writes, a bank with a small
+ * its fixture as fx, whole-file writes, a bank with a small
  * journal segment, and running a test body in a private mount namespace
  * (for read-only and full filesystems) in a child with a timeout.
  */
@@ -16,52 +16,7 @@
 
 #include "../store/helpers.h"
 
-typedef struct fx {
-	char *dir;
-	char path[4096];   /* <dir>/bank */
-} fx;
-
-static inline int fx_setup(void **state)
-{
-	fx *f = calloc(1, sizeof *f);
-
-	f->dir = tmp_dir();
-	snprintf(f->path, sizeof f->path, "%s/bank", f->dir);
-	*state = f;
-	return f->dir ? 0 : -1;
-}
-
-static inline int fx_teardown(void **state)
-{
-	fx *f = *state;
-
-	rm_rf(f->dir);
-	free(f->dir);
-	free(f);
-	return 0;
-}
-
-/* @path's whole content (NUL-terminated, *len its size), or NULL. */
-static inline char *slurp(const char *path, size_t *len)
-{
-	FILE *fp = fopen(path, "rb");
-	char *p = NULL;
-	long n;
-
-	if (!fp)
-		return NULL;
-	if (fseek(fp, 0, SEEK_END) == 0 && (n = ftell(fp)) >= 0 && fseek(fp, 0, SEEK_SET) == 0 &&
-	    (p = malloc((size_t)n + 1)) && fread(p, 1, (size_t)n, fp) == (size_t)n) {
-		p[n] = '\0';
-		if (len)
-			*len = (size_t)n;
-	} else {
-		free(p);
-		p = NULL;
-	}
-	fclose(fp);
-	return p;
-}
+typedef bank_fx fx;
 
 static inline int spit(const char *path, const void *p, size_t n)
 {

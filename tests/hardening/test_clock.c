@@ -249,29 +249,6 @@ static void test_expired_pages_agree(void **state)
 	mb_close(b);
 }
 
-static uint64_t stat_of(mb_bank *b, const char *key)
-{
-	char *s = NULL;
-	cJSON *j, *v;
-	uint64_t n;
-
-	assert_int_equal(mb_stats(b, &s), 0);
-	assert_non_null(j = cJSON_Parse(s));
-	mb_free(s);
-	v = cJSON_GetObjectItem(j, key);
-	assert_true(cJSON_IsNumber(v));
-	n = (uint64_t)v->valuedouble;
-	cJSON_Delete(j);
-	return n;
-}
-
-static void assert_removed(mb_bank *b, uint64_t evicted, uint64_t expired, uint64_t purged)
-{
-	assert_int_equal(stat_of(b, "pages_evicted"), evicted);
-	assert_int_equal(stat_of(b, "pages_expired"), expired);
-	assert_int_equal(stat_of(b, "pages_purged"), purged);
-}
-
 /* Expired pages are counted while they wait (pages_expired: stored minus
  * live, computed), then as purged by the snapshot that removes them; the
  * purged count survives mb_rebuild and a rebuild under another boot (from

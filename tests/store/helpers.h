@@ -1,6 +1,7 @@
 /*
- * helpers.h - what the store tests share: a fresh bank in a temp directory,
- * documents read back as cJSON, and forking with a timeout.
+ * helpers.h - what the C tests of the bank share (store, hardening,
+ * cluster): a fresh bank in a temp directory, documents and stats read back
+ * as cJSON, whole-file reads, and forking with a timeout.
  */
 #ifndef MEMBANK_TEST_HELPERS_H
 #define MEMBANK_TEST_HELPERS_H
@@ -40,6 +41,57 @@ static inline void rm_rf(const char *path)
 			fprintf(stderr, "cannot remove %s\n", path);
 		free(cmd);
 	}
+}
+
+/* The usual fixture: a fresh directory, and <dir>/bank for the bank. */
+typedef struct bank_fx {
+	char *dir;
+	char path[4096];   /* <dir>/bank */
+} bank_fx;
+
+static inline int fx_setup(void **state)
+{
+	bank_fx *f = calloc(1, sizeof *f);
+
+	f->dir = tmp_dir();
+	snprintf(f->path, sizeof f->path, "%s/bank", f->dir);
+	*state = f;
+	return f->dir ? 0 : -1;
+}
+
+/* Ends a bank_fx, or a suite's own fixture whose first member is its
+ * directory (char *dir, from tmp_dir()): the directory and all it holds
+ * go, then the fixture. */
+static inline int fx_teardown(void **state)
+{
+	char **dir = *state;
+
+	rm_rf(*dir);
+	free(*dir);
+	free(*state);
+	return 0;
+}
+
+/* @path's whole content (NUL-terminated, *len its size), or NULL. */
+static inline char *slurp(const char *path, size_t *len)
+{
+	FILE *fp = fopen(path, "rb");
+	char *p = NULL;
+	long n;
+
+	if (!fp)
+		return NULL;
+	if (fseek(fp, 0, SEEK_END) == 0 && (n = ftell(fp)) >= 0 && fseek(fp, 0, SEEK_SET) == 0 &&
+	    (p = malloc((size_t)n + 1)) && fread(p, 1, (size_t)n, fp) == (size_t)n) {
+		p[n] = '\0';
+		if (len)
+			*len = (size_t)n;
+	} else {
+		free(p);
+		p = NULL;
+	}
+	fclose(fp);
+	return p;
 }
 
 /* A new bank at <dir>/bank with the given durability: no page is evicted
@@ -115,6 +167,31 @@ static inline const char *str_at(const cJSON *j, const char *a, const char *b)
 	if (b)
 		v = cJSON_GetObjectItemCaseSensitive(v, b);
 	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* mb_stats' number at @a, or at @a.@b (@b not NULL); the test fails when
+ * there is none. */
+static inline uint64_t stat_of(mb_bank *bank, const char *a, const char *b)
+{
+	char *s = NULL;
+	cJSON *j;
+	double v;
+
+	assert_int_equal(mb_stats(bank, &s), 0);
+	assert_non_null(j = cJSON_Parse(s));
+	mb_free(s);
+	v = num_at(j, a, b);
+	cJSON_Delete(j);
+	assert_true(v >= 0);
+	return (uint64_t)v;
+}
+
+/* mb_stats' counts of pages removed. */
+static inline void assert_removed(mb_bank *b, uint64_t evicted, uint64_t expired, uint64_t purged)
+{
+	assert_int_equal(stat_of(b, "pages_evicted", NULL), evicted);
+	assert_int_equal(stat_of(b, "pages_expired", NULL), expired);
+	assert_int_equal(stat_of(b, "pages_purged", NULL), purged);
 }
 
 typedef struct strbuf {

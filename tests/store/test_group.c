@@ -15,30 +15,7 @@
 
 #define WAIT_S 120   /* a bound for a broken run, never an expectation */
 
-typedef struct fx {
-	char *dir;
-	char path[4096];
-} fx;
-
-static int setup(void **state)
-{
-	fx *f = calloc(1, sizeof *f);
-
-	f->dir = tmp_dir();
-	snprintf(f->path, sizeof f->path, "%s/bank", f->dir);
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	fx *f = *state;
-
-	rm_rf(f->dir);
-	free(f->dir);
-	free(f);
-	return 0;
-}
+typedef bank_fx fx;
 
 /* The journal's records: count, and seq order without a gap. */
 static uint64_t journal_records(const fx *f, uint8_t type)
@@ -328,15 +305,15 @@ static void test_malformed_record_refused_alone(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_one_group_many_results, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_owner_killed_while_queued, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_leader_killed_before_append, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_leader_killed_after_append, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_large_record_bypasses_queue, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_failed_commits_in_a_row_take_no_effect, setup,
-		                                teardown),
-		cmocka_unit_test_setup_teardown(test_more_handles_than_slots, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_malformed_record_refused_alone, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_one_group_many_results, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_owner_killed_while_queued, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_leader_killed_before_append, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_leader_killed_after_append, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_large_record_bypasses_queue, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_failed_commits_in_a_row_take_no_effect, fx_setup,
+		                                fx_teardown),
+		cmocka_unit_test_setup_teardown(test_more_handles_than_slots, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_malformed_record_refused_alone, fx_setup, fx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -803,39 +803,6 @@ static void test_identity_cache_checked(void **state)
 	}
 }
 
-static uint64_t stat_of(mb_bank *b, const char *key)
-{
-	char *s = NULL;
-	cJSON *j, *v;
-	uint64_t n;
-
-	assert_int_equal(mb_stats(b, &s), 0);
-	assert_non_null(j = cJSON_Parse(s));
-	mb_free(s);
-	v = cJSON_GetObjectItem(j, key);
-	assert_true(cJSON_IsNumber(v));
-	n = (uint64_t)v->valuedouble;
-	cJSON_Delete(j);
-	return n;
-}
-
-/* mb_stats' journal.@key. */
-static uint64_t journal_stat(mb_bank *b, const char *key)
-{
-	char *s = NULL;
-	cJSON *j, *v;
-	uint64_t n;
-
-	assert_int_equal(mb_stats(b, &s), 0);
-	assert_non_null(j = cJSON_Parse(s));
-	mb_free(s);
-	v = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "journal"), key);
-	assert_true(cJSON_IsNumber(v));
-	n = (uint64_t)v->valuedouble;
-	cJSON_Delete(j);
-	return n;
-}
-
 /* journal.fdatasyncs counts group commit's syncs by every handle of the
  * bank: none for fast writes, one per full write from a lone writer (the
  * bench divides records by it). */
@@ -846,23 +813,16 @@ static void test_stats_fdatasyncs(void **state)
 	uint64_t s0, seq0;
 
 	put_n(f->b, "a", 1);  /* the first write's automatic checkpoint syncs too */
-	s0 = journal_stat(f->b, "fdatasyncs");
-	seq0 = journal_stat(f->b, "last_seq");
+	s0 = stat_of(f->b, "journal", "fdatasyncs");
+	seq0 = stat_of(f->b, "journal", "last_seq");
 	put_n(f->b, "b", 5);
-	assert_int_equal(journal_stat(f->b, "fdatasyncs"), s0);
+	assert_int_equal(stat_of(f->b, "journal", "fdatasyncs"), s0);
 	assert_non_null(full = open_bank(f->dir, MB_DURABILITY_FULL));
 	put_n(full, "c", 3);
-	assert_int_equal(journal_stat(f->b, "fdatasyncs"), s0 + 3);
-	assert_int_equal(journal_stat(full, "fdatasyncs"), s0 + 3);
-	assert_int_equal(journal_stat(full, "last_seq"), seq0 + 8);
+	assert_int_equal(stat_of(f->b, "journal", "fdatasyncs"), s0 + 3);
+	assert_int_equal(stat_of(full, "journal", "fdatasyncs"), s0 + 3);
+	assert_int_equal(stat_of(full, "journal", "last_seq"), seq0 + 8);
 	mb_close(full);
-}
-
-static void assert_removed(mb_bank *b, uint64_t evicted, uint64_t expired, uint64_t purged)
-{
-	assert_int_equal(stat_of(b, "pages_evicted"), evicted);
-	assert_int_equal(stat_of(b, "pages_expired"), expired);
-	assert_int_equal(stat_of(b, "pages_purged"), purged);
 }
 
 /* Every page max_entries drops is counted, by apply: a replay from the

@@ -6,29 +6,7 @@
 
 #include "helpers.h"
 
-typedef struct fx {
-	char *dir, path[4096];
-} fx;
-
-static int setup(void **state)
-{
-	fx *f = calloc(1, sizeof *f);
-
-	f->dir = tmp_dir();
-	snprintf(f->path, sizeof f->path, "%s/bank", f->dir);
-	*state = f;
-	return f->dir ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-	fx *f = *state;
-
-	rm_rf(f->dir);
-	free(f->dir);
-	free(f);
-	return 0;
-}
+typedef bank_fx fx;
 
 static mb_bank *open_fast(const char *path, size_t map)
 {
@@ -484,16 +462,16 @@ static void test_modes(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_same_path_twice, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_fork_detected, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_stale_readers_cleared, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_map_grows, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_map_growth_adopted, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_threads_share_a_handle, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_fork_while_opening, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_eight_processes_exact, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_open_checks, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_modes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_same_path_twice, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_fork_detected, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_stale_readers_cleared, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_map_grows, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_map_growth_adopted, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_threads_share_a_handle, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_fork_while_opening, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_eight_processes_exact, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_open_checks, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_modes, fx_setup, fx_teardown),
 	};
 	return cmocka_run_group_tests_name("store-procs", tests, NULL, NULL);
 }

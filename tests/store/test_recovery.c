@@ -130,23 +130,13 @@ static void test_machine_crash_rebuilds(void **state)
 	mb_close(b);
 }
 
-static char *slurp(const char *dir, const char *name)
+/* <dir>/<name>'s whole content, or NULL. */
+static char *slurp_at(const char *dir, const char *name)
 {
 	char path[2048];
-	struct stat st;
-	char *s;
-	int fd;
 
 	snprintf(path, sizeof path, "%s/%s", dir, name);
-	if ((fd = open(path, O_RDONLY)) < 0 || fstat(fd, &st))
-		return NULL;
-	s = calloc(1, (size_t)st.st_size + 1);
-	if (read(fd, s, (size_t)st.st_size) != st.st_size) {
-		free(s);
-		s = NULL;
-	}
-	close(fd);
-	return s;
+	return slurp(path, NULL);
 }
 
 static const char *const files[4] = {
@@ -156,7 +146,7 @@ static const char *const files[4] = {
 static void assert_same_files(const char *a, const char *b)
 {
 	for (int i = 0; i < 4; i++) {
-		char *x = slurp(a, files[i]), *y = slurp(b, files[i]);
+		char *x = slurp_at(a, files[i]), *y = slurp_at(b, files[i]);
 		assert_non_null(x);
 		assert_non_null(y);
 		if (strcmp(x, y))
@@ -256,10 +246,10 @@ static void test_round_trip_numbers(void **state)
 	mkdir(out, 0700);
 	assert_int_equal(mb_snapshot(b, out, NULL), 0);
 	mb_close(b);
-	t = slurp(out, "notion_pages.json");
+	t = slurp_at(out, "notion_pages.json");
 	assert_non_null(strstr(t, props));
 	free(t);
-	t = slurp(out, "config_cache.json");
+	t = slurp_at(out, "config_cache.json");
 	assert_non_null(strstr(t, "\"timeout_seconds\":30.0}"));
 	free(t);
 	snprintf(path2, sizeof path2, "%s/restored", f->dir);
@@ -381,7 +371,7 @@ static void test_restore_bad_files(void **state)
 	mb_close(b);
 	snprintf(target, sizeof target, "%s/target", f->dir);
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-		char *good = slurp(snap, bad[i].file);
+		char *good = slurp_at(snap, bad[i].file);
 		write_file(snap, bad[i].file, bad[i].text);
 		int rc = mb_restore(snap, target, NULL, 0);
 		if (rc != MB_EINVAL || !strstr(mb_last_error(NULL), bad[i].needle) ||
@@ -456,7 +446,7 @@ static void test_restore_page_order(void **state)
 	assert_int_equal(mb_page_get(b, "x", &text, NULL), MB_ENOTFOUND);
 	assert_int_equal(mb_snapshot(b, out, NULL), 0);
 	mb_close(b);
-	text = slurp(out, "notion_pages.json");
+	text = slurp_at(out, "notion_pages.json");
 	assert_non_null(text);
 	/* listed in key order */
 	assert_true(strstr(text, "\"a\":") < strstr(text, "\"b\":"));
@@ -506,13 +496,13 @@ static void test_snapshot_consistent_under_writes(void **state)
 		char *t;
 		assert_int_equal(mb_snapshot(b, round % 2 ? out : NULL, NULL), 0);
 		const char *dir = round % 2 ? out : f->path;
-		t = slurp(dir, "notion_pages.json");
+		t = slurp_at(dir, "notion_pages.json");
 		pages = cJSON_Parse(t);
 		free(t);
-		t = slurp(dir, "sync_status.json");
+		t = slurp_at(dir, "sync_status.json");
 		sync = cJSON_Parse(t);
 		free(t);
-		t = slurp(dir, "error_log.json");
+		t = slurp_at(dir, "error_log.json");
 		errs = cJSON_Parse(t);
 		free(t);
 		assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(pages, "pages")),
@@ -608,7 +598,7 @@ static void test_journal_read(void **state)
 
 static bool parses(const char *dir, const char *name)
 {
-	char *t = slurp(dir, name);
+	char *t = slurp_at(dir, name);
 	cJSON *j = t ? cJSON_Parse(t) : NULL;
 	bool ok = j != NULL;
 
@@ -688,7 +678,7 @@ static void test_ttl_purged_by_snapshot(void **state)
 	assert_int_equal(si.pages, 1);
 	assert_int_equal(mb_page_count(b, &n), 0);
 	assert_int_equal(n, 1);
-	t = slurp(f->path, "notion_pages.json");
+	t = slurp_at(f->path, "notion_pages.json");
 	assert_null(strstr(t, "old1"));
 	assert_non_null(strstr(t, "\"total_pages\":1"));
 	free(t);
@@ -896,21 +886,6 @@ static void test_no_loadable_checkpoint_fails_clearly(void **state)
 	assert_int_equal(checkpoints(f->path, names), 2);  /* nothing set aside or removed */
 }
 
-static uint64_t stat_of(mb_bank *b, const char *key)
-{
-	char *text = NULL;
-	cJSON *j;
-	uint64_t v;
-
-	assert_int_equal(mb_stats(b, &text), 0);
-	j = cJSON_Parse(text);
-	assert_true(cJSON_IsNumber(cJSON_GetObjectItem(j, key)));
-	v = (uint64_t)cJSON_GetObjectItem(j, key)->valuedouble;
-	cJSON_Delete(j);
-	mb_free(text);
-	return v;
-}
-
 static bool has_pattern(mb_bank *b, const char *type)
 {
 	cJSON *e = error_doc(b);
@@ -949,8 +924,8 @@ static void test_error_types_bounded(void **state)
 	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(e, "patterns")), MB_MAX_ERROR_TYPES);
 	assert_int_equal((uint64_t)num_at(e, "total_errors", NULL), logged);
 	cJSON_Delete(e);
-	assert_int_equal(stat_of(b, "error_types_dropped"), 50);
-	assert_int_equal(stat_of(b, "error_types"), MB_MAX_ERROR_TYPES);
+	assert_int_equal(stat_of(b, "error_types_dropped", NULL), 50);
+	assert_int_equal(stat_of(b, "error_types", NULL), MB_MAX_ERROR_TYPES);
 	assert_true(has_pattern(b, "t00000"));
 	assert_false(has_pattern(b, "t00001"));   /* the least recently seen */
 	assert_false(has_pattern(b, "t00050"));
@@ -963,7 +938,7 @@ static void test_error_types_bounded(void **state)
 		snprintf(type, sizeof type, "u%05u", i);
 		assert_int_equal(mb_error_log(b, type, "m"), 0);
 	}
-	assert_int_equal(stat_of(b, "error_types_dropped"), 80);
+	assert_int_equal(stat_of(b, "error_types_dropped", NULL), 80);
 	snprintf(out1, sizeof out1, "%s/out1", f->dir);
 	mkdir(out1, 0700);
 	assert_int_equal(mb_snapshot(b, out1, NULL), 0);
@@ -971,7 +946,7 @@ static void test_error_types_bounded(void **state)
 	setenv("MEMBANK_TEST_BOOT_ID", "boot-two-bbbbbbbbbbbbbbbbbbbbbbbbbbb", 1);
 	b = open_kept(f->path);
 	assert_non_null(b);
-	assert_int_equal(stat_of(b, "error_types_dropped"), 80);
+	assert_int_equal(stat_of(b, "error_types_dropped", NULL), 80);
 	snprintf(out2, sizeof out2, "%s/out2", f->dir);
 	mkdir(out2, 0700);
 	assert_int_equal(mb_snapshot(b, out2, NULL), 0);
@@ -1014,8 +989,8 @@ static void test_restore_trims_error_types(void **state)
 	if (mb_restore(snap, target, NULL, 0))
 		fail_msg("restore: %s", mb_last_error(NULL));
 	b = open_at(target, MB_DURABILITY_FAST, 0);
-	assert_int_equal(stat_of(b, "error_types"), MB_MAX_ERROR_TYPES);
-	assert_int_equal(stat_of(b, "error_types_dropped"), 10);
+	assert_int_equal(stat_of(b, "error_types", NULL), MB_MAX_ERROR_TYPES);
+	assert_int_equal(stat_of(b, "error_types_dropped", NULL), 10);
 	assert_false(has_pattern(b, "p00000"));
 	assert_true(has_pattern(b, "p00005"));  /* seen: newer than never */
 	assert_false(has_pattern(b, "p00010"));
@@ -1043,7 +1018,7 @@ static void assert_keys(const cJSON *o, const char *want, const char *where)
 
 static cJSON *file_json(const char *dir, const char *name)
 {
-	char *t = slurp(dir, name);
+	char *t = slurp_at(dir, name);
 	cJSON *j = t ? cJSON_Parse(t) : NULL;
 
 	free(t);
@@ -1125,7 +1100,7 @@ static void test_files_have_spec_keys(void **state)
 	snprintf(alone, sizeof alone, "%s/alone", f->dir);
 	mkdir(alone, 0700);
 	for (int i = 0; i < 4; i++) {
-		char *t = slurp(f->path, files[i]);
+		char *t = slurp_at(f->path, files[i]);
 		write_file(alone, files[i], t);
 		free(t);
 	}
@@ -1137,8 +1112,8 @@ static void test_files_have_spec_keys(void **state)
 		fail_msg("restore of the four files alone: %s", mb_last_error(NULL));
 	b = open_at(target, MB_DURABILITY_FAST, 0);
 	assert_non_null(b);
-	assert_int_equal(stat_of(b, "error_types"), MB_MAX_ERROR_TYPES);
-	assert_int_equal(stat_of(b, "error_types_dropped"), 0);
+	assert_int_equal(stat_of(b, "error_types", NULL), MB_MAX_ERROR_TYPES);
+	assert_int_equal(stat_of(b, "error_types_dropped", NULL), 0);
 	j = error_doc(b);
 	assert_int_equal((uint64_t)num_at(j, "total_errors", NULL), MB_MAX_ERROR_TYPES + 5);
 	cJSON_Delete(j);
@@ -1168,7 +1143,7 @@ static uint64_t files_bytes(const char *dir)
 	uint64_t n = 0;
 
 	for (int i = 0; i < 4; i++) {
-		char *t = slurp(dir, files[i]);
+		char *t = slurp_at(dir, files[i]);
 		cJSON *j = t ? cJSON_Parse(t) : NULL;
 		if (!j)
 			fail_msg("%s/%s is missing or does not parse", dir, files[i]);
@@ -1218,7 +1193,7 @@ static void test_auto_checkpoint_defaults(void **state)
 	if (limit < (4u << 20))
 		limit = 4u << 20;
 	{
-		char *t = slurp(f->path, "notion_pages.json");
+		char *t = slurp_at(f->path, "notion_pages.json");
 		cJSON *j = cJSON_Parse(t);
 		assert_int_equal(num_at(j, "metadata", "total_pages"), 10000);
 		cJSON_Delete(j);
