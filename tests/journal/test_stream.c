@@ -860,7 +860,7 @@ static void test_creds(void **state)
 	assert_null(strstr(mbs_connect_errmsg(), "eyJ"));
 	/* the user's own file: a working stream, messages without secrets */
 	o.creds_file = creds;
-	assert_int_equal(mbs_connect(&o, &c), 0);
+	{ int crc = mbs_connect(&o, &c); if (crc) fail_msg("connect with creds: %d %s", crc, mbs_connect_errmsg()); }
 	mbs_info info;
 	assert_int_equal(mbs_stream_ensure(c, nodes(), false, &info), MBS_ENOSTREAM);
 	assert_no_secret(mbs_errmsg(c));

@@ -574,6 +574,12 @@ def main(argv):
         except OSError:
             pass
         t.join(timeout=10)
+        if rc not in (0, 77):
+            # what the servers said, for a failure seen only once (the
+            # store directories go with the harness)
+            for i in range(c.n):
+                sys.stderr.write('--- nats-server %s log (tail):\n%s\n'
+                                 % (c.name(i), c.log_tail(i)))
         return rc if rc >= 0 else 128 - rc
 
 
