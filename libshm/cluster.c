@@ -1186,6 +1186,7 @@ void cluster_checkpoint_done(mb_bank *b, const char *dir, uint64_t seq)
 	struct cluster *c = b->cl;
 	const char *m = getenv("MEMBANK_TEST_CKPT_MARGIN");  /* tests: a short one */
 	uint64_t margin = m && *m ? strtoull(m, NULL, 10) : CKPT_MARGIN;
+	uint64_t newest = 0;
 	mbs_conn *conn;
 
 	if (!c || !seq)
@@ -1194,6 +1195,13 @@ void cluster_checkpoint_done(mb_bank *b, const char *dir, uint64_t seq)
 	 * writes of this handle */
 	if (connect_to(b, &quiet, &conn)) {
 		atomic_fetch_add(&c->ckpt_failures, 1);
+		return;
+	}
+	/* one no newer than the cluster's (a machine behind, a snapshot that
+	 * raced another machine's) would become the newest one, older than
+	 * the stream's first record: a new machine could not start from it */
+	if (!mbs_checkpoint_newest(conn, &newest) && newest >= seq) {
+		mbs_close(conn);
 		return;
 	}
 	if (mbs_checkpoint_put(conn, dir, seq) ||
@@ -1269,6 +1277,7 @@ int mb_cluster_status(mb_bank *b, mb_cluster_info *out)
 {
 	struct cluster *c;
 	mbs_info info;
+	uint64_t ckpt = 0;
 	int rc;
 
 	if (!b || !out)
@@ -1285,6 +1294,9 @@ int mb_cluster_status(mb_bank *b, mb_cluster_info *out)
 	pthread_mutex_lock(&c->mu);
 	if (!(rc = conn_get(b, b)) && (rc = mbs_stream_info(c->conn, &info)))
 		rc = stream_fail(b, b, rc, "stream info", mbs_errmsg(c->conn));
+	/* the cluster's newest checkpoint, whichever machine or process put it */
+	if (!rc && (rc = mbs_checkpoint_newest(c->conn, &ckpt)))
+		rc = stream_fail(b, b, rc, "the cluster's checkpoint", mbs_errmsg(c->conn));
 	pthread_mutex_unlock(&c->mu);
 	if (rc) {
 		out->reachable = false;
@@ -1301,11 +1313,11 @@ int mb_cluster_status(mb_bank *b, mb_cluster_info *out)
 		snprintf(out->leader, sizeof out->leader, "%s", info.leader);
 		out->first_seq = info.first_seq;
 		out->last_seq = info.last_seq;
+		out->checkpoint_seq = ckpt;
 	}
 	out->lag_records = out->last_seq > out->applied_seq ? out->last_seq - out->applied_seq : 0;
 	out->since_contact_ms = atomic_load(&c->contact_us) ?
 	                        (wall_us() - atomic_load(&c->contact_us)) / 1000 : -1;
-	out->checkpoint_seq = atomic_load(&c->ckpt_seq);
 	out->foreign_skipped = atomic_load(&c->foreign);
 	out->diverged = atomic_load(&c->diverged);
 	mb_clear_error(b);

@@ -1165,6 +1165,13 @@ static void test_behind_purge_while_open(void **state)
 	assert_int_equal(mb_cluster_status(m[0], &ci), 0);
 	assert_true(ci.first_seq > 3);              /* past machines 1 and 2 */
 	assert_int_equal(stat_of(m[1], "journal", "last_seq"), 2);
+	/* a checkpoint of machine 1, behind, does not replace the cluster's
+	 * newer one (no machine could start from it), which every machine's
+	 * status names */
+	assert_int_equal(mb_snapshot(m[1], NULL, NULL), 0);
+	assert_int_equal(mb_cluster_status(m[1], &ci), 0);
+	assert_int_equal(ci.checkpoint_seq, ckpt);
+	assert_int_equal(ci.applied_seq, 2);
 	/* machine 1 writes: from the checkpoint, the tail, then its write */
 	put(m[1], "fromb", "{\"b\":1}");
 	t.pages++;
