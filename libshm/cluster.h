@@ -51,7 +51,9 @@ void cluster_close(mb_bank *b);
 void cluster_forget(mb_bank *b);
 
 /* Under LMDB's writer lock (@t): append and apply every record of the
- * stream past *end; *end advances.  MB_EUNAVAIL, MB_EDIVERGED, ... */
+ * stream past *end; *end advances.  MB_EUNAVAIL, MB_EDIVERGED, ...;
+ * CLUSTER_REBOOT: the record after *end was purged (end @t, then
+ * cluster_reboot()). */
 int cluster_catch_up(mb_bank *b, kv_txn *t, mbj_pos *end);
 
 /* After CLUSTER_REBOOT, outside any transaction (under the leader lock on
