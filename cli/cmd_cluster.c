@@ -44,7 +44,9 @@ static char *status_json(const mb_cluster_info *in)
 	     (in->since_contact_ms < 0 ? cJSON_AddNullToObject(o, "since_contact_ms") != NULL
 	                               : add_u64(o, "since_contact_ms",
 	                                         (uint64_t)in->since_contact_ms)) &&
-	     add_u64(o, "checkpoint_seq", in->checkpoint_seq) &&
+	     /* null: the cluster keeps no checkpoint (or did not answer) */
+	     (in->checkpoint_seq ? add_u64(o, "checkpoint_seq", in->checkpoint_seq)
+	                         : cJSON_AddNullToObject(o, "checkpoint_seq") != NULL) &&
 	     add_u64(o, "foreign_skipped", in->foreign_skipped) &&
 	     cJSON_AddBoolToObject(o, "diverged", in->diverged);
 	if (ok)
@@ -100,7 +102,7 @@ static const cli_sub cluster_subs[] = {
 	            "records), applied_seq (the newest this machine applied), lag_records,\n"
 	            "since_contact_ms (since this process last heard from the cluster; null:\n"
 	            "never), checkpoint_seq (what the newest checkpoint kept in the cluster\n"
-	            "covers), foreign_skipped (messages that were not membank's, applied as\n"
+	            "covers, whichever machine put it; null: none), foreign_skipped (messages that were not membank's, applied as\n"
 	            "nothing), diverged (writes refused: the stream ends before this machine).\n"
 	            "Exit 0 when the cluster answered and writes are possible; 4 when it did\n"
 	            "not answer or the machine diverged (the document is printed all the\n"

@@ -254,6 +254,12 @@ int mbj_remove_before(const char *dir, uint64_t seq, uint64_t *removed);
 /* The same, keeping segments modified less than @min_age_s seconds ago
  * (retention), and every segment after the first one kept. */
 int mbj_remove_covered(const char *dir, uint64_t seq, uint32_t min_age_s, uint64_t *removed);
+/* Delete every segment that starts at or before @seq, the newest included:
+ * for a journal that goes on in a new segment @seq + 1 after a checkpoint
+ * covering @seq replaced it (a machine started again from its cluster's
+ * checkpoint), so that no gap stays between them.  The caller knows that
+ * none of them holds a record past @seq. */
+int mbj_remove_through(const char *dir, uint64_t seq, uint64_t *removed);
 
 /* Disk use of the journal: segment count, bytes, oldest and newest seq. */
 typedef struct mbj_usage {

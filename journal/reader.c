@@ -478,6 +478,37 @@ cleanup:
 	return r;
 }
 
+int mbj_remove_through(const char *dir, uint64_t seq, uint64_t *removed)
+{
+	uint64_t *segs;
+	size_t count, n = 0;
+	int dirfd = open_dirfd(dir), r;
+
+	if (removed)
+		*removed = 0;
+	if (dirfd < 0)
+		return MBJ_EIO;
+	r = mbj_list_segments(dirfd, &segs, &count);
+	if (r < 0)
+		goto cleanup;
+	for (size_t i = 0; r == 0 && i < count && segs[i] <= seq; i++) {
+		char name[MBJ_SEG_NAME_LEN + 1];
+		mbj_seg_name(name, segs[i]);
+		if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
+			r = MBJ_EIO;
+		else
+			n++;
+	}
+	free(segs);
+	if (n && r == 0 && fsync(dirfd) < 0)
+		r = MBJ_EIO;
+	if (removed)
+		*removed = n;
+cleanup:
+	close(dirfd);
+	return r;
+}
+
 int mbj_usage_of(const char *dir, mbj_usage *usage)
 {
 	uint64_t *segs;

@@ -170,5 +170,10 @@ int mbs_seq_since(mbs_conn *c, int64_t since_ns, uint64_t *seq);
  * directory and rename that. */
 int mbs_checkpoint_put(mbs_conn *c, const char *dir, uint64_t seq);
 int mbs_checkpoint_get(mbs_conn *c, const char *dir, uint64_t *seq);
+/* The seq that the newest checkpoint kept in the cluster covers, cheaply:
+ * the last manifest (one request, the last message on its subject; an
+ * older one when that is not a manifest), whole or not.  0 and *seq 0 when
+ * the cluster keeps none. */
+int mbs_checkpoint_newest(mbs_conn *c, uint64_t *seq);
 
 #endif /* MEMBANK_STREAM_H */

@@ -528,7 +528,9 @@ static int restore_one(mbs_conn *c, int dfd, const manifest *m)
 	return rc;
 }
 
-int mbs_checkpoint_get(mbs_conn *c, const char *dir, uint64_t *seq)
+/* The newest CK_KEEP manifests of the companion stream into @l (none:
+ * l->n 0). */
+static int manifests(mbs_conn *c, mlist *l)
 {
 	char sub[MBS_STREAM_MAX + 32];
 	int rc = ck_stream(c, false);
@@ -539,12 +541,65 @@ int mbs_checkpoint_get(mbs_conn *c, const char *dir, uint64_t *seq)
 		return rc;
 	uint64_t first = si->State.FirstSeq, msgs = si->State.Msgs;
 	jsStreamInfo_Destroy(si);
+	subj(c, sub, sizeof sub, 'm');
+	return msgs ? ck_read(c, sub, first ? first : 1, 0, on_manifest, l) : 0;
+}
+
+int mbs_checkpoint_newest(mbs_conn *c, uint64_t *seq)
+{
+	char sub[MBS_STREAM_MAX + 32], w[160];
+	int64_t deadline = mbs_now_ms() + c->deadline_ms, step = 20;
+	natsMsg *msg = NULL;
+	jsErrCode e;
+	natsStatus s;
+	jsOptions jo;
+	manifest m;
+	bool ok;
+
+	*seq = 0;
+	subj(c, sub, sizeof sub, 'm');
+	jsOptions_Init(&jo);
+	jo.Wait = c->timeout_ms;
+	for (;;) {
+		e = 0;
+		s = js_GetLastMsg(&msg, c->js, c->ck_stream, sub, &jo, &e);
+		if (s == NATS_OK)
+			break;
+		/* no companion stream, or no manifest on it: none */
+		if (s == NATS_NOT_FOUND || e == JSStreamNotFoundErr || e == JSNoMessageFoundErr)
+			return 0;
+		if (!mbs_retryable(s, e) || !mbs_backoff(deadline, &step))
+			return mbs_fail(c, mbs_retryable(s, e) ? MBS_ETIMEOUT : MBJ_EIO,
+			                "%s: checkpoint: the newest manifest of %s: %s", c->redacted,
+			                c->ck_stream, mbs_why(s, e, w, sizeof w));
+	}
+	ok = decode_manifest((const uint8_t *)natsMsg_GetData(msg),
+	                     (size_t)natsMsg_GetDataLength(msg), &m);
+	natsMsg_Destroy(msg);
+	if (ok) {
+		*seq = m.seq;
+		return 0;
+	}
+	/* the last message is not a manifest (another publisher's): the
+	 * newest one before it, as get finds it */
 	mlist *l = calloc(1, sizeof *l);
 	if (!l)
 		return mbs_fail(c, MBJ_ENOMEM, "checkpoint: out of memory");
-	subj(c, sub, sizeof sub, 'm');
-	if (msgs)
-		rc = ck_read(c, sub, first ? first : 1, 0, on_manifest, l);
+	int rc = manifests(c, l);
+	if (rc == MBS_ENOSTREAM)
+		rc = 0;
+	if (!rc && l->n)
+		*seq = l->m[l->n - 1].seq;
+	free(l);
+	return rc;
+}
+
+int mbs_checkpoint_get(mbs_conn *c, const char *dir, uint64_t *seq)
+{
+	mlist *l = calloc(1, sizeof *l);
+	if (!l)
+		return mbs_fail(c, MBJ_ENOMEM, "checkpoint: out of memory");
+	int rc = manifests(c, l);
 	if (!rc && l->n == 0)
 		rc = mbs_fail(c, MBS_ENOSTREAM, "%s: no checkpoint in the cluster", c->redacted);
 	int dfd = -1;

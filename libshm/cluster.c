@@ -32,15 +32,18 @@
  * cluster (mbs_checkpoint_put) and the stream purged before its seq less
  * CKPT_MARGIN records, keeping every record of the last CKPT_KEEP_S
  * seconds, so that machines a little behind need no bootstrap.
- * A machine created while the stream's first record is past 1, or opened
- * while its end is before it (purged while it was away), starts from the
- * cluster's checkpoint (bootstrap()).
+ * A machine created while the stream's first record is past 1, or whose
+ * end is before it (purged while it was away, or while it fell behind with
+ * the bank open: a catch-up of the open, a write, a fresh read or the
+ * follower finds its next record purged, CLUSTER_REBOOT), starts from the
+ * cluster's checkpoint (reboot(), bootstrap()).
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -57,6 +60,7 @@
 #include "file.h"
 #include "group.h"
 #include "load.h"
+#include "lockfile.h"
 #include "stream.h"
 
 #define CLUSTER_FILE "cluster.json"
@@ -396,8 +400,8 @@ static void set_diverged(mb_bank *b, const char *fmt, ...)
 
 static bool behind_cleared(mb_bank *b, mbs_conn *conn, uint64_t at);
 
-/* The refusal set_diverged() decided, as this call's error. */
-static int diverged_fail(mb_bank *b)
+/* MB_EDIVERGED under @tag, with the reason set_diverged() gave. */
+static int diverged_fail(mb_bank *b, const void *tag)
 {
 	struct cluster *c = b->cl;
 	char why[sizeof c->why];
@@ -405,7 +409,7 @@ static int diverged_fail(mb_bank *b)
 	pthread_mutex_lock(&c->why_mu);
 	memcpy(why, c->why, sizeof why);
 	pthread_mutex_unlock(&c->why_mu);
-	return mb_fail(b->tag, MB_EDIVERGED, "%s", why);
+	return mb_fail(tag, MB_EDIVERGED, "%s", why);
 }
 
 /* Not under c->mu (a stream behind is asked again on the handle's
@@ -430,7 +434,7 @@ int cluster_writable(mb_bank *b)
 			               c->redacted, (unsigned long long)atomic_load(&c->behind_last),
 			               (unsigned long long)at, (unsigned long long)at);
 	}
-	return atomic_load(&c->diverged) ? diverged_fail(b) : 0;
+	return atomic_load(&c->diverged) ? diverged_fail(b, b->tag) : 0;
 }
 
 /* ------------------------------------------------- cluster.json */
@@ -493,6 +497,21 @@ static void check_stream(mb_bank *b, mbs_conn *conn, const mbs_info *info, uint6
 }
 
 /* ------------------------------------------------------------ catch-up */
+
+/* The store's committed end (0 when it cannot be read). */
+static uint64_t applied_seq(mb_bank *b)
+{
+	mbj_pos end = { 0 };
+	kv_txn *t;
+
+	if (kv_begin(b->kv, false, &t))
+		return 0;
+	if (bank_jend_load(t, &end))
+		end.seq = 0;
+	kv_abort(t);
+	return end.seq;
+}
+
 
 typedef struct cu_ctx {
 	mb_bank *b;
@@ -568,12 +587,10 @@ static int catch_up_with(mb_bank *b, mbs_conn *conn, kv_txn *t, mbj_pos *end)
 
 	if (rc == 1 && x.rc)
 		return x.rc;
-	if (rc == MBS_EPURGED) {
-		set_diverged(b, "was purged past this machine's end (seq %llu): writes are "
-		             "refused; move the bank directory aside and open it again to start "
-		             "from the cluster's checkpoint", (unsigned long long)end->seq);
-		return diverged_fail(b);
-	}
+	/* the caller ends its transaction and starts again from the
+	 * cluster's checkpoint (reboot()) */
+	if (rc == MBS_EPURGED)
+		return CLUSTER_REBOOT;
 	if (rc)
 		return stream_fail(b, b->tag, rc, "catch-up", mbs_errmsg(conn));
 	contact(b->cl, end->seq);
@@ -592,10 +609,28 @@ int cluster_catch_up(mb_bank *b, kv_txn *t, mbj_pos *end)
 	return rc;
 }
 
+static int reboot(mb_bank *b, mbs_conn *conn, const void *tag);
+
+/* A catch-up that found its records purged this many times in one call,
+ * each time after starting again from the cluster's checkpoint, gives up
+ * (the stream purged past the newest checkpoint again meanwhile, or a
+ * stream whose answers disagree): MB_EUNAVAIL, try again. */
+#define REBOOT_TRIES 3u
+
+static int purged_again(mb_bank *b, const void *tag)
+{
+	return mb_fail(tag, MB_EUNAVAIL, "catch-up: stream %s (%s) was purged past this "
+	               "machine's end again after it started from the cluster's checkpoint %u "
+	               "times: try again", b->cl->stream, b->cl->redacted, REBOOT_TRIES);
+}
+
 /* One transaction: roll forward, catch up, commit (the map grown as
- * needed).  @conn NULL: the handle's. */
+ * needed); the records after this machine's end purged: the cluster's
+ * checkpoint first (reboot()), outside the transaction.  @conn NULL: the
+ * handle's. */
 static int catch_up_txn(mb_bank *b, mbs_conn *conn, const void *tag)
 {
+	unsigned boots = 0;
 	mbj_pos end, was;
 	kv_txn *t;
 	int rc;
@@ -614,7 +649,14 @@ static int catch_up_txn(mb_bank *b, mbs_conn *conn, const void *tag)
 		}
 		if (!rc)
 			rc = bank_jend_store(t, &end);
-		if ((rc = kv_end(t, rc)) != KV_EMAPFULL)
+		if ((rc = kv_end(t, rc)) == CLUSTER_REBOOT) {
+			if (++boots > REBOOT_TRIES)
+				return purged_again(b, tag);
+			if ((rc = reboot(b, conn, tag)))
+				return rc;
+			continue;
+		}
+		if (rc != KV_EMAPFULL)
 			return rc;
 		if ((rc = kv_grow(b->kv)))
 			return mb_fail(tag, rc, "catch-up: the map cannot grow");
@@ -723,7 +765,7 @@ int cluster_publish(mb_bank *b, const mbj_pos *end, uint8_t type, int64_t ts,
 		set_diverged(b, "stored a record at seq %llu where seq %llu was expected (message "
 		             "id %s): writes are refused", (unsigned long long)*seq,
 		             (unsigned long long)end->seq + 1, id);
-		return diverged_fail(b);
+		return diverged_fail(b, b->tag);
 	}
 	if (!rc)
 		contact(c, *seq);
@@ -808,45 +850,144 @@ static int local_position(mb_bank *b, const char *dir, uint64_t seq)
 	return rc;
 }
 
-/* A new machine (nothing in its journal), or one whose end is before the
- * stream's first record (purged while it was away): the cluster's
- * checkpoint becomes its own (the store rebuilt from it; the journal goes
- * on after it in a segment of its own), then the tail. */
-static int bootstrap(mb_bank *b, const mbs_info *info)
+/* tests: MEMBANK_TEST_BOOT_DIE=fetched|installed|rebuilt kills this
+ * process at that point of a bootstrap (tests/cluster, crashes) */
+static void boot_die(const char *where)
+{
+	const char *at = getenv("MEMBANK_TEST_BOOT_DIE");
+
+	if (at && !strcmp(at, where))
+		raise(SIGKILL);
+}
+
+/* The local journal that a bootstrap at @seq replaced: its segments hold
+ * records the checkpoint covers, and a gap before the segment the journal
+ * goes on in would break a read of it (journal verify).  Only once the
+ * rebuilt store is committed: until then its end lies in them.  A store
+ * that ends at {0, 0, s} (a bootstrap, before any record after it) goes on
+ * in a new segment s + 1: every segment up to s goes, the newest too; a
+ * journal that held records past @seq keeps the segment they are in.
+ * @seq 0 (at open: a crash between the commit and this): the first case
+ * alone.  Best effort: what stays costs disk until a snapshot prunes it. */
+static void drop_covered(mb_bank *b, uint64_t seq)
+{
+	mbj_pos end;
+	kv_txn *t;
+	int rc;
+
+	if (kv_begin(b->kv, false, &t))
+		return;
+	rc = bank_jend_load(t, &end);
+	kv_abort(t);
+	if (rc)
+		return;
+	if (!end.segment && end.seq)
+		mbj_remove_through(b->journal_dir, end.seq, NULL);
+	else if (seq)
+		mbj_remove_before(b->journal_dir, seq + 1, NULL);
+}
+
+/* BOOTSTRAP: a new machine (nothing in its journal), or one whose end is
+ * before the stream's first record (purged while it was away, or while it
+ * fell behind with the bank open).  The cluster's newest checkpoint
+ * becomes this machine's own, checkpoint/<seq> (fetched into
+ * checkpoint/.boot-tmp: not a ".tmp-" name, which a snapshot's prune
+ * removes without this lock), and the store is rebuilt from it in one
+ * transaction (bank_rebuild_store: readers see the old state or the new
+ * one); the local journal goes on at seq + 1, in a segment of its own, and
+ * the segments before it go.  A crash at any point leaves a bank that
+ * opens and catches up: before the rename, a temporary directory the next
+ * bootstrap removes; after it, a checkpoint the next one keeps (the same
+ * seq is the same content; none of this machine's own can be at a seq
+ * past its end); after the commit, a bootstrapped store (drop_covered()
+ * at open). */
+static int bootstrap(mb_bank *b, mbs_conn *conn, const mbs_info *info, const void *tag)
 {
 	char root[4096], tmp[4096], final[4096];
 	uint64_t seq = 0;
 	int rc;
 
 	mb_pathf(root, sizeof root, "%s/checkpoint", b->path);
-	mb_pathf(tmp, sizeof tmp, "%s/.tmp-boot-%ld", root, (long)getpid());
+	mb_pathf(tmp, sizeof tmp, "%s/.boot-tmp", root);
 	if ((mkdir(root, b->dir_mode) && errno != EEXIST) || (mb_rm_tree(tmp), 0) ||
 	    mkdir(tmp, b->dir_mode))
-		return mb_fail(NULL, mb_errno_code(errno), "bootstrap: %s: %s", tmp, strerror(errno));
-	rc = mbs_checkpoint_get(b->cl->conn, tmp, &seq);
+		return mb_fail(tag, mb_errno_code(errno), "bootstrap: %s: %s", tmp, strerror(errno));
+	rc = mbs_checkpoint_get(conn, tmp, &seq);
 	if (rc == MBS_ENOSTREAM)
-		rc = mb_fail(NULL, MB_EDIVERGED, "bootstrap: stream %s (%s) starts at seq %llu (the "
+		rc = mb_fail(tag, MB_EDIVERGED, "bootstrap: stream %s (%s) starts at seq %llu (the "
 		             "records before were purged) and the cluster keeps no checkpoint",
 		             b->cl->stream, b->cl->redacted, (unsigned long long)info->first_seq);
 	else if (rc)
-		rc = stream_fail(b, NULL, rc, "bootstrap: the cluster's checkpoint",
-		                 mbs_errmsg(b->cl->conn));
+		rc = stream_fail(b, tag, rc, "bootstrap: the cluster's checkpoint", mbs_errmsg(conn));
 	else if (seq + 1 < info->first_seq)
-		rc = mb_fail(NULL, MB_EDIVERGED, "bootstrap: the cluster's checkpoint covers seq %llu "
+		rc = mb_fail(tag, MB_EDIVERGED, "bootstrap: the cluster's checkpoint covers seq %llu "
 		             "but stream %s starts at seq %llu", (unsigned long long)seq,
 		             b->cl->stream, (unsigned long long)info->first_seq);
 	else if (!(rc = local_position(b, tmp, seq))) {
+		boot_die("fetched");
 		mb_pathf(final, sizeof final, "%s/%020llu", root, (unsigned long long)seq);
-		if (rename(tmp, final) || fsync_dir(root))
-			rc = mb_fail(NULL, mb_errno_code(errno), "bootstrap: %s: %s", final,
+		if (access(final, F_OK) && (rename(tmp, final) || fsync_dir(root)))
+			rc = mb_fail(tag, mb_errno_code(errno), "bootstrap: %s: %s", final,
 			             strerror(errno));
-		else
-			rc = bank_rebuild_store(b);
+		boot_die("installed");
+		if (!rc && !(rc = bank_rebuild_store(b))) {
+			boot_die("rebuilt");
+			drop_covered(b, seq);
+		}
 	}
 	mb_rm_tree(tmp);
 	if (!rc)
 		atomic_store(&b->cl->ckpt_seq, seq);
 	return rc;
+}
+
+/* Start this machine again from the cluster's checkpoint if its end is
+ * still before the stream's first record, under the boot lock (one at a
+ * time on this machine, any process, any thread; another may have done it
+ * meanwhile: then nothing), never inside a transaction: the rebuild is
+ * one of its own, under LMDB's writer lock.  A stream created again since
+ * this machine joined it refuses writes instead (check_stream).  @conn
+ * NULL: a connection of its own (the handle's is taken under its mutex,
+ * which comes after LMDB's writer lock). */
+static int reboot(mb_bank *b, mbs_conn *conn, const void *tag)
+{
+	struct cluster *c = b->cl;
+	mbs_conn *own = NULL;
+	lockfile lock;
+	mbs_info info;
+	uint64_t applied;
+	int rc = lockfile_acquire(&lock, LOCK_BOOT, b->store_dir, "boot.lock", b->file_mode, tag);
+
+	if (rc)
+		return rc;
+	if (!conn && !(rc = connect_to(b, tag, &own)))
+		conn = own;
+	applied = applied_seq(b);   /* before the stream's end: see follow() */
+	if (!rc && (rc = mbs_stream_info(conn, &info)))
+		rc = stream_fail(b, tag, rc, "bootstrap: the stream", mbs_errmsg(conn));
+	if (!rc) {
+		contact(c, info.last_seq);
+		check_stream(b, conn, &info, applied);
+		if (!(rc = atomic_load(&c->diverged) ? diverged_fail(b, tag) : 0) && info.first_seq > applied + 1)
+			rc = bootstrap(b, conn, &info, tag);
+	}
+	if (own)
+		mbs_close(own);
+	lockfile_release(&lock);
+	return rc;
+}
+
+int cluster_reboot(mb_bank *b, unsigned attempt, bool unknown)
+{
+	int rc;
+
+	if (attempt > REBOOT_TRIES)
+		return purged_again(b, b->tag);
+	if ((rc = reboot(b, NULL, b->tag)) || !unknown)
+		return rc;
+	return mb_fail(b->tag, MB_EUNAVAIL, "stream %s (%s) was purged past this machine's end "
+	               "while a write's outcome was unknown: this machine started again from "
+	               "the cluster's checkpoint", b->cl->stream, b->cl->redacted);
 }
 
 /* ------------------------------------------------------------ follower */
@@ -879,19 +1020,6 @@ static bool follow_stopped(struct cluster *c)
 	stop = c->stop;
 	pthread_mutex_unlock(&c->fmu);
 	return stop;
-}
-
-static uint64_t applied_seq(mb_bank *b)
-{
-	mbj_pos end = { 0 };
-	kv_txn *t;
-
-	if (kv_begin(b->kv, false, &t))
-		return 0;
-	if (bank_jend_load(t, &end))
-		end.seq = 0;
-	kv_abort(t);
-	return end.seq;
 }
 
 static int follow_lock(mb_bank *b)
@@ -1075,16 +1203,15 @@ int cluster_open(mb_bank *b)
 	if (atomic_load(&c->diverged))
 		goto follow;
 	/* a new machine, or one behind the purge point: the cluster's
-	 * checkpoint, then the tail */
-	if (info.first_seq > applied + 1 && (rc = bootstrap(b, &info)))
+	 * checkpoint, then the tail; a bootstrap that crashed after its
+	 * commit left the journal it replaced */
+	drop_covered(b, 0);
+	if (info.first_seq > applied + 1 && (rc = reboot(b, c->conn, NULL)))
 		return rc;
 	if ((rc = catch_up_txn(b, NULL, NULL))) {
 		if (rc != MB_EUNAVAIL && rc != MB_EDIVERGED)
 			return rc;
 		mb_clear_error(NULL);
-	} else if (info.first_seq > applied + 1 && applied) {
-		/* the segments before the checkpoint (a gap before it) go */
-		mbj_remove_before(b->journal_dir, atomic_load(&c->ckpt_seq) + 1, NULL);
 	}
 follow:
 	/* tests: MEMBANK_TEST_NO_FOLLOW=1 leaves this handle behind the
@@ -1165,6 +1292,7 @@ void cluster_checkpoint_done(mb_bank *b, const char *dir, uint64_t seq)
 	struct cluster *c = b->cl;
 	const char *m = getenv("MEMBANK_TEST_CKPT_MARGIN");  /* tests: a short one */
 	uint64_t margin = m && *m ? strtoull(m, NULL, 10) : CKPT_MARGIN;
+	uint64_t newest = 0;
 	mbs_conn *conn;
 
 	if (!c || !seq)
@@ -1175,11 +1303,23 @@ void cluster_checkpoint_done(mb_bank *b, const char *dir, uint64_t seq)
 		atomic_fetch_add(&c->ckpt_failures, 1);
 		return;
 	}
-	if (mbs_checkpoint_put(conn, dir, seq) ||
-	    (seq > margin && purge_kept(conn, seq - margin)))
-		atomic_fetch_add(&c->ckpt_failures, 1);
-	else
-		atomic_store(&c->ckpt_seq, seq);
+	/* one no newer than the cluster's (a machine behind, a snapshot that
+	 * raced another machine's) is not put: it would become the newest
+	 * one, older than the stream's first record, and a new machine could
+	 * not start from it.  The purge is still done, before the cluster's
+	 * (records older than the kept time may have come since). */
+	if (mbs_checkpoint_newest(conn, &newest) || newest < seq) {
+		if (mbs_checkpoint_put(conn, dir, seq))
+			goto failed;
+		newest = seq;
+	}
+	if (newest > margin && purge_kept(conn, newest - margin))
+		goto failed;
+	atomic_store(&c->ckpt_seq, newest);
+	mbs_close(conn);
+	return;
+failed:
+	atomic_fetch_add(&c->ckpt_failures, 1);
 	mbs_close(conn);
 }
 
@@ -1248,6 +1388,7 @@ int mb_cluster_status(mb_bank *b, mb_cluster_info *out)
 {
 	struct cluster *c;
 	mbs_info info;
+	uint64_t ckpt = 0;
 	int rc;
 
 	if (!b || !out)
@@ -1264,6 +1405,9 @@ int mb_cluster_status(mb_bank *b, mb_cluster_info *out)
 	pthread_mutex_lock(&c->mu);
 	if (!(rc = conn_get(b, b)) && (rc = mbs_stream_info(c->conn, &info)))
 		rc = stream_fail(b, b, rc, "stream info", mbs_errmsg(c->conn));
+	/* the cluster's newest checkpoint, whichever machine or process put it */
+	if (!rc && (rc = mbs_checkpoint_newest(c->conn, &ckpt)))
+		rc = stream_fail(b, b, rc, "the cluster's checkpoint", mbs_errmsg(c->conn));
 	pthread_mutex_unlock(&c->mu);
 	if (rc) {
 		out->reachable = false;
@@ -1280,11 +1424,11 @@ int mb_cluster_status(mb_bank *b, mb_cluster_info *out)
 		snprintf(out->leader, sizeof out->leader, "%s", info.leader);
 		out->first_seq = info.first_seq;
 		out->last_seq = info.last_seq;
+		out->checkpoint_seq = ckpt;
 	}
 	out->lag_records = out->last_seq > out->applied_seq ? out->last_seq - out->applied_seq : 0;
 	out->since_contact_ms = atomic_load(&c->contact_us) ?
 	                        (wall_us() - atomic_load(&c->contact_us)) / 1000 : -1;
-	out->checkpoint_seq = atomic_load(&c->ckpt_seq);
 	out->foreign_skipped = atomic_load(&c->foreign);
 	out->diverged = atomic_load(&c->diverged);
 	mb_clear_error(b);

@@ -22,6 +22,11 @@
  * stream moved on (wrong last sequence) or a publish's outcome is unknown
  * (a timeout).  Never returned to a caller. */
 #define CLUSTER_RETRY (-2000)
+/* Internal result of a catch-up that found the records after this
+ * machine's end purged from the stream: the transaction is ended, then
+ * cluster_reboot() starts this machine again from the cluster's checkpoint.
+ * Never returned to a caller. */
+#define CLUSTER_REBOOT (-2001)
 
 /* membank.json's "journal" of a bank being opened (@recorded: NULL for a
  * local journal) against the one asked (opts.journal_url, else
@@ -46,8 +51,23 @@ void cluster_close(mb_bank *b);
 void cluster_forget(mb_bank *b);
 
 /* Under LMDB's writer lock (@t): append and apply every record of the
- * stream past *end; *end advances.  MB_EUNAVAIL, MB_EDIVERGED, ... */
+ * stream past *end; *end advances.  MB_EUNAVAIL, MB_EDIVERGED, ...;
+ * CLUSTER_REBOOT: the record after *end was purged (end @t, then
+ * cluster_reboot()). */
 int cluster_catch_up(mb_bank *b, kv_txn *t, mbj_pos *end);
+
+/* After CLUSTER_REBOOT, outside any transaction (under the leader lock on
+ * the write path): this machine starts again from the newest checkpoint
+ * kept in the cluster, the store replaced in one transaction (readers see
+ * the old state or the new one) and the local journal going on at its seq
+ * + 1; then the caller runs its pass again.  @attempt: the reboots of this
+ * call so far, this one included (a stream purged past the checkpoint again
+ * meanwhile is given up after a few, MB_EUNAVAIL).  @unknown: a member of
+ * the pass has an unknown outcome whose seq may be gone: after the reboot
+ * the pass fails (MB_EUNAVAIL) instead of running again.  0, MB_EUNAVAIL,
+ * MB_EDIVERGED (recreated; or no checkpoint that reaches the stream's
+ * first record), MB_ENOSPC, ... */
+int cluster_reboot(mb_bank *b, unsigned attempt, bool unknown);
 
 /* Under the leader lock and LMDB's writer lock: publish one record
  * expecting the stream to end at @end->seq.  0 and *seq; CLUSTER_RETRY on

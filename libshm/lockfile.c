@@ -15,7 +15,7 @@
 #include "lockfile.h"
 
 static pthread_mutex_t kind_lock[LOCK_KINDS] = {
-	PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER
+	PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER
 };
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 /* Locks of each kind this thread holds: a restore holds the target's open

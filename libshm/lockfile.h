@@ -24,7 +24,9 @@
 #ifndef MEMBANK_LOCKFILE_H
 #define MEMBANK_LOCKFILE_H
 
-enum lock_kind { LOCK_OPEN, LOCK_COMPACTOR, LOCK_KINDS };
+/* LOCK_BOOT: a machine on a stream starting again from its cluster's
+ * checkpoint (cluster.c), taken outside LMDB's writer lock. */
+enum lock_kind { LOCK_OPEN, LOCK_COMPACTOR, LOCK_BOOT, LOCK_KINDS };
 
 #define LOCK_STOPPED_MS 10000
 

@@ -583,9 +583,11 @@ typedef struct mb_cluster_info {
 	uint64_t lag_records;      /**< last_seq - applied_seq (0 when ahead) */
 	int64_t since_contact_ms;  /**< milliseconds since this process last
 	                                heard from the cluster (-1: never) */
-	uint64_t checkpoint_seq;   /**< seq of the newest checkpoint this process
-	                                put into the cluster or started from
-	                                (0: none, or not known here) */
+	uint64_t checkpoint_seq;   /**< seq that the newest checkpoint kept in
+	                                the cluster covers, whichever machine
+	                                put it (its last manifest, read by
+	                                this call); 0: the cluster keeps none,
+	                                or, with reachable false, not known */
 	uint64_t foreign_skipped;  /**< records of the stream that were not
 	                                membank's, applied as nothing on every
 	                                machine (counted by this machine) */
@@ -593,8 +595,9 @@ typedef struct mb_cluster_info {
 } mb_cluster_info;
 
 /** The bank's stream as the cluster reports it, and this machine's place in
- * it (membank cluster status).  An unreachable cluster is not a failure:
- * @p out says so (reachable false, error) with the local figures.
+ * it (membank cluster status): two requests (the stream's info, the last
+ * manifest of its checkpoint stream).  An unreachable cluster is not a
+ * failure: @p out says so (reachable false, error) with the local figures.
  * @return 0, MB_EINVAL (@p out NULL, or the bank's journal is local: "not
  * bound to a cluster"), MB_EFORKED, MB_ERESTORED, MB_ENOMEM. */
 MB_API int mb_cluster_status(mb_bank *bank, mb_cluster_info *out);

@@ -561,6 +561,7 @@ static int pass_failed(mb_bank *b, pass *p, int rc)
 static int lead(mb_bank *b, gq_member *own, char why[GQ_MSG_BYTES])
 {
 	pass *p = b->pass;
+	unsigned boots = 0;
 	int rc, tries = 0;
 
 	p->ops = b->cl ? &stream_ops : &local_ops;
@@ -568,8 +569,12 @@ static int lead(mb_bank *b, gq_member *own, char why[GQ_MSG_BYTES])
 	p->n = p->k = 0;
 	p->collected = p->published = p->timed_out = false;
 	p->deadline = mono_ms() + cluster_timeout_ms(b);
-	while ((rc = pass_once(b, p, own)) == KV_EMAPFULL || rc == CLUSTER_RETRY)
-		if (rc == KV_EMAPFULL && (++tries > 40 || kv_grow(b->kv))) {
+	while ((rc = pass_once(b, p, own)) == KV_EMAPFULL || rc == CLUSTER_RETRY ||
+	       rc == CLUSTER_REBOOT)
+		if (rc == CLUSTER_REBOOT) {  /* behind the stream's purge point */
+			if ((rc = cluster_reboot(b, ++boots, p->timed_out)))
+				break;
+		} else if (rc == KV_EMAPFULL && (++tries > 40 || kv_grow(b->kv))) {
 			rc = mb_fail(b->tag, MB_ENOSPC, "the store's map cannot grow further");
 			break;
 		}

@@ -738,7 +738,9 @@ class MemoryBank:
         credentials), "stream", "reachable", "error" (None when reachable),
         "replicas", "leader" (None when unknown), "first_seq", "last_seq",
         "applied_seq", "lag_records", "since_contact_ms" (None: never),
-        "checkpoint_seq", "foreign_skipped", "diverged"}.  An unreachable
+        "checkpoint_seq" (what the newest checkpoint kept in the cluster
+        covers, whichever machine put it; None: the cluster keeps none, or
+        it did not answer), "foreign_skipped", "diverged"}.  An unreachable
         cluster is not an exception: reachable is False and the figures
         are the last seen.  InvalidInput for a bank with a local journal."""
         info = _lib.ClusterInfo()
@@ -758,7 +760,7 @@ class MemoryBank:
             "applied_seq": info.applied_seq,
             "lag_records": info.lag_records,
             "since_contact_ms": None if info.since_contact_ms < 0 else info.since_contact_ms,
-            "checkpoint_seq": info.checkpoint_seq,
+            "checkpoint_seq": info.checkpoint_seq or None,
             "foreign_skipped": info.foreign_skipped,
             "diverged": bool(info.diverged),
         }

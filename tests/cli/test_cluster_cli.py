@@ -257,16 +257,23 @@ class TwoMachines(ClusterTest):
                     open(os.path.join(self.tmp, "snap-first", name), "rb") as fb:
                 self.assertEqual(fa.read(), fb.read(), name)
 
-    # KNOWN DEFECT of the library (wg/integ16 4d7ed49): mb_cluster_status's
-    # checkpoint_seq is this process's last put (or bootstrap), not the
-    # newest checkpoint kept in the cluster as membank.h says: 0 in any
-    # other process.  Remove the marker once fixed (an unexpected success
-    # fails the suite).
-    @unittest.expectedFailure
     def test_cluster_status_names_the_clusters_checkpoint(self):
+        """checkpoint_seq is the newest checkpoint kept in the cluster,
+        whichever machine or process put it (it was the status process's
+        own: 0 in any other); null while there is none."""
+        self.ok("a", "init")
+        self.assertIsNone(self.doc("a", "cluster", "status")["checkpoint_seq"])
         self.ok("a", "page", "put", "p", "{}")
         seq = json.loads(self.ok("a", "snapshot", "--format", "json"))["seq"]
         self.assertEqual(self.doc("a", "cluster", "status")["checkpoint_seq"], seq)
+        self.ok("b", "init")           # another machine (a new one starts from it)
+        self.assertEqual(self.doc("b", "cluster", "status")["checkpoint_seq"], seq)
+        self.ok("b", "page", "put", "q", "{}")
+        seq2 = json.loads(self.ok("b", "snapshot", "--format", "json"))["seq"]
+        self.assertGreater(seq2, seq)
+        self.assertEqual(self.doc("a", "cluster", "status")["checkpoint_seq"], seq2)
+        self.ok("a", "snapshot")       # the same seq again: nothing changes
+        self.assertEqual(self.doc("a", "cluster", "status")["checkpoint_seq"], seq2)
 
     def test_demo_refuses_a_used_stream(self):
         self.ok("a", "page", "put", "x", "{}")

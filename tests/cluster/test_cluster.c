@@ -1122,6 +1122,286 @@ static void test_bootstrap_keeps_error_state(void **state)
 	unsetenv("MEMBANK_TEST_CKPT_KEEP_S");
 }
 
+/* ------------------------------------------ behind the purge point, open */
+
+/* @n writes of machine @b, one record each, of several kinds (pages
+ * "<tag>N" {"v":N}, sync records, errors of type <tag>, merges into page
+ * "shared"): what it adds to the totals goes to @t. */
+typedef struct totals {
+	uint64_t pages, successes, errors;
+} totals;
+
+static void fill(mb_bank *b, const char *tag, int n, totals *t)
+{
+	char id[32], json[64];
+	int rc;
+
+	for (int i = 0; i < n; i++) {
+		snprintf(id, sizeof id, "%s%d", tag, i);
+		switch (i % 25) {
+		case 7:
+			rc = mb_sync_record(b, "success", NULL);
+			t->successes++;
+			break;
+		case 13:
+			rc = mb_error_log(b, tag, "boom");
+			t->errors++;
+			break;
+		case 19:
+			snprintf(json, sizeof json, "{\"%s\":%d}", tag, i);
+			rc = mb_page_merge(b, "shared", json, (size_t)-1);
+			break;
+		default:
+			snprintf(json, sizeof json, "{\"v\":%d}", i);
+			rc = mb_page_put(b, id, json, (size_t)-1);
+			t->pages++;
+		}
+		if (rc)
+			fail_msg("%s: %s", id, mb_last_error(b));
+	}
+}
+
+static void assert_totals(mb_bank *b, const totals *t)
+{
+	uint64_t pages;
+	cJSON *j;
+
+	assert_int_equal(mb_page_count(b, &pages), 0);
+	assert_int_equal(pages, t->pages);
+	j = sync_doc(b);
+	assert_int_equal((uint64_t)num_at(j, "success_count", NULL), t->successes);
+	cJSON_Delete(j);
+	j = error_doc(b);
+	assert_int_equal((uint64_t)num_at(j, "total_errors", NULL), t->errors);
+	cJSON_Delete(j);
+}
+
+/* A process of machine @m that has the bank open while the test makes the
+ * machine fall behind the stream's purge point (MEMBANK_TEST_NO_FOLLOW, from
+ * the test): opens it, says so on @ready, waits for @go, then writes the
+ * whole state it reads (no catch-up: this machine's store as it is) to
+ * DIR/hold.state. */
+static int role_hold(const fx *f, int m, int ready, int go)
+{
+	char path[4300], c, *st;
+	mb_bank *b = NULL;
+	FILE *out;
+
+	if (open_m(f, m, f->url, &b))
+		return 10;
+	if (write(ready, "r", 1) != 1 || read(go, &c, 1) != 1)
+		return 11;
+	snprintf(path, sizeof path, "%s/hold.state", f->dir);
+	st = state_of(b);
+	if (!st || !(out = fopen(path, "w")) || fputs(st, out) < 0 || fclose(out))
+		return 12;
+	free(st);
+	mb_close(b);
+	return 0;
+}
+
+static pid_t start_hold(const fx *f, int m, const char *role, const char *arg, int ready[2],
+                        int go[2])
+{
+	char ms[8], r[16], g[16];
+	pid_t pid;
+	char c;
+
+	/* the child gets its two ends alone: when the test fails and exits,
+	 * its read of @go ends */
+	assert_int_equal(pipe2(ready, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(go, O_CLOEXEC), 0);
+	fcntl(ready[1], F_SETFD, 0);
+	fcntl(go[0], F_SETFD, 0);
+	snprintf(ms, sizeof ms, "%d", m);
+	snprintf(r, sizeof r, "%d", ready[1]);
+	snprintf(g, sizeof g, "%d", go[0]);
+	pid = spawn((const char *[]){ role, f->dir, f->url, ms, r, g, arg, NULL });
+	close(ready[1]);
+	close(go[0]);
+	assert_int_equal(read(ready[0], &c, 1), 1);
+	return pid;
+}
+
+static void close_pipes(int ready[2], int go[2])
+{
+	close(ready[0]), close(go[1]);
+}
+
+static void assert_verifies(const fx *f, int m)
+{
+	char path[4200], *r = NULL;
+
+	mpath(f, m, path, sizeof path);
+	if (mb_journal_verify(path, &r))
+		fail_msg("verify m%d: %s", m, r);
+	mb_free(r);
+}
+
+/* A machine that falls behind the stream's purge point while processes
+ * have the bank open (they do not follow: MEMBANK_TEST_NO_FOLLOW) starts
+ * again from the cluster's checkpoint by itself: at its next write (machine
+ * 1) or fresh read (machine 2).  The write succeeds; every machine holds
+ * the same state and byte-identical snapshots, with exact totals; the other
+ * process of machine 1, open all along, reads the new state; the journal
+ * of machine 1 goes on after the checkpoint without a gap (verify). */
+static void test_behind_purge_while_open(void **state)
+{
+	fx *f = *state;
+	mb_bank *m[3];
+	mb_cluster_info ci;
+	totals t = { 2, 0, 0 };   /* "first" and "shared" */
+	int ready[2], go[2];
+	uint64_t ckpt;
+	pid_t hold;
+	char path[4300], *mine, *held;
+	size_t len;
+
+	setenv("MEMBANK_TEST_NO_FOLLOW", "1", 1);
+	setenv("MEMBANK_TEST_CKPT_KEEP_S", "0", 1);  /* the purge by the margin alone */
+	m[0] = machine(f, 0);
+	put(m[0], "first", "{\"v\":0}");
+	assert_int_equal(mb_page_merge(m[0], "shared", "{}", (size_t)-1), 0);
+	m[1] = machine(f, 1);
+	m[2] = machine(f, 2);
+	assert_int_equal(stat_of(m[1], "journal", "last_seq"), 2);
+	hold = start_hold(f, 1, "hold", NULL, ready, go);
+	/* machine 0 writes past the margin (1000 records), checkpoints (into
+	 * the cluster, purging the stream before it less the margin), and
+	 * goes on */
+	fill(m[0], "q", 1100, &t);
+	assert_int_equal(mb_snapshot(m[0], NULL, NULL), 0);
+	assert_int_equal(stat_of(m[0], "cluster", "checkpoint_failures"), 0);
+	ckpt = stat_of(m[0], "cluster", "checkpoint_seq");
+	assert_int_equal(ckpt, 1102);
+	fill(m[0], "t", 30, &t);
+	assert_int_equal(mb_cluster_status(m[0], &ci), 0);
+	assert_true(ci.first_seq > 3);              /* past machines 1 and 2 */
+	assert_int_equal(stat_of(m[1], "journal", "last_seq"), 2);
+	/* a checkpoint of machine 1, behind, does not replace the cluster's
+	 * newer one (no machine could start from it), which every machine's
+	 * status names */
+	assert_int_equal(mb_snapshot(m[1], NULL, NULL), 0);
+	assert_int_equal(mb_cluster_status(m[1], &ci), 0);
+	assert_int_equal(ci.checkpoint_seq, ckpt);
+	assert_int_equal(ci.applied_seq, 2);
+	/* machine 1 writes: from the checkpoint, the tail, then its write */
+	put(m[1], "fromb", "{\"b\":1}");
+	t.pages++;
+	assert_int_equal(stat_of(m[1], "journal", "first_seq"), ckpt + 1);
+	assert_int_equal(stat_of(m[1], "journal", "last_seq"), ckpt + 31);
+	assert_int_equal(page_int(m[1], "q0", "v"), 0);
+	assert_int_equal(page_int(m[1], "t29", "v"), 29);
+	assert_int_equal(page_int(m[1], "shared", "q"), 1094);
+	assert_int_equal(page_int(m[1], "shared", "t"), 19);
+	assert_totals(m[1], &t);
+	/* machine 2 reads fresh: the same */
+	assert_int_equal(mb_catch_up(m[2]), 0);
+	/* (from machine 1's automatic checkpoint, made at its first write) */
+	assert_true(stat_of(m[2], "cluster", "checkpoint_seq") >= ckpt);
+	assert_int_equal(stat_of(m[2], "journal", "last_seq"), ckpt + 31);
+	assert_totals(m[2], &t);
+	assert_int_equal(mb_catch_up(m[0]), 0);
+	assert_totals(m[0], &t);
+	fill(m[2], "z", 10, &t);                    /* and writes */
+	assert_same_state(m[0], m[1]);
+	assert_same_state(m[0], m[2]);
+	assert_totals(m[1], &t);
+	assert_same_snapshots(f, m, 3);
+	/* the other process of machine 1 reads what machine 1 has now */
+	assert_int_equal(write(go[1], "g", 1), 1);
+	assert_int_equal(wait_child(hold, WAIT_S * slow()), 0);
+	snprintf(path, sizeof path, "%s/hold.state", f->dir);
+	held = slurp(path, &len);
+	assert_non_null(held);
+	mine = state_of(m[1]);
+	assert_string_equal(held, mine);
+	free(held);
+	free(mine);
+	close_pipes(ready, go);
+	assert_rebuild_same(m[1]);
+	for (int i = 0; i < 3; i++)
+		mb_close(m[i]);
+	assert_verifies(f, 1);
+	assert_verifies(f, 2);
+	unsetenv("MEMBANK_TEST_NO_FOLLOW");
+	unsetenv("MEMBANK_TEST_CKPT_KEEP_S");
+}
+
+/* A process of machine @m, open before it falls behind the purge point,
+ * killed (MEMBANK_TEST_BOOT_DIE=@where) while its write starts the machine
+ * again from the cluster's checkpoint. */
+static int role_boot_die(const fx *f, int m, int ready, int go, const char *where)
+{
+	mb_bank *b = NULL;
+	char c;
+
+	if (open_m(f, m, f->url, &b))
+		return 10;
+	if (write(ready, "r", 1) != 1 || read(go, &c, 1) != 1)
+		return 11;
+	setenv("MEMBANK_TEST_BOOT_DIE", where, 1);
+	mb_page_put(b, "never", "{}", (size_t)-1);
+	fprintf(stderr, "boot-die %s: not killed: %s\n", where, mb_last_error(b));
+	return 3;
+}
+
+/* That start killed at each of its steps (the checkpoint fetched, then
+ * installed as this machine's, then the store rebuilt from it): the bank
+ * opens, converges with the other machine, writes, and its journal
+ * verifies. */
+static void test_behind_purge_crash(void **state)
+{
+	static const char *const at[] = { "fetched", "installed", "rebuilt" };
+	fx *f = *state;
+	mb_bank *m[2];
+	totals t = { 2, 0, 0 };   /* "first" and "shared" */
+	int ready[2], go[2];
+	char tag[8];
+	pid_t pid;
+
+	setenv("MEMBANK_TEST_NO_FOLLOW", "1", 1);
+	setenv("MEMBANK_TEST_CKPT_MARGIN", "5", 1);
+	setenv("MEMBANK_TEST_CKPT_KEEP_S", "0", 1);
+	m[0] = machine(f, 0);
+	put(m[0], "first", "{}");
+	for (int k = 0; k < 3; k++) {
+		mb_cluster_info ci;
+		uint64_t end = stat_of(m[0], "journal", "last_seq");   /* machine 1's */
+		pid = start_hold(f, 1, "boot-die", at[k], ready, go);
+		snprintf(tag, sizeof tag, "k%d_", k);
+		fill(m[0], tag, 40, &t);
+		assert_int_equal(mb_snapshot(m[0], NULL, NULL), 0);
+		assert_int_equal(stat_of(m[0], "cluster", "checkpoint_failures"), 0);
+		put(m[0], tag, "{}");
+		t.pages++;
+		assert_int_equal(mb_cluster_status(m[0], &ci), 0);
+		assert_true(ci.first_seq > end + 1);
+		assert_int_equal(write(go[1], "g", 1), 1);
+		assert_int_equal(wait_child(pid, WAIT_S * slow()), 128 + SIGKILL);
+		close_pipes(ready, go);
+		m[1] = machine(f, 1);   /* opens: catches up from where it was */
+		assert_int_equal(stat_of(m[1], "journal", "last_seq"), ci.last_seq);
+		snprintf(tag, sizeof tag, "b%d", k);
+		put(m[1], tag, "{}");
+		t.pages++;
+		assert_same_state(m[0], m[1]);
+		assert_totals(m[1], &t);
+		if (k < 2) {
+			mb_close(m[1]);
+			assert_verifies(f, 1);
+		}
+	}
+	assert_same_snapshots(f, m, 2);
+	assert_rebuild_same(m[1]);
+	mb_close(m[1]);
+	mb_close(m[0]);
+	assert_verifies(f, 1);
+	unsetenv("MEMBANK_TEST_CKPT_MARGIN");
+	unsetenv("MEMBANK_TEST_CKPT_KEEP_S");
+	unsetenv("MEMBANK_TEST_NO_FOLLOW");
+}
+
 /* ------------------------------------------------------------ workload */
 
 /* One writer process of machine @m: @n rounds of every operation kind.
@@ -1228,7 +1508,9 @@ static void test_three_machines_two_writers(void **state)
 
 /* ------------------------------------------------------ nodes killed */
 
-/* A writer through node failures: @n puts of its own pages; the id of each
+/* A writer through node failures: up to @n puts of its own pages (the
+ * tests stop it before: a writer that ran out would fail their waits for
+ * progress); the id of each
  * acknowledged one goes to @acks.  A write that fails with MB_EUNAVAIL (an
  * election longer than the bound) is not acknowledged, and not retried. */
 static int role_churn(const fx *f, int m, int p, int n, const char *acks)
@@ -1243,7 +1525,9 @@ static int role_churn(const fx *f, int m, int p, int n, const char *acks)
 	char stop[4300];
 
 	snprintf(stop, sizeof stop, "%s/stop", f->dir);
-	for (int i = 0; i < n && access(stop, F_OK); i++) {
+	/* until told to stop, or until the test's directory is gone (a test
+	 * that failed: its teardown removed it; a writer never outlives it) */
+	for (int i = 0; i < n && access(stop, F_OK) && !access(f->dir, F_OK); i++) {
 		snprintf(id, sizeof id, "m%dp%dk%d", m, p, i);
 		rc = mb_page_put(b, id, "{\"k\":1}", (size_t)-1);
 		if (rc == 0) {
@@ -1383,7 +1667,7 @@ static int start_writers(const fx *f, char acks[][4300], pid_t *pid)
 			snprintf(ms, sizeof ms, "%d", i);
 			snprintf(ps, sizeof ps, "%d", p);
 			snprintf(acks[k], sizeof acks[k], "%s/acks%d", f->dir, k);
-			pid[k] = spawn((const char *[]){ "churn", f->dir, f->url, ms, ps, "100000",
+			pid[k] = spawn((const char *[]){ "churn", f->dir, f->url, ms, ps, "100000000",
 			                                 acks[k], NULL });
 			k++;
 		}
@@ -1537,7 +1821,7 @@ static void test_writer_torture(void **state)
 		char ms[8], ps[8];
 		snprintf(ms, sizeof ms, "%d", r % 2);
 		snprintf(ps, sizeof ps, "%d", 10 + r);
-		pid[k] = spawn((const char *[]){ "churn", f->dir, f->url, ms, ps, "100000",
+		pid[k] = spawn((const char *[]){ "churn", f->dir, f->url, ms, ps, "100000000",
 		                                 acks[k], NULL });
 		if (want)
 			progress(acks + k, pid + k, 1, want);
@@ -1592,6 +1876,10 @@ static int role(int argc, char **argv)
 		return work(&f, atoi(argv[5]), atoi(argv[6]), atoi(argv[7]));
 	if (!strcmp(argv[2], "churn") && argc == 9)
 		return role_churn(&f, atoi(argv[5]), atoi(argv[6]), atoi(argv[7]), argv[8]);
+	if (!strcmp(argv[2], "hold") && argc == 8)
+		return role_hold(&f, atoi(argv[5]), atoi(argv[6]), atoi(argv[7]));
+	if (!strcmp(argv[2], "boot-die") && argc == 9)
+		return role_boot_die(&f, atoi(argv[5]), atoi(argv[6]), atoi(argv[7]), argv[8]);
 	if (!strcmp(argv[2], "leader") && argc == 10)
 		return role_leader(&f, atoi(argv[5]), argv[6], atoi(argv[7]), atoi(argv[8]),
 		                   atoi(argv[9]));
@@ -1618,6 +1906,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_unreachable_cluster, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bootstrap_after_purge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bootstrap_keeps_error_state, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_behind_purge_while_open, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_behind_purge_crash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_machines_three_writers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_three_machines_two_writers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_nodes_killed, setup, teardown),
