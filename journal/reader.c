@@ -442,8 +442,11 @@ int mbj_remove_before(const char *dir, uint64_t seq, uint64_t *removed)
 }
 
 /* Oldest first, stopping at the first segment still too young: a segment
- * is written before the ones after it, so none of those is older. */
-int mbj_remove_covered(const char *dir, uint64_t seq, uint32_t min_age_s, uint64_t *removed)
+ * is written before the ones after it, so none of those is older.
+ * @through: every segment that starts at or before @seq, the newest
+ * included; otherwise those whose successor starts at or before @seq. */
+static int remove_segments(const char *dir, uint64_t seq, uint32_t min_age_s, bool through,
+                           uint64_t *removed)
 {
 	time_t cutoff = time(NULL) - (time_t)min_age_s;
 	uint64_t *segs;
@@ -458,7 +461,8 @@ int mbj_remove_covered(const char *dir, uint64_t seq, uint32_t min_age_s, uint64
 	if (r < 0)
 		goto cleanup;
 	/* Segment i holds seqs < segs[i + 1]: all below @seq when that is. */
-	for (; r == 0 && n + 1 < count && segs[n + 1] <= seq; n++) {
+	for (; r == 0 && n < count &&
+	       (through ? segs[n] <= seq : n + 1 < count && segs[n + 1] <= seq); n++) {
 		char name[MBJ_SEG_NAME_LEN + 1];
 		struct stat st;
 		mbj_seg_name(name, segs[n]);
@@ -478,35 +482,14 @@ cleanup:
 	return r;
 }
 
+int mbj_remove_covered(const char *dir, uint64_t seq, uint32_t min_age_s, uint64_t *removed)
+{
+	return remove_segments(dir, seq, min_age_s, false, removed);
+}
+
 int mbj_remove_through(const char *dir, uint64_t seq, uint64_t *removed)
 {
-	uint64_t *segs;
-	size_t count, n = 0;
-	int dirfd = open_dirfd(dir), r;
-
-	if (removed)
-		*removed = 0;
-	if (dirfd < 0)
-		return MBJ_EIO;
-	r = mbj_list_segments(dirfd, &segs, &count);
-	if (r < 0)
-		goto cleanup;
-	for (size_t i = 0; r == 0 && i < count && segs[i] <= seq; i++) {
-		char name[MBJ_SEG_NAME_LEN + 1];
-		mbj_seg_name(name, segs[i]);
-		if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
-			r = MBJ_EIO;
-		else
-			n++;
-	}
-	free(segs);
-	if (n && r == 0 && fsync(dirfd) < 0)
-		r = MBJ_EIO;
-	if (removed)
-		*removed = n;
-cleanup:
-	close(dirfd);
-	return r;
+	return remove_segments(dir, seq, 0, true, removed);
 }
 
 int mbj_usage_of(const char *dir, mbj_usage *usage)

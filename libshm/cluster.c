@@ -161,15 +161,24 @@ static const char *stream_of(const char *redacted)
 	return s ? s + 1 : "";
 }
 
-/* One server of @hosts ("h1:p1,h2:p2/STREAM" after the scheme) in @other's? */
+/* The server list of @url ("h1:p1,h2:p2" between the scheme and the
+ * "/STREAM"): its start, and its end in *@end. */
+static const char *hosts_of(const char *url, const char **end)
+{
+	const char *p = strstr(url, "://");
+
+	p = p ? p + 3 : url;
+	*end = strchr(p, '/');
+	if (!*end)
+		*end = p + strlen(p);
+	return p;
+}
+
+/* @host (@len bytes) one of @list's servers? */
 static bool host_in(const char *host, size_t len, const char *list)
 {
-	const char *p = strstr(list, "://"), *slash;
+	const char *slash, *p = hosts_of(list, &slash);
 
-	p = p ? p + 3 : list;
-	slash = strchr(p, '/');
-	if (!slash)
-		slash = p + strlen(p);
 	while (p < slash) {
 		const char *comma = memchr(p, ',', (size_t)(slash - p));
 		const char *stop = comma ? comma : slash;
@@ -185,14 +194,10 @@ static bool host_in(const char *host, size_t len, const char *list)
  * (a URL may list the servers in another order, or more of them). */
 static bool same_journal(const char *a, const char *b)
 {
-	const char *p = strstr(a, "://"), *slash;
+	const char *slash, *p = hosts_of(a, &slash);
 
 	if (strcmp(stream_of(a), stream_of(b)))
 		return false;
-	p = p ? p + 3 : a;
-	slash = strchr(p, '/');
-	if (!slash)
-		slash = p + strlen(p);
 	while (p < slash) {
 		const char *comma = memchr(p, ',', (size_t)(slash - p));
 		const char *stop = comma ? comma : slash;
