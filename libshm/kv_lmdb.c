@@ -23,7 +23,7 @@
  *   LMDB with WRITEMAP sets data.mdb's size to its map size at every map
  * (open, growth, adopting another process's growth), also when that is
  * smaller than the file: it would cut the map of a process that grew it.
- * So each of those runs under an flock on data.mdb, with a size no smaller
+ * So each of those runs under a record lock on data.mdb (map_lock), with a size no smaller
  * than the file's and the meta pages' (map_size_now), and with the blocks
  * reserved first.
  *
@@ -46,7 +46,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
@@ -75,7 +74,7 @@ struct kv_env {
 	pid_t pid;
 	int refs;
 	struct kv_env *next;
-	/* WRITEMAP (above): data.mdb, for its flock and fallocate; -1 without */
+	/* WRITEMAP (above): data.mdb, for its record lock and fallocate; -1 without */
 	int map_fd;
 	/* another process grew the map and its new blocks could not be
 	 * reserved here: write transactions fail (MB_ENOSPC) until they are */
@@ -288,13 +287,21 @@ static int reserve(int fd, uint64_t size)
 	return r ? errno : 0;
 }
 
-/* The flock that orders every change of data.mdb's size by LMDB (WRITEMAP,
- * above).  It is held for a few system calls; 30 s is a process stopped
- * while holding it. */
-static int map_lock(int fd)
+/* The lock that orders every change of data.mdb's size by LMDB (WRITEMAP,
+ * above): a POSIX record lock on its byte 0 (LMDB locks only lock.mdb), not
+ * an flock, which a child forked meanwhile would inherit and could keep
+ * after this process died.  Threads of one process are kept apart by the
+ * registry lock (open) and `resize` (growth).  A close() of data.mdb here
+ * would drop it: nothing closes the file while it is held, and a child
+ * after fork() never closes its parent's descriptor (kv_close).  It is
+ * held for a few system calls; 30 s is a process stopped while holding it. */
+static int map_lock(int fd, bool lock)
 {
-	for (unsigned i = 0; flock(fd, LOCK_EX | LOCK_NB); i++) {
-		if (errno != EWOULDBLOCK && errno != EINTR)
+	struct flock fl = { .l_type = lock ? F_WRLCK : F_UNLCK, .l_whence = SEEK_SET,
+	                    .l_start = 0, .l_len = 1 };
+
+	for (unsigned i = 0; fcntl(fd, F_SETLK, &fl); i++) {
+		if (errno != EAGAIN && errno != EACCES && errno != EINTR)
 			return mb_errno_code(errno);
 		if (i >= 150000)
 			return MB_EIO;
@@ -304,7 +311,7 @@ static int map_lock(int fd)
 }
 
 /* Before mdb_env_open(): whether this process maps the store with WRITEMAP.
- * Yes: e->map_fd is data.mdb with the flock held (released once LMDB has
+ * Yes: e->map_fd is data.mdb with map_lock held (released once LMDB has
  * mapped it) and every block of *map_size reserved, *map_size raised to the
  * file's size and its meta page's map size.  No: e->map_fd is -1 and LMDB
  * opens the store as without WRITEMAP.  KV_EINVALID: data.mdb is shorter
@@ -324,7 +331,7 @@ static int map_prepare(kv_env *e, const char *dir, unsigned mode, size_t *map_si
 	    mb_pathf(path, sizeof path, "%s/data.mdb", dir) ||
 	    (fd = mb_open_fd(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode)) < 0)
 		return 0;   /* LMDB's own open says what is wrong, if anything */
-	if (!fs_keeps_blocks(fd) || map_lock(fd)) {
+	if (!fs_keeps_blocks(fd) || map_lock(fd, true)) {
 		close(fd);
 		return 0;
 	}
@@ -334,8 +341,7 @@ static int map_prepare(kv_env *e, const char *dir, unsigned mode, size_t *map_si
 		snprintf(err, errlen, "store %s: %lld bytes, but its meta page has %llu in use: "
 		         "the file was cut short", path, (long long)st.st_size,
 		         (unsigned long long)m.used);
-		flock(fd, LOCK_UN);
-		close(fd);
+		close(fd);   /* drops the lock */
 		return KV_EINVALID;
 	}
 	size = size > (uint64_t)st.st_size ? size : (uint64_t)st.st_size;
@@ -346,8 +352,7 @@ static int map_prepare(kv_env *e, const char *dir, unsigned mode, size_t *map_si
 	e->map_fd = fd;
 	return 0;
 without:
-	flock(fd, LOCK_UN);
-	close(fd);
+	close(fd);   /* drops the lock */
 	return 0;
 }
 
@@ -364,7 +369,7 @@ static int map_resize(kv_env *e, uint64_t want, bool must)
 	meta_fig m;
 	int rc, r;
 
-	if ((rc = map_lock(e->map_fd)))
+	if ((rc = map_lock(e->map_fd, true)))
 		return rc;
 	if (fstat(e->map_fd, &st)) {
 		rc = mb_errno_code(errno);
@@ -385,7 +390,7 @@ static int map_resize(kv_env *e, uint64_t want, bool must)
 	atomic_store(&e->unreserved, r != 0);
 	rc = kv_code(mdb_env_set_mapsize(e->env, (size_t)want));
 out:
-	flock(e->map_fd, LOCK_UN);
+	map_lock(e->map_fd, false);
 	return rc;
 }
 
@@ -435,7 +440,7 @@ static int env_create(const char *dir, unsigned mode, size_t map_size, kv_env *e
 	rc = mdb_env_open(e->env, dir, MDB_NOSYNC | MDB_NOTLS | MDB_NORDAHEAD |
 	                  (e->map_fd >= 0 ? MDB_WRITEMAP : 0), mode);
 	if (e->map_fd >= 0)
-		flock(e->map_fd, LOCK_UN);
+		map_lock(e->map_fd, false);
 	if (rc)
 		goto fail;
 	if ((rc = check_file_size(e->env, dir, err, errlen))) {
@@ -562,8 +567,8 @@ void kv_close(kv_env *e)
 		if (e->pid == getpid()) {
 			mdb_env_close(e->env);
 			pthread_rwlock_destroy(&e->resize);
+			map_fd_close(e);
 		}
-		map_fd_close(e);
 		free(e);
 	}
 	pthread_mutex_unlock(&registry_lock);
