@@ -7,6 +7,9 @@
  * the properties out as JSON text {"properties":..,"last_updated":".."}, as
  * mb_page_get() must.  An event appends [ts, a, b] under the next be64 key of
  * "sync" or "errors" and deletes the entry 100 back (a bounded history).
+ * MEMBANK_BENCH_LMDB_WRITEMAP=1 adds MDB_WRITEMAP, as membank's store uses
+ * where it can reserve its map (libshm/kv_lmdb.c): the engine's limit in
+ * that mode, for comparison (bench/run's baseline stays LMDB's default).
  */
 #include <lmdb.h>
 #include <stdio.h>
@@ -57,7 +60,8 @@ static int lm_open_env(const bench_cfg *cfg, bool full, lm *l)
 		return rc;
 	mdb_env_set_maxdbs(l->env, 4);
 	mdb_env_set_mapsize(l->env, (size_t)1 << 30);
-	rc = mdb_env_open(l->env, path, full ? 0 : MDB_NOSYNC, 0600);
+	rc = mdb_env_open(l->env, path, (full ? 0 : MDB_NOSYNC) |
+	                  (getenv("MEMBANK_BENCH_LMDB_WRITEMAP") ? MDB_WRITEMAP : 0), 0600);
 	if (check(rc, "env_open") == 0)
 		rc = check(mdb_txn_begin(l->env, NULL, 0, &t), "txn_begin");
 	if (rc == 0) {

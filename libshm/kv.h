@@ -48,6 +48,7 @@ typedef struct kv_info {
 	uint64_t oldest_reader;  /* txn id the oldest live reader sees; 0: none */
 	unsigned readers, max_readers;
 	unsigned stale_readers;  /* slots of processes that are gone */
+	bool writemap;           /* this process writes the map in place (kv_lmdb.c) */
 	uint64_t entries[KV_NDB];
 } kv_info;
 

@@ -3,8 +3,29 @@
  *
  * Flags: MDB_NOSYNC because LMDB is a cache (the journal is the truth; the
  * journal part makes writes durable); MDB_NOTLS so that read transactions
- * are not tied to threads; never MDB_WRITEMAP (a full disk would become
- * SIGBUS) nor MDB_NOMEMINIT.  Every process of a bank uses these flags.
+ * are not tied to threads; MDB_WRITEMAP where the map's blocks can be
+ * reserved (below); never MDB_NOMEMINIT.
+ *
+ * WRITEMAP.  A write transaction then changes its pages in the map itself:
+ * a commit is a few stores to memory instead of a pwrite() of every dirty
+ * page (about 9 of 4 KiB for one page put) and of the meta page; this is
+ * most of the cost of a `fast` write (bench/, W1).  Its hazard is a full
+ * disk: a page of the map with no block under it is SIGBUS at the store,
+ * not an error.  So a process uses WRITEMAP only when every byte of its map
+ * has a block reserved (fallocate, FALLOC_FL_KEEP_SIZE: the file's size and
+ * bytes unchanged) on a filesystem where a reserved block stays writable
+ * in place (ext4, XFS, tmpfs; not copy-on-write ones, which need new blocks
+ * for every write).  Where it cannot (another filesystem, no space left to
+ * reserve, meta pages that are not LMDB's), it opens without WRITEMAP and
+ * writes with pwrite() as before; the two kinds of process can share a
+ * store (LMDB's warning against mixing them is about its own msync and
+ * fsync, which a NOSYNC store never relies on).
+ *   LMDB with WRITEMAP sets data.mdb's size to its map size at every map
+ * (open, growth, adopting another process's growth), also when that is
+ * smaller than the file: it would cut the map of a process that grew it.
+ * So each of those runs under a record lock on data.mdb (map_lock), with a size no smaller
+ * than the file's and the meta pages' (map_size_now), and with the blocks
+ * reserved first.
  *
  * PROCESS-WIDE REGISTRY.  LMDB forbids opening one environment twice in a
  * process, so environments are shared by (device, inode, pid) and counted.
@@ -16,6 +37,7 @@
  * takes it exclusive.  Growth by another process shows up as
  * MDB_MAP_RESIZED at mdb_txn_begin() and is adopted the same way.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <lmdb.h>
 #include <stdatomic.h>
@@ -25,8 +47,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
+#include <linux/magic.h>
 
 #include "file.h"
 #include "internal.h"
@@ -49,6 +74,11 @@ struct kv_env {
 	pid_t pid;
 	int refs;
 	struct kv_env *next;
+	/* WRITEMAP (above): data.mdb, for its record lock and fallocate; -1 without */
+	int map_fd;
+	/* another process grew the map and its new blocks could not be
+	 * reserved here: write transactions fail (MB_ENOSPC) until they are */
+	atomic_bool unreserved;
 };
 
 struct kv_txn {
@@ -161,6 +191,209 @@ static int check_file_size(MDB_env *env, const char *dir, char *err, size_t errl
 	return KV_EINVALID;
 }
 
+/* LMDB's meta page, data format 1 on a 64-bit machine: after the 16-byte
+ * page header, mm_magic (u32), mm_version (u32), mm_address, mm_mapsize,
+ * mm_dbs[2] of 48 bytes (the first's md_pad is the page size), mm_last_pg,
+ * mm_txnid.  Pages 0 and 1 hold one each; the one with the larger txnid is
+ * current.  Read here only to size the map before LMDB maps it. */
+#define META_AT 16u
+#define META_BYTES (META_AT + 136u)
+#define META_MAGIC 0xBEEFC0DEu
+
+typedef struct meta_fig {
+	uint64_t map_size;  /* mm_mapsize */
+	uint64_t used;      /* bytes of the pages in use: (mm_last_pg + 1) * page size */
+	uint64_t txnid;
+	uint32_t psize;
+} meta_fig;
+
+static uint64_t le64_at(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, sizeof v);
+	return v;
+}
+
+static uint32_t le32_at(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, sizeof v);
+	return v;
+}
+
+/* true: @pg holds an LMDB meta page of sane figures */
+static bool meta_parse(const uint8_t *pg, meta_fig *m)
+{
+	const uint8_t *mm = pg + META_AT;
+	uint32_t ps = le32_at(mm + 24);
+	uint64_t last = le64_at(mm + 120);
+
+	if (le32_at(mm) != META_MAGIC || le32_at(mm + 4) != 1 || ps < 512 || ps > 65536 ||
+	    (ps & (ps - 1)) || last >= KV_MAX_MAP / ps || le64_at(mm + 16) > KV_MAX_MAP)
+		return false;
+	*m = (meta_fig){ le64_at(mm + 16), (last + 1) * ps, le64_at(mm + 128), ps };
+	return true;
+}
+
+/* The current meta page of data.mdb (@fd); false when page 0 is not
+ * LMDB's (LMDB then refuses the file itself, and says why).  @max_map: the
+ * larger map size of the two pages (either may be the newer by the time
+ * it is used). */
+static bool file_meta(int fd, meta_fig *out, uint64_t *max_map)
+{
+	uint8_t pg[META_BYTES];
+	meta_fig m1;
+
+	if (pread(fd, pg, sizeof pg, 0) != (ssize_t)sizeof pg || !meta_parse(pg, out))
+		return false;
+	*max_map = out->map_size;
+	if (pread(fd, pg, sizeof pg, out->psize) == (ssize_t)sizeof pg && meta_parse(pg, &m1) &&
+	    m1.psize == out->psize) {
+		*max_map = m1.map_size > *max_map ? m1.map_size : *max_map;
+		if (m1.txnid > out->txnid)
+			*out = m1;
+	}
+	return true;
+}
+
+/* Filesystems where a block reserved by fallocate() stays the block a
+ * write through the map lands in, so that such a write needs no new one. */
+static bool fs_keeps_blocks(int fd)
+{
+	struct statfs fs;
+
+	if (fstatfs(fd, &fs))
+		return false;
+	switch ((unsigned long)fs.f_type) {
+	case EXT4_SUPER_MAGIC:   /* also ext2 and ext3 */
+	case XFS_SUPER_MAGIC:
+	case TMPFS_MAGIC:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Reserve a block for every byte of [0, @size) of data.mdb: its size and
+ * bytes stay as they are.  0 or an errno. */
+static int reserve(int fd, uint64_t size)
+{
+	int r;
+
+	while ((r = fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)size)) && errno == EINTR)
+		;
+	return r ? errno : 0;
+}
+
+/* The lock that orders every change of data.mdb's size by LMDB (WRITEMAP,
+ * above): a POSIX record lock on its byte 0 (LMDB locks only lock.mdb), not
+ * an flock, which a child forked meanwhile would inherit and could keep
+ * after this process died.  Threads of one process are kept apart by the
+ * registry lock (open) and `resize` (growth).  A close() of data.mdb here
+ * would drop it: nothing closes the file while it is held, and a child
+ * after fork() never closes its parent's descriptor (kv_close).  It is
+ * held for a few system calls; 30 s is a process stopped while holding it. */
+static int map_lock(int fd, bool lock)
+{
+	struct flock fl = { .l_type = lock ? F_WRLCK : F_UNLCK, .l_whence = SEEK_SET,
+	                    .l_start = 0, .l_len = 1 };
+
+	for (unsigned i = 0; fcntl(fd, F_SETLK, &fl); i++) {
+		if (errno != EAGAIN && errno != EACCES && errno != EINTR)
+			return mb_errno_code(errno);
+		if (i >= 150000)
+			return MB_EIO;
+		nanosleep(&(struct timespec){ 0, 200 * 1000 }, NULL);
+	}
+	return 0;
+}
+
+/* Before mdb_env_open(): whether this process maps the store with WRITEMAP.
+ * Yes: e->map_fd is data.mdb with map_lock held (released once LMDB has
+ * mapped it) and every block of *map_size reserved, *map_size raised to the
+ * file's size and its meta page's map size.  No: e->map_fd is -1 and LMDB
+ * opens the store as without WRITEMAP.  KV_EINVALID: data.mdb is shorter
+ * than the pages its meta page has in use (LMDB would extend it with zeros,
+ * and the cut would go unseen). */
+static int map_prepare(kv_env *e, const char *dir, unsigned mode, size_t *map_size,
+                       char *err, size_t errlen)
+{
+	char path[4096];
+	meta_fig m = { 0 };
+	struct stat st;
+	uint64_t size = *map_size, meta_map = 0;
+	int fd;
+
+	e->map_fd = -1;
+	if (getenv("MEMBANK_TEST_NO_WRITEMAP") ||
+	    mb_pathf(path, sizeof path, "%s/data.mdb", dir) ||
+	    (fd = mb_open_fd(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode)) < 0)
+		return 0;   /* LMDB's own open says what is wrong, if anything */
+	if (!fs_keeps_blocks(fd) || map_lock(fd, true)) {
+		close(fd);
+		return 0;
+	}
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || (st.st_size > 0 && !file_meta(fd, &m, &meta_map)))
+		goto without;
+	if ((uint64_t)st.st_size < m.used) {
+		snprintf(err, errlen, "store %s: %lld bytes, but its meta page has %llu in use: "
+		         "the file was cut short", path, (long long)st.st_size,
+		         (unsigned long long)m.used);
+		close(fd);   /* drops the lock */
+		return KV_EINVALID;
+	}
+	size = size > (uint64_t)st.st_size ? size : (uint64_t)st.st_size;
+	size = size > meta_map ? size : meta_map;
+	if (size > KV_MAX_MAP || reserve(fd, size))
+		goto without;
+	*map_size = (size_t)size;
+	e->map_fd = fd;
+	return 0;
+without:
+	close(fd);   /* drops the lock */
+	return 0;
+}
+
+/* A WRITEMAP map to at least @want bytes, never below the file or the map
+ * size of a meta page (another process's growth), its blocks reserved
+ * first.  @must (growth): a reservation that fails is MB_ENOSPC and nothing
+ * changes; else (adopting another process's growth, which cannot be
+ * refused) the map is adopted and write transactions wait for the blocks
+ * (kv_begin). */
+static int map_resize(kv_env *e, uint64_t want, bool must)
+{
+	uint64_t meta_map = 0;
+	struct stat st;
+	meta_fig m;
+	int rc, r;
+
+	if ((rc = map_lock(e->map_fd, true)))
+		return rc;
+	if (fstat(e->map_fd, &st)) {
+		rc = mb_errno_code(errno);
+		goto out;
+	}
+	want = want > (uint64_t)st.st_size ? want : (uint64_t)st.st_size;
+	if (file_meta(e->map_fd, &m, &meta_map))
+		want = want > meta_map ? want : meta_map;
+	if (want > KV_MAX_MAP) {
+		rc = MB_ENOSPC;
+		goto out;
+	}
+	r = reserve(e->map_fd, want);
+	if (r && must) {
+		rc = r == ENOSPC || r == EFBIG ? MB_ENOSPC : mb_errno_code(r);
+		goto out;
+	}
+	atomic_store(&e->unreserved, r != 0);
+	rc = kv_code(mdb_env_set_mapsize(e->env, (size_t)want));
+out:
+	map_lock(e->map_fd, false);
+	return rc;
+}
+
 /* LMDB creates data.mdb and lock.mdb with @mode less the umask: give them
  * @mode itself, or a group-shared bank would not be shared.  Fails
  * harmlessly on files another user created. */
@@ -175,28 +408,45 @@ static void keep_mode(MDB_env *env, const char *dir, unsigned mode)
 		chmod(lock, mode);
 }
 
+static void map_fd_close(kv_env *e)
+{
+	if (e->map_fd >= 0)
+		close(e->map_fd);
+	e->map_fd = -1;
+}
+
 static int env_create(const char *dir, unsigned mode, size_t map_size, kv_env *e,
                       char *err, size_t errlen)
 {
 	pthread_rwlockattr_t ra;
 	int rc;
 
+	e->map_fd = -1;
 	if ((rc = mdb_env_create(&e->env)))
 		goto fail;
 	mdb_env_set_maxdbs(e->env, KV_NDB);
 	mdb_env_set_maxreaders(e->env, KV_MAX_READERS);
-	mdb_env_set_mapsize(e->env, map_size);
 	/* LMDB opens data.mdb and lock.mdb itself: with a standard descriptor
 	 * closed, one would land on 1 or 2 and the program's output would be
 	 * written into it (journal/fd.c).  /dev/null fills the gaps first; the
 	 * registry lock (and the bank's open lock) keeps threads from racing. */
 	mbj_stdio_fill();
-	rc = mdb_env_open(e->env, dir, MDB_NOSYNC | MDB_NOTLS | MDB_NORDAHEAD, mode);
+	if ((rc = map_prepare(e, dir, mode, &map_size, err, errlen))) {
+		mdb_env_close(e->env);
+		e->env = NULL;
+		return rc;
+	}
+	mdb_env_set_mapsize(e->env, map_size);
+	rc = mdb_env_open(e->env, dir, MDB_NOSYNC | MDB_NOTLS | MDB_NORDAHEAD |
+	                  (e->map_fd >= 0 ? MDB_WRITEMAP : 0), mode);
+	if (e->map_fd >= 0)
+		map_lock(e->map_fd, false);
 	if (rc)
 		goto fail;
 	if ((rc = check_file_size(e->env, dir, err, errlen))) {
 		mdb_env_close(e->env);
 		e->env = NULL;
+		map_fd_close(e);
 		return rc;
 	}
 	keep_mode(e->env, dir, mode);
@@ -212,6 +462,7 @@ fail:
 	if (e->env)
 		mdb_env_close(e->env);
 	e->env = NULL;
+	map_fd_close(e);
 	return rc == MDB_INVALID ? KV_EINVALID : kv_code(rc);
 }
 
@@ -316,6 +567,7 @@ void kv_close(kv_env *e)
 		if (e->pid == getpid()) {
 			mdb_env_close(e->env);
 			pthread_rwlock_destroy(&e->resize);
+			map_fd_close(e);
 		}
 		free(e);
 	}
@@ -355,7 +607,12 @@ int kv_grow(kv_env *e)
 	pthread_rwlock_wrlock(&e->resize);
 	mdb_env_info(e->env, &info);
 	size = (uint64_t)info.me_mapsize * 2;
-	rc = size > KV_MAX_MAP ? MB_ENOSPC : kv_code(mdb_env_set_mapsize(e->env, size));
+	if (size > KV_MAX_MAP)
+		rc = MB_ENOSPC;
+	else if (e->map_fd >= 0)
+		rc = map_resize(e, size, true);
+	else
+		rc = kv_code(mdb_env_set_mapsize(e->env, size));
 	pthread_rwlock_unlock(&e->resize);
 	return rc;
 }
@@ -364,7 +621,10 @@ int kv_grow(kv_env *e)
 static void adopt_map(kv_env *e)
 {
 	pthread_rwlock_wrlock(&e->resize);
-	mdb_env_set_mapsize(e->env, 0);
+	if (e->map_fd >= 0)
+		map_resize(e, 0, false);
+	else
+		mdb_env_set_mapsize(e->env, 0);
 	pthread_rwlock_unlock(&e->resize);
 }
 
@@ -390,6 +650,19 @@ int kv_begin(kv_env *e, bool write, kv_txn **out)
 			free(t);
 			return kv_code(rc);
 		}
+	}
+	/* another process's growth adopted without its blocks (map_resize) */
+	if (write && atomic_load(&e->unreserved)) {
+		MDB_envinfo info;
+
+		mdb_env_info(e->env, &info);
+		if (reserve(e->map_fd, info.me_mapsize)) {
+			mdb_txn_abort(t->txn);
+			pthread_rwlock_unlock(&e->resize);
+			free(t);
+			return MB_ENOSPC;
+		}
+		atomic_store(&e->unreserved, false);
 	}
 	t->e = e;
 	memset(t->scratch, 0, sizeof t->scratch);
@@ -555,6 +828,7 @@ int kv_info_get(kv_env *e, kv_info *info)
 	info->last_txn = ei.me_last_txnid;
 	info->readers = ei.me_numreaders;
 	info->max_readers = ei.me_maxreaders;
+	info->writemap = e->map_fd >= 0;
 	mdb_reader_list(e->env, scan_reader, info);
 	for (int i = 0; i < KV_NDB; i++)
 		kv_count(t, i, &info->entries[i]);

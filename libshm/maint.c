@@ -89,6 +89,7 @@ int mb_stats(mb_bank *b, char **out)
 	add_kv(&doc, "file_bytes", file_size(b->store_dir, "data.mdb"), false);
 	add_kv(&doc, "map_size", ki.map_size, true);
 	add_kv(&doc, "map_used", ki.map_used, true);
+	buf_adds(&doc, ki.writemap ? ",\"writemap\":true" : ",\"writemap\":false");
 	add_kv(&doc, "last_txn", ki.last_txn, true);
 	add_kv(&doc, "readers", ki.readers, true);
 	add_kv(&doc, "max_readers", ki.max_readers, true);

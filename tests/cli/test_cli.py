@@ -1784,7 +1784,10 @@ class OutputErrors(CliTest):
 
 class ReadOnly(CliTest):
     """Commands that only read change no file of the bank but store/lock.mdb
-    (LMDB's reader table: a reader takes a slot)."""
+    (LMDB's reader table: a reader takes a slot).  store/data.mdb keeps its
+    size and bytes, but not its mtime: LMDB with MDB_WRITEMAP sets the file's
+    size at every open (to the size it has), which the kernel counts as a
+    change of the file (libshm/kv_lmdb.c, WRITEMAP)."""
 
     def test_read_only_commands_change_nothing(self):
         self.seed()
@@ -1800,7 +1803,10 @@ class ReadOnly(CliTest):
             for rel in before:
                 if rel == os.path.join("store", "lock.mdb"):
                     continue
-                self.assertEqual(before[rel], after[rel], "%s changed %s" % (args, rel))
+                b, a = before[rel], after[rel]
+                if rel == os.path.join("store", "data.mdb"):
+                    b, a = (b[0], b[2]), (a[0], a[2])   # size and digest
+                self.assertEqual(b, a, "%s changed %s" % (args, rel))
 
     def test_doctor_claims_no_change(self):
         self.seed()

@@ -129,6 +129,34 @@ static void test_stale_readers_cleared(void **state)
 	mb_close(b);
 }
 
+/* Every byte of data.mdb has a block (kv_lmdb.c, WRITEMAP: a page of the
+ * map without one would be SIGBUS on a full disk); returns its size. */
+static uint64_t store_reserved(const fx *f)
+{
+	char p[4096];
+	struct stat st;
+
+	snprintf(p, sizeof p, "%s/store/data.mdb", f->path);
+	assert_int_equal(stat(p, &st), 0);
+	printf("data.mdb: %lld bytes, %lld allocated\n", (long long)st.st_size,
+	       (long long)st.st_blocks * 512);
+	assert_true((uint64_t)st.st_blocks * 512 >= (uint64_t)st.st_size);
+	return (uint64_t)st.st_size;
+}
+
+/* Whether @b writes its map in place (mb_stats' store.writemap). */
+static bool writes_in_place(mb_bank *b)
+{
+	char *doc = NULL;
+	bool yes;
+
+	assert_int_equal(mb_stats(b, &doc), 0);
+	yes = strstr(doc, "\"writemap\":true") != NULL;
+	assert_true(yes || strstr(doc, "\"writemap\":false"));
+	mb_free(doc);
+	return yes;
+}
+
 static void test_map_grows(void **state)
 {
 	fx *f = *state;
@@ -151,6 +179,9 @@ static void test_map_grows(void **state)
 	assert_int_equal(mb_page_get(b, "big0", &s, NULL), 0);
 	assert_true(strlen(s) > 600 * 1024 - 100);
 	mb_free(s);
+	/* ext4 here: the map is written in place, and grew with its blocks */
+	assert_true(writes_in_place(b));
+	assert_true(store_reserved(f) >= 100u << 20);
 	mb_close(b);
 	free(props);
 }
@@ -183,6 +214,83 @@ static void test_map_growth_adopted(void **state)
 	assert_int_equal(mb_page_count(b, &n), 0);
 	assert_int_equal(n, 41);
 	mb_close(b);
+}
+
+/* A process that writes its map in place and one that writes with pwrite()
+ * (MEMBANK_TEST_NO_WRITEMAP: another filesystem, or no space to reserve the
+ * map) share a store; each grows the map in turn, and the other adopts the
+ * growth: nothing lost, and the in-place writer never has a page without a
+ * block under it.  @child_in_place: which of the two grows first. */
+static void mixed_growth(fx *f, bool child_in_place)
+{
+	mb_bank *b;
+	uint64_t n, before;
+	char *props = malloc(300 * 1024), id[16];
+	pid_t pid;
+
+	if (child_in_place)
+		setenv("MEMBANK_TEST_NO_WRITEMAP", "1", 1);
+	b = open_fast(f->path, 1 << 20);
+	unsetenv("MEMBANK_TEST_NO_WRITEMAP");
+	assert_non_null(b);
+	assert_int_equal(writes_in_place(b), !child_in_place);
+	assert_int_equal(mb_config_update(b, "{\"cache_settings\":{\"max_entries\":0}}", (size_t)-1), 0);
+	memset(props, 'q', 300 * 1024);
+	memcpy(props, "{\"b\":\"", 6);
+	strcpy(props + 300 * 1024 - 3, "\"}");
+	before = store_reserved(f);
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {  /* the other kind of process grows the map far beyond ours */
+		mb_bank *cb;
+		int ok;
+
+		if (child_in_place)
+			unsetenv("MEMBANK_TEST_NO_WRITEMAP");
+		else
+			setenv("MEMBANK_TEST_NO_WRITEMAP", "1", 1);
+		cb = open_fast(f->path, 1 << 20);
+		ok = cb != NULL && writes_in_place(cb) == child_in_place;
+		for (int i = 0; ok && i < 40; i++) {
+			snprintf(id, sizeof id, "c%d", i);
+			ok = mb_page_put(cb, id, props, (size_t)-1) == 0;
+		}
+		mb_close(cb);
+		_exit(ok ? 0 : 1);
+	}
+	assert_int_equal(wait_child(pid, 60), 0);
+	/* ours adopts the growth (an in-place writer reserves its blocks:
+	 * fails without), then grows it again */
+	assert_int_equal(mb_page_put(b, "x", "{}", 2), 0);
+	if (!child_in_place)
+		store_reserved(f);
+	for (int i = 0; i < 40; i++) {
+		snprintf(id, sizeof id, "m%d", i);
+		assert_int_equal(mb_page_put(b, id, props, (size_t)-1), 0);
+	}
+	assert_int_equal(mb_page_count(b, &n), 0);
+	assert_int_equal(n, 81);
+	if (!child_in_place)   /* an in-place writer that adopted growth by pwrite() */
+		store_reserved(f);
+	mb_close(b);
+	b = open_fast(f->path, 0);   /* an in-place writer, from the grown file */
+	assert_true(writes_in_place(b));
+	assert_int_equal(mb_page_put(b, "last", "{}", 2), 0);
+	assert_int_equal(mb_page_count(b, &n), 0);
+	assert_int_equal(n, 82);
+	assert_true(store_reserved(f) > before);
+	mb_close(b);
+	free(props);
+}
+
+static void test_mixed_growth_in_place_first(void **state)
+{
+	mixed_growth(*state, true);
+}
+
+static void test_mixed_growth_pwrite_first(void **state)
+{
+	mixed_growth(*state, false);
 }
 
 typedef struct churn {
@@ -467,6 +575,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stale_readers_cleared, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_map_grows, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_map_growth_adopted, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_mixed_growth_in_place_first, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_mixed_growth_pwrite_first, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_threads_share_a_handle, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_fork_while_opening, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_eight_processes_exact, fx_setup, fx_teardown),
