@@ -1527,15 +1527,23 @@ static int role_churn(const fx *f, int m, int p, int n, const char *acks)
 	snprintf(stop, sizeof stop, "%s/stop", f->dir);
 	/* until told to stop, or until the test's directory is gone (a test
 	 * that failed: its teardown removed it; a writer never outlives it) */
+	time_t said = 0;
+
 	for (int i = 0; i < n && access(stop, F_OK) && !access(f->dir, F_OK); i++) {
 		snprintf(id, sizeof id, "m%dp%dk%d", m, p, i);
 		rc = mb_page_put(b, id, "{\"k\":1}", (size_t)-1);
 		if (rc == 0) {
 			fprintf(ack, "%s\n", id);
 			fflush(ack);
+			said = 0;
 		} else if (rc != MB_EUNAVAIL) {
 			fprintf(stderr, "%s: %s\n", id, mb_last_error(b));
 			break;
+		} else if (time(NULL) - said >= 10) {
+			/* a writer that waits says why, every 10 s: the log of a
+			 * run whose writers did not go on */
+			said = time(NULL);
+			fprintf(stderr, "writer m%dp%d, %s: waits: %s\n", m, p, id, mb_last_error(b));
 		}
 		rc = 0;
 	}
