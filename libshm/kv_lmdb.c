@@ -168,10 +168,19 @@ static int open_dbis(kv_env *e)
 	return mdb_txn_commit(txn);
 }
 
+/* The message of a data.mdb shorter than its pages in use. */
+static int cut_short(char *err, size_t errlen, const char *dir, uint64_t size, uint64_t used)
+{
+	snprintf(err, errlen, "store %s/data.mdb: %llu bytes, but its meta page has %llu in use: "
+	         "the file was cut short", dir, (unsigned long long)size, (unsigned long long)used);
+	return KV_EINVALID;
+}
+
 /* LMDB maps data.mdb and trusts its meta page: a file cut shorter than the
  * pages the meta page says are in use (an interrupted copy, a damaged disk)
  * would be SIGBUS at the first read past its end.  Refuse it before any
- * page beyond the two meta pages (read with pread) is touched. */
+ * page beyond the two meta pages (read with pread) is touched.  (A process
+ * that writes its map in place checks this before LMDB maps it: map_prepare.) */
 static int check_file_size(MDB_env *env, const char *dir, char *err, size_t errlen)
 {
 	MDB_envinfo info;
@@ -186,9 +195,7 @@ static int check_file_size(MDB_env *env, const char *dir, char *err, size_t errl
 	need = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
 	if ((uint64_t)fs.st_size >= need)
 		return 0;
-	snprintf(err, errlen, "store %s/data.mdb: %lld bytes, but its meta page has %llu in use: "
-	         "the file was cut short", dir, (long long)fs.st_size, (unsigned long long)need);
-	return KV_EINVALID;
+	return cut_short(err, errlen, dir, (uint64_t)fs.st_size, need);
 }
 
 /* LMDB's meta page, data format 1 on a 64-bit machine: after the 16-byte
@@ -335,14 +342,12 @@ static int map_prepare(kv_env *e, const char *dir, unsigned mode, size_t *map_si
 		close(fd);
 		return 0;
 	}
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || (st.st_size > 0 && !file_meta(fd, &m, &meta_map)))
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) ||
+	    (st.st_size > 0 && !file_meta(fd, &m, &meta_map)))
 		goto without;
 	if ((uint64_t)st.st_size < m.used) {
-		snprintf(err, errlen, "store %s: %lld bytes, but its meta page has %llu in use: "
-		         "the file was cut short", path, (long long)st.st_size,
-		         (unsigned long long)m.used);
 		close(fd);   /* drops the lock */
-		return KV_EINVALID;
+		return cut_short(err, errlen, dir, (uint64_t)st.st_size, m.used);
 	}
 	size = size > (uint64_t)st.st_size ? size : (uint64_t)st.st_size;
 	size = size > meta_map ? size : meta_map;

@@ -526,6 +526,89 @@ static void test_disk_full_page_put(void **state)
 	run_child(full_put_body, *state, 120);
 }
 
+/* Whether @b writes its map in place (mb_stats' store.writemap). */
+static bool in_place(mb_bank *b)
+{
+	char *doc = NULL;
+	bool yes;
+
+	NEED(mb_stats(b, &doc) == 0);
+	yes = strstr(doc, "\"writemap\":true") != NULL;
+	mb_free(doc);
+	return yes;
+}
+
+/* A process that writes its map in place adopts growth made by another
+ * process (one that writes with pwrite(): MEMBANK_TEST_NO_WRITEMAP) when
+ * the disk is full: the map is adopted, but the blocks under it cannot be
+ * reserved (libshm/kv_lmdb.c, map_resize), so its writes fail with
+ * MB_ENOSPC and change nothing while its reads serve; once there is room,
+ * the next write reserves them and succeeds, and every byte of the store
+ * has its block (no page of the map can be SIGBUS). */
+static int full_adopt_body(void *arg)
+{
+	const fx *f = arg;
+	char mnt[4096], bank[4096], p[4096], id[32], *props = malloc(10 * 1024);
+	uint64_t count = 0;
+	struct stat st;
+	mb_bank *b;
+	pid_t pid;
+	int rc;
+
+	path_in(mnt, sizeof mnt, f->dir, "small");
+	NEED(mkdir(mnt, 0700) == 0);
+	if (small_fs(mnt, "8m"))
+		return CHILD_SKIP;
+	path_in(bank, sizeof bank, mnt, "bank");
+	NEED((b = open_opts(bank, MB_DURABILITY_FAST, 256 << 10, 256 << 10)) != NULL);
+	NEED(in_place(b));
+	NEED(mb_page_put(b, "first", "{}", 2) == 0);
+	snprintf(props, 16, "{\"x\":\"");
+	memset(props + 6, 'y', 8 * 1024);
+	strcpy(props + 6 + 8 * 1024, "\"}");
+	fflush(NULL);
+	if ((pid = fork()) == 0) {   /* grows the map to 2 MiB, with pwrite() */
+		mb_bank *cb;
+		int ok;
+
+		setenv("MEMBANK_TEST_NO_WRITEMAP", "1", 1);
+		cb = open_opts(bank, MB_DURABILITY_FAST, 256 << 10, 256 << 10);
+		ok = cb && !in_place(cb);
+		for (int i = 0; ok && i < 160; i++) {
+			snprintf(id, sizeof id, "p%04d", i);
+			ok = mb_page_put(cb, id, props, (size_t)-1) == 0;
+		}
+		mb_close(cb);
+		_exit(ok ? 0 : 1);
+	}
+	NEED(wait_child(pid, 60) == 0);
+	fill(mnt, "fill");
+	rc = mb_page_put(b, "after", "{}", 2);
+	printf("an in-place writer adopting growth on a full disk: %s: %s\n", mb_errname(rc),
+	       mb_last_error(b));
+	NEED(rc == MB_ENOSPC);
+	NEED(mb_page_count(b, &count) == 0);
+	NEED(count == 161);
+	path_in(p, sizeof p, mnt, "fill");
+	NEED(unlink(p) == 0);
+	NEED(mb_page_put(b, "after", "{}", 2) == 0);
+	NEED(mb_page_count(b, &count) == 0 && count == 162);
+	path_in(p, sizeof p, bank, "store/data.mdb");
+	NEED(stat(p, &st) == 0);
+	printf("data.mdb: %lld bytes, %lld allocated\n", (long long)st.st_size,
+	       (long long)st.st_blocks * 512);
+	NEED(st.st_size >= 2 << 20);
+	NEED((uint64_t)st.st_blocks * 512 >= (uint64_t)st.st_size);
+	mb_close(b);
+	free(props);
+	return 0;
+}
+
+static void test_disk_full_adopt_growth(void **state)
+{
+	run_child(full_adopt_body, *state, 120);
+}
+
 /* What an open may find missing or stale on a full disk. */
 enum full_case { FULL_PLAIN, FULL_NO_BOOT_ID, FULL_OTHER_BOOT, FULL_NO_LOCK_MDB,
                  FULL_NO_SYNC_SHM, FULL_CASES };
@@ -874,6 +957,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_journal_newer_version_rebuild, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_read_only_bank, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_disk_full_page_put, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_disk_full_adopt_growth, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_disk_full_snapshot, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_disk_full_reads, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_restore_fuzz_regressions, fx_setup, fx_teardown),

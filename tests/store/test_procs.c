@@ -131,6 +131,32 @@ static void test_stale_readers_cleared(void **state)
 	mb_close(b);
 }
 
+/* Page properties of @bytes bytes of JSON: {"b":"qqq..."} (freed by the
+ * caller). */
+static char *blob(size_t bytes)
+{
+	char *props = malloc(bytes);
+
+	assert_non_null(props);
+	memset(props, 'q', bytes);
+	memcpy(props, "{\"b\":\"", 6);
+	strcpy(props + bytes - 3, "\"}");
+	return props;
+}
+
+/* Put @n pages "<prefix>0".. of @props; true when every put succeeded. */
+static bool put_blobs(mb_bank *b, const char *prefix, const char *props, int n)
+{
+	char id[16];
+	bool ok = b != NULL;
+
+	for (int i = 0; ok && i < n; i++) {
+		snprintf(id, sizeof id, "%s%d", prefix, i);
+		ok = mb_page_put(b, id, props, (size_t)-1) == 0;
+	}
+	return ok;
+}
+
 /* Every byte of data.mdb has a block (kv_lmdb.c, WRITEMAP: a page of the
  * map without one would be SIGBUS on a full disk); returns its size. */
 static uint64_t store_reserved(const fx *f)
@@ -212,15 +238,8 @@ static void test_map_growth_adopted(void **state)
 	pid = fork();
 	if (pid == 0) {  /* another process grows the map far beyond ours */
 		mb_bank *cb = open_fast(f->path, 1 << 20);
-		char *props = malloc(300 * 1024), id[16];
-		int ok = cb != NULL;
-		memset(props, 'q', 300 * 1024);
-		memcpy(props, "{\"b\":\"", 6);
-		strcpy(props + 300 * 1024 - 3, "\"}");
-		for (int i = 0; ok && i < 40; i++) {
-			snprintf(id, sizeof id, "c%d", i);
-			ok = mb_page_put(cb, id, props, (size_t)-1) == 0;
-		}
+		char *props = blob(300 * 1024);
+		int ok = put_blobs(cb, "c", props, 40);
 		mb_close(cb);
 		_exit(ok ? 0 : 1);
 	}
@@ -240,7 +259,7 @@ static void mixed_growth(fx *f, bool child_in_place)
 {
 	mb_bank *b;
 	uint64_t n, before;
-	char *props = malloc(300 * 1024), id[16];
+	char *props = blob(300 * 1024);
 	pid_t pid;
 
 	if (!fs_in_place(f)) {
@@ -255,9 +274,6 @@ static void mixed_growth(fx *f, bool child_in_place)
 	assert_non_null(b);
 	assert_int_equal(writes_in_place(b), !child_in_place);
 	assert_int_equal(mb_config_update(b, "{\"cache_settings\":{\"max_entries\":0}}", (size_t)-1), 0);
-	memset(props, 'q', 300 * 1024);
-	memcpy(props, "{\"b\":\"", 6);
-	strcpy(props + 300 * 1024 - 3, "\"}");
 	before = store_reserved(f);
 	fflush(NULL);
 	pid = fork();
@@ -270,11 +286,8 @@ static void mixed_growth(fx *f, bool child_in_place)
 		else
 			setenv("MEMBANK_TEST_NO_WRITEMAP", "1", 1);
 		cb = open_fast(f->path, 1 << 20);
-		ok = cb != NULL && writes_in_place(cb) == child_in_place;
-		for (int i = 0; ok && i < 40; i++) {
-			snprintf(id, sizeof id, "c%d", i);
-			ok = mb_page_put(cb, id, props, (size_t)-1) == 0;
-		}
+		ok = cb != NULL && writes_in_place(cb) == child_in_place &&
+		     put_blobs(cb, "c", props, 40);
 		mb_close(cb);
 		_exit(ok ? 0 : 1);
 	}
@@ -284,10 +297,7 @@ static void mixed_growth(fx *f, bool child_in_place)
 	assert_int_equal(mb_page_put(b, "x", "{}", 2), 0);
 	if (!child_in_place)
 		store_reserved(f);
-	for (int i = 0; i < 40; i++) {
-		snprintf(id, sizeof id, "m%d", i);
-		assert_int_equal(mb_page_put(b, id, props, (size_t)-1), 0);
-	}
+	assert_true(put_blobs(b, "m", props, 40));
 	assert_int_equal(mb_page_count(b, &n), 0);
 	assert_int_equal(n, 81);
 	if (!child_in_place)   /* an in-place writer that adopted growth by pwrite() */
