@@ -66,7 +66,11 @@ static inline int fx_teardown(void **state)
 {
 	char **dir = *state;
 
-	rm_rf(*dir);
+	/* MEMBANK_TEST_KEEP=1: the directory stays, for a failure to be read */
+	if (getenv("MEMBANK_TEST_KEEP"))
+		fprintf(stderr, "kept %s\n", *dir);
+	else
+		rm_rf(*dir);
 	free(*dir);
 	free(*state);
 	return 0;
