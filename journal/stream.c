@@ -6,8 +6,20 @@
  * - ExpectLastSeq = 0 is not sent by libnats: the header
  *   "Nats-Expected-Last-Sequence" is set here, always, and jsPubOptions'
  *   expectations are left empty.
- * - Direct get answered "Not Found" for acknowledged seqs: records are read
- *   through an ephemeral pull consumer (memory, R1), never direct get.
+ * - Direct get answered "Not Found" for acknowledged seqs (any replica
+ *   answers it): records are read through the leader-only MSG.GET (a few)
+ *   or an ephemeral pull consumer (memory, R1; many), never direct get.
+ * - Every consumer made or dropped is a proposal of the cluster's metadata
+ *   group; a node resumed after a stop replays them all before it answers
+ *   for a consumer placed on it, and clients that time out and ask again
+ *   add to that backlog (seen: writes stalled for minutes after SIGCONT).
+ *   So a short catch-up never makes a consumer (MSG.GET), and a consumer
+ *   that stalls gives way to MSG.GET, which only the stream leader serves.
+ * - A stream leader resumed after SIGSTOP kept a record the quorum never
+ *   stored, at a seq where the others hold another one (no ack was given
+ *   for it); a consumer placed on that replica read it, and its machine
+ *   diverged.  Consumers read only while every replica is current
+ *   (replicas_current); otherwise MSG.GET reads, from the leader.
  * - "No responders" during a leader election comes back as 10076
  *   ("JetStream not enabled"): retryable, like timeouts, until deadline_ms.
  * - The server acks once a quorum holds a record in memory (no fsync).
@@ -41,6 +53,7 @@
 #define PULL_IDLE_MS 60000ll            /* a fetch consumer's inactivity threshold */
 #define FETCH_BATCH 256                  /* messages per pull request */
 #define FETCH_MAX_BYTES (64ll << 20)     /* bytes per pull request (> one body) */
+#define GET_MAX 64                       /* records read by MSG.GET before a consumer pays */
 
 
 static __thread char connect_err[768];
@@ -706,6 +719,63 @@ static int deliver(uint64_t seq, const void *b, size_t n,
 	return fn(ctx, &rec);
 }
 
+/* Record @seq read with MSG.GET, which only the stream's leader answers
+ * (its committed state: never a lagging replica's) and which needs no
+ * consumer.  0 when handed to @fn (*@cb_rc: what @fn returned); 1 when
+ * the request failed (*@s, *@e: retry when retryable; *@missing set when
+ * the leader has no such record though the stream is not purged past
+ * it); else MBS_EPURGED or the error of the stream info that checked. */
+static int get_one(mbs_conn *c, uint64_t seq, int (*fn)(void *, const mbj_record *), void *ctx,
+                   int *cb_rc, natsStatus *s, jsErrCode *e, bool *missing)
+{
+	jsOptions jo;
+	natsMsg *m = NULL;
+
+	jsOptions_Init(&jo);
+	jo.Wait = c->timeout_ms;
+	*e = 0;
+	*s = js_GetMsg(&m, c->js, c->stream, seq, &jo, e);
+	if (*s != NATS_OK) {
+		if (*e == JSNoMessageFoundErr) {
+			/* Purged, or not applied yet by a leader just
+			 * elected (the stream said it holds @seq): ask again. */
+			int rc = stream_gap(c, seq, seq + 1);
+			if (rc)
+				return rc;
+			*missing = true;
+			*s = NATS_TIMEOUT;
+			*e = 0;
+		}
+		return 1;
+	}
+	if (natsMsg_GetSequence(m) != seq) {
+		natsMsg_Destroy(m);
+		return mbs_fail(c, MBJ_EIO, "%s: stream %s: asked for seq %" PRIu64
+		                ", answered another", c->redacted, c->stream, seq);
+	}
+	*cb_rc = deliver(seq, natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), fn, ctx);
+	natsMsg_Destroy(m);
+	return 0;
+}
+
+/* Whether every replica of the stream is current, as @si says: only then
+ * may a consumer (placed on any replica) read.  nats-server 2.9.10 was seen
+ * to keep, on a stream leader resumed after SIGSTOP, a record the others
+ * never stored, at a seq where they hold another: a consumer placed there
+ * read that record, and its machine diverged from the rest.  Such a replica
+ * is not current (it cannot catch up past its own record). */
+static bool replicas_current(const jsStreamInfo *si)
+{
+	if (!si->Cluster)
+		return true;
+	for (int i = 0; i < si->Cluster->ReplicasLen; i++) {
+		const jsPeerInfo *p = si->Cluster->Replicas[i];
+		if (!p || !p->Current || p->Offline)
+			return false;
+	}
+	return true;
+}
+
 #define FETCH_CONFIRM_MS 3000
 
 int mbs_fetch(mbs_conn *c, uint64_t from, uint64_t to,
@@ -720,6 +790,7 @@ int mbs_fetch(mbs_conn *c, uint64_t from, uint64_t to,
 	 * believed; one answer that holds it clears it. */
 	uint64_t first = 0, last = 0;
 	int64_t confirm = mbs_now_ms() + FETCH_CONFIRM_MS;
+	bool current = false;
 	int rc;
 	for (;;) {
 		jsStreamInfo *si = NULL;
@@ -728,6 +799,7 @@ int mbs_fetch(mbs_conn *c, uint64_t from, uint64_t to,
 			return rc;
 		first = si->State.FirstSeq;
 		last = si->State.LastSeq;
+		current = replicas_current(si);
 		jsStreamInfo_Destroy(si);
 		bool odd = (to && to > last) || (from < first && last > 0 && from <= (to ? to : last));
 		if (!odd || mbs_now_ms() >= confirm)
@@ -750,15 +822,37 @@ int mbs_fetch(mbs_conn *c, uint64_t from, uint64_t to,
 	natsStatus s = NATS_OK;
 	jsErrCode e = 0;
 	bool gap = false;
+	uint64_t get_upto = 0;      /* read by MSG.GET up to here (a consumer stalled) */
+	bool missing = false;       /* MSG.GET found no record @next (not purged) */
 	while (next <= to) {
 		/* A consumer idle for half its inactivity threshold may be gone
 		 * any moment: a new one costs less than a missed read. */
-		if (c->pull && mbs_now_ms() - c->pull_used_ms > PULL_IDLE_MS / 2)
+		if (c->pull && (!current || mbs_now_ms() - c->pull_used_ms > PULL_IDLE_MS / 2))
 			drop_pull(c);
+		if ((!c->pull || c->pull_next != next) &&
+		    (!current || to - next < GET_MAX || next <= get_upto)) {
+			int cb_rc = 0;
+			rc = get_one(c, next, fn, ctx, &cb_rc, &s, &e, &missing);
+			if (rc == 1) {
+				rc = 0;
+				if (mbs_retryable(s, e) && mbs_backoff(deadline, &step))
+					continue;
+				break;
+			}
+			missing = false;
+			if (rc || (rc = cb_rc))
+				return rc;
+			next++;
+			step = 20;
+			continue;
+		}
 		if (!c->pull || c->pull_next != next) {
 			e = 0;
 			s = open_pull(c, next, &e);
 			if (s != NATS_OK) {
+				/* No consumer now (the metadata group busy or
+				 * leaderless): the stream's leader still serves. */
+				get_upto = next + GET_MAX - 1;
 				if (mbs_retryable(s, e) && mbs_backoff(deadline, &step))
 					continue;
 				break;
@@ -778,7 +872,11 @@ int mbs_fetch(mbs_conn *c, uint64_t from, uint64_t to,
 		s = natsSubscription_FetchRequest(&list, c->pull, &fr);
 		c->pull_used_ms = mbs_now_ms();
 		if (s != NATS_OK && list.Count == 0) {
-			drop_pull(c);   /* the consumer may be gone with its server */
+			/* The consumer may be gone with its server, or be on a
+			 * replica that lags the stream: the leader serves the
+			 * next records, then a new consumer is tried. */
+			drop_pull(c);
+			get_upto = next + GET_MAX - 1;
 			if (mbs_retryable(s, 0) && mbs_backoff(deadline, &step))
 				continue;
 			break;
@@ -804,6 +902,7 @@ int mbs_fetch(mbs_conn *c, uint64_t from, uint64_t to,
 				if ((rc = stream_gap(c, next, sseq)))
 					break;
 				gap = true;
+				get_upto = next + GET_MAX - 1;
 				break;
 			}
 			rc = deliver(sseq, natsMsg_GetData(list.Msgs[i]),
@@ -826,6 +925,10 @@ int mbs_fetch(mbs_conn *c, uint64_t from, uint64_t to,
 	}
 	if (next > to)
 		return 0;
+	if (missing)
+		return mbs_fail(c, MBS_ETIMEOUT, "%s: stream %s: records from seq %" PRIu64
+		                " were skipped by every read until the deadline", c->redacted,
+		                c->stream, next);
 	return mbs_fail(c, mbs_retryable(s, e) ? MBS_ETIMEOUT : mbs_auth_failure(s) ? MBS_EAUTH : MBJ_EIO,
 	            "%s: stream %s: reading from seq %" PRIu64 ": %s", c->redacted,
 	            c->stream, next, mbs_why(s, e, w, sizeof w));

@@ -1889,7 +1889,7 @@ static void test_writer_torture(void **state)
 		char ms[8], ps[8];
 		snprintf(ms, sizeof ms, "%d", i);
 		snprintf(ps, sizeof ps, "%d", i);
-		pid[i] = spawn((const char *[]){ "churn", f->dir, f->url, ms, ps, "100000",
+		pid[i] = spawn((const char *[]){ "churn", f->dir, f->url, ms, ps, "100000000",
 		                                 acks[i], NULL });
 	}
 	for (int r = 0; r < ROUNDS; r++) {
