@@ -53,6 +53,8 @@
 #define PULL_IDLE_MS 60000ll            /* a fetch consumer's inactivity threshold */
 #define FETCH_BATCH 256                  /* messages per pull request */
 #define FETCH_MAX_BYTES (64ll << 20)     /* bytes per pull request (> one body) */
+#define AUTH_TRIES 3                     /* logins asked before a refusal stands */
+#define AUTH_PAUSE_MS 100
 #define GET_MAX 64                       /* records read by MSG.GET before a consumer pays */
 
 
@@ -279,10 +281,18 @@ int mbs_connect(const mbs_options *o, mbs_conn **out)
 		return s == NATS_NO_MEMORY ? MBJ_ENOMEM : MBJ_EINVAL;
 	}
 	int64_t deadline = mbs_now_ms() + c->deadline_ms, step = 20;
-	/* No server answering (yet): retried until the deadline.  Anything
-	 * else (refused, a bad credentials file) fails at once. */
-	for (;;) {
+	/* No server answering (yet): retried until the deadline.  Refused:
+	 * asked AUTH_TRIES times in all, AUTH_PAUSE_MS apart (nats-server
+	 * 2.9.10 refused a .creds login that it took before and after, in the
+	 * same test, about once in a few hundred logins; the cause is not
+	 * known).  Anything else (a bad credentials file) fails at once. */
+	for (int refused = 0;;) {
 		s = natsConnection_Connect(&c->nc, no);
+		if (s == NATS_CONNECTION_AUTH_FAILED && ++refused < AUTH_TRIES &&
+		    mbs_now_ms() + AUTH_PAUSE_MS < deadline) {
+			pause_ms(AUTH_PAUSE_MS);
+			continue;
+		}
 		if (s == NATS_OK || !(s == NATS_NO_SERVER || mbs_retryable(s, 0)) ||
 		    !mbs_backoff(deadline, &step))
 			break;
