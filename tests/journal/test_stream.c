@@ -449,6 +449,18 @@ static int consumers_of(const char *s)
 	return n;
 }
 
+/* @n records on an empty stream: seq i+1 is "r<i>", type i % 200 + 1, the
+ * one byte i (what assert_run() checks). */
+static void pub_run(mbs_conn *c, uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++) {
+		char id[16];
+		snprintf(id, sizeof id, "r%" PRIu64, i);
+		uint8_t b = (uint8_t)i;
+		assert_int_equal(pub(c, i, id, (uint8_t)(i % 200 + 1), &b, 1), i + 1);
+	}
+}
+
 static void assert_run(const got *g, int n, uint64_t from)
 {
 	assert_int_equal(g->n, n);
@@ -469,12 +481,7 @@ static void test_fetch_ranges_and_purge(void **state)
 	char s[80];
 	stream_name(s, sizeof s, "fr");
 	mbs_conn *c = open_stream(s, true);
-	for (uint64_t i = 0; i < N; i++) {
-		char id[16];
-		snprintf(id, sizeof id, "r%" PRIu64, i);
-		uint8_t b = (uint8_t)i;
-		assert_int_equal(pub(c, i, id, (uint8_t)(i % 200 + 1), &b, 1), i + 1);
-	}
+	pub_run(c, N);
 	got g = { 0 };
 	assert_int_equal(mbs_fetch(c, 5, 9, collect, &g), 0);
 	assert_run(&g, 5, 5);
@@ -1428,12 +1435,7 @@ static void test_read_with_replica_behind(void **state)
 	char s[80];
 	stream_name(s, sizeof s, "rb");
 	mbs_conn *c = open_stream(s, true);
-	for (uint64_t i = 0; i < N; i++) {
-		char id[16];
-		snprintf(id, sizeof id, "r%" PRIu64, i);
-		uint8_t b = (uint8_t)i;
-		assert_int_equal(pub(c, i, id, (uint8_t)(i % 200 + 1), &b, 1), i + 1);
-	}
+	pub_run(c, N);
 	int follower = (leader_index(c) + 1) % 3;
 	control("stop %d", follower);
 	/* bounded: the leader marks a silent peer in seconds */
