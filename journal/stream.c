@@ -578,7 +578,7 @@ static natsStatus build_msg(mbs_conn *c, natsMsg **m, uint64_t expect, const cha
 	                              (int)(len + MBS_HDR));
 	free(body);                   /* natsMsg_Create copies the data */
 	snprintf(num, sizeof num, "%" PRIu64, expect);
-	if (s == NATS_OK)
+	if (s == NATS_OK && expect != MBS_EXPECT_NONE)
 		s = natsMsgHeader_Set(*m, "Nats-Expected-Last-Sequence", num);
 	if (s == NATS_OK)
 		s = natsMsgHeader_Set(*m, "Nats-Msg-Id", msg_id);

@@ -113,8 +113,12 @@ int mbs_stream_info(mbs_conn *c, mbs_info *info);
  * when it was sent, so it is the next record for every machine alike, and
  * a retry with the same msg id within 2 minutes gets its seq back. */
 
+/* @expect of mbs_publish(): no expectation (the record lands wherever the
+ * stream ends; membank's turn records only, see cluster.c TURNS). */
+#define MBS_EXPECT_NONE UINT64_MAX
+
 /* Publish one record (len <= MBS_MAX_PAYLOAD) expecting the stream's last seq to be @expect (0 is
- * sent too: an empty stream), with Nats-Msg-Id @msg_id (stable across the
+ * sent too: an empty stream; MBS_EXPECT_NONE: none), with Nats-Msg-Id @msg_id (stable across the
  * retries of one attempt; the server then answers a publish that had landed
  * with its original seq).  0 and *seq on success; MBS_ECONFLICT (nothing
  * appended); MBS_ETIMEOUT after retrying until the deadline (the record may

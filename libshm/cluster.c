@@ -28,6 +28,24 @@
  * this machine, or holding a record of this machine's whose writer died
  * before applying it).
  *
+ * TURNS.  Appends are optimistic (each publish expects the stream's end
+ * as this machine knows it), so a machine that must read before it can
+ * write again (a slow one, or one far from the stream's leader) can lose
+ * every race to a busy one that has nothing to read: seen, a machine whose
+ * writes all failed for minutes while the other wrote on.  So a pass that
+ * lost TURN_AFTER races in a row asks for the turn: it publishes a turn
+ * record, REC_CANCELLED with the payload ["turn", nonce] (15 bytes: fixarray
+ * 2, fixstr 4, uint64; the nonce of this machine's write queue), expecting
+ * nothing, so it lands at once.  Every machine applies it as nothing, like
+ * any REC_CANCELLED, and notes it in the store (meta "turn": [seq,
+ * nonce]).  A pass of another machine whose store ends at that record
+ * waits (CLUSTER_YIELD: a pause, a catch-up, again) until a record follows
+ * it, at most TURN_HOLD_MS per pass; the machine that asked catches up to
+ * its turn record and publishes expecting it, with nobody else trying.
+ * Advice only: a machine of an older version applies it as nothing and
+ * does not wait; a turn asked for by a machine that then wrote nothing
+ * costs the others TURN_HOLD_MS once.
+ *
  * CHECKPOINTS.  A checkpoint into the bank directory is put into the
  * cluster (mbs_checkpoint_put) and the stream purged before its seq less
  * CKPT_MARGIN records, keeping every record of the last CKPT_KEEP_S
@@ -83,6 +101,7 @@ struct cluster {
 	char created[40];          /* the stream's creation, as cluster.json says */
 	char props[MBS_DESC_MAX + 1]; /* the bank's properties, for a stream it creates */
 	_Atomic uint64_t stream_last, foreign, ckpt_seq, ckpt_failures, conflicts;
+	_Atomic uint64_t turns_asked, turns_waited;  /* TURNS */
 	_Atomic int64_t contact_us;
 	atomic_bool diverged;
 	char why[400];             /* written once, before diverged is set */
@@ -546,6 +565,21 @@ static bool normalize(const mbj_record *rec, uint8_t *type, const void **payload
 	return true;
 }
 
+#define TURN_LEN 15u
+
+/* A turn record (TURNS): its machine's nonce in *@nonce. */
+static bool turn_of(const mbj_record *rec, uint64_t *nonce)
+{
+	static const uint8_t head[6] = { 0x92, 0xa4, 't', 'u', 'r', 'n' };
+	const uint8_t *p = rec->payload;
+
+	if (rec->type != REC_CANCELLED || rec->len != TURN_LEN || memcmp(p, head, 6) ||
+	    p[6] != 0xcf)
+		return false;
+	*nonce = st_get_be64(p + 7);
+	return true;
+}
+
 static int cu_one(void *ctx, const mbj_record *rec)
 {
 	cu_ctx *x = ctx;
@@ -569,6 +603,12 @@ static int cu_one(void *ctx, const mbj_record *rec)
 		return 1;
 	}
 	*x->end = ne;
+	uint64_t nonce;
+	if (turn_of(rec, &nonce) && (x->rc = st_turn_store(x->t, rec->seq, nonce))) {
+		mb_fail(b->tag, x->rc, "catch-up: noting the turn record %llu: %s",
+		        (unsigned long long)rec->seq, mb_strerror(x->rc));
+		return 1;
+	}
 	if (type != REC_CANCELLED && (x->rc = apply_record(x->t, b->history_limit, &r))) {
 		if (x->rc != KV_EMAPFULL)
 			mb_fail(b->tag, x->rc, "catch-up: applying record %llu: %s",
@@ -775,6 +815,40 @@ int cluster_publish(mb_bank *b, const mbj_pos *end, uint8_t type, int64_t ts,
 	if (!rc)
 		contact(c, *seq);
 	return rc;
+}
+
+void cluster_ask_turn(mb_bank *b)
+{
+	struct cluster *c = b->cl;
+	uint8_t turn[TURN_LEN] = { 0x92, 0xa4, 't', 'u', 'r', 'n', 0xcf };
+	uint64_t seq;
+	char id[64];
+
+	st_be64(turn + 7, gq_nonce(b->gq));
+	/* this machine's nonce first, like its writes' ids (FOLLOWING) */
+	snprintf(id, sizeof id, "%016llx-%llu", (unsigned long long)gq_nonce(b->gq),
+	         (unsigned long long)gq_new_ticket(b->gq));
+	pthread_mutex_lock(&c->mu);
+	if (!conn_get(b, b->tag) &&
+	    !mbs_publish(c->conn, MBS_EXPECT_NONE, id, REC_CANCELLED, wall_us(), turn,
+	                 TURN_LEN, &seq)) {
+		atomic_fetch_add(&c->turns_asked, 1);
+		contact(c, seq);
+	}
+	pthread_mutex_unlock(&c->mu);
+	mb_clear_error(b->tag);
+}
+
+bool cluster_turn_taken(mb_bank *b, kv_txn *t, uint64_t end_seq, bool first)
+{
+	uint64_t seq, nonce;
+
+	if (st_turn_load(t, &seq, &nonce) || seq != end_seq || !seq ||
+	    nonce == gq_nonce(b->gq))
+		return false;
+	if (first)
+		atomic_fetch_add(&b->cl->turns_waited, 1);
+	return true;
 }
 
 int cluster_local_record(mb_bank *b, uint64_t seq, uint8_t *type, int64_t *ts,
@@ -1364,6 +1438,8 @@ void cluster_stats(mb_bank *b, uint64_t applied, mb_buf *doc)
 		buf_adds(doc, "null");
 	add_u(doc, "foreign_skipped", atomic_load(&c->foreign));
 	add_u(doc, "conflicts", atomic_load(&c->conflicts));
+	add_u(doc, "turns_asked", atomic_load(&c->turns_asked));
+	add_u(doc, "turn_waits", atomic_load(&c->turns_waited));
 	add_u(doc, "checkpoint_seq", atomic_load(&c->ckpt_seq));
 	add_u(doc, "checkpoint_failures", atomic_load(&c->ckpt_failures));
 	buf_adds(doc, ",\"diverged\":");

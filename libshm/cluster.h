@@ -28,6 +28,11 @@
  * Never returned to a caller. */
 #define CLUSTER_REBOOT (-2001)
 
+/* Internal result of a pass that waits for another machine's turn
+ * (cluster.c, TURNS): it runs again after a short pause and a catch-up.
+ * Never returned to a caller. */
+#define CLUSTER_YIELD (-2002)
+
 /* membank.json's "journal" of a bank being opened (@recorded: NULL for a
  * local journal) against the one asked (opts.journal_url, else
  * $MEMBANK_JOURNAL): sets b->cl for a bank on a stream, or leaves it NULL.
@@ -74,6 +79,18 @@ int cluster_reboot(mb_bank *b, unsigned attempt, bool unknown);
  * a conflict; MB_EUNAVAIL (*timed_out: the record may have landed) ... */
 int cluster_publish(mb_bank *b, const mbj_pos *end, uint8_t type, int64_t ts,
                     const void *payload, uint32_t len, uint64_t *seq, bool *timed_out);
+
+/* TURNS (cluster.c).  After TURN_AFTER conflicts in a row, a pass asks for
+ * the turn: a turn record published without an expected seq.  Never fails
+ * the write (a turn that could not be asked for is asked again later). */
+#define TURN_AFTER 3u
+void cluster_ask_turn(mb_bank *b);
+/* Within the pass's transaction @t, at the store's end @end_seq: true when
+ * the newest record there is another machine's turn record (this machine
+ * waits for that machine's write, at most TURN_HOLD_MS per pass; @first:
+ * the pass's first wait, counted). */
+#define TURN_HOLD_MS 1000u
+bool cluster_turn_taken(mb_bank *b, kv_txn *t, uint64_t end_seq, bool first);
 
 /* 0 when this machine may write: MB_EDIVERGED with the message when its
  * writes are refused for good (the stream recreated, or holding another

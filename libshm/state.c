@@ -204,6 +204,31 @@ int st_pages_store(kv_txn *t, int64_t last_updated)
 	return meta_put(t, "pages", &b);
 }
 
+int st_turn_load(kv_txn *t, uint64_t *seq, uint64_t *nonce)
+{
+	mp_reader r;
+	int rc = meta_get(t, "turn", &r, 2);
+
+	*seq = *nonce = 0;
+	if (rc == MB_ENOTFOUND)
+		return 0;
+	if (rc || read_u64(&r, seq) || read_u64(&r, nonce) || at_end(&r))
+		return rc ? rc : MB_ECORRUPT;
+	return 0;
+}
+
+int st_turn_store(kv_txn *t, uint64_t seq, uint64_t nonce)
+{
+	mb_buf b = { 0 };
+	msgpack_packer pk;
+
+	mp_packer_init(&pk, &b);
+	msgpack_pack_array(&pk, 2);
+	msgpack_pack_uint64(&pk, seq);
+	msgpack_pack_uint64(&pk, nonce);
+	return meta_put(t, "turn", &b);
+}
+
 int st_removed_load(kv_txn *t, st_removed *s)
 {
 	mp_reader r;

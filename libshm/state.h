@@ -142,6 +142,11 @@ int st_errtypes_trim(kv_txn *t, uint64_t keep, uint64_t *dropped);
 int st_removed_load(kv_txn *t, st_removed *s);
 int st_removed_store(kv_txn *t, const st_removed *s);
 int st_removed_add(kv_txn *t, uint64_t evicted, uint64_t purged);
+/* A bank on a stream: the newest turn record applied (cluster.c, TURNS),
+ * its seq and the nonce of the machine that asked for the turn; 0 and 0
+ * when none. */
+int st_turn_load(kv_txn *t, uint64_t *seq, uint64_t *nonce);
+int st_turn_store(kv_txn *t, uint64_t seq, uint64_t nonce);
 int st_config_load(kv_txn *t, mb_config *c);
 int st_config_store(kv_txn *t, const mb_config *c);
 void st_config_defaults(mb_config *c);

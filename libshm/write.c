@@ -192,6 +192,19 @@ static void test_die(const char *where)
 	raise(SIGKILL);
 }
 
+/* Tests: MEMBANK_TEST_SLOW_PUBLISH_MS=N waits N ms before each publish to
+ * a stream, as a machine slow to write does (cluster.c, TURNS). */
+static void test_slow_publish(void)
+{
+	const char *ms = getenv("MEMBANK_TEST_SLOW_PUBLISH_MS");
+
+	if (ms)
+		usleep((useconds_t)atoi(ms) * 1000);
+}
+
+/* A pass that waits for another machine's turn looks again this often. */
+#define TURN_PAUSE_US 2000
+
 /* What differs between a pass on the local journal and one on a stream
  * (cluster.c; the local journal its copy): local_ops or stream_ops, chosen
  * once (lead).  take: the queued records as members (see collect);
@@ -220,6 +233,8 @@ typedef struct pass {
 	bool fresh;                      /* the state is the journal's latest */
 	int64_t pub_ts;                  /* the time of the record published */
 	uint64_t deadline;               /* CLOCK_MONOTONIC ms: no publish after */
+	unsigned lost;                   /* races lost in a row (TURN_AFTER) */
+	uint64_t wait_until;             /* not 0: waiting for another's turn until */
 	int rc;                          /* the pass's outcome, and why */
 	char why[GQ_MSG_BYTES];
 } pass;
@@ -347,8 +362,11 @@ static int publish_stream(mb_bank *b, pass *p, const mbj_pos *end, size_t k)
 		return mb_fail(b->tag, MB_EUNAVAIL, "write: the journal's cluster did not take it "
 		               "within %u ms", cluster_timeout_ms(b));
 	test_die("mark");
+	test_slow_publish();
 	p->pub_ts = g.ts_us;
 	rc = cluster_publish(b, end, g.type, g.ts_us, g.payload, g.len, &seq, &timed_out);
+	if (rc == CLUSTER_RETRY && !timed_out && ++p->lost % TURN_AFTER == 0)
+		cluster_ask_turn(b);
 	if (rc == CLUSTER_RETRY || (rc && timed_out)) {
 		if (timed_out) {
 			p->timed_out = true;
@@ -475,6 +493,7 @@ static void collect(mb_bank *b, pass *p, const gq_member *own, const mbj_pos *en
 
 static int pass_once(mb_bank *b, pass *p, const gq_member *own)
 {
+	bool yield = false;
 	mbj_pos end;
 	kv_txn *t;
 	int rc = kv_begin(b->kv, true, &t);
@@ -490,15 +509,23 @@ static int pass_once(mb_bank *b, pass *p, const gq_member *own)
 	}
 	if (!rc && !p->k)
 		rc = cluster_writable(b);
-	if (!rc && !p->collected)
+	/* another machine's turn: what was caught up is committed, then the
+	 * pass runs again (lead) */
+	if (!rc && !p->k && b->cl && cluster_turn_taken(b, t, end.seq, !p->wait_until)) {
+		if (!p->wait_until)
+			p->wait_until = mono_ms() + TURN_HOLD_MS;
+		yield = mono_ms() < p->wait_until && mono_ms() < p->deadline;
+	}
+	if (!rc && !yield && !p->collected)
 		collect(b, p, own, &end);
-	if (!rc && !p->k)
+	if (!rc && !yield && !p->k)
 		rc = apply_members(b, t, p, &end);
 	if (!rc && p->k)
 		end = p->ends[p->k - 1].seq > end.seq ? p->ends[p->k - 1] : end;
 	if (!rc)
 		rc = bank_jend_store(t, &end);
-	return kv_end(t, rc);
+	rc = kv_end(t, rc);
+	return !rc && yield ? CLUSTER_YIELD : rc;
 }
 
 /* The records reached the journal but the store could not take them (a
@@ -569,9 +596,14 @@ static int lead(mb_bank *b, gq_member *own, char why[GQ_MSG_BYTES])
 	p->n = p->k = 0;
 	p->collected = p->published = p->timed_out = false;
 	p->deadline = mono_ms() + cluster_timeout_ms(b);
+	p->lost = 0;
+	p->wait_until = 0;
 	while ((rc = pass_once(b, p, own)) == KV_EMAPFULL || rc == CLUSTER_RETRY ||
-	       rc == CLUSTER_REBOOT)
-		if (rc == CLUSTER_REBOOT) {  /* behind the stream's purge point */
+	       rc == CLUSTER_REBOOT || rc == CLUSTER_YIELD)
+		if (rc == CLUSTER_YIELD) {   /* another machine's turn (cluster.c) */
+			p->catch_up = true;
+			usleep(TURN_PAUSE_US);
+		} else if (rc == CLUSTER_REBOOT) {  /* behind the stream's purge point */
 			if ((rc = cluster_reboot(b, ++boots, p->timed_out)))
 				break;
 		} else if (rc == KV_EMAPFULL && (++tries > 40 || kv_grow(b->kv))) {

@@ -1860,6 +1860,68 @@ static void test_leader_stopped(void **state)
 		mb_close(m[i]);
 }
 
+/* A figure of the "cluster" part of @b's stats. */
+static uint64_t cluster_stat(mb_bank *b, const char *key)
+{
+	char *st = NULL;
+	cJSON *j, *v;
+	uint64_t n;
+
+	assert_int_equal(mb_stats(b, &st), 0);
+	j = cJSON_Parse(st);
+	mb_free(st);
+	assert_non_null(j);
+	v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "cluster"), key);
+	assert_true(cJSON_IsNumber(v));
+	n = (uint64_t)v->valuedouble;
+	cJSON_Delete(j);
+	return n;
+}
+
+/* Turns: machine 0's two writers write without a pause, each publish right
+ * after the one before; machine 1 waits 30 ms before each of its publishes
+ * (MEMBANK_TEST_SLOW_PUBLISH_MS), so it would lose every race (machine 0
+ * publishes every few ms) and each of its writes would fail at its bound.
+ * It asks for the turn after TURN_AFTER lost races, and machine 0 waits
+ * for its write: each of its 8 writes succeeds; machine 0's go on; the
+ * same state on both machines. */
+static void test_turns(void **state)
+{
+	fx *f = *state;
+	mb_bank *m[2];
+	pid_t pid[2];
+	char acks[2][4300];
+
+	for (int i = 0; i < 2; i++)
+		m[i] = machine(f, i);
+	for (int p = 0; p < 2; p++) {
+		char ps[8];
+		snprintf(ps, sizeof ps, "%d", p);
+		snprintf(acks[p], sizeof acks[p], "%s/acks%d", f->dir, p);
+		pid[p] = spawn((const char *[]){ "churn", f->dir, f->url, "0", ps, "100000000",
+		                                 acks[p], NULL });
+	}
+	progress(acks, pid, 2, 40);
+	setenv("MEMBANK_TEST_SLOW_PUBLISH_MS", "30", 1);
+	for (int i = 0; i < 8; i++) {
+		char id[32];
+		snprintf(id, sizeof id, "slow%d", i);
+		put(m[1], id, "{\"k\":1}");
+	}
+	unsetenv("MEMBANK_TEST_SLOW_PUBLISH_MS");
+	assert_true(cluster_stat(m[1], "turns_asked") >= 1);
+	assert_int_equal(cluster_stat(m[1], "turn_waits"), 0);
+	progress(acks, pid, 2, 40);
+	finish_writers(f, m, acks, pid, 2);
+	for (int i = 0; i < 8; i++) {
+		char id[32];
+		snprintf(id, sizeof id, "slow%d", i);
+		assert_int_equal(page_int(m[0], id, "k"), 1);
+	}
+	for (int i = 0; i < 2; i++)
+		mb_close(m[i]);
+}
+
 /* Writer torture: on each of two machines a writer goes on while, round
  * after round, another writer process of one machine or the other is
  * killed (SIGKILL) at a random instant: after a random number of its
@@ -1990,6 +2052,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_nodes_killed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_torture, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_leader_stopped, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_turns, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_purge_keeps_recent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stream_behind_waits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stream_behind_other_record, setup, teardown),
