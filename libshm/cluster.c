@@ -28,23 +28,23 @@
  * this machine, or holding a record of this machine's whose writer died
  * before applying it).
  *
- * TURNS.  Appends are optimistic (each publish expects the stream's end
- * as this machine knows it), so a machine that must read before it can
- * write again (a slow one, or one far from the stream's leader) can lose
- * every race to a busy one that has nothing to read: seen, a machine whose
- * writes all failed for minutes while the other wrote on.  So a pass that
- * lost TURN_AFTER races in a row asks for the turn: it publishes a turn
- * record, REC_CANCELLED with the payload ["turn", nonce] (15 bytes: fixarray
- * 2, fixstr 4, uint64; the nonce of this machine's write queue), expecting
- * nothing, so it lands at once.  Every machine applies it as nothing, like
- * any REC_CANCELLED, and notes it in the store (meta "turn": [seq,
- * nonce]).  A pass of another machine whose store ends at that record
- * waits (CLUSTER_YIELD: a pause, a catch-up, again) until a record follows
- * it, at most TURN_HOLD_MS per pass; the machine that asked catches up to
- * its turn record and publishes expecting it, with nobody else trying.
- * Advice only: a machine of an older version applies it as nothing and
- * does not wait; a turn asked for by a machine that then wrote nothing
- * costs the others TURN_HOLD_MS once.
+ * TURNS.  Appends are optimistic (each publish expects the stream's end as
+ * this machine knows it), so a machine that must read before it can write
+ * again (a slow one, or one far from the stream's leader) can lose every
+ * race to a busy one that has nothing to read: seen, a machine whose writes
+ * all failed for minutes while the other wrote on.  So a pass that lost
+ * TURN_AFTER races in a row, over TURN_AFTER_MS, asks for the turn: it
+ * publishes a turn record, REC_CANCELLED with the payload ["turn", nonce]
+ * (15 bytes: fixarray 2, fixstr 4, uint64; the nonce of this machine's write
+ * queue), expecting nothing, so it lands at once.  Every machine applies it
+ * as nothing, like any REC_CANCELLED, and notes it in the store (meta
+ * "turn": [seq, nonce]).  A pass of another machine whose store ends at that
+ * record waits (CLUSTER_YIELD: a pause, a catch-up, again) until a record
+ * follows it, at most TURN_HOLD_MS per pass; the machine that asked catches
+ * up to its turn record and publishes expecting it, with nobody else trying.
+ * Advice only: a machine of an older version applies it as nothing and does
+ * not wait; a turn asked for by a machine that then wrote nothing costs the
+ * others TURN_HOLD_MS once.
  *
  * CHECKPOINTS.  A checkpoint into the bank directory is put into the
  * cluster (mbs_checkpoint_put) and the stream purged before its seq less

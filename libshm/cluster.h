@@ -80,10 +80,13 @@ int cluster_reboot(mb_bank *b, unsigned attempt, bool unknown);
 int cluster_publish(mb_bank *b, const mbj_pos *end, uint8_t type, int64_t ts,
                     const void *payload, uint32_t len, uint64_t *seq, bool *timed_out);
 
-/* TURNS (cluster.c).  After TURN_AFTER conflicts in a row, a pass asks for
- * the turn: a turn record published without an expected seq.  Never fails
- * the write (a turn that could not be asked for is asked again later). */
+/* TURNS (cluster.c).  After TURN_AFTER conflicts in a row, over at least
+ * TURN_AFTER_MS (races lost now and then are no starvation, and a turn
+ * costs the others a wait), a pass asks for the turn: a turn record
+ * published without an expected seq.  Never fails the write (a turn that
+ * could not be asked for is asked again later). */
 #define TURN_AFTER 3u
+#define TURN_AFTER_MS 100u
 void cluster_ask_turn(mb_bank *b);
 /* Within the pass's transaction @t, at the store's end @end_seq: true when
  * the newest record there is another machine's turn record (this machine

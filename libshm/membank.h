@@ -532,7 +532,10 @@ MB_API int mb_checkpoint_if_due(mb_bank *bank);
  * last seq as last seen, no round trip),"lag_records":N,
  * "since_contact_ms":N|null (since this process last heard from the
  * cluster; null: never),"foreign_skipped":N,"conflicts":N (this process's
- * publishes that met another machine's record first),"checkpoint_seq":N,
+ * publishes that met another machine's record first),"turns_asked":N,
+ * "turn_waits":N (this process's turn records, and its writes that waited
+ * for another machine's turn: docs/cluster.md, Taking turns),
+ * "checkpoint_seq":N,
  * "checkpoint_failures":N,"diverged":bool}.  */
 MB_API int mb_stats(mb_bank *bank, char **json_out);
 

@@ -18,7 +18,9 @@
  *   REC_PURGE         [cutoff_us: int]  (drop pages updated before it)
  *   REC_CANCELLED     the payload of the record it was (any array): its
  *                     commit failed, the call reported the failure, and
- *                     it applies as nothing (see write.c)
+ *                     it applies as nothing (see write.c); on a stream,
+ *                     also a turn record ["turn", nonce: uint64], which
+ *                     applies as nothing too (see cluster.c, TURNS)
  *   REC_BATCH         [[type: uint, payload], ...]: 1..MB_MAX_BATCH_OPS
  *                     operations of the types above (PAGE_PUT to CONFIG),
  *                     applied in order in one transaction, all or none

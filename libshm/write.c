@@ -233,7 +233,8 @@ typedef struct pass {
 	bool fresh;                      /* the state is the journal's latest */
 	int64_t pub_ts;                  /* the time of the record published */
 	uint64_t deadline;               /* CLOCK_MONOTONIC ms: no publish after */
-	unsigned lost;                   /* races lost in a row (TURN_AFTER) */
+	unsigned lost;                   /* races lost in a row (TURN_AFTER) ... */
+	uint64_t lost_since;             /* ... since then (TURN_AFTER_MS) */
 	uint64_t wait_until;             /* not 0: waiting for another's turn until */
 	int rc;                          /* the pass's outcome, and why */
 	char why[GQ_MSG_BYTES];
@@ -365,8 +366,13 @@ static int publish_stream(mb_bank *b, pass *p, const mbj_pos *end, size_t k)
 	test_slow_publish();
 	p->pub_ts = g.ts_us;
 	rc = cluster_publish(b, end, g.type, g.ts_us, g.payload, g.len, &seq, &timed_out);
-	if (rc == CLUSTER_RETRY && !timed_out && ++p->lost % TURN_AFTER == 0)
+	if (rc == CLUSTER_RETRY && !timed_out && !p->lost++)
+		p->lost_since = mono_ms();
+	if (rc == CLUSTER_RETRY && !timed_out && p->lost >= TURN_AFTER &&
+	    mono_ms() - p->lost_since >= TURN_AFTER_MS) {
 		cluster_ask_turn(b);
+		p->lost = 0;
+	}
 	if (rc == CLUSTER_RETRY || (rc && timed_out)) {
 		if (timed_out) {
 			p->timed_out = true;
