@@ -7,8 +7,9 @@
  *   "Nats-Expected-Last-Sequence" is set here, always, and jsPubOptions'
  *   expectations are left empty.
  * - Direct get answered "Not Found" for acknowledged seqs (any replica
- *   answers it): records are read through the leader-only MSG.GET (a few)
- *   or an ephemeral pull consumer (memory, R1; many), never direct get.
+ *   answers it): records are read through the leader-only MSG.GET (a few,
+ *   or while a replica is behind; GET_WINDOW requests in flight) or an
+ *   ephemeral pull consumer (memory, R1; many), never direct get.
  * - Every consumer made or dropped is a proposal of the cluster's metadata
  *   group; a node resumed after a stop replays them all before it answers
  *   for a consumer placed on it, and clients that time out and ask again
@@ -37,6 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
 #include <nats/nats.h>
 
 #include "stream.h"
@@ -56,6 +58,7 @@
 #define AUTH_TRIES 3                     /* logins asked before a refusal stands */
 #define AUTH_PAUSE_MS 100
 #define GET_MAX 64                       /* records read by MSG.GET before a consumer pays */
+#define GET_WINDOW 64                    /* MSG.GET requests in flight (get_many) */
 
 
 static __thread char connect_err[768];
@@ -349,6 +352,11 @@ void mbs_close(mbs_conn *c)
 	if (!c)
 		return;
 	drop_pull(c);
+	if (c->got) {
+		natsSubscription_Unsubscribe(c->got);
+		natsSubscription_Destroy(c->got);
+	}
+	free(c->got_inbox);
 	if (c->watch) {
 		natsSubscription_Unsubscribe(c->watch);
 		natsSubscription_Destroy(c->watch);
@@ -729,43 +737,220 @@ static int deliver(uint64_t seq, const void *b, size_t n,
 	return fn(ctx, &rec);
 }
 
-/* Record @seq read with MSG.GET, which only the stream's leader answers
- * (its committed state: never a lagging replica's) and which needs no
- * consumer.  0 when handed to @fn (*@cb_rc: what @fn returned); 1 when
- * the request failed (*@s, *@e: retry when retryable; *@missing set when
- * the leader has no such record though the stream is not purged past
- * it); else MBS_EPURGED or the error of the stream info that checked. */
-static int get_one(mbs_conn *c, uint64_t seq, int (*fn)(void *, const mbj_record *), void *ctx,
-                   int *cb_rc, natsStatus *s, jsErrCode *e, bool *missing)
+/* Standard base64, as the server's JSON gives a message's bytes: the
+ * length decoded into @out (room for @len / 4 * 3), or -1. */
+static int b64_val(unsigned char ch)
 {
-	jsOptions jo;
-	natsMsg *m = NULL;
+	if (ch >= 'A' && ch <= 'Z')
+		return ch - 'A';
+	if (ch >= 'a' && ch <= 'z')
+		return ch - 'a' + 26;
+	if (ch >= '0' && ch <= '9')
+		return ch - '0' + 52;
+	return ch == '+' ? 62 : ch == '/' ? 63 : -1;
+}
 
-	jsOptions_Init(&jo);
-	jo.Wait = c->timeout_ms;
-	*e = 0;
-	*s = js_GetMsg(&m, c->js, c->stream, seq, &jo, e);
-	if (*s != NATS_OK) {
-		if (*e == JSNoMessageFoundErr) {
-			/* Purged, or not applied yet by a leader just
-			 * elected (the stream said it holds @seq): ask again. */
-			int rc = stream_gap(c, seq, seq + 1);
-			if (rc)
-				return rc;
-			*missing = true;
-			*s = NATS_TIMEOUT;
-			*e = 0;
+static long b64_decode(const char *in, size_t len, uint8_t *out)
+{
+	size_t o = 0;
+
+	if (len % 4)
+		return -1;
+	for (size_t i = 0; i < len; i += 4) {
+		int v[4], pad = 0;
+		for (int k = 0; k < 4; k++) {
+			unsigned char ch = (unsigned char)in[i + k];
+			if (ch == '=' && i + 4 == len && k >= 2) {
+				v[k] = 0;
+				pad++;
+			} else if (pad || (v[k] = b64_val(ch)) < 0) {
+				return -1;
+			}
 		}
+		uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 |
+		             (uint32_t)v[3];
+		out[o++] = (uint8_t)(w >> 16);
+		if (pad < 2)
+			out[o++] = (uint8_t)(w >> 8);
+		if (pad < 1)
+			out[o++] = (uint8_t)w;
+	}
+	return (long)o;
+}
+
+/* One answer @m to MSG.GET of seq @seq (the server's JSON: {"message":
+ * {"seq":N,"data":"<base64>",...}} or {"error":{"err_code":N,...}}):
+ * 0 and the message's bytes in *@body (malloc()ed, *@n); 1 an error
+ * (*@s, *@e: no responders, or the JetStream error); -1 not an answer
+ * to that request. */
+static int got_answer(natsMsg *m, uint64_t seq, uint8_t **body, size_t *n, natsStatus *s,
+                      jsErrCode *e)
+{
+	const cJSON *msg, *v, *data;
+	cJSON *j;
+	long len = 0;
+
+	*body = NULL;
+	if (natsMsg_IsNoResponders(m)) {
+		*s = NATS_NO_RESPONDERS;
 		return 1;
 	}
-	if (natsMsg_GetSequence(m) != seq) {
-		natsMsg_Destroy(m);
-		return mbs_fail(c, MBJ_EIO, "%s: stream %s: asked for seq %" PRIu64
-		                ", answered another", c->redacted, c->stream, seq);
+	if (natsMsg_GetDataLength(m) <= 0 ||
+	    !(j = cJSON_ParseWithLength(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m))))
+		return -1;
+	if ((v = cJSON_GetObjectItemCaseSensitive(j, "error"))) {
+		v = cJSON_GetObjectItemCaseSensitive(v, "err_code");
+		*s = NATS_ERR;
+		*e = cJSON_IsNumber(v) ? (jsErrCode)v->valueint : 0;
+		cJSON_Delete(j);
+		return 1;
 	}
-	*cb_rc = deliver(seq, natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), fn, ctx);
-	natsMsg_Destroy(m);
+	msg = cJSON_GetObjectItemCaseSensitive(j, "message");
+	v = cJSON_GetObjectItemCaseSensitive(msg, "seq");
+	data = cJSON_GetObjectItemCaseSensitive(msg, "data");
+	if (!cJSON_IsNumber(v) || v->valuedouble != (double)seq ||
+	    (data && (!cJSON_IsString(data) || strlen(data->valuestring) / 4 * 3 > MBS_MAX_MSG))) {
+		cJSON_Delete(j);
+		return -1;
+	}
+	size_t blen = data ? strlen(data->valuestring) : 0;
+	if (!(*body = malloc(blen / 4 * 3 + 1)) ||
+	    (blen && (len = b64_decode(data->valuestring, blen, *body)) < 0)) {
+		free(*body);
+		*body = NULL;
+		cJSON_Delete(j);
+		return -1;
+	}
+	*n = (size_t)len;
+	cJSON_Delete(j);
 	return 0;
+}
+
+/* The subscription that takes MSG.GET answers, made once per connection. */
+static natsStatus got_sub(mbs_conn *c)
+{
+	natsInbox *inbox = NULL;
+	char subj[160];
+	natsStatus s;
+
+	if (c->got)
+		return NATS_OK;
+	if ((s = natsInbox_Create(&inbox)) != NATS_OK)
+		return s;
+	c->got_inbox = strdup((const char *)inbox);
+	natsInbox_Destroy(inbox);
+	if (!c->got_inbox)
+		return NATS_NO_MEMORY;
+	snprintf(subj, sizeof subj, "%s.>", c->got_inbox);
+	s = natsConnection_SubscribeSync(&c->got, c->nc, subj);
+	if (s == NATS_OK)
+		s = natsSubscription_SetPendingLimits(c->got, 4 * GET_WINDOW, (int)(2 * FETCH_MAX_BYTES));
+	if (s != NATS_OK) {
+		natsSubscription_Destroy(c->got);
+		c->got = NULL;
+		free(c->got_inbox);
+		c->got_inbox = NULL;
+	}
+	return s;
+}
+
+/* Records @from..@from+@n-1 (@n <= GET_WINDOW) read with MSG.GET, which
+ * only the stream's leader answers (its committed state: never a lagging
+ * or forked replica's) and which needs no consumer: all @n asked at once,
+ * so that the lot costs one round trip, each answer to its own reply
+ * subject (<inbox>.<round>.<seq>; a late answer of an earlier round is
+ * dropped).  The records that came, from @from on without a hole, go to
+ * @fn in order: *@got of them (*@cb_rc: what @fn returned when not 0; it
+ * then stops).  Fewer than @n: *@s, *@e say why (retry when retryable),
+ * *@missing when the leader has no record at from + *@got though the
+ * stream is not purged past it (asked again).  Returns 0, MBS_EPURGED,
+ * an error of the stream info that checked, or MBJ_EIO. */
+static int get_many(mbs_conn *c, uint64_t from, uint32_t n,
+                    int (*fn)(void *, const mbj_record *), void *ctx, uint32_t *got,
+                    int *cb_rc, natsStatus *s, jsErrCode *e, bool *missing)
+{
+	natsMsg *ans[GET_WINDOW] = { 0 };
+	char subj[MBS_STREAM_MAX + 40], reply[200], req[48];
+	uint32_t sent = 0, have = 0;
+	int rc = 0;
+
+	*got = 0;
+	*cb_rc = 0;
+	*e = 0;
+	if ((*s = got_sub(c)) != NATS_OK)
+		return 0;
+	c->got_round++;
+	snprintf(subj, sizeof subj, "$JS.API.STREAM.MSG.GET.%s", c->stream);
+	for (; sent < n; sent++) {
+		snprintf(reply, sizeof reply, "%s.%" PRIu64 ".%" PRIu64, c->got_inbox, c->got_round,
+		         from + sent);
+		snprintf(req, sizeof req, "{\"seq\":%" PRIu64 "}", from + sent);
+		if ((*s = natsConnection_PublishRequestString(c->nc, subj, reply, req)) != NATS_OK)
+			break;
+	}
+	int64_t until = mbs_now_ms() + c->timeout_ms;
+	size_t pre = strlen(c->got_inbox);
+	while (have < sent) {
+		int64_t left = until - mbs_now_ms();
+		natsMsg *m = NULL;
+		uint64_t round, seq;
+		char tail;
+		if (left <= 0) {
+			*s = NATS_TIMEOUT;
+			break;
+		}
+		natsStatus st = natsSubscription_NextMsg(&m, c->got, left);
+		if (st != NATS_OK) {
+			*s = st;
+			break;
+		}
+		const char *rs = natsMsg_GetSubject(m);
+		if (strlen(rs) > pre && rs[pre] == '.' &&
+		    sscanf(rs + pre + 1, "%" SCNu64 ".%" SCNu64 "%c", &round, &seq, &tail) == 2 &&
+		    round == c->got_round && seq >= from && seq < from + sent && !ans[seq - from]) {
+			ans[seq - from] = m;
+			have++;
+		} else {
+			natsMsg_Destroy(m);
+		}
+	}
+	for (uint32_t i = 0; i < sent && ans[i] && !rc && !*cb_rc; i++) {
+		natsStatus as = NATS_OK;
+		jsErrCode ae = 0;
+		uint8_t *body;
+		size_t len;
+		int r = got_answer(ans[i], from + i, &body, &len, &as, &ae);
+		if (r < 0) {
+			rc = mbs_fail(c, MBJ_EIO, "%s: stream %s: asked for seq %" PRIu64 ", answered "
+			              "something else", c->redacted, c->stream, from + i);
+		} else if (r == 1) {
+			*s = as;
+			*e = ae;
+			if (ae == JSNoMessageFoundErr) {
+				/* Purged, or not applied yet by a leader just
+				 * elected (the stream said it holds it): ask again. */
+				if (!(rc = stream_gap(c, from + i, from + i + 1))) {
+					*missing = true;
+					*s = NATS_TIMEOUT;
+					*e = 0;
+				}
+			}
+			break;
+		} else {
+			*cb_rc = deliver(from + i, body, len, fn, ctx);
+			free(body);
+			(*got)++;
+		}
+	}
+	for (uint32_t i = 0; i < sent; i++)
+		natsMsg_Destroy(ans[i]);
+	if (*got == n) {
+		*s = NATS_OK;
+		*e = 0;
+	} else if (*s == NATS_OK && !rc && !*cb_rc) {
+		*s = NATS_TIMEOUT;   /* answers lost (a reconnect): ask again */
+	}
+	return rc;
 }
 
 /* Whether every replica of the stream is current, as @si says: only then
@@ -841,20 +1026,22 @@ int mbs_fetch(mbs_conn *c, uint64_t from, uint64_t to,
 			drop_pull(c);
 		if ((!c->pull || c->pull_next != next) &&
 		    (!current || to - next < GET_MAX || next <= get_upto)) {
-			int cb_rc = 0;
-			rc = get_one(c, next, fn, ctx, &cb_rc, &s, &e, &missing);
-			if (rc == 1) {
-				rc = 0;
-				if (mbs_retryable(s, e) && mbs_backoff(deadline, &step))
-					continue;
-				break;
-			}
-			missing = false;
+			uint64_t left = to - next + 1;
+			uint32_t got;
+			int cb_rc;
+			rc = get_many(c, next, left < GET_WINDOW ? (uint32_t)left : GET_WINDOW, fn,
+			              ctx, &got, &cb_rc, &s, &e, &missing);
+			next += got;
 			if (rc || (rc = cb_rc))
 				return rc;
-			next++;
-			step = 20;
-			continue;
+			if (got) {
+				missing = false;
+				step = 20;
+				continue;
+			}
+			if (mbs_retryable(s, e) && mbs_backoff(deadline, &step))
+				continue;
+			break;
 		}
 		if (!c->pull || c->pull_next != next) {
 			e = 0;

@@ -21,6 +21,9 @@ struct mbs_conn {
 	natsSubscription *pull;    /* fetch consumer, positioned at pull_next */
 	uint64_t pull_next;
 	int64_t pull_used_ms;      /* mbs_now_ms() of its last request */
+	natsSubscription *got;     /* the answers to MSG.GET (get_many) ... */
+	char *got_inbox;           /* ... on <got_inbox>.<round>.<seq> */
+	uint64_t got_round;
 	uint32_t timeout_ms, deadline_ms;
 	char stream[MBS_STREAM_MAX + 1];
 	char subject[MBS_STREAM_MAX + 16];     /* membank.STREAM */
