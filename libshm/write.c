@@ -766,15 +766,11 @@ int bank_merge_fits(kv_txn *t, const merge_ck *m)
 
 int bank_prep_page(mb_bank *b, const char *id, const char *json, size_t len, mb_buf *rec)
 {
-	mb_buf props = { 0 };
 	int rc;
 
-	if (!(rc = bank_check_id(b, id)) &&
-	    !(rc = json_object_to_mp(json, len, max_json(b), "properties", b, &props)) &&
-	    (rc = rec_encode_page(rec, id, strlen(id), &props)))
+	if (!(rc = bank_check_id(b, id)) && (rc = rec_encode_page_head(rec, id, strlen(id))))
 		rc = mb_fail(b, rc, "out of memory");
-	buf_free(&props);
-	return rc;
+	return rc ? rc : json_object_to_mp(json, len, max_json(b), "properties", b, rec);
 }
 
 int bank_prep_delete(mb_bank *b, const char *id, mb_buf *rec)
