@@ -176,14 +176,15 @@ static int precheck(mb_bank *b, kv_txn *t, const gq_member *m)
  * (after it marked its members' seqs; in a bank on a stream, after the
  * stream acknowledged the pass's record and before the local append; after
  * it appended them), to prove that the next leader finishes the group
- * (group.c, DEATHS). */
-static void test_die(const char *where)
+ * (group.c, DEATHS).  @at: the variable, read once per pass (lead): a
+ * getenv() scans the whole environment, twice a write. */
+static void test_die(const char *at, const char *where)
 {
-	const char *at = getenv("MEMBANK_TEST_GROUP_DIE");
-	const char *fd = getenv("MEMBANK_TEST_GROUP_PAUSE_FD");
+	const char *fd;
 
 	if (!at || strcmp(at, where))
 		return;
+	fd = getenv("MEMBANK_TEST_GROUP_PAUSE_FD");
 	/* MEMBANK_TEST_GROUP_PAUSE_FD=N: say so on descriptor N and wait for
 	 * the test's SIGKILL instead (it acts in between) */
 	if (fd && write(atoi(fd), "p", 1) == 1)
@@ -212,6 +213,7 @@ typedef struct pass {
 	uint32_t who[GQ_MAX_MEMBERS];   /* e[j] is the record of m[who[j]] */
 	size_t k;                        /* records appended (0: none yet) */
 	bool collected;
+	const char *die_at;              /* MEMBANK_TEST_GROUP_DIE (test_die) */
 	/* a bank on a stream (cluster.c) */
 	mb_buf grp;                      /* the REC_GROUP being published */
 	bool catch_up;                   /* catch up before the next run */
@@ -308,7 +310,7 @@ static int publish_local(mb_bank *b, pass *p, const mbj_pos *end, size_t k)
 {
 	int rc;
 
-	test_die("mark");
+	test_die(p->die_at, "mark");
 	rc = mbj_append_many(b->jn, end, p->e, k, p->ends);
 	return rc ? bank_journal_fail(b, rc, "journal append") : 0;
 }
@@ -346,7 +348,7 @@ static int publish_stream(mb_bank *b, pass *p, const mbj_pos *end, size_t k)
 	if (mono_ms() > p->deadline)
 		return mb_fail(b->tag, MB_EUNAVAIL, "write: the journal's cluster did not take it "
 		               "within %u ms", cluster_timeout_ms(b));
-	test_die("mark");
+	test_die(p->die_at, "mark");
 	p->pub_ts = g.ts_us;
 	rc = cluster_publish(b, end, g.type, g.ts_us, g.payload, g.len, &seq, &timed_out);
 	if (rc == CLUSTER_RETRY || (rc && timed_out)) {
@@ -365,7 +367,7 @@ static int publish_stream(mb_bank *b, pass *p, const mbj_pos *end, size_t k)
 		return rc;
 	p->published = true;
 	p->timed_out = false;
-	test_die("publish");
+	test_die(p->die_at, "publish");
 	for (size_t j = 0; j < k; j++)
 		p->m[p->who[j]].end = (mbj_pos){ 0, 0, seq };
 	if ((jrc = mbj_append(b->jn, end, g.type, g.ts_us, g.payload, g.len, &p->ends[0])))
@@ -433,7 +435,7 @@ static int apply_members(mb_bank *b, kv_txn *t, pass *p, const mbj_pos *end)
 		return 0;
 	if ((rc = p->ops->publish(b, p, end, k)))  /* the pass's one journal step */
 		return rc;
-	test_die("append");
+	test_die(p->die_at, "append");
 	p->k = k;
 	gq_count(b->gq, p->e, k);
 	for (size_t j = 0; j < k; j++)
@@ -569,6 +571,7 @@ static int lead(mb_bank *b, gq_member *own, char why[GQ_MSG_BYTES])
 	p->n = p->k = 0;
 	p->collected = p->published = p->timed_out = false;
 	p->deadline = mono_ms() + cluster_timeout_ms(b);
+	p->die_at = getenv("MEMBANK_TEST_GROUP_DIE");
 	while ((rc = pass_once(b, p, own)) == KV_EMAPFULL || rc == CLUSTER_RETRY ||
 	       rc == CLUSTER_REBOOT)
 		if (rc == CLUSTER_REBOOT) {  /* behind the stream's purge point */
