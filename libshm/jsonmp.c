@@ -23,16 +23,23 @@
  * and no duplicate key in an object (it would make a merge ambiguous).
  * Strings may not hold raw control characters (RFC 8259).
  *
- * Output: a container's header is reserved at its widest (5 bytes) and
- * narrowed when its count is known, so the bytes are msgpack-c's minimal
- * encoding, the same a packer would write from a tree.  Each narrowing
- * moves the container's bytes once, so a byte moves at most once per
- * container around it (<= 64 times).  Memory: the output, one string's
- * bytes and the keys of the open objects; no tree.
+ * UTF-8 is checked in the same pass: a byte from 0x80 can only be inside a
+ * string of a text that parses (anywhere else it stops the parse), so each
+ * string's runs of plain bytes are checked as they are read.  A text with
+ * invalid UTF-8 anywhere must fail with that message whatever else is wrong
+ * with it (as when the whole text was checked first), so any failure scans
+ * the whole text again and reports its first invalid byte instead.
+ *
+ * Output: msgpack-c's minimal encoding (the narrowest int, str, array and
+ * map header; float64 for every float), written straight into the output
+ * buffer (pack_template.h's rules, byte for byte).  A container's header is
+ * reserved at its widest (5 bytes) and narrowed when its count is known.
+ * Each narrowing moves the container's bytes once, so a byte moves at most
+ * once per container around it (<= 64 times).  Memory: the output, one
+ * escaped string's bytes and the keys of the open objects; no tree.
  */
 #include <locale.h>
 #include <math.h>
-#include <msgpack.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,8 +58,7 @@ typedef struct jp {
 	const void *tag;
 	unsigned max_depth;
 	mb_buf *out;
-	msgpack_packer pk;
-	mb_buf str;          /* a string's decoded bytes */
+	mb_buf str;          /* an escaped string's decoded bytes */
 	key_ref *keys;       /* keys of the objects being parsed, innermost last */
 	size_t nkeys, cap_keys;
 } jp;
@@ -74,10 +80,97 @@ static int invalid(const jp *j)
 	return mb_fail(j->tag, MB_EINVAL, "%s: invalid JSON at byte %zu", j->what, at(j));
 }
 
+/* The first invalid UTF-8 byte of the whole text is the error, if any:
+ * MB_EINVAL with its message, else 0. */
+static int utf8_fail(const jp *j)
+{
+	size_t bad = mb_utf8_bad_at(j->base, (size_t)(j->end - j->base));
+
+	if (bad == (size_t)-1)
+		return 0;
+	return mb_fail(j->tag, MB_EINVAL, "%s: invalid UTF-8 at byte %zu", j->what, bad);
+}
+
 static void skip_ws(jp *j)
 {
 	while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
 		j->p++;
+}
+
+/* ------------------------------------------------------------- output
+ *
+ * Each write first makes room (the common case inline); a failed
+ * reservation sets out->failed, writes nothing, and parse_value() turns it
+ * into MB_ENOMEM.  buf.c's invariant (room for a NUL after len) holds: room
+ * is always len + n + 1. */
+
+static bool room(jp *j, size_t n)
+{
+	mb_buf *b = j->out;
+
+	return (b->data && b->cap - b->len > n && !b->failed) || !buf_reserve(b, n);
+}
+
+/* @head, then the low @n bytes of @v big-endian (n <= 8) */
+static void put_head(jp *j, uint8_t head, uint64_t v, unsigned n)
+{
+	uint8_t *o;
+
+	if (!room(j, 1 + n))
+		return;
+	o = (uint8_t *)j->out->data + j->out->len;
+	o[0] = head;
+	for (unsigned i = 0; i < n; i++)
+		o[1 + i] = (uint8_t)(v >> (8 * (n - 1 - i)));
+	j->out->len += 1 + n;
+}
+
+/* msgpack_pack_uint64 */
+static void put_uint(jp *j, uint64_t v)
+{
+	if (v < 0x80)
+		put_head(j, (uint8_t)v, 0, 0);
+	else if (v < 0x100)
+		put_head(j, 0xcc, v, 1);
+	else if (v < 0x10000)
+		put_head(j, 0xcd, v, 2);
+	else if (v < 0x100000000)
+		put_head(j, 0xce, v, 4);
+	else
+		put_head(j, 0xcf, v, 8);
+}
+
+/* msgpack_pack_int64 of @v <= 0 (0 is the fixint 0) */
+static void put_neg(jp *j, int64_t v)
+{
+	if (v >= -32)
+		put_head(j, (uint8_t)v, 0, 0);
+	else if (v >= -128)
+		put_head(j, 0xd0, (uint64_t)v, 1);
+	else if (v >= -32768)
+		put_head(j, 0xd1, (uint64_t)v, 2);
+	else if (v >= INT32_MIN)
+		put_head(j, 0xd2, (uint64_t)v, 4);
+	else
+		put_head(j, 0xd3, (uint64_t)v, 8);
+}
+
+/* msgpack_pack_str_with_body */
+static void put_str(jp *j, const char *s, size_t len)
+{
+	if (!room(j, 5 + len))
+		return;
+	if (len < 32)
+		put_head(j, (uint8_t)(0xa0 | len), 0, 0);
+	else if (len < 256)
+		put_head(j, 0xd9, len, 1);
+	else if (len < 65536)
+		put_head(j, 0xda, len, 2);
+	else
+		put_head(j, 0xdb, len, 4);
+	if (len)
+		memcpy(j->out->data + j->out->len, s, len);
+	j->out->len += len;
 }
 
 /* ------------------------------------------------------------ numbers */
@@ -148,9 +241,9 @@ static int pack_integer(jp *j, const char *s, size_t len)
 		v = v * 10 + d;
 	}
 	if (neg)  /* -2^63 included: the negation wraps to its two's complement */
-		msgpack_pack_int64(&j->pk, (int64_t)(0 - v));
+		put_neg(j, (int64_t)(0 - v));
 	else
-		msgpack_pack_uint64(&j->pk, v);
+		put_uint(j, v);
 	return 0;  /* an allocation failure shows in out->failed */
 }
 
@@ -172,7 +265,12 @@ static int pack_float(jp *j, const char *s, size_t len)
 	if (d == HUGE_VAL || d == -HUGE_VAL)
 		return mb_fail(j->tag, MB_EINVAL, "%s: number out of range (beyond a double) at byte %zu",
 		               j->what, at(j));
-	msgpack_pack_double(&j->pk, d);
+	{
+		uint64_t bits;
+
+		memcpy(&bits, &d, sizeof bits);
+		put_head(j, 0xcb, bits, 8);  /* msgpack_pack_double */
+	}
 	return 0;
 }
 
@@ -277,8 +375,61 @@ static int escape(jp *j)
 	return buf_addc(&j->str, to[hit - from]);
 }
 
-/* A string at j->p (its opening quote) decoded into j->str.  The text was
- * checked as UTF-8 before parsing; escapes only add valid UTF-8. */
+/* The bytes of the 8-byte word @w that end a plain run ('"', '\\' or a
+ * control character) as their high bit; a bit may also be set above the
+ * lowest hit (a borrow), never without one, so the lowest bit is exact. */
+static uint64_t run_stops(uint64_t w)
+{
+	const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+	uint64_t q = w ^ (ones * '"'), bs = w ^ (ones * '\\');
+
+	return (((q - ones) & ~q) | ((bs - ones) & ~bs) | ((w - ones * 0x20) & ~w)) & high;
+}
+
+/* The end of the run of plain string bytes at @q (at a '"', '\\', control
+ * character or the text's end); MB_EINVAL (the whole text's UTF-8 error)
+ * when the run is not valid UTF-8.  Eight bytes at a time on a
+ * little-endian machine (the word's first byte is its lowest). */
+static int plain_run(const jp *j, const char *q, const char **run_end)
+{
+	const char *run = q;
+	uint64_t high = 0;   /* a byte from 0x80 was seen: check the run */
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	while (j->end - q >= 8) {
+		uint64_t w, stops;
+
+		memcpy(&w, q, 8);
+		if ((stops = run_stops(w))) {
+			unsigned n = (unsigned)__builtin_ctzll(stops) / 8;
+
+			high |= w & 0x8080808080808080ull & ((1ull << (8 * n)) - 1);
+			q += n;
+			goto done;
+		}
+		high |= w & 0x8080808080808080ull;
+		q += 8;
+	}
+#endif
+	for (; q < j->end; q++) {
+		unsigned char c = (unsigned char)*q;
+		if (c == '"' || c == '\\' || c < 0x20)
+			break;
+		high |= c & 0x80;
+	}
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+done:
+#endif
+	*run_end = q;
+	/* a run ends at an ASCII byte, so it is whole UTF-8 sequences iff the
+	 * text is valid up to there */
+	if (high && mb_utf8_bad_at(run, (size_t)(q - run)) != (size_t)-1)
+		return utf8_fail(j);
+	return 0;
+}
+
+/* A string at j->p (its opening quote) decoded into j->str; escapes only
+ * add valid UTF-8. */
 static int read_string(jp *j)
 {
 	int rc;
@@ -287,8 +438,8 @@ static int read_string(jp *j)
 	j->p++;
 	for (;;) {
 		const char *run = j->p;
-		while (j->p < j->end && *j->p != '"' && *j->p != '\\' && (unsigned char)*j->p >= 0x20)
-			j->p++;
+		if ((rc = plain_run(j, run, &j->p)))
+			return rc;
 		buf_add(&j->str, run, (size_t)(j->p - run));
 		if (j->p >= j->end || (unsigned char)*j->p < 0x20)
 			return invalid(j);
@@ -302,23 +453,23 @@ static int read_string(jp *j)
 
 static int parse_string(jp *j)
 {
-	const char *run = j->p + 1, *q = run;
+	const char *run = j->p + 1, *q;
 	int rc;
 
 	/* a string without escapes (most) is packed from the text itself;
 	 * j->str.len still gives its length (push_key) */
-	while (q < j->end && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20)
-		q++;
+	if ((rc = plain_run(j, run, &q)))
+		return rc;
 	if (q < j->end && *q == '"') {
 		j->str.len = (size_t)(q - run);
-		msgpack_pack_str_with_body(&j->pk, run, j->str.len);
+		put_str(j, run, j->str.len);
 		j->p = q + 1;
 		return 0;
 	}
 	rc = read_string(j);
 
 	if (!rc)
-		msgpack_pack_str_with_body(&j->pk, j->str.data ? j->str.data : "", j->str.len);
+		put_str(j, j->str.data ? j->str.data : "", j->str.len);
 	return rc;
 }
 
@@ -362,7 +513,7 @@ static int push_key(jp *j)
 		j->keys = k;
 		j->cap_keys = cap;
 	}
-	/* the key's bytes end the output: msgpack_pack_str_with_body just wrote them */
+	/* the key's bytes end the output: put_str just wrote them */
 	j->keys[j->nkeys++] = (key_ref){ j->out->len - j->str.len, NULL, (uint32_t)j->str.len };
 	return 0;
 }
@@ -433,8 +584,9 @@ static int parse_container(jp *j, unsigned depth, bool map)
 	if (depth >= j->max_depth)
 		return mb_fail(j->tag, MB_EINVAL, "%s: nested deeper than %u at byte %zu", j->what,
 		               j->max_depth, at(j));
-	if (buf_add(j->out, "\0\0\0\0\0", 5))
+	if (!room(j, 5))
 		return oom(j);
+	j->out->len += 5;  /* the header, written by narrow_header() */
 	j->p++;
 	skip_ws(j);
 	if (j->p < j->end && *j->p == close)
@@ -470,12 +622,7 @@ static int literal(jp *j, const char *word)
 	if ((size_t)(j->end - j->p) < n || memcmp(j->p, word, n))
 		return invalid(j);
 	j->p += n;
-	if (*word == 't')
-		msgpack_pack_true(&j->pk);
-	else if (*word == 'f')
-		msgpack_pack_false(&j->pk);
-	else
-		msgpack_pack_nil(&j->pk);
+	put_head(j, *word == 't' ? 0xc3 : *word == 'f' ? 0xc2 : 0xc0, 0, 0);
 	return 0;
 }
 
@@ -504,7 +651,7 @@ static int parse_value(jp *j, unsigned depth)
 int json_to_mp(const char *s, size_t len, size_t max, unsigned max_depth, const char *what,
                const void *tag, mb_buf *out)
 {
-	size_t start = out->len, bad;
+	size_t start = out->len;
 	jp j = { .base = s, .p = s, .what = what, .tag = tag, .max_depth = max_depth, .out = out };
 	int rc;
 
@@ -514,10 +661,10 @@ int json_to_mp(const char *s, size_t len, size_t max, unsigned max_depth, const 
 		len = strnlen(s, max + 1);
 	if (len > max)
 		return mb_fail(tag, MB_EINVAL, "%s: larger than the limit of %zu bytes", what, max);
-	if ((bad = mb_utf8_bad_at(s, len)) != (size_t)-1)
-		return mb_fail(tag, MB_EINVAL, "%s: invalid UTF-8 at byte %zu", what, bad);
 	j.end = s + len;
-	mp_packer_init(&j.pk, out);
+	/* the output is about the text's size (floats and containers may need
+	 * more, escapes and separators less): one reservation for most */
+	room(&j, len + 16);
 	if (!(rc = parse_value(&j, 0))) {
 		skip_ws(&j);
 		if (j.p != j.end)
@@ -526,8 +673,17 @@ int json_to_mp(const char *s, size_t len, size_t max, unsigned max_depth, const 
 	}
 	buf_free(&j.str);
 	free(j.keys);
-	if (rc)
+	if (rc) {
+		/* invalid UTF-8 anywhere is the error, as if checked first */
+		int urc = utf8_fail(&j);
+
+		rc = urc ? urc : rc;
 		out->len = start;
+		if (out->data)
+			out->data[start] = '\0';
+	} else {
+		out->data[out->len] = '\0';  /* buf.c's trailing NUL */
+	}
 	return rc;
 }
 

@@ -12,14 +12,13 @@ static int packed(mb_buf *out)
 	return out->failed ? MB_ENOMEM : 0;
 }
 
-int rec_encode_page(mb_buf *out, const char *id, size_t idlen, const mb_buf *props)
+int rec_encode_page_head(mb_buf *out, const char *id, size_t idlen)
 {
 	msgpack_packer pk;
 
 	mp_packer_init(&pk, out);
 	msgpack_pack_array(&pk, 2);
 	msgpack_pack_str_with_body(&pk, id, idlen);
-	buf_add(out, props->data, props->len);
 	return packed(out);
 }
 

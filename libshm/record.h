@@ -77,8 +77,10 @@ typedef struct mb_rec {
 	int64_t num;          /* purge cutoff; batch: operation count */
 } mb_rec;
 
-/* Encoders append the payload to @out. */
-int rec_encode_page(mb_buf *out, const char *id, size_t idlen, const mb_buf *props);
+/* Encoders append the payload to @out.  A page's payload is [id, properties]:
+ * rec_encode_page_head() writes all but the properties map, which the caller
+ * appends (transcoded straight into @out: no copy). */
+int rec_encode_page_head(mb_buf *out, const char *id, size_t idlen);
 int rec_encode_id(mb_buf *out, const char *id, size_t idlen);
 int rec_encode_strs(mb_buf *out, const char *a, const char *b /* NULL: nil */);
 int rec_encode_map(mb_buf *out, const mb_buf *map);

@@ -176,14 +176,15 @@ static int precheck(mb_bank *b, kv_txn *t, const gq_member *m)
  * (after it marked its members' seqs; in a bank on a stream, after the
  * stream acknowledged the pass's record and before the local append; after
  * it appended them), to prove that the next leader finishes the group
- * (group.c, DEATHS). */
-static void test_die(const char *where)
+ * (group.c, DEATHS).  @at: the variable, read once per pass (lead): a
+ * getenv() scans the whole environment, twice a write. */
+static void test_die(const char *at, const char *where)
 {
-	const char *at = getenv("MEMBANK_TEST_GROUP_DIE");
-	const char *fd = getenv("MEMBANK_TEST_GROUP_PAUSE_FD");
+	const char *fd;
 
 	if (!at || strcmp(at, where))
 		return;
+	fd = getenv("MEMBANK_TEST_GROUP_PAUSE_FD");
 	/* MEMBANK_TEST_GROUP_PAUSE_FD=N: say so on descriptor N and wait for
 	 * the test's SIGKILL instead (it acts in between) */
 	if (fd && write(atoi(fd), "p", 1) == 1)
@@ -225,6 +226,7 @@ typedef struct pass {
 	uint32_t who[GQ_MAX_MEMBERS];   /* e[j] is the record of m[who[j]] */
 	size_t k;                        /* records appended (0: none yet) */
 	bool collected;
+	const char *die_at;              /* MEMBANK_TEST_GROUP_DIE (test_die) */
 	/* a bank on a stream (cluster.c) */
 	mb_buf grp;                      /* the REC_GROUP being published */
 	bool catch_up;                   /* catch up before the next run */
@@ -324,7 +326,7 @@ static int publish_local(mb_bank *b, pass *p, const mbj_pos *end, size_t k)
 {
 	int rc;
 
-	test_die("mark");
+	test_die(p->die_at, "mark");
 	rc = mbj_append_many(b->jn, end, p->e, k, p->ends);
 	return rc ? bank_journal_fail(b, rc, "journal append") : 0;
 }
@@ -362,7 +364,7 @@ static int publish_stream(mb_bank *b, pass *p, const mbj_pos *end, size_t k)
 	if (mono_ms() > p->deadline)
 		return mb_fail(b->tag, MB_EUNAVAIL, "write: the journal's cluster did not take it "
 		               "within %u ms", cluster_timeout_ms(b));
-	test_die("mark");
+	test_die(p->die_at, "mark");
 	test_slow_publish();
 	p->pub_ts = g.ts_us;
 	rc = cluster_publish(b, end, g.type, g.ts_us, g.payload, g.len, &seq, &timed_out);
@@ -389,7 +391,7 @@ static int publish_stream(mb_bank *b, pass *p, const mbj_pos *end, size_t k)
 		return rc;
 	p->published = true;
 	p->timed_out = false;
-	test_die("publish");
+	test_die(p->die_at, "publish");
 	for (size_t j = 0; j < k; j++)
 		p->m[p->who[j]].end = (mbj_pos){ 0, 0, seq };
 	if ((jrc = mbj_append(b->jn, end, g.type, g.ts_us, g.payload, g.len, &p->ends[0])))
@@ -457,7 +459,7 @@ static int apply_members(mb_bank *b, kv_txn *t, pass *p, const mbj_pos *end)
 		return 0;
 	if ((rc = p->ops->publish(b, p, end, k)))  /* the pass's one journal step */
 		return rc;
-	test_die("append");
+	test_die(p->die_at, "append");
 	p->k = k;
 	gq_count(b->gq, p->e, k);
 	for (size_t j = 0; j < k; j++)
@@ -604,6 +606,7 @@ static int lead(mb_bank *b, gq_member *own, char why[GQ_MSG_BYTES])
 	p->deadline = mono_ms() + cluster_timeout_ms(b);
 	p->lost = 0;
 	p->wait_until = 0;
+	p->die_at = getenv("MEMBANK_TEST_GROUP_DIE");
 	while ((rc = pass_once(b, p, own)) == KV_EMAPFULL || rc == CLUSTER_RETRY ||
 	       rc == CLUSTER_REBOOT || rc == CLUSTER_YIELD)
 		if (rc == CLUSTER_YIELD) {   /* another machine's turn (cluster.c) */
@@ -804,15 +807,11 @@ int bank_merge_fits(kv_txn *t, const merge_ck *m)
 
 int bank_prep_page(mb_bank *b, const char *id, const char *json, size_t len, mb_buf *rec)
 {
-	mb_buf props = { 0 };
 	int rc;
 
-	if (!(rc = bank_check_id(b, id)) &&
-	    !(rc = json_object_to_mp(json, len, max_json(b), "properties", b, &props)) &&
-	    (rc = rec_encode_page(rec, id, strlen(id), &props)))
+	if (!(rc = bank_check_id(b, id)) && (rc = rec_encode_page_head(rec, id, strlen(id))))
 		rc = mb_fail(b, rc, "out of memory");
-	buf_free(&props);
-	return rc;
+	return rc ? rc : json_object_to_mp(json, len, max_json(b), "properties", b, rec);
 }
 
 int bank_prep_delete(mb_bank *b, const char *id, mb_buf *rec)

@@ -968,6 +968,228 @@ static void test_metrics_checkpoint(void **state)
 	mb_free(text);
 }
 
+/* ------------------------------------------------ JSON -> msgpack, golden
+ *
+ * The transcoder's verdict on tricky texts (escapes, surrogates, invalid
+ * UTF-8 and where it is reported, nesting at the bound, every integer width
+ * and sign, -0, 1e308, out-of-range numbers, duplicate keys, every header
+ * width of str, array and map), as recorded from the transcoder of 0.2.0
+ * (msgpack-c's packer with a UTF-8 pass before the parse): the output
+ * bytes (length and FNV-1a 64 of them, after one byte already in the
+ * buffer: the output appends) or the error message, byte for byte.  The
+ * store's values and the journal's records are these bytes.
+ *
+ * A case is {head, unit, n, tail}: the text is head, unit n times, tail;
+ * obj: as page properties (json_object_to_mp), else json_to_mp at depth 64. */
+#define C(h, u, n, t, o) { h, u, n, t, o }
+static const struct gcase { const char *head, *unit; unsigned n; const char *tail; bool obj; } gcases[] = {
+	C("{\"title\":\"Quarterly planning notes 07\",\"status\":\"Done\",\"priority\":2,\"tags\":[\"sync\",\"notion\",\"bench\"],\"owner\":\"worker-07\",\"url\":\"https://www.notion.so/acme/page-0000055433\",\"estimate\":7.5,\"done\":true}", "", 0, "", true),
+	C("{}", "", 0, "", true), C(" \t\r\n{ } \n", "", 0, "", true), C("[]", "", 0, "", false),
+	C("{\"a\":[],\"b\":{},\"c\":[[]],\"d\":[{}]}", "", 0, "", true),
+	C("{\"e\":\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"}", "", 0, "", true),
+	C("{\"u\":\"\\u00e9\\u20AC\\ud83d\\ude00x\"}", "", 0, "", true),
+	C("{\"\\u00e9\":1,\"k\\n\":2}", "", 0, "", true),
+	C("{\"s\":\"\\ud83d\"}", "", 0, "", true), C("{\"s\":\"\\ude00\"}", "", 0, "", true),
+	C("{\"s\":\"\\ud83d\\u0041\"}", "", 0, "", true), C("{\"s\":\"\\ud83dx\"}", "", 0, "", true),
+	C("{\"s\":\"a\\u0000b\"}", "", 0, "", true), C("{\"s\":\"\\u12g4\"}", "", 0, "", true),
+	C("{\"s\":\"\\u12\"}", "", 0, "", true), C("{\"s\":\"\\x\"}", "", 0, "", true),
+	C("{\"s\":\"\\", "", 0, "", true), C("{\"s\":\"abc", "", 0, "", true),
+	C("{\"s\":\"a\tb\"}", "", 0, "", true), C("{\"s\":\"a\x01\"}", "", 0, "", true),
+	C("{\"s\":\"\xff\"}", "", 0, "", true), C("{\"s\":\"\xc0\xaf\"}", "", 0, "", true),
+	C("{\"s\":\"\xed\xa0\x80\"}", "", 0, "", true), C("{\"s\":\"\xe2\x82\"}", "", 0, "", true),
+	C("{\"s\":\"\xf4\x90\x80\x80\"}", "", 0, "", true), C("{\"s\":\"\xf0\x9f\x98\x80\xc3\xa9\xe2\x82\xac\"}", "", 0, "", true),
+	C("{\"\xc3\xa9\xff\":1}", "", 0, "", true), C("{\"a\" x \xff}", "", 0, "", true),
+	C("{\"a\":1,\"a\":2,\"b\":\"\xff\"}", "", 0, "", true), C("\xef\xbb\xbf{}", "", 0, "", true),
+	C("{\"a\":\"\xc3\"}", "", 0, "", true), C("{\"a\":\"x\\n\xc3\"}", "", 0, "", true),
+	C("{\"a\":\"x\\n\xc3\xa9\\t\xe2\x82\xac\"}", "", 0, "", true),
+	C("", "[", 63, "", false), C("", "[", 64, "", false), C("", "[", 65, "", false),
+	C("", "[", 64, "\xff", false),
+	C("{\"d\":", "[", 62, "1", true), C("{\"d\":", "[", 63, "1", true),
+	C("", "[", 63, "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]", false),
+	C("{\"d\":", "{\"k\":", 62, "1}", true),
+	C("[18446744073709551615,18446744073709551616]", "", 0, "", false),
+	C("[18446744073709551615,-9223372036854775808,9007199254740993,9223372036854775807,9223372036854775808]", "", 0, "", false),
+	C("[-9223372036854775809]", "", 0, "", false), C("[99999999999999999999999]", "", 0, "", false),
+	C("[-0,0,-0.0,0.0,1.0,1,1e308,-1e308,1e-400,1E+2,1e-2,0.5,2.5e-3,-1.25E+10,123456789012345678901234567890.5]", "", 0, "", false),
+	C("[1e309]", "", 0, "", false), C("[-1e400]", "", 0, "", false),
+	C("[0.", "1", 100, "]", false), C("[1", "0", 400, ".5]", false),
+	C("[127,128,255,256,65535,65536,4294967295,4294967296,-1,-31,-32,-33,-127,-128,-129,-32767,-32768,-32769,-2147483647,-2147483648,-2147483649]", "", 0, "", false),
+	C("[01]", "", 0, "", false), C("[1.]", "", 0, "", false), C("[.5]", "", 0, "", false),
+	C("[-]", "", 0, "", false), C("[1e]", "", 0, "", false), C("[+1]", "", 0, "", false),
+	C("[1e+]", "", 0, "", false), C("[-a]", "", 0, "", false), C("[1.5e3x]", "", 0, "", false),
+	C("[true,false,null]", "", 0, "", false), C("[tru]", "", 0, "", false), C("[nul", "", 0, "", false),
+	C("[True]", "", 0, "", false), C("", "", 0, "", true), C("   ", "", 0, "", true),
+	C("{\"a\":1} x", "", 0, "", true), C("{\"a\":1}}", "", 0, "", true), C("{\"a\":1,}", "", 0, "", true),
+	C("{\"a\" 1}", "", 0, "", true), C("{a:1}", "", 0, "", true), C("{\"a\":1 \"b\":2}", "", 0, "", true),
+	C("[1,2", "", 0, "", false), C("[1 2]", "", 0, "", false), C("[,]", "", 0, "", false),
+	C("[1]", "", 0, "", true), C("1", "", 0, "", true), C("\"s\"", "", 0, "", true), C("null", "", 0, "", true),
+	C("{\"a\":1,\"a\":2}", "", 0, "", true), C("{\"a\":1,\"\\u0061\":2}", "", 0, "", true),
+	C("{\"x\":{\"a\":1,\"a\":2}}", "", 0, "", true), C("{\"a\":{\"a\":1},\"b\":{\"a\":2}}", "", 0, "", true),
+	C("{\"k0\":0,\"k1\":1,\"k2\":2,\"k3\":3,\"k4\":4,\"k5\":5,\"k6\":6,\"k7\":7,\"k8\":8,\"k9\":9,\"ka\":10,\"kb\":11,\"kc\":12,\"kd\":13,\"ke\":14}", "", 0, "", true),
+	C("{\"k0\":0,\"k1\":1,\"k2\":2,\"k3\":3,\"k4\":4,\"k5\":5,\"k6\":6,\"k7\":7,\"k8\":8,\"k9\":9,\"ka\":10,\"kb\":11,\"kc\":12,\"kd\":13,\"ke\":14,\"kf\":15}", "", 0, "", true),
+	C("{\"k0\":0,\"k1\":1,\"k2\":2,\"k3\":3,\"k4\":4,\"k5\":5,\"k6\":6,\"k7\":7,\"k8\":8,\"k9\":9,\"ka\":10,\"kb\":11,\"kc\":12,\"kd\":13,\"ke\":14,\"kf\":15,\"kg\":16,\"k5\":17}", "", 0, "", true),
+	C("{\"k0\":0,\"k1\":1,\"k2\":2,\"k3\":3,\"k4\":4,\"k5\":5,\"k6\":6,\"k7\":7,\"k8\":8,\"k9\":9,\"ka\":10,\"kb\":11,\"kc\":12,\"kd\":13,\"ke\":14,\"kf\":15,\"kg\":16,\"kh\":17,\"k\":", "", 0, "[]}", true),
+	C("{\"s\":\"", "a", 31, "\"}", true), C("{\"s\":\"", "a", 32, "\"}", true),
+	C("{\"s\":\"", "a", 255, "\"}", true), C("{\"s\":\"", "a", 256, "\"}", true),
+	C("{\"s\":\"", "a", 65535, "\"}", true), C("{\"s\":\"", "a", 65536, "\"}", true),
+	C("{\"s\":\"", "\\n", 40, "\"}", true), C("{\"s\":\"", "\\u00e9", 200, "\"}", true),
+	C("{\"s\":\"", "\xc3\xa9", 20000, "\"}", true), C("{\"s\":\"", "\\ud83d\\ude00", 20000, "\"}", true),
+	C("{\"", "k", 300, "\":1}", true),
+	C("[0", ",0", 14, "]", false), C("[0", ",0", 15, "]", false), C("[0", ",0", 65534, "]", false),
+	C("[0", ",0", 65535, "]", false), C("[0", ",1.5", 20000, "]", false),
+	C("[[", "[0],", 100, "0]]", false), C("{\"a\":[", "{\"b\":\"c\",\"d\":[1,2.5,null]},", 500, "{}]}", true),
+};
+#undef C
+
+static const struct gexpect { int rc; size_t len; uint64_t fnv; const char *msg; } gexpect[] = {
+	{ 0, 170, 0x179d7b3ceaf0c180ull, "" },
+	{ 0, 2, 0x0a1fce07b68ef3a6ull, "" },
+	{ 0, 2, 0x0a1fce07b68ef3a6ull, "" },
+	{ 0, 2, 0x0a1fde07b68f0ed6ull, "" },
+	{ 0, 16, 0x60fea03d6b78db3cull, "" },
+	{ 0, 13, 0xed29c258af53d9c8ull, "" },
+	{ 0, 15, 0x23b547451413aaf4ull, "" },
+	{ 0, 10, 0x7a8eb07f5c68087aull, "" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "properties: invalid JSON at byte 6" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "properties: invalid JSON at byte 6" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "properties: invalid JSON at byte 6" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "properties: invalid JSON at byte 6" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "properties: \\u0000 at byte 7 is not supported" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "properties: invalid JSON at byte 8" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "properties: invalid JSON at byte 8" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "properties: invalid JSON at byte 7" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "properties: invalid JSON at byte 7" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "properties: invalid JSON at byte 9" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "properties: invalid JSON at byte 7" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "properties: invalid JSON at byte 7" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "properties: invalid UTF-8 at byte 6" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "properties: invalid UTF-8 at byte 6" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "properties: invalid UTF-8 at byte 6" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "properties: invalid UTF-8 at byte 6" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "properties: invalid UTF-8 at byte 6" },
+	{ 0, 14, 0x519a2bb3909fbbb7ull, "" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "properties: invalid UTF-8 at byte 4" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "properties: invalid UTF-8 at byte 7" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "properties: invalid UTF-8 at byte 18" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "properties: invalid JSON at byte 0" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "properties: invalid UTF-8 at byte 6" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "properties: invalid UTF-8 at byte 9" },
+	{ 0, 13, 0x5855e4ced60c3cdaull, "" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "value: invalid JSON at byte 63" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "value: invalid JSON at byte 64" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "value: nested deeper than 64 at byte 64" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "value: invalid UTF-8 at byte 64" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "properties: invalid JSON at byte 68" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "properties: invalid JSON at byte 69" },
+	{ 0, 64, 0x24899cb3d679ffb4ull, "" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "properties: invalid JSON at byte 317" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "value: integer out of range (beyond 64 bits) at byte 22; write it as a string to keep it exactly" },
+	{ 0, 47, 0x1b4b6d6722508ad9ull, "" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "value: integer out of range (beyond 64 bits) at byte 1; write it as a string to keep it exactly" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "value: integer out of range (beyond 64 bits) at byte 1; write it as a string to keep it exactly" },
+	{ 0, 113, 0xa51297b297e49c09ull, "" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "value: number out of range (beyond a double) at byte 1" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "value: number out of range (beyond a double) at byte 1" },
+	{ 0, 11, 0xa72cd583a93da939ull, "" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "value: number out of range (beyond a double) at byte 1" },
+	{ 0, 76, 0x0b2e02671525f135ull, "" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "value: invalid JSON at byte 2" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "value: invalid JSON at byte 3" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "value: invalid JSON at byte 1" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "value: invalid JSON at byte 1" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "value: invalid JSON at byte 3" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "value: invalid JSON at byte 1" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "value: invalid JSON at byte 4" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "value: invalid JSON at byte 1" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "value: invalid JSON at byte 6" },
+	{ 0, 5, 0xd51dee95e5bf13f2ull, "" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "value: invalid JSON at byte 1" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "value: invalid JSON at byte 1" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "value: invalid JSON at byte 1" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "properties: invalid JSON at byte 0" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "properties: invalid JSON at byte 3" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "properties: unexpected text after the JSON value at byte 8" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "properties: unexpected text after the JSON value at byte 7" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "properties: invalid JSON at byte 7" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "properties: invalid JSON at byte 5" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "properties: invalid JSON at byte 1" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "properties: invalid JSON at byte 7" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "value: invalid JSON at byte 4" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "value: invalid JSON at byte 3" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "value: invalid JSON at byte 1" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "properties: not a JSON object" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "properties: not a JSON object" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "properties: not a JSON object" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "properties: not a JSON object" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "properties: duplicate key \"a\"" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "properties: duplicate key \"a\"" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "properties: duplicate key \"a\"" },
+	{ 0, 14, 0x411fea1f78ac23acull, "" },
+	{ 0, 62, 0x138b96bc61bd6ff1ull, "" },
+	{ 0, 68, 0x87d4af00a2849e3eull, "" },
+	{ -1, 1, 0xaf644e4c8602ae42ull, "properties: duplicate key \"k5\"" },
+	{ 0, 79, 0xab847eefabad935dull, "" },
+	{ 0, 36, 0x067f807934988f9full, "" },
+	{ 0, 38, 0x0f1063ed32d30978ull, "" },
+	{ 0, 261, 0xa9c3d0b7c23521b6ull, "" },
+	{ 0, 263, 0x424e131d73747040ull, "" },
+	{ 0, 65542, 0xf56ea3b358bc5f44ull, "" },
+	{ 0, 65545, 0x18970a7afc5fd419ull, "" },
+	{ 0, 46, 0xb9b6b2a686841ab0ull, "" },
+	{ 0, 407, 0x2417c82cd173a270ull, "" },
+	{ 0, 40007, 0xf8884eef090db0a5ull, "" },
+	{ 0, 80009, 0x0265bfcec2d38831ull, "" },
+	{ 0, 306, 0x639126cd8925d353ull, "" },
+	{ 0, 17, 0xc9befcd906341e1dull, "" },
+	{ 0, 20, 0xb275e8bde881a13aull, "" },
+	{ 0, 65539, 0x8a982d4ec0802300ull, "" },
+	{ 0, 65542, 0x5422a8c51dc85ed2ull, "" },
+	{ 0, 180005, 0xc82f43f7c948bc05ull, "" },
+	{ 0, 206, 0x48823cf7c57f0388ull, "" },
+	{ 0, 9508, 0x07dc2e560131423dull, "" },
+};
+
+static uint64_t fnv1a(const char *p, size_t n)
+{
+	uint64_t h = 14695981039346656037ull;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (uint8_t)p[i]) * 1099511628211ull;
+	return h;
+}
+
+static void test_json_golden(void **state)
+{
+	(void)state;
+	assert_int_equal(sizeof gcases / sizeof *gcases, sizeof gexpect / sizeof *gexpect);
+	for (size_t i = 0; i < sizeof gcases / sizeof *gcases; i++) {
+		const struct gcase *g = &gcases[i];
+		size_t hl = strlen(g->head), ul = strlen(g->unit), tl = strlen(g->tail);
+		size_t len = hl + ul * g->n + tl;
+		char *s = malloc(len + 1), *p = s;
+		mb_buf out = { 0 };
+		int rc;
+
+		assert_non_null(s);
+		memcpy(p, g->head, hl);
+		p += hl;
+		for (unsigned k = 0; k < g->n; k++, p += ul)
+			memcpy(p, g->unit, ul);
+		memcpy(p, g->tail, tl);
+		s[len] = 'x';  /* never read: the length bounds the text */
+		buf_add(&out, "\x93", 1);
+		rc = g->obj ? json_object_to_mp(s, len, 1 << 20, "properties", NULL, &out)
+		            : json_to_mp(s, len, 1 << 20, 64, "value", NULL, &out);
+		if (rc != gexpect[i].rc || out.len != gexpect[i].len ||
+		    fnv1a(out.data, out.len) != gexpect[i].fnv ||
+		    strcmp(rc ? mb_last_error(NULL) : "", gexpect[i].msg))
+			fail_msg("case %zu (%.40s...): rc %d, %zu bytes, \"%s\"", i, g->head, rc,
+			         out.len, rc ? mb_last_error(NULL) : "");
+		buf_free(&out);
+		free(s);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1000,6 +1222,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stats_fdatasyncs, setup, teardown),
 		cmocka_unit_test(test_errors_table),
 		cmocka_unit_test(test_disk_msgpack_checked),
+		cmocka_unit_test(test_json_golden),
 		cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("store-ops", tests, NULL, NULL);
