@@ -1082,10 +1082,12 @@ static void test_files_have_spec_keys(void **state)
 	cJSON_Delete(j);
 
 	j = file_json(f->path, "config_cache.json");
-	for (c = j->child; c; c = c->next)
-		if (strcmp(c->string, "notion_settings") && strcmp(c->string, "logging_settings") &&
-		    strcmp(c->string, "cache_settings") && strcmp(c->string, "last_config_update"))
-			fail_msg("config_cache.json: key \"%s\"", c->string);
+	cJSON_ArrayForEach(c, j) {
+		const char *k = c->string ? c->string : "";
+		if (strcmp(k, "notion_settings") && strcmp(k, "logging_settings") &&
+		    strcmp(k, "cache_settings") && strcmp(k, "last_config_update"))
+			fail_msg("config_cache.json: key \"%s\"", k);
+	}
 	cJSON_Delete(j);
 
 	/* membank's own state is in checkpoint.json */
