@@ -778,52 +778,63 @@ static long b64_decode(const char *in, size_t len, uint8_t *out)
 	return (long)o;
 }
 
-/* One answer @m to MSG.GET of seq @seq (the server's JSON: {"message":
- * {"seq":N,"data":"<base64>",...}} or {"error":{"err_code":N,...}}):
- * 0 and the message's bytes in *@body (malloc()ed, *@n); 1 an error
- * (*@s, *@e: no responders, or the JetStream error); -1 not an answer
- * to that request. */
-static int got_answer(natsMsg *m, uint64_t seq, uint8_t **body, size_t *n, natsStatus *s,
-                      jsErrCode *e)
+int mbs_get_answer(const char *json, size_t len, uint64_t seq, uint8_t **body, size_t *n,
+                   int *err_code)
 {
 	const cJSON *msg, *v, *data;
 	cJSON *j;
-	long len = 0;
+	long got = 0;
 
 	*body = NULL;
-	if (natsMsg_IsNoResponders(m)) {
-		*s = NATS_NO_RESPONDERS;
-		return 1;
-	}
-	if (natsMsg_GetDataLength(m) <= 0 ||
-	    !(j = cJSON_ParseWithLength(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m))))
+	*n = 0;
+	*err_code = 0;
+	if (!len || !(j = cJSON_ParseWithLength(json, len)))
 		return -1;
 	if ((v = cJSON_GetObjectItemCaseSensitive(j, "error"))) {
 		v = cJSON_GetObjectItemCaseSensitive(v, "err_code");
-		*s = NATS_ERR;
-		*e = cJSON_IsNumber(v) ? (jsErrCode)v->valueint : 0;
+		if (cJSON_IsNumber(v) && v->valuedouble >= 1 && v->valuedouble <= 100000)
+			*err_code = (int)v->valuedouble;
 		cJSON_Delete(j);
 		return 1;
 	}
 	msg = cJSON_GetObjectItemCaseSensitive(j, "message");
 	v = cJSON_GetObjectItemCaseSensitive(msg, "seq");
 	data = cJSON_GetObjectItemCaseSensitive(msg, "data");
-	if (!cJSON_IsNumber(v) || v->valuedouble != (double)seq ||
-	    (data && (!cJSON_IsString(data) || strlen(data->valuestring) / 4 * 3 > MBS_MAX_MSG))) {
-		cJSON_Delete(j);
-		return -1;
-	}
-	size_t blen = data ? strlen(data->valuestring) : 0;
-	if (!(*body = malloc(blen / 4 * 3 + 1)) ||
-	    (blen && (len = b64_decode(data->valuestring, blen, *body)) < 0)) {
+	size_t blen = cJSON_IsString(data) ? strlen(data->valuestring) : 0;
+	if (!cJSON_IsNumber(v) || v->valuedouble != (double)seq || (data && !cJSON_IsString(data)) ||
+	    blen / 4 * 3 > (size_t)MBS_MAX_MSG || !(*body = malloc(blen / 4 * 3 + 1)) ||
+	    (blen && (got = b64_decode(data->valuestring, blen, *body)) < 0)) {
 		free(*body);
 		*body = NULL;
 		cJSON_Delete(j);
 		return -1;
 	}
-	*n = (size_t)len;
+	*n = (size_t)got;
 	cJSON_Delete(j);
 	return 0;
+}
+
+/* One answer @m to MSG.GET of seq @seq: as mbs_get_answer(), with *@s,
+ * *@e set for an error (no responders, or the JetStream error). */
+static int got_answer(natsMsg *m, uint64_t seq, uint8_t **body, size_t *n, natsStatus *s,
+                      jsErrCode *e)
+{
+	int code, rc;
+
+	*body = NULL;
+	if (natsMsg_IsNoResponders(m)) {
+		*s = NATS_NO_RESPONDERS;
+		return 1;
+	}
+	if (natsMsg_GetDataLength(m) <= 0)
+		return -1;
+	rc = mbs_get_answer(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), seq, body, n,
+	                    &code);
+	if (rc == 1) {
+		*s = NATS_ERR;
+		*e = (jsErrCode)code;
+	}
+	return rc;
 }
 
 /* The subscription that takes MSG.GET answers, made once per connection. */

@@ -37,6 +37,16 @@ int mbs_url_parse(const char *url, mbs_url *u, char *why, size_t n);
  * stream_creds.c. */
 int mbs_creds_check(const char *path, char *why, size_t n);
 
+/* An answer of the stream's leader to MSG.GET of seq @seq, the server's
+ * JSON of @len bytes: {"message":{"seq":N,"data":"<base64>",...}} or
+ * {"error":{"err_code":N,...}}.  0: the message's bytes in *@body
+ * (malloc()ed; no more than the largest stream message; no "data": none); 1: an error
+ * (*@err_code its JetStream code, 0 when it has none); -1: not an answer
+ * to that request (bad JSON, another seq, bad base64, too large).  Bytes
+ * from the wire: every length is bounded by @len. */
+int mbs_get_answer(const char *json, size_t len, uint64_t seq, uint8_t **body, size_t *n,
+                   int *err_code);
+
 /* The body of a stream message (stream.h, MESSAGE FORMAT). */
 void mbs_encode_header(uint8_t *h, uint8_t type, int64_t ts_us);
 /* 1 and *rec filled (seq left 0) when @body is membank's; 0 and type 0

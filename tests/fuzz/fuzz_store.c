@@ -81,11 +81,11 @@ static void read_page(kv_val v)
 }
 
 enum { K_PAGE, K_JEND, K_SYNC, K_ERRORS, K_PAGES, K_CLOCK, K_REMOVED, K_CONFIG, K_FORMAT,
-       K_ERRTYPE, K_HIST, K_N };
+       K_TURN, K_ERRTYPE, K_HIST, K_N };
 static const char *const meta_key[K_N] = {
 	[K_JEND] = "jend", [K_SYNC] = "sync", [K_ERRORS] = "errors", [K_PAGES] = "pages",
 	[K_CLOCK] = "clock", [K_REMOVED] = "removed", [K_CONFIG] = "config",
-	[K_FORMAT] = "format",
+	[K_FORMAT] = "format", [K_TURN] = "turn",
 };
 
 static void read_back(kv_txn *t, int kind, kv_val heap)
@@ -97,7 +97,7 @@ static void read_back(kv_txn *t, int kind, kv_val heap)
 	st_errtype et;
 	mb_config cfg;
 	int64_t ts;
-	uint64_t dropped = 0;
+	uint64_t dropped = 0, tseq, tnonce;
 	const char *a, *c;
 	uint32_t alen, clen;
 	kv_val v;
@@ -117,6 +117,7 @@ static void read_back(kv_txn *t, int kind, kv_val heap)
 	case K_REMOVED: ok(st_removed_load(t, &rm)); break;
 	case K_CONFIG: ok(st_config_load(t, &cfg)); break;
 	case K_FORMAT: ok(st_format_load(t, &ts)); break;
+	case K_TURN: ok(st_turn_load(t, &tseq, &tnonce)); break;
 	case K_ERRTYPE:
 		ok(st_errtype_load(t, "T", 1, &et));
 		ok(st_errtype_decode(heap, &et));

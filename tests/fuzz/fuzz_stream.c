@@ -2,16 +2,19 @@
  * fuzz_stream.c - libFuzzer target: hostile bytes where the journal on a
  * stream meets the outside: a URL typed by a user (mbs_url_parse), and a
  * message body read from the stream, which anyone allowed to publish on its
- * subject may have written (mbs_decode).
+ * subject may have written (mbs_decode), and an answer to MSG.GET, which
+ * comes from the network (mbs_get_answer).
  *
- * Input: byte 0 chooses (even: URL, odd: body); the rest is the text or
- * body.  These must hold (abort otherwise):
+ * Input: byte 0 chooses (odd: body; else bit 1 set: answer; else URL);
+ * the rest is the text, body or answer.  These must hold (abort otherwise):
  *  - the parse reads nothing past the NUL-terminated copy; a URL it accepts
  *    has 1..MBS_HOSTS_MAX servers, a stream name of [A-Za-z0-9_-]{1,64},
  *    and a redacted form that holds no '@' (no userinfo is ever shown);
  *  - a body mbs_decode accepts starts with "MBS1", has a type 1..255, and
  *    its payload lies inside the body, no longer than MBJ_MAX_PAYLOAD; one
- *    it refuses is type 0 with no payload.
+ *    it refuses is type 0 with no payload;
+ *  - an answer gives bytes (no more than 3/4 of the answer's length) only
+ *    when it says 0, and none otherwise.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -58,12 +61,25 @@ static void body_case(const uint8_t *data, size_t size)
 	}
 }
 
+static void answer_case(const uint8_t *data, size_t size)
+{
+	uint8_t *body;
+	size_t n;
+	int code, rc = mbs_get_answer((const char *)data, size, 7, &body, &n, &code);
+
+	if (rc == 0 ? !body || n > size / 4 * 3 : body != NULL || (rc != 1 && rc != -1))
+		abort();
+	free(body);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size == 0)
 		return 0;
 	if (data[0] & 1)
 		body_case(data + 1, size - 1);
+	else if (data[0] & 2)
+		answer_case(data + 1, size - 1);
 	else
 		url_case(data + 1, size - 1);
 	return 0;

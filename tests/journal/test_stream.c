@@ -243,6 +243,62 @@ static void test_decode(void **state)
 	assert_null(r.payload);
 }
 
+/* The leader's answers to MSG.GET, as the server writes them. */
+static int answer(const char *json, uint64_t seq, uint8_t **body, size_t *n, int *code)
+{
+	return mbs_get_answer(json, strlen(json), seq, body, n, code);
+}
+
+static void test_get_answer(void **state)
+{
+	(void)state;
+	uint8_t *body;
+	size_t n;
+	int code;
+	/* "MBS1" type 5 ts 1000 "ok": 15 bytes, no padding; then 1 and 2 '=' */
+	assert_int_equal(answer("{\"type\":\"x\",\"message\":{\"subject\":\"membank.s\",\"seq\":7,"
+	                        "\"data\":\"TUJTMQUAAAAAAAAD6G9r\",\"time\":\"t\"}}", 7, &body, &n,
+	                        &code), 0);
+	assert_int_equal(n, 15);
+	assert_memory_equal(body, "MBS1\x05\0\0\0\0\0\0\x03\xe8ok", 15);
+	free(body);
+	assert_int_equal(answer("{\"message\":{\"seq\":8,\"data\":\"YWI=\"}}", 8, &body, &n, &code), 0);
+	assert_int_equal(n, 2);
+	assert_memory_equal(body, "ab", 2);
+	free(body);
+	assert_int_equal(answer("{\"message\":{\"seq\":8,\"data\":\"YQ==\"}}", 8, &body, &n, &code), 0);
+	assert_int_equal(n, 1);
+	free(body);
+	/* an empty message: no "data" */
+	assert_int_equal(answer("{\"message\":{\"seq\":9}}", 9, &body, &n, &code), 0);
+	assert_int_equal(n, 0);
+	free(body);
+	/* an error, with and without its code */
+	assert_int_equal(answer("{\"error\":{\"code\":404,\"err_code\":10037,\"description\":"
+	                        "\"no message found\"}}", 9, &body, &n, &code), 1);
+	assert_int_equal(code, 10037);
+	assert_null(body);
+	assert_int_equal(answer("{\"error\":{\"code\":500}}", 9, &body, &n, &code), 1);
+	assert_int_equal(code, 0);
+	/* not an answer to that request: each refused, nothing given */
+	const char *bad[] = {
+		"{\"message\":{\"seq\":8,\"data\":\"YWI=\"}}",      /* another seq */
+		"{\"message\":{\"data\":\"YWI=\"}}",                /* no seq */
+		"{\"message\":{\"seq\":9,\"data\":\"YWI\"}}",       /* not a multiple of 4 */
+		"{\"message\":{\"seq\":9,\"data\":\"Y=I=\"}}",      /* '=' inside */
+		"{\"message\":{\"seq\":9,\"data\":\"YW-=\"}}",      /* not base64 */
+		"{\"message\":{\"seq\":9,\"data\":7}}",             /* not a string */
+		"{\"message\":{\"seq\":9,\"data\":\"YWI=\"}",       /* cut short */
+		"",
+		"[]",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		body = (uint8_t *)"x";
+		assert_int_equal(answer(bad[i], 9, &body, &n, &code), -1);
+		assert_null(body);
+	}
+}
+
 /* --- against servers --------------------------------------------------- */
 
 /* A raw NATS connection of the test itself (foreign streams, foreign
@@ -1475,6 +1531,7 @@ int main(void)
 	const struct CMUnitTest core[] = {
 		cmocka_unit_test(test_url),
 		cmocka_unit_test(test_decode),
+		cmocka_unit_test(test_get_answer),
 		cmocka_unit_test(test_ensure),
 		cmocka_unit_test(test_roundtrip),
 		cmocka_unit_test(test_conflict_and_dedup),
