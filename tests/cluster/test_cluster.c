@@ -1860,24 +1860,6 @@ static void test_leader_stopped(void **state)
 		mb_close(m[i]);
 }
 
-/* A figure of the "cluster" part of @b's stats. */
-static uint64_t cluster_stat(mb_bank *b, const char *key)
-{
-	char *st = NULL;
-	cJSON *j, *v;
-	uint64_t n;
-
-	assert_int_equal(mb_stats(b, &st), 0);
-	j = cJSON_Parse(st);
-	mb_free(st);
-	assert_non_null(j);
-	v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "cluster"), key);
-	assert_true(cJSON_IsNumber(v));
-	n = (uint64_t)v->valuedouble;
-	cJSON_Delete(j);
-	return n;
-}
-
 /* Turns: machine 0's two writers write without a pause, each publish right
  * after the one before; machine 1 waits 30 ms before each of its publishes
  * (MEMBANK_TEST_SLOW_PUBLISH_MS), so it would lose every race (machine 0
@@ -1909,8 +1891,8 @@ static void test_turns(void **state)
 		put(m[1], id, "{\"k\":1}");
 	}
 	unsetenv("MEMBANK_TEST_SLOW_PUBLISH_MS");
-	assert_true(cluster_stat(m[1], "turns_asked") >= 1);
-	assert_int_equal(cluster_stat(m[1], "turn_waits"), 0);
+	assert_true(stat_of(m[1], "cluster", "turns_asked") >= 1);
+	assert_int_equal(stat_of(m[1], "cluster", "turn_waits"), 0);
 	progress(acks, pid, 2, 40);
 	finish_writers(f, m, acks, pid, 2);
 	for (int i = 0; i < 8; i++) {
