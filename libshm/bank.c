@@ -206,10 +206,18 @@ static int refuse_foreign(mb_bank *b)
 
 	if (mb_pathf(path, sizeof path, "%s/%s", b->path, MB_IDENTITY_FILE))
 		return mb_fail(NULL, MB_EINVAL, "%s: path too long", b->path);
-	/* identity last: a creator renames it in before it adds anything
-	 * else, so content listed without it is not a bank being created */
-	if (dir_is_empty(b->path, &empty, false) || !lstat(path, &st) || errno != ENOENT ||
-	    (!empty && bank_is_original(b->path, other, sizeof other)))
+	/* identity last, after every listing: a creator renames it in before
+	 * it adds anything else, and a migration swaps in a whole directory
+	 * that holds it, so content listed before it was found absent is not
+	 * a bank being created or migrated.  (Looked for between two
+	 * listings, a migration swapped in between made its journal look
+	 * foreign: one of 32 concurrent first openers was refused.) */
+	bool original = false;
+	if (dir_is_empty(b->path, &empty, false))
+		return 0;
+	if (!empty)
+		original = bank_is_original(b->path, other, sizeof other);
+	if (original || !lstat(path, &st) || errno != ENOENT)
 		return 0;
 	if (!empty && *other)
 		return mb_fail(NULL, MB_ENOTBANK, "%s: not empty and has no %s: not a membank bank "
