@@ -41,6 +41,7 @@ jwtauth.py (no `nsc` needed).
 import atexit
 import json
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -53,6 +54,7 @@ import time
 import urllib.request
 
 NATS_SERVER = shutil.which('nats-server') or '/usr/sbin/nats-server'
+PORT_TRIES = 5    # starts on new ports after a port was taken under us
 # setpriv --pdeathsig KILL: a server dies with the thread that started it,
 # even when this process is killed -9 (no atexit then).  Servers are started
 # by the thread that made the Cluster (the wrapper's main thread).
@@ -70,7 +72,31 @@ def have_jwt():
         return False
 
 
+def _ephemeral_range():
+    try:
+        with open('/proc/sys/net/ipv4/ip_local_port_range') as f:
+            lo, hi = (int(x) for x in f.read().split())
+            return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def _free_port():
+    """A port free now, outside the kernel's ephemeral range when it can
+    (there every outgoing connection of the machine takes its own port, and
+    one may take ours before the server binds it).  Another harness may still
+    take it first: Cluster starts again on new ports then (PORT_TRIES)."""
+    lo, hi = _ephemeral_range()
+    spans = [(r0, r1) for r0, r1 in ((10000, lo - 1), (hi + 1, 65535)) if r1 - r0 > 1000]
+    for _ in range(100 if spans else 0):
+        r0, r1 = random.choice(spans)
+        port = random.randint(r0, r1)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(('127.0.0.1', port))
+                return port
+            except OSError:
+                continue
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(('127.0.0.1', 0))
         return s.getsockname()[1]
@@ -135,14 +161,26 @@ class Cluster:
                 self.certs = make_certs(cd)
             if auth == 'jwt':
                 self._make_jwt()
-            self.ports = [_free_port() for _ in range(nodes)]
-            self.cports = [_free_port() for _ in range(nodes)]
-            self.mports = [_free_port() for _ in range(nodes)]
-            for i in range(nodes):
-                self._write_conf(i)
-            for i in range(nodes):
-                self._spawn(i)
-            self.wait_ready()
+            for attempt in range(PORT_TRIES):
+                self.ports = [_free_port() for _ in range(nodes)]
+                self.cports = [_free_port() for _ in range(nodes)]
+                self.mports = [_free_port() for _ in range(nodes)]
+                for i in range(nodes):
+                    self._write_conf(i)
+                for i in range(nodes):
+                    self._spawn(i)
+                try:
+                    self.wait_ready()
+                    break
+                except RuntimeError as e:
+                    # a port taken between our check and the server's bind
+                    # (another harness): every server again, on new ports
+                    if 'address already in use' not in str(e) or attempt + 1 == PORT_TRIES:
+                        raise
+                    sys.stderr.write('cluster.py: a port was taken, starting again\n')
+                    for i in range(nodes):
+                        self._terminate(i)
+                        shutil.rmtree(os.path.join(self.dir, self.name(i)), ignore_errors=True)
         except BaseException:
             self.close()
             raise

@@ -5,6 +5,7 @@ harness, whether it ends normally, by SIGTERM, or its program fails."""
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -70,6 +71,36 @@ class TestCluster(unittest.TestCase):
         # closed: every server gone, the directory removed
         self.assertTrue(wait_gone(pids))
         self.assertFalse(os.path.exists(d))
+
+    def test_port_taken_before_the_server_binds_it(self):
+        """A port that another process takes between the harness's check
+        and the server's bind (two harnesses at once): the cluster starts
+        again on new ports instead of failing."""
+        taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        taken.bind(('127.0.0.1', 0))
+        taken.listen(1)
+        busy = taken.getsockname()[1]
+        real, calls = cluster._free_port, []
+
+        def first_busy():
+            calls.append(1)
+            return busy if len(calls) == 1 else real()
+        cluster._free_port = first_busy
+        try:
+            with cluster.Cluster(nodes=3) as c:
+                self.assertNotIn(busy, c.ports + c.cports + c.mports)
+                self.assertTrue(all(c.alive(i) for i in range(3)))
+                self.assertEqual(len(calls), 18)   # two starts of 3 x 3 ports
+        finally:
+            cluster._free_port = real
+            taken.close()
+
+    def test_free_ports_avoid_the_ephemeral_range(self):
+        lo, hi = cluster._ephemeral_range()
+        if lo - 10000 <= 1000 and 65535 - hi <= 1000:
+            self.skipTest('the ephemeral range %d-%d leaves no room' % (lo, hi))
+        for _ in range(50):
+            self.assertFalse(lo <= cluster._free_port() <= hi)
 
     def test_auth_and_tls_config(self):
         with cluster.Cluster(nodes=1, auth='token', tls=True) as c:
