@@ -826,10 +826,9 @@ static int got_answer(natsMsg *m, uint64_t seq, uint8_t **body, size_t *n, natsS
 		*s = NATS_NO_RESPONDERS;
 		return 1;
 	}
-	if (natsMsg_GetDataLength(m) <= 0)
-		return -1;
-	rc = mbs_get_answer(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), seq, body, n,
-	                    &code);
+	/* an empty answer is not one: mbs_get_answer() says so (-1) */
+	rc = mbs_get_answer(natsMsg_GetData(m), (size_t)(natsMsg_GetDataLength(m) > 0 ?
+	                    natsMsg_GetDataLength(m) : 0), seq, body, n, &code);
 	if (rc == 1) {
 		*s = NATS_ERR;
 		*e = (jsErrCode)code;

@@ -565,18 +565,17 @@ static bool normalize(const mbj_record *rec, uint8_t *type, const void **payload
 	return true;
 }
 
-#define TURN_LEN 15u
+/* A turn record's payload (TURNS): this head, then the nonce, be64. */
+static const uint8_t turn_head[7] = { 0x92, 0xa4, 't', 'u', 'r', 'n', 0xcf };
+#define TURN_LEN (sizeof turn_head + 8)
 
 /* A turn record (TURNS): its machine's nonce in *@nonce. */
 static bool turn_of(const mbj_record *rec, uint64_t *nonce)
 {
-	static const uint8_t head[6] = { 0x92, 0xa4, 't', 'u', 'r', 'n' };
-	const uint8_t *p = rec->payload;
-
-	if (rec->type != REC_CANCELLED || rec->len != TURN_LEN || memcmp(p, head, 6) ||
-	    p[6] != 0xcf)
+	if (rec->type != REC_CANCELLED || rec->len != TURN_LEN ||
+	    memcmp(rec->payload, turn_head, sizeof turn_head))
 		return false;
-	*nonce = st_get_be64(p + 7);
+	*nonce = st_get_be64((const uint8_t *)rec->payload + sizeof turn_head);
 	return true;
 }
 
@@ -820,11 +819,12 @@ int cluster_publish(mb_bank *b, const mbj_pos *end, uint8_t type, int64_t ts,
 void cluster_ask_turn(mb_bank *b)
 {
 	struct cluster *c = b->cl;
-	uint8_t turn[TURN_LEN] = { 0x92, 0xa4, 't', 'u', 'r', 'n', 0xcf };
+	uint8_t turn[TURN_LEN];
 	uint64_t seq;
 	char id[64];
 
-	st_be64(turn + 7, gq_nonce(b->gq));
+	memcpy(turn, turn_head, sizeof turn_head);
+	st_be64(turn + sizeof turn_head, gq_nonce(b->gq));
 	/* this machine's nonce first, like its writes' ids (FOLLOWING) */
 	snprintf(id, sizeof id, "%016llx-%llu", (unsigned long long)gq_nonce(b->gq),
 	         (unsigned long long)gq_new_ticket(b->gq));

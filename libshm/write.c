@@ -194,11 +194,10 @@ static void test_die(const char *at, const char *where)
 }
 
 /* Tests: MEMBANK_TEST_SLOW_PUBLISH_MS=N waits N ms before each publish to
- * a stream, as a machine slow to write does (cluster.c, TURNS). */
-static void test_slow_publish(void)
+ * a stream, as a machine slow to write does (cluster.c, TURNS).  @ms: the
+ * variable, read once per pass (lead), like test_die's. */
+static void test_slow_publish(const char *ms)
 {
-	const char *ms = getenv("MEMBANK_TEST_SLOW_PUBLISH_MS");
-
 	if (ms)
 		usleep((useconds_t)atoi(ms) * 1000);
 }
@@ -227,6 +226,7 @@ typedef struct pass {
 	size_t k;                        /* records appended (0: none yet) */
 	bool collected;
 	const char *die_at;              /* MEMBANK_TEST_GROUP_DIE (test_die) */
+	const char *slow_ms;             /* MEMBANK_TEST_SLOW_PUBLISH_MS */
 	/* a bank on a stream (cluster.c) */
 	mb_buf grp;                      /* the REC_GROUP being published */
 	bool catch_up;                   /* catch up before the next run */
@@ -365,7 +365,7 @@ static int publish_stream(mb_bank *b, pass *p, const mbj_pos *end, size_t k)
 		return mb_fail(b->tag, MB_EUNAVAIL, "write: the journal's cluster did not take it "
 		               "within %u ms", cluster_timeout_ms(b));
 	test_die(p->die_at, "mark");
-	test_slow_publish();
+	test_slow_publish(p->slow_ms);
 	p->pub_ts = g.ts_us;
 	rc = cluster_publish(b, end, g.type, g.ts_us, g.payload, g.len, &seq, &timed_out);
 	if (rc == CLUSTER_RETRY && !timed_out && !p->lost++)
@@ -607,6 +607,7 @@ static int lead(mb_bank *b, gq_member *own, char why[GQ_MSG_BYTES])
 	p->lost = 0;
 	p->wait_until = 0;
 	p->die_at = getenv("MEMBANK_TEST_GROUP_DIE");
+	p->slow_ms = b->cl ? getenv("MEMBANK_TEST_SLOW_PUBLISH_MS") : NULL;
 	while ((rc = pass_once(b, p, own)) == KV_EMAPFULL || rc == CLUSTER_RETRY ||
 	       rc == CLUSTER_REBOOT || rc == CLUSTER_YIELD)
 		if (rc == CLUSTER_YIELD) {   /* another machine's turn (cluster.c) */
