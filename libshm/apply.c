@@ -8,6 +8,12 @@
  * give the same store.  Records reach it checked (rec_decode), and the only
  * failures left are the store's own (full map, I/O, damaged values).
  *
+ * ONE PASS, MANY RECORDS.  The records a transaction applies together (a
+ * write group, a batch, a roll-forward) share an apply_ctx: the config is
+ * read from the store once, not once per page, and the pages' last_updated
+ * (meta "pages") is stored once, at apply_end(), with the time of the last
+ * page write: the value a store applying them one by one ends with.
+ *
  * THE TIME INDEX (ptime) exists only while eviction or expiry is on
  * (max_entries > 0 or ttl_seconds > 0): it costs every page write a second
  * B-tree.  A config update that turns them on builds it from the pages in
@@ -85,18 +91,38 @@ static int evict(kv_txn *t, int64_t max)
 	return st_removed_add(t, dropped, 0);
 }
 
+/* The pages changed at @ts: meta "pages" is stored by apply_end(). */
+static void pages_touched(apply_ctx *ax, int64_t ts)
+{
+	ax->pages_changed = true;
+	ax->pages_ts = ts;
+}
+
 static int page_store(kv_txn *t, const mb_rec *r, const uint8_t *props, size_t plen,
-                      bool is_new, const mb_config *cfg)
+                      bool is_new, apply_ctx *ax)
 {
 	int rc = st_page_put(t, r->a, r->alen, r->ts, props, plen);
 
-	if (!rc && apply_index_on(cfg))
+	if (!rc && apply_index_on(&ax->cfg))
 		rc = st_ptime_put(t, r->ts, r->a, r->alen);
 	if (!rc)
-		rc = st_pages_store(t, r->ts);
+		pages_touched(ax, r->ts);
 	if (!rc && is_new)
-		rc = evict(t, cfg->max_entries);
+		rc = evict(t, ax->cfg.max_entries);
 	return rc;
+}
+
+/* The config, read once per apply_ctx (apply_config keeps it current). */
+static int ctx_config(kv_txn *t, apply_ctx *ax)
+{
+	int rc;
+
+	if (ax->have_cfg)
+		return 0;
+	if ((rc = st_config_load(t, &ax->cfg)))
+		return rc;
+	ax->have_cfg = true;
+	return 0;
 }
 
 typedef struct span {
@@ -118,7 +144,7 @@ static int cmp_span(const void *a, const void *b)
 /* Split a msgpack map into key/value spans. */
 static int spans_of(const uint8_t *p, size_t len, span **out, uint32_t *n)
 {
-	mp_reader r = { p, p + len };
+	mp_reader r = { p, p + len, false };
 	span *s;
 
 	*out = NULL;
@@ -232,19 +258,19 @@ static bool expired(int64_t updated, int64_t now, const mb_config *cfg)
 }
 
 /* Put or merge: a merge starts from the live properties, if any. */
-static int apply_page_write(kv_txn *t, const mb_rec *r)
+static int apply_page_write(kv_txn *t, const mb_rec *r, apply_ctx *ax)
 {
 	static const uint8_t empty_map = 0x80;
 	const uint8_t *old = &empty_map, *props = r->map;
 	size_t olen = 1, plen = r->maplen;
 	mb_buf merged = { 0 };
-	mb_config cfg;
+	const mb_config *cfg = &ax->cfg;
 	int64_t updated;
-	bool existed;
+	bool existed = true;
 	kv_val v;
 	int rc;
 
-	if ((rc = st_config_load(t, &cfg)))
+	if ((rc = ctx_config(t, ax)))
 		return rc;
 	if (r->type == REC_PAGE_MERGE) {
 		rc = kv_get(t, KV_PAGES, (kv_val){ r->a, r->alen }, &v);
@@ -252,7 +278,7 @@ static int apply_page_write(kv_txn *t, const mb_rec *r)
 			return rc;
 		if (!rc && (rc = st_page_split(v, &updated, &old, &olen)))
 			return rc;
-		if (!rc && expired(updated, r->ts, &cfg)) {
+		if (!rc && expired(updated, r->ts, cfg)) {
 			old = &empty_map;
 			olen = 1;
 		}
@@ -264,21 +290,24 @@ static int apply_page_write(kv_txn *t, const mb_rec *r)
 	/* page_store's put replaces the page (one B-tree operation, not a
 	 * delete and an insert); it invalidates @old, which merged no longer
 	 * needs */
-	if (!(rc = page_unindex(t, r->a, r->alen, apply_index_on(&cfg), &existed)))
-		rc = page_store(t, r, props, plen, !existed, &cfg);
+	/* with no time index and no eviction, the old page is not needed */
+	if (!apply_index_on(cfg) ||
+	    !(rc = page_unindex(t, r->a, r->alen, true, &existed)))
+		rc = page_store(t, r, props, plen, !existed, ax);
 	buf_free(&merged);
 	return rc;
 }
 
-static int apply_page_delete(kv_txn *t, const mb_rec *r)
+static int apply_page_delete(kv_txn *t, const mb_rec *r, apply_ctx *ax)
 {
-	mb_config cfg;
 	bool existed;
-	int rc = st_config_load(t, &cfg);
+	int rc = ctx_config(t, ax);
 
 	if (!rc)
-		rc = page_remove(t, r->a, r->alen, apply_index_on(&cfg), &existed);
-	return rc ? rc : st_pages_store(t, r->ts);
+		rc = page_remove(t, r->a, r->alen, apply_index_on(&ax->cfg), &existed);
+	if (!rc)
+		pages_touched(ax, r->ts);
+	return rc;
 }
 
 /* Drop every page updated before the cutoff (ttl purge); each one counts in
@@ -420,12 +449,13 @@ static int build_index(kv_txn *t)
 	return rc == MB_ENOTFOUND ? 0 : rc;
 }
 
-static int apply_config(kv_txn *t, const mb_rec *r)
+static int apply_config(kv_txn *t, const mb_rec *r, apply_ctx *ax)
 {
 	mb_config c;
 	bool was_on;
 	int rc;
 
+	ax->have_cfg = false;   /* read again after this record */
 	if ((rc = st_config_load(t, &c)))
 		return rc;
 	was_on = apply_index_on(&c);
@@ -440,48 +470,48 @@ static int apply_config(kv_txn *t, const mb_rec *r)
 	return rc ? rc : (rc = st_config_store(t, &c)) ? rc : evict(t, c.max_entries);
 }
 
-static int apply_batch(kv_txn *t, uint32_t history_limit, const mb_rec *r);
-static int apply_group(kv_txn *t, uint32_t history_limit, const mb_rec *r);
+static int apply_batch(kv_txn *t, uint32_t history_limit, const mb_rec *r, apply_ctx *ax);
+static int apply_group(kv_txn *t, uint32_t history_limit, const mb_rec *r, apply_ctx *ax);
 
-static int apply_type(kv_txn *t, uint32_t history_limit, const mb_rec *r)
+static int apply_type(kv_txn *t, uint32_t history_limit, const mb_rec *r, apply_ctx *ax)
 {
 	switch (r->type) {
 	case REC_PAGE_PUT:
-	case REC_PAGE_MERGE: return apply_page_write(t, r);
-	case REC_PAGE_DELETE: return apply_page_delete(t, r);
+	case REC_PAGE_MERGE: return apply_page_write(t, r, ax);
+	case REC_PAGE_DELETE: return apply_page_delete(t, r, ax);
 	case REC_SYNC: return apply_sync(t, r, history_limit);
 	case REC_ERROR_LOG: return apply_error_log(t, r, history_limit);
 	case REC_ERROR_RESOLVE: return apply_error_resolve(t, r);
-	case REC_CONFIG: return apply_config(t, r);
+	case REC_CONFIG: return apply_config(t, r, ax);
 	case REC_PURGE: return apply_purge(t, r);
 	case REC_CANCELLED: return 0;
-	case REC_BATCH: return apply_batch(t, history_limit, r);
-	case REC_GROUP: return apply_group(t, history_limit, r);
+	case REC_BATCH: return apply_batch(t, history_limit, r, ax);
+	case REC_GROUP: return apply_group(t, history_limit, r, ax);
 	}
 	return MB_ECORRUPT;
 }
 
 /* Each operation in order, with the batch's time; the caller's transaction
  * makes them one. */
-static int apply_batch(kv_txn *t, uint32_t history_limit, const mb_rec *r)
+static int apply_batch(kv_txn *t, uint32_t history_limit, const mb_rec *r, apply_ctx *ax)
 {
-	mp_reader m = { r->map, r->map + r->maplen };
+	mp_reader m = { r->map, r->map + r->maplen, true };  /* checked (rec_decode) */
 	uint32_t n;
 	mb_rec op;
 	int rc = mp_read_array(&m, &n) ? MB_ECORRUPT : 0;
 
 	for (uint32_t i = 0; !rc && i < n; i++)
 		if (!(rc = rec_batch_next(&m, r->ts, &op) ? MB_ECORRUPT : 0))
-			rc = apply_type(t, history_limit, &op);
+			rc = apply_type(t, history_limit, &op, ax);
 	return rc;
 }
 
 /* Each member as the record it was, with its own time (and the store's
  * clock advanced by each): the same as on the machine that published the
  * group, which applied them one by one. */
-static int apply_group(kv_txn *t, uint32_t history_limit, const mb_rec *r)
+static int apply_group(kv_txn *t, uint32_t history_limit, const mb_rec *r, apply_ctx *ax)
 {
-	mp_reader m = { r->map, r->map + r->maplen };
+	mp_reader m = { r->map, r->map + r->maplen, true };  /* checked (rec_decode) */
 	const uint8_t *raw;
 	int64_t nonce, ticket;
 	size_t rawlen;
@@ -491,15 +521,40 @@ static int apply_group(kv_txn *t, uint32_t history_limit, const mb_rec *r)
 
 	for (uint32_t i = 0; !rc && i < n; i++)
 		if (!(rc = rec_group_next(&m, &op, &raw, &rawlen, &nonce, &ticket) ? MB_ECORRUPT : 0))
-			rc = apply_record(t, history_limit, &op);
+			rc = apply_one(t, history_limit, &op, ax);
+	return rc;
+}
+
+void apply_begin(apply_ctx *ax)
+{
+	ax->have_cfg = false;
+	ax->pages_changed = false;
+	ax->pages_ts = 0;
+}
+
+int apply_one(kv_txn *t, uint32_t history_limit, const mb_rec *r, apply_ctx *ax)
+{
+	int rc = apply_type(t, history_limit, r, ax);
+
+	return rc ? rc : st_clock_advance(t, r->ts);
+}
+
+int apply_end(kv_txn *t, apply_ctx *ax)
+{
+	int rc = ax->pages_changed ? st_pages_store(t, ax->pages_ts) : 0;
+
+	ax->pages_changed = false;
 	return rc;
 }
 
 int apply_record(kv_txn *t, uint32_t history_limit, const mb_rec *r)
 {
-	int rc = apply_type(t, history_limit, r);
+	apply_ctx ax;
+	int rc;
 
-	return rc ? rc : st_clock_advance(t, r->ts);
+	apply_begin(&ax);
+	rc = apply_one(t, history_limit, r, &ax);
+	return rc ? rc : apply_end(t, &ax);
 }
 
 bool apply_expired(int64_t updated, int64_t now, const mb_config *cfg)

@@ -7,8 +7,23 @@
 #include "record.h"
 #include "state.h"
 
+/* What the records applied in one transaction share (apply.c, ONE PASS). */
+typedef struct apply_ctx {
+	mb_config cfg;          /* the store's config, once have_cfg */
+	bool have_cfg;
+	bool pages_changed;     /* meta "pages" is due, with pages_ts */
+	int64_t pages_ts;
+} apply_ctx;
+
 /* Apply one checked record inside write transaction @t. */
 int apply_record(kv_txn *t, uint32_t history_limit, const mb_rec *r);
+
+/* The same for many records in one transaction: apply_begin(), then
+ * apply_one() for each in order, then apply_end() before the commit.  After
+ * an error the transaction must be aborted. */
+void apply_begin(apply_ctx *ax);
+int apply_one(kv_txn *t, uint32_t history_limit, const mb_rec *r, apply_ctx *ax);
+int apply_end(kv_txn *t, apply_ctx *ax);
 
 /* The length of the properties that merging @patch into @old gives. */
 int apply_merged_len(const uint8_t *old, size_t olen, const uint8_t *patch, size_t plen,

@@ -80,7 +80,8 @@ int bank_lead_pass(mb_bank *b);
 
 /* A batch's check under the writer lock (batch.c): every delete finds its
  * page live at its point of the batch, and no page can grow past the
- * bound.  MB_ENOTFOUND or MB_EINVAL with the message naming the operation. */
+ * bound.  MB_ENOTFOUND or MB_EINVAL with the message naming the operation.
+ * @payload was checked by rec_decode(). */
 int bank_batch_precheck(mb_bank *b, kv_txn *t, const uint8_t *payload, size_t len);
 
 /* A page id: 1..MB_MAX_ID_BYTES bytes of UTF-8, or MB_EINVAL. */

@@ -181,7 +181,7 @@ static int cmp_page_op(const void *x, const void *y)
  * entry before it. */
 static int index_pages(const uint8_t *payload, size_t len, commit_ctx *cx)
 {
-	mp_reader r = { payload, payload + len };
+	mp_reader r = { payload, payload + len, true };  /* checked by rec_decode */
 	uint32_t n;
 	mb_rec op;
 

@@ -180,7 +180,7 @@ static int read_stamp(mp_reader *r, int64_t *stamp, const void *tag)
 int config_patch_from_mp(const void *data, size_t len, int64_t *stamp, const void *tag,
                          mb_buf *out)
 {
-	mp_reader r = { data, (const uint8_t *)data + len }, again;
+	mp_reader r = { data, (const uint8_t *)data + len, false }, again;
 	msgpack_packer pk;
 	const char *k;
 	uint32_t n, klen, sections = 0;
@@ -272,7 +272,7 @@ static int apply_field(mb_config *c, const struct field *f, mp_reader *r)
 
 int config_apply_patch(mb_config *c, const uint8_t *p, size_t len)
 {
-	mp_reader r = { p, p + len };
+	mp_reader r = { p, p + len, false };
 	char section[32], key[32];
 	const struct field *f;
 	uint32_t ns, nk, l;
@@ -300,7 +300,7 @@ int config_apply_patch(mb_config *c, const uint8_t *p, size_t len)
 /* Write the extras of @section (NULL: the top-level ones) as ,"key":value. */
 static int extra_to_json(const void *extra, size_t elen, const char *section, mb_buf *b)
 {
-	mp_reader r = { extra, (const uint8_t *)extra + elen };
+	mp_reader r = { extra, (const uint8_t *)extra + elen, false };
 	const char *k;
 	uint32_t n, kl, m;
 	int rc = 0;
@@ -402,7 +402,7 @@ static void pack_members(msgpack_packer *pk, mb_buf *out, mp_reader r, uint32_t 
  * rest into @extra.  Two passes: counts, then the maps. */
 static int split(const void *data, size_t len, const void *tag, mb_buf *known, mb_buf *extra)
 {
-	mp_reader r = { data, (const uint8_t *)data + len }, top, sec;
+	mp_reader r = { data, (const uint8_t *)data + len, false }, top, sec;
 	uint32_t n, kl, m, nk = 0, ne = 0, fk[3] = { 0 }, fe[3] = { 0 };
 	msgpack_packer pk, pe;
 	const char *k, *name;

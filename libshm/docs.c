@@ -36,7 +36,7 @@ int doc_page(kv_val v, mb_buf *b)
 
 	if ((rc = st_page_split(v, &updated, &props, &len)))
 		return rc;
-	r = (mp_reader){ props, props + len };
+	r = (mp_reader){ props, props + len, false };
 	buf_adds(b, "{\"properties\":");
 	if ((rc = mp_to_json(&r, b, 0)) || r.p != r.end)
 		return rc ? rc : MB_ECORRUPT;

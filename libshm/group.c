@@ -20,6 +20,12 @@
  *   ticket   the queue order of slots.
  *   boot_id, ready: as sync.shm (gsync.c, REBOOT): a state from another
  *            boot, or never finished, is initialised again under an flock.
+ *   claimed  every slot ever owned this boot is below it: scans stop there
+ *            instead of touching all GQ_SLOTS (a page each) twice a write.
+ *            It sits in what was padding after `ready` (zero), so handles
+ *            of the release before, which never raise it, share the
+ *            queue: their records are not seen by a scan above `claimed`,
+ *            and they lead them themselves after WAIT_NS at most.
  *
  * SLOTS.  A handle owns at most one slot, by an OFD write lock on the
  * slot's first byte (the kernel drops it when the process dies, even
@@ -66,6 +72,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +106,7 @@ struct gq_head {
 	pthread_mutex_t leader;
 	uint64_t ticket;
 	uint32_t ready;
+	uint32_t claimed;           /* see STATE; in former padding */
 	uint64_t passes, records;   /* this boot: leader passes, records appended */
 	uint64_t by_type[GQ_TYPES]; /* records appended, by record type */
 	uint32_t order;             /* see gq_wait */
@@ -120,6 +128,9 @@ struct gq_slot {
 };
 
 _Static_assert(sizeof(struct gq_head) <= HEAD_BYTES, "the header fits its page");
+_Static_assert(offsetof(struct gq_head, claimed) + sizeof(uint32_t) ==
+               offsetof(struct gq_head, passes), "claimed is the padding it took");
+_Static_assert(offsetof(struct gq_head, claimed) == GQ_CLAIMED_OFFSET, "group.h says so");
 _Static_assert(sizeof(struct gq_slot) + GQ_PAYLOAD_BYTES <= SLOT_BYTES, "a slot fits");
 
 struct gq {
@@ -142,6 +153,28 @@ static uint64_t now_ns(void)
 static struct gq_slot *slot_at(const gq *q, unsigned i)
 {
 	return (struct gq_slot *)(q->map + HEAD_BYTES + (size_t)i * SLOT_BYTES);
+}
+
+/* The slots a scan looks at: those below `claimed` (STATE), and this
+ * handle's own in any case. */
+static unsigned scan_end(const gq *q)
+{
+	uint32_t n = __atomic_load_n(&q->head->claimed, __ATOMIC_ACQUIRE);
+
+	if (q->slot >= 0 && n <= (uint32_t)q->slot)
+		n = (uint32_t)q->slot + 1;
+	return n < GQ_SLOTS ? n : GQ_SLOTS;
+}
+
+/* Slot @i is owned: `claimed` rises above it before anything is queued
+ * there, so a scan that can see the record sees the slot. */
+static void raise_claimed(gq *q, unsigned i)
+{
+	uint32_t cur = __atomic_load_n(&q->head->claimed, __ATOMIC_ACQUIRE);
+
+	while (cur <= i && !__atomic_compare_exchange_n(&q->head->claimed, &cur, i + 1, false,
+	                                                __ATOMIC_SEQ_CST, __ATOMIC_ACQUIRE))
+		;
 }
 
 static void read_boot_id(char out[48])
@@ -308,6 +341,7 @@ static bool claim(gq *q, void (*settle)(mb_bank *b), mb_bank *b)
 
 		if (!ofd_lock(q->fd, i))
 			continue;
+		raise_claimed(q, i);
 		s = slot_at(q, i);
 		st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
 		if (st == S_QUEUED || st == S_TAKEN)
@@ -392,11 +426,12 @@ static void wake_owner(gq *q, unsigned i)
 void gq_unlock(gq *q)
 {
 	uint64_t oldest = UINT64_MAX;
-	unsigned next = GQ_SLOTS;
+	unsigned next = GQ_SLOTS, end;
 
 	pthread_mutex_unlock(&q->head->leader);
 	__atomic_fetch_add(&q->head->order, 1, __ATOMIC_SEQ_CST);  /* see gq_wait */
-	for (unsigned i = 0; i < GQ_SLOTS; i++) {
+	end = scan_end(q);
+	for (unsigned i = 0; i < end; i++) {
 		struct gq_slot *s = slot_at(q, i);
 		if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) == S_QUEUED && s->ticket < oldest) {
 			oldest = s->ticket;
@@ -465,9 +500,10 @@ int gq_wait(gq *q, gq_member *out)
 
 size_t gq_collect(gq *q, uint64_t end_seq, bool queued_only, gq_member *m, size_t max)
 {
+	unsigned end = scan_end(q);
 	size_t n = 0;
 
-	for (unsigned i = 0; i < GQ_SLOTS; i++) {
+	for (unsigned i = 0; i < end; i++) {
 		struct gq_slot *s = slot_at(q, i);
 		uint32_t st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
 
@@ -501,9 +537,10 @@ size_t gq_collect(gq *q, uint64_t end_seq, bool queued_only, gq_member *m, size_
 
 size_t gq_collect_pending(gq *q, gq_member *m, size_t max)
 {
+	unsigned end = scan_end(q);
 	size_t n = 0;
 
-	for (unsigned i = 0; i < GQ_SLOTS; i++) {
+	for (unsigned i = 0; i < end; i++) {
 		struct gq_slot *s = slot_at(q, i);
 		uint32_t st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
 		uint64_t pending = 0;
@@ -545,9 +582,10 @@ void gq_mark(gq *q, const gq_member *m, uint64_t seq)
 
 size_t gq_queued(const gq *q)
 {
+	unsigned end = scan_end(q);
 	size_t n = 0;
 
-	for (unsigned i = 0; i < GQ_SLOTS; i++)
+	for (unsigned i = 0; i < end; i++)
 		n += __atomic_load_n(&slot_at(q, i)->state, __ATOMIC_ACQUIRE) == S_QUEUED;
 	return n;
 }

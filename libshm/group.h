@@ -96,6 +96,10 @@ void gq_mark(gq *q, const gq_member *m, uint64_t seq);
 /* Publish a member's result to its slot's owner. */
 void gq_finish(gq *q, const gq_member *m);
 
+/* Where group.shm keeps `claimed` (group.c, STATE): tests play a handle of
+ * the release before, which never raises it. */
+#define GQ_CLAIMED_OFFSET 124u
+
 /* Slots queued now (tests). */
 size_t gq_queued(const gq *q);
 

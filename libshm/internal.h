@@ -61,8 +61,13 @@ int mb_parse_time(const char *s, size_t len, int64_t *us);
 
 /* ---------------------------------------------------------------- mp.c */
 
+/* @checked: the bytes were checked whole before (rec_decode), so a walk
+ * over them (mp_skip, a record's text fields) only finds extents, still
+ * within [p, end): a batch's operations are checked once, not once per
+ * walk. */
 typedef struct mp_reader {
 	const uint8_t *p, *end;
+	bool checked;
 } mp_reader;
 
 typedef enum mp_kind {

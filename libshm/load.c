@@ -740,7 +740,7 @@ static int store_page(scan *s, const char *id, int64_t ts, const uint8_t *props,
 static const char *page_parts(const mb_buf *mp, const uint8_t **props, size_t *plen, int64_t *ts)
 {
 	static const char shape[] = "must be {\"properties\":{...},\"last_updated\":\"...\"}";
-	mp_reader r = { (const uint8_t *)mp->data, (const uint8_t *)mp->data + mp->len };
+	mp_reader r = { (const uint8_t *)mp->data, (const uint8_t *)mp->data + mp->len, false };
 	bool have_props = false, have_ts = false;
 	const char *k, *t;
 	uint32_t n, klen, tlen;

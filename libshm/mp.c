@@ -223,9 +223,56 @@ int mp_read_double(mp_reader *r, double *v)
 
 static int skip(mp_reader *r, unsigned depth, unsigned limit);
 
+/* One value of checked bytes (mp_reader.checked): its extent only, found
+ * without recursion; the kinds are those skip() takes. */
+static int skip_checked(mp_reader *r)
+{
+	uint64_t left = 1;   /* values still to pass */
+
+	while (left--) {
+		const uint8_t *p;
+		uint64_t n = 0, items = 0;
+		uint8_t c;
+
+		if (take(r, 1, &p))
+			return MB_ECORRUPT;
+		c = *p;
+		if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3)
+			continue;
+		if (c >= 0xa0 && c <= 0xbf)
+			n = c & 0x1fu;
+		else if (c >= 0x90 && c <= 0x9f)
+			items = c & 0x0fu;
+		else if (c >= 0x80 && c <= 0x8f)
+			items = 2u * (c & 0x0fu);
+		else if (c >= 0xcc && c <= 0xd3)
+			n = 1u << ((c - 0xcc) & 3);
+		else if (c == 0xca || c == 0xcb)
+			n = c == 0xca ? 4 : 8;
+		else if (c >= 0xd9 && c <= 0xdb) {
+			unsigned w = 1u << (c - 0xd9);
+			if (take(r, w, &p))
+				return MB_ECORRUPT;
+			n = be(p, w);
+		} else if (c >= 0xdc && c <= 0xdf) {
+			unsigned w = c & 1 ? 4 : 2;
+			if (take(r, w, &p))
+				return MB_ECORRUPT;
+			items = be(p, w) * (c >= 0xde ? 2u : 1u);
+		} else
+			return MB_ECORRUPT;
+		/* every value takes a byte at least: a count beyond the bytes
+		 * left is damage, and bounds @left */
+		if (take(r, n, &p) || items > (uint64_t)(r->end - r->p))
+			return MB_ECORRUPT;
+		left += items;
+	}
+	return 0;
+}
+
 int mp_skip(mp_reader *r, unsigned depth)
 {
-	return skip(r, depth, MB_MAX_DEPTH);
+	return r->checked ? skip_checked(r) : skip(r, depth, MB_MAX_DEPTH);
 }
 
 static int skip(mp_reader *r, unsigned depth, unsigned limit)
@@ -277,7 +324,7 @@ int mp_check(const void *data, size_t len)
 
 int mp_check_wrapped(const void *data, size_t len, unsigned wrappers)
 {
-	mp_reader r = { data, (const uint8_t *)data + len };
+	mp_reader r = { data, (const uint8_t *)data + len, false };
 	int rc = skip(&r, 0, MB_MAX_DEPTH + wrappers);
 
 	return rc ? rc : (r.p == r.end ? 0 : MB_ECORRUPT);

@@ -69,7 +69,8 @@ int rec_encode_int(mb_buf *out, int64_t v)
 /* A string field: valid UTF-8 and within its bound. */
 static int read_text(mp_reader *r, const char **s, uint32_t *len, uint32_t min, uint32_t max)
 {
-	if (mp_read_str(r, s, len) || *len < min || *len > max || !mb_utf8_valid(*s, *len))
+	if (mp_read_str(r, s, len) || *len < min || *len > max ||
+	    (!r->checked && !mb_utf8_valid(*s, *len)))
 		return MB_ECORRUPT;
 	return 0;
 }
@@ -225,7 +226,7 @@ int rec_group_member(mb_buf *out, uint8_t type, int64_t ts, const void *payload,
 
 int rec_decode(uint8_t type, int64_t ts, const void *payload, size_t len, mb_rec *o)
 {
-	mp_reader r = { payload, (const uint8_t *)payload + len };
+	mp_reader r = { payload, (const uint8_t *)payload + len, false };
 	int rc;
 
 	memset(o, 0, sizeof *o);
@@ -286,7 +287,7 @@ static int event_fields(const mb_rec *r, mb_buf *out)
 			buf_adds(out, "null");
 	}
 	if (r->type == REC_BATCH) {
-		mp_reader m = { r->map, r->map + r->maplen };
+		mp_reader m = { r->map, r->map + r->maplen, false };
 		uint32_t n = 0;
 		mb_rec op;
 
@@ -300,7 +301,7 @@ static int event_fields(const mb_rec *r, mb_buf *out)
 		}
 		buf_addc(out, ']');
 	} else if (r->type == REC_GROUP) {
-		mp_reader m = { r->map, r->map + r->maplen };
+		mp_reader m = { r->map, r->map + r->maplen, false };
 		const uint8_t *raw;
 		int64_t nonce, ticket;
 		size_t rawlen;
@@ -323,7 +324,7 @@ static int event_fields(const mb_rec *r, mb_buf *out)
 		}
 		buf_addc(out, ']');
 	} else if (r->map) {
-		mp_reader m = { r->map, r->map + r->maplen };
+		mp_reader m = { r->map, r->map + r->maplen, false };
 		buf_adds(out, r->type == REC_CONFIG ? ",\"config\":" : ",\"properties\":");
 		rc = mp_to_json(&m, out, 0);
 	}

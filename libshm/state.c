@@ -90,6 +90,7 @@ static int meta_get_n(kv_txn *t, const char *name, mp_reader *r, uint32_t fields
 		return rc;
 	r->p = v.data;
 	r->end = r->p + v.len;
+	r->checked = false;
 	if (mp_read_array(r, n) || *n > fields || *n < fields - older)
 		return MB_ECORRUPT;
 	return 0;
@@ -393,7 +394,7 @@ int st_clock_advance(kv_txn *t, int64_t ts)
 
 int st_errtype_decode(kv_val v, st_errtype *s)
 {
-	mp_reader r = { v.data, (const uint8_t *)v.data + v.len };
+	mp_reader r = { v.data, (const uint8_t *)v.data + v.len, false };
 	uint32_t n;
 
 	s->last_seen = MB_NEVER;
@@ -408,7 +409,7 @@ int st_errtype_decode(kv_val v, st_errtype *s)
 /* last_seen alone, without copying the steps. */
 static int errtype_last_seen(kv_val v, int64_t *seen)
 {
-	mp_reader r = { v.data, (const uint8_t *)v.data + v.len };
+	mp_reader r = { v.data, (const uint8_t *)v.data + v.len, false };
 	uint32_t n;
 
 	*seen = MB_NEVER;
@@ -526,15 +527,36 @@ void st_config_defaults(mb_config *c)
 	c->last_update = MB_NEVER;
 }
 
+/* The config this thread decoded last, by its stored bytes: every write
+ * reads the config, which rarely changes.  Decoding is a function of the
+ * bytes alone, so equal bytes give an equal config. */
+#define CONFIG_MEMO_BYTES 256u
+static _Thread_local struct {
+	uint32_t len;           /* 0: empty */
+	uint8_t raw[CONFIG_MEMO_BYTES];
+	mb_config c;
+} config_memo;
+
 int st_config_load(kv_txn *t, mb_config *c)
 {
 	mp_kind timeout_kind = MP_INT;
 	mp_reader r;
-	int rc = meta_get(t, "config", &r, 8);
+	kv_val v;
+	uint32_t n;
+	int rc = kv_get(t, KV_META, (kv_val){ "config", 6 }, &v);
 
+	if (!rc && v.len && v.len == config_memo.len && !memcmp(v.data, config_memo.raw, v.len)) {
+		*c = config_memo.c;
+		return 0;
+	}
 	st_config_defaults(c);
 	if (rc == MB_ENOTFOUND)
 		return 0;
+	r.p = v.data;
+	r.end = r.p + v.len;
+	r.checked = false;
+	if (!rc && (mp_read_array(&r, &n) || n != 8))
+		rc = MB_ECORRUPT;
 	if (rc || read_field(&r, c->api_version, sizeof c->api_version, NULL) ||
 	    mp_read_int(&r, &c->retry_attempts) || mp_peek(&r, &timeout_kind) ||
 	    mp_read_double(&r, &c->timeout_seconds) ||
@@ -544,6 +566,11 @@ int st_config_load(kv_txn *t, mb_config *c)
 	    at_end(&r))
 		return rc ? rc : MB_ECORRUPT;
 	c->timeout_is_float = timeout_kind == MP_FLOAT;
+	if (v.len <= CONFIG_MEMO_BYTES) {
+		memcpy(config_memo.raw, v.data, v.len);
+		config_memo.len = (uint32_t)v.len;
+		config_memo.c = *c;
+	}
 	return 0;
 }
 
@@ -624,7 +651,7 @@ static bool is_map_head(uint8_t c)
 int st_page_split(kv_val v, int64_t *updated, const uint8_t **props, size_t *len)
 {
 	const uint8_t *p = v.data, *end = p + v.len;
-	mp_reader r = { p, end };
+	mp_reader r = { p, end, false };
 	uint32_t n;
 
 	if (v.len >= 11 && p[0] == 0x92 && p[1] == 0xcf && p[2] < 0x80) {
@@ -702,7 +729,7 @@ int st_hist_entry(mb_buf *b, int64_t ts, const char *a, size_t alen, const char 
 int st_hist_decode(kv_val v, int64_t *ts, const char **a, uint32_t *alen, const char **c,
                    uint32_t *clen)
 {
-	mp_reader r = { v.data, (const uint8_t *)v.data + v.len };
+	mp_reader r = { v.data, (const uint8_t *)v.data + v.len, false };
 	uint32_t n;
 
 	*c = NULL;
@@ -726,7 +753,7 @@ int st_format_load(kv_txn *t, int64_t *format)
 		return 0;
 	if (rc)
 		return rc;
-	r = (mp_reader){ v.data, (const uint8_t *)v.data + v.len };
+	r = (mp_reader){ v.data, (const uint8_t *)v.data + v.len, false };
 	return mp_read_int(&r, format) || *format < 1 || at_end(&r) ? MB_ECORRUPT : 0;
 }
 

@@ -139,25 +139,17 @@ static int delete_finds_page(mb_bank *b, kv_txn *t, const mb_rec *r)
  * point).  The answer comes from the record alone, so that a leader can
  * decide the records of other processes.  MB_ENOTFOUND or MB_EINVAL refuse
  * the record alone; another code fails the whole pass. */
-static int precheck(mb_bank *b, kv_txn *t, const gq_member *m)
+static int precheck(mb_bank *b, kv_txn *t, const gq_member *m, const mb_rec *r)
 {
-	merge_ck ck = { b, NULL, 0, NULL, 0 };
-	mb_rec r;
+	merge_ck ck = { b, r->a, r->alen, r->map, r->maplen };
 
-	if (m->type != REC_PAGE_DELETE && m->type != REC_PAGE_MERGE && m->type != REC_BATCH)
-		return 0;
-	if (rec_decode(m->type, 0, m->payload, m->len, &r))
-		return mb_fail(b->tag, MB_EINVAL, "write: a record of type %u is not of its "
-		               "type's shape", m->type);
 	if (m->type == REC_PAGE_DELETE)
-		return delete_finds_page(b, t, &r);
+		return delete_finds_page(b, t, r);
 	if (m->type == REC_BATCH)
 		return bank_batch_precheck(b, t, m->payload, m->len);
-	ck.id = r.a;
-	ck.idlen = r.alen;
-	ck.patch = r.map;
-	ck.patch_len = r.maplen;
-	return bank_merge_fits(t, &ck);
+	if (m->type == REC_PAGE_MERGE)
+		return bank_merge_fits(t, &ck);
+	return 0;
 }
 
 /* ------------------------------------------------------ a leader's pass
@@ -282,7 +274,7 @@ static int holds_member(mb_bank *b, const pass *p, const gq_member *m, bool *fou
 		return mb_fail(b->tag, MB_ECORRUPT, "journal: seq %llu is missing",
 		               (unsigned long long)m->pending);
 	if (type == REC_GROUP) {
-		mp_reader r = { payload, payload + len };
+		mp_reader r = { payload, payload + len, false };
 		const uint8_t *raw;
 		int64_t nonce, ticket;
 		size_t rawlen;
@@ -405,9 +397,11 @@ static int publish_stream(mb_bank *b, pass *p, const mbj_pos *end, size_t k)
  * records to append. */
 static int apply_members(mb_bank *b, kv_txn *t, pass *p, const mbj_pos *end)
 {
+	apply_ctx ax;
 	size_t k = 0;
 	int rc;
 
+	apply_begin(&ax);
 	for (size_t i = 0; i < p->n; i++) {
 		gq_member *m = &p->m[i];
 		int64_t ts;
@@ -419,7 +413,16 @@ static int apply_members(mb_bank *b, kv_txn *t, pass *p, const mbj_pos *end)
 			return rc;
 		if (m->landed)
 			continue;
-		if ((rc = precheck(b, t, m))) {
+		/* a record that is not of its type's shape (its writer's memory
+		 * or the queue damaged) is refused alone: it must not stop the
+		 * group, nor ever reach the journal.  Checked once, here. */
+		if (rec_decode(m->type, 0, m->payload, m->len, &r) || m->type == REC_CANCELLED) {
+			rc = mb_fail(b->tag, MB_EINVAL, "write: a record of type %u is not of its type's "
+			             "shape", m->type);
+			member_failed(b, m, rc);
+			continue;
+		}
+		if ((rc = precheck(b, t, m, &r))) {
 			if (!refusal(rc))
 				return rc;
 			member_failed(b, m, rc);
@@ -427,16 +430,8 @@ static int apply_members(mb_bank *b, kv_txn *t, pass *p, const mbj_pos *end)
 		}
 		if ((rc = record_time(t, &ts)))
 			return mb_fail(b->tag, rc, "reading the store's clock: %s", mb_strerror(rc));
-		/* a record that is not of its type's shape (its writer's memory
-		 * or the queue damaged) is refused alone: it must not stop the
-		 * group, nor ever reach the journal */
-		if (rec_decode(m->type, ts, m->payload, m->len, &r) || m->type == REC_CANCELLED) {
-			rc = mb_fail(b->tag, MB_EINVAL, "write: a record of type %u is not of its type's "
-			             "shape", m->type);
-			member_failed(b, m, rc);
-			continue;
-		}
-		if ((rc = apply_record(t, b->history_limit, &r))) {
+		r.ts = ts;   /* the time a decode stores, and a batch's operations take */
+		if ((rc = apply_one(t, b->history_limit, &r, &ax))) {
 			if (rc != KV_EMAPFULL)
 				mb_fail(b->tag, rc, "applying a write: %s", mb_strerror(rc));
 			return rc;
@@ -457,6 +452,11 @@ static int apply_members(mb_bank *b, kv_txn *t, pass *p, const mbj_pos *end)
 		}
 	if (!k)
 		return 0;
+	if ((rc = apply_end(t, &ax))) {
+		if (rc != KV_EMAPFULL)
+			mb_fail(b->tag, rc, "applying a write: %s", mb_strerror(rc));
+		return rc;
+	}
 	if ((rc = p->ops->publish(b, p, end, k)))  /* the pass's one journal step */
 		return rc;
 	test_die(p->die_at, "append");

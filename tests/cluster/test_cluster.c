@@ -446,7 +446,7 @@ static int puts_in_journal(const fx *f, int m, const char *id)
 		last = rec.seq;
 		assert_int_equal(rec_decode(rec.type, rec.ts_us, rec.payload, rec.len, &r), 0);
 		if (rec.type == REC_GROUP) {
-			mp_reader rd = { r.map, r.map + r.maplen };
+			mp_reader rd = { r.map, r.map + r.maplen, false };
 			const uint8_t *raw;
 			size_t rawlen;
 			int64_t nonce, ticket;
@@ -1644,7 +1644,7 @@ static void assert_puts_once(const fx *f, int m)
 		uint32_t cnt = 1;
 		assert_int_equal(rec_decode(rec.type, rec.ts_us, rec.payload, rec.len, &r), 0);
 		if (rec.type == REC_GROUP) {
-			rd = (mp_reader){ r.map, r.map + r.maplen };
+			rd = (mp_reader){ r.map, r.map + r.maplen, false };
 			assert_int_equal(mp_read_array(&rd, &cnt), 0);
 		}
 		for (uint32_t i = 0; i < cnt; i++) {

@@ -38,7 +38,7 @@ static void properties(const char *text, size_t len)
 		abort();
 	if (rc)
 		goto done;
-	r = (mp_reader){ (const uint8_t *)mp.data, (const uint8_t *)mp.data + mp.len };
+	r = (mp_reader){ (const uint8_t *)mp.data, (const uint8_t *)mp.data + mp.len, false };
 	if (mp_check(mp.data, mp.len) || mp_to_json(&r, &js, 0) || r.p != r.end)
 		abort();
 	if (!(j = cJSON_ParseWithLength(js.data, js.len)))

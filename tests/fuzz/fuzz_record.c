@@ -11,6 +11,8 @@
  *  - a payload rec_decode() accepts gives an event (rec_event_json, what
  *    `membank journal tail` prints) that cJSON parses, or MB_ECORRUPT for
  *    invalid UTF-8 inside its properties;
+ *  - a walk of it as checked bytes (mp_reader.checked) ends where mp_skip's
+ *    full check ends, when that accepts it, and never past it;
  *  - apply_record() of it to a scratch store (a write transaction that is
  *    aborted) returns 0 or an MB_E* code, never crashes.
  * The scratch LMDB environment lives in a tmpfs directory when there is
@@ -69,7 +71,7 @@ static void must_parse(const mb_buf *b)
 
 static void check_payload(const uint8_t *p, size_t n)
 {
-	mp_reader r = { p, p + n };
+	mp_reader r = { p, p + n, false };
 	mb_buf out = { 0 };
 	bool valid = mp_check(p, n) == 0;
 	int rc = mp_to_json(&r, &out, 0);
@@ -85,6 +87,12 @@ static void check_payload(const uint8_t *p, size_t n)
 	if (!rc)
 		must_parse(&out);
 	buf_free(&out);
+	/* a walk over checked bytes (mp_reader.checked) ends where the full
+	 * check ends, and never past the bytes whatever they are */
+	mp_reader full = { p, p + n, false }, fast = { p, p + n, true };
+	int frc = mp_skip(&full, 0), crc = mp_skip(&fast, 0);
+	if (fast.p > p + n || (!frc && (crc || fast.p != full.p)))
+		abort();
 }
 
 static void apply_scratch(const mb_rec *rec)

@@ -192,6 +192,42 @@ static void test_bad_input_fails_its_add_alone(void **state)
 	expect(f->b, mb_batch_begin(f->b, NULL), MB_EINVAL, "NULL");
 }
 
+/* A config update inside a batch governs the operations after it, as it
+ * would one call later: eviction turned on mid-batch drops the oldest
+ * pages as the batch's later puts arrive.  (A pass reads the config once,
+ * apply.c ONE PASS, and must read it again after such a record.) */
+static void test_config_inside_batch(void **state)
+{
+	fx *f = *state;
+	mb_batch *bt;
+	char *s;
+
+	assert_int_equal(mb_config_update(f->b, "{\"cache_settings\":{\"max_entries\":0,"
+	                                  "\"ttl_seconds\":0}}", (size_t)-1), 0);
+	assert_int_equal(mb_batch_begin(f->b, &bt), 0);
+	assert_int_equal(mb_batch_page_put(bt, "p1", "{}", 2), 0);
+	assert_int_equal(mb_batch_page_put(bt, "p2", "{}", 2), 0);
+	assert_int_equal(mb_batch_config_update(bt, "{\"cache_settings\":{\"max_entries\":2}}",
+	                                        (size_t)-1), 0);
+	assert_int_equal(mb_batch_page_put(bt, "p3", "{}", 2), 0);
+	assert_int_equal(mb_batch_page_put(bt, "p4", "{}", 2), 0);
+	assert_int_equal(mb_batch_config_update(bt, "{\"cache_settings\":{\"max_entries\":0}}",
+	                                        (size_t)-1), 0);
+	assert_int_equal(mb_batch_page_put(bt, "p5", "{}", 2), 0);
+	assert_int_equal(mb_batch_commit(bt), 0);
+	assert_int_equal(mb_page_get(f->b, "p1", &s, NULL), MB_ENOTFOUND);
+	assert_int_equal(mb_page_get(f->b, "p2", &s, NULL), MB_ENOTFOUND);
+	for (const char *const *id = (const char *const[]){ "p3", "p4", "p5", NULL }; *id; id++) {
+		assert_int_equal(mb_page_get(f->b, *id, &s, NULL), 0);
+		mb_free(s);
+	}
+	assert_int_equal(mb_stats(f->b, &s), 0);
+	assert_non_null(strstr(s, "\"pages\":3,"));
+	assert_non_null(strstr(s, "\"pages_evicted\":2,"));
+	mb_free(s);
+	assert_rebuild_same(f->b);
+}
+
 static void test_missing_delete_fails_all(void **state)
 {
 	fx *f = *state;
@@ -366,6 +402,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_batch_equals_single_calls, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batch_event, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_input_fails_its_add_alone, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_config_inside_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_delete_fails_all, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bounds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_full_depth_in_wrappers, setup, teardown),

@@ -6,7 +6,9 @@
  * sees them queued), then lets go or leads the pass itself.  No test waits
  * on time for an outcome; timeouts only bound a broken run.
  */
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/mman.h>
 
 #include "bank.h"
 #include "group.h"
@@ -256,6 +258,50 @@ static void test_failed_commits_in_a_row_take_no_effect(void **state)
 	mb_close(b);
 }
 
+/* A slot above `claimed` (group.c, STATE), as a handle of the release
+ * before leaves it: scans do not see it, and its owner, woken by its wait's
+ * bound instead of by a leader, leads its record itself. */
+static void test_slot_above_claimed(void **state)
+{
+	fx *f = *state;
+	mb_bank *b = open_bank(f->dir, MB_DURABILITY_FAST);
+	char path[4200];
+	uint32_t *claimed;
+	bool recover;
+	void *map;
+	pid_t pid;
+	int fd;
+
+	if (!b) {
+		fail();
+		return;
+	}
+	assert_int_equal(mb_page_put(b, "mine", "{}", 2), 0);   /* owns slot 0 */
+	snprintf(path, sizeof path, "%s/store/group.shm", f->path);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	assert_true(fd >= 0);
+	map = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	assert_true(map != MAP_FAILED);
+	claimed = (uint32_t *)((char *)map + GQ_CLAIMED_OFFSET);
+	assert_int_equal(__atomic_load_n(claimed, __ATOMIC_SEQ_CST), 1);
+	gq_lock(b->gq, &recover);
+	pid = writer(f, "put", "older");                         /* slot 1 */
+	wait_queued(b, 1);
+	assert_int_equal(__atomic_load_n(claimed, __ATOMIC_SEQ_CST), 2);
+	__atomic_store_n(claimed, 1, __ATOMIC_SEQ_CST);          /* as the old release */
+	assert_int_equal(gq_queued(b->gq), 0);                   /* not scanned */
+	gq_unlock(b->gq);                                        /* wakes nobody */
+	assert_int_equal(wait_child(pid, WAIT_S), 0);
+	cJSON *p = get_page(b, "older");
+	assert_non_null(p);
+	cJSON_Delete(p);
+	assert_int_equal(mb_page_put(b, "mine2", "{}", 2), 0);
+	assert_int_equal(journal_records(f, 1 /* REC_PAGE_PUT */), 3);
+	munmap(map, 4096);
+	close(fd);
+	mb_close(b);
+}
+
 /* More handles than slots: the handles without one lead their own writes
  * (a claim that finds every slot owned is retried only now and then). */
 static void test_more_handles_than_slots(void **state)
@@ -312,6 +358,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_large_record_bypasses_queue, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_failed_commits_in_a_row_take_no_effect, fx_setup,
 		                                fx_teardown),
+		cmocka_unit_test_setup_teardown(test_slot_above_claimed, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_more_handles_than_slots, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_record_refused_alone, fx_setup, fx_teardown),
 	};

@@ -903,6 +903,48 @@ static void test_disk_msgpack_checked(void **state)
 	assert_int_equal(mp_check(deep + 2, sizeof deep - 2), 0);
 }
 
+/* A walk over bytes checked before (mp_reader.checked) finds the extents
+ * the full check finds, for every kind and width, and still stops at the
+ * reader's end: a count or a length past the bytes is refused. */
+static void test_checked_walk(void **state)
+{
+	static const uint8_t values[] = {
+		0x82, 0xa1, 'a', 0x93, 0x01, 0xe0, 0xc0,          /* fixmap, fixarray */
+		0xa1, 'b', 0xde, 0x00, 0x02,                       /* map16 */
+		0xd9, 0x02, 'c', 'd', 0xdc, 0x00, 0x02, 0xc2, 0xc3,    /* str8, array16 */
+		0xda, 0x00, 0x01, 'e',                             /* str16 */
+		0xdd, 0x00, 0x00, 0x00, 0x08,                      /* array32 */
+		0xcc, 0xff, 0xcd, 0x01, 0x00, 0xce, 0, 0, 1, 0,
+		0xcf, 0x80, 0, 0, 0, 0, 0, 0, 0,                   /* above INT64_MAX */
+		0xca, 0x3f, 0x80, 0, 0, 0xcb, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0,
+		0xdb, 0, 0, 0, 2, 'f', 'g',                        /* str32 */
+		0xdf, 0, 0, 0, 1, 0xa0, 0xd0, 0x80,                /* map32, int8 */
+	};
+	static const uint8_t long_count[] = { 0xdd, 0x7f, 0xff, 0xff, 0xff, 0xc0 };
+	static const uint8_t long_str[] = { 0xdb, 0x00, 0x00, 0x01, 0x00, 'x' };
+	static const uint8_t bin[] = { 0xc4, 0x01, 0x00 };
+	mp_reader full = { values, values + sizeof values, false };
+	mp_reader fast = { values, values + sizeof values, true };
+	mp_reader r;
+
+	(void)state;
+	assert_int_equal(mp_skip(&full, 0), 0);
+	assert_int_equal(mp_skip(&fast, 0), 0);
+	assert_ptr_equal(fast.p, full.p);
+	assert_ptr_equal(fast.p, values + sizeof values);
+	for (size_t cut = 0; cut < sizeof values; cut++) {   /* every truncation */
+		r = (mp_reader){ values, values + cut, true };
+		assert_int_equal(mp_skip(&r, 0), MB_ECORRUPT);
+		assert_true(r.p <= values + cut);
+	}
+	r = (mp_reader){ long_count, long_count + sizeof long_count, true };
+	assert_int_equal(mp_skip(&r, 0), MB_ECORRUPT);
+	r = (mp_reader){ long_str, long_str + sizeof long_str, true };
+	assert_int_equal(mp_skip(&r, 0), MB_ECORRUPT);
+	r = (mp_reader){ bin, bin + sizeof bin, true };   /* a kind no record holds */
+	assert_int_equal(mp_skip(&r, 0), MB_ECORRUPT);
+}
+
 static void test_errors_table(void **state)
 {
 	(void)state;
@@ -1222,6 +1264,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stats_fdatasyncs, setup, teardown),
 		cmocka_unit_test(test_errors_table),
 		cmocka_unit_test(test_disk_msgpack_checked),
+		cmocka_unit_test(test_checked_walk),
 		cmocka_unit_test(test_json_golden),
 		cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
 	};
