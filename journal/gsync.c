@@ -28,6 +28,10 @@
  *                        (writer.c, THE TAIL CHECK).  Written by writers
  *                        only, under the caller's writer lock.
  *   boot_id              the boot the state belongs to.
+ *   last_covered, last_sync_us  the records the last fdatasync made durable,
+ *                        and how long it took (GATHERING).  Both sit in
+ *                        what was padding (zero in a state the release
+ *                        before made, whose handles never set them).
  *
  * PROTOCOL of mbj_sync(seq): lock; done if durable_seq >= seq; if a leader
  * is active, sleep on the futex for at most 2 ms and look again (taking
@@ -38,6 +42,18 @@
  * max(durable_seq, target), clear the leader, bump `wake`, unlock, wake
  * every sleeper.  Waiters sleep in the kernel: on 2 cores a spinning waiter
  * steals the leader's CPU.
+ *
+ * GATHERING.  A sync covers the records appended before it starts.  When
+ * writers take turns (the last sync covered k > 1 records), those it woke
+ * are still preparing their next record when the first of them comes back
+ * to sync: syncing at once would cover one or two, and the others would
+ * wait a whole fdatasync more.  So a leader whose sync would cover fewer
+ * than k records first lets the others append (yielding the CPU, the mutex
+ * let go, its leadership kept so that they wait for it) until k are
+ * pending, or half the last fdatasync's time has passed, at most
+ * GATHER_MAX_NS.  A lone writer (k = 1) never waits; any other waits at
+ * most that bound, once, when the others stop.  W1 full in the bench, 2
+ * cores: 8 processes 3.9 -> about 7 records per fdatasync.
  *
  * STOPPED LEADER.  A leader that is alive but does not progress (SIGSTOP,
  * a debugger, descheduled for seconds inside its fdatasync) keeps its OFD
@@ -88,6 +104,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
+#include <stddef.h>
 #include <linux/futex.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,8 +136,10 @@ struct mbj_shm {
 	uint32_t wake;
 	uint32_t leader_active;
 	int32_t leader_pid;
+	uint32_t last_covered;      /* GATHERING; in former padding */
 	uint64_t leader_since_ns;   /* CLOCK_MONOTONIC when it began to lead */
 	uint32_t failed;
+	uint32_t last_sync_us;      /* GATHERING; in former padding */
 	uint64_t written_seq;
 	uint64_t written_segment;
 	uint64_t written_offset;
@@ -131,6 +151,13 @@ struct mbj_shm {
 	uint32_t ready;
 	uint32_t appending;
 };
+
+_Static_assert(offsetof(struct mbj_shm, last_covered) + 4 ==
+               offsetof(struct mbj_shm, leader_since_ns), "last_covered took padding");
+_Static_assert(offsetof(struct mbj_shm, last_sync_us) + 4 ==
+               offsetof(struct mbj_shm, written_seq), "last_sync_us took padding");
+
+#define GATHER_MAX_NS (200 * 1000)   /* see GATHERING */
 
 static uint64_t now_ns(void)
 {
@@ -356,6 +383,14 @@ void mbj_shm_set_failed(mbj_log *log)
 		__atomic_store_n(&log->shm->failed, 1, __ATOMIC_RELEASE);
 }
 
+void mbj_shm_gathering(mbj_log *log, uint32_t *covered, uint32_t *sync_us)
+{
+	shm_lock(log->shm);
+	*covered = log->shm->last_covered;
+	*sync_us = log->shm->last_sync_us;
+	shm_unlock(log->shm);
+}
+
 uint64_t mbj_shm_clean_segment(mbj_log *log)
 {
 	return __atomic_load_n(&log->shm->clean_segment, __ATOMIC_ACQUIRE);
@@ -503,22 +538,46 @@ static int sync_alone(mbj_log *log)
 }
 
 /* Under the mutex, as the new leader: sync for everyone, then step down. */
+/* Under the mutex, leading: let the other writers append (GATHERING). */
+static void gather(struct mbj_shm *sh)
+{
+	uint64_t want = sh->last_covered, bound = (uint64_t)sh->last_sync_us * 500, until;
+
+	if (want < 2 || sh->written_seq - sh->durable_seq >= want)
+		return;
+	until = now_ns() + (bound < GATHER_MAX_NS ? bound : GATHER_MAX_NS);
+	while (sh->written_seq - sh->durable_seq < want && now_ns() < until) {
+		shm_unlock(sh);
+		sched_yield();
+		shm_lock(sh);
+	}
+}
+
 static int lead(mbj_log *log)
 {
 	struct mbj_shm *sh = log->shm;
-	mbj_pos target = { sh->written_segment, sh->written_offset, sh->written_seq };
+	uint64_t was = sh->durable_seq, t0;
 
 	sh->leader_active = 1;
 	sh->leader_pid = getpid();
 	sh->leader_since_ns = now_ns();
 	leader_lock(log, F_WRLCK, F_OFD_SETLK);
+	gather(sh);
+	mbj_pos target = { sh->written_segment, sh->written_offset, sh->written_seq };
 	shm_unlock(sh);
+	t0 = now_ns();
 	int r = target.segment ? sync_segment(log, target.segment) : 0;
+	t0 = (now_ns() - t0) / 1000;
 	shm_lock(sh);
 	if (r == MBJ_EFATAL)
 		sh->failed = 1;
 	else if (r == 0)
 		set_durable(sh, &target);
+	if (r == 0 && target.seq > was && target.segment) {
+		sh->last_covered = (uint32_t)(target.seq - was < UINT32_MAX ? target.seq - was
+		                                                             : UINT32_MAX);
+		sh->last_sync_us = (uint32_t)(t0 < UINT32_MAX ? t0 : UINT32_MAX);
+	}
 	sh->syncs++;
 	sh->leader_active = 0;
 	leader_lock(log, F_UNLCK, F_OFD_SETLK);

@@ -85,6 +85,8 @@ int mbj_boot_settle(mbj_log *log);   /* writer.c, the first open of a boot */
 bool mbj_shm_failed(mbj_log *log);
 void mbj_shm_set_failed(mbj_log *log);
 uint64_t mbj_shm_clean_segment(mbj_log *log);
+/* What the last fdatasync covered and took (gsync.c, GATHERING). */
+void mbj_shm_gathering(mbj_log *log, uint32_t *covered, uint32_t *sync_us);
 void mbj_shm_set_clean_segment(mbj_log *log, uint64_t segment);
 void mbj_shm_set_appending(mbj_log *log, bool on);
 bool mbj_shm_tail_at(mbj_log *log, const mbj_pos *end);

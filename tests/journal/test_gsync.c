@@ -450,6 +450,40 @@ static void test_sync_of_unwritten_seq_is_refused(void **state)
 	jt_rm_rf(base);
 }
 
+/* GATHERING: a sync notes what it covered.  A lone writer after a sync of
+ * three records still syncs (waiting at most the bound, never for writers
+ * that do not come) and notes one, so that the next lone sync does not
+ * wait at all. */
+static void test_gathering_notes_and_bounds(void **state)
+{
+	(void)state;
+	char base[64], jdir[80];
+	mbj_log *log;
+	mbj_pos end = { 0, 0, 0 };
+	uint32_t covered, us;
+	uint64_t syncs;
+
+	jt_mkdir_on("/tmp", base, jdir);
+	assert_int_equal(mbj_open(jdir, NULL, &log), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(jt_append(log, &end), 0);
+	syncs = mbj_sync_count(log);
+	assert_int_equal(mbj_sync(log, 3), 0);
+	mbj_shm_gathering(log, &covered, &us);
+	assert_int_equal(covered, 3);
+	assert_int_equal(mbj_sync_count(log), syncs + 1);
+	for (int i = 4; i <= 6; i++) {   /* lone writes: each its own sync */
+		assert_int_equal(jt_append(log, &end), 0);
+		assert_int_equal(mbj_sync(log, (uint64_t)i), 0);
+		assert_int_equal(mbj_durable_seq(log), (uint64_t)i);
+		mbj_shm_gathering(log, &covered, &us);
+		assert_int_equal(covered, 1);
+	}
+	assert_int_equal(mbj_sync_count(log), syncs + 4);
+	mbj_close(log);
+	jt_rm_rf(base);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -460,6 +494,7 @@ int main(void)
 		cmocka_unit_test(test_owner_dead_mutex_recovered),
 		cmocka_unit_test(test_other_boot_resets_sync_state),
 		cmocka_unit_test(test_sync_of_unwritten_seq_is_refused),
+		cmocka_unit_test(test_gathering_notes_and_bounds),
 		cmocka_unit_test(test_stopped_leader_strands_nobody),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
