@@ -178,7 +178,9 @@ int mbj_retype(mbj_log *log, const mbj_pos *rec_end, uint32_t len, uint8_t type)
  * Group commit: processes share a "durable up to" seq in sync.shm; one of
  * them (the leader) fdatasyncs the newest segment for everyone whose record
  * was appended by then, the others sleep (on a futex word in sync.shm, not
- * a condvar: see gsync.c).  A dead leader does not strand them, nor does a
+ * a condvar: see gsync.c).  A leader may first wait, at most half an
+ * fdatasync and 200 us, for as many writers as the last sync covered to
+ * append (gsync.c, GATHERING).  A dead leader does not strand them, nor does a
  * stopped one: a waiter that sees a leader lead for over a second
  * fdatasyncs the segment itself (gsync.c, STOPPED LEADER).  MBJ_EFATAL when an
  * fdatasync failed: the log refuses everything after that.  MBJ_EINVAL when
