@@ -1438,14 +1438,18 @@ static void test_failover(void **state)
 	/* q reconnects: the publish that timed out must not land now (libnats
 	 * kept it in its reconnect buffer and sent it here).  A replica that
 	 * restarted behind may answer the info first, with an older end
-	 * (seen: 121): asked until the end is the stream's, never past it. */
+	 * (seen: 121): asked until the end is the stream's, never past it.
+	 * After every node was killed at once, nats-server can keep a stream
+	 * leader that is behind until it finds it has no quorum (seen under
+	 * ASan on 2 cores: 142 of 160 for 69 s, then another node led with
+	 * all 160); 300 s bounds a broken run, it is not an expectation. */
 	for (int i = 0;; i++) {
 		assert_int_equal(mbs_stream_info(q, &info), 0);
 		assert_true(info.last_seq <= total);
 		if (info.last_seq == total)
 			break;
-		if (i == 600)
-			fail_msg("the stream's end read %" PRIu64 " for 60 s, not %" PRIu64,
+		if (i == 3000)
+			fail_msg("the stream's end read %" PRIu64 " for 300 s, not %" PRIu64,
 			         info.last_seq, total);
 		usleep(100000);
 	}
