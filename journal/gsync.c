@@ -537,7 +537,6 @@ static int sync_alone(mbj_log *log)
 	return r;
 }
 
-/* Under the mutex, as the new leader: sync for everyone, then step down. */
 /* Under the mutex, leading: let the other writers append (GATHERING). */
 static void gather(struct mbj_shm *sh)
 {
@@ -553,6 +552,7 @@ static void gather(struct mbj_shm *sh)
 	}
 }
 
+/* Under the mutex, as the new leader: sync for everyone, then step down. */
 static int lead(mbj_log *log)
 {
 	struct mbj_shm *sh = log->shm;

@@ -9,7 +9,7 @@
  * failures left are the store's own (full map, I/O, damaged values).
  *
  * ONE PASS, MANY RECORDS.  The records a transaction applies together (a
- * write group, a batch, a roll-forward) share an apply_ctx: the config is
+ * write group, a batch, a group from a stream) share an apply_ctx: the config is
  * read from the store once, not once per page, and the pages' last_updated
  * (meta "pages") is stored once, at apply_end(), with the time of the last
  * page write: the value a store applying them one by one ends with.
