@@ -556,7 +556,7 @@ static void gather(struct mbj_shm *sh)
 static int lead(mbj_log *log)
 {
 	struct mbj_shm *sh = log->shm;
-	uint64_t was = sh->durable_seq, t0;
+	uint64_t was = sh->durable_seq, took_us;
 
 	sh->leader_active = 1;
 	sh->leader_pid = getpid();
@@ -565,9 +565,9 @@ static int lead(mbj_log *log)
 	gather(sh);
 	mbj_pos target = { sh->written_segment, sh->written_offset, sh->written_seq };
 	shm_unlock(sh);
-	t0 = now_ns();
+	took_us = now_ns();
 	int r = target.segment ? sync_segment(log, target.segment) : 0;
-	t0 = (now_ns() - t0) / 1000;
+	took_us = (now_ns() - took_us) / 1000;
 	shm_lock(sh);
 	if (r == MBJ_EFATAL)
 		sh->failed = 1;
@@ -576,7 +576,7 @@ static int lead(mbj_log *log)
 	if (r == 0 && target.seq > was && target.segment) {
 		sh->last_covered = (uint32_t)(target.seq - was < UINT32_MAX ? target.seq - was
 		                                                             : UINT32_MAX);
-		sh->last_sync_us = (uint32_t)(t0 < UINT32_MAX ? t0 : UINT32_MAX);
+		sh->last_sync_us = (uint32_t)(took_us < UINT32_MAX ? took_us : UINT32_MAX);
 	}
 	sh->syncs++;
 	sh->leader_active = 0;

@@ -80,20 +80,23 @@ static int read_field(mp_reader *r, char *out, size_t cap, bool *present)
 }
 
 /* A meta record of @fields fields (or, with @older, that many fewer). */
+/* A meta value @v as a reader past its array head of @fields fields (or
+ * up to @older fewer, from older stores). */
+static int meta_open(kv_val v, mp_reader *r, uint32_t fields, uint32_t older, uint32_t *n)
+{
+	*r = (mp_reader){ v.data, (const uint8_t *)v.data + v.len, false };
+	if (mp_read_array(r, n) || *n > fields || *n < fields - older)
+		return MB_ECORRUPT;
+	return 0;
+}
+
 static int meta_get_n(kv_txn *t, const char *name, mp_reader *r, uint32_t fields,
                       uint32_t older, uint32_t *n)
 {
 	kv_val v;
 	int rc = kv_get(t, KV_META, (kv_val){ name, strlen(name) }, &v);
 
-	if (rc)
-		return rc;
-	r->p = v.data;
-	r->end = r->p + v.len;
-	r->checked = false;
-	if (mp_read_array(r, n) || *n > fields || *n < fields - older)
-		return MB_ECORRUPT;
-	return 0;
+	return rc ? rc : meta_open(v, r, fields, older, n);
 }
 
 static int meta_get(kv_txn *t, const char *name, mp_reader *r, uint32_t fields)
@@ -552,12 +555,7 @@ int st_config_load(kv_txn *t, mb_config *c)
 	st_config_defaults(c);
 	if (rc == MB_ENOTFOUND)
 		return 0;
-	r.p = v.data;
-	r.end = r.p + v.len;
-	r.checked = false;
-	if (!rc && (mp_read_array(&r, &n) || n != 8))
-		rc = MB_ECORRUPT;
-	if (rc || read_field(&r, c->api_version, sizeof c->api_version, NULL) ||
+	if (rc || (rc = meta_open(v, &r, 8, 0, &n)) || read_field(&r, c->api_version, sizeof c->api_version, NULL) ||
 	    mp_read_int(&r, &c->retry_attempts) || mp_peek(&r, &timeout_kind) ||
 	    mp_read_double(&r, &c->timeout_seconds) ||
 	    read_field(&r, c->log_level, sizeof c->log_level, NULL) ||

@@ -393,6 +393,15 @@ static int publish_stream(mb_bank *b, pass *p, const mbj_pos *end, size_t k)
 	return 0;
 }
 
+/* The store could not take a write: a full map is grown and the pass run
+ * again (lead), anything else fails the pass. */
+static int apply_failed(mb_bank *b, int rc)
+{
+	if (rc != KV_EMAPFULL)
+		mb_fail(b->tag, rc, "applying a write: %s", mb_strerror(rc));
+	return rc;
+}
+
 /* Check and apply the members in order; the ones that pass become the
  * records to append. */
 static int apply_members(mb_bank *b, kv_txn *t, pass *p, const mbj_pos *end)
@@ -431,11 +440,8 @@ static int apply_members(mb_bank *b, kv_txn *t, pass *p, const mbj_pos *end)
 		if ((rc = record_time(t, &ts)))
 			return mb_fail(b->tag, rc, "reading the store's clock: %s", mb_strerror(rc));
 		r.ts = ts;   /* the time a decode stores, and a batch's operations take */
-		if ((rc = apply_one(t, b->history_limit, &r, &ax))) {
-			if (rc != KV_EMAPFULL)
-				mb_fail(b->tag, rc, "applying a write: %s", mb_strerror(rc));
-			return rc;
-		}
+		if ((rc = apply_one(t, b->history_limit, &r, &ax)))
+			return apply_failed(b, rc);
 		p->e[k] = (mbj_entry){ m->type, ts, m->payload, m->len };
 		p->who[k] = (uint32_t)i;
 		/* before the append (group.c, DEATHS) */
@@ -452,11 +458,8 @@ static int apply_members(mb_bank *b, kv_txn *t, pass *p, const mbj_pos *end)
 		}
 	if (!k)
 		return 0;
-	if ((rc = apply_end(t, &ax))) {
-		if (rc != KV_EMAPFULL)
-			mb_fail(b->tag, rc, "applying a write: %s", mb_strerror(rc));
-		return rc;
-	}
+	if ((rc = apply_end(t, &ax)))
+		return apply_failed(b, rc);
 	if ((rc = p->ops->publish(b, p, end, k)))  /* the pass's one journal step */
 		return rc;
 	test_die(p->die_at, "append");
