@@ -204,8 +204,13 @@ static int init_state(struct mbj_shm *sh, const char boot[48])
 /* Called under the flock: map, and (re)initialise when stale.  A state
  * initialised here is a new boot (or a journal whose state was lost): the
  * newest segment may hold a hole left by a power loss, settled before any
- * other process of the journal can use it (they wait on the flock). */
-static int map_state(mbj_log *log, int fd)
+ * other process of the journal can use it (they wait on the flock).
+ * A state of this boot of another version is refused, unless @alone (no
+ * other process has the journal open, see mbj_options): then it is
+ * initialised again, and marked failed, because whether an fdatasync of
+ * that release failed cannot be read from it, so that mbj_open writes
+ * every segment again before any sync is trusted (FAILURE). */
+static int map_state(mbj_log *log, int fd, bool alone)
 {
 	struct stat st;
 	char boot[48];
@@ -231,6 +236,7 @@ static int map_state(mbj_log *log, int fd)
 		return mbj_errno_code(errno);
 	}
 	struct mbj_shm *sh = p;
+	bool other = false;
 	log->shm = sh;
 	read_boot_id(boot);
 	if (!fresh && sh->ready && !memcmp(sh->boot_id, boot, 48)) {
@@ -238,18 +244,23 @@ static int map_state(mbj_log *log, int fd)
 		 * after `ready`, always zero there): its writers never set it,
 		 * so a handle on it never trusts it (THE TAIL CHECK) and the
 		 * two versions share the journal safely until the next boot. */
-		log->shm_v2 = sh->version == 2;
-		if (memcmp(sh->magic, SHM_MAGIC, 8) ||
-		    (sh->version != SHM_VERSION && sh->version != 2) ||
-		    sh->size != sizeof(*sh)) {
-			mbj_set_err(log, "sync.shm: unknown magic or version %u",
+		if (!memcmp(sh->magic, SHM_MAGIC, 8) && sh->size == sizeof(*sh) &&
+		    (sh->version == SHM_VERSION || sh->version == 2)) {
+			log->shm_v2 = sh->version == 2;
+			return 0;
+		}
+		if (!alone) {
+			mbj_set_err(log, "sync.shm: a state of another version (%u) is in "
+			            "use this boot: close the processes of the other release",
 			            sh->version);
 			return MBJ_EVERSION;
 		}
-		return 0;
+		other = true;
 	}
 	int r = mbj_boot_settle(log);
-	return r < 0 ? r : init_state(sh, boot);
+	if (r == 0 && (r = init_state(sh, boot)) == 0 && other)
+		__atomic_store_n(&sh->failed, 1, __ATOMIC_SEQ_CST);
+	return r;
 }
 
 /* The flock on sync.shm, polled so that an open never waits without bound
@@ -275,7 +286,7 @@ static int lock_state_file(mbj_log *log, int fd)
 	}
 }
 
-int mbj_shm_open(mbj_log *log, int file_mode)
+int mbj_shm_open(mbj_log *log, int file_mode, bool alone)
 {
 	int fd = mbj_fd_above_stdio(openat(log->dirfd, "sync.shm",
 	                                   O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
@@ -291,7 +302,7 @@ int mbj_shm_open(mbj_log *log, int file_mode)
 	r = lock_state_file(log, fd);
 	if (r < 0)
 		return r;
-	r = map_state(log, fd);
+	r = map_state(log, fd, alone);
 	flock(fd, LOCK_UN);
 	if (r < 0 && !log->err[0])
 		mbj_set_err(log, "sync.shm: cannot map or initialise it");

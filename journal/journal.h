@@ -82,6 +82,13 @@ typedef struct mbj_options {
 	int file_mode;           /* 0: 0600 */
 	int dir_mode;            /* 0: 0700 */
 	const mbj_io *io;        /* NULL: the real calls */
+	/* Nonzero: the caller vouches that no other process has this journal
+	 * open.  Then a state (sync.shm) left this boot by a release of
+	 * another version is initialised again, as after a reboot, instead of
+	 * refused with MBJ_EVERSION; and, since whether that release's last
+	 * fdatasync failed cannot be read from it, every segment is written
+	 * again and fdatasync'ed first (see gsync.c, FAILURE). */
+	int state_alone;
 } mbj_options;
 
 typedef struct mbj_pos {

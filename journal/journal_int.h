@@ -76,7 +76,7 @@ ssize_t mbj_pread_full(int fd, void *buf, size_t n, uint64_t off);
 
 /* writer.c / gsync.c shared pieces */
 struct mbj_shm;
-int mbj_shm_open(mbj_log *log, int file_mode);
+int mbj_shm_open(mbj_log *log, int file_mode, bool alone);
 void mbj_shm_close(mbj_log *log);
 void mbj_shm_publish(mbj_log *log, const mbj_pos *end);
 void mbj_shm_set_durable(mbj_log *log, const mbj_pos *end);

@@ -174,7 +174,7 @@ int mbj_open(const char *dir, const mbj_options *opts, mbj_log **out)
 		r = MBJ_EIO;
 		goto fail;
 	}
-	r = mbj_shm_open(log, log->file_mode);
+	r = mbj_shm_open(log, log->file_mode, o.state_alone != 0);
 	if (r == 0)
 		r = mbj_shm_recover(log);
 	if (r < 0)

@@ -685,6 +685,13 @@ static int open_parts(mb_bank *b, const char *boot, int identity_format)
 	 * one: rolling forward from empty would miss what the checkpoint
 	 * covers once its segments are removed. */
 	build = stale || store_is_new(b);
+	/* Every process that maps the bank's shared states (journal/sync.shm,
+	 * store/group.shm) has the store open from before it maps them until
+	 * after, and no process opens the bank while this one holds its open
+	 * lock: so, if no other process has the store open now, none maps
+	 * them, and a state of another release (another version) can be
+	 * initialised again instead of refused until the next boot. */
+	b->state_alone = !kv_in_use(b->store_dir);
 	if ((rc = allocate_lock_mdb(b)))
 		return rc;
 	rc = kv_open(b->store_dir, b->file_mode, map, &b->kv, err, sizeof err);
@@ -704,6 +711,7 @@ static int open_parts(mb_bank *b, const char *boot, int identity_format)
 		kv_reader_check(b->kv, NULL);  /* slots of processes killed mid-read */
 	if (!build && (rc = check_store_format(b, map, &build)))
 		return rc;
+	jo.state_alone = b->state_alone;
 	if ((rc = mbj_open(b->journal_dir, &jo, &b->jn)))
 		return bank_journal_fail(b, rc, "journal");
 	if (build && (rc = bank_rebuild_store(b)))
@@ -843,9 +851,11 @@ int mb_close(mb_bank *b)
 	} else {
 		cluster_forget(b);
 	}
+	/* the shared states are unmapped before the store is closed (see
+	 * state_alone in open_parts) */
+	bank_queue_close(b);
 	kv_close(b->kv);
 	bank_auto_free(b);
-	bank_queue_close(b);
 	if (b->replaced)
 		munmap((void *)b->replaced, sizeof(uint32_t));
 	free(b->path);

@@ -50,6 +50,8 @@ struct mb_bank {
 	                             removes what it made (uncreate) */
 	const void *tag;          /* where messages go: NULL until opened */
 	struct autockpt *auto_ck; /* the automatic checkpoint's state (autockpt.c) */
+	bool state_alone;         /* at open, no other process had the store
+	                             open (see open_parts) */
 	/* write groups (group.c, write.c) */
 	struct gq *gq;
 	struct pass *pass;        /* the leader's scratch, used under its lock */

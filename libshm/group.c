@@ -20,6 +20,10 @@
  *   ticket   the queue order of slots.
  *   boot_id, ready: as sync.shm (gsync.c, REBOOT): a state from another
  *            boot, or never finished, is initialised again under an flock.
+ *            So is a state of this boot of another version (a release
+ *            before or after this one) when no other process has the
+ *            bank's store open (mb_bank.state_alone): every process that
+ *            maps this file has.  While one has, the open is refused.
  *   claimed  every slot ever owned this boot is below it: scans stop there
  *            instead of touching all GQ_SLOTS (a page each) twice a write.
  *            It sits in what was padding after `ready` (zero), so handles
@@ -230,8 +234,9 @@ static int lock_file(int fd)
 	return 0;
 }
 
-/* Under the flock: map, and initialise a new or stale state. */
-static int map_state(gq *q, const char *path)
+/* Under the flock: map, and initialise a new or stale state; one of
+ * another version only when @alone (STATE). */
+static int map_state(gq *q, const char *path, bool alone)
 {
 	struct stat st;
 	char boot[48];
@@ -255,13 +260,14 @@ static int map_state(gq *q, const char *path)
 	q->head = p;
 	read_boot_id(boot);
 	if (q->head->ready && !memcmp(q->head->boot_id, boot, 48)) {
-		if (memcmp(q->head->magic, GQ_MAGIC, 8) || q->head->version != GQ_VERSION ||
-		    q->head->size != sizeof *q->head || q->head->slots != GQ_SLOTS ||
-		    q->head->slot_bytes != SLOT_BYTES)
+		if (!memcmp(q->head->magic, GQ_MAGIC, 8) && q->head->version == GQ_VERSION &&
+		    q->head->size == sizeof *q->head && q->head->slots == GQ_SLOTS &&
+		    q->head->slot_bytes == SLOT_BYTES)
+			return 0;
+		if (!alone)
 			return mb_fail(NULL, MB_EVERSION, "%s: a write queue of another version "
-			               "(%u) is in use; close the processes of the other membank "
-			               "version", path, q->head->version);
-		return 0;
+			               "(%u) is in use this boot: close the processes of the other "
+			               "membank release", path, q->head->version);
 	}
 	if (init_state(q->head, boot))
 		return mb_fail(NULL, MB_EIO, "%s: cannot initialise its lock", path);
@@ -293,7 +299,7 @@ int gq_open(mb_bank *b, gq **out)
 		return mb_fail(b->tag, rc, "%s: another process has held its lock for 30 s",
 		               path);
 	}
-	rc = map_state(q, path);
+	rc = map_state(q, path, b->state_alone);
 	flock(q->fd, LOCK_UN);
 	if (rc) {
 		char why[400];

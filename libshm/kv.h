@@ -65,6 +65,11 @@ void kv_close(kv_env *e);
 int kv_set_aside(const char *dir, char *err, size_t errlen);
 /* Has this process the environment in @dir open? */
 bool kv_open_here(const char *dir);
+/* Has any process the environment in @dir open (this one included)?  Run it
+ * only when this process has none open there, or it answers true without
+ * looking (a probe would drop this process's record locks on lock.mdb).
+ * When in doubt (a lock file that cannot be opened) it answers true. */
+bool kv_in_use(const char *dir);
 /* Clear reader slots of dead processes; *cleared may be NULL. */
 int kv_reader_check(kv_env *e, int *cleared);
 int kv_grow(kv_env *e);

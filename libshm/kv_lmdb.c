@@ -510,8 +510,10 @@ int kv_open(const char *dir, unsigned mode, size_t map_size, kv_env **out,
 /* LMDB holds a shared fcntl lock on byte 0 of lock.mdb in every process
  * that has the environment open, so a write lock on it that succeeds proves
  * nobody does.  The probe's close() drops this process's record locks on
- * the file, so it runs only when no environment of @dir is open here. */
-static bool in_use(const char *dir)
+ * the file, so it runs only when no environment of @dir is open here.  A
+ * lock file that cannot be opened, except one that does not exist, counts
+ * as in use: callers act on "unused" (see kv.h). */
+bool kv_in_use(const char *dir)
 {
 	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1 };
 	char lock[4096];
@@ -520,9 +522,10 @@ static bool in_use(const char *dir)
 
 	if (kv_open_here(dir))
 		return true;
-	if (mb_pathf(lock, sizeof lock, "%s/lock.mdb", dir) ||
-	    (fd = mb_open_fd(lock, O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0)) < 0)
-		return false;  /* no lock file: nobody has it open */
+	if (mb_pathf(lock, sizeof lock, "%s/lock.mdb", dir))
+		return true;
+	if ((fd = mb_open_fd(lock, O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0)) < 0)
+		return errno != ENOENT;  /* no lock file: nobody has it open */
 	busy = fcntl(fd, F_SETLK, &fl) != 0;
 	close(fd);
 	return busy;
@@ -533,7 +536,7 @@ int kv_set_aside(const char *dir, char *err, size_t errlen)
 	char when[MB_TIME_LEN], aside[4096], *slash;
 	int rc;
 
-	if (in_use(dir)) {
+	if (kv_in_use(dir)) {
 		snprintf(err, errlen, "store %s: not a valid LMDB environment, and open in another "
 		         "process: it is moved aside and rebuilt by an open once no process has "
 		         "the bank open", dir);

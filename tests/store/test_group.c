@@ -9,6 +9,9 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "bank.h"
 #include "group.h"
@@ -348,6 +351,125 @@ static void test_malformed_record_refused_alone(void **state)
 	mb_close(b);
 }
 
+/* Write a 32-bit @v at @off of the bank's file @name (a state of another
+ * version: both states keep their version at offset 8, after the magic);
+ * the value there before, or ~0u when @v is ~0u (read only). */
+static uint32_t state_word(const fx *f, const char *name, off_t off, uint32_t v)
+{
+	char path[4200];
+	uint32_t old = 0;
+	int fd;
+
+	snprintf(path, sizeof path, "%s/%s", f->path, name);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &old, 4, off), 4);
+	if (v != ~0u)
+		assert_int_equal(pwrite(fd, &v, 4, off), 4);
+	close(fd);
+	return old;
+}
+
+/* The only segment's mtime set far back (so a rewrite is seen), or read. */
+static time_t segment_mtime(const fx *f, bool set_back)
+{
+	char path[4200];
+	struct stat st;
+
+	snprintf(path, sizeof path, "%s/journal/%020llu.jnl", f->path, 1ull);
+	if (set_back) {
+		struct timespec old[2] = { { 1000000000, 0 }, { 1000000000, 0 } };
+		assert_int_equal(utimensat(AT_FDCWD, path, old, 0), 0);
+	}
+	assert_int_equal(stat(path, &st), 0);
+	return st.st_mtim.tv_sec;
+}
+
+/* States (group.shm, sync.shm) of another release, left this boot by
+ * processes that are gone: the next open initialises them again instead of
+ * refusing until a reboot; the journal's segments are written again first
+ * (that release's fdatasync may have failed unseen), and nothing is lost. */
+static void test_other_version_unused_taken_over(void **state)
+{
+	fx *f = *state;
+	mb_bank *b = open_bank(f->dir, MB_DURABILITY_FULL);
+	uint32_t gv, sv;
+
+	assert_non_null(b);
+	assert_int_equal(mb_page_put(b, "before", "{\"v\":1}", (size_t)-1), 0);
+	mb_close(b);
+	gv = state_word(f, "store/group.shm", 8, 99);
+	sv = state_word(f, "journal/sync.shm", 8, 77);
+	assert_int_equal(segment_mtime(f, true), 1000000000);
+	b = open_bank(f->dir, MB_DURABILITY_FULL);
+	assert_non_null(b);
+	assert_int_equal(state_word(f, "store/group.shm", 8, ~0u), gv);
+	assert_int_equal(state_word(f, "journal/sync.shm", 8, ~0u), sv);
+	assert_true(segment_mtime(f, false) > 1000000000);     /* rewritten */
+	assert_int_equal(mb_page_put(b, "after", "{\"v\":2}", (size_t)-1), 0);
+	cJSON *p = get_page(b, "before");
+	assert_non_null(p);
+	cJSON_Delete(p);
+	mb_close(b);
+	assert_int_equal(journal_records(f, 1 /* REC_PAGE_PUT */), 2);
+}
+
+/* The same states while a process has the bank open: refused, with a
+ * message that names the file and says what to do, and left as they are. */
+static void test_other_version_in_use_refused(void **state)
+{
+	fx *f = *state;
+	static const char *files[] = { "store/group.shm", "journal/sync.shm" };
+	int ready[2], go[2];
+	mb_bank *b = open_bank(f->dir, MB_DURABILITY_FAST);
+	char c = 0;
+	pid_t pid;
+
+	assert_non_null(b);
+	mb_close(b);
+	assert_int_equal(pipe(ready), 0);
+	assert_int_equal(pipe(go), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		mb_bank *h = NULL;
+		int rc;
+
+		/* only the parent holds go's write end: its exit, even failed,
+		 * ends this child */
+		close(go[1]);
+		close(ready[0]);
+		rc = mb_open(f->path, NULL, &h);
+		if (write(ready[1], rc ? "n" : "y", 1) != 1 || read(go[0], &c, 1) != 1)
+			_exit(3);
+		mb_close(h);
+		_exit(rc ? 1 : 0);
+	}
+	close(go[0]);
+	close(ready[1]);
+	assert_int_equal(read(ready[0], &c, 1), 1);
+	assert_int_equal(c, 'y');
+	for (int i = 0; i < 2; i++) {
+		uint32_t was = state_word(f, files[i], 8, 99);
+
+		b = NULL;
+		assert_int_equal(mb_open(f->path, NULL, &b), MB_EVERSION);
+		assert_null(b);
+		assert_non_null(strstr(mb_last_error(NULL), strrchr(files[i], '/') + 1));
+		assert_non_null(strstr(mb_last_error(NULL), "another version (99)"));
+		assert_non_null(strstr(mb_last_error(NULL), "close the processes"));
+		assert_int_equal(state_word(f, files[i], 8, was), 99);   /* untouched */
+	}
+	assert_int_equal(write(go[1], "x", 1), 1);
+	assert_int_equal(wait_child(pid, WAIT_S), 0);
+	b = open_bank(f->dir, MB_DURABILITY_FAST);
+	assert_non_null(b);
+	assert_int_equal(mb_page_put(b, "p", "{}", 2), 0);
+	mb_close(b);
+	close(ready[0]);
+	close(go[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -361,6 +483,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_slot_above_claimed, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_more_handles_than_slots, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_record_refused_alone, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_other_version_unused_taken_over, fx_setup,
+		                                fx_teardown),
+		cmocka_unit_test_setup_teardown(test_other_version_in_use_refused, fx_setup,
+		                                fx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
