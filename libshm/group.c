@@ -396,6 +396,11 @@ void gq_slot_release(gq *q)
 	pthread_mutex_unlock(&q->lend);
 }
 
+int gq_slot_index(const gq *q)
+{
+	return q->slot;
+}
+
 void gq_submit(gq *q, uint8_t type, const void *payload, uint32_t len)
 {
 	struct gq_slot *s = slot_at(q, (unsigned)q->slot);

@@ -34,6 +34,12 @@ typedef struct gq_member {
 	 * or it timed out), decided by the tag in the record there (0: none) */
 	uint64_t pending;
 	bool landed;           /* decided: the stream holds it (rc 0, end.seq) */
+	/* @payload is this process's own memory, where the write encoded it
+	 * (from checked text, json.c; fuzz-json asserts the result passes the
+	 * full check): read for its shape only, without checking every value
+	 * again (rec_decode_own).  Bytes from a slot, which other processes
+	 * can write, are checked whole. */
+	bool own;
 	/* the result */
 	int rc;
 	mbj_pos end;           /* the record's end (rc 0) */
@@ -52,6 +58,8 @@ void gq_close(gq *q);
  * settled first through @settle (a leader's pass). */
 bool gq_slot_acquire(gq *q, void (*settle)(mb_bank *b), mb_bank *b);
 void gq_slot_release(gq *q);
+/* The index of the slot this handle owns, or -1. */
+int gq_slot_index(const gq *q);
 
 /* Whether the held slot's result is there. */
 bool gq_done(const gq *q);

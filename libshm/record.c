@@ -224,9 +224,10 @@ int rec_group_member(mb_buf *out, uint8_t type, int64_t ts, const void *payload,
 	return packed(out);
 }
 
-int rec_decode(uint8_t type, int64_t ts, const void *payload, size_t len, mb_rec *o)
+static int decode(uint8_t type, int64_t ts, const void *payload, size_t len, bool checked,
+                  mb_rec *o)
 {
-	mp_reader r = { payload, (const uint8_t *)payload + len, false };
+	mp_reader r = { payload, (const uint8_t *)payload + len, checked };
 	int rc;
 
 	memset(o, 0, sizeof *o);
@@ -242,6 +243,16 @@ int rec_decode(uint8_t type, int64_t ts, const void *payload, size_t len, mb_rec
 		rc = decode_payload(&r, type, ts, o);
 	}
 	return rc ? MB_ECORRUPT : r.p == r.end ? 0 : MB_ECORRUPT;
+}
+
+int rec_decode(uint8_t type, int64_t ts, const void *payload, size_t len, mb_rec *o)
+{
+	return decode(type, ts, payload, len, false, o);
+}
+
+int rec_decode_own(uint8_t type, int64_t ts, const void *payload, size_t len, mb_rec *o)
+{
+	return decode(type, ts, payload, len, true, o);
 }
 
 static const char *const op_names[REC_MAX + 1] = {

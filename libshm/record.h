@@ -89,6 +89,10 @@ int rec_encode_int(mb_buf *out, int64_t v);
 /* Check and split a payload read back (never trusted: it may come from a
  * damaged or hostile file).  MB_ECORRUPT when it is not of its type's shape. */
 int rec_decode(uint8_t type, int64_t ts, const void *payload, size_t len, mb_rec *out);
+/* rec_decode() of a payload this process encoded itself (gq_member.own):
+ * its shape and bounds are read, its values not checked again (a walk of
+ * checked bytes, mp_reader.checked). */
+int rec_decode_own(uint8_t type, int64_t ts, const void *payload, size_t len, mb_rec *out);
 
 /* The next operation of a batch, from a reader placed after the batch's
  * array header (rec_decode of a REC_BATCH checked them all). */

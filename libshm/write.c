@@ -216,6 +216,8 @@ typedef struct pass {
 	mbj_pos ends[GQ_MAX_MEMBERS];
 	uint32_t who[GQ_MAX_MEMBERS];   /* e[j] is the record of m[who[j]] */
 	size_t k;                        /* records appended (0: none yet) */
+	const gq_member *mine;           /* the record the leading thread put in
+	                                    this handle's slot, or NULL (lead) */
 	bool collected;
 	const char *die_at;              /* MEMBANK_TEST_GROUP_DIE (test_die) */
 	const char *slow_ms;             /* MEMBANK_TEST_SLOW_PUBLISH_MS */
@@ -424,8 +426,10 @@ static int apply_members(mb_bank *b, kv_txn *t, pass *p, const mbj_pos *end)
 			continue;
 		/* a record that is not of its type's shape (its writer's memory
 		 * or the queue damaged) is refused alone: it must not stop the
-		 * group, nor ever reach the journal.  Checked once, here. */
-		if (rec_decode(m->type, 0, m->payload, m->len, &r) || m->type == REC_CANCELLED) {
+		 * group, nor ever reach the journal.  Checked once, here; the
+		 * leader's own record only for its shape (gq_member.own). */
+		if ((m->own ? rec_decode_own : rec_decode)(m->type, 0, m->payload, m->len, &r) ||
+		    m->type == REC_CANCELLED) {
 			rc = mb_fail(b->tag, MB_EINVAL, "write: a record of type %u is not of its type's "
 			             "shape", m->type);
 			member_failed(b, m, rc);
@@ -495,6 +499,14 @@ static const pass_ops stream_ops = { take_stream, publish_stream, 0 };
 static void collect(mb_bank *b, pass *p, const gq_member *own, const mbj_pos *end)
 {
 	p->n = p->ops->take(b, p->m, own, end);
+	/* The leading thread's own record is read from where it was encoded
+	 * (see gq_member.own), not from its copy in the shared slot. */
+	for (size_t i = 0; p->mine && i < p->n; i++)
+		if (p->m[i].slot == gq_slot_index(b->gq) && p->m[i].type == p->mine->type &&
+		    p->m[i].len == p->mine->len) {
+			p->m[i].payload = p->mine->payload;
+			p->m[i].own = true;
+		}
 	if (own) {
 		p->m[p->n] = *own;
 		p->m[p->n++].ticket = gq_new_ticket(b->gq);  /* its tag in a group */
@@ -593,15 +605,18 @@ static int pass_failed(mb_bank *b, pass *p, int rc)
 }
 
 /* Lead one pass with the leader lock held; @own (may be NULL) gets its
- * result.  Every member's result is published before it returns.  The
- * pass's outcome: 0, or its error, with the message in @why (may be NULL;
- * read here, under the lock: another thread of the handle may lead next). */
-static int lead(mb_bank *b, gq_member *own, char why[GQ_MSG_BYTES])
+ * result.  @mine (may be NULL): the record this thread queued in the
+ * handle's slot, in its own memory.  Every member's result is published
+ * before it returns.  The pass's outcome: 0, or its error, with the message
+ * in @why (may be NULL; read here, under the lock: another thread of the
+ * handle may lead next). */
+static int lead(mb_bank *b, gq_member *own, const gq_member *mine, char why[GQ_MSG_BYTES])
 {
 	pass *p = b->pass;
 	unsigned boots = 0;
 	int rc, tries = 0;
 
+	p->mine = mine;
 	p->ops = b->cl ? &stream_ops : &local_ops;
 	p->fresh = !b->cl;  /* a local journal's state is always its latest */
 	p->n = p->k = 0;
@@ -648,7 +663,7 @@ static int lead(mb_bank *b, gq_member *own, char why[GQ_MSG_BYTES])
 
 int bank_lead_pass(mb_bank *b)
 {
-	return lead(b, NULL, NULL);
+	return lead(b, NULL, NULL, NULL);
 }
 
 /* A slot a dead owner left is settled by a pass before it is reused. */
@@ -657,7 +672,7 @@ static void settle_queue(mb_bank *b)
 	bool recover;
 
 	gq_lock(b->gq, &recover);
-	lead(b, NULL, NULL);
+	lead(b, NULL, NULL, NULL);
 	gq_unlock(b->gq);
 }
 
@@ -690,7 +705,7 @@ static int write_grouped(mb_bank *b, gq_member *me)
 
 		gq_submit(b->gq, me->type, me->payload, me->len);
 		while (!gq_wait(b->gq, me)) {
-			prc = lead(b, NULL, why);
+			prc = lead(b, NULL, me, why);
 			gq_unlock(b->gq);
 			/* A pass we led takes our slot, unless a dead leader took it
 			 * and the pass failed before it could read the journal's end
@@ -707,7 +722,7 @@ static int write_grouped(mb_bank *b, gq_member *me)
 		gq_slot_release(b->gq);
 	} else {
 		gq_lock(b->gq, &recover);
-		lead(b, me, NULL);
+		lead(b, me, NULL, NULL);
 		gq_unlock(b->gq);
 	}
 	return 0;
@@ -716,7 +731,7 @@ static int write_grouped(mb_bank *b, gq_member *me)
 int bank_write(mb_bank *b, uint8_t type, const mb_buf *payload)
 {
 	gq_member me = { .slot = -1, .type = type, .payload = (const uint8_t *)payload->data,
-	                 .len = (uint32_t)payload->len };
+	                 .len = (uint32_t)payload->len, .own = true };
 	int rc, jrc;
 
 	if ((rc = bank_check(b)) || (rc = bank_boot_record(b)))
