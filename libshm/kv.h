@@ -77,8 +77,14 @@ int kv_info_get(kv_env *e, kv_info *info);
 
 int kv_begin(kv_env *e, bool write, kv_txn **out);
 /* KV_TXN_SCRATCH bytes (8-aligned) that live as long as the transaction,
- * zeroed when it begins and whenever a database is dropped in it: the
- * layer above caches there what it read (state.c: the store's head). */
+ * zeroed whenever a database is dropped in it: the layer above caches there
+ * what it read and keeps it equal to what it writes (state.c: the store's
+ * head).  CARRY: a write transaction begins with the scratch of this
+ * process's last write transaction, as it committed, when no commit of any
+ * process came between (LMDB numbers write transactions: its id is that
+ * one's + 1); else, and for reads, zeroed.  So a value cached there is read
+ * once per writer, not once per transaction, while the writer keeps the
+ * store to itself. */
 #define KV_TXN_SCRATCH 64
 void *kv_txn_scratch(kv_txn *t);
 int kv_commit(kv_txn *t);

@@ -79,11 +79,18 @@ struct kv_env {
 	/* another process grew the map and its new blocks could not be
 	 * reserved here: write transactions fail (MB_ENOSPC) until they are */
 	atomic_bool unreserved;
+	/* CARRY (kv.h): the scratch of this process's last write transaction
+	 * as it committed, valid for the write transaction whose id is
+	 * carry_id + 1 (0: none).  Written under LMDB's writer lock, with
+	 * carry_id 0 meanwhile. */
+	_Alignas(8) unsigned char carry[KV_TXN_SCRATCH];
+	_Atomic size_t carry_id;
 };
 
 struct kv_txn {
 	kv_env *e;
 	MDB_txn *txn;
+	bool write;
 	_Alignas(8) unsigned char scratch[KV_TXN_SCRATCH];
 };
 
@@ -673,7 +680,12 @@ int kv_begin(kv_env *e, bool write, kv_txn **out)
 		atomic_store(&e->unreserved, false);
 	}
 	t->e = e;
-	memset(t->scratch, 0, sizeof t->scratch);
+	t->write = write;
+	size_t carried = write ? atomic_load_explicit(&e->carry_id, memory_order_acquire) : 0;
+	if (carried && mdb_txn_id(t->txn) == carried + 1)
+		memcpy(t->scratch, e->carry, sizeof t->scratch);
+	else
+		memset(t->scratch, 0, sizeof t->scratch);
 	*out = t;
 	return 0;
 }
@@ -717,7 +729,16 @@ int kv_commit(kv_txn *t)
 		mdb_txn_abort(t->txn);
 		rc = MB_ENOSPC;
 	} else {
+		size_t id = t->write ? mdb_txn_id(t->txn) : 0;
+
+		/* CARRY: a failed commit must leave none (the next write
+		 * transaction gets this one's id again) */
+		atomic_store_explicit(&t->e->carry_id, 0, memory_order_relaxed);
+		if (id)
+			memcpy(t->e->carry, t->scratch, sizeof t->scratch);
 		rc = commit_code(t->e->env, mdb_txn_commit(t->txn));
+		if (!rc && id)
+			atomic_store_explicit(&t->e->carry_id, id, memory_order_release);
 	}
 
 	pthread_rwlock_unlock(&t->e->resize);

@@ -275,7 +275,13 @@ int st_removed_add(kv_txn *t, uint64_t evicted, uint64_t purged)
 /* The head ("jend", see state.h), read once per transaction: every write
  * loads it, stamps its record after the clock, advances the clock and
  * stores the end, so one get and one put of one key serve them all.  Kept
- * in the transaction's scratch (kv.h), which a kv_drop() clears. */
+ * in the transaction's scratch (kv.h), which a kv_drop() clears, and which
+ * the next write transaction of this process inherits when no other commit
+ * came between (kv.h, CARRY): then the head is not read at all.  It equals
+ * the stored head, but for a clock advanced (st_clock_advance) in a
+ * transaction that committed without storing the head, which every
+ * writer does store; were one not to, the carried clock would be later
+ * than the stored one, as if it had: a floor for later record times. */
 typedef struct head_cache {
 	bool loaded;
 	st_head h;

@@ -512,6 +512,14 @@ static size_t key_len(const hostile *h)
 	return h->db == KV_SYNCHIST || h->db == KV_ERRHIST ? 8 : strlen(h->key);
 }
 
+/* A write under the store layer's feet, as a damaged disk or another
+ * program would make it: what the layer cached in this process (kv.h,
+ * CARRY) is forgotten, as another process's commit would make it be. */
+static void raw_write(kv_txn *t)
+{
+	memset(kv_txn_scratch(t), 0, KV_TXN_SCRATCH);
+}
+
 /* Each hostile value alone in a healthy bank: every read that meets it
  * says MB_ECORRUPT; with the value put back, the bank is as it was. */
 static void test_hostile_values(void **state)
@@ -537,6 +545,7 @@ static void test_hostile_values(void **state)
 		size_t len;
 
 		assert_int_equal(kv_begin(b->kv, true, &t), 0);
+		raw_write(t);
 		assert_int_equal(kv_get(t, h->db, key, &v), 0);
 		assert_true(v.len <= sizeof saved);
 		memcpy(saved, v.data, len = v.len);
@@ -549,6 +558,7 @@ static void test_hostile_values(void **state)
 				fail_msg("%s: probe %d gave %s, not MB_ECORRUPT", h->what, p, mb_errname(rc));
 		}
 		assert_int_equal(kv_begin(b->kv, true, &t), 0);
+		raw_write(t);
 		assert_int_equal(kv_put(t, h->db, key, (kv_val){ saved, len }), 0);
 		assert_int_equal(kv_commit(t), 0);
 		/* a write refused after its append left a cancelled record the
