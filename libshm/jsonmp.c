@@ -38,6 +38,7 @@
  * once per container around it (<= 64 times).  Memory: the output, one
  * escaped string's bytes and the keys of the open objects; no tree.
  */
+#include <float.h>
 #include <locale.h>
 #include <math.h>
 #include <pthread.h>
@@ -247,12 +248,70 @@ static int pack_integer(jp *j, const char *s, size_t len)
 	return 0;  /* an allocation failure shows in out->failed */
 }
 
+/* Clinger's fast path: a float token whose digits, without the point,
+ * make an integer m <= 2^53 and whose power of ten k (the exponent less the
+ * digits after the point) has |k| <= 22 is m * 10^k or m / 10^-k: both
+ * operands are exact doubles, so the one rounding of that operation gives
+ * the correctly rounded value, which is what strtod returns.  Most floats
+ * JSON carries (prices, ratios, coordinates) are such.  False: strtod's. */
+static bool fast_float(const char *s, size_t len, double *out)
+{
+	static const double pow10[23] = {
+		1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+		1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+	};
+	bool neg = *s == '-', eneg;
+	uint64_t m = 0;
+	int digits = 0;   /* significant digits in m (19 cannot overflow it) */
+	long k = 0, e = 0;
+	size_t i = neg;
+
+#if !defined(FLT_EVAL_METHOD) || FLT_EVAL_METHOD != 0
+	return false;     /* the operation must round to double once */
+#endif
+	for (bool point = false; i < len; i++) {
+		if (s[i] == '.' && !point) {
+			point = true;
+			continue;
+		}
+		if (s[i] < '0' || s[i] > '9')
+			break;
+		if ((m || s[i] != '0') && ++digits > 19)
+			return false;
+		m = m * 10 + (uint64_t)(s[i] - '0');
+		k -= point;
+	}
+	if (i < len) {    /* 'e' or 'E': number_extent checked the rest */
+		eneg = s[++i] == '-';
+		i += s[i] == '-' || s[i] == '+';
+		for (; i < len; i++)
+			if ((e = e * 10 + (s[i] - '0')) > 1000)
+				return false;
+		k += eneg ? -e : e;
+	}
+	if (m > (uint64_t)1 << 53 || k < -22 || k > 22)
+		return false;
+	*out = k < 0 ? (double)m / pow10[-k] : (double)m * pow10[k];
+	if (neg)
+		*out = -*out;
+	return true;
+}
+
 static int pack_float(jp *j, const char *s, size_t len)
 {
-	char small[64], *copy = len < sizeof small ? small : malloc(len + 1);
-	locale_t c = mb_c_locale();
+	char small[64], *copy;
+	locale_t c;
 	double d;
 
+	if (fast_float(s, len, &d)) {
+		uint64_t bits;
+
+		memcpy(&bits, &d, sizeof bits);
+		put_head(j, 0xcb, bits, 8);  /* msgpack_pack_double */
+		return 0;
+	}
+	copy = len < sizeof small ? small : malloc(len + 1);
+	c = mb_c_locale();
 	if (!copy)
 		return oom(j);
 	memcpy(copy, s, len);

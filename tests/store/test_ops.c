@@ -1232,6 +1232,77 @@ static void test_json_golden(void **state)
 	}
 }
 
+/* A float token's double, as json_to_mp packs it (0xcb, 8 bytes big-endian). */
+static uint64_t packed_bits(const char *tok)
+{
+	mb_buf out = { 0 };
+	uint64_t bits = 0;
+
+	if (json_to_mp(tok, strlen(tok), 1 << 20, 64, "value", NULL, &out) || out.len != 9 ||
+	    ((const uint8_t *)out.data)[0] != 0xcb)
+		fail_msg("%s: not packed as a float64", tok);
+	for (int i = 1; i < 9; i++)
+		bits = bits << 8 | ((const uint8_t *)out.data)[i];
+	buf_free(&out);
+	return bits;
+}
+
+static uint64_t strtod_bits(const char *tok)
+{
+	double d = strtod_l(tok, NULL, mb_c_locale());
+	uint64_t bits;
+
+	memcpy(&bits, &d, sizeof bits);
+	return bits;
+}
+
+/* Floats are read as strtod reads them, bit for bit, whether the fast path
+ * (jsonmp.c, Clinger's) takes them or not: its edges, then a million
+ * tokens of random digits, point and exponent (a fixed seed). */
+static void test_float_parse_exact(void **state)
+{
+	static const char *const edges[] = {
+		"0.0", "-0.0", "0e0", "-0e-5", "1.0", "-1.5", "0.1", "0.3", "1e22", "1e23", "1e-22",
+		"1e-23", "9007199254740992.0", "9007199254740993.0", "9007199254740992e22",
+		"9007199254740993e-22", "4.9406564584124654e-324", "2.2250738585072014e-308",
+		"1.7976931348623157e308", "1e-400", "123456789012345678.9", "0.0000000000000000000001",
+		"1.00000000000000000000000000001", "12345678.0", "3.14159", "-2.718281828459045",
+		"1E+5", "1e-0", "100000000000000000000000e-23", "0.000000000000000000000000000001e30",
+	};
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+	char tok[80];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++)
+		if (packed_bits(edges[i]) != strtod_bits(edges[i]))
+			fail_msg("%s: packed %016llx, strtod %016llx", edges[i],
+			         (unsigned long long)packed_bits(edges[i]),
+			         (unsigned long long)strtod_bits(edges[i]));
+	for (int n = 0; n < 1000000; n++) {
+		size_t len = 0;
+		int digits, point;
+
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		digits = 1 + (int)(x % 20);
+		point = (int)((x >> 8) % (unsigned)digits);
+		if (x >> 63)
+			tok[len++] = '-';
+		for (int d = 0; d < digits; d++) {
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			tok[len++] = (char)('0' + (d == 0 && digits > 1 && point > 0 ? 1 + x % 9 : x % 10));
+			if (d == point)
+				tok[len++] = '.', tok[len++] = (char)('0' + (x >> 20) % 10);
+		}
+		if ((x >> 30) % 3 == 0)
+			len += (size_t)snprintf(tok + len, sizeof tok - len, "e%d",
+			                        (int)((x >> 33) % 61) - 30);
+		tok[len] = '\0';
+		if (packed_bits(tok) != strtod_bits(tok))
+			fail_msg("%s: packed %016llx, strtod %016llx", tok,
+			         (unsigned long long)packed_bits(tok), (unsigned long long)strtod_bits(tok));
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1239,6 +1310,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_metrics_checkpoint, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_page_exact_text, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_page_numbers_exact, setup, teardown),
+		cmocka_unit_test(test_float_parse_exact),
 		cmocka_unit_test_setup_teardown(test_page_numbers_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_page_merge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_page_delete_count, setup, teardown),
