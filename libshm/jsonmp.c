@@ -11,7 +11,8 @@
  *    that it is refused ("integer out of range (beyond 64 bits)").  "-0" is
  *    the integer 0 (JSON integers have no negative zero; Python reads it so);
  *  - any other token is a float64 (strtod in the C locale, correctly
- *    rounded), even when integral (1.0), keeping its sign (-0.0); a value
+ *    rounded; most are computed without it, bit for bit the same: see
+ *    fast_float), even when integral (1.0), keeping its sign (-0.0); a value
  *    too large for a double (1e400) is refused, one too small reads as the
  *    nearest double (1e-400 is 0.0), as Python reads it.
  * mp_to_json() prints them back so that they read as the same value of the
