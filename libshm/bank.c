@@ -691,7 +691,7 @@ static int open_parts(mb_bank *b, const char *boot, int identity_format)
 	 * lock: so, if no other process has the store open now, none maps
 	 * them, and a state of another release (another version) can be
 	 * initialised again instead of refused until the next boot. */
-	b->state_alone = !kv_in_use(b->store_dir);
+	jo.state_alone = !kv_in_use(b->store_dir);
 	if ((rc = allocate_lock_mdb(b)))
 		return rc;
 	rc = kv_open(b->store_dir, b->file_mode, map, &b->kv, err, sizeof err);
@@ -711,12 +711,11 @@ static int open_parts(mb_bank *b, const char *boot, int identity_format)
 		kv_reader_check(b->kv, NULL);  /* slots of processes killed mid-read */
 	if (!build && (rc = check_store_format(b, map, &build)))
 		return rc;
-	jo.state_alone = b->state_alone;
 	if ((rc = mbj_open(b->journal_dir, &jo, &b->jn)))
 		return bank_journal_fail(b, rc, "journal");
 	if (build && (rc = bank_rebuild_store(b)))
 		return rc;
-	if ((rc = settle(b)) || (rc = bank_queue_open(b)))
+	if ((rc = settle(b)) || (rc = bank_queue_open(b, jo.state_alone)))
 		return rc;
 	if (identity_format != MB_FORMAT_VERSION)
 		upgrade_identity(b);

@@ -50,8 +50,6 @@ struct mb_bank {
 	                             removes what it made (uncreate) */
 	const void *tag;          /* where messages go: NULL until opened */
 	struct autockpt *auto_ck; /* the automatic checkpoint's state (autockpt.c) */
-	bool state_alone;         /* at open, no other process had the store
-	                             open (see open_parts) */
 	/* write groups (group.c, write.c) */
 	struct gq *gq;
 	struct pass *pass;        /* the leader's scratch, used under its lock */
@@ -75,7 +73,7 @@ int bank_write(mb_bank *b, uint8_t type, const mb_buf *payload);
 
 /* The handle's write queue (group.c) and its leader's scratch (write.c):
  * opened by mb_open, closed by mb_close. */
-int bank_queue_open(mb_bank *b);
+int bank_queue_open(mb_bank *b, bool alone);
 void bank_queue_close(mb_bank *b);
 /* Holding the leader lock (gq_lock): one pass over the queued writes. */
 int bank_lead_pass(mb_bank *b);

@@ -22,7 +22,7 @@
  *            boot, or never finished, is initialised again under an flock.
  *            So is a state of this boot of another version (a release
  *            before or after this one) when no other process has the
- *            bank's store open (mb_bank.state_alone): every process that
+ *            bank's store open (open_parts in bank.c): every process that
  *            maps this file has.  While one has, the open is refused.
  *   claimed  every slot ever owned this boot is below it: scans stop there
  *            instead of touching all GQ_SLOTS (a page each) twice a write.
@@ -274,7 +274,7 @@ static int map_state(gq *q, const char *path, bool alone)
 	return 0;
 }
 
-int gq_open(mb_bank *b, gq **out)
+int gq_open(mb_bank *b, bool alone, gq **out)
 {
 	char path[4096];
 	gq *q;
@@ -299,7 +299,7 @@ int gq_open(mb_bank *b, gq **out)
 		return mb_fail(b->tag, rc, "%s: another process has held its lock for 30 s",
 		               path);
 	}
-	rc = map_state(q, path, b->state_alone);
+	rc = map_state(q, path, alone);
 	flock(q->fd, LOCK_UN);
 	if (rc) {
 		char why[400];

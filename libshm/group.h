@@ -48,7 +48,7 @@ typedef struct gq_member {
 
 /* Map the bank's queue (store/group.shm), creating or reinitialising it on
  * a new boot.  MB_E* with the message on failure. */
-int gq_open(mb_bank *b, gq **out);
+int gq_open(mb_bank *b, bool alone, gq **out);
 void gq_close(gq *q);
 
 /* The slot this handle's thread may use: true with it held (the caller

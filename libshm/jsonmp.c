@@ -298,39 +298,38 @@ static bool fast_float(const char *s, size_t len, double *out)
 	return true;
 }
 
-static int pack_float(jp *j, const char *s, size_t len)
+/* A float token strtod's way (in the C locale), for those fast_float
+ * leaves. */
+static int strtod_float(jp *j, const char *s, size_t len, double *d)
 {
-	char small[64], *copy;
-	locale_t c;
-	double d;
+	char small[64], *copy = len < sizeof small ? small : malloc(len + 1);
+	locale_t c = mb_c_locale();
 
-	if (fast_float(s, len, &d)) {
-		uint64_t bits;
-
-		memcpy(&bits, &d, sizeof bits);
-		put_head(j, 0xcb, bits, 8);  /* msgpack_pack_double */
-		return 0;
-	}
-	copy = len < sizeof small ? small : malloc(len + 1);
-	c = mb_c_locale();
 	if (!copy)
 		return oom(j);
 	memcpy(copy, s, len);
 	copy[len] = '\0';
 	/* ERANGE is also set for results below the normal range, which are
 	 * the nearest double as they should be; only infinity is refused */
-	d = c ? strtod_l(copy, NULL, c) : strtod(copy, NULL);
+	*d = c ? strtod_l(copy, NULL, c) : strtod(copy, NULL);
 	if (copy != small)
 		free(copy);
-	if (d == HUGE_VAL || d == -HUGE_VAL)
+	if (*d == HUGE_VAL || *d == -HUGE_VAL)
 		return mb_fail(j->tag, MB_EINVAL, "%s: number out of range (beyond a double) at byte %zu",
 		               j->what, at(j));
-	{
-		uint64_t bits;
+	return 0;
+}
 
-		memcpy(&bits, &d, sizeof bits);
-		put_head(j, 0xcb, bits, 8);  /* msgpack_pack_double */
-	}
+static int pack_float(jp *j, const char *s, size_t len)
+{
+	uint64_t bits;
+	double d = 0;
+	int rc;
+
+	if (!fast_float(s, len, &d) && (rc = strtod_float(j, s, len, &d)))
+		return rc;
+	memcpy(&bits, &d, sizeof bits);
+	put_head(j, 0xcb, bits, 8);  /* msgpack_pack_double */
 	return 0;
 }
 

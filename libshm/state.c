@@ -79,7 +79,6 @@ static int read_field(mp_reader *r, char *out, size_t cap, bool *present)
 	return 0;
 }
 
-/* A meta record of @fields fields (or, with @older, that many fewer). */
 /* A meta value @v as a reader past its array head of @fields fields (or
  * up to @older fewer, from older stores). */
 static int meta_open(kv_val v, mp_reader *r, uint32_t fields, uint32_t older, uint32_t *n)
@@ -90,6 +89,7 @@ static int meta_open(kv_val v, mp_reader *r, uint32_t fields, uint32_t older, ui
 	return 0;
 }
 
+/* A meta record of @fields fields (or, with @older, that many fewer). */
 static int meta_get_n(kv_txn *t, const char *name, mp_reader *r, uint32_t fields,
                       uint32_t older, uint32_t *n)
 {
@@ -561,7 +561,8 @@ int st_config_load(kv_txn *t, mb_config *c)
 	st_config_defaults(c);
 	if (rc == MB_ENOTFOUND)
 		return 0;
-	if (rc || (rc = meta_open(v, &r, 8, 0, &n)) || read_field(&r, c->api_version, sizeof c->api_version, NULL) ||
+	if (rc || (rc = meta_open(v, &r, 8, 0, &n)) ||
+	    read_field(&r, c->api_version, sizeof c->api_version, NULL) ||
 	    mp_read_int(&r, &c->retry_attempts) || mp_peek(&r, &timeout_kind) ||
 	    mp_read_double(&r, &c->timeout_seconds) ||
 	    read_field(&r, c->log_level, sizeof c->log_level, NULL) ||

@@ -676,11 +676,11 @@ static void settle_queue(mb_bank *b)
 	gq_unlock(b->gq);
 }
 
-int bank_queue_open(mb_bank *b)
+int bank_queue_open(mb_bank *b, bool alone)
 {
 	if (!(b->pass = calloc(1, sizeof *b->pass)))
 		return mb_fail(NULL, MB_ENOMEM, "out of memory");
-	return gq_open(b, &b->gq);
+	return gq_open(b, alone, &b->gq);
 }
 
 void bank_queue_close(mb_bank *b)

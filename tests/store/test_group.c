@@ -50,6 +50,15 @@ static void wait_queued(mb_bank *b, size_t n)
 	assert_int_equal(gq_queued(b->gq), n);
 }
 
+/* After fork(): each side keeps only its own ends of @ready (the child
+ * writes it) and @go (the parent writes it), so that the parent's exit,
+ * even a failed test's, ends a child waiting on go. */
+static void pipes_split(int ready[2], int go[2], bool child)
+{
+	close(child ? ready[0] : ready[1]);
+	close(child ? go[1] : go[0]);
+}
+
 /* Child: open, do write @what on page @id, exit with 0, 2 (not found) or 1. */
 static pid_t writer(const fx *f, const char *what, const char *id)
 {
@@ -172,6 +181,7 @@ static void leader_killed(fx *f, const char *where)
 	if (leader == 0) {
 		mb_bank *lb = NULL;
 
+		pipes_split(ready, go, true);
 		if (mb_open(f->path, NULL, &lb))
 			_exit(1);
 		gq_lock(lb->gq, &recover);
@@ -181,6 +191,7 @@ static void leader_killed(fx *f, const char *where)
 		bank_lead_pass(lb);
 		_exit(3);   /* not reached: the hook kills it */
 	}
+	pipes_split(ready, go, false);
 	assert_int_equal(read(ready[0], &c, 1), 1);
 	for (int i = 0; i < 3; i++) {
 		snprintf(id, sizeof id, "w%d", i);
@@ -199,7 +210,7 @@ static void leader_killed(fx *f, const char *where)
 	}
 	assert_int_equal(journal_records(f, 1), 3);
 	assert_rebuild_same(b);
-	close(go[0]), close(go[1]), close(ready[0]), close(ready[1]);
+	close(go[1]), close(ready[0]);
 	mb_close(b);
 }
 
@@ -435,18 +446,14 @@ static void test_other_version_in_use_refused(void **state)
 		mb_bank *h = NULL;
 		int rc;
 
-		/* only the parent holds go's write end: its exit, even failed,
-		 * ends this child */
-		close(go[1]);
-		close(ready[0]);
+		pipes_split(ready, go, true);
 		rc = mb_open(f->path, NULL, &h);
 		if (write(ready[1], rc ? "n" : "y", 1) != 1 || read(go[0], &c, 1) != 1)
 			_exit(3);
 		mb_close(h);
 		_exit(rc ? 1 : 0);
 	}
-	close(go[0]);
-	close(ready[1]);
+	pipes_split(ready, go, false);
 	assert_int_equal(read(ready[0], &c, 1), 1);
 	assert_int_equal(c, 'y');
 	for (int i = 0; i < 2; i++) {
