@@ -227,20 +227,14 @@ int doc_error_log(kv_txn *t, mb_buf *b)
 	return done(b, buf_adds(b, "}}"));
 }
 
-int doc_checkpoint(kv_txn *t, const mbj_pos *end, int64_t write_us, mb_buf *b)
+int doc_checkpoint_state(kv_txn *t, mb_buf *b)
 {
 	st_errors s;
 	st_removed rm;
-	char head[128];
 	int rc;
 
 	if ((rc = st_errors_load(t, &s)) || (rc = st_removed_load(t, &rm)))
 		return rc;
-	snprintf(head, sizeof head, "{\"format\":%d,\"seq\":%llu,\"segment\":%llu,\"offset\":%llu,"
-	         "\"write_us\":%lld", MB_CHECKPOINT_FORMAT, (unsigned long long)end->seq,
-	         (unsigned long long)end->segment, (unsigned long long)end->offset,
-	         (long long)(write_us > 0 ? write_us : 0));
-	buf_adds(b, head);
 	buf_adds(b, ",\"pages_removed\":{\"evicted\":");
 	json_add_int(b, (int64_t)rm.evicted);
 	buf_adds(b, ",\"purged\":");
@@ -251,6 +245,18 @@ int doc_checkpoint(kv_txn *t, const mbj_pos *end, int64_t write_us, mb_buf *b)
 	if ((rc = doc_errtypes(t, ET_SEEN, b)))
 		return rc;
 	return done(b, buf_adds(b, "}}\n"));
+}
+
+int doc_checkpoint(const mbj_pos *end, int64_t write_us, const mb_buf *state, mb_buf *b)
+{
+	char head[128];
+
+	snprintf(head, sizeof head, "{\"format\":%d,\"seq\":%llu,\"segment\":%llu,\"offset\":%llu,"
+	         "\"write_us\":%lld", MB_CHECKPOINT_FORMAT, (unsigned long long)end->seq,
+	         (unsigned long long)end->segment, (unsigned long long)end->offset,
+	         (long long)(write_us > 0 ? write_us : 0));
+	buf_adds(b, head);
+	return done(b, buf_add(b, state->data, state->len));
 }
 
 int doc_config(kv_txn *t, mb_buf *b)

@@ -18,9 +18,12 @@ int doc_error_stats(kv_txn *t, mb_buf *b);
 int doc_error_log(kv_txn *t, mb_buf *b);
 int doc_config(kv_txn *t, mb_buf *b);
 /* checkpoint.json (membank's own, beside the four files; see checkpoint.h):
- * the journal position @end they cover, and the error-type state the spec's
- * error_log.json has no key for. */
-int doc_checkpoint(kv_txn *t, const mbj_pos *end, int64_t write_us, mb_buf *b);
+ * the journal position @end they cover, and the store's state the spec's
+ * files have no key for (page counters, error types' last sightings), which
+ * doc_checkpoint_state() reads from @t as the text that ends the document:
+ * the snapshot reads it in its short transaction and writes the file later. */
+int doc_checkpoint_state(kv_txn *t, mb_buf *b);
+int doc_checkpoint(const mbj_pos *end, int64_t write_us, const mb_buf *state, mb_buf *b);
 /* {"timestamp":..,"error_type":..,"message":..} or {} */
 int doc_last_error(const st_errors *s, mb_buf *b);
 

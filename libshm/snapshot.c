@@ -1,29 +1,35 @@
 /*
  * snapshot.c - the four JSON files of the spec, from one read transaction.
  *
- * notion_pages.json is streamed one page at a time, so memory stays flat
- * however many pages there are; the other three are small and bounded by
- * the history limit.  Each file is replaced atomically (file.h).
+ * notion_pages.json is streamed one page at a time from a copy of the
+ * pages (SPILL), so memory stays bounded however many pages there are; the
+ * other three are small and bounded by the history limit.  Each file is
+ * replaced atomically (file.h).
  *
- * THE CHECKPOINT.  A snapshot into the bank directory is also the point
- * recovery starts from.  Its files are first written into
- * checkpoint/.tmp-<pid>/, with checkpoint.json naming the journal position
- * they cover ({"format":1,"seq":N,"segment":S,"offset":O}) and the store's
- * page counters there ("pages_removed":{"evicted":E,"purged":P}, state.h:
- * they are not in the four files, and a rebuild continues from them); the directory is
- * then renamed to checkpoint/<N>, which is atomic: a crash leaves either the
- * old checkpoint or the new one, never a mix of files from two instants.
- * Before that rename the loader reads the directory back (load_check()), so
- * a checkpoint that could not be loaded is never installed, and the journal
- * is made durable up to N (journal_durable()), so a checkpoint never covers
- * a record a machine crash could take back.  The spec's files
- * in the bank directory are hard links to the new ones, each swapped in by
- * rename(), for people and tools that read them there.  Only then are the
- * checkpoints older than the one before it removed, and the journal segments
- * that the one before it covers: recovery falls back on it (and the longer
- * journal) when the newest cannot be read.
+ * SHORT READ.  While a read transaction is open, the pages that other
+ * processes' writes free cannot be reused: every page those writes copy is
+ * a new one, and LMDB never gives them back to the filesystem.  Worse, it
+ * reuses its free pages oldest first, so once the store has grown every
+ * write copies into pages that are cold in the CPU's caches and, in each
+ * process, not yet mapped.  Formatting JSON costs about 3 us a page, so a
+ * snapshot that formatted under its transaction held it for seconds on a
+ * large bank, with writers running.  So the transaction only copies: the
+ * pages' stored bytes, in key order, into a spill, and the small
+ * documents into memory.  It then ends, and the files are formatted from
+ * the copy.  The copy is of one transaction, so the files are still one
+ * consistent instant.
+ *
+ * SPILL.  Records [u32 key length][u32 value length][key][value], host
+ * byte order, in key order: in memory up to SPILL_MEM (48 MiB, an
+ * allocation of at most 64 MiB: about 170,000 pages of the bench's size),
+ * beyond that in an unlinked file in the directory being written
+ * (O_TMPFILE, or a name unlinked at once; 0600).  A larger bank's snapshot
+ * so needs, for its duration, free disk for the copy of its pages as well
+ * as for the four files, and memory stays bounded.  The values are checked
+ * when formatted, as they were when read from the store.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,73 +59,274 @@ static double now_s(void)
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* Stream {"pages":{...},"last_updated":..,"metadata":{...}} into @f. */
-static int write_pages(mb_bank *bk, kv_txn *t, afile *f, int64_t now, mb_snapshot_info *info)
-{
-	uint64_t total;
-	progress pr;
-	const uint8_t *props;
-	int64_t updated, last_updated;
-	st_sync sync;
+/* SPILL: the copy of the pages, in memory up to SPILL_MEM, then in a file. */
+#define SPILL_MEM ((size_t)48 << 20)
+#define SPILL_BUF (256u * 1024)
+
+typedef struct spill {
+	const char *dir;           /* where its file goes */
+	size_t mem_max;            /* SPILL_MEM; tests: MEMBANK_TEST_SPILL_MEM */
+	mb_buf mem;                /* the copy while fd < 0 */
+	int fd;                    /* -1: in memory */
+	uint8_t *buf;              /* the file's SPILL_BUF buffer */
+	size_t n, pos;             /* bytes in buf (or mem); read position */
+	uint64_t records;
+} spill;
+
+/* What a snapshot reads from the store, in one short read transaction
+ * (SHORT READ): the pages spilled, the rest as text. */
+typedef struct snap_read {
+	spill sp;
+	uint64_t stored;           /* pages in the store, expired ones too */
+	int64_t now, last_updated;
 	mb_config cfg;
-	mb_buf b = { 0 };
+	st_sync sync;
+	st_removed rm;
+	mb_buf small[4];           /* [1..3]: sync_status, error_log, config_cache */
+	mb_buf state;              /* checkpoint.json's end (doc_checkpoint_state) */
+} snap_read;
+
+static int spill_write(mb_bank *b, spill *sp, const void *p, size_t len)
+{
+	const uint8_t *src = p;
+
+	while (len) {
+		ssize_t k = write(sp->fd, src, len);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return mb_fail(b, k < 0 ? mb_errno_code(errno) : MB_EIO,
+			               "snapshot: %s: spill file: %s", sp->dir,
+			               k < 0 ? strerror(errno) : "short write");
+		src += k;
+		len -= (size_t)k;
+	}
+	return 0;
+}
+
+/* The copy outgrew memory: into a file, unlinked from the start (O_TMPFILE,
+ * or a name unlinked at once), so nothing is ever left behind. */
+static int spill_to_file(mb_bank *b, spill *sp)
+{
+	char path[4096];
+	int rc;
+
+	sp->fd = open(sp->dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (sp->fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+		mb_pathf(path, sizeof path, "%s/.spill", sp->dir);
+		sp->fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (sp->fd >= 0)
+			unlink(path);
+	}
+	if (sp->fd < 0)
+		return mb_fail(b, mb_errno_code(errno), "snapshot: %s: spill file: %s", sp->dir,
+		               strerror(errno));
+	if (!(sp->buf = malloc(SPILL_BUF)))
+		return mb_fail(b, MB_ENOMEM, "snapshot: out of memory");
+	if ((rc = spill_write(b, sp, sp->mem.data, sp->mem.len)))
+		return rc;
+	buf_free(&sp->mem);
+	sp->n = 0;
+	return 0;
+}
+
+static int spill_put(mb_bank *b, spill *sp, const void *p, size_t len)
+{
+	int rc;
+
+	if (sp->fd < 0) {
+		if (sp->mem.len + len <= sp->mem_max)
+			return buf_add(&sp->mem, p, len) ? mb_fail(b, MB_ENOMEM, "snapshot: out of memory")
+			                                 : 0;
+		if ((rc = spill_to_file(b, sp)))
+			return rc;
+	}
+	if (sp->n + len > SPILL_BUF) {
+		if ((rc = spill_write(b, sp, sp->buf, sp->n)))
+			return rc;
+		sp->n = 0;
+		if (len > SPILL_BUF)
+			return spill_write(b, sp, p, len);
+	}
+	memcpy(sp->buf + sp->n, p, len);
+	sp->n += len;
+	return 0;
+}
+
+/* Written: read it back from the start. */
+static int spill_rewind(mb_bank *b, spill *sp)
+{
+	int rc;
+
+	sp->pos = 0;
+	if (sp->fd < 0) {
+		sp->n = sp->mem.len;
+		return 0;
+	}
+	if ((rc = spill_write(b, sp, sp->buf, sp->n)))
+		return rc;
+	sp->n = 0;
+	if (lseek(sp->fd, 0, SEEK_SET) < 0)
+		return mb_fail(b, mb_errno_code(errno), "snapshot: %s: spill file: %s", sp->dir,
+		               strerror(errno));
+	return 0;
+}
+
+static int spill_get(mb_bank *b, spill *sp, void *p, size_t len)
+{
+	uint8_t *dst = p;
+	const uint8_t *from = sp->fd < 0 ? (const uint8_t *)sp->mem.data : sp->buf;
+
+	while (len) {
+		size_t take;
+
+		if (sp->pos == sp->n) {
+			ssize_t k = sp->fd < 0 ? 0 : read(sp->fd, sp->buf, SPILL_BUF);
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k <= 0)
+				return mb_fail(b, k < 0 ? mb_errno_code(errno) : MB_EIO,
+				               "snapshot: %s: spill file: %s", sp->dir,
+				               k < 0 ? strerror(errno) : "ends early");
+			sp->n = (size_t)k;
+			sp->pos = 0;
+		}
+		take = sp->n - sp->pos < len ? sp->n - sp->pos : len;
+		memcpy(dst, from + sp->pos, take);
+		sp->pos += take;
+		dst += take;
+		len -= take;
+	}
+	return 0;
+}
+
+static void spill_free(spill *sp)
+{
+	if (sp->fd >= 0)
+		close(sp->fd);
+	free(sp->buf);
+	buf_free(&sp->mem);
+}
+
+/* The pages' stored bytes into the spill, in key order. */
+static int spill_pages(mb_bank *bk, kv_txn *t, spill *sp)
+{
 	kv_cursor *c;
 	kv_val k, v;
+	int rc;
+
+	if ((rc = kv_cursor_open(t, KV_PAGES, &c)))
+		return rc;
+	for (rc = kv_cursor_seek(c, NULL, &k, &v); !rc; rc = kv_cursor_next(c, &k, &v)) {
+		uint32_t len[2] = { (uint32_t)k.len, (uint32_t)v.len };
+
+		if (v.len > UINT32_MAX) {
+			rc = MB_ECORRUPT;
+			break;
+		}
+		if ((rc = spill_put(bk, sp, len, sizeof len)) ||
+		    (rc = spill_put(bk, sp, k.data, k.len)) || (rc = spill_put(bk, sp, v.data, v.len)))
+			break;
+		sp->records++;
+	}
+	kv_cursor_close(c);
+	return rc == MB_ENOTFOUND ? 0 : rc;
+}
+
+/* Everything the files need, from one read transaction. */
+static int read_store(mb_bank *b, const char *dir, mbj_pos *end, snap_read *s)
+{
+	static int (*const build[4])(kv_txn *, mb_buf *) = {
+		NULL, doc_sync_status, doc_error_log, doc_config
+	};
+	const char *test_max = getenv("MEMBANK_TEST_SPILL_MEM");
+	kv_txn *t;
+	int rc;
+
+	s->sp.dir = dir;
+	s->sp.mem_max = test_max ? strtoull(test_max, NULL, 10) : SPILL_MEM;
+	if ((rc = bank_read_begin(b, &t)))
+		return rc;
+	mb_clear_error(b);
+	s->now = mb_now_us();
+	if (!(rc = bank_jend_load(t, end)) && !(rc = st_config_load(t, &s->cfg)) &&
+	    !(rc = st_sync_load(t, &s->sync)) && !(rc = st_pages_load(t, &s->last_updated)) &&
+	    !(rc = st_removed_load(t, &s->rm)) && !(rc = kv_count(t, KV_PAGES, &s->stored)))
+		rc = spill_pages(b, t, &s->sp);
+	for (int i = 1; i < 4 && !rc; i++)
+		if (!(rc = build[i](t, &s->small[i])))
+			rc = buf_addc(&s->small[i], '\n');
+	if (!rc)
+		rc = doc_checkpoint_state(t, &s->state);
+	kv_abort(t);
+	if (rc && !*mb_last_error(b))
+		mb_fail(b, rc, "snapshot: reading the store: %s", mb_strerror(rc));
+	return rc;
+}
+
+static void snap_read_free(snap_read *s)
+{
+	spill_free(&s->sp);
+	for (int i = 0; i < 4; i++)
+		buf_free(&s->small[i]);
+	buf_free(&s->state);
+}
+
+/* Stream {"pages":{...},"last_updated":..,"metadata":{...}} into @f from the
+ * spill. */
+static int write_pages(mb_bank *bk, snap_read *s, afile *f, mb_snapshot_info *info)
+{
+	const uint8_t *props;
+	int64_t updated;
+	mb_buf rec = { 0 }, b = { 0 };
+	progress pr;
 	uint64_t n = 0;
 	size_t plen;
 	int rc;
 
-	if ((rc = st_config_load(t, &cfg)) || (rc = st_sync_load(t, &sync)) ||
-	    (rc = st_pages_load(t, &last_updated)) || (rc = kv_count(t, KV_PAGES, &total)) ||
-	    (rc = progress_start(&pr, &bk->opts, bk, "snapshot", "pages", total)) ||
-	    (rc = kv_cursor_open(t, KV_PAGES, &c)))
-		return rc;
+	if ((rc = spill_rewind(bk, &s->sp)) ||
+	    (rc = progress_start(&pr, &bk->opts, bk, "snapshot", "pages", s->sp.records)))
+		goto out;
 	afile_write(f, "{\"pages\":{", 10);
-	for (rc = kv_cursor_seek(c, NULL, &k, &v); !rc; rc = kv_cursor_next(c, &k, &v)) {
+	for (uint64_t i = 0; i < s->sp.records; i++) {
+		uint32_t len[2];
+		kv_val v;
+
+		if ((rc = spill_get(bk, &s->sp, len, sizeof len)))
+			break;
+		rec.len = 0;
+		if ((rc = buf_reserve(&rec, (size_t)len[0] + len[1])) ||
+		    (rc = spill_get(bk, &s->sp, rec.data, (size_t)len[0] + len[1])))
+			break;
+		v = (kv_val){ rec.data + len[0], len[1] };
 		if ((rc = st_page_split(v, &updated, &props, &plen)) ||
 		    (rc = progress_step(&pr, 0)))
 			break;
-		if (apply_expired(updated, now, &cfg))
+		if (apply_expired(updated, s->now, &s->cfg))
 			continue;
 		b.len = 0;
 		buf_adds(&b, n ? ",\n" : "\n");
-		if ((rc = json_add_str(&b, k.data, k.len)) || (rc = buf_addc(&b, ':')) ||
+		if ((rc = json_add_str(&b, rec.data, len[0])) || (rc = buf_addc(&b, ':')) ||
 		    (rc = doc_page(v, &b)) || (rc = afile_write(f, b.data, b.len)))
 			break;
 		n++;
 	}
-	kv_cursor_close(c);
-	if (rc != MB_ENOTFOUND)
+	if (rc)
 		goto out;
 	b.len = 0;
 	buf_adds(&b, "},\"last_updated\":");
-	doc_time(&b, last_updated);
+	doc_time(&b, s->last_updated);
 	buf_adds(&b, ",\"metadata\":{\"total_pages\":");
 	json_add_int(&b, (int64_t)n);
 	buf_adds(&b, ",\"last_sync\":");
-	doc_time(&b, sync.last_sync);
+	doc_time(&b, s->sync.last_sync);
 	buf_adds(&b, "}}\n");
 	rc = b.failed ? MB_ENOMEM : afile_write(f, b.data, b.len);
 	info->pages = n;
 	if (!rc)
 		progress_end(&pr);
 out:
-	buf_free(&b);
-	return rc;
-}
-
-static int write_small(kv_txn *t, afile *f, int i)
-{
-	static int (*const build[4])(kv_txn *, mb_buf *) = {
-		NULL, doc_sync_status, doc_error_log, doc_config
-	};
-	mb_buf b = { 0 };
-	int rc = build[i](t, &b);
-
-	if (!rc)
-		rc = buf_addc(&b, '\n');
-	if (!rc)
-		rc = afile_write(f, b.data, b.len);
+	buf_free(&rec);
 	buf_free(&b);
 	return rc;
 }
@@ -132,15 +339,14 @@ static int64_t mono_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* checkpoint.json from the store: its position @end, and the error-type
- * state (docs.h), from @t, the transaction the four files came from;
- * "write_us", the microseconds since @t0 (CLOCK_MONOTONIC), when the
- * checkpoint began. */
-static int write_checkpoint_file(mb_bank *b, kv_txn *t, const char *dir, const mbj_pos *end,
-                                 int64_t t0)
+/* checkpoint.json: the position @end the files cover, the store's state
+ * after it (doc_checkpoint_state), and "write_us", the microseconds since
+ * @t0 (CLOCK_MONOTONIC), when the checkpoint began. */
+static int write_checkpoint_file(mb_bank *b, const mb_buf *state, const char *dir,
+                                 const mbj_pos *end, int64_t t0)
 {
 	mb_buf text = { 0 };
-	int rc = doc_checkpoint(t, end, mono_us() - t0, &text);
+	int rc = doc_checkpoint(end, mono_us() - t0, state, &text);
 
 	if (rc)
 		rc = mb_fail(b, rc, "snapshot: %s: %s", MB_CHECKPOINT_FILE, mb_strerror(rc));
@@ -151,7 +357,7 @@ static int write_checkpoint_file(mb_bank *b, kv_txn *t, const char *dir, const m
 	return rc;
 }
 
-static int write_one(mb_bank *b, kv_txn *t, const char *dir, int i, mb_snapshot_info *info)
+static int write_one(mb_bank *b, snap_read *s, const char *dir, int i, mb_snapshot_info *info)
 {
 	afile *f = malloc(sizeof *f);
 	struct stat st;
@@ -161,7 +367,8 @@ static int write_one(mb_bank *b, kv_txn *t, const char *dir, int i, mb_snapshot_
 	if (!f)
 		return mb_fail(b, MB_ENOMEM, "snapshot: out of memory");
 	if (!(rc = afile_open(f, dir, doc_files[i], b->file_mode, b))) {
-		rc = i == 0 ? write_pages(b, t, f, mb_now_us(), info) : write_small(t, f, i);
+		rc = i == 0 ? write_pages(b, s, f, info)
+		            : afile_write(f, s->small[i].data, s->small[i].len);
 		if (rc) {
 			afile_abort(f);
 			if (!*mb_last_error(b))
@@ -176,39 +383,23 @@ static int write_one(mb_bank *b, kv_txn *t, const char *dir, int i, mb_snapshot_
 	return rc;
 }
 
-/* The page counters as of @t; info->pages holds the live pages written. */
-static int removed_of(kv_txn *t, mb_snapshot_info *info)
-{
-	st_removed rm;
-	uint64_t stored;
-	int rc = st_removed_load(t, &rm);
-
-	if (rc || (rc = kv_count(t, KV_PAGES, &stored)))
-		return rc;
-	info->pages_evicted = rm.evicted;
-	info->pages_purged = rm.purged;
-	info->pages_expired = stored > info->pages ? stored - info->pages : 0;
-	return 0;
-}
-
-/* The four files and checkpoint.json into @dir, from one read txn. */
+/* The four files and checkpoint.json into @dir, from one read transaction
+ * held only while the store is read (SHORT READ). */
 static int write_all(mb_bank *b, const char *dir, mbj_pos *end, mb_snapshot_info *info,
                      int64_t t0)
 {
-	kv_txn *t;
-	int rc;
+	snap_read s = { .sp = { .fd = -1 } };
+	int rc = read_store(b, dir, end, &s);
 
-	if ((rc = bank_read_begin(b, &t)))
-		return rc;
-	mb_clear_error(b);
-	rc = bank_jend_load(t, end);
 	for (int i = 0; i < 4 && !rc; i++)
-		rc = write_one(b, t, dir, i, info);
-	if (!rc)
-		rc = removed_of(t, info);
-	if (!rc)
-		rc = write_checkpoint_file(b, t, dir, end, t0);
-	kv_abort(t);
+		rc = write_one(b, &s, dir, i, info);
+	if (!rc) {
+		info->pages_evicted = s.rm.evicted;
+		info->pages_purged = s.rm.purged;
+		info->pages_expired = s.stored > info->pages ? s.stored - info->pages : 0;
+		rc = write_checkpoint_file(b, &s.state, dir, end, t0);
+	}
+	snap_read_free(&s);
 	info->seq = end->seq;
 	return rc;
 }
@@ -454,11 +645,16 @@ static int checkpoint_in(mb_bank *b, mb_snapshot_info *info, const char *copy_fr
 	if (copy_from) {
 		kv_txn *t;
 		/* the store holds exactly what was loaded from @copy_from */
+		mb_buf state = { 0 };
+
 		if (!(rc = copy_files(b, copy_from, tmp, want, info)) &&
 		    !(rc = bank_read_begin(b, &t))) {
-			rc = write_checkpoint_file(b, t, tmp, &end, t0);
+			rc = doc_checkpoint_state(t, &state);
 			kv_abort(t);
+			if (!rc)
+				rc = write_checkpoint_file(b, &state, tmp, &end, t0);
 		}
+		buf_free(&state);
 	} else if (!(rc = purge_expired(b, info)))
 		rc = write_all(b, tmp, &end, info, t0);
 	/* read back by the loader before anything relies on it: a checkpoint

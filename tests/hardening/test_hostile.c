@@ -743,8 +743,30 @@ static int full_snapshot_body(void *arg)
 	path_in(p, sizeof p, out, "notion_pages.json");
 	NEED((after = slurp(p, NULL)) != NULL);
 	NEED(strstr(after, "\"q199\"") != NULL);
+	free(before);
+	/* the copy of the pages in a file, as a bank above the memory bound
+	 * has it (snapshot.c, SPILL): the full disk stops the snapshot there,
+	 * and nothing changes, nothing is left */
+	before = after;
+	NEED(mb_page_put(b, "r", props, (size_t)-1) == 0);
+	setenv("MEMBANK_TEST_SPILL_MEM", "0", 1);
+	fill(mnt, "ballast");
+	rc = mb_snapshot(b, out, NULL);
+	printf("snapshot on a full disk, the copy in a file: %s: %s\n", mb_errname(rc),
+	       mb_last_error(b));
+	unsetenv("MEMBANK_TEST_SPILL_MEM");
+	NEED(rc == MB_ENOSPC);
+	NEED(strstr(mb_last_error(b), "spill file") != NULL);
+	NEED((after = slurp(p, NULL)) != NULL);
+	NEED(strcmp(before, after) == 0);
 	free(after);
 	free(before);
+	NEED((d = opendir(out)) != NULL);
+	rc = 0;
+	while ((e = readdir(d)))
+		rc += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+	closedir(d);
+	NEED(rc == 5);   /* the four files and checkpoint.json, nothing else */
 	mb_close(b);
 	return 0;
 }

@@ -147,6 +147,159 @@ static void test_snapshot_progress(void **state)
 	free(dir);
 }
 
+/* The snapshot's read transaction covers the copy of the store, not the
+ * formatting (snapshot.c, SHORT READ).  When formatting starts (the first
+ * call of the snapshot phase), another process writes LATE pages and reads
+ * the lag of the oldest open read: none is open.  The files hold the
+ * instant the copy was taken, without those pages. */
+#define LATE 20
+
+typedef struct during {
+	int ask, answer;       /* pipes to and from the writer child */
+	bool asked;
+	uint64_t lag;
+} during;
+
+static int write_during(void *ctx, const mb_progress *p)
+{
+	during *d = ctx;
+	char c = 'w';
+
+	if (strcmp(p->phase, "snapshot") || d->asked)
+		return 0;
+	d->asked = true;
+	assert_int_equal(write(d->ask, &c, 1), 1);
+	assert_int_equal(read(d->answer, &d->lag, sizeof d->lag), (ssize_t)sizeof d->lag);
+	return 0;
+}
+
+static void late_writer(const char *path, int ask, int answer)
+{
+	mb_options o;
+	mb_bank *b;
+	uint64_t lag;
+	char c, id[32];
+
+	mb_options_init(&o);
+	o.durability = MB_DURABILITY_FAST;
+	o.no_auto_checkpoint = true;
+	if (read(ask, &c, 1) != 1 || mb_open(path, &o, &b))
+		_exit(1);
+	for (int i = 0; i < LATE; i++) {
+		snprintf(id, sizeof id, "late%02d", i);
+		if (mb_page_put(b, id, "{\"n\":2}", (size_t)-1))
+			_exit(2);
+	}
+	lag = stat_of(b, "store", "reader_lag_txns");
+	mb_close(b);
+	_exit(write(answer, &lag, sizeof lag) == (ssize_t)sizeof lag ? 0 : 3);
+}
+
+static void test_snapshot_reads_briefly(void **state)
+{
+	char *dir = tmp_dir(), out[4096], path[4096], *text;
+	int ask[2], answer[2];
+	during d = { 0 };
+	seen s[4];
+	mb_options o;
+	mb_bank *b;
+	uint64_t n = 0;
+	cJSON *j;
+	pid_t pid;
+
+	(void)state;
+	memset(s, 0, sizeof s);
+	b = filled(dir, "bank", s);
+	assert_int_equal(mb_close(b), 0);
+	snprintf(path, sizeof path, "%s/bank", dir);
+	assert_int_equal(pipe(ask), 0);
+	assert_int_equal(pipe(answer), 0);
+	fflush(NULL);
+	if ((pid = fork()) == 0) {
+		close(ask[1]);
+		close(answer[0]);
+		late_writer(path, ask[0], answer[1]);
+	}
+	close(ask[0]);
+	close(answer[1]);
+	d.ask = ask[1];
+	d.answer = answer[0];
+	mb_options_init(&o);
+	o.durability = MB_DURABILITY_FAST;
+	o.no_auto_checkpoint = true;
+	o.progress = write_during;
+	o.progress_ctx = &d;
+	assert_int_equal(mb_open(path, &o, &b), 0);
+	snprintf(out, sizeof out, "%s/out", dir);
+	assert_int_equal(mkdir(out, 0700), 0);
+	assert_int_equal(mb_snapshot(b, out, NULL), 0);
+	assert_int_equal(wait_child(pid, 60), 0);
+	assert_true(d.asked);
+	assert_int_equal(d.lag, 0);   /* formerly LATE: the snapshot's read was open */
+	assert_int_equal(mb_page_count(b, &n), 0);
+	assert_int_equal(n, NPAGES + LATE);
+	snprintf(path, sizeof path, "%s/notion_pages.json", out);
+	assert_non_null(text = slurp(path, NULL));
+	assert_non_null(j = cJSON_Parse(text));
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "pages")), NPAGES);
+	assert_null(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "pages"), "late00"));
+	assert_non_null(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "pages"), "p09999"));
+	assert_int_equal(num_at(j, "metadata", "total_pages"), NPAGES);
+	cJSON_Delete(j);
+	free(text);
+	assert_int_equal(count_named(out, "spill"), 0);
+	close(ask[1]);
+	close(answer[0]);
+	assert_int_equal(mb_close(b), 0);
+	rm_rf(dir);
+	free(dir);
+}
+
+/* The copy of the pages in memory, in a file from the start, or moved to a
+ * file part way (snapshot.c, SPILL): the same four files, byte for byte. */
+static void test_snapshot_spill_in_file(void **state)
+{
+	static const char *const limits[] = { NULL, "0", "100000" };
+	static const char *const files[] = {
+		"notion_pages.json", "sync_status.json", "error_log.json", "config_cache.json"
+	};
+	char *dir = tmp_dir(), out[4096], path[4096], *first[4] = { 0 };
+	seen s[4];
+	mb_bank *b;
+
+	(void)state;
+	memset(s, 0, sizeof s);
+	b = filled(dir, "bank", s);
+	for (size_t i = 0; i < sizeof limits / sizeof *limits; i++) {
+		snprintf(out, sizeof out, "%s/out%zu", dir, i);
+		assert_int_equal(mkdir(out, 0700), 0);
+		if (limits[i])
+			setenv("MEMBANK_TEST_SPILL_MEM", limits[i], 1);
+		assert_int_equal(mb_snapshot(b, out, NULL), 0);
+		unsetenv("MEMBANK_TEST_SPILL_MEM");
+		for (int f = 0; f < 4; f++) {
+			size_t len;
+			char *text;
+
+			snprintf(path, sizeof path, "%s/%s", out, files[f]);
+			assert_non_null(text = slurp(path, &len));
+			if (!first[f])
+				first[f] = text;
+			else {
+				assert_string_equal(text, first[f]);
+				free(text);
+			}
+		}
+		assert_int_equal(count_named(out, "spill"), 0);
+	}
+	assert_non_null(strstr(first[0], "\"p09999\":{\"properties\":{\"n\":1}"));
+	for (int f = 0; f < 4; f++)
+		free(first[f]);
+	assert_int_equal(mb_close(b), 0);
+	rm_rf(dir);
+	free(dir);
+}
+
 static uint64_t pages_of(const char *path)
 {
 	mb_options o;
@@ -268,6 +421,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_snapshot_progress),
+		cmocka_unit_test(test_snapshot_reads_briefly),
+		cmocka_unit_test(test_snapshot_spill_in_file),
 		cmocka_unit_test(test_restore_progress_and_cancel),
 		cmocka_unit_test(test_rebuild_progress_and_cancel),
 	};
