@@ -35,7 +35,7 @@ oom:
 	return MB_ENOMEM;
 }
 
-int buf_add(mb_buf *b, const void *p, size_t n)
+int buf_grow_add(mb_buf *b, const void *p, size_t n)
 {
 	if (buf_reserve(b, n))
 		return MB_ENOMEM;
@@ -44,11 +44,6 @@ int buf_add(mb_buf *b, const void *p, size_t n)
 	b->len += n;
 	b->data[b->len] = '\0';
 	return 0;
-}
-
-int buf_addc(mb_buf *b, char c)
-{
-	return buf_add(b, &c, 1);
 }
 
 int buf_adds(mb_buf *b, const char *s)

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "membank.h"
 
@@ -45,12 +46,48 @@ typedef struct mb_buf {
 } mb_buf;
 
 int buf_reserve(mb_buf *b, size_t more);
-int buf_add(mb_buf *b, const void *p, size_t n);
-int buf_addc(mb_buf *b, char c);
+int buf_grow_add(mb_buf *b, const void *p, size_t n);
 int buf_adds(mb_buf *b, const char *s);
+
+/* The adds that fit in place are inline: JSON is built a character at a
+ * time (a snapshot formats every page), and three calls a character cost
+ * more than the character.  The contents stay NUL-terminated. */
+static inline int buf_add(mb_buf *b, const void *p, size_t n)
+{
+	if (b->failed || n >= b->cap - b->len)   /* cap > len once allocated; 0 - 0 before */
+		return buf_grow_add(b, p, n);
+	if (n)
+		memcpy(b->data + b->len, p, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+	return 0;
+}
+
+static inline int buf_addc(mb_buf *b, char c)
+{
+	if (b->failed || b->cap - b->len < 2)
+		return buf_grow_add(b, &c, 1);
+	b->data[b->len++] = c;
+	b->data[b->len] = '\0';
+	return 0;
+}
 void buf_free(mb_buf *b);
 /* Hand the NUL-terminated contents to the caller (free()), reset @b. */
 char *buf_take(mb_buf *b, size_t *len);
+
+/* The bytes of the 8-byte word @w (its first byte the lowest, on a
+ * little-endian machine) that end a plain run of JSON string text ('"',
+ * '\\' or a control character), as their high bit; a bit may also be set
+ * above the lowest hit (a borrow), never without one, so "none" and the
+ * lowest bit are exact.  Text has long runs without one: the scanners of
+ * strings skip eight bytes at a time with it. */
+static inline uint64_t mb_json_stops8(uint64_t w)
+{
+	const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+	uint64_t q = w ^ (ones * '"'), bs = w ^ (ones * '\\');
+
+	return (((q - ones) & ~q) | ((bs - ones) & ~bs) | ((w - ones * 0x20) & ~w)) & high;
+}
 
 /* ----------------------------------------------------------- timefmt.c */
 

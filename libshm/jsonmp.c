@@ -434,17 +434,6 @@ static int escape(jp *j)
 	return buf_addc(&j->str, to[hit - from]);
 }
 
-/* The bytes of the 8-byte word @w that end a plain run ('"', '\\' or a
- * control character) as their high bit; a bit may also be set above the
- * lowest hit (a borrow), never without one, so the lowest bit is exact. */
-static uint64_t run_stops(uint64_t w)
-{
-	const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
-	uint64_t q = w ^ (ones * '"'), bs = w ^ (ones * '\\');
-
-	return (((q - ones) & ~q) | ((bs - ones) & ~bs) | ((w - ones * 0x20) & ~w)) & high;
-}
-
 /* The end of the run of plain string bytes at @q (at a '"', '\\', control
  * character or the text's end); MB_EINVAL (the whole text's UTF-8 error)
  * when the run is not valid UTF-8.  Eight bytes at a time on a
@@ -459,7 +448,7 @@ static int plain_run(const jp *j, const char *q, const char **run_end)
 		uint64_t w, stops;
 
 		memcpy(&w, q, 8);
-		if ((stops = run_stops(w))) {
+		if ((stops = mb_json_stops8(w))) {
 			unsigned n = (unsigned)__builtin_ctzll(stops) / 8;
 
 			high |= w & 0x8080808080808080ull & ((1ull << (8 * n)) - 1);

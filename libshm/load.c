@@ -618,7 +618,15 @@ static int value_extent(scan *s, const char **start, size_t *len)
 	for (; p < end; p++) {
 		char c = *p;
 		if (str) {
-			/* most of a page is string bytes: skip them in a tight loop */
+			/* most of a page is string bytes: skip them eight at a
+			 * time, then in a tight loop */
+			uint64_t w;
+
+			while (end - p >= 8 && (memcpy(&w, p, 8), !mb_json_stops8(w)))
+				p += 8;
+			if (p >= end)
+				break;
+			c = *p;
 			while (c != '"' && c != '\\' && ++p < end)
 				c = *p;
 			if (p >= end)

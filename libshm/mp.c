@@ -14,6 +14,7 @@
  * above INT64_MAX (a page property) is read by mp_skip() and mp_to_json()
  * only; mp_read_int() serves membank's own fields, which are int64.
  */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -332,6 +333,15 @@ int mp_check_wrapped(const void *data, size_t len, unsigned wrappers)
 
 /* ----------------------------------------------------------- to JSON */
 
+/* Whether any of the 8 bytes at @s needs an escape (mb_json_stops8). */
+static bool escape_in8(const char *s)
+{
+	uint64_t w;
+
+	memcpy(&w, s, 8);
+	return mb_json_stops8(w) != 0;
+}
+
 int json_add_str(mb_buf *b, const char *s, size_t len)
 {
 	static const char hex[] = "0123456789abcdef";
@@ -341,8 +351,14 @@ int json_add_str(mb_buf *b, const char *s, size_t len)
 		return MB_ECORRUPT;
 	buf_addc(b, '"');
 	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
+		unsigned char c;
 		char esc[7] = "\\u00";
+
+		while (len - i >= 8 && !escape_in8(s + i))
+			i += 8;
+		if (i == len)
+			break;
+		c = (unsigned char)s[i];
 		if (c >= 0x20 && c != '"' && c != '\\')
 			continue;
 		buf_add(b, s + run, i - run);
@@ -372,11 +388,72 @@ int json_add_str(mb_buf *b, const char *s, size_t len)
  * (it drops trailing zeros); a subnormal has fewer digits of precision and
  * is tried from one digit up (5e-324).  printf and strtod run in the C
  * locale so the point is '.', whatever the process's locale. */
+/* The same text without printf and strtod, for most doubles JSON carries:
+ * when d = m / 10^k exactly for an integer m < 10^15, with the smallest
+ * such k, and 1e-4 <= |d| < 1e15.  Then the decimal m.10^-k reads back as
+ * d (m and 10^k are exact doubles, so the division rounds once, as strtod
+ * does: Clinger), and
+ * a decimal of at most 15 digits that reads back as d is the nearest
+ * 15-digit decimal to d, which %.15g prints: 15-digit decimals near d are
+ * at least 10^-15 |d| apart, and reading back lands within 2^-53 |d|.
+ * That range is where %g writes it without an exponent (the first digit's
+ * power of ten from -4 to 14), and the smallest k leaves no trailing zero
+ * to strip.  False: printf's way. */
+static bool fast_double(double d, char out[40])
+{
+	static const double pow10[20] = {
+		1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9,
+		1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19,
+	};
+	double a = fabs(d);
+	char dig[20], *p = out;
+	uint64_t m = 0;
+	int k, n = 0;
+
+#if !defined(FLT_EVAL_METHOD) || FLT_EVAL_METHOD != 0
+	return false;     /* the division must round to double once */
+#endif
+	if (!(a >= 1e-4 && a < 1e15))   /* NaN, infinities, zeros fail too */
+		return false;
+	for (k = 0; k < 20; k++) {
+		double t = a * pow10[k];
+
+		if (t >= 1e15)
+			return false;
+		m = (uint64_t)(t + 0.5);
+		if ((double)m / pow10[k] == a)
+			break;
+	}
+	if (k == 20)
+		return false;
+	do
+		dig[n++] = (char)('0' + m % 10);
+	while (m /= 10);
+	if (d < 0)
+		*p++ = '-';
+	if (n <= k)
+		*p++ = '0';
+	for (int i = n; i-- > k;)
+		*p++ = dig[i];
+	*p++ = '.';
+	if (!k)
+		*p++ = '0';       /* Python's 1.0 */
+	for (int i = k; i-- > 0;)
+		*p++ = i < n ? dig[i] : '0';
+	*p = '\0';
+	return true;
+}
+
 int json_add_double(mb_buf *b, double d)
 {
-	locale_t c = mb_c_locale(), old = c ? uselocale(c) : (locale_t)0;
+	locale_t c;
+	locale_t old;
 	char tmp[40];
 
+	if (fast_double(d, tmp))
+		return buf_adds(b, tmp);
+	c = mb_c_locale();
+	old = c ? uselocale(c) : (locale_t)0;
 	for (int digits = fpclassify(d) == FP_SUBNORMAL ? 1 : 15; digits <= 17; digits++) {
 		snprintf(tmp, sizeof tmp, "%.*g", digits, d);
 		if (strtod(tmp, NULL) == d)

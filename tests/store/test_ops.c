@@ -1,6 +1,8 @@
 /*
  * test_ops.c - every Memory Bank operation, asserting the values it gives.
  */
+#include <math.h>
+
 #include "helpers.h"
 #include "internal.h"
 
@@ -1303,6 +1305,77 @@ static void test_float_parse_exact(void **state)
 	}
 }
 
+/* json_add_double's text (its printf-free path for short decimals, mp.c
+ * fast_double) against the rule done the slow way: the fewest of 15, 16,
+ * 17 significant digits (%.Ng) that strtod reads back as the same double,
+ * ".0" added when that reads as an integer.  Edge cases, integers, short
+ * decimals of every scale the fast path takes and a little beyond, and
+ * random bit patterns; a million of them, from a fixed seed. */
+static void reference_double(double d, char out[40])
+{
+	for (int digits = fpclassify(d) == FP_SUBNORMAL ? 1 : 15; digits <= 17; digits++) {
+		snprintf(out, 40, "%.*g", digits, d);
+		if (strtod(out, NULL) == d)
+			break;
+	}
+	if (!strpbrk(out, ".eE"))
+		strcat(out, ".0");
+}
+
+static void check_double(double d)
+{
+	char want[40];
+	mb_buf got = { 0 };
+
+	reference_double(d, want);
+	assert_int_equal(json_add_double(&got, d), 0);
+	if (strcmp(got.data, want))
+		fail_msg("%a: json_add_double %s, the rule %s", d, got.data, want);
+	buf_free(&got);
+}
+
+static void test_float_format_exact(void **state)
+{
+	static const double edges[] = {
+		0.0, -0.0, 0.5, -1.5, 0.1, 0.2, 0.3, 0.1 + 0.2, 1.0 / 3, 2.0 / 3, 1e-4, 9.999e-5,
+		1.2345e-4, 0.00012345678901234, 1e15, 999999999999999.0, 999999999999999.9,
+		1e14 + 0.5, 123456789012345.6, 9007199254740992.0, 9007199254740993.0, 1e16, 1e22,
+		1e23, 5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, 3.14159,
+		-2.718281828459045, 100.0, 1000000.0, 0.05, 0.005, 0.0005, 0.00005, 12.25, 1e-5,
+	};
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++)
+		check_double(edges[i]);
+	check_double(INFINITY);  /* what printf makes of them; values never hold them */
+	check_double(NAN);
+	for (int n = 0; n < 1000000; n++) {
+		double d;
+		uint64_t bits;
+
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		switch (x % 4) {
+		case 0:   /* random bits: most need 16 or 17 digits */
+			bits = x * 0x2545f4914f6cdd1dull;
+			memcpy(&d, &bits, sizeof d);
+			if (isnan(d))
+				continue;
+			break;
+		case 1:   /* a short decimal, 10^-20 to 10^16 */
+			d = (double)((x >> 8) % 100000) / pow(10, (double)((x >> 40) % 25)) *
+			    pow(10, (double)((x >> 50) % 12));
+			break;
+		case 2:   /* m / 10^k with up to 17 digits */
+			d = (double)((x >> 4) % 100000000000000000ull) / pow(10, (double)((x >> 58) % 20));
+			break;
+		default:  /* integers */
+			d = (double)(int64_t)(x >> (x % 64));
+		}
+		check_double((x >> 32) & 1 ? -d : d);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1311,6 +1384,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_page_exact_text, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_page_numbers_exact, setup, teardown),
 		cmocka_unit_test(test_float_parse_exact),
+		cmocka_unit_test(test_float_format_exact),
 		cmocka_unit_test_setup_teardown(test_page_numbers_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_page_merge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_page_delete_count, setup, teardown),
