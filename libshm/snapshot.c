@@ -59,6 +59,14 @@ static double now_s(void)
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 /* SPILL: the copy of the pages, in memory up to SPILL_MEM, then in a file. */
 #define SPILL_MEM ((size_t)48 << 20)
 #define SPILL_BUF (256u * 1024)
@@ -113,7 +121,8 @@ static int spill_to_file(mb_bank *b, spill *sp)
 
 	sp->fd = open(sp->dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	if (sp->fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
-		mb_pathf(path, sizeof path, "%s/.spill", sp->dir);
+		mb_pathf(path, sizeof path, "%s/.spill.%ld.%lld", sp->dir, (long)getpid(),
+		         (long long)mono_us());
 		sp->fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (sp->fd >= 0)
 			unlink(path);
@@ -329,14 +338,6 @@ out:
 	buf_free(&rec);
 	buf_free(&b);
 	return rc;
-}
-
-static int64_t mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 /* checkpoint.json: the position @end the files cover, the store's state
