@@ -20,9 +20,9 @@
  * consistent instant.
  *
  * SPILL.  Records [u32 key length][u32 value length][key][value], host
- * byte order, in key order: in memory up to SPILL_MEM (48 MiB, an
- * allocation of at most 64 MiB: about 170,000 pages of the bench's size),
- * beyond that in an unlinked file in the directory being written
+ * byte order, in key order: in memory up to SPILL_MEM (16 MiB: about
+ * 60,000 pages of the bench's size; a worker may run in a small memory
+ * limit, and the automatic checkpoint runs in writers), beyond that in an unlinked file in the directory being written
  * (O_TMPFILE, or a name unlinked at once; 0600).  A larger bank's snapshot
  * so needs, for its duration, free disk for the copy of its pages as well
  * as for the four files, and memory stays bounded.  The values are checked
@@ -68,7 +68,7 @@ static int64_t mono_us(void)
 }
 
 /* SPILL: the copy of the pages, in memory up to SPILL_MEM, then in a file. */
-#define SPILL_MEM ((size_t)48 << 20)
+#define SPILL_MEM ((size_t)16 << 20)   /* the allocation's bound too */
 #define SPILL_BUF (256u * 1024)
 
 typedef struct spill {
@@ -144,7 +144,7 @@ static int spill_put(mb_bank *b, spill *sp, const void *p, size_t len)
 	int rc;
 
 	if (sp->fd < 0) {
-		if (sp->mem.len + len <= sp->mem_max)
+		if (len < sp->mem_max - sp->mem.len)   /* mb_buf needs one byte more */
 			return buf_add(&sp->mem, p, len) ? mb_fail(b, MB_ENOMEM, "snapshot: out of memory")
 			                                 : 0;
 		if ((rc = spill_to_file(b, sp)))
