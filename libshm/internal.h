@@ -75,6 +75,10 @@ void buf_free(mb_buf *b);
 /* Hand the NUL-terminated contents to the caller (free()), reset @b. */
 char *buf_take(mb_buf *b, size_t *len);
 
+/* 10^0 .. 10^22: the powers of ten a double holds exactly (Clinger's fast
+ * paths, jsonmp.c and mp.c). */
+extern const double mb_pow10[23];
+
 /* The bytes of the 8-byte word @w (its first byte the lowest, on a
  * little-endian machine) that end a plain run of JSON string text ('"',
  * '\\' or a control character), as their high bit; a bit may also be set

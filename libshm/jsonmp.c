@@ -255,12 +255,13 @@ static int pack_integer(jp *j, const char *s, size_t len)
  * operands are exact doubles, so the one rounding of that operation gives
  * the correctly rounded value, which is what strtod returns.  Most floats
  * JSON carries (prices, ratios, coordinates) are such.  False: strtod's. */
+const double mb_pow10[23] = {
+	1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+	1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+};
+
 static bool fast_float(const char *s, size_t len, double *out)
 {
-	static const double pow10[23] = {
-		1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
-		1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
-	};
 	bool neg = *s == '-', eneg;
 	uint64_t m = 0;
 	int digits = 0;   /* significant digits in m (19 cannot overflow it) */
@@ -292,7 +293,7 @@ static bool fast_float(const char *s, size_t len, double *out)
 	}
 	if (m > (uint64_t)1 << 53 || k < -22 || k > 22)
 		return false;
-	*out = k < 0 ? (double)m / pow10[-k] : (double)m * pow10[k];
+	*out = k < 0 ? (double)m / mb_pow10[-k] : (double)m * mb_pow10[k];
 	if (neg)
 		*out = -*out;
 	return true;

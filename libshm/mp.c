@@ -401,10 +401,6 @@ int json_add_str(mb_buf *b, const char *s, size_t len)
  * to strip.  False: printf's way. */
 static bool fast_double(double d, char out[40])
 {
-	static const double pow10[20] = {
-		1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9,
-		1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19,
-	};
 	double a = fabs(d);
 	char dig[20], *p = out;
 	uint64_t m = 0;
@@ -416,12 +412,12 @@ static bool fast_double(double d, char out[40])
 	if (!(a >= 1e-4 && a < 1e15))   /* NaN, infinities, zeros fail too */
 		return false;
 	for (k = 0; k < 20; k++) {
-		double t = a * pow10[k];
+		double t = a * mb_pow10[k];
 
 		if (t >= 1e15)
 			return false;
 		m = (uint64_t)(t + 0.5);
-		if ((double)m / pow10[k] == a)
+		if ((double)m / mb_pow10[k] == a)
 			break;
 	}
 	if (k == 20)
