@@ -59,6 +59,7 @@
 #define AUTH_PAUSE_MS 100
 #define GET_MAX 64                       /* records read by MSG.GET before a consumer pays */
 #define GET_WINDOW 64                    /* MSG.GET requests in flight (get_many) */
+#define CREATE_WAIT_MS 5000              /* one stream create request (mbs_add_stream) */
 
 
 static __thread char connect_err[768];
@@ -500,12 +501,19 @@ int mbs_add_stream(mbs_conn *c, const char *name, const char *subject, const cha
 	cf.Duplicates = 120ll * 1000000000; /* msg-id window, ns: covers every retry */
 	jsOptions jo;
 	jsOptions_Init(&jo);
-	jo.Wait = c->timeout_ms > 10000 ? c->timeout_ms : 10000;
-	int64_t deadline = mbs_now_ms() + c->deadline_ms, step = 20;
+	/* A create is answered once the stream's group has its leader: seconds
+	 * on a busy cluster, so one request may wait CREATE_WAIT_MS, but never
+	 * past the deadline.  An answer lost (the metadata leader changed under
+	 * the request) is asked for again: a create that landed is answered by
+	 * the stream, or by JSStreamNameExistErr, handled below. */
+	int64_t wait = c->timeout_ms > CREATE_WAIT_MS ? c->timeout_ms : CREATE_WAIT_MS;
+	int64_t deadline = mbs_now_ms() + c->deadline_ms, step = 20, left;
 	natsStatus s;
 	jsErrCode e;
 	for (;;) {
 		e = 0;
+		left = deadline - mbs_now_ms();
+		jo.Wait = left < wait ? (left > 100 ? left : 100) : wait;
 		s = js_AddStream(si, c->js, &cf, &jo, &e);
 		if (s == NATS_OK)
 			return 0;

@@ -23,6 +23,10 @@ import cluster  # noqa: E402  tests/nats/cluster.py
 MEMBANK = os.path.abspath(os.environ.get("MEMBANK", "membank"))
 FOUR = ("notion_pages.json", "sync_status.json", "error_log.json", "config_cache.json")
 _streams = iter(range(1, 1 << 30))
+# A command that must succeed waits this long for the cluster: the default
+# (15 s) is a production bound, and a test machine running other suites
+# beside this one has stalled a stream's create past it.
+OPEN_MS = "60000"
 
 
 def have_server():
@@ -62,6 +66,8 @@ class ClusterTest(unittest.TestCase):
         e = dict(os.environ if env is None else env)
         if url:
             e["MEMBANK_JOURNAL"] = self.url if url is True else url
+        if machine and "--journal-timeout" not in args:
+            args = ("--journal-timeout", OPEN_MS) + args
         argv = [MEMBANK] + (["-b", self.machine(machine)] if machine else []) + list(args)
         p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=e,
                            timeout=timeout)

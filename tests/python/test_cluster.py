@@ -26,12 +26,21 @@ from membank import _lib  # noqa: E402
 
 PROCS = 2        # writer processes per machine
 OPS = 15         # rounds per writer
+# An open that must succeed waits this long for the cluster: the default
+# (15 s) is a production bound, and a test machine running other suites
+# beside this one has stalled a stream's create past it.
+OPEN_MS = 60000
+
+
+def open_bank(path, url, **kw):
+    kw.setdefault("journal_timeout_ms", OPEN_MS)
+    return MemoryBank(path, journal=url, **kw)
 
 
 def writer(path, url, k, q):
     """A worker process of one machine: every operation kind, OPS rounds."""
     try:
-        with MemoryBank(path, journal=url) as bank:
+        with open_bank(path, url) as bank:
             for i in range(OPS):
                 pid = "w%d-%d" % (k, i)
                 bank.update_page(pid, {"k": k, "i": i})
@@ -77,8 +86,8 @@ class Cluster3(unittest.TestCase):
         return os.path.join(self.tmp, name)
 
     def test_two_machines_several_processes_exact_totals(self):
-        a = MemoryBank(self.machine("a"), journal=self.url, journal_replicas=3)
-        b = MemoryBank(self.machine("b"), journal=self.url)
+        a = open_bank(self.machine("a"), self.url, journal_replicas=3)
+        b = open_bank(self.machine("b"), self.url)
         try:
             st = a.cluster_status()
             self.assertEqual(st["replicas"], 3)
@@ -135,8 +144,8 @@ class Cluster3(unittest.TestCase):
             b.close()
 
     def test_fresh_reads_see_the_other_machine(self):
-        with MemoryBank(self.machine("a"), journal=self.url) as a, \
-                MemoryBank(self.machine("b"), journal=self.url) as b:
+        with open_bank(self.machine("a"), self.url) as a, \
+                open_bank(self.machine("b"), self.url) as b:
             for i in range(10):
                 a.update_page("k", {"i": i})
                 self.assertEqual(b.get_page("k", fresh=True)["properties"], {"i": i})
@@ -145,7 +154,7 @@ class Cluster3(unittest.TestCase):
             self.assertEqual(b.page_count(fresh=True), 1)
 
     def test_pickled_bank_reopens_with_its_journal(self):
-        with MemoryBank(self.machine("a"), journal=self.url) as a:
+        with open_bank(self.machine("a"), self.url) as a:
             a.update_page("p", {"v": 1})
             data = pickle.dumps(a)
             self.assertIn(self.c.password.encode(), data)   # needed to reopen
@@ -157,7 +166,7 @@ class Cluster3(unittest.TestCase):
                 other.close()
 
     def test_forked_child_is_refused_and_told_why(self):
-        with MemoryBank(self.machine("a"), journal=self.url) as a:
+        with open_bank(self.machine("a"), self.url) as a:
             a.update_page("p", {"v": 1})
             ctx = multiprocessing.get_context("fork")
             q = ctx.Queue()
@@ -171,7 +180,7 @@ class Cluster3(unittest.TestCase):
         self.assertNotIn(self.c.password, got[2])
 
     def test_bound_for_life_and_no_credentials_in_errors(self):
-        MemoryBank(self.machine("a"), journal=self.url).close()
+        open_bank(self.machine("a"), self.url).close()
         with self.assertRaises(InvalidInput) as cm:
             MemoryBank(self.machine("a"), journal=self.url + "x")
         self.assertIn("bound to journal", str(cm.exception))
@@ -210,7 +219,7 @@ class CredsLogin(unittest.TestCase):
 
     def test_login_and_refusals(self):
         path = os.path.join(self.tmp, "a")
-        with MemoryBank(path, journal=self.url, journal_creds=self.c.creds) as bank:
+        with open_bank(path, self.url, journal_creds=self.c.creds) as bank:
             bank.update_page("p", {"v": 1})
             self.assertEqual(bank.get_page("p", fresh=True)["properties"], {"v": 1})
             self.assert_no_secret(repr(bank.options))
