@@ -170,6 +170,13 @@ void mp_packer_init(struct msgpack_packer *pk, mb_buf *b);
  * with containers nested at most @max_depth.  On failure @out is as before. */
 int json_to_mp(const char *s, size_t len, size_t max, unsigned max_depth, const char *what,
                const void *tag, mb_buf *out);
+/* One JSON value at the start of the @avail bytes at @s (whitespace before
+ * it skipped), what follows it left alone: its msgpack appended to @out and
+ * the bytes it took in *@used.  A value that does not end within @max bytes
+ * is refused as larger than the limit.  A file of many values (a snapshot's
+ * pages) is read in one pass so, with no scan for each value's end first. */
+int json_prefix_to_mp(const char *s, size_t avail, size_t max, unsigned max_depth,
+                      const char *what, const void *tag, mb_buf *out, size_t *used);
 /* The same for a JSON object, nested at most MB_MAX_DEPTH. */
 int json_object_to_mp(const char *s, size_t len, size_t max, const char *what,
                       const void *tag, mb_buf *out);

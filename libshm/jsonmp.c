@@ -82,11 +82,11 @@ static int invalid(const jp *j)
 	return mb_fail(j->tag, MB_EINVAL, "%s: invalid JSON at byte %zu", j->what, at(j));
 }
 
-/* The first invalid UTF-8 byte of the whole text is the error, if any:
- * MB_EINVAL with its message, else 0. */
-static int utf8_fail(const jp *j)
+/* The first invalid UTF-8 byte of the text before @upto is the error, if
+ * any: MB_EINVAL with its message, else 0. */
+static int utf8_fail(const jp *j, const char *upto)
 {
-	size_t bad = mb_utf8_bad_at(j->base, (size_t)(j->end - j->base));
+	size_t bad = mb_utf8_bad_at(j->base, (size_t)(upto - j->base));
 
 	if (bad == (size_t)-1)
 		return 0;
@@ -473,7 +473,7 @@ done:
 	/* a run ends at an ASCII byte, so it is whole UTF-8 sequences iff the
 	 * text is valid up to there */
 	if (high && mb_utf8_bad_at(run, (size_t)(q - run)) != (size_t)-1)
-		return utf8_fail(j);
+		return utf8_fail(j, q);
 	return 0;
 }
 
@@ -697,24 +697,21 @@ static int parse_value(jp *j, unsigned depth)
 	return rc;
 }
 
-int json_to_mp(const char *s, size_t len, size_t max, unsigned max_depth, const char *what,
-               const void *tag, mb_buf *out)
+/* The transcoder over [s, s + len): the whole text one value (@stop
+ * NULL), or one value at its start, what follows it left alone.  *@stop:
+ * where the parse ended (after the value, or where it failed). */
+static int transcode(const char *s, size_t len, unsigned max_depth, const char *what,
+                     const void *tag, mb_buf *out, const char **stop)
 {
 	size_t start = out->len;
-	jp j = { .base = s, .p = s, .what = what, .tag = tag, .max_depth = max_depth, .out = out };
+	jp j = { .base = s, .p = s, .end = s + len, .what = what, .tag = tag,
+	         .max_depth = max_depth, .out = out };
 	int rc;
 
-	if (!s)
-		return mb_fail(tag, MB_EINVAL, "%s: missing", what);
-	if (len == (size_t)-1)
-		len = strnlen(s, max + 1);
-	if (len > max)
-		return mb_fail(tag, MB_EINVAL, "%s: larger than the limit of %zu bytes", what, max);
-	j.end = s + len;
 	/* the output is about the text's size (floats and containers may need
 	 * more, escapes and separators less): one reservation for most */
-	room(&j, len + 16);
-	if (!(rc = parse_value(&j, 0))) {
+	room(&j, stop ? 256 : len + 16);
+	if (!(rc = parse_value(&j, 0)) && !stop) {
 		skip_ws(&j);
 		if (j.p != j.end)
 			rc = mb_fail(tag, MB_EINVAL, "%s: unexpected text after the JSON value at byte %zu",
@@ -722,9 +719,12 @@ int json_to_mp(const char *s, size_t len, size_t max, unsigned max_depth, const 
 	}
 	buf_free(&j.str);
 	free(j.keys);
+	if (stop)
+		*stop = j.p;
 	if (rc) {
-		/* invalid UTF-8 anywhere is the error, as if checked first */
-		int urc = utf8_fail(&j);
+		/* invalid UTF-8 anywhere is the error, as if checked first (in
+		 * a prefix: anywhere up to the byte the parse stopped at) */
+		int urc = utf8_fail(&j, stop && j.p < j.end ? j.p + 1 : j.end);
 
 		rc = urc ? urc : rc;
 		out->len = start;
@@ -733,6 +733,39 @@ int json_to_mp(const char *s, size_t len, size_t max, unsigned max_depth, const 
 	} else {
 		out->data[out->len] = '\0';  /* buf.c's trailing NUL */
 	}
+	return rc;
+}
+
+int json_to_mp(const char *s, size_t len, size_t max, unsigned max_depth, const char *what,
+               const void *tag, mb_buf *out)
+{
+	if (!s)
+		return mb_fail(tag, MB_EINVAL, "%s: missing", what);
+	if (len == (size_t)-1)
+		len = strnlen(s, max + 1);
+	if (len > max)
+		return mb_fail(tag, MB_EINVAL, "%s: larger than the limit of %zu bytes", what, max);
+	return transcode(s, len, max_depth, what, tag, out, NULL);
+}
+
+int json_prefix_to_mp(const char *s, size_t avail, size_t max, unsigned max_depth,
+                      const char *what, const void *tag, mb_buf *out, size_t *used)
+{
+	size_t len = avail < max ? avail : max, start = out->len;
+	const char *stop = s;
+	int rc = transcode(s, len, max_depth, what, tag, out, &stop);
+
+	/* The parse sees at most @max bytes: one that failed at the cut, or a
+	 * number that the cut may have shortened, is a value too large. */
+	if (avail > max && stop == s + len &&
+	    (rc || (s[len] >= '0' && s[len] <= '9') || s[len] == '.' || s[len] == 'e' ||
+	     s[len] == 'E' || s[len] == '+' || s[len] == '-')) {
+		out->len = start;
+		if (out->data)
+			out->data[start] = '\0';
+		return mb_fail(tag, MB_EINVAL, "%s: larger than the limit of %zu bytes", what, max);
+	}
+	*used = (size_t)(stop - s);
 	return rc;
 }
 

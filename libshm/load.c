@@ -748,7 +748,9 @@ static int store_page(scan *s, const char *id, int64_t ts, const uint8_t *props,
 static const char *page_parts(const mb_buf *mp, const uint8_t **props, size_t *plen, int64_t *ts)
 {
 	static const char shape[] = "must be {\"properties\":{...},\"last_updated\":\"...\"}";
-	mp_reader r = { (const uint8_t *)mp->data, (const uint8_t *)mp->data + mp->len, false };
+	/* json_prefix_to_mp() made @mp, checked as mp_check() would (UTF-8,
+	 * string keys, depth, finite floats): its extents need no second check */
+	mp_reader r = { (const uint8_t *)mp->data, (const uint8_t *)mp->data + mp->len, true };
 	bool have_props = false, have_ts = false;
 	const char *k, *t;
 	uint32_t n, klen, tlen;
@@ -788,17 +790,15 @@ static int load_page(scan *s, const char *id)
 
 	if (!*id || mb_utf8_bad_at(id, strlen(id)) != (size_t)-1)
 		return scan_fail(s, "a page id is empty or not UTF-8");
-	if ((rc = value_extent(s, &start, &len)))
-		return rc;
-	if (len > MB_MAX_PAGE_JSON)
-		return mb_fail(s->tag, MB_EINVAL, "notion_pages.json: byte %zu: page larger than %zu bytes",
-		               (size_t)(start - s->base), (size_t)MB_MAX_PAGE_JSON);
+	ws(s);
+	start = s->p;
 	s->mp.len = 0;
-	if ((rc = json_to_mp(start, len, MB_MAX_PAGE_JSON, MB_MAX_DEPTH + 1, "page", s->tag,
-	                     &s->mp)))
-		rc = mb_fail(s->tag, rc, "notion_pages.json: byte %zu: %s", (size_t)(start - s->base),
-		             mb_last_error(s->tag));
-	else if ((wrong = page_parts(&s->mp, &props, &plen, &ts)))
+	if ((rc = json_prefix_to_mp(start, (size_t)(s->end - start), MB_MAX_PAGE_JSON,
+	                            MB_MAX_DEPTH + 1, "page", s->tag, &s->mp, &len)))
+		return mb_fail(s->tag, rc, "notion_pages.json: byte %zu: %s",
+		               (size_t)(start - s->base), mb_last_error(s->tag));
+	s->p = start + len;
+	if ((wrong = page_parts(&s->mp, &props, &plen, &ts)))
 		rc = mb_fail(s->tag, MB_EINVAL, "notion_pages.json: pages.\"%.64s\": %s", id, wrong);
 	else
 		rc = store_page(s, id, ts, props, plen);

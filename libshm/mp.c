@@ -333,36 +333,35 @@ int mp_check_wrapped(const void *data, size_t len, unsigned wrappers)
 
 /* ----------------------------------------------------------- to JSON */
 
-/* Whether any of the 8 bytes at @s needs an escape (mb_json_stops8). */
-static bool escape_in8(const char *s)
-{
-	uint64_t w;
-
-	memcpy(&w, s, 8);
-	return mb_json_stops8(w) != 0;
-}
-
+/* One pass over the text: plain bytes go eight at a time, escapes as met.
+ * Text from the store was valid UTF-8 when it was written; it is checked
+ * again (damage on disk is MB_ECORRUPT, not bad JSON) only when a byte from
+ * 0x80 was passed, so ASCII text (most) costs no second walk.  On failure
+ * @b is as before. */
 int json_add_str(mb_buf *b, const char *s, size_t len)
 {
 	static const char hex[] = "0123456789abcdef";
-	size_t i, run = 0;
+	size_t i = 0, run = 0, start = b->len;
+	uint64_t high = 0, w;
+	int rc;
 
-	if (!mb_utf8_valid(s, len))
-		return MB_ECORRUPT;
 	buf_addc(b, '"');
-	for (i = 0; i < len; i++) {
+	for (;;) {
 		unsigned char c;
 		char esc[7] = "\\u00";
 
-		while (len - i >= 8 && !escape_in8(s + i))
+		while (len - i >= 8 && (memcpy(&w, s + i, 8), !mb_json_stops8(w))) {
+			high |= w;
 			i += 8;
+		}
 		if (i == len)
 			break;
-		c = (unsigned char)s[i];
+		c = (unsigned char)s[i++];
+		high |= c;
 		if (c >= 0x20 && c != '"' && c != '\\')
 			continue;
-		buf_add(b, s + run, i - run);
-		run = i + 1;
+		buf_add(b, s + run, i - 1 - run);
+		run = i;
 		switch (c) {
 		case '"': buf_adds(b, "\\\""); break;
 		case '\\': buf_adds(b, "\\\\"); break;
@@ -378,7 +377,14 @@ int json_add_str(mb_buf *b, const char *s, size_t len)
 		}
 	}
 	buf_add(b, s + run, len - run);
-	return buf_addc(b, '"');
+	rc = buf_addc(b, '"');
+	if ((high & 0x8080808080808080ull) && !mb_utf8_valid(s, len)) {
+		b->len = start;
+		if (b->data)
+			b->data[start] = '\0';
+		return MB_ECORRUPT;
+	}
+	return rc;
 }
 
 /* Python's repr() rule: the fewest significant digits that read back as
@@ -462,20 +468,29 @@ int json_add_double(mb_buf *b, double d)
 	return buf_adds(b, tmp);
 }
 
+/* Decimal digits of @v, with '-' before when @neg; printf's "%llu" and
+ * "%lld" cost more than a page's other work together. */
+static int add_decimal(mb_buf *b, uint64_t v, bool neg)
+{
+	char tmp[24], *p = tmp + sizeof tmp;
+
+	do
+		*--p = (char)('0' + v % 10);
+	while (v /= 10);
+	if (neg)
+		*--p = '-';
+	return buf_add(b, p, (size_t)(tmp + sizeof tmp - p));
+}
+
 int json_add_int(mb_buf *b, int64_t v)
 {
-	char tmp[24];
-
-	snprintf(tmp, sizeof tmp, "%lld", (long long)v);
-	return buf_adds(b, tmp);
+	/* the magnitude as unsigned: INT64_MIN has no positive int64 */
+	return add_decimal(b, v < 0 ? -(uint64_t)v : (uint64_t)v, v < 0);
 }
 
 static int json_add_uint(mb_buf *b, uint64_t v)
 {
-	char tmp[24];
-
-	snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)v);
-	return buf_adds(b, tmp);
+	return add_decimal(b, v, false);
 }
 
 static int container_to_json(mp_reader *r, mb_buf *b, unsigned depth, bool map)

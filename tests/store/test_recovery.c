@@ -389,6 +389,73 @@ static void test_restore_bad_files(void **state)
 	assert_int_equal(stat(target, &st), -1);
 }
 
+/* The loader reads each page where it starts, with no scan for its end
+ * first (json_prefix_to_mp): a page that does not end within the bound, and
+ * an error with invalid UTF-8 only in a later page, are still named right. */
+static void test_restore_pages_read_in_place(void **state)
+{
+	static const char head[] = "{\"pages\":{\"a\":{\"properties\":{\"s\":\"";
+	static const char tail[] = "\"},\"last_updated\":\"2026-01-01T00:00:00.000000Z\"}},"
+	                           "\"last_updated\":null,\"metadata\":{\"total_pages\":1,"
+	                           "\"last_sync\":null}}";
+	static const struct { const char *text, *needle; } bad[] = {
+		/* a syntax error in "a", invalid UTF-8 only in "b": the first */
+		{ "{\"pages\":{\"a\":{\"properties\":{\"x\":tru},\"last_updated\":"
+		  "\"2026-01-01T00:00:00.000000Z\"},\"b\":{\"properties\":{\"y\":\"\xff\"},"
+		  "\"last_updated\":\"2026-01-01T00:00:00.000000Z\"}},\"last_updated\":null,"
+		  "\"metadata\":{\"total_pages\":2,\"last_sync\":null}}", "page: invalid JSON at byte 19" },
+		/* invalid UTF-8 in "a" before its syntax error: UTF-8 is the error */
+		{ "{\"pages\":{\"a\":{\"properties\":{\"x\":\"\xc3\",\"y\":tru},\"last_updated\":"
+		  "\"2026-01-01T00:00:00.000000Z\"}},\"last_updated\":null,"
+		  "\"metadata\":{\"total_pages\":1,\"last_sync\":null}}", "invalid UTF-8 at byte 20" },
+		/* the file ends inside a page */
+		{ "{\"pages\":{\"a\":{\"properties\":{\"x\":\"abc", "page: invalid JSON at byte" },
+	};
+	fx *f = *state;
+	mb_bank *b = open_at(f->path, MB_DURABILITY_FAST, 0);
+	char snap[1100], target[1100], path[2048], *chunk;
+	struct stat st;
+	FILE *fp;
+
+	mb_page_put(b, "p", "{}", 2);
+	snprintf(snap, sizeof snap, "%s/snap", f->dir);
+	mkdir(snap, 0700);
+	assert_int_equal(mb_snapshot(b, snap, NULL), 0);
+	mb_close(b);
+	snprintf(target, sizeof target, "%s/target", f->dir);
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		write_file(snap, "notion_pages.json", bad[i].text);
+		int rc = mb_restore(snap, target, NULL, 0);
+		if (rc != MB_EINVAL || !strstr(mb_last_error(NULL), bad[i].needle) ||
+		    !strstr(mb_last_error(NULL), "notion_pages.json: byte 14"))
+			fail_msg("case %zu: rc %d \"%s\"", i, rc, mb_last_error(NULL));
+		assert_int_equal(stat(target, &st), -1);
+	}
+	/* one page one byte over its bound, a valid file otherwise */
+	snprintf(path, sizeof path, "%s/notion_pages.json", snap);
+	assert_non_null(fp = fopen(path, "w"));
+	assert_non_null(chunk = malloc(1 << 20));
+	memset(chunk, 'x', 1 << 20);
+	fputs(head, fp);
+	/* the page is {"properties":{"s":"..."},"last_updated":"..."} */
+	size_t around = strlen("{\"properties\":{\"s\":\"") + strlen(tail) -
+	                strlen("},\"last_updated\":null,\"metadata\":{\"total_pages\":1,"
+	                       "\"last_sync\":null}}");
+	for (size_t left = MB_MAX_PAGE_JSON + 1 - around; left;) {
+		size_t n = left < (1 << 20) ? left : (1 << 20);
+		assert_int_equal(fwrite(chunk, 1, n, fp), n);
+		left -= n;
+	}
+	fputs(tail, fp);
+	assert_int_equal(fclose(fp), 0);
+	free(chunk);
+	assert_int_equal(mb_restore(snap, target, NULL, 0), MB_EINVAL);
+	if (!strstr(mb_last_error(NULL), "notion_pages.json: byte 14: page: larger than the limit of"))
+		fail_msg("%s", mb_last_error(NULL));
+	assert_int_equal(stat(target, &st), -1);
+	unlink(path);
+}
+
 /* notion_pages.json as a file edited by hand may have it: pages in any
  * order (a snapshot lists them in key order, and the loader appends those),
  * @ids given in this order, page i updated at second t[i]. */
@@ -1592,6 +1659,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_round_trip_numbers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restore_refuses_existing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restore_bad_files, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_restore_pages_read_in_place, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restore_page_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_consistent_under_writes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_stays_bounded, setup, teardown),
