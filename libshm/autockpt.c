@@ -22,7 +22,8 @@
  * WHO.  The writer that finds it due, after its write returned from the
  * writer lock and its sync: the write's result does not depend on it.  It
  * tries the compactor lock without waiting; when another process (or
- * thread) holds it, that one is checkpointing and this writer goes on.
+ * thread) holds it, that one is checkpointing and this writer goes on, and
+ * its handle does not look again for AUTO_BUSY_MS.
  * Holding it, it looks again (another process may have just finished one).
  * One thread per handle checks at a time (a trylock on the handle's mutex:
  * the others go on).  A failed checkpoint is counted and its message kept
@@ -44,6 +45,7 @@
 #define AUTO_PCT 100
 #define AUTO_INTERVAL_S 300
 #define AUTO_RETRY_S 10      /* after a failed checkpoint */
+#define AUTO_BUSY_MS 100     /* after finding the compactor lock held */
 
 static const char *const doc_files[4] = {
 	"notion_pages.json", "sync_status.json", "error_log.json", "config_cache.json"
@@ -51,8 +53,9 @@ static const char *const doc_files[4] = {
 
 typedef struct autockpt {
 	pthread_mutex_t mu;
-	int64_t next_look;   /* CLOCK_MONOTONIC_COARSE seconds of the next stat */
-	int64_t hold_until;  /* after a failure: no attempt before (same clock) */
+	int64_t next_look;   /* CLOCK_MONOTONIC_COARSE ms of the next stat */
+	int64_t hold_until;  /* no attempt before (same clock): after a failure,
+	                      * or while another holds the compactor lock */
 	bool known;          /* the fields below describe checkpoint.json */
 	ino_t ino;           /* of checkpoint.json: a new checkpoint links a new file */
 	dev_t dev;
@@ -82,12 +85,12 @@ void bank_auto_free(mb_bank *b)
 	b->auto_ck = NULL;
 }
 
-static int64_t clock_s(clockid_t id)
+static int64_t clock_ms(clockid_t id)
 {
 	struct timespec ts;
 
 	clock_gettime(id, &ts);  /* the coarse clocks are read in the vDSO */
-	return (int64_t)ts.tv_sec;
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Re-read what the newest checkpoint is.  Its absence is a bank without
@@ -97,7 +100,7 @@ static void refresh(mb_bank *b, autockpt *a)
 	char path[4096];
 	struct stat st;
 
-	a->next_look = clock_s(CLOCK_MONOTONIC_COARSE) + 1;
+	a->next_look = clock_ms(CLOCK_MONOTONIC_COARSE) + 1000;
 	mb_pathf(path, sizeof path, "%s/%s", b->path, MB_CHECKPOINT_FILE);
 	if (stat(path, &st)) {
 		memset(&a->pos, 0, sizeof a->pos);
@@ -143,7 +146,7 @@ static bool due(const mb_bank *b, const autockpt *a, const mbj_pos *end)
 	if (!a->known)
 		return true;
 	return journal_since(a, end) >= limit ||
-	       clock_s(CLOCK_REALTIME_COARSE) - a->written >= every;
+	       clock_ms(CLOCK_REALTIME_COARSE) / 1000 - a->written >= every;
 }
 
 /* Holding the compactor lock: checkpoint unless one was just made. */
@@ -159,8 +162,12 @@ static void run(mb_bank *b, autockpt *a, const mbj_pos *end)
 	rc = lockfile_try(&lock, LOCK_COMPACTOR, b->path, "compactor.lock", b->file_mode, b);
 
 	if (rc == 1) {
+		/* another process or thread is checkpointing: without a pause,
+		 * every write would try its lock (4 system calls) until the new
+		 * checkpoint shows */
 		a->busy++;
-		return;  /* another process or thread is checkpointing */
+		a->hold_until = clock_ms(CLOCK_MONOTONIC_COARSE) + AUTO_BUSY_MS;
+		return;
 	}
 	if (!rc) {
 		a->known = false;  /* look again, now that nobody else can write one */
@@ -172,7 +179,7 @@ static void run(mb_bank *b, autockpt *a, const mbj_pos *end)
 		lockfile_release(&lock);
 	}
 	if (rc) {
-		a->hold_until = clock_s(CLOCK_MONOTONIC_COARSE) + AUTO_RETRY_S;
+		a->hold_until = clock_ms(CLOCK_MONOTONIC_COARSE) + AUTO_RETRY_S * 1000;
 		a->failures++;
 		snprintf(a->last_error, sizeof a->last_error, "%s",
 		         *mb_last_error(b) ? mb_last_error(b) : mb_strerror(rc));
@@ -189,7 +196,7 @@ void bank_auto_checkpoint(mb_bank *b, const mbj_pos *end)
 
 	if (b->opts.no_auto_checkpoint || !a || pthread_mutex_trylock(&a->mu))
 		return;
-	now = clock_s(CLOCK_MONOTONIC_COARSE);
+	now = clock_ms(CLOCK_MONOTONIC_COARSE);
 	if (now >= a->next_look)
 		refresh(b, a);
 	/* a due look from a stale cache (another process checkpointed within
