@@ -4,7 +4,11 @@
  * with MB_ECANCELED, leaving everything as it was.
  */
 #include <dirent.h>
+#include <pthread.h>
+#include <stdatomic.h>
 
+#include "bank.h"
+#include "kv.h"
 #include "helpers.h"
 
 #define NPAGES 10000u
@@ -255,6 +259,84 @@ static void test_snapshot_reads_briefly(void **state)
 	free(dir);
 }
 
+/* The copy holds the writer lock (snapshot.c, THE COPY HOLDS THE WRITER
+ * LOCK), so no commit frees a page it reads.  A child process holds the
+ * store's writer lock; a snapshot started meanwhile may not finish before
+ * the child lets go.  (With a read transaction it finished in milliseconds:
+ * checked.  The 300 ms pause only gives a wrong snapshot time to show
+ * itself; a right one can never finish early, however slow the machine.) */
+typedef struct snap_thread {
+	mb_bank *b;
+	const char *out;
+	int rc;
+	atomic_bool done;
+} snap_thread;
+
+static void *snapshot_in_thread(void *arg)
+{
+	snap_thread *st = arg;
+
+	st->rc = mb_snapshot(st->b, st->out, NULL);
+	atomic_store(&st->done, true);
+	return NULL;
+}
+
+static void test_snapshot_copy_holds_writer_lock(void **state)
+{
+	char *dir = tmp_dir(), out[4096], path[4096], c;
+	int held[2], go[2];
+	snap_thread st = { 0 };
+	pthread_t thread;
+	seen s[4];
+	mb_options o;
+	mb_bank *b;
+	pid_t pid;
+
+	(void)state;
+	memset(s, 0, sizeof s);
+	b = filled(dir, "bank", s);
+	assert_int_equal(mb_close(b), 0);
+	snprintf(path, sizeof path, "%s/bank", dir);
+	assert_int_equal(pipe(held), 0);
+	assert_int_equal(pipe(go), 0);
+	mb_options_init(&o);
+	o.durability = MB_DURABILITY_FAST;
+	o.no_auto_checkpoint = true;
+	/* opened first: an open may write, and so wait for the lock too */
+	assert_int_equal(mb_open(path, &o, &b), 0);
+	fflush(NULL);
+	if ((pid = fork()) == 0) {
+		mb_bank *mine;
+		kv_txn *t;
+		if (mb_open(path, &o, &mine) || kv_begin(mine->kv, true, &t) ||
+		    write(held[1], "h", 1) != 1 || read(go[0], &c, 1) != 1)
+			_exit(1);
+		kv_abort(t);
+		_exit(mb_close(mine) ? 2 : 0);
+	}
+	assert_int_equal(read(held[0], &c, 1), 1);
+	snprintf(out, sizeof out, "%s/out", dir);
+	assert_int_equal(mkdir(out, 0700), 0);
+	st.b = b;
+	st.out = out;
+	assert_int_equal(pthread_create(&thread, NULL, snapshot_in_thread, &st), 0);
+	nanosleep(&(struct timespec){ 0, 300 * 1000000 }, NULL);
+	assert_false(atomic_load(&st.done));    /* waiting for the writer lock */
+	assert_int_equal(write(go[1], "g", 1), 1);
+	assert_int_equal(pthread_join(thread, NULL), 0);
+	assert_int_equal(st.rc, 0);
+	assert_int_equal(wait_child(pid, 60), 0);
+	snprintf(path, sizeof path, "%s/notion_pages.json", out);
+	assert_int_equal(access(path, F_OK), 0);
+	for (int i = 0; i < 2; i++) {
+		close(held[i]);
+		close(go[i]);
+	}
+	assert_int_equal(mb_close(b), 0);
+	rm_rf(dir);
+	free(dir);
+}
+
 /* The copy of the pages in memory, in a file from the start, or moved to a
  * file part way (snapshot.c, SPILL): the same four files, byte for byte. */
 static void test_snapshot_spill_in_file(void **state)
@@ -422,6 +504,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_snapshot_progress),
 		cmocka_unit_test(test_snapshot_reads_briefly),
+		cmocka_unit_test(test_snapshot_copy_holds_writer_lock),
 		cmocka_unit_test(test_snapshot_spill_in_file),
 		cmocka_unit_test(test_restore_progress_and_cancel),
 		cmocka_unit_test(test_rebuild_progress_and_cancel),
