@@ -409,7 +409,10 @@ void gq_submit(gq *q, uint8_t type, const void *payload, uint32_t len)
 	s->len = len;
 	s->seq = 0;
 	memcpy(s->payload, payload, len);
-	s->ticket = __atomic_add_fetch(&q->head->ticket, 1, __ATOMIC_RELAXED);
+	/* atomic: gq_unlock() reads it without the leader lock, and may read
+	 * a slot that has been done and submitted again since its look */
+	__atomic_store_n(&s->ticket, __atomic_add_fetch(&q->head->ticket, 1, __ATOMIC_RELAXED),
+	                 __ATOMIC_RELAXED);
 	__atomic_store_n(&s->state, S_QUEUED, __ATOMIC_RELEASE);
 }
 
@@ -444,8 +447,14 @@ void gq_unlock(gq *q)
 	end = scan_end(q);
 	for (unsigned i = 0; i < end; i++) {
 		struct gq_slot *s = slot_at(q, i);
-		if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) == S_QUEUED && s->ticket < oldest) {
-			oldest = s->ticket;
+		uint64_t ticket;
+
+		/* outside the lock the slot may be taken, done and submitted
+		 * again meanwhile: a stale ticket only wakes another writer,
+		 * which looks again */
+		if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) == S_QUEUED &&
+		    (ticket = __atomic_load_n(&s->ticket, __ATOMIC_RELAXED)) < oldest) {
+			oldest = ticket;
 			next = i;
 		}
 	}
